@@ -1,0 +1,42 @@
+/* main.c - `fs`: one binary, many subcommands (see cli.h for the contract).
+ *
+ * Docs: docs/map.md (the whole engine), each command's page for the rest.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* One line per subcommand; each lives in cli/cmd_NAME.c. */
+int fs_cmd_inspect(int argc, char **argv);
+
+static const struct {
+    const char *name;
+    cli_cmd_fn fn;
+    const char *summary;
+} commands[] = {
+    {"inspect", fs_cmd_inspect, "print a checkpoint's architecture, parameter counts and tensors"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: fs COMMAND [OPTIONS]   (fs COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nMODEL is a model directory (config.json, *.safetensors, tokenizer.json);\n"
+               "-m may be omitted when FS_MODEL is set.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return FS_EXIT_USAGE;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return FS_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "fs: unknown command '%s' (fs --help lists them)\n", argv[1]);
+    return FS_EXIT_USAGE;
+}
