@@ -37,3 +37,5 @@ int cli_parse_double(const char *s, double lo, double hi, double *out);
 
 /* Subcommands. */
 typedef int (*cli_cmd_fn)(int argc, char **argv);
+
+#endif

@@ -27,7 +27,12 @@ int fs_err_prefix(fs_err *e, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    /* assemble "pre: old" by hand, truncating to the buffer */
+    size_t cap = sizeof e->msg - 1, n = 0;
+    const char *parts[3] = {pre, ": ", old};
+    for (int i = 0; i < 3; i++)
+        for (const char *p = parts[i]; *p && n < cap; p++) e->msg[n++] = *p;
+    e->msg[n] = 0;
     return -1;
 }
 
