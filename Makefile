@@ -11,12 +11,12 @@ OPT     ?= -O2
 # No -ffast-math anywhere: the reference path must follow IEEE so golden
 # vectors compare bit-for-bit-ish across compilers.
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -Wall -Wextra -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L -Isrc
-LDLIBS  += -lm -lpthread
+override CFLAGS += -std=c11 -Wall -Wextra -Wno-unused-parameter -D_POSIX_C_SOURCE=200809L -Isrc
+override LDLIBS += -lm -lpthread
 
 UNAME_S := $(shell uname -s)
 ifeq ($(UNAME_S),Linux)
-LDLIBS  += -ldl
+override LDLIBS += -ldl
 endif
 
 SRC      := $(wildcard src/*.c src/cpu/*.c)

@@ -35,6 +35,15 @@ void fs_session_free(fs_session *s);
  * last token. */
 int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
 
+/* fs_session_eval plus what the golden tests compare (either may be NULL):
+ *   logits_all  [n, V]        logits of every one of the n positions
+ *   checkpoints [(L+2), n, H] the residual stream after the embedding, after
+ *                             each layer, and after the final norm.
+ * Same checks and same arithmetic as fs_session_eval; slower (lm_head runs
+ * for every position). */
+int fs_session_eval_debug(fs_session *s, const int *ids, int n, float *logits_all, float *checkpoints,
+                          fs_err *e);
+
 const float *fs_session_logits(const fs_session *s); /* [V] */
 int fs_session_pos(const fs_session *s);             /* tokens in the cache */
 int fs_session_n_ctx(const fs_session *s);
@@ -44,5 +53,6 @@ void fs_session_truncate(fs_session *s, int n);
 size_t fs_session_kv_bytes(const fs_session *s);      /* KV cache memory */
 size_t fs_session_scratch_bytes(const fs_session *s); /* activations + logits */
 const fs_model *fs_session_model(const fs_session *s);
+int fs_session_max_batch(const fs_session *s);        /* tokens per prefill chunk */
 
 #endif

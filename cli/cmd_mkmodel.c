@@ -1,0 +1,99 @@
+/* cmd_mkmodel.c - `fs mkmodel`: write a random, reproducible Qwen3
+ * checkpoint (HF layout) from a config.json. See src/mkmodel.h for the
+ * tensors written and the weight distribution.
+ *
+ * Docs: docs/testing.md
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mkmodel.h"
+
+static void help(FILE *f) {
+    fprintf(f,
+            "usage: fs mkmodel --config CONFIG.json --out DIR [--seed S] [--dtype bf16|f16|f32]\n"
+            "                  [--shards N] [--tokenizer DIR] [--scale X]\n"
+            "\n"
+            "Write a Qwen3 checkpoint with random weights, deterministic from the seed\n"
+            "(same seed, same bytes on any machine):\n"
+            "  DIR/config.json             CONFIG with torch_dtype, architectures, model_type set\n"
+            "  DIR/generation_config.json  copied from beside CONFIG, else Qwen3's defaults\n"
+            "  DIR/model.safetensors       or N shards + model.safetensors.index.json\n"
+            "\n"
+            "  --seed S        64-bit seed (default 0)\n"
+            "  --dtype T       weight dtype: bf16 (default), f16 or f32\n"
+            "  --shards N      split the weights into N files (default 1)\n"
+            "  --tokenizer D   copy D/tokenizer.json and D/tokenizer_config.json\n"
+            "  --scale X       std multiplier of the linear weights (default 2);\n"
+            "                  weights are unit noise * X / sqrt(fan_in), embeddings unit\n"
+            "                  noise, norm weights 1 + 0.1 * unit noise\n");
+}
+
+/* Seeds are full 64-bit values; cli_parse_int stops at long. */
+static int parse_u64(const char *s, uint64_t *out) {
+    if (!s || !*s) return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int fs_cmd_mkmodel(int argc, char **argv) {
+    const char *cmd = "mkmodel";
+    fs_mkmodel_opts o = {0};
+    o.dtype = FS_DTYPE_BF16;
+    o.shards = 1;
+    o.scale = FS_MKMODEL_DEFAULT_SCALE;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        int r;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            help(stdout);
+            return FS_EXIT_OK;
+        } else if ((r = cli_flag(argc, argv, &i, "--config", NULL, &v)) != 0) {
+            if (r < 0) return FS_EXIT_USAGE;
+            o.config_path = v;
+        } else if ((r = cli_flag(argc, argv, &i, "--out", "-o", &v)) != 0) {
+            if (r < 0) return FS_EXIT_USAGE;
+            o.out_dir = v;
+        } else if ((r = cli_flag(argc, argv, &i, "--seed", NULL, &v)) != 0) {
+            if (r < 0) return FS_EXIT_USAGE;
+            if (parse_u64(v, &o.seed)) return cli_fail(cmd, FS_EXIT_USAGE, "--seed must be an integer in [0, 2^64)");
+        } else if ((r = cli_flag(argc, argv, &i, "--dtype", NULL, &v)) != 0) {
+            if (r < 0) return FS_EXIT_USAGE;
+            if (!strcmp(v, "bf16")) o.dtype = FS_DTYPE_BF16;
+            else if (!strcmp(v, "f16")) o.dtype = FS_DTYPE_F16;
+            else if (!strcmp(v, "f32")) o.dtype = FS_DTYPE_F32;
+            else return cli_fail(cmd, FS_EXIT_USAGE, "--dtype must be bf16, f16 or f32, not '%s'", v);
+        } else if ((r = cli_flag(argc, argv, &i, "--shards", NULL, &v)) != 0) {
+            long n;
+            if (r < 0) return FS_EXIT_USAGE;
+            if (cli_parse_int(v, 1, 99999, &n)) return cli_fail(cmd, FS_EXIT_USAGE, "--shards must be in [1, 99999]");
+            o.shards = (int)n;
+        } else if ((r = cli_flag(argc, argv, &i, "--tokenizer", NULL, &v)) != 0) {
+            if (r < 0) return FS_EXIT_USAGE;
+            o.tokenizer_dir = v;
+        } else if ((r = cli_flag(argc, argv, &i, "--scale", NULL, &v)) != 0) {
+            if (r < 0) return FS_EXIT_USAGE;
+            if (cli_parse_double(v, 1e-6, 1e6, &o.scale))
+                return cli_fail(cmd, FS_EXIT_USAGE, "--scale must be a number in [1e-6, 1e6]");
+        } else {
+            help(stderr);
+            return cli_fail(cmd, FS_EXIT_USAGE, "unknown option '%s'", argv[i]);
+        }
+    }
+    if (!o.config_path || !o.out_dir) {
+        help(stderr);
+        return cli_fail(cmd, FS_EXIT_USAGE, "--config and --out are required");
+    }
+    fs_err e = {{0}};
+    if (fs_mkmodel(&o, &e)) return cli_fail(cmd, FS_EXIT_INPUT, "%s", e.msg);
+    return FS_EXIT_OK;
+}

@@ -1,0 +1,70 @@
+/* attention.c - grouped-query causal self-attention against the KV cache.
+ *
+ *   q:   [T, Hq, D]         this chunk's queries; token t sits at position pos0 + t
+ *   k_cache, v_cache: [n_ctx, Hkv, D]   keys/values of positions 0 .. pos0+T-1
+ *   out: [T, Hq, D]
+ *
+ *   for each token t, query head h, with kv head g = h / (Hq / Hkv):
+ *     s_j   = (q[t,h] . k[j,g]) / sqrt(D)        for j = 0 .. pos0 + t
+ *     a_j   = exp(s_j - max s) / sum_j' exp(s_j' - max s)
+ *     out[t,h] = sum_j a_j v[j,g]
+ *
+ * Causal: the loop over keys stops at the token's own position, so a token
+ * never sees a later one - also within a prefill chunk, whose later rows are
+ * already in the cache. Grouped-query attention (GQA): Hq / Hkv consecutive
+ * query heads share one key/value head, which shrinks the cache by that
+ * factor (Qwen3-0.6B: 16 query heads, 8 kv heads).
+ *
+ * Softmax subtracts the row maximum first so exp never overflows; it does not
+ * change the result. Scores and then probabilities are stored as f32 in
+ * scratch (as PyTorch holds them); the dot products, the sum of
+ * exponentials and the weighted sum of values are accumulated in double and
+ * rounded once (see cpu.h). exp is evaluated twice per score rather than
+ * keeping a second scratch row: this is the reference, not the fast path.
+ *
+ * Docs: docs/forward.md, docs/kv-cache.md
+ */
+#include <math.h>
+
+#include "cpu.h"
+
+void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
+                      fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
+    (void)b;
+    int group = Hq / Hkv;
+    double scale = 1.0 / sqrt((double)D);
+    const float *qs = cpu_f32(q), *ks = cpu_f32(k_cache), *vs = cpu_f32(v_cache);
+    float *os = cpu_f32_mut(out);
+    float *scores = cpu_f32_mut(scratch);
+    size_t kv_row = (size_t)Hkv * (size_t)D;   /* one position in the cache */
+
+    for (int t = 0; t < T; t++) {
+        int n_keys = pos0 + t + 1;   /* causal: positions 0 .. pos0 + t */
+        for (int h = 0; h < Hq; h++) {
+            int g = h / group;
+            const float *qh = qs + ((size_t)t * (size_t)Hq + (size_t)h) * (size_t)D;
+            float *oh = os + ((size_t)t * (size_t)Hq + (size_t)h) * (size_t)D;
+
+            float smax = -INFINITY;
+            for (int j = 0; j < n_keys; j++) {
+                const float *kj = ks + (size_t)j * kv_row + (size_t)g * (size_t)D;
+                double dot = 0.0;
+                for (int d = 0; d < D; d++) dot += (double)qh[d] * (double)kj[d];
+                scores[j] = (float)(dot * scale);
+                if (scores[j] > smax) smax = scores[j];
+            }
+
+            double sum = 0.0;
+            for (int j = 0; j < n_keys; j++) sum += exp((double)scores[j] - (double)smax);
+            for (int j = 0; j < n_keys; j++)   /* probabilities, rounded to f32 like PyTorch's softmax */
+                scores[j] = (float)(exp((double)scores[j] - (double)smax) / sum);
+
+            for (int d = 0; d < D; d++) {
+                double acc = 0.0;
+                for (int j = 0; j < n_keys; j++)
+                    acc += (double)scores[j] * (double)vs[(size_t)j * kv_row + (size_t)g * (size_t)D + (size_t)d];
+                oh[d] = (float)acc;
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+/* test_forward.c - the session: cache, chunking, errors, truncation.
+ *
+ * A tiny random Qwen3 (bf16 weights) is built in memory, no files. Checked:
+ *   - the forward pass against an independent, naive double-precision
+ *     implementation written here from the equations (catches wiring bugs:
+ *     a wrong buffer, a missing norm, a wrong head mapping);
+ *   - cached decode == uncached recompute: prefill N, decode M one by one,
+ *     each step's logits equal those of one batched pass over the whole
+ *     sequence (fs_session_eval_debug gives every position);
+ *   - prefill in one call == token by token, also across the max_batch
+ *     chunk boundary (600 tokens);
+ *   - errors: past n_ctx, id out of range, n = 0, bad shapes, bad backend;
+ *     a failed eval changes nothing; truncate + re-eval reproduces logits.
+ * Bound for the cache tests: 1e-6 * (1 + |v|). The reference backend
+ * computes every output element with the same sequence of operations
+ * whatever T is, so the observed difference is 0; the bound leaves room for
+ * a future backend that blocks prefill differently.
+ *
+ * Docs: docs/forward.md, docs/kv-cache.md, docs/testing.md
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "forward.h"
+#include "test.h"
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+/* ---- a tiny model in memory ---- */
+
+static void *blobs[256];
+static int n_blobs;
+
+static void make_tensor(fs_tensor *t, const char *name, int64_t d0, int64_t d1, double center, double scale) {
+    size_t n = (size_t)d0 * (size_t)(d1 ? d1 : 1);
+    uint16_t *data = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) data[i] = fs_f32_to_bf16((float)(center + urand() * scale));
+    blobs[n_blobs++] = data;
+    t->name = name;
+    t->dtype = FS_DTYPE_BF16;
+    t->ndim = d1 ? 2 : 1;
+    t->shape[0] = d0;
+    t->shape[1] = d1;
+    t->data = data;
+    t->nbytes = n * 2;
+}
+
+static void make_model(fs_model *m, int L, int H, int Hq, int Hkv, int D, int I, int V) {
+    memset(m, 0, sizeof *m);
+    fs_config *c = &m->cfg;
+    c->n_layers = L; c->hidden = H; c->n_heads = Hq; c->n_kv_heads = Hkv;
+    c->head_dim = D; c->ffn = I; c->vocab = V; c->max_pos = 1024;
+    c->rope_theta = 1000000.0; c->rms_eps = 1e-6;
+    make_tensor(&m->embed_tokens, "model.embed_tokens.weight", V, H, 0, 1.7);
+    make_tensor(&m->norm, "model.norm.weight", H, 0, 1, 0.2);
+    make_tensor(&m->lm_head, "lm_head.weight", V, H, 0, 1.7);
+    m->layers = calloc((size_t)L, sizeof *m->layers);
+    double sh = 1.7 / sqrt(H), sa = 1.7 / sqrt(Hq * D), si = 1.7 / sqrt(I);
+    for (int l = 0; l < L; l++) {
+        fs_layer *w = &m->layers[l];
+        make_tensor(&w->input_layernorm, "input_layernorm", H, 0, 1, 0.2);
+        make_tensor(&w->q_proj, "q_proj", (int64_t)Hq * D, H, 0, sh);
+        make_tensor(&w->k_proj, "k_proj", (int64_t)Hkv * D, H, 0, sh);
+        make_tensor(&w->v_proj, "v_proj", (int64_t)Hkv * D, H, 0, sh);
+        make_tensor(&w->q_norm, "q_norm", D, 0, 1, 0.2);
+        make_tensor(&w->k_norm, "k_norm", D, 0, 1, 0.2);
+        make_tensor(&w->o_proj, "o_proj", H, (int64_t)Hq * D, 0, sa);
+        make_tensor(&w->post_attention_layernorm, "post_attention_layernorm", H, 0, 1, 0.2);
+        make_tensor(&w->gate_proj, "gate_proj", I, H, 0, sh);
+        make_tensor(&w->up_proj, "up_proj", I, H, 0, sh);
+        make_tensor(&w->down_proj, "down_proj", H, I, 0, si);
+    }
+}
+
+static void free_model(fs_model *m) {
+    for (int i = 0; i < n_blobs; i++) free(blobs[i]);
+    n_blobs = 0;
+    free(m->layers);
+}
+
+/* ---- an independent naive forward pass in double ---- */
+
+static double wget(const fs_tensor *t, size_t i) { return fs_bf16_to_f32(((const uint16_t *)t->data)[i]); }
+
+static void ref_rmsnorm(double *x, int n, const fs_tensor *w, size_t w_off, double eps, double *y) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / n + eps);
+    for (int i = 0; i < n; i++) y[i] = x[i] * r * wget(w, w_off + (size_t)i);
+}
+
+static void ref_linear(const double *x, const fs_tensor *W, int K, int N, double *y) {
+    for (int n = 0; n < N; n++) {
+        double acc = 0;
+        for (int k = 0; k < K; k++) acc += x[k] * wget(W, (size_t)n * K + k);
+        y[n] = acc;
+    }
+}
+
+/* logits [n, V] of every position, recomputing everything from scratch. */
+static void ref_forward(const fs_model *m, const int *ids, int n, double *logits) {
+    const fs_config *c = &m->cfg;
+    int H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim, I = c->ffn, V = c->vocab;
+    double *x = calloc((size_t)n * H, 8), *h = calloc(H, 8), *q = calloc((size_t)n * Hq * D, 8);
+    double *k = calloc((size_t)n * Hkv * D, 8), *v = calloc((size_t)n * Hkv * D, 8);
+    double *a = calloc((size_t)Hq * D, 8), *o = calloc(H, 8), *g = calloc(I, 8), *u = calloc(I, 8);
+    double *p = calloc(n, 8);
+    for (int t = 0; t < n; t++)
+        for (int i = 0; i < H; i++) x[t * H + i] = wget(&m->embed_tokens, (size_t)ids[t] * H + i);
+    for (int l = 0; l < c->n_layers; l++) {
+        const fs_layer *w = &m->layers[l];
+        for (int t = 0; t < n; t++) {
+            ref_rmsnorm(x + t * H, H, &w->input_layernorm, 0, c->rms_eps, h);
+            ref_linear(h, &w->q_proj, H, Hq * D, q + (size_t)t * Hq * D);
+            ref_linear(h, &w->k_proj, H, Hkv * D, k + (size_t)t * Hkv * D);
+            ref_linear(h, &w->v_proj, H, Hkv * D, v + (size_t)t * Hkv * D);
+            for (int hh = 0; hh < Hq + Hkv; hh++) {   /* QK-norm then RoPE, per head */
+                double *head = hh < Hq ? q + ((size_t)t * Hq + hh) * D : k + ((size_t)t * Hkv + hh - Hq) * D;
+                double tmp[256];
+                ref_rmsnorm(head, D, hh < Hq ? &w->q_norm : &w->k_norm, 0, c->rms_eps, tmp);
+                for (int i = 0; i < D / 2; i++) {
+                    double ang = t * pow(c->rope_theta, -2.0 * i / D);
+                    head[i] = tmp[i] * cos(ang) - tmp[i + D / 2] * sin(ang);
+                    head[i + D / 2] = tmp[i + D / 2] * cos(ang) + tmp[i] * sin(ang);
+                }
+            }
+        }
+        for (int t = 0; t < n; t++) {
+            for (int hh = 0; hh < Hq; hh++) {
+                int gk = hh / (Hq / Hkv);
+                double mx = -INFINITY, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double dot = 0;
+                    for (int d = 0; d < D; d++) dot += q[((size_t)t * Hq + hh) * D + d] * k[((size_t)j * Hkv + gk) * D + d];
+                    p[j] = dot / sqrt((double)D);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int j = 0; j <= t; j++) { p[j] = exp(p[j] - mx); sum += p[j]; }
+                for (int d = 0; d < D; d++) {
+                    double acc = 0;
+                    for (int j = 0; j <= t; j++) acc += p[j] / sum * v[((size_t)j * Hkv + gk) * D + d];
+                    a[hh * D + d] = acc;
+                }
+            }
+            ref_linear(a, &w->o_proj, Hq * D, H, o);
+            for (int i = 0; i < H; i++) x[t * H + i] += o[i];
+            ref_rmsnorm(x + t * H, H, &w->post_attention_layernorm, 0, c->rms_eps, h);
+            ref_linear(h, &w->gate_proj, H, I, g);
+            ref_linear(h, &w->up_proj, H, I, u);
+            for (int i = 0; i < I; i++) g[i] = g[i] / (1 + exp(-g[i])) * u[i];
+            ref_linear(g, &w->down_proj, I, H, o);
+            for (int i = 0; i < H; i++) x[t * H + i] += o[i];
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        ref_rmsnorm(x + t * H, H, &m->norm, 0, c->rms_eps, h);
+        ref_linear(h, &m->lm_head, H, V, logits + (size_t)t * V);
+    }
+    free(x); free(h); free(q); free(k); free(v); free(a); free(o); free(g); free(u); free(p);
+}
+
+/* ---- helpers ---- */
+
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]) / (1 + fabs((double)b[i]));
+        if (!(d <= worst)) worst = d;
+    }
+    return worst;
+}
+
+static fs_session *new_session(const fs_model *m, int n_ctx) {
+    fs_session_opts o = {n_ctx, "cpu", 0};
+    fs_session *s = NULL;
+    fs_err e;
+    if (fs_session_new(&s, m, &o, &e)) {
+        fprintf(stderr, "fs_session_new: %s\n", e.msg);
+        exit(1);
+    }
+    return s;
+}
+
+/* ---- tests ---- */
+
+static void test_against_naive(const fs_model *m) {
+    int V = m->cfg.vocab, n = 9, L = m->cfg.n_layers, H = m->cfg.hidden;
+    int ids[9] = {3, 1, 4, 1, 5, 9, 2, 6, 5};
+    fs_session *s = new_session(m, 32);
+    float *logits = malloc(sizeof(float) * n * V), *ck = malloc(sizeof(float) * (L + 2) * n * H);
+    double *ref = malloc(sizeof(double) * n * V);
+    fs_err e;
+    CHECK(fs_session_eval_debug(s, ids, n, logits, ck, &e) == 0);
+    ref_forward(m, ids, n, ref);
+    double worst = 0;
+    for (int i = 0; i < n * V; i++) {
+        double d = fabs(logits[i] - ref[i]) / (1 + fabs(ref[i]));
+        if (!(d <= worst)) worst = d;
+    }
+    printf("forward vs naive double reference: max rel diff %.3g\n", worst);
+    CHECKF(worst <= 1e-4, "forward vs naive reference: %g", worst);
+    /* checkpoint 0 is the embedding; the last logits are fs_session_logits */
+    CHECK(ck[0] == fs_bf16_to_f32(((const uint16_t *)m->embed_tokens.data)[(size_t)ids[0] * H]));
+    CHECK(memcmp(fs_session_logits(s), logits + (size_t)(n - 1) * V, sizeof(float) * V) == 0);
+    CHECK_EQ_INT(fs_session_pos(s), n);
+    free(logits); free(ck); free(ref);
+    fs_session_free(s);
+}
+
+/* Prefill N, then decode M tokens one at a time; compare each step with
+ * one batched pass over all N + M tokens. */
+static void test_cached_decode(const fs_model *m, int N, int M, int n_ctx) {
+    int V = m->cfg.vocab, total = N + M;
+    int *ids = malloc(sizeof(int) * total);
+    for (int i = 0; i < total; i++) ids[i] = (int)((urand() + 1) / 2 * V) % V;
+    fs_err e;
+
+    fs_session *batch = new_session(m, n_ctx);
+    float *all = malloc(sizeof(float) * (size_t)total * V);
+    CHECK(fs_session_eval_debug(batch, ids, total, all, NULL, &e) == 0);
+
+    fs_session *s = new_session(m, n_ctx);
+    double worst = 0;
+    CHECK(fs_session_eval(s, ids, N, &e) == 0);
+    double d = max_rel_diff(fs_session_logits(s), all + (size_t)(N - 1) * V, V);
+    if (d > worst) worst = d;
+    for (int i = N; i < total; i++) {
+        CHECK(fs_session_eval(s, ids + i, 1, &e) == 0);
+        d = max_rel_diff(fs_session_logits(s), all + (size_t)i * V, V);
+        if (!(d <= worst)) worst = d;
+    }
+    printf("prefill %d + decode %d vs one batch of %d: max rel diff %.3g\n", N, M, total, worst);
+    CHECKF(worst <= 1e-6, "cached decode (N %d, M %d): %g", N, M, worst);
+    free(ids); free(all);
+    fs_session_free(batch);
+    fs_session_free(s);
+}
+
+static void test_errors_and_truncate(const fs_model *m) {
+    int V = m->cfg.vocab;
+    fs_session *s = new_session(m, 8);
+    fs_err e;
+    int ids[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    CHECK_EQ_INT(fs_session_n_ctx(s), 8);
+    CHECK(fs_session_eval(s, ids, 6, &e) == 0);
+    float *saved = malloc(sizeof(float) * V);
+    memcpy(saved, fs_session_logits(s), sizeof(float) * V);
+
+    /* past n_ctx: clear error, nothing changed */
+    CHECK(fs_session_eval(s, ids, 3, &e) == -1);
+    CHECK(strstr(e.msg, "context full") != NULL);
+    CHECK_EQ_INT(fs_session_pos(s), 6);
+    CHECK(memcmp(saved, fs_session_logits(s), sizeof(float) * V) == 0);
+
+    /* ids out of range and empty input */
+    int bad[2] = {1, V};
+    CHECK(fs_session_eval(s, bad, 2, &e) == -1 && strstr(e.msg, "out of range"));
+    bad[1] = -1;
+    CHECK(fs_session_eval(s, bad, 2, &e) == -1 && strstr(e.msg, "out of range"));
+    CHECK(fs_session_eval(s, ids, 0, &e) == -1);
+    CHECK_EQ_INT(fs_session_pos(s), 6);
+
+    /* still usable: fill the context exactly */
+    CHECK(fs_session_eval(s, ids + 6, 2, &e) == 0);
+    CHECK_EQ_INT(fs_session_pos(s), 8);
+    memcpy(saved, fs_session_logits(s), sizeof(float) * V);
+    CHECK(fs_session_eval(s, ids, 1, &e) == -1);
+
+    /* truncate, continue differently, truncate back, re-eval: same logits */
+    fs_session_truncate(s, 5);
+    CHECK_EQ_INT(fs_session_pos(s), 5);
+    int other[3] = {9, 9, 9};
+    CHECK(fs_session_eval(s, other, 3, &e) == 0);
+    fs_session_truncate(s, 5);
+    CHECK(fs_session_eval(s, ids + 5, 3, &e) == 0);
+    CHECK(memcmp(saved, fs_session_logits(s), sizeof(float) * V) == 0);
+    fs_session_truncate(s, 100);   /* beyond pos: no change */
+    CHECK_EQ_INT(fs_session_pos(s), 8);
+    fs_session_truncate(s, 0);
+    CHECK_EQ_INT(fs_session_pos(s), 0);
+    CHECK(fs_session_eval(s, ids, 8, &e) == 0);
+    CHECK(memcmp(saved, fs_session_logits(s), sizeof(float) * V) == 0);
+
+    /* memory accounting: K and V, f32, every layer and position */
+    const fs_config *c = &m->cfg;
+    CHECK_EQ_INT(fs_session_kv_bytes(s), 2ull * c->n_layers * 8 * c->n_kv_heads * c->head_dim * 4);
+    CHECK(fs_session_scratch_bytes(s) > 0);
+    CHECK(fs_session_model(s) == m);
+    free(saved);
+    fs_session_free(s);
+}
+
+static void test_session_new_errors(fs_model *m) {
+    fs_session *s = NULL;
+    fs_err e;
+    fs_session_opts o = {16, "nope", 0};
+    CHECK(fs_session_new(&s, m, &o, &e) == -1 && strstr(e.msg, "unknown backend"));
+    o.backend = NULL;
+    o.n_ctx = 5000;   /* max_pos is 1024 */
+    CHECK(fs_session_new(&s, m, &o, &e) == -1 && strstr(e.msg, "max_position_embeddings"));
+    o.n_ctx = 0;      /* default: 4096 capped by max_pos */
+    CHECK(fs_session_new(&s, m, &o, &e) == 0 && fs_session_n_ctx(s) == 1024);
+    fs_session_free(s);
+    o.n_ctx = 16;
+
+    int64_t keep = m->layers[1].k_proj.shape[0];
+    m->layers[1].k_proj.shape[0] = keep + 1;
+    CHECK(fs_session_new(&s, m, &o, &e) == -1 && strstr(e.msg, "layer 1") && strstr(e.msg, "k_proj"));
+    m->layers[1].k_proj.shape[0] = keep;
+
+    const void *d = m->norm.data;
+    m->norm.data = NULL;
+    CHECK(fs_session_new(&s, m, &o, &e) == -1 && strstr(e.msg, "model.norm.weight"));
+    m->norm.data = d;
+
+    int hkv = m->cfg.n_kv_heads;
+    m->cfg.n_kv_heads = 3;
+    CHECK(fs_session_new(&s, m, &o, &e) == -1 && strstr(e.msg, "multiple"));
+    m->cfg.n_kv_heads = hkv;
+    CHECK(s == NULL);
+}
+
+int main(void) {
+    fs_model m;
+    /* L 2, H 32, Hq 4, Hkv 2 (GQA 2:1), D 16, I 48, V 61 */
+    make_model(&m, 2, 32, 4, 2, 16, 48, 61);
+    test_against_naive(&m);
+    test_cached_decode(&m, 5, 6, 16);
+    test_cached_decode(&m, 1, 10, 16);        /* token by token from the start */
+    test_cached_decode(&m, 520, 80, 700);     /* crosses the 512-token chunk */
+    test_errors_and_truncate(&m);
+    test_session_new_errors(&m);
+    free_model(&m);
+
+    /* GQA 4:1 and MHA (1:1), odd sizes */
+    make_model(&m, 3, 24, 4, 1, 8, 20, 37);
+    test_against_naive(&m);
+    test_cached_decode(&m, 3, 4, 8);
+    free_model(&m);
+    make_model(&m, 1, 20, 2, 2, 6, 13, 29);
+    test_against_naive(&m);
+    test_cached_decode(&m, 2, 5, 12);
+    free_model(&m);
+    return TEST_SUMMARY();
+}
