@@ -1,0 +1,655 @@
+/* pull.c - download a model from the Hugging Face hub with the curl program.
+ *
+ * How one file is fetched (pull_file):
+ *
+ *   1. The answer to  GET (or HEAD) ENDPOINT/OWNER/NAME/resolve/REV/FILE,
+ *      redirects followed, says whether the file exists (a 404 carries
+ *      X-Error-Code: RepoNotFound / EntryNotFound / RevisionNotFound),
+ *      whether we may read it (401/403: gated or private), its size and, for
+ *      files stored in LFS, its sha256: the hub answers 302 with
+ *      X-Linked-Size and X-Linked-Etag, then the CDN answers with the bytes
+ *      and an ETag that is the same sha256.
+ *   2. When FILE or FILE.part is already on disk we HEAD first: FILE with
+ *      the right size is "up to date" and skipped.
+ *   3. GET into FILE.part. If FILE.part exists from an interrupted run we
+ *      ask only for the rest (curl -C N sends "Range: bytes=N-"). A server
+ *      that ignores Range answers 200 with the whole file; curl refuses to
+ *      append that (exit 33), and we start over from byte 0.
+ *   4. Check: the size must be the expected one; a sha256, when the hub gave
+ *      one, must match (else the .part is deleted: "corrupt download").
+ *   5. rename(FILE.part, FILE): atomic, so FILE is either absent or whole.
+ *
+ * Why curl and not sockets: HTTPS needs TLS, which is thousands of lines we
+ * do not want to own; curl is on every Debian and macOS machine. We spawn it
+ * with an argv array (no shell, so nothing in a repo id or URL can inject a
+ * command), with -q so the user's ~/.curlrc cannot change its behaviour,
+ * with --fail so HTTP errors are an exit status instead of an error page
+ * written into the .part, and -D so we can read the status and headers. The
+ * token reaches curl through a pipe on its stdin (curl -H @-), so it never
+ * appears in the process list or on disk.
+ *
+ * config.json comes first and must load (fs_config_load): a wrong repo id,
+ * a missing token or an architecture fs cannot run is reported before any
+ * weights move.
+ *
+ * Docs: docs/pull.md
+ */
+#include "pull.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "model.h"
+#include "sha256.h"
+
+extern char **environ;
+
+#define PATH_CAP 4096
+#define URL_CAP 4096
+
+/* Everything one fs_pull call needs. */
+typedef struct pull {
+    const char *repo;
+    const char *dir;          /* the model directory */
+    char endpoint[1024];      /* no trailing '/' */
+    const char *revision;
+    const fs_pull_opts *opts;
+    char tmp[PATH_CAP];       /* private scratch dir (0700) */
+    char hdr_path[PATH_CAP];  /* curl -D: response headers */
+    char err_path[PATH_CAP];  /* curl's stderr: its error message */
+    char auth[2048];          /* "Authorization: Bearer TOKEN\n", or "" */
+} pull;
+
+/* What we read back from a curl run. */
+typedef struct response {
+    int curl_exit;          /* curl's exit status (0 ok, 22 HTTP error, ...) */
+    int status;             /* final HTTP status, 0 if no response */
+    int64_t content_length; /* of the final response, -1 if absent */
+    int64_t linked_size;    /* X-Linked-Size (any hop), -1 if absent */
+    int64_t range_total;    /* Content-Range: bytes A-B/TOTAL of a 206, -1 if absent */
+    char etag[128];         /* ETag of the final response, unquoted */
+    char linked_etag[128];  /* X-Linked-Etag (any hop), unquoted */
+    char error_code[64];    /* X-Error-Code of the final response */
+    char curl_msg[256];     /* curl's own error line, "curl: " stripped */
+} response;
+
+static void emit(const pull *P, fs_pull_event ev, const char *file, int64_t done, int64_t total,
+                 int64_t resumed_from, double seconds) {
+    if (!P->opts || !P->opts->progress) return;
+    fs_pull_progress p = {ev, file, done, total, resumed_from, seconds};
+    P->opts->progress(&p, P->opts->ctx);
+}
+
+/* ---- checks ---------------------------------------------------------- */
+
+static int name_char_ok(char c) {
+    return isalnum((unsigned char)c) || c == '-' || c == '_' || c == '.';
+}
+
+int fs_pull_check_repo_id(const char *repo, fs_err *e) {
+    if (!repo || !*repo) return fs_errf(e, "empty repo id (expected OWNER/NAME)");
+    const char *slash = strchr(repo, '/');
+    if (!slash || strchr(slash + 1, '/'))
+        return fs_errf(e, "bad repo id '%s': expected OWNER/NAME, e.g. Qwen/Qwen3-0.6B", repo);
+    size_t owner_len = (size_t)(slash - repo), name_len = strlen(slash + 1);
+    if (owner_len == 0 || name_len == 0 || owner_len > 96 || name_len > 96)
+        return fs_errf(e, "bad repo id '%s': OWNER and NAME must be 1-96 characters", repo);
+    for (const char *c = repo; *c; c++)
+        if (c != slash && !name_char_ok(*c))
+            return fs_errf(e, "bad repo id '%s': only letters, digits, '-', '_' and '.' are allowed", repo);
+    /* ".." would climb out of the cache dir; a leading '.' or '-' would make
+     * a hidden directory or look like an option. */
+    if (strstr(repo, ".."))
+        return fs_errf(e, "bad repo id '%s': '..' is not allowed", repo);
+    if (repo[0] == '.' || repo[0] == '-' || slash[1] == '.' || slash[1] == '-')
+        return fs_errf(e, "bad repo id '%s': OWNER and NAME cannot start with '.' or '-'", repo);
+    return 0;
+}
+
+int fs_pull_check_revision(const char *rev, fs_err *e) {
+    if (!*rev || strlen(rev) > 128 || strstr(rev, "..") || rev[0] == '/' || rev[0] == '-')
+        return fs_errf(e, "bad revision '%s'", rev);
+    for (const char *c = rev; *c; c++)
+        if (!name_char_ok(*c) && *c != '/') return fs_errf(e, "bad revision '%s'", rev);
+    return 0;
+}
+
+/* Shard names come from a downloaded JSON file: never trust them to stay
+ * inside the model directory. */
+static int check_shard_name(const char *s, size_t len, fs_err *e) {
+    const char *ext = ".safetensors";
+    size_t ext_len = strlen(ext);
+    int ok = len > ext_len && len < 200 && strlen(s) == len && s[0] != '.' && s[0] != '-' &&
+             memcmp(s + len - ext_len, ext, ext_len) == 0 && !strstr(s, "..");
+    for (size_t i = 0; ok && i < len; i++) ok = name_char_ok(s[i]);
+    return ok ? 0 : fs_errf(e, "model.safetensors.index.json: unsafe shard name \"%.*s\"", (int)(len < 80 ? len : 80), s);
+}
+
+int fs_pull_default_dir(const char *repo, char *out, size_t cap, fs_err *e) {
+    if (fs_pull_check_repo_id(repo, e)) return -1;
+    const char *home = getenv("FS_HOME");
+    int n;
+    if (home && *home) {
+        n = snprintf(out, cap, "%s/models/%s", home, repo);
+    } else {
+        home = getenv("HOME");
+        if (!home || !*home) return fs_errf(e, "neither FS_HOME nor HOME is set: use --dir DIR");
+        n = snprintf(out, cap, "%s/.cache/fs/models/%s", home, repo);
+    }
+    if (n < 0 || (size_t)n >= cap) return fs_errf(e, "model directory path too long");
+    return 0;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, fs_err *e) {
+    char buf[PATH_CAP];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return fs_errf(e, "path too long: %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == 0) {
+            char saved = *p;
+            *p = 0;
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                return fs_errf(e, "cannot create directory %s: %s", buf, strerror(errno));
+            *p = saved;
+            if (!saved) break;
+        }
+    }
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) return fs_errf(e, "%s is not a directory", path);
+    return 0;
+}
+
+static int64_t file_size(const char *path) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+    return (int64_t)st.st_size;
+}
+
+/* ---- running curl ----------------------------------------------------- */
+
+static void trim_line(char *s) {
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' ')) s[--n] = 0;
+}
+
+/* Strip quotes and a weak-validator prefix: W/"abc" -> abc. */
+static void set_etag(char *dst, size_t cap, const char *v) {
+    if (!strncmp(v, "W/", 2)) v += 2;
+    if (*v == '"') v++;
+    snprintf(dst, cap, "%s", v);
+    char *q = strchr(dst, '"');
+    if (q) *q = 0;
+}
+
+static int64_t parse_i64(const char *v) {
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    return (errno || end == v || x < 0) ? -1 : (int64_t)x;
+}
+
+/* curl -D writes every response of the redirect chain, each starting with
+ * its "HTTP/x y" status line. Status, Content-Length, ETag and X-Error-Code
+ * are taken from the last one; the X-Linked-* headers from whichever hop
+ * had them (the hub's 302). */
+static void parse_headers(const char *path, response *r) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[2048];
+    while (fgets(line, sizeof line, f)) {
+        trim_line(line);
+        if (!strncmp(line, "HTTP/", 5)) {
+            const char *sp = strchr(line, ' ');
+            r->status = sp ? atoi(sp + 1) : 0;
+            r->content_length = r->range_total = -1;
+            r->etag[0] = r->error_code[0] = 0;
+            continue;
+        }
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        *colon = 0;
+        const char *v = colon + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        if (!strcasecmp(line, "content-length")) r->content_length = parse_i64(v);
+        else if (!strcasecmp(line, "etag")) set_etag(r->etag, sizeof r->etag, v);
+        else if (!strcasecmp(line, "x-linked-etag")) set_etag(r->linked_etag, sizeof r->linked_etag, v);
+        else if (!strcasecmp(line, "x-linked-size")) r->linked_size = parse_i64(v);
+        else if (!strcasecmp(line, "content-range") && strchr(v, '/')) r->range_total = parse_i64(strchr(v, '/') + 1);
+        else if (!strcasecmp(line, "x-error-code")) snprintf(r->error_code, sizeof r->error_code, "%s", v);
+    }
+    fclose(f);
+}
+
+static int is_sha256_hex(const char *s) {
+    if (strlen(s) != 64) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!isxdigit((unsigned char)s[i])) return 0;
+    return 1;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* What a response says about the file: its full size and its sha256 (sha
+ * may be NULL). Fills only what is still unknown (-1 / ""), so a HEAD's
+ * answer is kept. */
+static void learn(const response *r, const char *name, int64_t start, int64_t *total, char sha[65]) {
+    if (*total < 0) {
+        if (r->linked_size >= 0) *total = r->linked_size;
+        else if (r->range_total >= 0) *total = r->range_total;
+        else if (r->content_length >= 0 && (r->status == 200 || r->status == 206))
+            *total = (r->status == 206 ? start : 0) + r->content_length;
+    }
+    /* The hub's X-Linked-Etag is the LFS sha256 of the file; a plain ETag is
+     * trusted as a sha256 only for weights (other servers may use 64-hex
+     * ETags that are not content hashes). */
+    if (sha && !sha[0]) {
+        if (is_sha256_hex(r->linked_etag)) memcpy(sha, r->linked_etag, 64);
+        else if (ends_with(name, ".safetensors") && is_sha256_hex(r->etag)) memcpy(sha, r->etag, 64);
+        sha[64] = 0;
+        for (char *c = sha; *c; c++) *c = (char)tolower((unsigned char)*c);
+    }
+}
+
+/* Run curl with args (NULL-terminated, after the common ones) for file
+ * `name`; while it runs, report the growth of `watch` (the .part) as
+ * progress. Returns -1 only when curl could not be started. */
+static int run_curl(const pull *P, const char *const *args, const char *watch, const char *name,
+                    int64_t resumed_from, int64_t total, response *r, fs_err *e) {
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = "curl";
+    argv[n++] = "-q";            /* ignore ~/.curlrc: must be first */
+    argv[n++] = "--silent";      /* no curl progress meter ... */
+    argv[n++] = "--show-error";  /* ... but do print errors */
+    argv[n++] = "--location";    /* LFS files redirect to a CDN */
+    argv[n++] = "--fail";        /* HTTP >= 400: exit 22, write no body */
+    argv[n++] = "--proto";       /* only the web, also after redirects */
+    argv[n++] = "=http,https";
+    argv[n++] = "--proto-redir";
+    argv[n++] = "=http,https";
+    argv[n++] = "--connect-timeout";
+    argv[n++] = "30";
+    /* A stalled transfer (under 1 KB/s for a minute) is an error, not a hang;
+     * the next run resumes it. */
+    argv[n++] = "--speed-limit";
+    argv[n++] = "1024";
+    argv[n++] = "--speed-time";
+    argv[n++] = "60";
+    argv[n++] = "--user-agent";
+    argv[n++] = "fs-pull/1";
+    argv[n++] = "--dump-header";
+    argv[n++] = P->hdr_path;
+    if (P->auth[0]) {
+        argv[n++] = "--header"; /* header lines read from stdin */
+        argv[n++] = "@-";
+    }
+    while (*args) argv[n++] = *args++;
+    argv[n] = NULL;
+
+    memset(r, 0, sizeof *r);
+    r->content_length = r->linked_size = r->range_total = -1;
+    unlink(P->hdr_path);
+
+    /* curl's stdin: the token pipe or nothing; stdout: nothing (the body
+     * goes to --output); stderr: a file we read its error message from. */
+    int pipe_fd[2] = {-1, -1};
+    if (P->auth[0] && pipe(pipe_fd) != 0) return fs_errf(e, "pipe: %s", strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (P->auth[0]) {
+        posix_spawn_file_actions_adddup2(&fa, pipe_fd[0], 0);
+        posix_spawn_file_actions_addclose(&fa, pipe_fd[1]); /* else curl never sees EOF */
+        if (pipe_fd[0] != 0) posix_spawn_file_actions_addclose(&fa, pipe_fd[0]);
+    } else {
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    }
+    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 2, P->err_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "curl", &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (P->auth[0]) {
+        /* We still hold the read end while writing, so a curl that died
+         * early cannot make this write raise SIGPIPE; the few bytes fit in
+         * the pipe buffer, so it cannot block either. */
+        if (rc == 0) {
+            size_t len = strlen(P->auth);
+            ssize_t w = write(pipe_fd[1], P->auth, len);
+            (void)w; /* a short write only means curl gets no token: it reports 401 */
+        }
+        close(pipe_fd[1]);
+        close(pipe_fd[0]);
+    }
+    if (rc == ENOENT) return fs_errf(e, "fs pull needs the curl program, and it is not in PATH (install curl)");
+    if (rc) return fs_errf(e, "cannot run curl: %s", strerror(rc));
+
+    double t0 = fs_now();
+    long poll_ms = 2;
+    int wstatus;
+    for (;;) {
+        pid_t w = waitpid(pid, &wstatus, watch ? WNOHANG : 0);
+        if (w == pid) break;
+        if (w < 0 && errno != EINTR) return fs_errf(e, "waiting for curl: %s", strerror(errno));
+        if (w == 0) {
+            /* curl writes the headers before the body: the size may be
+             * known from them before the transfer is done. */
+            if (total < 0) {
+                response partial = {.content_length = -1, .linked_size = -1, .range_total = -1};
+                parse_headers(P->hdr_path, &partial);
+                learn(&partial, name, resumed_from, &total, NULL);
+            }
+            int64_t have = file_size(watch);
+            emit(P, FS_PULL_PROGRESS, name, have < 0 ? 0 : have, total, resumed_from, fs_now() - t0);
+            /* Poll fast at first (small files finish in milliseconds),
+             * then settle at 5 updates a second. */
+            struct timespec ts = {0, poll_ms * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            if (poll_ms < 200) poll_ms *= 2;
+        }
+    }
+    r->curl_exit = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    /* Some exec failures only show up as the child's exit status 127. */
+    if (r->curl_exit == 127 && file_size(P->hdr_path) < 0)
+        return fs_errf(e, "fs pull needs the curl program, and it could not be run (install curl)");
+
+    FILE *f = fopen(P->err_path, "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) { /* keep the last "curl: (N) ..." line */
+            trim_line(line);
+            if (strncmp(line, "curl: ", 6)) continue;
+            const char *msg = line + 6, *paren = strstr(msg, ") "); /* drop "(18) " */
+            if (msg[0] == '(' && paren) msg = paren + 2;
+            snprintf(r->curl_msg, sizeof r->curl_msg, "%.250s", msg);
+        }
+        fclose(f);
+    }
+    parse_headers(P->hdr_path, r);
+    return 0;
+}
+
+/* Turn a failed curl run into one clear line. */
+static int curl_error(const pull *P, const char *name, const response *r, fs_err *e) {
+    const char *ep = P->endpoint;
+    switch (r->curl_exit) {
+    case 22: /* HTTP error, the status tells which */
+        if (r->status == 404) {
+            if (!strcmp(r->error_code, "RepoNotFound"))
+                return fs_errf(e, "repository %s not found on %s (if it is private or gated, set HF_TOKEN)",
+                               P->repo, ep);
+            if (!strcmp(r->error_code, "RevisionNotFound"))
+                return fs_errf(e, "revision '%s' not found in %s", P->revision, P->repo);
+            return fs_errf(e, "%s has no file %s (revision %s) on %s", P->repo, name, P->revision, ep);
+        }
+        if (r->status == 401 || r->status == 403) {
+            if (P->auth[0])
+                return fs_errf(e, "%s: access denied (HTTP %d) although HF_TOKEN is set: the token is wrong or has not been granted access to this gated/private repo",
+                               P->repo, r->status);
+            return fs_errf(e, "%s is gated or private (HTTP %d): accept its terms on the hub and set HF_TOKEN to an access token",
+                           P->repo, r->status);
+        }
+        if (r->status == 416)
+            return fs_errf(e, "%s: the server rejected the resume request (HTTP 416)", name);
+        return fs_errf(e, "%s: HTTP %d from %s", name, r->status, ep);
+    case 5: case 6: case 7: case 28: case 35: case 52: case 60:
+        /* proxy/host not resolved, connection refused, timeout, TLS
+         * handshake, empty reply, bad certificate */
+        if (r->status == 0)
+            return fs_errf(e, "cannot reach %s (%s)", ep, r->curl_msg[0] ? r->curl_msg : "no answer");
+        break;
+    case 23:
+        return fs_errf(e, "cannot write %s.part in %s: disk full or not writable (%s)", name, P->dir, r->curl_msg);
+    }
+    if (r->curl_exit == 18 || r->curl_exit == 28 || r->curl_exit == 56 || r->curl_exit == 92)
+        return fs_errf(e, "download of %s was interrupted (%s); run fs pull again to resume", name, r->curl_msg);
+    return fs_errf(e, "%s: curl failed with exit status %d (%s)", name, r->curl_exit,
+                   r->curl_msg[0] ? r->curl_msg : "no message");
+}
+
+/* ---- one file ---------------------------------------------------------- */
+
+/* An optional file the repo does not have: a 404 that is about the file, not
+ * about the repo or revision. */
+static int is_absent(const response *r, int optional) {
+    return optional && r->curl_exit == 22 && r->status == 404 && strcmp(r->error_code, "RepoNotFound") &&
+           strcmp(r->error_code, "RevisionNotFound");
+}
+
+/* Fetch `name` into the model dir. optional: a 404 sets *absent instead of
+ * being an error. */
+static int pull_file(pull *P, const char *name, int optional, int *absent, fs_err *e) {
+    char url[URL_CAP], dest[PATH_CAP], part[PATH_CAP];
+    if (absent) *absent = 0;
+    if (snprintf(url, sizeof url, "%s/%s/resolve/%s/%s", P->endpoint, P->repo, P->revision, name) >= (int)sizeof url ||
+        snprintf(dest, sizeof dest, "%s/%s", P->dir, name) >= (int)sizeof dest ||
+        snprintf(part, sizeof part, "%s/%s.part", P->dir, name) >= (int)sizeof part)
+        return fs_errf(e, "%s: path or URL too long", name);
+
+    int64_t total = -1;
+    char sha[65] = "";
+    response r;
+    int64_t have = file_size(dest);
+    int64_t start = file_size(part);
+    if (start < 0) start = 0;
+
+    /* 1-2. Something is already on disk: ask (HEAD) for the size and hash
+     * first, to skip a complete file or check where a .part may resume.
+     * Otherwise the GET's own headers tell us the same, one request less. */
+    if (have >= 0 || start > 0) {
+        const char *head_args[] = {"--head", "--output", "/dev/null", url, NULL};
+        if (run_curl(P, head_args, NULL, name, 0, -1, &r, e)) return -1;
+        if (is_absent(&r, optional)) {
+            if (absent) *absent = 1;
+            emit(P, FS_PULL_ABSENT, name, 0, -1, 0, 0);
+            return 0;
+        }
+        if (r.curl_exit) return curl_error(P, name, &r, e);
+        learn(&r, name, 0, &total, sha);
+        /* Size check only: hashing a gigabyte on every run would make a
+         * "nothing to do" pull slow. */
+        if (have >= 0 && total >= 0 && have == total) {
+            emit(P, FS_PULL_UP_TO_DATE, name, have, total, 0, 0);
+            return 0;
+        }
+        if (total >= 0 && start > total) { /* leftovers of another version */
+            unlink(part);
+            start = 0;
+        }
+    }
+
+    /* 3. Download into FILE.part, resuming what an earlier run left. */
+    double t0 = fs_now();
+    if (total < 0 || start < total) {
+        for (int attempt = 0;; attempt++) {
+            char offset[32];
+            snprintf(offset, sizeof offset, "%lld", (long long)start);
+            /* From byte 0 we give no offset, so curl truncates any old .part. */
+            const char *resume_args[] = {"--output", part, "--continue-at", offset, url, NULL};
+            const char *fresh_args[] = {"--output", part, url, NULL};
+            emit(P, FS_PULL_START, name, start, total, start, 0);
+            if (run_curl(P, start ? resume_args : fresh_args, part, name, start, total, &r, e)) return -1;
+            /* 33: the server answered a Range request with the whole file
+             * (200, not 206) and curl would not append it. 416: our offset
+             * is past its end (the file changed). Either way: start over. */
+            int range_refused = r.curl_exit == 33 || (r.curl_exit == 22 && r.status == 416);
+            if (start > 0 && range_refused && attempt == 0) {
+                emit(P, FS_PULL_RESTART, name, 0, total, start, 0);
+                unlink(part);
+                start = 0;
+                continue;
+            }
+            if (is_absent(&r, optional)) {
+                if (absent) *absent = 1;
+                emit(P, FS_PULL_ABSENT, name, 0, -1, 0, 0);
+                return 0;
+            }
+            if (r.curl_exit) return curl_error(P, name, &r, e);
+            learn(&r, name, start, &total, sha);
+            break;
+        }
+    }
+
+    /* 4. Verify. */
+    int64_t got = file_size(part);
+    if (got < 0) return fs_errf(e, "%s: the download left no %s.part", name, name);
+    if (total >= 0 && got != total) {
+        if (got > total) unlink(part);
+        return fs_errf(e, "corrupt download: %s is %lld bytes, expected %lld%s", name, (long long)got,
+                       (long long)total, got > total ? " (the .part was deleted; run fs pull again)" : "");
+    }
+    if (sha[0]) {
+        emit(P, FS_PULL_VERIFY, name, got, total, start, fs_now() - t0);
+        uint8_t digest[32];
+        char hex[65];
+        if (fs_sha256_file(part, digest, e)) return -1;
+        fs_sha256_hex(digest, hex);
+        if (strcmp(hex, sha)) {
+            unlink(part);
+            return fs_errf(e, "corrupt download: %s has sha256 %.12s..., the hub says %.12s... (deleted; run fs pull again)",
+                           name, hex, sha);
+        }
+    }
+
+    /* 5. Into place. */
+    if (rename(part, dest) != 0)
+        return fs_errf(e, "cannot rename %s to %s: %s", part, dest, strerror(errno));
+    emit(P, FS_PULL_DONE, name, got, total, start, fs_now() - t0);
+    return 0;
+}
+
+/* ---- the whole model ----------------------------------------------------- */
+
+/* Read the shard list from model.safetensors.index.json and fetch each shard
+ * once (the weight_map names the same shard for many tensors). */
+static int pull_shards(pull *P, fs_err *e) {
+    char path[PATH_CAP];
+    if (fs_path_join(path, sizeof path, P->dir, "model.safetensors.index.json"))
+        return fs_errf(e, "path too long");
+    char *text;
+    size_t len;
+    if (fs_read_file(path, &text, &len, e)) return -1;
+    fs_json_doc doc;
+    if (fs_json_parse(&doc, text, len, e)) {
+        free(text);
+        return fs_err_prefix(e, "model.safetensors.index.json");
+    }
+    const fs_json *map = fs_json_get(doc.root, "weight_map");
+    int rc = 0;
+    if (!fs_json_is(map, FS_JSON_OBJECT) || map->len == 0) {
+        rc = fs_errf(e, "model.safetensors.index.json: no \"weight_map\" object");
+    }
+    for (const fs_json *t = rc ? NULL : map->child; t && !rc; t = t->next) {
+        if (!fs_json_is(t, FS_JSON_STRING)) {
+            rc = fs_errf(e, "model.safetensors.index.json: weight_map[\"%.*s\"] is not a file name",
+                         (int)(t->key_len < 80 ? t->key_len : 80), t->key);
+            break;
+        }
+        int seen = 0;
+        for (const fs_json *u = map->child; u != t && !seen; u = u->next)
+            seen = u->len == t->len && !memcmp(u->str, t->str, t->len);
+        if (seen) continue;
+        if (check_shard_name(t->str, t->len, e) || pull_file(P, t->str, 0, NULL, e)) rc = -1;
+    }
+    fs_json_free(&doc);
+    free(text);
+    return rc;
+}
+
+static void cleanup_tmp(pull *P) {
+    if (!P->tmp[0]) return;
+    unlink(P->hdr_path);
+    unlink(P->err_path);
+    rmdir(P->tmp);
+}
+
+static int setup(pull *P, const char *repo, const char *dir, const fs_pull_opts *opts, char *dir_buf,
+                 size_t dir_cap, fs_err *e) {
+    memset(P, 0, sizeof *P);
+    P->repo = repo;
+    P->opts = opts;
+    if (fs_pull_check_repo_id(repo, e)) return -1;
+    P->revision = opts && opts->revision ? opts->revision : "main";
+    if (fs_pull_check_revision(P->revision, e)) return -1;
+
+    const char *ep = opts && opts->endpoint ? opts->endpoint : getenv("HF_ENDPOINT");
+    if (!ep || !*ep) ep = "https://huggingface.co";
+    if (strncmp(ep, "http://", 7) && strncmp(ep, "https://", 8))
+        return fs_errf(e, "HF_ENDPOINT '%s' must start with http:// or https://", ep);
+    for (const char *c = ep; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == 0x7f) return fs_errf(e, "HF_ENDPOINT contains a space or control character");
+    if (snprintf(P->endpoint, sizeof P->endpoint, "%s", ep) >= (int)sizeof P->endpoint)
+        return fs_errf(e, "HF_ENDPOINT too long");
+    for (size_t n = strlen(P->endpoint); n && P->endpoint[n - 1] == '/';) P->endpoint[--n] = 0;
+
+    const char *token = opts && opts->token ? opts->token : getenv("HF_TOKEN");
+    if (token && *token)
+        for (const char *c = token; *c; c++)
+            if ((unsigned char)*c < ' ' || *c == 0x7f) return fs_errf(e, "HF_TOKEN contains a control character");
+
+    if (dir && *dir) {
+        P->dir = dir;
+    } else {
+        if (fs_pull_default_dir(repo, dir_buf, dir_cap, e)) return -1;
+        P->dir = dir_buf;
+    }
+    if (make_dirs(P->dir, e)) return -1;
+
+    /* Scratch files (response headers, curl's messages) live in a fresh
+     * 0700 directory, not in the model dir. */
+    const char *tmpdir = getenv("TMPDIR");
+    if (!tmpdir || !*tmpdir) tmpdir = "/tmp";
+    if (snprintf(P->tmp, sizeof P->tmp, "%s/fs-pull-XXXXXX", tmpdir) >= (int)sizeof P->tmp || !mkdtemp(P->tmp)) {
+        P->tmp[0] = 0;
+        return fs_errf(e, "cannot create a temporary directory in %s: %s", tmpdir, strerror(errno));
+    }
+    fs_path_join(P->hdr_path, sizeof P->hdr_path, P->tmp, "headers");
+    fs_path_join(P->err_path, sizeof P->err_path, P->tmp, "stderr");
+    if (token && *token && snprintf(P->auth, sizeof P->auth, "Authorization: Bearer %s\n", token) >= (int)sizeof P->auth)
+        return fs_errf(e, "HF_TOKEN is too long");
+    return 0;
+}
+
+int fs_pull(const char *repo, const char *dir, const fs_pull_opts *opts, fs_err *e) {
+    pull P;
+    char dir_buf[PATH_CAP];
+    int rc = setup(&P, repo, dir, opts, dir_buf, sizeof dir_buf, e);
+    /* config.json first: a wrong repo id or missing token fails here, before
+     * anything big moves. */
+    int absent = 0;
+    fs_config cfg;
+    if (!rc) rc = pull_file(&P, "config.json", 0, NULL, e);
+    /* Fail fast: an architecture fs cannot run is reported before gigabytes
+     * of its weights are downloaded. */
+    if (!rc && fs_config_load(&cfg, P.dir, e)) rc = fs_err_prefix(e, "%s is not a model fs can run", repo);
+    if (!rc) rc = pull_file(&P, "generation_config.json", 1, NULL, e);
+    if (!rc) rc = pull_file(&P, "tokenizer.json", 0, NULL, e);
+    if (!rc) rc = pull_file(&P, "tokenizer_config.json", 0, NULL, e);
+    if (!rc) rc = pull_file(&P, "model.safetensors", 1, &absent, e);
+    if (!rc && absent) {
+        rc = pull_file(&P, "model.safetensors.index.json", 1, &absent, e);
+        if (!rc && absent)
+            rc = fs_errf(e, "%s has neither model.safetensors nor model.safetensors.index.json (fs needs safetensors weights)",
+                         repo);
+        if (!rc) rc = pull_shards(&P, e);
+    }
+    /* Once more with generation_config.json in place (it adds EOS ids and
+     * sampling defaults), exactly as `fs run` will read it. */
+    if (!rc && fs_config_load(&cfg, P.dir, e)) rc = fs_err_prefix(e, "%s", P.dir);
+    cleanup_tmp(&P);
+    return rc;
+}
