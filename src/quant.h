@@ -1,0 +1,66 @@
+/* quant.h - 8-bit and 4-bit block-quantized weights (Q8_0, Q4_0).
+ *
+ * The layouts are GGUF's, so a learner can compare with llama.cpp:
+ *   Q8_0: blocks of 32 weights, one f16 scale d, 32 int8 q:  w = d * q
+ *         34 bytes per 32 weights (8.5 bits per weight)
+ *   Q4_0: blocks of 32 weights, one f16 scale d, 16 bytes of nibbles
+ *         (low nibbles hold weights 0..15, high nibbles 16..31):
+ *         w = d * (q - 8), q in 0..15;  18 bytes per 32 weights (4.5 bits)
+ * A quantized matrix [N, K] stores each row as K/32 consecutive blocks;
+ * K must be a multiple of 32 (Qwen3's are).
+ *
+ * The fast matmul quantizes the activations too (one row of x to Q8_0) and
+ * runs integer dot products: fs_vec_dot_q8_0_q8_0 / fs_vec_dot_q4_0_q8_0.
+ * The reference backend instead dequantizes weight rows and dots in high
+ * precision, so it measures the error of the weight format alone.
+ *
+ * Docs: docs/quantization.md
+ */
+#ifndef FS_QUANT_H
+#define FS_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "util.h"
+
+#define FS_QK 32
+
+typedef struct fs_block_q8_0 {
+    uint16_t d;        /* f16 scale */
+    int8_t qs[FS_QK];
+} fs_block_q8_0;
+
+typedef struct fs_block_q4_0 {
+    uint16_t d;        /* f16 scale */
+    uint8_t qs[FS_QK / 2];
+} fs_block_q4_0;
+
+/* k must be a multiple of FS_QK. */
+void fs_quantize_row_q8_0(const float *x, fs_block_q8_0 *y, int k);
+void fs_quantize_row_q4_0(const float *x, fs_block_q4_0 *y, int k);
+void fs_dequantize_row_q8_0(const fs_block_q8_0 *x, float *y, int k);
+void fs_dequantize_row_q4_0(const fs_block_q4_0 *x, float *y, int k);
+
+/* sum_i w[i] * x[i] over k values (k multiple of FS_QK), with x already
+ * quantized to Q8_0. SIMD (AVX2 / NEON) when compiled for it, scalar
+ * otherwise; the _ref versions are always scalar (the test oracle). */
+float fs_vec_dot_q8_0_q8_0(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x);
+float fs_vec_dot_q4_0_q8_0(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x);
+float fs_vec_dot_q8_0_q8_0_ref(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x);
+float fs_vec_dot_q4_0_q8_0_ref(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x);
+
+/* Bytes of one quantized row of k weights. */
+size_t fs_quant_row_bytes(fs_dtype t, int k);
+
+/* Convert the model's matrices (embed_tokens, every projection, lm_head;
+ * norms stay as stored) to `to` (FS_DTYPE_Q8_0, FS_DTYPE_Q4_0, FS_DTYPE_F16,
+ * FS_DTYPE_BF16 or FS_DTYPE_F32) in memory owned by the model. Called once
+ * after fs_model_load, before any session is created. */
+int fs_model_convert(fs_model *m, fs_dtype to, fs_err *e);
+
+/* "bf16", "f16", "f32", "q8_0", "q4_0" -> dtype; -1 if unknown. */
+int fs_dtype_from_weights_name(const char *s, fs_dtype *out);
+
+#endif
