@@ -113,4 +113,8 @@ void fs_model_free(fs_model *m);
  * and the scalar reference path). */
 float fs_tensor_get_f32(const fs_tensor *t, size_t i);
 
+/* The file (e.g. "model-00001-of-00002.safetensors") that holds
+ * m->tensors[i], or NULL when i is out of range. For fs inspect. */
+const char *fs_model_tensor_file(const fs_model *m, int i);
+
 #endif

@@ -1,0 +1,61 @@
+/* safetensors.h - read one .safetensors file: mmap it, check every byte of
+ * the header, hand out tensors that point straight into the mapping.
+ *
+ * The format (https://github.com/huggingface/safetensors):
+ *
+ *   [8 bytes]  N, little-endian u64: length of the header
+ *   [N bytes]  JSON object: name -> {"dtype": "BF16", "shape": [V, H],
+ *              "data_offsets": [begin, end]}, plus an optional
+ *              "__metadata__" object of strings
+ *   [rest]     the data section; a tensor's bytes are data[begin..end),
+ *              row-major (C order), little-endian
+ *
+ * Validation (each failure is one message naming the file and the tensor):
+ * N fits in the file, the header is a JSON object, every entry has a
+ * supported dtype (BF16, F16, F32), a shape of at most FS_MAX_DIMS
+ * non-negative dims whose product does not overflow, data_offsets with
+ * begin <= end inside the data section, end - begin == elements * dtype
+ * size, each tensor aligned to its element size (HF's writer pads the
+ * header so this always holds; it lets the engine read a bf16 array through
+ * a uint16_t pointer), no two tensors overlapping, no duplicate names.
+ *
+ * Docs: docs/weights.md
+ */
+#ifndef FS_SAFETENSORS_H
+#define FS_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model.h"
+#include "util.h"
+
+typedef struct fs_safetensors {
+    char name[256];          /* file name used in error messages */
+    const uint8_t *base;     /* the whole file (mmap or caller's buffer) */
+    size_t size;
+    size_t data_start;       /* 8 + N: where the data section begins */
+    fs_tensor *tensors;      /* in data order (sorted by begin offset) */
+    int n_tensors;
+    int mapped;              /* 1 if base is our mmap (munmap on close) */
+} fs_safetensors;
+
+/* Open and mmap path read-only, then parse it. name_for_errors is how the
+ * file is called in messages (e.g. "model-00001-of-00002.safetensors");
+ * NULL uses the path. */
+int fs_st_open(fs_safetensors *f, const char *path, const char *name_for_errors, fs_err *e);
+
+/* Parse a whole file image already in memory (the fuzzer's entry point).
+ * buf must outlive f: tensors point into it. */
+int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name, fs_err *e);
+
+/* Unmap (if mapped) and free the tensor table. Safe on a zeroed struct. */
+void fs_st_close(fs_safetensors *f);
+
+/* The tensor called name, or NULL. O(n). */
+const fs_tensor *fs_st_find(const fs_safetensors *f, const char *name);
+
+/* Parse a safetensors dtype string; -1 when not one we support. */
+int fs_st_dtype(const char *s, fs_dtype *out);
+
+#endif
