@@ -1,8 +1,9 @@
 /* tokenizer.h - Qwen3's byte-level BPE, loaded from a Hugging Face
  * tokenizer.json, exact against HF `tokenizers`.
  *
- * encode: text -> NFC -> split out added/special tokens (<|im_start|> ...)
- *         -> pre-tokenize each remaining span with Qwen's regex
+ * encode: text -> split out added/special tokens (<|im_start|> ...), found
+ *         in the raw text as HF does -> NFC each remaining span
+ *         -> pre-tokenize it with Qwen's regex
  *         -> map bytes to the byte-level alphabet -> BPE merges by rank -> ids
  * decode: ids -> token bytes (byte-level alphabet mapped back) -> UTF-8 text
  *
@@ -34,7 +35,12 @@ int fs_tokenizer_n_vocab(const fs_tokenizer *t);
  * for an id out of range. Not NUL-terminated; *len is set. */
 const char *fs_tokenizer_token_bytes(const fs_tokenizer *t, int id, size_t *len);
 
-/* Id of an exact token string ("<|im_end|>", "hello"), or -1. */
+/* Longest token in bytes (for sizing fs_detok_push buffers). */
+size_t fs_tokenizer_max_token_bytes(const fs_tokenizer *t);
+
+/* Id of the token whose text is exactly `token` ("<|im_end|>", " hello"),
+ * or -1. The text is raw UTF-8 (" hello"), not the byte-level spelling in
+ * tokenizer.json ("Ġhello"); added tokens are looked up first. */
 int fs_tokenizer_token_id(const fs_tokenizer *t, const char *token);
 
 /* 1 if id is an added token marked special (e.g. <|im_end|>). */
@@ -46,6 +52,12 @@ int fs_tokenizer_is_special(const fs_tokenizer *t, int id);
 int fs_tokenizer_decode(const fs_tokenizer *t, const int *ids, int n_ids,
                         char **text, size_t *len, fs_err *e);
 
+/* The pre-tokenizer alone (exposed for tests and the docs): the end of the
+ * pre-token that starts at byte i of text[0..n), i < n. text must be valid
+ * UTF-8 and already NFC; encode splits each span between added tokens into
+ * pieces this way, then runs BPE on each piece. */
+size_t fs_pretok_next(const char *text, size_t n, size_t i);
+
 /* Streaming decode: feed ids one at a time, get back only complete UTF-8
  * characters, so a write never splits a character. A token can end in the
  * middle of a character; those bytes wait in the stream until the next
@@ -56,10 +68,15 @@ typedef struct fs_detok {
 } fs_detok;
 
 void fs_detok_init(fs_detok *d);
-/* Writes at most token length + 8 bytes to out; returns bytes written
- * (0 for an unknown id). cap must be at least that. */
+/* Writes at most FS_DETOK_MAX_OUT(token length) bytes to out and returns
+ * the count. Every invalid byte can become a 3-byte U+FFFD, and up to 3
+ * pending bytes from earlier tokens can be flushed as U+FFFD too, hence
+ * 3 * len + 9. An unknown id, or cap below that bound, writes nothing and
+ * returns 0. FS_DETOK_MAX_OUT(fs_tokenizer_max_token_bytes(t)) fits any id. */
+#define FS_DETOK_MAX_OUT(token_len) (3 * (size_t)(token_len) + 9)
 size_t fs_detok_push(fs_detok *d, const fs_tokenizer *t, int id, char *out, size_t cap);
-/* End of stream: pending bytes that never completed become U+FFFD. */
+/* End of stream: pending bytes that never completed become one U+FFFD
+ * (3 bytes; cap must be at least 3). */
 size_t fs_detok_flush(fs_detok *d, char *out, size_t cap);
 
 #endif
