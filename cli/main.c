@@ -9,6 +9,13 @@
 
 /* One line per subcommand; each lives in cli/cmd_NAME.c. */
 int fs_cmd_inspect(int argc, char **argv);
+int fs_cmd_logits(int argc, char **argv);
+int fs_cmd_generate(int argc, char **argv);
+int fs_cmd_mkmodel(int argc, char **argv);
+int fs_cmd_template(int argc, char **argv);
+int fs_cmd_tokenize(int argc, char **argv);
+int fs_cmd_detokenize(int argc, char **argv);
+int fs_cmd_pull(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -16,6 +23,13 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"inspect", fs_cmd_inspect, "print a checkpoint's architecture, parameter counts and tensors"},
+    {"logits", fs_cmd_logits, "run a prompt, print the most likely next tokens (--dump-logits)"},
+    {"generate", fs_cmd_generate, "continue a raw prompt, streaming the text (sampling, stop strings)"},
+    {"mkmodel", fs_cmd_mkmodel, "write a random, reproducible Qwen3 checkpoint (for tests)"},
+    {"template", fs_cmd_template, "print the prompt a conversation becomes (Qwen3 chat template)"},
+    {"tokenize", fs_cmd_tokenize, "text -> token ids (tokenizer.json only; --bench for speed)"},
+    {"detokenize", fs_cmd_detokenize, "token ids -> text"},
+    {"pull", fs_cmd_pull, "download a model from the Hugging Face hub"},
 };
 
 static void usage(FILE *f) {
