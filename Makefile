@@ -88,3 +88,11 @@ clean:
 	rm -rf build fs
 
 -include $(DEPS)
+
+# The learning site: Markdown in docs/*.md -> HTML beside it (committed, so
+# the site opens from disk). docs-check: links, source paths, excerpts fresh.
+docs:
+	python3 tools/docs_build.py
+
+docs-check:
+	python3 tools/docs_check.py
