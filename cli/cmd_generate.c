@@ -38,7 +38,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: fs generate -m MODEL (-p TEXT | -f FILE) [options]\n"
             "  Continue the raw prompt (no chat template) and stream the text to stdout;\n"
-            "  statistics go to stderr. -m defaults to $FS_MODEL.\n"
+            "  statistics go to stderr. -m defaults to $FS_MODEL, else the shipped models/tiny.\n"
             "  -p, --prompt TEXT        the prompt\n"
             "  -f, --file FILE          read the prompt from FILE\n"
             "  -n, --max-tokens N       tokens to generate (default 256; 0 = prefill only)\n"
@@ -52,6 +52,8 @@ static void usage(FILE *f) {
             "  --stop STR               stop before STR (repeatable, up to %d)\n"
             "  --ctx N                  context length in tokens (default 4096, capped by the model)\n"
             "  -t, --threads N          CPU threads (default: backend's choice)\n"
+            "  --weights W              convert the weights at load: bf16, f16, f32, q8_0, q4_0\n"
+            "                           (default: as stored; see fs quantize to store them)\n"
             "  --json                   print one JSON object at the end instead of streaming:\n"
             "                           ids, text, prompt_tokens, generated_tokens, prefill_tok_s,\n"
             "                           decode_tok_s, prefill_s, decode_s, stop_reason, seed\n"
@@ -97,7 +99,7 @@ static int parse_num(const char *flag, const char *v, double lo, double hi, doub
 }
 
 int fs_cmd_generate(int argc, char **argv) {
-    const char *model_flag = NULL, *prompt = NULL, *file = NULL;
+    const char *model_flag = NULL, *prompt = NULL, *file = NULL, *weights = NULL;
     const char *stops[MAX_STOPS];
     int n_stops = 0, json = 0, verbose = 0;
     long n_new = 256, ctx = 0, threads = 0, top_k = -1;
@@ -116,6 +118,7 @@ int fs_cmd_generate(int argc, char **argv) {
         if (!strcmp(a, "-v") || !strcmp(a, "--verbose")) { verbose = 1; continue; }
 #define VAL(name, alias) ((r = cli_flag(argc, argv, &i, name, alias, &v)) != 0)
         if (VAL("-m", "--model")) { if (r < 0) return FS_EXIT_USAGE; model_flag = v; }
+        else if (VAL("--weights", NULL)) { if (r < 0) return FS_EXIT_USAGE; weights = v; }
         else if (VAL("-p", "--prompt")) { if (r < 0) return FS_EXIT_USAGE; prompt = v; }
         else if (VAL("-f", "--file")) { if (r < 0) return FS_EXIT_USAGE; file = v; }
         else if (VAL("-n", "--max-tokens")) {
@@ -162,7 +165,8 @@ int fs_cmd_generate(int argc, char **argv) {
     }
     if (prompt && file) return cli_fail(CMD, FS_EXIT_USAGE, "give either -p or -f, not both");
     if (!prompt && !file) return cli_fail(CMD, FS_EXIT_USAGE, "no prompt: use -p TEXT or -f FILE (see --help)");
-    const char *model_dir = cli_model_dir(CMD, model_flag);
+    if (cli_check_weights(CMD, weights)) return FS_EXIT_USAGE;
+    const char *model_dir = cli_model_dir_default(CMD, model_flag);
     if (!model_dir) return FS_EXIT_USAGE;
 
     int rc = FS_EXIT_INPUT;
@@ -181,10 +185,7 @@ int fs_cmd_generate(int argc, char **argv) {
         cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
         goto out;
     }
-    if (fs_model_load(&model, model_dir, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
-        goto out;
-    }
+    if (cli_load_model(CMD, model_dir, weights, &model)) goto out;
     if (fs_tokenizer_load(&tok, model_dir, &e)) {
         cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
         goto out;

@@ -99,6 +99,12 @@ int fs_cmd_inspect(int argc, char **argv) {
         total_bytes += m.tensors[i].nbytes;
     }
     printf("\ntensors      %d, %zu bytes\n", m.n_tensors, total_bytes);
+    int n_quant = 0;
+    for (int i = 0; i < m.n_tensors; i++) n_quant += fs_dtype_is_quant(m.tensors[i].dtype);
+    if (n_quant)
+        printf("note         %d tensors are Q8_0/Q4_0 blocks (written by fs quantize): fs's own dtype strings,\n"
+               "             so Hugging Face safetensors/transformers cannot load this checkpoint\n",
+               n_quant);
     printf("%-*s  %-5s  %-14s  %12s  %s\n", (int)name_w, "name", "dtype", "shape", "bytes", "file");
     for (int i = 0; i < m.n_tensors; i++) {
         const fs_tensor *t = &m.tensors[i];

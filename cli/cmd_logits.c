@@ -28,7 +28,7 @@ static void usage(FILE *f) {
             "usage: fs logits -m MODEL (-p TEXT | --ids \"ID ID ...\") [options]\n"
             "  Run the prompt and print the K most likely next tokens: rank, id,\n"
             "  probability (softmax at temperature 1), logit, and the token's text\n"
-            "  (escaped). -m defaults to $FS_MODEL.\n"
+            "  (escaped). -m defaults to $FS_MODEL, else the shipped models/tiny.\n"
             "  -p, --prompt TEXT      the prompt (needs MODEL/tokenizer.json)\n"
             "  --ids \"1 2 3\"          feed these token ids directly (space or comma\n"
             "                         separated; tokenizer.json is then optional)\n"
@@ -36,6 +36,7 @@ static void usage(FILE *f) {
             "  --dump-logits FILE     write the last position's logits: V little-endian f32\n"
             "  --ctx N                context length in tokens (default 4096, capped by the model)\n"
             "  -t, --threads N        CPU threads\n"
+            "  --weights W            convert the weights at load: bf16, f16, f32, q8_0, q4_0\n"
             "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, empty prompt, id out of\n"
             "range, prompt longer than the context).\n");
 }
@@ -114,7 +115,7 @@ static int dump(const char *path, const float *x, int V) {
 }
 
 int fs_cmd_logits(int argc, char **argv) {
-    const char *model_flag = NULL, *prompt = NULL, *ids_arg = NULL, *dump_path = NULL;
+    const char *model_flag = NULL, *prompt = NULL, *ids_arg = NULL, *dump_path = NULL, *weights = NULL;
     long top = 10, ctx = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
@@ -125,6 +126,7 @@ int fs_cmd_logits(int argc, char **argv) {
         }
 #define VAL(name, alias) ((r = cli_flag(argc, argv, &i, name, alias, &v)) != 0)
         if (VAL("-m", "--model")) { if (r < 0) return FS_EXIT_USAGE; model_flag = v; }
+        else if (VAL("--weights", NULL)) { if (r < 0) return FS_EXIT_USAGE; weights = v; }
         else if (VAL("-p", "--prompt")) { if (r < 0) return FS_EXIT_USAGE; prompt = v; }
         else if (VAL("--ids", NULL)) { if (r < 0) return FS_EXIT_USAGE; ids_arg = v; }
         else if (VAL("--dump-logits", NULL)) { if (r < 0) return FS_EXIT_USAGE; dump_path = v; }
@@ -147,10 +149,11 @@ int fs_cmd_logits(int argc, char **argv) {
     }
     if (prompt && ids_arg) return cli_fail(CMD, FS_EXIT_USAGE, "give either -p or --ids, not both");
     if (!prompt && !ids_arg) return cli_fail(CMD, FS_EXIT_USAGE, "no prompt: use -p TEXT or --ids \"ID ...\"");
+    if (cli_check_weights(CMD, weights)) return FS_EXIT_USAGE;
     int *ids = NULL, n_ids = 0;
     if (ids_arg && parse_ids(ids_arg, &ids, &n_ids))
         return cli_fail(CMD, FS_EXIT_USAGE, "--ids: expected token ids (whole numbers >= 0), got '%s'", ids_arg);
-    const char *model_dir = cli_model_dir(CMD, model_flag);
+    const char *model_dir = cli_model_dir_default(CMD, model_flag);
     if (!model_dir) {
         free(ids);
         return FS_EXIT_USAGE;
@@ -164,10 +167,7 @@ int fs_cmd_logits(int argc, char **argv) {
     fs_session *sess = NULL;
     int *order = NULL;
 
-    if (fs_model_load(&model, model_dir, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
-        goto out;
-    }
+    if (cli_load_model(CMD, model_dir, weights, &model)) goto out;
     /* the tokenizer is needed for -p; with --ids it only labels the tokens */
     char tpath[2048];
     int have_tok_file = fs_path_join(tpath, sizeof tpath, model_dir, "tokenizer.json") == 0 && fs_file_exists(tpath);

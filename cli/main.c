@@ -16,6 +16,11 @@ int fs_cmd_template(int argc, char **argv);
 int fs_cmd_tokenize(int argc, char **argv);
 int fs_cmd_detokenize(int argc, char **argv);
 int fs_cmd_pull(int argc, char **argv);
+int fs_cmd_quantize(int argc, char **argv);
+int fs_cmd_chat(int argc, char **argv);
+int fs_cmd_run(int argc, char **argv);
+int fs_cmd_bench(int argc, char **argv);
+int fs_cmd_perplexity(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -30,6 +35,11 @@ static const struct {
     {"tokenize", fs_cmd_tokenize, "text -> token ids (tokenizer.json only; --bench for speed)"},
     {"detokenize", fs_cmd_detokenize, "token ids -> text"},
     {"pull", fs_cmd_pull, "download a model from the Hugging Face hub"},
+    {"quantize", fs_cmd_quantize, "store a checkpoint's weights as q8_0, q4_0, f16 or bf16 (fast loads)"},
+    {"chat", fs_cmd_chat, "talk to a model: streaming replies, history, /stats (KV cache reused per turn)"},
+    {"run", fs_cmd_run, "chat with a model dir or hub repo (pulled if needed); no model: the shipped tiny one"},
+    {"bench", fs_cmd_bench, "prefill / decode tokens/s, decode roofline vs memory bandwidth"},
+    {"perplexity", fs_cmd_perplexity, "perplexity of a text file; KL divergence against a base model"},
 };
 
 static void usage(FILE *f) {
@@ -41,6 +51,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    cli_set_program(argv[0]); /* lets commands find models/tiny beside the binary */
     if (argc < 2) {
         usage(stderr);
         return FS_EXIT_USAGE;

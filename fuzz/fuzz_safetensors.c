@@ -31,8 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (p < buf || p + t->nbytes > buf + size) abort();
             size_t n = 1;
             for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
-            if (n * fs_dtype_size(t->dtype) != t->nbytes) abort();
-            if ((size_t)(p - buf) % fs_dtype_size(t->dtype)) abort();
+            int ovf;
+            if (fs_tensor_bytes(t->dtype, t->ndim, t->shape, &ovf) != t->nbytes || ovf) abort();
+            if ((size_t)(p - buf) % (fs_dtype_is_quant(t->dtype) ? 2 : fs_dtype_size(t->dtype))) abort();
             volatile float sink = 0;
             for (size_t k = 0; k < n; k++) sink += fs_tensor_get_f32(t, k);
             (void)sink;

@@ -2,7 +2,8 @@
  *
  * The forward pass (forward.c) is written once, against this table of
  * function pointers. A backend owns memory (buffers) and implements each op
- * the Qwen3 layer needs. The CPU backend (src/cpu/) is the scalar reference;
+ * the Qwen3 layer needs. src/cpu/ holds two CPU backends: the scalar
+ * reference ("cpu-ref") and the fast SIMD + threads one ("cpu");
  * a CUDA or Metal backend would be a sibling folder filling the same struct,
  * and forward.c would not change.
  *
@@ -36,7 +37,7 @@ typedef struct fs_buf fs_buf;         /* defined privately by each backend */
 typedef struct fs_backend fs_backend;
 
 struct fs_backend {
-    const char *name;                 /* "cpu" */
+    const char *name;                 /* "cpu", "cpu-ref" */
     void *ctx;                        /* backend-private state */
 
     /* ---- memory ---- */
@@ -104,10 +105,20 @@ struct fs_backend {
     void (*destroy)(fs_backend *b);
 };
 
-/* The scalar CPU reference backend (src/cpu/backend_cpu.c). */
+/* The scalar CPU reference backend "cpu-ref" (src/cpu/backend_cpu.c):
+ * double accumulation, one thread, the oracle the fast paths are tested
+ * against. */
 fs_backend *fs_backend_cpu_new(fs_err *e);
 
-/* A backend by name: "cpu" (or NULL). Unknown names are an error. */
+/* The fast CPU backend "cpu" (src/cpu/backend_fast.c): SIMD, f32
+ * accumulation, n_threads threads (<= 0: one per online CPU). */
+fs_backend *fs_backend_fast_new(int n_threads, fs_err *e);
+
+/* A backend by name: "cpu" (or NULL: the fast CPU backend) or "cpu-ref".
+ * n_threads is a hint (0 = the backend's default). Unknown names are an
+ * error. */
+fs_backend *fs_backend_new_opts(const char *name, int n_threads, fs_err *e);
+/* fs_backend_new_opts(name, 0, e) */
 fs_backend *fs_backend_new(const char *name, fs_err *e);
 
 #endif

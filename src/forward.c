@@ -25,8 +25,9 @@
  * are processed in chunks of max_batch tokens, which gives the same result
  * because attention reads earlier chunks from the cache.
  *
- * Threads: opts->n_threads is accepted but the reference backend is
- * single-threaded; threads and SIMD come with a later, faster backend.
+ * Threads: opts->n_threads goes to the backend. The default backend "cpu"
+ * (src/cpu/backend_fast.c) runs its ops on that many threads; the scalar
+ * reference "cpu-ref" is single-threaded.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
@@ -79,12 +80,6 @@ struct fs_session {
 
 /* ---- session setup ---- */
 
-static size_t numel(const fs_tensor *t) {
-    size_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= (size_t)t->shape[i];
-    return n;
-}
-
 /* Check one weight against the shape the config implies (the loader
  * already does; this also protects hand-built models) and upload it. */
 static int bind_weight(fs_session *s, fs_buf **out, const fs_tensor *t, const char *what,
@@ -97,9 +92,10 @@ static int bind_weight(fs_session *s, fs_buf **out, const fs_tensor *t, const ch
             return fs_errf(e, "tensor %s: expected shape [%lld, %lld]", name, (long long)d0, (long long)d1);
         return fs_errf(e, "tensor %s: expected shape [%lld]", name, (long long)d0);
     }
-    size_t esize = t->dtype == FS_DTYPE_F32 ? 4 : 2;
-    if (t->nbytes != numel(t) * esize)
-        return fs_errf(e, "tensor %s: %zu bytes, expected %zu", name, t->nbytes, numel(t) * esize);
+    int overflow;
+    size_t want = fs_tensor_bytes(t->dtype, t->ndim, t->shape, &overflow);
+    if (t->nbytes != want || overflow || (fs_dtype_is_quant(t->dtype) && ndim != 2))
+        return fs_errf(e, "tensor %s: %zu bytes of %s, expected %zu", name, t->nbytes, fs_dtype_name(t->dtype), want);
     *out = s->be->upload(s->be, t, e);
     return *out ? 0 : -1;
 }
@@ -138,7 +134,7 @@ int fs_session_new(fs_session **out, const fs_model *m, const fs_session_opts *o
         return fs_errf(e, "n_ctx %d exceeds the model's max_position_embeddings %d", n_ctx, c->max_pos);
     }
 
-    fs_backend *be = fs_backend_new(opts ? opts->backend : NULL, e);
+    fs_backend *be = fs_backend_new_opts(opts ? opts->backend : NULL, opts ? opts->n_threads : 0, e);
     if (!be) return -1;
 
     fs_session *s = fs_xcalloc(1, sizeof *s);

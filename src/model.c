@@ -43,6 +43,8 @@ const char *fs_dtype_name(fs_dtype t) {
     case FS_DTYPE_F32: return "F32";
     case FS_DTYPE_F16: return "F16";
     case FS_DTYPE_BF16: return "BF16";
+    case FS_DTYPE_Q8_0: return "Q8_0";
+    case FS_DTYPE_Q4_0: return "Q4_0";
     }
     return "?";
 }
@@ -52,8 +54,48 @@ size_t fs_dtype_size(fs_dtype t) {
     case FS_DTYPE_F32: return 4;
     case FS_DTYPE_F16: return 2;
     case FS_DTYPE_BF16: return 2;
+    case FS_DTYPE_Q8_0:
+    case FS_DTYPE_Q4_0: return 0;
     }
     return 0;
+}
+
+int fs_dtype_is_quant(fs_dtype t) { return t == FS_DTYPE_Q8_0 || t == FS_DTYPE_Q4_0; }
+
+/* Block sizes in bytes: a 2-byte f16 scale + 32 int8 (Q8_0) or 16 bytes of
+ * nibbles (Q4_0); quant.h has the layouts. */
+size_t fs_dtype_row_bytes(fs_dtype t, int64_t k) {
+    if (k < 0) return 0;
+    switch (t) {
+    case FS_DTYPE_F32:
+    case FS_DTYPE_F16:
+    case FS_DTYPE_BF16: return (size_t)k * fs_dtype_size(t);
+    case FS_DTYPE_Q8_0: return k % 32 ? 0 : (size_t)(k / 32) * 34;
+    case FS_DTYPE_Q4_0: return k % 32 ? 0 : (size_t)(k / 32) * 18;
+    }
+    return 0;
+}
+
+size_t fs_tensor_bytes(fs_dtype t, int ndim, const int64_t *shape, int *overflow) {
+    *overflow = 0;
+    if (fs_dtype_is_quant(t)) {
+        if (ndim < 1 || shape[ndim - 1] % 32) return 0;
+        size_t rows = 1, bytes;
+        for (int i = 0; i < ndim - 1; i++)
+            if (!fs_mul_size(rows, (size_t)shape[i], &rows)) *overflow = 1;
+        if (*overflow || !fs_mul_size(rows, fs_dtype_row_bytes(t, shape[ndim - 1]), &bytes)) {
+            *overflow = 1;
+            return 0;
+        }
+        return bytes;
+    }
+    size_t n = fs_dtype_size(t), bytes = n;
+    for (int i = 0; i < ndim; i++)
+        if (!fs_mul_size(bytes, (size_t)shape[i], &bytes)) {
+            *overflow = 1;
+            return 0;
+        }
+    return bytes;
 }
 
 float fs_tensor_get_f32(const fs_tensor *t, size_t i) {
@@ -74,6 +116,22 @@ float fs_tensor_get_f32(const fs_tensor *t, size_t i) {
         uint16_t h;
         memcpy(&h, p + i * 2, 2);
         return fs_bf16_to_f32(h);
+    }
+    case FS_DTYPE_Q8_0: {
+        /* Rows are whole blocks (K % 32 == 0), so element i of the
+         * flattened tensor is element i % 32 of block i / 32. */
+        const unsigned char *b = p + (i / 32) * 34;
+        uint16_t h;
+        memcpy(&h, b, 2);
+        return fs_f16_to_f32(h) * (float)(int8_t)b[2 + i % 32];
+    }
+    case FS_DTYPE_Q4_0: {
+        const unsigned char *b = p + (i / 32) * 18;
+        uint16_t h;
+        memcpy(&h, b, 2);
+        int j = (int)(i % 32);
+        int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+        return fs_f16_to_f32(h) * (float)(q - 8);
     }
     }
     return 0.0f;
@@ -301,7 +359,28 @@ typedef struct model_priv {
     fs_safetensors *files;
     int n_files;
     int *tensor_file; /* [n_tensors] index into files */
+    /* Weights converted at load (fs_model_convert, quant.c): heap blocks
+     * the bound tensors point into instead of the mmap. */
+    void **owned;
+    int n_owned, cap_owned;
 } model_priv;
+
+void *fs_model_own(fs_model *m, size_t bytes) {
+    model_priv *p = m->priv;
+    if (!p) {
+        p = fs_xcalloc(1, sizeof *p);
+        m->priv = p;
+    }
+    if (p->n_owned == p->cap_owned) {
+        p->cap_owned = p->cap_owned ? 2 * p->cap_owned : 64;
+        void **grown = realloc(p->owned, (size_t)p->cap_owned * sizeof *grown);
+        if (!grown) return NULL;
+        p->owned = grown;
+    }
+    void *mem = malloc(bytes ? bytes : 1);
+    if (mem) p->owned[p->n_owned++] = mem;
+    return mem;
+}
 
 const char *fs_model_tensor_file(const fs_model *m, int i) {
     const model_priv *p = m->priv;
@@ -316,6 +395,8 @@ void fs_model_free(fs_model *m) {
         for (int i = 0; i < p->n_files; i++) fs_st_close(&p->files[i]);
         free(p->files);
         free(p->tensor_file);
+        for (int i = 0; i < p->n_owned; i++) free(p->owned[i]);
+        free(p->owned);
         free(p);
     }
     free(m->layers);
@@ -460,6 +541,11 @@ static int bind(const fs_model *m, fs_tensor *t, const char *name, int ndim, int
         shape_str(b, sizeof b, src->ndim, src->shape);
         return fs_errf(e, "%s: tensor %s: expected shape %s, got %s", fs_model_tensor_file(m, i), name, a, b);
     }
+    /* The block formats are for matrices only: a norm vector is read one
+     * element at a time and is too small to be worth quantizing. */
+    if (ndim == 1 && fs_dtype_is_quant(src->dtype))
+        return fs_errf(e, "%s: tensor %s: dtype %s is only supported for matrices, not [%lld] vectors",
+                       fs_model_tensor_file(m, i), name, fs_dtype_name(src->dtype), (long long)d0);
     *t = *src;
     return 0;
 }

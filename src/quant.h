@@ -51,6 +51,15 @@ float fs_vec_dot_q4_0_q8_0(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x
 float fs_vec_dot_q8_0_q8_0_ref(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x);
 float fs_vec_dot_q4_0_q8_0_ref(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x);
 
+/* One weight row against nx activation rows (prefill): out[j] = the dot of
+ * w with x + j * xstride (xstride in blocks, usually k / 32), bit-identical
+ * to fs_vec_dot_*(k, w, x + j * xstride) - the weight row is just loaded
+ * (and unpacked) once for 4 rows at a time. */
+void fs_vec_dot_q8_0_q8_0_xn(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x, size_t xstride, int nx,
+                             float *out);
+void fs_vec_dot_q4_0_q8_0_xn(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x, size_t xstride, int nx,
+                             float *out);
+
 /* Bytes of one quantized row of k weights. */
 size_t fs_quant_row_bytes(fs_dtype t, int k);
 

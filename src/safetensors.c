@@ -31,6 +31,8 @@ int fs_st_dtype(const char *s, fs_dtype *out) {
     if (!strcmp(s, "BF16")) *out = FS_DTYPE_BF16;
     else if (!strcmp(s, "F16")) *out = FS_DTYPE_F16;
     else if (!strcmp(s, "F32")) *out = FS_DTYPE_F32;
+    else if (!strcmp(s, "Q8_0")) *out = FS_DTYPE_Q8_0;   /* fs's own (quant.h); not HF's */
+    else if (!strcmp(s, "Q4_0")) *out = FS_DTYPE_Q4_0;
     else return -1;
     return 0;
 }
@@ -70,8 +72,8 @@ static int parse_entry(const fs_safetensors *f, const fs_json *v, fs_tensor *t, 
     const char *ds = fs_json_string(dt);
     if (!ds) return fs_errf(e, "%s: tensor %s: missing or non-string \"dtype\"", f->name, nm);
     if (fs_st_dtype(ds, &t->dtype))
-        return fs_errf(e, "%s: tensor %s: unsupported dtype \"%.32s\" (supported: BF16, F16, F32)", f->name, nm,
-                       ds);
+        return fs_errf(e, "%s: tensor %s: unsupported dtype \"%.32s\" (supported: BF16, F16, F32, Q8_0, Q4_0)",
+                       f->name, nm, ds);
 
     const fs_json *sh = fs_json_get(v, "shape");
     if (!fs_json_is(sh, FS_JSON_ARRAY))
@@ -92,9 +94,13 @@ static int parse_entry(const fs_safetensors *f, const fs_json *v, fs_tensor *t, 
         if (!fs_mul_size(elems, (size_t)dim, &elems))
             return fs_errf(e, "%s: tensor %s: shape overflows (element count too large)", f->name, nm);
     }
-    size_t nbytes;
-    if (!fs_mul_size(elems, fs_dtype_size(t->dtype), &nbytes))
-        return fs_errf(e, "%s: tensor %s: shape overflows (byte size too large)", f->name, nm);
+    /* Q8_0 / Q4_0 store a logical shape [.., K] as blocks of 32 along K:
+     * K must be a multiple of 32, and the bytes are rows * K/32 * 34 (18). */
+    int overflow;
+    size_t nbytes = fs_tensor_bytes(t->dtype, t->ndim, t->shape, &overflow);
+    if (overflow) return fs_errf(e, "%s: tensor %s: shape overflows (byte size too large)", f->name, nm);
+    if (fs_dtype_is_quant(t->dtype) && (t->ndim == 0 || t->shape[t->ndim - 1] % 32))
+        return fs_errf(e, "%s: tensor %s: %s needs a last dimension that is a multiple of 32", f->name, nm, ds);
 
     const fs_json *off = fs_json_get(v, "data_offsets");
     int64_t b, en;
@@ -115,7 +121,8 @@ static int parse_entry(const fs_safetensors *f, const fs_json *v, fs_tensor *t, 
         return fs_errf(e, "%s: tensor %s: %s %s needs %zu bytes, data_offsets give %lld", f->name, nm, ds, s,
                        nbytes, (long long)(en - b));
     }
-    size_t esz = fs_dtype_size(t->dtype);
+    /* Block formats start with an f16 scale: 2-byte alignment, like F16. */
+    size_t esz = fs_dtype_is_quant(t->dtype) ? 2 : fs_dtype_size(t->dtype);
     if ((f->data_start + (size_t)b) % esz)
         return fs_errf(e, "%s: tensor %s: data at file offset %zu is not aligned to its %zu-byte elements",
                        f->name, nm, f->data_start + (size_t)b, esz);

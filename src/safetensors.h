@@ -12,7 +12,9 @@
  *
  * Validation (each failure is one message naming the file and the tensor):
  * N fits in the file, the header is a JSON object, every entry has a
- * supported dtype (BF16, F16, F32), a shape of at most FS_MAX_DIMS
+ * supported dtype (BF16, F16, F32, or fs's own block formats Q8_0 / Q4_0,
+ * stored [N, K] with K % 32 == 0 in N * K/32 blocks of 34 / 18 bytes, see
+ * quant.h; HF's readers reject those), a shape of at most FS_MAX_DIMS
  * non-negative dims whose product does not overflow, data_offsets with
  * begin <= end inside the data section, end - begin == elements * dtype
  * size, each tensor aligned to its element size (HF's writer pads the

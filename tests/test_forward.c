@@ -176,7 +176,10 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
 }
 
 static fs_session *new_session(const fs_model *m, int n_ctx) {
-    fs_session_opts o = {n_ctx, "cpu", 0};
+    /* the scalar reference: these tests rely on its T-independent, bit-exact
+     * arithmetic (decode == prefill); the fast "cpu" backend is checked
+     * against it in test_fast_ops.c and test_forward_golden.c */
+    fs_session_opts o = {n_ctx, "cpu-ref", 0};
     fs_session *s = NULL;
     fs_err e;
     if (fs_session_new(&s, m, &o, &e)) {

@@ -1,4 +1,4 @@
-/* backend_cpu.c - the CPU reference backend: memory, and the op table.
+/* backend_cpu.c - the CPU reference backend ("cpu-ref"): memory, and the op table.
  *
  * Memory is host memory. alloc() gives a zeroed f32 array; upload() of a
  * weight is a view: the buffer points at the tensor's bytes in the model's
@@ -46,7 +46,8 @@ static fs_buf *cpu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
         return NULL;
     }
     buf->dtype = t->dtype;
-    buf->n = t->nbytes / (t->dtype == FS_DTYPE_F32 ? 4 : 2);
+    buf->n = 1;   /* elements (a Q8_0 / Q4_0 row has fewer bytes than elements) */
+    for (int i = 0; i < t->ndim; i++) buf->n *= (size_t)t->shape[i];
     buf->data = (void *)t->data;   /* read-only view: no op writes a weight */
     buf->is_view = 1;
     return buf;
@@ -90,7 +91,7 @@ fs_backend *fs_backend_cpu_new(fs_err *e) {
         fs_errf(e, "cpu backend: out of memory");
         return NULL;
     }
-    b->name = "cpu";
+    b->name = "cpu-ref";
     b->alloc = cpu_alloc;
     b->upload = cpu_upload;
     b->free_buf = cpu_free_buf;

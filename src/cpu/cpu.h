@@ -1,9 +1,9 @@
 /* cpu.h - private to the CPU backend: what a buffer is, and the ops.
  *
  * A CPU buffer is plain host memory. Activations are f32 arrays the backend
- * allocated; weights are views into the model's mmap in their stored dtype
- * (bf16, f16 or f32) and are converted to f32 element by element as the ops
- * read them. Each op lives in its own file (src/cpu/OP.c) and opens with its
+ * allocated; weights are views into the model's mmap (or the model's
+ * converted copy, quant.c) in their dtype (bf16, f16, f32, Q8_0 or Q4_0) and
+ * are converted to f32 element by element as the ops read them. Each op lives in its own file (src/cpu/OP.c) and opens with its
  * math and shapes; backend_cpu.c puts them into the fs_backend table.
  *
  * Numerics (the choice every op follows): inputs are f32 (or 16-bit weights
@@ -37,6 +37,12 @@ static inline float cpu_get(const fs_buf *b, size_t i) {
     switch (b->dtype) {
     case FS_DTYPE_BF16: return fs_bf16_to_f32(((const uint16_t *)b->data)[i]);
     case FS_DTYPE_F16: return fs_f16_to_f32(((const uint16_t *)b->data)[i]);
+    case FS_DTYPE_Q8_0: case FS_DTYPE_Q4_0: {
+        /* element i of block i / 32 (rows are whole blocks), d * q exactly as
+         * fs_dequantize_row_* computes it */
+        fs_tensor t = {.dtype = b->dtype, .data = b->data};
+        return fs_tensor_get_f32(&t, i);
+    }
     case FS_DTYPE_F32: break;
     }
     return ((const float *)b->data)[i];

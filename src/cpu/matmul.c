@@ -1,6 +1,6 @@
 /* matmul.c - every linear layer: y = x W^T.
  *
- *   y[t, n] = sum_k x[t, k] * W[n, k]      x: [T, K] f32   W: [N, K] bf16/f16/f32   y: [T, N] f32
+ *   y[t, n] = sum_k x[t, k] * W[n, k]      x: [T, K] f32   W: [N, K] bf16/f16/f32/Q8_0/Q4_0   y: [T, N] f32
  *
  * This is where nearly all the time goes (q/k/v/o, gate/up/down, lm_head).
  * W is stored [out, in] as in PyTorch's nn.Linear, so one output feature is
@@ -18,11 +18,15 @@
  * order (see cpu.h), so the result does not depend on T, on ROWS or on the
  * row's position in a block: a decode step gives exactly the numbers a
  * prefill gives. bf16 widens to f32 with a 16-bit shift (util.h), f16
- * through fs_f16_to_f32; both are exact.
+ * through fs_f16_to_f32; both are exact. Q8_0 / Q4_0 weights are
+ * dequantized element by element (d * q, quant.h) and the activations stay
+ * f32, so this path measures the error of the weight format alone; the fast
+ * backend quantizes the activations too.
  *
  * Docs: docs/forward.md
  */
 #include "cpu.h"
+#include "quant.h"
 
 #define ROWS 4
 
@@ -32,6 +36,19 @@ static inline float w_at(const void *W, fs_dtype dt, size_t i) {
     switch (dt) {
     case FS_DTYPE_BF16: return fs_bf16_to_f32(((const uint16_t *)W)[i]);
     case FS_DTYPE_F16: return fs_f16_to_f32(((const uint16_t *)W)[i]);
+    /* Block formats: K % 32 == 0, so flattened element i = n*K + k sits in
+     * block i / 32 at position i % 32. The value is d * q rounded to f32,
+     * bit for bit what fs_dequantize_row_* gives. */
+    case FS_DTYPE_Q8_0: {
+        const fs_block_q8_0 *blk = (const fs_block_q8_0 *)W + i / FS_QK;
+        return fs_f16_to_f32(blk->d) * (float)blk->qs[i % FS_QK];
+    }
+    case FS_DTYPE_Q4_0: {
+        const fs_block_q4_0 *blk = (const fs_block_q4_0 *)W + i / FS_QK;
+        size_t j = i % FS_QK;
+        int q = j < FS_QK / 2 ? blk->qs[j] & 15 : blk->qs[j - FS_QK / 2] >> 4;
+        return fs_f16_to_f32(blk->d) * (float)(q - 8);
+    }
     case FS_DTYPE_F32: break;
     }
     return ((const float *)W)[i];
@@ -69,5 +86,7 @@ void fs_cpu_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, i
     case FS_DTYPE_BF16: matmul_dt(cpu_f32(x), W->data, FS_DTYPE_BF16, cpu_f32_mut(y), T, K, N); break;
     case FS_DTYPE_F16: matmul_dt(cpu_f32(x), W->data, FS_DTYPE_F16, cpu_f32_mut(y), T, K, N); break;
     case FS_DTYPE_F32: matmul_dt(cpu_f32(x), W->data, FS_DTYPE_F32, cpu_f32_mut(y), T, K, N); break;
+    case FS_DTYPE_Q8_0: matmul_dt(cpu_f32(x), W->data, FS_DTYPE_Q8_0, cpu_f32_mut(y), T, K, N); break;
+    case FS_DTYPE_Q4_0: matmul_dt(cpu_f32(x), W->data, FS_DTYPE_Q4_0, cpu_f32_mut(y), T, K, N); break;
     }
 }

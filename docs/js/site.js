@@ -1,0 +1,48 @@
+/* site.js - loaded first on every page of the fs site.
+ *
+ * It records script errors and console.error calls, and with ?test=1 in
+ * the URL runs the page's self-tests (interactive parts register them in
+ * window.fsSelfTests) after load, then writes one line, "FS-DOCS-TEST ok"
+ * or "FS-DOCS-TEST FAIL: ...", into document.title and a <pre
+ * id="fs-test-result">. tests/e2e_docs.sh reads that line. No network,
+ * no framework.
+ */
+"use strict";
+window.fsErrors = [];
+window.fsSelfTests = [];
+window.addEventListener("error", function (ev) {
+  window.fsErrors.push("error: " + (ev.message || "resource failed to load") +
+                       (ev.filename ? " at " + ev.filename + ":" + ev.lineno : "") +
+                       (ev.target && ev.target.src ? " " + ev.target.src : ""));
+}, true);
+(function () {
+  var orig = console.error;
+  console.error = function () {
+    window.fsErrors.push("console.error: " + Array.prototype.join.call(arguments, " "));
+    return orig.apply(console, arguments);
+  };
+})();
+window.addEventListener("load", function () {
+  if (!/[?&]test=1\b/.test(location.search)) return;
+  var fails = [];
+  window.fsSelfTests.forEach(function (t) {
+    try {
+      var r = t.fn();
+      if (r !== true) fails.push(t.name + ": " + r);
+    } catch (ex) {
+      fails.push(t.name + ": threw " + ex);
+    }
+  });
+  // every image must have decoded (a broken SVG link shows up here)
+  Array.prototype.forEach.call(document.images, function (img) {
+    if (!img.complete || img.naturalWidth === 0) fails.push("image did not load: " + img.getAttribute("src"));
+  });
+  fails = fails.concat(window.fsErrors);
+  var line = fails.length ? "FS-DOCS-TEST FAIL: " + fails.join(" | ")
+                          : "FS-DOCS-TEST ok (" + window.fsSelfTests.length + " self-tests)";
+  document.title = line;
+  var pre = document.createElement("pre");
+  pre.id = "fs-test-result";
+  pre.textContent = line;
+  document.body.appendChild(pre);
+});

@@ -1,0 +1,54 @@
+/* bench.h - what `fs bench` measures besides tokens per second: the bytes a
+ * decoded token has to read, the machine's memory read bandwidth, the
+ * process's peak memory.
+ *
+ * Why bytes per token: decoding one token multiplies a single activation
+ * row by every weight matrix, so each weight byte is read once and used for
+ * one multiply-add. The CPU waits on memory, not arithmetic, and the best
+ * possible decode speed is  read bandwidth / bytes per token  (the
+ * "roofline"). Comparing the achieved GB/s with a read bandwidth measured
+ * in the same run says how close the engine is to that ceiling.
+ *
+ * Shape legend: T tokens, H hidden, Hq/Hkv heads, D head dim, I ffn width,
+ * V vocab, L layers.
+ *
+ * Docs: docs/bench.md
+ */
+#ifndef FS_BENCH_H
+#define FS_BENCH_H
+
+#include <stddef.h>
+
+#include "model.h"
+#include "util.h"
+
+/* Bytes one decode step reads at a given context depth. */
+typedef struct fs_decode_bytes {
+    size_t weights;    /* every layer's projections and norms, final norm, lm_head */
+    size_t embed_row;  /* the one row of embed_tokens the token looks up */
+    size_t kv;         /* the f32 K and V cache rows attention reads: 2 L ctx Hkv D 4 */
+    size_t total;
+} fs_decode_bytes;
+
+/* Bytes of a tensor as stored (its dtype: f32/f16/bf16 today; block
+ * quantized formats are counted by their real size, scales included). */
+size_t fs_bench_tensor_bytes(const fs_tensor *t);
+
+/* The bytes a decode step reads when ctx tokens (itself included) are in
+ * the cache. Counted from the model's tensors, so it follows whatever dtype
+ * the weights have. */
+fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx);
+
+/* Memory read bandwidth in bytes/s: n_threads threads sum disjoint slices
+ * of a buffer of `bytes` bytes (choose it much larger than the last-level
+ * cache); the best of `passes` passes. Fills e and returns -1 if the
+ * buffer cannot be allocated or a thread cannot start. */
+int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e);
+
+/* Peak resident set size of this process in bytes (0 if unknown). */
+size_t fs_bench_peak_rss(void);
+
+/* Number of online CPUs (at least 1). */
+int fs_bench_n_cpus(void);
+
+#endif

@@ -1,0 +1,89 @@
+/* fast.h - private to the fast CPU backend ("cpu"): its state and kernels.
+ *
+ * The fast backend shares buffers (struct fs_buf, cpu.h) and the cheap ops
+ * (embed, rmsnorm, add) with the scalar reference ("cpu-ref"), and replaces
+ * the hot ones: matmul (SIMD + threads), attention (threads over heads and
+ * query rows, online softmax), rope and swiglu (threads).
+ *
+ * Numerics: the fast ops accumulate in f32, in an order chosen for speed
+ * (vector lanes, several accumulators, K split into blocks), so they differ
+ * from the double-accumulating reference by f32 rounding: about
+ * 1e-7 * sqrt(K) relative to sum |x||w| for a dot product of length K.
+ * tests/test_fast_ops.c checks every kernel against the reference with a
+ * bound of that form.
+ *
+ * SIMD. Kernels exist for AVX2+FMA+F16C (x86-64, chosen at run time with
+ * cpuid, so the same binary runs on older CPUs), NEON (aarch64, always
+ * present there) and portable scalar C. The Makefile adds no -m flags: the
+ * AVX2 functions carry __attribute__((target(...))) instead.
+ *
+ * Docs: docs/forward.md
+ */
+#ifndef FS_CPU_FAST_H
+#define FS_CPU_FAST_H
+
+#include "cpu.h"
+#include "threadpool.h"
+
+/* Which kernels this process uses. */
+typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
+
+/* GEMM register tile and weight-panel geometry (all ISAs share the packed
+ * layout): a panel is FS_PANEL_N consecutive weight rows, FS_PANEL_K
+ * columns at a time, stored k-major as f32: pack[k * FS_PANEL_N + r]. */
+#define FS_PANEL_N 16
+#define FS_PANEL_K 256
+#define FS_TILE_T 6
+/* Below this many tokens the matmul is a GEMV: weights are streamed
+ * directly (no packing), the case of decode. */
+#define FS_GEMM_MIN_T 4
+
+typedef struct fs_fast {
+    fs_threadpool *pool;
+    int nth;
+    fs_isa isa;
+    float *pack;          /* [nth][FS_PANEL_K * FS_PANEL_N], 64-byte aligned */
+    void *qx;             /* quantized activations (Q8_0), grown on first need */
+    size_t qx_bytes;
+} fs_fast;
+
+static inline fs_fast *fast_ctx(fs_backend *b) { return (fs_fast *)b->ctx; }
+
+/* The best ISA this CPU supports (env FS_ISA=scalar forces the fallback). */
+fs_isa fs_fast_detect_isa(void);
+const char *fs_isa_name(fs_isa isa);
+
+/* Row-range kernels: rows [n0, n1) of y[T, N] = x[T, K] W[N, K]^T.
+ * gemv: any T (used for T < FS_GEMM_MIN_T); gemm: packs each panel into
+ * pack (one thread's FS_PANEL_K * FS_PANEL_N floats) then runs the tile. */
+void fs_gemv_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                    float *pack);
+void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                  float *pack);
+void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                  float *pack);
+
+/* Pack rows [n, n + rows) (rows <= FS_PANEL_N; missing rows are zeros),
+ * columns [k0, k0 + kc) of W into pack[k * FS_PANEL_N + r] as f32. */
+void fs_pack_panel(const void *W, fs_dtype dt, int K, int n, int rows, int k0, int kc, float *pack);
+
+/* Small vector helpers with per-ISA bodies (attention uses them).
+ * dot: sum a[i] b[i]; axpy: y[i] += a x[i]; scale: y[i] *= a. */
+float fs_vdot(fs_isa isa, const float *a, const float *b, int n);
+void fs_vaxpy(fs_isa isa, float *y, float a, const float *x, int n);
+void fs_vscale(fs_isa isa, float *y, float a, int n);
+/* s[b] = q . k[b * stride ..], b < nb;   o += sum_b p[b] * v[b * stride ..] */
+void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
+void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
+
+/* The fast ops (fs_backend signatures). */
+void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);
+void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
+                       fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
+void fs_fast_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
+void fs_fast_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
+
+#endif

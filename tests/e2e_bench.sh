@@ -1,0 +1,259 @@
+#!/bin/sh
+# e2e_bench.sh - `fs bench` and `fs perplexity` on small random checkpoints
+# (tests/data/gen_tiny.json: V 151936, H 64, L 2, with the real tokenizer).
+#
+# 1. fs bench: the table has one row per test with positive tok/s and
+#    min <= median <= max, a roofline line per tg test; --csv has the header
+#    and one well-formed row per test; bytes per token equals the sum of
+#    the checkpoint's matrices (read from the safetensors header) plus one
+#    embedding row plus the KV cache at the run's mean context.
+# 2. fs perplexity on text: ppl >= 1 and exp(loss) = ppl; a model against
+#    itself has KL 0 and 100% top-1 agreement; against another seed KL > 0
+#    and the base ppl equals that model's own ppl; --weights q8_0 against
+#    --kl-base-weights bf16 gives a small non-zero KL. fs bench --weights
+#    q8_0 counts the Q8_0 bytes (34 per 32 weights) in bytes per token.
+# 3. The ppl is computed right: for short id sequences and several window
+#    lengths, python (standard library) rebuilds the windows from the
+#    definition, gets each position's logits from `fs logits --dump-logits`
+#    on the prefix (fs_session_eval, not the debug path perplexity uses),
+#    computes -log softmax in double and compares the loss and every
+#    window's loss.
+# 4. Bad flags -> exit 1; bad input -> exit 2; one "fs CMD:" line.
+FS_BIN=${FS_BIN:-build/fs}
+FS_TOKENIZER_DIR=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs-e2e-bench.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT INT TERM
+fail=0
+die() { echo "FAIL: $*"; fail=1; }
+M="$TMP/m"; M2="$TMP/m2"
+
+"$FS_BIN" mkmodel --config tests/data/gen_tiny.json --tokenizer "$FS_TOKENIZER_DIR" --out "$M" --seed 5 \
+    >/dev/null 2>"$TMP/err" || { echo "FAIL: mkmodel: $(cat "$TMP/err")"; exit 1; }
+"$FS_BIN" mkmodel --config tests/data/gen_tiny.json --tokenizer "$FS_TOKENIZER_DIR" --out "$M2" --seed 6 \
+    >/dev/null 2>"$TMP/err" || { echo "FAIL: mkmodel 2: $(cat "$TMP/err")"; exit 1; }
+
+# --- 1. fs bench ------------------------------------------------------------
+"$FS_BIN" bench -m "$M" --pp 8,16 --tg 4 --depth 0,8 -r 3 -t 1 --bw-mib 32 >"$TMP/table" 2>"$TMP/err" \
+    || die "bench table: $(cat "$TMP/err")"
+"$FS_BIN" bench -m "$M" --pp 8 --tg 4,6 --depth 0,8 -r 2 --warmup 0 --bw-mib 32 --csv >"$TMP/csv" 2>"$TMP/err" \
+    || die "bench csv: $(cat "$TMP/err")"
+"$FS_BIN" bench -m "$M" --pp 0 --tg 3 -r 1 --bw-mib 0 >"$TMP/nobw" 2>"$TMP/err" \
+    || die "bench without bandwidth: $(cat "$TMP/err")"
+"$FS_BIN" bench -m "$M" --pp 0 --tg 3 -r 1 --bw-mib 0 --weights q8_0 --csv >"$TMP/q8" 2>"$TMP/err" \
+    || die "bench --weights q8_0: $(cat "$TMP/err")"
+python3 - "$TMP" "$M" <<'EOF' || fail=1
+import json, re, struct, sys
+tmp, mdir = sys.argv[1], sys.argv[2]
+ok = True
+def bad(msg):
+    global ok
+    ok = False
+    print("FAIL:", msg)
+
+# what one decoded token reads, from the safetensors header (independent of fs)
+with open(mdir + "/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    hdr = json.loads(f.read(n))
+cfg = json.load(open(mdir + "/config.json"))
+nbytes = {k: v["data_offsets"][1] - v["data_offsets"][0] for k, v in hdr.items() if k != "__metadata__"}
+emb = nbytes["model.embed_tokens.weight"]
+weights = sum(v for k, v in nbytes.items() if k != "model.embed_tokens.weight")
+if cfg["tie_word_embeddings"] and "lm_head.weight" not in nbytes:
+    weights += emb  # lm_head reads the whole (tied) table
+def expect_bytes(n_gen, depth, q8=False):
+    kv = 2 * cfg["num_hidden_layers"] * (depth + (n_gen + 1) / 2) * cfg["num_key_value_heads"] * cfg["head_dim"] * 4
+    if not q8:
+        return weights + emb // cfg["vocab_size"] + int(kv)
+    # Q8_0: every matrix [N, K] becomes N * K/32 blocks of 34 bytes; norms stay bf16
+    def q8(shape):
+        return shape[0] * shape[1] // 32 * 34
+    mats = {k: v["shape"] for k, v in hdr.items() if k != "__metadata__"}
+    w = sum(q8(s) if len(s) == 2 else nbytes[k] for k, s in mats.items() if k != "model.embed_tokens.weight")
+    if cfg["tie_word_embeddings"] and "lm_head.weight" not in mats:
+        w += q8(mats["model.embed_tokens.weight"])
+    return w + cfg["hidden_size"] // 32 * 34 + int(kv)
+
+table = open(tmp + "/table").read()
+rows = re.findall(r"^(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+((?:pp|tg)\d+(?: @ d\d+)?)\s+([\d.]+) \[([\d.]+) \.\. ([\d.]+)\]$",
+                  table, re.M)
+names = [r[4] for r in rows]
+if names != ["pp8", "pp16", "tg4", "pp8 @ d8", "pp16 @ d8", "tg4 @ d8"]:
+    bad("table rows: %r\n%s" % (names, table))
+for r in rows:
+    if r[1] != "bf16" or r[3] != "1" or r[0] != "m":
+        bad("table columns (model m, weights bf16, threads 1): %r" % (r,))
+    med, lo, hi = float(r[5]), float(r[6]), float(r[7])
+    if not (0 < lo <= med <= hi):
+        bad("tok/s not positive or not min <= median <= max: %r" % (r,))
+if not re.search(r"^memory read bandwidth: [\d.]+ GB/s \(1 threads, 32 MiB", table, re.M):
+    bad("no read bandwidth line:\n" + table)
+roof = re.findall(r"^  (tg4(?: @ d8)?)\s+([\d.]+) MB/token .* = ([\d.]+) GB/s = ([\d.]+)% of ([\d.]+) GB/s$", table, re.M)
+if [x[0] for x in roof] != ["tg4", "tg4 @ d8"]:
+    bad("roofline lines: %r\n%s" % (roof, table))
+for name, mb, gbs, pct, bw in roof:
+    depth = 8 if "@" in name else 0
+    if abs(float(mb) * 1e6 - expect_bytes(4, depth)) > 0.051e6:
+        bad("roofline %s: %s MB/token, expected %.1f" % (name, mb, expect_bytes(4, depth) / 1e6))
+    if float(gbs) <= 0 or float(bw) <= 0 or abs(float(gbs) / float(bw) * 100 - float(pct)) > 0.2:
+        bad("roofline %s: inconsistent GB/s and fraction" % name)
+if not re.search(r"^peak RSS [\d.]+ MiB", table, re.M) or not re.search(r"load [\d.]+ s", table):
+    bad("no peak RSS / load time:\n" + table)
+
+lines = open(tmp + "/csv").read().splitlines()
+head = lines[0].split(",")
+if head[:5] != ["model", "weights", "backend", "threads", "test"] or "tok_s_median" not in head:
+    bad("csv header: %r" % lines[0])
+body = [dict(zip(head, l.split(","))) for l in lines[1:]]
+if [b["test"] for b in body] != ["pp8", "tg4", "tg6", "pp8 @ d8", "tg4 @ d8", "tg6 @ d8"]:
+    bad("csv rows: %r" % lines)
+for b in body:
+    if len(b) != len(head) or not (0 < float(b["tok_s_min"]) <= float(b["tok_s_median"]) <= float(b["tok_s_max"])):
+        bad("csv row: %r" % b)
+    if int(b["peak_rss_bytes"]) < 1 << 20 or float(b["load_s"]) < 0 or float(b["bw_gb_s"]) <= 0:
+        bad("csv rss / load / bandwidth: %r" % b)
+    if b["test"].startswith("tg"):
+        want = expect_bytes(int(b["n_gen"]), int(b["depth"]))
+        if int(b["bytes_per_token"]) != want:
+            bad("csv bytes_per_token %s, expected %d" % (b["bytes_per_token"], want))
+        if abs(float(b["eff_gb_s"]) - want * float(b["tok_s_median"]) / 1e9) > 1e-3 * float(b["eff_gb_s"]) + 1e-4:
+            bad("csv eff_gb_s: %r" % b)
+    elif b["bytes_per_token"] != "" or int(b["n_prompt"]) != 8:
+        bad("csv pp row: %r" % b)
+q8 = [dict(zip(head, l.split(","))) for l in open(tmp + "/q8").read().splitlines()[1:]]
+if len(q8) != 1 or q8[0]["weights"] != "q8_0" or int(q8[0]["bytes_per_token"]) != expect_bytes(3, 0, True):
+    bad("--weights q8_0: %r, expected q8_0 and %d bytes/token" % (q8, expect_bytes(3, 0, True)))
+nobw = open(tmp + "/nobw").read()
+if "memory read bandwidth" in nobw or not re.search(r"^\s+tg3\s+[\d.]+ MB/token .* GB/s$", nobw, re.M):
+    bad("--bw-mib 0 should skip the bandwidth, keep the roofline:\n" + nobw)
+sys.exit(0 if ok else 1)
+EOF
+
+# --- 2. fs perplexity on text -----------------------------------------------
+printf 'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness.\n' >"$TMP/text.txt"
+"$FS_BIN" perplexity -m "$M" -f "$TMP/text.txt" --ctx 8 --json --kl-base "$M" >"$TMP/self.json" 2>"$TMP/err" \
+    || die "perplexity self: $(cat "$TMP/err")"
+"$FS_BIN" perplexity -m "$M" -f "$TMP/text.txt" --ctx 8 --json --kl-base "$M2" >"$TMP/other.json" 2>"$TMP/err" \
+    || die "perplexity other: $(cat "$TMP/err")"
+"$FS_BIN" perplexity -m "$M2" -f "$TMP/text.txt" --ctx 8 --json >"$TMP/m2.json" 2>"$TMP/err" \
+    || die "perplexity m2: $(cat "$TMP/err")"
+"$FS_BIN" perplexity -m "$M" -f "$TMP/text.txt" --ctx 8 --json --weights q8_0 --kl-base-weights bf16 \
+    >"$TMP/q8.json" 2>"$TMP/err" || die "perplexity q8_0 vs bf16: $(cat "$TMP/err")"
+"$FS_BIN" perplexity -m "$M" -f "$TMP/text.txt" --ctx 8 >"$TMP/plain" 2>"$TMP/err" \
+    || die "perplexity text output: $(cat "$TMP/err")"
+grep -q '^mean NLL [0-9.]* nats, ppl [0-9.]*$' "$TMP/plain" || die "text output: $(cat "$TMP/plain")"
+python3 - "$TMP" <<'EOF' || fail=1
+import json, math, sys
+tmp = sys.argv[1]
+ok = True
+def bad(msg):
+    global ok
+    ok = False
+    print("FAIL:", msg)
+s = json.load(open(tmp + "/self.json"))
+o = json.load(open(tmp + "/other.json"))
+m2 = json.load(open(tmp + "/m2.json"))
+q = json.load(open(tmp + "/q8.json"))
+if not (s["ppl"] >= 1 and abs(math.exp(s["loss"]) - s["ppl"]) <= 1e-9 * s["ppl"]):
+    bad("ppl %r loss %r" % (s["ppl"], s["loss"]))
+if s["tokens"] < 16 or s["windows"] != (s["tokens"] - 2) // 8 + 1 or s["predicted_tokens"] != s["tokens"] - s["windows"]:
+    bad("tokens / windows / predicted: %r" % s)
+if s["kl"]["mean"] != 0 or s["kl"]["max"] != 0 or s["kl"]["top1_agreement"] != 1 or s["kl"]["base_loss"] != s["loss"]:
+    bad("KL of a model against itself: %r" % s["kl"])
+k = o["kl"]
+if not (k["mean"] > 0 and k["max"] >= k["mean"] and k["top1_agreement"] < 1):
+    bad("KL against another model: %r" % k)
+if abs(k["base_loss"] - m2["loss"]) > 1e-12 * m2["loss"] or o["loss"] != s["loss"]:
+    bad("base loss %r vs the base's own %r" % (k["base_loss"], m2["loss"]))
+# q8_0 against its own bf16 original: a small, non-zero KL; the base is the plain model
+k = q["kl"]
+if not (q["weights"] == "q8_0" and k["base_weights"] == "bf16" and 0 < k["mean"] < 0.05 and k["base_loss"] == s["loss"]
+        and q["loss"] != s["loss"] and abs(q["loss"] - s["loss"]) < 0.05 * s["loss"]):
+    bad("q8_0 vs bf16: %r" % q)
+sys.exit(0 if ok else 1)
+EOF
+
+# --- 3. the loss from first principles -----------------------------------------
+python3 - "$TMP" "$FS_BIN" "$M" <<'EOF' || fail=1
+import json, math, struct, subprocess, sys
+tmp, fs, mdir = sys.argv[1:4]
+ok = True
+def bad(msg):
+    global ok
+    ok = False
+    print("FAIL:", msg)
+cache = {}
+def logits(prefix):
+    key = tuple(prefix)
+    if key not in cache:
+        path = tmp + "/l.f32"
+        subprocess.run([fs, "logits", "-m", mdir, "--ids", " ".join(map(str, prefix)), "--top", "0",
+                        "--dump-logits", path], check=True, stdout=subprocess.DEVNULL)
+        raw = open(path, "rb").read()
+        cache[key] = struct.unpack("<%df" % (len(raw) // 4), raw)
+    return cache[key]
+def nll(row, target):
+    m = max(row)
+    return m + math.log(math.fsum(math.exp(x - m) for x in row)) - row[target]
+ids = [9707, 11, 1879, 0, 151643, 42, 7, 100000]
+for n, C in ((8, 3), (7, 3), (8, 8), (5, 2), (2, 4)):
+    seq = ids[:n]
+    wins = [seq[s:s + C] for s in range(0, n - 1, C)]
+    per = [[nll(logits(w[:j]), w[j]) for j in range(1, len(w))] for w in wins]
+    want = sum(map(sum, per)) / sum(map(len, per))
+    open(tmp + "/ids.txt", "w").write(",".join(map(str, seq)))
+    out = subprocess.run([fs, "perplexity", "-m", mdir, "--ids-file", tmp + "/ids.txt", "--ctx", str(C), "--json"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        bad("perplexity n=%d C=%d: %s" % (n, C, out.stderr))
+        continue
+    got = json.loads(out.stdout)
+    if got["windows"] != len(wins) or got["predicted_tokens"] != sum(map(len, per)):
+        bad("n=%d C=%d: windows %d predicted %d, expected %d, %d" % (n, C, got["windows"], got["predicted_tokens"],
+                                                                   len(wins), sum(map(len, per))))
+    if abs(got["loss"] - want) > 1e-5 * abs(want):
+        bad("n=%d C=%d: loss %.9g, python from the logits %.9g" % (n, C, got["loss"], want))
+    for w, p in enumerate(per):
+        if abs(got["window_loss"][w] - sum(p) / len(p)) > 1e-5 * sum(p) / len(p):
+            bad("n=%d C=%d window %d: %.9g vs %.9g" % (n, C, w, got["window_loss"][w], sum(p) / len(p)))
+sys.exit(0 if ok else 1)
+EOF
+
+# --- 4. errors ----------------------------------------------------------------
+expect() { # expect CODE ARGS...: exit status CODE and one "fs CMD:" line on stderr
+    code=$1; shift
+    "$FS_BIN" "$@" >/dev/null 2>"$TMP/err"; got=$?
+    [ "$got" -eq "$code" ] || die "'$*' exited $got, expected $code ($(cat "$TMP/err"))"
+    [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^fs[ :]' "$TMP/err" || die "'$*': stderr is not one fs line: $(cat "$TMP/err")"
+}
+expect 1 bench -m "$M" --pp abc
+expect 1 bench -m "$M" --pp 8,
+expect 1 bench -m "$M" --tg -4
+expect 1 bench -m "$M" -r 0
+expect 1 bench -m "$M" --pp 0 --tg 0
+expect 1 bench -m "$M" --pp 64 --ctx 32
+expect 1 bench -m "$M" --backend no-such-backend
+expect 1 bench -m "$M" --frobnicate
+expect 1 bench -m "$M" --pp
+expect 2 bench -m "$TMP/no-such-model" --pp 8 --tg 0 --bw-mib 0
+expect 2 bench -m "$M" --pp 600 --tg 0 --bw-mib 0
+expect 1 perplexity -m "$M"
+expect 1 perplexity -m "$M" -f "$TMP/text.txt" --ids-file "$TMP/ids.txt"
+expect 1 perplexity -m "$M" -f "$TMP/text.txt" --ctx 1
+expect 1 perplexity -m "$M" -f "$TMP/text.txt" --max-windows 0
+expect 1 perplexity -m "$M" -f "$TMP/text.txt" --kl-base-weights q3
+expect 1 bench -m "$M" --weights int8
+expect 2 perplexity -m "$M" -f "$TMP/no-such-file.txt"
+: >"$TMP/empty.txt"
+expect 2 perplexity -m "$M" -f "$TMP/empty.txt"
+printf '1 2 151936\n' >"$TMP/big.txt"
+expect 2 perplexity -m "$M" --ids-file "$TMP/big.txt"
+printf '1 2 x\n' >"$TMP/junk.txt"
+expect 2 perplexity -m "$M" --ids-file "$TMP/junk.txt"
+sed 's/"vocab_size": 151936/"vocab_size": 1000/' tests/data/gen_tiny.json >"$TMP/small.json"
+"$FS_BIN" mkmodel --config "$TMP/small.json" --out "$TMP/small" >/dev/null 2>&1 || die "mkmodel small vocab"
+printf '1 2 3 4\n' >"$TMP/ids4.txt"
+expect 2 perplexity -m "$M" --ids-file "$TMP/ids4.txt" --kl-base "$TMP/small"
+expect 2 perplexity -m "$M" -f "$TMP/text.txt" --ctx 1000
+
+[ $fail -eq 0 ] && echo "e2e_bench: ok"
+exit $fail

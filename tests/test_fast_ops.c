@@ -1,0 +1,391 @@
+/* test_fast_ops.c - the fast CPU backend ("cpu") against the scalar
+ * reference ("cpu-ref"), op by op, plus the thread pool.
+ *
+ * Every fast kernel runs on every ISA this machine has (the portable scalar
+ * fallback always; AVX2 or NEON when present), with 1, 2 and 3 threads, on
+ * shapes chosen to hit every tail (Q8_0 / Q4_0 weights too, see
+ * check_matmul_quant for their bound): K = 1..69 odd (not multiples of the 8-
+ * or 16-wide vector step), 1023, 1024, 3072; N not a multiple of the 4-row
+ * GEMV block nor of the 16-row GEMM panel; T = 1, 2, 3 (GEMV), 5, 17, 64,
+ * 130 (GEMM, with partial 6-token tiles); bf16, f16 and f32 weights.
+ *
+ * Tolerance of a dot product y = sum_k x_k w_k computed in f32 against the
+ * double reference: with S = sum_k |x_k w_k| and u = 2^-24 (f32 unit
+ * roundoff), any summation order has error <= K u S (worst case), and
+ * random-like rounding gives ~sqrt(K) u S. The fast paths sum in 8- or
+ * 16-lane partial sums and 256-wide K blocks, much better than the worst
+ * case, so the test requires
+ *       |y_fast - y_ref| <= 4 sqrt(K) u S + 1e-30
+ * per element (the measured worst ratio is printed, well below 1).
+ *
+ * Docs: docs/forward.md
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/fast.h"
+#include "quant.h"
+#include "test.h"
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static double urand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+static fs_backend *ref;                 /* "cpu-ref" */
+static fs_backend *fast[4];             /* "cpu" with 1, 2, 3 threads ([1..3]) */
+static fs_isa isas[2];
+static int n_isas;
+
+static fs_buf *act(fs_backend *b, const float *host, size_t n) {
+    fs_err e;
+    fs_buf *buf = b->alloc(b, n, &e);
+    if (!buf) { fprintf(stderr, "%s\n", e.msg); exit(1); }
+    b->write(b, buf, 0, host, n);
+    return buf;
+}
+
+/* Random weights of dtype dt; deq gets each stored element's exact f32. */
+static void *rand_weight(fs_dtype dt, size_t n, float *deq, fs_tensor *t, int N, int K) {
+    size_t es = dt == FS_DTYPE_F32 ? 4 : 2;
+    void *data = malloc(n * es + 1);
+    for (size_t i = 0; i < n; i++) {
+        float v = (float)urand();
+        if (dt == FS_DTYPE_F32) { ((float *)data)[i] = v; deq[i] = v; }
+        else if (dt == FS_DTYPE_BF16) { uint16_t h = fs_f32_to_bf16(v); ((uint16_t *)data)[i] = h; deq[i] = fs_bf16_to_f32(h); }
+        else { uint16_t h = fs_f32_to_f16(v); ((uint16_t *)data)[i] = h; deq[i] = fs_f16_to_f32(h); }
+    }
+    memset(t, 0, sizeof *t);
+    t->name = "test.weight";
+    t->dtype = dt;
+    t->ndim = 2;
+    t->shape[0] = N;
+    t->shape[1] = K;
+    t->data = data;
+    t->nbytes = n * es;
+    return data;
+}
+
+static double worst_matmul_ratio = 0;
+
+static void check_matmul(int T, int K, int N, fs_dtype dt) {
+    fs_err e;
+    size_t nx = (size_t)T * K, nw = (size_t)N * K, ny = (size_t)T * N;
+    float *x = malloc(sizeof(float) * nx), *deq = malloc(sizeof(float) * nw);
+    float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
+    fs_tensor t;
+    void *wdata = rand_weight(dt, nw, deq, &t, N, K);
+
+    fs_buf *xb = act(ref, x, nx), *yb = ref->alloc(ref, ny, &e), *wb = ref->upload(ref, &t, &e);
+    ref->matmul(ref, xb, wb, yb, T, K, N);
+    ref->read(ref, yb, 0, yr, ny);
+    ref->free_buf(ref, xb); ref->free_buf(ref, yb); ref->free_buf(ref, wb);
+
+    for (int th = 1; th <= 3; th++) {
+        fs_backend *b = fast[th];
+        for (int s = 0; s < n_isas; s++) {
+            fast_ctx(b)->isa = isas[s];
+            xb = act(b, x, nx);
+            yb = b->alloc(b, ny, &e);
+            wb = b->upload(b, &t, &e);
+            for (size_t i = 0; i < ny; i++) yf[i] = NAN;
+            b->write(b, yb, 0, yf, ny);   /* every output must be written */
+            b->matmul(b, xb, wb, yb, T, K, N);
+            b->read(b, yb, 0, yf, ny);
+            int bad = 0;
+            double worst = 0;
+            for (int ti = 0; ti < T; ti++)
+                for (int n = 0; n < N; n++) {
+                    double S = 0;
+                    for (int k = 0; k < K; k++) S += fabs((double)x[(size_t)ti * K + k] * deq[(size_t)n * K + k]);
+                    double tol = 4.0 * sqrt((double)K) * ldexp(1.0, -24) * S + 1e-30;
+                    double d = fabs((double)yf[(size_t)ti * N + n] - yr[(size_t)ti * N + n]);
+                    if (!(d <= tol)) bad++;
+                    if (d / tol > worst) worst = d / tol;
+                }
+            if (worst > worst_matmul_ratio) worst_matmul_ratio = worst;
+            CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
+                   fs_dtype_name(dt), T, K, N, fs_isa_name(isas[s]), th, bad, worst);
+            b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
+        }
+        fast_ctx(b)->isa = isas[n_isas - 1];
+    }
+    free(x); free(deq); free(yr); free(yf); free(wdata);
+}
+
+static void test_matmul(void) {
+    static const fs_dtype dts[] = {FS_DTYPE_BF16, FS_DTYPE_F16, FS_DTYPE_F32};
+    static const int Ts[] = {1, 2, 3, 5, 17};
+    for (int d = 0; d < 3; d++) {
+        for (int K = 1; K <= 69; K += 2)   /* every vector tail */
+            check_matmul(Ts[K % 5], K, 37, dts[d]);
+        check_matmul(1, 1023, 37, dts[d]);
+        check_matmul(2, 1024, 21, dts[d]);
+        check_matmul(3, 3072, 9, dts[d]);
+        check_matmul(5, 1023, 19, dts[d]);
+        check_matmul(17, 1024, 33, dts[d]);
+        check_matmul(64, 300, 50, dts[d]);    /* K not a multiple of the 256-wide K block */
+        check_matmul(130, 70, 35, dts[d]);
+        check_matmul(6, 3072, 16, dts[d]);
+    }
+    printf("matmul: worst error / tolerance = %.3f\n", worst_matmul_ratio);
+}
+
+/* Quantized weights (Q8_0, Q4_0). The reference dequantizes W exactly and
+ * keeps x in f32; the fast path also quantizes x to Q8_0 (blocks of 32,
+ * scale d_b = max|x_b| / 127 stored as f16), so x_k moves by at most
+ * d_b / 2 from rounding q, plus 127 d_b 2^-11 from rounding d to f16:
+ * < 0.57 d_b. Bound per output: sum_b 0.57 d_b sum_{k in b} |w_k|, plus
+ * the f32 bound above. */
+static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
+    fs_err e;
+    size_t nx = (size_t)T * K, nw = (size_t)N * K, ny = (size_t)T * N;
+    size_t rb = fs_quant_row_bytes(dt, K);
+    float *x = malloc(sizeof(float) * nx), *wf = malloc(sizeof(float) * nw), *deq = malloc(sizeof(float) * nw);
+    float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    unsigned char *wq = malloc(rb * (size_t)N);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
+    for (size_t i = 0; i < nw; i++) wf[i] = (float)urand();
+    for (int n = 0; n < N; n++) {
+        if (dt == FS_DTYPE_Q8_0) {
+            fs_quantize_row_q8_0(wf + (size_t)n * K, (fs_block_q8_0 *)(wq + (size_t)n * rb), K);
+            fs_dequantize_row_q8_0((const fs_block_q8_0 *)(wq + (size_t)n * rb), deq + (size_t)n * K, K);
+        } else {
+            fs_quantize_row_q4_0(wf + (size_t)n * K, (fs_block_q4_0 *)(wq + (size_t)n * rb), K);
+            fs_dequantize_row_q4_0((const fs_block_q4_0 *)(wq + (size_t)n * rb), deq + (size_t)n * K, K);
+        }
+    }
+    fs_tensor t;
+    memset(&t, 0, sizeof t);
+    t.name = "test.weight";
+    t.dtype = dt;
+    t.ndim = 2;
+    t.shape[0] = N;
+    t.shape[1] = K;
+    t.data = wq;
+    t.nbytes = rb * (size_t)N;
+
+    fs_buf *xb = act(ref, x, nx), *yb = ref->alloc(ref, ny, &e), *wb = ref->upload(ref, &t, &e);
+    ref->matmul(ref, xb, wb, yb, T, K, N);
+    ref->read(ref, yb, 0, yr, ny);
+    ref->free_buf(ref, xb); ref->free_buf(ref, yb); ref->free_buf(ref, wb);
+    for (int th = 1; th <= 3; th++) {
+        fs_backend *b = fast[th];
+        xb = act(b, x, nx), yb = b->alloc(b, ny, &e), wb = b->upload(b, &t, &e);
+        b->matmul(b, xb, wb, yb, T, K, N);
+        b->read(b, yb, 0, yf, ny);
+        b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
+        int bad = 0;
+        double worst = 0;
+        for (int ti = 0; ti < T; ti++)
+            for (int n = 0; n < N; n++) {
+                const float *xr = x + (size_t)ti * K, *wr = deq + (size_t)n * K;
+                double tol = 0, S = 0;
+                for (int k0 = 0; k0 < K; k0 += FS_QK) {
+                    double amax = 0, wsum = 0;
+                    for (int k = k0; k < k0 + FS_QK; k++) {
+                        if (fabs(xr[k]) > amax) amax = fabs(xr[k]);
+                        wsum += fabs(wr[k]);
+                        S += fabs((double)xr[k] * wr[k]);
+                    }
+                    tol += 0.57 * amax / 127.0 * wsum;
+                }
+                tol += 4.0 * sqrt((double)K) * ldexp(1.0, -24) * S + 1e-30;
+                double d = fabs((double)yf[(size_t)ti * N + n] - yr[(size_t)ti * N + n]);
+                if (!(d <= tol)) bad++;
+                if (d / tol > worst) worst = d / tol;
+            }
+        CHECKF(bad == 0, "matmul %s T %d K %d N %d threads %d: %d outside tolerance (worst %.2f x tol)",
+               fs_dtype_name(dt), T, K, N, th, bad, worst);
+    }
+    free(x); free(wf); free(deq); free(yr); free(yf); free(wq);
+}
+
+static void test_matmul_quant(void) {
+    static const fs_dtype dts[] = {FS_DTYPE_Q8_0, FS_DTYPE_Q4_0};
+    for (int d = 0; d < 2; d++) {
+        check_matmul_quant(1, 32, 5, dts[d]);
+        check_matmul_quant(2, 1024, 37, dts[d]);
+        check_matmul_quant(17, 96, 33, dts[d]);
+        check_matmul_quant(3, 3072, 9, dts[d]);
+        check_matmul_quant(130, 64, 7, dts[d]);
+    }
+}
+
+/* Attention: f32 online softmax vs the double two-pass reference.
+ * Outputs are convex combinations of V rows, so the error is measured
+ * relative to max |v|; 5e-6 covers f32 exp and the accumulation over
+ * up to ~300 keys (measured worst is printed). */
+static void test_attention(void) {
+    static const struct { int T, pos0, Hq, Hkv, D; } cs[] = {
+        {1, 0, 2, 1, 2}, {1, 9, 4, 2, 6}, {5, 0, 4, 2, 64}, {17, 3, 3, 1, 128},
+        {2, 130, 16, 8, 128}, {64, 100, 2, 2, 70}, {130, 0, 2, 1, 8}, {1, 300, 4, 4, 33}};
+    double worst_all = 0;
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int T = cs[c].T, pos0 = cs[c].pos0, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D;
+        int n_ctx = pos0 + T;
+        size_t nq = (size_t)T * Hq * D, nkv = (size_t)n_ctx * Hkv * D;
+        float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nkv), *v = malloc(sizeof(float) * nkv);
+        float *or_ = malloc(sizeof(float) * nq), *of = malloc(sizeof(float) * nq);
+        for (size_t i = 0; i < nq; i++) q[i] = (float)(urand() * 3);   /* peaky softmax too */
+        for (size_t i = 0; i < nkv; i++) k[i] = (float)(urand() * 3), v[i] = (float)urand();
+        fs_err e;
+        fs_buf *qb = act(ref, q, nq), *kb = act(ref, k, nkv), *vb = act(ref, v, nkv);
+        fs_buf *ob = ref->alloc(ref, nq, &e), *sb = ref->alloc(ref, (size_t)n_ctx, &e);
+        ref->attention(ref, qb, kb, vb, ob, sb, T, pos0, Hq, Hkv, D);
+        ref->read(ref, ob, 0, or_, nq);
+        ref->free_buf(ref, qb); ref->free_buf(ref, kb); ref->free_buf(ref, vb);
+        ref->free_buf(ref, ob); ref->free_buf(ref, sb);
+        for (int th = 1; th <= 3; th++)
+            for (int s = 0; s < n_isas; s++) {
+                fs_backend *b = fast[th];
+                fast_ctx(b)->isa = isas[s];
+                qb = act(b, q, nq), kb = act(b, k, nkv), vb = act(b, v, nkv);
+                ob = b->alloc(b, nq, &e), sb = b->alloc(b, (size_t)n_ctx, &e);
+                b->attention(b, qb, kb, vb, ob, sb, T, pos0, Hq, Hkv, D);
+                b->read(b, ob, 0, of, nq);
+                double worst = 0;
+                for (size_t i = 0; i < nq; i++) {
+                    double d = fabs((double)of[i] - or_[i]);
+                    if (!(d <= worst)) worst = d;
+                }
+                if (worst > worst_all) worst_all = worst;
+                CHECKF(worst <= 5e-6, "attention T %d pos0 %d Hq %d Hkv %d D %d %s threads %d: err %g", T, pos0,
+                       Hq, Hkv, D, fs_isa_name(isas[s]), th, worst);
+                b->free_buf(b, qb); b->free_buf(b, kb); b->free_buf(b, vb);
+                b->free_buf(b, ob); b->free_buf(b, sb);
+                fast_ctx(b)->isa = isas[n_isas - 1];
+            }
+        free(q); free(k); free(v); free(or_); free(of);
+    }
+    printf("attention: worst abs error %.3g (|v| <= 1)\n", worst_all);
+}
+
+/* rope: the same f32 arithmetic as the reference, so bit-identical. */
+static void test_rope(void) {
+    static const struct { int T, heads, D, pos0; } cs[] = {{1, 1, 2, 0}, {5, 3, 6, 7}, {17, 8, 128, 1000}, {3, 2, 64, 40000}};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        size_t n = (size_t)cs[c].T * cs[c].heads * cs[c].D;
+        float *x = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * n), *f = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) x[i] = (float)urand();
+        fs_buf *xb = act(ref, x, n);
+        ref->rope(ref, xb, cs[c].T, cs[c].heads, cs[c].D, cs[c].pos0, 1e6);
+        ref->read(ref, xb, 0, a, n);
+        ref->free_buf(ref, xb);
+        for (int th = 1; th <= 3; th++) {
+            xb = act(fast[th], x, n);
+            fast[th]->rope(fast[th], xb, cs[c].T, cs[c].heads, cs[c].D, cs[c].pos0, 1e6);
+            fast[th]->read(fast[th], xb, 0, f, n);
+            fast[th]->free_buf(fast[th], xb);
+            CHECKF(memcmp(a, f, sizeof(float) * n) == 0, "rope case %zu threads %d differs from the reference", c, th);
+        }
+        free(x); free(a); free(f);
+    }
+}
+
+/* swiglu: f32 expf vs double exp: a few ulp of the result. */
+static void test_swiglu(void) {
+    static const size_t ns[] = {1, 7, 4096, 4097, 20000};
+    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+        size_t n = ns[c];
+        float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n);
+        float *a = malloc(sizeof(float) * n), *f = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) g[i] = (float)(urand() * 20), u[i] = (float)(urand() * 4);
+        fs_err e;
+        fs_buf *gb = act(ref, g, n), *ub = act(ref, u, n), *ob = ref->alloc(ref, n, &e);
+        ref->swiglu(ref, gb, ub, ob, n);
+        ref->read(ref, ob, 0, a, n);
+        ref->free_buf(ref, gb); ref->free_buf(ref, ub); ref->free_buf(ref, ob);
+        for (int th = 1; th <= 3; th++) {
+            fs_backend *b = fast[th];
+            gb = act(b, g, n), ub = act(b, u, n);
+            b->swiglu(b, gb, ub, gb, n);   /* in place, as forward.c calls it */
+            b->read(b, gb, 0, f, n);
+            b->free_buf(b, gb); b->free_buf(b, ub);
+            double worst = 0;
+            for (size_t i = 0; i < n; i++) {
+                double d = fabs((double)f[i] - a[i]) / (fabs((double)a[i]) + 1e-30);
+                if (fabs((double)a[i]) < 1e-30) d = fabs((double)f[i]);
+                if (!(d <= worst)) worst = d;
+            }
+            CHECKF(worst <= 1e-6, "swiglu n %zu threads %d: rel err %g", n, th, worst);
+        }
+        free(g); free(u); free(a); free(f);
+    }
+}
+
+/* The pool: every chunk runs exactly once, on a valid tid, across many
+ * back-to-back regions of different sizes (the generation protocol). */
+typedef struct { int *hits; int nth; int bad_tid; } pool_arg;
+static void count_chunk(void *arg, int chunk, int tid) {
+    pool_arg *a = arg;
+    if (tid < 0 || tid >= a->nth) a->bad_tid = 1;
+    __atomic_fetch_add(&a->hits[chunk], 1, __ATOMIC_RELAXED);
+}
+
+static void test_threadpool(void) {
+    for (int nth = 1; nth <= 5; nth++) {
+        fs_err e;
+        fs_threadpool *p = fs_threadpool_new(nth, &e);
+        CHECK(p && fs_threadpool_size(p) == nth);
+        if (!p) continue;
+        int hits[257], wrong = 0;
+        pool_arg a = {hits, nth, 0};
+        for (int r = 0; r < 3000; r++) {
+            int n = 1 + (r * 37) % 257;
+            memset(hits, 0, sizeof hits);
+            fs_threadpool_for(p, n, count_chunk, &a);
+            for (int i = 0; i < n; i++) wrong += hits[i] != 1;
+            for (int i = n; i < 257; i++) wrong += hits[i] != 0;
+        }
+        CHECKF(wrong == 0 && !a.bad_tid, "thread pool %d threads: %d chunks not run exactly once", nth, wrong);
+        fs_threadpool_free(p);
+    }
+    int i0, i1;
+    fs_split_range(100, 16, 1, 3, &i0, &i1);
+    CHECK(i0 == 32 && i1 == 64);
+    fs_split_range(100, 16, 2, 3, &i0, &i1);
+    CHECK(i0 == 64 && i1 == 100);
+    CHECK(fs_default_threads() >= 1);
+}
+
+static void test_names(void) {
+    fs_err e;
+    fs_backend *b = fs_backend_new("cpu", &e);
+    CHECK(b && !strcmp(b->name, "cpu"));
+    if (b) b->destroy(b);
+    b = fs_backend_new_opts(NULL, 3, &e);
+    CHECK(b && !strcmp(b->name, "cpu") && fast_ctx(b)->nth == 3);
+    if (b) b->destroy(b);
+    b = fs_backend_new("cpu-ref", &e);
+    CHECK(b && !strcmp(b->name, "cpu-ref"));
+    if (b) b->destroy(b);
+    CHECK(fs_backend_new("gpu", &e) == NULL && strstr(e.msg, "cpu-ref"));
+}
+
+int main(void) {
+    fs_err e;
+    ref = fs_backend_cpu_new(&e);
+    for (int th = 1; th <= 3; th++) {
+        fast[th] = fs_backend_fast_new(th, &e);
+        if (!ref || !fast[th]) { fprintf(stderr, "%s\n", e.msg); return 1; }
+    }
+    isas[n_isas++] = FS_ISA_SCALAR;
+    if (fast_ctx(fast[1])->isa != FS_ISA_SCALAR) isas[n_isas++] = fast_ctx(fast[1])->isa;
+    printf("ISAs tested: %s%s%s\n", fs_isa_name(isas[0]), n_isas > 1 ? ", " : "", n_isas > 1 ? fs_isa_name(isas[1]) : "");
+    test_threadpool();
+    test_matmul();
+    test_matmul_quant();
+    test_attention();
+    test_rope();
+    test_swiglu();
+    test_names();
+    for (int th = 1; th <= 3; th++) fast[th]->destroy(fast[th]);
+    ref->destroy(ref);
+    return TEST_SUMMARY();
+}
