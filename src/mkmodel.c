@@ -30,47 +30,20 @@
 
 /* ---- the noise source ------------------------------------------------- */
 
-/* splitmix64: turns any 64-bit value into a well-mixed one; used to seed. */
-static uint64_t splitmix64(uint64_t *x) {
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-/* xoshiro256** (Blackman & Vigna): fast, 256-bit state, good statistics. */
-typedef struct { uint64_t s[4]; } rng;
-
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
-static uint64_t rng_next(rng *r) {
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
-
 /* One stream per tensor: seed mixed with a hash (FNV-1a) of the name, so a
  * tensor's values do not depend on which other tensors exist or their order. */
-static void rng_seed(rng *r, uint64_t seed, const char *name) {
+static void rng_seed(fs_rng *r, uint64_t seed, const char *name) {
     uint64_t h = 0xcbf29ce484222325ull;
     for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
-    uint64_t x = seed ^ h;
-    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+    fs_rng_seed(r, seed ^ h); /* util.h's xoshiro256**, seeded by splitmix64 */
 }
 
 /* Unit noise: four 16-bit uniforms summed (an exact integer in
  * [0, 262140]), centred and divided by the sum's exact standard deviation
  * sqrt(4 * (65536^2 - 1) / 12). Integer sum, one subtraction, one multiply:
  * bit-identical everywhere, unlike Box-Muller's log/cos from libm. */
-static double unit_noise(rng *r, double k) {
-    uint64_t v = rng_next(r);
+static double unit_noise(fs_rng *r, double k) {
+    uint64_t v = fs_rng_next(r);
     uint32_t s = (uint32_t)(v & 0xffff) + (uint32_t)((v >> 16) & 0xffff) + (uint32_t)((v >> 32) & 0xffff) +
                  (uint32_t)(v >> 48);
     return ((double)s - 131070.0) * k;
@@ -444,7 +417,7 @@ static char *build_header(const tensor_spec *t, int n, int shard, fs_dtype dt, s
 
 /* Generate one tensor's values and append them to f in dtype dt. */
 static int write_tensor(FILE *f, const tensor_spec *t, const fs_mkmodel_opts *o, unsigned char *buf) {
-    rng r;
+    fs_rng r;
     rng_seed(&r, o->seed, t->name);
     double mean = 0, std = 1;
     if (t->fill == FILL_LINEAR) std = o->scale / sqrt((double)t->fan_in);

@@ -94,12 +94,6 @@ void fs_sampler_penalize(const fs_sampler *s, const float *logits, float *out);
  * record the token: call fs_sampler_accept(s, id, 1) when it is kept. */
 int fs_sampler_sample(fs_sampler *s, const float *logits, fs_err *e);
 
-/* The PRNG on its own (tests, and anyone who needs seeded numbers). */
-typedef struct fs_rng {
-    uint64_t s[4];
-} fs_rng;
-void fs_rng_seed(fs_rng *r, uint64_t seed);
-uint64_t fs_rng_next(fs_rng *r);
-double fs_rng_uniform(fs_rng *r); /* [0, 1), 53 random bits */
+/* The PRNG (fs_rng, seeded and reproducible) lives in util.h. */
 
 #endif

@@ -1,4 +1,4 @@
-/* util.c - errors, files, time, float16 conversions, UTF-8.
+/* util.c - errors, files, time, float16 conversions, UTF-8, the seeded PRNG.
  * See util.h for the contracts. */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
@@ -209,4 +209,42 @@ int fs_utf8_encode(uint32_t cp, char out[4]) {
     out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
     out[3] = (char)(0x80 | (cp & 0x3f));
     return 4;
+}
+
+/* --- the PRNG: xoshiro256** (Blackman & Vigna), seeded by splitmix64 ---
+ * Small, fast, 256 bits of state, and fully specified by integer
+ * arithmetic, so every machine produces the same stream. splitmix64 spreads
+ * a small seed (0, 1, 2...) over the whole state, which must not be all
+ * zero. */
+
+static uint64_t splitmix64(uint64_t *x) {
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+
+void fs_rng_seed(fs_rng *r, uint64_t seed) {
+    uint64_t x = seed;
+    for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
+}
+
+uint64_t fs_rng_next(fs_rng *r) {
+    uint64_t *s = r->s;
+    uint64_t result = rotl(s[1] * 5, 7) * 9;
+    uint64_t t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = rotl(s[3], 45);
+    return result;
+}
+
+double fs_rng_uniform(fs_rng *r) {
+    /* the top 53 bits fill a double's mantissa exactly: k / 2^53 */
+    return (double)(fs_rng_next(r) >> 11) * 0x1.0p-53;
 }

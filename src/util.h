@@ -24,6 +24,16 @@ typedef struct fs_err {
 #define FS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define FS_PRINTF(a, b)
+/* A seeded PRNG: xoshiro256** (Blackman & Vigna) seeded by splitmix64.
+ * Integer arithmetic only, so every machine produces the same stream (the
+ * sampler's draws and fs mkmodel's weights depend on that). */
+typedef struct fs_rng {
+    uint64_t s[4];
+} fs_rng;
+void fs_rng_seed(fs_rng *r, uint64_t seed);
+uint64_t fs_rng_next(fs_rng *r);
+double fs_rng_uniform(fs_rng *r); /* [0, 1), 53 random bits */
+
 #endif
 
 /* Fill e (may be NULL) with a formatted message; always returns -1 so callers
@@ -70,5 +80,15 @@ uint16_t fs_f32_to_bf16(float f); /* round to nearest even, NaN stays NaN */
  * invalid or truncated sequence. fs_utf8_encode writes cp, returns length. */
 int fs_utf8_decode(const unsigned char *s, size_t n, uint32_t *cp);
 int fs_utf8_encode(uint32_t cp, char out[4]);
+
+/* A seeded PRNG: xoshiro256** (Blackman & Vigna) seeded by splitmix64.
+ * Integer arithmetic only, so every machine produces the same stream (the
+ * sampler's draws and fs mkmodel's weights depend on that). */
+typedef struct fs_rng {
+    uint64_t s[4];
+} fs_rng;
+void fs_rng_seed(fs_rng *r, uint64_t seed);
+uint64_t fs_rng_next(fs_rng *r);
+double fs_rng_uniform(fs_rng *r); /* [0, 1), 53 random bits */
 
 #endif
