@@ -58,14 +58,8 @@ int fs_cmd_template(int argc, char **argv) {
     fs_err e = {{0}};
     if (fs_chat_template_check_dir(model, &e)) return cli_fail("template", FS_EXIT_INPUT, "%s", e.msg);
 
-    char *text;
-    size_t len;
-    if (fs_read_file(messages_path, &text, &len, &e)) return cli_fail("template", FS_EXIT_INPUT, "%s", e.msg);
     fs_json_doc doc;
-    if (fs_json_parse(&doc, text, len, &e)) {
-        free(text);
-        return cli_fail("template", FS_EXIT_INPUT, "%s: %s", messages_path, e.msg);
-    }
+    if (fs_json_parse_file(&doc, messages_path, &e)) return cli_fail("template", FS_EXIT_INPUT, "%s", e.msg);
     const fs_json *arr = doc.root;
     if (fs_json_is(arr, FS_JSON_OBJECT)) arr = fs_json_get(arr, "messages");
 
@@ -82,6 +76,5 @@ int fs_cmd_template(int argc, char **argv) {
     free(prompt);
     free(msgs);
     fs_json_free(&doc);
-    free(text);
     return rc;
 }

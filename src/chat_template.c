@@ -451,14 +451,8 @@ int fs_chat_template_check_dir(const char *model_dir, fs_err *e) {
     char path[4096];
     if (fs_path_join(path, sizeof path, model_dir, "tokenizer_config.json"))
         return fs_errf(e, "%s: path too long", model_dir);
-    char *text;
-    size_t len;
-    if (fs_read_file(path, &text, &len, e)) return -1;
     fs_json_doc doc;
-    if (fs_json_parse(&doc, text, len, e)) {
-        free(text);
-        return fs_err_prefix(e, "%s", path);
-    }
+    if (fs_json_parse_file(&doc, path, e)) return -1;
     const fs_json *t = fs_json_get(doc.root, "chat_template");
     int rc;
     if (!fs_json_is(t, FS_JSON_STRING))
@@ -466,6 +460,5 @@ int fs_chat_template_check_dir(const char *model_dir, fs_err *e) {
     else if ((rc = fs_chat_template_check(t->str, t->len, e)))
         fs_err_prefix(e, "%s", path);
     fs_json_free(&doc);
-    free(text);
     return rc;
 }

@@ -502,3 +502,13 @@ void fs_json_write_string(FILE *f, const char *str, size_t len) {
     }
     fputc('"', f);
 }
+
+int fs_json_parse_file(fs_json_doc *doc, const char *path, fs_err *e) {
+    char *text;
+    size_t len;
+    if (fs_read_file(path, &text, &len, e)) return -1;
+    /* strings are copied into the document's arena: the text can go now */
+    int rc = fs_json_parse(doc, text, len, e);
+    free(text);
+    return rc ? fs_err_prefix(e, "%s", path) : 0;
+}

@@ -55,6 +55,10 @@ typedef struct fs_json_doc {
 int fs_json_parse(fs_json_doc *doc, const char *text, size_t len, fs_err *e);
 void fs_json_free(fs_json_doc *doc);
 
+/* Read the file at path and parse it. Read errors name the path already;
+ * parse errors get it as a prefix ("PATH: JSON error at byte ..."). */
+int fs_json_parse_file(fs_json_doc *doc, const char *path, fs_err *e);
+
 /* Lookups. All accept NULL and return NULL / the fallback when the node is
  * missing or of the wrong type, so chains like
  * fs_json_get(fs_json_get(root, "model"), "vocab") are safe. Duplicate keys:

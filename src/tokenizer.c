@@ -309,18 +309,11 @@ int fs_tokenizer_load(fs_tokenizer **out, const char *path, fs_err *e) {
         if (fs_path_join(file, sizeof file, path, "tokenizer.json") < 0) return fs_errf(e, "%s: path too long", path);
         p = file;
     }
-    char *text;
-    size_t len;
-    if (fs_read_file(p, &text, &len, e) < 0) return -1;
     fs_json_doc doc;
-    if (fs_json_parse(&doc, text, len, e) < 0) {
-        free(text);
-        return fs_err_prefix(e, "%s", p);
-    }
+    if (fs_json_parse_file(&doc, p, e) < 0) return -1;
     fs_tokenizer *t = fs_xcalloc(1, sizeof *t);
     int rc = load_json(t, doc.root, e);
     fs_json_free(&doc);
-    free(text);
     if (rc < 0) {
         fs_tokenizer_free(t);
         return fs_err_prefix(e, "%s", p);
