@@ -43,9 +43,12 @@ start() {
     LOG=$TMP/screen.$run
     EXIT=$TMP/exit.$run
     : > "$LOG"
-    # fs chat starts only once pipe-pane is logging (the banner included)
+    # fs chat starts only once pipe-pane is logging (the banner included).
+    # FS_ISA=scalar: the portable kernels decode the tiny model at ~100 tok/s
+    # instead of ~1700, so a long reply runs ~20 s before the 2048-token
+    # context fills, and a Ctrl-C sent mid-reply cannot arrive after it ended.
     $T new-session -d -x 100 -y 30 \
-        "while [ ! -e '$LOG.go' ]; do sleep 0.05; done; FS_HOME='$TMP/home' '$FS_BIN' chat -m '$M' --temp 0 $*; echo \$? > '$EXIT'; sleep 60" || {
+        "while [ ! -e '$LOG.go' ]; do sleep 0.05; done; FS_ISA=scalar FS_HOME='$TMP/home' '$FS_BIN' chat -m '$M' --temp 0 $*; echo \$? > '$EXIT'; sleep 60" || {
         echo "FAIL: cannot start tmux"; exit 1; }
     SOCKETS="$SOCKETS $($T display -p '#{socket_path}')"
     $T pipe-pane -o "cat >> '$LOG'"
