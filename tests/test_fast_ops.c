@@ -214,6 +214,12 @@ static void test_matmul_quant(void) {
         check_matmul_quant(17, 96, 33, dts[d]);
         check_matmul_quant(3, 3072, 9, dts[d]);
         check_matmul_quant(130, 64, 7, dts[d]);
+        /* the packed 8-row GEMM (T >= 4, N >= 8): whole panels, a partial
+         * token tile, the N % 8 tail rows, and the largest K of Qwen3 */
+        check_matmul_quant(4, 32, 8, dts[d]);
+        check_matmul_quant(7, 256, 21, dts[d]);
+        check_matmul_quant(37, 1024, 64, dts[d]);
+        check_matmul_quant(9, 3072, 40, dts[d]);
     }
 }
 

@@ -24,6 +24,8 @@ static void fast_destroy(fs_backend *b) {
         fs_threadpool_free(f->pool);
         free(f->pack);
         free(f->qx);
+        free(f->qxs);
+        free(f->qpack);
         free(f);
     }
     free(b);

@@ -45,6 +45,10 @@ typedef struct fs_fast {
     float *pack;          /* [nth][FS_PANEL_K * FS_PANEL_N], 64-byte aligned */
     void *qx;             /* quantized activations (Q8_0), grown on first need */
     size_t qx_bytes;
+    void *qxs;            /* their per-block f32 scales and sums (quantized GEMM) */
+    size_t qxs_bytes;
+    void *qpack;          /* [nth][qpack_stride] packed quantized weight panels */
+    size_t qpack_stride;
 } fs_fast;
 
 static inline fs_fast *fast_ctx(fs_backend *b) { return (fs_fast *)b->ctx; }
@@ -78,6 +82,12 @@ void fs_vscale(fs_isa isa, float *y, float a, int n);
 /* s[b] = q . k[b * stride ..], b < nb;   o += sum_b p[b] * v[b * stride ..] */
 void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
 void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
+
+/* Rows per chunk when threads split N output rows: about 8 chunks per
+ * thread, a multiple of align. */
+int fs_fast_chunk_rows(int N, int nth, int align);
+/* y = x W^T with Q8_0 / Q4_0 weights (matmul_quant.c). */
+void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y, int T, int K, int N);
 
 /* The fast ops (fs_backend signatures). */
 void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);

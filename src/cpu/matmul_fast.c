@@ -25,10 +25,7 @@
  * holds the portable scalar versions (the fallback, and the shape of the
  * algorithm in plain C), the panel packing, and the threading.
  *
- * Quantized weights (Q8_0 / Q4_0, src/quant.h) are dispatched here too: x
- * is quantized to Q8_0 once per call (into a buffer that grows on the first
- * call that needs more, then is reused), then threads split the rows and
- * run quant.c's integer dot products (AVX2 / NEON inside) per (row, token).
+ * Quantized weights (Q8_0 / Q4_0) go to matmul_quant.c.
  *
  * Docs: docs/forward.md
  */
@@ -181,58 +178,20 @@ static void mm_chunk(void *arg, int chunk, int tid) {
 /* Rows per chunk: about 8 chunks per thread (so a descheduled thread's
  * share is picked up by the others, see threadpool.h), rounded to the
  * kernel's row block. */
-static int chunk_rows(int N, int nth, int align) {
+int fs_fast_chunk_rows(int N, int nth, int align) {
     int r = N / (nth * 8);
     if (r < align) r = align;
     return (r + align - 1) / align * align;
 }
 
-/* Quantized weights: x rows were quantized to Q8_0 into f->qx; each
- * thread takes a range of rows and dots every (row, token) pair. */
-typedef struct {
-    const fs_block_q8_0 *qx;
-    const void *W;
-    fs_dtype dt;
-    float *y;
-    int T, K, N, rows;
-} q_job;
-
-static void q_chunk(void *arg, int chunk, int tid) {
-    (void)tid;
-    const q_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    size_t row_bytes = fs_quant_row_bytes(j->dt, j->K), xblocks = (size_t)j->K / FS_QK;
-    for (int n = n0; n < n1; n++) {
-        const void *wr = (const char *)j->W + (size_t)n * row_bytes;
-        for (int t = 0; t < j->T; t++) {
-            const fs_block_q8_0 *xt = j->qx + (size_t)t * xblocks;
-            float v = j->dt == FS_DTYPE_Q8_0 ? fs_vec_dot_q8_0_q8_0(j->K, wr, xt) : fs_vec_dot_q4_0_q8_0(j->K, wr, xt);
-            j->y[(size_t)t * (size_t)j->N + (size_t)n] = v;
-        }
-    }
-}
-
-static void matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y, int T, int K, int N) {
-    size_t xblocks = (size_t)K / FS_QK, need = (size_t)T * xblocks * sizeof(fs_block_q8_0);
-    if (need > f->qx_bytes) {   /* grows once, on the first (largest) prefill */
-        free(f->qx);
-        f->qx = fs_xmalloc(need);
-        f->qx_bytes = need;
-    }
-    fs_block_q8_0 *qx = f->qx;
-    for (int t = 0; t < T; t++) fs_quantize_row_q8_0(x + (size_t)t * (size_t)K, qx + (size_t)t * xblocks, K);
-    q_job j = {qx, W->data, W->dtype, y, T, K, N, chunk_rows(N, f->nth, 4)};
-    fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, q_chunk, &j);
-}
-
 void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N) {
     fs_fast *f = fast_ctx(b);
     if (W->dtype == FS_DTYPE_Q8_0 || W->dtype == FS_DTYPE_Q4_0) {
-        matmul_quant(f, cpu_f32(x), W, cpu_f32_mut(y), T, K, N);
+        fs_fast_matmul_quant(f, cpu_f32(x), W, cpu_f32_mut(y), T, K, N);
         return;
     }
     int gemm = T >= FS_GEMM_MIN_T;
     mm_job j = {f, cpu_f32(x), W->data, W->dtype, cpu_f32_mut(y), T, K, N,
-                gemm ? FS_PANEL_N : chunk_rows(N, f->nth, 4), gemm};
+                gemm ? FS_PANEL_N : fs_fast_chunk_rows(N, f->nth, 4), gemm};
     fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, mm_chunk, &j);
 }

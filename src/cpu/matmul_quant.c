@@ -1,0 +1,290 @@
+/* matmul_quant.c - the linear layer with Q8_0 / Q4_0 weights, y = x W^T.
+ *
+ *   y[t, n] = sum_k x[t, k] * W[n, k]     x: [T, K] f32   W: [N, K] Q8_0 or Q4_0   y: [T, N] f32
+ *
+ * First x is quantized to Q8_0, one row per token (quant.c): 32 int8 per
+ * block plus one scale. Then every output is a sum over blocks b of
+ *   d_w[n, b] * d_x[t, b] * S[n, t, b],   S = sum of 32 int8 x int8 products
+ * where S is exact integer arithmetic and only the block sum is f32.
+ *
+ * Decode (T < FS_GEMM_MIN_T): threads split the N rows; each row is dotted
+ * with each token by quant.c's fs_vec_dot_* (AVX2 / NEON inside). Every
+ * weight byte is read once per token: the speed is the memory bandwidth
+ * (Q8_0) or the nibble unpacking (Q4_0).
+ *
+ * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles. The idea is
+ * the one of the f32 GEMM (matmul_fast.c) - unpack a panel of weights once,
+ * reuse it for every token - with int8 products instead of f32 FMAs:
+ *
+ *   pack   8 weight rows, all of K, are unpacked (Q4_0 nibbles -> bytes
+ *          0..15) and interleaved so that one 32-byte vector holds 4
+ *          consecutive k of each of the 8 rows (a "quad" per row):
+ *             pq[b][j] = row0 k4j..4j+3 | row1 k4j..4j+3 | ... | row7
+ *          plus the 8 rows' scales of block b as f32: pd[b][0..7].
+ *   tile   for NT tokens at a time and each block b, 8 steps j:
+ *             xq = token t's 4 bytes k4j..4j+3, broadcast to all 8 lanes
+ *             acc[t] += maddubs(pq[b][j], xq)     (int16 pair sums)
+ *          lane r of acc[t] then holds the products of row r only, so
+ *          after the block one madd (pairs -> int32) gives the 8 rows' S,
+ *          which are converted to f32 and scaled by pd[b] * d_x[t, b].
+ *          The 8 lanes are 8 output rows: the tile ends with one 8-float
+ *          store per token, and no horizontal sums at all.
+ *
+ * _mm256_maddubs_epi16 multiplies unsigned bytes by signed bytes, so:
+ *   Q4_0: the weights are stored as q in 0..15 (w = q - 8): maddubs(q, x)
+ *         is exact and sum (q - 8) x = sum q x - 8 sum x, with 8 sum x one
+ *         integer per (token, block) computed with the quantization of x.
+ *         A pair sum is at most 2 * 15 * 127 = 3810, so the 8 steps of a
+ *         block add up in int16 (8 * 3810 < 32767).
+ *   Q8_0: the weights are signed; the sign trick of quant.c (|w| times x
+ *         with w's sign) is applied per step, and each step widens to
+ *         int32 (a pair sum can reach 2 * 128 * 127 = 32512).
+ *
+ * Per 32 multiply-adds of one row and token, the Q4_0 tile spends about 2
+ * instructions (maddubs + add) where the row-by-row dot product spends 10.
+ *
+ * Docs: docs/quantization.md
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fast.h"
+#include "quant.h"
+
+/* Rows per packed panel: one AVX2 register holds a 4-byte quad of each. */
+#define QP_ROWS 8
+/* Tokens per register tile: NT int16 + NT f32 accumulators (+ the weight
+ * quad, the broadcast and the constants) fit AVX2's 16 registers. */
+#define QP_NT 4
+
+/* Bytes of one thread's packed panel for K columns: 8 rows x K bytes of
+ * weights and 8 f32 scales per block. */
+static size_t panel_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_QK) * QP_ROWS * sizeof(float); }
+
+/* ---- decode: row by row ---- */
+
+typedef struct {
+    fs_fast *f;
+    const fs_block_q8_0 *qx;   /* [T][K / 32] */
+    const float *dx;           /* [T][K / 32] d_x as f32 (GEMM only) */
+    const int32_t *sx8;        /* [T][K / 32] 8 * sum of x's int8 (GEMM, Q4_0) */
+    const void *W;
+    fs_dtype dt;
+    float *y;
+    int T, K, N, rows;
+} q_job;
+
+/* Rows [n0, n1) against every token, one dot product each. */
+static void rows_dot(const q_job *j, int n0, int n1) {
+    size_t row_bytes = fs_quant_row_bytes(j->dt, j->K), xblocks = (size_t)j->K / FS_QK;
+    for (int n = n0; n < n1; n++) {
+        const void *wr = (const char *)j->W + (size_t)n * row_bytes;
+        for (int t = 0; t < j->T; t++) {
+            const fs_block_q8_0 *xt = j->qx + (size_t)t * xblocks;
+            float v = j->dt == FS_DTYPE_Q8_0 ? fs_vec_dot_q8_0_q8_0(j->K, wr, xt) : fs_vec_dot_q4_0_q8_0(j->K, wr, xt);
+            j->y[(size_t)t * (size_t)j->N + (size_t)n] = v;
+        }
+    }
+}
+
+static void rows_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
+    const q_job *j = arg;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    rows_dot(j, n0, n1);
+}
+
+/* ---- prefill: packed integer GEMM (AVX2) ---- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+#define INL static inline __attribute__((always_inline)) TGT
+
+/* 8 x 8 transpose of 32-bit elements: in[r] holds row r's 8 quads, out[j]
+ * gets quad j of rows 0..7 (the same unpack / shuffle / permute sequence as
+ * the f32 panel pack in matmul_avx2.c; the bytes are just carried along). */
+INL void transpose8(const __m256i in[8], __m256i out[8]) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_castsi256_ps(in[i]);
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    u[0] = _mm256_shuffle_ps(t[0], t[2], 0x44), u[1] = _mm256_shuffle_ps(t[0], t[2], 0xEE);
+    u[2] = _mm256_shuffle_ps(t[1], t[3], 0x44), u[3] = _mm256_shuffle_ps(t[1], t[3], 0xEE);
+    u[4] = _mm256_shuffle_ps(t[4], t[6], 0x44), u[5] = _mm256_shuffle_ps(t[4], t[6], 0xEE);
+    u[6] = _mm256_shuffle_ps(t[5], t[7], 0x44), u[7] = _mm256_shuffle_ps(t[5], t[7], 0xEE);
+    for (int i = 0; i < 4; i++) {
+        out[i] = _mm256_castps_si256(_mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        out[i + 4] = _mm256_castps_si256(_mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+
+/* Pack rows n .. n+7 (all K) into pq / pd, the layout described at the top. */
+static TGT void pack_panel(const void *W, fs_dtype dt, int K, int n, uint8_t *pq, float *pd) {
+    int nb = K / FS_QK;
+    size_t row_bytes = fs_quant_row_bytes(dt, K);
+    const uint8_t *base = (const uint8_t *)W + (size_t)n * row_bytes;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (int b = 0; b < nb; b++) {
+        __m256i v[8], q[8];
+        for (int r = 0; r < QP_ROWS; r++) {
+            const uint8_t *row = base + (size_t)r * row_bytes;
+            if (dt == FS_DTYPE_Q4_0) {
+                const fs_block_q4_0 *blk = (const fs_block_q4_0 *)row + b;
+                __m128i raw = _mm_loadu_si128((const __m128i *)blk->qs);
+                /* low nibbles are k 0..15, high nibbles k 16..31 */
+                __m256i both = _mm256_insertf128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1);
+                v[r] = _mm256_and_si256(both, low4);
+                pd[(size_t)b * QP_ROWS + (size_t)r] = _cvtsh_ss(blk->d);
+            } else {
+                const fs_block_q8_0 *blk = (const fs_block_q8_0 *)row + b;
+                v[r] = _mm256_loadu_si256((const __m256i *)blk->qs);
+                pd[(size_t)b * QP_ROWS + (size_t)r] = _cvtsh_ss(blk->d);
+            }
+        }
+        transpose8(v, q);
+        for (int j = 0; j < 8; j++) _mm256_storeu_si256((__m256i *)(pq + ((size_t)b * 8 + (size_t)j) * 32), q[j]);
+    }
+}
+
+/* 4 bytes of token i's block b at quad j, broadcast to 8 lanes. */
+#define XQUAD(i, j) _mm256_set1_epi32(xquad(x + (size_t)(i) * xstride + (size_t)b, j))
+INL int32_t xquad(const fs_block_q8_0 *blk, int j) {
+    int32_t v;
+    memcpy(&v, blk->qs + 4 * j, 4);
+    return v;
+}
+
+/* nt (<= 4) tokens x 8 rows. x: token i's blocks at x + i * xstride;
+ * dx, sx8: token i's at + i * nb; y: token i's 8 outputs at y + i * ldy. */
+INL void tile(const int q4, const int nt, const uint8_t *pq, const float *pd, int nb, const fs_block_q8_0 *x,
+              size_t xstride, const float *dx, const int32_t *sx8, float *y, size_t ldy) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+    for (int b = 0; b < nb; b++) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        const uint8_t *pb = pq + (size_t)b * 256;
+        for (int j = 0; j < 8; j++) {
+            __m256i w = _mm256_loadu_si256((const __m256i *)(pb + 32 * j));
+            if (q4) {
+                /* w holds 0..15: unsigned as it is; int16 sums cannot overflow */
+#define TOK(i) \
+    if (nt > i) s##i = _mm256_add_epi16(s##i, _mm256_maddubs_epi16(w, XQUAD(i, j)));
+                TOK(0) TOK(1) TOK(2) TOK(3)
+#undef TOK
+            } else {
+                __m256i aw = _mm256_sign_epi8(w, w);
+#define TOK(i)                                                                                      \
+    if (nt > i)                                                                                     \
+        s##i = _mm256_add_epi32(                                                                    \
+            s##i, _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(XQUAD(i, j), w)), ones));
+                TOK(0) TOK(1) TOK(2) TOK(3)
+#undef TOK
+            }
+        }
+        __m256 dw = _mm256_loadu_ps(pd + (size_t)b * 8);
+        /* Q4_0: int16 pairs -> int32, minus 8 * sum x; Q8_0: already int32 */
+#define FIN(i)                                                                                           \
+    if (nt > i) {                                                                                        \
+        __m256i si = s##i;                                                                               \
+        if (q4) si = _mm256_sub_epi32(_mm256_madd_epi16(si, ones), _mm256_set1_epi32(sx8[(size_t)(i) * nb + b])); \
+        __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(dx[(size_t)(i) * nb + b]));                          \
+        f##i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), d, f##i);                                         \
+    }
+        FIN(0) FIN(1) FIN(2) FIN(3)
+#undef FIN
+    }
+    __m256 f[QP_NT] = {f0, f1, f2, f3};
+    for (int i = 0; i < nt; i++) _mm256_storeu_ps(y + (size_t)i * ldy, f[i]);
+}
+#undef XQUAD
+
+/* All tokens against the packed panel of rows n .. n+7. */
+static TGT void panel_tokens(const q_job *j, const uint8_t *pq, const float *pd, int n) {
+    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
+    size_t xs = (size_t)nb, ldy = (size_t)j->N;
+    for (int t = 0; t < j->T; t += QP_NT) {
+        const fs_block_q8_0 *x = j->qx + (size_t)t * xs;
+        const float *dx = j->dx + (size_t)t * xs;
+        const int32_t *sx = j->sx8 + (size_t)t * xs;
+        float *y = j->y + (size_t)t * ldy + (size_t)n;
+        int nt = j->T - t < QP_NT ? j->T - t : QP_NT;
+        /* q4 and nt are constants in each call, so each is its own loop */
+        if (q4) switch (nt) {
+            case 4: tile(1, 4, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            case 3: tile(1, 3, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            case 2: tile(1, 2, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            default: tile(1, 1, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            }
+        else switch (nt) {
+            case 4: tile(0, 4, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            case 3: tile(0, 3, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            case 2: tile(0, 2, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            default: tile(0, 1, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            }
+    }
+}
+
+static void gemm_chunk(void *arg, int chunk, int tid) {
+    const q_job *j = arg;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    uint8_t *pq = (uint8_t *)j->f->qpack + (size_t)tid * j->f->qpack_stride;
+    float *pd = (float *)(pq + (size_t)j->K * QP_ROWS);
+    int n = n0;
+    for (; n + QP_ROWS <= n1; n += QP_ROWS) {
+        pack_panel(j->W, j->dt, j->K, n, pq, pd);
+        panel_tokens(j, pq, pd, n);
+    }
+    rows_dot(j, n, n1);   /* the last N % 8 rows */
+}
+#define HAVE_QGEMM 1
+#endif
+
+/* ---- the op ---- */
+
+/* Grow *buf to at least need bytes. Only the first call with the largest
+ * shape allocates (a prefill, at the latest): the decode loop never does. */
+static void grow(void **buf, size_t *have, size_t need) {
+    if (need <= *have) return;
+    free(*buf);
+    *buf = fs_xmalloc(need);
+    *have = need;
+}
+
+void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y, int T, int K, int N) {
+    size_t nb = (size_t)K / FS_QK;
+    grow(&f->qx, &f->qx_bytes, (size_t)T * nb * sizeof(fs_block_q8_0));
+    fs_block_q8_0 *qx = f->qx;
+    for (int t = 0; t < T; t++) fs_quantize_row_q8_0(x + (size_t)t * (size_t)K, qx + (size_t)t * nb, K);
+    q_job j = {f, qx, NULL, NULL, W->data, W->dtype, y, T, K, N, 0};
+#ifdef HAVE_QGEMM
+    if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
+        /* per (token, block): d_x as f32 and 8 * sum of the int8 x */
+        grow(&f->qxs, &f->qxs_bytes, (size_t)T * nb * (sizeof(float) + sizeof(int32_t)));
+        float *dx = f->qxs;
+        int32_t *sx8 = (int32_t *)(dx + (size_t)T * nb);
+        for (size_t i = 0; i < (size_t)T * nb; i++) {
+            int s = 0;
+            for (int k = 0; k < FS_QK; k++) s += qx[i].qs[k];
+            dx[i] = fs_f16_to_f32(qx[i].d);
+            sx8[i] = 8 * s;
+        }
+        size_t stride = (panel_bytes(K) + 63) / 64 * 64;
+        if (stride > f->qpack_stride) {
+            size_t have = f->qpack_stride * (size_t)f->nth;
+            grow(&f->qpack, &have, stride * (size_t)f->nth);
+            f->qpack_stride = stride;
+        }
+        j.dx = dx;
+        j.sx8 = sx8;
+        j.rows = fs_fast_chunk_rows(N, f->nth, QP_ROWS);
+        fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, gemm_chunk, &j);
+        return;
+    }
+#endif
+    j.rows = fs_fast_chunk_rows(N, f->nth, 4);
+    fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, rows_chunk, &j);
+}
