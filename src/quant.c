@@ -279,39 +279,56 @@ AVX2_FN static float vec_dot_q4_0_q8_0_avx2(int k, const fs_block_q4_0 *w, const
     }
     return hsum8(_mm256_add_ps(acc0, acc1));
 }
-/* One weight row against 4 activation rows: the weight block is loaded
- * (and for Q4_0 unpacked) once and used 4 times, which is what a prefill
- * needs. Each of the 4 results goes through exactly the operations of the
- * one-row kernel above (same accumulator per block parity, same final
- * sum), so it is bit-identical to fs_vec_dot_* on that row. */
-#define DOT_X4_BODY(WVEC)                                                                               \
-    __m256 acc[4][2];                                                                                   \
-    for (int j = 0; j < 4; j++) acc[j][0] = acc[j][1] = _mm256_setzero_ps();                            \
-    for (int b = 0; b < k / FS_QK; b++) {                                                               \
-        __m256i wv = WVEC;                                                                              \
-        __m256i aw = _mm256_sign_epi8(wv, wv);                                                          \
-        float dw = _cvtsh_ss(w[b].d);                                                                   \
-        for (int j = 0; j < 4; j++) {                                                                   \
-            const fs_block_q8_0 *xb = x + (size_t)j * xstride + (size_t)b;                             \
-            __m256i xv = _mm256_loadu_si256((const __m256i *)xb->qs);                                   \
-            __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wv)),          \
-                                          _mm256_set1_epi16(1));                                        \
-            float d = dw * _cvtsh_ss(xb->d);                                                            \
-            acc[j][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(d), acc[j][b & 1]); \
-        }                                                                                               \
-    }                                                                                                   \
-    for (int j = 0; j < 4; j++) out[j] = hsum8(_mm256_add_ps(acc[j][0], acc[j][1]));
-
-AVX2_FN static void vec_dot_q8_0_q8_0_x4_avx2(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x,
-                                               size_t xstride, float *out) {
-    DOT_X4_BODY(_mm256_loadu_si256((const __m256i *)w[b].qs))
+/* One weight row against one activation row whose sums are known (decode,
+ * called for every row of a matrix). Q4_0 skips the sign trick: the
+ * nibbles q_w = w + 8 (0..15) are unsigned as they are, so maddubs(q_w, x)
+ * is exact and
+ *   sum w x = sum q_w x - 8 sum x,
+ * with sum x taken from xs (computed once per activation row and shared
+ * by all N rows), as is x's scale in f32. The 8 int32 lanes each hold a
+ * partial sum of the block (4 of its 32 products), so each lane subtracts
+ * sum x once: 8 sum x in all. Rows are done one after the
+ * other: the weights then stream through memory in order, which the
+ * hardware prefetcher follows (4 rows interleaved ran 2x slower). */
+AVX2_FN static float row_q4_0_avx2(int nb, const fs_block_q4_0 *w, const fs_block_q8_0 *x, const fs_q8_0_sum *xs) {
+    const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int b = 0;
+#define BLOCK(b, acc)                                                                                      \
+    {                                                                                                      \
+        __m128i raw = _mm_loadu_si128((const __m128i *)w[b].qs);                                           \
+        __m256i q = _mm256_and_si256(                                                                      \
+            _mm256_insertf128_si256(_mm256_castsi128_si256(raw), _mm_srli_epi16(raw, 4), 1), low4);       \
+        __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)x[b].qs)), ones); \
+        s = _mm256_sub_epi32(s, _mm256_set1_epi32(xs[b].s));                                              \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b].d), acc);    \
+    }
+    for (; b + 1 < nb; b += 2) {
+        BLOCK(b, a0)
+        BLOCK(b + 1, a1)
+    }
+    if (b < nb) BLOCK(b, a0)
+#undef BLOCK
+    return hsum8(_mm256_add_ps(a0, a1));
 }
 
-AVX2_FN static void vec_dot_q4_0_q8_0_x4_avx2(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x,
-                                               size_t xstride, float *out) {
-    DOT_X4_BODY(unpack_q4(w[b].qs))
+AVX2_FN static float row_q8_0_avx2(int nb, const fs_block_q8_0 *w, const fs_block_q8_0 *x, const fs_q8_0_sum *xs) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int b = 0;
+#define BLOCK(b, acc)                                                                                      \
+    {                                                                                                      \
+        __m256i s = dot32_i8(_mm256_loadu_si256((const __m256i *)w[b].qs),                                 \
+                             _mm256_loadu_si256((const __m256i *)x[b].qs));                                \
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b].d), acc);    \
+    }
+    for (; b + 1 < nb; b += 2) {
+        BLOCK(b, a0)
+        BLOCK(b + 1, a1)
+    }
+    if (b < nb) BLOCK(b, a0)
+#undef BLOCK
+    return hsum8(_mm256_add_ps(a0, a1));
 }
-#undef DOT_X4_BODY
 #endif
 
 /* ---- dot products: NEON --------------------------------------------- */
@@ -496,22 +513,33 @@ int fs_model_convert(fs_model *m, fs_dtype to, fs_err *e) {
     return rc;
 }
 
-void fs_vec_dot_q8_0_q8_0_xn(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x, size_t xstride, int nx,
-                             float *out) {
-    int j = 0;
-#if defined(QUANT_X86)
-    if (have_avx2())
-        for (; j + 4 <= nx; j += 4) vec_dot_q8_0_q8_0_x4_avx2(k, w, x + (size_t)j * xstride, xstride, out + j);
-#endif
-    for (; j < nx; j++) out[j] = fs_vec_dot_q8_0_q8_0(k, w, x + (size_t)j * xstride);
+void fs_q8_0_sums(const fs_block_q8_0 *x, int k, fs_q8_0_sum *out) {
+    for (int b = 0; b < k / FS_QK; b++) {
+        int s = 0;
+        for (int i = 0; i < FS_QK; i++) s += x[b].qs[i];
+        out[b].d = fs_f16_to_f32(x[b].d);
+        out[b].s = s;
+    }
 }
 
-void fs_vec_dot_q4_0_q8_0_xn(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x, size_t xstride, int nx,
-                             float *out) {
-    int j = 0;
+void fs_vec_dot_q8_0_q8_0_rows(int k, const fs_block_q8_0 *w, int nrows, const fs_block_q8_0 *x,
+                               const fs_q8_0_sum *xs, float *out) {
+    int r = 0, nb = k / FS_QK;
 #if defined(QUANT_X86)
     if (have_avx2())
-        for (; j + 4 <= nx; j += 4) vec_dot_q4_0_q8_0_x4_avx2(k, w, x + (size_t)j * xstride, xstride, out + j);
+        for (; r < nrows; r++) out[r] = row_q8_0_avx2(nb, w + (size_t)r * nb, x, xs);
 #endif
-    for (; j < nx; j++) out[j] = fs_vec_dot_q4_0_q8_0(k, w, x + (size_t)j * xstride);
+    (void)xs;
+    for (; r < nrows; r++) out[r] = fs_vec_dot_q8_0_q8_0(k, w + (size_t)r * nb, x);
+}
+
+void fs_vec_dot_q4_0_q8_0_rows(int k, const fs_block_q4_0 *w, int nrows, const fs_block_q8_0 *x,
+                               const fs_q8_0_sum *xs, float *out) {
+    int r = 0, nb = k / FS_QK;
+#if defined(QUANT_X86)
+    if (have_avx2())
+        for (; r < nrows; r++) out[r] = row_q4_0_avx2(nb, w + (size_t)r * nb, x, xs);
+#endif
+    (void)xs;
+    for (; r < nrows; r++) out[r] = fs_vec_dot_q4_0_q8_0(k, w + (size_t)r * nb, x);
 }

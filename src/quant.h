@@ -51,14 +51,24 @@ float fs_vec_dot_q4_0_q8_0(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x
 float fs_vec_dot_q8_0_q8_0_ref(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x);
 float fs_vec_dot_q4_0_q8_0_ref(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x);
 
-/* One weight row against nx activation rows (prefill): out[j] = the dot of
- * w with x + j * xstride (xstride in blocks, usually k / 32), bit-identical
- * to fs_vec_dot_*(k, w, x + j * xstride) - the weight row is just loaded
- * (and unpacked) once for 4 rows at a time. */
-void fs_vec_dot_q8_0_q8_0_xn(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x, size_t xstride, int nx,
-                             float *out);
-void fs_vec_dot_q4_0_q8_0_xn(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x, size_t xstride, int nx,
-                             float *out);
+/* What every weight row's dot product with one Q8_0 activation block
+ * needs besides its bytes: the scale as f32 and the sum of the 32 q (the
+ * Q4_0 kernels multiply the unsigned nibble q_w = w + 8 and subtract
+ * 8 * sum q_x afterwards; see quant.c). One per block of x. */
+typedef struct fs_q8_0_sum {
+    float d;
+    int32_t s;
+} fs_q8_0_sum;
+void fs_q8_0_sums(const fs_block_q8_0 *x, int k, fs_q8_0_sum *out);
+
+/* Many weight rows (consecutive, nrows of them) against one activation
+ * row x with its sums xs (decode): out[r] = the dot of row r with x. Equal
+ * to fs_vec_dot_* up to the order of the f32 additions; the rows are
+ * processed 4 at a time so x is loaded once for 4 rows. */
+void fs_vec_dot_q8_0_q8_0_rows(int k, const fs_block_q8_0 *w, int nrows, const fs_block_q8_0 *x,
+                               const fs_q8_0_sum *xs, float *out);
+void fs_vec_dot_q4_0_q8_0_rows(int k, const fs_block_q4_0 *w, int nrows, const fs_block_q8_0 *x,
+                               const fs_q8_0_sum *xs, float *out);
 
 /* Bytes of one quantized row of k weights. */
 size_t fs_quant_row_bytes(fs_dtype t, int k);

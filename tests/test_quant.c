@@ -8,8 +8,9 @@
  *   Q4_0 the same with 8 in place of 127, except elements beyond +7.5 d on
  *   the far side of the extreme, which clamp to q = 15: those are within
  *   |d| + 8 |d - d16|. A tiny 1e-6 relative slack covers the f32 products.
- * - fs_vec_dot_*_xn (4 activation rows per weight row) vs fs_vec_dot_*:
- *   bit-identical (same operations in the same order per row).
+ * - fs_vec_dot_*_rows (many weight rows, x's block sums precomputed by
+ *   fs_q8_0_sums) vs _ref: the same bound as the SIMD vec_dot below (the
+ *   same integer block sums, f32 additions reordered and fused).
  * - SIMD vec_dot vs _ref: identical integer block sums, the f32 additions in
  *   a different order: |simd - ref| <= 4 * nb * 2^-24 * sum_b |sumi_b d_b|
  *   (the usual bound for reordered summation, with room).
@@ -225,29 +226,49 @@ static void test_vec_dot(void) {
     CHECKF(bad_simd == 0, "%d of %d SIMD dot products differ from _ref beyond rounding", bad_simd, cases);
     CHECKF(bad_ref == 0, "%d of %d _ref dot products differ from the exact value", bad_ref, cases);
 
-    /* The many-rows kernels equal the one-row kernel bit for bit, for any
-     * number of rows (4 at a time, then the rest one by one). */
-    int xn_bad = 0;
-    for (int nx = 1; nx <= 9; nx++) {
-        int k = nx * 64 + 32, nb = k / 32; /* odd and even block counts */
-        fs_block_q8_0 *xs = malloc((size_t)nx * nb * sizeof *xs);
-        fill(w, k);
-        fs_quantize_row_q8_0(w, w8, k);
-        fs_quantize_row_q4_0(w, w4, k);
-        for (int j = 0; j < nx; j++) {
-            fill(x, k);
-            fs_quantize_row_q8_0(x, xs + (size_t)j * nb, k);
+    /* The many-rows kernels (decode) against _ref row by row, for odd and
+     * even block counts and 1..9 rows. */
+    int rows_bad = 0, rows_cases = 0;
+    for (int nr = 1; nr <= 9; nr++) {
+        int k = nr * 64 + 32, nb = k / 32;
+        fs_block_q8_0 *ws8 = malloc((size_t)nr * nb * sizeof *ws8);
+        fs_block_q4_0 *ws4 = malloc((size_t)nr * nb * sizeof *ws4);
+        fs_q8_0_sum *sums = malloc((size_t)nb * sizeof *sums);
+        float *wd = malloc((size_t)k * sizeof *wd), *xd = malloc((size_t)k * sizeof *xd), o8[9], o4[9];
+        fill(x, k);
+        fs_quantize_row_q8_0(x, x8, k);
+        fs_dequantize_row_q8_0(x8, xd, k);
+        fs_q8_0_sums(x8, k, sums);
+        for (int r = 0; r < nr; r++) {
+            fill(w, k);
+            fs_quantize_row_q8_0(w, ws8 + (size_t)r * nb, k);
+            fs_quantize_row_q4_0(w, ws4 + (size_t)r * nb, k);
         }
-        float o8[9], o4[9];
-        fs_vec_dot_q8_0_q8_0_xn(k, w8, xs, (size_t)nb, nx, o8);
-        fs_vec_dot_q4_0_q8_0_xn(k, w4, xs, (size_t)nb, nx, o4);
-        for (int j = 0; j < nx; j++) {
-            xn_bad += o8[j] != fs_vec_dot_q8_0_q8_0(k, w8, xs + (size_t)j * nb);
-            xn_bad += o4[j] != fs_vec_dot_q4_0_q8_0(k, w4, xs + (size_t)j * nb);
-        }
-        free(xs);
+        fs_vec_dot_q8_0_q8_0_rows(k, ws8, nr, x8, sums, o8);
+        fs_vec_dot_q4_0_q8_0_rows(k, ws4, nr, x8, sums, o4);
+        for (int r = 0; r < nr; r++)
+            for (int kind = 0; kind < 2; kind++) {
+                float ref;
+                if (kind == 0) {
+                    fs_dequantize_row_q8_0(ws8 + (size_t)r * nb, wd, k);
+                    ref = fs_vec_dot_q8_0_q8_0_ref(k, ws8 + (size_t)r * nb, x8);
+                } else {
+                    fs_dequantize_row_q4_0(ws4 + (size_t)r * nb, wd, k);
+                    ref = fs_vec_dot_q4_0_q8_0_ref(k, ws4 + (size_t)r * nb, x8);
+                }
+                double mag;
+                exact_dot(k, wd, xd, &mag);
+                double tol = 4.0 * (nb + 2) * ldexp(mag, -24);
+                float got = kind == 0 ? o8[r] : o4[r];
+                if (!(fabs((double)got - ref) <= tol)) {
+                    if (rows_bad < 5) fprintf(stderr, "rows k %d r %d kind %d: %.9g vs ref %.9g\n", k, r, kind, got, ref);
+                    rows_bad++;
+                }
+                rows_cases++;
+            }
+        free(ws8); free(ws4); free(sums); free(wd); free(xd);
     }
-    CHECKF(xn_bad == 0, "%d _xn results differ from the one-row kernels", xn_bad);
+    CHECKF(rows_bad == 0, "%d of %d _rows dot products differ from _ref beyond rounding", rows_bad, rows_cases);
 
     /* The SIMD quantizer writes the same bytes as the scalar definition. */
     int diff = 0;

@@ -66,24 +66,22 @@ static size_t panel_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_
 typedef struct {
     fs_fast *f;
     const fs_block_q8_0 *qx;   /* [T][K / 32] */
-    const float *dx;           /* [T][K / 32] d_x as f32 (GEMM only) */
-    const int32_t *sx8;        /* [T][K / 32] 8 * sum of x's int8 (GEMM, Q4_0) */
+    const fs_q8_0_sum *xs;     /* [T][K / 32] their scales and sums */
     const void *W;
     fs_dtype dt;
     float *y;
     int T, K, N, rows;
 } q_job;
 
-/* Rows [n0, n1) against every token, one dot product each. */
+/* Rows [n0, n1) against every token (quant.c's many-rows dot products). */
 static void rows_dot(const q_job *j, int n0, int n1) {
-    size_t row_bytes = fs_quant_row_bytes(j->dt, j->K), xblocks = (size_t)j->K / FS_QK;
-    for (int n = n0; n < n1; n++) {
-        const void *wr = (const char *)j->W + (size_t)n * row_bytes;
-        for (int t = 0; t < j->T; t++) {
-            const fs_block_q8_0 *xt = j->qx + (size_t)t * xblocks;
-            float v = j->dt == FS_DTYPE_Q8_0 ? fs_vec_dot_q8_0_q8_0(j->K, wr, xt) : fs_vec_dot_q4_0_q8_0(j->K, wr, xt);
-            j->y[(size_t)t * (size_t)j->N + (size_t)n] = v;
-        }
+    size_t row_bytes = fs_quant_row_bytes(j->dt, j->K), nb = (size_t)j->K / FS_QK;
+    const void *wr = (const char *)j->W + (size_t)n0 * row_bytes;
+    for (int t = 0; t < j->T; t++) {
+        float *y = j->y + (size_t)t * (size_t)j->N + (size_t)n0;
+        if (j->dt == FS_DTYPE_Q8_0)
+            fs_vec_dot_q8_0_q8_0_rows(j->K, wr, n1 - n0, j->qx + (size_t)t * nb, j->xs + (size_t)t * nb, y);
+        else fs_vec_dot_q4_0_q8_0_rows(j->K, wr, n1 - n0, j->qx + (size_t)t * nb, j->xs + (size_t)t * nb, y);
     }
 }
 
@@ -158,10 +156,10 @@ INL int32_t xquad(const fs_block_q8_0 *blk, int j) {
     return v;
 }
 
-/* nt (<= 4) tokens x 8 rows. x: token i's blocks at x + i * xstride;
- * dx, sx8: token i's at + i * nb; y: token i's 8 outputs at y + i * ldy. */
+/* nt (<= 4) tokens x 8 rows. x, xs: token i's blocks at + i * xstride;
+ * y: token i's 8 outputs at y + i * ldy. */
 INL void tile(const int q4, const int nt, const uint8_t *pq, const float *pd, int nb, const fs_block_q8_0 *x,
-              size_t xstride, const float *dx, const int32_t *sx8, float *y, size_t ldy) {
+              size_t xstride, const fs_q8_0_sum *xs, float *y, size_t ldy) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 f0 = _mm256_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
     for (int b = 0; b < nb; b++) {
@@ -190,8 +188,8 @@ INL void tile(const int q4, const int nt, const uint8_t *pq, const float *pd, in
 #define FIN(i)                                                                                           \
     if (nt > i) {                                                                                        \
         __m256i si = s##i;                                                                               \
-        if (q4) si = _mm256_sub_epi32(_mm256_madd_epi16(si, ones), _mm256_set1_epi32(sx8[(size_t)(i) * nb + b])); \
-        __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(dx[(size_t)(i) * nb + b]));                          \
+        if (q4) si = _mm256_sub_epi32(_mm256_madd_epi16(si, ones), _mm256_set1_epi32(8 * xs[(size_t)(i) * xstride + (size_t)b].s)); \
+        __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(xs[(size_t)(i) * xstride + (size_t)b].d));                          \
         f##i = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), d, f##i);                                         \
     }
         FIN(0) FIN(1) FIN(2) FIN(3)
@@ -205,25 +203,24 @@ INL void tile(const int q4, const int nt, const uint8_t *pq, const float *pd, in
 /* All tokens against the packed panel of rows n .. n+7. */
 static TGT void panel_tokens(const q_job *j, const uint8_t *pq, const float *pd, int n) {
     int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
-    size_t xs = (size_t)nb, ldy = (size_t)j->N;
+    size_t xstride = (size_t)nb, ldy = (size_t)j->N;
     for (int t = 0; t < j->T; t += QP_NT) {
-        const fs_block_q8_0 *x = j->qx + (size_t)t * xs;
-        const float *dx = j->dx + (size_t)t * xs;
-        const int32_t *sx = j->sx8 + (size_t)t * xs;
+        const fs_block_q8_0 *x = j->qx + (size_t)t * xstride;
+        const fs_q8_0_sum *sx = j->xs + (size_t)t * xstride;
         float *y = j->y + (size_t)t * ldy + (size_t)n;
         int nt = j->T - t < QP_NT ? j->T - t : QP_NT;
         /* q4 and nt are constants in each call, so each is its own loop */
         if (q4) switch (nt) {
-            case 4: tile(1, 4, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
-            case 3: tile(1, 3, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
-            case 2: tile(1, 2, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
-            default: tile(1, 1, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            case 4: tile(1, 4, pq, pd, nb, x, xstride, sx, y, ldy); break;
+            case 3: tile(1, 3, pq, pd, nb, x, xstride, sx, y, ldy); break;
+            case 2: tile(1, 2, pq, pd, nb, x, xstride, sx, y, ldy); break;
+            default: tile(1, 1, pq, pd, nb, x, xstride, sx, y, ldy); break;
             }
         else switch (nt) {
-            case 4: tile(0, 4, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
-            case 3: tile(0, 3, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
-            case 2: tile(0, 2, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
-            default: tile(0, 1, pq, pd, nb, x, xs, dx, sx, y, ldy); break;
+            case 4: tile(0, 4, pq, pd, nb, x, xstride, sx, y, ldy); break;
+            case 3: tile(0, 3, pq, pd, nb, x, xstride, sx, y, ldy); break;
+            case 2: tile(0, 2, pq, pd, nb, x, xstride, sx, y, ldy); break;
+            default: tile(0, 1, pq, pd, nb, x, xstride, sx, y, ldy); break;
             }
     }
 }
@@ -259,27 +256,19 @@ void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y,
     grow(&f->qx, &f->qx_bytes, (size_t)T * nb * sizeof(fs_block_q8_0));
     fs_block_q8_0 *qx = f->qx;
     for (int t = 0; t < T; t++) fs_quantize_row_q8_0(x + (size_t)t * (size_t)K, qx + (size_t)t * nb, K);
-    q_job j = {f, qx, NULL, NULL, W->data, W->dtype, y, T, K, N, 0};
+    /* per (token, block): d_x as f32 and 8 * the sum of x's int8 */
+    grow(&f->qxs, &f->qxs_bytes, (size_t)T * nb * sizeof(fs_q8_0_sum));
+    fs_q8_0_sum *xs = f->qxs;
+    fs_q8_0_sums(qx, T * K, xs);
+    q_job j = {f, qx, xs, W->data, W->dtype, y, T, K, N, 0};
 #ifdef HAVE_QGEMM
     if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
-        /* per (token, block): d_x as f32 and 8 * sum of the int8 x */
-        grow(&f->qxs, &f->qxs_bytes, (size_t)T * nb * (sizeof(float) + sizeof(int32_t)));
-        float *dx = f->qxs;
-        int32_t *sx8 = (int32_t *)(dx + (size_t)T * nb);
-        for (size_t i = 0; i < (size_t)T * nb; i++) {
-            int s = 0;
-            for (int k = 0; k < FS_QK; k++) s += qx[i].qs[k];
-            dx[i] = fs_f16_to_f32(qx[i].d);
-            sx8[i] = 8 * s;
-        }
         size_t stride = (panel_bytes(K) + 63) / 64 * 64;
         if (stride > f->qpack_stride) {
             size_t have = f->qpack_stride * (size_t)f->nth;
             grow(&f->qpack, &have, stride * (size_t)f->nth);
             f->qpack_stride = stride;
         }
-        j.dx = dx;
-        j.sx8 = sx8;
         j.rows = fs_fast_chunk_rows(N, f->nth, QP_ROWS);
         fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, gemm_chunk, &j);
         return;
