@@ -230,7 +230,10 @@ static void test_matmul_quant(void) {
 static void test_attention(void) {
     static const struct { int T, pos0, Hq, Hkv, D; } cs[] = {
         {1, 0, 2, 1, 2}, {1, 9, 4, 2, 6}, {5, 0, 4, 2, 64}, {17, 3, 3, 1, 128},
-        {2, 130, 16, 8, 128}, {64, 100, 2, 2, 70}, {130, 0, 2, 1, 8}, {1, 300, 4, 4, 33}};
+        {2, 130, 16, 8, 128}, {64, 100, 2, 2, 70}, {130, 0, 2, 1, 8}, {1, 300, 4, 4, 33},
+        /* the tiled prefill path (AVX2, T >= 4, D % 16 == 0): partial key
+         * panels, partial 6-query tiles, several 64-token slabs, pos0 > 0 */
+        {4, 0, 2, 1, 16}, {71, 0, 16, 8, 128}, {150, 37, 4, 2, 64}, {9, 500, 6, 3, 32}};
     double worst_all = 0;
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int T = cs[c].T, pos0 = cs[c].pos0, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D;

@@ -22,9 +22,25 @@
  * (fs_vdot_rows), expf, then the probability-weighted sum of the block's
  * values with o held in registers (fs_vmix_rows, vec_fast.c).
  *
+ * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16): attention of a
+ * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
+ * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2) instead of one
+ * query at a time. A chunk is (kv head g, a slab of SLAB tokens):
+ *   - pack K_g once, in panels of 16 keys laid out d-major (the tile's
+ *     weight panel: pk[d * 16 + r] is key r's component d);
+ *   - for each query head of the group, 6 queries at a time: S (6 rows of
+ *     scores, 16 keys per tile), then a plain two-pass softmax per row (max,
+ *     exp, sum; keys beyond the query's position get probability 0), then
+ *     O = P V with the V cache itself as the tile's panel (16 columns of d
+ *     per tile, the row stride of the cache as the panel stride), then
+ *     O /= sum.
+ * Scores are stored for 6 queries x all keys (the backend's per-thread
+ * buffer, grown on the first prefill that needs more, never in decode).
+ *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
 #include <math.h>
+#include <stdlib.h>
 
 #include "fast.h"
 
@@ -75,10 +91,86 @@ static void attn_chunk(void *arg, int it, int tid) {
     fs_vscale(j->isa, o, 1.0f / l, D);
 }
 
+#define SLAB 64
+
+typedef struct {
+    fs_fast *f;
+    const float *q, *k, *v;
+    float *out;
+    int T, pos0, Hq, Hkv, D, nslab, ldS;
+} tiled_job;
+
+static void tiled_chunk(void *arg, int chunk, int tid) {
+    const tiled_job *j = arg;
+    int g = chunk / j->nslab, slab = j->nslab - 1 - chunk % j->nslab;   /* heaviest slabs first */
+    int t0 = slab * SLAB, t1 = t0 + SLAB < j->T ? t0 + SLAB : j->T;
+    int D = j->D, group = j->Hq / j->Hkv, ldS = j->ldS;
+    size_t kv_row = (size_t)j->Hkv * (size_t)D, q_row = (size_t)j->Hq * (size_t)D;
+    float *pk = (float *)j->f->attn + (size_t)tid * j->f->attn_stride;
+    float *S = pk + (size_t)ldS * (size_t)D;
+    const float *kg = j->k + (size_t)g * (size_t)D, *vg = j->v + (size_t)g * (size_t)D;
+    float scale = (float)(1.0 / sqrt((double)D));
+
+    /* K_g for keys 0 .. pos0 + t1 - 1, padded with zero keys to whole panels */
+    int nk = j->pos0 + t1, npan = (nk + 15) / 16;
+    for (int p = 0; p < npan; p++) {
+        float *panel = pk + (size_t)p * (size_t)D * 16;
+        for (int r = 0; r < 16; r++) {
+            int key = p * 16 + r;
+            const float *kr = kg + (size_t)key * kv_row;
+            for (int d = 0; d < D; d++) panel[(size_t)d * 16 + (size_t)r] = key < nk ? kr[d] : 0.0f;
+        }
+    }
+    for (int hh = 0; hh < group; hh++) {
+        int h = g * group + hh;
+        for (int t = t0; t < t1; t += FS_TILE_T) {
+            int nt = t1 - t < FS_TILE_T ? t1 - t : FS_TILE_T;
+            int nkb = j->pos0 + t + nt, npb = (nkb + 15) / 16;   /* keys of the block's last query */
+            const float *qb = j->q + (size_t)t * q_row + (size_t)h * (size_t)D;
+            float *ob = j->out + (size_t)t * q_row + (size_t)h * (size_t)D;
+            for (int p = 0; p < npb; p++)
+                fs_tile_avx2(nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16, (size_t)ldS, 0,
+                             16);
+            float inv_l[FS_TILE_T];
+            for (int i = 0; i < nt; i++) {
+                float *row = S + (size_t)i * (size_t)ldS;
+                int n = j->pos0 + t + i + 1;   /* causal: keys 0 .. pos0 + t + i */
+                float m = -INFINITY, l = 0.0f;
+                for (int c = 0; c < n; c++) {
+                    row[c] *= scale;
+                    if (row[c] > m) m = row[c];
+                }
+                for (int c = 0; c < n; c++) {
+                    row[c] = expf(row[c] - m);
+                    l += row[c];
+                }
+                for (int c = n; c < nkb; c++) row[c] = 0.0f;
+                inv_l[i] = 1.0f / l;
+            }
+            for (int d0 = 0; d0 < D; d0 += 16)
+                fs_tile_avx2(nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
+            for (int i = 0; i < nt; i++) fs_vscale(j->f->isa, ob + (size_t)i * q_row, inv_l[i], D);
+        }
+    }
+}
+
 void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
                        fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
     (void)scratch;
     fs_fast *f = fast_ctx(b);
+    if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0) {
+        int ldS = (pos0 + T + 15) / 16 * 16;   /* keys, padded to whole panels */
+        size_t stride = ((size_t)ldS * (size_t)D + (size_t)FS_TILE_T * (size_t)ldS + 15) / 16 * 16;
+        if (stride > f->attn_stride) {   /* the first prefill this long: grow (never in decode) */
+            free(f->attn);
+            f->attn = fs_xmalloc(stride * (size_t)f->nth * sizeof(float));
+            f->attn_stride = stride;
+        }
+        tiled_job tj = {f, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), T, pos0, Hq, Hkv, D,
+                        (T + SLAB - 1) / SLAB, ldS};
+        fs_threadpool_for(f->pool, Hkv * tj.nslab, tiled_chunk, &tj);
+        return;
+    }
     attn_job j = {f->isa, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), T, pos0, Hq, Hkv, D};
     fs_threadpool_for(f->pool, T * Hq, attn_chunk, &j);
 }

@@ -26,6 +26,7 @@ static void fast_destroy(fs_backend *b) {
         free(f->qx);
         free(f->qxs);
         free(f->qpack);
+        free(f->attn);
         free(f);
     }
     free(b);

@@ -49,6 +49,8 @@ typedef struct fs_fast {
     size_t qxs_bytes;
     void *qpack;          /* [nth][qpack_stride] packed quantized weight panels */
     size_t qpack_stride;
+    void *attn;           /* [nth][attn_stride] f32: prefill attention's packed K and scores */
+    size_t attn_stride;
 } fs_fast;
 
 static inline fs_fast *fast_ctx(fs_backend *b) { return (fs_fast *)b->ctx; }
@@ -69,6 +71,13 @@ void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, i
 void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
 void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                   float *pack);
+
+/* The AVX2 GEMM register tile on its own (attention uses it): for i < nt
+ * (<= FS_TILE_T) and r < ncols (<= 16),
+ *   y[i * ldy + r] (+)= sum_{k < kc} x[i * ldx + k] * pw[k * ldw + r]
+ * (added to y when accum). pw[k * ldw + 0..15] must be readable. */
+void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols);
 
 /* Pack rows [n, n + rows) (rows <= FS_PANEL_N; missing rows are zeros),
  * columns [k0, k0 + kc) of W into pack[k * FS_PANEL_N + r] as f32. */

@@ -135,11 +135,12 @@ TGT void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int 
 
 /* The register tile: nt (<= 6) tokens x 16 rows over kc values of k.
  *   x:  token i's values at x + i * ldx (k = 0 .. kc-1)
- *   pw: the packed panel, pw[k * 16 + r]
+ *   pw: the packed panel, pw[k * ldw + r] (ldw = 16 for the GEMM's panels;
+ *       attention passes the V cache itself, ldw = its row stride)
  *   y:  token i's 16 outputs at y + i * ldy; add to them if accum,
  *       only the first ncols are written (the panel's real rows). */
-INL void tile(const int nt, const float *x, size_t ldx, const float *pw, int kc, float *y, size_t ldy, int accum,
-              int ncols) {
+INL void tile(const int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+              int accum, int ncols) {
     /* 12 named accumulators: compilers keep named __m256 variables in
      * registers, while an array indexed in a loop may live in memory. nt is
      * a constant at each call site, so the `if (nt > i)` tests fold away. */
@@ -147,7 +148,7 @@ INL void tile(const int nt, const float *x, size_t ldx, const float *pw, int kc,
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     const float *x0 = x, *x1 = x + ldx, *x2 = x + 2 * ldx, *x3 = x + 3 * ldx, *x4 = x + 4 * ldx, *x5 = x + 5 * ldx;
     for (int k = 0; k < kc; k++) {
-        __m256 w0 = _mm256_load_ps(pw + (size_t)k * 16), wb = _mm256_load_ps(pw + (size_t)k * 16 + 8), xb;
+        __m256 w0 = _mm256_loadu_ps(pw + (size_t)k * ldw), wb = _mm256_loadu_ps(pw + (size_t)k * ldw + 8), xb;
 #define TOKEN(i)                                                                                                 \
     if (nt > i) {                                                                                                \
         xb = _mm256_broadcast_ss(x##i + k);                                                                      \
@@ -234,19 +235,41 @@ TGT void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int 
                 float *yt = y + (size_t)t * (size_t)N + (size_t)n;
                 int acc = k0 > 0;
                 switch (T - t < FS_TILE_T ? T - t : FS_TILE_T) {
-                case 6: tile(6, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 5: tile(5, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 4: tile(4, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 3: tile(3, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 2: tile(2, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                default: tile(1, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
+                case 6: tile(6, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 5: tile(5, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 4: tile(4, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 3: tile(3, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 2: tile(2, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                default: tile(1, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
                 }
             }
         }
     }
 }
 
+TGT void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                      int accum, int ncols) {
+    switch (nt) {
+    case 6: tile(6, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 5: tile(5, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 4: tile(4, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 3: tile(3, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 2: tile(2, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    default: tile(1, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    }
+}
+
 #else /* not x86: never called (fs_fast_detect_isa never picks AVX2) */
+
+void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols) {
+    for (int i = 0; i < nt; i++)
+        for (int r = 0; r < ncols; r++) {
+            float acc = 0.0f;
+            for (int k = 0; k < kc; k++) acc += x[(size_t)i * ldx + (size_t)k] * pw[(size_t)k * ldw + (size_t)r];
+            y[(size_t)i * ldy + (size_t)r] = accum ? y[(size_t)i * ldy + (size_t)r] + acc : acc;
+        }
+}
 
 void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
     fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);
