@@ -58,6 +58,9 @@ typedef struct fs_tensor {
     int64_t shape[FS_MAX_DIMS];
     const void *data;        /* into the mmap; NULL if absent */
     size_t nbytes;
+    int file_backed;         /* data is the read-only file mapping itself (not a
+                                converted copy): its pages can be dropped and
+                                are read back from the file if touched again */
 } fs_tensor;
 
 #define FS_MAX_EOS 8

@@ -492,6 +492,7 @@ static int convert_tensor(fs_model *m, fs_tensor *t, fs_dtype to, float *scratch
     }
     t->dtype = to;
     t->data = dst;
+    t->file_backed = 0;
     t->nbytes = bytes;
     return 0;
 }

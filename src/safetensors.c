@@ -9,6 +9,11 @@
  *
  * Docs: docs/weights.md
  */
+#if defined(__APPLE__)
+#define _DARWIN_C_SOURCE   /* madvise */
+#else
+#define _DEFAULT_SOURCE    /* madvise */
+#endif
 #include "safetensors.h"
 
 #include <errno.h>
@@ -128,6 +133,7 @@ static int parse_entry(const fs_safetensors *f, const fs_json *v, fs_tensor *t, 
                        f->name, nm, f->data_start + (size_t)b, esz);
     t->data = f->base + f->data_start + (size_t)b;
     t->nbytes = nbytes;
+    t->file_backed = 1;
     *begin = (uint64_t)b;
     *end = (uint64_t)en;
     return 0;
@@ -271,4 +277,12 @@ int fs_st_open(fs_safetensors *f, const char *path, const char *name_for_errors,
     }
     f->mapped = 1;
     return 0;
+}
+
+void fs_st_release_pages(const void *p, size_t n) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p || !n) return;
+    uintptr_t a = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t z = ((uintptr_t)p + n) / (uintptr_t)page * (uintptr_t)page;
+    if (z > a) madvise((void *)a, z - a, MADV_DONTNEED);   /* advice only: failure changes nothing */
 }

@@ -60,4 +60,11 @@ const fs_tensor *fs_st_find(const fs_safetensors *f, const char *name);
 /* Parse a safetensors dtype string; -1 when not one we support. */
 int fs_st_dtype(const char *s, fs_dtype *out);
 
+/* The whole pages inside [p, p + n), which must lie in a mapping made by
+ * this file (a tensor with file_backed set), are dropped from the
+ * process: a backend that copied a tensor (repacked, or uploaded to a
+ * GPU) calls it so the checkpoint is not resident twice. The mapping stays
+ * valid - a later read faults the bytes back in from the file. */
+void fs_st_release_pages(const void *p, size_t n);
+
 #endif

@@ -174,10 +174,16 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
     ref->matmul(ref, xb, wb, yb, T, K, N);
     ref->read(ref, yb, 0, yr, ny);
     ref->free_buf(ref, xb); ref->free_buf(ref, yb); ref->free_buf(ref, wb);
-    for (int th = 1; th <= 3; th++) {
+    /* Uploaded under the best ISA (which may repack W into the x8 layout,
+     * src/cpu/repack.c), then run with each ISA: the scalar kernels must
+     * read a repacked W too. */
+    for (int th = 1; th <= 3; th++)
+      for (int s = 0; s < n_isas; s++) {
         fs_backend *b = fast[th];
         xb = act(b, x, nx), yb = b->alloc(b, ny, &e), wb = b->upload(b, &t, &e);
+        fast_ctx(b)->isa = isas[s];
         b->matmul(b, xb, wb, yb, T, K, N);
+        fast_ctx(b)->isa = isas[n_isas - 1];
         b->read(b, yb, 0, yf, ny);
         b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
         int bad = 0;
@@ -200,9 +206,9 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
                 if (!(d <= tol)) bad++;
                 if (d / tol > worst) worst = d / tol;
             }
-        CHECKF(bad == 0, "matmul %s T %d K %d N %d threads %d: %d outside tolerance (worst %.2f x tol)",
-               fs_dtype_name(dt), T, K, N, th, bad, worst);
-    }
+        CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
+               fs_dtype_name(dt), T, K, N, fs_isa_name(isas[s]), th, bad, worst);
+      }
     free(x); free(wf); free(deq); free(yr); free(yf); free(wq);
 }
 
@@ -220,6 +226,11 @@ static void test_matmul_quant(void) {
         check_matmul_quant(7, 256, 21, dts[d]);
         check_matmul_quant(37, 1024, 64, dts[d]);
         check_matmul_quant(9, 3072, 40, dts[d]);
+        /* decode (T < 4) with N % 8 == 0: the x8 kernels */
+        check_matmul_quant(1, 1024, 64, dts[d]);
+        check_matmul_quant(2, 96, 16, dts[d]);
+        check_matmul_quant(3, 3072, 24, dts[d]);
+        check_matmul_quant(1, 32, 8, dts[d]);
     }
 }
 

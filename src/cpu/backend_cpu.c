@@ -48,6 +48,7 @@ static fs_buf *cpu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     buf->dtype = t->dtype;
     buf->n = 1;   /* elements (a Q8_0 / Q4_0 row has fewer bytes than elements) */
     for (int i = 0; i < t->ndim; i++) buf->n *= (size_t)t->shape[i];
+    buf->cols = t->ndim == 2 ? (int)t->shape[1] : 0;
     buf->data = (void *)t->data;   /* read-only view: no op writes a weight */
     buf->is_view = 1;
     return buf;

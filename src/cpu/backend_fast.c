@@ -17,6 +17,82 @@
 #include <stdlib.h>
 
 #include "fast.h"
+#include "quant.h"
+#include "safetensors.h"
+
+/* Weights: views into the mmap as in the reference backend, except Q8_0 /
+ * Q4_0 matrices when the AVX2 kernels run: those are repacked into the x8
+ * layout (repack.c) in memory the backend owns - the same number of bytes.
+ * A tensor uploaded twice (Qwen3's tied embedding and lm_head) shares one
+ * copy: uploads of the same data are counted in buf->refs. */
+static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
+    fs_fast *f = fast_ctx(b);
+    if (!t->data || f->isa != FS_ISA_AVX2 || !fs_x8_ok(t)) return f->cpu_upload(b, t, e);
+    for (int i = 0; i < f->n_x8s; i++)
+        if (f->x8s[i].src == t->data && f->x8s[i].buf->dtype == t->dtype && f->x8s[i].buf->cols == (int)t->shape[1] &&
+            f->x8s[i].buf->n == (size_t)(t->shape[0] * t->shape[1])) {
+            f->x8s[i].buf->refs++;
+            return f->x8s[i].buf;
+        }
+    if (f->n_x8s == f->cap_x8s) {
+        int cap = f->cap_x8s ? 2 * f->cap_x8s : 64;
+        void *p = realloc(f->x8s, (size_t)cap * sizeof *f->x8s);
+        if (!p) goto oom;
+        f->x8s = p;
+        f->cap_x8s = cap;
+    }
+    fs_buf *buf = calloc(1, sizeof *buf);
+    void *data = NULL;
+    if (!buf || posix_memalign(&data, 64, t->nbytes)) {
+        free(buf);
+        goto oom;
+    }
+    fs_x8_repack(t, data);
+    if (t->file_backed) fs_st_release_pages(t->data, t->nbytes);   /* not resident twice */
+    buf->dtype = t->dtype;
+    buf->n = (size_t)(t->shape[0] * t->shape[1]);
+    buf->cols = (int)t->shape[1];
+    buf->data = data;
+    buf->x8 = 1;
+    buf->refs = 1;
+    f->x8s[f->n_x8s].src = t->data;
+    f->x8s[f->n_x8s++].buf = buf;
+    return buf;
+oom:
+    fs_errf(e, "cpu backend: out of memory repacking %s (%zu bytes)", t->name ? t->name : "a weight", t->nbytes);
+    return NULL;
+}
+
+static void fast_free_buf(fs_backend *b, fs_buf *buf) {
+    fs_fast *f = fast_ctx(b);
+    if (!buf || !buf->x8) {
+        f->cpu_free_buf(b, buf);
+        return;
+    }
+    if (--buf->refs > 0) return;
+    for (int i = 0; i < f->n_x8s; i++)
+        if (f->x8s[i].buf == buf) {
+            f->x8s[i] = f->x8s[--f->n_x8s];
+            break;
+        }
+    free(buf->data);
+    free(buf);
+}
+
+static size_t fast_buf_bytes(const fs_backend *b, const fs_buf *buf) {
+    if (buf->x8) return fs_quant_row_bytes(buf->dtype, buf->cols) * (buf->n / (size_t)buf->cols);
+    return fast_ctx((fs_backend *)b)->cpu_buf_bytes(b, buf);
+}
+
+/* embed: a row of an x8 table is spread over its group's superblocks. */
+static void fast_embed(fs_backend *b, const fs_buf *table, const int *ids, int T, int H, fs_buf *out) {
+    if (!table->x8) {
+        fs_cpu_embed(b, table, ids, T, H, out);
+        return;
+    }
+    for (int t = 0; t < T; t++)
+        fs_x8_dequant_row(table->data, table->dtype, H, ids[t], cpu_f32_mut(out) + (size_t)t * (size_t)H);
+}
 
 static void fast_destroy(fs_backend *b) {
     fs_fast *f = fast_ctx(b);
@@ -27,6 +103,7 @@ static void fast_destroy(fs_backend *b) {
         free(f->qxs);
         free(f->qpack);
         free(f->attn);
+        free(f->x8s);
         free(f);
     }
     free(b);
@@ -57,6 +134,13 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
         return NULL;
     }
     f->pack = pack;
+    f->cpu_upload = b->upload;
+    f->cpu_free_buf = b->free_buf;
+    f->cpu_buf_bytes = b->buf_bytes;
+    b->upload = fast_upload;
+    b->free_buf = fast_free_buf;
+    b->buf_bytes = fast_buf_bytes;
+    b->embed = fast_embed;
     b->name = "cpu";
     b->matmul = fs_fast_matmul;
     b->attention = fs_fast_attention;

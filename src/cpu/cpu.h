@@ -26,6 +26,9 @@ struct fs_buf {
     size_t n;         /* elements */
     void *data;
     int is_view;      /* 1: points into the model's mmap, not ours to free */
+    int x8;           /* fast backend: Q8_0/Q4_0 rows interleaved by 8 (repack.c) */
+    int refs;         /* fast backend: uploads sharing this repacked buffer */
+    int cols;         /* weights: K, the row length (0 for activations) */
 };
 
 static inline const float *cpu_f32(const fs_buf *b) { return (const float *)b->data; }

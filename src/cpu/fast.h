@@ -54,6 +54,14 @@ typedef struct fs_fast {
     size_t qpack_stride;
     void *attn;           /* [nth][attn_stride] f32: prefill attention's packed K and scores */
     size_t attn_stride;
+    /* Repacked (x8) weights by source data, so a tied embedding / lm_head
+     * uploaded twice shares one copy. */
+    struct fs_x8_entry { const void *src; fs_buf *buf; } *x8s;
+    int n_x8s, cap_x8s;
+    /* the reference backend's memory functions, which these wrap */
+    fs_buf *(*cpu_upload)(fs_backend *b, const fs_tensor *t, fs_err *e);
+    void (*cpu_free_buf)(fs_backend *b, fs_buf *buf);
+    size_t (*cpu_buf_bytes)(const fs_backend *b, const fs_buf *buf);
 } fs_fast;
 
 static inline fs_fast *fast_ctx(fs_backend *b) { return (fs_fast *)b->ctx; }
@@ -95,11 +103,21 @@ void fs_vscale(fs_isa isa, float *y, float a, int n);
 void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
 void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
 
-/* Rows per chunk when threads split N output rows: about 8 chunks per
+/* Rows per chunk when threads split N output rows: per_thread chunks per
  * thread, a multiple of align. */
-int fs_fast_chunk_rows(int N, int nth, int align);
+int fs_fast_chunk_rows(int N, int nth, int align, int per_thread);
 /* y = x W^T with Q8_0 / Q4_0 weights (matmul_quant.c). */
 void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y, int T, int K, int N);
+
+/* Q8_0 / Q4_0 matrices interleaved by 8 rows (repack.c). ok: the tensor
+ * can be repacked (quantized, 2-D, N % 8 == 0, K % 32 == 0); super_bytes:
+ * the bytes of 8 rows x one block column; repack: write the whole matrix
+ * to dst (its nbytes); dequant_row: row n as K floats, the same values as
+ * fs_dequantize_row_*. */
+int fs_x8_ok(const fs_tensor *t);
+size_t fs_x8_super_bytes(fs_dtype dt);
+void fs_x8_repack(const fs_tensor *t, uint8_t *dst);
+void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int K, int64_t n, float *out);
 
 /* The fast ops (fs_backend signatures). */
 void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);

@@ -7,10 +7,13 @@
  *   d_w[n, b] * d_x[t, b] * S[n, t, b],   S = sum of 32 int8 x int8 products
  * where S is exact integer arithmetic and only the block sum is f32.
  *
- * Decode (T < FS_GEMM_MIN_T): threads split the N rows; each row is dotted
- * with each token by quant.c's fs_vec_dot_* (AVX2 / NEON inside). Every
- * weight byte is read once per token: the speed is the memory bandwidth
- * (Q8_0) or the nibble unpacking (Q4_0).
+ * Decode (T < FS_GEMM_MIN_T): every weight byte is read once per token,
+ * so the job is to stream W with little work per byte. With the AVX2
+ * kernels the backend stored W interleaved by 8 rows at upload (x8,
+ * repack.c) and x8_groups below computes 8 rows per step with the integer
+ * tile of the prefill GEMM (one token). Otherwise (N % 8 != 0, or another
+ * ISA) threads split the rows and quant.c's fs_vec_dot_*_rows dots each
+ * row with each token.
  *
  * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles. The idea is
  * the one of the f32 GEMM (matmul_fast.c) - unpack a panel of weights once,
@@ -71,6 +74,7 @@ typedef struct {
     fs_dtype dt;
     float *y;
     int T, K, N, rows;
+    int x8;                    /* W is in the x8 layout (repack.c) */
 } q_job;
 
 /* Rows [n0, n1) against every token (quant.c's many-rows dot products). */
@@ -90,6 +94,52 @@ static void rows_chunk(void *arg, int chunk, int tid) {
     const q_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
     rows_dot(j, n0, n1);
+}
+
+/* ---- decode with x8 weights ---- */
+
+/* Portable version: groups [g0, g1) of 8 rows, token t. The same integer
+ * block sums as the AVX2 kernel below; it documents the layout and runs
+ * when the kernels are switched to scalar after the upload (tests). */
+static void x8_groups_scalar(const q_job *j, int t, int g0, int g1) {
+    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
+    size_t sbytes = fs_x8_super_bytes(j->dt);
+    const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;
+    for (int g = g0; g < g1; g++) {
+        float acc[8] = {0};
+        const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;
+        for (int b = 0; b < nb; b++, sb += sbytes) {
+            for (int r = 0; r < 8; r++) {
+                int sumi = 0;
+                const uint8_t *q = sb + 16 + 4 * r;
+                for (int jj = 0; jj < (q4 ? 4 : 8); jj++)
+                    for (int i = 0; i < 4; i++) {
+                        if (q4) {
+                            sumi += ((q[32 * jj + i] & 15) - 8) * x[b].qs[4 * jj + i];
+                            sumi += ((q[32 * jj + i] >> 4) - 8) * x[b].qs[16 + 4 * jj + i];
+                        } else {
+                            sumi += (int8_t)q[32 * jj + i] * x[b].qs[4 * jj + i];
+                        }
+                    }
+                uint16_t h;
+                memcpy(&h, sb + 2 * r, 2);
+                acc[r] += (float)sumi * (fs_f16_to_f32(h) * fs_f16_to_f32(x[b].d));
+            }
+        }
+        memcpy(j->y + (size_t)t * (size_t)j->N + (size_t)g * 8, acc, sizeof acc);
+    }
+}
+
+static void x8_groups(const q_job *j, int t, int g0, int g1);
+
+static void x8_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
+    const q_job *j = arg;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    for (int t = 0; t < j->T; t++) {
+        if (j->f->isa == FS_ISA_AVX2) x8_groups(j, t, n0 / 8, n1 / 8);
+        else x8_groups_scalar(j, t, n0 / 8, n1 / 8);
+    }
 }
 
 /* ---- prefill: packed integer GEMM (AVX2) ---- */
@@ -145,6 +195,78 @@ static TGT void pack_panel(const void *W, fs_dtype dt, int K, int n, uint8_t *pq
         }
         transpose8(v, q);
         for (int j = 0; j < 8; j++) _mm256_storeu_si256((__m256i *)(pq + ((size_t)b * 8 + (size_t)j) * 32), q[j]);
+    }
+}
+
+/* The same panel from x8 weights: the quads are already interleaved, so
+ * packing only unpacks Q4_0's nibbles and widens the scales. */
+static TGT void pack_panel_x8(const void *W, fs_dtype dt, int K, int n, uint8_t *pq, float *pd) {
+    int nb = K / FS_QK;
+    size_t sbytes = fs_x8_super_bytes(dt);
+    const uint8_t *sb = (const uint8_t *)W + (size_t)(n / 8) * (size_t)nb * sbytes;
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (int b = 0; b < nb; b++, sb += sbytes) {
+        _mm256_storeu_ps(pd + (size_t)b * 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb)));
+        uint8_t *p = pq + (size_t)b * 256;
+        if (dt == FS_DTYPE_Q4_0)
+            for (int j = 0; j < 4; j++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j));
+                _mm256_storeu_si256((__m256i *)(p + 32 * j), _mm256_and_si256(v, low4));
+                _mm256_storeu_si256((__m256i *)(p + 32 * (j + 4)), _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+            }
+        else memcpy(p, sb + 16, 256);
+    }
+}
+
+/* 4 bytes at p as one int32, broadcast to 8 lanes. */
+INL __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+/* Decode from x8 weights: groups [g0, g1) of 8 rows against token t. Per
+ * superblock (8 rows x 32 weights) the Q4_0 kernel loads 4 vectors,
+ * unpacks each into 2 quad vectors (and, shift + and) and multiplies each
+ * with the broadcast quad of x (maddubs), summing in int16 (8 x 3810 <
+ * 32767); one madd widens, 8 sum x is subtracted, and one FMA with the 8
+ * scales finishes the block: about 37 instructions for 8 rows x 32
+ * weights. The weights are one sequential stream, prefetched ahead. */
+static TGT void x8_groups(const q_job *j, int t, int g0, int g1) {
+    int nb = j->K / FS_QK;
+    size_t sbytes = fs_x8_super_bytes(j->dt);
+    const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;
+    const fs_q8_0_sum *xs = j->xs + (size_t)t * (size_t)nb;
+    const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    float *y = j->y + (size_t)t * (size_t)j->N;
+    for (int g = g0; g < g1; g++) {
+        const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++, sb += sbytes) {
+            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_T0);
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
+            const int8_t *xq = x[b].qs;
+            __m256i si;
+            if (j->dt == FS_DTYPE_Q4_0) {
+                __m256i s = _mm256_setzero_si256();
+                for (int q = 0; q < 4; q++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q));
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(v, low4), bcast4(xq + 4 * q)));
+                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                                                                  bcast4(xq + 16 + 4 * q)));
+                }
+                si = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(8 * xs[b].s));
+            } else {
+                si = _mm256_setzero_si256();
+                for (int q = 0; q < 8; q++) {
+                    __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q)), xb = bcast4(xq + 4 * q);
+                    si = _mm256_add_epi32(si, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
+                                                                                     _mm256_sign_epi8(xb, v)), ones));
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
+        }
+        _mm256_storeu_ps(y + (size_t)g * 8, acc);
     }
 }
 
@@ -232,12 +354,15 @@ static void gemm_chunk(void *arg, int chunk, int tid) {
     float *pd = (float *)(pq + (size_t)j->K * QP_ROWS);
     int n = n0;
     for (; n + QP_ROWS <= n1; n += QP_ROWS) {
-        pack_panel(j->W, j->dt, j->K, n, pq, pd);
+        if (j->x8) pack_panel_x8(j->W, j->dt, j->K, n, pq, pd);
+        else pack_panel(j->W, j->dt, j->K, n, pq, pd);
         panel_tokens(j, pq, pd, n);
     }
     rows_dot(j, n, n1);   /* the last N % 8 rows */
 }
 #define HAVE_QGEMM 1
+#else
+static void x8_groups(const q_job *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
 #endif
 
 /* ---- the op ---- */
@@ -260,7 +385,7 @@ void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y,
     grow(&f->qxs, &f->qxs_bytes, (size_t)T * nb * sizeof(fs_q8_0_sum));
     fs_q8_0_sum *xs = f->qxs;
     fs_q8_0_sums(qx, T * K, xs);
-    q_job j = {f, qx, xs, W->data, W->dtype, y, T, K, N, 0};
+    q_job j = {f, qx, xs, W->data, W->dtype, y, T, K, N, 0, W->x8};
 #ifdef HAVE_QGEMM
     if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
         size_t stride = (panel_bytes(K) + 63) / 64 * 64;
@@ -269,11 +394,11 @@ void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y,
             grow(&f->qpack, &have, stride * (size_t)f->nth);
             f->qpack_stride = stride;
         }
-        j.rows = fs_fast_chunk_rows(N, f->nth, QP_ROWS);
+        j.rows = fs_fast_chunk_rows(N, f->nth, QP_ROWS, 8);
         fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, gemm_chunk, &j);
         return;
     }
 #endif
-    j.rows = fs_fast_chunk_rows(N, f->nth, 4);
-    fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, rows_chunk, &j);
+    j.rows = fs_fast_chunk_rows(N, f->nth, W->x8 ? 8 : 4, 2);
+    fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, W->x8 ? x8_chunk : rows_chunk, &j);
 }
