@@ -14,7 +14,13 @@
  *
  * Docs: docs/forward.md
  */
+#if defined(__APPLE__)
+#define _DARWIN_C_SOURCE   /* MAP_ANON, madvise */
+#else
+#define _DEFAULT_SOURCE    /* MAP_ANONYMOUS, madvise */
+#endif
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include "fast.h"
 #include "quant.h"
@@ -63,8 +69,42 @@ oom:
     return NULL;
 }
 
+/* Big activation buffers - in practice the KV cache, 2 x n_ctx x Hkv x D
+ * floats per layer - are anonymous mappings: zero-filled and only backed
+ * by memory where written, like calloc, but on Linux marked for transparent
+ * huge pages. A decode step writes one new K and V row per layer, 4 KiB
+ * each for Qwen3-0.6B: with 4 KiB pages every step took 56 page faults,
+ * ~17 us each on the dev VM, 1 ms per token (12% of a Q4_0 token); with 2
+ * MiB pages a layer's cache faults once per 512 positions. */
+#define BIG_BUF (4u << 20)
+
+static fs_buf *fast_alloc(fs_backend *b, size_t n, fs_err *e) {
+    size_t bytes;
+    if (!fs_mul_size(n, sizeof(float), &bytes) || bytes < BIG_BUF) return fast_ctx(b)->cpu_alloc(b, n, e);
+    fs_buf *buf = calloc(1, sizeof *buf);
+    void *p = buf ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0) : MAP_FAILED;
+    if (p == MAP_FAILED) {
+        free(buf);
+        fs_errf(e, "cpu backend: out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(p, bytes, MADV_HUGEPAGE);   /* advice: without it, plain pages */
+#endif
+    buf->dtype = FS_DTYPE_F32;
+    buf->n = n;
+    buf->data = p;
+    buf->map_len = bytes;
+    return buf;
+}
+
 static void fast_free_buf(fs_backend *b, fs_buf *buf) {
     fs_fast *f = fast_ctx(b);
+    if (buf && buf->map_len) {
+        munmap(buf->data, buf->map_len);
+        free(buf);
+        return;
+    }
     if (!buf || !buf->x8) {
         f->cpu_free_buf(b, buf);
         return;
@@ -134,9 +174,11 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
         return NULL;
     }
     f->pack = pack;
+    f->cpu_alloc = b->alloc;
     f->cpu_upload = b->upload;
     f->cpu_free_buf = b->free_buf;
     f->cpu_buf_bytes = b->buf_bytes;
+    b->alloc = fast_alloc;
     b->upload = fast_upload;
     b->free_buf = fast_free_buf;
     b->buf_bytes = fast_buf_bytes;

@@ -29,6 +29,7 @@ struct fs_buf {
     int x8;           /* fast backend: Q8_0/Q4_0 rows interleaved by 8 (repack.c) */
     int refs;         /* fast backend: uploads sharing this repacked buffer */
     int cols;         /* weights: K, the row length (0 for activations) */
+    size_t map_len;   /* fast backend: data is an anonymous mapping of this size */
 };
 
 static inline const float *cpu_f32(const fs_buf *b) { return (const float *)b->data; }

@@ -59,6 +59,7 @@ typedef struct fs_fast {
     struct fs_x8_entry { const void *src; fs_buf *buf; } *x8s;
     int n_x8s, cap_x8s;
     /* the reference backend's memory functions, which these wrap */
+    fs_buf *(*cpu_alloc)(fs_backend *b, size_t n, fs_err *e);
     fs_buf *(*cpu_upload)(fs_backend *b, const fs_tensor *t, fs_err *e);
     void (*cpu_free_buf)(fs_backend *b, fs_buf *buf);
     size_t (*cpu_buf_bytes)(const fs_backend *b, const fs_buf *buf);
