@@ -308,6 +308,50 @@ static void test_rope(void) {
     }
 }
 
+/* rmsnorm: the same operations as the reference, the double sum of
+ * squares reordered: at most one f32 rounding of the scale apart, so
+ * within 3 ulp of the reference's y (weights bf16, f16 and f32). */
+static void test_rmsnorm(void) {
+    static const struct { int rows, n; } cs[] = {{1, 1024}, {16, 128}, {3, 7}, {5, 33}, {2, 3072}};
+    static const fs_dtype wts[] = {FS_DTYPE_BF16, FS_DTYPE_F16, FS_DTYPE_F32};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++)
+        for (int d = 0; d < 3; d++) {
+            int rows = cs[c].rows, n = cs[c].n;
+            size_t nx = (size_t)rows * n;
+            float *x = malloc(sizeof(float) * nx), *a = malloc(sizeof(float) * nx), *f = malloc(sizeof(float) * nx);
+            uint32_t *w = malloc(sizeof(uint32_t) * (size_t)n);
+            for (size_t i = 0; i < nx; i++) x[i] = (float)(urand() * 6);
+            for (int i = 0; i < n; i++) {
+                float v = (float)(1 + urand());
+                if (wts[d] == FS_DTYPE_BF16) ((uint16_t *)w)[i] = fs_f32_to_bf16(v);
+                else if (wts[d] == FS_DTYPE_F16) ((uint16_t *)w)[i] = fs_f32_to_f16(v);
+                else ((float *)w)[i] = v;
+            }
+            fs_tensor t;
+            memset(&t, 0, sizeof t);
+            t.name = "norm.weight";
+            t.dtype = wts[d];
+            t.ndim = 1;
+            t.shape[0] = n;
+            t.data = w;
+            t.nbytes = (size_t)n * (wts[d] == FS_DTYPE_F32 ? 4 : 2);
+            fs_err e;
+            fs_buf *xb = act(ref, x, nx), *wb = ref->upload(ref, &t, &e), *yb = ref->alloc(ref, nx, &e);
+            ref->rmsnorm(ref, xb, wb, yb, rows, n, 1e-6f);
+            ref->read(ref, yb, 0, a, nx);
+            ref->free_buf(ref, xb); ref->free_buf(ref, wb); ref->free_buf(ref, yb);
+            fs_backend *b = fast[2];
+            xb = act(b, x, nx), wb = b->upload(b, &t, &e);
+            b->rmsnorm(b, xb, wb, xb, rows, n, 1e-6f);   /* in place, as forward.c's q/k norm */
+            b->read(b, xb, 0, f, nx);
+            b->free_buf(b, xb); b->free_buf(b, wb);
+            int bad = 0;
+            for (size_t i = 0; i < nx; i++) bad += !(fabs((double)f[i] - a[i]) <= 3 * ldexp(fabs((double)a[i]), -23) + 1e-38);
+            CHECKF(bad == 0, "rmsnorm rows %d n %d %s: %d values beyond 3 ulp", rows, n, fs_dtype_name(wts[d]), bad);
+            free(x); free(a); free(f); free(w);
+        }
+}
+
 /* swiglu: f32 expf vs double exp: a few ulp of the result. */
 static void test_swiglu(void) {
     static const size_t ns[] = {1, 7, 4096, 4097, 20000};
@@ -338,6 +382,41 @@ static void test_swiglu(void) {
         free(g); free(u); free(a); free(f);
     }
 }
+
+#if defined(__x86_64__)
+#include "cpu/exp_avx2.h"
+/* fs_exp8 against exp in double: within 3 ulp over [-87.3, 88] (a fine
+ * grid plus every power-of-two boundary region), finite and clamped
+ * outside. Run only when the CPU has AVX2 + FMA. */
+__attribute__((target("avx2,fma"))) static void exp8_range(double *worst, int *bad_clamp) {
+    for (int i = -1000000; i <= 1000000; i += 8) {
+        float xs[8], ys[8];
+        for (int k = 0; k < 8; k++) xs[k] = (float)(i + k) * 1e-4f * 0.9f;   /* -90 .. 90 */
+        _mm256_storeu_ps(ys, fs_exp8(_mm256_loadu_ps(xs)));
+        for (int k = 0; k < 8; k++) {
+            if (xs[k] < -87.3f || xs[k] > 88.0f) {
+                *bad_clamp += !(isfinite(ys[k]) && ys[k] > 0);
+                continue;
+            }
+            double ex = exp((double)xs[k]), ulp = ldexp(1.0, ilogb(ex) - 23);
+            double d = fabs((double)ys[k] - ex) / ulp;
+            if (!(d <= *worst)) *worst = d;
+        }
+    }
+}
+
+static void test_exp8(void) {
+    if (fs_fast_detect_isa() != FS_ISA_AVX2) return;
+    double worst = 0;
+    int bad_clamp = 0;
+    exp8_range(&worst, &bad_clamp);
+    CHECKF(worst <= 3.0, "fs_exp8: %.2f ulp from exp", worst);
+    CHECKF(bad_clamp == 0, "fs_exp8: %d clamped results not finite and positive", bad_clamp);
+    printf("exp8: worst %.2f ulp\n", worst);
+}
+#else
+static void test_exp8(void) {}
+#endif
 
 /* The pool: every chunk runs exactly once, on a valid tid, across many
  * back-to-back regions of different sizes (the generation protocol). */
@@ -403,6 +482,8 @@ int main(void) {
     test_matmul_quant();
     test_attention();
     test_rope();
+    test_exp8();
+    test_rmsnorm();
     test_swiglu();
     test_names();
     for (int th = 1; th <= 3; th++) fast[th]->destroy(fast[th]);

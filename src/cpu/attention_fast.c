@@ -6,9 +6,11 @@
  *
  * Same math as attention.c (the reference); three differences for speed:
  *
- * Threads. The T * Hq (token, head) pairs are independent chunks of the
- * pool's parallel loop; threads take them one at a time, which balances
- * the causal triangle (later tokens have more keys) by itself.
+ * Threads. The T * Hkv (token, kv head) pairs are independent chunks of
+ * the pool's parallel loop (the query heads sharing a kv head go together,
+ * so K and V are read once for them); threads take them one at a time,
+ * which balances the causal triangle (later tokens have more keys) by
+ * itself.
  *
  * Online softmax (one pass, no scores row). Keys are processed in blocks of
  * BLOCK: compute the block's scores, and if the block's maximum m_b exceeds
@@ -19,8 +21,9 @@
  * so threads need no shared scratch (the backend's scratch row is unused).
  *
  * f32 throughout: per block, SIMD scores for 4 keys at a time
- * (fs_vdot_rows), expf, then the probability-weighted sum of the block's
- * values with o held in registers (fs_vmix_rows, vec_fast.c).
+ * (fs_vdot_rows), exp and its sum (fs_vexp_sum, 8 at a time with AVX2),
+ * then the probability-weighted sum of the block's values with o held in
+ * registers (fs_vmix_rows, vec_fast.c).
  *
  * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16): attention of a
  * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
@@ -53,42 +56,52 @@ typedef struct {
     int T, pos0, Hq, Hkv, D;
 } attn_job;
 
-/* One chunk = one (token, head) pair: it = t * Hq + h. */
+/* One chunk = one token and one kv head g: it = t * Hkv + g. The group's
+ * query heads (Hq / Hkv of them, 2 for Qwen3-0.6B) walk the keys together,
+ * one block at a time, so each block of K and V is read from memory once
+ * and reused from cache by the other heads of the group. */
+#define MAX_GROUP 16
+
 static void attn_chunk(void *arg, int it, int tid) {
     (void)tid;
     const attn_job *j = arg;
     int group = j->Hq / j->Hkv, D = j->D;
     float scale = (float)(1.0 / sqrt((double)D));
     size_t kv_row = (size_t)j->Hkv * (size_t)D;   /* one position in the cache */
-    int t = it / j->Hq, h = it % j->Hq, g = h / group;
+    int t = it / j->Hkv, g = it % j->Hkv;
     int n_keys = j->pos0 + t + 1;                 /* causal: positions 0 .. pos0 + t */
-    const float *qh = j->q + (size_t)it * (size_t)D;
-    float *o = j->out + (size_t)it * (size_t)D;
     const float *kg = j->k + (size_t)g * (size_t)D, *vg = j->v + (size_t)g * (size_t)D;
-
-    for (int d = 0; d < D; d++) o[d] = 0.0f;
-    float m = -INFINITY, l = 0.0f, s[BLOCK];   /* running max, running sum of exp */
+    float m[MAX_GROUP], l[MAX_GROUP], s[BLOCK];   /* per head: running max, running sum of exp */
+    for (int hh = 0; hh < group; hh++) {
+        float *o = j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
+        for (int d = 0; d < D; d++) o[d] = 0.0f;
+        m[hh] = -INFINITY, l[hh] = 0.0f;
+    }
     for (int j0 = 0; j0 < n_keys; j0 += BLOCK) {
         int nb = n_keys - j0 < BLOCK ? n_keys - j0 : BLOCK;
-        fs_vdot_rows(j->isa, qh, kg + (size_t)j0 * kv_row, kv_row, nb, D, s);
-        float bmax = -INFINITY;
-        for (int b = 0; b < nb; b++) {
-            s[b] *= scale;
-            if (s[b] > bmax) bmax = s[b];
+        const float *kb = kg + (size_t)j0 * kv_row, *vb = vg + (size_t)j0 * kv_row;
+        for (int hh = 0; hh < group; hh++) {
+            size_t it_h = (size_t)t * (size_t)j->Hq + (size_t)(g * group + hh);
+            const float *qh = j->q + it_h * (size_t)D;
+            float *o = j->out + it_h * (size_t)D;
+            fs_vdot_rows(j->isa, qh, kb, kv_row, nb, D, s);
+            float bmax = -INFINITY;
+            for (int b = 0; b < nb; b++) {
+                s[b] *= scale;
+                if (s[b] > bmax) bmax = s[b];
+            }
+            if (bmax > m[hh]) {   /* new maximum: rescale what we have */
+                float corr = expf(m[hh] - bmax);   /* exp(-inf) = 0 on the first block */
+                if (l[hh] > 0.0f) fs_vscale(j->isa, o, corr, D);
+                l[hh] *= corr;
+                m[hh] = bmax;
+            }
+            l[hh] += fs_vexp_sum(j->isa, s, m[hh], nb);   /* scores become (unnormalised) probabilities */
+            fs_vmix_rows(j->isa, o, s, vb, kv_row, nb, D);
         }
-        if (bmax > m) {   /* new maximum: rescale what we have */
-            float corr = expf(m - bmax);   /* exp(-inf) = 0 on the first block */
-            if (l > 0.0f) fs_vscale(j->isa, o, corr, D);
-            l *= corr;
-            m = bmax;
-        }
-        for (int b = 0; b < nb; b++) {
-            s[b] = expf(s[b] - m);   /* scores become (unnormalised) probabilities */
-            l += s[b];
-        }
-        fs_vmix_rows(j->isa, o, s, vg + (size_t)j0 * kv_row, kv_row, nb, D);
     }
-    fs_vscale(j->isa, o, 1.0f / l, D);
+    for (int hh = 0; hh < group; hh++)
+        fs_vscale(j->isa, j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D, 1.0f / l[hh], D);
 }
 
 #define SLAB 64
@@ -172,5 +185,9 @@ void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, co
         return;
     }
     attn_job j = {f->isa, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), T, pos0, Hq, Hkv, D};
-    fs_threadpool_for(f->pool, T * Hq, attn_chunk, &j);
+    if (Hq / Hkv > MAX_GROUP) {   /* no model we know; the reference handles any group */
+        fs_cpu_attention(b, q, k_cache, v_cache, out, scratch, T, pos0, Hq, Hkv, D);
+        return;
+    }
+    fs_threadpool_for(f->pool, T * Hkv, attn_chunk, &j);
 }

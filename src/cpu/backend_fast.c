@@ -1,12 +1,14 @@
 /* backend_fast.c - the fast CPU backend ("cpu", the default).
  *
  * It is the reference backend ("cpu-ref", backend_cpu.c) with the hot ops
- * replaced: the same buffers (host memory, weights as views into the mmap)
- * and the same cheap ops (embed, rmsnorm, add, copy), plus
- *   matmul     SIMD (AVX2 / NEON / scalar) on all threads  matmul_fast.c
- *   attention  threads over (token, head), online softmax  attention_fast.c
+ * replaced: the same buffers (host memory, weights as views into the mmap,
+ * except repacked quantized matrices and the KV cache, see below) and the
+ * same cheap ops (add, copy), plus
+ *   matmul     SIMD (AVX2 / NEON / scalar) on all threads  matmul_fast.c, matmul_quant.c
+ *   attention  threads; GEMM tiles for a prompt            attention_fast.c
  *   rope       threads over tokens                         rope_fast.c
- *   swiglu     threads, f32 exp                            swiglu_fast.c
+ *   swiglu     threads, f32 exp (8 at a time with AVX2)    swiglu_fast.c
+ *   rmsnorm    AVX2 (still summing squares in double)      rmsnorm_fast.c
  *
  * Everything it needs is allocated here, once: the thread pool (created
  * when the session creates the backend; no thread is ever started per op)
@@ -144,6 +146,7 @@ static void fast_destroy(fs_backend *b) {
         free(f->qpack);
         free(f->attn);
         free(f->x8s);
+        free(f->rope_cs);
         free(f);
     }
     free(b);
@@ -166,6 +169,7 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
         return NULL;
     }
     f->nth = fs_threadpool_size(f->pool);
+    f->rope_T = -1;   /* no rope table yet */
     f->isa = fs_fast_detect_isa();
     void *pack = NULL;
     if (posix_memalign(&pack, 64, (size_t)f->nth * FS_PANEL_K * FS_PANEL_N * sizeof(float))) {
@@ -188,5 +192,6 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
     b->attention = fs_fast_attention;
     b->rope = fs_fast_rope;
     b->swiglu = fs_fast_swiglu;
+    b->rmsnorm = fs_fast_rmsnorm;
     return b;
 }

@@ -54,6 +54,10 @@ typedef struct fs_fast {
     size_t qpack_stride;
     void *attn;           /* [nth][attn_stride] f32: prefill attention's packed K and scores */
     size_t attn_stride;
+    float *rope_cs;       /* rope's cos/sin table for the last (pos0, T, D, theta) */
+    size_t rope_bytes;
+    int rope_pos0, rope_T, rope_D;
+    double rope_theta;
     /* Repacked (x8) weights by source data, so a tied embedding / lm_head
      * uploaded twice shares one copy. */
     struct fs_x8_entry { const void *src; fs_buf *buf; } *x8s;
@@ -100,6 +104,8 @@ void fs_pack_panel(const void *W, fs_dtype dt, int K, int n, int rows, int k0, i
 float fs_vdot(fs_isa isa, const float *a, const float *b, int n);
 void fs_vaxpy(fs_isa isa, float *y, float a, const float *x, int n);
 void fs_vscale(fs_isa isa, float *y, float a, int n);
+/* s[i] = e^(s[i] - m) for i < n; returns the sum of the new s[i]. */
+float fs_vexp_sum(fs_isa isa, float *s, float m, int n);
 /* s[b] = q . k[b * stride ..], b < nb;   o += sum_b p[b] * v[b * stride ..] */
 void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
 void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
@@ -125,6 +131,7 @@ void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, 
 void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
                        fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
 void fs_fast_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
+void fs_fast_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_fast_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
 
 #endif

@@ -3,6 +3,7 @@
  *   fs_vdot:   sum_i a[i] * b[i]        (f32 accumulation)
  *   fs_vaxpy:  y[i] += a * x[i]
  *   fs_vscale: y[i] *= a
+ *   fs_vexp_sum: s[i] = e^(s[i] - m), returning the sum   (softmax numerators)
  *   fs_vdot_rows: s[b] = sum_i q[i] * k[b * stride + i]        b < nb (scores of a key block)
  *   fs_vmix_rows: o[i] += sum_b p[b] * v[b * stride + i]       (probabilities times values)
  *
@@ -16,11 +17,32 @@
  *
  * Docs: docs/forward.md
  */
+#include <math.h>
+
 #include "fast.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#include "exp_avx2.h"
 #define TGT __attribute__((target("avx2,fma")))
+
+static TGT float vexp_sum_avx2(float *s, float m, int n) {
+    __m256 mv = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = fs_exp8(_mm256_sub_ps(_mm256_loadu_ps(s + i), mv));
+        _mm256_storeu_ps(s + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float t[8], sum = 0.0f;
+    _mm256_storeu_ps(t, acc);
+    for (int k = 0; k < 8; k++) sum += t[k];
+    for (; i < n; i++) {
+        s[i] = expf(s[i] - m);
+        sum += s[i];
+    }
+    return sum;
+}
 
 static TGT float vdot_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0;
@@ -190,6 +212,18 @@ void fs_vaxpy(fs_isa isa, float *y, float a, const float *x, int n) {
     if (isa == FS_ISA_NEON) { vaxpy_neon(y, a, x, n); return; }
 #endif
     for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+float fs_vexp_sum(fs_isa isa, float *s, float m, int n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == FS_ISA_AVX2) return vexp_sum_avx2(s, m, n);
+#endif
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        s[i] = expf(s[i] - m);
+        sum += s[i];
+    }
+    return sum;
 }
 
 void fs_vscale(fs_isa isa, float *y, float a, int n) {
