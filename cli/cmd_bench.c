@@ -258,6 +258,9 @@ int fs_cmd_bench(int argc, char **argv) {
         printf("model %s: L %d, H %d, V %d, %.1fM params; load %.3f s (mmap%s)\n", mname, model.cfg.n_layers,
                model.cfg.hidden, V, (double)model.logical_params / 1e6, t_load,
                weights ? " + conversion" : ": pages are read during the warm-up");
+        char cpu[256];
+        fs_bench_cpu_name(cpu, sizeof cpu);
+        printf("cpu: %s; fast kernels: %s\n", cpu, fs_backend_cpu_isa());
         printf("\n%-16s %-7s %-8s %-7s %-15s %s\n", "model", "weights", "backend", "threads", "test",
                "tok/s median [min .. max]");
         fflush(stdout);

@@ -118,6 +118,10 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e);
  * n_threads is a hint (0 = the backend's default). Unknown names are an
  * error. */
 fs_backend *fs_backend_new_opts(const char *name, int n_threads, fs_err *e);
+/* The SIMD kernels the fast CPU backend picks on this machine: "avx2",
+ * "neon" or "scalar" (FS_ISA=scalar forces the last). */
+const char *fs_backend_cpu_isa(void);
+
 /* fs_backend_new_opts(name, 0, e) */
 fs_backend *fs_backend_new(const char *name, fs_err *e);
 

@@ -18,6 +18,7 @@
  * Docs: docs/bench.md
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,4 +164,24 @@ int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *byt
     if (best <= 0) return fs_errf(e, "read bandwidth: timer resolution too coarse for %zu bytes", bytes);
     *bytes_per_s = (double)(words * sizeof(uint64_t)) / best;
     return 0;
+}
+
+void fs_bench_cpu_name(char *buf, size_t n) {
+    char name[128] = "", fam[16] = "", mod[16] = "", line[512];
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    while (f && fgets(line, sizeof line, f) && !(name[0] && fam[0] && mod[0])) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        char *v = colon + 1;
+        v += strspn(v, " \t");
+        v[strcspn(v, "\n")] = 0;
+        if (!name[0] && !strncmp(line, "model name", 10)) snprintf(name, sizeof name, "%s", v);
+        else if (!fam[0] && !strncmp(line, "cpu family", 10)) snprintf(fam, sizeof fam, "%s", v);
+        else if (!mod[0] && !strncmp(line, "model\t", 6)) snprintf(mod, sizeof mod, "%s", v);
+    }
+    if (f) fclose(f);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (name[0] && fam[0]) snprintf(buf, n, "%s (x86 family %s model %s), %ld CPUs online", name, fam, mod, cpus);
+    else if (name[0]) snprintf(buf, n, "%s, %ld CPUs online", name, cpus);
+    else snprintf(buf, n, "%ld CPUs online", cpus);
 }

@@ -45,6 +45,11 @@ fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx);
  * buffer cannot be allocated or a thread cannot start. */
 int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e);
 
+/* A line naming this machine's CPU for the report, e.g. "AMD EPYC (x86
+ * family 26 model 2), 2 CPUs online" (Linux: /proc/cpuinfo; elsewhere the
+ * count only). */
+void fs_bench_cpu_name(char *buf, size_t n);
+
 /* Peak resident set size of this process in bytes (0 if unknown). */
 size_t fs_bench_peak_rss(void);
 

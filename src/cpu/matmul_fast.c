@@ -59,6 +59,8 @@ fs_isa fs_fast_detect_isa(void) {
     return FS_ISA_SCALAR;
 }
 
+const char *fs_backend_cpu_isa(void) { return fs_isa_name(fs_fast_detect_isa()); }
+
 const char *fs_isa_name(fs_isa isa) {
     switch (isa) {
     case FS_ISA_AVX2: return "avx2";

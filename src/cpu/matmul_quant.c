@@ -60,9 +60,6 @@
  * quad, the broadcast and the constants) fit AVX2's 16 registers. */
 #define QP_NT 4
 
-/* Bytes of one thread's packed panel for K columns: 8 rows x K bytes of
- * weights and 8 f32 scales per block. */
-static size_t panel_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_QK) * QP_ROWS * sizeof(float); }
 
 /* ---- decode: row by row ---- */
 
@@ -149,6 +146,10 @@ static void x8_chunk(void *arg, int chunk, int tid) {
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) TGT
+
+/* Bytes of one thread's packed panel for K columns: 8 rows x K bytes of
+ * weights and 8 f32 scales per block. */
+static size_t panel_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_QK) * QP_ROWS * sizeof(float); }
 
 /* 8 x 8 transpose of 32-bit elements: in[r] holds row r's 8 quads, out[j]
  * gets quad j of rows 0..7 (the same unpack / shuffle / permute sequence as
