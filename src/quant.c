@@ -291,8 +291,8 @@ AVX2_FN static float vec_dot_q4_0_q8_0_avx2(int k, const fs_block_q4_0 *w, const
  * other: the weights then stream through memory in order, which the
  * hardware prefetcher follows (4 rows interleaved ran 2x slower), helped by
  * a software prefetch PREFETCH_AHEAD bytes ahead. */
-/* Bytes ahead of the read position to prefetch (see gemv1_dt in
- * src/cpu/matmul_avx2.c: 16 KiB measured best for a single stream). */
+/* Bytes ahead of the read position to prefetch, non-temporal (see gemv1_dt
+ * in src/cpu/matmul_avx2.c: 16 KiB measured best for a single stream). */
 #define PREFETCH_AHEAD 16384
 
 AVX2_FN static float row_q4_0_avx2(int nb, const fs_block_q4_0 *w, const fs_block_q8_0 *x, const fs_q8_0_sum *xs) {
@@ -309,7 +309,7 @@ AVX2_FN static float row_q4_0_avx2(int nb, const fs_block_q4_0 *w, const fs_bloc
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b].d), acc);    \
     }
     for (; b + 1 < nb; b += 2) {
-        _mm_prefetch((const char *)(w + b) + PREFETCH_AHEAD, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + b) + PREFETCH_AHEAD, _MM_HINT_NTA);
         BLOCK(b, a0)
         BLOCK(b + 1, a1)
     }
@@ -328,7 +328,7 @@ AVX2_FN static float row_q8_0_avx2(int nb, const fs_block_q8_0 *w, const fs_bloc
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b].d), acc);    \
     }
     for (; b + 1 < nb; b += 2) {
-        _mm_prefetch((const char *)(w + b) + PREFETCH_AHEAD, _MM_HINT_T0);
+        _mm_prefetch((const char *)(w + b) + PREFETCH_AHEAD, _MM_HINT_NTA);
         BLOCK(b, a0)
         BLOCK(b + 1, a1)
     }

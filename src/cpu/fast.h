@@ -37,8 +37,8 @@ typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
 /* Below this many tokens the matmul is a GEMV: weights are streamed
  * directly (no packing), the case of decode. */
 #define FS_GEMM_MIN_T 4
-/* Decode kernels stream their weights and prefetch this many bytes ahead
- * of the read position (measured best on the 2-vCPU dev VM). */
+/* Decode kernels stream their weights and prefetch (non-temporal) this
+ * many bytes ahead of the read position (best on the 2-vCPU dev VM). */
 #define FS_PREFETCH_AHEAD 16384
 
 typedef struct fs_fast {

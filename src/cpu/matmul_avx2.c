@@ -63,7 +63,10 @@ INL float hsum(__m256 v) {
  * sequential stream of W - the access pattern memory systems serve best -
  * and asks for the line FS_PREFETCH_AHEAD bytes ahead of where it reads.
  * The hardware prefetcher alone reached about 37 GB/s here; 16 KiB ahead
- * made it about 48 (1 and 4 KiB: 40 and 45; 32 and 64 KiB: 47).
+ * made it about 48 (1 and 4 KiB: 40 and 45; 32 and 64 KiB: 47), and the
+ * non-temporal hint (prefetchnta: bring the line close without making it
+ * displace cached data - a weight is read once per token) about 57, above
+ * the bench's plain read-bandwidth probe.
  * Prefetching past the end of the thread's rows or of W is harmless: a
  * prefetch never faults. */
 INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1) {
@@ -74,8 +77,8 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int k = 0;
         for (; k + 32 <= K; k += 32) {
-            _mm_prefetch(row + (size_t)k * es + FS_PREFETCH_AHEAD, _MM_HINT_T0);   /* 32 k = one line of bf16 */
-            if (es == 4) _mm_prefetch(row + (size_t)k * es + FS_PREFETCH_AHEAD + 64, _MM_HINT_T0);
+            _mm_prefetch(row + (size_t)k * es + FS_PREFETCH_AHEAD, _MM_HINT_NTA);   /* 32 k = one line of bf16 */
+            if (es == 4) _mm_prefetch(row + (size_t)k * es + FS_PREFETCH_AHEAD + 64, _MM_HINT_NTA);
             a0 = _mm256_fmadd_ps(load8(W, dt, r0 + k), _mm256_loadu_ps(x + k), a0);
             a1 = _mm256_fmadd_ps(load8(W, dt, r0 + k + 8), _mm256_loadu_ps(x + k + 8), a1);
             a2 = _mm256_fmadd_ps(load8(W, dt, r0 + k + 16), _mm256_loadu_ps(x + k + 16), a2);

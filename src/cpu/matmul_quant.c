@@ -244,7 +244,7 @@ static TGT void x8_groups(const q_job *j, int t, int g0, int g1) {
         const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;
         __m256 acc = _mm256_setzero_ps();
         for (int b = 0; b < nb; b++, sb += sbytes) {
-            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_T0);
+            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
             __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
             const int8_t *xq = x[b].qs;
             __m256i si;
