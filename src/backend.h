@@ -36,6 +36,8 @@
 typedef struct fs_buf fs_buf;         /* defined privately by each backend */
 typedef struct fs_backend fs_backend;
 
+#define FS_MATMUL_N_MAX 4   /* matmuls per matmul_n call */
+
 struct fs_backend {
     const char *name;                 /* "cpu", "cpu-ref" */
     void *ctx;                        /* backend-private state */
@@ -71,6 +73,14 @@ struct fs_backend {
      * Prefill is T > 1 (matrix-matrix), decode is T = 1. y must not be x. */
     void (*matmul)(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y,
                    int T, int K, int N);
+
+    /* matmul_n (optional, NULL = forward.c calls matmul n times): the n
+     * (<= FS_MATMUL_N_MAX) matmuls y[i] = x W[i]^T, [T, N[i]], that share
+     * the input x - q/k/v, gate/up. The same results as n matmul calls; a
+     * backend implements it to run them as one parallel pass (one wait
+     * for the slowest thread instead of n, x converted once). */
+    void (*matmul_n)(fs_backend *b, const fs_buf *x, int n, const fs_buf *const *W, fs_buf *const *y,
+                     int T, int K, const int *N);
 
     /* rope: rotate each head of x in place, NeoX / HF "rotate_half" layout:
      * for i < D/2, the pair (x[i], x[i + D/2]) is rotated by the angle

@@ -246,6 +246,20 @@ static void save_checkpoint(fs_session *s, const debug_out *dbg, int c, const fs
     s->be->read(s->be, src, 0, dst, (size_t)T * H);
 }
 
+/* Two or three matmuls of the same input x [T, K] (W3 may be NULL): one
+ * matmul_n call where the backend has it, otherwise one matmul each. */
+static void matmul3(fs_backend *be, const fs_buf *x, const fs_buf *W1, fs_buf *y1, int N1, const fs_buf *W2,
+                    fs_buf *y2, int N2, const fs_buf *W3, fs_buf *y3, int N3, int T, int K) {
+    const fs_buf *W[3] = {W1, W2, W3};
+    fs_buf *y[3] = {y1, y2, y3};
+    int N[3] = {N1, N2, N3}, n = W3 ? 3 : 2;
+    if (be->matmul_n) {
+        be->matmul_n(be, x, n, W, y, T, K, N);
+        return;
+    }
+    for (int i = 0; i < n; i++) be->matmul(be, x, W[i], y[i], T, K, N[i]);
+}
+
 /* One chunk of T <= max_batch tokens at positions s->pos .. s->pos+T-1. */
 static void forward_chunk(fs_session *s, const int *ids, int T, const debug_out *dbg) {
     fs_backend *be = s->be;
@@ -263,9 +277,7 @@ static void forward_chunk(fs_session *s, const int *ids, int T, const debug_out 
 
         /* attention block */
         be->rmsnorm(be, s->x, w->input_layernorm, s->x_norm, T, H, eps);
-        be->matmul(be, s->x_norm, w->q_proj, s->q, T, H, Hq * D);
-        be->matmul(be, s->x_norm, w->k_proj, s->k, T, H, Hkv * D);
-        be->matmul(be, s->x_norm, w->v_proj, s->v, T, H, Hkv * D);
+        matmul3(be, s->x_norm, w->q_proj, s->q, Hq * D, w->k_proj, s->k, Hkv * D, w->v_proj, s->v, Hkv * D, T, H);
         be->rmsnorm(be, s->q, w->q_norm, s->q, T * Hq, D, eps);
         be->rmsnorm(be, s->k, w->k_norm, s->k, T * Hkv, D, eps);
         be->rope(be, s->q, T, Hq, D, pos0, c->rope_theta);
@@ -279,8 +291,7 @@ static void forward_chunk(fs_session *s, const int *ids, int T, const debug_out 
 
         /* MLP block */
         be->rmsnorm(be, s->x, w->post_attention_layernorm, s->x_norm, T, H, eps);
-        be->matmul(be, s->x_norm, w->gate_proj, s->ffn_gate, T, H, I);
-        be->matmul(be, s->x_norm, w->up_proj, s->ffn_up, T, H, I);
+        matmul3(be, s->x_norm, w->gate_proj, s->ffn_gate, I, w->up_proj, s->ffn_up, I, NULL, NULL, 0, T, H);
         be->swiglu(be, s->ffn_gate, s->ffn_up, s->ffn_gate, (size_t)T * I);
         be->matmul(be, s->ffn_gate, w->down_proj, s->block_out, T, I, H);
         be->add(be, s->x, s->block_out, (size_t)T * H);

@@ -38,8 +38,18 @@ static double urand(void) { /* uniform [-1, 1) */
 
 static fs_backend *ref;                 /* "cpu-ref" */
 static fs_backend *fast[4];             /* "cpu" with 1, 2, 3 threads ([1..3]) */
-static fs_isa isas[2];
+/* The kernel sets to run: scalar always, then the machine's SIMD ISA, and
+ * on AVX2 machines with AVX-VNNI the AVX2 kernels both without and with it
+ * (the last entry is the backend's own choice, restored after each run). */
+typedef struct { fs_isa isa; int vnni; } kernels;
+static kernels isas[3];
 static int n_isas;
+
+static void use_kernels(fs_backend *b, int s) {
+    fast_ctx(b)->isa = isas[s].isa;
+    fast_ctx(b)->vnni = isas[s].vnni;
+}
+static const char *kernels_name(int s) { return isas[s].vnni ? "avx2+avx-vnni" : fs_isa_name(isas[s].isa); }
 
 static fs_buf *act(fs_backend *b, const float *host, size_t n) {
     fs_err e;
@@ -89,7 +99,7 @@ static void check_matmul(int T, int K, int N, fs_dtype dt) {
     for (int th = 1; th <= 3; th++) {
         fs_backend *b = fast[th];
         for (int s = 0; s < n_isas; s++) {
-            fast_ctx(b)->isa = isas[s];
+            use_kernels(b, s);
             xb = act(b, x, nx);
             yb = b->alloc(b, ny, &e);
             wb = b->upload(b, &t, &e);
@@ -110,10 +120,10 @@ static void check_matmul(int T, int K, int N, fs_dtype dt) {
                 }
             if (worst > worst_matmul_ratio) worst_matmul_ratio = worst;
             CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
-                   fs_dtype_name(dt), T, K, N, fs_isa_name(isas[s]), th, bad, worst);
+                   fs_dtype_name(dt), T, K, N, kernels_name(s), th, bad, worst);
             b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
         }
-        fast_ctx(b)->isa = isas[n_isas - 1];
+        use_kernels(b, n_isas - 1);
     }
     free(x); free(deq); free(yr); free(yf); free(wdata);
 }
@@ -181,9 +191,9 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
       for (int s = 0; s < n_isas; s++) {
         fs_backend *b = fast[th];
         xb = act(b, x, nx), yb = b->alloc(b, ny, &e), wb = b->upload(b, &t, &e);
-        fast_ctx(b)->isa = isas[s];
+        use_kernels(b, s);
         b->matmul(b, xb, wb, yb, T, K, N);
-        fast_ctx(b)->isa = isas[n_isas - 1];
+        use_kernels(b, n_isas - 1);
         b->read(b, yb, 0, yf, ny);
         b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
         int bad = 0;
@@ -207,7 +217,7 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
                 if (d / tol > worst) worst = d / tol;
             }
         CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
-               fs_dtype_name(dt), T, K, N, fs_isa_name(isas[s]), th, bad, worst);
+               fs_dtype_name(dt), T, K, N, kernels_name(s), th, bad, worst);
       }
     free(x); free(wf); free(deq); free(yr); free(yf); free(wq);
 }
@@ -231,6 +241,80 @@ static void test_matmul_quant(void) {
         check_matmul_quant(2, 96, 16, dts[d]);
         check_matmul_quant(3, 3072, 24, dts[d]);
         check_matmul_quant(1, 32, 8, dts[d]);
+    }
+}
+
+/* matmul_n: several matmuls of one x in one parallel loop must give
+ * exactly (bit for bit) what separate matmul calls give: the same kernels
+ * run on the same chunks, x is only quantized once. Mixed weight dtypes,
+ * N not a multiple of 8 (the row-by-row path next to the x8 one), decode
+ * and prefill T. */
+static void check_matmul_n(int T, int K, const fs_dtype *dts, const int *Ns, int n) {
+    fs_err e;
+    fs_tensor t[FS_MATMUL_N_MAX];
+    void *data[FS_MATMUL_N_MAX];
+    size_t nx = (size_t)T * K;
+    float *x = malloc(sizeof(float) * nx);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
+    for (int i = 0; i < n; i++) {
+        size_t nw = (size_t)Ns[i] * K;
+        float *wf = malloc(sizeof(float) * nw), *deq = malloc(sizeof(float) * nw);
+        if (fs_dtype_is_quant(dts[i])) {
+            size_t rb = fs_quant_row_bytes(dts[i], K);
+            data[i] = malloc(rb * (size_t)Ns[i]);
+            for (size_t k = 0; k < nw; k++) wf[k] = (float)urand();
+            for (int r = 0; r < Ns[i]; r++) {
+                if (dts[i] == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(wf + (size_t)r * K, (fs_block_q8_0 *)((char *)data[i] + rb * r), K);
+                else fs_quantize_row_q4_0(wf + (size_t)r * K, (fs_block_q4_0 *)((char *)data[i] + rb * r), K);
+            }
+            memset(&t[i], 0, sizeof t[i]);
+            t[i] = (fs_tensor){"test.weight", dts[i], 2, {Ns[i], K}, data[i], rb * (size_t)Ns[i], 0};
+        } else {
+            data[i] = rand_weight(dts[i], nw, deq, &t[i], Ns[i], K);
+        }
+        free(wf); free(deq);
+    }
+    for (int th = 1; th <= 3; th++)
+        for (int s = 0; s < n_isas; s++) {
+            fs_backend *b = fast[th];
+            fs_buf *xb = act(b, x, nx), *W[FS_MATMUL_N_MAX], *y1[FS_MATMUL_N_MAX], *yn[FS_MATMUL_N_MAX];
+            for (int i = 0; i < n; i++) {
+                W[i] = b->upload(b, &t[i], &e);
+                y1[i] = b->alloc(b, (size_t)T * Ns[i], &e);
+                yn[i] = b->alloc(b, (size_t)T * Ns[i], &e);
+            }
+            use_kernels(b, s);
+            for (int i = 0; i < n; i++) b->matmul(b, xb, W[i], y1[i], T, K, Ns[i]);
+            b->matmul_n(b, xb, n, (const fs_buf *const *)W, yn, T, K, Ns);
+            use_kernels(b, n_isas - 1);
+            int diff = 0;
+            for (int i = 0; i < n; i++) {
+                size_t ny = (size_t)T * Ns[i];
+                float *a = malloc(sizeof(float) * ny), *c = malloc(sizeof(float) * ny);
+                b->read(b, y1[i], 0, a, ny);
+                b->read(b, yn[i], 0, c, ny);
+                if (memcmp(a, c, sizeof(float) * ny)) diff++;
+                free(a); free(c);
+                b->free_buf(b, W[i]); b->free_buf(b, y1[i]); b->free_buf(b, yn[i]);
+            }
+            b->free_buf(b, xb);
+            CHECKF(diff == 0, "matmul_n T %d K %d n %d %s threads %d: %d of %d outputs differ from matmul", T, K, n,
+                   kernels_name(s), th, diff, n);
+        }
+    for (int i = 0; i < n; i++) free(data[i]);
+    free(x);
+}
+
+static void test_matmul_n(void) {
+    static const fs_dtype mixed[3] = {FS_DTYPE_BF16, FS_DTYPE_Q8_0, FS_DTYPE_Q4_0};
+    static const fs_dtype q4[3] = {FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, FS_DTYPE_Q4_0};
+    static const fs_dtype f[2] = {FS_DTYPE_F16, FS_DTYPE_F32};
+    static const int Nm[3] = {24, 40, 19}, Nq[3] = {64, 8, 24}, Nf[2] = {17, 33};
+    static const int Ts[] = {1, 2, 5, 37};
+    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
+        check_matmul_n(Ts[i], 64, mixed, Nm, 3);
+        check_matmul_n(Ts[i], 1024, q4, Nq, 3);
+        check_matmul_n(Ts[i], 96, f, Nf, 2);
     }
 }
 
@@ -264,7 +348,7 @@ static void test_attention(void) {
         for (int th = 1; th <= 3; th++)
             for (int s = 0; s < n_isas; s++) {
                 fs_backend *b = fast[th];
-                fast_ctx(b)->isa = isas[s];
+                use_kernels(b, s);
                 qb = act(b, q, nq), kb = act(b, k, nkv), vb = act(b, v, nkv);
                 ob = b->alloc(b, nq, &e), sb = b->alloc(b, (size_t)n_ctx, &e);
                 b->attention(b, qb, kb, vb, ob, sb, T, pos0, Hq, Hkv, D);
@@ -276,10 +360,10 @@ static void test_attention(void) {
                 }
                 if (worst > worst_all) worst_all = worst;
                 CHECKF(worst <= 5e-6, "attention T %d pos0 %d Hq %d Hkv %d D %d %s threads %d: err %g", T, pos0,
-                       Hq, Hkv, D, fs_isa_name(isas[s]), th, worst);
+                       Hq, Hkv, D, kernels_name(s), th, worst);
                 b->free_buf(b, qb); b->free_buf(b, kb); b->free_buf(b, vb);
                 b->free_buf(b, ob); b->free_buf(b, sb);
-                fast_ctx(b)->isa = isas[n_isas - 1];
+                use_kernels(b, n_isas - 1);
             }
         free(q); free(k); free(v); free(or_); free(of);
     }
@@ -474,12 +558,17 @@ int main(void) {
         fast[th] = fs_backend_fast_new(th, &e);
         if (!ref || !fast[th]) { fprintf(stderr, "%s\n", e.msg); return 1; }
     }
-    isas[n_isas++] = FS_ISA_SCALAR;
-    if (fast_ctx(fast[1])->isa != FS_ISA_SCALAR) isas[n_isas++] = fast_ctx(fast[1])->isa;
-    printf("ISAs tested: %s%s%s\n", fs_isa_name(isas[0]), n_isas > 1 ? ", " : "", n_isas > 1 ? fs_isa_name(isas[1]) : "");
+    fs_fast *f = fast_ctx(fast[1]);
+    isas[n_isas++] = (kernels){FS_ISA_SCALAR, 0};
+    if (f->isa != FS_ISA_SCALAR && f->vnni) isas[n_isas++] = (kernels){f->isa, 0};
+    if (f->isa != FS_ISA_SCALAR) isas[n_isas++] = (kernels){f->isa, f->vnni};
+    printf("kernels tested:");
+    for (int s = 0; s < n_isas; s++) printf(" %s", kernels_name(s));
+    printf("\n");
     test_threadpool();
     test_matmul();
     test_matmul_quant();
+    test_matmul_n();
     test_attention();
     test_rope();
     test_exp8();

@@ -171,6 +171,7 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
     f->nth = fs_threadpool_size(f->pool);
     f->rope_T = -1;   /* no rope table yet */
     f->isa = fs_fast_detect_isa();
+    f->vnni = fs_fast_detect_vnni(f->isa);
     void *pack = NULL;
     if (posix_memalign(&pack, 64, (size_t)f->nth * FS_PANEL_K * FS_PANEL_N * sizeof(float))) {
         fast_destroy(b);
@@ -189,6 +190,7 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
     b->embed = fast_embed;
     b->name = "cpu";
     b->matmul = fs_fast_matmul;
+    b->matmul_n = fs_fast_matmul_n;
     b->attention = fs_fast_attention;
     b->rope = fs_fast_rope;
     b->swiglu = fs_fast_swiglu;

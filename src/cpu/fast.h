@@ -23,10 +23,20 @@
 #define FS_CPU_FAST_H
 
 #include "cpu.h"
+#include "quant.h"
 #include "threadpool.h"
 
 /* Which kernels this process uses. */
 typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
+
+/* Compilers that know the "avxvnni" target attribute (gcc 11, clang 12). */
+#if defined(__clang__)
+#define FS_HAVE_VNNI_TARGET (__clang_major__ >= 12)
+#elif defined(__GNUC__)
+#define FS_HAVE_VNNI_TARGET (__GNUC__ >= 11)
+#else
+#define FS_HAVE_VNNI_TARGET 0
+#endif
 
 /* GEMM register tile and weight-panel geometry (all ISAs share the packed
  * layout): a panel is FS_PANEL_N consecutive weight rows, FS_PANEL_K
@@ -45,6 +55,7 @@ typedef struct fs_fast {
     fs_threadpool *pool;
     int nth;
     fs_isa isa;
+    int vnni;             /* with AVX2: AVX-VNNI too, the quantized decode uses vpdpbusd */
     float *pack;          /* [nth][FS_PANEL_K * FS_PANEL_N], 64-byte aligned */
     void *qx;             /* quantized activations (Q8_0), grown on first need */
     size_t qx_bytes;
@@ -71,8 +82,10 @@ typedef struct fs_fast {
 
 static inline fs_fast *fast_ctx(fs_backend *b) { return (fs_fast *)b->ctx; }
 
-/* The best ISA this CPU supports (env FS_ISA=scalar forces the fallback). */
+/* The best ISA this CPU supports (env FS_ISA=scalar forces the fallback),
+ * and whether it has AVX-VNNI on top of AVX2 (FS_ISA=avx2 says no). */
 fs_isa fs_fast_detect_isa(void);
+int fs_fast_detect_vnni(fs_isa isa);
 const char *fs_isa_name(fs_isa isa);
 
 /* Row-range kernels: rows [n0, n1) of y[T, N] = x[T, K] W[N, K]^T.
@@ -113,8 +126,23 @@ void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t s
 /* Rows per chunk when threads split N output rows: per_thread chunks per
  * thread, a multiple of align. */
 int fs_fast_chunk_rows(int N, int nth, int align, int per_thread);
-/* y = x W^T with Q8_0 / Q4_0 weights (matmul_quant.c). */
-void fs_fast_matmul_quant(fs_fast *f, const float *x, const fs_buf *W, float *y, int T, int K, int N);
+/* y = x W^T with Q8_0 / Q4_0 weights (matmul_quant.c), as a parallel loop
+ * that matmul_fast.c runs, possibly with other matmuls' chunks in the same
+ * loop. First fs_fast_quantize_x(x) (once for every matmul reading x),
+ * then fs_fast_quant_job fills j and *fn for one weight and returns the
+ * number of chunks: fn(j, c, tid) computes chunk c. */
+typedef struct {
+    fs_fast *f;
+    const fs_block_q8_0 *qx;   /* [T][K / 32] x quantized */
+    const fs_q8_0_sum *xs;     /* [T][K / 32] their scales and sums */
+    const void *W;
+    fs_dtype dt;
+    float *y;
+    int T, K, N, rows;         /* rows: output rows per chunk */
+    int x8;                    /* W is in the x8 layout (repack.c) */
+} fs_qjob;
+void fs_fast_quantize_x(fs_fast *f, const float *x, int T, int K);
+int fs_fast_quant_job(fs_fast *f, fs_qjob *j, const fs_buf *W, float *y, int T, int K, int N, fs_task_fn *fn);
 
 /* Q8_0 / Q4_0 matrices interleaved by 8 rows (repack.c). ok: the tensor
  * can be repacked (quantized, 2-D, N % 8 == 0, K % 32 == 0); super_bytes:
@@ -128,6 +156,8 @@ void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int K, int64_t n, float *o
 
 /* The fast ops (fs_backend signatures). */
 void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);
+void fs_fast_matmul_n(fs_backend *b, const fs_buf *x, int n, const fs_buf *const *W, fs_buf *const *y, int T, int K,
+                      const int *N);
 void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
                        fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
 void fs_fast_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);

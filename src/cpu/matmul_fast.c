@@ -46,6 +46,13 @@ static int have_avx2(void) {
     /* __builtin_cpu_supports also checks that the OS saves the YMM state */
     return f16c && fma && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
+/* AVX-VNNI (VEX-encoded vpdpbusd: Zen 5, Intel Alder Lake and later):
+ * cpuid leaf 7, subleaf 1, EAX bit 4. The YMM state check is have_avx2's. */
+static int have_avx_vnni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 4) & 1;
+}
 #endif
 
 fs_isa fs_fast_detect_isa(void) {
@@ -59,7 +66,20 @@ fs_isa fs_fast_detect_isa(void) {
     return FS_ISA_SCALAR;
 }
 
-const char *fs_backend_cpu_isa(void) { return fs_isa_name(fs_fast_detect_isa()); }
+int fs_fast_detect_vnni(fs_isa isa) {
+    const char *force = getenv("FS_ISA");
+    if (isa != FS_ISA_AVX2 || (force && !strcmp(force, "avx2"))) return 0;
+#if (defined(__x86_64__) || defined(__i386__)) && FS_HAVE_VNNI_TARGET
+    return have_avx_vnni();
+#else
+    return 0;
+#endif
+}
+
+const char *fs_backend_cpu_isa(void) {
+    fs_isa isa = fs_fast_detect_isa();
+    return fs_fast_detect_vnni(isa) ? "avx2+avx-vnni" : fs_isa_name(isa);
+}
 
 const char *fs_isa_name(fs_isa isa) {
     switch (isa) {
@@ -189,14 +209,55 @@ int fs_fast_chunk_rows(int N, int nth, int align, int per_thread) {
     return (r + align - 1) / align * align;
 }
 
-void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N) {
+/* Several matmuls that read the same x (q/k/v, gate/up) run as one
+ * parallel loop: matmul i's chunks are numbered after matmul i-1's. A
+ * decode step then waits for the slowest thread once instead of once per
+ * matmul, and x is quantized once. */
+typedef struct {
+    int n;
+    int first[FS_MATMUL_N_MAX + 1];    /* matmul i has chunks [first[i], first[i + 1]) */
+    fs_task_fn fn[FS_MATMUL_N_MAX];
+    void *arg[FS_MATMUL_N_MAX];
+} mm_multi;
+
+static void multi_chunk(void *arg, int c, int tid) {
+    const mm_multi *m = arg;
+    int i = 0;
+    while (c >= m->first[i + 1]) i++;
+    m->fn[i](m->arg[i], c - m->first[i], tid);
+}
+
+void fs_fast_matmul_n(fs_backend *b, const fs_buf *x, int n, const fs_buf *const *W, fs_buf *const *y, int T, int K,
+                      const int *N) {
     fs_fast *f = fast_ctx(b);
-    if (W->dtype == FS_DTYPE_Q8_0 || W->dtype == FS_DTYPE_Q4_0) {
-        fs_fast_matmul_quant(f, cpu_f32(x), W, cpu_f32_mut(y), T, K, N);
-        return;
+    mm_job mj[FS_MATMUL_N_MAX];
+    fs_qjob qj[FS_MATMUL_N_MAX];
+    mm_multi m = {n, {0}, {0}, {0}};
+    int quantized = 0;
+    for (int i = 0; i < n; i++)
+        if (fs_dtype_is_quant(W[i]->dtype) && !quantized) {
+            fs_fast_quantize_x(f, cpu_f32(x), T, K);
+            quantized = 1;
+        }
+    for (int i = 0; i < n; i++) {
+        int chunks;
+        if (fs_dtype_is_quant(W[i]->dtype)) {
+            chunks = fs_fast_quant_job(f, &qj[i], W[i], cpu_f32_mut(y[i]), T, K, N[i], &m.fn[i]);
+            m.arg[i] = &qj[i];
+        } else {
+            int gemm = T >= FS_GEMM_MIN_T;
+            mj[i] = (mm_job){f, cpu_f32(x), W[i]->data, W[i]->dtype, cpu_f32_mut(y[i]), T, K, N[i],
+                             gemm ? FS_PANEL_N : fs_fast_chunk_rows(N[i], f->nth, 4, 2), gemm};
+            chunks = (N[i] + mj[i].rows - 1) / mj[i].rows;
+            m.fn[i] = mm_chunk;
+            m.arg[i] = &mj[i];
+        }
+        m.first[i + 1] = m.first[i] + chunks;
     }
-    int gemm = T >= FS_GEMM_MIN_T;
-    mm_job j = {f, cpu_f32(x), W->data, W->dtype, cpu_f32_mut(y), T, K, N,
-                gemm ? FS_PANEL_N : fs_fast_chunk_rows(N, f->nth, 4, 2), gemm};
-    fs_threadpool_for(f->pool, (N + j.rows - 1) / j.rows, mm_chunk, &j);
+    if (n == 1) fs_threadpool_for(f->pool, m.first[1], m.fn[0], m.arg[0]);
+    else fs_threadpool_for(f->pool, m.first[n], multi_chunk, &m);
+}
+
+void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N) {
+    fs_fast_matmul_n(b, x, 1, &W, &y, T, K, &N);
 }
