@@ -22,7 +22,10 @@
  *
  * After the table: the decode roofline (bench.h): bytes a decoded token
  * reads, the GB/s that speed implies, and its fraction of the read
- * bandwidth measured in this same process with the same thread count.
+ * bandwidth measured in this same process with the same thread count -
+ * once after all tests, and "paired": -r more runs of each tg test, each
+ * right after its own bandwidth measurement, so that a machine whose
+ * bandwidth drifts (a shared VM) is compared with itself.
  *
  * Docs: docs/bench.md
  */
@@ -44,7 +47,9 @@ static void usage(FILE *f) {
             "usage: fs bench -m MODEL [options]\n"
             "  Measure prefill (pp) and decode (tg) speed in tokens/s, median [min .. max]\n"
             "  over repeated runs, then the decode roofline: bytes read per token, the\n"
-            "  GB/s achieved and its fraction of the measured memory read bandwidth.\n"
+            "  GB/s achieved and its fraction of the measured memory read bandwidth\n"
+            "  (once at the end; and paired: each tg test runs -r more times, each run\n"
+            "  right after its own bandwidth measurement).\n"
             "  -m defaults to $FS_MODEL.\n"
             "  --pp N,N,...       prefill lengths (default 128,512; 0 = none)\n"
             "  --tg N,N,...       decode lengths (default 128; 0 = none)\n"
@@ -56,7 +61,7 @@ static void usage(FILE *f) {
             "  --weights W        convert the weights at load: bf16, f16, f32, q8_0, q4_0\n"
             "  --ctx N            context length (default: the largest depth + test)\n"
             "  --bw-mib N         buffer for the read-bandwidth measurement in MiB\n"
-            "                     (default 1024; 0 = skip it)\n"
+            "                     (default 1024; 0 = skip it and the paired runs)\n"
             "  --seed N           seed of the random token ids (default 1)\n"
             "  --csv              one CSV row per test instead of the table\n"
             "Decode feeds fixed random ids (not the argmax): the cost of a step does not\n"
@@ -99,6 +104,8 @@ typedef struct {
     char name[48];     /* "pp512 @ d2048" */
     int is_tg, n, depth, reps;
     double med, min, max; /* tokens/s */
+    int paired;           /* tg with a bandwidth probe: the fractions below */
+    double pf_med, pf_min, pf_max;
 } result;
 
 /* The dtype of the weight matrices, lower case ("bf16"), or "mixed". */
@@ -220,6 +227,7 @@ int fs_cmd_bench(int argc, char **argv) {
     memset(&model, 0, sizeof model);
     fs_session *sess = NULL;
     int *ids = NULL;
+    fs_bw_probe *probe_bw = NULL;
     result res[3 * MAX_LIST * MAX_LIST];
     int n_res = 0;
     double *times = fs_xmalloc((size_t)reps * sizeof *times);
@@ -315,16 +323,49 @@ int fs_cmd_bench(int argc, char **argv) {
     size_t rss = fs_bench_peak_rss();
     int bw_threads = threads ? (int)threads : fs_bench_n_cpus();
     double bw = 0;
-    if (bw_mib > 0 && fs_bench_read_bandwidth((size_t)bw_mib << 20, bw_threads, 5, &bw, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
-        goto out;
+    if (bw_mib > 0) {
+        probe_bw = fs_bw_probe_new((size_t)bw_mib << 20, bw_threads, &e);
+        if (!probe_bw || fs_bw_probe_measure(probe_bw, 5, &bw, &e)) {
+            cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+            goto out;
+        }
+    }
+    /* Paired roofline: on a shared machine the bandwidth drifts (the dev VM
+     * saw 35 to 65 GB/s within minutes), so one measurement at the end
+     * says little about the runs before it. Each tg test is run -r more
+     * times, each run right after its own bandwidth measurement (best of 2
+     * passes), and the fraction is taken pair by pair. */
+    for (int i = 0; probe_bw && i < n_res; i++) {
+        result *R = &res[i];
+        if (!R->is_tg) continue;
+        fs_decode_bytes b = fs_bench_decode_bytes(&model, R->depth + (R->n + 1) / 2.0);
+        fs_session_truncate(sess, 0);
+        if (R->depth > 0 && fs_session_eval(sess, ids, R->depth, &e)) {
+            cli_fail(CMD, FS_EXIT_INPUT, "depth prefill: %s", e.msg);
+            goto out;
+        }
+        for (int r = 0; r < reps; r++) {
+            double bw_r, dt;
+            if (fs_bw_probe_measure(probe_bw, 2, &bw_r, &e) ||
+                (dt = run_once(sess, R->depth, 1, ids + R->depth, R->n, &e)) < 0) {
+                cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+                goto out;
+            }
+            times[r] = (double)b.total * (R->n / (dt > 1e-9 ? dt : 1e-9)) / bw_r;
+        }
+        qsort(times, (size_t)reps, sizeof *times, cmp_double);
+        R->paired = 1;
+        R->pf_min = times[0];
+        R->pf_max = times[reps - 1];
+        R->pf_med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
     }
     if (!csv && bw > 0)
         printf("\nmemory read bandwidth: %.2f GB/s (%d threads, %ld MiB buffer, best of 5)\n", bw / 1e9, bw_threads,
                bw_mib);
     if (csv)
         printf("model,weights,backend,threads,test,n_prompt,n_gen,depth,reps,tok_s_median,tok_s_min,tok_s_max,"
-               "bytes_per_token,eff_gb_s,bw_gb_s,bw_frac,load_s,peak_rss_bytes\n");
+               "bytes_per_token,eff_gb_s,bw_gb_s,bw_frac,bw_frac_paired,bw_frac_paired_min,bw_frac_paired_max,"
+               "load_s,peak_rss_bytes\n");
     else
         printf("%sdecode roofline (weights + one embedding row + KV cache at the mean context of the run):\n",
                bw > 0 ? "" : "\n");
@@ -343,12 +384,17 @@ int fs_cmd_bench(int argc, char **argv) {
             else printf(",");
             if (R->is_tg && bw > 0) printf("%.4f,", eff / bw);
             else printf(",");
+            if (R->paired) printf("%.4f,%.4f,%.4f,", R->pf_med, R->pf_min, R->pf_max);
+            else printf(",,,");
             printf("%.4f,%zu\n", t_load, rss);
         } else if (R->is_tg) {
             printf("  %-15s %.1f MB/token (weights %.1f + KV %.1f) x %.2f tok/s = %.2f GB/s", R->name,
                    b.total / 1e6, (b.weights + b.embed_row) / 1e6, b.kv / 1e6, R->med, eff / 1e9);
             if (bw > 0) printf(" = %.1f%% of %.2f GB/s\n", 100 * eff / bw, bw / 1e9);
             else printf("\n");
+            if (R->paired)
+                printf("  %-15s paired, bandwidth measured before each of %d more runs: %.1f%% [%.1f .. %.1f]\n",
+                       "", R->reps, 100 * R->pf_med, 100 * R->pf_min, 100 * R->pf_max);
         }
     }
     if (!csv) {
@@ -359,6 +405,7 @@ int fs_cmd_bench(int argc, char **argv) {
     rc = FS_EXIT_OK;
 
 out:
+    fs_bw_probe_free(probe_bw);
     free(times);
     free(ids);
     fs_session_free(sess);

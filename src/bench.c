@@ -129,41 +129,78 @@ static double bw_pass(uint64_t *buf, size_t words, int n, int fill, uint64_t *su
     return dt;
 }
 
-int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e) {
+struct fs_bw_probe {
+    uint64_t *buf;
+    size_t words;
+    int n_threads;
+    uint64_t sum, want_per_pass;
+    int passes_done;
+};
+
+fs_bw_probe *fs_bw_probe_new(size_t bytes, int n_threads, fs_err *e) {
     if (n_threads < 1) n_threads = 1;
-    if (n_threads > 256) return fs_errf(e, "read bandwidth: at most 256 threads (got %d)", n_threads);
-    if (passes < 1) passes = 1;
-    size_t words = bytes / sizeof(uint64_t);
-    if (words < (size_t)n_threads * 4) return fs_errf(e, "read bandwidth: buffer of %zu bytes is too small", bytes);
-    uint64_t *buf = malloc(words * sizeof *buf);
-    if (!buf) return fs_errf(e, "read bandwidth: cannot allocate %zu MiB", bytes >> 20);
-    uint64_t sum = 0;
-    double best = -1;
-    if (bw_pass(buf, words, n_threads, 1, &sum) < 0) {
-        free(buf);
-        return fs_errf(e, "read bandwidth: cannot start %d threads", n_threads);
+    if (n_threads > 256) {
+        fs_errf(e, "read bandwidth: at most 256 threads (got %d)", n_threads);
+        return NULL;
     }
-    for (int p = 0; p < passes; p++) {
-        double dt = bw_pass(buf, words, n_threads, 0, &sum);
-        if (dt < 0) {
-            free(buf);
-            return fs_errf(e, "read bandwidth: cannot start %d threads", n_threads);
-        }
-        if (dt > 0 && (best < 0 || dt < best)) best = dt;
+    size_t words = bytes / sizeof(uint64_t);
+    if (words < (size_t)n_threads * 4) {
+        fs_errf(e, "read bandwidth: buffer of %zu bytes is too small", bytes);
+        return NULL;
+    }
+    fs_bw_probe *p = calloc(1, sizeof *p);
+    uint64_t *buf = p ? malloc(words * sizeof *buf) : NULL;
+    if (!buf) {
+        free(p);
+        fs_errf(e, "read bandwidth: cannot allocate %zu MiB", bytes >> 20);
+        return NULL;
+    }
+    p->buf = buf;
+    p->words = words;
+    p->n_threads = n_threads;
+    uint64_t sum = 0;
+    if (bw_pass(buf, words, n_threads, 1, &sum) < 0) {
+        fs_bw_probe_free(p);
+        fs_errf(e, "read bandwidth: cannot start %d threads", n_threads);
+        return NULL;
     }
     /* The sum of 0 .. per-1 over the slices is known; checking it keeps the
      * compiler from discarding the reads and catches a torn pass. */
-    uint64_t want = 0;
     size_t per = words / (size_t)n_threads;
     for (int i = 0; i < n_threads; i++) {
         uint64_t k = i == n_threads - 1 ? words - (size_t)i * per : per;
-        want += k * (k - 1) / 2;
+        p->want_per_pass += k * (k - 1) / 2;
     }
-    free(buf);
-    if (sum != want * (uint64_t)passes) return fs_errf(e, "read bandwidth: checksum mismatch");
-    if (best <= 0) return fs_errf(e, "read bandwidth: timer resolution too coarse for %zu bytes", bytes);
-    *bytes_per_s = (double)(words * sizeof(uint64_t)) / best;
+    return p;
+}
+
+int fs_bw_probe_measure(fs_bw_probe *p, int passes, double *bytes_per_s, fs_err *e) {
+    if (passes < 1) passes = 1;
+    double best = -1;
+    for (int i = 0; i < passes; i++) {
+        double dt = bw_pass(p->buf, p->words, p->n_threads, 0, &p->sum);
+        if (dt < 0) return fs_errf(e, "read bandwidth: cannot start %d threads", p->n_threads);
+        p->passes_done++;
+        if (dt > 0 && (best < 0 || dt < best)) best = dt;
+    }
+    if (p->sum != p->want_per_pass * (uint64_t)p->passes_done) return fs_errf(e, "read bandwidth: checksum mismatch");
+    if (best <= 0) return fs_errf(e, "read bandwidth: timer resolution too coarse for %zu bytes", p->words * 8);
+    *bytes_per_s = (double)(p->words * sizeof(uint64_t)) / best;
     return 0;
+}
+
+void fs_bw_probe_free(fs_bw_probe *p) {
+    if (!p) return;
+    free(p->buf);
+    free(p);
+}
+
+int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e) {
+    fs_bw_probe *p = fs_bw_probe_new(bytes, n_threads, e);
+    if (!p) return -1;
+    int rc = fs_bw_probe_measure(p, passes, bytes_per_s, e);
+    fs_bw_probe_free(p);
+    return rc;
 }
 
 void fs_bench_cpu_name(char *buf, size_t n) {

@@ -45,6 +45,15 @@ fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx);
  * buffer cannot be allocated or a thread cannot start. */
 int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e);
 
+/* The same as a reusable probe: the buffer is allocated and written once,
+ * then each measure() is `passes` timed passes (best of them). On a shared
+ * machine the bandwidth drifts within a minute, so fs bench measures it
+ * right before each decode run it compares with. */
+typedef struct fs_bw_probe fs_bw_probe;
+fs_bw_probe *fs_bw_probe_new(size_t bytes, int n_threads, fs_err *e);
+int fs_bw_probe_measure(fs_bw_probe *p, int passes, double *bytes_per_s, fs_err *e);
+void fs_bw_probe_free(fs_bw_probe *p);
+
 /* A line naming this machine's CPU for the report, e.g. "AMD EPYC (x86
  * family 26 model 2), 2 CPUs online" (Linux: /proc/cpuinfo; elsewhere the
  * count only). */

@@ -96,6 +96,14 @@ for name, mb, gbs, pct, bw in roof:
         bad("roofline %s: %s MB/token, expected %.1f" % (name, mb, expect_bytes(4, depth) / 1e6))
     if float(gbs) <= 0 or float(bw) <= 0 or abs(float(gbs) / float(bw) * 100 - float(pct)) > 0.2:
         bad("roofline %s: inconsistent GB/s and fraction" % name)
+# the paired roofline: one line after each tg roofline line, fractions ordered
+paired = re.findall(r"^\s+paired, bandwidth measured before each of (\d+) more runs: ([\d.]+)% \[([\d.]+) \.\. ([\d.]+)\]$",
+                    table, re.M)
+if len(paired) != 2:
+    bad("paired roofline lines: %r\n%s" % (paired, table))
+for runs, med, lo, hi in paired:
+    if runs != "3" or not (0 < float(lo) <= float(med) <= float(hi)):
+        bad("paired roofline: %r" % ((runs, med, lo, hi),))
 if not re.search(r"^peak RSS [\d.]+ MiB", table, re.M) or not re.search(r"load [\d.]+ s", table):
     bad("no peak RSS / load time:\n" + table)
 
@@ -117,13 +125,15 @@ for b in body:
             bad("csv bytes_per_token %s, expected %d" % (b["bytes_per_token"], want))
         if abs(float(b["eff_gb_s"]) - want * float(b["tok_s_median"]) / 1e9) > 1e-3 * float(b["eff_gb_s"]) + 1e-4:
             bad("csv eff_gb_s: %r" % b)
+        if not (0 < float(b["bw_frac_paired_min"]) <= float(b["bw_frac_paired"]) <= float(b["bw_frac_paired_max"])):
+            bad("csv paired fractions: %r" % b)
     elif b["bytes_per_token"] != "" or int(b["n_prompt"]) != 8:
         bad("csv pp row: %r" % b)
 q8 = [dict(zip(head, l.split(","))) for l in open(tmp + "/q8").read().splitlines()[1:]]
 if len(q8) != 1 or q8[0]["weights"] != "q8_0" or int(q8[0]["bytes_per_token"]) != expect_bytes(3, 0, True):
     bad("--weights q8_0: %r, expected q8_0 and %d bytes/token" % (q8, expect_bytes(3, 0, True)))
 nobw = open(tmp + "/nobw").read()
-if "memory read bandwidth" in nobw or not re.search(r"^\s+tg3\s+[\d.]+ MB/token .* GB/s$", nobw, re.M):
+if "memory read bandwidth" in nobw or "paired" in nobw or not re.search(r"^\s+tg3\s+[\d.]+ MB/token .* GB/s$", nobw, re.M):
     bad("--bw-mib 0 should skip the bandwidth, keep the roofline:\n" + nobw)
 sys.exit(0 if ok else 1)
 EOF
