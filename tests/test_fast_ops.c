@@ -318,6 +318,63 @@ static void test_matmul_n(void) {
     }
 }
 
+/* Repacked weights share arenas (backend_fast.c): buffers that are alive
+ * at the same time must not overlap, and freeing some must not disturb the
+ * others. Each weight's matmul result is recorded right after its upload
+ * and must stay bit-identical while other weights come and go. */
+static void test_weight_arena(void) {
+    fs_err e;
+    enum { NW = 24, K = 256 };
+    fs_backend *b = fast[2];
+    if (fast_ctx(b)->isa != FS_ISA_AVX2) return;   /* only AVX2 repacks */
+    float x[K];
+    for (int k = 0; k < K; k++) x[k] = (float)urand();
+    fs_buf *xb = act(b, x, K), *W[NW] = {0}, *yb = b->alloc(b, 8 * 200, &e);
+    void *data[NW] = {0};
+    float *want[NW] = {0}, got[8 * 200];
+    int N[NW], bad = 0;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < NW; i++) {
+            if (W[i]) continue;
+            fs_dtype dt = i % 2 ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
+            N[i] = 8 * (1 + (i * 7 + round * 3) % 200);
+            size_t rb = fs_quant_row_bytes(dt, K);
+            free(data[i]);
+            data[i] = malloc(rb * (size_t)N[i]);
+            float row[K];
+            for (int n = 0; n < N[i]; n++) {
+                for (int k = 0; k < K; k++) row[k] = (float)urand();
+                if (dt == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(row, (fs_block_q8_0 *)((char *)data[i] + rb * n), K);
+                else fs_quantize_row_q4_0(row, (fs_block_q4_0 *)((char *)data[i] + rb * n), K);
+            }
+            fs_tensor t = {"test.weight", dt, 2, {N[i], K}, data[i], rb * (size_t)N[i], 0};
+            W[i] = b->upload(b, &t, &e);
+            CHECKF(W[i] && W[i]->x8, "arena: upload %d", i);
+            b->matmul(b, xb, W[i], yb, 1, K, N[i]);
+            free(want[i]);
+            want[i] = malloc(sizeof(float) * (size_t)N[i]);
+            b->read(b, yb, 0, want[i], (size_t)N[i]);
+        }
+        for (int i = 0; i < NW; i++) {
+            b->matmul(b, xb, W[i], yb, 1, K, N[i]);
+            b->read(b, yb, 0, got, (size_t)N[i]);
+            if (memcmp(got, want[i], sizeof(float) * (size_t)N[i])) bad++;
+        }
+        for (int i = round % 2; i < NW; i += 2) {   /* free every other one */
+            b->free_buf(b, W[i]);
+            W[i] = NULL;
+        }
+    }
+    CHECKF(bad == 0, "arena: %d weights changed while others were uploaded and freed", bad);
+    for (int i = 0; i < NW; i++) {
+        if (W[i]) b->free_buf(b, W[i]);
+        free(data[i]);
+        free(want[i]);
+    }
+    b->free_buf(b, xb);
+    b->free_buf(b, yb);
+}
+
 /* Attention: f32 online softmax vs the double two-pass reference.
  * Outputs are convex combinations of V rows, so the error is measured
  * relative to max |v|; 5e-6 covers f32 exp and the accumulation over
@@ -569,6 +626,7 @@ int main(void) {
     test_matmul();
     test_matmul_quant();
     test_matmul_n();
+    test_weight_arena();
     test_attention();
     test_rope();
     test_exp8();

@@ -30,6 +30,7 @@ struct fs_buf {
     int refs;         /* fast backend: uploads sharing this repacked buffer */
     int cols;         /* weights: K, the row length (0 for activations) */
     size_t map_len;   /* fast backend: data is an anonymous mapping of this size */
+    int arena;        /* fast backend: data lives in weight arena arena - 1 (0: not) */
 };
 
 static inline const float *cpu_f32(const fs_buf *b) { return (const float *)b->data; }

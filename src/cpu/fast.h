@@ -73,6 +73,10 @@ typedef struct fs_fast {
      * uploaded twice shares one copy. */
     struct fs_x8_entry { const void *src; fs_buf *buf; } *x8s;
     int n_x8s, cap_x8s;
+    /* Where repacked weights live: big anonymous mappings with transparent
+     * huge pages, filled front to back (backend_fast.c, weight_alloc). */
+    struct fs_arena { char *map, *base; size_t map_len, len, used; int live; } *arenas;
+    int n_arenas, cap_arenas;
     /* the reference backend's memory functions, which these wrap */
     fs_buf *(*cpu_alloc)(fs_backend *b, size_t n, fs_err *e);
     fs_buf *(*cpu_upload)(fs_backend *b, const fs_tensor *t, fs_err *e);
