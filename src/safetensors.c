@@ -279,6 +279,18 @@ int fs_st_open(fs_safetensors *f, const char *path, const char *name_for_errors,
     return 0;
 }
 
+void fs_st_prefault_pages(const void *p, size_t n) {
+#ifdef MADV_POPULATE_READ
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !p || !n) return;
+    uintptr_t a = (uintptr_t)p / (uintptr_t)page * (uintptr_t)page;
+    madvise((void *)a, (uintptr_t)p + n - a, MADV_POPULATE_READ);   /* advice only (Linux 5.14+) */
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 void fs_st_release_pages(const void *p, size_t n) {
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0 || !p || !n) return;

@@ -142,6 +142,7 @@ static void test_matmul(void) {
         check_matmul(64, 300, 50, dts[d]);    /* K not a multiple of the 256-wide K block */
         check_matmul(130, 70, 35, dts[d]);
         check_matmul(6, 3072, 16, dts[d]);
+        check_matmul(1, 1024, 520, dts[d]);   /* >= 1 MiB: copied into a huge-page arena (Linux) */
     }
     printf("matmul: worst error / tolerance = %.3f\n", worst_matmul_ratio);
 }
@@ -366,6 +367,21 @@ static void test_weight_arena(void) {
         }
     }
     CHECKF(bad == 0, "arena: %d weights changed while others were uploaded and freed", bad);
+#ifdef __linux__
+    {   /* a big bf16 matrix is copied into an arena, a small one stays a view */
+        float deq[1];
+        size_t nbig = (size_t)520 * 1024;
+        float *d = malloc(sizeof(float) * nbig);
+        fs_tensor tb, ts;
+        void *big = rand_weight(FS_DTYPE_BF16, nbig, d, &tb, 520, 1024), *small = rand_weight(FS_DTYPE_BF16, 1, deq, &ts, 1, 1);
+        fs_buf *wb = b->upload(b, &tb, &e), *ws = b->upload(b, &ts, &e);
+        CHECKF(wb && wb->arena && wb->data != big && !memcmp(wb->data, big, tb.nbytes), "arena: big bf16 weight copied");
+        CHECKF(ws && !ws->arena && ws->data == small, "arena: small weight stays a view");
+        b->free_buf(b, wb);
+        b->free_buf(b, ws);
+        free(big); free(small); free(d);
+    }
+#endif
     for (int i = 0; i < NW; i++) {
         if (W[i]) b->free_buf(b, W[i]);
         free(data[i]);

@@ -23,6 +23,7 @@
 #endif
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #include "fast.h"
@@ -78,17 +79,34 @@ static void weight_free(fs_fast *f, int arena) {
     a->used = 0;
 }
 
-/* Weights: views into the mmap as in the reference backend, except Q8_0 /
- * Q4_0 matrices when the AVX2 kernels run: those are repacked into the x8
- * layout (repack.c) in memory the backend owns - the same number of bytes.
- * A tensor uploaded twice (Qwen3's tied embedding and lm_head) shares one
- * copy: uploads of the same data are counted in buf->refs. */
+/* Weights. The reference backend's weights are views into the mmap'd file,
+ * which the kernel maps with 4 KiB pages. This backend moves the big ones
+ * (2-D, at least COPY_MIN bytes) into the huge-page arenas above:
+ *   - Q8_0 / Q4_0 matrices, when the AVX2 kernels run, repacked into the
+ *     x8 layout (repack.c) on the way - the same number of bytes;
+ *   - other big matrices (bf16, f16, f32, quantized ones x8 cannot take)
+ *     copied as they are, where the OS has transparent huge pages (Linux;
+ *     elsewhere a copy would buy nothing, and they stay views).
+ * The file's pages are then released (fs_st_release_pages), so the process
+ * does not hold the weights twice. A tensor uploaded twice (Qwen3's tied
+ * embedding and lm_head) shares one copy: uploads of the same data are
+ * counted in buf->refs. Measured on the dev VM (tg128, bf16, alternating
+ * runs): see docs/forward.md. */
+#define COPY_MIN (1u << 20)
+
 static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     fs_fast *f = fast_ctx(b);
-    if (!t->data || f->isa != FS_ISA_AVX2 || !fs_x8_ok(t)) return f->cpu_upload(b, t, e);
+    if (!t->data || t->ndim != 2) return f->cpu_upload(b, t, e);
+    int x8 = f->isa == FS_ISA_AVX2 && fs_x8_ok(t);
+#ifdef MADV_HUGEPAGE
+    int copy = !x8 && t->nbytes >= COPY_MIN;
+#else
+    int copy = 0;
+#endif
+    if (!x8 && !copy) return f->cpu_upload(b, t, e);
     for (int i = 0; i < f->n_x8s; i++)
         if (f->x8s[i].src == t->data && f->x8s[i].buf->dtype == t->dtype && f->x8s[i].buf->cols == (int)t->shape[1] &&
-            f->x8s[i].buf->n == (size_t)(t->shape[0] * t->shape[1])) {
+            f->x8s[i].buf->n == (size_t)(t->shape[0] * t->shape[1]) && f->x8s[i].buf->x8 == x8) {
             f->x8s[i].buf->refs++;
             return f->x8s[i].buf;
         }
@@ -106,20 +124,23 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
         free(buf);
         goto oom;
     }
-    fs_x8_repack(t, data);
+    if (t->file_backed) fs_st_prefault_pages(t->data, t->nbytes);
+    if (x8) fs_x8_repack(t, data);
+    else memcpy(data, t->data, t->nbytes);
     if (t->file_backed) fs_st_release_pages(t->data, t->nbytes);   /* not resident twice */
     buf->dtype = t->dtype;
     buf->n = (size_t)(t->shape[0] * t->shape[1]);
     buf->cols = (int)t->shape[1];
     buf->data = data;
-    buf->x8 = 1;
+    buf->x8 = x8;
     buf->refs = 1;
     buf->arena = arena;
     f->x8s[f->n_x8s].src = t->data;
     f->x8s[f->n_x8s++].buf = buf;
     return buf;
 oom:
-    fs_errf(e, "cpu backend: out of memory repacking %s (%zu bytes)", t->name ? t->name : "a weight", t->nbytes);
+    fs_errf(e, "cpu backend: out of memory %s %s (%zu bytes)", x8 ? "repacking" : "copying",
+            t->name ? t->name : "a weight", t->nbytes);
     return NULL;
 }
 
@@ -159,7 +180,7 @@ static void fast_free_buf(fs_backend *b, fs_buf *buf) {
         free(buf);
         return;
     }
-    if (!buf || !buf->x8) {
+    if (!buf || !buf->arena) {
         f->cpu_free_buf(b, buf);
         return;
     }

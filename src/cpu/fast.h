@@ -69,8 +69,8 @@ typedef struct fs_fast {
     size_t rope_bytes;
     int rope_pos0, rope_T, rope_D;
     double rope_theta;
-    /* Repacked (x8) weights by source data, so a tied embedding / lm_head
-     * uploaded twice shares one copy. */
+    /* Weights moved into the arenas (repacked to x8, or copied), by source
+     * data, so a tied embedding / lm_head uploaded twice shares one copy. */
     struct fs_x8_entry { const void *src; fs_buf *buf; } *x8s;
     int n_x8s, cap_x8s;
     /* Where repacked weights live: big anonymous mappings with transparent
