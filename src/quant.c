@@ -39,6 +39,7 @@
  * Docs: docs/quantization.md
  */
 #include "quant.h"
+#include "safetensors.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -490,6 +491,7 @@ static int convert_tensor(fs_model *m, fs_tensor *t, fs_dtype to, float *scratch
             return fs_errf(e, "convert: tensor %s row %lld: a value is too large for %s", t->name, (long long)n,
                            fs_dtype_name(to));
     }
+    if (t->file_backed) fs_st_release_pages(t->data, t->nbytes);   /* the file's copy is not needed now */
     t->dtype = to;
     t->data = dst;
     t->file_backed = 0;

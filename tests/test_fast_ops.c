@@ -25,6 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
 
 #include "cpu/fast.h"
 #include "quant.h"
@@ -368,14 +372,35 @@ static void test_weight_arena(void) {
     }
     CHECKF(bad == 0, "arena: %d weights changed while others were uploaded and freed", bad);
 #ifdef __linux__
-    {   /* a big bf16 matrix is copied into an arena, a small one stays a view */
+    {   /* A big bf16 matrix read from a file mapping is copied into an arena
+         * (and the file's pages released); one in memory the model owns (a
+         * converted tensor) stays a view, or it would be resident twice; a
+         * small one stays a view. */
         float deq[1];
         size_t nbig = (size_t)520 * 1024;
         float *d = malloc(sizeof(float) * nbig);
-        fs_tensor tb, ts;
+        fs_tensor tb, ts, tf;
         void *big = rand_weight(FS_DTYPE_BF16, nbig, d, &tb, 520, 1024), *small = rand_weight(FS_DTYPE_BF16, 1, deq, &ts, 1, 1);
+        char path[] = "/tmp/fs-test-arena.XXXXXX";
+        int fd = mkstemp(path);
+        void *map = MAP_FAILED;
+        if (fd >= 0 && write(fd, big, tb.nbytes) == (ssize_t)tb.nbytes)
+            map = mmap(NULL, tb.nbytes, PROT_READ, MAP_PRIVATE, fd, 0);
+        CHECKF(map != MAP_FAILED, "arena: cannot map a test file");
+        if (map != MAP_FAILED) {
+            tf = tb;
+            tf.data = map;
+            tf.file_backed = 1;
+            fs_buf *wf = b->upload(b, &tf, &e);
+            CHECKF(wf && wf->arena && wf->data != map && !memcmp(wf->data, big, tb.nbytes),
+                   "arena: big file-backed bf16 weight copied");
+            if (wf) b->free_buf(b, wf);
+            munmap(map, tb.nbytes);
+        }
+        if (fd >= 0) close(fd);
+        unlink(path);
         fs_buf *wb = b->upload(b, &tb, &e), *ws = b->upload(b, &ts, &e);
-        CHECKF(wb && wb->arena && wb->data != big && !memcmp(wb->data, big, tb.nbytes), "arena: big bf16 weight copied");
+        CHECKF(wb && !wb->arena && wb->data == big, "arena: big weight in memory stays a view");
         CHECKF(ws && !ws->arena && ws->data == small, "arena: small weight stays a view");
         b->free_buf(b, wb);
         b->free_buf(b, ws);

@@ -99,7 +99,7 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     if (!t->data || t->ndim != 2) return f->cpu_upload(b, t, e);
     int x8 = f->isa == FS_ISA_AVX2 && fs_x8_ok(t);
 #ifdef MADV_HUGEPAGE
-    int copy = !x8 && t->nbytes >= COPY_MIN;
+    int copy = !x8 && t->nbytes >= COPY_MIN && t->file_backed;   /* else it would be resident twice */
 #else
     int copy = 0;
 #endif
