@@ -217,48 +217,70 @@ INL __m256i bcast4(const int8_t *p) {
     return _mm256_set1_epi32(v);
 }
 
+/* One superblock's 8 integer sums with AVX2 (Q4_0: minus 8 sum x). Q4_0
+ * sums its maddubs pairs in int16, in two accumulators (low and high
+ * nibbles) so two short chains run side by side; Q8_0 widens each step. */
+INL __m256i sums_avx2(int q4, const uint8_t *sb, const int8_t *xq, int32_t sx) {
+    const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    if (q4) {
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+        for (int q = 0; q < 4; q++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q));
+            s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(_mm256_and_si256(v, low4), bcast4(xq + 4 * q)));
+            s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                                                           bcast4(xq + 16 + 4 * q)));
+        }
+        /* 4 x 3810 per accumulator, and their sum 8 x 3810 < 32767 */
+        return _mm256_sub_epi32(_mm256_madd_epi16(_mm256_add_epi16(s0, s1), ones), _mm256_set1_epi32(8 * sx));
+    }
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0;
+    for (int q = 0; q < 8; q += 2) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q));
+        __m256i w = _mm256_loadu_si256((const __m256i *)(sb + 48 + 32 * q));
+        s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
+                                                                         _mm256_sign_epi8(bcast4(xq + 4 * q), v)), ones));
+        s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w),
+                                                                         _mm256_sign_epi8(bcast4(xq + 4 * q + 4), w)), ones));
+    }
+    return _mm256_add_epi32(s0, s1);
+}
+
 /* Decode from x8 weights: groups [g0, g1) of 8 rows against token t. Per
  * superblock (8 rows x 32 weights) the Q4_0 kernel loads 4 vectors,
  * unpacks each into 2 quad vectors (and, shift + and) and multiplies each
- * with the broadcast quad of x (maddubs), summing in int16 (8 x 3810 <
- * 32767); one madd widens, 8 sum x is subtracted, and one FMA with the 8
- * scales finishes the block: about 37 instructions for 8 rows x 32
- * weights. The weights are one sequential stream, prefetched ahead. */
+ * with the broadcast quad of x (maddubs), summing in int16; one madd
+ * widens, 8 sum x is subtracted, and one FMA with the 8 scales finishes
+ * the block: about 40 instructions for 8 rows x 32 weights. Two blocks
+ * per step, in two f32 accumulators, keep the dependency chains short
+ * (with the weights in cache, on the dev VM: Q4_0 61 -> 64 GB/s, Q8_0
+ * 81 -> 104 on 2 threads). The weights are one sequential stream,
+ * prefetched ahead. */
 static TGT void x8_groups(const fs_qjob *j, int t, int g0, int g1) {
-    int nb = j->K / FS_QK;
+    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
     size_t sbytes = fs_x8_super_bytes(j->dt);
     const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;
     const fs_q8_0_sum *xs = j->xs + (size_t)t * (size_t)nb;
-    const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
     float *y = j->y + (size_t)t * (size_t)j->N;
     for (int g = g0; g < g1; g++) {
         const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;
-        __m256 acc = _mm256_setzero_ps();
-        for (int b = 0; b < nb; b++, sb += sbytes) {
-            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
+        __m256 acc = _mm256_setzero_ps(), acc1 = acc;
+        int b = 0;
+        for (; b + 2 <= nb; b += 2, sb += 2 * sbytes) {   /* two blocks, two accumulators */
+            for (size_t o = 0; o < 2 * sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
+            __m256i s = q4 ? sums_avx2(1, sb, x[b].qs, xs[b].s) : sums_avx2(0, sb, x[b].qs, 0);
+            __m256i s1 = q4 ? sums_avx2(1, sb + sbytes, x[b + 1].qs, xs[b + 1].s) : sums_avx2(0, sb + sbytes, x[b + 1].qs, 0);
             __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
-            const int8_t *xq = x[b].qs;
-            __m256i si;
-            if (j->dt == FS_DTYPE_Q4_0) {
-                __m256i s = _mm256_setzero_si256();
-                for (int q = 0; q < 4; q++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q));
-                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(v, low4), bcast4(xq + 4 * q)));
-                    s = _mm256_add_epi16(s, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
-                                                                  bcast4(xq + 16 + 4 * q)));
-                }
-                si = _mm256_sub_epi32(_mm256_madd_epi16(s, ones), _mm256_set1_epi32(8 * xs[b].s));
-            } else {
-                si = _mm256_setzero_si256();
-                for (int q = 0; q < 8; q++) {
-                    __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q)), xb = bcast4(xq + 4 * q);
-                    si = _mm256_add_epi32(si, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v),
-                                                                                     _mm256_sign_epi8(xb, v)), ones));
-                }
-            }
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(si), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
+            __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sb + sbytes)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
+            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(dw1, _mm256_set1_ps(xs[b + 1].d)), acc1);
         }
-        _mm256_storeu_ps(y + (size_t)g * 8, acc);
+        for (; b < nb; b++, sb += sbytes) {
+            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
+            __m256i s = q4 ? sums_avx2(1, sb, x[b].qs, xs[b].s) : sums_avx2(0, sb, x[b].qs, 0);
+            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
+        }
+        _mm256_storeu_ps(y + (size_t)g * 8, _mm256_add_ps(acc, acc1));
     }
 }
 
