@@ -94,13 +94,15 @@ struct fs_backend {
 
     /* attention: grouped-query causal attention against the cache.
      *   q:   [T, Hq, D]   the chunk's queries, token t at position pos0 + t
-     *   k_cache, v_cache: [n_ctx, Hkv, D], filled for positions 0 .. pos0+T-1
+     *   k_cache, v_cache: n_ctx rows of kv_stride >= Hkv*D floats, filled
+     *        for positions 0 .. pos0+T-1; position j's head g starts at
+     *        j * kv_stride + g * D (the padding after Hkv*D is never read)
      *   out: [T, Hq, D]
      *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g]
      *   with g = h / (Hq / Hkv).
      * scratch: at least pos0 + T f32 elements (one row of scores). */
     void (*attention)(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                      fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
+                      size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
 
     /* swiglu: out = silu(gate) * up, silu(x) = x / (1 + e^-x)
      * gate, up, out: [n] (out may be gate). */

@@ -75,6 +75,7 @@ struct fs_session {
     fs_buf *logits_buf; /* [V] */
     float *logits;      /* [V] host copy of the last token's logits */
 
+    size_t kv_stride;   /* floats per cached position: Hkv * D + FS_KV_PAD */
     size_t kv_bytes, scratch_bytes;
 };
 
@@ -171,9 +172,11 @@ int fs_session_new(fs_session **out, const fs_model *m, const fs_session_opts *o
         }
     }
 
-    /* KV cache: for each layer, K and V of every position, [n_ctx, Hkv, D] */
+    /* KV cache: for each layer, K and V of every position, [n_ctx, Hkv, D]
+     * with FS_KV_PAD floats after each position */
     size_t kv_n, kv_total;
-    if (!fs_mul_size((size_t)n_ctx, (size_t)Hkv * (size_t)D, &kv_n) || !fs_mul_size(kv_n, 8 * (size_t)L, &kv_total)) {
+    s->kv_stride = (size_t)Hkv * (size_t)D + FS_KV_PAD;
+    if (!fs_mul_size((size_t)n_ctx, s->kv_stride, &kv_n) || !fs_mul_size(kv_n, 8 * (size_t)L, &kv_total)) {
         fs_errf(e, "KV cache of %d tokens overflows size_t", n_ctx);
         goto fail;
     }
@@ -282,10 +285,12 @@ static void forward_chunk(fs_session *s, const int *ids, int T, const debug_out 
         be->rmsnorm(be, s->k, w->k_norm, s->k, T * Hkv, D, eps);
         be->rope(be, s->q, T, Hq, D, pos0, c->rope_theta);
         be->rope(be, s->k, T, Hkv, D, pos0, c->rope_theta);
-        /* the chunk's rows are contiguous in the cache: one copy each */
-        be->copy(be, s->k, 0, w->k_cache, (size_t)pos0 * kv_row, (size_t)T * kv_row);
-        be->copy(be, s->v, 0, w->v_cache, (size_t)pos0 * kv_row, (size_t)T * kv_row);
-        be->attention(be, s->q, w->k_cache, w->v_cache, s->attn_out, s->scores, T, pos0, Hq, Hkv, D);
+        /* each token's K and V row goes to its position in the cache */
+        for (int t = 0; t < T; t++) {
+            be->copy(be, s->k, (size_t)t * kv_row, w->k_cache, (size_t)(pos0 + t) * s->kv_stride, kv_row);
+            be->copy(be, s->v, (size_t)t * kv_row, w->v_cache, (size_t)(pos0 + t) * s->kv_stride, kv_row);
+        }
+        be->attention(be, s->q, w->k_cache, w->v_cache, s->kv_stride, s->attn_out, s->scores, T, pos0, Hq, Hkv, D);
         be->matmul(be, s->attn_out, w->o_proj, s->block_out, T, Hq * D, H);
         be->add(be, s->x, s->block_out, (size_t)T * H);
 

@@ -431,15 +431,18 @@ static void test_attention(void) {
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int T = cs[c].T, pos0 = cs[c].pos0, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D;
         int n_ctx = pos0 + T;
-        size_t nq = (size_t)T * Hq * D, nkv = (size_t)n_ctx * Hkv * D;
+        size_t st = (size_t)Hkv * D + (size_t)(c % 3) * 8;   /* cache rows: unpadded, or padded by 8 or 16 */
+        size_t nq = (size_t)T * Hq * D, nkv = (size_t)n_ctx * st;
         float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nkv), *v = malloc(sizeof(float) * nkv);
         float *or_ = malloc(sizeof(float) * nq), *of = malloc(sizeof(float) * nq);
         for (size_t i = 0; i < nq; i++) q[i] = (float)(urand() * 3);   /* peaky softmax too */
-        for (size_t i = 0; i < nkv; i++) k[i] = (float)(urand() * 3), v[i] = (float)urand();
+        for (size_t i = 0; i < nkv; i++)   /* the padding is never read: NaN */
+            if (i % st < (size_t)Hkv * D) k[i] = (float)(urand() * 3), v[i] = (float)urand();
+            else k[i] = v[i] = NAN;
         fs_err e;
         fs_buf *qb = act(ref, q, nq), *kb = act(ref, k, nkv), *vb = act(ref, v, nkv);
         fs_buf *ob = ref->alloc(ref, nq, &e), *sb = ref->alloc(ref, (size_t)n_ctx, &e);
-        ref->attention(ref, qb, kb, vb, ob, sb, T, pos0, Hq, Hkv, D);
+        ref->attention(ref, qb, kb, vb, st, ob, sb, T, pos0, Hq, Hkv, D);
         ref->read(ref, ob, 0, or_, nq);
         ref->free_buf(ref, qb); ref->free_buf(ref, kb); ref->free_buf(ref, vb);
         ref->free_buf(ref, ob); ref->free_buf(ref, sb);
@@ -449,7 +452,7 @@ static void test_attention(void) {
                 use_kernels(b, s);
                 qb = act(b, q, nq), kb = act(b, k, nkv), vb = act(b, v, nkv);
                 ob = b->alloc(b, nq, &e), sb = b->alloc(b, (size_t)n_ctx, &e);
-                b->attention(b, qb, kb, vb, ob, sb, T, pos0, Hq, Hkv, D);
+                b->attention(b, qb, kb, vb, st, ob, sb, T, pos0, Hq, Hkv, D);
                 b->read(b, ob, 0, of, nq);
                 double worst = 0;
                 for (size_t i = 0; i < nq; i++) {

@@ -291,7 +291,7 @@ static void test_errors_and_truncate(const fs_model *m) {
 
     /* memory accounting: K and V, f32, every layer and position */
     const fs_config *c = &m->cfg;
-    CHECK_EQ_INT(fs_session_kv_bytes(s), 2ull * c->n_layers * 8 * c->n_kv_heads * c->head_dim * 4);
+    CHECK_EQ_INT(fs_session_kv_bytes(s), 2ull * c->n_layers * 8 * (c->n_kv_heads * c->head_dim + FS_KV_PAD) * 4);
     CHECK(fs_session_scratch_bytes(s) > 0);
     CHECK(fs_session_model(s) == m);
     free(saved);

@@ -216,21 +216,21 @@ static void test_rope(void) {
 }
 
 /* Naive attention in double, recomputed from scratch for one (t, h). */
-static void ref_attention(const float *q, const float *kc, const float *vc, double *out,
+static void ref_attention(const float *q, const float *kc, const float *vc, size_t st, double *out,
                           int t, int h, int pos0, int Hq, int Hkv, int D) {
     int g = h / (Hq / Hkv), n = pos0 + t + 1;
     const float *qh = q + ((size_t)t * Hq + h) * D;
     double *s = malloc(sizeof(double) * n), mx = -INFINITY, sum = 0;
     for (int j = 0; j < n; j++) {
         double dot = 0;
-        for (int d = 0; d < D; d++) dot += (double)qh[d] * kc[((size_t)j * Hkv + g) * D + d];
+        for (int d = 0; d < D; d++) dot += (double)qh[d] * kc[(size_t)j * st + (size_t)g * D + d];
         s[j] = dot / sqrt((double)D);
         if (s[j] > mx) mx = s[j];
     }
     for (int j = 0; j < n; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
     for (int d = 0; d < D; d++) {
         double acc = 0;
-        for (int j = 0; j < n; j++) acc += s[j] / sum * vc[((size_t)j * Hkv + g) * D + d];
+        for (int j = 0; j < n; j++) acc += s[j] / sum * vc[(size_t)j * st + (size_t)g * D + d];
         out[d] = acc;
     }
     free(s);
@@ -244,23 +244,27 @@ static void test_attention(void) {
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int T = cases[ci][0], pos0 = cases[ci][1], Hkv = cases[ci][2], Hq = Hkv * cases[ci][3];
         for (int D = 4; D <= 64; D *= 4) {
-            size_t nq = (size_t)T * Hq * D, nkv = (size_t)n_ctx * Hkv * D;
+            /* the cache's rows: Hkv * D floats, padded in every other case */
+            size_t st = (size_t)Hkv * D + (size_t)(ci % 2) * 5;
+            size_t nq = (size_t)T * Hq * D, nkv = (size_t)n_ctx * st;
             float *q = malloc(sizeof(float) * nq), *kc = malloc(sizeof(float) * nkv);
             float *vc = malloc(sizeof(float) * nkv), *out = malloc(sizeof(float) * nq);
             float *out2 = malloc(sizeof(float) * nq);
             fs_buf *qb = rand_act(q, nq, 2.0), *kb = rand_act(kc, nkv, 2.0), *vb = rand_act(vc, nkv, 1.0);
             /* positions never written must never be read: poison them */
-            for (size_t i = (size_t)(pos0 + T) * Hkv * D; i < nkv; i++) kc[i] = vc[i] = NAN;
+            for (size_t i = (size_t)(pos0 + T) * st; i < nkv; i++) kc[i] = vc[i] = NAN;
+            for (int j = 0; j < n_ctx; j++)   /* and so must the padding */
+                for (size_t i = (size_t)Hkv * D; i < st; i++) kc[(size_t)j * st + i] = vc[(size_t)j * st + i] = NAN;
             be->write(be, kb, 0, kc, nkv);
             be->write(be, vb, 0, vc, nkv);
             fs_err e;
             fs_buf *ob = be->alloc(be, nq, &e), *sc = be->alloc(be, (size_t)n_ctx, &e);
-            be->attention(be, qb, kb, vb, ob, sc, T, pos0, Hq, Hkv, D);
+            be->attention(be, qb, kb, vb, st, ob, sc, T, pos0, Hq, Hkv, D);
             be->read(be, ob, 0, out, nq);
             double worst = 0, ref[64];
             for (int t = 0; t < T; t++)
                 for (int h = 0; h < Hq; h++) {
-                    ref_attention(q, kc, vc, ref, t, h, pos0, Hq, Hkv, D);
+                    ref_attention(q, kc, vc, st, ref, t, h, pos0, Hq, Hkv, D);
                     for (int d = 0; d < D; d++) {
                         double err = fabs(out[((size_t)t * Hq + h) * D + d] - ref[d]) / (1 + fabs(ref[d]));
                         if (!(err <= worst)) worst = err;   /* NaN counts as worst */
@@ -269,11 +273,11 @@ static void test_attention(void) {
             CHECKF(worst <= TOL, "attention T %d pos0 %d Hq %d Hkv %d D %d: err %g", T, pos0, Hq, Hkv, D, worst);
 
             /* causal: change the chunk's last key/value; earlier tokens must not notice */
-            size_t last = (size_t)(pos0 + T - 1) * Hkv * D;
+            size_t last = (size_t)(pos0 + T - 1) * st;
             for (size_t i = 0; i < (size_t)Hkv * D; i++) { kc[last + i] += 5.0f; vc[last + i] -= 3.0f; }
             be->write(be, kb, 0, kc, nkv);
             be->write(be, vb, 0, vc, nkv);
-            be->attention(be, qb, kb, vb, ob, sc, T, pos0, Hq, Hkv, D);
+            be->attention(be, qb, kb, vb, st, ob, sc, T, pos0, Hq, Hkv, D);
             be->read(be, ob, 0, out2, nq);
             size_t before = (size_t)(T - 1) * Hq * D;
             CHECKF(memcmp(out, out2, sizeof(float) * before) == 0, "attention T %d pos0 %d: a token saw a later one", T, pos0);

@@ -1,7 +1,8 @@
 /* attention.c - grouped-query causal self-attention against the KV cache.
  *
  *   q:   [T, Hq, D]         this chunk's queries; token t sits at position pos0 + t
- *   k_cache, v_cache: [n_ctx, Hkv, D]   keys/values of positions 0 .. pos0+T-1
+ *   k_cache, v_cache: [n_ctx, kv_stride] keys/values of positions 0 .. pos0+T-1,
+ *                     position j's head g at j * kv_stride + g * D
  *   out: [T, Hq, D]
  *
  *   for each token t, query head h, with kv head g = h / (Hq / Hkv):
@@ -29,14 +30,14 @@
 #include "cpu.h"
 
 void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                      fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
+                      size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
     (void)b;
     int group = Hq / Hkv;
     double scale = 1.0 / sqrt((double)D);
     const float *qs = cpu_f32(q), *ks = cpu_f32(k_cache), *vs = cpu_f32(v_cache);
     float *os = cpu_f32_mut(out);
     float *scores = cpu_f32_mut(scratch);
-    size_t kv_row = (size_t)Hkv * (size_t)D;   /* one position in the cache */
+    size_t kv_row = kv_stride;   /* one position in the cache */
 
     for (int t = 0; t < T; t++) {
         int n_keys = pos0 + t + 1;   /* causal: positions 0 .. pos0 + t */

@@ -53,6 +53,7 @@ typedef struct {
     fs_isa isa;
     const float *q, *k, *v;
     float *out;
+    size_t kv_stride;   /* floats from one cached position to the next */
     int T, pos0, Hq, Hkv, D;
 } attn_job;
 
@@ -67,7 +68,7 @@ static void attn_chunk(void *arg, int it, int tid) {
     const attn_job *j = arg;
     int group = j->Hq / j->Hkv, D = j->D;
     float scale = (float)(1.0 / sqrt((double)D));
-    size_t kv_row = (size_t)j->Hkv * (size_t)D;   /* one position in the cache */
+    size_t kv_row = j->kv_stride;   /* one position in the cache */
     int t = it / j->Hkv, g = it % j->Hkv;
     int n_keys = j->pos0 + t + 1;                 /* causal: positions 0 .. pos0 + t */
     const float *kg = j->k + (size_t)g * (size_t)D, *vg = j->v + (size_t)g * (size_t)D;
@@ -110,6 +111,7 @@ typedef struct {
     fs_fast *f;
     const float *q, *k, *v;
     float *out;
+    size_t kv_stride;
     int T, pos0, Hq, Hkv, D, nslab, ldS;
 } tiled_job;
 
@@ -118,7 +120,7 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
     int g = chunk / j->nslab, slab = j->nslab - 1 - chunk % j->nslab;   /* heaviest slabs first */
     int t0 = slab * SLAB, t1 = t0 + SLAB < j->T ? t0 + SLAB : j->T;
     int D = j->D, group = j->Hq / j->Hkv, ldS = j->ldS;
-    size_t kv_row = (size_t)j->Hkv * (size_t)D, q_row = (size_t)j->Hq * (size_t)D;
+    size_t kv_row = j->kv_stride, q_row = (size_t)j->Hq * (size_t)D;
     float *pk = (float *)j->f->attn + (size_t)tid * j->f->attn_stride;
     float *S = pk + (size_t)ldS * (size_t)D;
     const float *kg = j->k + (size_t)g * (size_t)D, *vg = j->v + (size_t)g * (size_t)D;
@@ -168,7 +170,7 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
 }
 
 void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                       fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
+                       size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
     (void)scratch;
     fs_fast *f = fast_ctx(b);
     if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0) {
@@ -179,14 +181,14 @@ void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, co
             f->attn = fs_xmalloc(stride * (size_t)f->nth * sizeof(float));
             f->attn_stride = stride;
         }
-        tiled_job tj = {f, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), T, pos0, Hq, Hkv, D,
-                        (T + SLAB - 1) / SLAB, ldS};
+        tiled_job tj = {f, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), kv_stride, T, pos0, Hq,
+                        Hkv, D, (T + SLAB - 1) / SLAB, ldS};
         fs_threadpool_for(f->pool, Hkv * tj.nslab, tiled_chunk, &tj);
         return;
     }
-    attn_job j = {f->isa, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), T, pos0, Hq, Hkv, D};
+    attn_job j = {f->isa, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), kv_stride, T, pos0, Hq, Hkv, D};
     if (Hq / Hkv > MAX_GROUP) {   /* no model we know; the reference handles any group */
-        fs_cpu_attention(b, q, k_cache, v_cache, out, scratch, T, pos0, Hq, Hkv, D);
+        fs_cpu_attention(b, q, k_cache, v_cache, kv_stride, out, scratch, T, pos0, Hq, Hkv, D);
         return;
     }
     fs_threadpool_for(f->pool, T * Hkv, attn_chunk, &j);

@@ -58,7 +58,7 @@ void fs_cpu_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, 
 void fs_cpu_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);
 void fs_cpu_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
 void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                      fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
+                      size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
 void fs_cpu_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
 void fs_cpu_add(fs_backend *b, fs_buf *x, const fs_buf *y, size_t n);
 

@@ -163,7 +163,7 @@ void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, 
 void fs_fast_matmul_n(fs_backend *b, const fs_buf *x, int n, const fs_buf *const *W, fs_buf *const *y, int T, int K,
                       const int *N);
 void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                       fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
+                       size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
 void fs_fast_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
 void fs_fast_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_fast_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
