@@ -295,6 +295,10 @@ static TGT void x8_groups(const fs_qjob *j, int t, int g0, int g1) {
 #if FS_HAVE_VNNI_TARGET
 #define TGT_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
 /* One superblock's 8 integer sums: Q4_0 (minus 8 sum x) or Q8_0. The
+ * high nibbles need no shift here: vpdpbusd sums in int32 without
+ * saturating, so (v & 0xf0) = 16 q_hi goes in as it is and the sum is
+ * divided by 16 (exactly, an arithmetic shift) once per superblock - one
+ * instruction instead of four (+6-10% with the weights in cache). The
  * vpdpbusd go into two accumulators (low / high nibbles, even / odd quads)
  * so that two chains of 4 (Q8_0: 4) dependent instructions run side by
  * side instead of one of 8, and the caller takes two blocks per step into
@@ -305,12 +309,14 @@ static inline __attribute__((always_inline)) TGT_VNNI __m256i sums_vnni(int q4, 
     const __m256i low4 = _mm256_set1_epi8(15);
     __m256i s0 = _mm256_setzero_si256(), s1 = s0;
     if (q4) {
+        const __m256i high4 = _mm256_set1_epi8((char)0xf0);
         s0 = _mm256_set1_epi32(-8 * sx);
         for (int q = 0; q < 4; q++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q));
             s0 = _mm256_dpbusd_avx_epi32(s0, _mm256_and_si256(v, low4), bcast4(xq + 4 * q));
-            s1 = _mm256_dpbusd_avx_epi32(s1, _mm256_and_si256(_mm256_srli_epi16(v, 4), low4), bcast4(xq + 16 + 4 * q));
+            s1 = _mm256_dpbusd_avx_epi32(s1, _mm256_and_si256(v, high4), bcast4(xq + 16 + 4 * q));
         }
+        return _mm256_add_epi32(s0, _mm256_srai_epi32(s1, 4));
     } else {
         for (int q = 0; q < 8; q += 2) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * q));
