@@ -210,14 +210,6 @@ void fs_bw_probe_free(fs_bw_probe *p) {
     free(p);
 }
 
-int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e) {
-    fs_bw_probe *p = fs_bw_probe_new(bytes, n_threads, e);
-    if (!p) return -1;
-    int rc = fs_bw_probe_measure(p, passes, bytes_per_s, e);
-    fs_bw_probe_free(p);
-    return rc;
-}
-
 void fs_bench_cpu_name(char *buf, size_t n) {
     char name[128] = "", fam[16] = "", mod[16] = "", line[512];
     FILE *f = fopen("/proc/cpuinfo", "r");

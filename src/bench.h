@@ -39,16 +39,13 @@ size_t fs_bench_tensor_bytes(const fs_tensor *t);
  * the weights have. */
 fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx);
 
-/* Memory read bandwidth in bytes/s: n_threads threads sum disjoint slices
- * of a buffer of `bytes` bytes (choose it much larger than the last-level
- * cache); the best of `passes` passes. Fills e and returns -1 if the
- * buffer cannot be allocated or a thread cannot start. */
-int fs_bench_read_bandwidth(size_t bytes, int n_threads, int passes, double *bytes_per_s, fs_err *e);
-
-/* The same as a reusable probe: the buffer is allocated and written once,
- * then each measure() is `passes` timed passes (best of them). On a shared
- * machine the bandwidth drifts within a minute, so fs bench measures it
- * right before each decode run it compares with. */
+/* Memory read bandwidth in bytes/s, as a reusable probe: n_threads threads
+ * sum disjoint slices of a buffer of `bytes` bytes (choose it much larger
+ * than the last-level cache), allocated and written once by _new; each
+ * _measure is `passes` timed passes, the best of them. On a shared machine
+ * the bandwidth drifts within a minute, so fs bench measures it right
+ * before each decode run it compares with. Both fill e and return NULL /
+ * -1 if the buffer cannot be allocated or a thread cannot start. */
 typedef struct fs_bw_probe fs_bw_probe;
 fs_bw_probe *fs_bw_probe_new(size_t bytes, int n_threads, fs_err *e);
 int fs_bw_probe_measure(fs_bw_probe *p, int passes, double *bytes_per_s, fs_err *e);
