@@ -254,35 +254,45 @@ INL __m256i sums_avx2(int q4, const uint8_t *sb, const int8_t *xq, int32_t sx) {
  * per step, in two f32 accumulators, keep the dependency chains short
  * (with the weights in cache, on the dev VM: Q4_0 61 -> 64 GB/s, Q8_0
  * 81 -> 104 on 2 threads). The weights are one sequential stream,
- * prefetched ahead. */
-static TGT void x8_groups(const fs_qjob *j, int t, int g0, int g1) {
-    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
-    size_t sbytes = fs_x8_super_bytes(j->dt);
-    const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;
-    const fs_q8_0_sum *xs = j->xs + (size_t)t * (size_t)nb;
-    float *y = j->y + (size_t)t * (size_t)j->N;
-    for (int g = g0; g < g1; g++) {
-        const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;
-        __m256 acc = _mm256_setzero_ps(), acc1 = acc;
-        int b = 0;
-        for (; b + 2 <= nb; b += 2, sb += 2 * sbytes) {   /* two blocks, two accumulators */
-            for (size_t o = 0; o < 2 * sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
-            __m256i s = q4 ? sums_avx2(1, sb, x[b].qs, xs[b].s) : sums_avx2(0, sb, x[b].qs, 0);
-            __m256i s1 = q4 ? sums_avx2(1, sb + sbytes, x[b + 1].qs, xs[b + 1].s) : sums_avx2(0, sb + sbytes, x[b + 1].qs, 0);
-            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
-            __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sb + sbytes)));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(dw1, _mm256_set1_ps(xs[b + 1].d)), acc1);
-        }
-        for (; b < nb; b++, sb += sbytes) {
-            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
-            __m256i s = q4 ? sums_avx2(1, sb, x[b].qs, xs[b].s) : sums_avx2(0, sb, x[b].qs, 0);
-            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
-        }
-        _mm256_storeu_ps(y + (size_t)g * 8, _mm256_add_ps(acc, acc1));
+ * prefetched ahead. The same driver runs the AVX-VNNI kernel below; SUMS
+ * is the superblock kernel (sums_avx2, sums_vnni). */
+#define X8_GROUPS(NAME, TARGET, SUMS)                                                                          \
+    static TARGET void NAME(const fs_qjob *j, int t, int g0, int g1) {                                        \
+        int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;                                                    \
+        size_t sbytes = fs_x8_super_bytes(j->dt);                                                              \
+        const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;                                               \
+        const fs_q8_0_sum *xs = j->xs + (size_t)t * (size_t)nb;                                                \
+        float *y = j->y + (size_t)t * (size_t)j->N;                                                            \
+        for (int g = g0; g < g1; g++) {                                                                        \
+            const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;                       \
+            __m256 acc = _mm256_setzero_ps(), acc1 = acc;                                                      \
+            int b = 0;                                                                                         \
+            for (; b + 2 <= nb; b += 2, sb += 2 * sbytes) { /* two blocks, two accumulators */                 \
+                for (size_t o = 0; o < 2 * sbytes; o += 64)                                                    \
+                    _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);                      \
+                __m256i s = q4 ? SUMS(1, sb, x[b].qs, xs[b].s) : SUMS(0, sb, x[b].qs, 0);                      \
+                __m256i s1 = q4 ? SUMS(1, sb + sbytes, x[b + 1].qs, xs[b + 1].s) : SUMS(0, sb + sbytes, x[b + 1].qs, 0); \
+                __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));                             \
+                __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sb + sbytes)));                 \
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc); \
+                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(dw1, _mm256_set1_ps(xs[b + 1].d)), acc1); \
+            }                                                                                                  \
+            for (; b < nb; b++, sb += sbytes) {                                                                \
+                for (size_t o = 0; o < sbytes; o += 64)                                                        \
+                    _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);                      \
+                __m256i s = q4 ? SUMS(1, sb, x[b].qs, xs[b].s) : SUMS(0, sb, x[b].qs, 0);                      \
+                __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));                             \
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc); \
+            }                                                                                                  \
+            _mm256_storeu_ps(y + (size_t)g * 8, _mm256_add_ps(acc, acc1));                                     \
+        }                                                                                                      \
     }
-}
+
+/* (q4 is tested outside SUMS so that each call has a constant q4 and its
+ * own loop.) The one driver is a macro because each kernel set needs its
+ * own compiled copy: the VNNI superblock kernel can only be inlined into a
+ * function compiled for AVX-VNNI. */
+X8_GROUPS(x8_groups, TGT, sums_avx2)
 
 /* The same with AVX-VNNI: vpdpbusd multiplies unsigned by signed bytes and
  * adds each group of 4 products straight into an int32 lane, so one
@@ -328,34 +338,7 @@ static inline __attribute__((always_inline)) TGT_VNNI __m256i sums_vnni(int q4, 
     return _mm256_add_epi32(s0, s1);
 }
 
-static TGT_VNNI void x8_groups_vnni(const fs_qjob *j, int t, int g0, int g1) {
-    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
-    size_t sbytes = fs_x8_super_bytes(j->dt);
-    const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;
-    const fs_q8_0_sum *xs = j->xs + (size_t)t * (size_t)nb;
-    float *y = j->y + (size_t)t * (size_t)j->N;
-    for (int g = g0; g < g1; g++) {
-        const uint8_t *sb = (const uint8_t *)j->W + (size_t)g * (size_t)nb * sbytes;
-        __m256 acc = _mm256_setzero_ps(), acc1 = acc;
-        int b = 0;
-        for (; b + 2 <= nb; b += 2, sb += 2 * sbytes) {   /* two blocks, two accumulators */
-            for (size_t o = 0; o < 2 * sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
-            __m256i s = q4 ? sums_vnni(1, sb, x[b].qs, xs[b].s) : sums_vnni(0, sb, x[b].qs, 0);
-            __m256i s1 = q4 ? sums_vnni(1, sb + sbytes, x[b + 1].qs, xs[b + 1].s) : sums_vnni(0, sb + sbytes, x[b + 1].qs, 0);
-            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
-            __m256 dw1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(sb + sbytes)));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
-            acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(dw1, _mm256_set1_ps(xs[b + 1].d)), acc1);
-        }
-        for (; b < nb; b++, sb += sbytes) {
-            for (size_t o = 0; o < sbytes; o += 64) _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);
-            __m256i s = q4 ? sums_vnni(1, sb, x[b].qs, xs[b].s) : sums_vnni(0, sb, x[b].qs, 0);
-            __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc);
-        }
-        _mm256_storeu_ps(y + (size_t)g * 8, _mm256_add_ps(acc, acc1));
-    }
-}
+X8_GROUPS(x8_groups_vnni, TGT_VNNI, sums_vnni)
 #else
 static void x8_groups_vnni(const fs_qjob *j, int t, int g0, int g1) { x8_groups(j, t, g0, g1); }
 #endif
