@@ -43,6 +43,17 @@
 #define ARENA_BYTES (64u << 20)
 #define HUGE_PAGE (2u << 20)
 
+/* len bytes of zero-filled anonymous memory, marked for transparent huge
+ * pages (advice: without THP, plain pages); NULL if it cannot be mapped. */
+static void *map_huge(size_t len) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
 static void *weight_alloc(fs_fast *f, size_t bytes, int *arena) {
     bytes = (bytes + 63) / 64 * 64;
     struct fs_arena *a = f->n_arenas ? &f->arenas[f->n_arenas - 1] : NULL;
@@ -56,12 +67,9 @@ static void *weight_alloc(fs_fast *f, size_t bytes, int *arena) {
         }
         size_t len = bytes > ARENA_BYTES ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : ARENA_BYTES;
         size_t map_len = len + HUGE_PAGE;   /* room to align the start */
-        char *map = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
-        if (map == MAP_FAILED) return NULL;
+        char *map = map_huge(map_len);
+        if (!map) return NULL;
         char *base = (char *)(((uintptr_t)map + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE);
-#ifdef MADV_HUGEPAGE
-        madvise(base, len, MADV_HUGEPAGE);   /* advice: without it, plain pages */
-#endif
         a = &f->arenas[f->n_arenas++];
         *a = (struct fs_arena){map, base, map_len, len, 0, 0};
     }
@@ -157,15 +165,12 @@ static fs_buf *fast_alloc(fs_backend *b, size_t n, fs_err *e) {
     size_t bytes;
     if (!fs_mul_size(n, sizeof(float), &bytes) || bytes < BIG_BUF) return fast_ctx(b)->cpu_alloc(b, n, e);
     fs_buf *buf = calloc(1, sizeof *buf);
-    void *p = buf ? mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0) : MAP_FAILED;
-    if (p == MAP_FAILED) {
+    void *p = buf ? map_huge(bytes) : NULL;
+    if (!p) {
         free(buf);
         fs_errf(e, "cpu backend: out of memory allocating %zu bytes", bytes);
         return NULL;
     }
-#ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE);   /* advice: without it, plain pages */
-#endif
     buf->dtype = FS_DTYPE_F32;
     buf->n = n;
     buf->data = p;
