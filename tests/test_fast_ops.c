@@ -63,15 +63,38 @@ static fs_buf *act(fs_backend *b, const float *host, size_t n) {
     return buf;
 }
 
-/* Random weights of dtype dt; deq gets each stored element's exact f32. */
+/* Random [N, K] weights of dtype dt (n = N * K elements), values uniform in
+ * [-1, 1) before rounding or quantizing; deq (if not NULL) gets each
+ * stored element's exact f32 (Q8_0 / Q4_0: dequantized). */
 static void *rand_weight(fs_dtype dt, size_t n, float *deq, fs_tensor *t, int N, int K) {
-    size_t es = dt == FS_DTYPE_F32 ? 4 : 2;
-    void *data = malloc(n * es + 1);
-    for (size_t i = 0; i < n; i++) {
-        float v = (float)urand();
-        if (dt == FS_DTYPE_F32) { ((float *)data)[i] = v; deq[i] = v; }
-        else if (dt == FS_DTYPE_BF16) { uint16_t h = fs_f32_to_bf16(v); ((uint16_t *)data)[i] = h; deq[i] = fs_bf16_to_f32(h); }
-        else { uint16_t h = fs_f32_to_f16(v); ((uint16_t *)data)[i] = h; deq[i] = fs_f16_to_f32(h); }
+    void *data;
+    size_t nbytes;
+    if (fs_dtype_is_quant(dt)) {
+        size_t rb = fs_quant_row_bytes(dt, K);
+        uint8_t *q = malloc(rb * (size_t)N);
+        float *row = malloc(sizeof(float) * (size_t)K);
+        for (int r = 0; r < N; r++) {
+            uint8_t *qr = q + rb * (size_t)r;
+            for (int k = 0; k < K; k++) row[k] = (float)urand();
+            if (dt == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(row, (fs_block_q8_0 *)qr, K);
+            else fs_quantize_row_q4_0(row, (fs_block_q4_0 *)qr, K);
+            if (deq && dt == FS_DTYPE_Q8_0) fs_dequantize_row_q8_0((const fs_block_q8_0 *)qr, deq + (size_t)r * K, K);
+            else if (deq) fs_dequantize_row_q4_0((const fs_block_q4_0 *)qr, deq + (size_t)r * K, K);
+        }
+        free(row);
+        data = q;
+        nbytes = rb * (size_t)N;
+    } else {
+        size_t es = dt == FS_DTYPE_F32 ? 4 : 2;
+        data = malloc(n * es + 1);
+        for (size_t i = 0; i < n; i++) {
+            float v = (float)urand(), d;
+            if (dt == FS_DTYPE_F32) { ((float *)data)[i] = v; d = v; }
+            else if (dt == FS_DTYPE_BF16) { uint16_t h = fs_f32_to_bf16(v); ((uint16_t *)data)[i] = h; d = fs_bf16_to_f32(h); }
+            else { uint16_t h = fs_f32_to_f16(v); ((uint16_t *)data)[i] = h; d = fs_f16_to_f32(h); }
+            if (deq) deq[i] = d;
+        }
+        nbytes = n * es;
     }
     memset(t, 0, sizeof *t);
     t->name = "test.weight";
@@ -80,7 +103,7 @@ static void *rand_weight(fs_dtype dt, size_t n, float *deq, fs_tensor *t, int N,
     t->shape[0] = N;
     t->shape[1] = K;
     t->data = data;
-    t->nbytes = n * es;
+    t->nbytes = nbytes;
     return data;
 }
 
@@ -160,30 +183,11 @@ static void test_matmul(void) {
 static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
     fs_err e;
     size_t nx = (size_t)T * K, nw = (size_t)N * K, ny = (size_t)T * N;
-    size_t rb = fs_quant_row_bytes(dt, K);
-    float *x = malloc(sizeof(float) * nx), *wf = malloc(sizeof(float) * nw), *deq = malloc(sizeof(float) * nw);
+    float *x = malloc(sizeof(float) * nx), *deq = malloc(sizeof(float) * nw);
     float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
-    unsigned char *wq = malloc(rb * (size_t)N);
     for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
-    for (size_t i = 0; i < nw; i++) wf[i] = (float)urand();
-    for (int n = 0; n < N; n++) {
-        if (dt == FS_DTYPE_Q8_0) {
-            fs_quantize_row_q8_0(wf + (size_t)n * K, (fs_block_q8_0 *)(wq + (size_t)n * rb), K);
-            fs_dequantize_row_q8_0((const fs_block_q8_0 *)(wq + (size_t)n * rb), deq + (size_t)n * K, K);
-        } else {
-            fs_quantize_row_q4_0(wf + (size_t)n * K, (fs_block_q4_0 *)(wq + (size_t)n * rb), K);
-            fs_dequantize_row_q4_0((const fs_block_q4_0 *)(wq + (size_t)n * rb), deq + (size_t)n * K, K);
-        }
-    }
     fs_tensor t;
-    memset(&t, 0, sizeof t);
-    t.name = "test.weight";
-    t.dtype = dt;
-    t.ndim = 2;
-    t.shape[0] = N;
-    t.shape[1] = K;
-    t.data = wq;
-    t.nbytes = rb * (size_t)N;
+    void *wq = rand_weight(dt, nw, deq, &t, N, K);
 
     fs_buf *xb = act(ref, x, nx), *yb = ref->alloc(ref, ny, &e), *wb = ref->upload(ref, &t, &e);
     ref->matmul(ref, xb, wb, yb, T, K, N);
@@ -224,7 +228,7 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
         CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
                fs_dtype_name(dt), T, K, N, kernels_name(s), th, bad, worst);
       }
-    free(x); free(wf); free(deq); free(yr); free(yf); free(wq);
+    free(x); free(deq); free(yr); free(yf); free(wq);
 }
 
 static void test_matmul_quant(void) {
@@ -261,24 +265,7 @@ static void check_matmul_n(int T, int K, const fs_dtype *dts, const int *Ns, int
     size_t nx = (size_t)T * K;
     float *x = malloc(sizeof(float) * nx);
     for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
-    for (int i = 0; i < n; i++) {
-        size_t nw = (size_t)Ns[i] * K;
-        float *wf = malloc(sizeof(float) * nw), *deq = malloc(sizeof(float) * nw);
-        if (fs_dtype_is_quant(dts[i])) {
-            size_t rb = fs_quant_row_bytes(dts[i], K);
-            data[i] = malloc(rb * (size_t)Ns[i]);
-            for (size_t k = 0; k < nw; k++) wf[k] = (float)urand();
-            for (int r = 0; r < Ns[i]; r++) {
-                if (dts[i] == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(wf + (size_t)r * K, (fs_block_q8_0 *)((char *)data[i] + rb * r), K);
-                else fs_quantize_row_q4_0(wf + (size_t)r * K, (fs_block_q4_0 *)((char *)data[i] + rb * r), K);
-            }
-            memset(&t[i], 0, sizeof t[i]);
-            t[i] = (fs_tensor){"test.weight", dts[i], 2, {Ns[i], K}, data[i], rb * (size_t)Ns[i], 0};
-        } else {
-            data[i] = rand_weight(dts[i], nw, deq, &t[i], Ns[i], K);
-        }
-        free(wf); free(deq);
-    }
+    for (int i = 0; i < n; i++) data[i] = rand_weight(dts[i], (size_t)Ns[i] * K, NULL, &t[i], Ns[i], K);
     for (int th = 1; th <= 3; th++)
         for (int s = 0; s < n_isas; s++) {
             fs_backend *b = fast[th];
@@ -343,16 +330,9 @@ static void test_weight_arena(void) {
             if (W[i]) continue;
             fs_dtype dt = i % 2 ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
             N[i] = 8 * (1 + (i * 7 + round * 3) % 200);
-            size_t rb = fs_quant_row_bytes(dt, K);
             free(data[i]);
-            data[i] = malloc(rb * (size_t)N[i]);
-            float row[K];
-            for (int n = 0; n < N[i]; n++) {
-                for (int k = 0; k < K; k++) row[k] = (float)urand();
-                if (dt == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(row, (fs_block_q8_0 *)((char *)data[i] + rb * n), K);
-                else fs_quantize_row_q4_0(row, (fs_block_q4_0 *)((char *)data[i] + rb * n), K);
-            }
-            fs_tensor t = {"test.weight", dt, 2, {N[i], K}, data[i], rb * (size_t)N[i], 0};
+            fs_tensor t;
+            data[i] = rand_weight(dt, (size_t)N[i] * K, NULL, &t, N[i], K);
             W[i] = b->upload(b, &t, &e);
             CHECKF(W[i] && W[i]->x8, "arena: upload %d", i);
             b->matmul(b, xb, W[i], yb, 1, K, N[i]);
