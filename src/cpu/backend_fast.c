@@ -112,18 +112,18 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     int copy = 0;
 #endif
     if (!x8 && !copy) return f->cpu_upload(b, t, e);
-    for (int i = 0; i < f->n_x8s; i++)
-        if (f->x8s[i].src == t->data && f->x8s[i].buf->dtype == t->dtype && f->x8s[i].buf->cols == (int)t->shape[1] &&
-            f->x8s[i].buf->n == (size_t)(t->shape[0] * t->shape[1]) && f->x8s[i].buf->x8 == x8) {
-            f->x8s[i].buf->refs++;
-            return f->x8s[i].buf;
+    for (int i = 0; i < f->n_moved; i++)
+        if (f->moved[i].src == t->data && f->moved[i].buf->dtype == t->dtype && f->moved[i].buf->cols == (int)t->shape[1] &&
+            f->moved[i].buf->n == (size_t)(t->shape[0] * t->shape[1]) && f->moved[i].buf->x8 == x8) {
+            f->moved[i].buf->refs++;
+            return f->moved[i].buf;
         }
-    if (f->n_x8s == f->cap_x8s) {
-        int cap = f->cap_x8s ? 2 * f->cap_x8s : 64;
-        void *p = realloc(f->x8s, (size_t)cap * sizeof *f->x8s);
+    if (f->n_moved == f->cap_moved) {
+        int cap = f->cap_moved ? 2 * f->cap_moved : 64;
+        void *p = realloc(f->moved, (size_t)cap * sizeof *f->moved);
         if (!p) goto oom;
-        f->x8s = p;
-        f->cap_x8s = cap;
+        f->moved = p;
+        f->cap_moved = cap;
     }
     fs_buf *buf = calloc(1, sizeof *buf);
     int arena = 0;
@@ -143,8 +143,8 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     buf->x8 = x8;
     buf->refs = 1;
     buf->arena = arena;
-    f->x8s[f->n_x8s].src = t->data;
-    f->x8s[f->n_x8s++].buf = buf;
+    f->moved[f->n_moved].src = t->data;
+    f->moved[f->n_moved++].buf = buf;
     return buf;
 oom:
     fs_errf(e, "cpu backend: out of memory %s %s (%zu bytes)", x8 ? "repacking" : "copying",
@@ -190,9 +190,9 @@ static void fast_free_buf(fs_backend *b, fs_buf *buf) {
         return;
     }
     if (--buf->refs > 0) return;
-    for (int i = 0; i < f->n_x8s; i++)
-        if (f->x8s[i].buf == buf) {
-            f->x8s[i] = f->x8s[--f->n_x8s];
+    for (int i = 0; i < f->n_moved; i++)
+        if (f->moved[i].buf == buf) {
+            f->moved[i] = f->moved[--f->n_moved];
             break;
         }
     weight_free(f, buf->arena);
@@ -223,7 +223,7 @@ static void fast_destroy(fs_backend *b) {
         free(f->qxs);
         free(f->qpack);
         free(f->attn);
-        free(f->x8s);
+        free(f->moved);
         for (int i = 0; i < f->n_arenas; i++) munmap(f->arenas[i].map, f->arenas[i].map_len);
         free(f->arenas);
         free(f->rope_cs);

@@ -71,8 +71,8 @@ typedef struct fs_fast {
     double rope_theta;
     /* Weights moved into the arenas (repacked to x8, or copied), by source
      * data, so a tied embedding / lm_head uploaded twice shares one copy. */
-    struct fs_x8_entry { const void *src; fs_buf *buf; } *x8s;
-    int n_x8s, cap_x8s;
+    struct fs_moved { const void *src; fs_buf *buf; } *moved;
+    int n_moved, cap_moved;
     /* Where repacked weights live: big anonymous mappings with transparent
      * huge pages, filled front to back (backend_fast.c, weight_alloc). */
     struct fs_arena { char *map, *base; size_t map_len, len, used; int live; } *arenas;
