@@ -1,25 +1,39 @@
 /* threadpool.c - persistent workers, one parallel loop at a time.
  *
- * Protocol. A parallel loop ("region") has a generation number g. The
- * caller publishes (fn, arg, n_chunks), then opens the chunk counter
- * `next` = (g << 32 | 0) and bumps `gen` to g. Threads take chunk i by
- * compare-and-swap of next from (g, i) to (g, i + 1), run it and count it
- * in `done`; the caller returns when done == n_chunks.
+ * Who runs which chunk. A parallel loop ("region") of n chunks is cut into
+ * one contiguous share per thread (fs_split_range): thread t owns chunks
+ * [lo_t, hi_t) and takes them front to back, lo_t += 1 at a time. A thread
+ * whose share is empty steals from the back of another's, hi_u -= 1, until
+ * every share is empty. Each share is one 64-bit word (lo | hi << 32) on a
+ * cache line of its own, changed only by compare-and-swap, so a chunk is
+ * taken exactly once, and while nobody steals the threads never touch each
+ * other's lines.
  *
- * The generation inside `next` is what makes late threads harmless: a
- * worker that wakes up after its region ended (or that read fn/arg of one
- * region while the caller was already publishing the next) fails its
- * compare-and-swap, because the counter carries another generation, and
- * goes back to waiting. Before publishing a new fn/arg the caller first
- * "closes" the counter (index 0xffffffff, never < n_chunks), so a stale
- * (g, i) can never be claimed against the new region's data.
+ * Why shares and not one shared counter: a matmul chunk is a run of weight
+ * rows, so consecutive chunks are consecutive bytes. With a shared counter
+ * the threads take chunks alternately and each thread's stream jumps every
+ * chunk, restarting the prefetch (matmul_fast.c); with a share the stream
+ * runs on from one chunk into the next, so the chunks can be small, and the
+ * barrier at the end waits for at most about one small chunk. The
+ * stealing keeps what the shared counter gave: a descheduled thread's
+ * chunks are done by the others.
+ *
+ * Which region a chunk belongs to. The caller publishes fn, arg and the
+ * region number `cur` first, and opens the shares after them. A region
+ * cannot end while one of its chunks is taken but not counted in `done`
+ * (a thread counts its chunks when it finds no more to take), so a thread
+ * that has just taken a chunk reads `cur` and knows whose chunk it is: if
+ * that is not the region whose fn/arg it holds (it woke up late, or ran
+ * on into the next region), it re-reads them. Between regions every share
+ * is empty (all chunks were taken), so a late thread takes nothing.
  *
  * Waking. A worker spins on `gen` for a while (a new op usually follows
  * within microseconds in a forward pass), then yields the core for a
- * while, then sleeps on a condition variable. Lost wake-ups are avoided with the usual two-flag handshake,
- * all atomics sequentially consistent: the worker increments `sleepers`
- * and then re-reads `gen`; the caller bumps `gen` and then reads
- * `sleepers`. At least one of them sees the other's write.
+ * while, then sleeps on a condition variable. Lost wake-ups are avoided
+ * with the usual two-flag handshake, all atomics sequentially consistent:
+ * the worker increments `sleepers` and then re-reads `gen`; the caller
+ * bumps `gen` and then reads `sleepers`. At least one of them sees the
+ * other's write.
  *
  * Docs: docs/forward.md
  */
@@ -47,7 +61,6 @@
  * otherwise steal time from the thread doing the work), then sleep. */
 #define SPIN_ITERS 2000
 #define YIELD_ITERS 2000
-#define CLOSED 0xffffffffu
 
 typedef struct {
     fs_threadpool *pool;
@@ -55,15 +68,21 @@ typedef struct {
     pthread_t thread;
 } worker;
 
+/* One thread's share of the current region: chunks [lo, hi) as
+ * lo | hi << 32, alone on its cache line. */
+typedef struct {
+    _Alignas(64) atomic_uint_least64_t range;
+} share;
+
 struct fs_threadpool {
     int n;                        /* threads including the caller */
     worker *workers;              /* [n - 1] */
+    share *shares;                /* [n] */
     _Atomic(fs_task_fn) fn;
     _Atomic(void *) arg;
-    atomic_int total;             /* chunks in the current region */
-    atomic_uint_least64_t next;   /* (generation << 32) | next chunk */
+    atomic_uint cur;              /* the region whose fn/arg are published */
     atomic_int done;              /* chunks finished in the current region */
-    atomic_uint gen;
+    atomic_uint gen;              /* bumped to wake the workers */
     atomic_int sleepers;          /* workers blocked in cond_wait */
     atomic_int quit;
     pthread_mutex_t mu;
@@ -75,18 +94,45 @@ int fs_default_threads(void) {
     return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
 }
 
-/* Take and run chunks of region g until none is left (or g is over). */
-static void work(fs_threadpool *p, unsigned g, int tid) {
-    fs_task_fn fn = atomic_load(&p->fn);
-    void *arg = atomic_load(&p->arg);
-    uint64_t total = (uint64_t)atomic_load(&p->total);
-    for (;;) {
-        uint64_t v = atomic_load(&p->next);
-        if ((unsigned)(v >> 32) != g || (v & 0xffffffffu) >= total) return;
-        if (!atomic_compare_exchange_weak(&p->next, &v, v + 1)) continue;
-        fn(arg, (int)(v & 0xffffffffu), tid);
-        atomic_fetch_add(&p->done, 1);
+/* Take one chunk: the front of thread tid's own share, else the back of
+ * another's. -1 when every share is empty. */
+static int take(fs_threadpool *p, int tid) {
+    for (int k = 0; k < p->n; k++) {
+        atomic_uint_least64_t *r = &p->shares[(tid + k) % p->n].range;
+        uint64_t v = atomic_load(r);
+        for (;;) {
+            uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+            if (lo >= hi) break;
+            uint64_t nv = k == 0 ? v + 1 : ((uint64_t)(hi - 1) << 32 | lo);
+            if (atomic_compare_exchange_weak(r, &v, nv)) return (int)(k == 0 ? lo : hi - 1);
+        }
     }
+    return -1;
+}
+
+/* Take and run chunks until none is left. The chunks done are counted
+ * once, at the end: `done` is the one line every thread writes, and an
+ * atomic add per chunk would bounce it between the cores. (Until they are
+ * counted the region cannot end, so every chunk taken here is of one
+ * region.) */
+static void work(fs_threadpool *p, int tid) {
+    unsigned have = 0;   /* region of fn/arg below (0: none yet; regions start at 1) */
+    fs_task_fn fn = NULL;
+    void *arg = NULL;
+    int ran = 0;
+    for (;;) {
+        int c = take(p, tid);
+        if (c < 0) break;
+        unsigned r = atomic_load(&p->cur);   /* c's region: it cannot end before c is counted */
+        if (r != have) {
+            fn = atomic_load(&p->fn);
+            arg = atomic_load(&p->arg);
+            have = r;
+        }
+        fn(arg, c, tid);
+        ran++;
+    }
+    if (ran) atomic_fetch_add(&p->done, ran);
 }
 
 static void *worker_main(void *w_) {
@@ -112,7 +158,7 @@ static void *worker_main(void *w_) {
         }
         seen = g;
         if (atomic_load(&p->quit)) break;
-        work(p, g, w->tid);
+        work(p, w->tid);
     }
     return NULL;
 }
@@ -134,10 +180,18 @@ fs_threadpool *fs_threadpool_new(int n_threads, fs_err *e) {
         return NULL;
     }
     p->n = 1;
+    /* the shares of all n_threads, so that the pool is whole while threads start */
+    int slots = n_threads > 1 ? n_threads : 1;
+    p->shares = aligned_alloc(64, (size_t)slots * sizeof *p->shares);
+    if (!p->shares) {
+        free(p);
+        fs_errf(e, "thread pool: out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < slots; i++) atomic_init(&p->shares[i].range, 0);
     atomic_init(&p->fn, NULL);
     atomic_init(&p->arg, NULL);
-    atomic_init(&p->total, 0);
-    atomic_init(&p->next, (uint64_t)CLOSED);
+    atomic_init(&p->cur, 0);
     atomic_init(&p->done, 0);
     atomic_init(&p->gen, 0);
     atomic_init(&p->sleepers, 0);
@@ -175,6 +229,7 @@ void fs_threadpool_free(fs_threadpool *p) {
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->workers);
+    free(p->shares);
     free(p);
 }
 
@@ -186,15 +241,20 @@ void fs_threadpool_for(fs_threadpool *p, int n_chunks, fs_task_fn fn, void *arg)
         for (int i = 0; i < n_chunks; i++) fn(arg, i, 0);
         return;
     }
+    /* every share is empty here (the last region's chunks were all taken) */
     unsigned g = atomic_load(&p->gen) + 1;
-    atomic_store(&p->next, ((uint64_t)g << 32) | CLOSED);   /* close before touching fn/arg */
+    if (g == 0) g = 1;   /* 0 is work()'s "no region yet" */
     atomic_store(&p->fn, fn);
     atomic_store(&p->arg, arg);
-    atomic_store(&p->total, n_chunks);
     atomic_store(&p->done, 0);
-    atomic_store(&p->next, (uint64_t)g << 32);               /* open */
+    atomic_store(&p->cur, g);
+    for (int t = 0; t < p->n; t++) {   /* open the shares */
+        int lo, hi;
+        fs_split_range(n_chunks, 1, t, p->n, &lo, &hi);
+        atomic_store(&p->shares[t].range, (uint64_t)(uint32_t)lo | (uint64_t)(uint32_t)hi << 32);
+    }
     wake_workers(p, g);
-    work(p, g, 0);
+    work(p, 0);
     int spins = 0;
     while (atomic_load(&p->done) < n_chunks) {   /* chunks a worker is still running */
         if (++spins < SPIN_ITERS) cpu_relax();

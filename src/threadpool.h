@@ -4,16 +4,19 @@
  * across cores. Creating a thread costs tens of microseconds and a decode
  * step issues a few hundred ops, so the threads are created once, when the
  * backend is created, and then wait for work. fs_threadpool_for runs a
- * parallel loop over chunks 0 .. n-1: the threads (the caller is thread 0
- * and works too) take chunks one at a time from a shared counter until none
- * is left, and the call returns when every chunk is done - a parallel for
- * with a barrier at its end.
+ * parallel loop over chunks 0 .. n-1 (the caller is thread 0 and works
+ * too) and returns when every chunk is done - a parallel for with a
+ * barrier at its end.
  *
- * Why chunks taken dynamically rather than one fixed share per thread: on
- * a busy machine (or with more threads than cores) a thread can be
- * descheduled for milliseconds. With fixed shares everybody waits for it;
- * with a shared counter the others simply take its chunks, and the call
- * never waits for a thread that has not started.
+ * Each thread owns a contiguous share of the chunks and runs it front to
+ * back; a thread that finishes its share takes chunks from the back of
+ * another's (work stealing). Contiguous, because a matmul's chunks are
+ * runs of weight rows: each thread then reads one sequential stream that
+ * the prefetch can run ahead of, however small the chunks. Stealing,
+ * because on a busy machine (or with more threads than cores) a thread can
+ * be descheduled for milliseconds: with fixed shares everybody would wait
+ * for it, here the others do its chunks, and the barrier waits for about
+ * one chunk at most.
  *
  * Waiting workers first spin for a short while (a new op usually follows
  * within microseconds) and then sleep on a condition variable, so an idle

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef __linux__
 #include <sys/mman.h>
 #include <unistd.h>
@@ -584,12 +585,68 @@ static void test_exp8(void) {}
 #endif
 
 /* The pool: every chunk runs exactly once, on a valid tid, across many
- * back-to-back regions of different sizes (the generation protocol). */
+ * back-to-back regions of different sizes (a late thread never runs a
+ * chunk of the wrong region, threadpool.c). */
 typedef struct { int *hits; int nth; int bad_tid; } pool_arg;
 static void count_chunk(void *arg, int chunk, int tid) {
     pool_arg *a = arg;
     if (tid < 0 || tid >= a->nth) a->bad_tid = 1;
     __atomic_fetch_add(&a->hits[chunk], 1, __ATOMIC_RELAXED);
+}
+
+/* Who ran what, in order: thread t owns the share fs_split_range(n, 1, t,
+ * nth) and must run the chunks of it that it runs in increasing order,
+ * starting at its first (one stream, front to back); chunks it took from
+ * another share (stolen from its back) must come in decreasing order. The
+ * chunks sleep now and then so that stealing happens. */
+#define ORDER_MAX 64
+typedef struct { int order[8][ORDER_MAX]; int count[8]; } order_arg;
+static void order_chunk(void *arg, int chunk, int tid) {
+    order_arg *a = arg;
+    a->order[tid][a->count[tid]++] = chunk;   /* each tid writes only its own row */
+    if ((chunk * 7 + tid) % 5 == 0) nanosleep(&(struct timespec){0, 200000}, NULL);
+}
+
+static void test_threadpool_shares(void) {
+    int bad = 0, stolen = 0;
+    for (int nth = 2; nth <= 4; nth++) {
+        fs_err e;
+        fs_threadpool *p = fs_threadpool_new(nth, &e);
+        CHECK(p != NULL);
+        if (!p) continue;
+        for (int r = 0; r < 200; r++) {
+            int n = 2 + (r * 13) % (ORDER_MAX - 2);
+            order_arg a;
+            memset(&a, 0, sizeof a);
+            fs_threadpool_for(p, n, order_chunk, &a);
+            int total = 0;
+            for (int t = 0; t < nth; t++) {
+                int lo, hi, own_next = -1, last_stolen[8];
+                fs_split_range(n, 1, t, nth, &lo, &hi);
+                for (int u = 0; u < nth; u++) last_stolen[u] = ORDER_MAX;
+                for (int i = 0; i < a.count[t]; i++) {
+                    int c = a.order[t][i], u = 0, ulo, uhi;
+                    for (; u < nth; u++) {   /* whose share c is in */
+                        fs_split_range(n, 1, u, nth, &ulo, &uhi);
+                        if (c >= ulo && c < uhi) break;
+                    }
+                    if (u == t) {   /* own: lo, lo + 1, ... */
+                        bad += own_next == -1 ? c != lo : c != own_next;
+                        own_next = c + 1;
+                    } else {        /* stolen from u: decreasing */
+                        bad += u == nth || c >= last_stolen[u];
+                        if (u < nth) last_stolen[u] = c;
+                        stolen++;
+                    }
+                }
+                total += a.count[t];
+            }
+            bad += total != n;
+        }
+        fs_threadpool_free(p);
+    }
+    CHECKF(bad == 0, "thread pool shares: %d chunks out of order or lost", bad);
+    printf("thread pool: %d chunks stolen in 600 regions\n", stolen);
 }
 
 static void test_threadpool(void) {
@@ -610,6 +667,7 @@ static void test_threadpool(void) {
         CHECKF(wrong == 0 && !a.bad_tid, "thread pool %d threads: %d chunks not run exactly once", nth, wrong);
         fs_threadpool_free(p);
     }
+    test_threadpool_shares();
     int i0, i1;
     fs_split_range(100, 16, 1, 3, &i0, &i1);
     CHECK(i0 == 32 && i1 == 64);

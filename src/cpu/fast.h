@@ -130,6 +130,9 @@ void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t s
 /* Rows per chunk when threads split N output rows: per_thread chunks per
  * thread, a multiple of align. */
 int fs_fast_chunk_rows(int N, int nth, int align, int per_thread);
+/* Decode: chunks of about FS_DECODE_CHUNK_BYTES of weights (matmul_fast.c). */
+#define FS_DECODE_CHUNK_BYTES (256u << 10)
+int fs_fast_decode_rows(int N, size_t row_bytes, int nth, int align);
 /* y = x W^T with Q8_0 / Q4_0 weights (matmul_quant.c), as a parallel loop
  * that matmul_fast.c runs, possibly with other matmuls' chunks in the same
  * loop. First fs_fast_quantize_x(x) (once for every matmul reading x),

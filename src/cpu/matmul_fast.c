@@ -199,12 +199,24 @@ static void mm_chunk(void *arg, int chunk, int tid) {
 
 /* Rows per chunk: per_thread chunks per thread (so a descheduled thread's
  * share is picked up by the others, see threadpool.h), rounded to the
- * kernel's row block. Decode uses 2: each chunk is one sequential stream
- * whose first FS_PREFETCH_AHEAD bytes were not prefetched, so fewer, longer
- * chunks read faster (2 vs 8 per thread: ~48 -> ~54 GB/s for bf16 on the
- * dev VM); prefill uses 8, its chunks are compute. */
+ * kernel's row block. Prefill uses 8: its chunks are compute. */
 int fs_fast_chunk_rows(int N, int nth, int align, int per_thread) {
     int r = N / (nth * per_thread);
+    if (r < align) r = align;
+    return (r + align - 1) / align * align;
+}
+
+/* Rows per chunk for decode: about FS_DECODE_CHUNK_BYTES of weights, and
+ * at least two chunks per thread. Each thread streams its contiguous share
+ * chunk after chunk (threadpool.h), so the size only sets how long the
+ * barrier at the end of the matmul may wait: the last chunk (~256 KiB,
+ * ~10 us on one core). The lm_head of Qwen3-0.6B in Q4_0 (85 MB) is
+ * ~330 chunks, a 1024 x 1024 matrix the minimum 4 (2 threads). */
+int fs_fast_decode_rows(int N, size_t row_bytes, int nth, int align) {
+    size_t total = (size_t)N * row_bytes;
+    size_t chunks = (total + FS_DECODE_CHUNK_BYTES - 1) / FS_DECODE_CHUNK_BYTES;
+    if (chunks < 2 * (size_t)nth) chunks = 2 * (size_t)nth;
+    int r = (int)(((size_t)N + chunks - 1) / chunks);
     if (r < align) r = align;
     return (r + align - 1) / align * align;
 }
@@ -247,7 +259,7 @@ void fs_fast_matmul_n(fs_backend *b, const fs_buf *x, int n, const fs_buf *const
         } else {
             int gemm = T >= FS_GEMM_MIN_T;
             mj[i] = (mm_job){f, cpu_f32(x), W[i]->data, W[i]->dtype, cpu_f32_mut(y[i]), T, K, N[i],
-                             gemm ? FS_PANEL_N : fs_fast_chunk_rows(N[i], f->nth, 4, 2), gemm};
+                             gemm ? FS_PANEL_N : fs_fast_decode_rows(N[i], fs_dtype_row_bytes(W[i]->dtype, K), f->nth, 4), gemm};
             chunks = (N[i] + mj[i].rows - 1) / mj[i].rows;
             m.fn[i] = mm_chunk;
             m.arg[i] = &mj[i];

@@ -478,7 +478,7 @@ int fs_fast_quant_job(fs_fast *f, fs_qjob *j, const fs_buf *W, float *y, int T, 
         return (N + j->rows - 1) / j->rows;
     }
 #endif
-    j->rows = fs_fast_chunk_rows(N, f->nth, W->x8 ? 8 : 4, 2);
+    j->rows = fs_fast_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, W->x8 ? 8 : 4);
     *fn = W->x8 ? x8_chunk : rows_chunk;
     return (N + j->rows - 1) / j->rows;
 }
