@@ -95,7 +95,7 @@ static void quantize_row_q8_0_scalar(const float *x, fs_block_q8_0 *y, int k) {
 /* Same operations as the scalar version, 8 lanes at a time, so the bytes
  * are identical: max of |x| is exact, d and 1/d are the same scalar f32
  * operations, and _mm256_round_ps rounds to nearest-even like rintf. */
-AVX2_FN static void quantize_row_q8_0_avx2(const float *x, fs_block_q8_0 *y, int k) {
+AVX2_FN static void quantize_row_q8_0_avx2(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k) {
     const __m256 sign_bit = _mm256_set1_ps(-0.0f);
     for (int b = 0; b < k / FS_QK; b++) {
         const float *xb = x + (size_t)b * FS_QK;
@@ -109,7 +109,7 @@ AVX2_FN static void quantize_row_q8_0_avx2(const float *x, fs_block_q8_0 *y, int
         float amax = _mm_cvtss_f32(m4);
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
-        y[b].d = fs_f32_to_f16(d);
+        y[b].d = _cvtss_sh(d, 0);   /* F16C, round to nearest even as fs_f32_to_f16 */
         const __m256 vid = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, vid), ROUND_NEAREST));
         __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, vid), ROUND_NEAREST));
@@ -121,6 +121,14 @@ AVX2_FN static void quantize_row_q8_0_avx2(const float *x, fs_block_q8_0 *y, int
         __m256i q = _mm256_packs_epi16(p01, p23);
         q = _mm256_permutevar8x32_epi32(q, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)y[b].qs, q);
+        if (sums) {
+            /* sum of the 32 int8: flip the sign bits (q + 128, unsigned),
+             * sum absolute differences with 0 (4 x 8 bytes), minus 32 * 128 */
+            __m256i sad = _mm256_sad_epu8(_mm256_xor_si256(q, _mm256_set1_epi8((char)0x80)), _mm256_setzero_si256());
+            __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(sad), _mm256_extracti128_si256(sad, 1));
+            sums[b].s = (int32_t)(_mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1)) - 32 * 128;
+            sums[b].d = _cvtsh_ss(y[b].d);
+        }
     }
 }
 
@@ -140,11 +148,22 @@ static int have_avx2(void) { return cpu_avx2; }
 void fs_quantize_row_q8_0(const float *x, fs_block_q8_0 *y, int k) {
 #ifdef QUANT_X86
     if (have_avx2()) {
-        quantize_row_q8_0_avx2(x, y, k);
+        quantize_row_q8_0_avx2(x, y, NULL, k);
         return;
     }
 #endif
     quantize_row_q8_0_scalar(x, y, k);
+}
+
+void fs_quantize_row_q8_0_sums(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k) {
+#ifdef QUANT_X86
+    if (have_avx2()) {
+        quantize_row_q8_0_avx2(x, y, sums, k);
+        return;
+    }
+#endif
+    quantize_row_q8_0_scalar(x, y, k);
+    fs_q8_0_sums(y, k, sums);
 }
 
 void fs_quantize_row_q4_0(const float *x, fs_block_q4_0 *y, int k) {

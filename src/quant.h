@@ -60,6 +60,9 @@ typedef struct fs_q8_0_sum {
     int32_t s;
 } fs_q8_0_sum;
 void fs_q8_0_sums(const fs_block_q8_0 *x, int k, fs_q8_0_sum *out);
+/* fs_quantize_row_q8_0 and fs_q8_0_sums of its output in one pass (the
+ * same bytes and sums): what a quantized matmul does to its input x. */
+void fs_quantize_row_q8_0_sums(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k);
 
 /* Many weight rows (consecutive, nrows of them) against one activation
  * row x with its sums xs (decode): out[r] = the dot of row r with x. Equal

@@ -518,6 +518,35 @@ static void test_rmsnorm(void) {
         }
 }
 
+/* add: the same f32 additions, bit-identical, for lengths around the
+ * vector width and the threading chunk. */
+static void test_add(void) {
+    static const size_t ns[] = {1, 7, 16, 1023, 1024, 65536, 65537, 200003};
+    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+        size_t n = ns[c];
+        float *x = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+        float *a = malloc(sizeof(float) * n), *f = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) x[i] = (float)(urand() * 10), y[i] = (float)urand();
+        fs_buf *xb = act(ref, x, n), *yb = act(ref, y, n);
+        ref->add(ref, xb, yb, n);
+        ref->read(ref, xb, 0, a, n);
+        ref->free_buf(ref, xb); ref->free_buf(ref, yb);
+        for (int th = 1; th <= 3; th++)
+            for (int s = 0; s < n_isas; s++) {
+                fs_backend *b = fast[th];
+                use_kernels(b, s);
+                xb = act(b, x, n), yb = act(b, y, n);
+                b->add(b, xb, yb, n);
+                b->read(b, xb, 0, f, n);
+                b->free_buf(b, xb); b->free_buf(b, yb);
+                CHECKF(memcmp(a, f, sizeof(float) * n) == 0, "add n %zu threads %d %s differs from the reference", n, th,
+                       kernels_name(s));
+                use_kernels(b, n_isas - 1);
+            }
+        free(x); free(y); free(a); free(f);
+    }
+}
+
 /* swiglu: f32 expf vs double exp: a few ulp of the result. */
 static void test_swiglu(void) {
     static const size_t ns[] = {1, 7, 4096, 4097, 20000};
@@ -714,6 +743,7 @@ int main(void) {
     test_exp8();
     test_rmsnorm();
     test_swiglu();
+    test_add();
     test_names();
     for (int th = 1; th <= 3; th++) fast[th]->destroy(fast[th]);
     ref->destroy(ref);

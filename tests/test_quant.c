@@ -286,6 +286,24 @@ static void test_vec_dot(void) {
         }
     }
     CHECKF(diff == 0, "fs_quantize_row_q8_0: %d bytes differ from the scalar definition", diff);
+
+    /* The one-pass quantize + sums: the same blocks, and the sums of them. */
+    int sdiff = 0;
+    for (int rep = 0; rep < 50; rep++) {
+        fs_block_q8_0 y1[32];
+        fs_q8_0_sum s1[32], s2[32];
+        fill(x, 1024);
+        if (rep == 0)
+            for (int i = 0; i < 1024; i++) x[i] = (float)(i % 255 - 127); /* sums at both extremes */
+        if (rep == 1)
+            for (int i = 0; i < 1024; i++) x[i] = i < 512 ? 0.0f : -1.0f;  /* zero blocks, all -127 */
+        fs_quantize_row_q8_0(x, x8, 1024);
+        fs_q8_0_sums(x8, 1024, s2);
+        fs_quantize_row_q8_0_sums(x, y1, s1, 1024);
+        sdiff += memcmp(y1, x8, sizeof y1) != 0;
+        for (int b = 0; b < 32; b++) sdiff += s1[b].s != s2[b].s || memcmp(&s1[b].d, &s2[b].d, sizeof(float)) != 0;
+    }
+    CHECKF(sdiff == 0, "fs_quantize_row_q8_0_sums: %d blocks or sums differ from quantize + fs_q8_0_sums", sdiff);
 }
 
 /* Reference backend matmul: quantized W vs the dequantized W as f32. */

@@ -275,5 +275,6 @@ fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
     b->rope = fs_fast_rope;
     b->swiglu = fs_fast_swiglu;
     b->rmsnorm = fs_fast_rmsnorm;
+    b->add = fs_fast_add;
     return b;
 }

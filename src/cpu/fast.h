@@ -1,9 +1,10 @@
 /* fast.h - private to the fast CPU backend ("cpu"): its state and kernels.
  *
- * The fast backend shares buffers (struct fs_buf, cpu.h) and the cheap ops
- * (embed, rmsnorm, add) with the scalar reference ("cpu-ref"), and replaces
- * the hot ones: matmul (SIMD + threads), attention (threads over heads and
- * query rows, online softmax), rope and swiglu (threads).
+ * The fast backend shares buffers (struct fs_buf, cpu.h) and the copy op
+ * with the scalar reference ("cpu-ref"), and replaces the rest: matmul
+ * (SIMD + threads), attention (threads over heads and query rows, online
+ * softmax), rope and swiglu (threads), rmsnorm and add (SIMD), embed
+ * (x8-repacked rows).
  *
  * Numerics: the fast ops accumulate in f32, in an order chosen for speed
  * (vector lanes, several accumulators, K split into blocks), so they differ
@@ -170,5 +171,6 @@ void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, co
 void fs_fast_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
 void fs_fast_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_fast_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
+void fs_fast_add(fs_backend *b, fs_buf *x, const fs_buf *y, size_t n);
 
 #endif

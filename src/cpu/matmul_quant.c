@@ -456,11 +456,12 @@ static void grow(void **buf, size_t *have, size_t need) {
 void fs_fast_quantize_x(fs_fast *f, const float *x, int T, int K) {
     size_t nb = (size_t)K / FS_QK;
     grow(&f->qx, &f->qx_bytes, (size_t)T * nb * sizeof(fs_block_q8_0));
-    fs_block_q8_0 *qx = f->qx;
-    for (int t = 0; t < T; t++) fs_quantize_row_q8_0(x + (size_t)t * (size_t)K, qx + (size_t)t * nb, K);
-    /* per (token, block): d_x as f32 and 8 * the sum of x's int8 */
+    /* per (token, block): d_x as f32 and the sum of x's int8 */
     grow(&f->qxs, &f->qxs_bytes, (size_t)T * nb * sizeof(fs_q8_0_sum));
-    fs_q8_0_sums(qx, T * K, f->qxs);
+    fs_block_q8_0 *qx = f->qx;
+    fs_q8_0_sum *qxs = f->qxs;
+    for (int t = 0; t < T; t++)
+        fs_quantize_row_q8_0_sums(x + (size_t)t * (size_t)K, qx + (size_t)t * nb, qxs + (size_t)t * nb, K);
 }
 
 int fs_fast_quant_job(fs_fast *f, fs_qjob *j, const fs_buf *W, float *y, int T, int K, int N, fs_task_fn *fn) {
