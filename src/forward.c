@@ -172,6 +172,10 @@ int fs_session_new(fs_session **out, const fs_model *m, const fs_session_opts *o
         }
     }
 
+    /* The backend has what it reads of the weights (copies, or views it
+     * maps again on use): the file's pages need not stay mapped. */
+    fs_model_release_pages(m);
+
     /* KV cache: for each layer, K and V of every position, [n_ctx, Hkv, D]
      * with FS_KV_PAD floats after each position */
     size_t kv_n, kv_total;

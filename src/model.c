@@ -382,6 +382,13 @@ void *fs_model_own(fs_model *m, size_t bytes) {
     return mem;
 }
 
+void fs_model_release_pages(const fs_model *m) {
+    const model_priv *p = m->priv;
+    if (!p) return;
+    for (int i = 0; i < p->n_files; i++)
+        if (p->files[i].mapped) fs_st_release_pages(p->files[i].base, p->files[i].size);
+}
+
 const char *fs_model_tensor_file(const fs_model *m, int i) {
     const model_priv *p = m->priv;
     if (!p || i < 0 || i >= m->n_tensors) return NULL;

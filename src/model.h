@@ -129,6 +129,11 @@ int fs_config_load(fs_config *c, const char *dir, fs_err *e);
 int fs_model_load(fs_model *m, const char *dir, fs_err *e);
 void fs_model_free(fs_model *m);
 
+/* Unmap the pages of the checkpoint files from this process (the page
+ * cache keeps them): for after a backend has copied the weights it reads.
+ * Views into the files stay valid; a page read again is mapped again. */
+void fs_model_release_pages(const fs_model *m);
+
 /* Memory owned by the model (freed by fs_model_free), for weights converted
  * at load time by fs_model_convert (quant.c). NULL when out of memory. */
 void *fs_model_own(fs_model *m, size_t bytes);

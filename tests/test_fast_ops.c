@@ -354,9 +354,10 @@ static void test_weight_arena(void) {
     CHECKF(bad == 0, "arena: %d weights changed while others were uploaded and freed", bad);
 #ifdef __linux__
     {   /* A big bf16 matrix read from a file mapping is copied into an arena
-         * (and the file's pages released); one in memory the model owns (a
-         * converted tensor) stays a view, or it would be resident twice; a
-         * small one stays a view. */
+         * (and the file's pages released), a 1-D one (a norm) to the heap:
+         * nothing stays a view into the file. One in memory the model owns
+         * (a converted tensor) stays a view, or it would be resident twice;
+         * so does a small one. */
         float deq[1];
         size_t nbig = (size_t)520 * 1024;
         float *d = malloc(sizeof(float) * nbig);
@@ -376,6 +377,15 @@ static void test_weight_arena(void) {
             CHECKF(wf && wf->arena && wf->data != map && !memcmp(wf->data, big, tb.nbytes),
                    "arena: big file-backed bf16 weight copied");
             if (wf) b->free_buf(b, wf);
+            fs_tensor tn = tf;   /* the first 1024 values as a norm weight */
+            tn.ndim = 1;
+            tn.shape[0] = 1024;
+            tn.shape[1] = 0;
+            tn.nbytes = 1024 * 2;
+            fs_buf *wn = b->upload(b, &tn, &e);
+            CHECKF(wn && !wn->arena && wn->data != map && !memcmp(wn->data, big, tn.nbytes),
+                   "arena: 1-D file-backed weight copied to the heap");
+            if (wn) b->free_buf(b, wn);
             munmap(map, tb.nbytes);
         }
         if (fd >= 0) close(fd);

@@ -246,6 +246,10 @@ static void test_valid_tied(void) {
     CHECK_STR(m.tensors[n - 1].name, "model.norm.weight");
     /* data pointers are aligned to their element size */
     CHECK(((uintptr_t)m.layers[0].k_norm.data & 1) == 0);
+    /* unmapping the file's pages changes no value: a view maps them again */
+    fs_model_release_pages(&m);
+    CHECK(fs_tensor_get_f32(&m.layers[1].q_proj, 100) == value_of(iq, 100));
+    CHECK(fs_tensor_get_f32(&m.norm, 3) == value_of(find_spec(s, n, "model.norm.weight"), 3));
     fs_model_free(&m);
     fs_model_free(&m); /* second free is harmless */
 }

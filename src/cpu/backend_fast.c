@@ -30,9 +30,9 @@
 #include "quant.h"
 #include "safetensors.h"
 
-/* Repacked weights go to arenas: anonymous mappings of at least
- * ARENA_BYTES, 2 MiB aligned and marked for transparent huge pages, handed
- * out front to back. A decode step streams every weight once, and with 4
+/* Repacked weights and big activation buffers go to arenas: anonymous
+ * mappings of at least ARENA_BYTES, 2 MiB aligned and marked for
+ * transparent huge pages, handed out front to back. A decode step streams every weight once, and with 4
  * KiB pages that is a TLB miss every 4 KiB - 155k page walks per Q8_0
  * token, each a two-level (guest + host) walk in a VM. On the dev VM,
  * alternating runs of tg64 with malloc'd (4 KiB-page) and arena weights:
@@ -54,7 +54,7 @@ static void *map_huge(size_t len) {
     return p;
 }
 
-static void *weight_alloc(fs_fast *f, size_t bytes, int *arena) {
+static void *arena_alloc(fs_fast *f, size_t bytes, int *arena) {
     bytes = (bytes + 63) / 64 * 64;
     struct fs_arena *a = f->n_arenas ? &f->arenas[f->n_arenas - 1] : NULL;
     if (!a || a->len - a->used < bytes) {
@@ -80,7 +80,7 @@ static void *weight_alloc(fs_fast *f, size_t bytes, int *arena) {
     return p;
 }
 
-static void weight_free(fs_fast *f, int arena) {
+static void arena_free(fs_fast *f, int arena) {
     struct fs_arena *a = &f->arenas[arena - 1];
     if (--a->live > 0) return;
     madvise(a->base, a->used, MADV_DONTNEED);   /* give the memory back, keep the range */
@@ -88,33 +88,49 @@ static void weight_free(fs_fast *f, int arena) {
 }
 
 /* Weights. The reference backend's weights are views into the mmap'd file,
- * which the kernel maps with 4 KiB pages. This backend moves the big ones
- * (2-D, at least COPY_MIN bytes) into the huge-page arenas above:
+ * which the kernel maps with 4 KiB pages. This backend moves every weight
+ * that is file-backed into the huge-page arenas above:
  *   - Q8_0 / Q4_0 matrices, when the AVX2 kernels run, repacked into the
  *     x8 layout (repack.c) on the way - the same number of bytes;
- *   - other big matrices (bf16, f16, f32, quantized ones x8 cannot take)
- *     copied as they are, where the OS has transparent huge pages (Linux;
- *     elsewhere a copy would buy nothing, and they stay views).
+ *   - everything else (bf16, f16, f32 matrices, quantized ones x8 cannot
+ *     take, the 1-D norm weights) copied as it is, where the OS has
+ *     transparent huge pages (Linux; elsewhere a copy would buy nothing,
+ *     and they stay views).
  * The file's pages are then released (fs_st_release_pages), so the process
- * does not hold the weights twice. A tensor uploaded twice (Qwen3's tied
- * embedding and lm_head) shares one copy: uploads of the same data are
- * counted in buf->refs. Measured on the dev VM (tg128, bf16, alternating
- * runs): see docs/forward.md. */
-#define COPY_MIN (1u << 20)
+ * does not hold the weights twice, and nothing reads the file afterwards:
+ * the session releases the whole mapping once every weight is uploaded
+ * (fs_model_release_pages). That matters for the small ones too: the page
+ * cache may hold the file in 2 MiB folios, and a fault maps a whole folio
+ * - the 112 norm weights of Qwen3-0.6B, 2-4 KiB each, read as views, kept
+ * 160 MB of the Q8_0 file mapped (peak RSS 918 MiB, 760 without). A
+ * tensor uploaded twice (Qwen3's tied embedding and lm_head) shares one
+ * copy: uploads of the same data are counted in buf->refs. Measured on
+ * the dev VM (tg128, bf16, alternating runs): see docs/forward.md. The
+ * big ones are moved in pieces of MOVE_PIECE bytes (whole groups of 8
+ * rows): a piece of the file is read in, moved, and released, so at most a
+ * piece is resident twice, not the 165 MB Q8_0 embedding. */
+#define MOVE_PIECE (8u << 20)
+/* Weights below SMALL_MOVE bytes (the norms) are copied to the heap, not
+ * the arenas: squeezed between the big matrices they would shift them off
+ * the 2 MiB boundaries, and every arena would end in a part-used huge
+ * page (+28 MB of RSS for bf16). */
+#define SMALL_MOVE (1u << 20)
 
 static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     fs_fast *f = fast_ctx(b);
-    if (!t->data || t->ndim != 2) return f->cpu_upload(b, t, e);
+    if (!t->data || t->ndim < 1 || t->ndim > 2) return f->cpu_upload(b, t, e);
     int x8 = f->isa == FS_ISA_AVX2 && fs_x8_ok(t);
 #ifdef MADV_HUGEPAGE
-    int copy = !x8 && t->nbytes >= COPY_MIN && t->file_backed;   /* else it would be resident twice */
+    int copy = !x8 && t->file_backed;   /* a weight in memory we own is not also in the file's pages */
 #else
     int copy = 0;
 #endif
     if (!x8 && !copy) return f->cpu_upload(b, t, e);
+    int64_t N = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
+    size_t numel = (size_t)(t->ndim == 2 ? N * cols : N);
     for (int i = 0; i < f->n_moved; i++)
-        if (f->moved[i].src == t->data && f->moved[i].buf->dtype == t->dtype && f->moved[i].buf->cols == (int)t->shape[1] &&
-            f->moved[i].buf->n == (size_t)(t->shape[0] * t->shape[1]) && f->moved[i].buf->x8 == x8) {
+        if (f->moved[i].src == t->data && f->moved[i].buf->dtype == t->dtype && f->moved[i].buf->cols == (int)cols &&
+            f->moved[i].buf->n == numel && f->moved[i].buf->x8 == x8) {
             f->moved[i].buf->refs++;
             return f->moved[i].buf;
         }
@@ -127,18 +143,29 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     }
     fs_buf *buf = calloc(1, sizeof *buf);
     int arena = 0;
-    void *data = buf ? weight_alloc(f, t->nbytes, &arena) : NULL;
+    void *data = NULL;
+    if (buf && t->nbytes >= SMALL_MOVE) data = arena_alloc(f, t->nbytes, &arena);
+    else if (buf) data = aligned_alloc(64, (t->nbytes + 63) / 64 * 64);
     if (!data) {
         free(buf);
         goto oom;
     }
-    if (t->file_backed) fs_st_prefault_pages(t->data, t->nbytes);
-    if (x8) fs_x8_repack(t, data);
-    else memcpy(data, t->data, t->nbytes);
-    if (t->file_backed) fs_st_release_pages(t->data, t->nbytes);   /* not resident twice */
+    if (t->ndim == 1) N = 1;   /* one row */
+    size_t row_bytes = t->nbytes / (size_t)N;
+    int64_t rows = (int64_t)(MOVE_PIECE / row_bytes) / 8 * 8;
+    if (rows < 8) rows = 8;
+    for (int64_t r0 = 0; r0 < N; r0 += rows) {
+        int64_t r1 = r0 + rows < N ? r0 + rows : N;
+        const char *src = (const char *)t->data + (size_t)r0 * row_bytes;
+        size_t n = (size_t)(r1 - r0) * row_bytes;
+        if (t->file_backed) fs_st_prefault_pages(src, n);
+        if (x8) fs_x8_repack(t, data, r0 / 8, r1 / 8);
+        else memcpy((char *)data + (size_t)r0 * row_bytes, src, n);
+        if (t->file_backed) fs_st_release_pages(src, n);   /* not resident twice */
+    }
     buf->dtype = t->dtype;
-    buf->n = (size_t)(t->shape[0] * t->shape[1]);
-    buf->cols = (int)t->shape[1];
+    buf->n = numel;
+    buf->cols = (int)cols;
     buf->data = data;
     buf->x8 = x8;
     buf->refs = 1;
@@ -152,20 +179,27 @@ oom:
     return NULL;
 }
 
-/* Big activation buffers - in practice the KV cache, 2 x n_ctx x Hkv x D
- * floats per layer - are anonymous mappings: zero-filled and only backed
- * by memory where written, like calloc, but on Linux marked for transparent
- * huge pages. A decode step writes one new K and V row per layer, 4 KiB
- * each for Qwen3-0.6B: with 4 KiB pages every step took 56 page faults,
- * ~17 us each on the dev VM, 1 ms per token (12% of a Q4_0 token); with 2
- * MiB pages a layer's cache faults once per 512 positions. */
-#define BIG_BUF (4u << 20)
+/* Big activation buffers - the KV cache, 2 x n_ctx x Hkv x D floats per
+ * layer, and a prefill's activations - go to the arenas too: zero-filled
+ * and only backed by memory where written, like calloc, but in 2 MiB
+ * pages. A decode step writes one new K and V row per layer, 4 KiB each
+ * for Qwen3-0.6B, and attention reads each kv head's rows, 512 B every
+ * 4 KiB: with 4 KiB pages the step faulted 56 times when the rows were
+ * new (~17 us each on the dev VM), and walked the page tables at every
+ * row (a two-level walk in a VM). Measured on the dev VM with a 256-token
+ * cache (1 MiB per layer and K or V, which used to be malloc'd), per Q4_0
+ * decode step: the K and V row copies 400 -> 29 us, attention 604 -> 518
+ * us. One arena holds many layers' caches, so even a small cache gets huge
+ * pages. */
+#define ARENA_MIN_ACT (256u << 10)
 
 static fs_buf *fast_alloc(fs_backend *b, size_t n, fs_err *e) {
+    fs_fast *f = fast_ctx(b);
     size_t bytes;
-    if (!fs_mul_size(n, sizeof(float), &bytes) || bytes < BIG_BUF) return fast_ctx(b)->cpu_alloc(b, n, e);
+    if (!fs_mul_size(n, sizeof(float), &bytes) || bytes < ARENA_MIN_ACT) return f->cpu_alloc(b, n, e);
     fs_buf *buf = calloc(1, sizeof *buf);
-    void *p = buf ? map_huge(bytes) : NULL;
+    int arena = 0;
+    void *p = buf ? arena_alloc(f, bytes, &arena) : NULL;
     if (!p) {
         free(buf);
         fs_errf(e, "cpu backend: out of memory allocating %zu bytes", bytes);
@@ -174,28 +208,28 @@ static fs_buf *fast_alloc(fs_backend *b, size_t n, fs_err *e) {
     buf->dtype = FS_DTYPE_F32;
     buf->n = n;
     buf->data = p;
-    buf->map_len = bytes;
+    buf->refs = 1;
+    buf->arena = arena;
     return buf;
 }
 
 static void fast_free_buf(fs_backend *b, fs_buf *buf) {
     fs_fast *f = fast_ctx(b);
-    if (buf && buf->map_len) {
-        munmap(buf->data, buf->map_len);
-        free(buf);
+    if (!buf) return;
+    if (buf->refs > 1) {   /* a weight uploaded twice: freed with its last user */
+        buf->refs--;
         return;
     }
-    if (!buf || !buf->arena) {
-        f->cpu_free_buf(b, buf);
-        return;
-    }
-    if (--buf->refs > 0) return;
     for (int i = 0; i < f->n_moved; i++)
         if (f->moved[i].buf == buf) {
             f->moved[i] = f->moved[--f->n_moved];
             break;
         }
-    weight_free(f, buf->arena);
+    if (!buf->arena) {   /* the reference's buffers and the small moved weights (malloc'd) */
+        f->cpu_free_buf(b, buf);
+        return;
+    }
+    arena_free(f, buf->arena);
     free(buf);
 }
 

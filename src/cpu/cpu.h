@@ -27,10 +27,9 @@ struct fs_buf {
     void *data;
     int is_view;      /* 1: points into the model's mmap, not ours to free */
     int x8;           /* fast backend: Q8_0/Q4_0 rows interleaved by 8 (repack.c) */
-    int refs;         /* fast backend: uploads sharing this repacked buffer */
+    int refs;         /* fast backend: users of an arena buffer (a weight uploaded twice: 2) */
     int cols;         /* weights: K, the row length (0 for activations) */
-    size_t map_len;   /* fast backend: data is an anonymous mapping of this size */
-    int arena;        /* fast backend: data lives in weight arena arena - 1 (0: not) */
+    int arena;        /* fast backend: data lives in arena arena - 1 (0: not) */
 };
 
 static inline const float *cpu_f32(const fs_buf *b) { return (const float *)b->data; }

@@ -74,8 +74,9 @@ typedef struct fs_fast {
      * data, so a tied embedding / lm_head uploaded twice shares one copy. */
     struct fs_moved { const void *src; fs_buf *buf; } *moved;
     int n_moved, cap_moved;
-    /* Where repacked weights live: big anonymous mappings with transparent
-     * huge pages, filled front to back (backend_fast.c, weight_alloc). */
+    /* Where repacked weights and big activations (the KV cache) live: big
+     * anonymous mappings with transparent huge pages, filled front to back
+     * (backend_fast.c, arena_alloc). */
     struct fs_arena { char *map, *base; size_t map_len, len, used; int live; } *arenas;
     int n_arenas, cap_arenas;
     /* the reference backend's memory functions, which these wrap */
@@ -154,12 +155,13 @@ int fs_fast_quant_job(fs_fast *f, fs_qjob *j, const fs_buf *W, float *y, int T, 
 
 /* Q8_0 / Q4_0 matrices interleaved by 8 rows (repack.c). ok: the tensor
  * can be repacked (quantized, 2-D, N % 8 == 0, K % 32 == 0); super_bytes:
- * the bytes of 8 rows x one block column; repack: write the whole matrix
- * to dst (its nbytes); dequant_row: row n as K floats, the same values as
+ * the bytes of 8 rows x one block column; repack: write the groups of 8
+ * rows [g0, g1) to their place in dst (the whole matrix is nbytes, groups
+ * 0 .. N/8); dequant_row: row n as K floats, the same values as
  * fs_dequantize_row_*. */
 int fs_x8_ok(const fs_tensor *t);
 size_t fs_x8_super_bytes(fs_dtype dt);
-void fs_x8_repack(const fs_tensor *t, uint8_t *dst);
+void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1);
 void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int K, int64_t n, float *out);
 
 /* The fast ops (fs_backend signatures). */

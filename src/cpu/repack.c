@@ -44,12 +44,11 @@ int fs_x8_ok(const fs_tensor *t) {
 
 size_t fs_x8_super_bytes(fs_dtype dt) { return dt == FS_DTYPE_Q8_0 ? 8 * sizeof(fs_block_q8_0) : 8 * sizeof(fs_block_q4_0); }
 
-void fs_x8_repack(const fs_tensor *t, uint8_t *dst) {
-    int64_t N = t->shape[0];
+void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1) {
     int K = (int)t->shape[1], nb = K / FS_QK;
     int quads = t->dtype == FS_DTYPE_Q8_0 ? 8 : 4;
     size_t row_bytes = fs_quant_row_bytes(t->dtype, K), bb = row_bytes / (size_t)nb, sbytes = fs_x8_super_bytes(t->dtype);
-    for (int64_t g = 0; g < N / 8; g++)
+    for (int64_t g = g0; g < g1; g++)
         for (int b = 0; b < nb; b++) {
             uint8_t *sb = dst + ((size_t)g * (size_t)nb + (size_t)b) * sbytes;
             for (int r = 0; r < 8; r++) {
