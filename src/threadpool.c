@@ -3,20 +3,21 @@
  * Who runs which chunk. A parallel loop ("region") of n chunks is cut into
  * one contiguous share per thread (fs_split_range): thread t owns chunks
  * [lo_t, hi_t) and takes them front to back, lo_t += 1 at a time. A thread
- * whose share is empty steals from the back of another's, hi_u -= 1, until
- * every share is empty. Each share is one 64-bit word (lo | hi << 32) on a
+ * whose share is empty steals the back half of another's - [mid, hi_u),
+ * leaving [lo_u, mid) - runs its first chunk and makes the rest its own
+ * share, until every share is empty. Each share is one 64-bit word on a
  * cache line of its own, changed only by compare-and-swap, so a chunk is
- * taken exactly once, and while nobody steals the threads never touch each
- * other's lines.
+ * taken exactly once, and while nobody steals the threads never touch
+ * each other's lines.
  *
  * Why shares and not one shared counter: a matmul chunk is a run of weight
  * rows, so consecutive chunks are consecutive bytes. With a shared counter
  * the threads take chunks alternately and each thread's stream jumps every
  * chunk, restarting the prefetch (matmul_fast.c); with a share the stream
- * runs on from one chunk into the next, so the chunks can be small, and the
- * barrier at the end waits for at most about one small chunk. The
- * stealing keeps what the shared counter gave: a descheduled thread's
- * chunks are done by the others.
+ * runs on from one chunk into the next - a stolen half too - so the
+ * chunks can be small, and the barrier at the end waits for at most about
+ * one small chunk. The stealing keeps what the shared counter gave: a
+ * descheduled thread's chunks are done by the others.
  *
  * Which region a chunk belongs to. The caller publishes fn, arg and the
  * region number `cur` first, and opens the shares after them. A region
@@ -68,8 +69,8 @@ typedef struct {
     pthread_t thread;
 } worker;
 
-/* One thread's share of the current region: chunks [lo, hi) as
- * lo | hi << 32, alone on its cache line. */
+/* One thread's share of the current region: chunks [lo, hi) and the
+ * region's tag in one word (share_word below), alone on its cache line. */
 typedef struct {
     _Alignas(64) atomic_uint_least64_t range;
 } share;
@@ -94,17 +95,54 @@ int fs_default_threads(void) {
     return n < 1 ? 1 : (n > 256 ? 256 : (int)n);
 }
 
-/* Take one chunk: the front of thread tid's own share, else the back of
- * another's. -1 when every share is empty. */
-static int take(fs_threadpool *p, int tid) {
-    for (int k = 0; k < p->n; k++) {
+/* A share as one 64-bit word: the region's tag (its number mod 2^16) in
+ * the top 16 bits, then hi and lo, 24 bits each (MAX_CHUNKS). */
+#define MAX_CHUNKS 0xffffff
+static inline uint64_t share_word(unsigned tag, uint32_t lo, uint32_t hi) {
+    return (uint64_t)(tag & 0xffff) << 48 | (uint64_t)hi << 24 | lo;
+}
+static inline uint32_t share_lo(uint64_t w) { return (uint32_t)(w & MAX_CHUNKS); }
+static inline uint32_t share_hi(uint64_t w) { return (uint32_t)(w >> 24 & MAX_CHUNKS); }
+static inline unsigned share_tag(uint64_t w) { return (unsigned)(w >> 48); }
+
+/* Take work: the front chunk of thread tid's own share, else the back
+ * half of another's: the thief runs its first chunk now and makes the rest
+ * its own share, so both threads keep reading one stream each, and the
+ * next thief can split it again. Returns the first chunk c and sets *end:
+ * chunks [c, *end) are the caller's to run (one, except in the case
+ * below). -1 when every share is empty.
+ *
+ * Why the tag: the caller opens the shares one after the other, so a
+ * thief may steal from a share of the new region while its own share
+ * still holds the last region's (empty) word; publishing there would be
+ * overwritten when the caller opens it. A thief therefore publishes only
+ * into an own share of the victim's region, with a compare-and-swap from
+ * the empty word it saw, and otherwise runs the stolen half itself. (A
+ * thread that took nothing can see a region end and another begin
+ * between two of its reads; every decision is a compare-and-swap of a
+ * whole word, and the word says all there is to know about a share, so
+ * it then simply takes chunks of the new region, which work() finds out
+ * from `cur`.) */
+static int take(fs_threadpool *p, int tid, int *end) {
+    atomic_uint_least64_t *own = &p->shares[tid].range;
+    uint64_t v = atomic_load(own);
+    while (share_lo(v) < share_hi(v))
+        if (atomic_compare_exchange_weak(own, &v, v + 1)) {   /* lo + 1 */
+            *end = (int)share_lo(v) + 1;
+            return (int)share_lo(v);
+        }
+    for (int k = 1; k < p->n; k++) {
         atomic_uint_least64_t *r = &p->shares[(tid + k) % p->n].range;
-        uint64_t v = atomic_load(r);
-        for (;;) {
-            uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
-            if (lo >= hi) break;
-            uint64_t nv = k == 0 ? v + 1 : ((uint64_t)(hi - 1) << 32 | lo);
-            if (atomic_compare_exchange_weak(r, &v, nv)) return (int)(k == 0 ? lo : hi - 1);
+        uint64_t w = atomic_load(r);
+        while (share_lo(w) < share_hi(w)) {
+            uint32_t lo = share_lo(w), hi = share_hi(w), mid = lo + (hi - lo) / 2;   /* the victim keeps [lo, mid) */
+            unsigned tag = share_tag(w);
+            if (!atomic_compare_exchange_weak(r, &w, share_word(tag, lo, mid))) continue;
+            *end = (int)hi;   /* unless published below */
+            if (mid + 1 < hi && share_tag(v) == tag &&
+                atomic_compare_exchange_strong(own, &v, share_word(tag, mid + 1, hi)))
+                *end = (int)mid + 1;
+            return (int)mid;
         }
     }
     return -1;
@@ -121,7 +159,7 @@ static void work(fs_threadpool *p, int tid) {
     void *arg = NULL;
     int ran = 0;
     for (;;) {
-        int c = take(p, tid);
+        int end, c = take(p, tid, &end);
         if (c < 0) break;
         unsigned r = atomic_load(&p->cur);   /* c's region: it cannot end before c is counted */
         if (r != have) {
@@ -129,8 +167,7 @@ static void work(fs_threadpool *p, int tid) {
             arg = atomic_load(&p->arg);
             have = r;
         }
-        fn(arg, c, tid);
-        ran++;
+        for (; c < end; c++, ran++) fn(arg, c, tid);
     }
     if (ran) atomic_fetch_add(&p->done, ran);
 }
@@ -235,10 +272,28 @@ void fs_threadpool_free(fs_threadpool *p) {
 
 int fs_threadpool_size(const fs_threadpool *p) { return p->n; }
 
+/* More than MAX_CHUNKS chunks: regions of at most MAX_CHUNKS, renumbered. */
+typedef struct {
+    fs_task_fn fn;
+    void *arg;
+    int first;
+} part;
+static void part_chunk(void *arg, int chunk, int tid) {
+    const part *pt = arg;
+    pt->fn(pt->arg, pt->first + chunk, tid);
+}
+
 void fs_threadpool_for(fs_threadpool *p, int n_chunks, fs_task_fn fn, void *arg) {
     if (n_chunks <= 0) return;
     if (p->n == 1 || n_chunks == 1) {
         for (int i = 0; i < n_chunks; i++) fn(arg, i, 0);
+        return;
+    }
+    if (n_chunks > MAX_CHUNKS) {
+        for (int first = 0; first < n_chunks; first += MAX_CHUNKS) {
+            part pt = {fn, arg, first};
+            fs_threadpool_for(p, n_chunks - first < MAX_CHUNKS ? n_chunks - first : MAX_CHUNKS, part_chunk, &pt);
+        }
         return;
     }
     /* every share is empty here (the last region's chunks were all taken) */
@@ -251,7 +306,7 @@ void fs_threadpool_for(fs_threadpool *p, int n_chunks, fs_task_fn fn, void *arg)
     for (int t = 0; t < p->n; t++) {   /* open the shares */
         int lo, hi;
         fs_split_range(n_chunks, 1, t, p->n, &lo, &hi);
-        atomic_store(&p->shares[t].range, (uint64_t)(uint32_t)lo | (uint64_t)(uint32_t)hi << 32);
+        atomic_store(&p->shares[t].range, share_word(g, (uint32_t)lo, (uint32_t)hi));
     }
     wake_workers(p, g);
     work(p, 0);

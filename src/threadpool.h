@@ -9,14 +9,14 @@
  * barrier at its end.
  *
  * Each thread owns a contiguous share of the chunks and runs it front to
- * back; a thread that finishes its share takes chunks from the back of
- * another's (work stealing). Contiguous, because a matmul's chunks are
- * runs of weight rows: each thread then reads one sequential stream that
- * the prefetch can run ahead of, however small the chunks. Stealing,
- * because on a busy machine (or with more threads than cores) a thread can
- * be descheduled for milliseconds: with fixed shares everybody would wait
- * for it, here the others do its chunks, and the barrier waits for about
- * one chunk at most.
+ * back; a thread that finishes its share takes the back half of what
+ * another has left and runs that front to back (work stealing). Contiguous,
+ * because a matmul's chunks are runs of weight rows: each thread then
+ * reads one sequential stream that the prefetch can run ahead of, however
+ * small the chunks. Stealing, because on a busy machine (or with more
+ * threads than cores) a thread can be descheduled for milliseconds: with
+ * fixed shares everybody would wait for it, here the others do its
+ * chunks, and the barrier waits for about one chunk at most.
  *
  * Waiting workers first spin for a short while (a new op usually follows
  * within microseconds) and then sleep on a condition variable, so an idle

@@ -633,59 +633,55 @@ static void count_chunk(void *arg, int chunk, int tid) {
     __atomic_fetch_add(&a->hits[chunk], 1, __ATOMIC_RELAXED);
 }
 
-/* Who ran what, in order: thread t owns the share fs_split_range(n, 1, t,
- * nth) and must run the chunks of it that it runs in increasing order,
- * starting at its first (one stream, front to back); chunks it took from
- * another share (stolen from its back) must come in decreasing order. The
- * chunks sleep now and then so that stealing happens. */
-#define ORDER_MAX 64
-typedef struct { int order[8][ORDER_MAX]; int count[8]; } order_arg;
+/* Who runs what, in order, with the timing forced: 2 threads, 16 chunks,
+ * shares [0, 8) and [8, 16). Thread 0 waits in chunk 0 until the worker
+ * is in chunk 8; the worker stays there until thread 0 has run 15 chunks.
+ * So thread 0 runs its share front to back, then steals the back half of
+ * the worker's rest [9, 16) - chunk 12 now, [13, 16) as its own share -
+ * then half of [9, 12) (10, then 11), then 9: 0..7 12 13 14 15 10 11 9. */
+typedef struct {
+    int order[16], count;        /* thread 0's chunks */
+    int worker_in, worker_chunk; /* the worker is in its first chunk, which one */
+    int timeout;
+} order_arg;
+
+static int wait_flag(const int *flag, int want) {   /* up to ~2 s */
+    for (int i = 0; i < 20000; i++) {
+        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE) >= want) return 0;
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    return -1;
+}
+
 static void order_chunk(void *arg, int chunk, int tid) {
     order_arg *a = arg;
-    a->order[tid][a->count[tid]++] = chunk;   /* each tid writes only its own row */
-    if ((chunk * 7 + tid) % 5 == 0) nanosleep(&(struct timespec){0, 200000}, NULL);
+    if (tid == 0) {
+        if (chunk == 0 && wait_flag(&a->worker_in, 1)) a->timeout = 1;
+        a->order[a->count] = chunk;
+        __atomic_store_n(&a->count, a->count + 1, __ATOMIC_RELEASE);
+    } else if (!a->worker_in) {
+        a->worker_chunk = chunk;
+        __atomic_store_n(&a->worker_in, 1, __ATOMIC_RELEASE);
+        if (wait_flag(&a->count, 15)) a->timeout = 1;
+    }
 }
 
 static void test_threadpool_shares(void) {
-    int bad = 0, stolen = 0;
-    for (int nth = 2; nth <= 4; nth++) {
-        fs_err e;
-        fs_threadpool *p = fs_threadpool_new(nth, &e);
-        CHECK(p != NULL);
-        if (!p) continue;
-        for (int r = 0; r < 200; r++) {
-            int n = 2 + (r * 13) % (ORDER_MAX - 2);
-            order_arg a;
-            memset(&a, 0, sizeof a);
-            fs_threadpool_for(p, n, order_chunk, &a);
-            int total = 0;
-            for (int t = 0; t < nth; t++) {
-                int lo, hi, own_next = -1, last_stolen[8];
-                fs_split_range(n, 1, t, nth, &lo, &hi);
-                for (int u = 0; u < nth; u++) last_stolen[u] = ORDER_MAX;
-                for (int i = 0; i < a.count[t]; i++) {
-                    int c = a.order[t][i], u = 0, ulo, uhi;
-                    for (; u < nth; u++) {   /* whose share c is in */
-                        fs_split_range(n, 1, u, nth, &ulo, &uhi);
-                        if (c >= ulo && c < uhi) break;
-                    }
-                    if (u == t) {   /* own: lo, lo + 1, ... */
-                        bad += own_next == -1 ? c != lo : c != own_next;
-                        own_next = c + 1;
-                    } else {        /* stolen from u: decreasing */
-                        bad += u == nth || c >= last_stolen[u];
-                        if (u < nth) last_stolen[u] = c;
-                        stolen++;
-                    }
-                }
-                total += a.count[t];
-            }
-            bad += total != n;
-        }
-        fs_threadpool_free(p);
+    static const int want[15] = {0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 10, 11, 9};
+    fs_err e;
+    fs_threadpool *p = fs_threadpool_new(2, &e);
+    CHECK(p != NULL);
+    if (!p) return;
+    order_arg a;
+    memset(&a, 0, sizeof a);
+    fs_threadpool_for(p, 16, order_chunk, &a);
+    CHECKF(!a.timeout, "thread pool order: a thread never came");
+    if (!a.timeout) {
+        CHECKF(a.worker_chunk == 8 && a.count == 15 && !memcmp(a.order, want, sizeof want),
+               "thread pool order: worker took %d, thread 0 ran %d chunks, not 0..7 12 13 14 15 10 11 9",
+               a.worker_chunk, a.count);
     }
-    CHECKF(bad == 0, "thread pool shares: %d chunks out of order or lost", bad);
-    printf("thread pool: %d chunks stolen in 600 regions\n", stolen);
+    fs_threadpool_free(p);
 }
 
 static void test_threadpool(void) {
