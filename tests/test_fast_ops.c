@@ -246,12 +246,38 @@ static void test_matmul_quant(void) {
         check_matmul_quant(7, 256, 21, dts[d]);
         check_matmul_quant(37, 1024, 64, dts[d]);
         check_matmul_quant(9, 3072, 40, dts[d]);
-        /* decode (T < 4) with N % 8 == 0: the x8 kernels */
+        /* decode (T < 4) with N % 8 == 0: the x8 kernels, groups in pairs
+         * and a last group alone (N / 8 odd), one chunk or several */
         check_matmul_quant(1, 1024, 64, dts[d]);
         check_matmul_quant(2, 96, 16, dts[d]);
         check_matmul_quant(3, 3072, 24, dts[d]);
         check_matmul_quant(1, 32, 8, dts[d]);
+        check_matmul_quant(1, 1024, 200, dts[d]);
+        check_matmul_quant(1, 3072, 1032, dts[d]);
     }
+}
+
+/* The x8 layout keeps every value: each row read back from the repacked
+ * matrix (fs_x8_dequant_row, what embed does) equals the row dequantized
+ * from the file's layout - for N / 8 even and odd (a last group alone). */
+static void test_x8_rows(void) {
+    static const int Ns[] = {8, 16, 24, 40, 64};
+    for (int d = 0; d < 2; d++)
+        for (size_t c = 0; c < sizeof Ns / sizeof Ns[0]; c++) {
+            fs_dtype dt = d ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
+            int N = Ns[c], K = 96, bad = 0;
+            float *deq = malloc(sizeof(float) * (size_t)N * K), row[96];
+            fs_tensor t;
+            void *data = rand_weight(dt, (size_t)N * K, deq, &t, N, K);
+            uint8_t *x8 = malloc(t.nbytes);
+            fs_x8_repack(&t, x8, 0, N / 8);
+            for (int n = 0; n < N; n++) {
+                fs_x8_dequant_row(x8, dt, N, K, n, row);
+                bad += memcmp(row, deq + (size_t)n * K, sizeof row) != 0;
+            }
+            CHECKF(bad == 0, "x8 %s N %d: %d rows differ after repacking", fs_dtype_name(dt), N, bad);
+            free(deq); free(data); free(x8);
+        }
 }
 
 /* matmul_n: several matmuls of one x in one parallel loop must give
@@ -750,6 +776,7 @@ int main(void) {
     test_rmsnorm();
     test_swiglu();
     test_add();
+    test_x8_rows();
     test_names();
     for (int th = 1; th <= 3; th++) fast[th]->destroy(fast[th]);
     ref->destroy(ref);

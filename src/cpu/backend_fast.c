@@ -245,7 +245,8 @@ static void fast_embed(fs_backend *b, const fs_buf *table, const int *ids, int T
         return;
     }
     for (int t = 0; t < T; t++)
-        fs_x8_dequant_row(table->data, table->dtype, H, ids[t], cpu_f32_mut(out) + (size_t)t * (size_t)H);
+        fs_x8_dequant_row(table->data, table->dtype, (int64_t)(table->n / (size_t)H), H, ids[t],
+                          cpu_f32_mut(out) + (size_t)t * (size_t)H);
 }
 
 static void fast_destroy(fs_backend *b) {

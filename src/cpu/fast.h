@@ -162,7 +162,18 @@ int fs_fast_quant_job(fs_fast *f, fs_qjob *j, const fs_buf *W, float *y, int T, 
 int fs_x8_ok(const fs_tensor *t);
 size_t fs_x8_super_bytes(fs_dtype dt);
 void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1);
-void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int K, int64_t n, float *out);
+void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int64_t N, int K, int64_t n, float *out);
+
+/* Where superblock (group g, block column b) of an x8 matrix with G =
+ * N / 8 groups and nb = K / 32 block columns starts, in superblocks from
+ * the start: groups are stored in pairs (2p, 2p + 1), each pair's two
+ * superblocks of a block column side by side (repack.c); a last group
+ * without a partner (G odd) is stored alone. */
+static inline size_t fs_x8_index(int64_t G, int nb, int64_t g, int b) {
+    int64_t p = g / 2;
+    int in_pair = 2 * p + 1 < G ? 2 : 1;
+    return (size_t)(2 * p) * (size_t)nb + (size_t)b * (size_t)in_pair + (size_t)(g & 1);
+}
 
 /* The fast ops (fs_backend signatures). */
 void fs_fast_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);

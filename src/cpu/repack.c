@@ -13,7 +13,15 @@
  *
  * The layout, for a matrix [N, K] with N % 8 == 0 and K % 32 == 0: rows are
  * grouped by 8 (group g = rows 8g .. 8g+7) and each group is nb = K / 32
- * "superblocks", one per block column b, stored group after group:
+ * "superblocks", one per block column b. Groups are stored in pairs, and a
+ * pair stores its two superblocks of each block column side by side:
+ *
+ *   pair p = groups 2p, 2p+1:  [b 0: g 2p, g 2p+1] [b 1: g 2p, g 2p+1] ...
+ *
+ * (fs_x8_index in fast.h; a last group without a partner, N / 8 odd, is
+ * stored alone). The decode kernel computes both groups of a pair with
+ * x's broadcast quads loaded once, and still reads one sequential stream
+ * (matmul_quant.c). A superblock is:
  *
  *   d[8]       the 8 rows' f16 scales of block b                   16 bytes
  *   qs[j][r]   for quad j and row r: row r's qs[4j .. 4j+3]        32 bytes per j
@@ -46,11 +54,12 @@ size_t fs_x8_super_bytes(fs_dtype dt) { return dt == FS_DTYPE_Q8_0 ? 8 * sizeof(
 
 void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1) {
     int K = (int)t->shape[1], nb = K / FS_QK;
+    int64_t G = t->shape[0] / 8;
     int quads = t->dtype == FS_DTYPE_Q8_0 ? 8 : 4;
     size_t row_bytes = fs_quant_row_bytes(t->dtype, K), bb = row_bytes / (size_t)nb, sbytes = fs_x8_super_bytes(t->dtype);
     for (int64_t g = g0; g < g1; g++)
         for (int b = 0; b < nb; b++) {
-            uint8_t *sb = dst + ((size_t)g * (size_t)nb + (size_t)b) * sbytes;
+            uint8_t *sb = dst + fs_x8_index(G, nb, g, b) * sbytes;
             for (int r = 0; r < 8; r++) {
                 /* both block types are {uint16 d; bytes qs[]} */
                 const uint8_t *blk = (const uint8_t *)t->data + (size_t)(8 * g + r) * row_bytes + (size_t)b * bb;
@@ -60,11 +69,11 @@ void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1) {
         }
 }
 
-void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int K, int64_t n, float *out) {
+void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int64_t N, int K, int64_t n, float *out) {
     int nb = K / FS_QK, r = (int)(n % 8);
     size_t sbytes = fs_x8_super_bytes(dt);
-    const uint8_t *sb = W + (size_t)(n / 8) * (size_t)nb * sbytes;
-    for (int b = 0; b < nb; b++, sb += sbytes) {
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *sb = W + fs_x8_index(N / 8, nb, n / 8, b) * sbytes;
         uint16_t h;
         memcpy(&h, sb + 2 * r, 2);
         float d = fs_f16_to_f32(h), *o = out + (size_t)b * FS_QK;
