@@ -710,6 +710,30 @@ static void test_threadpool_shares(void) {
     fs_threadpool_free(p);
 }
 
+/* A loop of more chunks than a share can number (2^24 - 1) runs as
+ * several regions: every chunk index still comes exactly once (their
+ * count and their sum). */
+typedef struct { uint64_t calls, sum; } big_arg;
+static void big_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
+    big_arg *a = arg;
+    __atomic_fetch_add(&a->calls, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->sum, (uint64_t)chunk, __ATOMIC_RELAXED);
+}
+
+static void test_threadpool_big(void) {
+    fs_err e;
+    fs_threadpool *p = fs_threadpool_new(2, &e);
+    CHECK(p != NULL);
+    if (!p) return;
+    uint64_t n = 0xffffffu + 3;
+    big_arg a = {0, 0};
+    fs_threadpool_for(p, (int)n, big_chunk, &a);
+    CHECKF(a.calls == n && a.sum == n * (n - 1) / 2, "thread pool, %llu chunks: %llu calls",
+           (unsigned long long)n, (unsigned long long)a.calls);
+    fs_threadpool_free(p);
+}
+
 static void test_threadpool(void) {
     for (int nth = 1; nth <= 5; nth++) {
         fs_err e;
@@ -729,6 +753,7 @@ static void test_threadpool(void) {
         fs_threadpool_free(p);
     }
     test_threadpool_shares();
+    test_threadpool_big();
     int i0, i1;
     fs_split_range(100, 16, 1, 3, &i0, &i1);
     CHECK(i0 == 32 && i1 == 64);
