@@ -54,17 +54,25 @@ static void *map_huge(size_t len) {
     return p;
 }
 
+/* Room for element n of an array of *cap elements of elem bytes: arr
+ * itself, or arr grown to twice its capacity (first: the first one) - the
+ * caller stores the result; NULL, arr untouched, when out of memory. The
+ * upload path returns an error then rather than abort (fs_xrealloc). */
+static void *reserve(void *arr, int *cap, int n, int first, size_t elem) {
+    if (n < *cap) return arr;
+    int c = *cap ? 2 * *cap : first;
+    void *p = realloc(arr, (size_t)c * elem);
+    if (p) *cap = c;
+    return p;
+}
+
 static void *arena_alloc(fs_fast *f, size_t bytes, int *arena) {
     bytes = (bytes + 63) / 64 * 64;
     struct fs_arena *a = f->n_arenas ? &f->arenas[f->n_arenas - 1] : NULL;
     if (!a || a->len - a->used < bytes) {
-        if (f->n_arenas == f->cap_arenas) {
-            int cap = f->cap_arenas ? 2 * f->cap_arenas : 8;
-            void *p = realloc(f->arenas, (size_t)cap * sizeof *f->arenas);
-            if (!p) return NULL;
-            f->arenas = p;
-            f->cap_arenas = cap;
-        }
+        struct fs_arena *grown = reserve(f->arenas, &f->cap_arenas, f->n_arenas, 8, sizeof *f->arenas);
+        if (!grown) return NULL;
+        f->arenas = grown;
         size_t len = bytes > ARENA_BYTES ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : ARENA_BYTES;
         size_t map_len = len + HUGE_PAGE;   /* room to align the start */
         char *map = map_huge(map_len);
@@ -134,13 +142,9 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
             f->moved[i].buf->refs++;
             return f->moved[i].buf;
         }
-    if (f->n_moved == f->cap_moved) {
-        int cap = f->cap_moved ? 2 * f->cap_moved : 64;
-        void *p = realloc(f->moved, (size_t)cap * sizeof *f->moved);
-        if (!p) goto oom;
-        f->moved = p;
-        f->cap_moved = cap;
-    }
+    struct fs_moved *grown = reserve(f->moved, &f->cap_moved, f->n_moved, 64, sizeof *f->moved);
+    if (!grown) goto oom;
+    f->moved = grown;
     fs_buf *buf = calloc(1, sizeof *buf);
     int arena = 0;
     void *data = NULL;

@@ -328,7 +328,7 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
                 continue;                                                                                      \
             }                                                                                                  \
             /* one group: its superblocks are step bytes apart (2 superblocks if it has a partner) */        \
-            size_t step = (g / 2 * 2 + 1 < G ? 2 : 1) * sbytes;                                                \
+            size_t step = (fs_x8_index(G, nb, g, 1) - fs_x8_index(G, nb, g, 0)) * sbytes;                     \
             int b = 0;                                                                                         \
             for (; b + 2 <= nb; b += 2, sb += 2 * step) { /* two blocks, two accumulators */                   \
                 for (size_t o = 0; o < 2 * step; o += 64)                                                      \
