@@ -1,28 +1,57 @@
 /* backend.h - the seam between the forward pass and the hardware.
  *
  * The forward pass (forward.c) is written once, against this table of
- * function pointers. A backend owns memory (buffers) and implements each op
- * the Qwen3 layer needs. src/cpu/ holds two CPU backends: the scalar
- * reference ("cpu-ref") and the fast SIMD + threads one ("cpu");
- * a CUDA or Metal backend would be a sibling folder filling the same struct,
- * and forward.c would not change.
+ * function pointers. A backend owns memory (buffers) and implements the ops
+ * a transformer layer needs; forward.c never touches a float. Backends:
+ *   "cpu-ref"  src/cpu/backend_ref.c   scalar C, double accumulation: the oracle
+ *   "cpu"      src/cpu/backend_cpu.c   SIMD + threads
+ *   "cuda"     src/cuda/backend_cuda.c hand-written kernels, driver API
+ * A Metal backend would be one more sibling folder filling the same struct.
  *
- * Buffers. An fs_buf is an opaque handle to memory the backend owns. The
- * forward pass never sees a pointer into it: it only passes handles (plus
- * element offsets) to ops, and moves data across the seam with write/read.
- *   - weights: upload(tensor) makes a buffer from a checkpoint tensor. On the
- *     CPU it is a view into the mmap (nothing copied); a GPU backend copies.
- *     Weights keep their stored dtype (bf16, f16 or f32).
- *   - activations, KV cache, scratch: alloc(n) makes n f32 elements.
+ * Buffers. An fs_buf is an opaque handle to memory the backend owns (host
+ * memory on the CPU, device memory on a GPU). forward.c only passes handles
+ * to ops, and moves data across the seam with write/read.
+ *   - weights: upload(tensor) gives the backend a checkpoint tensor in its
+ *     stored dtype - F32, F16, BF16, Q8_0 or Q4_0 (model.h, quant.h). The
+ *     backend may copy it, move it to a GPU or re-lay it out (the CPU
+ *     interleaves quantized rows, repack.c), but keeps the stored values: a
+ *     Q4_0 matrix stays 4.5 bits a weight, never a dequantized copy.
+ *   - KV cache: kv_alloc gives one layer's keys and values, in whatever
+ *     layout the backend chooses (the CPU pads each position, a GPU may
+ *     order by head): forward.c writes it only through kv_store-like ops
+ *     (rope_kv) and reads it only through attention.
+ *   - activations: alloc(n) gives n f32 elements, zero-filled.
+ *
+ * Memory contract. Everything a backend needs is allocated before the
+ * first op: buffers by alloc / upload / kv_alloc, and its own scratch
+ * (quantized activations, attention tiles, rope tables, ...) by reserve,
+ * which forward.c calls once with the largest shapes any op will see. Ops
+ * never allocate and never fail: shapes are checked when the session is
+ * created (forward.c), not in the hot loop. Out of memory is an error of
+ * alloc / upload / kv_alloc / reserve, with the size that was wanted.
+ *
+ * The step. Each forward call starts with set_step(ids, T, pos0): the T
+ * token ids of the chunk (host memory) and the position of the first.
+ * embed reads the ids from it, rope_kv and attention the positions (token
+ * t is at pos0 + t). They are not op arguments because a GPU that replays
+ * a recorded decode step (below) must find them in device memory, where
+ * set_step put them; every backend reads them from the same place.
+ *
+ * Fusion. The ops are the layer's steps with their neighbours folded in
+ * where that saves a pass over the activations (and, on a GPU, a kernel
+ * launch - a decode step of Qwen3-0.6B is ~200 of them):
+ *   matmul     reads its input through an rmsnorm or a SwiGLU, and can add
+ *              its output to the residual stream
+ *   rope_kv    QK-norm, RoPE and the store of K and V into the cache
+ * Each fused op is defined as the unfused sequence, with every
+ * intermediate rounded to f32 as that sequence would store it; the
+ * reference backend implements it that way.
  *
  * Shape legend: T tokens, H hidden, Hq/Hkv heads, D head dim, I ffn width,
- * V vocab, L layers. Activations are row-major [T, ...] f32; a linear weight
- * is [out, in] (PyTorch's nn.Linear), so y = x W^T.
+ * V vocab, L layers. Activations are row-major [T, ...] f32; a linear
+ * weight is [out, in] (PyTorch's nn.Linear), so y = x W^T.
  *
- * Ops never allocate and never fail: shapes are checked once, when the
- * session is created (forward.c), not in the hot loop.
- *
- * Docs: docs/forward.md
+ * Docs: docs/forward.md, docs/gpu.md
  */
 #ifndef FS_BACKEND_H
 #define FS_BACKEND_H
@@ -30,111 +59,170 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "tensor.h"
 #include "util.h"
 
 typedef struct fs_buf fs_buf;         /* defined privately by each backend */
+typedef struct fs_rec fs_rec;         /* a recorded decode step, backend-private */
 typedef struct fs_backend fs_backend;
 
-#define FS_MATMUL_N_MAX 4   /* matmuls per matmul_n call */
+#define FS_MATMUL_MAX 4   /* linear layers one matmul call can compute */
+
+/* The largest shapes a session will give the ops: reserve() sizes the
+ * backend's scratch from them. */
+typedef struct fs_reserve {
+    int max_T;                  /* rows of one op call (the prefill chunk) */
+    int max_K;                  /* longest matmul input row */
+    int max_N;                  /* most matmul outputs in one call, summed (lm_head: V) */
+    int n_ctx;                  /* positions a KV cache holds; pos0 + T <= n_ctx */
+    int Hq, Hkv, D;             /* attention heads and head dim */
+    const float *rope_inv_freq; /* [D/2] RoPE frequencies (forward.c, HF's f32 arithmetic) */
+} fs_reserve;
+
+/* One linear layer of a matmul call. */
+typedef struct fs_linear {
+    const fs_buf *W;   /* [N, K] weight, any stored dtype */
+    fs_buf *y;         /* [T, N] output, must not alias the input */
+    int N;
+    int add;           /* 0: y = in W^T;  1: y += in W^T (the residual connection) */
+} fs_linear;
+
+/* A matmul's input, and what is done to each row as it is read. */
+typedef struct fs_mm_in {
+    const fs_buf *x;     /* [T, K] */
+    const fs_buf *norm;  /* NULL, or an rmsnorm weight [K]: the input is
+                            x / sqrt(mean(x^2) + eps) * norm, row by row */
+    float eps;
+    const fs_buf *up;    /* NULL, or [T, K]: the input is silu(x) * up (SwiGLU),
+                            silu(x) = x / (1 + e^-x). Not together with norm. */
+} fs_mm_in;
 
 struct fs_backend {
-    const char *name;                 /* "cpu", "cpu-ref" */
+    const char *name;                 /* "cpu", "cpu-ref", "cuda" */
     void *ctx;                        /* backend-private state */
 
     /* ---- memory ---- */
 
     /* n f32 elements, zero-filled. NULL (with e filled) if out of memory. */
     fs_buf *(*alloc)(fs_backend *b, size_t n, fs_err *e);
-    /* A weight: the tensor's data in its stored dtype. The tensor's data must
-     * outlive the buffer (it is the model's mmap). */
+    /* A weight, in its stored dtype (see the top of this file). The
+     * tensor's data must stay valid until the call returns; a backend
+     * that keeps a view (cpu-ref) documents that the model must outlive
+     * the buffer. Uploading the same data twice (a tied lm_head) may
+     * return a shared buffer; free_buf it once per upload. */
     fs_buf *(*upload)(fs_backend *b, const fs_tensor *t, fs_err *e);
+    /* One layer's KV cache: keys and values of n_ctx positions of Hkv
+     * heads of D floats, in the backend's own layout. */
+    fs_buf *(*kv_alloc)(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e);
     void (*free_buf)(fs_backend *b, fs_buf *buf);
-    /* Host <-> f32 buffer, n elements starting at element off. */
+    /* The backend's scratch for ops up to these shapes. Called once,
+     * before the first op; 0, or -1 with e filled (out of memory). */
+    int (*reserve)(fs_backend *b, const fs_reserve *r, fs_err *e);
+    /* Host <-> f32 buffer, n elements starting at element off. read
+     * waits for the ops before it. */
     void (*write)(fs_backend *b, fs_buf *dst, size_t off, const float *src, size_t n);
     void (*read)(fs_backend *b, const fs_buf *src, size_t off, float *dst, size_t n);
-    /* Bytes the backend holds for buf (views count 0: they live in the mmap). */
+    /* Bytes the backend holds for buf (a view into the model's mmap: 0). */
     size_t (*buf_bytes)(const fs_backend *b, const fs_buf *buf);
 
-    /* ---- ops (all activations f32) ---- */
+    /* ---- the step ---- */
 
-    /* embed: out[t, :] = table[ids[t], :]     table: [V, H] (bf16/f16/f32)
-     * out: [T, H]. ids are host memory, already checked to be in [0, V). */
-    void (*embed)(fs_backend *b, const fs_buf *table, const int *ids, int T, int H, fs_buf *out);
+    /* The chunk the next ops compute: T token ids (host memory, each
+     * checked to be in [0, V); copied, the caller may reuse the array)
+     * at positions pos0 .. pos0 + T - 1. */
+    void (*set_step)(fs_backend *b, const int *ids, int T, int pos0);
+
+    /* ---- ops (activations f32) ---- */
+
+    /* embed: out[t, :] = table[ids[t], :]   table: [V, H]   out: [T, H]
+     * (ids and T from the step) */
+    void (*embed)(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
 
     /* rmsnorm: y = x / sqrt(mean(x^2) + eps) * w   per row
-     * x, y: [rows, n] (y may be x)   w: [n] (any weight dtype).
-     * The block norms use rows = T, n = H; Qwen3's per-head q_norm / k_norm
-     * are the same op with rows = T*Hq (or T*Hkv), n = D. */
-    void (*rmsnorm)(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y,
-                    int rows, int n, float eps);
+     * x, y: [rows, n] (y may be x)   w: [n] */
+    void (*rmsnorm)(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 
-    /* matmul: y[T, N] = x[T, K] W[N, K]^T     W: bf16/f16/f32
-     * Prefill is T > 1 (matrix-matrix), decode is T = 1. y must not be x. */
-    void (*matmul)(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y,
-                   int T, int K, int N);
+    /* matmul: for each i < n (<= FS_MATMUL_MAX), out[i].y (+)= in W_i^T
+     *   in: [T, K] as fs_mm_in describes (plain, rmsnorm'd or SwiGLU'd)
+     * The linear layers of one call share the input (q/k/v; gate/up), so
+     * a backend transforms and converts it once and runs them as one
+     * parallel pass. Prefill is T > 1 (matrix-matrix), decode T = 1. */
+    void (*matmul)(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
 
-    /* matmul_n (optional, NULL = forward.c calls matmul n times): the n
-     * (<= FS_MATMUL_N_MAX) matmuls y[i] = x W[i]^T, [T, N[i]], that share
-     * the input x - q/k/v, gate/up. The same results as n matmul calls; a
-     * backend implements it to run them as one parallel pass (one wait
-     * for the slowest thread instead of n, x converted once). */
-    void (*matmul_n)(fs_backend *b, const fs_buf *x, int n, const fs_buf *const *W, fs_buf *const *y,
-                     int T, int K, const int *N);
+    /* rope_kv: the attention inputs of the step's T tokens, made ready.
+     *   q: [T, Hq, D], k, v: [T, Hkv, D]   q_norm, k_norm: [D] or NULL
+     *   q = rope(rmsnorm(q, q_norm)), k = rope(rmsnorm(k, k_norm)), per
+     *   head, in place (Qwen3's QK-norm; skipped where the weight is NULL);
+     *   then cache position pos0 + t holds k[t] and v[t].
+     * rope, NeoX / HF "rotate_half" layout: for i < D/2 the pair
+     * (x[i], x[i + D/2]) turns by the angle p * inv_freq[i] (reserve's
+     * table), p the token's position, with cos and sin of that f32 angle
+     * computed in double and rounded once. */
+    void (*rope_kv)(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm,
+                    const fs_buf *k_norm, float eps, fs_buf *cache, int Hq, int Hkv, int D);
 
-    /* rope: rotate each head of x in place, NeoX / HF "rotate_half" layout:
-     * for i < D/2, the pair (x[i], x[i + D/2]) is rotated by the angle
-     * (pos0 + t) * theta^(-2i/D).     x: [T, heads, D] */
-    void (*rope)(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
+    /* attention: grouped-query causal attention of the step's T queries
+     * against the cache (filled for positions 0 .. pos0 + T - 1).
+     *   q, out: [T, Hq, D]; query head h reads kv head g = h / (Hq / Hkv)
+     *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g] */
+    void (*attention)(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv,
+                      int D);
 
-    /* copy: dst[dst_off .. +n) = src[src_off .. +n). Used to write K and V
-     * rows into the cache (the rows of one chunk are contiguous there) and
-     * to pick one row of an activation. */
+    /* copy: dst[dst_off .. +n) = src[src_off .. +n)  (f32; picks a row) */
     void (*copy)(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 
-    /* attention: grouped-query causal attention against the cache.
-     *   q:   [T, Hq, D]   the chunk's queries, token t at position pos0 + t
-     *   k_cache, v_cache: n_ctx rows of kv_stride >= Hkv*D floats, filled
-     *        for positions 0 .. pos0+T-1; position j's head g starts at
-     *        j * kv_stride + g * D (the padding after Hkv*D is never read)
-     *   out: [T, Hq, D]
-     *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g]
-     *   with g = h / (Hq / Hkv).
-     * scratch: at least pos0 + T f32 elements (one row of scores). */
-    void (*attention)(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                      size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
-
-    /* swiglu: out = silu(gate) * up, silu(x) = x / (1 + e^-x)
-     * gate, up, out: [n] (out may be gate). */
-    void (*swiglu)(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
-
-    /* add: x += y    x, y: [n]   (the residual connection) */
-    void (*add)(fs_backend *b, fs_buf *x, const fs_buf *y, size_t n);
+    /* argmax: the index of the largest of x[0 .. n), the lowest on ties;
+     * -1 if any element is NaN. Waits for the ops before it (greedy
+     * decoding reads 4 bytes instead of V logits). */
+    int (*argmax)(fs_backend *b, const fs_buf *x, int n);
 
     /* Wait until every op issued so far has finished (a no-op on the CPU). */
     void (*sync)(fs_backend *b);
-    /* Free the backend itself (buffers must be freed first). */
+
+    /* ---- recorded decode steps (optional: NULL where launching an op
+     * costs nothing next to running it, as on the CPU) ----
+     * A one-token step issues the same ops on the same buffers every
+     * time; only the step's id and position change, and those are read
+     * from where set_step put them. record runs ops(ctx) without
+     * executing anything and returns what they issued (a CUDA graph);
+     * replay executes a record with the current step. NULL + e when the
+     * ops could not be recorded: the caller runs them directly instead. */
+    fs_rec *(*record)(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_err *e);
+    void (*replay)(fs_backend *b, fs_rec *r);
+    void (*rec_free)(fs_backend *b, fs_rec *r);
+
+    /* ---- what it is, for fs bench and -v ---- */
+
+    /* One line naming the hardware and the kernels ("AMD EPYC ... ;
+     * avx2+avx-vnni", "NVIDIA H200, 139.8 GiB, sm_90"). */
+    const char *(*describe)(fs_backend *b);
+    /* Bytes of the scratch reserve() took. */
+    size_t (*reserved_bytes)(const fs_backend *b);
+    /* Memory bandwidth in bytes/s, measured now over buf (n f32 elements
+     * from alloc, at least 64 MiB) with the backend's own means (the CPU:
+     * every thread reads its share; a GPU: the first half copied to the
+     * second, bytes read + written); <= 0 if it cannot measure. */
+    double (*bandwidth)(fs_backend *b, fs_buf *buf, size_t n);
+
+    /* Free the backend itself (buffers and records must be freed first). */
     void (*destroy)(fs_backend *b);
 };
 
-/* The scalar CPU reference backend "cpu-ref" (src/cpu/backend_cpu.c):
- * double accumulation, one thread, the oracle the fast paths are tested
- * against. */
-fs_backend *fs_backend_cpu_new(fs_err *e);
+/* ---- choosing a backend (backend.c) ---- */
 
-/* The fast CPU backend "cpu" (src/cpu/backend_fast.c): SIMD, f32
- * accumulation, n_threads threads (<= 0: one per online CPU). */
-fs_backend *fs_backend_fast_new(int n_threads, fs_err *e);
+typedef struct fs_backend_opts {
+    const char *name;    /* "auto" or NULL, "cuda", "cpu", "cpu-ref" */
+    int n_threads;       /* CPU threads; 0 = the backend's default */
+    size_t need_bytes;   /* for "auto": device memory the model needs (weights,
+                            KV cache, scratch); a GPU with less free is passed over */
+} fs_backend_opts;
 
-/* A backend by name: "cpu" (or NULL: the fast CPU backend) or "cpu-ref".
- * n_threads is a hint (0 = the backend's default). Unknown names are an
- * error. */
-fs_backend *fs_backend_new_opts(const char *name, int n_threads, fs_err *e);
-/* The SIMD kernels the fast CPU backend picks on this machine: "avx2",
- * "neon" or "scalar" (FS_ISA=scalar forces the last). */
-const char *fs_backend_cpu_isa(void);
+/* A backend by name. "auto" takes the GPU when one is usable and has
+ * need_bytes free, else "cpu"; naming "cuda" where there is none is an
+ * error that says why. Unknown names are an error listing the known. */
+fs_backend *fs_backend_open(const fs_backend_opts *o, fs_err *e);
 
-/* fs_backend_new_opts(name, 0, e) */
-fs_backend *fs_backend_new(const char *name, fs_err *e);
+/* The names fs_backend_open knows, for messages: "auto, cuda, cpu, cpu-ref". */
+const char *fs_backend_names(void);
 
 #endif

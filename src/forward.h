@@ -1,48 +1,75 @@
-/* forward.h - a session: one model, one backend, one KV cache, one
- * conversation. This is the narrow interface everything above the model
- * (generate, chat, server, bench) talks to.
+/* forward.h - the forward pass: a model on a backend, and sessions on it.
  *
- * All memory (activations, KV cache, logits) is allocated by
- * fs_session_new, sized from the config and n_ctx; fs_session_eval never
- * allocates. Tokens are appended at the current position: a call with many
- * tokens is a batched prefill (matrix-matrix), a call with one is a decode
- * step against the cache.
+ *   fs_forward  one model's weights uploaded to one backend, the
+ *               activations of one chunk, the backend's scratch. Loaded
+ *               once; shared by every session on it.
+ *   fs_session  one sequence: its KV cache, how many tokens it holds, and
+ *               the logits of its last token. A chat is one session; a
+ *               server keeps one per client, all on one fs_forward.
+ *
+ * All memory is allocated by fs_forward_new and fs_session_new, sized from
+ * the config, the context length and the largest chunk (max_batch tokens);
+ * fs_session_eval never allocates. Tokens are appended at the session's
+ * position: a call with many tokens is a batched prefill (matrix-matrix),
+ * a call with one is a decode step against the cache.
+ *
+ * Sessions of one fs_forward share its activations, so they take turns:
+ * at most one call at a time per fs_forward (the caller serializes; the
+ * server's batching runs them in one step).
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
 #ifndef FS_FORWARD_H
 #define FS_FORWARD_H
 
+#include <signal.h>
 #include <stddef.h>
 
+#include "backend.h"
 #include "model.h"
 #include "util.h"
 
-/* Padding after each cached position, in floats. For Qwen3-0.6B a position
- * is Hkv * D = 1024 floats, 4 KiB: attention then reads one head's keys
- * 4 KiB apart, addresses that all fall into the same few L1 cache sets,
- * so the rows of a block evict each other. 64 bytes more per position
- * spread them over the sets (1.6% more cache memory). Decode attention of
- * one Qwen3-0.6B layer on the dev VM, 2 threads, cache warm: 64 keys
- * 13.7 -> 11.3 us, 1024 keys 166 -> 126 us (its row kernels alone: 2.3 ->
- * 5.2 FMA/ns). */
-#define FS_KV_PAD 16
-
+typedef struct fs_forward fs_forward;
 typedef struct fs_session fs_session;
 
-typedef struct fs_session_opts {
-    int n_ctx;            /* context length in tokens; 0 = default 4096, capped by max_pos */
-    const char *backend;  /* "cpu" (default); names compare backends, never change results silently */
-    int n_threads;        /* 0 = default */
-} fs_session_opts;
+typedef struct fs_forward_opts {
+    const char *backend;  /* "auto" (NULL), "cuda", "cpu", "cpu-ref": names exist to
+                             compare backends, they never change results silently */
+    int n_threads;        /* CPU threads; 0 = the backend's default */
+    int n_ctx;            /* the longest context a session may have; 0 = 4096,
+                             capped by the model's max_position_embeddings */
+} fs_forward_opts;
 
-int fs_session_new(fs_session **out, const fs_model *m, const fs_session_opts *opts, fs_err *e);
+/* Upload the model's weights to the backend and reserve everything a
+ * session's forward pass needs. The model must outlive the fs_forward
+ * (the reference backend reads weights in place). */
+int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o, fs_err *e);
+void fs_forward_free(fs_forward *f);
+
+const fs_model *fs_forward_model(const fs_forward *f);
+fs_backend *fs_forward_backend(fs_forward *f);
+int fs_forward_n_ctx(const fs_forward *f);      /* the longest context a session can have */
+size_t fs_forward_weight_bytes(const fs_forward *f);  /* the backend's copy of the weights */
+size_t fs_forward_scratch_bytes(const fs_forward *f); /* activations + the backend's scratch */
+
+/* A sequence on f with room for n_ctx tokens (0: fs_forward_n_ctx(f),
+ * the most it may ask for). Its KV cache is allocated here. */
+int fs_session_new(fs_session **out, fs_forward *f, int n_ctx, fs_err *e);
 void fs_session_free(fs_session *s);
 
+/* Stop an eval from outside: while *flag is non-zero (set from another
+ * thread or a signal handler), fs_session_eval returns FS_EVAL_CANCELLED
+ * at the next layer boundary. NULL: never. */
+void fs_session_set_cancel(fs_session *s, volatile sig_atomic_t *flag);
+
+#define FS_EVAL_CANCELLED 1
+
 /* Append n tokens at the current position and run the forward pass.
- * Fails (clear message, nothing changed) if pos + n > n_ctx or an id is out
- * of range [0, V). After success fs_session_logits() holds the logits of the
- * last token. */
+ * Returns 0; -1 (clear message, nothing changed) if pos + n > n_ctx or an
+ * id is out of range [0, V); FS_EVAL_CANCELLED when the cancel flag
+ * stopped it: the chunks finished before it stay in the cache
+ * (fs_session_pos says how many tokens that is), the logits are stale.
+ * After 0, the logits are those of the last token. */
 int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
 
 /* fs_session_eval plus what the golden tests compare (either may be NULL):
@@ -50,19 +77,24 @@ int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
  *   checkpoints [(L+2), n, H] the residual stream after the embedding, after
  *                             each layer, and after the final norm.
  * Same checks and same arithmetic as fs_session_eval; slower (lm_head runs
- * for every position). */
+ * for every position, nothing is replayed). Not cancellable. */
 int fs_session_eval_debug(fs_session *s, const int *ids, int n, float *logits_all, float *checkpoints,
                           fs_err *e);
 
-const float *fs_session_logits(const fs_session *s); /* [V] */
+/* The last token's logits [V], copied from the backend on first use after
+ * an eval (a GPU keeps them in device memory until asked). */
+const float *fs_session_logits(fs_session *s);
+/* The argmax of the last token's logits, computed where they are (on a
+ * GPU: 4 bytes come back instead of V floats); -1 if one is NaN. */
+int fs_session_argmax(fs_session *s);
+
 int fs_session_pos(const fs_session *s);             /* tokens in the cache */
 int fs_session_n_ctx(const fs_session *s);
 /* Forget everything after the first n tokens (n <= pos): the next eval
  * continues from position n, reusing the cached prefix (chat turns). */
 void fs_session_truncate(fs_session *s, int n);
 size_t fs_session_kv_bytes(const fs_session *s);      /* KV cache memory */
-size_t fs_session_scratch_bytes(const fs_session *s); /* activations + logits */
+fs_forward *fs_session_forward(fs_session *s);
 const fs_model *fs_session_model(const fs_session *s);
-int fs_session_max_batch(const fs_session *s);        /* tokens per prefill chunk */
 
 #endif

@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
+#include "tensor.h"
 #include "util.h"
 
 typedef struct fs_safetensors {

@@ -24,16 +24,6 @@ typedef struct fs_err {
 #define FS_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #else
 #define FS_PRINTF(a, b)
-/* A seeded PRNG: xoshiro256** (Blackman & Vigna) seeded by splitmix64.
- * Integer arithmetic only, so every machine produces the same stream (the
- * sampler's draws and fs mkmodel's weights depend on that). */
-typedef struct fs_rng {
-    uint64_t s[4];
-} fs_rng;
-void fs_rng_seed(fs_rng *r, uint64_t seed);
-uint64_t fs_rng_next(fs_rng *r);
-double fs_rng_uniform(fs_rng *r); /* [0, 1), 53 random bits */
-
 #endif
 
 /* Fill e (may be NULL) with a formatted message; always returns -1 so callers
