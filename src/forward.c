@@ -1,45 +1,55 @@
 /* forward.c - the Qwen3 forward pass, written once against the backend.
  *
- * One session = one model + one backend + one KV cache. For each call,
- * the T new tokens (positions pos .. pos+T-1) go through:
+ * An fs_forward is a model on a backend: its weights uploaded, the
+ * activations of one chunk, the backend's scratch. An fs_session is one
+ * sequence on it: a KV cache per layer and a position. For each call, the
+ * T new tokens (positions pos .. pos+T-1) go through:
  *
- *   x = embed_tokens[ids]                                   [T, H]
+ *   x = embed_tokens[ids]                                    [T, H]
  *   for each layer:
- *     h = rmsnorm(x, input_layernorm)                       [T, H]
- *     q = h q_proj^T, k = h k_proj^T, v = h v_proj^T        [T, Hq, D], [T, Hkv, D]
- *     q = rmsnorm_per_head(q, q_norm); k = ..(k, k_norm)    (Qwen3's QK-norm)
- *     q, k = rope(q, k, positions)
- *     cache[pos .. pos+T) = k, v                            [n_ctx, Hkv, D]
- *     a = attention(q, cache)                               [T, Hq, D]
- *     x = x + a o_proj^T                                    [T, H]
- *     h = rmsnorm(x, post_attention_layernorm)
- *     x = x + down_proj(silu(h gate_proj^T) * (h up_proj^T))   [T, I] -> [T, H]
- *   logits = rmsnorm(x, norm) lm_head^T                     [V], last token only
+ *     q, k, v = rmsnorm(x, input_layernorm) [q_proj k_proj v_proj]^T
+ *                                                            [T, Hq, D], [T, Hkv, D]
+ *     q, k = rope(rmsnorm_per_head(q, q_norm)), rope(..(k, k_norm))
+ *     cache[pos .. pos+T) = k, v                             [n_ctx, Hkv, D]
+ *     x = x + attention(q, cache) o_proj^T                   [T, H]
+ *     g, u = rmsnorm(x, post_attention_layernorm) [gate_proj up_proj]^T
+ *     x = x + (silu(g) * u) down_proj^T                      [T, I] -> [T, H]
+ *   logits = rmsnorm(x, norm) lm_head^T                      [V], last token only
  *
- * This file never touches a float: it only hands buffer handles to the
- * backend (backend.h), so a GPU backend runs the very same loop.
+ * That is six backend calls per layer (backend.h): a matmul reads its
+ * input through the rmsnorm or the SwiGLU before it and adds its output to
+ * the residual stream x, and rope_kv does the QK-norm, the rotation and
+ * the cache store - each defined as the unfused steps, so the arithmetic
+ * is the paper's; what fusion saves is passes over memory and, on a GPU,
+ * kernel launches.
  *
- * Memory: fs_session_new allocates everything - weights' buffers, the KV
- * cache, every activation for a chunk of up to max_batch tokens, the logits.
- * fs_session_eval and fs_session_eval_debug never allocate: longer inputs
- * are processed in chunks of max_batch tokens, which gives the same result
- * because attention reads earlier chunks from the cache.
+ * This file never touches a float: it hands buffer handles to the backend,
+ * so the CPU and the GPU run the very same loop.
  *
- * Threads: opts->n_threads goes to the backend. The default backend "cpu"
- * (src/cpu/backend_fast.c) runs its ops on that many threads; the scalar
- * reference "cpu-ref" is single-threaded.
+ * A decode step (T = 1) issues the same ops on the same buffers every time;
+ * only the token and its position change, and the backend reads those from
+ * the step (set_step). A backend that can record (CUDA: a graph) records
+ * the step's ops once per session and replays them for every later token:
+ * ~170 launches become one.
+ *
+ * Memory: fs_forward_new allocates the weights' buffers, the activations
+ * for a chunk of up to max_batch tokens and the backend's scratch;
+ * fs_session_new the KV cache and the logits. fs_session_eval never
+ * allocates: longer inputs are processed in chunks of max_batch tokens,
+ * which gives the same result because attention reads earlier chunks from
+ * the cache.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "forward.h"
 
-/* Largest prefill chunk. Activations cost about (4H + 2 Hq D + 2 Hkv D + 2I)
- * floats per token (Qwen3-0.6B: ~57 KB), so 512 tokens is ~29 MB: enough
- * to make prefill matrix-matrix, small next to the KV cache. */
+/* Largest prefill chunk. Activations cost about (2H + 2 Hq D + 2 Hkv D +
+ * 2I) floats per token (Qwen3-0.6B: ~50 KB), so 512 tokens is ~25 MB:
+ * enough to make prefill matrix-matrix, small next to the KV cache. */
 #define FS_MAX_BATCH 512
 #define FS_DEFAULT_CTX 4096
 
@@ -47,44 +57,51 @@ typedef struct {
     /* weights, HF names */
     fs_buf *input_layernorm, *q_proj, *k_proj, *v_proj, *q_norm, *k_norm, *o_proj;
     fs_buf *post_attention_layernorm, *gate_proj, *up_proj, *down_proj;
-    /* this layer's KV cache: [n_ctx, Hkv, D] each */
-    fs_buf *k_cache, *v_cache;
-} layer_bufs;
+} layer_weights;
 
-struct fs_session {
+struct fs_forward {
     const fs_model *m;
     fs_backend *be;
-    int n_ctx;        /* capacity of the cache, tokens */
-    int pos;          /* tokens in the cache */
+    int n_ctx;        /* the longest context a session may have */
     int max_batch;    /* largest chunk one forward call processes */
 
     fs_buf *embed_tokens, *norm, *lm_head;
-    layer_bufs *layers;   /* [L] */
+    layer_weights *layers;   /* [L] */
 
-    /* activations, sized for max_batch tokens */
-    fs_buf *x;          /* [T, H]   the residual stream */
-    fs_buf *x_norm;     /* [T, H]   rmsnorm(x), the input of each block */
+    /* activations, sized for max_batch tokens; shared by the sessions,
+     * which take turns */
+    fs_buf *x;          /* [T, H]     the residual stream */
+    fs_buf *x_norm;     /* [T, H]     the final norm's output (debug entry point) */
     fs_buf *q;          /* [T, Hq, D] */
     fs_buf *k, *v;      /* [T, Hkv, D] */
     fs_buf *attn_out;   /* [T, Hq, D] */
-    fs_buf *block_out;  /* [T, H]   o_proj or down_proj output, added to x */
-    fs_buf *ffn_gate;   /* [T, I]   gate, then silu(gate) * up */
+    fs_buf *ffn_gate;   /* [T, I] */
     fs_buf *ffn_up;     /* [T, I] */
-    fs_buf *scores;     /* [n_ctx]  attention scratch: one row of scores */
-    fs_buf *last;       /* [H]      final-norm output of one token */
-    fs_buf *logits_buf; /* [V] */
-    float *logits;      /* [V] host copy of the last token's logits */
+    fs_buf *last;       /* [H]        one row of x or x_norm, for lm_head */
 
-    size_t kv_stride;   /* floats per cached position: Hkv * D + FS_KV_PAD */
-    size_t kv_bytes, scratch_bytes;
+    size_t weight_bytes, scratch_bytes;
 };
 
-/* ---- session setup ---- */
+struct fs_session {
+    fs_forward *f;
+    int n_ctx;        /* capacity of the cache, tokens */
+    int pos;          /* tokens in the cache */
+    fs_buf **kv;      /* [L] each layer's keys and values, the backend's layout */
+    fs_buf *logits_buf;   /* [V] the last token's logits, where the backend computes */
+    float *logits;        /* [V] host copy, made on first use */
+    int logits_on_host;   /* logits holds the latest logits_buf */
+    volatile sig_atomic_t *cancel;
+    fs_rec *decode_rec;   /* the recorded one-token step (NULL: none yet) */
+    int no_record;        /* recording failed once: run decode steps directly */
+    size_t kv_bytes;
+};
+
+/* ---- setup ---- */
 
 /* Check one weight against the shape the config implies (the loader
  * already does; this also protects hand-built models) and upload it. */
-static int bind_weight(fs_session *s, fs_buf **out, const fs_tensor *t, const char *what,
-                       int64_t d0, int64_t d1, fs_err *e) {
+static int bind_weight(fs_forward *f, fs_buf **out, const fs_tensor *t, const char *what, int64_t d0, int64_t d1,
+                       fs_err *e) {
     const char *name = t->name ? t->name : what;
     int ndim = d1 ? 2 : 1;
     if (!t->data) return fs_errf(e, "tensor %s: missing", name);
@@ -97,36 +114,58 @@ static int bind_weight(fs_session *s, fs_buf **out, const fs_tensor *t, const ch
     size_t want = fs_tensor_bytes(t->dtype, t->ndim, t->shape, &overflow);
     if (t->nbytes != want || overflow || (fs_dtype_is_quant(t->dtype) && ndim != 2))
         return fs_errf(e, "tensor %s: %zu bytes of %s, expected %zu", name, t->nbytes, fs_dtype_name(t->dtype), want);
-    *out = s->be->upload(s->be, t, e);
-    return *out ? 0 : -1;
+    *out = f->be->upload(f->be, t, e);
+    if (!*out) return -1;
+    f->weight_bytes += f->be->buf_bytes(f->be, *out);
+    return 0;
 }
 
-static int new_act(fs_session *s, fs_buf **out, size_t n, size_t *bytes, fs_err *e) {
-    *out = s->be->alloc(s->be, n, e);
+static int new_act(fs_backend *be, fs_buf **out, size_t n, size_t *bytes, fs_err *e) {
+    *out = be->alloc(be, n, e);
     if (!*out) return -1;
-    *bytes += s->be->buf_bytes(s->be, *out);
+    *bytes += be->buf_bytes(be, *out);
     return 0;
 }
 
 static int check_config(const fs_config *c, fs_err *e) {
-    if (c->n_layers < 1 || c->hidden < 1 || c->n_heads < 1 || c->n_kv_heads < 1 ||
-        c->head_dim < 2 || c->ffn < 1 || c->vocab < 1)
+    if (c->n_layers < 1 || c->hidden < 1 || c->n_heads < 1 || c->n_kv_heads < 1 || c->head_dim < 2 || c->ffn < 1 ||
+        c->vocab < 1)
         return fs_errf(e, "config: every size (L, H, Hq, Hkv, D, I, V) must be positive");
     if (c->n_heads % c->n_kv_heads)
-        return fs_errf(e, "config: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-                       c->n_heads, c->n_kv_heads);
+        return fs_errf(e, "config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c->n_heads,
+                       c->n_kv_heads);
     if (c->head_dim % 2) return fs_errf(e, "config: head_dim %d must be even for RoPE", c->head_dim);
     if (!(c->rope_theta > 0)) return fs_errf(e, "config: rope_theta must be positive");
     if (!(c->rms_eps > 0)) return fs_errf(e, "config: rms_norm_eps must be positive");
     return 0;
 }
 
-int fs_session_new(fs_session **out, const fs_model *m, const fs_session_opts *opts, fs_err *e) {
+/* Bytes of one session's KV cache of n_ctx tokens, as f32 (what "auto"
+ * checks a GPU's free memory against; a backend's layout may pad it). */
+static int kv_cache_bytes(const fs_config *c, int n_ctx, size_t *out) {
+    size_t n;
+    return fs_mul_size((size_t)n_ctx, (size_t)c->n_kv_heads * (size_t)c->head_dim, &n) &&
+           fs_mul_size(n, 2 * sizeof(float) * (size_t)c->n_layers, out);
+}
+
+/* RoPE's frequencies as Hugging Face computes them in float32, each step
+ * rounded: inv_freq[i] = 1 / theta^(float(2i) / D). Angles are then
+ * float(p) * inv_freq[i] (backend.h, rope_kv). */
+static void rope_inv_freq(const fs_config *c, float *out) {
+    int D = c->head_dim;
+    for (int i = 0; i < D / 2; i++) {
+        float expo = (float)(2 * i) / (float)D;
+        float base_pow = (float)pow((float)c->rope_theta, (double)expo);
+        out[i] = 1.0f / base_pow;
+    }
+}
+
+int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o, fs_err *e) {
     *out = NULL;
     const fs_config *c = &m->cfg;
     if (check_config(c, e)) return -1;
 
-    int n_ctx = opts ? opts->n_ctx : 0;
+    int n_ctx = o ? o->n_ctx : 0;
     if (n_ctx < 0) return fs_errf(e, "n_ctx %d: must be positive (0 = default)", n_ctx);
     if (n_ctx == 0) {
         n_ctx = FS_DEFAULT_CTX;
@@ -134,75 +173,142 @@ int fs_session_new(fs_session **out, const fs_model *m, const fs_session_opts *o
     } else if (c->max_pos > 0 && n_ctx > c->max_pos) {
         return fs_errf(e, "n_ctx %d exceeds the model's max_position_embeddings %d", n_ctx, c->max_pos);
     }
-
-    fs_backend *be = fs_backend_new_opts(opts ? opts->backend : NULL, opts ? opts->n_threads : 0, e);
-    if (!be) return -1;
-
-    fs_session *s = fs_xcalloc(1, sizeof *s);
-    s->m = m;
-    s->be = be;
-    s->n_ctx = n_ctx;
-    s->max_batch = n_ctx < FS_MAX_BATCH ? n_ctx : FS_MAX_BATCH;
     int L = c->n_layers, H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads;
     int D = c->head_dim, I = c->ffn, V = c->vocab;
-    s->layers = fs_xcalloc((size_t)L, sizeof *s->layers);
+    int max_batch = n_ctx < FS_MAX_BATCH ? n_ctx : FS_MAX_BATCH;
 
-    /* weights (views on the CPU; copies on a GPU) */
-    if (bind_weight(s, &s->embed_tokens, &m->embed_tokens, "embed_tokens", V, H, e) ||
-        bind_weight(s, &s->norm, &m->norm, "norm", H, 0, e) ||
-        bind_weight(s, &s->lm_head, &m->lm_head, "lm_head", V, H, e))
+    /* What the model needs on the backend: the weights as stored, one
+     * session's cache, the activations (for "auto" to judge a GPU). */
+    fs_backend_opts bo = {o ? o->backend : NULL, o ? o->n_threads : 0, 0};
+    size_t kv;
+    if (!kv_cache_bytes(c, n_ctx, &kv)) return fs_errf(e, "KV cache of %d tokens overflows size_t", n_ctx);
+    bo.need_bytes = kv + (size_t)max_batch * (size_t)(2 * H + 2 * Hq * D + 2 * Hkv * D + 2 * I) * sizeof(float);
+    for (int i = 0; i < m->n_tensors; i++) bo.need_bytes += m->tensors[i].nbytes;
+
+    fs_backend *be = fs_backend_open(&bo, e);
+    if (!be) return -1;
+
+    fs_forward *f = fs_xcalloc(1, sizeof *f);
+    f->m = m;
+    f->be = be;
+    f->n_ctx = n_ctx;
+    f->max_batch = max_batch;
+    f->layers = fs_xcalloc((size_t)L, sizeof *f->layers);
+
+    if (bind_weight(f, &f->embed_tokens, &m->embed_tokens, "embed_tokens", V, H, e) ||
+        bind_weight(f, &f->norm, &m->norm, "norm", H, 0, e) ||
+        bind_weight(f, &f->lm_head, &m->lm_head, "lm_head", V, H, e))
         goto fail;
     for (int l = 0; l < L; l++) {
         const fs_layer *w = &m->layers[l];
-        layer_bufs *b = &s->layers[l];
-        if (bind_weight(s, &b->input_layernorm, &w->input_layernorm, "input_layernorm", H, 0, e) ||
-            bind_weight(s, &b->q_proj, &w->q_proj, "q_proj", (int64_t)Hq * D, H, e) ||
-            bind_weight(s, &b->k_proj, &w->k_proj, "k_proj", (int64_t)Hkv * D, H, e) ||
-            bind_weight(s, &b->v_proj, &w->v_proj, "v_proj", (int64_t)Hkv * D, H, e) ||
-            bind_weight(s, &b->q_norm, &w->q_norm, "q_norm", D, 0, e) ||
-            bind_weight(s, &b->k_norm, &w->k_norm, "k_norm", D, 0, e) ||
-            bind_weight(s, &b->o_proj, &w->o_proj, "o_proj", H, (int64_t)Hq * D, e) ||
-            bind_weight(s, &b->post_attention_layernorm, &w->post_attention_layernorm,
-                        "post_attention_layernorm", H, 0, e) ||
-            bind_weight(s, &b->gate_proj, &w->gate_proj, "gate_proj", I, H, e) ||
-            bind_weight(s, &b->up_proj, &w->up_proj, "up_proj", I, H, e) ||
-            bind_weight(s, &b->down_proj, &w->down_proj, "down_proj", H, I, e)) {
+        layer_weights *b = &f->layers[l];
+        if (bind_weight(f, &b->input_layernorm, &w->input_layernorm, "input_layernorm", H, 0, e) ||
+            bind_weight(f, &b->q_proj, &w->q_proj, "q_proj", (int64_t)Hq * D, H, e) ||
+            bind_weight(f, &b->k_proj, &w->k_proj, "k_proj", (int64_t)Hkv * D, H, e) ||
+            bind_weight(f, &b->v_proj, &w->v_proj, "v_proj", (int64_t)Hkv * D, H, e) ||
+            bind_weight(f, &b->q_norm, &w->q_norm, "q_norm", D, 0, e) ||
+            bind_weight(f, &b->k_norm, &w->k_norm, "k_norm", D, 0, e) ||
+            bind_weight(f, &b->o_proj, &w->o_proj, "o_proj", H, (int64_t)Hq * D, e) ||
+            bind_weight(f, &b->post_attention_layernorm, &w->post_attention_layernorm, "post_attention_layernorm",
+                        H, 0, e) ||
+            bind_weight(f, &b->gate_proj, &w->gate_proj, "gate_proj", I, H, e) ||
+            bind_weight(f, &b->up_proj, &w->up_proj, "up_proj", I, H, e) ||
+            bind_weight(f, &b->down_proj, &w->down_proj, "down_proj", H, I, e)) {
             fs_err_prefix(e, "layer %d", l);
             goto fail;
         }
     }
-
     /* The backend has what it reads of the weights (copies, or views it
      * maps again on use): the file's pages need not stay mapped. */
     fs_model_release_pages(m);
 
-    /* KV cache: for each layer, K and V of every position, [n_ctx, Hkv, D]
-     * with FS_KV_PAD floats after each position */
-    size_t kv_n, kv_total;
-    s->kv_stride = (size_t)Hkv * (size_t)D + FS_KV_PAD;
-    if (!fs_mul_size((size_t)n_ctx, s->kv_stride, &kv_n) || !fs_mul_size(kv_n, 8 * (size_t)L, &kv_total)) {
-        fs_errf(e, "KV cache of %d tokens overflows size_t", n_ctx);
-        goto fail;
-    }
-    for (int l = 0; l < L; l++)
-        if (new_act(s, &s->layers[l].k_cache, kv_n, &s->kv_bytes, e) ||
-            new_act(s, &s->layers[l].v_cache, kv_n, &s->kv_bytes, e)) {
-            fs_err_prefix(e, "KV cache (%d tokens)", n_ctx);
-            goto fail;
-        }
-
-    size_t B = (size_t)s->max_batch, *sb = &s->scratch_bytes;
-    if (new_act(s, &s->x, B * H, sb, e) || new_act(s, &s->x_norm, B * H, sb, e) ||
-        new_act(s, &s->q, B * Hq * D, sb, e) || new_act(s, &s->k, B * Hkv * D, sb, e) ||
-        new_act(s, &s->v, B * Hkv * D, sb, e) || new_act(s, &s->attn_out, B * Hq * D, sb, e) ||
-        new_act(s, &s->block_out, B * H, sb, e) || new_act(s, &s->ffn_gate, B * I, sb, e) ||
-        new_act(s, &s->ffn_up, B * I, sb, e) || new_act(s, &s->scores, (size_t)n_ctx, sb, e) ||
-        new_act(s, &s->last, (size_t)H, sb, e) || new_act(s, &s->logits_buf, (size_t)V, sb, e)) {
+    size_t B = (size_t)max_batch, *sb = &f->scratch_bytes;
+    if (new_act(be, &f->x, B * H, sb, e) || new_act(be, &f->x_norm, B * H, sb, e) ||
+        new_act(be, &f->q, B * Hq * D, sb, e) || new_act(be, &f->k, B * Hkv * D, sb, e) ||
+        new_act(be, &f->v, B * Hkv * D, sb, e) || new_act(be, &f->attn_out, B * Hq * D, sb, e) ||
+        new_act(be, &f->ffn_gate, B * I, sb, e) || new_act(be, &f->ffn_up, B * I, sb, e) ||
+        new_act(be, &f->last, (size_t)H, sb, e)) {
         fs_err_prefix(e, "activations");
         goto fail;
     }
-    s->logits = fs_xcalloc((size_t)V, sizeof(float));
-    s->scratch_bytes += (size_t)V * sizeof(float);
+
+    /* The backend's own scratch, for the largest shapes the ops will see. */
+    int qkv = Hq * D + 2 * Hkv * D, max_K = H, max_N = V;
+    if (Hq * D > max_K) max_K = Hq * D;
+    if (I > max_K) max_K = I;
+    if (qkv > max_N) max_N = qkv;
+    if (2 * I > max_N) max_N = 2 * I;
+    float *inv_freq = fs_xmalloc((size_t)(D / 2) * sizeof *inv_freq);
+    rope_inv_freq(c, inv_freq);
+    fs_reserve r = {max_batch, max_K, max_N, n_ctx, Hq, Hkv, D, inv_freq};
+    int rc = be->reserve(be, &r, e);
+    free(inv_freq);
+    if (rc) {
+        fs_err_prefix(e, "%s backend scratch", be->name);
+        goto fail;
+    }
+    f->scratch_bytes += be->reserved_bytes(be);
+    *out = f;
+    return 0;
+
+fail:
+    fs_forward_free(f);
+    return -1;
+}
+
+void fs_forward_free(fs_forward *f) {
+    if (!f) return;
+    fs_backend *be = f->be;
+    fs_buf *top[] = {f->embed_tokens, f->norm, f->lm_head, f->x, f->x_norm, f->q, f->k, f->v,
+                     f->attn_out, f->ffn_gate, f->ffn_up, f->last};
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (top[i]) be->free_buf(be, top[i]);
+    if (f->layers) {
+        for (int l = 0; l < f->m->cfg.n_layers; l++) {
+            layer_weights *b = &f->layers[l];
+            fs_buf *bufs[] = {b->input_layernorm, b->q_proj, b->k_proj, b->v_proj, b->q_norm, b->k_norm,
+                              b->o_proj, b->post_attention_layernorm, b->gate_proj, b->up_proj, b->down_proj};
+            for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+                if (bufs[i]) be->free_buf(be, bufs[i]);
+        }
+        free(f->layers);
+    }
+    be->destroy(be);
+    free(f);
+}
+
+const fs_model *fs_forward_model(const fs_forward *f) { return f->m; }
+fs_backend *fs_forward_backend(fs_forward *f) { return f->be; }
+int fs_forward_n_ctx(const fs_forward *f) { return f->n_ctx; }
+size_t fs_forward_weight_bytes(const fs_forward *f) { return f->weight_bytes; }
+size_t fs_forward_scratch_bytes(const fs_forward *f) { return f->scratch_bytes; }
+
+int fs_session_new(fs_session **out, fs_forward *f, int n_ctx, fs_err *e) {
+    *out = NULL;
+    const fs_config *c = &f->m->cfg;
+    if (n_ctx < 0) return fs_errf(e, "n_ctx %d: must be positive (0 = the engine's)", n_ctx);
+    if (n_ctx == 0) n_ctx = f->n_ctx;
+    if (n_ctx > f->n_ctx)
+        return fs_errf(e, "n_ctx %d exceeds the %d tokens the forward pass was set up for", n_ctx, f->n_ctx);
+    fs_backend *be = f->be;
+    fs_session *s = fs_xcalloc(1, sizeof *s);
+    s->f = f;
+    s->n_ctx = n_ctx;
+    s->kv = fs_xcalloc((size_t)c->n_layers, sizeof *s->kv);
+    for (int l = 0; l < c->n_layers; l++) {
+        s->kv[l] = be->kv_alloc(be, n_ctx, c->n_kv_heads, c->head_dim, e);
+        if (!s->kv[l]) {
+            fs_err_prefix(e, "KV cache (%d tokens)", n_ctx);
+            goto fail;
+        }
+        s->kv_bytes += be->buf_bytes(be, s->kv[l]);
+    }
+    s->logits_buf = be->alloc(be, (size_t)c->vocab, e);
+    if (!s->logits_buf) {
+        fs_err_prefix(e, "logits");
+        goto fail;
+    }
+    s->logits = fs_xcalloc((size_t)c->vocab, sizeof(float));
     *out = s;
     return 0;
 
@@ -213,26 +319,18 @@ fail:
 
 void fs_session_free(fs_session *s) {
     if (!s) return;
-    fs_backend *be = s->be;
-    fs_buf *top[] = {s->embed_tokens, s->norm, s->lm_head, s->x, s->x_norm, s->q, s->k, s->v,
-                     s->attn_out, s->block_out, s->ffn_gate, s->ffn_up, s->scores, s->last, s->logits_buf};
-    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
-        if (top[i]) be->free_buf(be, top[i]);
-    if (s->layers) {
-        for (int l = 0; l < s->m->cfg.n_layers; l++) {
-            layer_bufs *b = &s->layers[l];
-            fs_buf *bufs[] = {b->input_layernorm, b->q_proj, b->k_proj, b->v_proj, b->q_norm, b->k_norm,
-                              b->o_proj, b->post_attention_layernorm, b->gate_proj, b->up_proj,
-                              b->down_proj, b->k_cache, b->v_cache};
-            for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-                if (bufs[i]) be->free_buf(be, bufs[i]);
-        }
-        free(s->layers);
-    }
+    fs_backend *be = s->f->be;
+    if (s->decode_rec) be->rec_free(be, s->decode_rec);
+    if (s->kv)
+        for (int l = 0; l < s->f->m->cfg.n_layers; l++)
+            if (s->kv[l]) be->free_buf(be, s->kv[l]);
+    free(s->kv);
+    if (s->logits_buf) be->free_buf(be, s->logits_buf);
     free(s->logits);
-    be->destroy(be);
     free(s);
 }
+
+void fs_session_set_cancel(fs_session *s, volatile sig_atomic_t *flag) { s->cancel = flag; }
 
 /* ---- the forward pass ---- */
 
@@ -246,82 +344,101 @@ typedef struct {
     int t0;
 } debug_out;
 
-static void save_checkpoint(fs_session *s, const debug_out *dbg, int c, const fs_buf *src, int T) {
+static void save_checkpoint(fs_forward *f, const debug_out *dbg, int c, const fs_buf *src, int T) {
     if (!dbg || !dbg->checkpoints) return;
-    size_t H = (size_t)s->m->cfg.hidden;
+    size_t H = (size_t)f->m->cfg.hidden;
     float *dst = dbg->checkpoints + ((size_t)c * (size_t)dbg->n_total + (size_t)dbg->t0) * H;
-    s->be->read(s->be, src, 0, dst, (size_t)T * H);
+    f->be->read(f->be, src, 0, dst, (size_t)T * H);
 }
 
-/* Two or three matmuls of the same input x [T, K] (W3 may be NULL): one
- * matmul_n call where the backend has it, otherwise one matmul each. */
-static void matmul3(fs_backend *be, const fs_buf *x, const fs_buf *W1, fs_buf *y1, int N1, const fs_buf *W2,
-                    fs_buf *y2, int N2, const fs_buf *W3, fs_buf *y3, int N3, int T, int K) {
-    const fs_buf *W[3] = {W1, W2, W3};
-    fs_buf *y[3] = {y1, y2, y3};
-    int N[3] = {N1, N2, N3}, n = W3 ? 3 : 2;
-    if (be->matmul_n) {
-        be->matmul_n(be, x, n, W, y, T, K, N);
-        return;
-    }
-    for (int i = 0; i < n; i++) be->matmul(be, x, W[i], y[i], T, K, N[i]);
-}
-
-/* One chunk of T <= max_batch tokens at positions s->pos .. s->pos+T-1. */
-static void forward_chunk(fs_session *s, const int *ids, int T, const debug_out *dbg) {
-    fs_backend *be = s->be;
-    const fs_config *c = &s->m->cfg;
+/* The ops of one chunk of T tokens (the step was set). Returns 0, or
+ * FS_EVAL_CANCELLED when the session's cancel flag was seen at a layer
+ * boundary (stoppable = 0 while recording: a record is all or nothing). */
+static int forward_ops(fs_session *s, int T, const debug_out *dbg, int stoppable) {
+    fs_forward *f = s->f;
+    fs_backend *be = f->be;
+    const fs_config *c = &f->m->cfg;
     int H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim, I = c->ffn, V = c->vocab;
     float eps = (float)c->rms_eps;
-    int pos0 = s->pos;
-    size_t kv_row = (size_t)Hkv * (size_t)D;   /* one token's K (or V) */
 
-    be->embed(be, s->embed_tokens, ids, T, H, s->x);
-    save_checkpoint(s, dbg, 0, s->x, T);
+    be->embed(be, f->embed_tokens, H, f->x);
+    save_checkpoint(f, dbg, 0, f->x, T);
 
     for (int l = 0; l < c->n_layers; l++) {
-        layer_bufs *w = &s->layers[l];
+        if (stoppable && s->cancel && *s->cancel) return FS_EVAL_CANCELLED;
+        layer_weights *w = &f->layers[l];
 
-        /* attention block */
-        be->rmsnorm(be, s->x, w->input_layernorm, s->x_norm, T, H, eps);
-        matmul3(be, s->x_norm, w->q_proj, s->q, Hq * D, w->k_proj, s->k, Hkv * D, w->v_proj, s->v, Hkv * D, T, H);
-        be->rmsnorm(be, s->q, w->q_norm, s->q, T * Hq, D, eps);
-        be->rmsnorm(be, s->k, w->k_norm, s->k, T * Hkv, D, eps);
-        be->rope(be, s->q, T, Hq, D, pos0, c->rope_theta);
-        be->rope(be, s->k, T, Hkv, D, pos0, c->rope_theta);
-        /* each token's K and V row goes to its position in the cache */
-        for (int t = 0; t < T; t++) {
-            be->copy(be, s->k, (size_t)t * kv_row, w->k_cache, (size_t)(pos0 + t) * s->kv_stride, kv_row);
-            be->copy(be, s->v, (size_t)t * kv_row, w->v_cache, (size_t)(pos0 + t) * s->kv_stride, kv_row);
-        }
-        be->attention(be, s->q, w->k_cache, w->v_cache, s->kv_stride, s->attn_out, s->scores, T, pos0, Hq, Hkv, D);
-        be->matmul(be, s->attn_out, w->o_proj, s->block_out, T, Hq * D, H);
-        be->add(be, s->x, s->block_out, (size_t)T * H);
+        /* attention block: x += attention(rope(qk_norm(rmsnorm(x) W_qkv))) W_o */
+        fs_mm_in attn_in = {f->x, w->input_layernorm, eps, NULL};
+        fs_linear qkv[3] = {{w->q_proj, f->q, Hq * D, 0}, {w->k_proj, f->k, Hkv * D, 0}, {w->v_proj, f->v, Hkv * D, 0}};
+        be->matmul(be, &attn_in, T, H, qkv, 3);
+        be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, s->kv[l], Hq, Hkv, D);
+        be->attention(be, f->q, s->kv[l], f->attn_out, Hq, Hkv, D);
+        fs_mm_in o_in = {f->attn_out, NULL, 0, NULL};
+        fs_linear o = {w->o_proj, f->x, H, 1};
+        be->matmul(be, &o_in, T, Hq * D, &o, 1);
 
-        /* MLP block */
-        be->rmsnorm(be, s->x, w->post_attention_layernorm, s->x_norm, T, H, eps);
-        matmul3(be, s->x_norm, w->gate_proj, s->ffn_gate, I, w->up_proj, s->ffn_up, I, NULL, NULL, 0, T, H);
-        be->swiglu(be, s->ffn_gate, s->ffn_up, s->ffn_gate, (size_t)T * I);
-        be->matmul(be, s->ffn_gate, w->down_proj, s->block_out, T, I, H);
-        be->add(be, s->x, s->block_out, (size_t)T * H);
+        /* MLP block: x += (silu(g) * u) W_down, g, u = rmsnorm(x) W_gate, W_up */
+        fs_mm_in mlp_in = {f->x, w->post_attention_layernorm, eps, NULL};
+        fs_linear gate_up[2] = {{w->gate_proj, f->ffn_gate, I, 0}, {w->up_proj, f->ffn_up, I, 0}};
+        be->matmul(be, &mlp_in, T, H, gate_up, 2);
+        fs_mm_in down_in = {f->ffn_gate, NULL, 0, f->ffn_up};
+        fs_linear down = {w->down_proj, f->x, H, 1};
+        be->matmul(be, &down_in, T, I, &down, 1);
 
-        save_checkpoint(s, dbg, 1 + l, s->x, T);
+        save_checkpoint(f, dbg, 1 + l, f->x, T);
     }
 
-    /* final norm on every row (cheap), lm_head on the rows someone reads:
-     * the last one normally, every one for the debug entry point. */
-    be->rmsnorm(be, s->x, s->norm, s->x_norm, T, H, eps);
-    save_checkpoint(s, dbg, c->n_layers + 1, s->x_norm, T);
-    int first = (dbg && dbg->logits_all) ? 0 : T - 1;
+    /* lm_head on the rows someone reads: the last one normally (its final
+     * norm folded into the matmul), every one for the debug entry point
+     * (which also wants the final norm's output of every row). */
+    fs_linear head = {f->lm_head, s->logits_buf, V, 0};
+    if (!dbg) {
+        const fs_buf *row = f->x;
+        if (T > 1) {
+            be->copy(be, f->x, (size_t)(T - 1) * H, f->last, 0, (size_t)H);
+            row = f->last;
+        }
+        fs_mm_in head_in = {row, f->norm, eps, NULL};
+        be->matmul(be, &head_in, 1, H, &head, 1);
+        return 0;
+    }
+    be->rmsnorm(be, f->x, f->norm, f->x_norm, T, H, eps);
+    save_checkpoint(f, dbg, c->n_layers + 1, f->x_norm, T);
+    int first = dbg->logits_all ? 0 : T - 1;
     for (int t = first; t < T; t++) {
-        be->copy(be, s->x_norm, (size_t)t * H, s->last, 0, (size_t)H);
-        be->matmul(be, s->last, s->lm_head, s->logits_buf, 1, H, V);
-        if (dbg && dbg->logits_all)
+        be->copy(be, f->x_norm, (size_t)t * H, f->last, 0, (size_t)H);
+        fs_mm_in head_in = {f->last, NULL, 0, NULL};
+        be->matmul(be, &head_in, 1, H, &head, 1);
+        if (dbg->logits_all)
             be->read(be, s->logits_buf, 0, dbg->logits_all + ((size_t)dbg->t0 + (size_t)t) * (size_t)V, (size_t)V);
     }
-    be->read(be, s->logits_buf, 0, s->logits, (size_t)V);
-    be->sync(be);
-    s->pos += T;
+    return 0;
+}
+
+/* What record() runs: the ops of a one-token step, nothing else. */
+static void decode_ops(void *ctx) { forward_ops(ctx, 1, NULL, 0); }
+
+/* One chunk of T <= max_batch tokens at positions s->pos .. s->pos+T-1. */
+static int forward_chunk(fs_session *s, const int *ids, int T, const debug_out *dbg) {
+    fs_backend *be = s->f->be;
+    if (!dbg && s->cancel && *s->cancel) return FS_EVAL_CANCELLED;   /* a replayed step has no layer boundary */
+    be->set_step(be, ids, T, s->pos);
+    if (T == 1 && !dbg && be->record && !s->no_record) {
+        if (!s->decode_rec) {
+            fs_err ignored;   /* a backend that cannot record still runs the ops */
+            s->decode_rec = be->record(be, decode_ops, s, &ignored);
+            s->no_record = !s->decode_rec;
+        }
+        if (s->decode_rec) {
+            be->replay(be, s->decode_rec);
+            s->pos += 1;
+            return 0;
+        }
+    }
+    int r = forward_ops(s, T, dbg, !dbg);
+    if (r == 0) s->pos += T;
+    return r;
 }
 
 /* Checks first, so a failed call changes nothing; then chunks. */
@@ -329,19 +446,22 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
     if (n < 1 || !ids) return fs_errf(e, "eval: no tokens given (n = %d)", n);
     if (n > s->n_ctx - s->pos)
         return fs_errf(e, "context full: %d tokens in the cache + %d new > n_ctx %d", s->pos, n, s->n_ctx);
-    int V = s->m->cfg.vocab;
+    int V = s->f->m->cfg.vocab;
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return fs_errf(e, "token id %d at index %d is out of range [0, %d)", ids[i], i, V);
 
     debug_out dbg = {checkpoints, logits_all, n, 0};
-    int debug = logits_all || checkpoints;
-    for (int t0 = 0; t0 < n; t0 += s->max_batch) {
-        int T = n - t0 < s->max_batch ? n - t0 : s->max_batch;
+    int debug = logits_all || checkpoints, r = 0, pos_start = s->pos;
+    s->logits_on_host = 0;
+    for (int t0 = 0; t0 < n && r == 0; t0 += s->f->max_batch) {
+        int T = n - t0 < s->f->max_batch ? n - t0 : s->f->max_batch;
         dbg.t0 = t0;
-        forward_chunk(s, ids + t0, T, debug ? &dbg : NULL);
+        r = forward_chunk(s, ids + t0, T, debug ? &dbg : NULL);
     }
-    return 0;
+    s->f->be->sync(s->f->be);
+    if (r == FS_EVAL_CANCELLED) fs_errf(e, "cancelled after %d of %d tokens", s->pos - pos_start, n);
+    return r;
 }
 
 int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e) {
@@ -352,17 +472,29 @@ int fs_session_eval_debug(fs_session *s, const int *ids, int n, float *logits_al
     return eval_common(s, ids, n, logits_all, checkpoints, e);
 }
 
-const float *fs_session_logits(const fs_session *s) { return s->logits; }
+const float *fs_session_logits(fs_session *s) {
+    if (!s->logits_on_host) {
+        fs_backend *be = s->f->be;
+        be->read(be, s->logits_buf, 0, s->logits, (size_t)s->f->m->cfg.vocab);
+        s->logits_on_host = 1;
+    }
+    return s->logits;
+}
+
+int fs_session_argmax(fs_session *s) {
+    fs_backend *be = s->f->be;
+    return be->argmax(be, s->logits_buf, s->f->m->cfg.vocab);
+}
+
 int fs_session_pos(const fs_session *s) { return s->pos; }
 int fs_session_n_ctx(const fs_session *s) { return s->n_ctx; }
 size_t fs_session_kv_bytes(const fs_session *s) { return s->kv_bytes; }
-size_t fs_session_scratch_bytes(const fs_session *s) { return s->scratch_bytes; }
-const fs_model *fs_session_model(const fs_session *s) { return s->m; }
-int fs_session_max_batch(const fs_session *s) { return s->max_batch; }
+fs_forward *fs_session_forward(fs_session *s) { return s->f; }
+const fs_model *fs_session_model(const fs_session *s) { return s->f->m; }
 
 /* The cache beyond n is not cleared: attention reads positions < pos only,
- * and the next eval overwrites them. fs_session_logits() keeps the old
- * values until the next eval. */
+ * and the next eval overwrites them. The logits keep the old values until
+ * the next eval. */
 void fs_session_truncate(fs_session *s, int n) {
     if (n < 0) n = 0;
     if (n < s->pos) s->pos = n;

@@ -65,10 +65,10 @@ static void fill(float *x, int k) {
 static void test_layout(void) {
     CHECK_EQ_INT(sizeof(fs_block_q8_0), 34);
     CHECK_EQ_INT(sizeof(fs_block_q4_0), 18);
-    CHECK_EQ_INT(fs_quant_row_bytes(FS_DTYPE_Q8_0, 1024), 32 * 34);
-    CHECK_EQ_INT(fs_quant_row_bytes(FS_DTYPE_Q4_0, 3072), 96 * 18);
-    CHECK_EQ_INT(fs_quant_row_bytes(FS_DTYPE_Q4_0, 33), 0);
-    CHECK_EQ_INT(fs_quant_row_bytes(FS_DTYPE_BF16, 33), 66);
+    CHECK_EQ_INT(fs_dtype_row_bytes(FS_DTYPE_Q8_0, 1024), 32 * 34);
+    CHECK_EQ_INT(fs_dtype_row_bytes(FS_DTYPE_Q4_0, 3072), 96 * 18);
+    CHECK_EQ_INT(fs_dtype_row_bytes(FS_DTYPE_Q4_0, 33), 0);
+    CHECK_EQ_INT(fs_dtype_row_bytes(FS_DTYPE_BF16, 33), 66);
     CHECK_STR(fs_dtype_name(FS_DTYPE_Q8_0), "Q8_0");
     CHECK_STR(fs_dtype_name(FS_DTYPE_Q4_0), "Q4_0");
     CHECK_EQ_INT(fs_dtype_size(FS_DTYPE_Q8_0), 0);
@@ -309,21 +309,25 @@ static void test_vec_dot(void) {
 /* Reference backend matmul: quantized W vs the dequantized W as f32. */
 static void test_matmul(void) {
     fs_err e;
-    fs_backend *be = fs_backend_cpu_new(&e);
+    fs_backend_opts bo = {"cpu-ref", 0, 0};
+    fs_backend *be = fs_backend_open(&bo, &e);
     CHECK(be != NULL);
     if (!be) return;
+    float inv_freq[1] = {1};
+    fs_reserve r = {7, 256, 33, 8, 1, 1, 2, inv_freq};
+    CHECK(be->reserve(be, &r, &e) == 0);
     static const int shapes[][3] = {{1, 32, 5}, {3, 64, 7}, {7, 96, 16}, {1, 256, 33}};
     int bad = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int T = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
         float *W = malloc((size_t)N * K * 4), *Wd = malloc((size_t)N * K * 4), *x = malloc((size_t)T * K * 4);
         float *y1 = malloc((size_t)T * N * 4), *y2 = malloc((size_t)T * N * 4);
-        void *Wq = malloc((size_t)N * fs_quant_row_bytes(FS_DTYPE_Q8_0, K));
+        void *Wq = malloc((size_t)N * fs_dtype_row_bytes(FS_DTYPE_Q8_0, K));
         fill(W, N * K);
         fill(x, T * K);
         for (int kind = 0; kind < 2; kind++) {
             fs_dtype dt = kind ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
-            size_t rb = fs_quant_row_bytes(dt, K);
+            size_t rb = fs_dtype_row_bytes(dt, K);
             for (int n = 0; n < N; n++) {
                 uint8_t *row = (uint8_t *)Wq + (size_t)n * rb;
                 if (kind) {
@@ -340,15 +344,18 @@ static void test_matmul(void) {
             fs_buf *bq = be->upload(be, &tq, &e), *bf = be->upload(be, &tf, &e);
             fs_buf *bx = be->alloc(be, (size_t)T * K, &e), *by = be->alloc(be, (size_t)T * N, &e);
             be->write(be, bx, 0, x, (size_t)T * K);
-            be->matmul(be, bx, bq, by, T, K, N);
+            fs_mm_in in = {bx, NULL, 0, NULL};
+            fs_linear oq = {bq, by, N, 0}, of = {bf, by, N, 0};
+            be->matmul(be, &in, T, K, &oq, 1);
             be->read(be, by, 0, y1, (size_t)T * N);
-            be->matmul(be, bx, bf, by, T, K, N);
+            be->matmul(be, &in, T, K, &of, 1);
             be->read(be, by, 0, y2, (size_t)T * N);
             for (int i = 0; i < T * N; i++) bad += y1[i] != y2[i];
             /* embed on a quantized table = its dequantized rows */
             int ids[3] = {0, N - 1, N / 2};
             fs_buf *be1 = be->alloc(be, (size_t)3 * K, &e);
-            be->embed(be, bq, ids, 3, K, be1);
+            be->set_step(be, ids, 3, 0);
+            be->embed(be, bq, K, be1);
             float *er = malloc((size_t)3 * K * 4);
             be->read(be, be1, 0, er, (size_t)3 * K);
             for (int t = 0; t < 3; t++)
@@ -384,12 +391,18 @@ static int write_config(const char *dir, int tied) {
 }
 
 static int run_logits(const fs_model *m, const int *ids, int n, float *out, fs_err *e) {
+    fs_forward *f;
     fs_session *s;
-    fs_session_opts o = {.n_ctx = 64, .backend = "cpu-ref"};
-    if (fs_session_new(&s, m, &o, e)) return -1;
+    fs_forward_opts o = {.n_ctx = 64, .backend = "cpu-ref"};
+    if (fs_forward_new(&f, m, &o, e)) return -1;
+    if (fs_session_new(&s, f, 0, e)) {
+        fs_forward_free(f);
+        return -1;
+    }
     int rc = fs_session_eval(s, ids, n, e);
     if (!rc) memcpy(out, fs_session_logits(s), (size_t)m->cfg.vocab * sizeof(float));
     fs_session_free(s);
+    fs_forward_free(f);
     return rc;
 }
 
@@ -436,7 +449,7 @@ static void test_convert(void) {
             if (tied) CHECK(m.lm_head.data == m.embed_tokens.data);
             else CHECK(m.lm_head.data != m.embed_tokens.data);
             if (fs_dtype_is_quant(to[k]))
-                CHECK_EQ_INT(m.layers[0].gate_proj.nbytes, 256 * fs_quant_row_bytes(to[k], 128));
+                CHECK_EQ_INT(m.layers[0].gate_proj.nbytes, 256 * fs_dtype_row_bytes(to[k], 128));
             CHECK(run_logits(&m, ids, n, l1, &e) == 0);
             double se = 0, s0 = 0;
             int argmax0 = 0, argmax1 = 0;
