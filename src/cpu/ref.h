@@ -1,10 +1,13 @@
-/* cpu.h - private to the CPU backend: what a buffer is, and the ops.
+/* ref.h - private to the CPU backends: what a buffer is, the reference
+ * backend's state, and its ops.
  *
  * A CPU buffer is plain host memory. Activations are f32 arrays the backend
  * allocated; weights are views into the model's mmap (or the model's
- * converted copy, quant.c) in their dtype (bf16, f16, f32, Q8_0 or Q4_0) and
- * are converted to f32 element by element as the ops read them. Each op lives in its own file (src/cpu/OP.c) and opens with its
- * math and shapes; backend_cpu.c puts them into the fs_backend table.
+ * converted copy, quant.c) in their dtype (bf16, f16, f32, Q8_0 or Q4_0),
+ * converted to f32 as the ops read them; a KV cache is one f32 array, the
+ * keys of every position and then the values. Each op lives in its own
+ * file (src/cpu/OP.c) and opens with its math and shapes; backend_ref.c
+ * puts them into the fs_backend table.
  *
  * Numerics (the choice every op follows): inputs are f32 (or 16-bit weights
  * widened exactly to f32), every reduction - dot products, sums of squares,
@@ -13,52 +16,99 @@
  * then closer to the exact answer than any f32 implementation, so its
  * distance to PyTorch's f32 is PyTorch's own rounding error, and faster
  * versions (SIMD, threads, GPU) are tested against it with a tolerance.
+ * A fused op (backend.h) is the unfused sequence: each intermediate is
+ * rounded to f32 where that sequence would store it.
+ *
+ * The CPU backend ("cpu", cpu_backend.h) builds on this: its buffers begin
+ * with a struct fs_buf and its state with an fs_ref, so it can hand any op
+ * it has no faster version of to the functions below.
  *
  * Docs: docs/forward.md
  */
-#ifndef FS_CPU_H
-#define FS_CPU_H
+#ifndef FS_CPU_REF_H
+#define FS_CPU_REF_H
 
 #include "backend.h"
 
 struct fs_buf {
-    fs_dtype dtype;   /* F32 for everything alloc'd; a weight keeps its own */
+    fs_dtype dtype;   /* F32 for activations and KV caches; a weight keeps its own */
     size_t n;         /* elements */
     void *data;
-    int is_view;      /* 1: points into the model's mmap, not ours to free */
-    int x8;           /* fast backend: Q8_0/Q4_0 rows interleaved by 8 (repack.c) */
-    int refs;         /* fast backend: users of an arena buffer (a weight uploaded twice: 2) */
-    int cols;         /* weights: K, the row length (0 for activations) */
-    int arena;        /* fast backend: data lives in arena arena - 1 (0: not) */
+    int cols;         /* weights: K, the row length (0 otherwise) */
+    int is_view;      /* 1: the model's memory (upload), not ours to free */
+    /* KV caches (kv_alloc): n_ctx positions of kv_stride floats, the keys
+     * of all of them and then the values; position p's head g starts at
+     * p * kv_stride + g * D. kv_stride >= Hkv * D: a backend may pad. */
+    int n_ctx;
+    size_t kv_stride;
 };
 
-static inline const float *cpu_f32(const fs_buf *b) { return (const float *)b->data; }
-static inline float *cpu_f32_mut(fs_buf *b) { return (float *)b->data; }
-
-/* Element i of a buffer of any dtype, as f32 (exact: bf16 and f16 widen
- * without rounding). For per-element reads outside the matmul inner loop. */
-static inline float cpu_get(const fs_buf *b, size_t i) {
-    switch (b->dtype) {
-    case FS_DTYPE_BF16: return fs_bf16_to_f32(((const uint16_t *)b->data)[i]);
-    case FS_DTYPE_F16: return fs_f16_to_f32(((const uint16_t *)b->data)[i]);
-    case FS_DTYPE_Q8_0: case FS_DTYPE_Q4_0: {
-        /* element i of block i / 32 (rows are whole blocks), d * q exactly as
-         * fs_dequantize_row_* computes it */
-        fs_tensor t = {.dtype = b->dtype, .data = b->data};
-        return fs_tensor_get_f32(&t, i);
-    }
-    case FS_DTYPE_F32: break;
-    }
-    return ((const float *)b->data)[i];
+static inline const float *buf_f32(const fs_buf *b) { return (const float *)b->data; }
+static inline float *buf_f32_mut(fs_buf *b) { return (float *)b->data; }
+static inline float *kv_keys(const fs_buf *cache) { return (float *)cache->data; }
+static inline float *kv_values(const fs_buf *cache) {
+    return (float *)cache->data + (size_t)cache->n_ctx * cache->kv_stride;
 }
 
-void fs_cpu_embed(fs_backend *b, const fs_buf *table, const int *ids, int T, int H, fs_buf *out);
-void fs_cpu_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
-void fs_cpu_matmul(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N);
-void fs_cpu_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta);
-void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                      size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D);
-void fs_cpu_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n);
-void fs_cpu_add(fs_backend *b, fs_buf *x, const fs_buf *y, size_t n);
+/* Element i of a buffer in any layout the reference reads (not the CPU
+ * backend's x8 weights), as f32: tensor.c's getter. */
+static inline float buf_get(const fs_buf *b, size_t i) {
+    fs_tensor t = {.dtype = b->dtype, .data = b->data};
+    return fs_tensor_get_f32(&t, i);
+}
+
+/* The reference backend's state, and the first part of the CPU backend's:
+ * the step (set_step) and the scratch every CPU op may read, all allocated
+ * by reserve. */
+typedef struct fs_ref {
+    int *ids;         /* [max_T] the step's token ids */
+    int max_T, T, pos0;
+    /* RoPE: cos and sin of every position's angles, [n_ctx][D]: for
+     * position p, rope[p * D + i] = cos(p * inv_freq[i]) and
+     * rope[p * D + D/2 + i] = sin(...), i < D/2 */
+    float *rope;
+    int rope_ctx, rope_D;
+    float *scores;    /* [n_ctx] one row of attention scores */
+    float *x_in;      /* [max_T, max_K] a matmul's input after its rmsnorm / SwiGLU */
+    float *w_rows;    /* [FS_REF_ROWS, max_K] the reference matmul's weight rows as f32 */
+    size_t reserved;  /* bytes of all of the above */
+    char describe[256];
+} fs_ref;
+
+/* Weight rows the reference matmul computes together (matmul.c). */
+#define FS_REF_ROWS 4
+
+/* Both backends' ctx begins with an fs_ref. */
+static inline fs_ref *ref_ctx(fs_backend *b) { return (fs_ref *)b->ctx; }
+
+/* The part of reserve both backends share: the step's ids, the rope table,
+ * the scores row and the matmul input (w_rows only if with_w_rows). 0, or
+ * -1 with e filled (out of memory, with the size). fs_ref_free releases it. */
+int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e);
+void fs_ref_free(fs_ref *r);
+/* describe's line: this machine's CPU, then what runs on it. */
+void fs_ref_describe(fs_ref *r, const char *kernels);
+
+/* The ops (backend.h signatures). */
+void fs_ref_write(fs_backend *b, fs_buf *dst, size_t off, const float *src, size_t n);
+void fs_ref_read(fs_backend *b, const fs_buf *src, size_t off, float *dst, size_t n);
+void fs_ref_set_step(fs_backend *b, const int *ids, int T, int pos0);
+void fs_ref_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
+void fs_ref_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
+void fs_ref_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
+void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *cache, int Hq, int Hkv, int D);
+void fs_ref_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
+void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
+int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
+
+/* The steps inside them, for the fused ops and the CPU backend's tails:
+ *   rmsnorm_row  y[0..n) = x / sqrt(mean(x^2) + eps) * w     (y may be x)
+ *   swiglu       o[i] = silu(g[i]) * u[i], i < n             (o may be g)
+ *   rope_pairs   rotate the pairs (x[i], x[i + half]), i0 <= i < half, by
+ *                the angles whose cos / sin are c[i] / s[i] */
+void fs_ref_rmsnorm_row(const float *x, const fs_buf *w, float *y, int n, float eps);
+void fs_ref_swiglu(const float *g, const float *u, float *o, size_t n);
+void fs_ref_rope_pairs(float *x, const float *c, const float *s, int i0, int half);
 
 #endif
