@@ -1,18 +1,20 @@
-/* backend_fast.c - the fast CPU backend ("cpu", the default).
+/* backend_cpu.c - the CPU backend ("cpu"): memory, reserve, the op table.
  *
- * It is the reference backend ("cpu-ref", backend_cpu.c) with the hot ops
- * replaced: the same buffers (host memory, weights as views into the mmap,
- * except repacked quantized matrices and the KV cache, see below) and the
- * same cheap ops (add, copy), plus
- *   matmul     SIMD (AVX2 / NEON / scalar) on all threads  matmul_fast.c, matmul_quant.c
- *   attention  threads; GEMM tiles for a prompt            attention_fast.c
- *   rope       threads over tokens                         rope_fast.c
- *   swiglu     threads, f32 exp (8 at a time with AVX2)    swiglu_fast.c
- *   rmsnorm    AVX2 (still summing squares in double)      rmsnorm_fast.c
+ * It is the reference backend ("cpu-ref", backend_ref.c) with the hot ops
+ * replaced. The same host memory, except that big buffers - repacked
+ * quantized weights, copies of file-backed weights, the KV cache - live in
+ * huge-page arenas (below), and the same cheap ops (copy, argmax, the
+ * step), plus
+ *   matmul     SIMD (AVX2 / NEON / scalar) on all threads, the input's
+ *              rmsnorm / SwiGLU and the residual add folded in
+ *                                                   matmul_cpu.c, matmul_float.c, matmul_quant.c
+ *   attention  threads; GEMM tiles for a prompt     attention_cpu.c
+ *   rope_kv    threads over tokens                  rope_kv_cpu.c
+ *   rmsnorm    AVX2 (still summing squares in double)  rmsnorm_cpu.c
  *
- * Everything it needs is allocated here, once: the thread pool (created
- * when the session creates the backend; no thread is ever started per op)
- * and each thread's weight-panel buffer for the GEMM.
+ * Everything it needs is allocated before the first op: the thread pool
+ * when the backend is created (no thread is ever started per op), the
+ * scratch of every op by reserve().
  *
  * Docs: docs/forward.md
  */
@@ -26,20 +28,69 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "fast.h"
-#include "quant.h"
+#include "cpu_backend.h"
 #include "safetensors.h"
+
+/* ---- which kernels ---- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+static int have_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int f16c = (c >> 29) & 1, fma = (c >> 12) & 1;
+    /* __builtin_cpu_supports also checks that the OS saves the YMM state */
+    return f16c && fma && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+/* AVX-VNNI (VEX-encoded vpdpbusd: Zen 5, Intel Alder Lake and later):
+ * cpuid leaf 7, subleaf 1, EAX bit 4. The YMM state check is have_avx2's. */
+static int have_avx_vnni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 4) & 1;
+}
+#endif
+
+fs_isa fs_cpu_detect_isa(void) {
+    const char *force = getenv("FS_ISA");
+    if (force && !strcmp(force, "scalar")) return FS_ISA_SCALAR;
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_avx2()) return FS_ISA_AVX2;
+#elif defined(__ARM_NEON)
+    return FS_ISA_NEON;
+#endif
+    return FS_ISA_SCALAR;
+}
+
+int fs_cpu_detect_vnni(fs_isa isa) {
+    const char *force = getenv("FS_ISA");
+    if (isa != FS_ISA_AVX2 || (force && !strcmp(force, "avx2"))) return 0;
+#if (defined(__x86_64__) || defined(__i386__)) && FS_HAVE_VNNI_TARGET
+    return have_avx_vnni();
+#else
+    return 0;
+#endif
+}
+
+const char *fs_cpu_isa_name(fs_isa isa, int vnni) {
+    switch (isa) {
+    case FS_ISA_AVX2: return vnni ? "avx2+avx-vnni" : "avx2";
+    case FS_ISA_NEON: return "neon";
+    case FS_ISA_SCALAR: break;
+    }
+    return "scalar";
+}
+
+/* ---- arenas ---- */
 
 /* Repacked weights and big activation buffers go to arenas: anonymous
  * mappings of at least ARENA_BYTES, 2 MiB aligned and marked for
- * transparent huge pages, handed out front to back. A decode step streams every weight once, and with 4
- * KiB pages that is a TLB miss every 4 KiB - 155k page walks per Q8_0
- * token, each a two-level (guest + host) walk in a VM. On the dev VM,
- * alternating runs of tg64 with malloc'd (4 KiB-page) and arena weights:
- * Q8_0 31 / 69 / 17 / 64 tok/s vs 75 / 76 / 77 / 72, Q4_0 77 / 105 / 64 /
- * 103 vs 119 / 124 / 122 / 105 - the small pages fell apart whenever the
- * host was busy. An arena is reset when its last buffer is freed; all are
- * unmapped with the backend. */
+ * transparent huge pages, handed out front to back. A decode step streams
+ * every weight once, and with 4 KiB pages that is a TLB miss every 4 KiB -
+ * 155k page walks per Q8_0 token, each a two-level (guest + host) walk in
+ * a VM; measured, decode speed with 4 KiB pages fell apart whenever the
+ * host was busy (docs/bench.md). An arena is reset when its last buffer is
+ * freed; all are unmapped with the backend. */
 #define ARENA_BYTES (64u << 20)
 #define HUGE_PAGE (2u << 20)
 
@@ -56,9 +107,9 @@ static void *map_huge(size_t len) {
 
 /* Room for element n of an array of *cap elements of elem bytes: arr
  * itself, or arr grown to twice its capacity (first: the first one) - the
- * caller stores the result; NULL, arr untouched, when out of memory. The
- * upload path returns an error then rather than abort (fs_xrealloc). */
-static void *reserve(void *arr, int *cap, int n, int first, size_t elem) {
+ * caller stores the result; NULL, arr untouched, when out of memory (the
+ * upload path returns an error then rather than abort). */
+static void *grow(void *arr, int *cap, int n, int first, size_t elem) {
     if (n < *cap) return arr;
     int c = *cap ? 2 * *cap : first;
     void *p = realloc(arr, (size_t)c * elem);
@@ -66,11 +117,11 @@ static void *reserve(void *arr, int *cap, int n, int first, size_t elem) {
     return p;
 }
 
-static void *arena_alloc(fs_fast *f, size_t bytes, int *arena) {
+static void *arena_alloc(fs_cpu *f, size_t bytes, int *arena) {
     bytes = (bytes + 63) / 64 * 64;
     struct fs_arena *a = f->n_arenas ? &f->arenas[f->n_arenas - 1] : NULL;
     if (!a || a->len - a->used < bytes) {
-        struct fs_arena *grown = reserve(f->arenas, &f->cap_arenas, f->n_arenas, 8, sizeof *f->arenas);
+        struct fs_arena *grown = grow(f->arenas, &f->cap_arenas, f->n_arenas, 8, sizeof *f->arenas);
         if (!grown) return NULL;
         f->arenas = grown;
         size_t len = bytes > ARENA_BYTES ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : ARENA_BYTES;
@@ -88,12 +139,14 @@ static void *arena_alloc(fs_fast *f, size_t bytes, int *arena) {
     return p;
 }
 
-static void arena_free(fs_fast *f, int arena) {
+static void arena_free(fs_cpu *f, int arena) {
     struct fs_arena *a = &f->arenas[arena - 1];
     if (--a->live > 0) return;
     madvise(a->base, a->used, MADV_DONTNEED);   /* give the memory back, keep the range */
     a->used = 0;
 }
+
+/* ---- buffers ---- */
 
 /* Weights. The reference backend's weights are views into the mmap'd file,
  * which the kernel maps with 4 KiB pages. This backend moves every weight
@@ -110,13 +163,12 @@ static void arena_free(fs_fast *f, int arena) {
  * (fs_model_release_pages). That matters for the small ones too: the page
  * cache may hold the file in 2 MiB folios, and a fault maps a whole folio
  * - the 112 norm weights of Qwen3-0.6B, 2-4 KiB each, read as views, kept
- * 160 MB of the Q8_0 file mapped (peak RSS 918 MiB, 760 without). A
- * tensor uploaded twice (Qwen3's tied embedding and lm_head) shares one
- * copy: uploads of the same data are counted in buf->refs. Measured on
- * the dev VM (tg128, bf16, alternating runs): see docs/forward.md. The
- * big ones are moved in pieces of MOVE_PIECE bytes (whole groups of 8
- * rows): a piece of the file is read in, moved, and released, so at most a
- * piece is resident twice, not the 165 MB Q8_0 embedding. */
+ * 160 MB of the Q8_0 file mapped (docs/bench.md). A tensor uploaded twice
+ * (Qwen3's tied embedding and lm_head) shares one copy: uploads of the
+ * same data are counted in buf->refs. The big ones are moved in pieces of
+ * MOVE_PIECE bytes (whole groups of 8 rows): a piece of the file is read
+ * in, moved, and released, so at most a piece is resident twice, not the
+ * 165 MB Q8_0 embedding. */
 #define MOVE_PIECE (8u << 20)
 /* Weights below SMALL_MOVE bytes (the norms) are copied to the heap, not
  * the arenas: squeezed between the big matrices they would shift them off
@@ -124,34 +176,57 @@ static void arena_free(fs_fast *f, int arena) {
  * page (+28 MB of RSS for bf16). */
 #define SMALL_MOVE (1u << 20)
 
-static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
-    fs_fast *f = fast_ctx(b);
-    if (!t->data || t->ndim < 1 || t->ndim > 2) return f->cpu_upload(b, t, e);
+static fs_cpu_buf *new_buf(fs_dtype dt, size_t n, int cols, void *data) {
+    fs_cpu_buf *buf = calloc(1, sizeof *buf);
+    if (!buf) return NULL;
+    buf->base.dtype = dt;
+    buf->base.n = n;
+    buf->base.cols = cols;
+    buf->base.data = data;
+    buf->refs = 1;
+    return buf;
+}
+
+static fs_buf *cpu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
+    fs_cpu *f = cpu_ctx(b);
+    if (!t->data) {
+        fs_errf(e, "cpu backend: tensor %s has no data", t->name ? t->name : "(unnamed)");
+        return NULL;
+    }
+    int64_t N = t->ndim >= 1 ? t->shape[0] : 1, cols = t->ndim == 2 ? t->shape[1] : 0;
+    size_t numel = 1;
+    for (int i = 0; i < t->ndim; i++) numel *= (size_t)t->shape[i];
     int x8 = f->isa == FS_ISA_AVX2 && fs_x8_ok(t);
 #ifdef MADV_HUGEPAGE
-    int copy = !x8 && t->file_backed;   /* a weight in memory we own is not also in the file's pages */
+    int copy = !x8 && t->file_backed && t->ndim >= 1 && t->ndim <= 2;   /* memory we own is not also in the file's pages */
 #else
     int copy = 0;
 #endif
-    if (!x8 && !copy) return f->cpu_upload(b, t, e);
-    int64_t N = t->shape[0], cols = t->ndim == 2 ? t->shape[1] : t->shape[0];
-    size_t numel = (size_t)(t->ndim == 2 ? N * cols : N);
-    for (int i = 0; i < f->n_moved; i++)
-        if (f->moved[i].src == t->data && f->moved[i].buf->dtype == t->dtype && f->moved[i].buf->cols == (int)cols &&
-            f->moved[i].buf->n == numel && f->moved[i].buf->x8 == x8) {
-            f->moved[i].buf->refs++;
-            return f->moved[i].buf;
+    if (!x8 && !copy) {   /* a view, as the reference's */
+        fs_cpu_buf *buf = new_buf(t->dtype, numel, (int)cols, (void *)t->data);
+        if (!buf) goto oom;
+        buf->base.is_view = 1;
+        return &buf->base;
+    }
+    for (int i = 0; i < f->n_moved; i++) {
+        fs_cpu_buf *m = f->moved[i].buf;
+        if (f->moved[i].src == t->data && m->base.dtype == t->dtype && m->base.cols == (int)cols &&
+            m->base.n == numel && m->x8 == x8) {
+            m->refs++;
+            return &m->base;
         }
-    struct fs_moved *grown = reserve(f->moved, &f->cap_moved, f->n_moved, 64, sizeof *f->moved);
+    }
+    struct fs_moved *grown = grow(f->moved, &f->cap_moved, f->n_moved, 64, sizeof *f->moved);
     if (!grown) goto oom;
     f->moved = grown;
-    fs_buf *buf = calloc(1, sizeof *buf);
     int arena = 0;
     void *data = NULL;
-    if (buf && t->nbytes >= SMALL_MOVE) data = arena_alloc(f, t->nbytes, &arena);
-    else if (buf) data = aligned_alloc(64, (t->nbytes + 63) / 64 * 64);
-    if (!data) {
-        free(buf);
+    if (t->nbytes >= SMALL_MOVE) data = arena_alloc(f, t->nbytes, &arena);
+    else data = aligned_alloc(64, (t->nbytes + 63) / 64 * 64);
+    fs_cpu_buf *buf = data ? new_buf(t->dtype, numel, (int)cols, data) : NULL;
+    if (!buf) {
+        if (arena) arena_free(f, arena);
+        else free(data);
         goto oom;
     }
     if (t->ndim == 1) N = 1;   /* one row */
@@ -167,18 +242,13 @@ static fs_buf *fast_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
         else memcpy((char *)data + (size_t)r0 * row_bytes, src, n);
         if (t->file_backed) fs_st_release_pages(src, n);   /* not resident twice */
     }
-    buf->dtype = t->dtype;
-    buf->n = numel;
-    buf->cols = (int)cols;
-    buf->data = data;
     buf->x8 = x8;
-    buf->refs = 1;
     buf->arena = arena;
     f->moved[f->n_moved].src = t->data;
     f->moved[f->n_moved++].buf = buf;
-    return buf;
+    return &buf->base;
 oom:
-    fs_errf(e, "cpu backend: out of memory %s %s (%zu bytes)", x8 ? "repacking" : "copying",
+    fs_errf(e, "cpu backend: out of memory %s %s (%zu bytes)", x8 ? "repacking" : copy ? "copying" : "uploading",
             t->name ? t->name : "a weight", t->nbytes);
     return NULL;
 }
@@ -188,38 +258,51 @@ oom:
  * and only backed by memory where written, like calloc, but in 2 MiB
  * pages. A decode step writes one new K and V row per layer, 4 KiB each
  * for Qwen3-0.6B, and attention reads each kv head's rows, 512 B every
- * 4 KiB: with 4 KiB pages the step faulted 56 times when the rows were
- * new (~17 us each on the dev VM), and walked the page tables at every
- * row (a two-level walk in a VM). Measured on the dev VM with a 256-token
- * cache (1 MiB per layer and K or V, which used to be malloc'd), per Q4_0
- * decode step: the K and V row copies 400 -> 29 us, attention 604 -> 518
- * us. One arena holds many layers' caches, so even a small cache gets huge
- * pages. */
+ * 4 KiB: with 4 KiB pages the step faults whenever the rows are new and
+ * walks the page tables at every row (a two-level walk in a VM); measured
+ * on the K and V stores and on attention, docs/bench.md. One arena holds
+ * many layers' caches, so even a small cache gets huge pages. */
 #define ARENA_MIN_ACT (256u << 10)
 
-static fs_buf *fast_alloc(fs_backend *b, size_t n, fs_err *e) {
-    fs_fast *f = fast_ctx(b);
+static fs_buf *cpu_alloc(fs_backend *b, size_t n, fs_err *e) {
+    fs_cpu *f = cpu_ctx(b);
     size_t bytes;
-    if (!fs_mul_size(n, sizeof(float), &bytes) || bytes < ARENA_MIN_ACT) return f->cpu_alloc(b, n, e);
-    fs_buf *buf = calloc(1, sizeof *buf);
+    if (!fs_mul_size(n, sizeof(float), &bytes)) {
+        fs_errf(e, "cpu backend: buffer of %zu floats overflows size_t", n);
+        return NULL;
+    }
     int arena = 0;
-    void *p = buf ? arena_alloc(f, bytes, &arena) : NULL;
-    if (!p) {
-        free(buf);
+    void *data = bytes < ARENA_MIN_ACT ? calloc(n ? n : 1, sizeof(float)) : arena_alloc(f, bytes, &arena);
+    fs_cpu_buf *buf = data ? new_buf(FS_DTYPE_F32, n, 0, data) : NULL;
+    if (!buf) {
+        if (arena) arena_free(f, arena);
+        else free(data);
         fs_errf(e, "cpu backend: out of memory allocating %zu bytes", bytes);
         return NULL;
     }
-    buf->dtype = FS_DTYPE_F32;
-    buf->n = n;
-    buf->data = p;
-    buf->refs = 1;
     buf->arena = arena;
+    return &buf->base;
+}
+
+/* One layer's KV cache (ref.h's layout): each position padded by
+ * FS_KV_PAD floats (cpu_backend.h says why). */
+static fs_buf *cpu_kv_alloc(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e) {
+    size_t stride = (size_t)Hkv * (size_t)D + FS_KV_PAD, n;
+    if (n_ctx < 1 || !fs_mul_size(stride, 2 * (size_t)n_ctx, &n)) {
+        fs_errf(e, "cpu backend: KV cache of %d positions x %d x %d floats is not possible", n_ctx, Hkv, D);
+        return NULL;
+    }
+    fs_buf *buf = cpu_alloc(b, n, e);
+    if (!buf) return NULL;
+    buf->n_ctx = n_ctx;
+    buf->kv_stride = stride;
     return buf;
 }
 
-static void fast_free_buf(fs_backend *b, fs_buf *buf) {
-    fs_fast *f = fast_ctx(b);
-    if (!buf) return;
+static void cpu_free_buf(fs_backend *b, fs_buf *base) {
+    fs_cpu *f = cpu_ctx(b);
+    if (!base) return;
+    fs_cpu_buf *buf = (fs_cpu_buf *)base;
     if (buf->refs > 1) {   /* a weight uploaded twice: freed with its last user */
         buf->refs--;
         return;
@@ -229,91 +312,161 @@ static void fast_free_buf(fs_backend *b, fs_buf *buf) {
             f->moved[i] = f->moved[--f->n_moved];
             break;
         }
-    if (!buf->arena) {   /* the reference's buffers and the small moved weights (malloc'd) */
-        f->cpu_free_buf(b, buf);
-        return;
-    }
-    arena_free(f, buf->arena);
+    if (buf->arena) arena_free(f, buf->arena);
+    else if (!base->is_view) free(base->data);
     free(buf);
 }
 
-static size_t fast_buf_bytes(const fs_backend *b, const fs_buf *buf) {
-    if (buf->x8) return fs_quant_row_bytes(buf->dtype, buf->cols) * (buf->n / (size_t)buf->cols);
-    return fast_ctx((fs_backend *)b)->cpu_buf_bytes(b, buf);
+static size_t cpu_buf_bytes(const fs_backend *b, const fs_buf *buf) {
+    (void)b;
+    size_t row = buf->cols ? (size_t)buf->cols : buf->n;   /* a weight's rows, or one row */
+    return buf->is_view || !row ? 0 : fs_dtype_row_bytes(buf->dtype, (int64_t)row) * (buf->n / row);
 }
+
+/* ---- reserve ---- */
+
+static void free_scratch(fs_cpu *f) {
+    free(f->pack);
+    free(f->qx);
+    free(f->qxs);
+    free(f->qpack);
+    free(f->attn);
+    free(f->y_add);
+    f->pack = f->attn = f->y_add = NULL;
+    f->qx = NULL;
+    f->qxs = NULL;
+    f->qpack = NULL;
+    f->qpack_stride = f->attn_stride = f->y_add_n = 0;
+    f->reserved = 0;
+}
+
+/* n elements of size bytes, 64-byte aligned, counted in f->reserved. */
+static void *scratch(fs_cpu *f, size_t n, size_t size, const char *what, fs_err *e) {
+    size_t bytes;
+    void *p = NULL;
+    if (!fs_mul_size(n ? n : 1, size, &bytes) || posix_memalign(&p, 64, (bytes + 63) / 64 * 64)) {
+        fs_errf(e, "cpu backend: out of memory reserving %zu bytes for %s", bytes, what);
+        return NULL;
+    }
+    f->reserved += bytes;
+    return p;
+}
+
+/* The scratch of every op, for the largest shapes (backend.h), allocated
+ * for the kernels this backend picked at creation. */
+static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
+    fs_cpu *f = cpu_ctx(b);
+    free_scratch(f);
+    if (fs_ref_reserve(&f->ref, rs, 0, e)) return -1;
+    size_t nth = (size_t)f->nth, T = (size_t)rs->max_T, nb = (size_t)rs->max_K / FS_QK;
+    /* Outputs that are added (the residual, fs_linear.add) are computed
+     * here first. They add to the residual stream, whose width is some
+     * matmul's input width, so max_T * max_K holds them; a call with more
+     * runs in slabs of tokens (matmul_cpu.c). */
+    f->y_add_n = T * (size_t)rs->max_K > (size_t)rs->max_N ? T * (size_t)rs->max_K : (size_t)rs->max_N;
+    int q_gemm = f->isa == FS_ISA_AVX2 && rs->max_T >= FS_GEMM_MIN_T;
+    f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
+    f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D) : 0;
+    if (!(f->pack = scratch(f, nth * FS_PANEL_K * FS_PANEL_N, sizeof(float), "GEMM panels", e)) ||
+        !(f->qx = scratch(f, T * nb, sizeof *f->qx, "the quantized matmul input", e)) ||
+        !(f->qxs = scratch(f, T * nb, sizeof *f->qxs, "the quantized matmul input's sums", e)) ||
+        (q_gemm && !(f->qpack = scratch(f, nth * f->qpack_stride, 1, "quantized GEMM panels", e))) ||
+        (f->attn_stride && !(f->attn = scratch(f, nth * f->attn_stride, sizeof(float), "prefill attention", e))) ||
+        !(f->y_add = scratch(f, f->y_add_n, sizeof(float), "matmul outputs before the residual add", e))) {
+        free_scratch(f);
+        fs_ref_free(&f->ref);
+        return -1;
+    }
+    return 0;
+}
+
+static size_t cpu_reserved_bytes(const fs_backend *b) {
+    const fs_cpu *f = b->ctx;
+    return f->reserved + f->ref.reserved;
+}
+
+/* ---- the ops this file holds ---- */
 
 /* embed: a row of an x8 table is spread over its group's superblocks. */
-static void fast_embed(fs_backend *b, const fs_buf *table, const int *ids, int T, int H, fs_buf *out) {
-    if (!table->x8) {
-        fs_cpu_embed(b, table, ids, T, H, out);
+static void cpu_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
+    const fs_ref *r = ref_ctx(b);
+    if (!cpu_buf(table)->x8) {
+        fs_ref_embed(b, table, H, out);
         return;
     }
-    for (int t = 0; t < T; t++)
-        fs_x8_dequant_row(table->data, table->dtype, (int64_t)(table->n / (size_t)H), H, ids[t],
-                          cpu_f32_mut(out) + (size_t)t * (size_t)H);
+    for (int t = 0; t < r->T; t++)
+        fs_x8_dequant_row(table->data, table->dtype, (int64_t)(table->n / (size_t)H), H, r->ids[t],
+                          buf_f32_mut(out) + (size_t)t * (size_t)H);
 }
 
-static void fast_destroy(fs_backend *b) {
-    fs_fast *f = fast_ctx(b);
+static void cpu_sync(fs_backend *b) { (void)b; }
+
+static const char *cpu_describe(fs_backend *b) { return ref_ctx(b)->describe; }
+
+static void cpu_destroy(fs_backend *b) {
+    fs_cpu *f = cpu_ctx(b);
     if (f) {
         fs_threadpool_free(f->pool);
-        free(f->pack);
-        free(f->qx);
-        free(f->qxs);
-        free(f->qpack);
-        free(f->attn);
+        free_scratch(f);
+        fs_ref_free(&f->ref);
+        free(f->bw_sums);
         free(f->moved);
         for (int i = 0; i < f->n_arenas; i++) munmap(f->arenas[i].map, f->arenas[i].map_len);
         free(f->arenas);
-        free(f->rope_cs);
         free(f);
     }
     free(b);
 }
 
-fs_backend *fs_backend_fast_new(int n_threads, fs_err *e) {
-    fs_backend *b = fs_backend_cpu_new(e);
-    if (!b) return NULL;
-    fs_fast *f = calloc(1, sizeof *f);
-    if (!f) {
-        b->destroy(b);
+fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
+    fs_backend *b = calloc(1, sizeof *b);
+    fs_cpu *f = calloc(1, sizeof *f);
+    if (!b || !f) {
+        free(b);
+        free(f);
         fs_errf(e, "cpu backend: out of memory");
         return NULL;
     }
     b->ctx = f;
-    b->destroy = fast_destroy;
+    b->destroy = cpu_destroy;
     f->pool = fs_threadpool_new(n_threads, e);
     if (!f->pool) {
-        fast_destroy(b);
+        cpu_destroy(b);
         return NULL;
     }
     f->nth = fs_threadpool_size(f->pool);
-    f->rope_T = -1;   /* no rope table yet */
-    f->isa = fs_fast_detect_isa();
-    f->vnni = fs_fast_detect_vnni(f->isa);
-    void *pack = NULL;
-    if (posix_memalign(&pack, 64, (size_t)f->nth * FS_PANEL_K * FS_PANEL_N * sizeof(float))) {
-        fast_destroy(b);
+    f->isa = fs_cpu_detect_isa();
+    f->vnni = fs_cpu_detect_vnni(f->isa);
+    f->bw_sums = calloc((size_t)f->nth * 8, sizeof *f->bw_sums);
+    if (!f->bw_sums) {
+        cpu_destroy(b);
         fs_errf(e, "cpu backend: out of memory");
         return NULL;
     }
-    f->pack = pack;
-    f->cpu_alloc = b->alloc;
-    f->cpu_upload = b->upload;
-    f->cpu_free_buf = b->free_buf;
-    f->cpu_buf_bytes = b->buf_bytes;
-    b->alloc = fast_alloc;
-    b->upload = fast_upload;
-    b->free_buf = fast_free_buf;
-    b->buf_bytes = fast_buf_bytes;
-    b->embed = fast_embed;
+    char kernels[64];
+    snprintf(kernels, sizeof kernels, "%s kernels, %d thread%s", fs_cpu_isa_name(f->isa, f->vnni), f->nth,
+             f->nth == 1 ? "" : "s");
+    fs_ref_describe(&f->ref, kernels);
     b->name = "cpu";
-    b->matmul = fs_fast_matmul;
-    b->matmul_n = fs_fast_matmul_n;
-    b->attention = fs_fast_attention;
-    b->rope = fs_fast_rope;
-    b->swiglu = fs_fast_swiglu;
-    b->rmsnorm = fs_fast_rmsnorm;
-    b->add = fs_fast_add;
+    b->alloc = cpu_alloc;
+    b->upload = cpu_upload;
+    b->kv_alloc = cpu_kv_alloc;
+    b->free_buf = cpu_free_buf;
+    b->reserve = cpu_reserve;
+    b->write = fs_ref_write;
+    b->read = fs_ref_read;
+    b->buf_bytes = cpu_buf_bytes;
+    b->set_step = fs_ref_set_step;
+    b->embed = cpu_embed;
+    b->rmsnorm = fs_cpu_rmsnorm;
+    b->matmul = fs_cpu_matmul;
+    b->rope_kv = fs_cpu_rope_kv;
+    b->attention = fs_cpu_attention;
+    b->copy = fs_ref_copy;
+    b->argmax = fs_ref_argmax;
+    b->sync = cpu_sync;
+    b->describe = cpu_describe;
+    b->reserved_bytes = cpu_reserved_bytes;
+    b->bandwidth = fs_cpu_bandwidth;
     return b;
 }

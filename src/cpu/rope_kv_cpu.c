@@ -1,37 +1,37 @@
-/* rope_fast.c - rotary position embedding, threaded over tokens.
+/* rope_kv_cpu.c - QK-norm, rotary position embedding and the K / V store,
+ * threaded over tokens: the CPU backend's rope_kv.
  *
- *   x: [T, heads, D], in place; for i < D/2 the pair (x[i], x[i + D/2]) of
- *   every head of token t is rotated by angle (pos0 + t) * theta^(-2i/D).
+ *   q: [T, Hq, D]   k, v: [T, Hkv, D]   in place; then cache position
+ *   pos0 + t holds k[t] and v[t]   (the math: rope_kv.c)
  *
- * The arithmetic is exactly the reference's (rope.c: HF's f32 chain for
- * inv_freq and the angle, cos/sin of that f32 in double, separate f32
- * products), so results are bit-identical to it. Three savings: the cos
- * and sin of every (token, i) are computed once per (pos0, T, D, theta) and
- * kept - a forward pass rotates q and k of every layer at the same
- * positions, 2 L calls with one table (56 x 64 sin/cos pairs saved per
- * decoded token of Qwen3-0.6B); inv_freq is computed once per table;
- * heads are rotated 8 pairs at a time with AVX2 (the loop runs over i
- * inside a head, contiguous; 1.6 -> ~0.3 us for q of one decode step on
- * the dev VM); and tokens are split across threads.
+ * The arithmetic is exactly the reference's (rope_kv.c: the cos / sin
+ * table reserve built, separate f32 products), so the rotation is
+ * bit-identical to it; the per-head rmsnorm is rmsnorm_cpu.c's (AVX2: the
+ * sum of squares in another order, see there). Each chunk of the parallel
+ * loop is one token: its q heads and k heads are normalised and rotated
+ * (8 pairs at a time with AVX2: the loop runs over i inside a head,
+ * contiguous), then its K and V rows are copied to their position, while
+ * they are in cache. A decode step is one chunk, run by the calling thread.
  *
- * Docs: docs/forward.md
+ * Docs: docs/forward.md, docs/kv-cache.md
  */
-#include <math.h>
-#include <stdlib.h>
+#include <string.h>
 
-#include "fast.h"
-
-#define MAX_HALF 512   /* D <= 1024 uses the stack table; larger D: reference */
+#include "cpu_backend.h"
 
 typedef struct {
-    float *x;
-    const float *cs;   /* [T][2][half]: the cos row, then the sin row */
-    int T, heads, D, avx2;
+    const fs_cpu *f;
+    float *q, *k;
+    const float *v;
+    const fs_buf *q_norm, *k_norm;
+    float eps;
+    const fs_buf *cache;
+    int Hq, Hkv, D;
 } rope_job;
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-/* One head, 8 pairs at a time: the same products and sums as below. */
+/* One head, 8 pairs at a time: the same products and sums as the reference. */
 static __attribute__((target("avx2"))) int rope_head_avx2(float *head, const float *c, const float *s, int half) {
     int i = 0;
     for (; i + 8 <= half; i += 8) {
@@ -44,59 +44,37 @@ static __attribute__((target("avx2"))) int rope_head_avx2(float *head, const flo
 }
 #endif
 
-/* One chunk = one token: head after head, i contiguous (vectors). */
-static void rope_chunk(void *arg, int t, int tid) {
-    (void)tid;
-    const rope_job *j = arg;
-    int half = j->D / 2;
-    const float *c = j->cs + (size_t)t * (size_t)half * 2, *s = c + half;
-    for (int h = 0; h < j->heads; h++) {
-        float *head = j->x + ((size_t)t * (size_t)j->heads + (size_t)h) * (size_t)j->D;
+/* heads heads of D floats at x: norm (if w), then rotate by c / s. */
+static void heads(const rope_job *j, float *x, int heads, const fs_buf *w, const float *c, const float *s) {
+    int D = j->D, half = D / 2;
+    if (w) fs_cpu_rmsnorm_rows(j->f->isa, x, w, x, heads, D, j->eps);
+    for (int h = 0; h < heads; h++) {
+        float *head = x + (size_t)h * (size_t)D;
         int i = 0;
 #if defined(__x86_64__) || defined(__i386__)
-        if (j->avx2) i = rope_head_avx2(head, c, s, half);
+        if (j->f->isa == FS_ISA_AVX2) i = rope_head_avx2(head, c, s, half);
 #endif
-        for (; i < half; i++) {
-            float a = head[i], bb = head[i + half];
-            /* rotate_half(x) = [-x2, x1]: separate f32 products then the sum */
-            float a_cos = a * c[i], b_sin = bb * s[i];
-            float b_cos = bb * c[i], a_sin = a * s[i];
-            head[i] = a_cos - b_sin;
-            head[i + half] = b_cos + a_sin;
-        }
+        fs_ref_rope_pairs(head, c, s, i, half);
     }
 }
 
-void fs_fast_rope(fs_backend *b, fs_buf *x, int T, int heads, int D, int pos0, double theta) {
-    int half = D / 2;
-    if (half > MAX_HALF) {
-        fs_cpu_rope(b, x, T, heads, D, pos0, theta);
-        return;
-    }
-    fs_fast *f = fast_ctx(b);
-    if (f->rope_pos0 != pos0 || f->rope_T != T || f->rope_D != D || f->rope_theta != theta) {
-        size_t need = (size_t)T * (size_t)half * 2 * sizeof(float);
-        if (need > f->rope_bytes) {   /* grows on the first long prefill, never in decode */
-            free(f->rope_cs);
-            f->rope_cs = fs_xmalloc(need);
-            f->rope_bytes = need;
-        }
-        float inv_freq[MAX_HALF];
-        for (int i = 0; i < half; i++) {   /* as rope.c */
-            float expo = (float)(2 * i) / (float)D;
-            float base_pow = (float)pow((float)theta, (double)expo);
-            inv_freq[i] = 1.0f / base_pow;
-        }
-        for (int t = 0; t < T; t++) {
-            float p = (float)(pos0 + t), *cs = f->rope_cs + (size_t)t * (size_t)half * 2;
-            for (int i = 0; i < half; i++) {
-                float angle = p * inv_freq[i];
-                cs[i] = (float)cos((double)angle);
-                cs[half + i] = (float)sin((double)angle);
-            }
-        }
-        f->rope_pos0 = pos0, f->rope_T = T, f->rope_D = D, f->rope_theta = theta;
-    }
-    rope_job j = {cpu_f32_mut(x), f->rope_cs, T, heads, D, f->isa == FS_ISA_AVX2};
-    fs_threadpool_for(fast_ctx(b)->pool, T, rope_chunk, &j);
+static void rope_chunk(void *arg, int t, int tid) {
+    (void)tid;
+    const rope_job *j = arg;
+    const fs_ref *r = &j->f->ref;
+    int p = r->pos0 + t;
+    size_t q_row = (size_t)j->Hq * (size_t)j->D, kv_row = (size_t)j->Hkv * (size_t)j->D;
+    const float *c = r->rope + (size_t)p * (size_t)j->D, *s = c + j->D / 2;
+    float *kt = j->k + (size_t)t * kv_row;
+    heads(j, j->q + (size_t)t * q_row, j->Hq, j->q_norm, c, s);
+    heads(j, kt, j->Hkv, j->k_norm, c, s);
+    memcpy(kv_keys(j->cache) + (size_t)p * j->cache->kv_stride, kt, kv_row * sizeof(float));
+    memcpy(kv_values(j->cache) + (size_t)p * j->cache->kv_stride, j->v + (size_t)t * kv_row, kv_row * sizeof(float));
+}
+
+void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *cache, int Hq, int Hkv, int D) {
+    fs_cpu *f = cpu_ctx(b);
+    rope_job j = {f, buf_f32_mut(q), buf_f32_mut(k), buf_f32(v), q_norm, k_norm, eps, cache, Hq, Hkv, D};
+    fs_threadpool_for(f->pool, f->ref.T, rope_chunk, &j);
 }
