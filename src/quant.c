@@ -59,7 +59,8 @@ void fs_quantize_row_q8_0(const float *x, fs_block_q8_0 *y, int k) {
     for (int b = 0; b < k / FS_QK; b++) {
         const float *xb = x + (size_t)b * FS_QK;
         float amax = 0.0f;
-        for (int i = 0; i < FS_QK; i++) amax = fmaxf(amax, fabsf(xb[i]));
+        for (int i = 0; i < FS_QK; i++)
+            if (fabsf(xb[i]) > amax) amax = fabsf(xb[i]);
         float d = amax / 127.0f;
         float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fs_f32_to_f16(d);
