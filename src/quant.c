@@ -10,18 +10,18 @@
  * extreme value m lands exactly on q = 0 (d * -8 = m) and the 16 levels
  * -8..7 are used on its side fully; the opposite extreme can only reach
  * +7 * |d| and clamps there (at most |m| / 8 off).
- * Rounding: Q8_0 rounds to nearest, ties to even (rintf), which is what the
- * CPU backend's AVX2 quantizer does too (src/cpu/quant_cpu.c), so every
- * version writes the same bytes. Q4_0 truncates x/d + 8.5 as GGUF does
- * (ties round up).
+ * Rounding: Q8_0 rounds to nearest, ties to even (rintf), and so does the
+ * CPU backend's AVX2 quantizer (src/cpu/quant_cpu.c): both write the same
+ * bytes. Q4_0 rounds ties up, as GGUF does: it
+ * truncates x/d + 8.5.
  *
  * Dot products (the CPU backend's inner loop, y = x W^T one row at a time):
  * the activations x are quantized to Q8_0 first, then per block
  *   sumi = sum_{i<32} qw[i] * qx[i]          exact, in integers
  *   sum += sumi * (d_w * d_x)                f32
- * The _ref versions here do exactly that in scalar C, in block order; the
- * SIMD versions (src/cpu/quant_cpu.c) compute the same integer sums and
- * differ only in the order of the f32 additions.
+ * The _ref versions here do exactly that in scalar C, in block order. The
+ * SIMD versions (src/cpu/quant_cpu.c) compute the same integer sums; only
+ * the f32 additions run in another order (several accumulators).
  *
  * Everything here is plain C for any machine: the formats, not the speed.
  *
