@@ -237,11 +237,13 @@ static void test_vec_dot(void) {
 /* Reference backend matmul: quantized W vs the dequantized W as f32. */
 static void test_matmul(void) {
     fs_err e;
-    fs_backend *be = fs_backend_open(&(fs_backend_opts){"cpu-ref", 0, 0}, &e);
-    float inv[1] = {1.0f};
-    fs_reserve r = {7, 256, 33, 1, 1, 1, 2, inv};
-    CHECK(be != NULL && be->reserve(be, &r, &e) == 0);
+    fs_backend_opts bo = {"cpu-ref", 0, 0};
+    fs_backend *be = fs_backend_open(&bo, &e);
+    CHECK(be != NULL);
     if (!be) return;
+    float inv_freq[1] = {1};
+    fs_reserve r = {7, 256, 33, 8, 1, 1, 2, inv_freq};
+    CHECK(be->reserve(be, &r, &e) == 0);
     static const int shapes[][3] = {{1, 32, 5}, {3, 64, 7}, {7, 96, 16}, {1, 256, 33}};
     int bad = 0;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
@@ -271,9 +273,10 @@ static void test_matmul(void) {
             fs_buf *bx = be->alloc(be, (size_t)T * K, &e), *by = be->alloc(be, (size_t)T * N, &e);
             be->write(be, bx, 0, x, (size_t)T * K);
             fs_mm_in in = {bx, NULL, 0, NULL};
-            be->matmul(be, &in, T, K, &(fs_linear){bq, by, N, 0}, 1);
+            fs_linear oq = {bq, by, N, 0}, of = {bf, by, N, 0};
+            be->matmul(be, &in, T, K, &oq, 1);
             be->read(be, by, 0, y1, (size_t)T * N);
-            be->matmul(be, &in, T, K, &(fs_linear){bf, by, N, 0}, 1);
+            be->matmul(be, &in, T, K, &of, 1);
             be->read(be, by, 0, y2, (size_t)T * N);
             for (int i = 0; i < T * N; i++) bad += y1[i] != y2[i];
             /* embed on a quantized table = its dequantized rows */
@@ -316,12 +319,18 @@ static int write_config(const char *dir, int tied) {
 }
 
 static int run_logits(const fs_model *m, const int *ids, int n, float *out, fs_err *e) {
+    fs_forward *f;
     fs_session *s;
-    fs_session_opts o = {.n_ctx = 64, .backend = "cpu-ref"};
-    if (fs_session_new(&s, m, &o, e)) return -1;
+    fs_forward_opts o = {.n_ctx = 64, .backend = "cpu-ref"};
+    if (fs_forward_new(&f, m, &o, e)) return -1;
+    if (fs_session_new(&s, f, 0, e)) {
+        fs_forward_free(f);
+        return -1;
+    }
     int rc = fs_session_eval(s, ids, n, e);
     if (!rc) memcpy(out, fs_session_logits(s), (size_t)m->cfg.vocab * sizeof(float));
     fs_session_free(s);
+    fs_forward_free(f);
     return rc;
 }
 
