@@ -321,7 +321,8 @@ static void test_matmul(void) {
     static const fs_dtype mixed[4] = {FS_DTYPE_Q4_0, FS_DTYPE_BF16, FS_DTYPE_Q8_0, FS_DTYPE_F32};
     static const int Ns[4] = {40, 8, 17, 24}, adds[4] = {0, 1, 0, 1};
     for (int n = 1; n <= FS_MATMUL_MAX; n++)
-        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti += 2) case_matmul(Ts[ti], 96, n, mixed, Ns, (n + (int)ti) % 3, adds);
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti += 2)
+            case_matmul(Ts[ti], 96, n, mixed, Ns, (n + (int)ti) % 3, adds);
     /* an lm_head-like decode (many chunks), and a wide added output of a prompt */
     int Nbig = 1000, add1[1] = {1}, Nwide = 1100;
     case_matmul(1, 352, 1, &all_dtypes[4], &Nbig, 1, no_add);

@@ -425,7 +425,8 @@ static void test_add_slabs(void) {
     fs_err e;
     float inv[1] = {1.0f};
     fs_reserve r = {64, 32, 2000, 1, 1, 1, 2, inv};   /* add scratch: 2048 floats, 1 token of N = 2000 */
-    fs_backend *b = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e), *rb = fs_backend_open(&(fs_backend_opts){"cpu-ref", 0, 0}, &e);
+    fs_backend *b = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e);
+    fs_backend *rb = fs_backend_open(&(fs_backend_opts){"cpu-ref", 0, 0}, &e);
     CHECK(b && rb && !b->reserve(b, &r, &e) && !rb->reserve(rb, &r, &e));
     if (!b || !rb) return;
     int T = 64, K = 32, N = 2000, bad = 0;
@@ -564,8 +565,7 @@ static fs_buf *cache_with(fs_backend *b, const float *k, const float *v, int n, 
     fs_buf *c = b->kv_alloc(b, N_CTX, Hkv, D, &e);
     if (!c) { fprintf(stderr, "%s\n", e.msg); exit(1); }
     size_t row = (size_t)Hkv * D;
-    for (int p = 0; p < N_CTX; p++)
-        for (size_t i = 0; i < c->kv_stride; i++) kv_keys(c)[(size_t)p * c->kv_stride + i] = kv_values(c)[(size_t)p * c->kv_stride + i] = NAN;
+    for (size_t i = 0; i < (size_t)N_CTX * c->kv_stride; i++) kv_keys(c)[i] = kv_values(c)[i] = NAN;
     for (int p = 0; p < n; p++) {
         memcpy(kv_keys(c) + (size_t)p * c->kv_stride, k + (size_t)p * row, row * sizeof(float));
         memcpy(kv_values(c) + (size_t)p * c->kv_stride, v + (size_t)p * row, row * sizeof(float));
@@ -627,7 +627,8 @@ static void test_attention(void) {
  * of the same table), and with f16 norm weights the reference's rmsnorm
  * too; K and V land at pos0 .. in the padded cache. */
 static void test_rope_kv(void) {
-    static const struct { int T, Hq, Hkv, D, pos0; } cs[] = {{1, 1, 1, 2, 0}, {5, 3, 3, 6, 7}, {17, 8, 4, 128, 600}, {3, 2, 1, 64, 40}};
+    static const struct { int T, Hq, Hkv, D, pos0; } cs[] = {
+        {1, 1, 1, 2, 0}, {5, 3, 3, 6, 7}, {17, 8, 4, 128, 600}, {3, 2, 1, 64, 40}};
     int ids[MAX_T] = {0};
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int T = cs[c].T, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D, pos0 = cs[c].pos0;
@@ -705,7 +706,8 @@ static void test_rmsnorm(void) {
                 b->free_buf(b, xb); b->free_buf(b, wb);
                 use_kernels(b, n_isas - 1);
                 int bad = 0;
-                for (size_t i = 0; i < nx; i++) bad += !(fabs((double)f[i] - a[i]) <= 3 * ldexp(fabs((double)a[i]), -23) + 1e-38);
+                for (size_t i = 0; i < nx; i++)
+                    bad += !(fabs((double)f[i] - a[i]) <= 3 * ldexp(fabs((double)a[i]), -23) + 1e-38);
                 CHECKF(bad == 0, "rmsnorm rows %d n %d %s %s: %d values beyond 3 ulp", rows, n, fs_dtype_name(wts[d]),
                        kernels_name(s), bad);
             }

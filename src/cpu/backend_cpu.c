@@ -340,18 +340,6 @@ static void free_scratch(fs_cpu *f) {
     f->reserved = 0;
 }
 
-/* n elements of size bytes, 64-byte aligned, counted in f->reserved. */
-static void *scratch(fs_cpu *f, size_t n, size_t size, const char *what, fs_err *e) {
-    size_t bytes;
-    void *p = NULL;
-    if (!fs_mul_size(n ? n : 1, size, &bytes) || posix_memalign(&p, 64, (bytes + 63) / 64 * 64)) {
-        fs_errf(e, "cpu backend: out of memory reserving %zu bytes for %s", bytes, what);
-        return NULL;
-    }
-    f->reserved += bytes;
-    return p;
-}
-
 /* The scratch of every op, for the largest shapes (backend.h), allocated
  * for the kernels this backend picked at creation. */
 static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
@@ -367,12 +355,13 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     int q_gemm = f->isa == FS_ISA_AVX2 && rs->max_T >= FS_GEMM_MIN_T;
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
     f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D) : 0;
-    if (!(f->pack = scratch(f, nth * FS_PANEL_K * FS_PANEL_N, sizeof(float), "GEMM panels", e)) ||
-        !(f->qx = scratch(f, T * nb, sizeof *f->qx, "the quantized matmul input", e)) ||
-        !(f->qxs = scratch(f, T * nb, sizeof *f->qxs, "the quantized matmul input's sums", e)) ||
-        (q_gemm && !(f->qpack = scratch(f, nth * f->qpack_stride, 1, "quantized GEMM panels", e))) ||
-        (f->attn_stride && !(f->attn = scratch(f, nth * f->attn_stride, sizeof(float), "prefill attention", e))) ||
-        !(f->y_add = scratch(f, f->y_add_n, sizeof(float), "matmul outputs before the residual add", e))) {
+    size_t *n = &f->reserved;
+    if (!(f->pack = fs_ref_scratch(nth * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
+        !(f->qx = fs_ref_scratch(T * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
+        !(f->qxs = fs_ref_scratch(T * nb, sizeof *f->qxs, n, "the quantized matmul input's sums", e)) ||
+        (q_gemm && !(f->qpack = fs_ref_scratch(nth * f->qpack_stride, 1, n, "quantized GEMM panels", e))) ||
+        (f->attn_stride && !(f->attn = fs_ref_scratch(nth * f->attn_stride, sizeof(float), n, "prefill attention", e))) ||
+        !(f->y_add = fs_ref_scratch(f->y_add_n, sizeof(float), n, "matmul outputs before the residual add", e))) {
         free_scratch(f);
         fs_ref_free(&f->ref);
         return -1;
@@ -398,10 +387,6 @@ static void cpu_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
         fs_x8_dequant_row(table->data, table->dtype, (int64_t)(table->n / (size_t)H), H, r->ids[t],
                           buf_f32_mut(out) + (size_t)t * (size_t)H);
 }
-
-static void cpu_sync(fs_backend *b) { (void)b; }
-
-static const char *cpu_describe(fs_backend *b) { return ref_ctx(b)->describe; }
 
 static void cpu_destroy(fs_backend *b) {
     fs_cpu *f = cpu_ctx(b);
@@ -446,7 +431,7 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     char kernels[64];
     snprintf(kernels, sizeof kernels, "%s kernels, %d thread%s", fs_cpu_isa_name(f->isa, f->vnni), f->nth,
              f->nth == 1 ? "" : "s");
-    fs_ref_describe(&f->ref, kernels);
+    fs_ref_set_describe(&f->ref, kernels);
     b->name = "cpu";
     b->alloc = cpu_alloc;
     b->upload = cpu_upload;
@@ -464,8 +449,8 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     b->attention = fs_cpu_attention;
     b->copy = fs_ref_copy;
     b->argmax = fs_ref_argmax;
-    b->sync = cpu_sync;
-    b->describe = cpu_describe;
+    b->sync = fs_ref_sync;
+    b->describe = fs_ref_describe;
     b->reserved_bytes = cpu_reserved_bytes;
     b->bandwidth = fs_cpu_bandwidth;
     return b;

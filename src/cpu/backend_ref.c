@@ -100,15 +100,14 @@ static size_t ref_buf_bytes(const fs_backend *b, const fs_buf *buf) {
 
 /* ---- reserve: the scratch, allocated once ---- */
 
-/* n elements of size bytes, 64-byte aligned, counted in r->reserved. */
-static void *reserve_array(fs_ref *r, size_t n, size_t size, const char *what, fs_err *e) {
-    size_t bytes;
+void *fs_ref_scratch(size_t n, size_t size, size_t *reserved, const char *what, fs_err *e) {
+    size_t bytes = 0;
     void *p = NULL;
     if (!fs_mul_size(n ? n : 1, size, &bytes) || posix_memalign(&p, 64, (bytes + 63) / 64 * 64)) {
         fs_errf(e, "cpu backend: out of memory reserving %zu bytes for %s", bytes, what);
         return NULL;
     }
-    r->reserved += bytes;
+    *reserved += bytes;
     return p;
 }
 
@@ -120,12 +119,13 @@ int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e) 
     size_t x_in_n;
     if (!fs_mul_size((size_t)rs->max_T, (size_t)rs->max_K, &x_in_n))
         return fs_errf(e, "cpu backend: reserve: %d x %d floats overflow size_t", rs->max_T, rs->max_K);
-    if (!(r->ids = reserve_array(r, (size_t)rs->max_T, sizeof(int), "the step's ids", e)) ||
-        !(r->rope = reserve_array(r, (size_t)rs->n_ctx * (size_t)rs->D, sizeof(float), "the RoPE table", e)) ||
-        !(r->scores = reserve_array(r, (size_t)rs->n_ctx, sizeof(float), "attention scores", e)) ||
-        !(r->x_in = reserve_array(r, x_in_n, sizeof(float), "the matmul input", e)) ||
-        (with_w_rows && !(r->w_rows = reserve_array(r, (size_t)FS_REF_ROWS * (size_t)rs->max_K, sizeof(float),
-                                                    "the matmul's weight rows", e)))) {
+    size_t *n = &r->reserved;
+    if (!(r->ids = fs_ref_scratch((size_t)rs->max_T, sizeof(int), n, "the step's ids", e)) ||
+        !(r->rope = fs_ref_scratch((size_t)rs->n_ctx * (size_t)rs->D, sizeof(float), n, "the RoPE table", e)) ||
+        !(r->scores = fs_ref_scratch((size_t)rs->n_ctx, sizeof(float), n, "attention scores", e)) ||
+        !(r->x_in = fs_ref_scratch(x_in_n, sizeof(float), n, "the matmul input", e)) ||
+        (with_w_rows && !(r->w_rows = fs_ref_scratch((size_t)FS_REF_ROWS * (size_t)rs->max_K, sizeof(float), n,
+                                                     "the matmul's weight rows", e)))) {
         fs_ref_free(r);
         return -1;
     }
@@ -178,15 +178,15 @@ void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, 
     memmove(buf_f32_mut(dst) + dst_off, buf_f32(src) + src_off, n * sizeof(float));
 }
 
-static void ref_sync(fs_backend *b) { (void)b; }
+void fs_ref_sync(fs_backend *b) { (void)b; }
 
-void fs_ref_describe(fs_ref *r, const char *kernels) {
+void fs_ref_set_describe(fs_ref *r, const char *kernels) {
     char cpu[160];
     fs_bench_cpu_name(cpu, sizeof cpu);
     snprintf(r->describe, sizeof r->describe, "%s; %s", cpu, kernels);
 }
 
-static const char *ref_describe(fs_backend *b) { return ref_ctx(b)->describe; }
+const char *fs_ref_describe(fs_backend *b) { return ref_ctx(b)->describe; }
 
 /* The reference is for checking results, not speed: it does not measure. */
 static double ref_bandwidth(fs_backend *b, fs_buf *buf, size_t n) {
@@ -209,7 +209,7 @@ fs_backend *fs_backend_ref_new(fs_err *e) {
         fs_errf(e, "cpu-ref backend: out of memory");
         return NULL;
     }
-    fs_ref_describe(r, "scalar reference kernels (double accumulation), 1 thread");
+    fs_ref_set_describe(r, "scalar reference kernels (double accumulation), 1 thread");
     b->name = "cpu-ref";
     b->ctx = r;
     b->alloc = ref_alloc;
@@ -228,8 +228,8 @@ fs_backend *fs_backend_ref_new(fs_err *e) {
     b->attention = fs_ref_attention;
     b->copy = fs_ref_copy;
     b->argmax = fs_ref_argmax;
-    b->sync = ref_sync;
-    b->describe = ref_describe;
+    b->sync = fs_ref_sync;
+    b->describe = fs_ref_describe;
     b->reserved_bytes = ref_reserved_bytes;
     b->bandwidth = ref_bandwidth;
     b->destroy = ref_destroy;

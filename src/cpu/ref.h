@@ -86,8 +86,11 @@ static inline fs_ref *ref_ctx(fs_backend *b) { return (fs_ref *)b->ctx; }
  * -1 with e filled (out of memory, with the size). fs_ref_free releases it. */
 int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e);
 void fs_ref_free(fs_ref *r);
-/* describe's line: this machine's CPU, then what runs on it. */
-void fs_ref_describe(fs_ref *r, const char *kernels);
+/* n elements of size bytes of scratch, 64-byte aligned (free()), counted
+ * in *reserved; NULL with e filled (the size, and what for). */
+void *fs_ref_scratch(size_t n, size_t size, size_t *reserved, const char *what, fs_err *e);
+/* Set describe's line: this machine's CPU, then what runs on it. */
+void fs_ref_set_describe(fs_ref *r, const char *kernels);
 
 /* The ops (backend.h signatures). */
 void fs_ref_write(fs_backend *b, fs_buf *dst, size_t off, const float *src, size_t n);
@@ -101,6 +104,8 @@ void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const 
 void fs_ref_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
 void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
+void fs_ref_sync(fs_backend *b);
+const char *fs_ref_describe(fs_backend *b);
 
 /* The steps inside them, for the fused ops and the CPU backend's tails:
  *   rmsnorm_row  y[0..n) = x / sqrt(mean(x^2) + eps) * w     (y may be x)
