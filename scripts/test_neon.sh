@@ -1,7 +1,7 @@
 #!/bin/sh
 # test_neon.sh - build fs's library and op tests for aarch64 and run them
-# under qemu-user, so the NEON kernels (src/cpu/*_neon.c, vec_fast.c) are
-# tested on an x86 machine.
+# under qemu-user, so the NEON kernels (src/cpu/*_neon.c, quant_cpu.c,
+# vec_cpu.c, add_cpu.c) are tested on an x86 machine.
 #
 #   sh scripts/test_neon.sh            (from the repository root)
 #
@@ -14,7 +14,8 @@
 # build/fs or ./fs; it only runs `fs mkmodel`, whose output does not
 # depend on the machine).
 #
-# Takes about 15 s on 2 cores (build ~10 s, tests ~5 s under emulation).
+# Takes about 45 s on 2 cores (build ~10 s; the op tests ~35 s under
+# emulation).
 # Docs: docs/testing.md
 set -e
 CROSS_CC=${CROSS_CC:-aarch64-linux-gnu-gcc}
@@ -31,7 +32,7 @@ if ! command -v "$QEMU" >/dev/null 2>&1; then
     exit 0
 fi
 
-TESTS="test_ops test_fast_ops test_forward test_forward_golden"
+TESTS="test_ops test_backend test_cpu_kernels test_forward test_forward_golden"
 targets=""
 for t in $TESTS; do targets="$targets $BUILD/tests/$t"; done
 make -s -j2 BUILD="$BUILD" CC="$CROSS_CC" $targets
@@ -56,6 +57,6 @@ for t in $TESTS; do
     echo "$out" | tail -n 1
 done
 # the output must say NEON was tested, not just the scalar fallback
-"$QEMU" -L "$SYSROOT" "$BUILD/tests/test_fast_ops" | grep -q "kernels tested: scalar neon" || {
+"$QEMU" -L "$SYSROOT" "$BUILD/tests/test_cpu_kernels" | grep -q "kernels tested: scalar neon" || {
     echo "test_neon: NEON kernels were not selected"; fail=1; }
 exit $fail

@@ -1,6 +1,7 @@
 /* bench.h - what `fs bench` measures besides tokens per second: the bytes a
- * decoded token has to read, the machine's memory read bandwidth, the
- * process's peak memory.
+ * decoded token has to read, the process's peak memory, the machine's
+ * name. (The memory read bandwidth is the backend's to measure:
+ * backend.h, bandwidth.)
  *
  * Why bytes per token: decoding one token multiplies a single activation
  * row by every weight matrix, so each weight byte is read once and used for
@@ -38,18 +39,6 @@ size_t fs_bench_tensor_bytes(const fs_tensor *t);
  * the cache. Counted from the model's tensors, so it follows whatever dtype
  * the weights have. */
 fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx);
-
-/* Memory read bandwidth in bytes/s, as a reusable probe: n_threads threads
- * sum disjoint slices of a buffer of `bytes` bytes (choose it much larger
- * than the last-level cache), allocated and written once by _new; each
- * _measure is `passes` timed passes, the best of them. On a shared machine
- * the bandwidth drifts within a minute, so fs bench measures it right
- * before each decode run it compares with. Both fill e and return NULL /
- * -1 if the buffer cannot be allocated or a thread cannot start. */
-typedef struct fs_bw_probe fs_bw_probe;
-fs_bw_probe *fs_bw_probe_new(size_t bytes, int n_threads, fs_err *e);
-int fs_bw_probe_measure(fs_bw_probe *p, int passes, double *bytes_per_s, fs_err *e);
-void fs_bw_probe_free(fs_bw_probe *p);
 
 /* A line naming this machine's CPU for the report, e.g. "AMD EPYC (x86
  * family 26 model 2), 2 CPUs online" (Linux: /proc/cpuinfo; elsewhere the

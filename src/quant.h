@@ -9,10 +9,11 @@
  * A quantized matrix [N, K] stores each row as K/32 consecutive blocks;
  * K must be a multiple of 32 (Qwen3's are).
  *
- * The fast matmul quantizes the activations too (one row of x to Q8_0) and
- * runs integer dot products: fs_vec_dot_q8_0_q8_0 / fs_vec_dot_q4_0_q8_0.
- * The reference backend instead dequantizes weight rows and dots in high
- * precision, so it measures the error of the weight format alone.
+ * The CPU backend's matmul quantizes the activations too (one row of x to
+ * Q8_0) and runs integer dot products (fs_vec_dot_*_ref below, and its
+ * SIMD kernels in src/cpu/). The reference backend instead dequantizes
+ * weight rows and dots in high precision, so it measures the error of the
+ * weight format alone.
  *
  * Docs: docs/quantization.md
  */
@@ -43,38 +44,27 @@ void fs_quantize_row_q4_0(const float *x, fs_block_q4_0 *y, int k);
 void fs_dequantize_row_q8_0(const fs_block_q8_0 *x, float *y, int k);
 void fs_dequantize_row_q4_0(const fs_block_q4_0 *x, float *y, int k);
 
+/* A row's k values as f32, for a row of any dtype (Q8_0 / Q4_0: k a
+ * multiple of FS_QK): exact for bf16, f16 and f32; d * q for the block
+ * formats, bit for bit what fs_dequantize_row_* gives. */
+void fs_row_to_f32(fs_dtype t, const void *row, int k, float *out);
+
 /* sum_i w[i] * x[i] over k values (k multiple of FS_QK), with x already
- * quantized to Q8_0. SIMD (AVX2 / NEON) when compiled for it, scalar
- * otherwise; the _ref versions are always scalar (the test oracle). */
-float fs_vec_dot_q8_0_q8_0(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x);
-float fs_vec_dot_q4_0_q8_0(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x);
+ * quantized to Q8_0: per block the exact integer sum of the 32 products,
+ * times d_w * d_x in f32, added in block order. The test oracle, and the
+ * CPU backend's scalar kernel (its SIMD ones are in src/cpu/quant_cpu.c). */
 float fs_vec_dot_q8_0_q8_0_ref(int k, const fs_block_q8_0 *w, const fs_block_q8_0 *x);
 float fs_vec_dot_q4_0_q8_0_ref(int k, const fs_block_q4_0 *w, const fs_block_q8_0 *x);
 
 /* What every weight row's dot product with one Q8_0 activation block
  * needs besides its bytes: the scale as f32 and the sum of the 32 q (the
  * Q4_0 kernels multiply the unsigned nibble q_w = w + 8 and subtract
- * 8 * sum q_x afterwards; see quant.c). One per block of x. */
+ * 8 * sum q_x afterwards; see src/cpu/quant_cpu.c). One per block of x. */
 typedef struct fs_q8_0_sum {
     float d;
     int32_t s;
 } fs_q8_0_sum;
 void fs_q8_0_sums(const fs_block_q8_0 *x, int k, fs_q8_0_sum *out);
-/* fs_quantize_row_q8_0 and fs_q8_0_sums of its output in one pass (the
- * same bytes and sums): what a quantized matmul does to its input x. */
-void fs_quantize_row_q8_0_sums(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k);
-
-/* Many weight rows (consecutive, nrows of them) against one activation
- * row x with its sums xs (decode): out[r] = the dot of row r with x. Equal
- * to fs_vec_dot_* up to the order of the f32 additions; the rows are
- * processed 4 at a time so x is loaded once for 4 rows. */
-void fs_vec_dot_q8_0_q8_0_rows(int k, const fs_block_q8_0 *w, int nrows, const fs_block_q8_0 *x,
-                               const fs_q8_0_sum *xs, float *out);
-void fs_vec_dot_q4_0_q8_0_rows(int k, const fs_block_q4_0 *w, int nrows, const fs_block_q8_0 *x,
-                               const fs_q8_0_sum *xs, float *out);
-
-/* Bytes of one quantized row of k weights. */
-size_t fs_quant_row_bytes(fs_dtype t, int k);
 
 /* Convert the model's matrices (embed_tokens, every projection, lm_head;
  * norms stay as stored) to `to` (FS_DTYPE_Q8_0, FS_DTYPE_Q4_0, FS_DTYPE_F16,

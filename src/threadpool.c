@@ -13,7 +13,7 @@
  * Why shares and not one shared counter: a matmul chunk is a run of weight
  * rows, so consecutive chunks are consecutive bytes. With a shared counter
  * the threads take chunks alternately and each thread's stream jumps every
- * chunk, restarting the prefetch (matmul_fast.c); with a share the stream
+ * chunk, restarting the prefetch (matmul_float.c); with a share the stream
  * runs on from one chunk into the next - a stolen half too - so the
  * chunks can be small, and the barrier at the end waits for at most about
  * one small chunk. The stealing keeps what the shared counter gave: a

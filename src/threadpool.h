@@ -1,6 +1,6 @@
 /* threadpool.h - a small pool of persistent worker threads.
  *
- * The fast CPU backend splits every big op (matmul rows, attention heads)
+ * The CPU backend splits every big op (matmul rows, attention heads)
  * across cores. Creating a thread costs tens of microseconds and a decode
  * step issues a few hundred ops, so the threads are created once, when the
  * backend is created, and then wait for work. fs_threadpool_for runs a

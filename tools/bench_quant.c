@@ -5,10 +5,11 @@
  * One thread computes y[n] = w_n . x for every row n of an [N, K] weight
  * matrix (x already quantized to Q8_0), the way a decode step's matmul
  * does, repeated for about a second. Reports GB/s of weight bytes read and
- * the time per matrix, for the SIMD kernel (fs_vec_dot_*) and the scalar
- * reference (_ref), the many-rows kernels the decode matmul calls
- * (fs_vec_dot_*_rows), plus the activation quantizer. The matrix is bigger
- * than L2, so this is the streaming rate a decode step can hope for.
+ * the time per matrix, for the row kernels the CPU backend's decode calls
+ * when the weights are not repacked (src/cpu/quant_cpu.c: the scalar ones,
+ * which are quant.c's _ref, and this machine's SIMD ones), plus the
+ * activation quantizer. The matrix is bigger than L2, so this is the
+ * streaming rate a decode step can hope for.
  * Time is the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), so a busy
  * machine time-slicing the benchmark does not distort the rate.
  *
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu/cpu_backend.h"
 #include "quant.h"
 
 static double now(void) {
@@ -27,30 +29,25 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-typedef float (*dot_fn)(int k, const void *w, const fs_block_q8_0 *x);
-
 static volatile float sink;
 
-static void bench(const char *name, float (*dot)(int, const void *, const fs_block_q8_0 *), const void *W,
-                  size_t row_bytes, const fs_block_q8_0 *xq, int K, int N) {
+/* All N rows against x, repeated for about a second, with the kernels of isa. */
+static void bench_rows(fs_isa isa, int q4, const void *W, size_t row_bytes, const fs_block_q8_0 *xq,
+                       const fs_q8_0_sum *sums, float *out, int K, int N) {
     double t0 = now(), t;
     long reps = 0;
     do {
-        float acc = 0;
-        for (int n = 0; n < N; n++) acc += dot(K, (const char *)W + (size_t)n * row_bytes, xq);
-        sink = acc;
+        if (q4) fs_cpu_dot_rows_q4_0(isa, K, W, N, xq, sums, out);
+        else fs_cpu_dot_rows_q8_0(isa, K, W, N, xq, sums, out);
+        sink = out[0];
         reps++;
         t = now() - t0;
     } while (t < 1.0);
     double bytes = (double)row_bytes * N * (double)reps;
-    printf("%-22s %8.2f GB/s   %8.1f us per [%d, %d] matrix\n", name, bytes / t / 1e9, t / (double)reps * 1e6, N,
-           K);
+    char name[40];
+    snprintf(name, sizeof name, "%s x q8_0 (%s)", q4 ? "q4_0" : "q8_0", fs_cpu_isa_name(isa, 0));
+    printf("%-22s %8.2f GB/s   %8.1f us per [%d, %d] matrix\n", name, bytes / t / 1e9, t / (double)reps * 1e6, N, K);
 }
-
-static float d88(int k, const void *w, const fs_block_q8_0 *x) { return fs_vec_dot_q8_0_q8_0(k, w, x); }
-static float d88r(int k, const void *w, const fs_block_q8_0 *x) { return fs_vec_dot_q8_0_q8_0_ref(k, w, x); }
-static float d48(int k, const void *w, const fs_block_q8_0 *x) { return fs_vec_dot_q4_0_q8_0(k, w, x); }
-static float d48r(int k, const void *w, const fs_block_q8_0 *x) { return fs_vec_dot_q4_0_q8_0_ref(k, w, x); }
 
 int main(int argc, char **argv) {
     int K = argc > 1 ? atoi(argv[1]) : 1024, N = argc > 2 ? atoi(argv[2]) : 3072;
@@ -59,7 +56,7 @@ int main(int argc, char **argv) {
         return 1;
     }
     float *row = malloc((size_t)K * sizeof *row);
-    size_t rb8 = fs_quant_row_bytes(FS_DTYPE_Q8_0, K), rb4 = fs_quant_row_bytes(FS_DTYPE_Q4_0, K);
+    size_t rb8 = fs_dtype_row_bytes(FS_DTYPE_Q8_0, K), rb4 = fs_dtype_row_bytes(FS_DTYPE_Q4_0, K);
     char *W8 = malloc(rb8 * (size_t)N), *W4 = malloc(rb4 * (size_t)N);
     fs_block_q8_0 *xq = malloc(rb8);
     unsigned s = 12345;
@@ -75,42 +72,31 @@ int main(int argc, char **argv) {
             fs_quantize_row_q4_0(row, (fs_block_q4_0 *)(W4 + (size_t)n * rb4), K);
         }
     }
-    bench("q8_0 x q8_0 (simd)", d88, W8, rb8, xq, K, N);
-    bench("q8_0 x q8_0 (_ref)", d88r, W8, rb8, xq, K, N);
-    bench("q4_0 x q8_0 (simd)", d48, W4, rb4, xq, K, N);
-    bench("q4_0 x q8_0 (_ref)", d48r, W4, rb4, xq, K, N);
-
     /* decode as the engine runs it: all N rows in one call, with x's block
-     * sums computed once (fs_vec_dot_*_rows) */
+     * sums computed once */
     fs_q8_0_sum *sums = malloc((size_t)K / FS_QK * sizeof *sums);
     float *out = malloc((size_t)N * sizeof *out);
     fs_q8_0_sums(xq, K, sums);
-    for (int q4 = 0; q4 < 2; q4++) {
+    fs_isa isas[2] = {FS_ISA_SCALAR, fs_cpu_detect_isa()};
+    for (int i = 0; i < (isas[1] == FS_ISA_SCALAR ? 1 : 2); i++)
+        for (int q4 = 0; q4 < 2; q4++)
+            bench_rows(isas[i], q4, q4 ? (const void *)W4 : (const void *)W8, q4 ? rb4 : rb8, xq, sums, out, K, N);
+
+    for (int i = 0; i < (isas[1] == FS_ISA_SCALAR ? 1 : 2); i++) {
         double t0 = now(), t;
         long reps = 0;
-        do {
-            if (q4) fs_vec_dot_q4_0_q8_0_rows(K, (const fs_block_q4_0 *)W4, N, xq, sums, out);
-            else fs_vec_dot_q8_0_q8_0_rows(K, (const fs_block_q8_0 *)W8, N, xq, sums, out);
-            sink = out[0];
-            reps++;
+        do { /* the CPU-time clock is a system call: read it every 1000 rows */
+            for (int r = 0; r < 1000; r++) fs_cpu_quantize_x(isas[i], row, xq, sums, K);
+            reps += 1000;
             t = now() - t0;
-        } while (t < 1.0);
-        double bytes = (double)(q4 ? rb4 : rb8) * N * (double)reps;
-        printf("%-22s %8.2f GB/s   %8.1f us per [%d, %d] matrix\n", q4 ? "q4_0 x q8_0 (_rows)" : "q8_0 x q8_0 (_rows)",
-               bytes / t / 1e9, t / (double)reps * 1e6, N, K);
+        } while (t < 0.5);
+        char name[40];
+        snprintf(name, sizeof name, "quantize_x (%s)", fs_cpu_isa_name(isas[i], 0));
+        printf("%-22s %8.2f GB/s   %8.3f us per row of %d (f32 read)\n", name, 4.0 * K * reps / t / 1e9,
+               t / (double)reps * 1e6, K);
     }
     free(sums);
     free(out);
-
-    double t0 = now(), t;
-    long reps = 0;
-    do { /* the CPU-time clock is a system call: read it every 1000 rows */
-        for (int i = 0; i < 1000; i++) fs_quantize_row_q8_0(row, xq, K);
-        reps += 1000;
-        t = now() - t0;
-    } while (t < 0.5);
-    printf("%-22s %8.2f GB/s   %8.3f us per row of %d (f32 read)\n", "quantize_row_q8_0", 4.0 * K * reps / t / 1e9,
-           t / (double)reps * 1e6, K);
     free(row);
     free(W8);
     free(W4);

@@ -1,8 +1,8 @@
 /* attention.c - grouped-query causal self-attention against the KV cache.
  *
- *   q:   [T, Hq, D]         this chunk's queries; token t sits at position pos0 + t
- *   k_cache, v_cache: [n_ctx, kv_stride] keys/values of positions 0 .. pos0+T-1,
- *                     position j's head g at j * kv_stride + g * D
+ *   q:   [T, Hq, D]   the step's queries; token t sits at position pos0 + t
+ *   cache: keys and values of positions 0 .. pos0+T-1 (ref.h: position j's
+ *          head g at j * kv_stride + g * D of the keys, and of the values)
  *   out: [T, Hq, D]
  *
  *   for each token t, query head h, with kv head g = h / (Hq / Hkv):
@@ -18,26 +18,26 @@
  *
  * Softmax subtracts the row maximum first so exp never overflows; it does not
  * change the result. Scores and then probabilities are stored as f32 in
- * scratch (as PyTorch holds them); the dot products, the sum of
- * exponentials and the weighted sum of values are accumulated in double and
- * rounded once (see cpu.h). exp is evaluated twice per score rather than
- * keeping a second scratch row: this is the reference, not the fast path.
+ * the row reserve() set aside (as PyTorch holds them); the dot products,
+ * the sum of exponentials and the weighted sum of values are accumulated
+ * in double and rounded once (see ref.h). exp is evaluated twice per score
+ * rather than keeping a second scratch row: this is the reference, not the
+ * CPU backend's path (attention_cpu.c).
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
 #include <math.h>
 
-#include "cpu.h"
+#include "ref.h"
 
-void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                      size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
-    (void)b;
-    int group = Hq / Hkv;
+void fs_ref_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D) {
+    const fs_ref *r = ref_ctx(b);
+    int T = r->T, pos0 = r->pos0, group = Hq / Hkv;
     double scale = 1.0 / sqrt((double)D);
-    const float *qs = cpu_f32(q), *ks = cpu_f32(k_cache), *vs = cpu_f32(v_cache);
-    float *os = cpu_f32_mut(out);
-    float *scores = cpu_f32_mut(scratch);
-    size_t kv_row = kv_stride;   /* one position in the cache */
+    const float *qs = buf_f32(q), *ks = kv_keys(cache), *vs = kv_values(cache);
+    float *os = buf_f32_mut(out);
+    float *scores = r->scores;
+    size_t kv_row = cache->kv_stride;   /* one position in the cache */
 
     for (int t = 0; t < T; t++) {
         int n_keys = pos0 + t + 1;   /* causal: positions 0 .. pos0 + t */

@@ -1,113 +1,457 @@
-/* backend_cpu.c - the CPU reference backend ("cpu-ref"): memory, and the op table.
+/* backend_cpu.c - the CPU backend ("cpu"): memory, reserve, the op table.
  *
- * Memory is host memory. alloc() gives a zeroed f32 array; upload() of a
- * weight is a view: the buffer points at the tensor's bytes in the model's
- * mmap, so a 1.2 GB checkpoint costs no extra RAM and no load time. read and
- * write are memcpy. Every op is a plain scalar C function in its own file;
- * this file only wires them into struct fs_backend (backend.h).
+ * It is the reference backend ("cpu-ref", backend_ref.c) with the hot ops
+ * replaced. The same host memory, except that big buffers - repacked
+ * quantized weights, copies of file-backed weights, the KV cache - live in
+ * huge-page arenas (below), and the same cheap ops (copy, argmax, the
+ * step), plus
+ *   matmul     SIMD (AVX2 / NEON / scalar) on all threads, the input's
+ *              rmsnorm / SwiGLU and the residual add folded in
+ *                                                   matmul_cpu.c, matmul_float.c, matmul_quant.c
+ *   attention  threads; GEMM tiles for a prompt     attention_cpu.c
+ *   rope_kv    threads over tokens                  rope_kv_cpu.c
+ *   rmsnorm    AVX2 (still summing squares in double)  rmsnorm_cpu.c
+ *
+ * Everything it needs is allocated before the first op: the thread pool
+ * when the backend is created (no thread is ever started per op), the
+ * scratch of every op by reserve().
  *
  * Docs: docs/forward.md
  */
+#if defined(__APPLE__)
+#define _DARWIN_C_SOURCE   /* MAP_ANON, madvise */
+#else
+#define _DEFAULT_SOURCE    /* MAP_ANONYMOUS, madvise */
+#endif
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
-#include "cpu.h"
+#include "cpu_backend.h"
+#include "safetensors.h"
+
+/* ---- which kernels ---- */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+static int have_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int f16c = (c >> 29) & 1, fma = (c >> 12) & 1;
+    /* __builtin_cpu_supports also checks that the OS saves the YMM state */
+    return f16c && fma && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+/* AVX-VNNI (VEX-encoded vpdpbusd: Zen 5, Intel Alder Lake and later):
+ * cpuid leaf 7, subleaf 1, EAX bit 4. The YMM state check is have_avx2's. */
+static int have_avx_vnni(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 4) & 1;
+}
+#endif
+
+fs_isa fs_cpu_detect_isa(void) {
+    const char *force = getenv("FS_ISA");
+    if (force && !strcmp(force, "scalar")) return FS_ISA_SCALAR;
+#if defined(__x86_64__) || defined(__i386__)
+    if (have_avx2()) return FS_ISA_AVX2;
+#elif defined(__ARM_NEON)
+    return FS_ISA_NEON;
+#endif
+    return FS_ISA_SCALAR;
+}
+
+int fs_cpu_detect_vnni(fs_isa isa) {
+    const char *force = getenv("FS_ISA");
+    if (isa != FS_ISA_AVX2 || (force && !strcmp(force, "avx2"))) return 0;
+#if (defined(__x86_64__) || defined(__i386__)) && FS_HAVE_VNNI_TARGET
+    return have_avx_vnni();
+#else
+    return 0;
+#endif
+}
+
+const char *fs_cpu_isa_name(fs_isa isa, int vnni) {
+    switch (isa) {
+    case FS_ISA_AVX2: return vnni ? "avx2+avx-vnni" : "avx2";
+    case FS_ISA_NEON: return "neon";
+    case FS_ISA_SCALAR: break;
+    }
+    return "scalar";
+}
+
+/* ---- arenas ---- */
+
+/* Repacked weights and big activation buffers go to arenas: anonymous
+ * mappings of at least ARENA_BYTES, 2 MiB aligned and marked for
+ * transparent huge pages, handed out front to back. A decode step streams
+ * every weight once, and with 4 KiB pages that is a TLB miss every 4 KiB -
+ * 155k page walks per Q8_0 token, each a two-level (guest + host) walk in
+ * a VM; measured, decode speed with 4 KiB pages fell apart whenever the
+ * host was busy (docs/bench.md). An arena is reset when its last buffer is
+ * freed; all are unmapped with the backend. */
+#define ARENA_BYTES (64u << 20)
+#define HUGE_PAGE (2u << 20)
+
+/* len bytes of zero-filled anonymous memory, marked for transparent huge
+ * pages (advice: without THP, plain pages); NULL if it cannot be mapped. */
+static void *map_huge(size_t len) {
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANON, -1, 0);
+    if (p == MAP_FAILED) return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, len, MADV_HUGEPAGE);
+#endif
+    return p;
+}
+
+/* Room for element n of an array of *cap elements of elem bytes: arr
+ * itself, or arr grown to twice its capacity (first: the first one) - the
+ * caller stores the result; NULL, arr untouched, when out of memory (the
+ * upload path returns an error then rather than abort). */
+static void *grow(void *arr, int *cap, int n, int first, size_t elem) {
+    if (n < *cap) return arr;
+    int c = *cap ? 2 * *cap : first;
+    void *p = realloc(arr, (size_t)c * elem);
+    if (p) *cap = c;
+    return p;
+}
+
+static void *arena_alloc(fs_cpu *f, size_t bytes, int *arena) {
+    bytes = (bytes + 63) / 64 * 64;
+    struct fs_arena *a = f->n_arenas ? &f->arenas[f->n_arenas - 1] : NULL;
+    if (!a || a->len - a->used < bytes) {
+        struct fs_arena *grown = grow(f->arenas, &f->cap_arenas, f->n_arenas, 8, sizeof *f->arenas);
+        if (!grown) return NULL;
+        f->arenas = grown;
+        size_t len = bytes > ARENA_BYTES ? (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE : ARENA_BYTES;
+        size_t map_len = len + HUGE_PAGE;   /* room to align the start */
+        char *map = map_huge(map_len);
+        if (!map) return NULL;
+        char *base = (char *)(((uintptr_t)map + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE);
+        a = &f->arenas[f->n_arenas++];
+        *a = (struct fs_arena){map, base, map_len, len, 0, 0};
+    }
+    void *p = a->base + a->used;
+    a->used += bytes;
+    a->live++;
+    *arena = (int)(a - f->arenas) + 1;
+    return p;
+}
+
+static void arena_free(fs_cpu *f, int arena) {
+    struct fs_arena *a = &f->arenas[arena - 1];
+    if (--a->live > 0) return;
+    madvise(a->base, a->used, MADV_DONTNEED);   /* give the memory back, keep the range */
+    a->used = 0;
+}
+
+/* ---- buffers ---- */
+
+/* Weights. The reference backend's weights are views into the mmap'd file,
+ * which the kernel maps with 4 KiB pages. This backend moves every weight
+ * that is file-backed into the huge-page arenas above:
+ *   - Q8_0 / Q4_0 matrices, when the AVX2 kernels run, repacked into the
+ *     x8 layout (repack.c) on the way - the same number of bytes;
+ *   - everything else (bf16, f16, f32 matrices, quantized ones x8 cannot
+ *     take, the 1-D norm weights) copied as it is, where the OS has
+ *     transparent huge pages (Linux; elsewhere a copy would buy nothing,
+ *     and they stay views).
+ * The file's pages are then released (fs_st_release_pages), so the process
+ * does not hold the weights twice, and nothing reads the file afterwards:
+ * the session releases the whole mapping once every weight is uploaded
+ * (fs_model_release_pages). That matters for the small ones too: the page
+ * cache may hold the file in 2 MiB folios, and a fault maps a whole folio
+ * - the 112 norm weights of Qwen3-0.6B, 2-4 KiB each, read as views, kept
+ * 160 MB of the Q8_0 file mapped (docs/bench.md). A tensor uploaded twice
+ * (Qwen3's tied embedding and lm_head) shares one copy: uploads of the
+ * same data are counted in buf->refs. The big ones are moved in pieces of
+ * MOVE_PIECE bytes (whole groups of 8 rows): a piece of the file is read
+ * in, moved, and released, so at most a piece is resident twice, not the
+ * 165 MB Q8_0 embedding. */
+#define MOVE_PIECE (8u << 20)
+/* Weights below SMALL_MOVE bytes (the norms) are copied to the heap, not
+ * the arenas: squeezed between the big matrices they would shift them off
+ * the 2 MiB boundaries, and every arena would end in a part-used huge
+ * page (+28 MB of RSS for bf16). */
+#define SMALL_MOVE (1u << 20)
+
+static fs_cpu_buf *new_buf(fs_dtype dt, size_t n, int cols, void *data) {
+    fs_cpu_buf *buf = calloc(1, sizeof *buf);
+    if (!buf) return NULL;
+    buf->base.dtype = dt;
+    buf->base.n = n;
+    buf->base.cols = cols;
+    buf->base.data = data;
+    buf->refs = 1;
+    return buf;
+}
+
+static fs_buf *cpu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
+    fs_cpu *f = cpu_ctx(b);
+    if (!t->data) {
+        fs_errf(e, "cpu backend: tensor %s has no data", t->name ? t->name : "(unnamed)");
+        return NULL;
+    }
+    int64_t N = t->ndim >= 1 ? t->shape[0] : 1, cols = t->ndim == 2 ? t->shape[1] : 0;
+    size_t numel = 1;
+    for (int i = 0; i < t->ndim; i++) numel *= (size_t)t->shape[i];
+    int x8 = f->isa == FS_ISA_AVX2 && fs_x8_ok(t);
+#ifdef MADV_HUGEPAGE
+    int copy = !x8 && t->file_backed && t->ndim >= 1 && t->ndim <= 2;   /* memory we own is not also in the file's pages */
+#else
+    int copy = 0;
+#endif
+    if (!x8 && !copy) {   /* a view, as the reference's */
+        fs_cpu_buf *buf = new_buf(t->dtype, numel, (int)cols, (void *)t->data);
+        if (!buf) goto oom;
+        buf->base.is_view = 1;
+        return &buf->base;
+    }
+    for (int i = 0; i < f->n_moved; i++) {
+        fs_cpu_buf *m = f->moved[i].buf;
+        if (f->moved[i].src == t->data && m->base.dtype == t->dtype && m->base.cols == (int)cols &&
+            m->base.n == numel && m->x8 == x8) {
+            m->refs++;
+            return &m->base;
+        }
+    }
+    struct fs_moved *grown = grow(f->moved, &f->cap_moved, f->n_moved, 64, sizeof *f->moved);
+    if (!grown) goto oom;
+    f->moved = grown;
+    int arena = 0;
+    void *data = NULL;
+    if (t->nbytes >= SMALL_MOVE) data = arena_alloc(f, t->nbytes, &arena);
+    else data = aligned_alloc(64, (t->nbytes + 63) / 64 * 64);
+    fs_cpu_buf *buf = data ? new_buf(t->dtype, numel, (int)cols, data) : NULL;
+    if (!buf) {
+        if (arena) arena_free(f, arena);
+        else free(data);
+        goto oom;
+    }
+    if (t->ndim == 1) N = 1;   /* one row */
+    size_t row_bytes = t->nbytes / (size_t)N;
+    int64_t rows = (int64_t)(MOVE_PIECE / row_bytes) / 8 * 8;
+    if (rows < 8) rows = 8;
+    for (int64_t r0 = 0; r0 < N; r0 += rows) {
+        int64_t r1 = r0 + rows < N ? r0 + rows : N;
+        const char *src = (const char *)t->data + (size_t)r0 * row_bytes;
+        size_t n = (size_t)(r1 - r0) * row_bytes;
+        if (t->file_backed) fs_st_prefault_pages(src, n);
+        if (x8) fs_x8_repack(t, data, r0 / 8, r1 / 8);
+        else memcpy((char *)data + (size_t)r0 * row_bytes, src, n);
+        if (t->file_backed) fs_st_release_pages(src, n);   /* not resident twice */
+    }
+    buf->x8 = x8;
+    buf->arena = arena;
+    f->moved[f->n_moved].src = t->data;
+    f->moved[f->n_moved++].buf = buf;
+    return &buf->base;
+oom:
+    fs_errf(e, "cpu backend: out of memory %s %s (%zu bytes)", x8 ? "repacking" : copy ? "copying" : "uploading",
+            t->name ? t->name : "a weight", t->nbytes);
+    return NULL;
+}
+
+/* Big activation buffers - the KV cache, 2 x n_ctx x Hkv x D floats per
+ * layer, and a prefill's activations - go to the arenas too: zero-filled
+ * and only backed by memory where written, like calloc, but in 2 MiB
+ * pages. A decode step writes one new K and V row per layer, 4 KiB each
+ * for Qwen3-0.6B, and attention reads each kv head's rows, 512 B every
+ * 4 KiB: with 4 KiB pages the step faults whenever the rows are new and
+ * walks the page tables at every row (a two-level walk in a VM); measured
+ * on the K and V stores and on attention, docs/bench.md. One arena holds
+ * many layers' caches, so even a small cache gets huge pages. */
+#define ARENA_MIN_ACT (256u << 10)
 
 static fs_buf *cpu_alloc(fs_backend *b, size_t n, fs_err *e) {
-    (void)b;
+    fs_cpu *f = cpu_ctx(b);
     size_t bytes;
     if (!fs_mul_size(n, sizeof(float), &bytes)) {
         fs_errf(e, "cpu backend: buffer of %zu floats overflows size_t", n);
         return NULL;
     }
-    fs_buf *buf = calloc(1, sizeof *buf);
-    void *data = calloc(n ? n : 1, sizeof(float));
-    if (!buf || !data) {
-        free(buf);
-        free(data);
+    int arena = 0;
+    void *data = bytes < ARENA_MIN_ACT ? calloc(n ? n : 1, sizeof(float)) : arena_alloc(f, bytes, &arena);
+    fs_cpu_buf *buf = data ? new_buf(FS_DTYPE_F32, n, 0, data) : NULL;
+    if (!buf) {
+        if (arena) arena_free(f, arena);
+        else free(data);
         fs_errf(e, "cpu backend: out of memory allocating %zu bytes", bytes);
         return NULL;
     }
-    buf->dtype = FS_DTYPE_F32;
-    buf->n = n;
-    buf->data = data;
+    buf->arena = arena;
+    return &buf->base;
+}
+
+/* One layer's KV cache (ref.h's layout): each position padded by
+ * FS_KV_PAD floats (cpu_backend.h says why). */
+static fs_buf *cpu_kv_alloc(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e) {
+    size_t stride = (size_t)Hkv * (size_t)D + FS_KV_PAD, n;
+    if (n_ctx < 1 || !fs_mul_size(stride, 2 * (size_t)n_ctx, &n)) {
+        fs_errf(e, "cpu backend: KV cache of %d positions x %d x %d floats is not possible", n_ctx, Hkv, D);
+        return NULL;
+    }
+    fs_buf *buf = cpu_alloc(b, n, e);
+    if (!buf) return NULL;
+    buf->n_ctx = n_ctx;
+    buf->kv_stride = stride;
     return buf;
 }
 
-static fs_buf *cpu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
-    (void)b;
-    if (!t->data) {
-        fs_errf(e, "cpu backend: tensor %s has no data", t->name ? t->name : "(unnamed)");
-        return NULL;
+static void cpu_free_buf(fs_backend *b, fs_buf *base) {
+    fs_cpu *f = cpu_ctx(b);
+    if (!base) return;
+    fs_cpu_buf *buf = (fs_cpu_buf *)base;
+    if (buf->refs > 1) {   /* a weight uploaded twice: freed with its last user */
+        buf->refs--;
+        return;
     }
-    fs_buf *buf = calloc(1, sizeof *buf);
-    if (!buf) {
-        fs_errf(e, "cpu backend: out of memory");
-        return NULL;
-    }
-    buf->dtype = t->dtype;
-    buf->n = 1;   /* elements (a Q8_0 / Q4_0 row has fewer bytes than elements) */
-    for (int i = 0; i < t->ndim; i++) buf->n *= (size_t)t->shape[i];
-    buf->cols = t->ndim == 2 ? (int)t->shape[1] : 0;
-    buf->data = (void *)t->data;   /* read-only view: no op writes a weight */
-    buf->is_view = 1;
-    return buf;
-}
-
-static void cpu_free_buf(fs_backend *b, fs_buf *buf) {
-    (void)b;
-    if (!buf) return;
-    if (!buf->is_view) free(buf->data);
+    for (int i = 0; i < f->n_moved; i++)
+        if (f->moved[i].buf == buf) {
+            f->moved[i] = f->moved[--f->n_moved];
+            break;
+        }
+    if (buf->arena) arena_free(f, buf->arena);
+    else if (!base->is_view) free(base->data);
     free(buf);
-}
-
-static void cpu_write(fs_backend *b, fs_buf *dst, size_t off, const float *src, size_t n) {
-    (void)b;
-    memcpy(cpu_f32_mut(dst) + off, src, n * sizeof(float));
-}
-
-static void cpu_read(fs_backend *b, const fs_buf *src, size_t off, float *dst, size_t n) {
-    (void)b;
-    memcpy(dst, cpu_f32(src) + off, n * sizeof(float));
 }
 
 static size_t cpu_buf_bytes(const fs_backend *b, const fs_buf *buf) {
     (void)b;
-    return buf->is_view ? 0 : buf->n * sizeof(float);
+    size_t row = buf->cols ? (size_t)buf->cols : buf->n;   /* a weight's rows, or one row */
+    return buf->is_view || !row ? 0 : fs_dtype_row_bytes(buf->dtype, (int64_t)row) * (buf->n / row);
 }
 
-/* copy: dst[dst_off .. +n) = src[src_off .. +n)    f32 buffers */
-static void cpu_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n) {
-    (void)b;
-    memmove(cpu_f32_mut(dst) + dst_off, cpu_f32(src) + src_off, n * sizeof(float));
+/* ---- reserve ---- */
+
+static void free_scratch(fs_cpu *f) {
+    free(f->pack);
+    free(f->qx);
+    free(f->qxs);
+    free(f->qpack);
+    free(f->attn);
+    free(f->y_add);
+    f->pack = f->attn = f->y_add = NULL;
+    f->qx = NULL;
+    f->qxs = NULL;
+    f->qpack = NULL;
+    f->qpack_stride = f->attn_stride = f->y_add_n = 0;
+    f->reserved = 0;
 }
 
-static void cpu_sync(fs_backend *b) { (void)b; }
+/* The scratch of every op, for the largest shapes (backend.h), allocated
+ * for the kernels this backend picked at creation. */
+static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
+    fs_cpu *f = cpu_ctx(b);
+    free_scratch(f);
+    if (fs_ref_reserve(&f->ref, rs, 0, e)) return -1;
+    size_t nth = (size_t)f->nth, T = (size_t)rs->max_T, nb = (size_t)rs->max_K / FS_QK;
+    /* Outputs that are added (the residual, fs_linear.add) are computed
+     * here first. They add to the residual stream, whose width is some
+     * matmul's input width, so max_T * max_K holds them; a call with more
+     * runs in slabs of tokens (matmul_cpu.c). */
+    f->y_add_n = T * (size_t)rs->max_K > (size_t)rs->max_N ? T * (size_t)rs->max_K : (size_t)rs->max_N;
+    int q_gemm = f->isa == FS_ISA_AVX2 && rs->max_T >= FS_GEMM_MIN_T;
+    f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
+    f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D) : 0;
+    size_t *n = &f->reserved;
+    if (!(f->pack = fs_ref_scratch(nth * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
+        !(f->qx = fs_ref_scratch(T * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
+        !(f->qxs = fs_ref_scratch(T * nb, sizeof *f->qxs, n, "the quantized matmul input's sums", e)) ||
+        (q_gemm && !(f->qpack = fs_ref_scratch(nth * f->qpack_stride, 1, n, "quantized GEMM panels", e))) ||
+        (f->attn_stride && !(f->attn = fs_ref_scratch(nth * f->attn_stride, sizeof(float), n, "prefill attention", e))) ||
+        !(f->y_add = fs_ref_scratch(f->y_add_n, sizeof(float), n, "matmul outputs before the residual add", e))) {
+        free_scratch(f);
+        fs_ref_free(&f->ref);
+        return -1;
+    }
+    return 0;
+}
 
-static void cpu_destroy(fs_backend *b) { free(b); }
+static size_t cpu_reserved_bytes(const fs_backend *b) {
+    const fs_cpu *f = b->ctx;
+    return f->reserved + f->ref.reserved;
+}
 
-fs_backend *fs_backend_cpu_new(fs_err *e) {
+/* ---- the ops this file holds ---- */
+
+/* embed: a row of an x8 table is spread over its group's superblocks. */
+static void cpu_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
+    const fs_ref *r = ref_ctx(b);
+    if (!cpu_buf(table)->x8) {
+        fs_ref_embed(b, table, H, out);
+        return;
+    }
+    for (int t = 0; t < r->T; t++)
+        fs_x8_dequant_row(table->data, table->dtype, (int64_t)(table->n / (size_t)H), H, r->ids[t],
+                          buf_f32_mut(out) + (size_t)t * (size_t)H);
+}
+
+static void cpu_destroy(fs_backend *b) {
+    fs_cpu *f = cpu_ctx(b);
+    if (f) {
+        fs_threadpool_free(f->pool);
+        free_scratch(f);
+        fs_ref_free(&f->ref);
+        free(f->bw_sums);
+        free(f->moved);
+        for (int i = 0; i < f->n_arenas; i++) munmap(f->arenas[i].map, f->arenas[i].map_len);
+        free(f->arenas);
+        free(f);
+    }
+    free(b);
+}
+
+fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     fs_backend *b = calloc(1, sizeof *b);
-    if (!b) {
+    fs_cpu *f = calloc(1, sizeof *f);
+    if (!b || !f) {
+        free(b);
+        free(f);
         fs_errf(e, "cpu backend: out of memory");
         return NULL;
     }
-    b->name = "cpu-ref";
+    b->ctx = f;
+    b->destroy = cpu_destroy;
+    f->pool = fs_threadpool_new(n_threads, e);
+    if (!f->pool) {
+        cpu_destroy(b);
+        return NULL;
+    }
+    f->nth = fs_threadpool_size(f->pool);
+    f->isa = fs_cpu_detect_isa();
+    f->vnni = fs_cpu_detect_vnni(f->isa);
+    f->bw_sums = calloc((size_t)f->nth * 8, sizeof *f->bw_sums);
+    if (!f->bw_sums) {
+        cpu_destroy(b);
+        fs_errf(e, "cpu backend: out of memory");
+        return NULL;
+    }
+    char kernels[64];
+    snprintf(kernels, sizeof kernels, "%s kernels, %d thread%s", fs_cpu_isa_name(f->isa, f->vnni), f->nth,
+             f->nth == 1 ? "" : "s");
+    fs_ref_set_describe(&f->ref, kernels);
+    b->name = "cpu";
     b->alloc = cpu_alloc;
     b->upload = cpu_upload;
+    b->kv_alloc = cpu_kv_alloc;
     b->free_buf = cpu_free_buf;
-    b->write = cpu_write;
-    b->read = cpu_read;
+    b->reserve = cpu_reserve;
+    b->write = fs_ref_write;
+    b->read = fs_ref_read;
     b->buf_bytes = cpu_buf_bytes;
-    b->embed = fs_cpu_embed;
+    b->set_step = fs_ref_set_step;
+    b->embed = cpu_embed;
     b->rmsnorm = fs_cpu_rmsnorm;
     b->matmul = fs_cpu_matmul;
-    b->rope = fs_cpu_rope;
-    b->copy = cpu_copy;
+    b->rope_kv = fs_cpu_rope_kv;
     b->attention = fs_cpu_attention;
-    b->swiglu = fs_cpu_swiglu;
-    b->add = fs_cpu_add;
-    b->sync = cpu_sync;
-    b->destroy = cpu_destroy;
+    b->copy = fs_ref_copy;
+    b->argmax = fs_ref_argmax;
+    b->sync = fs_ref_sync;
+    b->describe = fs_ref_describe;
+    b->reserved_bytes = cpu_reserved_bytes;
+    b->bandwidth = fs_cpu_bandwidth;
     return b;
 }

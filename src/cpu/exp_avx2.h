@@ -1,5 +1,5 @@
 /* exp_avx2.h - e^x for 8 floats at once (AVX2 + FMA), for swiglu and the
- * attention softmax of the fast backend. x86 only: include it from files
+ * attention softmax of the CPU backend. x86 only: include it from files
  * that compile AVX2 code with a target attribute.
  *
  *   e^x = 2^n * e^r,   n = round(x / ln 2),   r = x - n ln 2,  |r| <= ln2 / 2
@@ -14,7 +14,7 @@
  * irrelevant next to 1 + e^x or a softmax sum); above, it is clamped to
  * e^88 = 1.7e38 so that 2^n stays finite (n <= 127), and silu(g) = g /
  * (1 + e^-g) still comes out ~0.
- * tests/test_fast_ops.c compares it with exp in double over the whole
+ * tests/test_cpu_kernels.c compares it with exp in double over the whole
  * range.
  *
  * Docs: docs/forward.md

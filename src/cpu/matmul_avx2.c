@@ -4,7 +4,7 @@
  *
  * Compiled without any -m flag: each function carries
  * __attribute__((target("avx2,fma,f16c"))) and is only called after
- * fs_fast_detect_isa() found those features (matmul_fast.c).
+ * fs_cpu_detect_isa() found those features (backend_cpu.c).
  *
  * 16-bit weights to f32, 8 at a time, in registers:
  *   bf16: zero-extend the 8 u16 to 32 bits and shift left by 16 - a bf16 is
@@ -14,11 +14,12 @@
  * GEMV (decode, T = 1): one row at a time with 4 accumulators and a
  * software prefetch far ahead (gemv1_dt); for T = 2..3, 4 weight rows at a
  * time, 2 accumulators per row, so x is reused by the 4 rows from
- * registers. Both are bound by memory bandwidth, not by arithmetic. GEMM (prefill): see matmul_fast.c for the 6 x 16 tile.
+ * registers. Both are bound by memory bandwidth, not by arithmetic. GEMM
+ * (prefill): see matmul_float.c for the 6 x 16 tile.
  *
  * Docs: docs/forward.md
  */
-#include "fast.h"
+#include "cpu_backend.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -41,15 +42,6 @@ INL __m256 load8(const void *W, fs_dtype dt, size_t i) {
     return _mm256_loadu_ps((const float *)W + i);
 }
 
-INL float w1(const void *W, fs_dtype dt, size_t i) {
-    switch (dt) {
-    case FS_DTYPE_BF16: return fs_bf16_to_f32(((const uint16_t *)W)[i]);
-    case FS_DTYPE_F16: return fs_f16_to_f32(((const uint16_t *)W)[i]);
-    default: break;
-    }
-    return ((const float *)W)[i];
-}
-
 INL float hsum(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
@@ -61,13 +53,12 @@ INL float hsum(__m256 v) {
 
 /* Decode (T = 1): one row after the other, so each thread reads a single
  * sequential stream of W - the access pattern memory systems serve best -
- * and asks for the line FS_PREFETCH_AHEAD bytes ahead of where it reads.
- * The hardware prefetcher alone reached about 37 GB/s here; 16 KiB ahead
- * made it about 48 (1 and 4 KiB: 40 and 45; 32 and 64 KiB: 47), and the
- * non-temporal hint (prefetchnta: bring the line close without making it
- * displace cached data - a weight is read once per token) about 57, above
- * the bench's plain read-bandwidth probe.
- * Prefetching past the end of the thread's rows or of W is harmless: a
+ * and asks for the line FS_PREFETCH_AHEAD bytes ahead of where it reads:
+ * the hardware prefetcher alone keeps fewer lines in flight than the
+ * memory system can serve. The hint is non-temporal (prefetchnta: bring
+ * the line close without making it displace cached data - a weight is
+ * read once per token). Both were measured, distances from 1 to 64 KiB,
+ * docs/bench.md. Prefetching past the end of the thread's rows or of W is harmless: a
  * prefetch never faults. */
 INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1) {
     size_t Ks = (size_t)K, es = dt == FS_DTYPE_F32 ? 4 : 2;
@@ -86,7 +77,7 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
         }
         for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(load8(W, dt, r0 + k), _mm256_loadu_ps(x + k), a0);
         float s0 = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-        for (; k < K; k++) s0 += x[k] * w1(W, dt, r0 + k);
+        for (; k < K; k++) s0 += x[k] * fs_cpu_weight(W, dt, r0 + k);
         y[n] = s0;
     }
 }
@@ -136,10 +127,10 @@ INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, in
             float s0 = hsum(_mm256_add_ps(a0, b0)), s1 = hsum(_mm256_add_ps(a1, b1));
             float s2 = hsum(_mm256_add_ps(a2, b2)), s3 = hsum(_mm256_add_ps(a3, b3));
             for (; k < K; k++) {
-                s0 += xt[k] * w1(W, dt, r0 + k);
-                s1 += xt[k] * w1(W, dt, r1 + k);
-                s2 += xt[k] * w1(W, dt, r2 + k);
-                s3 += xt[k] * w1(W, dt, r3 + k);
+                s0 += xt[k] * fs_cpu_weight(W, dt, r0 + k);
+                s1 += xt[k] * fs_cpu_weight(W, dt, r1 + k);
+                s2 += xt[k] * fs_cpu_weight(W, dt, r2 + k);
+                s3 += xt[k] * fs_cpu_weight(W, dt, r3 + k);
             }
             float *yt = y + (size_t)t * (size_t)N + (size_t)n;
             yt[0] = s0, yt[1] = s1, yt[2] = s2, yt[3] = s3;
@@ -153,7 +144,7 @@ INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, in
             int k = 0;
             for (; k + 8 <= K; k += 8) a0 = _mm256_fmadd_ps(load8(W, dt, r0 + k), _mm256_loadu_ps(xt + k), a0);
             float s0 = hsum(a0);
-            for (; k < K; k++) s0 += xt[k] * w1(W, dt, r0 + k);
+            for (; k < K; k++) s0 += xt[k] * fs_cpu_weight(W, dt, r0 + k);
             y[(size_t)t * (size_t)N + (size_t)n] = s0;
         }
     }
@@ -295,7 +286,7 @@ TGT void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_
     }
 }
 
-#else /* not x86: never called (fs_fast_detect_isa never picks AVX2) */
+#else /* not x86: never called (fs_cpu_detect_isa never picks AVX2) */
 
 void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
                   int accum, int ncols) {

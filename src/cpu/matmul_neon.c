@@ -13,7 +13,7 @@
  *
  * Docs: docs/forward.md
  */
-#include "fast.h"
+#include "cpu_backend.h"
 
 #if defined(__ARM_NEON) && defined(__aarch64__)
 #include <arm_neon.h>
@@ -27,15 +27,6 @@ static inline float32x4_t load4(const void *W, fs_dtype dt, size_t i) {
     default: break;
     }
     return vld1q_f32((const float *)W + i);
-}
-
-static inline float w1(const void *W, fs_dtype dt, size_t i) {
-    switch (dt) {
-    case FS_DTYPE_BF16: return fs_bf16_to_f32(((const uint16_t *)W)[i]);
-    case FS_DTYPE_F16: return fs_f16_to_f32(((const uint16_t *)W)[i]);
-    default: break;
-    }
-    return ((const float *)W)[i];
 }
 
 static inline __attribute__((always_inline)) void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y,
@@ -62,10 +53,10 @@ static inline __attribute__((always_inline)) void gemv_dt(const float *x, const 
             float s0 = vaddvq_f32(vaddq_f32(a0, b0)), s1 = vaddvq_f32(vaddq_f32(a1, b1));
             float s2 = vaddvq_f32(vaddq_f32(a2, b2)), s3 = vaddvq_f32(vaddq_f32(a3, b3));
             for (; k < K; k++) {
-                s0 += xt[k] * w1(W, dt, r0 + k);
-                s1 += xt[k] * w1(W, dt, r1 + k);
-                s2 += xt[k] * w1(W, dt, r2 + k);
-                s3 += xt[k] * w1(W, dt, r3 + k);
+                s0 += xt[k] * fs_cpu_weight(W, dt, r0 + k);
+                s1 += xt[k] * fs_cpu_weight(W, dt, r1 + k);
+                s2 += xt[k] * fs_cpu_weight(W, dt, r2 + k);
+                s3 += xt[k] * fs_cpu_weight(W, dt, r3 + k);
             }
             float *yt = y + (size_t)t * (size_t)N + (size_t)n;
             yt[0] = s0, yt[1] = s1, yt[2] = s2, yt[3] = s3;
@@ -79,7 +70,7 @@ static inline __attribute__((always_inline)) void gemv_dt(const float *x, const 
             int k = 0;
             for (; k + 4 <= K; k += 4) a0 = vfmaq_f32(a0, load4(W, dt, r0 + k), vld1q_f32(xt + k));
             float s0 = vaddvq_f32(a0);
-            for (; k < K; k++) s0 += xt[k] * w1(W, dt, r0 + k);
+            for (; k < K; k++) s0 += xt[k] * fs_cpu_weight(W, dt, r0 + k);
             y[(size_t)t * (size_t)N + (size_t)n] = s0;
         }
     }
@@ -140,7 +131,7 @@ void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, i
     }
 }
 
-#else /* no NEON: never called (fs_fast_detect_isa never picks it) */
+#else /* no NEON: never called (fs_cpu_detect_isa never picks it) */
 
 void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
     fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);

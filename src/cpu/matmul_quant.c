@@ -2,7 +2,7 @@
  *
  *   y[t, n] = sum_k x[t, k] * W[n, k]     x: [T, K] f32   W: [N, K] Q8_0 or Q4_0   y: [T, N] f32
  *
- * First x is quantized to Q8_0, one row per token (quant.c): 32 int8 per
+ * First x is quantized to Q8_0, one row per token (quant_cpu.c): 32 int8 per
  * block plus one scale. Then every output is a sum over blocks b of
  *   d_w[n, b] * d_x[t, b] * S[n, t, b],   S = sum of 32 int8 x int8 products
  * where S is exact integer arithmetic and only the block sum is f32.
@@ -12,11 +12,11 @@
  * kernels the backend stored W interleaved by 8 rows at upload (x8,
  * repack.c) and x8_groups below computes 8 rows per step with the integer
  * tile of the prefill GEMM (one token). Otherwise (N % 8 != 0, or another
- * ISA) threads split the rows and quant.c's fs_vec_dot_*_rows dots each
- * row with each token.
+ * ISA) threads split the rows and quant_cpu.c's row kernels dot each row
+ * with each token.
  *
  * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles. The idea is
- * the one of the f32 GEMM (matmul_fast.c) - unpack a panel of weights once,
+ * the one of the f32 GEMM (matmul_float.c) - unpack a panel of weights once,
  * reuse it for every token - with int8 products instead of f32 FMAs:
  *
  *   pack   8 weight rows, all of K, are unpacked (Q4_0 nibbles -> bytes
@@ -39,7 +39,7 @@
  *         integer per (token, block) computed with the quantization of x.
  *         A pair sum is at most 2 * 15 * 127 = 3810, so the 8 steps of a
  *         block add up in int16 (8 * 3810 < 32767).
- *   Q8_0: the weights are signed; the sign trick of quant.c (|w| times x
+ *   Q8_0: the weights are signed; the sign trick of quant_cpu.c (|w| times x
  *         with w's sign) is applied per step, and each step widens to
  *         int32 (a pair sum can reach 2 * 128 * 127 = 32512).
  *
@@ -48,11 +48,9 @@
  *
  * Docs: docs/quantization.md
  */
-#include <stdlib.h>
 #include <string.h>
 
-#include "fast.h"
-#include "quant.h"
+#include "cpu_backend.h"
 
 /* Rows per packed panel: one AVX2 register holds a 4-byte quad of each. */
 #define QP_ROWS 8
@@ -63,21 +61,22 @@
 
 /* ---- decode: row by row ---- */
 
-/* Rows [n0, n1) against every token (quant.c's many-rows dot products). */
-static void rows_dot(const fs_qjob *j, int n0, int n1) {
-    size_t row_bytes = fs_quant_row_bytes(j->dt, j->K), nb = (size_t)j->K / FS_QK;
+/* Rows [n0, n1) against every token (quant_cpu.c's many-rows dot products). */
+static void rows_dot(const fs_quant_job *j, int n0, int n1) {
+    size_t row_bytes = fs_dtype_row_bytes(j->dt, j->K), nb = (size_t)j->K / FS_QK;
     const void *wr = (const char *)j->W + (size_t)n0 * row_bytes;
     for (int t = 0; t < j->T; t++) {
         float *y = j->y + (size_t)t * (size_t)j->N + (size_t)n0;
-        if (j->dt == FS_DTYPE_Q8_0)
-            fs_vec_dot_q8_0_q8_0_rows(j->K, wr, n1 - n0, j->qx + (size_t)t * nb, j->xs + (size_t)t * nb, y);
-        else fs_vec_dot_q4_0_q8_0_rows(j->K, wr, n1 - n0, j->qx + (size_t)t * nb, j->xs + (size_t)t * nb, y);
+        const fs_block_q8_0 *x = j->f->qx + (size_t)t * nb;
+        const fs_q8_0_sum *xs = j->f->qxs + (size_t)t * nb;
+        if (j->dt == FS_DTYPE_Q8_0) fs_cpu_dot_rows_q8_0(j->f->isa, j->K, wr, n1 - n0, x, xs, y);
+        else fs_cpu_dot_rows_q4_0(j->f->isa, j->K, wr, n1 - n0, x, xs, y);
     }
 }
 
 static void rows_chunk(void *arg, int chunk, int tid) {
     (void)tid;
-    const fs_qjob *j = arg;
+    const fs_quant_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
     rows_dot(j, n0, n1);
 }
@@ -87,10 +86,10 @@ static void rows_chunk(void *arg, int chunk, int tid) {
 /* Portable version: groups [g0, g1) of 8 rows, token t. The same integer
  * block sums as the AVX2 kernel below; it documents the layout and runs
  * when the kernels are switched to scalar after the upload (tests). */
-static void x8_groups_scalar(const fs_qjob *j, int t, int g0, int g1) {
+static void x8_groups_scalar(const fs_quant_job *j, int t, int g0, int g1) {
     int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
     size_t sbytes = fs_x8_super_bytes(j->dt);
-    const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;
+    const fs_block_q8_0 *x = j->f->qx + (size_t)t * (size_t)nb;
     for (int g = g0; g < g1; g++) {
         float acc[8] = {0};
         for (int b = 0; b < nb; b++) {
@@ -116,12 +115,12 @@ static void x8_groups_scalar(const fs_qjob *j, int t, int g0, int g1) {
     }
 }
 
-static void x8_groups(const fs_qjob *j, int t, int g0, int g1);
-static void x8_groups_vnni(const fs_qjob *j, int t, int g0, int g1);
+static void x8_groups(const fs_quant_job *j, int t, int g0, int g1);
+static void x8_groups_vnni(const fs_quant_job *j, int t, int g0, int g1);
 
 static void x8_chunk(void *arg, int chunk, int tid) {
     (void)tid;
-    const fs_qjob *j = arg;
+    const fs_quant_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
     for (int t = 0; t < j->T; t++) {
         if (j->f->isa == FS_ISA_AVX2 && j->f->vnni) x8_groups_vnni(j, t, n0 / 8, n1 / 8);
@@ -137,10 +136,6 @@ static void x8_chunk(void *arg, int chunk, int tid) {
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define INL static inline __attribute__((always_inline)) TGT
-
-/* Bytes of one thread's packed panel for K columns: 8 rows x K bytes of
- * weights and 8 f32 scales per block. */
-static size_t panel_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_QK) * QP_ROWS * sizeof(float); }
 
 /* 8 x 8 transpose of 32-bit elements: in[r] holds row r's 8 quads, out[j]
  * gets quad j of rows 0..7 (the same unpack / shuffle / permute sequence as
@@ -165,7 +160,7 @@ INL void transpose8(const __m256i in[8], __m256i out[8]) {
 /* Pack rows n .. n+7 (all K) into pq / pd, the layout described at the top. */
 static TGT void pack_panel(const void *W, fs_dtype dt, int K, int n, uint8_t *pq, float *pd) {
     int nb = K / FS_QK;
-    size_t row_bytes = fs_quant_row_bytes(dt, K);
+    size_t row_bytes = fs_dtype_row_bytes(dt, K);
     const uint8_t *base = (const uint8_t *)W + (size_t)n * row_bytes;
     const __m256i low4 = _mm256_set1_epi8(15);
     for (int b = 0; b < nb; b++) {
@@ -291,20 +286,20 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
  * quad vectors (and, shift + and) and multiplies each with the broadcast
  * quad of x (maddubs), summing in int16; one madd widens, 8 sum x is
  * subtracted, and one FMA with the 8 scales finishes the block. Sharing
- * x between the two groups: Q4_0 decode on the dev VM +13% from memory,
- * +15-40% with the weights in cache (a microbenchmark of the VNNI kernel,
- * 2 threads). A group without its partner in [g0, g1) (the last one when
- * N / 8 is odd) runs alone, two blocks per step into two accumulators so
- * the dependency chains stay short. The weights are prefetched ahead.
+ * x between the two groups halves the loads and broadcasts of x (measured
+ * faster both from memory and in cache, docs/bench.md). A group without
+ * its partner in [g0, g1) (the last one when N / 8 is odd) runs alone, two
+ * blocks per step into two accumulators so the dependency chains stay
+ * short. The weights are prefetched ahead.
  * The same driver runs the AVX-VNNI kernels below; SUMS / SUMS2 are the
  * superblock kernels (sums_avx2 / sums2_avx2, sums_vnni / sums2_vnni). */
 #define X8_GROUPS(NAME, TARGET, SUMS, SUMS2)                                                                   \
-    static TARGET void NAME(const fs_qjob *j, int t, int g0, int g1) {                                        \
+    static TARGET void NAME(const fs_quant_job *j, int t, int g0, int g1) {                                        \
         int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;                                                    \
         int64_t G = j->N / 8;                                                                                  \
         size_t sbytes = fs_x8_super_bytes(j->dt);                                                              \
-        const fs_block_q8_0 *x = j->qx + (size_t)t * (size_t)nb;                                               \
-        const fs_q8_0_sum *xs = j->xs + (size_t)t * (size_t)nb;                                                \
+        const fs_block_q8_0 *x = j->f->qx + (size_t)t * (size_t)nb;                                               \
+        const fs_q8_0_sum *xs = j->f->qxs + (size_t)t * (size_t)nb;                                                \
         float *y = j->y + (size_t)t * (size_t)j->N;                                                            \
         for (int g = g0; g < g1;) {                                                                            \
             const uint8_t *sb = (const uint8_t *)j->W + fs_x8_index(G, nb, g, 0) * sbytes;                     \
@@ -363,8 +358,8 @@ X8_GROUPS(x8_groups, TGT, sums_avx2, sums2_avx2)
  * instruction replaces maddubs + the int16 add (+ the final madd). The
  * accumulator starts at -8 sum x (Q4_0's offset). Q8_0 keeps the sign
  * trick. Per Q4_0 superblock: 8 dpbusd instead of 8 maddubs + 8 adds + 1
- * madd, ~25% fewer instructions; on the dev VM's Zen 5 the Q4_0 decode
- * matmuls stream ~5-10% faster (they are compute-bound there, see
+ * madd, ~25% fewer instructions, which matters where the Q4_0 decode
+ * matmuls are compute-bound rather than memory-bound (docs/bench.md,
  * docs/quantization.md). */
 #if FS_HAVE_VNNI_TARGET
 #define TGT_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
@@ -372,12 +367,12 @@ X8_GROUPS(x8_groups, TGT, sums_avx2, sums2_avx2)
  * high nibbles need no shift here: vpdpbusd sums in int32 without
  * saturating, so (v & 0xf0) = 16 q_hi goes in as it is and the sum is
  * divided by 16 (exactly, an arithmetic shift) once per superblock - one
- * instruction instead of four (+6-10% with the weights in cache). The
- * vpdpbusd go into two accumulators (low / high nibbles, even / odd quads)
- * so that two chains of 4 (Q8_0: 4) dependent instructions run side by
- * side instead of one of 8, and the caller takes two blocks per step into
- * two f32 accumulators: with the weights in cache, 66 -> 76 GB/s of Q4_0
- * (2 threads) on the dev VM, 80 -> 85 for Q8_0. */
+ * instruction instead of four. The vpdpbusd go into two accumulators (low
+ * / high nibbles, even / odd quads) so that two chains of 4 (Q8_0: 4)
+ * dependent instructions run side by side instead of one of 8, and the
+ * caller takes two blocks per step into two f32 accumulators: short
+ * dependency chains keep the multiply units busy when the weights come
+ * from cache (measured, docs/bench.md). */
 static inline __attribute__((always_inline)) TGT_VNNI __m256i sums_vnni(int q4, const uint8_t *sb, const int8_t *xq,
                                                                        int32_t sx) {
     const __m256i low4 = _mm256_set1_epi8(15);
@@ -441,7 +436,7 @@ static inline __attribute__((always_inline)) TGT_VNNI void sums2_vnni(int q4, co
 
 X8_GROUPS(x8_groups_vnni, TGT_VNNI, sums_vnni, sums2_vnni)
 #else
-static void x8_groups_vnni(const fs_qjob *j, int t, int g0, int g1) { x8_groups(j, t, g0, g1); }
+static void x8_groups_vnni(const fs_quant_job *j, int t, int g0, int g1) { x8_groups(j, t, g0, g1); }
 #endif
 
 /* 4 bytes of token i's block b at quad j, broadcast to 8 lanes. */
@@ -497,12 +492,12 @@ INL void tile(const int q4, const int nt, const uint8_t *pq, const float *pd, in
 #undef XQUAD
 
 /* All tokens against the packed panel of rows n .. n+7. */
-static TGT void panel_tokens(const fs_qjob *j, const uint8_t *pq, const float *pd, int n) {
+static TGT void panel_tokens(const fs_quant_job *j, const uint8_t *pq, const float *pd, int n) {
     int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;
     size_t xstride = (size_t)nb, ldy = (size_t)j->N;
     for (int t = 0; t < j->T; t += QP_NT) {
-        const fs_block_q8_0 *x = j->qx + (size_t)t * xstride;
-        const fs_q8_0_sum *sx = j->xs + (size_t)t * xstride;
+        const fs_block_q8_0 *x = j->f->qx + (size_t)t * xstride;
+        const fs_q8_0_sum *sx = j->f->qxs + (size_t)t * xstride;
         float *y = j->y + (size_t)t * ldy + (size_t)n;
         int nt = j->T - t < QP_NT ? j->T - t : QP_NT;
         /* q4 and nt are constants in each call, so each is its own loop */
@@ -522,7 +517,7 @@ static TGT void panel_tokens(const fs_qjob *j, const uint8_t *pq, const float *p
 }
 
 static void gemm_chunk(void *arg, int chunk, int tid) {
-    const fs_qjob *j = arg;
+    const fs_quant_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
     uint8_t *pq = (uint8_t *)j->f->qpack + (size_t)tid * j->f->qpack_stride;
     float *pd = (float *)(pq + (size_t)j->K * QP_ROWS);
@@ -536,52 +531,36 @@ static void gemm_chunk(void *arg, int chunk, int tid) {
 }
 #define HAVE_QGEMM 1
 #else
-static void x8_groups(const fs_qjob *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
-static void x8_groups_vnni(const fs_qjob *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
+static void x8_groups(const fs_quant_job *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
+static void x8_groups_vnni(const fs_quant_job *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
 #endif
 
-/* ---- the op ---- */
+/* ---- the job ---- */
 
-
-/* Grow *buf to at least need bytes. Only the first call with the largest
- * shape allocates (a prefill, at the latest): the decode loop never does. */
-static void grow(void **buf, size_t *have, size_t need) {
-    if (need <= *have) return;
-    free(*buf);
-    *buf = fs_xmalloc(need);
-    *have = need;
-}
+size_t fs_cpu_qpack_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_QK) * QP_ROWS * sizeof(float); }
 
 /* Quantize x [T, K] to Q8_0 (f->qx) with its per-block scales and sums
  * (f->qxs), once for all the quantized matmuls that read this x. */
-void fs_fast_quantize_x(fs_fast *f, const float *x, int T, int K) {
+void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K) {
     size_t nb = (size_t)K / FS_QK;
-    grow(&f->qx, &f->qx_bytes, (size_t)T * nb * sizeof(fs_block_q8_0));
-    /* per (token, block): d_x as f32 and the sum of x's int8 */
-    grow(&f->qxs, &f->qxs_bytes, (size_t)T * nb * sizeof(fs_q8_0_sum));
-    fs_block_q8_0 *qx = f->qx;
-    fs_q8_0_sum *qxs = f->qxs;
     for (int t = 0; t < T; t++)
-        fs_quantize_row_q8_0_sums(x + (size_t)t * (size_t)K, qx + (size_t)t * nb, qxs + (size_t)t * nb, K);
+        fs_cpu_quantize_x(f->isa, x + (size_t)t * (size_t)K, f->qx + (size_t)t * nb, f->qxs + (size_t)t * nb, K);
 }
 
-int fs_fast_quant_job(fs_fast *f, fs_qjob *j, const fs_buf *W, float *y, int T, int K, int N, fs_task_fn *fn) {
-    *j = (fs_qjob){f, f->qx, f->qxs, W->data, W->dtype, y, T, K, N, 0, W->x8};
+void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int T, int K, int N, fs_cpu_job *job) {
+    int x8 = cpu_buf(W)->x8;
+    *j = (fs_quant_job){f, W->data, W->dtype, y, T, K, N, 0, x8};
+    fs_task_fn fn;
 #ifdef HAVE_QGEMM
     if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
-        size_t stride = (panel_bytes(K) + 63) / 64 * 64;
-        if (stride > f->qpack_stride) {
-            size_t have = f->qpack_stride * (size_t)f->nth;
-            grow(&f->qpack, &have, stride * (size_t)f->nth);
-            f->qpack_stride = stride;
-        }
-        j->rows = fs_fast_chunk_rows(N, f->nth, QP_ROWS, 8);
-        *fn = gemm_chunk;
-        return (N + j->rows - 1) / j->rows;
-    }
+        j->rows = fs_cpu_chunk_rows(N, f->nth, QP_ROWS, 8);
+        fn = gemm_chunk;
+    } else
 #endif
-    /* x8: whole pairs of groups per chunk (16 rows), so no pair is split */
-    j->rows = fs_fast_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, W->x8 ? 16 : 4);
-    *fn = W->x8 ? x8_chunk : rows_chunk;
-    return (N + j->rows - 1) / j->rows;
+    {
+        /* x8: whole pairs of groups per chunk (16 rows), so no pair is split */
+        j->rows = fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, x8 ? 16 : 4);
+        fn = x8 ? x8_chunk : rows_chunk;
+    }
+    *job = (fs_cpu_job){fn, j, j->rows, (N + j->rows - 1) / j->rows};
 }

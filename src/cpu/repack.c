@@ -1,5 +1,5 @@
-/* repack.c - Q8_0 / Q4_0 weights interleaved by 8 rows ("x8"): the fast
- * CPU backend's in-memory layout for quantized matrices.
+/* repack.c - Q8_0 / Q4_0 weights interleaved by 8 rows ("x8"): the CPU
+ * backend's in-memory layout for quantized matrices.
  *
  * In the file (GGUF's layout, quant.h) each row is a run of blocks. A
  * decode step reads one row after the other and spends ~11 instructions
@@ -18,7 +18,7 @@
  *
  *   pair p = groups 2p, 2p+1:  [b 0: g 2p, g 2p+1] [b 1: g 2p, g 2p+1] ...
  *
- * (fs_x8_index in fast.h; a last group without a partner, N / 8 odd, is
+ * (fs_x8_index in cpu_backend.h; a last group without a partner, N / 8 odd, is
  * stored alone). The decode kernel computes both groups of a pair with
  * x's broadcast quads loaded once, and still reads one sequential stream
  * (matmul_quant.c). A superblock is:
@@ -42,8 +42,7 @@
  */
 #include <string.h>
 
-#include "fast.h"
-#include "quant.h"
+#include "cpu_backend.h"
 
 int fs_x8_ok(const fs_tensor *t) {
     return fs_dtype_is_quant(t->dtype) && t->ndim == 2 && t->shape[0] % 8 == 0 && t->shape[1] % FS_QK == 0 &&
@@ -56,7 +55,7 @@ void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1) {
     int K = (int)t->shape[1], nb = K / FS_QK;
     int64_t G = t->shape[0] / 8;
     int quads = t->dtype == FS_DTYPE_Q8_0 ? 8 : 4;
-    size_t row_bytes = fs_quant_row_bytes(t->dtype, K), bb = row_bytes / (size_t)nb, sbytes = fs_x8_super_bytes(t->dtype);
+    size_t row_bytes = fs_dtype_row_bytes(t->dtype, K), bb = row_bytes / (size_t)nb, sbytes = fs_x8_super_bytes(t->dtype);
     for (int64_t g = g0; g < g1; g++)
         for (int b = 0; b < nb; b++) {
             uint8_t *sb = dst + fs_x8_index(G, nb, g, b) * sbytes;

@@ -1,6 +1,7 @@
-/* attention_fast.c - grouped-query causal attention, threaded, one pass.
+/* attention_cpu.c - grouped-query causal attention, threaded, one pass:
+ * the CPU backend's attention.
  *
- *   q: [T, Hq, D]   k_cache, v_cache: [n_ctx, Hkv, D]   out: [T, Hq, D]
+ *   q: [T, Hq, D]   cache: keys and values [n_ctx, Hkv, D] (ref.h)   out: [T, Hq, D]
  *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g],
  *   g = h / (Hq / Hkv)
  *
@@ -18,12 +19,12 @@
  * row o and the sum of exponentials l) by exp(m - m_b). At the end
  * out = o / l. This equals the two-pass softmax up to rounding, reads each
  * key and value once, and needs only BLOCK floats of scores on the stack,
- * so threads need no shared scratch (the backend's scratch row is unused).
+ * so threads need no shared scratch.
  *
  * f32 throughout: per block, SIMD scores for 4 keys at a time
  * (fs_vdot_rows), exp and its sum (fs_vexp_sum, 8 at a time with AVX2),
  * then the probability-weighted sum of the block's values with o held in
- * registers (fs_vmix_rows, vec_fast.c).
+ * registers (fs_vmix_rows, vec_cpu.c).
  *
  * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16): attention of a
  * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
@@ -37,15 +38,14 @@
  *     O = P V with the V cache itself as the tile's panel (16 columns of d
  *     per tile, the row stride of the cache as the panel stride), then
  *     O /= sum.
- * Scores are stored for 6 queries x all keys (the backend's per-thread
- * buffer, grown on the first prefill that needs more, never in decode).
+ * Scores are stored for 6 queries x all keys, beside the packed K, in the
+ * thread's part of the scratch reserve() sized for n_ctx keys.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
 #include <math.h>
-#include <stdlib.h>
 
-#include "fast.h"
+#include "cpu_backend.h"
 
 #define BLOCK 64
 
@@ -108,7 +108,7 @@ static void attn_chunk(void *arg, int it, int tid) {
 #define SLAB 64
 
 typedef struct {
-    fs_fast *f;
+    const fs_cpu *f;
     const float *q, *k, *v;
     float *out;
     size_t kv_stride;
@@ -169,27 +169,30 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
     }
 }
 
-void fs_fast_attention(fs_backend *b, const fs_buf *q, const fs_buf *k_cache, const fs_buf *v_cache,
-                       size_t kv_stride, fs_buf *out, fs_buf *scratch, int T, int pos0, int Hq, int Hkv, int D) {
-    (void)scratch;
-    fs_fast *f = fast_ctx(b);
-    if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0) {
+/* The tiled path's per-thread scratch: the packed K of up to n_ctx keys
+ * (padded to whole panels of 16), and FS_TILE_T rows of their scores. */
+size_t fs_cpu_attn_stride(int n_ctx, int D) {
+    size_t ldS = ((size_t)n_ctx + 15) / 16 * 16;
+    return (ldS * (size_t)D + (size_t)FS_TILE_T * ldS + 15) / 16 * 16;
+}
+
+int fs_cpu_attn_tiled(fs_isa isa, int T, int D) { return isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0; }
+
+void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D) {
+    fs_cpu *f = cpu_ctx(b);
+    int T = f->ref.T, pos0 = f->ref.pos0;
+    const float *k = kv_keys(cache), *v = kv_values(cache);
+    if (fs_cpu_attn_tiled(f->isa, T, D)) {
         int ldS = (pos0 + T + 15) / 16 * 16;   /* keys, padded to whole panels */
-        size_t stride = ((size_t)ldS * (size_t)D + (size_t)FS_TILE_T * (size_t)ldS + 15) / 16 * 16;
-        if (stride > f->attn_stride) {   /* the first prefill this long: grow (never in decode) */
-            free(f->attn);
-            f->attn = fs_xmalloc(stride * (size_t)f->nth * sizeof(float));
-            f->attn_stride = stride;
-        }
-        tiled_job tj = {f, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), kv_stride, T, pos0, Hq,
-                        Hkv, D, (T + SLAB - 1) / SLAB, ldS};
+        tiled_job tj = {f, buf_f32(q), k, v, buf_f32_mut(out), cache->kv_stride, T, pos0, Hq, Hkv, D,
+                        (T + SLAB - 1) / SLAB, ldS};
         fs_threadpool_for(f->pool, Hkv * tj.nslab, tiled_chunk, &tj);
         return;
     }
-    attn_job j = {f->isa, cpu_f32(q), cpu_f32(k_cache), cpu_f32(v_cache), cpu_f32_mut(out), kv_stride, T, pos0, Hq, Hkv, D};
     if (Hq / Hkv > MAX_GROUP) {   /* no model we know; the reference handles any group */
-        fs_cpu_attention(b, q, k_cache, v_cache, kv_stride, out, scratch, T, pos0, Hq, Hkv, D);
+        fs_ref_attention(b, q, cache, out, Hq, Hkv, D);
         return;
     }
+    attn_job j = {f->isa, buf_f32(q), k, v, buf_f32_mut(out), cache->kv_stride, T, pos0, Hq, Hkv, D};
     fs_threadpool_for(f->pool, T * Hkv, attn_chunk, &j);
 }

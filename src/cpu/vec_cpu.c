@@ -1,7 +1,5 @@
-/* vec_fast.c - small vector helpers for the fast attention.
+/* vec_cpu.c - small vector helpers for the CPU backend's attention.
  *
- *   fs_vdot:   sum_i a[i] * b[i]        (f32 accumulation)
- *   fs_vaxpy:  y[i] += a * x[i]
  *   fs_vscale: y[i] *= a
  *   fs_vexp_sum: s[i] = e^(s[i] - m), returning the sum   (softmax numerators)
  *   fs_vdot_rows: s[b] = sum_i q[i] * k[b * stride + i]        b < nb (scores of a key block)
@@ -13,13 +11,14 @@
  * block of values instead of loading and storing o once per key.
  *
  * One body per ISA (AVX2 chosen at run time, NEON at compile time, scalar
- * otherwise), any n (vector tails handled one element at a time).
+ * otherwise), any n (vector tails handled one element at a time). Without
+ * AVX2 the _rows forms are loops of vdot / vaxpy (f32 accumulation).
  *
  * Docs: docs/forward.md
  */
 #include <math.h>
 
-#include "fast.h"
+#include "cpu_backend.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -59,13 +58,6 @@ static TGT float vdot_avx2(const float *a, const float *b, int n) {
     float r = _mm_cvtss_f32(s);
     for (; i < n; i++) r += a[i] * b[i];
     return r;
-}
-
-static TGT void vaxpy_avx2(float *y, float a, const float *x, int n) {
-    __m256 av = _mm256_set1_ps(a);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
 }
 
 static TGT float hsum8(__m256 v) {
@@ -189,13 +181,11 @@ static void vscale_neon(float *y, float a, int n) {
 }
 #endif
 
-float fs_vdot(fs_isa isa, const float *a, const float *b, int n) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (isa == FS_ISA_AVX2) return vdot_avx2(a, b, n);
-#endif
+static float vdot(fs_isa isa, const float *a, const float *b, int n) {
 #if defined(__ARM_NEON) && defined(__aarch64__)
     if (isa == FS_ISA_NEON) return vdot_neon(a, b, n);
 #endif
+    (void)isa;
     float s[4] = {0, 0, 0, 0};   /* 4 chains, like the vector versions */
     int i = 0;
     for (; i + 4 <= n; i += 4)
@@ -204,13 +194,11 @@ float fs_vdot(fs_isa isa, const float *a, const float *b, int n) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
-void fs_vaxpy(fs_isa isa, float *y, float a, const float *x, int n) {
-#if defined(__x86_64__) || defined(__i386__)
-    if (isa == FS_ISA_AVX2) { vaxpy_avx2(y, a, x, n); return; }
-#endif
+static void vaxpy(fs_isa isa, float *y, float a, const float *x, int n) {
 #if defined(__ARM_NEON) && defined(__aarch64__)
     if (isa == FS_ISA_NEON) { vaxpy_neon(y, a, x, n); return; }
 #endif
+    (void)isa;
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
@@ -240,12 +228,12 @@ void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int
 #if defined(__x86_64__) || defined(__i386__)
     if (isa == FS_ISA_AVX2) { vdot_rows_avx2(q, k, stride, nb, n, s); return; }
 #endif
-    for (int b = 0; b < nb; b++) s[b] = fs_vdot(isa, q, k + (size_t)b * stride, n);
+    for (int b = 0; b < nb; b++) s[b] = vdot(isa, q, k + (size_t)b * stride, n);
 }
 
 void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n) {
 #if defined(__x86_64__) || defined(__i386__)
     if (isa == FS_ISA_AVX2) { vmix_rows_avx2(o, p, v, stride, nb, n); return; }
 #endif
-    for (int b = 0; b < nb; b++) fs_vaxpy(isa, o, p[b], v + (size_t)b * stride, n);
+    for (int b = 0; b < nb; b++) vaxpy(isa, o, p[b], v + (size_t)b * stride, n);
 }

@@ -1,17 +1,19 @@
-/* swiglu_fast.c - out = silu(gate) * up, threaded, in f32.
+/* swiglu_cpu.c - out = silu(gate) * up, threaded, in f32: the input of
+ * the CPU backend's down_proj matmul (matmul_cpu.c).
  *
  *   gate, up, out: [n] (out may be gate);  silu(g) = g / (1 + e^-g)
  *
  * The reference (swiglu.c) evaluates exp in double; here in f32, in chunks
  * of 4096 elements shared by the threads: 8 at a time with AVX2
  * (exp_avx2.h), expf otherwise. A prefill of 512 tokens through Qwen3-0.6B
- * needs exp 44 million times, so this is not free.
+ * needs exp 44 million times, so this is not free; a decode step's 3072
+ * are one chunk, run by the calling thread alone.
  *
  * Docs: docs/forward.md
  */
 #include <math.h>
 
-#include "fast.h"
+#include "cpu_backend.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include "exp_avx2.h"
@@ -55,7 +57,7 @@ static void swiglu_chunk(void *arg, int chunk, int tid) {
     }
 }
 
-void fs_fast_swiglu(fs_backend *b, const fs_buf *gate, const fs_buf *up, fs_buf *out, size_t n) {
-    swiglu_job j = {cpu_f32(gate), cpu_f32(up), cpu_f32_mut(out), n, fast_ctx(b)->isa == FS_ISA_AVX2};
-    fs_threadpool_for(fast_ctx(b)->pool, (int)((n + CHUNK - 1) / CHUNK), swiglu_chunk, &j);
+void fs_cpu_swiglu(fs_cpu *f, const float *g, const float *u, float *o, size_t n) {
+    swiglu_job j = {g, u, o, n, f->isa == FS_ISA_AVX2};
+    fs_threadpool_for(f->pool, (int)((n + CHUNK - 1) / CHUNK), swiglu_chunk, &j);
 }

@@ -1,15 +1,18 @@
-/* rmsnorm_fast.c - rmsnorm with AVX2, for the fast backend.
+/* rmsnorm_cpu.c - rmsnorm with AVX2, for the CPU backend.
  *
  *   y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w      x, y: [rows, n]   w: [n]
  *
  * The same operations as the reference (rmsnorm.c) - the sum of squares in
  * double, scale = 1 / sqrt(f32(mean) + eps), y = w * f32(x * scale) - only
  * 4 doubles and 8 floats at a time, and the weight read as a vector
- * instead of element by element through cpu_get. The sum is added in a
- * different order, so ss can differ from the reference in its last double
- * bits, which practically never changes the f32 scale: the test allows one
- * f32 rounding. A decode step calls it 113 times (2 per layer, q_norm and
- * k_norm per layer, the final norm); the reference took 2.4 us a call.
+ * instead of element by element. The sum is added in a different order, so
+ * ss can differ from the reference in its last double bits, which
+ * practically never changes the f32 scale: the test allows one f32
+ * rounding. A decode step runs it for every layer's two block norms (the
+ * input of the matmul that follows, matmul_cpu.c), every head of q and k
+ * (rope_kv_cpu.c) and the final norm, so the reference's element-by-element
+ * loop would show (docs/bench.md). Other weight dtypes (f16) and other
+ * ISAs use the reference's row (rmsnorm.c).
  *
  * Not threaded: one row is a few hundred nanoseconds, less than waking the
  * pool; a 512-token prefill spends well under 1% of its time here.
@@ -18,7 +21,7 @@
  */
 #include <math.h>
 
-#include "fast.h"
+#include "cpu_backend.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -60,12 +63,18 @@ static TGT void rmsnorm_avx2(const float *x, const void *w, fs_dtype wt, float *
 }
 #endif
 
-void fs_fast_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps) {
+void fs_cpu_rmsnorm_rows(fs_isa isa, const float *x, const fs_buf *w, float *y, int rows, int n, float eps) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (fast_ctx(b)->isa == FS_ISA_AVX2 && (w->dtype == FS_DTYPE_BF16 || w->dtype == FS_DTYPE_F32)) {
-        rmsnorm_avx2(cpu_f32(x), w->data, w->dtype, cpu_f32_mut(y), rows, n, eps);
+    if (isa == FS_ISA_AVX2 && (w->dtype == FS_DTYPE_BF16 || w->dtype == FS_DTYPE_F32)) {
+        rmsnorm_avx2(x, w->data, w->dtype, y, rows, n, eps);
         return;
     }
 #endif
-    fs_cpu_rmsnorm(b, x, w, y, rows, n, eps);
+    (void)isa;
+    for (int r = 0; r < rows; r++)
+        fs_ref_rmsnorm_row(x + (size_t)r * (size_t)n, w, y + (size_t)r * (size_t)n, n, eps);
+}
+
+void fs_cpu_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps) {
+    fs_cpu_rmsnorm_rows(cpu_ctx(b)->isa, buf_f32(x), w, buf_f32_mut(y), rows, n, eps);
 }

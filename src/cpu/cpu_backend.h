@@ -1,0 +1,293 @@
+/* cpu_backend.h - private to the CPU backend ("cpu"): its state, its
+ * buffers and its kernels.
+ *
+ * The CPU backend is the reference ("cpu-ref", ref.h) with the hot ops
+ * replaced: matmul (SIMD + threads, the input's rmsnorm / SwiGLU and the
+ * residual add folded in), attention (threads over heads and query rows,
+ * online softmax), rope_kv (threads over tokens), rmsnorm (SIMD), embed
+ * (x8-repacked rows). It shares the reference's step and scratch (its
+ * state begins with an fs_ref) and its buffers begin with a struct fs_buf,
+ * so an op it has no faster version of is the reference's own function.
+ *
+ * Numerics: the CPU ops accumulate in f32, in an order chosen for speed
+ * (vector lanes, several accumulators, K split into blocks), so they differ
+ * from the double-accumulating reference by f32 rounding: about
+ * 1e-7 * sqrt(K) relative to sum |x||w| for a dot product of length K.
+ * Quantized weights also quantize the activations to Q8_0 (matmul_quant.c).
+ * tests/test_cpu_kernels.c checks every kernel against the reference with
+ * a bound of that form, tests/test_backend.c every op.
+ *
+ * SIMD. Kernels exist for AVX2+FMA+F16C (x86-64, chosen at run time with
+ * cpuid, so the same binary runs on older CPUs), NEON (aarch64, always
+ * present there) and portable scalar C; FS_ISA=scalar in the environment
+ * forces the last for every op (FS_ISA=avx2: AVX2 without AVX-VNNI). The
+ * Makefile adds no -m flags: the AVX2 functions carry
+ * __attribute__((target(...))) instead.
+ *
+ * Docs: docs/forward.md
+ */
+#ifndef FS_CPU_BACKEND_H
+#define FS_CPU_BACKEND_H
+
+#include "quant.h"
+#include "ref.h"
+#include "threadpool.h"
+
+/* Which kernels this backend runs. */
+typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
+
+/* Compilers that know the "avxvnni" target attribute (gcc 11, clang 12). */
+#if defined(__clang__)
+#define FS_HAVE_VNNI_TARGET (__clang_major__ >= 12)
+#elif defined(__GNUC__)
+#define FS_HAVE_VNNI_TARGET (__GNUC__ >= 11)
+#else
+#define FS_HAVE_VNNI_TARGET 0
+#endif
+
+/* GEMM register tile and weight-panel geometry (all ISAs share the packed
+ * layout): a panel is FS_PANEL_N consecutive weight rows, FS_PANEL_K
+ * columns at a time, stored k-major as f32: pack[k * FS_PANEL_N + r]. */
+#define FS_PANEL_N 16
+#define FS_PANEL_K 256
+#define FS_TILE_T 6
+/* Below this many tokens the matmul is a GEMV: weights are streamed
+ * directly (no packing), the case of decode. */
+#define FS_GEMM_MIN_T 4
+/* Decode kernels stream their weights and prefetch (non-temporal) this
+ * many bytes ahead of the read position: far enough to cover the memory
+ * latency at full bandwidth, near enough to stay in the thread's share
+ * (measured, docs/bench.md). */
+#define FS_PREFETCH_AHEAD 16384
+/* Padding after each cached position, in floats. For Qwen3-0.6B a position
+ * is Hkv * D = 1024 floats, 4 KiB: attention then reads one head's keys
+ * 4 KiB apart, addresses that all fall into the same few L1 cache sets,
+ * so the rows of a block evict each other. 64 bytes more per position
+ * spread them over the sets (1.6% more cache memory; measured,
+ * docs/bench.md). */
+#define FS_KV_PAD 16
+
+/* A CPU backend buffer: the reference's, and where its memory is. Every
+ * buffer this backend hands out is one of these. */
+typedef struct fs_cpu_buf {
+    fs_buf base;      /* what the reference ops read */
+    int x8;           /* Q8_0/Q4_0 rows interleaved by 8 (repack.c) */
+    int refs;         /* uploads sharing this buffer (a tied embedding and lm_head: 2) */
+    int arena;        /* data lives in arena arena - 1 (0: the heap, or a view) */
+} fs_cpu_buf;
+
+static inline const fs_cpu_buf *cpu_buf(const fs_buf *b) { return (const fs_cpu_buf *)b; }
+
+typedef struct fs_cpu {
+    fs_ref ref;           /* the step and the shared scratch (ref.h): first */
+    fs_threadpool *pool;
+    int nth;
+    fs_isa isa;
+    int vnni;             /* with AVX2: AVX-VNNI too, the quantized decode uses vpdpbusd */
+    /* Scratch, allocated by reserve (backend_cpu.c); 64-byte aligned. */
+    float *pack;          /* [nth][FS_PANEL_K * FS_PANEL_N] the f32 GEMM's weight panels */
+    fs_block_q8_0 *qx;    /* [max_T][max_K / 32] a matmul's input quantized to Q8_0 */
+    fs_q8_0_sum *qxs;     /* [max_T][max_K / 32] their scales and sums */
+    uint8_t *qpack;       /* [nth][qpack_stride] the quantized GEMM's weight panels */
+    size_t qpack_stride;
+    float *attn;          /* [nth][attn_stride] prefill attention's packed K and scores */
+    size_t attn_stride;
+    float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
+    size_t y_add_n;
+    size_t reserved;      /* bytes of the above (the fs_ref part counts its own) */
+    uint64_t *bw_sums;    /* [nth * 8] the bandwidth probe's per-thread sums */
+    /* Weights moved into the arenas (repacked to x8, or copied), by source
+     * data, so a tied embedding / lm_head uploaded twice shares one copy. */
+    struct fs_moved { const void *src; fs_cpu_buf *buf; } *moved;
+    int n_moved, cap_moved;
+    /* Where repacked weights and big activations (the KV cache) live: big
+     * anonymous mappings with transparent huge pages, filled front to back
+     * (backend_cpu.c, arena_alloc). */
+    struct fs_arena { char *map, *base; size_t map_len, len, used; int live; } *arenas;
+    int n_arenas, cap_arenas;
+} fs_cpu;
+
+static inline fs_cpu *cpu_ctx(fs_backend *b) { return (fs_cpu *)b->ctx; }
+
+/* The kernels this CPU can run (env FS_ISA=scalar forces the portable
+ * ones), whether it has AVX-VNNI on top of AVX2 (FS_ISA=avx2 says no), and
+ * their names for describe (backend_cpu.c). */
+fs_isa fs_cpu_detect_isa(void);
+int fs_cpu_detect_vnni(fs_isa isa);
+const char *fs_cpu_isa_name(fs_isa isa, int vnni);
+
+/* ---- the ops (backend.h signatures) ---- */
+
+void fs_cpu_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
+void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *cache, int Hq, int Hkv, int D);
+void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
+void fs_cpu_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
+double fs_cpu_bandwidth(fs_backend *b, fs_buf *buf, size_t n);
+
+/* ---- the steps inside them ---- */
+
+/* rmsnorm of rows rows of n floats (rmsnorm_cpu.c): y = x / sqrt(mean(x^2)
+ * + eps) * w, the reference's operations with SIMD where w is bf16 or f32. */
+void fs_cpu_rmsnorm_rows(fs_isa isa, const float *x, const fs_buf *w, float *y, int rows, int n, float eps);
+/* o[i] = silu(g[i]) * u[i], i < n, f32, threaded (swiglu_cpu.c). o may be g. */
+void fs_cpu_swiglu(fs_cpu *f, const float *g, const float *u, float *o, size_t n);
+/* x[i] += y[i], i < n: the same f32 additions as the reference, SIMD (add_cpu.c). */
+void fs_cpu_add(fs_isa isa, float *x, const float *y, size_t n);
+
+/* ---- matmul: one pass of jobs (matmul_cpu.c runs them) ---- */
+
+/* One linear layer's part of a matmul pass, as chunks of a parallel loop:
+ * fn(arg, c, tid) computes rows [c * rows, min(N, (c + 1) * rows)) of y,
+ * all T tokens. */
+typedef struct fs_cpu_job {
+    fs_task_fn fn;
+    void *arg;
+    int rows, chunks;
+} fs_cpu_job;
+
+/* f32 / f16 / bf16 weights (matmul_float.c). */
+typedef struct fs_float_job {
+    fs_cpu *f;
+    const float *x;
+    const void *W;
+    fs_dtype dt;
+    float *y;
+    int T, K, N, rows;
+    int gemm;                  /* T >= FS_GEMM_MIN_T: packed panels and the register tile */
+} fs_float_job;
+void fs_cpu_float_job(fs_cpu *f, fs_float_job *j, const fs_buf *W, const float *x, float *y, int T, int K, int N,
+                      fs_cpu_job *job);
+
+/* Q8_0 / Q4_0 weights (matmul_quant.c): first fs_cpu_quantize_input(x)
+ * (once for every quantized matmul reading x, into f->qx / f->qxs), then
+ * a job per weight. */
+typedef struct fs_quant_job {
+    fs_cpu *f;
+    const void *W;
+    fs_dtype dt;
+    float *y;
+    int T, K, N, rows;
+    int x8;                    /* W is in the x8 layout (repack.c) */
+} fs_quant_job;
+void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K);
+/* Bytes of one thread's packed panel for the quantized GEMM (reserve
+ * allocates nth of them when the AVX2 kernels run prefills). */
+size_t fs_cpu_qpack_bytes(int K);
+void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int T, int K, int N, fs_cpu_job *job);
+
+/* Rows per chunk when threads split N output rows: per_thread chunks per
+ * thread (so a descheduled thread's share is picked up by the others, see
+ * threadpool.h), a multiple of align (the kernel's row block). */
+static inline int fs_cpu_chunk_rows(int N, int nth, int align, int per_thread) {
+    int r = N / (nth * per_thread);
+    if (r < align) r = align;
+    return (r + align - 1) / align * align;
+}
+
+/* Rows per chunk for decode: about FS_DECODE_CHUNK_BYTES of weights, and
+ * at least two chunks per thread. Each thread streams its contiguous share
+ * chunk after chunk (threadpool.h), so the size only sets how long the
+ * barrier at the end of the matmul may wait: the last chunk, a few
+ * microseconds of streaming. The lm_head of Qwen3-0.6B in Q4_0 (85 MB) is
+ * ~330 chunks, a 1024 x 1024 matrix the minimum 4 (2 threads). */
+#define FS_DECODE_CHUNK_BYTES (256u << 10)
+static inline int fs_cpu_decode_rows(int N, size_t row_bytes, int nth, int align) {
+    size_t total = (size_t)N * row_bytes;
+    size_t chunks = (total + FS_DECODE_CHUNK_BYTES - 1) / FS_DECODE_CHUNK_BYTES;
+    if (chunks < 2 * (size_t)nth) chunks = 2 * (size_t)nth;
+    int r = (int)(((size_t)N + chunks - 1) / chunks);
+    if (r < align) r = align;
+    return (r + align - 1) / align * align;
+}
+
+/* ---- f32 / f16 / bf16 kernels ---- */
+
+/* Weight element i of an f32 / f16 / bf16 matrix, as f32 (exact). For the
+ * scalar kernels and the vector kernels' tails; dt is a constant at each
+ * call site, so the switch folds away. */
+static inline float fs_cpu_weight(const void *W, fs_dtype dt, size_t i) {
+    switch (dt) {
+    case FS_DTYPE_BF16: return fs_bf16_to_f32(((const uint16_t *)W)[i]);
+    case FS_DTYPE_F16: return fs_f16_to_f32(((const uint16_t *)W)[i]);
+    default: break;
+    }
+    return ((const float *)W)[i];
+}
+
+/* Row-range kernels: rows [n0, n1) of y[T, N] = x[T, K] W[N, K]^T.
+ * gemv: any T (used for T < FS_GEMM_MIN_T); gemm: packs each panel into
+ * pack (one thread's FS_PANEL_K * FS_PANEL_N floats) then runs the tile. */
+void fs_gemv_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                    float *pack);
+void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                  float *pack);
+void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                  float *pack);
+
+/* The AVX2 GEMM register tile on its own (attention uses it): for i < nt
+ * (<= FS_TILE_T) and r < ncols (<= 16),
+ *   y[i * ldy + r] (+)= sum_{k < kc} x[i * ldx + k] * pw[k * ldw + r]
+ * (added to y when accum). pw[k * ldw + 0..15] must be readable. */
+void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols);
+
+/* Pack rows [n, n + rows) (rows <= FS_PANEL_N; missing rows are zeros),
+ * columns [k0, k0 + kc) of W into pack[k * FS_PANEL_N + r] as f32. */
+void fs_pack_panel(const void *W, fs_dtype dt, int K, int n, int rows, int k0, int kc, float *pack);
+
+/* ---- Q8_0 activations (quant_cpu.c) ---- */
+
+/* One row x [k] to Q8_0 with its block sums (quant.h): the bytes of
+ * fs_quantize_row_q8_0, the sums of fs_q8_0_sums. */
+void fs_cpu_quantize_x(fs_isa isa, const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k);
+/* Many weight rows (consecutive, nrows of them) against one activation
+ * row x with its sums xs: out[r] = the dot of row r with x. The integer
+ * block sums of fs_vec_dot_*_ref, the f32 additions in the kernel's order. */
+void fs_cpu_dot_rows_q8_0(fs_isa isa, int k, const fs_block_q8_0 *w, int nrows, const fs_block_q8_0 *x,
+                          const fs_q8_0_sum *xs, float *out);
+void fs_cpu_dot_rows_q4_0(fs_isa isa, int k, const fs_block_q4_0 *w, int nrows, const fs_block_q8_0 *x,
+                          const fs_q8_0_sum *xs, float *out);
+
+/* ---- Q8_0 / Q4_0 matrices interleaved by 8 rows (repack.c) ----
+ * ok: the tensor can be repacked (quantized, 2-D, N % 8 == 0, K % 32 == 0);
+ * super_bytes: the bytes of 8 rows x one block column; repack: write the
+ * groups of 8 rows [g0, g1) to their place in dst (the whole matrix is
+ * nbytes, groups 0 .. N/8); dequant_row: row n as K floats, the same
+ * values as fs_dequantize_row_*. */
+int fs_x8_ok(const fs_tensor *t);
+size_t fs_x8_super_bytes(fs_dtype dt);
+void fs_x8_repack(const fs_tensor *t, uint8_t *dst, int64_t g0, int64_t g1);
+void fs_x8_dequant_row(const uint8_t *W, fs_dtype dt, int64_t N, int K, int64_t n, float *out);
+
+/* Where superblock (group g, block column b) of an x8 matrix with G =
+ * N / 8 groups and nb = K / 32 block columns starts, in superblocks from
+ * the start: groups are stored in pairs (2p, 2p + 1), each pair's two
+ * superblocks of a block column side by side (repack.c); a last group
+ * without a partner (G odd) is stored alone. */
+static inline size_t fs_x8_index(int64_t G, int nb, int64_t g, int b) {
+    int64_t p = g / 2;
+    int in_pair = 2 * p + 1 < G ? 2 : 1;
+    return (size_t)(2 * p) * (size_t)nb + (size_t)b * (size_t)in_pair + (size_t)(g & 1);
+}
+
+/* ---- small vector helpers with per-ISA bodies (vec_cpu.c, for attention) ----
+ * scale: y[i] *= a. */
+void fs_vscale(fs_isa isa, float *y, float a, int n);
+/* s[i] = e^(s[i] - m) for i < n; returns the sum of the new s[i]. */
+float fs_vexp_sum(fs_isa isa, float *s, float m, int n);
+/* s[b] = q . k[b * stride ..], b < nb;   o += sum_b p[b] * v[b * stride ..] */
+void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
+void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
+
+/* Prefill attention's per-thread scratch for n_ctx positions of head dim
+ * D, in floats (attention_cpu.c; reserve allocates nth of them). */
+size_t fs_cpu_attn_stride(int n_ctx, int D);
+/* Whether this call takes the tiled prefill path (it then needs that
+ * scratch). */
+int fs_cpu_attn_tiled(fs_isa isa, int T, int D);
+
+#endif

@@ -1,0 +1,73 @@
+/* rope_kv.c - the attention inputs of a step, made ready: QK-norm, rotary
+ * position embedding (RoPE, Hugging Face / NeoX layout), and the store of
+ * K and V into the cache.
+ *
+ *   q: [T, Hq, D]   k, v: [T, Hkv, D]   q_norm, k_norm: [D] (or NULL)
+ *   for each token t (position p = pos0 + t) and each head of q and of k:
+ *     x = rmsnorm(x, q_norm or k_norm)                  (rmsnorm.c, per head)
+ *     for i < D/2, with a = x[i], b = x[i + D/2], angle = p * inv_freq[i]:
+ *       x[i]       = a cos(angle) - b sin(angle)
+ *       x[i + D/2] = b cos(angle) + a sin(angle)
+ *   then cache position p holds k[t] and v[t].
+ *
+ * QK-norm (Qwen3): every head of q and k is normalised on its own before
+ * the rotation, which keeps the attention logits in a sane range.
+ *
+ * Rotating q and k by an angle proportional to the position makes q . k
+ * depend only on the distance between the two tokens. HF pairs element i
+ * with i + D/2 ("rotate_half"), not the neighbours (2i, 2i+1) of the
+ * original paper; the checkpoint's q/k weights were trained for this layout.
+ *
+ * The angles follow HF's float32 arithmetic step by step, because at large
+ * positions an angle of ~4e4 radians keeps only ~3 decimals in f32, and
+ * computing it more precisely would *disagree* with the model's reference:
+ *   inv_freq = 1 / theta^(float(2i) / D)   each step rounded to f32 (forward.c)
+ *   angle    = float(p) * inv_freq         one f32 product
+ *   cos, sin of that f32 angle             computed in double, rounded once
+ * The cos and sin of every position are tabulated once, by reserve
+ * (backend_ref.c); here q*cos + rotate_half(q)*sin is evaluated in f32, as
+ * PyTorch does.
+ *
+ * The cache is written here, not by the caller, because its layout is the
+ * backend's (ref.h: keys then values, kv_stride floats per position).
+ *
+ * Docs: docs/forward.md, docs/kv-cache.md
+ */
+#include <string.h>
+
+#include "ref.h"
+
+void fs_ref_rope_pairs(float *x, const float *c, const float *s, int i0, int half) {
+    for (int i = i0; i < half; i++) {
+        float a = x[i], b = x[i + half];
+        /* rotate_half(x) = [-x2, x1]: separate f32 products then the sum */
+        float a_cos = a * c[i], b_sin = b * s[i];
+        float b_cos = b * c[i], a_sin = a * s[i];
+        x[i] = a_cos - b_sin;
+        x[i + half] = b_cos + a_sin;
+    }
+}
+
+/* heads consecutive heads of D floats at x: norm (if w), then rotate. */
+static void heads(float *x, int heads, int D, const fs_buf *w, float eps, const float *c, const float *s) {
+    for (int h = 0; h < heads; h++) {
+        float *head = x + (size_t)h * (size_t)D;
+        if (w) fs_ref_rmsnorm_row(head, w, head, D, eps);
+        fs_ref_rope_pairs(head, c, s, 0, D / 2);
+    }
+}
+
+void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *cache, int Hq, int Hkv, int D) {
+    const fs_ref *r = ref_ctx(b);
+    size_t q_row = (size_t)Hq * (size_t)D, kv_row = (size_t)Hkv * (size_t)D;
+    for (int t = 0; t < r->T; t++) {
+        int p = r->pos0 + t;
+        const float *c = r->rope + (size_t)p * (size_t)D, *s = c + D / 2;
+        float *kt = buf_f32_mut(k) + (size_t)t * kv_row;
+        heads(buf_f32_mut(q) + (size_t)t * q_row, Hq, D, q_norm, eps, c, s);
+        heads(kt, Hkv, D, k_norm, eps, c, s);
+        memcpy(kv_keys(cache) + (size_t)p * cache->kv_stride, kt, kv_row * sizeof(float));
+        memcpy(kv_values(cache) + (size_t)p * cache->kv_stride, buf_f32(v) + (size_t)t * kv_row, kv_row * sizeof(float));
+    }
+}

@@ -1,0 +1,617 @@
+/* test_backend.c - every op of every backend against the reference
+ * backend ("cpu-ref"), through backend.h alone.
+ *
+ *   test_backend [NAME[:ISA] ...]
+ *
+ * NAME is what fs_backend_open takes ("cpu", "cuda", ...); ":ISA" sets
+ * FS_ISA before opening (the CPU backend's kernel choice). Without
+ * arguments: "cpu" under FS_ISA=scalar, FS_ISA=avx2 and the machine's own
+ * choice (a variant whose describe() line repeats an earlier one is not run
+ * twice), then "cuda". A backend that does not open is reported as
+ * "NAME: skipped (reason)" and does not fail the test. Nothing here knows
+ * a backend's internals, so a new backend runs it unchanged.
+ *
+ * Each backend instance (and its reference twin) is reserved once, for the
+ * largest shapes, before its first op. Every case draws fresh random inputs
+ * (never zeros), writes NaN into every output first (through write), runs
+ * the op on both backends and compares. Shapes include tails that are not
+ * multiples of any tile: T in {1, 2, 3, 5, 7, 17, 64, 130}; K and N odd
+ * multiples of 32 for quantized weights, anything for float ones; D in
+ * {32, 64, 128}; GQA groups 1, 2, 4; attention at pos0 0 and after earlier
+ * steps, with the positions before pos0 written by earlier rope_kv calls.
+ *
+ * Tolerances. u = 2^-24 (f32 unit roundoff). A dot product of length K,
+ * S = sum_k |in_k w_k| (in = the matmul's input after its rmsnorm / SwiGLU):
+ *
+ *   regime  who                                     bound on |y - y_ref|
+ *   F32     f32 accumulation (SIMD lanes, K blocks)  4 sqrt(K) u S
+ *   Q8ACT   the input quantized to Q8_0 (the CPU's   F32 + sum_b 0.57 (amax_b / 127) sum_{k in b} |w_k|
+ *           quantized matmuls): per block b the input moves by at most
+ *           half a step d_b / 2 plus 127 d_b 2^-11 (d_b rounded to f16)
+ *   BF16    input and weights rounded to bf16        F32 + 2^-8 S
+ *           (tensor cores): each by <= 2^-9 relative
+ *
+ * An input read through rmsnorm or SwiGLU also allows 4 u S: the
+ * transform itself may round differently by a few ulp per element (the
+ * CPU's SwiGLU takes e^x in f32, within 1.25 ulp, where the reference uses
+ * double). An added output (the residual) also allows one rounding of the
+ * sum, u (|y0| + |y|). Whatever its regime, a decode step (T = 1) with float
+ * weights must stay within 1e-4 S of the reference on every backend.
+ * Which regime a backend's matmul runs in is declared in the table
+ * regimes[] below (per backend name, weight kind and T); a backend not
+ * listed is held to F32 (float weights) and Q8ACT (quantized).
+ *
+ *   op          bound
+ *   embed       exact (a gather: every stored value is exact in f32)
+ *   rmsnorm     (4 + sqrt(n)) u |y_ref|              (the scale's sum of squares)
+ *   rope_kv     (8 + sqrt(D) if normed) u |pair|      per (x_i, x_i+D/2) pair, |pair| its length
+ *   attention   F32: 5e-6 max|v|   BF16: 4e-3 max|v|  (outputs are convex combinations of v rows)
+ *   copy        exact
+ *   argmax      exact: the lowest index on ties, -1 if any NaN
+ *
+ * The worst error seen is printed per op and dtype, as a fraction of its
+ * bound and relative to its scale, so the numbers above can be checked
+ * against measurement.
+ *
+ * Docs: docs/testing.md, docs/forward.md
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "backend.h"
+#include "quant.h"
+#include "test.h"
+
+#define U 0x1p-24
+
+typedef enum { R_F32, R_Q8ACT, R_BF16 } regime;
+static const char *const regime_name[] = {"F32", "Q8ACT", "BF16"};
+
+/* How each backend's matmul and attention round, by name, weight kind
+ * (0 float, 1 quantized, -1 any) and the call's T (rows with min_T <= T);
+ * the first row that matches wins. */
+static const struct {
+    const char *backend, *op;
+    int quant, min_T;
+    regime r;
+} regimes[] = {
+    {"cpu", "matmul", 0, 1, R_F32},
+    {"cpu", "matmul", 1, 1, R_Q8ACT},
+    {"cpu", "attention", -1, 1, R_F32},
+    {"cuda", "matmul", 0, 2, R_BF16},     /* prefill on tensor cores */
+    {"cuda", "matmul", 1, 2, R_BF16},
+    {"cuda", "matmul", 1, 1, R_Q8ACT},
+    {"cuda", "attention", -1, 2, R_BF16},
+};
+
+static regime regime_of(const char *backend, const char *op, int quant, int T) {
+    for (size_t i = 0; i < sizeof regimes / sizeof regimes[0]; i++)
+        if (!strcmp(regimes[i].backend, backend) && !strcmp(regimes[i].op, op) &&
+            (regimes[i].quant < 0 || regimes[i].quant == quant) && T >= regimes[i].min_T)
+            return regimes[i].r;
+    return quant > 0 ? R_Q8ACT : R_F32;
+}
+
+/* ---- random data ---- */
+
+static uint64_t rng = 0x853c49e6748fea9bull;
+static double urand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+static void fill(float *x, size_t n, double scale) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(urand() * scale);
+}
+/* Positive, away from zero: norm weights. */
+static void fill_pos(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = (float)(1.0 + 0.5 * urand());
+}
+
+/* A tensor of dtype dt holding rows x K random values (scaled); deq gets
+ * each stored element as f32. data is malloc'd: free(t->data). */
+static void make_tensor(fs_tensor *t, fs_dtype dt, int rows, int K, int ndim, const float *vals, float *deq) {
+    size_t rb = fs_dtype_row_bytes(dt, K);
+    uint8_t *data = malloc(rb * (size_t)rows);
+    for (int r = 0; r < rows; r++) {
+        const float *v = vals + (size_t)r * K;
+        uint8_t *dst = data + (size_t)r * rb;
+        for (int k = 0; k < K; k++) {
+            if (dt == FS_DTYPE_F32) memcpy(dst + 4 * (size_t)k, &v[k], 4);
+            else if (dt == FS_DTYPE_BF16 || dt == FS_DTYPE_F16) {
+                uint16_t h = dt == FS_DTYPE_BF16 ? fs_f32_to_bf16(v[k]) : fs_f32_to_f16(v[k]);
+                memcpy(dst + 2 * (size_t)k, &h, 2);
+            }
+        }
+        if (dt == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(v, (fs_block_q8_0 *)dst, K);
+        if (dt == FS_DTYPE_Q4_0) fs_quantize_row_q4_0(v, (fs_block_q4_0 *)dst, K);
+    }
+    memset(t, 0, sizeof *t);
+    t->name = "test.weight";
+    t->dtype = dt;
+    t->ndim = ndim;
+    t->shape[0] = ndim == 2 ? rows : K;
+    t->shape[1] = ndim == 2 ? K : 0;
+    t->data = data;
+    t->nbytes = rb * (size_t)rows;
+    for (size_t i = 0; i < (size_t)rows * (size_t)K; i++) deq[i] = fs_tensor_get_f32(t, i);
+}
+
+/* ---- the two backends ---- */
+
+static fs_backend *ref, *be;   /* the reference, the backend under test */
+static const char *be_name;    /* its fs_backend_open name (regimes[] key) */
+
+static fs_buf *put(fs_backend *b, const float *host, size_t n) {
+    fs_err e;
+    fs_buf *buf = b->alloc(b, n, &e);
+    if (!buf) { fprintf(stderr, "%s: %s\n", b->name, e.msg); exit(1); }
+    b->write(b, buf, 0, host, n);
+    return buf;
+}
+static fs_buf *nan_buf(fs_backend *b, size_t n) {
+    float *h = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) h[i] = NAN;
+    fs_buf *buf = put(b, h, n);
+    free(h);
+    return buf;
+}
+static fs_buf *upload(fs_backend *b, const fs_tensor *t) {
+    fs_err e;
+    fs_buf *buf = b->upload(b, t, &e);
+    if (!buf) { fprintf(stderr, "%s: %s\n", b->name, e.msg); exit(1); }
+    return buf;
+}
+static void get(fs_backend *b, const fs_buf *buf, float *host, size_t n) {
+    b->sync(b);
+    b->read(b, buf, 0, host, n);
+}
+
+/* ---- the worst errors, per op and dtype ---- */
+
+typedef struct {
+    char op[24];
+    int dt, reg;       /* dt -1: no weight */
+    double ratio, rel;  /* worst error / bound, worst error / scale */
+    int cases, bad;
+} stat;
+static stat stats[64];
+static int n_stats;
+
+/* Record one compared element: err, its bound and its scale. Returns 1 if
+ * within the bound (a NaN is not). */
+static int note(const char *op, int dt, regime reg, double err, double bound, double scale) {
+    stat *s = NULL;
+    for (int i = 0; i < n_stats; i++)
+        if (!strcmp(stats[i].op, op) && stats[i].dt == dt && stats[i].reg == (int)reg) s = &stats[i];
+    if (!s && n_stats < 64) {
+        s = &stats[n_stats++];
+        memset(s, 0, sizeof *s);
+        snprintf(s->op, sizeof s->op, "%s", op);
+        s->dt = dt, s->reg = reg;
+    }
+    int ok = err <= bound;
+    if (s) {
+        double r = bound > 0 ? err / bound : (err > 0 ? INFINITY : 0), q = scale > 0 ? err / scale : 0;
+        if (!(r <= s->ratio)) s->ratio = r;
+        if (!(q <= s->rel)) s->rel = q;
+        s->cases++;
+        s->bad += !ok;
+    }
+    return ok;
+}
+
+static void print_stats(void) {
+    printf("  %-18s %-5s %-6s %8s %12s %12s\n", "op", "dtype", "regime", "values", "worst/bound", "worst/scale");
+    for (int i = 0; i < n_stats; i++)
+        printf("  %-18s %-5s %-6s %8d %12.3g %12.3g%s\n", stats[i].op, stats[i].dt < 0 ? "-" : fs_dtype_name(stats[i].dt),
+               regime_name[stats[i].reg], stats[i].cases, stats[i].ratio, stats[i].rel, stats[i].bad ? "  FAILED" : "");
+    n_stats = 0;
+}
+
+/* ---- matmul ---- */
+
+static const fs_dtype all_dtypes[] = {FS_DTYPE_F32, FS_DTYPE_F16, FS_DTYPE_BF16, FS_DTYPE_Q8_0, FS_DTYPE_Q4_0};
+
+/* n linear layers of one input [T, K] in one call; form 0 plain, 1 rmsnorm'd,
+ * 2 SwiGLU'd; add[i]: output i is added to. */
+static void case_matmul(int T, int K, int n, const fs_dtype *dts, const int *Ns, int form, const int *add) {
+    size_t nx = (size_t)T * K;
+    float *x = malloc(sizeof(float) * nx), *up = malloc(sizeof(float) * nx), *nw = malloc(sizeof(float) * K);
+    double *in = malloc(sizeof(double) * nx);
+    fill(x, nx, 2.0);
+    fill(up, nx, 2.0);
+    fill_pos(nw, (size_t)K);
+    fs_tensor nt;
+    float *nwd = malloc(sizeof(float) * K);
+    make_tensor(&nt, FS_DTYPE_BF16, 1, K, 1, nw, nwd);
+    /* the input the layers read, in double (for the bounds) */
+    for (int t = 0; t < T; t++) {
+        const float *xt = x + (size_t)t * K;
+        double ss = 0;
+        for (int k = 0; k < K; k++) ss += (double)xt[k] * xt[k];
+        double scale = 1.0 / sqrt(ss / K + 1e-6);
+        for (int k = 0; k < K; k++) {
+            size_t i = (size_t)t * K + k;
+            in[i] = form == 0 ? x[i] : form == 1 ? xt[k] * scale * nwd[k] : x[i] / (1.0 + exp(-(double)x[i])) * up[i];
+        }
+    }
+    fs_tensor wt[FS_MATMUL_MAX];
+    float *wd[FS_MATMUL_MAX], *y0[FS_MATMUL_MAX];
+    for (int i = 0; i < n; i++) {
+        size_t nw_ = (size_t)Ns[i] * K;
+        float *vals = malloc(sizeof(float) * nw_);
+        wd[i] = malloc(sizeof(float) * nw_);
+        fill(vals, nw_, 1.0);
+        make_tensor(&wt[i], dts[i], Ns[i], K, 2, vals, wd[i]);
+        free(vals);
+        y0[i] = malloc(sizeof(float) * (size_t)T * Ns[i]);
+        fill(y0[i], (size_t)T * Ns[i], 4.0);
+    }
+    float *yr[FS_MATMUL_MAX], *yb[FS_MATMUL_MAX];
+    for (int side = 0; side < 2; side++) {
+        fs_backend *b = side ? be : ref;
+        fs_buf *xb = put(b, x, nx), *ub = put(b, up, nx), *nb = upload(b, &nt), *W[FS_MATMUL_MAX];
+        fs_linear out[FS_MATMUL_MAX];
+        for (int i = 0; i < n; i++) {
+            size_t ny = (size_t)T * Ns[i];
+            W[i] = upload(b, &wt[i]);
+            out[i] = (fs_linear){W[i], add[i] ? put(b, y0[i], ny) : nan_buf(b, ny), Ns[i], add[i]};
+        }
+        fs_mm_in mi = {xb, form == 1 ? nb : NULL, 1e-6f, form == 2 ? ub : NULL};
+        b->matmul(b, &mi, T, K, out, n);
+        for (int i = 0; i < n; i++) {
+            float *y = malloc(sizeof(float) * (size_t)T * Ns[i]);
+            get(b, out[i].y, y, (size_t)T * Ns[i]);
+            (side ? yb : yr)[i] = y;
+            b->free_buf(b, out[i].y);
+            b->free_buf(b, W[i]);
+        }
+        b->free_buf(b, xb); b->free_buf(b, ub); b->free_buf(b, nb);
+    }
+    for (int i = 0; i < n; i++) {
+        int q = fs_dtype_is_quant(dts[i]);
+        regime reg = regime_of(be_name, "matmul", q, T);
+        int bad = 0;
+        for (int t = 0; t < T; t++)
+            for (int o = 0; o < Ns[i]; o++) {
+                const double *it = in + (size_t)t * K;
+                const float *w = wd[i] + (size_t)o * K;
+                double S = 0, q8 = 0;
+                for (int k = 0; k < K; k++) S += fabs(it[k] * w[k]);
+                for (int k0 = 0; q && k0 + 32 <= K; k0 += 32) {
+                    double amax = 0, ws = 0;
+                    for (int k = k0; k < k0 + 32; k++) amax = fmax(amax, fabs(it[k])), ws += fabs(w[k]);
+                    q8 += 0.57 * amax / 127.0 * ws;
+                }
+                size_t j = (size_t)t * Ns[i] + o;
+                double bound = (4.0 * sqrt((double)K) + (form ? 4.0 : 0.0)) * U * S + 1e-30;
+                if (reg == R_Q8ACT) bound += q8;
+                if (reg == R_BF16) bound += 0x1p-8 * S;
+                if (add[i]) bound += U * (fabs(y0[i][j]) + fabs(yr[i][j]));
+                double err = fabs((double)yb[i][j] - yr[i][j]);
+                char op[24];
+                snprintf(op, sizeof op, "matmul%s%s", form == 1 ? "+norm" : form == 2 ? "+swiglu" : "", add[i] ? "+add" : "");
+                if (!note(op, dts[i], reg, err, bound, S)) bad++;
+                if (T == 1 && !q && !(err <= 1e-4 * S + 1e-30)) bad++;   /* every backend's decode */
+            }
+        CHECKF(bad == 0, "%s: matmul T %d K %d N %d %s form %d add %d (%d of %d): %d outside the %s bound", be->name, T, K,
+               Ns[i], fs_dtype_name(dts[i]), form, add[i], i + 1, n, bad, regime_name[reg]);
+        free(yr[i]); free(yb[i]); free(wd[i]); free(y0[i]); free((void *)wt[i].data);
+    }
+    free((void *)nt.data);
+    free(x); free(up); free(nw); free(nwd); free(in);
+}
+
+static void test_matmul(void) {
+    static const int Ts[] = {1, 2, 3, 5, 7, 17, 64, 130};
+    static const int Kf[] = {1, 7, 64, 129, 300, 1027}, Nf[] = {1, 5, 17, 33, 70, 16};
+    static const int Kq[] = {32, 96, 160, 352, 1056}, Nq[] = {8, 24, 5, 40, 17, 64, 33};
+    static const int no_add[FS_MATMUL_MAX] = {0};
+    int c = 0;
+    for (int d = 0; d < 5; d++)
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++)
+            for (int form = 0; form < 3; form++, c++) {
+                int q = fs_dtype_is_quant(all_dtypes[d]);
+                int r = c / 3 + 2 * form;   /* each form walks through every K and N */
+                int K = q ? Kq[r % 5] : Kf[r % 6], N = q ? Nq[(5 * r) % 7] : Nf[(5 * r) % 6], add[1] = {r % 2};
+                case_matmul(Ts[ti], K, 1, &all_dtypes[d], &N, form, add);
+            }
+    /* several layers of one input (q/k/v, gate/up), mixed dtypes, some added */
+    static const fs_dtype mixed[4] = {FS_DTYPE_Q4_0, FS_DTYPE_BF16, FS_DTYPE_Q8_0, FS_DTYPE_F32};
+    static const int Ns[4] = {40, 8, 17, 24}, adds[4] = {0, 1, 0, 1};
+    for (int n = 1; n <= FS_MATMUL_MAX; n++)
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti += 2)
+            case_matmul(Ts[ti], 96, n, mixed, Ns, (n + (int)ti) % 3, adds);
+    /* an lm_head-like decode (many chunks), and a wide added output of a prompt */
+    int Nbig = 1000, add1[1] = {1}, Nwide = 1100;
+    case_matmul(1, 352, 1, &all_dtypes[4], &Nbig, 1, no_add);
+    case_matmul(1, 352, 1, &all_dtypes[2], &Nbig, 1, no_add);
+    case_matmul(130, 32, 1, &all_dtypes[1], &Nwide, 0, add1);
+    case_matmul(130, 32, 1, &all_dtypes[3], &Nwide, 2, add1);
+}
+
+/* ---- embed, rmsnorm, copy, argmax ---- */
+
+static void test_embed(void) {
+    int V = 53, H = 96, ids[130];
+    for (int d = 0; d < 5; d++)
+        for (int T = 1; T <= 130; T = T * 3 + 4) {
+            float *vals = malloc(sizeof(float) * V * H), *deq = malloc(sizeof(float) * V * H);
+            float *o = malloc(sizeof(float) * T * H);
+            fill(vals, (size_t)V * H, 2.0);
+            fs_tensor t;
+            make_tensor(&t, all_dtypes[d], V, H, 2, vals, deq);
+            for (int i = 0; i < T; i++) ids[i] = (int)((unsigned)(i * 31 + d * 7) % (unsigned)V);
+            fs_buf *tb = upload(be, &t), *ob = nan_buf(be, (size_t)T * H);
+            be->set_step(be, ids, T, 0);
+            be->embed(be, tb, H, ob);
+            get(be, ob, o, (size_t)T * H);
+            int bad = 0;
+            for (int i = 0; i < T; i++)
+                for (int k = 0; k < H; k++)
+                    bad += !note("embed", all_dtypes[d], R_F32, fabs(o[i * H + k] - deq[(size_t)ids[i] * H + k]), 0, 1);
+            CHECKF(bad == 0, "%s: embed %s T %d: %d values differ", be->name, fs_dtype_name(all_dtypes[d]), T, bad);
+            be->free_buf(be, tb); be->free_buf(be, ob);
+            free(vals); free(deq); free(o); free((void *)t.data);
+        }
+}
+
+static void test_rmsnorm(void) {
+    static const int shapes[][2] = {{1, 1024}, {130, 96}, {3, 7}, {5, 33}, {17, 128}, {2, 3072}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (int d = 0; d < 3; d++) {
+            int rows = shapes[c][0], n = shapes[c][1];
+            size_t nx = (size_t)rows * n;
+            float *x = malloc(sizeof(float) * nx), *w = malloc(sizeof(float) * n), *wd = malloc(sizeof(float) * n);
+            float *yr = malloc(sizeof(float) * nx), *yb = malloc(sizeof(float) * nx);
+            fill(x, nx, 3.0);
+            fill_pos(w, (size_t)n);
+            fs_tensor t;
+            make_tensor(&t, all_dtypes[d], 1, n, 1, w, wd);
+            float eps = c % 2 ? 0.25f : 1e-6f;   /* a large eps too, so a forgotten one cannot hide */
+            for (int side = 0; side < 2; side++) {
+                fs_backend *b = side ? be : ref;
+                fs_buf *xb = put(b, x, nx), *wb = upload(b, &t), *yb_ = nan_buf(b, nx);
+                b->rmsnorm(b, xb, wb, c % 3 ? yb_ : xb, rows, n, eps);   /* in place too */
+                get(b, c % 3 ? yb_ : xb, side ? yb : yr, nx);
+                b->free_buf(b, xb); b->free_buf(b, wb); b->free_buf(b, yb_);
+            }
+            int bad = 0;
+            for (size_t i = 0; i < nx; i++) {
+                double err = fabs((double)yb[i] - yr[i]);
+                bad += !note("rmsnorm", all_dtypes[d], R_F32, err, (4 + sqrt((double)n)) * U * fabs(yr[i]) + 1e-37, fabs(yr[i]));
+            }
+            CHECKF(bad == 0, "%s: rmsnorm rows %d n %d %s: %d values beyond the bound", be->name, rows, n,
+                   fs_dtype_name(all_dtypes[d]), bad);
+            free(x); free(w); free(wd); free(yr); free(yb); free((void *)t.data);
+        }
+}
+
+static void test_copy_argmax(void) {
+    size_t n = 1000;
+    float *a = malloc(sizeof(float) * n), *o = malloc(sizeof(float) * n);
+    fill(a, n, 5.0);
+    fs_buf *src = put(be, a, n), *dst = nan_buf(be, n);
+    be->copy(be, src, 3, dst, 10, 500);   /* a row from the middle, to an offset */
+    be->copy(be, src, 0, dst, 0, 10);
+    get(be, dst, o, n);
+    int bad = memcmp(o, a, 10 * sizeof(float)) != 0 || memcmp(o + 10, a + 3, 500 * sizeof(float)) != 0;
+    for (size_t i = 510; i < n; i++) bad += !isnan(o[i]);
+    CHECKF(bad == 0, "%s: copy wrote the wrong elements", be->name);
+
+    /* argmax: the largest; the lowest index on ties; -1 if any NaN */
+    for (int rep = 0; rep < 20; rep++) {
+        int len = rep < 10 ? 1 + rep * 97 : 151936 / (rep - 8);
+        float *x = malloc(sizeof(float) * len);
+        fill(x, (size_t)len, 10.0);
+        int want = 0;
+        for (int i = 1; i < len; i++)
+            if (x[i] > x[want]) want = i;
+        if (rep % 3 == 1 && len > 2) {   /* a tie after the first maximum */
+            x[len - 1] = x[want];
+            if (want == len - 1) want = len - 1;
+        }
+        if (rep % 4 == 3) x[len / 2] = -INFINITY;
+        fs_buf *xb = put(be, x, (size_t)len);
+        CHECKF(be->argmax(be, xb, len) == want, "%s: argmax of %d values: %d, not %d", be->name, len,
+               be->argmax(be, xb, len), want);
+        x[(rep * 7919) % len] = NAN;
+        be->write(be, xb, 0, x, (size_t)len);
+        CHECKF(be->argmax(be, xb, len) == -1, "%s: argmax of %d values with a NaN: not -1", be->name, len);
+        be->free_buf(be, xb);
+        free(x);
+    }
+    float ties[6] = {1, 3, 2, 3, 3, -1};
+    fs_buf *tb = put(be, ties, 6);
+    CHECK_EQ_INT(be->argmax(be, tb, 6), 1);
+    be->free_buf(be, tb);
+    be->free_buf(be, src); be->free_buf(be, dst);
+    free(a); free(o);
+}
+
+/* ---- rope_kv and attention: steps against one cache ---- */
+
+typedef struct {
+    fs_backend *b;
+    fs_buf *cache, *qn, *kn;
+} kv_side;
+
+/* One step of T tokens at pos0: rope_kv (QK-norm if normed) of fresh q, k,
+ * v on both backends, then attention; compares q, k and the attention
+ * output. */
+static void step(kv_side *s, int T, int pos0, int Hq, int Hkv, int D, int normed) {
+    size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D;
+    float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
+    float *out[2][3];
+    int ids[130] = {0};
+    fill(q, nq, 2.0);
+    fill(k, nk, 2.0);
+    fill(v, nk, 1.0);
+    for (int side = 0; side < 2; side++) {
+        fs_backend *b = s[side].b;
+        fs_buf *qb = put(b, q, nq), *kb = put(b, k, nk), *vb = put(b, v, nk), *ob = nan_buf(b, nq);
+        b->set_step(b, ids, T, pos0);
+        b->rope_kv(b, qb, kb, vb, normed ? s[side].qn : NULL, normed ? s[side].kn : NULL, 1e-6f, s[side].cache, Hq, Hkv, D);
+        b->attention(b, qb, s[side].cache, ob, Hq, Hkv, D);
+        for (int i = 0; i < 3; i++) out[side][i] = malloc(sizeof(float) * (i == 1 ? nk : nq));
+        get(b, qb, out[side][0], nq);
+        get(b, kb, out[side][1], nk);
+        get(b, ob, out[side][2], nq);
+        b->free_buf(b, qb); b->free_buf(b, kb); b->free_buf(b, vb); b->free_buf(b, ob);
+    }
+    int bad_rope = 0, bad_attn = 0, half = D / 2;
+    for (int i = 0; i < 2; i++) {   /* q, then k: pairs (x_j, x_j+D/2) of every head */
+        size_t n = i ? nk : nq;
+        const float *r = out[0][i], *g = out[1][i];
+        for (size_t h = 0; h < n; h += (size_t)D)
+            for (int j = 0; j < half; j++) {
+                double len = hypot(r[h + j], r[h + j + half]);
+                double err = fmax(fabs((double)g[h + j] - r[h + j]), fabs((double)g[h + j + half] - r[h + j + half]));
+                bad_rope += !note(normed ? "rope_kv+norm" : "rope_kv", -1, R_F32, err,
+                                  (8 + (normed ? sqrt((double)D) : 0)) * U * len + 1e-37, len);
+            }
+    }
+    regime reg = regime_of(be_name, "attention", -1, T);
+    double vmax = 0;
+    for (size_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(v[i]));
+    for (size_t i = 0; i < nq; i++) {
+        double err = fabs((double)out[1][2][i] - out[0][2][i]);
+        bad_attn += !note("attention", -1, reg, err, (reg == R_BF16 ? 4e-3 : 5e-6) * vmax, vmax);
+    }
+    CHECKF(bad_rope == 0, "%s: rope_kv T %d pos0 %d Hq %d Hkv %d D %d normed %d: %d pairs beyond the bound", be->name, T,
+           pos0, Hq, Hkv, D, normed, bad_rope);
+    CHECKF(bad_attn == 0, "%s: attention T %d pos0 %d Hq %d Hkv %d D %d: %d values beyond the %s bound", be->name, T,
+           pos0, Hq, Hkv, D, bad_attn, regime_name[reg]);
+    for (int side = 0; side < 2; side++)
+        for (int i = 0; i < 3; i++) free(out[side][i]);
+    free(q); free(k); free(v);
+}
+
+#define N_CTX 320
+
+static void test_attention(int D) {
+    /* steps: a prompt, then decode and more prompt chunks on the same cache */
+    static const int seqs[][5] = {{130, 1, 7, 1, 64}, {5, 17, 1, 2, 3}, {1, 1, 64, 130, 1}, {64, 3, 1, 17, 5}};
+    static const int groups[][2] = {{8, 8}, {8, 4}, {8, 2}, {4, 1}, {6, 3}};   /* Hq, Hkv: groups 1, 2, 4, 4, 2 */
+    float *w = malloc(sizeof(float) * D), *wd = malloc(sizeof(float) * D);
+    for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++) {
+        int Hq = groups[(si + (size_t)D) % 5][0], Hkv = groups[(si + (size_t)D) % 5][1], normed = (int)si % 2;
+        fs_tensor qt, kt;
+        fill_pos(w, (size_t)D);
+        make_tensor(&qt, si % 4 < 2 ? FS_DTYPE_BF16 : FS_DTYPE_F16, 1, D, 1, w, wd);
+        fill_pos(w, (size_t)D);
+        make_tensor(&kt, FS_DTYPE_F32, 1, D, 1, w, wd);
+        kv_side s[2] = {{ref, NULL, NULL, NULL}, {be, NULL, NULL, NULL}};
+        for (int side = 0; side < 2; side++) {
+            fs_err e;
+            s[side].cache = s[side].b->kv_alloc(s[side].b, N_CTX, Hkv, D, &e);
+            if (!s[side].cache) { fprintf(stderr, "%s: %s\n", s[side].b->name, e.msg); exit(1); }
+            s[side].qn = upload(s[side].b, &qt);
+            s[side].kn = upload(s[side].b, &kt);
+        }
+        int pos = 0;
+        for (int i = 0; i < 5 && pos + seqs[si][i] <= N_CTX; i++) {
+            step(s, seqs[si][i], pos, Hq, Hkv, D, normed);
+            pos += seqs[si][i];
+        }
+        for (int side = 0; side < 2; side++) {
+            s[side].b->free_buf(s[side].b, s[side].cache);
+            s[side].b->free_buf(s[side].b, s[side].qn);
+            s[side].b->free_buf(s[side].b, s[side].kn);
+        }
+        free((void *)qt.data); free((void *)kt.data);
+    }
+    free(w); free(wd);
+}
+
+/* ---- main ---- */
+
+/* Both backends reserved for everything the tests above do with head dim D. */
+static int reserve(fs_backend *b, int D, fs_err *e) {
+    float inv[64];
+    for (int i = 0; i < D / 2; i++) inv[i] = 1.0f / (float)pow(1e6f, (double)((float)(2 * i) / (float)D));
+    fs_reserve r = {130, 3072, 2400, N_CTX, 8, 8, D, inv};
+    return b->reserve(b, &r, e);
+}
+
+/* Opens name (":ISA" sets FS_ISA); NULL with the reason in e. */
+static fs_backend *open_variant(const char *arg, char *name, size_t cap, fs_err *e) {
+    snprintf(name, cap, "%s", arg);
+    char *colon = strchr(name, ':');
+    if (colon) {
+        *colon = 0;
+        setenv("FS_ISA", colon + 1, 1);
+    } else {
+        unsetenv("FS_ISA");
+    }
+    return fs_backend_open(&(fs_backend_opts){name, 0, 0}, e);
+}
+
+static void test_names(void) {
+    fs_err e;
+    CHECK(strstr(fs_backend_names(), "cpu-ref") && strstr(fs_backend_names(), "cuda"));
+    CHECK(fs_backend_open(&(fs_backend_opts){"tpu", 0, 0}, &e) == NULL && strstr(e.msg, "unknown backend 'tpu'") &&
+          strstr(e.msg, "cpu-ref"));
+    fs_backend *b = fs_backend_open(&(fs_backend_opts){"auto", 0, 0}, &e);   /* "auto" always opens something */
+    CHECK(b != NULL);
+    if (b) b->destroy(b);
+    b = fs_backend_open(NULL, &e);
+    CHECK(b != NULL);
+    if (b) b->destroy(b);
+    b = fs_backend_open(&(fs_backend_opts){"cuda", 0, 0}, &e);   /* opens, or says why not */
+    CHECK(b != NULL || e.msg[0]);
+    if (b) b->destroy(b);
+}
+
+int main(int argc, char **argv) {
+    static const char *const defaults[] = {"cpu:scalar", "cpu:avx2", "cpu", "cuda"};
+    const char *const *names = argc > 1 ? (const char *const *)argv + 1 : defaults;
+    int n_names = argc > 1 ? argc - 1 : 4;
+    char seen[8][256];
+    int n_seen = 0;
+    test_names();
+    for (int v = 0; v < n_names; v++) {
+        char name[64];
+        fs_err e;
+        fs_backend *probe = open_variant(names[v], name, sizeof name, &e);
+        if (!probe) {
+            printf("%s: skipped (%s)\n", names[v], e.msg);
+            continue;
+        }
+        char line[256];
+        snprintf(line, sizeof line, "%s: %s", probe->name, probe->describe(probe));
+        probe->destroy(probe);
+        int dup = 0;
+        for (int i = 0; i < n_seen; i++) dup |= !strcmp(seen[i], line);
+        if (dup) {
+            printf("%s: skipped (the same kernels as before: %s)\n", names[v], line);
+            continue;
+        }
+        if (n_seen < 8) snprintf(seen[n_seen++], sizeof seen[0], "%s", line);
+        printf("%s: %s\n", names[v], line);
+        be_name = name;
+        int failed0 = test_failed;
+        for (int D = 32; D <= 128; D *= 2) {
+            ref = fs_backend_open(&(fs_backend_opts){"cpu-ref", 0, 0}, &e);
+            be = open_variant(names[v], name, sizeof name, &e);
+            if (!ref || !be || reserve(ref, D, &e) || reserve(be, D, &e)) {
+                CHECKF(0, "%s: cannot open and reserve: %s", names[v], e.msg);
+                break;
+            }
+            if (D == 64) {
+                test_embed();
+                test_rmsnorm();
+                test_matmul();
+                test_copy_argmax();
+            }
+            test_attention(D);
+            be->destroy(be);
+            ref->destroy(ref);
+        }
+        print_stats();
+        printf("%s: %s\n", names[v], test_failed == failed0 ? "ok" : "FAILED");
+    }
+    unsetenv("FS_ISA");
+    return TEST_SUMMARY();
+}

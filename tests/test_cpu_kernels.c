@@ -1,0 +1,1113 @@
+/* test_cpu_kernels.c - the CPU backend ("cpu") from the inside: every
+ * kernel set on every thread count, the layouts it keeps to itself, the
+ * thread pool.
+ *
+ * tests/test_backend.c checks every op of every backend through backend.h.
+ * This test knows the CPU backend's internals (src/cpu/cpu_backend.h):
+ * each kernel set this machine has runs (the portable scalar fallback
+ * always; AVX2 or NEON when present; AVX2 with and without AVX-VNNI) with
+ * 1, 2 and 3 threads, switched in place on backends reserved once, and is
+ * compared with the reference ("cpu-ref") on shapes chosen to hit every
+ * tail: K = 1..69 odd (not multiples of the 8- or 16-wide vector step),
+ * 1023, 1024, 3072; N not a multiple of the 4-row GEMV block nor of the
+ * 16-row GEMM panel; T = 1, 2, 3 (GEMV), 5, 17, 64, 130 (GEMM, partial
+ * 6-token tiles); bf16, f16, f32, Q8_0 and Q4_0 weights. Also: weights
+ * repacked for AVX2 (x8) read by the scalar kernels; the fused matmul bit
+ * for bit the separate steps; the huge-page arenas; the padded KV cache;
+ * the Q8_0 activation kernels against quant.c's definitions; FS_ISA=scalar
+ * reaching the quantized decode; no allocation after reserve.
+ *
+ * Tolerance of a dot product y = sum_k x_k w_k computed in f32 against the
+ * double reference: with S = sum_k |x_k w_k| and u = 2^-24 (f32 unit
+ * roundoff), any summation order has error <= K u S (worst case), and
+ * random-like rounding gives ~sqrt(K) u S. The CPU kernels sum in 8- or
+ * 16-lane partial sums and 256-wide K blocks, much better than the worst
+ * case, so the test requires
+ *       |y_cpu - y_ref| <= 4 sqrt(K) u S + 1e-30
+ * per element (the measured worst ratio is printed, well below 1).
+ *
+ * Docs: docs/forward.md, docs/testing.md
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
+#include "cpu/cpu_backend.h"
+#include "quant.h"
+#include "test.h"
+
+static uint64_t rng = 0x243f6a8885a308d3ull;
+static double urand(void) { /* uniform [-1, 1) */
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0;
+}
+
+/* ---- allocation counting: no op may allocate after reserve ----
+ * glibc lets a program define malloc and friends (the library's own stay
+ * reachable as __libc_*); sanitizers replace them themselves, so the
+ * counter is only built without them. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FS_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define FS_SANITIZED 1
+#endif
+#if defined(__GLIBC__) && !defined(FS_SANITIZED)
+#define COUNT_MALLOC 1
+extern void *__libc_malloc(size_t), *__libc_calloc(size_t, size_t), *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+static volatile int mallocs;   /* allocations since the counter was reset */
+void *malloc(size_t n) { mallocs++; return __libc_malloc(n); }
+void *calloc(size_t n, size_t s) { mallocs++; return __libc_calloc(n, s); }
+void *realloc(void *p, size_t n) { mallocs++; return __libc_realloc(p, n); }
+void *aligned_alloc(size_t a, size_t n) { mallocs++; return __libc_memalign(a, n); }
+int posix_memalign(void **p, size_t a, size_t n) {
+    mallocs++;
+    *p = __libc_memalign(a, n);
+    return *p ? 0 : 12;
+}
+#endif
+
+/* ---- the backends ---- */
+
+static fs_backend *ref;                 /* "cpu-ref" */
+static fs_backend *cpu[4];              /* "cpu" with 1, 2, 3 threads ([1..3]) */
+/* The kernel sets to run: scalar always, then the machine's SIMD ISA, and
+ * on AVX2 machines with AVX-VNNI the AVX2 kernels both without and with it
+ * (the last entry is the backend's own choice, restored after each run). */
+typedef struct { fs_isa isa; int vnni; } kernels;
+static kernels isas[3];
+static int n_isas;
+
+static void use_kernels(fs_backend *b, int s) {
+    cpu_ctx(b)->isa = isas[s].isa;
+    cpu_ctx(b)->vnni = isas[s].vnni;
+}
+static const char *kernels_name(int s) { return fs_cpu_isa_name(isas[s].isa, isas[s].vnni); }
+
+/* Every backend here is reserved for the shapes below, with head dim D
+ * (the RoPE table's; attention may use any D up to it). */
+#define MAX_T 130
+#define MAX_K 3072
+#define MAX_N 4096
+#define N_CTX 700
+static fs_backend *open_reserved(const char *name, int n_threads, int D) {
+    fs_err e;
+    fs_backend *b = fs_backend_open(&(fs_backend_opts){name, n_threads, 0}, &e);
+    float inv[512];
+    for (int i = 0; i < D / 2; i++) inv[i] = 1.0f / (float)pow(1e6f, (double)((float)(2 * i) / (float)D));
+    fs_reserve r = {MAX_T, MAX_K, MAX_N, N_CTX, 16, 8, D, inv};
+    if (!b || b->reserve(b, &r, &e)) { fprintf(stderr, "%s: %s\n", name, e.msg); exit(1); }
+    return b;
+}
+
+static fs_buf *act(fs_backend *b, const float *host, size_t n) {
+    fs_err e;
+    fs_buf *buf = b->alloc(b, n, &e);
+    if (!buf) { fprintf(stderr, "%s\n", e.msg); exit(1); }
+    b->write(b, buf, 0, host, n);
+    return buf;
+}
+
+/* y = x W^T, plain: the matmul op with one linear layer. */
+static void mm(fs_backend *b, const fs_buf *x, const fs_buf *W, fs_buf *y, int T, int K, int N) {
+    fs_mm_in in = {x, NULL, 0, NULL};
+    fs_linear o = {W, y, N, 0};
+    b->matmul(b, &in, T, K, &o, 1);
+}
+
+/* Random [N, K] weights of dtype dt (n = N * K elements), values uniform in
+ * [-1, 1) before rounding or quantizing; deq (if not NULL) gets each
+ * stored element's exact f32 (tensor.c's getter). */
+static void *rand_weight(fs_dtype dt, size_t n, float *deq, fs_tensor *t, int N, int K) {
+    size_t rb = fs_dtype_row_bytes(dt, K);
+    uint8_t *data = malloc(rb * (size_t)N + 1);
+    float *row = malloc(sizeof(float) * (size_t)K);
+    for (int r = 0; r < N; r++) {
+        uint8_t *dst = data + rb * (size_t)r;
+        for (int k = 0; k < K; k++) row[k] = (float)urand();
+        for (int k = 0; k < K; k++) {
+            if (dt == FS_DTYPE_F32) memcpy(dst + 4 * (size_t)k, &row[k], 4);
+            else if (dt == FS_DTYPE_BF16 || dt == FS_DTYPE_F16) {
+                uint16_t h = dt == FS_DTYPE_BF16 ? fs_f32_to_bf16(row[k]) : fs_f32_to_f16(row[k]);
+                memcpy(dst + 2 * (size_t)k, &h, 2);
+            }
+        }
+        if (dt == FS_DTYPE_Q8_0) fs_quantize_row_q8_0(row, (fs_block_q8_0 *)dst, K);
+        if (dt == FS_DTYPE_Q4_0) fs_quantize_row_q4_0(row, (fs_block_q4_0 *)dst, K);
+    }
+    free(row);
+    memset(t, 0, sizeof *t);
+    t->name = "test.weight";
+    t->dtype = dt;
+    t->ndim = 2;
+    t->shape[0] = N;
+    t->shape[1] = K;
+    t->data = data;
+    t->nbytes = rb * (size_t)N;
+    for (size_t i = 0; deq && i < n; i++) deq[i] = fs_tensor_get_f32(t, i);
+    return data;
+}
+
+/* ---- matmul ---- */
+
+static double worst_matmul_ratio = 0;
+
+static void check_matmul(int T, int K, int N, fs_dtype dt) {
+    fs_err e;
+    size_t nx = (size_t)T * K, nw = (size_t)N * K, ny = (size_t)T * N;
+    float *x = malloc(sizeof(float) * nx), *deq = malloc(sizeof(float) * nw);
+    float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
+    fs_tensor t;
+    void *wdata = rand_weight(dt, nw, deq, &t, N, K);
+
+    fs_buf *xb = act(ref, x, nx), *yb = ref->alloc(ref, ny, &e), *wb = ref->upload(ref, &t, &e);
+    mm(ref, xb, wb, yb, T, K, N);
+    ref->read(ref, yb, 0, yr, ny);
+    ref->free_buf(ref, xb); ref->free_buf(ref, yb); ref->free_buf(ref, wb);
+
+    for (int th = 1; th <= 3; th++) {
+        fs_backend *b = cpu[th];
+        for (int s = 0; s < n_isas; s++) {
+            use_kernels(b, s);
+            xb = act(b, x, nx);
+            yb = b->alloc(b, ny, &e);
+            wb = b->upload(b, &t, &e);
+            for (size_t i = 0; i < ny; i++) yf[i] = NAN;
+            b->write(b, yb, 0, yf, ny);   /* every output must be written */
+            mm(b, xb, wb, yb, T, K, N);
+            b->read(b, yb, 0, yf, ny);
+            int bad = 0;
+            double worst = 0;
+            for (int ti = 0; ti < T; ti++)
+                for (int n = 0; n < N; n++) {
+                    double S = 0;
+                    for (int k = 0; k < K; k++) S += fabs((double)x[(size_t)ti * K + k] * deq[(size_t)n * K + k]);
+                    double tol = 4.0 * sqrt((double)K) * ldexp(1.0, -24) * S + 1e-30;
+                    double d = fabs((double)yf[(size_t)ti * N + n] - yr[(size_t)ti * N + n]);
+                    if (!(d <= tol)) bad++;
+                    if (d / tol > worst) worst = d / tol;
+                }
+            if (worst > worst_matmul_ratio) worst_matmul_ratio = worst;
+            CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
+                   fs_dtype_name(dt), T, K, N, kernels_name(s), th, bad, worst);
+            b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
+        }
+        use_kernels(b, n_isas - 1);
+    }
+    free(x); free(deq); free(yr); free(yf); free(wdata);
+}
+
+static void test_matmul(void) {
+    static const fs_dtype dts[] = {FS_DTYPE_BF16, FS_DTYPE_F16, FS_DTYPE_F32};
+    static const int Ts[] = {1, 2, 3, 5, 17};
+    for (int d = 0; d < 3; d++) {
+        for (int K = 1; K <= 69; K += 2)   /* every vector tail */
+            check_matmul(Ts[K % 5], K, 37, dts[d]);
+        check_matmul(1, 1023, 37, dts[d]);
+        check_matmul(2, 1024, 21, dts[d]);
+        check_matmul(3, 3072, 9, dts[d]);
+        check_matmul(5, 1023, 19, dts[d]);
+        check_matmul(17, 1024, 33, dts[d]);
+        check_matmul(64, 300, 50, dts[d]);    /* K not a multiple of the 256-wide K block */
+        check_matmul(130, 70, 35, dts[d]);
+        check_matmul(6, 3072, 16, dts[d]);
+        check_matmul(1, 1024, 520, dts[d]);   /* >= 1 MiB: copied into a huge-page arena (Linux) */
+    }
+    printf("matmul: worst error / tolerance = %.3f\n", worst_matmul_ratio);
+}
+
+/* Quantized weights (Q8_0, Q4_0). The reference dequantizes W exactly and
+ * keeps x in f32; the CPU backend also quantizes x to Q8_0 (blocks of 32,
+ * scale d_b = max|x_b| / 127 stored as f16), so x_k moves by at most
+ * d_b / 2 from rounding q, plus 127 d_b 2^-11 from rounding d to f16:
+ * < 0.57 d_b. Bound per output: sum_b 0.57 d_b sum_{k in b} |w_k|, plus
+ * the f32 bound above. */
+static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
+    fs_err e;
+    size_t nx = (size_t)T * K, nw = (size_t)N * K, ny = (size_t)T * N;
+    float *x = malloc(sizeof(float) * nx), *deq = malloc(sizeof(float) * nw);
+    float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
+    fs_tensor t;
+    void *wq = rand_weight(dt, nw, deq, &t, N, K);
+
+    fs_buf *xb = act(ref, x, nx), *yb = ref->alloc(ref, ny, &e), *wb = ref->upload(ref, &t, &e);
+    mm(ref, xb, wb, yb, T, K, N);
+    ref->read(ref, yb, 0, yr, ny);
+    ref->free_buf(ref, xb); ref->free_buf(ref, yb); ref->free_buf(ref, wb);
+    /* Uploaded under the best ISA (which may repack W into the x8 layout,
+     * src/cpu/repack.c), then run with each ISA: the scalar kernels must
+     * read a repacked W too. */
+    for (int th = 1; th <= 3; th++)
+      for (int s = 0; s < n_isas; s++) {
+        fs_backend *b = cpu[th];
+        xb = act(b, x, nx), yb = b->alloc(b, ny, &e), wb = b->upload(b, &t, &e);
+        use_kernels(b, s);
+        mm(b, xb, wb, yb, T, K, N);
+        use_kernels(b, n_isas - 1);
+        b->read(b, yb, 0, yf, ny);
+        b->free_buf(b, xb); b->free_buf(b, yb); b->free_buf(b, wb);
+        int bad = 0;
+        double worst = 0;
+        for (int ti = 0; ti < T; ti++)
+            for (int n = 0; n < N; n++) {
+                const float *xr = x + (size_t)ti * K, *wr = deq + (size_t)n * K;
+                double tol = 0, S = 0;
+                for (int k0 = 0; k0 < K; k0 += FS_QK) {
+                    double amax = 0, wsum = 0;
+                    for (int k = k0; k < k0 + FS_QK; k++) {
+                        if (fabs(xr[k]) > amax) amax = fabs(xr[k]);
+                        wsum += fabs(wr[k]);
+                        S += fabs((double)xr[k] * wr[k]);
+                    }
+                    tol += 0.57 * amax / 127.0 * wsum;
+                }
+                tol += 4.0 * sqrt((double)K) * ldexp(1.0, -24) * S + 1e-30;
+                double d = fabs((double)yf[(size_t)ti * N + n] - yr[(size_t)ti * N + n]);
+                if (!(d <= tol)) bad++;
+                if (d / tol > worst) worst = d / tol;
+            }
+        CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
+               fs_dtype_name(dt), T, K, N, kernels_name(s), th, bad, worst);
+      }
+    free(x); free(deq); free(yr); free(yf); free(wq);
+}
+
+static void test_matmul_quant(void) {
+    static const fs_dtype dts[] = {FS_DTYPE_Q8_0, FS_DTYPE_Q4_0};
+    for (int d = 0; d < 2; d++) {
+        check_matmul_quant(1, 32, 5, dts[d]);
+        check_matmul_quant(2, 1024, 37, dts[d]);
+        check_matmul_quant(17, 96, 33, dts[d]);
+        check_matmul_quant(3, 3072, 9, dts[d]);
+        check_matmul_quant(130, 64, 7, dts[d]);
+        /* the packed 8-row GEMM (T >= 4, N >= 8): whole panels, a partial
+         * token tile, the N % 8 tail rows, and the largest K of Qwen3 */
+        check_matmul_quant(4, 32, 8, dts[d]);
+        check_matmul_quant(7, 256, 21, dts[d]);
+        check_matmul_quant(37, 1024, 64, dts[d]);
+        check_matmul_quant(9, 3072, 40, dts[d]);
+        /* decode (T < 4) with N % 8 == 0: the x8 kernels, groups in pairs
+         * and a last group alone (N / 8 odd), one chunk or several */
+        check_matmul_quant(1, 1024, 64, dts[d]);
+        check_matmul_quant(2, 96, 16, dts[d]);
+        check_matmul_quant(3, 3072, 24, dts[d]);
+        check_matmul_quant(1, 32, 8, dts[d]);
+        check_matmul_quant(1, 1024, 200, dts[d]);
+        check_matmul_quant(1, 3072, 1032, dts[d]);
+    }
+}
+
+/* The x8 layout keeps every value: each row read back from the repacked
+ * matrix (fs_x8_dequant_row, what embed does) equals the row dequantized
+ * from the file's layout - for N / 8 even and odd (a last group alone). */
+static void test_x8_rows(void) {
+    static const int Ns[] = {8, 16, 24, 40, 64};
+    for (int d = 0; d < 2; d++)
+        for (size_t c = 0; c < sizeof Ns / sizeof Ns[0]; c++) {
+            fs_dtype dt = d ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
+            int N = Ns[c], K = 96, bad = 0;
+            float *deq = malloc(sizeof(float) * (size_t)N * K), row[96];
+            fs_tensor t;
+            void *data = rand_weight(dt, (size_t)N * K, deq, &t, N, K);
+            uint8_t *x8 = malloc(t.nbytes);
+            fs_x8_repack(&t, x8, 0, N / 8);
+            for (int n = 0; n < N; n++) {
+                fs_x8_dequant_row(x8, dt, N, K, n, row);
+                bad += memcmp(row, deq + (size_t)n * K, sizeof row) != 0;
+            }
+            CHECKF(bad == 0, "x8 %s N %d: %d rows differ after repacking", fs_dtype_name(dt), N, bad);
+            free(deq); free(data); free(x8);
+        }
+}
+
+/* The fused matmul is the separate steps, bit for bit: n layers of one x
+ * in one call give what n calls give (the same kernels on the same chunks,
+ * x quantized once); a norm input what the rmsnorm op followed by the
+ * matmul gives; a SwiGLU input what the backend's SwiGLU kernel followed
+ * by the matmul gives; an added output y0 + (what the matmul writes), in
+ * f32. Mixed weight dtypes, N not a multiple of 8 (the row-by-row path
+ * next to the x8 one), decode and prefill T. */
+static void check_fused(int T, int K, const fs_dtype *dts, const int *Ns, int n) {
+    fs_err e;
+    fs_tensor t[FS_MATMUL_MAX], nt;
+    void *data[FS_MATMUL_MAX];
+    size_t nx = (size_t)T * K;
+    float *x = malloc(sizeof(float) * nx), *u = malloc(sizeof(float) * nx), *g = malloc(sizeof(float) * nx);
+    for (size_t i = 0; i < nx; i++) x[i] = (float)urand(), u[i] = (float)urand();
+    for (int i = 0; i < n; i++) data[i] = rand_weight(dts[i], (size_t)Ns[i] * K, NULL, &t[i], Ns[i], K);
+    void *ndata = rand_weight(FS_DTYPE_BF16, (size_t)K, NULL, &nt, 1, K);
+    nt.ndim = 1, nt.shape[0] = K, nt.shape[1] = 0;
+    for (int th = 1; th <= 3; th++)
+        for (int s = 0; s < n_isas; s++) {
+            fs_backend *b = cpu[th];
+            fs_buf *xb = act(b, x, nx), *ub = act(b, u, nx), *nb = b->upload(b, &nt, &e), *xn = b->alloc(b, nx, &e);
+            fs_buf *W[FS_MATMUL_MAX], *y1[FS_MATMUL_MAX], *yn[FS_MATMUL_MAX];
+            fs_linear out[FS_MATMUL_MAX];
+            for (int i = 0; i < n; i++) {
+                W[i] = b->upload(b, &t[i], &e);
+                y1[i] = b->alloc(b, (size_t)T * Ns[i], &e);
+                yn[i] = b->alloc(b, (size_t)T * Ns[i], &e);
+                out[i] = (fs_linear){W[i], yn[i], Ns[i], 0};
+            }
+            use_kernels(b, s);
+            int diff = 0;
+            for (int form = 0; form < 4; form++) {   /* plain, norm, SwiGLU, add */
+                fs_buf *x1 = xb;
+                if (form == 1) b->rmsnorm(b, xb, nb, x1 = xn, T, K, 1e-6f);
+                if (form == 2) {
+                    fs_cpu_swiglu(cpu_ctx(b), x, u, g, nx);
+                    b->write(b, x1 = xn, 0, g, nx);
+                }
+                for (int i = 0; i < n; i++) mm(b, x1, W[i], y1[i], T, K, Ns[i]);
+                fs_mm_in in = {xb, form == 1 ? nb : NULL, 1e-6f, form == 2 ? ub : NULL};
+                for (int i = 0; i < n; i++) out[i].add = form == 3 && i % 2 == 0;
+                float *y0[FS_MATMUL_MAX];
+                for (int i = 0; i < n; i++) {
+                    size_t ny = (size_t)T * Ns[i];
+                    y0[i] = malloc(sizeof(float) * ny);
+                    for (size_t j = 0; j < ny; j++) y0[i][j] = (float)(urand() * 4);
+                    b->write(b, yn[i], 0, y0[i], ny);
+                }
+                b->matmul(b, &in, T, K, out, n);
+                for (int i = 0; i < n; i++) {
+                    size_t ny = (size_t)T * Ns[i];
+                    float *a = malloc(sizeof(float) * ny), *c = malloc(sizeof(float) * ny);
+                    b->read(b, y1[i], 0, a, ny);
+                    b->read(b, yn[i], 0, c, ny);
+                    if (out[i].add)
+                        for (size_t j = 0; j < ny; j++) a[j] = y0[i][j] + a[j];
+                    if (memcmp(a, c, sizeof(float) * ny)) diff++;
+                    free(a); free(c); free(y0[i]);
+                }
+            }
+            use_kernels(b, n_isas - 1);
+            for (int i = 0; i < n; i++) {
+                b->free_buf(b, W[i]); b->free_buf(b, y1[i]); b->free_buf(b, yn[i]);
+            }
+            b->free_buf(b, xb); b->free_buf(b, ub); b->free_buf(b, nb); b->free_buf(b, xn);
+            CHECKF(diff == 0, "fused matmul T %d K %d n %d %s threads %d: %d outputs differ from the separate steps", T,
+                   K, n, kernels_name(s), th, diff);
+        }
+    for (int i = 0; i < n; i++) free(data[i]);
+    free(ndata);
+    free(x); free(u); free(g);
+}
+
+static void test_fused(void) {
+    static const fs_dtype mixed[3] = {FS_DTYPE_BF16, FS_DTYPE_Q8_0, FS_DTYPE_Q4_0};
+    static const fs_dtype q4[3] = {FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, FS_DTYPE_Q4_0};
+    static const fs_dtype f[2] = {FS_DTYPE_F16, FS_DTYPE_F32};
+    static const int Nm[3] = {24, 40, 19}, Nq[3] = {64, 8, 24}, Nf[2] = {17, 33};
+    static const int Ts[] = {1, 2, 5, 37};
+    for (size_t i = 0; i < sizeof Ts / sizeof *Ts; i++) {
+        check_fused(Ts[i], 64, mixed, Nm, 3);
+        check_fused(Ts[i], 1024, q4, Nq, 3);
+        check_fused(Ts[i], 96, f, Nf, 2);
+    }
+}
+
+/* An added output wider than the add scratch (max_T * max_K floats) is
+ * computed in slabs of tokens: the result must still be y0 + x W^T
+ * (within the f32 bound; the slabs may take other kernels than one call). */
+static void test_add_slabs(void) {
+    fs_err e;
+    float inv[1] = {1.0f};
+    fs_reserve r = {64, 32, 2000, 1, 1, 1, 2, inv};   /* add scratch: 2048 floats, 1 token of N = 2000 */
+    fs_backend *b = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e);
+    fs_backend *rb = fs_backend_open(&(fs_backend_opts){"cpu-ref", 0, 0}, &e);
+    CHECK(b && rb && !b->reserve(b, &r, &e) && !rb->reserve(rb, &r, &e));
+    if (!b || !rb) return;
+    int T = 64, K = 32, N = 2000, bad = 0;
+    float *x = malloc(sizeof(float) * T * K), *y0 = malloc(sizeof(float) * T * N);
+    float *ya = malloc(sizeof(float) * T * N), *yb = malloc(sizeof(float) * T * N), *deq = malloc(sizeof(float) * N * K);
+    for (int i = 0; i < T * K; i++) x[i] = (float)urand();
+    for (int i = 0; i < T * N; i++) y0[i] = (float)urand();
+    fs_tensor t;
+    void *w = rand_weight(FS_DTYPE_BF16, (size_t)N * K, deq, &t, N, K);
+    fs_backend *bs[2] = {rb, b};
+    for (int i = 0; i < 2; i++) {
+        fs_buf *xb = act(bs[i], x, (size_t)T * K), *yb_ = act(bs[i], y0, (size_t)T * N), *wb = bs[i]->upload(bs[i], &t, &e);
+        fs_mm_in in = {xb, NULL, 0, NULL};
+        bs[i]->matmul(bs[i], &in, T, K, &(fs_linear){wb, yb_, N, 1}, 1);
+        bs[i]->read(bs[i], yb_, 0, i ? yb : ya, (size_t)T * N);
+        bs[i]->free_buf(bs[i], xb); bs[i]->free_buf(bs[i], yb_); bs[i]->free_buf(bs[i], wb);
+    }
+    for (int tn = 0; tn < T * N; tn++) {
+        double S = 0;
+        for (int k = 0; k < K; k++) S += fabs((double)x[(tn / N) * K + k] * deq[(size_t)(tn % N) * K + k]);
+        bad += !(fabs((double)yb[tn] - ya[tn]) <= 4 * sqrt((double)K) * ldexp(S, -24) + ldexp(fabs(ya[tn]), -24));
+    }
+    CHECKF(bad == 0, "add in slabs: %d values beyond the bound", bad);
+    b->destroy(b);
+    rb->destroy(rb);
+    free(x); free(y0); free(ya); free(yb); free(deq); free(w);
+}
+
+/* Repacked weights share arenas (backend_cpu.c): buffers that are alive
+ * at the same time must not overlap, and freeing some must not disturb the
+ * others. Each weight's matmul result is recorded right after its upload
+ * and must stay bit-identical while other weights come and go. */
+static void test_weight_arena(void) {
+    fs_err e;
+    enum { NW = 24, K = 256 };
+    fs_backend *b = cpu[2];
+    if (cpu_ctx(b)->isa != FS_ISA_AVX2) return;   /* only AVX2 repacks */
+    float x[K];
+    for (int k = 0; k < K; k++) x[k] = (float)urand();
+    fs_buf *xb = act(b, x, K), *W[NW] = {0}, *yb = b->alloc(b, 8 * 200, &e);
+    void *data[NW] = {0};
+    float *want[NW] = {0}, got[8 * 200];
+    int N[NW], bad = 0;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < NW; i++) {
+            if (W[i]) continue;
+            fs_dtype dt = i % 2 ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
+            N[i] = 8 * (1 + (i * 7 + round * 3) % 200);
+            free(data[i]);
+            fs_tensor t;
+            data[i] = rand_weight(dt, (size_t)N[i] * K, NULL, &t, N[i], K);
+            W[i] = b->upload(b, &t, &e);
+            CHECKF(W[i] && cpu_buf(W[i])->x8, "arena: upload %d", i);
+            CHECK(b->buf_bytes(b, W[i]) == t.nbytes);
+            mm(b, xb, W[i], yb, 1, K, N[i]);
+            free(want[i]);
+            want[i] = malloc(sizeof(float) * (size_t)N[i]);
+            b->read(b, yb, 0, want[i], (size_t)N[i]);
+        }
+        for (int i = 0; i < NW; i++) {
+            mm(b, xb, W[i], yb, 1, K, N[i]);
+            b->read(b, yb, 0, got, (size_t)N[i]);
+            if (memcmp(got, want[i], sizeof(float) * (size_t)N[i])) bad++;
+        }
+        for (int i = round % 2; i < NW; i += 2) {   /* free every other one */
+            b->free_buf(b, W[i]);
+            W[i] = NULL;
+        }
+    }
+    CHECKF(bad == 0, "arena: %d weights changed while others were uploaded and freed", bad);
+#ifdef __linux__
+    {   /* A big bf16 matrix read from a file mapping is copied into an arena
+         * (and the file's pages released), a 1-D one (a norm) to the heap:
+         * nothing stays a view into the file. One in memory the model owns
+         * (a converted tensor) stays a view, or it would be resident twice;
+         * so does a small one. */
+        float deq[1];
+        size_t nbig = (size_t)520 * 1024;
+        float *d = malloc(sizeof(float) * nbig);
+        fs_tensor tb, ts, tf;
+        void *big = rand_weight(FS_DTYPE_BF16, nbig, d, &tb, 520, 1024), *small = rand_weight(FS_DTYPE_BF16, 1, deq, &ts, 1, 1);
+        char path[] = "/tmp/fs-test-arena.XXXXXX";
+        int fd = mkstemp(path);
+        void *map = MAP_FAILED;
+        if (fd >= 0 && write(fd, big, tb.nbytes) == (ssize_t)tb.nbytes)
+            map = mmap(NULL, tb.nbytes, PROT_READ, MAP_PRIVATE, fd, 0);
+        CHECKF(map != MAP_FAILED, "arena: cannot map a test file");
+        if (map != MAP_FAILED) {
+            tf = tb;
+            tf.data = map;
+            tf.file_backed = 1;
+            fs_buf *wf = b->upload(b, &tf, &e);
+            CHECKF(wf && cpu_buf(wf)->arena && wf->data != map && !memcmp(wf->data, big, tb.nbytes),
+                   "arena: big file-backed bf16 weight copied");
+            CHECK(wf && b->buf_bytes(b, wf) == tb.nbytes);
+            if (wf) b->free_buf(b, wf);
+            fs_tensor tn = tf;   /* the first 1024 values as a norm weight */
+            tn.ndim = 1;
+            tn.shape[0] = 1024;
+            tn.shape[1] = 0;
+            tn.nbytes = 1024 * 2;
+            fs_buf *wn = b->upload(b, &tn, &e);
+            CHECKF(wn && !cpu_buf(wn)->arena && wn->data != map && !memcmp(wn->data, big, tn.nbytes),
+                   "arena: 1-D file-backed weight copied to the heap");
+            CHECK(wn && b->buf_bytes(b, wn) == tn.nbytes);
+            if (wn) b->free_buf(b, wn);
+            munmap(map, tb.nbytes);
+        }
+        if (fd >= 0) close(fd);
+        unlink(path);
+        fs_buf *wb = b->upload(b, &tb, &e), *ws = b->upload(b, &ts, &e);
+        CHECKF(wb && !cpu_buf(wb)->arena && wb->data == big, "arena: big weight in memory stays a view");
+        CHECKF(ws && !cpu_buf(ws)->arena && ws->data == small, "arena: small weight stays a view");
+        CHECK(b->buf_bytes(b, wb) == 0);
+        b->free_buf(b, wb);
+        b->free_buf(b, ws);
+        free(big); free(small); free(d);
+    }
+#endif
+    for (int i = 0; i < NW; i++) {
+        if (W[i]) b->free_buf(b, W[i]);
+        free(data[i]);
+        free(want[i]);
+    }
+    b->free_buf(b, xb);
+    b->free_buf(b, yb);
+}
+
+/* ---- attention, rope_kv, rmsnorm, SwiGLU, add ---- */
+
+/* A KV cache on b holding k and v ([n, Hkv * D] each) at positions 0 ..
+ * n-1, written in its own layout (ref.h); the CPU's padding after each
+ * position is NaN, so a kernel that read it would show. */
+static fs_buf *cache_with(fs_backend *b, const float *k, const float *v, int n, int Hkv, int D) {
+    fs_err e;
+    fs_buf *c = b->kv_alloc(b, N_CTX, Hkv, D, &e);
+    if (!c) { fprintf(stderr, "%s\n", e.msg); exit(1); }
+    size_t row = (size_t)Hkv * D;
+    for (size_t i = 0; i < (size_t)N_CTX * c->kv_stride; i++) kv_keys(c)[i] = kv_values(c)[i] = NAN;
+    for (int p = 0; p < n; p++) {
+        memcpy(kv_keys(c) + (size_t)p * c->kv_stride, k + (size_t)p * row, row * sizeof(float));
+        memcpy(kv_values(c) + (size_t)p * c->kv_stride, v + (size_t)p * row, row * sizeof(float));
+    }
+    return c;
+}
+
+/* Attention: f32 online softmax vs the double two-pass reference.
+ * Outputs are convex combinations of V rows, so the error is measured
+ * relative to max |v|; 5e-6 covers f32 exp and the accumulation over
+ * up to ~500 keys (measured worst is printed). */
+static void test_attention(void) {
+    static const struct { int T, pos0, Hq, Hkv, D; } cs[] = {
+        {1, 0, 2, 1, 2}, {1, 9, 4, 2, 6}, {5, 0, 4, 2, 64}, {17, 3, 3, 1, 128},
+        {2, 130, 16, 8, 128}, {64, 100, 2, 2, 70}, {130, 0, 2, 1, 8}, {1, 300, 4, 4, 33},
+        /* the tiled prefill path (AVX2, T >= 4, D % 16 == 0): partial key
+         * panels, partial 6-query tiles, several 64-token slabs, pos0 > 0 */
+        {4, 0, 2, 1, 16}, {71, 0, 16, 8, 128}, {130, 37, 4, 2, 64}, {9, 500, 6, 3, 32}};
+    double worst_all = 0;
+    int ids[MAX_T] = {0};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int T = cs[c].T, pos0 = cs[c].pos0, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D, n = pos0 + T;
+        size_t nq = (size_t)T * Hq * D, nkv = (size_t)n * Hkv * D;
+        float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nkv), *v = malloc(sizeof(float) * nkv);
+        float *or_ = malloc(sizeof(float) * nq), *of = malloc(sizeof(float) * nq);
+        for (size_t i = 0; i < nq; i++) q[i] = (float)(urand() * 3);   /* peaky softmax too */
+        for (size_t i = 0; i < nkv; i++) k[i] = (float)(urand() * 3), v[i] = (float)urand();
+        fs_err e;
+        fs_buf *qb = act(ref, q, nq), *kv = cache_with(ref, k, v, n, Hkv, D), *ob = ref->alloc(ref, nq, &e);
+        ref->set_step(ref, ids, T, pos0);
+        ref->attention(ref, qb, kv, ob, Hq, Hkv, D);
+        ref->read(ref, ob, 0, or_, nq);
+        ref->free_buf(ref, qb); ref->free_buf(ref, kv); ref->free_buf(ref, ob);
+        for (int th = 1; th <= 3; th++)
+            for (int s = 0; s < n_isas; s++) {
+                fs_backend *b = cpu[th];
+                use_kernels(b, s);
+                qb = act(b, q, nq), kv = cache_with(b, k, v, n, Hkv, D), ob = b->alloc(b, nq, &e);
+                b->set_step(b, ids, T, pos0);
+                b->attention(b, qb, kv, ob, Hq, Hkv, D);
+                b->read(b, ob, 0, of, nq);
+                double worst = 0;
+                for (size_t i = 0; i < nq; i++) {
+                    double d = fabs((double)of[i] - or_[i]);
+                    if (!(d <= worst)) worst = d;
+                }
+                if (worst > worst_all) worst_all = worst;
+                CHECKF(worst <= 5e-6, "attention T %d pos0 %d Hq %d Hkv %d D %d %s threads %d: err %g", T, pos0,
+                       Hq, Hkv, D, kernels_name(s), th, worst);
+                b->free_buf(b, qb); b->free_buf(b, kv); b->free_buf(b, ob);
+                use_kernels(b, n_isas - 1);
+            }
+        free(q); free(k); free(v); free(or_); free(of);
+    }
+    printf("attention: worst abs error %.3g (|v| <= 1)\n", worst_all);
+}
+
+/* rope_kv: the reference's rotation bit for bit (the same f32 products
+ * of the same table), and with f16 norm weights the reference's rmsnorm
+ * too; K and V land at pos0 .. in the padded cache. */
+static void test_rope_kv(void) {
+    static const struct { int T, Hq, Hkv, D, pos0; } cs[] = {
+        {1, 1, 1, 2, 0}, {5, 3, 3, 6, 7}, {17, 8, 4, 128, 600}, {3, 2, 1, 64, 40}};
+    int ids[MAX_T] = {0};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int T = cs[c].T, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D, pos0 = cs[c].pos0;
+        size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D;
+        float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
+        float *a = malloc(sizeof(float) * (nq + nk)), *f = malloc(sizeof(float) * (nq + nk));
+        for (size_t i = 0; i < nq; i++) q[i] = (float)urand();
+        for (size_t i = 0; i < nk; i++) k[i] = (float)urand(), v[i] = (float)urand();
+        fs_tensor nt;
+        void *nd = rand_weight(FS_DTYPE_F16, (size_t)D, NULL, &nt, 1, D);
+        nt.ndim = 1, nt.shape[0] = D, nt.shape[1] = 0;
+        fs_backend *r = open_reserved("cpu-ref", 0, D);
+        for (int normed = 0; normed < 2; normed++) {
+            fs_err e;
+            fs_buf *qb = act(r, q, nq), *kb = act(r, k, nk), *vb = act(r, v, nk), *nb = r->upload(r, &nt, &e);
+            fs_buf *kv = r->kv_alloc(r, N_CTX, Hkv, D, &e);
+            r->set_step(r, ids, T, pos0);
+            r->rope_kv(r, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, kv, Hq, Hkv, D);
+            r->read(r, qb, 0, a, nq);
+            r->read(r, kb, 0, a + nq, nk);
+            r->free_buf(r, qb); r->free_buf(r, kb); r->free_buf(r, vb); r->free_buf(r, nb); r->free_buf(r, kv);
+            for (int th = 1; th <= 3; th++)
+                for (int s = 0; s < n_isas; s++) {
+                    fs_backend *b = open_reserved("cpu", th, D);
+                    use_kernels(b, s);
+                    qb = act(b, q, nq), kb = act(b, k, nk), vb = act(b, v, nk), nb = b->upload(b, &nt, &e);
+                    kv = b->kv_alloc(b, N_CTX, Hkv, D, &e);
+                    b->set_step(b, ids, T, pos0);
+                    b->rope_kv(b, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, kv, Hq, Hkv, D);
+                    b->read(b, qb, 0, f, nq);
+                    b->read(b, kb, 0, f + nq, nk);
+                    int bad = memcmp(a, f, sizeof(float) * (nq + nk)) != 0;
+                    size_t row = (size_t)Hkv * D;
+                    CHECK(kv->kv_stride == row + FS_KV_PAD);
+                    for (int t = 0; t < T; t++)
+                        bad += memcmp(kv_keys(kv) + (size_t)(pos0 + t) * kv->kv_stride, f + nq + (size_t)t * row, row * 4) ||
+                               memcmp(kv_values(kv) + (size_t)(pos0 + t) * kv->kv_stride, v + (size_t)t * row, row * 4);
+                    CHECKF(bad == 0, "rope_kv case %zu normed %d %s threads %d differs from the reference", c, normed,
+                           kernels_name(s), th);
+                    b->free_buf(b, qb); b->free_buf(b, kb); b->free_buf(b, vb); b->free_buf(b, nb); b->free_buf(b, kv);
+                    b->destroy(b);
+                }
+        }
+        r->destroy(r);
+        free(q); free(k); free(v); free(a); free(f); free(nd);
+    }
+}
+
+/* rmsnorm: the same operations as the reference, the double sum of
+ * squares reordered: at most one f32 rounding of the scale apart, so
+ * within 3 ulp of the reference's y (weights bf16, f16 and f32). */
+static void test_rmsnorm(void) {
+    static const struct { int rows, n; } cs[] = {{1, 1024}, {16, 128}, {3, 7}, {5, 33}, {2, 3072}};
+    static const fs_dtype wts[] = {FS_DTYPE_BF16, FS_DTYPE_F16, FS_DTYPE_F32};
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++)
+        for (int d = 0; d < 3; d++) {
+            int rows = cs[c].rows, n = cs[c].n;
+            size_t nx = (size_t)rows * n;
+            float *x = malloc(sizeof(float) * nx), *a = malloc(sizeof(float) * nx), *f = malloc(sizeof(float) * nx);
+            for (size_t i = 0; i < nx; i++) x[i] = (float)(urand() * 6);
+            fs_tensor t;
+            void *w = rand_weight(wts[d], (size_t)n, NULL, &t, 1, n);
+            t.ndim = 1, t.shape[0] = n, t.shape[1] = 0;
+            fs_err e;
+            fs_buf *xb = act(ref, x, nx), *wb = ref->upload(ref, &t, &e), *yb = ref->alloc(ref, nx, &e);
+            ref->rmsnorm(ref, xb, wb, yb, rows, n, 1e-6f);
+            ref->read(ref, yb, 0, a, nx);
+            ref->free_buf(ref, xb); ref->free_buf(ref, wb); ref->free_buf(ref, yb);
+            for (int s = 0; s < n_isas; s++) {
+                fs_backend *b = cpu[2];
+                use_kernels(b, s);
+                xb = act(b, x, nx), wb = b->upload(b, &t, &e);
+                b->rmsnorm(b, xb, wb, xb, rows, n, 1e-6f);   /* in place */
+                b->read(b, xb, 0, f, nx);
+                b->free_buf(b, xb); b->free_buf(b, wb);
+                use_kernels(b, n_isas - 1);
+                int bad = 0;
+                for (size_t i = 0; i < nx; i++)
+                    bad += !(fabs((double)f[i] - a[i]) <= 3 * ldexp(fabs((double)a[i]), -23) + 1e-38);
+                CHECKF(bad == 0, "rmsnorm rows %d n %d %s %s: %d values beyond 3 ulp", rows, n, fs_dtype_name(wts[d]),
+                       kernels_name(s), bad);
+            }
+            free(x); free(a); free(f); free(w);
+        }
+}
+
+/* SwiGLU (the down_proj's input): f32 exp vs double exp, a few ulp of the
+ * result; add (the residual): the same f32 additions, bit-identical; for
+ * lengths around the vector widths and the threading chunk. */
+static void test_swiglu_add(void) {
+    static const size_t ns[] = {1, 7, 16, 1023, 4096, 4097, 20000, 65537};
+    for (size_t c = 0; c < sizeof ns / sizeof ns[0]; c++) {
+        size_t n = ns[c];
+        float *g = malloc(sizeof(float) * n), *u = malloc(sizeof(float) * n);
+        float *a = malloc(sizeof(float) * n), *f = malloc(sizeof(float) * n);
+        for (size_t i = 0; i < n; i++) g[i] = (float)(urand() * 20), u[i] = (float)(urand() * 4);
+        fs_ref_swiglu(g, u, a, n);
+        for (int th = 1; th <= 3; th++)
+            for (int s = 0; s < n_isas; s++) {
+                use_kernels(cpu[th], s);
+                memcpy(f, g, sizeof(float) * n);
+                fs_cpu_swiglu(cpu_ctx(cpu[th]), f, u, f, n);   /* in place */
+                use_kernels(cpu[th], n_isas - 1);
+                double worst = 0;
+                for (size_t i = 0; i < n; i++) {
+                    double d = fabs((double)f[i] - a[i]) / (fabs((double)a[i]) + 1e-30);
+                    if (fabs((double)a[i]) < 1e-30) d = fabs((double)f[i]);
+                    if (!(d <= worst)) worst = d;
+                }
+                CHECKF(worst <= 1e-6, "swiglu n %zu threads %d %s: rel err %g", n, th, kernels_name(s), worst);
+            }
+        for (size_t i = 0; i < n; i++) a[i] = g[i] + u[i];
+        for (int s = 0; s < n_isas; s++) {
+            memcpy(f, g, sizeof(float) * n);
+            fs_cpu_add(isas[s].isa, f, u, n);
+            CHECKF(memcmp(a, f, sizeof(float) * n) == 0, "add n %zu %s differs from the f32 sum", n, kernels_name(s));
+        }
+        free(g); free(u); free(a); free(f);
+    }
+}
+
+#if defined(__x86_64__)
+#include "cpu/exp_avx2.h"
+/* fs_exp8 against exp in double: within 3 ulp over [-87.3, 88] (a fine
+ * grid plus every power-of-two boundary region), finite and clamped
+ * outside. Run only when the CPU has AVX2 + FMA. */
+__attribute__((target("avx2,fma"))) static void exp8_range(double *worst, int *bad_clamp) {
+    for (int i = -1000000; i <= 1000000; i += 8) {
+        float xs[8], ys[8];
+        for (int k = 0; k < 8; k++) xs[k] = (float)(i + k) * 1e-4f * 0.9f;   /* -90 .. 90 */
+        _mm256_storeu_ps(ys, fs_exp8(_mm256_loadu_ps(xs)));
+        for (int k = 0; k < 8; k++) {
+            if (xs[k] < -87.3f || xs[k] > 88.0f) {
+                *bad_clamp += !(isfinite(ys[k]) && ys[k] > 0);
+                continue;
+            }
+            double ex = exp((double)xs[k]), ulp = ldexp(1.0, ilogb(ex) - 23);
+            double d = fabs((double)ys[k] - ex) / ulp;
+            if (!(d <= *worst)) *worst = d;
+        }
+    }
+}
+
+static void test_exp8(void) {
+    if (fs_cpu_detect_isa() != FS_ISA_AVX2) return;
+    double worst = 0;
+    int bad_clamp = 0;
+    exp8_range(&worst, &bad_clamp);
+    CHECKF(worst <= 3.0, "fs_exp8: %.2f ulp from exp", worst);
+    CHECKF(bad_clamp == 0, "fs_exp8: %d clamped results not finite and positive", bad_clamp);
+    printf("exp8: worst %.2f ulp\n", worst);
+}
+#else
+static void test_exp8(void) {}
+#endif
+
+/* ---- Q8_0 activations: quant_cpu.c against quant.c's definitions ---- */
+
+/* Random values with a spread of block scales (1e-4 .. 1e2) and an
+ * occasional outlier. */
+static void fill_blocks(float *x, int k) {
+    for (int b = 0; b < k / FS_QK; b++) {
+        double scale = pow(10.0, 3.0 * urand() - 1.0);
+        for (int i = 0; i < FS_QK; i++) {
+            double v = urand() * scale;
+            if ((rng & 63) == 0) v *= 8;
+            x[b * FS_QK + i] = (float)v;
+        }
+    }
+}
+
+/* The quantizer of every ISA writes the bytes and sums of
+ * fs_quantize_row_q8_0 + fs_q8_0_sums. The row kernels (decode without
+ * x8) compute _ref's integer block sums, the f32 additions reordered:
+ * |kernel - ref| <= 4 (nb + 2) u sum |terms|; NEON and scalar add in
+ * _ref's order, so they equal it. */
+static void test_q8_kernels(void) {
+    enum { MAXK = 3072 };
+    static float x[MAXK], w[MAXK];
+    static fs_block_q8_0 a8[MAXK / 32], b8[MAXK / 32];
+    static fs_q8_0_sum as[MAXK / 32], bs[MAXK / 32];
+    int qdiff = 0, bad = 0, cases = 0;
+    for (int s = 0; s < n_isas; s++)
+        for (int rep = 0; rep < 40; rep++) {
+            int k = 32 * (1 + rep % 7) + (rep % 5 == 0 ? 1024 : 0);
+            fill_blocks(x, k);
+            if (rep == 0)
+                for (int i = 0; i < k; i++) x[i] = (float)(i % 255 - 127) * 0.5f;   /* many exact .5 ties */
+            if (rep == 1)
+                for (int i = 0; i < k; i++) x[i] = i < k / 2 ? 0.0f : -1.0f;      /* zero blocks, all -127 */
+            fs_quantize_row_q8_0(x, a8, k);
+            fs_q8_0_sums(a8, k, as);
+            fs_cpu_quantize_x(isas[s].isa, x, b8, bs, k);
+            qdiff += memcmp(a8, b8, sizeof(fs_block_q8_0) * (size_t)(k / 32)) != 0;
+            for (int b = 0; b < k / 32; b++) qdiff += as[b].s != bs[b].s || memcmp(&as[b].d, &bs[b].d, 4) != 0;
+            int nr = 1 + rep % 9, nb = k / 32;
+            fs_block_q8_0 *w8 = malloc(sizeof *w8 * (size_t)(nr * nb));
+            fs_block_q4_0 *w4 = malloc(sizeof *w4 * (size_t)(nr * nb));
+            for (int r = 0; r < nr; r++) {
+                fill_blocks(w, k);
+                fs_quantize_row_q8_0(w, w8 + (size_t)r * nb, k);
+                fs_quantize_row_q4_0(w, w4 + (size_t)r * nb, k);
+            }
+            float o8[9], o4[9];
+            fs_cpu_dot_rows_q8_0(isas[s].isa, k, w8, nr, b8, bs, o8);
+            fs_cpu_dot_rows_q4_0(isas[s].isa, k, w4, nr, b8, bs, o4);
+            for (int r = 0; r < nr; r++)
+                for (int kind = 0; kind < 2; kind++) {
+                    float refv = kind ? fs_vec_dot_q4_0_q8_0_ref(k, w4 + (size_t)r * nb, b8)
+                                      : fs_vec_dot_q8_0_q8_0_ref(k, w8 + (size_t)r * nb, b8);
+                    double mag = 0;
+                    for (int b = 0; b < nb; b++) {
+                        float xd[32], wd[32];
+                        fs_dequantize_row_q8_0(b8 + b, xd, 32);
+                        if (kind) fs_dequantize_row_q4_0(w4 + (size_t)r * nb + b, wd, 32);
+                        else fs_dequantize_row_q8_0(w8 + (size_t)r * nb + b, wd, 32);
+                        for (int i = 0; i < 32; i++) mag += fabs((double)xd[i] * wd[i]);
+                    }
+                    float got = kind ? o4[r] : o8[r];
+                    double tol = isas[s].isa == FS_ISA_AVX2 ? 4.0 * (nb + 2) * ldexp(mag, -24) : 0;
+                    bad += !(fabs((double)got - refv) <= tol);
+                    cases++;
+                }
+            free(w8); free(w4);
+        }
+    CHECKF(qdiff == 0, "fs_cpu_quantize_x: %d blocks or sums differ from quantize + fs_q8_0_sums", qdiff);
+    CHECKF(bad == 0, "%d of %d row dot products differ from _ref beyond rounding", bad, cases);
+}
+
+/* FS_ISA=scalar reaches every path, the quantized decode included: a
+ * backend opened with it runs the scalar kernels, does not repack, and its
+ * Q4_0 / Q8_0 decode equals _ref's dot of each row with x quantized by
+ * fs_quantize_row_q8_0, bit for bit (an AVX2 row kernel adds in another
+ * order). */
+static void test_isa_env(void) {
+    setenv("FS_ISA", "scalar", 1);
+    fs_backend *b = open_reserved("cpu", 2, 128);
+    unsetenv("FS_ISA");
+    CHECK(cpu_ctx(b)->isa == FS_ISA_SCALAR && cpu_ctx(b)->vnni == 0 && strstr(b->describe(b), "scalar kernels"));
+    int K = 1024, N = 64, bad = 0;
+    float x[1024], y[64];
+    fs_block_q8_0 xq[32];
+    for (int i = 0; i < K; i++) x[i] = (float)urand();
+    fs_quantize_row_q8_0(x, xq, K);
+    for (int d = 0; d < 2; d++) {
+        fs_dtype dt = d ? FS_DTYPE_Q4_0 : FS_DTYPE_Q8_0;
+        fs_err e;
+        fs_tensor t;
+        void *w = rand_weight(dt, (size_t)N * K, NULL, &t, N, K);
+        fs_buf *wb = b->upload(b, &t, &e), *xb = act(b, x, (size_t)K), *yb = b->alloc(b, (size_t)N, &e);
+        CHECK(!cpu_buf(wb)->x8);
+        mm(b, xb, wb, yb, 1, K, N);
+        b->read(b, yb, 0, y, (size_t)N);
+        size_t rb = fs_dtype_row_bytes(dt, K);
+        for (int n = 0; n < N; n++) {
+            const void *row = (const uint8_t *)w + (size_t)n * rb;
+            float want = d ? fs_vec_dot_q4_0_q8_0_ref(K, row, xq) : fs_vec_dot_q8_0_q8_0_ref(K, row, xq);
+            bad += memcmp(&want, &y[n], 4) != 0;
+        }
+        b->free_buf(b, wb); b->free_buf(b, xb); b->free_buf(b, yb);
+        free(w);
+    }
+    CHECKF(bad == 0, "FS_ISA=scalar: %d quantized decode outputs are not the scalar kernels'", bad);
+    b->destroy(b);
+    setenv("FS_ISA", "avx2", 1);
+    CHECK(fs_cpu_detect_vnni(fs_cpu_detect_isa()) == 0);
+    unsetenv("FS_ISA");
+}
+
+/* After reserve, a decode step's ops - and a prefill's - allocate nothing
+ * (ds4's guard, here a count of malloc calls); describe, reserved_bytes
+ * and the bandwidth probe say something sensible. */
+static void test_no_alloc(void) {
+    fs_err e;
+    enum { H = 256, Hq = 4, Hkv = 2, D = 64, I = 768, V = 1000, T = 70, NW = 6 };
+    fs_backend *b = open_reserved("cpu", 2, D);
+    /* q, k, o (also the embedding table), gate, down, lm_head */
+    static const fs_dtype dts[NW] = {FS_DTYPE_Q4_0, FS_DTYPE_Q8_0, FS_DTYPE_BF16, FS_DTYPE_Q4_0, FS_DTYPE_F16, FS_DTYPE_Q8_0};
+    static const int Ns[NW] = {Hq * D, Hkv * D, H, I, H, V}, Ks[NW] = {H, H, Hq * D, H, I, H};
+    fs_tensor tw[NW], nt;
+    void *wd[NW];
+    fs_buf *W[NW];
+    for (int i = 0; i < NW; i++) {
+        wd[i] = rand_weight(dts[i], (size_t)Ns[i] * Ks[i], NULL, &tw[i], Ns[i], Ks[i]);
+        W[i] = b->upload(b, &tw[i], &e);
+    }
+    void *nd = rand_weight(FS_DTYPE_BF16, (size_t)H, NULL, &nt, 1, H);
+    nt.ndim = 1, nt.shape[0] = H, nt.shape[1] = 0;
+    fs_buf *norm = b->upload(b, &nt, &e);
+    float *h = malloc(sizeof(float) * (size_t)T * I);
+    for (int i = 0; i < T * I; i++) h[i] = (float)urand();
+    fs_buf *x = act(b, h, (size_t)T * H), *q = b->alloc(b, (size_t)T * Hq * D, &e), *k = b->alloc(b, (size_t)T * Hkv * D, &e);
+    fs_buf *v = act(b, h, (size_t)T * Hkv * D), *att = b->alloc(b, (size_t)T * Hq * D, &e), *g = b->alloc(b, (size_t)T * I, &e);
+    fs_buf *u = act(b, h, (size_t)T * I), *last = b->alloc(b, (size_t)H, &e), *logits = b->alloc(b, (size_t)V, &e);
+    fs_buf *kv = b->kv_alloc(b, N_CTX, Hkv, D, &e), *bw = b->alloc(b, (size_t)16 << 20, &e);
+    int ids[MAX_T] = {0}, pos = 0, argmax = -2;
+#ifdef COUNT_MALLOC
+    mallocs = 0;
+#endif
+    for (int step = 0; step < 3; step++) {   /* a prompt, then two decode steps */
+        int Ts = step == 0 ? T : 1;
+        b->set_step(b, ids, Ts, pos);
+        b->embed(b, W[2], H, x);
+        b->matmul(b, &(fs_mm_in){x, norm, 1e-6f, NULL}, Ts, H,
+                  (fs_linear[2]){{W[0], q, Hq * D, 0}, {W[1], k, Hkv * D, 0}}, 2);
+        b->rope_kv(b, q, k, v, norm, norm, 1e-6f, kv, Hq, Hkv, D);
+        b->attention(b, q, kv, att, Hq, Hkv, D);
+        b->matmul(b, &(fs_mm_in){att, NULL, 0, NULL}, Ts, Hq * D, &(fs_linear){W[2], x, H, 1}, 1);
+        b->matmul(b, &(fs_mm_in){x, norm, 1e-6f, NULL}, Ts, H, &(fs_linear){W[3], g, I, 0}, 1);
+        b->matmul(b, &(fs_mm_in){g, NULL, 0, u}, Ts, I, &(fs_linear){W[4], x, H, 1}, 1);
+        b->copy(b, x, (size_t)(Ts - 1) * H, last, 0, (size_t)H);
+        b->matmul(b, &(fs_mm_in){last, norm, 1e-6f, NULL}, 1, H, &(fs_linear){W[5], logits, V, 0}, 1);
+        argmax = b->argmax(b, logits, V);
+        b->rmsnorm(b, x, norm, x, Ts, H, 1e-6f);
+        pos += Ts;
+    }
+    double bytes_per_s = b->bandwidth(b, bw, (size_t)16 << 20);
+#ifdef COUNT_MALLOC
+    CHECKF(mallocs == 0, "ops after reserve called malloc %d times", mallocs);
+#endif
+    CHECK(argmax >= 0 && argmax < V);
+    CHECKF(bytes_per_s > 1e8, "bandwidth: %g B/s", bytes_per_s);
+    printf("bandwidth (64 MiB, 2 threads): %.1f GB/s\n", bytes_per_s / 1e9);
+    CHECK(b->reserved_bytes(b) > (size_t)MAX_T * MAX_K * 4);
+    CHECK(strstr(b->describe(b), fs_cpu_isa_name(cpu_ctx(b)->isa, cpu_ctx(b)->vnni)) && strstr(b->describe(b), "2 threads"));
+    fs_buf *all[] = {x, q, k, v, att, g, u, last, logits, kv, bw, norm};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->free_buf(b, all[i]);
+    for (int i = 0; i < NW; i++) {
+        b->free_buf(b, W[i]);
+        free(wd[i]);
+    }
+    free(nd); free(h);
+    b->destroy(b);
+}
+
+/* ---- the thread pool ---- */
+
+/* Every chunk runs exactly once, on a valid tid, across many back-to-back
+ * regions of different sizes (a late thread never runs a chunk of the
+ * wrong region, threadpool.c). */
+typedef struct { int *hits; int nth; int bad_tid; } pool_arg;
+static void count_chunk(void *arg, int chunk, int tid) {
+    pool_arg *a = arg;
+    if (tid < 0 || tid >= a->nth) a->bad_tid = 1;
+    __atomic_fetch_add(&a->hits[chunk], 1, __ATOMIC_RELAXED);
+}
+
+/* Who runs what, in order, with the timing forced: 2 threads, 16 chunks,
+ * shares [0, 8) and [8, 16). Thread 0 waits in chunk 0 until the worker
+ * is in chunk 8; the worker stays there until thread 0 has run 15 chunks.
+ * So thread 0 runs its share front to back, then steals the back half of
+ * the worker's rest [9, 16) - chunk 12 now, [13, 16) as its own share -
+ * then half of [9, 12) (10, then 11), then 9: 0..7 12 13 14 15 10 11 9. */
+typedef struct {
+    int order[16], count;        /* thread 0's chunks */
+    int worker_in, worker_chunk; /* the worker is in its first chunk, which one */
+    int timeout;
+} order_arg;
+
+static int wait_flag(const int *flag, int want) {   /* up to ~2 s */
+    for (int i = 0; i < 20000; i++) {
+        if (__atomic_load_n(flag, __ATOMIC_ACQUIRE) >= want) return 0;
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    }
+    return -1;
+}
+
+static void order_chunk(void *arg, int chunk, int tid) {
+    order_arg *a = arg;
+    if (tid == 0) {
+        if (chunk == 0 && wait_flag(&a->worker_in, 1)) a->timeout = 1;
+        a->order[a->count] = chunk;
+        __atomic_store_n(&a->count, a->count + 1, __ATOMIC_RELEASE);
+    } else if (!a->worker_in) {
+        a->worker_chunk = chunk;
+        __atomic_store_n(&a->worker_in, 1, __ATOMIC_RELEASE);
+        if (wait_flag(&a->count, 15)) a->timeout = 1;
+    }
+}
+
+static void test_threadpool_shares(void) {
+    static const int want[15] = {0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 10, 11, 9};
+    fs_err e;
+    fs_threadpool *p = fs_threadpool_new(2, &e);
+    CHECK(p != NULL);
+    if (!p) return;
+    order_arg a;
+    memset(&a, 0, sizeof a);
+    fs_threadpool_for(p, 16, order_chunk, &a);
+    CHECKF(!a.timeout, "thread pool order: a thread never came");
+    if (!a.timeout) {
+        CHECKF(a.worker_chunk == 8 && a.count == 15 && !memcmp(a.order, want, sizeof want),
+               "thread pool order: worker took %d, thread 0 ran %d chunks, not 0..7 12 13 14 15 10 11 9",
+               a.worker_chunk, a.count);
+    }
+    fs_threadpool_free(p);
+}
+
+/* A loop of more chunks than a share can number (2^24 - 1) runs as
+ * several regions: every chunk index still comes exactly once (their
+ * count and their sum). */
+typedef struct { uint64_t calls, sum; } big_arg;
+static void big_chunk(void *arg, int chunk, int tid) {
+    (void)tid;
+    big_arg *a = arg;
+    __atomic_fetch_add(&a->calls, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->sum, (uint64_t)chunk, __ATOMIC_RELAXED);
+}
+
+static void test_threadpool_big(void) {
+    fs_err e;
+    fs_threadpool *p = fs_threadpool_new(2, &e);
+    CHECK(p != NULL);
+    if (!p) return;
+    uint64_t n = 0xffffffu + 3;
+    big_arg a = {0, 0};
+    fs_threadpool_for(p, (int)n, big_chunk, &a);
+    CHECKF(a.calls == n && a.sum == n * (n - 1) / 2, "thread pool, %llu chunks: %llu calls",
+           (unsigned long long)n, (unsigned long long)a.calls);
+    fs_threadpool_free(p);
+}
+
+static void test_threadpool(void) {
+    for (int nth = 1; nth <= 5; nth++) {
+        fs_err e;
+        fs_threadpool *p = fs_threadpool_new(nth, &e);
+        CHECK(p && fs_threadpool_size(p) == nth);
+        if (!p) continue;
+        int hits[257], wrong = 0;
+        pool_arg a = {hits, nth, 0};
+        for (int r = 0; r < 3000; r++) {
+            int n = 1 + (r * 37) % 257;
+            memset(hits, 0, sizeof hits);
+            fs_threadpool_for(p, n, count_chunk, &a);
+            for (int i = 0; i < n; i++) wrong += hits[i] != 1;
+            for (int i = n; i < 257; i++) wrong += hits[i] != 0;
+        }
+        CHECKF(wrong == 0 && !a.bad_tid, "thread pool %d threads: %d chunks not run exactly once", nth, wrong);
+        fs_threadpool_free(p);
+    }
+    test_threadpool_shares();
+    test_threadpool_big();
+    int i0, i1;
+    fs_split_range(100, 16, 1, 3, &i0, &i1);
+    CHECK(i0 == 32 && i1 == 64);
+    fs_split_range(100, 16, 2, 3, &i0, &i1);
+    CHECK(i0 == 64 && i1 == 100);
+    CHECK(fs_default_threads() >= 1);
+}
+
+int main(void) {
+    ref = open_reserved("cpu-ref", 0, 128);
+    for (int th = 1; th <= 3; th++) {
+        cpu[th] = open_reserved("cpu", th, 128);
+        CHECK(cpu_ctx(cpu[th])->nth == th && !strcmp(cpu[th]->name, "cpu"));
+    }
+    fs_cpu *f = cpu_ctx(cpu[1]);
+    isas[n_isas++] = (kernels){FS_ISA_SCALAR, 0};
+    if (f->isa != FS_ISA_SCALAR && f->vnni) isas[n_isas++] = (kernels){f->isa, 0};
+    if (f->isa != FS_ISA_SCALAR) isas[n_isas++] = (kernels){f->isa, f->vnni};
+    printf("kernels tested:");
+    for (int s = 0; s < n_isas; s++) printf(" %s", kernels_name(s));
+    printf("\n");
+    test_threadpool();
+    test_matmul();
+    test_matmul_quant();
+    test_fused();
+    test_add_slabs();
+    test_weight_arena();
+    test_attention();
+    test_rope_kv();
+    test_exp8();
+    test_rmsnorm();
+    test_swiglu_add();
+    test_x8_rows();
+    test_q8_kernels();
+    test_isa_env();
+    test_no_alloc();
+    for (int th = 1; th <= 3; th++) cpu[th]->destroy(cpu[th]);
+    ref->destroy(ref);
+    return TEST_SUMMARY();
+}
