@@ -73,16 +73,11 @@ void cli_chat_usage(FILE *f) {
 
 /* ---- the reply on screen ---- */
 
-/* A streaming filter: on a terminal, text from <think> to </think> is
- * dimmed. A tag may arrive split over pieces, so the bytes that match the
- * start of the next tag are held until it completes or fails. */
-typedef struct display {
-    int tty;
-    int in_think;
-    size_t matched; /* bytes of the awaited tag seen so far */
-} display;
-
-static void display_text(display *d, const char *s, size_t n) {
+/* A streaming filter (opts.h): on a terminal, text from <think> to
+ * </think> is dimmed. A tag may arrive split over pieces, so the bytes
+ * that match the start of the next tag are held until it completes or
+ * fails. */
+void cli_think_display_text(cli_think_display *d, const char *s, size_t n) {
     if (!d->tty) {
         cli_out(s, n, 0);
         return;
@@ -108,7 +103,7 @@ static void display_text(display *d, const char *s, size_t n) {
     }
 }
 
-static void display_end(display *d) {
+void cli_think_display_end(cli_think_display *d) {
     if (d->tty) {
         const char *tag = d->in_think ? "</think>" : "<think>";
         cli_out(tag, d->matched, 0);
@@ -126,14 +121,14 @@ typedef struct chat {
     fs_engine *g;
     fs_seq *q;
     fs_conversation *c;
-    display d;
+    cli_think_display d;
     int one_shot;          /* fs run DIR PROMPT: no /reset to suggest */
     fs_seq_stats last;     /* the last kept turn, for /stats */
 } chat;
 
 static int on_text(void *user, const char *text, size_t len) {
     chat *ch = user;
-    display_text(&ch->d, text, len);
+    cli_think_display_text(&ch->d, text, len);
     return cli_out(NULL, 0, 1); /* flush; a closed pipe or a full disk stops the reply */
 }
 
@@ -163,7 +158,7 @@ static int turn(chat *ch, const char *user_text) {
     int r = fs_conversation_turn(ch->c, user_text, &go, &st, &e);
     cli_sigint_release();
     cli_status_clear();
-    display_end(&ch->d);
+    cli_think_display_end(&ch->d);
 
     if (r == FS_SEQ_TOO_LONG) {
         if (ch->one_shot) return cli_fail(ch->cmd, FS_EXIT_INPUT, "%s (raise -c/--ctx)", e.msg);

@@ -100,4 +100,16 @@ void cli_chat_usage(FILE *f);
  * message instead and return. Returns an FS_EXIT_ code. */
 int cli_chat_main(const cli_chat_opts *c, const char *dir, const char *prompt);
 
+/* A reply on screen: with tty set, the <think>...</think> block is dimmed
+ * (ANSI faint), tags split across pieces included; without, the text goes
+ * to stdout (cli_out) exactly as given. _end releases what a partial tag
+ * held and closes an open block. Zero-initialize, set tty. */
+typedef struct cli_think_display {
+    int tty;
+    int in_think;
+    size_t matched; /* bytes of the awaited tag seen so far */
+} cli_think_display;
+void cli_think_display_text(cli_think_display *d, const char *s, size_t n);
+void cli_think_display_end(cli_think_display *d);
+
 #endif

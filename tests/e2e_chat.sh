@@ -14,7 +14,7 @@ case $FS_BIN in /*) ;; *) FS_BIN=$PWD/$FS_BIN ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 M=$HERE/../models/tiny
 [ -f "$M/config.json" ] || { echo "FAIL: $M missing"; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "e2e_chat: SKIP (no python3)"; exit 0; }
+command -v python3 >/dev/null 2>&1 || { echo "e2e_chat: SKIP (no python3)"; exit 77; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fs_e2e_chat.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM

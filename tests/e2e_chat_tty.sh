@@ -15,7 +15,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 M=$(cd "$HERE/../models/tiny" && pwd)
 if ! command -v tmux >/dev/null 2>&1; then
     echo "e2e_chat_tty: SKIP (tmux not installed)"
-    exit 0
+    exit 77
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs_e2e_chat_tty.XXXXXX") || exit 1

@@ -18,7 +18,7 @@ TOK=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 G=tests/golden/tokenizer
 if [ ! -f "$TOK/tokenizer.json" ]; then
     echo "SKIP e2e_tokenizer: $TOK/tokenizer.json not found (run: make tokenizer)"
-    exit 0
+    exit 77
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
