@@ -184,14 +184,23 @@ int fs_cmd_bench(int argc, char **argv) {
         }
         int r = cli_opts_parse(&o, argc, argv, &i);
         if (r == 0) {
-            if (!strcmp(a, "--csv")) csv = r = 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--pp", NULL, &v)) > 0) r = list_flag(a, v, pp, &n_pp) ? -1 : 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--tg", NULL, &v)) > 0) r = list_flag(a, v, tg, &n_tg) ? -1 : 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--depth", NULL, &v)) > 0) r = list_flag(a, v, dp, &n_dp) ? -1 : 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "-r", "--reps", &v)) > 0) r = cli_int(CMD, a, v, 1, 1000, &reps) ? -1 : 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--warmup", NULL, &v)) > 0) r = cli_int(CMD, a, v, 0, 100, &warmup) ? -1 : 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--bw-mib", NULL, &v)) > 0) r = cli_int(CMD, a, v, 0, 1 << 20, &bw_mib) ? -1 : 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--seed", NULL, &v)) > 0) r = cli_int(CMD, a, v, 0, INT32_MAX, &seed) ? -1 : 1;
+            if (!strcmp(a, "--csv")) {
+                csv = r = 1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--pp", NULL, &v)) != 0) {
+                if (r > 0 && list_flag(a, v, pp, &n_pp)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--tg", NULL, &v)) != 0) {
+                if (r > 0 && list_flag(a, v, tg, &n_tg)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--depth", NULL, &v)) != 0) {
+                if (r > 0 && list_flag(a, v, dp, &n_dp)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "-r", "--reps", &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 1, 1000, &reps)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--warmup", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 0, 100, &warmup)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--bw-mib", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 0, 1 << 20, &bw_mib)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--seed", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 0, INT32_MAX, &seed)) r = -1;
+            }
         }
         if (r < 0) return FS_EXIT_USAGE;
         if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
@@ -408,7 +417,7 @@ int fs_cmd_bench(int argc, char **argv) {
     if (!csv) {
         const double MiB = 1048576.0;
         if (n_tg == 0) printf("  (no tg tests)\n");
-        printf("memory: weights %.1f MiB, KV cache %.1f MiB, scratch %.1f MiB (on the %s backend); "
+        printf("memory: weights %.2f MiB, KV cache %.2f MiB, scratch %.2f MiB (on the %s backend); "
                "peak RSS %.1f MiB\n",
                w_bytes / MiB, kv_bytes / MiB, scratch_bytes / MiB, be->name, rss / MiB);
     }

@@ -125,11 +125,13 @@ int fs_cmd_logits(int argc, char **argv) {
         }
         int r = cli_opts_parse(&o, argc, argv, &i);
         if (r == 0) {
-            if ((r = cli_flag(CMD, argc, argv, &i, "--ids", NULL, &v)) > 0) ids_arg = v;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--dump-logits", NULL, &v)) > 0) dump_path = v;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--top", NULL, &v)) > 0 &&
-                     cli_int(CMD, "--top", v, 0, 1L << 30, &top))
-                r = -1;
+            if ((r = cli_flag(CMD, argc, argv, &i, "--ids", NULL, &v)) != 0) {
+                ids_arg = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--dump-logits", NULL, &v)) != 0) {
+                dump_path = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--top", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, "--top", v, 0, 1L << 30, &top)) r = -1;
+            }
         }
         if (r < 0) return FS_EXIT_USAGE;
         if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);

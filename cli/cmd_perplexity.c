@@ -187,13 +187,17 @@ int fs_cmd_perplexity(int argc, char **argv) {
         }
         int r = cli_opts_parse(&o, argc, argv, &i);
         if (r == 0) {
-            if (!strcmp(a, "--json")) json = r = 1;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--ids-file", NULL, &v)) > 0) ids_path = v;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--kl-base", NULL, &v)) > 0) base_dir = v;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--kl-base-weights", NULL, &v)) > 0) base_weights = v;
-            else if ((r = cli_flag(CMD, argc, argv, &i, "--max-windows", NULL, &v)) > 0 &&
-                     cli_int(CMD, a, v, 1, 1L << 30, &max_windows))
-                r = -1;
+            if (!strcmp(a, "--json")) {
+                json = r = 1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--ids-file", NULL, &v)) != 0) {
+                ids_path = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--kl-base", NULL, &v)) != 0) {
+                base_dir = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--kl-base-weights", NULL, &v)) != 0) {
+                base_weights = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--max-windows", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 1, 1L << 30, &max_windows)) r = -1;
+            }
         }
         if (r < 0) return FS_EXIT_USAGE;
         if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
