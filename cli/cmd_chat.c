@@ -316,7 +316,7 @@ static int read_input(fs_lineedit *le, int interactive, char **out, fs_err *e) {
         done = ends_with_block(line);
         size_t k = strlen(line) - (done ? 3 : 0);
         if (len + k + 2 > cap) buf = fs_xrealloc(buf, cap = 2 * (len + k + 2));
-        if (len) buf[len++] = '\n';
+        if (len && !(done && k == 0)) buf[len++] = '\n'; /* a lone closing """ adds no line */
         memcpy(buf + len, line, k);
         len += k;
         free(line);

@@ -454,6 +454,13 @@ static int read_paste(fs_lineedit *le, line_state *ls) {
     }
 }
 
+/* The line is done: bracketed paste off, then the last text (so what the
+ * program prints next starts its line). */
+static void end_line(fs_lineedit *le, const char *text) {
+    write_all(le->out_fd, PASTE_OFF, strlen(PASTE_OFF));
+    write_all(le->out_fd, text, strlen(text));
+}
+
 static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
     line_state ls = {0};
     ls.prompt = prompt;
@@ -480,7 +487,7 @@ static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
                 result = FS_LE_OK;
                 goto accept;
             }
-            write_all(le->out_fd, "\n", 1);
+            end_line(le, "\n");
             result = FS_LE_EOF;
             goto done;
         }
@@ -490,12 +497,12 @@ static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
             result = FS_LE_OK;
             goto accept;
         case 3: /* Ctrl-C */
-            write_all(le->out_fd, "^C\n", 3);
+            end_line(le, "^C\n");
             result = FS_LE_CANCEL;
             goto done;
         case 4: /* Ctrl-D */
             if (ls.len == 0) {
-                write_all(le->out_fd, "\n", 1);
+                end_line(le, "\n");
                 result = FS_LE_EOF;
                 goto done;
             }
@@ -571,7 +578,7 @@ accept:
     /* Leave the finished line fully visible, then move to the next row. */
     ls.pos = ls.len;
     refresh(le, &ls);
-    write_all(le->out_fd, "\n", 1);
+    end_line(le, "\n");
     *line = ls.buf;
     ls.buf = NULL;
 done:
@@ -591,7 +598,7 @@ int fs_lineedit_read(fs_lineedit *le, const char *prompt, char **line, fs_err *e
     }
     write_all(le->out_fd, PASTE_ON, strlen(PASTE_ON));
     int rc = edit(le, prompt, line, e);
-    write_all(le->out_fd, PASTE_OFF, strlen(PASTE_OFF));
+    if (rc == FS_LE_ERROR) write_all(le->out_fd, PASTE_OFF, strlen(PASTE_OFF));
     tcsetattr(le->in_fd, TCSADRAIN, &saved);
     return rc;
 }

@@ -2,7 +2,8 @@
 # e2e_chat_tty.sh - `fs chat` in a real terminal (tmux, private -L socket):
 # type a message and get a reply; Ctrl-C at the prompt clears the line;
 # Ctrl-C during a long reply stops that reply and the session goes on
-# (another message, /stats); Ctrl-D exits with status 0; the history file is
+# (another message, /stats); a dim speed line follows each reply; a paste
+# of two lines is one turn; Ctrl-D exits with status 0; the history file is
 # written. Skipped when tmux is missing. A few seconds.
 #
 # Everything the pane prints is also appended to a log (tmux pipe-pane), so
@@ -93,6 +94,16 @@ wait_until log_has "^turns: " || bad "no /stats output"
 check "Ctrl-C at the prompt discarded the line (one turn)" log_has "turns: 1, thinking: on"
 check "prefill stats on a terminal" log_has "prefilled [0-9]* new tokens (0 reused)"
 wait_prompt "after /stats"
+check "a dim speed line after the reply" log_has "prompt [0-9]* tokens ([0-9]* reused), [0-9.]* tok/s; reply [0-9]* tokens"
+# a paste of two lines (bracketed paste) is one turn, not two
+$T set-buffer -- "$(printf 'Good morning\nto you')"
+$T paste-buffer -p
+$T send-keys Enter
+wait_prompt "after the pasted turn"
+type_line "/stats"
+wait_until log_has "^turns: 2" || bad "a paste of two lines: [$(grep '^turns' "$LOG" | tail -n 1)]"
+check "the paste was one turn" sh -c "! grep -q '^turns: 3' '$LOG'"
+wait_prompt "after /stats (paste)"
 $T send-keys C-d
 wait_until test -s "$TMP/exit.$run" || bad "Ctrl-D did not end fs chat"
 check "Ctrl-D exits 0" [ "$(cat "$TMP/exit.$run" 2>/dev/null)" = 0 ]
