@@ -171,6 +171,7 @@ static int write_model(const fs_model *m, const char *out_dir, const char *weigh
         unlink(tmp);
         return cli_fail(CMD, FS_EXIT_INPUT, "%s: cannot write: %s", path, strerror(err));
     }
+    cli_status_clear();
     printf("wrote %s: %d tensors, %zu bytes (%s)\n", path, n, 8 + hlen + off, weights);
     return 0;
 }
@@ -223,6 +224,7 @@ int fs_cmd_quantize(int argc, char **argv) {
     fs_model m;
     memset(&m, 0, sizeof m);
     fs_err e = {{0}};
+    cli_status("loading %s and converting it to %s ...", src, weights);
     if (fs_model_load(&m, src, &e)) return cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
     if (fs_model_convert(&m, to, &e)) {
         fs_model_free(&m);
@@ -235,7 +237,9 @@ int fs_cmd_quantize(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/%s", out, copied_files[i]);
         if (fs_file_exists(from)) rc = copy_file(from, path);
     }
+    cli_status("writing %s/model.safetensors ...", out);
     if (!rc) rc = write_model(&m, out, weights);
+    cli_status_clear();
     fs_model_free(&m);
     return rc ? rc : cli_out_close(CMD);
 }
