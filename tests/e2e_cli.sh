@@ -4,7 +4,8 @@
 #
 # 1. fs --version; fs help, fs help CMD = fs CMD --help for every command.
 # 2. One default model: every command that takes a model runs with none
-#    given (FS_MODEL unset, run from another directory); -m "" is an error.
+#    given (FS_MODEL unset, run from another directory); -m "" is an error;
+#    a tokenizer with more tokens than the model's vocab is refused at load.
 # 3. fs run PROMPT: a prompt for the default model; the rule for one
 #    argument (a directory or OWNER/NAME is a model, else a prompt; -p
 #    forces a prompt).
@@ -78,6 +79,14 @@ fs bench bench --pp 4 --tg 2 -r 1 --warmup 0 --bw-mib 0
 check "bench with no model ($(err1 bench))" sh -c "[ $(rc bench) = 0 ] && grep -q '^model tiny' '$T/bench.out'"
 fs ppl perplexity -p "It was the best of times, it was the worst of times." -c 8
 check "perplexity with no model ($(err1 ppl))" sh -c "[ $(rc ppl) = 0 ] && grep -q 'ppl' '$T/ppl.out'"
+cat > "$T/smallv.json" <<'EOF'
+{"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1, "num_attention_heads": 4,
+ "num_key_value_heads": 2, "head_dim": 16, "vocab_size": 1000, "max_position_embeddings": 64,
+ "rope_theta": 10000.0, "rms_norm_eps": 1e-6, "tie_word_embeddings": true, "eos_token_id": 2}
+EOF
+"$FS_BIN" mkmodel --config "$T/smallv.json" --out "$T/smallv" --tokenizer "$TINY" > /dev/null 2>&1
+fs smallv generate -m "$T/smallv" -p hi
+check "a tokenizer larger than the model's vocab is refused at load" sh -c "[ $(rc smallv) = 2 ] && grep -q 'tokenizer.json has 4096 tokens but the model only 1000' '$T/smallv.err'"
 fs emptym generate -m "" -p hi
 check "-m '' is a usage error" sh -c "[ $(rc emptym) = 1 ] && grep -q 'empty' '$T/emptym.err'"
 
