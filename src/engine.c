@@ -285,9 +285,10 @@ static int seq_begin(fs_seq *q, const int *ids, int n, int room, const fs_seq_ge
 }
 
 /* The end of every call: record what the cache holds now - the prompt,
- * then the sampled ids but the last (generate.h) - or, after a failure,
- * empty it so the next call starts from a known state. */
-static int seq_end(fs_seq *q, const int *ids, int n, int p, int failed) {
+ * then the sampled ids but the last (generate.h) - and how much of the
+ * prompt was evaluated (less than planned when cancelled); or, after a
+ * failure, empty it so the next call starts from a known state. */
+static int seq_end(fs_seq *q, const int *ids, int n, int p, int failed, fs_seq_stats *st) {
     if (failed) {
         fs_session_truncate(q->s, 0);
         q->n_tokens = 0;
@@ -296,6 +297,7 @@ static int seq_end(fs_seq *q, const int *ids, int n, int p, int failed) {
     int pos = fs_session_pos(q->s);
     for (int i = p; i < pos; i++) q->tokens[i] = i < n ? ids[i] : q->ids[i - n];
     q->n_tokens = pos;
+    st->prefilled = (pos < n ? pos : n) - p;
     return 0;
 }
 
@@ -313,10 +315,10 @@ int fs_seq_sync(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_st
     double t0 = fs_now();
     int r = fs_prefill(q->s, ids + p, n - p, &go, e);
     st->prefill_s = fs_now() - t0;
-    if (r < 0) return seq_end(q, ids, n, p, 1);
+    if (r < 0) return seq_end(q, ids, n, p, 1, st);
     for (int i = p; i < fs_session_pos(q->s); i++) fs_sampler_accept(q->smp, ids[i], 0);
     st->stop = r == FS_EVAL_CANCELLED ? FS_STOP_CANCELLED : FS_STOP_NONE;
-    return seq_end(q, ids, n, p, 0);
+    return seq_end(q, ids, n, p, 0, st);
 }
 
 /* fs_seq_generate and fs_seq_chat: sync and generate, stopping at stop[]. */
@@ -365,7 +367,7 @@ static int seq_generate(fs_seq *q, const int *ids, int n, int room, const int *s
     st->decode_s = gs.decode_s;
     st->stop = gs.stop;
     st->stop_id = gs.stop_id;
-    return seq_end(q, ids, n, p, rc != 0);
+    return seq_end(q, ids, n, p, rc != 0, st);
 }
 
 int fs_seq_generate(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_stats *st, fs_err *e) {

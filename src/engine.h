@@ -153,11 +153,12 @@ typedef struct fs_seq_gen {
     void *user;                       /* for both callbacks */
 } fs_seq_gen;
 
-/* What it did. prompt_tokens = reused + prefilled. */
+/* What it did. prompt_tokens = reused + prefilled, unless the prefill was
+ * cancelled. */
 typedef struct fs_seq_stats {
     int prompt_tokens;     /* the whole prompt */
     int reused;            /* found in the cache, not evaluated again */
-    int prefilled;         /* evaluated (a cancelled prefill: planned, see fs_seq_tokens) */
+    int prefilled;         /* evaluated (a cancelled prefill: the chunks that finished) */
     int generated;         /* sampled, including a final eos or stop-string token */
     double prefill_s, decode_s;
     fs_stop_reason stop;

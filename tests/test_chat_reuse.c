@@ -252,6 +252,7 @@ static void case_cancel_between_chunks(void) {
     fs_seq_stats st;
     CHECK(fs_seq_sync(q, ids, n, &go, &st, &e) == 0);
     CHECK(st.stop == FS_STOP_CANCELLED);
+    CHECK_EQ_INT(st.prefilled, FS_PREFILL_CHUNK); /* what was evaluated, not what was planned */
     int held;
     const int *t = fs_seq_tokens(q, &held);
     CHECK_EQ_INT(held, FS_PREFILL_CHUNK);
