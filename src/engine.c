@@ -1,7 +1,7 @@
 /* engine.c - a model opened once, sequences on it, chat turns (see
  * engine.h for the API and the prefix rule).
  *
- * A chat turn, and why the KV cache is reused rather than rebuilt:
+ * A turn, and why the KV cache is reused rather than rebuilt:
  *
  *   messages  [system] user assistant user assistant ... user
  *      | fs_chat_render (Qwen3's template, generation prompt, thinking mode)
