@@ -75,6 +75,19 @@ prompt_ready() { [ "$(cursor_row)" = ">>>" ] && [ "$($T display -p '#{cursor_x}'
 log_has() { grep -q -- "$1" "$LOG"; }
 log_count() { grep -c -- "$1" "$LOG"; }
 log_grows() { [ "$(wc -c < "$LOG")" -gt "$1" ]; }
+# the editor has let go of a line (it turns bracketed paste off, ESC[?2004l,
+# before the reply starts): how many times so far
+lines_done() { grep -o '2004l' "$LOG" | wc -l; }
+# type_reply TEXT: send a message, then wait until 300 bytes of the reply
+# itself (not the echo of the typing) are on screen: a Ctrl-C sent after
+# that lands in the decode, not in the prefill (which would drop the turn)
+type_reply() {
+    done_before=$(lines_done)
+    type_line "$1"
+    wait_until sh -c "[ \$(grep -o '2004l' '$LOG' | wc -l) -gt $done_before ]" || bad "the message was not accepted"
+    size=$(wc -c < "$LOG")
+    wait_until log_grows $((size + 300)) || bad "the reply to '$1' did not stream"
+}
 type_line() { $T send-keys -l -- "$1"; $T send-keys Enter; }
 wait_prompt() { wait_until prompt_ready || bad "no prompt ($1); row: [$(cursor_row)]"; }
 
@@ -113,9 +126,7 @@ check "history has no cancelled line" sh -c "! grep -q 'never sent' '$TMP/home/c
 # ---- Ctrl-C during a long reply: that reply stops, the session goes on ----------------------
 start -n 100000
 wait_prompt "start (long)"
-type_line "Tell me everything"
-size=$(wc -c < "$LOG")
-wait_until log_grows $((size + 300)) || bad "the long reply did not stream"
+type_reply "Tell me everything"
 $T send-keys C-c
 wait_until log_has "\[interrupted\]" || bad "Ctrl-C did not stop the reply"
 wait_prompt "after the interrupted reply"
@@ -125,9 +136,7 @@ wait_until log_has "^turns: 1" || bad "/stats after Ctrl-C: [$(grep '^turns' "$L
 check "the interrupted reply is kept as a turn" log_has "^turns: 1, thinking: on"
 check "the reply was cut short of the context" sh -c "! grep -q 'context full' '$LOG'"
 wait_prompt "after /stats (long)"
-type_line "And then?"
-size=$(wc -c < "$LOG")
-wait_until log_grows $((size + 300)) || bad "the second reply did not stream"
+type_reply "And then?"
 $T send-keys C-c
 wait_until sh -c "[ \$(grep -c 'interrupted' '$LOG') -ge 2 ]" || bad "second Ctrl-C did not stop the reply"
 wait_prompt "after the second interrupted reply"
