@@ -1,4 +1,8 @@
-/* cli.c - shared helpers for the fs subcommands (see cli.h). */
+/* cli.c - what every fs subcommand shares (see cli.h): messages, strict
+ * numbers, the default model, checked output, the status line, Ctrl-C.
+ *
+ * Docs: docs/map.md
+ */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include "cli.h"
 
@@ -10,10 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "model.h"
-#include "quant.h"
+#include "json.h"
+#include "util.h"
 
 int cli_fail(const char *cmd, int code, const char *fmt, ...) {
+    cli_status_clear();
     fprintf(stderr, "fs %s: ", cmd);
     va_list ap;
     va_start(ap, fmt);
@@ -23,29 +28,26 @@ int cli_fail(const char *cmd, int code, const char *fmt, ...) {
     return code;
 }
 
-const char *cli_model_dir(const char *cmd, const char *flag_value) {
-    if (flag_value && *flag_value) return flag_value;
-    const char *env = getenv("FS_MODEL");
-    if (env && *env) return env;
-    cli_fail(cmd, FS_EXIT_USAGE, "no model given: use -m MODEL_DIR or set FS_MODEL");
-    return NULL;
-}
+int cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
-int cli_flag(int argc, char **argv, int *i, const char *name, const char *alias, const char **val) {
+/* ---- arguments ---- */
+
+int cli_flag(const char *cmd, int argc, char **argv, int *i, const char *name, const char *alias, const char **val) {
     const char *a = argv[*i];
-    int match = strcmp(a, name) == 0 || (alias && strcmp(a, alias) == 0);
-    if (!match) return 0;
-    if (!val) return 1;
+    if (strcmp(a, name) != 0 && !(alias && strcmp(a, alias) == 0)) return 0;
     if (*i + 1 >= argc) {
-        fprintf(stderr, "fs: option %s needs a value\n", a);
+        cli_fail(cmd, FS_EXIT_USAGE, "%s needs a value (see --help)", a);
         return -1;
     }
     *val = argv[++*i];
     return 1;
 }
 
+/* strtol and friends skip leading spaces and accept a sign; a strict
+ * number starts with a digit (or '-' and a digit where negatives make
+ * sense), so " -5" and "+5" are refused rather than read. */
 int cli_parse_int(const char *s, long lo, long hi, long *out) {
-    if (!s || !*s) return -1;
+    if (!s || (!(*s >= '0' && *s <= '9') && !(*s == '-' && s[1] >= '0' && s[1] <= '9'))) return -1;
     char *end;
     errno = 0;
     long v = strtol(s, &end, 10);
@@ -54,13 +56,75 @@ int cli_parse_int(const char *s, long lo, long hi, long *out) {
     return 0;
 }
 
-int cli_parse_double(const char *s, double lo, double hi, double *out) {
+int cli_parse_u64(const char *s, uint64_t *out) {
     if (!s || !*s) return -1;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (UINT64_MAX - d) / 10) return -1; /* would not fit: an error, not a wrap */
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double lo, double hi, double *out) {
+    if (!s || !((*s >= '0' && *s <= '9') || *s == '.' || (*s == '-' && s[1] && s[1] != ' '))) return -1;
     char *end;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || isnan(v) || v < lo || v > hi) return -1;
+    /* ERANGE on underflow (1e-320: a denormal, or 0) is a value; on
+     * overflow (1e999) it is not */
+    if (*end || !isfinite(v) || (errno == ERANGE && fabs(v) >= 1) || v < lo || v > hi) return -1;
     *out = v;
+    return 0;
+}
+
+int cli_int(const char *cmd, const char *flag, const char *v, long lo, long hi, long *out) {
+    if (!cli_parse_int(v, lo, hi, out)) return 0;
+    cli_fail(cmd, FS_EXIT_USAGE, "%s: expected a whole number in %ld..%ld, got '%s'", flag, lo, hi, v);
+    return -1;
+}
+
+int cli_u64(const char *cmd, const char *flag, const char *v, uint64_t *out) {
+    if (!cli_parse_u64(v, out)) return 0;
+    cli_fail(cmd, FS_EXIT_USAGE, "%s: expected a whole number in 0..18446744073709551615, got '%s'", flag, v);
+    return -1;
+}
+
+int cli_double(const char *cmd, const char *flag, const char *v, double lo, double hi, double *out) {
+    if (!cli_parse_double(v, lo, hi, out)) return 0;
+    cli_fail(cmd, FS_EXIT_USAGE, "%s: expected a number in [%g, %g], got '%s'", flag, lo, hi, v);
+    return -1;
+}
+
+int cli_read_input(const char *cmd, const char *path, char **data, size_t *len) {
+    int is_stdin = !strcmp(path, "-");
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (!f) return cli_fail(cmd, FS_EXIT_INPUT, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        return cli_fail(cmd, FS_EXIT_INPUT, "%s: is a directory", path);
+    }
+    /* read to the end whatever it is (file, pipe, FIFO, terminal) */
+    size_t cap = 1 << 16, n = 0;
+    char *buf = fs_xmalloc(cap);
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) buf = fs_xrealloc(buf, cap *= 2);
+    }
+    int err = ferror(f) ? errno : 0;
+    if (!is_stdin) fclose(f);
+    if (err) {
+        free(buf);
+        return cli_fail(cmd, FS_EXIT_INPUT, "%s: %s", is_stdin ? "stdin" : path, strerror(err));
+    }
+    buf[n] = 0;
+    *data = buf;
+    *len = n;
     return 0;
 }
 
@@ -122,8 +186,12 @@ static int exe_path(char *out, size_t cap) {
     return ok ? 0 : -1;
 }
 
-const char *cli_model_dir_default(const char *cmd, const char *flag_value) {
-    if (flag_value && *flag_value) return flag_value;
+const char *cli_model_dir(const char *cmd, const char *flag_value) {
+    if (flag_value) {
+        if (*flag_value) return flag_value;
+        cli_fail(cmd, FS_EXIT_USAGE, "-m: the model directory is an empty string");
+        return NULL;
+    }
     const char *env = getenv("FS_MODEL");
     if (env && *env) return env;
 
@@ -167,23 +235,104 @@ const char *cli_model_dir_default(const char *cmd, const char *flag_value) {
     return NULL;
 }
 
-/* ---- loading a model for a command (--weights) ---- */
-
-int cli_check_weights(const char *cmd, const char *weights) {
-    fs_dtype to;
-    if (!weights || fs_dtype_from_weights_name(weights, &to) == 0) return 0;
-    return cli_fail(cmd, FS_EXIT_USAGE, "--weights: expected bf16, f16, f32, q8_0 or q4_0, got '%s'", weights);
+static int has_file(const char *dir, const char *name) {
+    char p[CLI_PATH_CAP];
+    return fs_path_join(p, sizeof p, dir, name) == 0 && is_file(p);
 }
 
-int cli_load_model(const char *cmd, const char *dir, const char *weights, fs_model *m) {
-    fs_dtype to = FS_DTYPE_BF16;
-    if (cli_check_weights(cmd, weights)) return FS_EXIT_USAGE;
-    if (weights) fs_dtype_from_weights_name(weights, &to);
+int cli_model_complete(const char *dir) {
+    if (!has_file(dir, "config.json") || !has_file(dir, "tokenizer.json") || !has_file(dir, "tokenizer_config.json"))
+        return 0;
+    if (has_file(dir, "model.safetensors")) return 1;
+    char p[CLI_PATH_CAP];
+    if (fs_path_join(p, sizeof p, dir, "model.safetensors.index.json") || !is_file(p)) return 0;
+    char *text;
+    size_t len;
     fs_err e = {{0}};
-    if (fs_model_load(m, dir, &e)) return cli_fail(cmd, FS_EXIT_INPUT, "%s", e.msg);
-    if (weights && fs_model_convert(m, to, &e)) {
-        fs_model_free(m);
-        return cli_fail(cmd, FS_EXIT_INPUT, "%s: --weights %s: %s", dir, weights, e.msg);
+    if (fs_read_file(p, &text, &len, &e)) return 0;
+    fs_json_doc doc;
+    int ok = 0;
+    if (!fs_json_parse(&doc, text, len, &e)) {
+        const fs_json *wm = fs_json_get(doc.root, "weight_map");
+        ok = fs_json_is(wm, FS_JSON_OBJECT);
+        for (const fs_json *w = ok ? wm->child : NULL; w && ok; w = w->next) {
+            const char *f = fs_json_string(w);
+            ok = f && !strstr(f, "..") && has_file(dir, f);
+        }
+        fs_json_free(&doc);
+    }
+    free(text);
+    return ok;
+}
+
+/* ---- output ---- */
+
+static int out_errno; /* why stdout failed first (0: it has not) */
+
+int cli_out(const void *s, size_t n, int flush) {
+    if (out_errno) return -1;
+    errno = 0;
+    if ((n && fwrite(s, 1, n, stdout) != n) || (flush && fflush(stdout))) {
+        out_errno = errno ? errno : EIO;
+        return -1;
     }
     return 0;
 }
+
+int cli_out_close(const char *cmd) {
+    static int reported;
+    errno = 0;
+    if ((fflush(stdout) || ferror(stdout)) && !out_errno) out_errno = errno ? errno : EIO;
+    if (!out_errno) return 0;
+    if (!reported) cli_fail(cmd, FS_EXIT_INPUT, "cannot write: %s", strerror(out_errno));
+    reported = 1;
+    return FS_EXIT_INPUT;
+}
+
+int cli_tty_err(void) {
+    static int tty = -1;
+    if (tty < 0) tty = isatty(STDERR_FILENO);
+    return tty;
+}
+
+static int status_shown;
+
+void cli_status(const char *fmt, ...) {
+    if (!cli_tty_err()) return;
+    fputs("\r" CLI_FAINT, stderr);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(CLI_RESET "\x1b[K", stderr);
+    fflush(stderr);
+    status_shown = 1;
+}
+
+void cli_status_clear(void) {
+    if (!status_shown) return;
+    fputs("\r\x1b[K", stderr);
+    fflush(stderr);
+    status_shown = 0;
+}
+
+/* ---- Ctrl-C ---- */
+
+volatile sig_atomic_t cli_interrupted;
+static struct sigaction old_sigint;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    cli_interrupted = 1;
+}
+
+void cli_sigint_catch(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    cli_interrupted = 0;
+    sigaction(SIGINT, &sa, &old_sigint);
+}
+
+void cli_sigint_release(void) { sigaction(SIGINT, &old_sigint, NULL); }

@@ -21,11 +21,14 @@
  * the load time then includes the conversion.
  *
  * After the table: the decode roofline (bench.h): bytes a decoded token
- * reads, the GB/s that speed implies, and its fraction of the read
- * bandwidth measured in this same process with the same thread count -
- * once after all tests, and "paired": -r more runs of each tg test, each
- * right after its own bandwidth measurement, so that a machine whose
- * bandwidth drifts (a shared VM) is compared with itself.
+ * reads, the GB/s that speed implies, and its fraction of the memory
+ * bandwidth the backend measures itself (its `bandwidth` hook over a
+ * buffer it allocated: the CPU reads it with its threads, a GPU copies
+ * device to device) - once after all tests, and "paired": -r more runs of
+ * each tg test, each right after its own bandwidth measurement, so that a
+ * machine whose bandwidth drifts (a shared VM) is compared with itself.
+ * Last, the memory the run holds: the backend's weights, the KV cache and
+ * the scratch (activations and the backend's own), and the peak RSS.
  *
  * Docs: docs/bench.md
  */
@@ -33,37 +36,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend.h"
 #include "bench.h"
 #include "cli.h"
-#include "forward.h"
-#include "model.h"
+#include "engine.h"
+#include "opts.h"
 
 #define CMD "bench"
+#define GROUPS (CLI_MODEL | CLI_RUNTIME)
 #define MAX_LIST 16
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fs bench -m MODEL [options]\n"
+            "usage: fs bench [-m MODEL] [options]\n"
             "  Measure prefill (pp) and decode (tg) speed in tokens/s, median [min .. max]\n"
             "  over repeated runs, then the decode roofline: bytes read per token, the\n"
-            "  GB/s achieved and its fraction of the measured memory read bandwidth\n"
+            "  GB/s achieved and its fraction of the memory bandwidth the backend measures\n"
             "  (once at the end; and paired: each tg test runs -r more times, each run\n"
-            "  right after its own bandwidth measurement).\n"
-            "  -m defaults to $FS_MODEL.\n"
-            "  --pp N,N,...       prefill lengths (default 128,512; 0 = none)\n"
-            "  --tg N,N,...       decode lengths (default 128; 0 = none)\n"
-            "  --depth D,D,...    tokens already in the cache before each test (default 0)\n"
-            "  -r, --reps N       timed runs per test (default 3)\n"
-            "  --warmup N         untimed runs per test before them (default 1)\n"
-            "  -t, --threads N    CPU threads (default: the backend's)\n"
-            "  --backend NAME     backend to measure (default: the default backend)\n"
-            "  --weights W        convert the weights at load: bf16, f16, f32, q8_0, q4_0\n"
-            "  --ctx N            context length (default: the largest depth + test)\n"
-            "  --bw-mib N         buffer for the read-bandwidth measurement in MiB\n"
-            "                     (default 1024; 0 = skip it and the paired runs)\n"
-            "  --seed N           seed of the random token ids (default 1)\n"
-            "  --csv              one CSV row per test instead of the table\n"
+            "  right after its own bandwidth measurement).\n");
+    cli_opts_usage(f, GROUPS, 0);
+    fprintf(f,
+            "  --pp N,N,...                 prefill lengths (default 128,512; 0 = none)\n"
+            "  --tg N,N,...                 decode lengths (default 128; 0 = none)\n"
+            "  --depth D,D,...              tokens already in the cache before each test (default 0)\n"
+            "  -r, --reps N                 timed runs per test (default 3)\n"
+            "  --warmup N                   untimed runs per test before them (default 1)\n"
+            "  --bw-mib N                   buffer for the bandwidth measurement in MiB, >= 64\n"
+            "                               (default 1024; 0 = skip it and the paired runs)\n"
+            "  --seed N                     seed of the random token ids (default 1)\n"
+            "  --csv                        one CSV row per test instead of the table\n"
+            "  (-c defaults to the largest depth + test.)\n"
             "Decode feeds fixed random ids (not the argmax): the cost of a step does not\n"
             "depend on the id.\n"
             "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, context too long).\n");
@@ -151,51 +152,61 @@ static double run_once(fs_session *s, int depth, int is_tg, const int *ids, int 
     return fs_now() - t0;
 }
 
+/* The backend's bandwidth, best of `passes` measurements; <= 0 if it
+ * cannot measure. */
+static double bandwidth(fs_backend *b, fs_buf *buf, size_t n, int passes) {
+    double best = 0;
+    for (int i = 0; i < passes; i++) {
+        double bw = b->bandwidth(b, buf, n);
+        if (bw > best) best = bw;
+    }
+    return best;
+}
+
+/* --pp / --tg / --depth: a list of up to MAX_LIST lengths. */
+static int list_flag(const char *flag, const char *v, int *dst, int *n) {
+    if (!parse_list(v, 0, 1 << 20, dst, n)) return 0;
+    cli_fail(CMD, FS_EXIT_USAGE, "%s: expected up to %d comma-separated whole numbers, got '%s'", flag, MAX_LIST, v);
+    return -1;
+}
+
 int fs_cmd_bench(int argc, char **argv) {
-    const char *model_flag = NULL, *backend = NULL, *weights = NULL;
+    cli_opts o;
+    cli_opts_init(&o, CMD, GROUPS, 0);
     int pp[MAX_LIST] = {128, 512}, n_pp = 2, tg[MAX_LIST] = {128}, n_tg = 1, dp[MAX_LIST] = {0}, n_dp = 1;
-    long reps = 3, warmup = 1, threads = 0, ctx = 0, bw_mib = 1024, seed = 1;
+    long reps = 3, warmup = 1, bw_mib = 1024, seed = 1;
     int csv = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-#define VAL(name, alias) ((r = cli_flag(argc, argv, &i, name, alias, &v)) != 0)
-#define NUM(flag, lo, hi, dst)                                                                     \
-    do {                                                                                           \
-        if (r < 0) return FS_EXIT_USAGE;                                                           \
-        if (cli_parse_int(v, lo, hi, &dst))                                                        \
-            return cli_fail(CMD, FS_EXIT_USAGE, "%s: expected a whole number in %ld..%ld, got '%s'", \
-                            flag, (long)(lo), (long)(hi), v);                                      \
-    } while (0)
-#define LIST(flag, dst, n)                                                                           \
-    do {                                                                                             \
-        if (r < 0) return FS_EXIT_USAGE;                                                             \
-        if (parse_list(v, 0, 1 << 20, dst, &n))                                                      \
-            return cli_fail(CMD, FS_EXIT_USAGE, "%s: expected up to %d comma-separated whole numbers, got '%s'", \
-                            flag, MAX_LIST, v);                                                      \
-    } while (0)
-        if (!strcmp(a, "--csv")) csv = 1;
-        else if (VAL("-m", "--model")) { if (r < 0) return FS_EXIT_USAGE; model_flag = v; }
-        else if (VAL("--backend", NULL)) { if (r < 0) return FS_EXIT_USAGE; backend = v; }
-        else if (VAL("--weights", NULL)) { if (r < 0) return FS_EXIT_USAGE; weights = v; }
-        else if (VAL("--pp", NULL)) LIST("--pp", pp, n_pp);
-        else if (VAL("--tg", NULL)) LIST("--tg", tg, n_tg);
-        else if (VAL("--depth", NULL)) LIST("--depth", dp, n_dp);
-        else if (VAL("-r", "--reps")) NUM("--reps", 1, 1000, reps);
-        else if (VAL("--warmup", NULL)) NUM("--warmup", 0, 100, warmup);
-        else if (VAL("-t", "--threads")) NUM("--threads", 1, 1024, threads);
-        else if (VAL("--ctx", NULL)) NUM("--ctx", 1, 1 << 24, ctx);
-        else if (VAL("--bw-mib", NULL)) NUM("--bw-mib", 0, 1 << 20, bw_mib);
-        else if (VAL("--seed", NULL)) NUM("--seed", 0, INT32_MAX, seed);
-        else return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
-#undef VAL
-#undef NUM
-#undef LIST
+        int r = cli_opts_parse(&o, argc, argv, &i);
+        if (r == 0) {
+            if (!strcmp(a, "--csv")) {
+                csv = r = 1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--pp", NULL, &v)) != 0) {
+                if (r > 0 && list_flag(a, v, pp, &n_pp)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--tg", NULL, &v)) != 0) {
+                if (r > 0 && list_flag(a, v, tg, &n_tg)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--depth", NULL, &v)) != 0) {
+                if (r > 0 && list_flag(a, v, dp, &n_dp)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "-r", "--reps", &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 1, 1000, &reps)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--warmup", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 0, 100, &warmup)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--bw-mib", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 0, 1 << 20, &bw_mib)) r = -1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--seed", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 0, INT32_MAX, &seed)) r = -1;
+            }
+        }
+        if (r < 0) return FS_EXIT_USAGE;
+        if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
     }
+    if (bw_mib > 0 && bw_mib < 64)
+        return cli_fail(CMD, FS_EXIT_USAGE, "--bw-mib: the buffer must be at least 64 MiB (or 0: none), got %ld", bw_mib);
     /* a lone 0 means "no such tests"; drop zeros from the lists */
     int k = 0;
     for (int i = 0; i < n_pp; i++) if (pp[i] > 0) pp[k++] = pp[i];
@@ -209,66 +220,54 @@ int fs_cmd_bench(int argc, char **argv) {
         for (int i = 0; i < n_pp; i++) need = dp[d] + pp[i] > need ? dp[d] + pp[i] : need;
         for (int i = 0; i < n_tg; i++) need = dp[d] + tg[i] > need ? dp[d] + tg[i] : need;
     }
-    if (ctx && ctx < need)
-        return cli_fail(CMD, FS_EXIT_USAGE, "--ctx %ld is too small: the largest test needs %d tokens", ctx, need);
-    if (cli_check_weights(CMD, weights)) return FS_EXIT_USAGE;
-    /* An unknown backend is a usage error: ask the registry before loading
-     * (with one thread: naming a backend needs no worker threads). */
-    fs_err e = {{0}};
-    fs_backend *probe = fs_backend_new_opts(backend, 1, &e);
-    if (!probe) return cli_fail(CMD, FS_EXIT_USAGE, "--backend: %s", e.msg);
-    const char *backend_name = backend ? backend : probe->name;
-    probe->destroy(probe);
-    const char *model_dir = cli_model_dir(CMD, model_flag);
+    if (o.ctx && o.ctx < need)
+        return cli_fail(CMD, FS_EXIT_USAGE, "-c %ld is too small: the largest test needs %d tokens", o.ctx, need);
+    if (!o.ctx) o.ctx = need;
+    const char *model_dir = cli_model_dir(CMD, o.model);
     if (!model_dir) return FS_EXIT_USAGE;
 
     int rc = FS_EXIT_INPUT;
-    fs_model model;
-    memset(&model, 0, sizeof model);
-    fs_session *sess = NULL;
+    fs_err e = {{0}};
+    fs_engine *g = NULL;
+    fs_seq *q = NULL;
     int *ids = NULL;
-    fs_bw_probe *probe_bw = NULL;
+    fs_backend *be = NULL;
+    fs_buf *bw_buf = NULL;
+    size_t bw_n = (size_t)bw_mib << 18; /* f32 elements */
     result res[3 * MAX_LIST * MAX_LIST];
     int n_res = 0;
     double *times = fs_xmalloc((size_t)reps * sizeof *times);
 
     double t_load = fs_now();
-    if ((rc = cli_load_model(CMD, model_dir, weights, &model)) != 0) goto out;
+    if ((rc = cli_opts_open(&o, model_dir, FS_ENGINE_NO_TOKENIZER, &g)) != 0) goto out;
     rc = FS_EXIT_INPUT;
     t_load = fs_now() - t_load;
-    if (model.cfg.max_pos < need) {
-        cli_fail(CMD, FS_EXIT_INPUT, "the largest test needs %d tokens; the model allows %d", need,
-                 model.cfg.max_pos);
+    if (fs_engine_n_ctx(g) < need) {
+        cli_fail(CMD, FS_EXIT_INPUT, "the largest test needs %d tokens; the model allows %d", need, fs_engine_n_ctx(g));
         goto out;
     }
-    fs_session_opts so = {ctx ? (int)ctx : need, backend, (int)threads};
-    if (fs_session_new(&sess, &model, &so, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
-        goto out;
-    }
-    if (fs_session_n_ctx(sess) < need) {
-        cli_fail(CMD, FS_EXIT_INPUT, "the largest test needs %d tokens; the model allows %d", need,
-                 fs_session_n_ctx(sess));
-        goto out;
-    }
-    int V = model.cfg.vocab;
+    if ((rc = cli_opts_seq(&o, g, &q)) != 0) goto out;
+    rc = FS_EXIT_INPUT;
+    fs_session *sess = fs_seq_session(q);
+    const fs_model *model = fs_engine_model(g);
+    be = fs_forward_backend(fs_engine_forward(g));
+    int V = model->cfg.vocab;
     ids = fs_xmalloc((size_t)need * sizeof *ids);
     uint64_t rng = (uint64_t)seed;
     for (int i = 0; i < need; i++) ids[i] = (int)(next_u64(&rng) % (uint64_t)V);
 
     char wbuf[16], tbuf[16];
-    const char *wname = weights_label(&model, wbuf, sizeof wbuf), *mname = base_name(model_dir);
-    if (threads) snprintf(tbuf, sizeof tbuf, "%ld", threads);
+    const char *wname = weights_label(model, wbuf, sizeof wbuf), *mname = base_name(model_dir);
+    const char *backend_name = be->name;
+    if (o.threads) snprintf(tbuf, sizeof tbuf, "%ld", o.threads);
     else snprintf(tbuf, sizeof tbuf, "auto");
     if (!csv) {
-        /* The load maps the files; their pages are read on first use (the
-         * warm-up), so a short load time is not a short first token. */
-        printf("model %s: L %d, H %d, V %d, %.1fM params; load %.3f s (mmap%s)\n", mname, model.cfg.n_layers,
-               model.cfg.hidden, V, (double)model.logical_params / 1e6, t_load,
-               weights ? " + conversion" : ": pages are read during the warm-up");
-        char cpu[256];
-        fs_bench_cpu_name(cpu, sizeof cpu);
-        printf("cpu: %s; fast kernels: %s\n", cpu, fs_backend_cpu_isa());
+        /* The load maps the files (and a backend may copy the weights); a
+         * file's pages are read on first use, so the warm-up runs count. */
+        printf("model %s: L %d, H %d, V %d, %.1fM params; load %.3f s%s\n", mname, model->cfg.n_layers,
+               model->cfg.hidden, V, (double)model->logical_params / 1e6, t_load,
+               o.weights ? " (with the conversion)" : "");
+        printf("backend: %s (%s)\n", be->name, be->describe ? be->describe(be) : "");
         printf("\n%-16s %-7s %-8s %-7s %-15s %s\n", "model", "weights", "backend", "threads", "test",
                "tok/s median [min .. max]");
         fflush(stdout);
@@ -286,12 +285,18 @@ int fs_cmd_bench(int argc, char **argv) {
             for (int t = 0; t < n_list; t++) {
                 int n = is_tg ? tg[t] : pp[t];
                 const int *run_ids = ids + depth; /* continue the same sequence */
-                for (int w = 0; w < warmup; w++)
+                char name[48];
+                if (depth) snprintf(name, sizeof name, "%s%d @ d%d", is_tg ? "tg" : "pp", n, depth);
+                else snprintf(name, sizeof name, "%s%d", is_tg ? "tg" : "pp", n);
+                for (int w = 0; w < warmup; w++) {
+                    cli_status("%s: warm-up %d/%ld", name, w + 1, warmup);
                     if (run_once(sess, depth, is_tg, run_ids, n, &e) < 0) {
                         cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
                         goto out;
                     }
+                }
                 for (int r = 0; r < reps; r++) {
+                    cli_status("%s: run %d/%ld", name, r + 1, reps);
                     double dt = run_once(sess, depth, is_tg, run_ids, n, &e);
                     if (dt < 0) {
                         cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
@@ -299,10 +304,10 @@ int fs_cmd_bench(int argc, char **argv) {
                     }
                     times[r] = n / (dt > 1e-9 ? dt : 1e-9);
                 }
+                cli_status_clear();
                 qsort(times, (size_t)reps, sizeof *times, cmp_double);
                 result *R = &res[n_res++];
-                if (depth) snprintf(R->name, sizeof R->name, "%s%d @ d%d", is_tg ? "tg" : "pp", n, depth);
-                else snprintf(R->name, sizeof R->name, "%s%d", is_tg ? "tg" : "pp", n);
+                snprintf(R->name, sizeof R->name, "%s", name);
                 R->is_tg = is_tg;
                 R->n = n;
                 R->depth = depth;
@@ -321,12 +326,21 @@ int fs_cmd_bench(int argc, char **argv) {
 
     /* Peak RSS first: the bandwidth buffer would otherwise be the peak. */
     size_t rss = fs_bench_peak_rss();
-    int bw_threads = threads ? (int)threads : fs_bench_n_cpus();
     double bw = 0;
     if (bw_mib > 0) {
-        probe_bw = fs_bw_probe_new((size_t)bw_mib << 20, bw_threads, &e);
-        if (!probe_bw || fs_bw_probe_measure(probe_bw, 5, &bw, &e)) {
-            cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+        if (!be->bandwidth) {
+            cli_fail(CMD, FS_EXIT_INPUT, "the %s backend cannot measure its bandwidth (--bw-mib 0 skips it)", be->name);
+            goto out;
+        }
+        if (!(bw_buf = be->alloc(be, bw_n, &e))) {
+            cli_fail(CMD, FS_EXIT_INPUT, "bandwidth buffer: %s", e.msg);
+            goto out;
+        }
+        cli_status("measuring the memory bandwidth");
+        bw = bandwidth(be, bw_buf, bw_n, 5);
+        cli_status_clear();
+        if (bw <= 0) {
+            cli_fail(CMD, FS_EXIT_INPUT, "the %s backend could not measure its bandwidth", be->name);
             goto out;
         }
     }
@@ -335,37 +349,40 @@ int fs_cmd_bench(int argc, char **argv) {
      * says little about the runs before it. Each tg test is run -r more
      * times, each run right after its own bandwidth measurement (best of 2
      * passes), and the fraction is taken pair by pair. */
-    for (int i = 0; probe_bw && i < n_res; i++) {
+    for (int i = 0; bw_buf && i < n_res; i++) {
         result *R = &res[i];
         if (!R->is_tg) continue;
-        fs_decode_bytes b = fs_bench_decode_bytes(&model, R->depth + (R->n + 1) / 2.0);
+        fs_decode_bytes b = fs_bench_decode_bytes(model, R->depth + (R->n + 1) / 2.0);
         fs_session_truncate(sess, 0);
         if (R->depth > 0 && fs_session_eval(sess, ids, R->depth, &e)) {
             cli_fail(CMD, FS_EXIT_INPUT, "depth prefill: %s", e.msg);
             goto out;
         }
         for (int r = 0; r < reps; r++) {
-            double bw_r, dt;
-            if (fs_bw_probe_measure(probe_bw, 2, &bw_r, &e) ||
-                (dt = run_once(sess, R->depth, 1, ids + R->depth, R->n, &e)) < 0) {
+            cli_status("%s: paired run %d/%ld", R->name, r + 1, reps);
+            double bw_r = bandwidth(be, bw_buf, bw_n, 2), dt;
+            if ((dt = run_once(sess, R->depth, 1, ids + R->depth, R->n, &e)) < 0) {
                 cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
                 goto out;
             }
             times[r] = (double)b.total * (R->n / (dt > 1e-9 ? dt : 1e-9)) / bw_r;
         }
+        cli_status_clear();
         qsort(times, (size_t)reps, sizeof *times, cmp_double);
         R->paired = 1;
         R->pf_min = times[0];
         R->pf_max = times[reps - 1];
         R->pf_med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
     }
+    size_t w_bytes = fs_forward_weight_bytes(fs_engine_forward(g)), kv_bytes = fs_session_kv_bytes(sess),
+           scratch_bytes = fs_forward_scratch_bytes(fs_engine_forward(g));
     if (!csv && bw > 0)
-        printf("\nmemory read bandwidth: %.2f GB/s (%d threads, %ld MiB buffer, best of 5)\n", bw / 1e9, bw_threads,
-               bw_mib);
+        printf("\nmemory bandwidth (%s backend): %.2f GB/s (%s threads, %ld MiB buffer, best of 5)\n", be->name,
+               bw / 1e9, tbuf, bw_mib);
     if (csv)
         printf("model,weights,backend,threads,test,n_prompt,n_gen,depth,reps,tok_s_median,tok_s_min,tok_s_max,"
                "bytes_per_token,eff_gb_s,bw_gb_s,bw_frac,bw_frac_paired,bw_frac_paired_min,bw_frac_paired_max,"
-               "load_s,peak_rss_bytes\n");
+               "load_s,peak_rss_bytes,weight_bytes,kv_bytes,scratch_bytes\n");
     else
         printf("%sdecode roofline (weights + one embedding row + KV cache at the mean context of the run):\n",
                bw > 0 ? "" : "\n");
@@ -373,7 +390,7 @@ int fs_cmd_bench(int argc, char **argv) {
         const result *R = &res[i];
         /* Decode step i (0-based) attends over depth + i + 1 positions; the
          * run's mean is depth + (n + 1) / 2. */
-        fs_decode_bytes b = fs_bench_decode_bytes(&model, R->depth + (R->n + 1) / 2.0);
+        fs_decode_bytes b = fs_bench_decode_bytes(model, R->depth + (R->n + 1) / 2.0);
         double eff = R->is_tg ? (double)b.total * R->med : 0;
         if (csv) {
             printf("%s,%s,%s,%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,", mname, wname, backend_name, tbuf, R->name,
@@ -386,7 +403,7 @@ int fs_cmd_bench(int argc, char **argv) {
             else printf(",");
             if (R->paired) printf("%.4f,%.4f,%.4f,", R->pf_med, R->pf_min, R->pf_max);
             else printf(",,,");
-            printf("%.4f,%zu\n", t_load, rss);
+            printf("%.4f,%zu,%zu,%zu,%zu\n", t_load, rss, w_bytes, kv_bytes, scratch_bytes);
         } else if (R->is_tg) {
             printf("  %-15s %.1f MB/token (weights %.1f + KV %.1f) x %.2f tok/s = %.2f GB/s", R->name,
                    b.total / 1e6, (b.weights + b.embed_row) / 1e6, b.kv / 1e6, R->med, eff / 1e9);
@@ -398,17 +415,20 @@ int fs_cmd_bench(int argc, char **argv) {
         }
     }
     if (!csv) {
+        const double MiB = 1048576.0;
         if (n_tg == 0) printf("  (no tg tests)\n");
-        printf("peak RSS %.1f MiB; KV cache %.1f MiB, scratch %.1f MiB\n", rss / 1048576.0,
-               fs_session_kv_bytes(sess) / 1048576.0, fs_session_scratch_bytes(sess) / 1048576.0);
+        printf("memory: weights %.2f MiB, KV cache %.2f MiB, scratch %.2f MiB (on the %s backend); "
+               "peak RSS %.1f MiB\n",
+               w_bytes / MiB, kv_bytes / MiB, scratch_bytes / MiB, be->name, rss / MiB);
     }
-    rc = FS_EXIT_OK;
+    rc = cli_out_close(CMD);
 
 out:
-    fs_bw_probe_free(probe_bw);
+    cli_status_clear();
+    if (bw_buf) be->free_buf(be, bw_buf);
     free(times);
     free(ids);
-    fs_session_free(sess);
-    fs_model_free(&model);
+    fs_seq_free(q);
+    fs_engine_free(g);
     return rc;
 }

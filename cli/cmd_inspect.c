@@ -1,4 +1,4 @@
-/* cmd_inspect.c - `fs inspect [-m] MODEL`: what is in a checkpoint.
+/* cmd_inspect.c - `fs inspect [[-m] MODEL]`: what is in a checkpoint.
  *
  * Loads the model directory exactly as inference would (so every shape check
  * runs) and prints the architecture in the shape legend of docs/weights.md,
@@ -19,10 +19,11 @@
 #include "model.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: fs inspect [-m] MODEL\n\n"
+    fprintf(f, "usage: fs inspect [[-m] MODEL]\n\n"
                "Print a checkpoint's architecture, parameter counts and tensor table.\n"
                "MODEL is a model directory (config.json + *.safetensors); it may be given\n"
-               "as the positional argument, with -m/--model, or through FS_MODEL.\n");
+               "as the positional argument or with -m/--model; default: $FS_MODEL, else\n"
+               "the shipped models/tiny.\n");
 }
 
 /* 596049920 -> "596.0M" */
@@ -44,11 +45,11 @@ int fs_cmd_inspect(int argc, char **argv) {
     const char *flag = NULL, *pos = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-        int r = cli_flag(argc, argv, &i, "--model", "-m", &flag);
+        int r = cli_flag("inspect", argc, argv, &i, "--model", "-m", &flag);
         if (r < 0) return FS_EXIT_USAGE;
         if (r > 0) continue;
         if (a[0] == '-' && a[1]) return cli_fail("inspect", FS_EXIT_USAGE, "unknown option %s (see --help)", a);
@@ -114,5 +115,5 @@ int fs_cmd_inspect(int argc, char **argv) {
                fs_model_tensor_file(&m, i));
     }
     fs_model_free(&m);
-    return FS_EXIT_OK;
+    return cli_out_close("inspect");
 }

@@ -3,6 +3,7 @@
  *
  *   fs logits -m MODEL -p "The capital of France is" --top 5
  *   fs logits -m MODEL --ids "9707 11 1879" --dump-logits last.f32
+ *   fs logits -f prompt.txt                 the shipped models/tiny
  *
  * The probabilities are the plain softmax of the logits (temperature 1, no
  * penalties, no filtering): what the model itself says. --dump-logits
@@ -17,28 +18,25 @@
 #include <string.h>
 
 #include "cli.h"
-#include "forward.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "engine.h"
+#include "opts.h"
 
 #define CMD "logits"
+#define GROUPS (CLI_MODEL | CLI_RUNTIME | CLI_PROMPT)
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: fs logits -m MODEL (-p TEXT | --ids \"ID ID ...\") [options]\n"
-            "  Run the prompt and print the K most likely next tokens: rank, id,\n"
-            "  probability (softmax at temperature 1), logit, and the token's text\n"
-            "  (escaped). -m defaults to $FS_MODEL, else the shipped models/tiny.\n"
-            "  -p, --prompt TEXT      the prompt (needs MODEL/tokenizer.json)\n"
-            "  --ids \"1 2 3\"          feed these token ids directly (space or comma\n"
-            "                         separated; tokenizer.json is then optional)\n"
-            "  --top K                how many tokens to list (default 10; 0 = none)\n"
-            "  --dump-logits FILE     write the last position's logits: V little-endian f32\n"
-            "  --ctx N                context length in tokens (default 4096, capped by the model)\n"
-            "  -t, --threads N        CPU threads\n"
-            "  --weights W            convert the weights at load: bf16, f16, f32, q8_0, q4_0\n"
-            "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, empty prompt, id out of\n"
-            "range, prompt longer than the context).\n");
+    fprintf(f, "usage: fs logits [-m MODEL] (-p TEXT | -f FILE | --ids \"ID ID ...\") [options]\n"
+               "  Run the prompt and print the K most likely next tokens: rank, id,\n"
+               "  probability (softmax at temperature 1), logit, and the token's text\n"
+               "  (escaped).\n");
+    cli_opts_usage(f, GROUPS, 0);
+    fprintf(f, "  %-28s %s\n", "--ids \"1 2 3\"",
+            "feed these token ids directly (space or comma separated;\n"
+            "                               tokenizer.json is then optional)");
+    fprintf(f, "  %-28s %s\n", "--top K", "how many tokens to list (default 10; 0 = none)");
+    fprintf(f, "  %-28s %s\n", "--dump-logits FILE", "write the last position's logits: V little-endian f32");
+    fprintf(f, "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, empty prompt, id out of\n"
+               "range, prompt longer than the context, stdout not writable).\n");
 }
 
 /* Token text for a terminal: printable ASCII as is, whole UTF-8 characters
@@ -115,67 +113,50 @@ static int dump(const char *path, const float *x, int V) {
 }
 
 int fs_cmd_logits(int argc, char **argv) {
-    const char *model_flag = NULL, *prompt = NULL, *ids_arg = NULL, *dump_path = NULL, *weights = NULL;
-    long top = 10, ctx = 0, threads = 0;
+    cli_opts o;
+    cli_opts_init(&o, CMD, GROUPS, 0);
+    const char *ids_arg = NULL, *dump_path = NULL;
+    long top = 10;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-#define VAL(name, alias) ((r = cli_flag(argc, argv, &i, name, alias, &v)) != 0)
-        if (VAL("-m", "--model")) { if (r < 0) return FS_EXIT_USAGE; model_flag = v; }
-        else if (VAL("--weights", NULL)) { if (r < 0) return FS_EXIT_USAGE; weights = v; }
-        else if (VAL("-p", "--prompt")) { if (r < 0) return FS_EXIT_USAGE; prompt = v; }
-        else if (VAL("--ids", NULL)) { if (r < 0) return FS_EXIT_USAGE; ids_arg = v; }
-        else if (VAL("--dump-logits", NULL)) { if (r < 0) return FS_EXIT_USAGE; dump_path = v; }
-        else if (VAL("--top", NULL)) {
-            if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 0, 1L << 30, &top))
-                return cli_fail(CMD, FS_EXIT_USAGE, "--top: expected a whole number >= 0, got '%s'", v);
-        } else if (VAL("--ctx", NULL)) {
-            if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 1, 1 << 24, &ctx))
-                return cli_fail(CMD, FS_EXIT_USAGE, "--ctx: expected a whole number >= 1, got '%s'", v);
-        } else if (VAL("-t", "--threads")) {
-            if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 1, 1024, &threads))
-                return cli_fail(CMD, FS_EXIT_USAGE, "--threads: expected 1..1024, got '%s'", v);
-        } else {
-            return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
+        int r = cli_opts_parse(&o, argc, argv, &i);
+        if (r == 0) {
+            if ((r = cli_flag(CMD, argc, argv, &i, "--ids", NULL, &v)) != 0) {
+                ids_arg = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--dump-logits", NULL, &v)) != 0) {
+                dump_path = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--top", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, "--top", v, 0, 1L << 30, &top)) r = -1;
+            }
         }
-#undef VAL
+        if (r < 0) return FS_EXIT_USAGE;
+        if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
     }
-    if (prompt && ids_arg) return cli_fail(CMD, FS_EXIT_USAGE, "give either -p or --ids, not both");
-    if (!prompt && !ids_arg) return cli_fail(CMD, FS_EXIT_USAGE, "no prompt: use -p TEXT or --ids \"ID ...\"");
-    if (cli_check_weights(CMD, weights)) return FS_EXIT_USAGE;
+    int n_given = (o.prompt != NULL) + (o.file != NULL) + (ids_arg != NULL);
+    if (n_given > 1) return cli_fail(CMD, FS_EXIT_USAGE, "give one of -p, -f and --ids");
+    if (n_given == 0) return cli_fail(CMD, FS_EXIT_USAGE, "no prompt: use -p TEXT, -f FILE or --ids \"ID ...\"");
     int *ids = NULL, n_ids = 0;
     if (ids_arg && parse_ids(ids_arg, &ids, &n_ids))
         return cli_fail(CMD, FS_EXIT_USAGE, "--ids: expected token ids (whole numbers >= 0), got '%s'", ids_arg);
-    const char *model_dir = cli_model_dir_default(CMD, model_flag);
-    if (!model_dir) {
-        free(ids);
-        return FS_EXIT_USAGE;
-    }
 
-    int rc = FS_EXIT_INPUT;
+    int rc;
     fs_err e = {{0}};
-    fs_model model;
-    memset(&model, 0, sizeof model);
-    fs_tokenizer *tok = NULL;
-    fs_session *sess = NULL;
+    fs_engine *g = NULL;
+    fs_seq *q = NULL;
+    char *text = NULL;
+    size_t len = 0;
     int *order = NULL;
-
-    if (cli_load_model(CMD, model_dir, weights, &model)) goto out;
-    /* the tokenizer is needed for -p; with --ids it only labels the tokens */
-    char tpath[2048];
-    int have_tok_file = fs_path_join(tpath, sizeof tpath, model_dir, "tokenizer.json") == 0 && fs_file_exists(tpath);
-    if ((prompt || have_tok_file) && fs_tokenizer_load(&tok, model_dir, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+    /* the tokenizer is needed for text; with --ids it only labels the tokens */
+    if ((!ids_arg && (rc = cli_opts_prompt(&o, &text, &len))) ||
+        (rc = cli_opts_open(&o, NULL, ids_arg ? FS_ENGINE_TOKENIZER_IF_PRESENT : FS_ENGINE_TOKENIZER, &g)))
         goto out;
-    }
-    if (prompt && fs_tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n_ids, &e)) {
+    rc = FS_EXIT_INPUT;
+    const fs_tokenizer *tok = fs_engine_tokenizer(g);
+    if (!ids_arg && fs_engine_encode(g, text, len, &ids, &n_ids, &e)) {
         cli_fail(CMD, FS_EXIT_INPUT, "prompt: %s", e.msg);
         goto out;
     }
@@ -183,29 +164,20 @@ int fs_cmd_logits(int argc, char **argv) {
         cli_fail(CMD, FS_EXIT_INPUT, "empty prompt: Qwen3 has no BOS token, so there is nothing to predict from");
         goto out;
     }
-    int V = model.cfg.vocab;
-    for (int i = 0; i < n_ids; i++)
-        if (ids[i] >= V) {
-            cli_fail(CMD, FS_EXIT_INPUT, "token id %d is out of range: the model has V = %d", ids[i], V);
-            goto out;
-        }
-    fs_session_opts so = {(int)ctx, NULL, (int)threads};
-    if (fs_session_new(&sess, &model, &so, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
-        goto out;
-    }
-    if (n_ids > fs_session_n_ctx(sess)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "the prompt is %d tokens, longer than the context of %d tokens (raise --ctx)",
-                 n_ids, fs_session_n_ctx(sess));
-        goto out;
-    }
+    if ((rc = cli_opts_seq(&o, g, &q))) goto out;
+    rc = FS_EXIT_INPUT;
     double t0 = fs_now();
-    if (fs_session_eval(sess, ids, n_ids, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+    fs_seq_gen go = {0};
+    go.on_prefill = cli_prefill_progress;
+    int sr = fs_seq_sync(q, ids, n_ids, &go, NULL, &e);
+    cli_status_clear();
+    if (sr) {
+        cli_fail(CMD, FS_EXIT_INPUT, "%s%s", e.msg, sr == FS_SEQ_TOO_LONG ? " (raise -c/--ctx)" : "");
         goto out;
     }
     double dt = fs_now() - t0;
-    const float *lg = fs_session_logits(sess);
+    int V = fs_engine_model(g)->cfg.vocab;
+    const float *lg = fs_session_logits(fs_seq_session(q));
     /* dump first: broken logits are exactly what one wants to look at */
     if (dump_path && dump(dump_path, lg, V)) {
         cli_fail(CMD, FS_EXIT_INPUT, "cannot write %s", dump_path);
@@ -237,13 +209,13 @@ int fs_cmd_logits(int argc, char **argv) {
         else printf("%s", tok ? "(no token)" : "(no tokenizer)");
         putchar('\n');
     }
-    rc = FS_EXIT_OK;
+    rc = cli_out_close(CMD);
 
 out:
     free(order);
     free(ids);
-    fs_session_free(sess);
-    fs_tokenizer_free(tok);
-    fs_model_free(&model);
+    free(text);
+    fs_seq_free(q);
+    fs_engine_free(g);
     return rc;
 }

@@ -31,20 +31,6 @@ static void help(FILE *f) {
             "                  noise, norm weights 1 + 0.1 * unit noise\n");
 }
 
-/* Seeds are full 64-bit values; cli_parse_int stops at long. */
-static int parse_u64(const char *s, uint64_t *out) {
-    if (!s || !*s) return -1;
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9') return -1;
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (UINT64_MAX - d) / 10) return -1;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return 0;
-}
-
 int fs_cmd_mkmodel(int argc, char **argv) {
     const char *cmd = "mkmodel";
     fs_mkmodel_opts o = {0};
@@ -54,36 +40,35 @@ int fs_cmd_mkmodel(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *v = NULL;
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (cli_is_help(argv[i])) {
             help(stdout);
             return FS_EXIT_OK;
-        } else if ((r = cli_flag(argc, argv, &i, "--config", NULL, &v)) != 0) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--config", NULL, &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             o.config_path = v;
-        } else if ((r = cli_flag(argc, argv, &i, "--out", "-o", &v)) != 0) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--out", "-o", &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             o.out_dir = v;
-        } else if ((r = cli_flag(argc, argv, &i, "--seed", NULL, &v)) != 0) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--seed", NULL, &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
-            if (parse_u64(v, &o.seed)) return cli_fail(cmd, FS_EXIT_USAGE, "--seed must be an integer in [0, 2^64)");
-        } else if ((r = cli_flag(argc, argv, &i, "--dtype", NULL, &v)) != 0) {
+            if (cli_u64(cmd, "--seed", v, &o.seed)) return FS_EXIT_USAGE;
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--dtype", NULL, &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             if (!strcmp(v, "bf16")) o.dtype = FS_DTYPE_BF16;
             else if (!strcmp(v, "f16")) o.dtype = FS_DTYPE_F16;
             else if (!strcmp(v, "f32")) o.dtype = FS_DTYPE_F32;
             else return cli_fail(cmd, FS_EXIT_USAGE, "--dtype must be bf16, f16 or f32, not '%s'", v);
-        } else if ((r = cli_flag(argc, argv, &i, "--shards", NULL, &v)) != 0) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--shards", NULL, &v)) != 0) {
             long n;
             if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 1, 99999, &n)) return cli_fail(cmd, FS_EXIT_USAGE, "--shards must be in [1, 99999]");
+            if (cli_int(cmd, "--shards", v, 1, 99999, &n)) return FS_EXIT_USAGE;
             o.shards = (int)n;
-        } else if ((r = cli_flag(argc, argv, &i, "--tokenizer", NULL, &v)) != 0) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--tokenizer", NULL, &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             o.tokenizer_dir = v;
-        } else if ((r = cli_flag(argc, argv, &i, "--scale", NULL, &v)) != 0) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--scale", NULL, &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_double(v, 1e-6, 1e6, &o.scale))
-                return cli_fail(cmd, FS_EXIT_USAGE, "--scale must be a number in [1e-6, 1e6]");
+            if (cli_double(cmd, "--scale", v, 1e-6, 1e6, &o.scale)) return FS_EXIT_USAGE;
         } else {
             help(stderr);
             return cli_fail(cmd, FS_EXIT_USAGE, "unknown option '%s'", argv[i]);

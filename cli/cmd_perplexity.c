@@ -24,7 +24,7 @@
  * two argmaxes agree (top-1 agreement) and the base model's own ppl.
  *
  * Logits of every position come from fs_session_eval_debug into one [C, V]
- * buffer allocated once.
+ * buffer allocated once. On a terminal a progress line counts the windows.
  *
  * Docs: docs/bench.md
  */
@@ -34,36 +34,35 @@
 #include <string.h>
 
 #include "cli.h"
-#include "forward.h"
-#include "model.h"
-#include "tokenizer.h"
+#include "engine.h"
+#include "opts.h"
+#include "quant.h"
 
 #define CMD "perplexity"
+#define GROUPS (CLI_MODEL | CLI_RUNTIME | CLI_PROMPT)
+#define DEFAULT_WINDOW 256
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fs perplexity -m MODEL (-f TEXT | --ids-file IDS) [options]\n"
+            "usage: fs perplexity [-m MODEL] (-f TEXT | -p TEXT | --ids-file IDS) [options]\n"
             "  Perplexity of a text: tokenize it (raw, no special tokens), cut it into\n"
-            "  non-overlapping windows of --ctx tokens (the last one shorter), run each\n"
-            "  from an empty cache; loss = mean -log p(next token), ppl = exp(loss).\n"
-            "  -m defaults to $FS_MODEL.\n"
-            "  -f, --file TEXT        the text file (UTF-8)\n"
-            "  --ids-file IDS         token ids instead of text (whole numbers separated by\n"
-            "                         spaces, commas, newlines or [ ])\n"
-            "  --ctx N                window length in tokens (default 256)\n"
-            "  --max-windows N        evaluate only the first N windows (default: all)\n"
-            "  --kl-base MODEL2       also run MODEL2 (same vocabulary) on every window:\n"
-            "                         mean and max KL(MODEL2 || MODEL) per token, top-1\n"
-            "                         agreement, MODEL2's ppl\n"
-            "  --weights W            convert MODEL's weights at load: bf16, f16, f32, q8_0, q4_0\n"
-            "  --kl-base-weights W    the base at weights W: MODEL2, or MODEL itself when\n"
-            "                         --kl-base is not given (e.g. --weights q8_0\n"
-            "                         --kl-base-weights bf16: what quantization costs)\n"
-            "  --json                 one JSON object instead of text\n"
-            "  -t, --threads N        CPU threads\n"
-            "  --backend NAME         backend (default: the default backend)\n"
+            "  non-overlapping windows of -c tokens (default %d, the last one shorter), run\n"
+            "  each from an empty cache; loss = mean -log p(next token), ppl = exp(loss).\n",
+            DEFAULT_WINDOW);
+    cli_opts_usage(f, GROUPS, 0);
+    fprintf(f,
+            "  --ids-file IDS               token ids instead of text (whole numbers separated by\n"
+            "                               spaces, commas, newlines or [ ])\n"
+            "  --max-windows N              evaluate only the first N windows (default: all)\n"
+            "  --kl-base MODEL2             also run MODEL2 (same vocabulary) on every window:\n"
+            "                               mean and max KL(MODEL2 || MODEL) per token, top-1\n"
+            "                               agreement, MODEL2's ppl\n"
+            "  --kl-base-weights W          the base at weights W: MODEL2, or MODEL itself when\n"
+            "                               --kl-base is not given (e.g. --weights q8_0\n"
+            "                               --kl-base-weights bf16: what quantization costs)\n"
+            "  --json                       one JSON object instead of text\n"
             "Exit: 0 ok, 1 usage, 2 bad input (unreadable model or file, fewer than 2\n"
-            "tokens, id out of range, vocabularies differ).\n");
+            "tokens, id out of range, vocabularies differ, stdout not writable).\n");
 }
 
 /* Whole numbers separated by spaces, commas, newlines or brackets. */
@@ -136,128 +135,122 @@ static void json_str(const char *s) {
     putchar('"');
 }
 
-/* A model and its session (the main one or the KL base). */
+/* A model and its sequence (the main one or the KL base). */
 typedef struct {
-    fs_model model;
-    fs_session *sess;
+    fs_engine *g;
+    fs_seq *q;
     float *logits; /* [C, V] */
     double nll;    /* sum over predicted tokens */
 } evaluator;
 
-/* Make the session and the logits buffer of a loaded model. Returns 0 or
- * an exit code, the error already printed. */
-static int open_session(evaluator *ev, int C, const char *backend, int threads) {
-    fs_err e = {{0}};
-    fs_session_opts so = {C, backend, threads};
-    if (fs_session_new(&ev->sess, &ev->model, &so, &e))
-        return cli_fail(CMD, FS_EXIT_INPUT, "%s: %s", ev->model.dir, e.msg);
-    if (fs_session_n_ctx(ev->sess) < C)
-        return cli_fail(CMD, FS_EXIT_INPUT, "%s: --ctx %d is longer than the model allows (%d)", ev->model.dir, C,
-                        fs_session_n_ctx(ev->sess));
-    ev->logits = fs_xmalloc((size_t)C * (size_t)ev->model.cfg.vocab * sizeof(float));
+/* Open a model for windows of C tokens (tokenizer: FS_ENGINE_TOKENIZER*,
+ * engine.h). Returns 0 or an exit code, the
+ * error already printed. */
+static int open_eval(evaluator *ev, const cli_opts *o, const char *dir, int C, int tokenizer) {
+    int rc = cli_opts_open(o, dir, tokenizer, &ev->g);
+    if (!rc) rc = cli_opts_seq(o, ev->g, &ev->q);
+    if (rc) return rc;
+    if (fs_seq_n_ctx(ev->q) < C)
+        return cli_fail(CMD, FS_EXIT_INPUT, "%s: -c %d is longer than the model allows (%d)", dir, C,
+                        fs_seq_n_ctx(ev->q));
+    ev->logits = fs_xmalloc((size_t)C * (size_t)fs_engine_model(ev->g)->cfg.vocab * sizeof(float));
     return 0;
 }
 
 static void close_eval(evaluator *ev) {
     free(ev->logits);
-    fs_session_free(ev->sess);
-    fs_model_free(&ev->model);
+    fs_seq_free(ev->q);
+    fs_engine_free(ev->g);
 }
 
 /* Run one window from an empty cache; logits of all len positions. */
 static int eval_window(evaluator *ev, const int *ids, int len, fs_err *e) {
-    fs_session_truncate(ev->sess, 0);
-    if (fs_session_eval_debug(ev->sess, ids, len, ev->logits, NULL, e)) return -1;
-    if (!finite_rows(ev->logits, (size_t)len * (size_t)ev->model.cfg.vocab))
-        return fs_errf(e, "%s: a logit is NaN or infinite: the forward pass is broken", ev->model.dir);
+    fs_session *s = fs_seq_session(ev->q);
+    fs_session_truncate(s, 0);
+    if (fs_session_eval_debug(s, ids, len, ev->logits, NULL, e)) return -1;
+    if (!finite_rows(ev->logits, (size_t)len * (size_t)fs_engine_model(ev->g)->cfg.vocab))
+        return fs_errf(e, "%s: a logit is NaN or infinite: the forward pass is broken", fs_engine_dir(ev->g));
     return 0;
 }
 
 int fs_cmd_perplexity(int argc, char **argv) {
-    const char *model_flag = NULL, *text_path = NULL, *ids_path = NULL, *base_dir = NULL, *backend = NULL,
-               *weights = NULL, *base_weights = NULL;
-    long C = 256, max_windows = 0, threads = 0;
+    cli_opts o;
+    cli_opts_init(&o, CMD, GROUPS, 0);
+    const char *ids_path = NULL, *base_dir = NULL, *base_weights = NULL;
+    long max_windows = 0;
     int json = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-#define VAL(name, alias) ((r = cli_flag(argc, argv, &i, name, alias, &v)) != 0)
-        if (!strcmp(a, "--json")) json = 1;
-        else if (VAL("-m", "--model")) { if (r < 0) return FS_EXIT_USAGE; model_flag = v; }
-        else if (VAL("-f", "--file")) { if (r < 0) return FS_EXIT_USAGE; text_path = v; }
-        else if (VAL("--ids-file", NULL)) { if (r < 0) return FS_EXIT_USAGE; ids_path = v; }
-        else if (VAL("--kl-base", NULL)) { if (r < 0) return FS_EXIT_USAGE; base_dir = v; }
-        else if (VAL("--backend", NULL)) { if (r < 0) return FS_EXIT_USAGE; backend = v; }
-        else if (VAL("--weights", NULL)) { if (r < 0) return FS_EXIT_USAGE; weights = v; }
-        else if (VAL("--kl-base-weights", NULL)) { if (r < 0) return FS_EXIT_USAGE; base_weights = v; }
-        else if (VAL("--ctx", NULL)) {
-            if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 2, 1 << 24, &C))
-                return cli_fail(CMD, FS_EXIT_USAGE, "--ctx: expected a whole number >= 2, got '%s'", v);
-        } else if (VAL("--max-windows", NULL)) {
-            if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 1, 1L << 30, &max_windows))
-                return cli_fail(CMD, FS_EXIT_USAGE, "--max-windows: expected a whole number >= 1, got '%s'", v);
-        } else if (VAL("-t", "--threads")) {
-            if (r < 0) return FS_EXIT_USAGE;
-            if (cli_parse_int(v, 1, 1024, &threads))
-                return cli_fail(CMD, FS_EXIT_USAGE, "--threads: expected 1..1024, got '%s'", v);
-        } else {
-            return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
+        int r = cli_opts_parse(&o, argc, argv, &i);
+        if (r == 0) {
+            if (!strcmp(a, "--json")) {
+                json = r = 1;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--ids-file", NULL, &v)) != 0) {
+                ids_path = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--kl-base", NULL, &v)) != 0) {
+                base_dir = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--kl-base-weights", NULL, &v)) != 0) {
+                base_weights = v;
+            } else if ((r = cli_flag(CMD, argc, argv, &i, "--max-windows", NULL, &v)) != 0) {
+                if (r > 0 && cli_int(CMD, a, v, 1, 1L << 30, &max_windows)) r = -1;
+            }
         }
-#undef VAL
+        if (r < 0) return FS_EXIT_USAGE;
+        if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
     }
-    if (!text_path == !ids_path) return cli_fail(CMD, FS_EXIT_USAGE, "give exactly one of -f TEXT or --ids-file IDS");
-    if (cli_check_weights(CMD, weights) || cli_check_weights(CMD, base_weights)) return FS_EXIT_USAGE;
-    const char *model_dir = cli_model_dir(CMD, model_flag);
+    if ((o.file != NULL) + (o.prompt != NULL) + (ids_path != NULL) != 1)
+        return cli_fail(CMD, FS_EXIT_USAGE, "give exactly one of -f TEXT, -p TEXT or --ids-file IDS");
+    if (o.ctx == 0) o.ctx = DEFAULT_WINDOW;
+    if (o.ctx < 2) return cli_fail(CMD, FS_EXIT_USAGE, "-c: a window needs at least 2 tokens, got %ld", o.ctx);
+    fs_dtype to;
+    if (base_weights && fs_dtype_from_weights_name(base_weights, &to))
+        return cli_fail(CMD, FS_EXIT_USAGE, "--kl-base-weights: expected bf16, f16, f32, q8_0 or q4_0, got '%s'",
+                        base_weights);
+    const char *model_dir = cli_model_dir(CMD, o.model);
     if (!model_dir) return FS_EXIT_USAGE;
     if (base_weights && !base_dir) base_dir = model_dir;
+    long C = o.ctx;
 
     int rc = FS_EXIT_INPUT;
     fs_err e = {{0}};
     evaluator M, B;
     memset(&M, 0, sizeof M);
     memset(&B, 0, sizeof B);
-    fs_tokenizer *tok = NULL;
     char *data = NULL;
     size_t data_len = 0;
     int *ids = NULL, n = 0;
     double *win_nll = NULL;
 
-    const char *in_path = text_path ? text_path : ids_path;
-    if (fs_read_file(in_path, &data, &data_len, &e)) {
-        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+    const char *in_path = o.file ? o.file : ids_path ? ids_path : "-p";
+    if (o.prompt) {
+        data = fs_xstrdup(o.prompt);
+        data_len = strlen(data);
+    } else if ((rc = cli_read_input(CMD, o.file ? o.file : ids_path, &data, &data_len)) != 0) {
         goto out;
     }
+    rc = FS_EXIT_INPUT;
     if (ids_path && parse_ids(data, data_len, &ids, &n)) {
         cli_fail(CMD, FS_EXIT_INPUT, "%s: expected token ids (whole numbers >= 0)", ids_path);
         goto out;
     }
-    /* Every input is checked before a session (threads, KV cache) exists. */
-    if ((rc = cli_load_model(CMD, model_dir, weights, &M.model)) != 0) goto out;
+    /* Every input is checked before the base model is loaded. */
+    if ((rc = open_eval(&M, &o, model_dir, (int)C, ids_path ? FS_ENGINE_NO_TOKENIZER : FS_ENGINE_TOKENIZER)) != 0)
+        goto out;
     rc = FS_EXIT_INPUT;
-    if (text_path) {
-        if (fs_tokenizer_load(&tok, model_dir, &e) ||
-            fs_tokenizer_encode(tok, data, data_len, &ids, &n, &e)) {
-            cli_fail(CMD, FS_EXIT_INPUT, "%s: %s", text_path, e.msg);
-            goto out;
-        }
+    if (!ids_path && fs_engine_encode(M.g, data, data_len, &ids, &n, &e)) {
+        cli_fail(CMD, FS_EXIT_INPUT, "%s: %s", in_path, e.msg);
+        goto out;
     }
     if (n < 2) {
         cli_fail(CMD, FS_EXIT_INPUT, "%s: %d token%s, nothing to predict (need at least 2)", in_path, n,
                  n == 1 ? "" : "s");
         goto out;
     }
-    if (C > M.model.cfg.max_pos) {
-        cli_fail(CMD, FS_EXIT_INPUT, "--ctx %ld is longer than the model allows (max_position_embeddings %d)", C,
-                 M.model.cfg.max_pos);
-        goto out;
-    }
-    int V = M.model.cfg.vocab;
+    int V = fs_engine_model(M.g)->cfg.vocab;
     for (int i = 0; i < n; i++)
         if (ids[i] >= V) {
             cli_fail(CMD, FS_EXIT_INPUT, "token id %d (position %d) is out of range: the model has V = %d", ids[i], i,
@@ -265,18 +258,16 @@ int fs_cmd_perplexity(int argc, char **argv) {
             goto out;
         }
     if (base_dir) {
-        if ((rc = cli_load_model(CMD, base_dir, base_weights, &B.model)) != 0) goto out;
+        cli_opts bo = o;
+        bo.weights = base_weights;
+        if ((rc = open_eval(&B, &bo, base_dir, (int)C, FS_ENGINE_NO_TOKENIZER)) != 0) goto out;
         rc = FS_EXIT_INPUT;
-        if (B.model.cfg.vocab != V) {
-            cli_fail(CMD, FS_EXIT_INPUT, "--kl-base: vocabularies differ (V = %d vs %d)", B.model.cfg.vocab, V);
+        if (fs_engine_model(B.g)->cfg.vocab != V) {
+            cli_fail(CMD, FS_EXIT_INPUT, "--kl-base: vocabularies differ (V = %d vs %d)",
+                     fs_engine_model(B.g)->cfg.vocab, V);
             goto out;
         }
     }
-
-    if ((rc = open_session(&M, (int)C, backend, (int)threads)) != 0 ||
-        (base_dir && (rc = open_session(&B, (int)C, backend, (int)threads)) != 0))
-        goto out;
-    rc = FS_EXIT_INPUT;
 
     /* The windows of the definition above: starts 0, C, 2C, ... < n - 1. */
     int n_windows = (int)((n - 2) / C) + 1;
@@ -285,6 +276,7 @@ int fs_cmd_perplexity(int argc, char **argv) {
     long predicted = 0, evaluated = 0, agree = 0;
     double kl_sum = 0, kl_max = 0, t_model = 0, t0 = fs_now();
     for (int w = 0; w < n_windows; w++) {
+        cli_status("window %d/%d", w + 1, n_windows);
         size_t start = (size_t)w * (size_t)C;
         int len = (size_t)n - start < (size_t)C ? (int)((size_t)n - start) : (int)C;
         const int *wid = ids + start;
@@ -319,6 +311,7 @@ int fs_cmd_perplexity(int argc, char **argv) {
         predicted += len - 1;
         evaluated += len;
     }
+    cli_status_clear();
     double seconds = fs_now() - t0, loss = M.nll / predicted, ppl = exp(loss);
     double tps = t_model > 0 ? evaluated / t_model : 0;
     long sum = 0;
@@ -328,7 +321,7 @@ int fs_cmd_perplexity(int argc, char **argv) {
         printf("{\"model\": ");
         json_str(model_dir);
         printf(", \"weights\": ");
-        json_str(weights ? weights : "as stored");
+        json_str(o.weights ? o.weights : "as stored");
         printf(", \"input\": ");
         json_str(in_path);
         printf(", \"context\": %ld, \"tokens\": %d, \"windows\": %d, \"evaluated_tokens\": %ld, "
@@ -351,7 +344,7 @@ int fs_cmd_perplexity(int argc, char **argv) {
         }
         printf("}\n");
     } else {
-        printf("model %s (weights %s), input %s\n", model_dir, weights ? weights : "as stored", in_path);
+        printf("model %s (weights %s), input %s\n", model_dir, o.weights ? o.weights : "as stored", in_path);
         printf("tokens %d (id sum %ld), windows %d of %ld (each from an empty cache), predicted %ld\n", n, sum,
                n_windows, C, predicted);
         printf("mean NLL %.6f nats, ppl %.4f\n", loss, ppl);
@@ -363,13 +356,12 @@ int fs_cmd_perplexity(int argc, char **argv) {
         }
         printf("time %.2f s, model %.1f tok/s (every position's logits)\n", seconds, tps);
     }
-    rc = FS_EXIT_OK;
+    rc = cli_out_close(CMD);
 
 out:
     free(win_nll);
     free(ids);
     free(data);
-    fs_tokenizer_free(tok);
     close_eval(&B);
     close_eval(&M);
     return rc;

@@ -117,15 +117,15 @@ int fs_cmd_pull(int argc, char **argv) {
     const char *repo = NULL, *dir = NULL, *revision = NULL;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (cli_is_help(argv[i])) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-        if ((r = cli_flag(argc, argv, &i, "--dir", NULL, &dir)) != 0) {
+        if ((r = cli_flag("pull", argc, argv, &i, "--dir", NULL, &dir)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             continue;
         }
-        if ((r = cli_flag(argc, argv, &i, "--revision", NULL, &revision)) != 0) {
+        if ((r = cli_flag("pull", argc, argv, &i, "--revision", NULL, &revision)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             continue;
         }
@@ -161,5 +161,5 @@ int fs_cmd_pull(int argc, char **argv) {
     if (rc) return cli_fail("pull", FS_EXIT_INPUT, "%s", e.msg);
 
     printf("%s\n", dir);
-    return FS_EXIT_OK;
+    return cli_out_close("pull");
 }

@@ -1,5 +1,7 @@
 /* cmd_quantize.c - `fs quantize MODEL OUT --weights q8_0|q4_0|f16|bf16|f32`:
  * convert a checkpoint once and store it, so later loads need no conversion.
+ * An OUT that already holds a model.safetensors is left alone unless
+ * --force says to replace it.
  *
  * OUT gets config.json, generation_config.json and the tokenizer files
  * copied as they are, and one model.safetensors holding the tensors the
@@ -34,14 +36,16 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fs quantize MODEL OUT --weights q8_0|q4_0|f16|bf16|f32\n"
+            "usage: fs quantize MODEL OUT --weights q8_0|q4_0|f16|bf16|f32 [--force]\n"
             "  Write OUT, a copy of the checkpoint MODEL whose matrices (embed_tokens,\n"
             "  every projection, lm_head) are stored in the given format; norms stay as\n"
             "  stored. config, generation config and tokenizer files are copied.\n"
             "  q8_0 / q4_0: 8.5 / 4.5 bits per weight (GGUF's block layouts); fs loads\n"
             "  them directly, Hugging Face cannot (fs's own safetensors dtypes).\n"
             "  fs generate --weights q8_0 MODEL runs the same numbers without a file.\n"
-            "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, unwritable OUT).\n");
+            "  --force   replace OUT/model.safetensors if it exists (else: refused)\n"
+            "Exit: 0 ok, 1 usage (OUT exists without --force), 2 bad input (unreadable\n"
+            "model, unwritable OUT).\n");
 }
 
 static const char *copied_files[] = {"config.json", "generation_config.json", "tokenizer.json",
@@ -167,21 +171,24 @@ static int write_model(const fs_model *m, const char *out_dir, const char *weigh
         unlink(tmp);
         return cli_fail(CMD, FS_EXIT_INPUT, "%s: cannot write: %s", path, strerror(err));
     }
+    cli_status_clear();
     printf("wrote %s: %d tensors, %zu bytes (%s)\n", path, n, 8 + hlen + off, weights);
     return 0;
 }
 
 int fs_cmd_quantize(int argc, char **argv) {
     const char *pos[2] = {NULL, NULL}, *weights = NULL;
-    int n_pos = 0;
+    int n_pos = 0, force = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         int r;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-        if ((r = cli_flag(argc, argv, &i, "--weights", NULL, &v)) != 0) {
+        if (!strcmp(a, "--force")) {
+            force = 1;
+        } else if ((r = cli_flag(CMD, argc, argv, &i, "--weights", NULL, &v)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
             weights = v;
         } else if (a[0] == '-' && a[1]) {
@@ -194,7 +201,9 @@ int fs_cmd_quantize(int argc, char **argv) {
     }
     if (n_pos < 2) return cli_fail(CMD, FS_EXIT_USAGE, "need MODEL and OUT (see --help)");
     if (!weights) return cli_fail(CMD, FS_EXIT_USAGE, "--weights is required: q8_0, q4_0, f16, bf16 or f32");
-    if (cli_check_weights(CMD, weights)) return FS_EXIT_USAGE;
+    fs_dtype to;
+    if (fs_dtype_from_weights_name(weights, &to))
+        return cli_fail(CMD, FS_EXIT_USAGE, "--weights: expected bf16, f16, f32, q8_0 or q4_0, got '%s'", weights);
     const char *src = pos[0], *out = pos[1];
 
     struct stat so, sd;
@@ -204,6 +213,9 @@ int fs_cmd_quantize(int argc, char **argv) {
     if (stat(src, &so) == 0 && so.st_dev == sd.st_dev && so.st_ino == sd.st_ino)
         return cli_fail(CMD, FS_EXIT_USAGE, "OUT must be a different directory from MODEL");
     char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", out);
+    if (!force && fs_file_exists(path))
+        return cli_fail(CMD, FS_EXIT_USAGE, "%s exists (--force replaces it)", path);
     /* A leftover index in OUT would make the loader read shards instead. */
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
     if (unlink(path) != 0 && errno != ENOENT)
@@ -211,15 +223,23 @@ int fs_cmd_quantize(int argc, char **argv) {
 
     fs_model m;
     memset(&m, 0, sizeof m);
-    int rc = cli_load_model(CMD, src, weights, &m);
-    if (rc) return rc;
+    fs_err e = {{0}};
+    cli_status("loading %s and converting it to %s ...", src, weights);
+    if (fs_model_load(&m, src, &e)) return cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+    if (fs_model_convert(&m, to, &e)) {
+        fs_model_free(&m);
+        return cli_fail(CMD, FS_EXIT_INPUT, "%s: converting the weights to %s: %s", src, weights, e.msg);
+    }
+    int rc = 0;
     for (size_t i = 0; i < sizeof copied_files / sizeof copied_files[0] && !rc; i++) {
         char from[4200];
         snprintf(from, sizeof from, "%s/%s", src, copied_files[i]);
         snprintf(path, sizeof path, "%s/%s", out, copied_files[i]);
         if (fs_file_exists(from)) rc = copy_file(from, path);
     }
+    cli_status("writing %s/model.safetensors ...", out);
     if (!rc) rc = write_model(&m, out, weights);
+    cli_status_clear();
     fs_model_free(&m);
-    return rc;
+    return rc ? rc : cli_out_close(CMD);
 }

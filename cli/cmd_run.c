@@ -1,12 +1,22 @@
 /* cmd_run.c - `fs run`: the one command a newcomer needs.
  *
  *   fs run                             chat with the shipped tiny model (offline)
+ *   fs run "Once upon a time"          one answer from the default model
  *   fs run Qwen/Qwen3-0.6B             pull it if needed, then chat
  *   fs run ./my-model "Why is the sky blue?"   one answer, then exit
  *
- * Which model:
- *   no model argument   -m / $FS_MODEL / the shipped models/tiny
- *                       (cli_model_dir_default)
+ * What the arguments are (at most two; -m and -p name them outright):
+ *   MODEL PROMPT        two arguments: the first is the model, the second
+ *                       the prompt.
+ *   ARG                 one argument is the model if it is an existing
+ *                       directory or a hub repo id (OWNER/NAME: one '/',
+ *                       letters, digits, '-', '_', '.'), else the prompt for
+ *                       the default model. A prompt cannot be a repo id
+ *                       (those have no spaces), except a single word with a
+ *                       slash ("either/or"): `fs run -p either/or` says it.
+ *                       With -m or -p given, ARG is the other one.
+ * The model:
+ *   none                -m / $FS_MODEL / the shipped models/tiny
  *   an existing DIR     used as it is
  *   OWNER/NAME          a hub repo: if fs_pull_default_dir(repo) already
  *                       holds a complete model (config, tokenizer, every
@@ -14,7 +24,9 @@
  *                       first (resuming whatever an earlier pull left), with
  *                       progress on stderr.
  * Then it is `fs chat` (cmd_chat.c), or, given a PROMPT, one user message
- * through the chat template, the reply on stdout, and exit.
+ * through the chat template, the reply on stdout, and exit (130 when
+ * Ctrl-C stopped it; 2 when the prompt is not UTF-8, does not fit the
+ * context, or stdout cannot be written).
  *
  * Docs: docs/chat.md, docs/pull.md
  */
@@ -24,57 +36,25 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "json.h"
+#include "opts.h"
 #include "pull.h"
 #include "util.h"
 
 #define CMD "run"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: fs run [REPO_ID | DIR] [PROMPT] [options]\n"
+    fprintf(f, "usage: fs run [MODEL] [PROMPT] [options]\n"
                "  Chat with a model (see fs chat), or answer PROMPT once and exit.\n"
-               "  No model: -m, $FS_MODEL, else the shipped models/tiny (works offline).\n"
-               "  DIR: a model directory. REPO_ID (OWNER/NAME): a Hugging Face repo, pulled\n"
-               "  into ${FS_HOME:-~/.cache/fs}/models/OWNER/NAME unless it is already there\n"
-               "  ($HF_ENDPOINT and $HF_TOKEN are honoured, as in fs pull).\n"
-               "  -p, --prompt TEXT        the prompt (instead of the second argument)\n");
-    cli_chat_usage_options(f);
-    fprintf(f, "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, failed download).\n");
-}
-
-static int exists(const char *dir, const char *name) {
-    char p[4096];
-    struct stat st;
-    if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, name) >= sizeof p) return 0;
-    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-/* Does dir hold everything fs_pull would fetch? (A pull in progress keeps
- * its files as FILE.part, so a missing name means "not finished".) */
-static int complete_model(const char *dir) {
-    if (!exists(dir, "config.json") || !exists(dir, "tokenizer.json") || !exists(dir, "tokenizer_config.json"))
-        return 0;
-    if (exists(dir, "model.safetensors")) return 1;
-    if (!exists(dir, "model.safetensors.index.json")) return 0;
-    char p[4096];
-    if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, "model.safetensors.index.json") >= sizeof p) return 0;
-    char *text;
-    size_t len;
-    fs_err e = {{0}};
-    if (fs_read_file(p, &text, &len, &e)) return 0;
-    fs_json_doc doc;
-    int ok = 0;
-    if (!fs_json_parse(&doc, text, len, &e)) {
-        const fs_json *wm = fs_json_get(doc.root, "weight_map");
-        ok = fs_json_is(wm, FS_JSON_OBJECT);
-        for (const fs_json *w = ok ? wm->child : NULL; w && ok; w = w->next) {
-            const char *f = fs_json_string(w);
-            ok = f && !strstr(f, "..") && exists(dir, f);
-        }
-        fs_json_free(&doc);
-    }
-    free(text);
-    return ok;
+               "  MODEL: a model directory, or a Hugging Face repo id OWNER/NAME, pulled into\n"
+               "  ${FS_HOME:-~/.cache/fs}/models/OWNER/NAME unless it is already there\n"
+               "  ($HF_ENDPOINT and $HF_TOKEN are honoured, as in fs pull). No MODEL: -m,\n"
+               "  $FS_MODEL, else the shipped models/tiny (works offline).\n"
+               "  One argument that is neither a directory nor OWNER/NAME is the PROMPT\n"
+               "  (fs run \"Once upon a time\"); -p always names the prompt.\n"
+               "  -p, --prompt TEXT            the prompt (instead of the PROMPT argument)\n");
+    cli_chat_usage(f);
+    fprintf(f, "Exit: 0 ok, 1 usage, 2 bad input (unreadable model, failed download, a prompt\n"
+               "that is not UTF-8 or does not fit the context, stdout not writable), 130 Ctrl-C.\n");
 }
 
 static const char *size_str(char *buf, size_t cap, int64_t bytes) {
@@ -119,59 +99,83 @@ static void on_progress(const fs_pull_progress *p, void *ctx) {
     }
 }
 
+static int is_dir(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_repo_id(const char *s) {
+    fs_err e;
+    return fs_pull_check_repo_id(s, &e) == 0;
+}
+
+/* The model directory for MODEL (a directory, or a repo pulled if need
+ * be) into out. Returns 0 or an exit code (the error printed). */
+static int resolve_model(const char *model, char *out, size_t cap) {
+    fs_err e = {{0}};
+    if (is_dir(model)) {
+        snprintf(out, cap, "%s", model);
+        return 0;
+    }
+    if (fs_pull_check_repo_id(model, &e))
+        return cli_fail(CMD, FS_EXIT_USAGE, "'%s' is neither a model directory nor a hub repo id (%s)", model, e.msg);
+    if (fs_pull_default_dir(model, out, cap, &e)) return cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+    if (cli_model_complete(out)) return 0;
+    int tty = cli_tty_err();
+    fs_pull_opts po;
+    memset(&po, 0, sizeof po);
+    po.progress = on_progress;
+    po.ctx = &tty;
+    fprintf(stderr, "pulling %s into %s\n", model, out);
+    if (fs_pull(model, out, &po, &e)) {
+        if (tty) fprintf(stderr, "\n");
+        return cli_fail(CMD, FS_EXIT_INPUT, "pull %s: %s", model, e.msg);
+    }
+    return 0;
+}
+
 int fs_cmd_run(int argc, char **argv) {
-    cli_chat_opts o;
-    cli_chat_opts_init(&o);
+    cli_chat_opts co;
+    cli_chat_opts_init(&co, CMD);
     const char *pos[2] = {NULL, NULL}, *prompt = NULL;
     int n_pos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (cli_is_help(a)) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-        int r = cli_flag(argc, argv, &i, "-p", "--prompt", &prompt);
-        if (r < 0) return FS_EXIT_USAGE;
-        if (r > 0) continue;
-        r = cli_chat_flag(CMD, argc, argv, &i, &o);
+        int r = cli_flag(CMD, argc, argv, &i, "-p", "--prompt", &prompt);
+        if (r == 0) r = cli_chat_parse(&co, argc, argv, &i);
         if (r < 0) return FS_EXIT_USAGE;
         if (r > 0) continue;
         if (a[0] == '-' && a[1]) return cli_fail(CMD, FS_EXIT_USAGE, "unknown option '%s' (see --help)", a);
         if (n_pos == 2) return cli_fail(CMD, FS_EXIT_USAGE, "too many arguments: '%s' (see --help)", a);
         pos[n_pos++] = a;
     }
-    if (n_pos == 2 && prompt) return cli_fail(CMD, FS_EXIT_USAGE, "give the prompt once: as PROMPT or with -p");
-    if (n_pos == 2) prompt = pos[1];
-    if (prompt && !*prompt) return cli_fail(CMD, FS_EXIT_USAGE, "the prompt is empty");
-    if (pos[0] && o.model) return cli_fail(CMD, FS_EXIT_USAGE, "give the model once: as an argument or with -m");
-
-    const char *dir;
-    char pulled[4096];
-    struct stat st;
-    if (!pos[0]) {
-        dir = cli_model_dir_default(CMD, o.model);
-        if (!dir) return FS_EXIT_USAGE;
-    } else if (stat(pos[0], &st) == 0 && S_ISDIR(st.st_mode)) {
-        dir = pos[0];
-    } else {
-        fs_err e = {{0}};
-        if (fs_pull_check_repo_id(pos[0], &e))
-            return cli_fail(CMD, FS_EXIT_USAGE, "'%s' is neither a model directory nor a hub repo id (%s)", pos[0],
-                            e.msg);
-        if (fs_pull_default_dir(pos[0], pulled, sizeof pulled, &e)) return cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
-        if (!complete_model(pulled)) {
-            int tty = isatty(STDERR_FILENO);
-            fs_pull_opts po;
-            memset(&po, 0, sizeof po);
-            po.progress = on_progress;
-            po.ctx = &tty;
-            fprintf(stderr, "pulling %s into %s\n", pos[0], pulled);
-            if (fs_pull(pos[0], pulled, &po, &e)) {
-                if (tty) fprintf(stderr, "\n");
-                return cli_fail(CMD, FS_EXIT_INPUT, "pull %s: %s", pos[0], e.msg);
-            }
-        }
-        dir = pulled;
+    /* sort the arguments into model and prompt (see the top) */
+    const char *model = co.o.model;
+    if (n_pos == 2) {
+        if (model) return cli_fail(CMD, FS_EXIT_USAGE, "give the model once: as an argument or with -m");
+        if (prompt) return cli_fail(CMD, FS_EXIT_USAGE, "give the prompt once: as PROMPT or with -p");
+        model = pos[0];
+        prompt = pos[1];
+    } else if (n_pos == 1) {
+        if (model && prompt) return cli_fail(CMD, FS_EXIT_USAGE, "unexpected argument '%s' (-m and -p are given)", pos[0]);
+        if (model) prompt = pos[0];
+        else if (prompt || is_dir(pos[0]) || is_repo_id(pos[0])) model = pos[0];
+        else prompt = pos[0];
     }
-    return cli_chat_main(CMD, dir, &o, prompt);
+    if (prompt && !*prompt) return cli_fail(CMD, FS_EXIT_USAGE, "the prompt is empty");
+
+    char dir[4096];
+    if (!model || !*model) {
+        const char *d = cli_model_dir(CMD, model);
+        if (!d) return FS_EXIT_USAGE;
+        snprintf(dir, sizeof dir, "%s", d);
+    } else {
+        int rc = resolve_model(model, dir, sizeof dir);
+        if (rc) return rc;
+    }
+    return cli_chat_main(&co, dir, prompt);
 }

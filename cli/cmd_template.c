@@ -1,6 +1,7 @@
 /* cmd_template.c - `fs template`: print the prompt a conversation becomes.
  *
  *   fs template -m MODEL --messages FILE.json [--no-think] [--no-generation-prompt]
+ *   echo '[{"role": "user", "content": "Hi"}]' | fs template --messages -
  *
  * FILE.json holds an OpenAI-style messages array (or an object with a
  * "messages" member). The rendered text goes to stdout exactly, with no
@@ -20,11 +21,12 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fs template -m MODEL --messages FILE.json [--no-think] [--no-generation-prompt]\n\n"
+            "usage: fs template [-m MODEL] --messages FILE.json [--no-think] [--no-generation-prompt]\n\n"
             "Print the prompt text for a conversation, rendered as Qwen3's chat template does.\n\n"
-            "  -m, --model DIR          model directory (needs tokenizer_config.json)\n"
+            "  -m, --model DIR          model directory (needs tokenizer_config.json; default:\n"
+            "                           $FS_MODEL, else the shipped models/tiny)\n"
             "  --messages FILE.json     [{\"role\": \"user\", \"content\": \"...\"}, ...]\n"
-            "                           (or {\"messages\": [...]})\n"
+            "                           (or {\"messages\": [...]}); - reads stdin\n"
             "  --no-think               enable_thinking=False: append an empty think block\n"
             "  --no-generation-prompt   do not end with \"<|im_start|>assistant\\n\"\n");
 }
@@ -34,13 +36,13 @@ int fs_cmd_template(int argc, char **argv) {
     int think = 1, gen_prompt = 1;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (cli_is_help(argv[i])) {
             usage(stdout);
             return FS_EXIT_OK;
         }
-        if ((r = cli_flag(argc, argv, &i, "--model", "-m", &model)) != 0) {
+        if ((r = cli_flag("template", argc, argv, &i, "--model", "-m", &model)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
-        } else if ((r = cli_flag(argc, argv, &i, "--messages", NULL, &messages_path)) != 0) {
+        } else if ((r = cli_flag("template", argc, argv, &i, "--messages", NULL, &messages_path)) != 0) {
             if (r < 0) return FS_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--no-think")) {
             think = 0;
@@ -59,7 +61,12 @@ int fs_cmd_template(int argc, char **argv) {
     if (fs_chat_template_check_dir(model, &e)) return cli_fail("template", FS_EXIT_INPUT, "%s", e.msg);
 
     fs_json_doc doc;
-    if (fs_json_parse_file(&doc, messages_path, &e)) return cli_fail("template", FS_EXIT_INPUT, "%s", e.msg);
+    char *text = NULL;
+    size_t len = 0;
+    if (cli_read_input("template", messages_path, &text, &len)) return FS_EXIT_INPUT;
+    int bad = fs_json_parse(&doc, text, len, &e);
+    free(text);
+    if (bad) return cli_fail("template", FS_EXIT_INPUT, "%s: %s", messages_path, e.msg);
     const fs_json *arr = doc.root;
     if (fs_json_is(arr, FS_JSON_OBJECT)) arr = fs_json_get(arr, "messages");
 
@@ -71,7 +78,7 @@ int fs_cmd_template(int argc, char **argv) {
         rc = cli_fail("template", FS_EXIT_INPUT, "%s: %s", messages_path, e.msg);
     } else {
         fwrite(prompt, 1, strlen(prompt), stdout);
-        if (fflush(stdout)) rc = cli_fail("template", FS_EXIT_INPUT, "cannot write to stdout");
+        rc = cli_out_close("template");
     }
     free(prompt);
     free(msgs);

@@ -27,11 +27,12 @@
 
 static void tokenize_usage(FILE *f) {
     fprintf(f,
-            "usage: fs tokenize -m MODEL [TEXT | -f FILE | --jsonl | --bench FILE]\n"
+            "usage: fs tokenize [-m MODEL] [TEXT | -f FILE | --jsonl | --bench FILE]\n"
             "  Encode text into Qwen3 token ids with MODEL/tokenizer.json (MODEL may also\n"
-            "  be the path of a tokenizer.json; -m defaults to $FS_MODEL).\n"
+            "  be the path of a tokenizer.json; -m defaults to $FS_MODEL, else the shipped\n"
+            "  models/tiny).\n"
             "  TEXT          encode this argument; with neither TEXT nor -f, read stdin\n"
-            "  -f FILE       encode the bytes of FILE\n"
+            "  -f FILE       encode the bytes of FILE (- : stdin)\n"
             "  --jsonl       read one JSON string per stdin line, write one JSON array\n"
             "                of ids per line\n"
             "  --bench FILE  report tokenizer load time and encode speed (MB/s) on FILE\n"
@@ -41,8 +42,9 @@ static void tokenize_usage(FILE *f) {
 
 static void detokenize_usage(FILE *f) {
     fprintf(f,
-            "usage: fs detokenize -m MODEL [ID ...] | --jsonl\n"
-            "  Decode token ids into text with MODEL/tokenizer.json (-m defaults to $FS_MODEL).\n"
+            "usage: fs detokenize [-m MODEL] [ID ...] | --jsonl\n"
+            "  Decode token ids into text with MODEL/tokenizer.json (-m defaults to\n"
+            "  $FS_MODEL, else the shipped models/tiny).\n"
             "  ID ...   ids to decode; with none, read whitespace-separated ids from stdin\n"
             "  --jsonl  read one JSON array of ids per stdin line, write one JSON string per line\n"
             "Output: the decoded text exactly, with no newline added; bytes that are not\n"
@@ -54,20 +56,6 @@ static int load(const char *cmd, const char *model, fs_tokenizer **t) {
     fs_err e;
     if (fs_tokenizer_load(t, model, &e) < 0) return cli_fail(cmd, FS_EXIT_INPUT, "%s", e.msg);
     return 0;
-}
-
-static int read_stream(FILE *f, char **data, size_t *len) {
-    size_t cap = 1 << 16, n = 0;
-    char *buf = fs_xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (cap - n - 1 == 0) buf = fs_xrealloc(buf, cap *= 2);
-    }
-    buf[n] = 0;
-    *data = buf;
-    *len = n;
-    return ferror(f) ? -1 : 0;
 }
 
 static void print_ids(const int *ids, int n) {
@@ -83,9 +71,9 @@ static int bench(const char *cmd, const char *model, const char *file) {
     char *text;
     size_t len;
     fs_err e;
-    if (fs_read_file(file, &text, &len, &e) < 0) {
+    if (cli_read_input(cmd, file, &text, &len)) {
         fs_tokenizer_free(t);
-        return cli_fail(cmd, FS_EXIT_INPUT, "%s", e.msg);
+        return FS_EXIT_INPUT;
     }
     int rc = FS_EXIT_OK, n_ids = 0, reps = 0;
     double best = 1e30, start = fs_now();
@@ -151,15 +139,15 @@ int fs_cmd_tokenize(int argc, char **argv) {
     int jsonl = 0;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (cli_is_help(argv[i])) {
             tokenize_usage(stdout);
             return FS_EXIT_OK;
         }
-        if ((r = cli_flag(argc, argv, &i, "--model", "-m", &model))) {
+        if ((r = cli_flag(cmd, argc, argv, &i, "--model", "-m", &model))) {
             if (r < 0) return FS_EXIT_USAGE;
-        } else if ((r = cli_flag(argc, argv, &i, "--file", "-f", &file))) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--file", "-f", &file))) {
             if (r < 0) return FS_EXIT_USAGE;
-        } else if ((r = cli_flag(argc, argv, &i, "--bench", NULL, &bench_file))) {
+        } else if ((r = cli_flag(cmd, argc, argv, &i, "--bench", NULL, &bench_file))) {
             if (r < 0) return FS_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--jsonl")) {
             jsonl = 1;
@@ -176,7 +164,10 @@ int fs_cmd_tokenize(int argc, char **argv) {
         return cli_fail(cmd, FS_EXIT_USAGE, "TEXT, -f, --jsonl and --bench exclude each other");
     model = cli_model_dir(cmd, model);
     if (!model) return FS_EXIT_USAGE;
-    if (bench_file) return bench(cmd, model, bench_file);
+    if (bench_file) {
+        int rc = bench(cmd, model, bench_file), out_rc = cli_out_close(cmd);
+        return rc ? rc : out_rc;
+    }
 
     fs_tokenizer *t;
     if (load(cmd, model, &t)) return FS_EXIT_INPUT;
@@ -189,10 +180,8 @@ int fs_cmd_tokenize(int argc, char **argv) {
         fs_err e;
         if (text) {
             len = strlen(text);
-        } else if (file) {
-            if (fs_read_file(file, &data, &len, &e) < 0) rc = cli_fail(cmd, FS_EXIT_INPUT, "%s", e.msg);
-        } else if (read_stream(stdin, &data, &len) < 0) {
-            rc = cli_fail(cmd, FS_EXIT_INPUT, "cannot read stdin");
+        } else {
+            rc = cli_read_input(cmd, file ? file : "-", &data, &len);
         }
         if (rc == FS_EXIT_OK) {
             int *ids, n_ids;
@@ -206,8 +195,8 @@ int fs_cmd_tokenize(int argc, char **argv) {
         free(data);
     }
     fs_tokenizer_free(t);
-    if (fflush(stdout) != 0) rc = cli_fail(cmd, FS_EXIT_INPUT, "cannot write the output");
-    return rc;
+    int out_rc = cli_out_close(cmd);
+    return rc ? rc : out_rc;
 }
 
 /* Decode ids and write the text; on a bad id, report it. */
@@ -283,11 +272,11 @@ int fs_cmd_detokenize(int argc, char **argv) {
     int jsonl = 0, first_id = 0;
     for (int i = 1; i < argc; i++) {
         int r;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+        if (cli_is_help(argv[i])) {
             detokenize_usage(stdout);
             return FS_EXIT_OK;
         }
-        if ((r = cli_flag(argc, argv, &i, "--model", "-m", &model))) {
+        if ((r = cli_flag(cmd, argc, argv, &i, "--model", "-m", &model))) {
             if (r < 0) return FS_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--jsonl")) {
             jsonl = 1;
@@ -318,9 +307,7 @@ int fs_cmd_detokenize(int argc, char **argv) {
                                   fs_tokenizer_n_vocab(t));
         } else {
             size_t len;
-            if (read_stream(stdin, &data, &len) < 0) {
-                rc = cli_fail(cmd, FS_EXIT_INPUT, "cannot read stdin");
-            } else {
+            if ((rc = cli_read_input(cmd, "-", &data, &len)) == FS_EXIT_OK) {
                 ids = fs_xmalloc((len / 2 + 1) * sizeof *ids); /* each id takes at least 2 bytes with its separator */
                 for (char *tok = strtok(data, " \t\r\n"); tok && rc == FS_EXIT_OK; tok = strtok(NULL, " \t\r\n"))
                     if (parse_id(t, tok, &ids[n++]) < 0)
@@ -333,6 +320,6 @@ int fs_cmd_detokenize(int argc, char **argv) {
         free(data);
     }
     fs_tokenizer_free(t);
-    if (fflush(stdout) != 0) rc = cli_fail(cmd, FS_EXIT_INPUT, "cannot write the output");
-    return rc;
+    int out_rc = cli_out_close(cmd);
+    return rc ? rc : out_rc;
 }

@@ -124,6 +124,19 @@ static int is_stop_id(const fs_gen_opts *o, int id) {
     return 0;
 }
 
+int fs_prefill(fs_session *s, const int *ids, int n, const fs_gen_opts *o, fs_err *e) {
+    if (o->on_prefill) o->on_prefill(o->user, 0, n);
+    for (int done = 0; done < n;) {
+        if (o->cancel && *o->cancel) return FS_EVAL_CANCELLED;
+        int T = n - done < FS_PREFILL_CHUNK ? n - done : FS_PREFILL_CHUNK;
+        int r = fs_session_eval(s, ids + done, T, e);
+        if (r) return r == FS_EVAL_CANCELLED ? r : -1;
+        done += T;
+        if (o->on_prefill) o->on_prefill(o->user, done, n);
+    }
+    return 0;
+}
+
 int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int *prompt,
                 int n_prompt, const fs_gen_opts *o, fs_gen_stats *st, fs_err *e) {
     memset(st, 0, sizeof *st);
@@ -142,6 +155,9 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
     if (n_prompt > n_ctx - used)
         return fs_errf(e, "the prompt (%d tokens) does not fit in the context (%d tokens, %d in use)",
                        n_prompt, n_ctx, used);
+    /* Greedy with no penalties needs no logits on the host: the argmax is
+     * computed where they are. */
+    int greedy = fs_sampler_is_greedy(smp);
 
     /* Everything the loop needs, allocated now. */
     size_t piece_cap = FS_DETOK_MAX_OUT(fs_tokenizer_max_token_bytes(t));
@@ -158,20 +174,31 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
     int text_state = FS_STOPPER_GO; /* MATCHED drops the held text, else flush it */
     int prefilled = 0;
     double t0 = fs_now(), t1 = t0;
-    if (fs_session_eval(s, prompt, n_prompt, e)) {
+    int r = fs_prefill(s, prompt, n_prompt, o, e);
+    t1 = fs_now();
+    st->prefill_s = t1 - t0;
+    for (int i = 0; i < fs_session_pos(s) - used; i++) fs_sampler_accept(smp, prompt[i], 0);
+    if (r == FS_EVAL_CANCELLED) {
+        st->stop = FS_STOP_CANCELLED;
+        goto done;
+    }
+    if (r) {
         fs_err_prefix(e, "prefill");
         goto done;
     }
-    t1 = fs_now();
     prefilled = 1;
-    st->prefill_s = t1 - t0;
-    for (int i = 0; i < n_prompt; i++) fs_sampler_accept(smp, prompt[i], 0);
 
     while (why == FS_STOP_NONE) {
         if (st->generated_tokens >= o->max_new_tokens) { why = FS_STOP_MAX_TOKENS; break; }
         if (o->cancel && *o->cancel) { why = FS_STOP_CANCELLED; break; }
 
-        int id = fs_sampler_sample(smp, fs_session_logits(s), e);
+        int id;
+        if (greedy) {
+            id = fs_session_argmax(s);
+            if (id < 0) fs_errf(e, "a logit is NaN: the forward pass is broken");
+        } else {
+            id = fs_sampler_sample(smp, fs_session_logits(s), e);
+        }
         if (id < 0) {
             fs_err_prefix(e, "sampling token %d", st->generated_tokens + 1);
             goto done;
@@ -191,7 +218,8 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
         else if (text_state == FS_STOPPER_CANCELLED) why = FS_STOP_CANCELLED;
         else if (st->generated_tokens >= o->max_new_tokens) why = FS_STOP_MAX_TOKENS;
         else if (fs_session_pos(s) >= n_ctx) why = FS_STOP_CTX_FULL;
-        else if (fs_session_eval(s, &id, 1, e)) {
+        else if ((r = fs_session_eval(s, &id, 1, e)) == FS_EVAL_CANCELLED) why = FS_STOP_CANCELLED;
+        else if (r) {
             fs_err_prefix(e, "decode step %d", st->generated_tokens);
             goto done;
         }

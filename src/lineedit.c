@@ -16,6 +16,13 @@
  * Delete, ESC [ 1 ; 5 C is Ctrl-right. Both the ESC [ (normal) and ESC O
  * (application cursor mode) spellings are accepted.
  *
+ * Pasting. A terminal that knows bracketed paste (xterm and its heirs; we
+ * ask with ESC [ ? 2004 h while a line is read) wraps pasted text in
+ * ESC [ 200 ~ ... ESC [ 201 ~, so the newlines inside a paste are text,
+ * not Enter: a paste of several lines is one line with '\n' in it, shown
+ * as U+23CE (the return symbol) until it is accepted. Without that, each
+ * pasted line would be accepted on its own.
+ *
  * The buffer holds UTF-8 bytes; the cursor is a byte offset that always sits
  * on a character boundary. Movement steps over one code point plus any
  * zero-width code points after it (combining accents), so "e" + U+0301
@@ -156,6 +163,10 @@ static int raw_on(int fd, struct termios *saved) {
     return tcsetattr(fd, TCSADRAIN, &t);
 }
 
+#define PASTE_ON "\x1b[?2004h"  /* bracketed paste: ESC [ 200 ~ text ESC [ 201 ~ */
+#define PASTE_OFF "\x1b[?2004l"
+#define RETURN_SYMBOL "\xe2\x8f\x8e" /* U+23CE, how a pasted newline is drawn */
+
 /* One byte; 0 at end of input, -1 on error. */
 static int read_byte(int fd, unsigned char *c) {
     for (;;) {
@@ -226,6 +237,7 @@ int fs_lineedit_history_save(const fs_lineedit *le, const char *path, fs_err *e)
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     if (fd < 0) return fs_errf(e, "%s: %s", path, strerror(errno));
     for (size_t i = 0; i < le->hist_len; i++) {
+        if (strchr(le->hist[i], '\n')) continue; /* a pasted block: kept for this session only */
         if (write_all(fd, le->hist[i], strlen(le->hist[i])) || write_all(fd, "\n", 1)) {
             int err = errno;
             close(fd);
@@ -293,12 +305,19 @@ static int refresh(fs_lineedit *le, const line_state *ls) {
 
     line_state out = {0};
     char num[32];
-    /* Build the whole redraw in one buffer: one write() avoids flicker. */
-    size_t need = strlen(ls->prompt) + (end - start) + 64;
+    /* Build the whole redraw in one buffer: one write() avoids flicker.
+     * A pasted newline or tab takes one column, drawn as a symbol / a space. */
+    size_t need = strlen(ls->prompt) + 3 * (end - start) + 64;
     out.buf = fs_xmalloc(need);
     out.len = (size_t)snprintf(out.buf, need, "\r%s", ls->prompt);
-    memcpy(out.buf + out.len, ls->buf + start, end - start);
-    out.len += end - start;
+    for (size_t i = start; i < end; i++) {
+        if (ls->buf[i] == '\n') {
+            memcpy(out.buf + out.len, RETURN_SYMBOL, 3);
+            out.len += 3;
+        } else {
+            out.buf[out.len++] = ls->buf[i] == '\t' ? ' ' : ls->buf[i];
+        }
+    }
     memcpy(out.buf + out.len, "\x1b[0K\r", 5);
     out.len += 5;
     if (cursor_col > 0) {
@@ -352,7 +371,7 @@ static size_t word_right(const line_state *ls) {
     return i;
 }
 
-enum { KEY_NONE, KEY_UP, KEY_DOWN, KEY_LEFT, KEY_RIGHT, KEY_HOME, KEY_END, KEY_DEL, KEY_WLEFT, KEY_WRIGHT };
+enum { KEY_NONE, KEY_UP, KEY_DOWN, KEY_LEFT, KEY_RIGHT, KEY_HOME, KEY_END, KEY_DEL, KEY_WLEFT, KEY_WRIGHT, KEY_PASTE };
 
 /* After ESC: read the rest of a CSI (ESC [ params final) or SS3 (ESC O x)
  * sequence and name the key; unknown sequences are consumed and ignored. */
@@ -396,12 +415,50 @@ static int read_escape(int fd) {
                 case 1: case 7: return KEY_HOME;
                 case 4: case 8: return KEY_END;
                 case 3: return KEY_DEL;
+                case 200: return KEY_PASTE;
                 }
             }
             return KEY_NONE;
         }
     }
     return KEY_NONE;
+}
+
+/* After ESC [ 200 ~: insert everything up to ESC [ 201 ~ as text. Line
+ * ends (CR, LF, CR LF) become '\n', tabs stay, other control bytes are
+ * dropped. Returns 0, or -1 when the input ended or failed first. */
+static int read_paste(fs_lineedit *le, line_state *ls) {
+    static const char end[] = "\x1b[201~";
+    size_t matched = 0;
+    int last_cr = 0;
+    for (;;) {
+        unsigned char c;
+        if (read_byte(le->in_fd, &c) != 1) return -1;
+        if ((char)c == end[matched]) {
+            if (!end[++matched]) return 0;
+            continue;
+        }
+        if (matched) { /* an ESC that did not end the paste: drop it with what followed */
+            matched = (char)c == end[0];
+            if (matched) continue;
+        }
+        if (c == '\n' && last_cr) {
+            last_cr = 0;
+            continue;
+        }
+        last_cr = c == '\r';
+        if (c == '\r') c = '\n';
+        if (c < 0x20 && c != '\n' && c != '\t') continue;
+        char b = (char)c;
+        ls_insert(ls, &b, 1);
+    }
+}
+
+/* The line is done: bracketed paste off, then the last text (so what the
+ * program prints next starts its line). */
+static void end_line(fs_lineedit *le, const char *text) {
+    write_all(le->out_fd, PASTE_OFF, strlen(PASTE_OFF));
+    write_all(le->out_fd, text, strlen(text));
 }
 
 static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
@@ -430,7 +487,7 @@ static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
                 result = FS_LE_OK;
                 goto accept;
             }
-            write_all(le->out_fd, "\n", 1);
+            end_line(le, "\n");
             result = FS_LE_EOF;
             goto done;
         }
@@ -440,12 +497,12 @@ static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
             result = FS_LE_OK;
             goto accept;
         case 3: /* Ctrl-C */
-            write_all(le->out_fd, "^C\n", 3);
+            end_line(le, "^C\n");
             result = FS_LE_CANCEL;
             goto done;
         case 4: /* Ctrl-D */
             if (ls.len == 0) {
-                write_all(le->out_fd, "\n", 1);
+                end_line(le, "\n");
                 result = FS_LE_EOF;
                 goto done;
             }
@@ -486,6 +543,13 @@ static int edit(fs_lineedit *le, const char *prompt, char **line, fs_err *e) {
         case KEY_WRIGHT: ls.pos = word_right(&ls); break;
         case KEY_HOME: ls.pos = 0; break;
         case KEY_END: ls.pos = ls.len; break;
+        case KEY_PASTE:
+            if (read_paste(le, &ls)) {
+                result = ls.len ? FS_LE_OK : FS_LE_EOF;
+                if (ls.len) goto accept;
+                goto done;
+            }
+            break;
         case KEY_DEL:
             if (ls.pos < ls.len) ls_delete(&ls, ls.pos, next_pos(ls.buf, ls.len, ls.pos));
             break;
@@ -514,7 +578,7 @@ accept:
     /* Leave the finished line fully visible, then move to the next row. */
     ls.pos = ls.len;
     refresh(le, &ls);
-    write_all(le->out_fd, "\n", 1);
+    end_line(le, "\n");
     *line = ls.buf;
     ls.buf = NULL;
 done:
@@ -532,7 +596,9 @@ int fs_lineedit_read(fs_lineedit *le, const char *prompt, char **line, fs_err *e
         fs_errf(e, "cannot set the terminal to raw mode: %s", strerror(errno));
         return FS_LE_ERROR;
     }
+    write_all(le->out_fd, PASTE_ON, strlen(PASTE_ON));
     int rc = edit(le, prompt, line, e);
+    if (rc == FS_LE_ERROR) write_all(le->out_fd, PASTE_OFF, strlen(PASTE_OFF));
     tcsetattr(le->in_fd, TCSADRAIN, &saved);
     return rc;
 }

@@ -16,6 +16,7 @@
  *   Ctrl-C                      cancel the line      -> FS_LE_CANCEL
  *   Ctrl-D on an empty line     end of input         -> FS_LE_EOF
  *   Enter                       accept               -> FS_LE_OK
+ *   a paste (bracketed)         inserted as text, its newlines included
  *
  * Wide (CJK, emoji) characters count two columns, combining marks zero.
  * A line longer than the terminal scrolls horizontally.
@@ -65,7 +66,8 @@ size_t fs_lineedit_history_len(const fs_lineedit *le);
 const char *fs_lineedit_history_get(const fs_lineedit *le, size_t i); /* 0 = oldest */
 
 /* History file: one entry per line. Loading a missing file is not an error
- * (a first run has none). Saved with mode 0600: prompts can be private. */
+ * (a first run has none). Saved with mode 0600: prompts can be private.
+ * Entries of several lines (pastes) are not saved. */
 int fs_lineedit_history_load(fs_lineedit *le, const char *path, fs_err *e);
 int fs_lineedit_history_save(const fs_lineedit *le, const char *path, fs_err *e);
 

@@ -137,18 +137,24 @@ static int check_shard_name(const char *s, size_t len, fs_err *e) {
     return ok ? 0 : fs_errf(e, "model.safetensors.index.json: unsafe shard name \"%.*s\"", (int)(len < 80 ? len : 80), s);
 }
 
-int fs_pull_default_dir(const char *repo, char *out, size_t cap, fs_err *e) {
-    if (fs_pull_check_repo_id(repo, e)) return -1;
+int fs_pull_models_dir(char *out, size_t cap, fs_err *e) {
     const char *home = getenv("FS_HOME");
     int n;
     if (home && *home) {
-        n = snprintf(out, cap, "%s/models/%s", home, repo);
+        n = snprintf(out, cap, "%s/models", home);
     } else {
         home = getenv("HOME");
         if (!home || !*home) return fs_errf(e, "neither FS_HOME nor HOME is set: use --dir DIR");
-        n = snprintf(out, cap, "%s/.cache/fs/models/%s", home, repo);
+        n = snprintf(out, cap, "%s/.cache/fs/models", home);
     }
     if (n < 0 || (size_t)n >= cap) return fs_errf(e, "model directory path too long");
+    return 0;
+}
+
+int fs_pull_default_dir(const char *repo, char *out, size_t cap, fs_err *e) {
+    if (fs_pull_check_repo_id(repo, e) || fs_pull_models_dir(out, cap, e)) return -1;
+    size_t n = strlen(out);
+    if (snprintf(out + n, cap - n, "/%s", repo) >= (int)(cap - n)) return fs_errf(e, "model directory path too long");
     return 0;
 }
 

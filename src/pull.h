@@ -64,6 +64,9 @@ int fs_pull_check_revision(const char *rev, fs_err *e);
  * ${FS_HOME:-$HOME/.cache/fs}/models/OWNER/NAME. `fs run` uses it to find
  * models that were already pulled. */
 int fs_pull_default_dir(const char *repo, char *out, size_t cap, fs_err *e);
+/* The cache those directories are in: ${FS_HOME:-$HOME/.cache/fs}/models
+ * (`fs list` shows what it holds). */
+int fs_pull_models_dir(char *out, size_t cap, fs_err *e);
 
 /* Download repo into dir (created if needed; NULL: the default dir). Files
  * already complete are skipped, so running it again is cheap and resumes

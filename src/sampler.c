@@ -100,7 +100,10 @@ void fs_sampler_free(fs_sampler *s) {
 }
 
 int fs_sampler_n_vocab(const fs_sampler *s) { return s->V; }
-const fs_sampler_params *fs_sampler_get_params(const fs_sampler *s) { return &s->p; }
+
+int fs_sampler_is_greedy(const fs_sampler *s) {
+    return s->p.temperature == 0 && s->p.repetition_penalty == 1 && s->p.presence_penalty == 0;
+}
 
 void fs_sampler_reset(fs_sampler *s) {
     for (int i = 0; i < s->n_seen; i++) s->seen[s->seen_ids[i]] = 0;

@@ -74,7 +74,10 @@ typedef struct fs_sampler fs_sampler;
 int fs_sampler_new(fs_sampler **out, int n_vocab, const fs_sampler_params *p, fs_err *e);
 void fs_sampler_free(fs_sampler *s);
 int fs_sampler_n_vocab(const fs_sampler *s);
-const fs_sampler_params *fs_sampler_get_params(const fs_sampler *s);
+/* 1 when every pick is the plain argmax of the logits: temperature 0 and
+ * no penalty (repetition 1, presence 0). The generation loop then needs
+ * only the argmax, not the logits (generate.h). */
+int fs_sampler_is_greedy(const fs_sampler *s);
 
 /* Forget the token history and reseed the PRNG from params.seed: the start
  * of a new, unrelated generation. */

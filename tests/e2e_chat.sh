@@ -3,7 +3,9 @@
 # KV cache reuse across turns (the prefilled count checked against
 # `fs template` + `fs tokenize` of the whole conversation), /reset,
 # /system, /no_think, /stats, greedy determinism, exit 0 at end of input,
-# the context-full message, and no escape codes when piped. A few seconds.
+# the context-full message, no escape codes when piped, """ blocks of
+# several lines as one turn, and exit 2 when stdout cannot be written.
+# A few seconds.
 #
 # Piped format (cli/cmd_chat.c): each reply exactly as the model wrote it,
 # then one newline; command output on stdout; notices on stderr.
@@ -14,7 +16,7 @@ case $FS_BIN in /*) ;; *) FS_BIN=$PWD/$FS_BIN ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 M=$HERE/../models/tiny
 [ -f "$M/config.json" ] || { echo "FAIL: $M missing"; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "e2e_chat: SKIP (no python3)"; exit 0; }
+command -v python3 >/dev/null 2>&1 || { echo "e2e_chat: SKIP (no python3)"; exit 77; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fs_e2e_chat.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
@@ -148,6 +150,24 @@ check "context full: the turn was not kept" grep -q '^turns: 0,' "$T/full.out"
 check "context full: usable after /reset" grep -q '^turns: 1,' "$T/full.out"
 printf 'Hi\nHi again\nAnd again\nOnce more\n/stats\n' | chat full2 -n 30 --ctx 48
 check "context fills during a reply: clear message, exit 0" sh -c "grep -q '^context full (48 tokens)' '$T/full2.err' && [ \$(cat '$T/full2.rc') = 0 ]"
+
+# ---- a """ block is one turn of several lines ---------------------------------------
+printf '"""\nfirst line\n\nsecond line\n"""\n/stats\n"""one line"""\n/stats\n' | chat block -n 4 -v
+msgs "$T/mb.json" user "$(printf 'first line\n\nsecond line')"
+NB=$(ntok "$T/mb.json")
+check "a \"\"\" block is one turn ($(cat "$T/block.err"))" grep -q '^turns: 1,' "$T/block.out"
+set -- $(sed -n 's/.*prefilled \([0-9]*\) new tokens (\([0-9]*\) reused).*/\1 \2/p' "$T/block.err" | head -n 1)
+check "the block's lines are one message ($1 + $2 vs $NB)" [ $(($1 + $2)) = "$NB" ]
+check "\"\"\"text\"\"\" on one line is one turn" grep -q '^turns: 2,' "$T/block.out"
+check "no speed line when stderr is not a terminal" sh -c "! grep -q 'tok/s; reply' '$T/block.err'"
+
+# ---- stdout that cannot be written: exit 2, said once ----------------------------------
+if [ -w /dev/full ]; then
+    printf 'Hello there\n' | timeout 60 "$FS_BIN" chat -m "$M" --temp 0 -n 8 > /dev/full 2> "$T/full_dev.err"
+    rcf=$?
+    check "chat > /dev/full exits 2 ($rcf)" [ $rcf = 2 ]
+    check "... saying it cannot write" grep -q '^fs chat: cannot write: ' "$T/full_dev.err"
+fi
 
 # ---- usage ----------------------------------------------------------------------------------------------
 "$FS_BIN" chat --bogus > /dev/null 2>&1; check "unknown flag exits 1" [ $? = 1 ]

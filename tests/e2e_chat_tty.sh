@@ -2,7 +2,8 @@
 # e2e_chat_tty.sh - `fs chat` in a real terminal (tmux, private -L socket):
 # type a message and get a reply; Ctrl-C at the prompt clears the line;
 # Ctrl-C during a long reply stops that reply and the session goes on
-# (another message, /stats); Ctrl-D exits with status 0; the history file is
+# (another message, /stats); a dim speed line follows each reply; a paste
+# of two lines is one turn; Ctrl-D exits with status 0; the history file is
 # written. Skipped when tmux is missing. A few seconds.
 #
 # Everything the pane prints is also appended to a log (tmux pipe-pane), so
@@ -15,7 +16,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 M=$(cd "$HERE/../models/tiny" && pwd)
 if ! command -v tmux >/dev/null 2>&1; then
     echo "e2e_chat_tty: SKIP (tmux not installed)"
-    exit 0
+    exit 77
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs_e2e_chat_tty.XXXXXX") || exit 1
@@ -74,6 +75,19 @@ prompt_ready() { [ "$(cursor_row)" = ">>>" ] && [ "$($T display -p '#{cursor_x}'
 log_has() { grep -q -- "$1" "$LOG"; }
 log_count() { grep -c -- "$1" "$LOG"; }
 log_grows() { [ "$(wc -c < "$LOG")" -gt "$1" ]; }
+# the editor has let go of a line (it turns bracketed paste off, ESC[?2004l,
+# before the reply starts): how many times so far
+lines_done() { grep -o '2004l' "$LOG" | wc -l; }
+# type_reply TEXT: send a message, then wait until 300 bytes of the reply
+# itself (not the echo of the typing) are on screen: a Ctrl-C sent after
+# that lands in the decode, not in the prefill (which would drop the turn)
+type_reply() {
+    done_before=$(lines_done)
+    type_line "$1"
+    wait_until sh -c "[ \$(grep -o '2004l' '$LOG' | wc -l) -gt $done_before ]" || bad "the message was not accepted"
+    size=$(wc -c < "$LOG")
+    wait_until log_grows $((size + 300)) || bad "the reply to '$1' did not stream"
+}
 type_line() { $T send-keys -l -- "$1"; $T send-keys Enter; }
 wait_prompt() { wait_until prompt_ready || bad "no prompt ($1); row: [$(cursor_row)]"; }
 
@@ -93,6 +107,16 @@ wait_until log_has "^turns: " || bad "no /stats output"
 check "Ctrl-C at the prompt discarded the line (one turn)" log_has "turns: 1, thinking: on"
 check "prefill stats on a terminal" log_has "prefilled [0-9]* new tokens (0 reused)"
 wait_prompt "after /stats"
+check "a dim speed line after the reply" log_has "prompt [0-9]* tokens ([0-9]* reused), [0-9.]* tok/s; reply [0-9]* tokens"
+# a paste of two lines (bracketed paste) is one turn, not two
+$T set-buffer -- "$(printf 'Good morning\nto you')"
+$T paste-buffer -p
+$T send-keys Enter
+wait_prompt "after the pasted turn"
+type_line "/stats"
+wait_until log_has "^turns: 2" || bad "a paste of two lines: [$(grep '^turns' "$LOG" | tail -n 1)]"
+check "the paste was one turn" sh -c "! grep -q '^turns: 3' '$LOG'"
+wait_prompt "after /stats (paste)"
 $T send-keys C-d
 wait_until test -s "$TMP/exit.$run" || bad "Ctrl-D did not end fs chat"
 check "Ctrl-D exits 0" [ "$(cat "$TMP/exit.$run" 2>/dev/null)" = 0 ]
@@ -102,9 +126,7 @@ check "history has no cancelled line" sh -c "! grep -q 'never sent' '$TMP/home/c
 # ---- Ctrl-C during a long reply: that reply stops, the session goes on ----------------------
 start -n 100000
 wait_prompt "start (long)"
-type_line "Tell me everything"
-size=$(wc -c < "$LOG")
-wait_until log_grows $((size + 300)) || bad "the long reply did not stream"
+type_reply "Tell me everything"
 $T send-keys C-c
 wait_until log_has "\[interrupted\]" || bad "Ctrl-C did not stop the reply"
 wait_prompt "after the interrupted reply"
@@ -114,9 +136,7 @@ wait_until log_has "^turns: 1" || bad "/stats after Ctrl-C: [$(grep '^turns' "$L
 check "the interrupted reply is kept as a turn" log_has "^turns: 1, thinking: on"
 check "the reply was cut short of the context" sh -c "! grep -q 'context full' '$LOG'"
 wait_prompt "after /stats (long)"
-type_line "And then?"
-size=$(wc -c < "$LOG")
-wait_until log_grows $((size + 300)) || bad "the second reply did not stream"
+type_reply "And then?"
 $T send-keys C-c
 wait_until sh -c "[ \$(grep -c 'interrupted' '$LOG') -ge 2 ]" || bad "second Ctrl-C did not stop the reply"
 wait_prompt "after the second interrupted reply"

@@ -18,11 +18,11 @@ if [ -z "$CHROMIUM" ]; then
 fi
 if [ -z "$CHROMIUM" ]; then
     echo "SKIP e2e_docs: chromium not found (apt-get install -y chromium)"
-    exit 0
+    exit 77
 fi
 if ! command -v python3 >/dev/null 2>&1; then
     echo "SKIP e2e_docs: python3 not found"
-    exit 0
+    exit 77
 fi
 fail=0
 # The playground's teaching copy of the pre-tokenizer against fs itself.

@@ -7,7 +7,7 @@
 set -eu
 if ! command -v python3 >/dev/null 2>&1; then
     echo "e2e_docs_check: SKIP (no python3)"
-    exit 0
+    exit 77
 fi
 python3 tools/docs_check.py
 echo "e2e_docs_check: ok"

@@ -14,6 +14,10 @@
 #    id out of range -> exit 2; bad flags -> exit 1; one "fs CMD:" line.
 FS_BIN=${FS_BIN:-build/fs}
 FS_TOKENIZER_DIR=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
+if [ ! -f "$FS_TOKENIZER_DIR/tokenizer.json" ]; then
+    echo "SKIP e2e_generate: $FS_TOKENIZER_DIR/tokenizer.json not found (make tokenizer fetches it with npm)"
+    exit 77
+fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs-e2e-generate.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
 fail=0

@@ -6,7 +6,9 @@
 # accepted line is read back from the demo's log. Before typing, the script
 # waits until the editor has drawn a fresh prompt, which happens only after
 # it has switched the terminal to raw mode (keys sent earlier would be seen
-# by the terminal driver instead: Ctrl-C would kill the demo).
+# by the terminal driver instead: Ctrl-C would kill the demo). A paste of
+# several lines (tmux paste-buffer -p: bracketed paste) must come back as
+# one line with its newlines, and stay out of the history file.
 FS_BUILD=${FS_BUILD:-build}
 DEMO="$FS_BUILD/tools/lineedit_demo"
 if [ ! -x "$DEMO" ]; then
@@ -146,7 +148,15 @@ finish "line:S${long}E"     L:S End L:E Enter
 wait_until prompt_ready
 screen "> 日本語x" 8 L:"日本語x" Left
 finish "line:日本語x"       Enter
+# A paste of several lines is one line: the editor asks for bracketed
+# paste, tmux wraps the buffer (paste-buffer -p) and the newlines stay text.
+$T set-buffer -- "$(printf 'first line\nsecond line')"
+wait_until prompt_ready
+$T paste-buffer -p
+screen "> first line⏎second line" 24
+finish 'line:first line\nsecond line' L:"!" BSpace Enter
 line "eof"                  C-d
+if grep -q "second line" "$TMP/hist"; then echo "FAIL: a multi-line entry was saved in the history file"; fail=1; fi
 if ! grep -qx "after cancel" "$TMP/hist" 2>/dev/null || [ "$(tail -n 1 "$TMP/hist")" != "日本語x" ]; then
     echo "FAIL: history file does not hold the accepted lines"; fail=1
 fi

@@ -9,8 +9,8 @@ FS_BIN=${FS_BIN:-build/fs}
 case $FS_BIN in /*) ;; *) FS_BIN=$PWD/$FS_BIN ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 
-command -v curl >/dev/null 2>&1 || { echo "e2e_pull: SKIP (no curl)"; exit 0; }
-command -v python3 >/dev/null 2>&1 || { echo "e2e_pull: SKIP (no python3)"; exit 0; }
+command -v curl >/dev/null 2>&1 || { echo "e2e_pull: SKIP (no curl)"; exit 77; }
+command -v python3 >/dev/null 2>&1 || { echo "e2e_pull: SKIP (no python3)"; exit 77; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/fs_e2e_pull.XXXXXX")
 HUB_PID=

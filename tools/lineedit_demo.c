@@ -4,7 +4,8 @@
  *
  * Reads lines with fs_lineedit_read (prompt "> ") until end of input.
  * Each result is reported as one line, on stdout and (with --log) in FILE:
- *   line:TEXT    an accepted line (added to the history)
+ *   line:TEXT    an accepted line (added to the history); a newline in
+ *                it (a paste of several lines) is written as \n
  *   cancel       Ctrl-C
  *   eof          end of input
  * With --history FILE the history is loaded from and saved to FILE.
@@ -18,13 +19,19 @@
 
 #include "lineedit.h"
 
-static void report(FILE *log, const char *what, const char *text) {
-    printf("%s%s\n", what, text);
-    fflush(stdout);
-    if (log) {
-        fprintf(log, "%s%s\n", what, text);
-        fflush(log);
+static void put(FILE *f, const char *what, const char *text) {
+    fputs(what, f);
+    for (; *text; text++) {
+        if (*text == '\n') fputs("\\n", f);
+        else fputc(*text, f);
     }
+    fputc('\n', f);
+    fflush(f);
+}
+
+static void report(FILE *log, const char *what, const char *text) {
+    put(stdout, what, text);
+    if (log) put(log, what, text);
 }
 
 int main(int argc, char **argv) {
