@@ -1,0 +1,30 @@
+#!/bin/sh
+# scripts/cuda_check.sh [test|bench|memcheck ...] - on a machine with an
+# NVIDIA GPU: the CUDA backend's tests, benchmark and memory check, each
+# log written under $OUT (default build/cuda-logs), a short table printed.
+# Uses build/tests/test_cuda when it runs there (built elsewhere and
+# carried), else builds it with make. Default: test bench memcheck.
+# Docs: docs/gpu.md
+OUT=${OUT:-build/cuda-logs}
+mkdir -p "$OUT"
+BIN=build/tests/test_cuda
+nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.sm,clocks.mem --format=csv 2>&1 | tee "$OUT/gpu.txt"
+if ! "$BIN" --help >/dev/null 2>&1; then
+    echo "== building ($BIN did not run here)"
+    make -j"$(nproc)" "$BIN" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+fi
+[ $# -eq 0 ] && set -- test bench memcheck
+status=0
+for what in "$@"; do
+    start=$(date +%s)
+    case $what in
+    test) "$BIN" >"$OUT/test.log" 2>&1 || status=1
+        grep -E "FAIL|CHECK|skipped|passed" "$OUT/test.log" | head -40 ;;
+    bench) "$BIN" --bench >"$OUT/bench.log" 2>&1 || status=1
+        cat "$OUT/bench.log" ;;
+    memcheck) timeout 240 compute-sanitizer --tool memcheck --print-limit 20 "$BIN" >"$OUT/memcheck.log" 2>&1 || status=1
+        grep -E "ERROR SUMMARY|Invalid|passed" "$OUT/memcheck.log" | head -20 ;;
+    esac
+    echo "== $what: $(($(date +%s) - start)) s"
+done
+exit $status
