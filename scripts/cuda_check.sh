@@ -2,6 +2,7 @@
 # scripts/cuda_check.sh [test|bench|memcheck ...] - on a machine with an
 # NVIDIA GPU: the CUDA backend's tests, benchmark and memory check, each
 # log written under $OUT (default build/cuda-logs), a short table printed.
+# nopdl: the bf16 bench without programmatic launches, to compare.
 # Uses build/tests/test_cuda when it runs there (built elsewhere and
 # carried), else builds it with make. Default: test bench memcheck.
 # Docs: docs/gpu.md
@@ -22,6 +23,8 @@ for what in "$@"; do
         grep -E "FAIL|CHECK|skipped|passed" "$OUT/test.log" | head -40 ;;
     bench) "$BIN" --bench >"$OUT/bench.log" 2>&1 || status=1
         cat "$OUT/bench.log" ;;
+    nopdl) FS_CUDA_NO_PDL=1 "$BIN" --bench bf16 >"$OUT/bench-nopdl.log" 2>&1 || status=1
+        grep -E "decode tg|prefill pp" "$OUT/bench-nopdl.log" ;;
     memcheck) timeout 240 compute-sanitizer --tool memcheck --print-limit 20 "$BIN" >"$OUT/memcheck.log" 2>&1 || status=1
         grep -E "ERROR SUMMARY|Invalid|passed" "$OUT/memcheck.log" | head -20 ;;
     esac

@@ -37,6 +37,8 @@ typedef struct model {
     fs_buf *embed, *norm;              /* lm_head is embed (tied, as Qwen3-0.6B) */
     fs_buf *x, *q, *k, *v, *att, *g, *u, *x_last, *logits;   /* [PP, ...] activations */
     size_t step_bytes;                 /* weight bytes one decode step reads */
+    void *host[L * 11 + 2];            /* host copies, kept until the end: a freed */
+    int n_host;                        /* address reused would look like the same tensor */
     int n;                             /* for the per-op graphs: which op */
 } model;
 
@@ -69,7 +71,7 @@ static unsigned char *make_pool(fs_dtype dt, size_t n_elems) {
     return p;
 }
 
-static fs_buf *random_weight(fs_dtype dt, int N, int K, const unsigned char *pool, size_t pool_elems) {
+static fs_buf *random_weight(model *m, fs_dtype dt, int N, int K, const unsigned char *pool, size_t pool_elems) {
     size_t eb = elem_bytes(dt), per_row = fs_dtype_is_quant(dt) ? (size_t)K / 32 : (size_t)K;
     size_t n = (size_t)N * per_row, bytes = n * eb;
     unsigned char *data = fs_xmalloc(bytes);
@@ -90,7 +92,7 @@ static fs_buf *random_weight(fs_dtype dt, int N, int K, const unsigned char *poo
     t.nbytes = bytes;
     fs_err e = {{0}};
     fs_buf *b = B->upload(B, &t, &e);
-    free(data);
+    m->host[m->n_host++] = data;
     if (!b) {
         fprintf(stderr, "bench: upload: %s\n", e.msg);
         exit(1);
@@ -103,21 +105,21 @@ static void build(model *m, fs_dtype dt) {
     size_t pool_n = 1u << 20;
     unsigned char *pool = make_pool(dt, pool_n), *npool = make_pool(FS_DTYPE_BF16, 1u << 12);
     fs_err e = {{0}};
-    m->embed = random_weight(dt, V, H, pool, pool_n);
-    m->norm = random_weight(FS_DTYPE_BF16, 1, H, npool, 1u << 12);
+    m->embed = random_weight(m, dt, V, H, pool, pool_n);
+    m->norm = random_weight(m, FS_DTYPE_BF16, 1, H, npool, 1u << 12);
     for (int i = 0; i < L; i++) {
         layer *l = &m->l[i];
-        l->attn_norm = random_weight(FS_DTYPE_BF16, 1, H, npool, 1u << 12);
-        l->post_norm = random_weight(FS_DTYPE_BF16, 1, H, npool, 1u << 12);
-        l->q_norm = random_weight(FS_DTYPE_BF16, 1, D, npool, 1u << 12);
-        l->k_norm = random_weight(FS_DTYPE_BF16, 1, D, npool, 1u << 12);
-        l->q_proj = random_weight(dt, HQ * D, H, pool, pool_n);
-        l->k_proj = random_weight(dt, HKV * D, H, pool, pool_n);
-        l->v_proj = random_weight(dt, HKV * D, H, pool, pool_n);
-        l->o_proj = random_weight(dt, H, HQ * D, pool, pool_n);
-        l->gate = random_weight(dt, I, H, pool, pool_n);
-        l->up = random_weight(dt, I, H, pool, pool_n);
-        l->down = random_weight(dt, H, I, pool, pool_n);
+        l->attn_norm = random_weight(m, FS_DTYPE_BF16, 1, H, npool, 1u << 12);
+        l->post_norm = random_weight(m, FS_DTYPE_BF16, 1, H, npool, 1u << 12);
+        l->q_norm = random_weight(m, FS_DTYPE_BF16, 1, D, npool, 1u << 12);
+        l->k_norm = random_weight(m, FS_DTYPE_BF16, 1, D, npool, 1u << 12);
+        l->q_proj = random_weight(m, dt, HQ * D, H, pool, pool_n);
+        l->k_proj = random_weight(m, dt, HKV * D, H, pool, pool_n);
+        l->v_proj = random_weight(m, dt, HKV * D, H, pool, pool_n);
+        l->o_proj = random_weight(m, dt, H, HQ * D, pool, pool_n);
+        l->gate = random_weight(m, dt, I, H, pool, pool_n);
+        l->up = random_weight(m, dt, I, H, pool, pool_n);
+        l->down = random_weight(m, dt, H, I, pool, pool_n);
         l->cache = B->kv_alloc(B, N_CTX, HKV, D, &e);
         if (!l->cache) {
             fprintf(stderr, "bench: kv_alloc: %s\n", e.msg);
@@ -141,6 +143,7 @@ static void build(model *m, fs_dtype dt) {
 }
 
 static void destroy(model *m) {
+    for (int i = 0; i < m->n_host; i++) free(m->host[i]);
     fs_buf *bufs[] = {m->embed, m->norm, m->x, m->q, m->k, m->v, m->att, m->g, m->u, m->x_last, m->logits};
     for (size_t j = 0; j < sizeof bufs / sizeof bufs[0]; j++) B->free_buf(B, bufs[j]);
     for (int i = 0; i < L; i++) {

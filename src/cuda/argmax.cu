@@ -52,6 +52,8 @@ __device__ __forceinline__ cand block_best(cand c, cand *red) {
 
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(fs_cu_ptr x, int n, fs_cu_ptr part, fs_cu_ptr counter,
                                                                   fs_cu_ptr result) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ cand red[32];
     __shared__ int is_last;
     const float *xs = (const float *)x;

@@ -37,6 +37,8 @@
 #define PF_MAXC 8   /* float4 columns of o per thread: D <= 8 * 8 * 4 = 256 */
 
 extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_attn a) {
+    pdl_launch_dependents();
+    pdl_wait();
     float *sm = (float *)dyn_smem;
     const int D = a.D, DP = D + 4, group = a.Hq / a.Hkv;
     const int BQ = group >= PF_ROWS ? 1 : PF_ROWS / group;   /* tokens per block */

@@ -63,9 +63,24 @@ void fs_cuda_check(cuda_ctx *c, CUresult r, const char *what) {
     abort();
 }
 
+/* Kernels are launched "programmatically" where the GPU can (sm_90 and a
+ * driver with cuLaunchKernelEx): the next kernel may start while this one
+ * finishes. Each kernel first issues the loads that depend on nothing
+ * earlier (weights), then waits for its predecessor (griddepcontrol.wait,
+ * common.cuh) before touching activations. On a decode step of ~170 small
+ * kernels this hides most of each launch's latency. Elsewhere it is a
+ * plain launch, and the wait does nothing. */
 void fs_cuda_launch(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned threads, unsigned smem,
                     void **params, const char *what) {
     if (gx == 0 || gy == 0) return;
+    if (c->programmatic) {
+        fs_cu_launch_attr attr = {0};
+        attr.id = FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.v.value = 1;
+        fs_cu_launch_config cfg = {gx, gy, 1, threads, 1, 1, smem, c->stream, &attr, 1};
+        fs_cuda_check(c, c->cu.LaunchKernelEx(&cfg, f, params, NULL), what);
+        return;
+    }
     fs_cuda_check(c, c->cu.LaunchKernel(f, gx, gy, 1, threads, 1, 1, smem, c->stream, params, NULL), what);
 }
 
@@ -133,13 +148,17 @@ static fs_buf *cu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
         fs_errf(e, "cuda: tensor %s has no data", name);
         return NULL;
     }
-    for (fs_buf *w = c->weights; w; w = w->next)   /* the same data again (a tied lm_head): share */
-        if (w->host == t->data && w->dtype == t->dtype) {
+    size_t cols = (size_t)t->shape[t->ndim - 1], rows = 1;
+    for (int i = 0; i + 1 < t->ndim; i++) rows *= (size_t)t->shape[i];
+    /* The same tensor again (a tied lm_head is the embedding): share. The
+     * same address alone is not enough - a caller may have freed a tensor
+     * and been handed its address for another - so everything must match. */
+    for (fs_buf *w = c->weights; w; w = w->next)
+        if (w->host == t->data && w->dtype == t->dtype && w->host_bytes == t->nbytes && w->rows == (int)rows &&
+            w->cols == (int)cols) {
             w->refs++;
             return w;
         }
-    size_t cols = (size_t)t->shape[t->ndim - 1], rows = 1;
-    for (int i = 0; i + 1 < t->ndim; i++) rows *= (size_t)t->shape[i];
     if (fs_dtype_is_quant(t->dtype) && cols % FS_QK != 0) {
         fs_errf(e, "cuda: tensor %s: a %s row of %zu weights is not whole blocks of 32", name, fs_dtype_name(t->dtype), cols);
         return NULL;
@@ -170,6 +189,7 @@ static fs_buf *cu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     buf->rows = (int)rows;
     buf->cols = (int)cols;
     buf->host = t->data;
+    buf->host_bytes = t->nbytes;
     buf->refs = 1;
     buf->next = c->weights;
     c->weights = buf;
@@ -287,12 +307,16 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
 
     /* Shared memory above 48 KB per block must be asked for, per kernel. */
     size_t gemv_smem = fs_cuda_gemv_smem(r->max_K), pf_smem = fs_cuda_prefill_smem(r->D);
-    for (int i = 0; i < 5; i++)
-        if (c->cu.FuncSetAttribute(c->k.gemv[i], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem))
+    for (int i = 0; i < 10; i++)
+        if (c->cu.FuncSetAttribute(i < 5 ? c->k.gemv[i] : c->k.gemv_split[i - 5],
+                                   FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem))
             return fs_errf(e, "cuda: a matmul input of %d floats needs %zu bytes of shared memory: too many", r->max_K, gemv_smem);
     c->cu.FuncSetAttribute(c->k.gemv_any, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem);
     if (c->cu.FuncSetAttribute(c->k.attention_prefill, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pf_smem))
         return fs_errf(e, "cuda: prefill attention of head dim %d needs %zu bytes of shared memory: too many", r->D, pf_smem);
+    if (c->cu.FuncSetAttribute(c->k.attention_tc_64, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(64)) ||
+        c->cu.FuncSetAttribute(c->k.attention_tc_128, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(128)))
+        return fs_errf(e, "cuda: the GPU has too little shared memory for the tensor-core attention");
     fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "reserve");
     return 0;
 }
@@ -449,6 +473,8 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         {&c->k.rope_kv, "rope_kv"},
         {&c->k.attention_decode, "attention_decode"},
         {&c->k.attention_prefill, "attention_prefill"},
+        {&c->k.attention_tc_64, "attention_tc_64"},
+        {&c->k.attention_tc_128, "attention_tc_128"},
         {&c->k.argmax, "argmax"},
         {&c->k.gemv_any, "gemv_any"},
         {&c->k.mm_input_bf16, "mm_input_bf16"},
@@ -461,8 +487,12 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         char name[32];
         snprintf(name, sizeof name, "gemv_%s", dt_names[d]);
         if (c->cu.ModuleGetFunction(&c->k.gemv[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
+        snprintf(name, sizeof name, "gemv_%s_split", dt_names[d]);
+        if (c->cu.ModuleGetFunction(&c->k.gemv_split[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
         snprintf(name, sizeof name, "gemm_%s", dt_names[d]);
         if (c->cu.ModuleGetFunction(&c->k.gemm[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
+        snprintf(name, sizeof name, "gemm_%s_narrow", dt_names[d]);
+        if (c->cu.ModuleGetFunction(&c->k.gemm_narrow[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
     }
     return 0;
 }
@@ -500,11 +530,12 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
         return fs_errf(e, "cuda: cannot load fs's kernels on %s (sm_%d%d): %s", c->name, c->cc_major, c->cc_minor,
                        fs_cu_error(&c->cu, r));
     if (get_kernels(c, e)) return -1;
+    c->programmatic = c->cc_major >= 9 && c->cu.LaunchKernelEx && !getenv("FS_CUDA_NO_PDL");
     if ((r = c->cu.StreamCreate(&c->stream, FS_CU_STREAM_NON_BLOCKING)))
         return fs_errf(e, "cuda: cannot create a stream: %s", fs_cu_error(&c->cu, r));
-    snprintf(c->desc, sizeof c->desc, "%s, %.1f GiB, sm_%d%d, %d SMs, CUDA driver %d.%d", c->name,
+    snprintf(c->desc, sizeof c->desc, "%s, %.1f GiB, sm_%d%d, %d SMs, CUDA driver %d.%d%s", c->name,
              c->total_mem / 1073741824.0, c->cc_major, c->cc_minor, c->sm_count, c->driver_version / 1000,
-             c->driver_version % 1000 / 10);
+             c->driver_version % 1000 / 10, c->programmatic ? ", programmatic launches" : "");
     return 0;
 }
 

@@ -23,6 +23,24 @@
  * One declaration for every kernel: CUDA gives them all the same name. */
 extern __shared__ float4 dyn_smem[];
 
+/* Programmatic dependent launch (sm_90; see fs_cuda_launch). A kernel
+ * calls pdl_launch_dependents() once its own independent loads are in
+ * flight - the next kernel may then be launched - and pdl_wait() before it
+ * reads or writes anything an earlier kernel touches: the wait returns
+ * when the previous kernel has finished and its writes are visible. On
+ * older GPUs, or without the launch attribute, both do nothing. */
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 /* bf16 is the top half of an f32: widening is a shift. A 32-bit word holds
  * two bf16, element 2i in the low half. */
 __device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }

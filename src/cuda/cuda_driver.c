@@ -23,9 +23,10 @@
 typedef struct entry {
     size_t offset;
     const char *name, *fallback;
+    int optional;   /* may be missing: the slot stays NULL */
 } entry;
 
-#define E(field, name) { offsetof(fs_cu_api, field), name, NULL }
+#define E(field, name) { offsetof(fs_cu_api, field), name, NULL, 0 }
 static const entry entries[] = {
     E(Init, "cuInit"),
     E(DriverGetVersion, "cuDriverGetVersion"),
@@ -53,6 +54,7 @@ static const entry entries[] = {
     E(ModuleGetFunction, "cuModuleGetFunction"),
     E(FuncSetAttribute, "cuFuncSetAttribute"),
     E(LaunchKernel, "cuLaunchKernel"),
+    { offsetof(fs_cu_api, LaunchKernelEx), "cuLaunchKernelEx", NULL, 1 },
     E(StreamCreate, "cuStreamCreate"),
     E(StreamDestroy, "cuStreamDestroy_v2"),
     E(StreamSynchronize, "cuStreamSynchronize"),
@@ -67,7 +69,7 @@ static const entry entries[] = {
     E(EventRecord, "cuEventRecord"),
     E(EventSynchronize, "cuEventSynchronize"),
     /* CUDA 12.8 added _v2 (same signature); older drivers have only v1. */
-    { offsetof(fs_cu_api, EventElapsedTime), "cuEventElapsedTime_v2", "cuEventElapsedTime" },
+    { offsetof(fs_cu_api, EventElapsedTime), "cuEventElapsedTime_v2", "cuEventElapsedTime", 0 },
 };
 #undef E
 #endif
@@ -89,6 +91,7 @@ int fs_cu_load(fs_cu_api *api, char *msg, size_t msg_len) {
     for (size_t i = 0; i < sizeof entries / sizeof entries[0]; i++) {
         void *f = dlsym(lib, entries[i].name);
         if (!f && entries[i].fallback) f = dlsym(lib, entries[i].fallback);
+        if (!f && entries[i].optional) continue;
         if (!f) {
             snprintf(msg, msg_len, "the NVIDIA driver is too old: libcuda.so.1 has no %s", entries[i].name);
             return -1;

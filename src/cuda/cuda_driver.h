@@ -43,7 +43,27 @@ enum {
     FS_CU_STREAM_NON_BLOCKING = 1,
     FS_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
     FS_CU_EVENT_DEFAULT = 0,
+    FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
 };
+
+/* cuLaunchKernelEx's launch description (CUlaunchConfig) and one
+ * attribute (CUlaunchAttribute: an id, then a 64-byte value union). */
+typedef struct fs_cu_launch_attr {
+    int id;
+    char pad[4];
+    union {
+        int value;
+        unsigned long long align;
+        char bytes[64];
+    } v;
+} fs_cu_launch_attr;
+
+typedef struct fs_cu_launch_config {
+    unsigned grid_x, grid_y, grid_z, block_x, block_y, block_z, smem_bytes;
+    CUstream stream;
+    fs_cu_launch_attr *attrs;
+    unsigned n_attrs;
+} fs_cu_launch_config;
 
 /* The entry points, one function pointer each. */
 typedef struct fs_cu_api {
@@ -74,6 +94,8 @@ typedef struct fs_cu_api {
     CUresult (*FuncSetAttribute)(CUfunction f, int attr, int value);
     CUresult (*LaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                              unsigned bz, unsigned smem, CUstream s, void **params, void **extra);
+    /* CUDA 12.0+; NULL on older drivers (then no programmatic launches) */
+    CUresult (*LaunchKernelEx)(const fs_cu_launch_config *config, CUfunction f, void **params, void **extra);
     CUresult (*StreamCreate)(CUstream *s, unsigned flags);
     CUresult (*StreamDestroy)(CUstream s);
     CUresult (*StreamSynchronize)(CUstream s);

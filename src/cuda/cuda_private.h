@@ -23,6 +23,7 @@ struct fs_buf {
     int rows, cols;       /* weights: [rows, cols]; a vector is [1, n] */
     int n_ctx, Hkv, D;    /* KV cache: K then V, each [Hkv, n_ctx, D] f32 */
     const void *host;     /* weights: the tensor data uploaded (a tied lm_head shares it) */
+    size_t host_bytes;
     int refs;
     fs_buf *next;         /* weights: the list of uploads */
 };
@@ -30,8 +31,8 @@ struct fs_buf {
 /* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
-    CUfunction embed, rmsnorm, rope_kv, attention_decode, attention_prefill, argmax;
-    CUfunction gemv[5], gemv_any, gemm[5], mm_input_bf16;
+    CUfunction embed, rmsnorm, rope_kv, attention_decode, attention_prefill, attention_tc_64, attention_tc_128, argmax;
+    CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], gemm_narrow[5], mm_input_bf16;
 } cuda_kernels;
 
 typedef struct cuda_ctx {
@@ -42,6 +43,7 @@ typedef struct cuda_ctx {
     CUstream stream;
     cuda_kernels k;
     int sm_count, cc_major, cc_minor, driver_version;
+    int programmatic;     /* kernels launched with programmatic dependencies (fs_cuda_launch) */
     size_t total_mem;
     char name[256], desc[512];
 
@@ -77,8 +79,11 @@ void fs_cuda_launch(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigne
 /* The decode attention's number of context splits for a cache of n_ctx
  * positions (attention.cu): fixed per cache, never per position. */
 int fs_cuda_attn_splits(int n_ctx, int group, int D);
-/* Shared memory of the prefill attention block (attention_prefill.cu). */
+size_t fs_cuda_attn_smem(int n_ctx, int n_split, int group, int D);
+/* Shared memory of the prefill attention blocks (attention_prefill.cu,
+ * attention_tc.cu). */
 size_t fs_cuda_prefill_smem(int D);
+size_t fs_cuda_tc_smem(int D);
 /* Shared memory of a GEMV block for inputs of K floats (gemv.cu's padding). */
 size_t fs_cuda_gemv_smem(int K);
 

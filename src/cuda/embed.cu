@@ -15,6 +15,8 @@
 
 extern "C" __global__ void __launch_bounds__(256) embed(fs_cu_ptr table, fs_cu_ptr scales, int dtype, int H, fs_cu_ptr step,
                                                       fs_cu_ptr out) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int t = blockIdx.x;
     const int *st = (const int *)step;
     if (t >= st[FS_CU_STEP_T]) return;

@@ -16,8 +16,9 @@
  * near 2^-9 per element, ~1e-3 on a dot product's scale, against ~1e-7 for
  * the f32 decode path (gemv.cu).
  *
- * Mapping. A block computes a 64x64 tile of y (64 tokens x 64 outputs) with
- * 4 warps, each a 32x32 quarter: 2 x 4 mma tiles of 16x8. K is walked 32 at
+ * Mapping. A block computes a 64xBN tile of y (64 tokens x BN = 64 or 32
+ * outputs) with 4 warps, each a 32 x BN/2 quarter: 2 x BN/16 mma tiles of
+ * 16x8. K is walked 32 at
  * a time (one Q8_0 / Q4_0 block) through two shared-memory buffers: while
  * the warps multiply one, the next tile of the input is copied in by
  * cp.async (no registers involved) and the next tile of weights is loaded
@@ -31,12 +32,13 @@
 #include "common.cuh"
 
 #define BM 64
-#define BN 64
 #define BK 32
 #define LDS (BK + 8)   /* bf16 per shared row: 80 bytes, 16-aligned, conflict-free for ldmatrix */
 
 /* mm_input_bf16: xb[t, k] = bf16(in[t, k]). One block per token row. */
 extern "C" __global__ void __launch_bounds__(256) mm_input_bf16(fs_cu_mm a) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ float red[32];
     const int t = blockIdx.x;
     const float *x_row = (const float *)a.x + (size_t)t * a.K;
@@ -58,16 +60,17 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
     return *(uint32_t *)&h;
 }
 
-/* Weight tile loaders: rows n0 .. n0+63, columns k0 .. k0+31 of W into a
- * [64][LDS] bf16 shared tile. fetch() issues the global loads (registers,
- * or cp.async for bf16), store() writes the decoded bf16 to shared memory.
- * Rows past N and columns past K are zeros. 128 threads. */
-template <int DT> struct wtile;
+/* Weight tile loaders: rows n0 .. n0+NR-1, columns k0 .. k0+31 of W into
+ * a [NR][LDS] bf16 shared tile (NR = BN, 64 or 32). fetch() issues the
+ * global loads (registers, or cp.async for bf16), store() writes the
+ * decoded bf16 to shared memory. Rows past N and columns past K are
+ * zeros. 128 threads. */
+template <int DT, int NR> struct wtile;
 
-template <> struct wtile<FS_CU_BF16> {
+template <int NR> struct wtile<FS_CU_BF16, NR> {   /* 16-byte pieces: 4 per row */
     __device__ void fetch(const fs_cu_linear &L, int K, int n0, int k0, __nv_bfloat16 (*s)[LDS]) {
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < NR / 32; i++) {
             int idx = threadIdx.x + i * 128, r = idx >> 2, k = k0 + (idx & 3) * 8;
             bool ok = n0 + r < L.N && k < K;
             const __nv_bfloat16 *src = (const __nv_bfloat16 *)L.w + (ok ? (size_t)(n0 + r) * K + k : 0);
@@ -77,20 +80,19 @@ template <> struct wtile<FS_CU_BF16> {
     __device__ void store(__nv_bfloat16 (*)[LDS]) {}
 };
 
-template <> struct wtile<FS_CU_F16> {
-    uint4 v[2];
-    bool ok[2];
+template <int NR> struct wtile<FS_CU_F16, NR> {
+    uint4 v[NR / 32];
     __device__ void fetch(const fs_cu_linear &L, int K, int n0, int k0, __nv_bfloat16 (*)[LDS]) {
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < NR / 32; i++) {
             int idx = threadIdx.x + i * 128, r = idx >> 2, k = k0 + (idx & 3) * 8;
-            ok[i] = n0 + r < L.N && k < K;
-            v[i] = ok[i] ? __ldg((const uint4 *)((const uint16_t *)L.w + (size_t)(n0 + r) * K + k)) : make_uint4(0, 0, 0, 0);
+            bool ok = n0 + r < L.N && k < K;
+            v[i] = ok ? __ldg((const uint4 *)((const uint16_t *)L.w + (size_t)(n0 + r) * K + k)) : make_uint4(0, 0, 0, 0);
         }
     }
     __device__ void store(__nv_bfloat16 (*s)[LDS]) {
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < NR / 32; i++) {
             int idx = threadIdx.x + i * 128, r = idx >> 2;
             uint32_t in[4] = {v[i].x, v[i].y, v[i].z, v[i].w}, o[4];
 #pragma unroll
@@ -103,11 +105,11 @@ template <> struct wtile<FS_CU_F16> {
     }
 };
 
-template <> struct wtile<FS_CU_F32> {
-    float4 v[4];
+template <int NR> struct wtile<FS_CU_F32, NR> {   /* float4 pieces: 8 per row */
+    float4 v[NR / 16];
     __device__ void fetch(const fs_cu_linear &L, int K, int n0, int k0, __nv_bfloat16 (*)[LDS]) {
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < NR / 16; i++) {
             int idx = threadIdx.x + i * 128, r = idx >> 3, k = k0 + (idx & 7) * 4;
             bool ok = n0 + r < L.N && k < K;
             v[i] = ok ? __ldg((const float4 *)((const float *)L.w + (size_t)(n0 + r) * K + k)) : make_float4(0, 0, 0, 0);
@@ -115,26 +117,28 @@ template <> struct wtile<FS_CU_F32> {
     }
     __device__ void store(__nv_bfloat16 (*s)[LDS]) {
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < NR / 16; i++) {
             int idx = threadIdx.x + i * 128, r = idx >> 3;
             *(uint2 *)&s[r][(idx & 7) * 4] = make_uint2(pack_bf16(v[i].x, v[i].y), pack_bf16(v[i].z, v[i].w));
         }
     }
 };
 
-/* Q8_0: thread = (row tid/2, half tid%2): 16 int8 and the block's scale. */
-template <> struct wtile<FS_CU_Q8_0> {
+/* Q8_0: thread = (row tid/2, half tid%2): 16 int8 and the block's scale
+ * (threads past 2 NR idle). */
+template <int NR> struct wtile<FS_CU_Q8_0, NR> {
     uint4 v;
     float d;
     __device__ void fetch(const fs_cu_linear &L, int K, int n0, int k0, __nv_bfloat16 (*)[LDS]) {
         int r = threadIdx.x >> 1, h = threadIdx.x & 1;
-        bool ok = n0 + r < L.N;
+        bool ok = r < NR && n0 + r < L.N;
         size_t n = ok ? (size_t)(n0 + r) : 0;
         v = ok ? __ldg((const uint4 *)((const int8_t *)L.w + n * K + k0 + h * 16)) : make_uint4(0, 0, 0, 0);
         d = ok ? f16_to_f32(__ldg((const uint16_t *)L.scales + n * (K / 32) + k0 / 32)) : 0.0f;
     }
     __device__ void store(__nv_bfloat16 (*s)[LDS]) {
         int r = threadIdx.x >> 1, h = threadIdx.x & 1;
+        if (r >= NR) return;
         uint32_t in[4] = {v.x, v.y, v.z, v.w}, o[8];
 #pragma unroll
         for (int j = 0; j < 4; j++) {
@@ -150,18 +154,19 @@ template <> struct wtile<FS_CU_Q8_0> {
 
 /* Q4_0: thread = (row tid/2, half tid%2): 8 bytes of the block's 16, that
  * is weights h*8 .. h*8+7 (low nibbles) and 16+h*8 .. (high nibbles). */
-template <> struct wtile<FS_CU_Q4_0> {
+template <int NR> struct wtile<FS_CU_Q4_0, NR> {
     uint2 v;
     float d;
     __device__ void fetch(const fs_cu_linear &L, int K, int n0, int k0, __nv_bfloat16 (*)[LDS]) {
         int r = threadIdx.x >> 1, h = threadIdx.x & 1;
-        bool ok = n0 + r < L.N;
+        bool ok = r < NR && n0 + r < L.N;
         size_t n = ok ? (size_t)(n0 + r) : 0;
         v = ok ? __ldg((const uint2 *)((const uint8_t *)L.w + n * (K / 2) + (k0 / 32) * 16 + h * 8)) : make_uint2(0, 0);
         d = ok ? f16_to_f32(__ldg((const uint16_t *)L.scales + n * (K / 32) + k0 / 32)) : 0.0f;
     }
     __device__ void store(__nv_bfloat16 (*s)[LDS]) {
         int r = threadIdx.x >> 1, h = threadIdx.x & 1;
+        if (r >= NR) return;
         uint32_t in[2] = {v.x, v.y}, lo[4], hi[4];
 #pragma unroll
         for (int j = 0; j < 2; j++) {
@@ -195,18 +200,21 @@ __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], const 
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-template <int DT>
+template <int DT, int BN>
 __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ __align__(16) __nv_bfloat16 As[2][BM][LDS];
     __shared__ __align__(16) __nv_bfloat16 Bs[2][BN][LDS];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;   /* the warp's quarter of the tile */
+    constexpr int NT = BN / 16;                                  /* n8 tiles per warp */
+    const int wm = (warp >> 1) * 32, wn = (warp & 1) * (BN / 2);   /* the warp's quarter of the tile */
 
     /* which layer and which of its column tiles this block computes */
     int li = 0;
     while (li + 1 < a.n_out && (int)blockIdx.x >= a.out[li + 1].tile0) li++;
     const fs_cu_linear &L = a.out[li];
-    const int n0 = ((int)blockIdx.x - L.tile0) * BN, m0 = blockIdx.y * BM;
+    const int n0 = ((int)blockIdx.x - L.tile0) * BN, m0 = blockIdx.y * BM;   /* tile0 counts tiles of BN */
     const int T = a.T, K = a.K, n_k = (K + BK - 1) / BK;
     const __nv_bfloat16 *xb = (const __nv_bfloat16 *)a.xb;
 
@@ -219,8 +227,8 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
         }
     };
 
-    float acc[2][4][4] = {};
-    wtile<DT> wt;
+    float acc[2][NT][4] = {};
+    wtile<DT, BN> wt;
     fetch_a(0, 0);
     wt.fetch(L, K, n0, 0, Bs[0]);
     wt.store(Bs[0]);
@@ -237,11 +245,11 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
         }
 #pragma unroll
         for (int kk = 0; kk < BK; kk += 16) {
-            uint32_t af[2][4], bf[4][2];
+            uint32_t af[2][4], bf[NT][2];
 #pragma unroll
             for (int mi = 0; mi < 2; mi++) ldmatrix_x4(af[mi], &As[cur][wm + mi * 16 + (lane & 15)][kk + (lane >> 4) * 8]);
 #pragma unroll
-            for (int nj = 0; nj < 2; nj++) {
+            for (int nj = 0; nj < NT / 2; nj++) {
                 uint32_t r[4];
                 ldmatrix_x4(r, &Bs[cur][wn + nj * 16 + (lane >> 4) * 8 + (lane & 7)][kk + ((lane >> 3) & 1) * 8]);
                 bf[2 * nj][0] = r[0];
@@ -252,7 +260,7 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
 #pragma unroll
             for (int mi = 0; mi < 2; mi++)
 #pragma unroll
-                for (int ni = 0; ni < 4; ni++) mma_bf16(acc[mi][ni], af[mi], bf[ni]);
+                for (int ni = 0; ni < NT; ni++) mma_bf16(acc[mi][ni], af[mi], bf[ni]);
         }
         if (more) wt.store(Bs[nxt]);
         asm volatile("cp.async.wait_all;\n" ::: "memory");
@@ -264,7 +272,7 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
 #pragma unroll
     for (int mi = 0; mi < 2; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < NT; ni++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int t = m0 + wm + mi * 16 + g + (e >> 1) * 8, n = n0 + wn + ni * 8 + 2 * q + (e & 1);
@@ -275,8 +283,13 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
             }
 }
 
-extern "C" __global__ void __launch_bounds__(128) gemm_bf16(fs_cu_mm a) { gemm<FS_CU_BF16>(a); }
-extern "C" __global__ void __launch_bounds__(128) gemm_f16(fs_cu_mm a) { gemm<FS_CU_F16>(a); }
-extern "C" __global__ void __launch_bounds__(128) gemm_f32(fs_cu_mm a) { gemm<FS_CU_F32>(a); }
-extern "C" __global__ void __launch_bounds__(128) gemm_q8_0(fs_cu_mm a) { gemm<FS_CU_Q8_0>(a); }
-extern "C" __global__ void __launch_bounds__(128) gemm_q4_0(fs_cu_mm a) { gemm<FS_CU_Q4_0>(a); }
+/* 64x64 tiles, and 64x32 ("narrow") for layers whose 64x64 grid would leave
+ * SMs idle (N = 1024 at T = 512: 128 tiles for 132 SMs). */
+#define GEMM(name, DT)                                                                                          \
+    extern "C" __global__ void __launch_bounds__(128) gemm_##name(fs_cu_mm a) { gemm<DT, 64>(a); }             \
+    extern "C" __global__ void __launch_bounds__(128) gemm_##name##_narrow(fs_cu_mm a) { gemm<DT, 32>(a); }
+GEMM(bf16, FS_CU_BF16)
+GEMM(f16, FS_CU_F16)
+GEMM(f32, FS_CU_F32)
+GEMM(q8_0, FS_CU_Q8_0)
+GEMM(q4_0, FS_CU_Q4_0)

@@ -13,14 +13,17 @@
  *
  * Mapping. A block is 4 warps. A warp owns R consecutive weight rows at a
  * time (rows of all the layers of the call, concatenated: q, k and v are
- * one pass) and moves on by the grid's stride until all rows are done.
+ * one pass) and the block moves on by the grid's stride until all rows are
+ * done. (For layers with few rows, the "split" kernels give each row 4
+ * warps, each a quarter of K, and add the four parts in shared memory.)
  * Lane l reads 16-byte vectors l, l + 32, l + 64, ... of each of its rows,
  * so a warp reads 512 contiguous bytes per row per load instruction
  * (coalesced), U vectors per row per lane in flight at once; the R rows
  * share each read of x. Each lane accumulates its part of the R dot
  * products in f32; a warp shuffle sums the 32 parts; lane 0 stores.
- * The first vectors are loaded before the input is prepared, so the wait
- * for memory overlaps the norm.
+ * The first vectors are loaded before the kernel waits for the previous
+ * one (programmatic launch) and before the input is prepared, so the wait
+ * for memory overlaps both.
  *
  * Shared memory holds x padded by 4 floats after every 32: lanes read x at
  * a stride of E floats (E weights per vector: 8 for bf16, 32 for Q4_0),
@@ -158,17 +161,20 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
     __syncthreads();
 }
 
-template <int DT, int R, int U>
+template <int DT, int R, int U, int KS>
 __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
     float *xs = (float *)dyn_smem;
     __shared__ float red[32];
+    __shared__ float part[GEMV_WARPS][R];
     constexpr int E = vec<DT>::E;
     constexpr bool QUANT = DT == FS_CU_Q8_0 || DT == FS_CU_Q4_0;
+    constexpr int ROWS = GEMV_WARPS / KS * R;   /* rows per block per step */
+    constexpr int CHUNK = 32 * KS * U;          /* vectors of a row per chunk */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int kg = warp % KS, slot = warp / KS;  /* the warp's share of K, and of the rows */
     const int t = blockIdx.y;
-    const int n_vec = a.K / E;                       /* 16-byte vectors per row */
-    const int n_chunk = (n_vec + 32 * U - 1) / (32 * U);
-    const int stride = gridDim.x * GEMV_WARPS * R;
+    const int n_vec = a.K / E;                   /* 16-byte vectors per row */
+    const int n_chunk = (n_vec + CHUNK - 1) / CHUNK;
 
     const uint4 *wrow[R];
     const uint16_t *srow[R];
@@ -190,11 +196,13 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
             }
         }
     };
-    /* Issue chunk c's loads: U vectors of each row (and their scales). */
+    /* vector u of chunk c for this lane: the warps of a row take turns
+     * by 32 vectors, so each load instruction is 512 contiguous bytes */
+    auto vec_index = [&](int c, int u) { return c * CHUNK + (u * KS + kg) * 32 + lane; };
     auto load = [&](int c) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int v = (c * U + u) * 32 + lane;
+            int v = vec_index(c, u);
 #pragma unroll
             for (int r = 0; r < R; r++) {
                 bool ok = wrow[r] && v < n_vec;
@@ -204,13 +212,18 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
         }
     };
 
-    int r0 = (blockIdx.x * GEMV_WARPS + warp) * R;
-    rows(r0);
+    /* Weights depend on no earlier kernel: start streaming them, then
+     * wait for the input (programmatic launch, common.cuh). */
+    int base = blockIdx.x * ROWS;
+    rows(base + slot * R);
     load(0);
+    pdl_launch_dependents();
+    pdl_wait();
     load_input(a, t, xs, red);
 
     bool loaded = true;
-    for (; r0 < a.N_total; r0 += stride) {
+    for (; base < a.N_total; base += gridDim.x * ROWS) {   /* the same steps for the whole block */
+        const int r0 = base + slot * R;
         if (!loaded) rows(r0);
         float acc[R];
 #pragma unroll
@@ -220,8 +233,8 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
             loaded = false;
 #pragma unroll
             for (int u = 0; u < U; u++) {
-                int v = (c * U + u) * 32 + lane;
-                if (v >= n_vec) break;
+                int v = vec_index(c, u);
+                if (v >= n_vec) continue;
                 const float *xv = xs + xpad(v * E);
 #pragma unroll
                 for (int r = 0; r < R; r++) {
@@ -233,23 +246,42 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
 #pragma unroll
         for (int r = 0; r < R; r++) {
             float s = warp_sum(acc[r]);
-            int row = r0 + r;
-            if (lane == 0 && row < a.N_total) {
-                const fs_cu_linear &L = a.out[layer_of(a, row)];
-                float *y = (float *)L.y + (size_t)t * L.N + (row - L.row0);
+            if (KS > 1) {
+                if (lane == 0) part[warp][r] = s;
+            } else if (lane == 0 && r0 + r < a.N_total) {
+                const fs_cu_linear &L = a.out[layer_of(a, r0 + r)];
+                float *y = (float *)L.y + (size_t)t * L.N + (r0 + r - L.row0);
                 *y = L.add ? *y + s : s;
             }
+        }
+        if (KS > 1) {   /* the KS warps of a row add their parts */
+            __syncthreads();
+            if (kg == 0 && lane < R && r0 + lane < a.N_total) {
+                float s = 0.0f;
+#pragma unroll
+                for (int k = 0; k < KS; k++) s += part[warp + k][lane];
+                const fs_cu_linear &L = a.out[layer_of(a, r0 + lane)];
+                float *y = (float *)L.y + (size_t)t * L.N + (r0 + lane - L.row0);
+                *y = L.add ? *y + s : s;
+            }
+            __syncthreads();
         }
     }
 }
 
 /* Rows per warp R and vectors per row per lane U, per dtype: about 1024
- * weights of a row per chunk, and at least 2 loads per lane in flight. */
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_bf16(fs_cu_mm a) { gemv<FS_CU_BF16, 2, 4>(a); }
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_f16(fs_cu_mm a) { gemv<FS_CU_F16, 2, 4>(a); }
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_f32(fs_cu_mm a) { gemv<FS_CU_F32, 2, 4>(a); }
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_q8_0(fs_cu_mm a) { gemv<FS_CU_Q8_0, 2, 2>(a); }
-extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_q4_0(fs_cu_mm a) { gemv<FS_CU_Q4_0, 4, 1>(a); }
+ * weights of a row per chunk, and at least 2 loads per lane in flight.
+ * The _split versions give each row 4 warps, each a quarter of K: for
+ * layers with few rows (o_proj, down_proj: 1024), which would otherwise
+ * leave most of the GPU without loads to issue. */
+#define GEMV(name, DT, R, U)                                                                                        \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##name(fs_cu_mm a) { gemv<DT, R, U, 1>(a); } \
+    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##name##_split(fs_cu_mm a) { gemv<DT, R, U, 4>(a); }
+GEMV(bf16, FS_CU_BF16, 2, 4)
+GEMV(f16, FS_CU_F16, 2, 4)
+GEMV(f32, FS_CU_F32, 2, 4)
+GEMV(q8_0, FS_CU_Q8_0, 2, 2)
+GEMV(q4_0, FS_CU_Q4_0, 4, 1)
 
 /* Any K, float weights, one element at a time: the path for a row length
  * that is not a whole number of 16-byte vectors (never Qwen3's; kept so
@@ -258,6 +290,8 @@ extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_any(fs_cu_mm 
     float *xs = (float *)dyn_smem;
     __shared__ float red[32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t = blockIdx.y;
+    pdl_launch_dependents();
+    pdl_wait();
     load_input(a, t, xs, red);
     for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.N_total; row += gridDim.x * GEMV_WARPS) {
         const fs_cu_linear &L = a.out[layer_of(a, row)];

@@ -15,4 +15,5 @@
 #include "rope_kv.cu"
 #include "attention.cu"
 #include "attention_prefill.cu"
+#include "attention_tc.cu"
 #include "argmax.cu"

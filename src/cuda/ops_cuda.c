@@ -20,10 +20,11 @@
 
 /* Must match the kernels' constants. */
 #define GEMV_THREADS 128           /* gemv.cu: GEMV_WARPS * 32 */
-#define GEMM_TILE 64               /* gemm.cu: BM = BN */
+#define GEMM_TILE 64               /* gemm.cu: BM, and BN of the wide tiles */
 #define ROPE_WARPS 4               /* rope_kv.cu */
 #define ATT_THREADS 128            /* attention.cu */
 #define PF_ROWS 32                 /* attention_prefill.cu */
+#define TC_ROWS 64                 /* attention_tc.cu */
 #define ARGMAX_BLOCKS 128          /* argmax.cu */
 
 /* gemv.cu: weights per 16-byte vector, and rows per warp */
@@ -43,6 +44,8 @@ size_t fs_cuda_gemv_smem(int K) { return ((size_t)K + (size_t)K / 8 + 4) * sizeo
 
 size_t fs_cuda_prefill_smem(int D) { return ((size_t)3 * PF_ROWS * (size_t)(D + 4) + 32 * 33) * sizeof(float); }
 
+size_t fs_cuda_tc_smem(int D) { return (size_t)3 * TC_ROWS * (size_t)(D + 8) * 2; }
+
 /* Splits of the context for decode attention: about 128 positions each, at
  * most 64, and few enough positions per split that its scores fit in
  * 40 KB of shared memory. */
@@ -50,8 +53,14 @@ int fs_cuda_attn_splits(int n_ctx, int group, int D) {
     int S = CEIL_DIV(n_ctx, 128);
     if (S > 64) S = 64;
     if (S < 1) S = 1;
-    while ((size_t)group * (size_t)(D + CEIL_DIV(n_ctx, S)) * sizeof(float) > 40960 && S < n_ctx) S *= 2;
+    while (fs_cuda_attn_smem(n_ctx, S, group, D) > 40960 && S < 128 && S < n_ctx) S *= 2;
     return S;
+}
+
+/* attention.cu's shared memory: q [group][D], scores [group][chunk], the
+ * warps' partial outputs [4][2][D] */
+size_t fs_cuda_attn_smem(int n_ctx, int S, int group, int D) {
+    return ((size_t)group * (size_t)(D + CEIL_DIV(n_ctx, S)) + 8 * (size_t)D) * sizeof(float);
 }
 
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
@@ -87,6 +96,11 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         a.dtype = (int)dt;
         a.T = T;
         a.K = K;
+        /* GEMM column tiles: 64 wide, or 32 where 64 leaves SMs idle */
+        int N_sum = 0;
+        for (int i = first; i < n; i++)
+            if (!done[i] && out[i].W->dtype == dt) N_sum += out[i].N;
+        int BN = (long)CEIL_DIV(N_sum, GEMM_TILE) * CEIL_DIV(T, GEMM_TILE) < 2L * c->sm_count ? GEMM_TILE / 2 : GEMM_TILE;
         int tiles = 0;
         for (int i = first; i < n; i++) {
             if (done[i] || out[i].W->dtype != dt) continue;
@@ -100,22 +114,30 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             L->row0 = a.N_total;
             L->tile0 = tiles;
             a.N_total += out[i].N;
-            tiles += CEIL_DIV(out[i].N, GEMM_TILE);
+            tiles += CEIL_DIV(out[i].N, BN);
         }
         void *p[] = {&a};
         if (T > 1 && K % 8 == 0 && c->xb) {
             /* prefill: the input once to bf16, then the tensor-core GEMM */
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 256, 0, p, "matmul input");
-            fs_cuda_launch(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), 128, 0, p, "matmul (gemm)");
+            fs_cuda_launch(c, BN == GEMM_TILE ? c->k.gemm[dt] : c->k.gemm_narrow[dt], (unsigned)tiles,
+                           (unsigned)CEIL_DIV(T, GEMM_TILE), 128, 0, p, "matmul (gemm)");
         } else {
-            /* decode (and any K that is not a whole number of vectors): f32 GEMV */
-            int vector = K % vec_elems(dt) == 0;
-            int rows_per_block = vector ? 4 * gemv_rows_per_warp(dt) : 4;
+            /* decode (and any K that is not a whole number of vectors): f32
+             * GEMV. A warp per R rows when that makes at least 2 blocks per
+             * SM; else ("split") 4 warps per R rows, each a quarter of K. */
+            int vector = K % vec_elems(dt) == 0, R = gemv_rows_per_warp(dt);
+            CUfunction f = vector ? c->k.gemv[dt] : c->k.gemv_any;
+            long rows_per_block = vector ? 4 * R : 4;
+            if (vector && CEIL_DIV(a.N_total, rows_per_block) < 2L * c->sm_count) {
+                f = c->k.gemv_split[dt];
+                rows_per_block = R;
+            }
             long blocks = CEIL_DIV(a.N_total, rows_per_block);
-            long max_blocks = 8L * c->sm_count;   /* beyond this, warps loop over rows */
+            long max_blocks = 8L * c->sm_count;   /* beyond this, blocks loop over rows */
             if (blocks > max_blocks) blocks = max_blocks;
-            fs_cuda_launch(c, vector ? c->k.gemv[dt] : c->k.gemv_any, (unsigned)blocks, (unsigned)T, GEMV_THREADS,
-                           (unsigned)fs_cuda_gemv_smem(K), p, "matmul (gemv)");
+            fs_cuda_launch(c, f, (unsigned)blocks, (unsigned)T, GEMV_THREADS, (unsigned)fs_cuda_gemv_smem(K), p,
+                           "matmul (gemv)");
         }
     }
 }
@@ -168,10 +190,14 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_b
                     cache->n_ctx, c->n_ctx);
             abort();
         }
-        unsigned smem = (unsigned)((size_t)group * (size_t)(D + a.chunk) * sizeof(float));
+        unsigned smem = (unsigned)fs_cuda_attn_smem(cache->n_ctx, a.n_split, group, D);
         fs_cuda_launch(c, c->k.attention_decode, (unsigned)a.n_split, (unsigned)Hkv, ATT_THREADS, smem, p,
                        "attention (decode)");
-    } else {
+    } else if (D == 64 || D == 128) {   /* tensor cores */
+        int BQ = TC_ROWS / group;
+        fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64 : c->k.attention_tc_128, (unsigned)CEIL_DIV(c->T, BQ),
+                       (unsigned)Hkv, 128, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
+    } else {   /* f32, any head dim */
         int BQ = group >= PF_ROWS ? 1 : PF_ROWS / group;
         fs_cuda_launch(c, c->k.attention_prefill, (unsigned)CEIL_DIV(c->T, BQ), (unsigned)Hkv, 256,
                        (unsigned)fs_cuda_prefill_smem(D), p, "attention (prefill)");

@@ -14,6 +14,8 @@
 #include "common.cuh"
 
 extern "C" __global__ void __launch_bounds__(256) rmsnorm(fs_cu_ptr x, fs_cu_ptr w, int w_dtype, fs_cu_ptr y, int n, float eps) {
+    pdl_launch_dependents();
+    pdl_wait();
     __shared__ float red[32];
     const float *xr = (const float *)x + (size_t)blockIdx.x * n;
     float *yr = (float *)y + (size_t)blockIdx.x * n;

@@ -25,6 +25,8 @@
 #define ROPE_WARPS 4
 
 extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope a) {
+    pdl_launch_dependents();
+    pdl_wait();
     const int *step = (const int *)a.step;
     const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
     const int lane = threadIdx.x & 31;

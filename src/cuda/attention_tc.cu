@@ -1,0 +1,200 @@
+/* attention_tc.cu - causal attention of a prefill chunk (T > 1) on the
+ * tensor cores: FlashAttention-2's structure with mma.sync.
+ *
+ *   q, out: [T, Hq, D]   cache K, V: [Hkv, n_ctx, D], filled for 0 .. pos0+T-1
+ *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . K[g,j] / sqrt(D)) V[g,j]
+ *
+ * For head dims 64 and 128 (the f32 kernel in attention_prefill.cu serves
+ * the others). A prefill chunk's attention is 4 T^2 D Hq / 2 flops, which
+ * the f32 kernel computes at ~5 TFLOP/s; here both products run on the
+ * tensor cores.
+ *
+ * Mapping. A block (4 warps) takes 64 query rows - 64 / group consecutive
+ * tokens times the group of query heads that share kv head g - and walks
+ * the keys in tiles of 64. Each warp owns 16 rows:
+ *   S = Q K^T   16 x 64 per warp: 8 mma tiles of 16x8, k = D in steps of
+ *               16; Q's fragments stay in registers for the whole walk,
+ *               K's come from shared memory (ldmatrix, rows = keys).
+ *   softmax     online (running max m and sum l per row, the output
+ *               rescaled by e^(m_old - m_new) when the max grows); a row's
+ *               64 scores are spread over the 4 lanes of a quad, so its max
+ *               and sum are 2-step shuffles.
+ *   O += P V    P never leaves registers: the 16x8 f32 accumulator tiles of
+ *               S, rounded to bf16 in pairs, are exactly the A fragments of
+ *               the next mma (FlashAttention-2's trick); V's fragments come
+ *               from shared memory with ldmatrix.trans (V is stored
+ *               [key][d], the mma wants it [d][key]).
+ * K and V tiles are converted from the f32 cache to bf16 as they are
+ * stored to shared memory.
+ *
+ * Numerics (T > 1 tolerance): q, K, V and the probabilities are rounded to
+ * bf16; products accumulate in f32; softmax is f32. Expect ~1e-3 relative.
+ *
+ * Docs: docs/gpu.md, docs/kv-cache.md
+ */
+#include <math_constants.h>
+
+#include "common.cuh"
+
+#define TC_ROWS 64
+#define TC_KEYS 64
+
+__device__ __forceinline__ void tc_ldmatrix_x4(uint32_t r[4], const void *p, bool trans) {
+    unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    if (trans)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+
+__device__ __forceinline__ void tc_mma(float c[4], const uint32_t a[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint32_t tc_pack(float lo, float hi) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *(uint32_t *)&h;
+}
+
+/* rows [64][D] f32 from src (row r at src_row(r), NULL: zeros) -> bf16 in shared memory */
+template <int D, typename F>
+__device__ __forceinline__ void tc_load_tile(__nv_bfloat16 *dst, F src_row) {
+    constexpr int LD = D + 8, C4 = D / 4;
+    for (int i = threadIdx.x; i < TC_ROWS * C4; i += 128) {
+        int r = i / C4, c = (i % C4) * 4;
+        const float *row = src_row(r);
+        float4 v = row ? *(const float4 *)(row + c) : make_float4(0, 0, 0, 0);
+        *(uint2 *)(dst + r * LD + c) = make_uint2(tc_pack(v.x, v.y), tc_pack(v.z, v.w));
+    }
+}
+
+template <int D>
+__device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
+    constexpr int LD = D + 8;   /* bf16 per shared row: (D + 8) * 2 bytes, ldmatrix conflict-free */
+    __nv_bfloat16 *Qs = (__nv_bfloat16 *)dyn_smem, *Ks = Qs + TC_ROWS * LD, *Vs = Ks + TC_KEYS * LD;
+    pdl_launch_dependents();
+    pdl_wait();
+    const int *step = (const int *)a.step;
+    const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
+    const int group = a.Hq / a.Hkv, BQ = TC_ROWS / group;   /* tokens per block */
+    const int g = blockIdx.y, t0 = blockIdx.x * BQ;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
+    const float *q = (const float *)a.q;
+    const float *Kg = (const float *)a.cache + (size_t)g * a.n_ctx * D;
+    const float *Vg = (const float *)a.cache + ((size_t)a.Hkv + g) * a.n_ctx * D;
+
+    /* query row r = (token t0 + r / group, head g * group + r % group) */
+    auto q_row = [&](int r) -> const float * {
+        int t = t0 + r / group;
+        return r < BQ * group && t < T ? q + ((size_t)t * a.Hq + g * group + r % group) * D : nullptr;
+    };
+    tc_load_tile<D>(Qs, q_row);
+    __syncthreads();
+    uint32_t qf[D / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < D / 16; kk++) tc_ldmatrix_x4(qf[kk], Qs + (warp * 16 + (lane & 15)) * LD + kk * 16 + (lane >> 4) * 8, false);
+
+    /* this thread's two rows: warp*16 + gq and + 8; rows past T use token t0 */
+    int pos[2];
+    bool live[2];
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        int r = warp * 16 + gq + 8 * i, t = t0 + r / group;
+        live[i] = r < BQ * group && t < T;
+        pos[i] = pos0 + (live[i] ? t : t0);
+    }
+    const int last_pos = pos0 + min(t0 + BQ, T) - 1;
+    const float scale = (float)(1.0 / sqrt((double)D));
+    float m[2] = {-CUDART_INF_F, -CUDART_INF_F}, l[2] = {0.0f, 0.0f};
+    float o[D / 8][4] = {};
+
+    for (int j0 = 0; j0 <= last_pos; j0 += TC_KEYS) {
+        __syncthreads();   /* the previous tile is no longer read */
+        tc_load_tile<D>(Ks, [&](int r) -> const float * { return j0 + r <= last_pos ? Kg + (size_t)(j0 + r) * D : nullptr; });
+        tc_load_tile<D>(Vs, [&](int r) -> const float * { return j0 + r <= last_pos ? Vg + (size_t)(j0 + r) * D : nullptr; });
+        __syncthreads();
+
+        float s[8][4] = {};
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++)
+#pragma unroll
+            for (int np = 0; np < 4; np++) {
+                uint32_t r[4];
+                tc_ldmatrix_x4(r, Ks + (np * 16 + (lane >> 4) * 8 + (lane & 7)) * LD + kk * 16 + ((lane >> 3) & 1) * 8, false);
+                tc_mma(s[2 * np], qf[kk], r[0], r[1]);
+                tc_mma(s[2 * np + 1], qf[kk], r[2], r[3]);
+            }
+
+        /* scale, causal mask, online softmax: s[nt][e] is row (e < 2 ? 0 : 1), key j0 + nt*8 + 2 tq + (e & 1) */
+        float tmax[2] = {-CUDART_INF_F, -CUDART_INF_F};
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int key = j0 + nt * 8 + 2 * tq + (e & 1);
+                float v = key <= pos[e >> 1] ? s[nt][e] * scale : -CUDART_INF_F;
+                s[nt][e] = v;
+                tmax[e >> 1] = fmaxf(tmax[e >> 1], v);
+            }
+        float corr[2], psum[2] = {0.0f, 0.0f};
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            tmax[i] = fmaxf(tmax[i], __shfl_xor_sync(0xffffffffu, tmax[i], 1));
+            tmax[i] = fmaxf(tmax[i], __shfl_xor_sync(0xffffffffu, tmax[i], 2));
+            float m_new = fmaxf(m[i], tmax[i]);   /* finite: key 0 is in every row's first tile */
+            corr[i] = expf(m[i] - m_new);
+            m[i] = m_new;
+        }
+#pragma unroll
+        for (int nt = 0; nt < 8; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float p = expf(s[nt][e] - m[e >> 1]);
+                s[nt][e] = p;
+                psum[e >> 1] += p;
+            }
+#pragma unroll
+        for (int i = 0; i < 2; i++) {
+            psum[i] += __shfl_xor_sync(0xffffffffu, psum[i], 1);
+            psum[i] += __shfl_xor_sync(0xffffffffu, psum[i], 2);
+            l[i] = l[i] * corr[i] + psum[i];
+        }
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++) {
+            o[dt][0] *= corr[0], o[dt][1] *= corr[0];
+            o[dt][2] *= corr[1], o[dt][3] *= corr[1];
+        }
+
+        /* O += P V, 16 keys per step */
+#pragma unroll
+        for (int kk = 0; kk < TC_KEYS / 16; kk++) {
+            uint32_t pa[4] = {tc_pack(s[2 * kk][0], s[2 * kk][1]), tc_pack(s[2 * kk][2], s[2 * kk][3]),
+                              tc_pack(s[2 * kk + 1][0], s[2 * kk + 1][1]), tc_pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+#pragma unroll
+            for (int dp = 0; dp < D / 16; dp++) {
+                uint32_t r[4];
+                tc_ldmatrix_x4(r, Vs + (kk * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * LD + dp * 16 + (lane >> 4) * 8, true);
+                tc_mma(o[2 * dp], pa, r[0], r[1]);
+                tc_mma(o[2 * dp + 1], pa, r[2], r[3]);
+            }
+        }
+    }
+
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+        if (!live[i]) continue;
+        int r = warp * 16 + gq + 8 * i, t = t0 + r / group, h = g * group + r % group;
+        float *out = (float *)a.out + ((size_t)t * a.Hq + h) * D;
+        float inv = 1.0f / l[i];
+#pragma unroll
+        for (int dt = 0; dt < D / 8; dt++)
+            *(float2 *)(out + dt * 8 + 2 * tq) = make_float2(o[dt][2 * i] * inv, o[dt][2 * i + 1] * inv);
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(128) attention_tc_64(fs_cu_attn a) { attention_tc<64>(a); }
+extern "C" __global__ void __launch_bounds__(128) attention_tc_128(fs_cu_attn a) { attention_tc<128>(a); }
