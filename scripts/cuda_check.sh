@@ -15,6 +15,10 @@ if ! "$BIN" --help >/dev/null 2>&1; then
     make -j"$(nproc)" "$BIN" >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
 fi
 [ $# -eq 0 ] && set -- test bench memcheck
+# the clocks while we run (an idle GPU starts slow)
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,power.draw,utilization.gpu,clocks_event_reasons.active \
+    --format=csv -lms 100 >"$OUT/clocks.csv" 2>&1 &
+smi=$!
 status=0
 for what in "$@"; do
     start=$(date +%s)
@@ -30,4 +34,6 @@ for what in "$@"; do
     esac
     echo "== $what: $(($(date +%s) - start)) s"
 done
+kill "$smi" 2>/dev/null
+awk -F', ' 'NR > 1 { n[$2]++ } END { for (c in n) printf "%s x%d  ", c, n[c]; print "" }' "$OUT/clocks.csv"
 exit $status

@@ -9,9 +9,11 @@
  * the f32 kernel computes at ~5 TFLOP/s; here both products run on the
  * tensor cores.
  *
- * Mapping. A block (4 warps) takes 64 query rows - 64 / group consecutive
+ * Mapping. A block (2 warps) takes 32 query rows - 32 / group consecutive
  * tokens times the group of query heads that share kv head g - and walks
- * the keys in tiles of 64. Each warp owns 16 rows:
+ * the keys in tiles of 64. (32 rows rather than 64: twice the blocks, so
+ * two share an SM and one's loads overlap the other's products.) Each warp
+ * owns 16 rows:
  *   S = Q K^T   16 x 64 per warp: 8 mma tiles of 16x8, k = D in steps of
  *               16; Q's fragments stay in registers for the whole walk,
  *               K's come from shared memory (ldmatrix, rows = keys).
@@ -36,7 +38,8 @@
 
 #include "common.cuh"
 
-#define TC_ROWS 64
+#define TC_WARPS 2
+#define TC_ROWS (16 * TC_WARPS)   /* query rows per block */
 #define TC_KEYS 64
 
 __device__ __forceinline__ void tc_ldmatrix_x4(uint32_t r[4], const void *p, bool trans) {
@@ -60,11 +63,11 @@ __device__ __forceinline__ uint32_t tc_pack(float lo, float hi) {
     return *(uint32_t *)&h;
 }
 
-/* rows [64][D] f32 from src (row r at src_row(r), NULL: zeros) -> bf16 in shared memory */
-template <int D, typename F>
+/* rows [ROWS][D] f32 from src (row r at src_row(r), NULL: zeros) -> bf16 in shared memory */
+template <int D, int ROWS, typename F>
 __device__ __forceinline__ void tc_load_tile(__nv_bfloat16 *dst, F src_row) {
     constexpr int LD = D + 8, C4 = D / 4;
-    for (int i = threadIdx.x; i < TC_ROWS * C4; i += 128) {
+    for (int i = threadIdx.x; i < ROWS * C4; i += TC_WARPS * 32) {
         int r = i / C4, c = (i % C4) * 4;
         const float *row = src_row(r);
         float4 v = row ? *(const float4 *)(row + c) : make_float4(0, 0, 0, 0);
@@ -92,7 +95,7 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
         int t = t0 + r / group;
         return r < BQ * group && t < T ? q + ((size_t)t * a.Hq + g * group + r % group) * D : nullptr;
     };
-    tc_load_tile<D>(Qs, q_row);
+    tc_load_tile<D, TC_ROWS>(Qs, q_row);
     __syncthreads();
     uint32_t qf[D / 16][4];
 #pragma unroll
@@ -114,8 +117,8 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
 
     for (int j0 = 0; j0 <= last_pos; j0 += TC_KEYS) {
         __syncthreads();   /* the previous tile is no longer read */
-        tc_load_tile<D>(Ks, [&](int r) -> const float * { return j0 + r <= last_pos ? Kg + (size_t)(j0 + r) * D : nullptr; });
-        tc_load_tile<D>(Vs, [&](int r) -> const float * { return j0 + r <= last_pos ? Vg + (size_t)(j0 + r) * D : nullptr; });
+        tc_load_tile<D, TC_KEYS>(Ks, [&](int r) -> const float * { return j0 + r <= last_pos ? Kg + (size_t)(j0 + r) * D : nullptr; });
+        tc_load_tile<D, TC_KEYS>(Vs, [&](int r) -> const float * { return j0 + r <= last_pos ? Vg + (size_t)(j0 + r) * D : nullptr; });
         __syncthreads();
 
         float s[8][4] = {};
@@ -196,5 +199,5 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(128) attention_tc_64(fs_cu_attn a) { attention_tc<64>(a); }
-extern "C" __global__ void __launch_bounds__(128) attention_tc_128(fs_cu_attn a) { attention_tc<128>(a); }
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_64(fs_cu_attn a) { attention_tc<64>(a); }
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_128(fs_cu_attn a) { attention_tc<128>(a); }

@@ -23,9 +23,10 @@
  *   scratch      reserve(): the step, the bf16 input of the prefill GEMM,
  *                decode attention's per-split partials, argmax's candidates.
  *
- * One stream carries every op in order. write() and set_step() copy from
- * pageable host memory, which the driver stages before returning, so the
- * caller may reuse its array at once; read() and argmax() wait.
+ * One stream carries every op in order. write() copies from pageable host
+ * memory, which the driver stages before returning, so the caller may
+ * reuse its array at once; set_step() copies from the backend's own pinned
+ * buffer (a truly asynchronous copy); read() and argmax() wait.
  *
  * Recorded steps are CUDA graphs: record() captures the stream while the
  * forward pass issues one decode step's ~170 launches, replay() launches
@@ -238,7 +239,9 @@ static void cu_free_buf(fs_backend *b, fs_buf *buf) {
 static void free_scratch(cuda_ctx *c) {
     if (c->scratch) c->cu.MemFree(c->scratch);
     if (c->result_host) c->cu.MemFreeHost(c->result_host);
-    free(c->step_host);
+    if (c->step_host) c->cu.MemFreeHost(c->step_host);
+    if (c->step_sent) c->cu.EventDestroy(c->step_sent);
+    c->step_sent = NULL;
     c->scratch = 0;
     c->result_host = NULL;
     c->step_host = NULL;
@@ -299,10 +302,11 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     fs_cuda_check(c, c->cu.MemsetD32Async(c->scratch, 0, off / 4, c->stream), "reserve (zero fill)");
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->inv_freq, r->rope_inv_freq, (size_t)(r->D / 2) * sizeof(float), c->stream),
                   "reserve (rope table)");
-    c->step_host = fs_xcalloc(2 + (size_t)c->max_T, sizeof(int));
-    if (c->cu.MemAllocHost((void **)&c->result_host, sizeof(int))) {
+    if (c->cu.MemAllocHost((void **)&c->result_host, sizeof(int)) ||
+        c->cu.MemAllocHost((void **)&c->step_host, (2 + (size_t)c->max_T) * sizeof(int)) ||
+        c->cu.EventCreate(&c->step_sent, FS_CU_EVENT_DEFAULT)) {
         free_scratch(c);
-        return fs_errf(e, "cuda: cannot allocate 4 bytes of pinned host memory");
+        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (3 + (size_t)c->max_T) * sizeof(int));
     }
 
     /* Shared memory above 48 KB per block must be asked for, per kernel. */
@@ -348,10 +352,14 @@ static void cu_set_step(fs_backend *b, const int *ids, int T, int pos0) {
     c->cu.CtxSetCurrent(c->ctx);
     c->T = T;
     c->pos0 = pos0;
+    /* step_host is pinned, so the copy reads it when the stream gets there:
+     * wait until the previous step's copy has (at once, in practice) */
+    fs_cuda_check(c, c->cu.EventSynchronize(c->step_sent), "set_step (wait)");
     c->step_host[FS_CU_STEP_T] = T;
     c->step_host[FS_CU_STEP_POS0] = pos0;
     memcpy(c->step_host + FS_CU_STEP_IDS, ids, (size_t)T * sizeof(int));
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->step, c->step_host, (2 + (size_t)T) * sizeof(int), c->stream), "set_step");
+    fs_cuda_check(c, c->cu.EventRecord(c->step_sent, c->stream), "set_step (event)");
 }
 
 static void cu_sync(fs_backend *b) {
@@ -491,8 +499,6 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         if (c->cu.ModuleGetFunction(&c->k.gemv_split[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
         snprintf(name, sizeof name, "gemm_%s", dt_names[d]);
         if (c->cu.ModuleGetFunction(&c->k.gemm[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
-        snprintf(name, sizeof name, "gemm_%s_narrow", dt_names[d]);
-        if (c->cu.ModuleGetFunction(&c->k.gemm_narrow[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
     }
     return 0;
 }

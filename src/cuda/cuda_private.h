@@ -32,7 +32,7 @@ struct fs_buf {
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
     CUfunction embed, rmsnorm, rope_kv, attention_decode, attention_prefill, attention_tc_64, attention_tc_128, argmax;
-    CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], gemm_narrow[5], mm_input_bf16;
+    CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
 } cuda_kernels;
 
 typedef struct cuda_ctx {
@@ -52,7 +52,8 @@ typedef struct cuda_ctx {
     size_t scratch_bytes;
     CUdeviceptr step, xb, part_o, part_ml, att_counter, argmax_part, argmax_counter, argmax_result, inv_freq;
     int max_T, max_K, n_ctx, Hq, Hkv, D, max_split;
-    int *step_host;       /* [2 + max_T]: the step as set_step sends it */
+    int *step_host;       /* [2 + max_T], pinned: the step as set_step sends it */
+    CUevent step_sent;    /* recorded after the copy of step_host */
     int *result_host;     /* pinned: argmax's answer */
 
     int T, pos0;          /* the current step, host copy (grid sizes of T > 1 ops) */

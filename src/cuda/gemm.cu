@@ -283,11 +283,10 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
             }
 }
 
-/* 64x64 tiles, and 64x32 ("narrow") for layers whose 64x64 grid would leave
- * SMs idle (N = 1024 at T = 512: 128 tiles for 132 SMs). */
-#define GEMM(name, DT)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(128) gemm_##name(fs_cu_mm a) { gemm<DT, 64>(a); }             \
-    extern "C" __global__ void __launch_bounds__(128) gemm_##name##_narrow(fs_cu_mm a) { gemm<DT, 32>(a); }
+/* 64x64 tiles. (64x32 tiles, tried for the N = 1024 layers whose 64x64
+ * grid leaves SMs idle, were slower: src/cuda/NOTES.md, run 2.) */
+#define GEMM(name, DT) \
+    extern "C" __global__ void __launch_bounds__(128) gemm_##name(fs_cu_mm a) { gemm<DT, 64>(a); }
 GEMM(bf16, FS_CU_BF16)
 GEMM(f16, FS_CU_F16)
 GEMM(f32, FS_CU_F32)

@@ -20,11 +20,12 @@
 
 /* Must match the kernels' constants. */
 #define GEMV_THREADS 128           /* gemv.cu: GEMV_WARPS * 32 */
-#define GEMM_TILE 64               /* gemm.cu: BM, and BN of the wide tiles */
+#define GEMM_TILE 64               /* gemm.cu: BM = BN */
 #define ROPE_WARPS 4               /* rope_kv.cu */
 #define ATT_THREADS 128            /* attention.cu */
 #define PF_ROWS 32                 /* attention_prefill.cu */
-#define TC_ROWS 64                 /* attention_tc.cu */
+#define TC_ROWS 32                 /* attention_tc.cu: query rows per block */
+#define TC_KEYS 64                 /* attention_tc.cu: keys per tile */
 #define ARGMAX_BLOCKS 128          /* argmax.cu */
 
 /* gemv.cu: weights per 16-byte vector, and rows per warp */
@@ -44,7 +45,7 @@ size_t fs_cuda_gemv_smem(int K) { return ((size_t)K + (size_t)K / 8 + 4) * sizeo
 
 size_t fs_cuda_prefill_smem(int D) { return ((size_t)3 * PF_ROWS * (size_t)(D + 4) + 32 * 33) * sizeof(float); }
 
-size_t fs_cuda_tc_smem(int D) { return (size_t)3 * TC_ROWS * (size_t)(D + 8) * 2; }
+size_t fs_cuda_tc_smem(int D) { return (size_t)(TC_ROWS + 2 * TC_KEYS) * (size_t)(D + 8) * 2; }
 
 /* Splits of the context for decode attention: about 128 positions each, at
  * most 64, and few enough positions per split that its scores fit in
@@ -96,11 +97,6 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         a.dtype = (int)dt;
         a.T = T;
         a.K = K;
-        /* GEMM column tiles: 64 wide, or 32 where 64 leaves SMs idle */
-        int N_sum = 0;
-        for (int i = first; i < n; i++)
-            if (!done[i] && out[i].W->dtype == dt) N_sum += out[i].N;
-        int BN = (long)CEIL_DIV(N_sum, GEMM_TILE) * CEIL_DIV(T, GEMM_TILE) < 2L * c->sm_count ? GEMM_TILE / 2 : GEMM_TILE;
         int tiles = 0;
         for (int i = first; i < n; i++) {
             if (done[i] || out[i].W->dtype != dt) continue;
@@ -114,14 +110,13 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             L->row0 = a.N_total;
             L->tile0 = tiles;
             a.N_total += out[i].N;
-            tiles += CEIL_DIV(out[i].N, BN);
+            tiles += CEIL_DIV(out[i].N, GEMM_TILE);
         }
         void *p[] = {&a};
         if (T > 1 && K % 8 == 0 && c->xb) {
             /* prefill: the input once to bf16, then the tensor-core GEMM */
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 256, 0, p, "matmul input");
-            fs_cuda_launch(c, BN == GEMM_TILE ? c->k.gemm[dt] : c->k.gemm_narrow[dt], (unsigned)tiles,
-                           (unsigned)CEIL_DIV(T, GEMM_TILE), 128, 0, p, "matmul (gemm)");
+            fs_cuda_launch(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), 128, 0, p, "matmul (gemm)");
         } else {
             /* decode (and any K that is not a whole number of vectors): f32
              * GEMV. A warp per R rows when that makes at least 2 blocks per
@@ -196,7 +191,7 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_b
     } else if (D == 64 || D == 128) {   /* tensor cores */
         int BQ = TC_ROWS / group;
         fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64 : c->k.attention_tc_128, (unsigned)CEIL_DIV(c->T, BQ),
-                       (unsigned)Hkv, 128, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
+                       (unsigned)Hkv, 64, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
     } else {   /* f32, any head dim */
         int BQ = group >= PF_ROWS ? 1 : PF_ROWS / group;
         fs_cuda_launch(c, c->k.attention_prefill, (unsigned)CEIL_DIV(c->T, BQ), (unsigned)Hkv, 256,
