@@ -3,6 +3,7 @@
 # NVIDIA GPU: the CUDA backend's tests, benchmark and memory check, each
 # log written under $OUT (default build/cuda-logs), a short table printed.
 # nopdl: the bf16 bench without programmatic launches, to compare.
+# ncu: Nsight Compute on one decode step and one prefill chunk.
 # Uses build/tests/test_cuda when it runs there (built elsewhere and
 # carried), else builds it with make. Default: test bench memcheck.
 # Docs: docs/gpu.md
@@ -29,6 +30,12 @@ for what in "$@"; do
         cat "$OUT/bench.log" ;;
     nopdl) FS_CUDA_NO_PDL=1 "$BIN" --bench bf16 >"$OUT/bench-nopdl.log" 2>&1 || status=1
         grep -E "decode tg|prefill pp" "$OUT/bench-nopdl.log" ;;
+    ncu) for k in 'gemv_bf16|gemv_bf16_split|rope_kv|attention_decode|embed' 'mm_input_bf16|gemm_bf16|attention_tc_128'; do
+            timeout 150 ncu --clock-control none -k "regex:^($k)\$" -c 7 --section SpeedOfLight --section Occupancy \
+                --section LaunchStats --section WarpStateStats --section MemoryWorkloadAnalysis \
+                "$BIN" --bench profile >>"$OUT/ncu.txt" 2>&1
+        done
+        grep -E "^  [a-z_0-9]+ \(|Duration|DRAM Throughput|Achieved Occupancy|Registers Per|Stall|Warp Cycles Per Issued" "$OUT/ncu.txt" | head -80 ;;
     memcheck) timeout 240 compute-sanitizer --tool memcheck --print-limit 20 "$BIN" >"$OUT/memcheck.log" 2>&1 || status=1
         grep -E "ERROR SUMMARY|Invalid|passed" "$OUT/memcheck.log" | head -20 ;;
     esac

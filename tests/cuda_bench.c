@@ -289,6 +289,26 @@ static size_t op_bytes(model *m, int op) {
     return 0;
 }
 
+/* `--bench profile`: one decode step and one prefill chunk, nothing else:
+ * a short program for a profiler (ncu) to pick kernels from. */
+static void profile_once(void) {
+    model *m = fs_xcalloc(1, sizeof *m);
+    build(m, FS_DTYPE_BF16);
+    int id = 1, *ids = fs_xmalloc(PP * sizeof(int));
+    for (int i = 0; i < PP; i++) ids[i] = (i * 7919) % V;
+    B->set_step(B, &id, 1, 4096);
+    fs_rec *step = record(decode_step, m);
+    B->replay(B, step);
+    B->sync(B);
+    B->set_step(B, ids, PP, 0);
+    prefill(m);
+    B->sync(B);
+    B->rec_free(B, step);
+    destroy(m);
+    free(m);
+    free(ids);
+}
+
 static void bench_dtype(fs_dtype dt, const char *name) {
     model *m = fs_xcalloc(1, sizeof *m);
     double t_build = fs_now();
@@ -317,6 +337,15 @@ static void bench_dtype(fs_dtype dt, const char *name) {
         B->sync(B);
     }
     double t_step = (fs_now() - t0) / 128;
+    double t_submit = 0.0;
+    for (int i = 0; i < 32; i++) {   /* the host's part: submitting the recorded step */
+        B->set_step(B, &id, 1, i);
+        double t1 = fs_now();
+        B->replay(B, step);
+        t_submit += fs_now() - t1;
+        B->sync(B);
+    }
+    printf("per token: replay() returns after %.1f us (host)\n", t_submit / 32 * 1e6);
     t0 = fs_now();
     for (int i = 0; i < 128; i++) B->argmax(B, m->logits, V);
     double t_argmax = (fs_now() - t0) / 128;
@@ -393,6 +422,11 @@ int bench_cuda(int argc, char **argv) {
     fs_buf *big = dev_f32(NULL, 256u << 20);
     printf("bandwidth (device copy, read + write): %.0f GB/s\n", B->bandwidth(B, big, 256u << 20) / 1e9);
     B->free_buf(B, big);
+    if (argc > 1 && !strcmp(argv[1], "profile")) {
+        profile_once();
+        B->destroy(B);
+        return 0;
+    }
     const char *def[] = {"bf16", "q8_0", "q4_0"};
     int n = argc > 1 ? argc - 1 : 3;
     for (int i = 0; i < n; i++) {

@@ -12,8 +12,9 @@
  * (range, kv head) is one block: 8 kv heads x 32 splits = 256 blocks at
  * n_ctx = 4096. n_split depends on the cache's size, never on the
  * position: the same launch serves every step, which is what lets a
- * recorded step replay. Blocks whose range starts past pos0 have nothing
- * to do and say so.
+ * recorded step replay. Blocks whose range starts past pos0 leave at once;
+ * when all the keys fit in the first range (a short context), its block
+ * writes the answer itself and nothing is combined.
  *
  * A block (4 warps) serves the Hq / Hkv query heads that share its kv
  * head, so each key and value is read once for all of them:
@@ -51,18 +52,23 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu
     __shared__ float m_s[GMAX], l_s[GMAX], w_s[MAX_SPLIT], den_s;
     __shared__ int is_last;
     pdl_launch_dependents();
-    pdl_wait();
     const int s = blockIdx.x, g = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int D = a.D, group = a.Hq / a.Hkv, chunk = a.chunk, S = a.n_split;
+    const int D = a.D, group = a.Hq / a.Hkv, chunk = a.chunk;
+    /* the step is not written by the previous kernel: read it before waiting */
     const int n_keys = ((const int *)a.step)[FS_CU_STEP_POS0] + 1;
-    const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range; <= 0: none */
+    const int S = (n_keys + chunk - 1) / chunk;   /* ranges that hold keys; the rest of the grid leaves */
+    if (s >= S) return;
+    pdl_wait();
+    const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range, >= 1 */
+    const int stride = a.n_split;                                  /* of the partials in scratch */
     /* shared: q [group][D], scores [group][chunk], the warps' o [ATT_WARPS][2][D] */
     float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * chunk;
     const float *K = (const float *)a.cache + (size_t)g * a.n_ctx * D;
     const float *V = (const float *)a.cache + ((size_t)a.Hkv + g) * a.n_ctx * D;
     float *part_o = (float *)a.part_o, *part_ml = (float *)a.part_ml;
 
-    if (n > 0) {
+    {
+#pragma unroll 4
         for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = ((const float *)a.q)[(size_t)g * group * D + i];
         __syncthreads();
         const float scale = (float)(1.0 / sqrt((double)D));
@@ -159,15 +165,19 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu
                 float sum = 0.0f;
 #pragma unroll
                 for (int w = 0; w < ATT_WARPS; w++) sum += o_red[(w * 2 + hp) * D + d];
-                part_o[((size_t)(g * group + h0 + hp) * S + s) * D + d] = sum;
+                if (S == 1)   /* the whole context in one range: the answer */
+                    ((float *)a.out)[(size_t)(g * group + h0 + hp) * D + d] = sum / l_s[h0 + hp];
+                else
+                    part_o[((size_t)(g * group + h0 + hp) * stride + s) * D + d] = sum;
             }
             __syncthreads();
         }
     }
+    if (S == 1) return;
     if (tid < group) {
-        float *ml = part_ml + ((size_t)(g * group + tid) * S + s) * 2;
-        ml[0] = n > 0 ? m_s[tid] : -CUDART_INF_F;
-        ml[1] = n > 0 ? l_s[tid] : 0.0f;
+        float *ml = part_ml + ((size_t)(g * group + tid) * stride + s) * 2;
+        ml[0] = m_s[tid];
+        ml[1] = l_s[tid];
     }
 
     /* The last block of kv head g combines the ranges. The fence makes this
@@ -180,8 +190,8 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu
     if (!is_last) return;
     __threadfence();
     for (int h = 0; h < group; h++) {
-        const float *ml = part_ml + (size_t)(g * group + h) * S * 2;
-        const float *o = part_o + (size_t)(g * group + h) * S * D;
+        const float *ml = part_ml + (size_t)(g * group + h) * stride * 2;
+        const float *o = part_o + (size_t)(g * group + h) * stride * D;
         if (warp == 0) {   /* the weights e^(m_s - M) of the splits, once per head */
             float mv[MAX_SPLIT / 32], lv[MAX_SPLIT / 32], M = -CUDART_INF_F, den = 0.0f;
 #pragma unroll

@@ -63,15 +63,26 @@ __device__ __forceinline__ uint32_t tc_pack(float lo, float hi) {
     return *(uint32_t *)&h;
 }
 
-/* rows [ROWS][D] f32 from src (row r at src_row(r), NULL: zeros) -> bf16 in shared memory */
+/* rows [ROWS][D] f32 from src (row r at src_row(r), NULL: zeros) -> bf16
+ * in shared memory. 8 loads per thread in flight before the first store:
+ * a loop that stores each load before issuing the next waits one L2 round
+ * trip per float4 (run 3: 2.8 ms of a 512-token prefill). */
 template <int D, int ROWS, typename F>
 __device__ __forceinline__ void tc_load_tile(__nv_bfloat16 *dst, F src_row) {
-    constexpr int LD = D + 8, C4 = D / 4;
-    for (int i = threadIdx.x; i < ROWS * C4; i += TC_WARPS * 32) {
-        int r = i / C4, c = (i % C4) * 4;
-        const float *row = src_row(r);
-        float4 v = row ? *(const float4 *)(row + c) : make_float4(0, 0, 0, 0);
-        *(uint2 *)(dst + r * LD + c) = make_uint2(tc_pack(v.x, v.y), tc_pack(v.z, v.w));
+    constexpr int LD = D + 8, C4 = D / 4, N = ROWS * C4, NT = TC_WARPS * 32, BATCH = 8;
+    for (int i0 = threadIdx.x; i0 < N; i0 += NT * BATCH) {
+        float4 v[BATCH];
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) {
+            int i = i0 + b * NT;
+            const float *row = i < N ? src_row(i / C4) : nullptr;
+            v[b] = row ? *(const float4 *)(row + (i % C4) * 4) : make_float4(0, 0, 0, 0);
+        }
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) {
+            int i = i0 + b * NT;
+            if (i < N) *(uint2 *)(dst + (i / C4) * LD + (i % C4) * 4) = make_uint2(tc_pack(v[b].x, v[b].y), tc_pack(v[b].z, v[b].w));
+        }
     }
 }
 

@@ -316,6 +316,7 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
                                    FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem))
             return fs_errf(e, "cuda: a matmul input of %d floats needs %zu bytes of shared memory: too many", r->max_K, gemv_smem);
     c->cu.FuncSetAttribute(c->k.gemv_any, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem);
+    c->cu.FuncSetAttribute(c->k.mm_input_bf16, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem);
     if (c->cu.FuncSetAttribute(c->k.attention_prefill, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pf_smem))
         return fs_errf(e, "cuda: prefill attention of head dim %d needs %zu bytes of shared memory: too many", r->D, pf_smem);
     if (c->cu.FuncSetAttribute(c->k.attention_tc_64, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(64)) ||

@@ -22,6 +22,7 @@ extern "C" __global__ void __launch_bounds__(256) embed(fs_cu_ptr table, fs_cu_p
     if (t >= st[FS_CU_STEP_T]) return;
     const size_t id = (size_t)st[FS_CU_STEP_IDS + t];
     float *dst = (float *)out + (size_t)t * H;
+#pragma unroll 4
     for (int k = threadIdx.x; k < H; k += blockDim.x) {
         float v;
         if (dtype == FS_CU_Q8_0 || dtype == FS_CU_Q4_0) {

@@ -35,17 +35,18 @@
 #define BK 32
 #define LDS (BK + 8)   /* bf16 per shared row: 80 bytes, 16-aligned, conflict-free for ldmatrix */
 
-/* mm_input_bf16: xb[t, k] = bf16(in[t, k]). One block per token row. */
-extern "C" __global__ void __launch_bounds__(256) mm_input_bf16(fs_cu_mm a) {
+/* mm_input_bf16: xb[t, k] = bf16(in[t, k]). One block per token row; the
+ * row is prepared in shared memory by gemv.cu's load_input (so both
+ * matmul paths transform their input with the same code), then rounded. */
+extern "C" __global__ void __launch_bounds__(128) mm_input_bf16(fs_cu_mm a) {
     pdl_launch_dependents();
     pdl_wait();
     __shared__ float red[32];
+    float *xs = (float *)dyn_smem;
     const int t = blockIdx.x;
-    const float *x_row = (const float *)a.x + (size_t)t * a.K;
-    const float *up_row = a.up ? (const float *)a.up + (size_t)t * a.K : nullptr;
-    float scale = mm_input_scale(a, x_row, red);
+    load_input(a, t, xs, red);
     __nv_bfloat16 *xb = (__nv_bfloat16 *)a.xb + (size_t)t * a.K;
-    for (int k = threadIdx.x; k < a.K; k += blockDim.x) xb[k] = __float2bfloat16_rn(mm_input_at(a, x_row, up_row, k, scale));
+    for (int k = threadIdx.x; k < a.K; k += blockDim.x) xb[k] = __float2bfloat16_rn(xs[xpad(k)]);
 }
 
 __device__ __forceinline__ unsigned smem_addr(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }

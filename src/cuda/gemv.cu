@@ -152,12 +152,77 @@ __device__ __forceinline__ int layer_of(const fs_cu_mm &a, int r) {
     return i;
 }
 
-/* Prepare row t of the input in shared memory (padded), all threads. */
+/* Prepare row t of the input in shared memory (padded), all threads.
+ * Every load a thread needs is issued before the first is used (a loop
+ * that waits for each load in turn costs one L2 round trip per element it
+ * handles - 24 of them for down_proj's K = 3072, most of that kernel's
+ * time in run 2). PREP_SLOTS float4 per thread per pass: K <= 3072 in one
+ * pass of 128 threads. */
+#define PREP_SLOTS 6
+
+__device__ __forceinline__ float4 weight4_at(fs_cu_ptr w, int dtype, int i) {   /* elements i .. i+3 */
+    if (dtype == FS_CU_F32) return *(const float4 *)((const float *)w + i);
+    uint2 h = *(const uint2 *)((const uint16_t *)w + i);
+    if (dtype == FS_CU_BF16) return make_float4(bf16_lo(h.x), bf16_hi(h.x), bf16_lo(h.y), bf16_hi(h.y));
+    float2 a = __half22float2(*(const __half2 *)&h.x), b = __half22float2(*(const __half2 *)&h.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+
 __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red) {
     const float *x_row = (const float *)a.x + (size_t)t * a.K;
     const float *up_row = a.up ? (const float *)a.up + (size_t)t * a.K : nullptr;
-    float scale = mm_input_scale(a, x_row, red);
-    for (int k = threadIdx.x; k < a.K; k += blockDim.x) xs[xpad(k)] = mm_input_at(a, x_row, up_row, k, scale);
+    if (a.K % 4 != 0) {   /* rows not in whole float4s: one element at a time */
+        float scale = mm_input_scale(a, x_row, red);
+        for (int k = threadIdx.x; k < a.K; k += blockDim.x) xs[xpad(k)] = mm_input_at(a, x_row, up_row, k, scale);
+        __syncthreads();
+        return;
+    }
+    const int K4 = a.K / 4, nt = blockDim.x;
+    float ss = 0.0f;
+    for (int base = threadIdx.x; base < K4; base += nt * PREP_SLOTS) {
+        float4 v[PREP_SLOTS], u[PREP_SLOTS];
+#pragma unroll
+        for (int j = 0; j < PREP_SLOTS; j++) {
+            int i = base + j * nt;
+            if (i < K4) {
+                v[j] = ((const float4 *)x_row)[i];
+                if (up_row) u[j] = ((const float4 *)up_row)[i];
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < PREP_SLOTS; j++) {
+            int i = base + j * nt;
+            if (i >= K4) break;
+            if (up_row) {
+                v[j] = make_float4(swiglu(v[j].x, u[j].x), swiglu(v[j].y, u[j].y), swiglu(v[j].z, u[j].z), swiglu(v[j].w, u[j].w));
+            } else {
+                ss = fmaf(v[j].x, v[j].x, ss);
+                ss = fmaf(v[j].y, v[j].y, ss);
+                ss = fmaf(v[j].z, v[j].z, ss);
+                ss = fmaf(v[j].w, v[j].w, ss);
+            }
+            *(float4 *)(xs + xpad(4 * i)) = v[j];
+        }
+    }
+    if (a.norm) {   /* second pass over this thread's own elements, now scaled */
+        float scale = rms_scale(block_sum(ss, red), a.K, a.eps);
+        for (int base = threadIdx.x; base < K4; base += nt * PREP_SLOTS) {
+            float4 w[PREP_SLOTS];
+#pragma unroll
+            for (int j = 0; j < PREP_SLOTS; j++) {
+                int i = base + j * nt;
+                if (i < K4) w[j] = weight4_at(a.norm, a.norm_dtype, 4 * i);
+            }
+#pragma unroll
+            for (int j = 0; j < PREP_SLOTS; j++) {
+                int i = base + j * nt;
+                if (i >= K4) break;
+                float4 *xv = (float4 *)(xs + xpad(4 * i)), v = *xv;
+                *xv = make_float4(__fmul_rn(w[j].x, __fmul_rn(v.x, scale)), __fmul_rn(w[j].y, __fmul_rn(v.y, scale)),
+                                  __fmul_rn(w[j].z, __fmul_rn(v.z, scale)), __fmul_rn(w[j].w, __fmul_rn(v.w, scale)));
+            }
+        }
+    }
     __syncthreads();
 }
 

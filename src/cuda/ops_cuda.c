@@ -115,16 +115,17 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         void *p[] = {&a};
         if (T > 1 && K % 8 == 0 && c->xb) {
             /* prefill: the input once to bf16, then the tensor-core GEMM */
-            fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 256, 0, p, "matmul input");
+            fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
             fs_cuda_launch(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), 128, 0, p, "matmul (gemm)");
         } else {
             /* decode (and any K that is not a whole number of vectors): f32
              * GEMV. A warp per R rows when that makes at least 2 blocks per
-             * SM; else ("split") 4 warps per R rows, each a quarter of K. */
+             * SM; else ("split") 4 warps per R rows, each a quarter of K,
+             * if K has a vector for every lane of the 4 warps. */
             int vector = K % vec_elems(dt) == 0, R = gemv_rows_per_warp(dt);
             CUfunction f = vector ? c->k.gemv[dt] : c->k.gemv_any;
             long rows_per_block = vector ? 4 * R : 4;
-            if (vector && CEIL_DIV(a.N_total, rows_per_block) < 2L * c->sm_count) {
+            if (vector && CEIL_DIV(a.N_total, rows_per_block) < 2L * c->sm_count && K / vec_elems(dt) >= 4 * 32) {
                 f = c->k.gemv_split[dt];
                 rows_per_block = R;
             }

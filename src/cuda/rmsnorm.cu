@@ -20,6 +20,7 @@ extern "C" __global__ void __launch_bounds__(256) rmsnorm(fs_cu_ptr x, fs_cu_ptr
     const float *xr = (const float *)x + (size_t)blockIdx.x * n;
     float *yr = (float *)y + (size_t)blockIdx.x * n;
     float ss = 0.0f;
+#pragma unroll 4
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss = fmaf(xr[i], xr[i], ss);
     float scale = rms_scale(block_sum(ss, red), n, eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = __fmul_rn(weight_at(w, w_dtype, i), __fmul_rn(xr[i], scale));

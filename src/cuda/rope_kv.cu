@@ -25,8 +25,10 @@
 #define ROPE_WARPS 4
 
 extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope a) {
+    /* The step was written before this recorded step began, not by the
+     * previous kernel: it, the angles and the norm weights can be read
+     * before waiting for q, k, v (programmatic launch, common.cuh). */
     pdl_launch_dependents();
-    pdl_wait();
     const int *step = (const int *)a.step;
     const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
     const int lane = threadIdx.x & 31;
@@ -41,6 +43,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
         int g = hh - a.Hq - a.Hkv;
         const float *v = (const float *)a.v + ((size_t)t * a.Hkv + g) * D;
         float *dst = V_cache + ((size_t)g * a.n_ctx + p) * D;
+        pdl_wait();
         for (int i = lane; i < D; i += 32) dst[i] = v[i];
         return;
     }
@@ -49,6 +52,20 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
     float *x = is_q ? (float *)a.q + ((size_t)t * a.Hq + h) * D : (float *)a.k + ((size_t)t * a.Hkv + h) * D;
     const fs_cu_ptr w = is_q ? a.q_norm : a.k_norm;
     const int w_dtype = is_q ? a.q_norm_dtype : a.k_norm_dtype;
+
+    float c[4], s[4], w_lo[4], w_hi[4];
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+        int i = lane + 32 * m;
+        c[m] = s[m] = w_lo[m] = w_hi[m] = 0.0f;
+        if (i < half) {
+            float angle = __fmul_rn((float)p, ((const float *)a.inv_freq)[i]);
+            c[m] = (float)cos((double)angle);
+            s[m] = (float)sin((double)angle);
+            if (w) w_lo[m] = weight_at(w, w_dtype, i), w_hi[m] = weight_at(w, w_dtype, i + half);
+        }
+    }
+    pdl_wait();
 
     float lo[4], hi[4];
     float ss = 0.0f;
@@ -64,11 +81,8 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
         float scale = rms_scale(warp_sum(ss), D, a.eps);
 #pragma unroll
         for (int m = 0; m < 4; m++) {
-            int i = lane + 32 * m;
-            if (i < half) {
-                lo[m] = __fmul_rn(weight_at(w, w_dtype, i), __fmul_rn(lo[m], scale));
-                hi[m] = __fmul_rn(weight_at(w, w_dtype, i + half), __fmul_rn(hi[m], scale));
-            }
+            lo[m] = __fmul_rn(w_lo[m], __fmul_rn(lo[m], scale));
+            hi[m] = __fmul_rn(w_hi[m], __fmul_rn(hi[m], scale));
         }
     }
     float *k_dst = is_q ? nullptr : K_cache + ((size_t)h * a.n_ctx + p) * D;
@@ -76,10 +90,8 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
     for (int m = 0; m < 4; m++) {
         int i = lane + 32 * m;
         if (i >= half) break;
-        float angle = __fmul_rn((float)p, ((const float *)a.inv_freq)[i]);
-        float c = (float)cos((double)angle), s = (float)sin((double)angle);
-        float r_lo = __fsub_rn(__fmul_rn(lo[m], c), __fmul_rn(hi[m], s));
-        float r_hi = __fadd_rn(__fmul_rn(hi[m], c), __fmul_rn(lo[m], s));
+        float r_lo = __fsub_rn(__fmul_rn(lo[m], c[m]), __fmul_rn(hi[m], s[m]));
+        float r_hi = __fadd_rn(__fmul_rn(hi[m], c[m]), __fmul_rn(lo[m], s[m]));
         x[i] = r_lo;
         x[i + half] = r_hi;
         if (k_dst) {
