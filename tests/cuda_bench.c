@@ -346,6 +346,33 @@ static void bench_dtype(fs_dtype dt, const char *name) {
         B->sync(B);
     }
     printf("per token: replay() returns after %.1f us (host)\n", t_submit / 32 * 1e6);
+    /* the launch latency of a recorded step on an idle GPU: without
+     * set_step; two replays per wait; a graph of 28 tiny kernels */
+    t0 = fs_now();
+    for (int i = 0; i < 64; i++) {
+        B->replay(B, step);
+        B->sync(B);
+    }
+    double t_nostep = (fs_now() - t0) / 64;
+    t0 = fs_now();
+    for (int i = 0; i < 32; i++) {
+        B->replay(B, step);
+        B->replay(B, step);
+        B->sync(B);
+    }
+    double t_two = (fs_now() - t0) / 32;
+    m->n = N_OPS + 1;
+    fs_rec *tiny = record(one_op_all_layers, m);
+    t0 = fs_now();
+    for (int i = 0; i < 64; i++) {
+        B->replay(B, tiny);
+        B->sync(B);
+    }
+    double t_tiny = (fs_now() - t0) / 64;
+    double t_tiny_gpu = replay_time(tiny, 64);
+    B->rec_free(B, tiny);
+    printf("per token: replay + sync %.1f us; 2 replays + sync %.1f us; graph of 28 tiny kernels: replay + sync %.1f us, "
+           "back to back %.1f us\n", t_nostep * 1e6, t_two * 1e6, t_tiny * 1e6, t_tiny_gpu * 1e6);
     t0 = fs_now();
     for (int i = 0; i < 128; i++) B->argmax(B, m->logits, V);
     double t_argmax = (fs_now() - t0) / 128;

@@ -47,7 +47,8 @@
 #define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
 #define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
 
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu_attn a) {
+template <int DV>   /* float4s of a key per lane: D <= 32 * DV */
+__device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     float *sm = (float *)dyn_smem;
     __shared__ float m_s[GMAX], l_s[GMAX], w_s[MAX_SPLIT], den_s;
     __shared__ int is_last;
@@ -78,13 +79,13 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu
          * before the first product. The bound is the same for the whole
          * warp, so every lane reaches the shuffles. */
         for (int jw = warp * 4 * KEY_SLOTS; jw < n; jw += ATT_WARPS * 4 * KEY_SLOTS) {
-            float4 kv[KEY_SLOTS][8];
+            float4 kv[KEY_SLOTS][DV];
 #pragma unroll
             for (int ks = 0; ks < KEY_SLOTS; ks++) {
                 int j = jw + ks * 4 + (lane >> 3);
                 const float *kj = K + (size_t)(j0 + j) * D;
 #pragma unroll
-                for (int i = 0; i < 8; i++) {
+                for (int i = 0; i < DV; i++) {
                     int d = sub * 4 + 32 * i;
                     kv[ks][i] = j < n && d < D ? *(const float4 *)(kj + d) : make_float4(0, 0, 0, 0);
                 }
@@ -96,7 +97,7 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu
                 for (int ks = 0; ks < KEY_SLOTS; ks++) {
                     float dot = 0.0f;
 #pragma unroll
-                    for (int i = 0; i < 8; i++) {
+                    for (int i = 0; i < DV; i++) {
                         int d = sub * 4 + 32 * i;
                         if (d >= D) break;
                         float4 qv = *(const float4 *)(q_s + h * D + d), k4 = kv[ks][i];
@@ -226,3 +227,6 @@ extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode(fs_cu
     }
     if (tid == 0) ((int *)a.counter)[g] = 0;
 }
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256(fs_cu_attn a) { attention_decode<8>(a); }

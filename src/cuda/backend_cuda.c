@@ -21,7 +21,8 @@
  *                reference; it is twice the bytes of an f16 cache, which
  *                matters for long contexts (docs/gpu.md).
  *   scratch      reserve(): the step, the bf16 input of the prefill GEMM,
- *                decode attention's per-split partials, argmax's candidates.
+ *                its split-K partial tiles (8.7 MB on 132 SMs), decode
+ *                attention's per-split partials, argmax's candidates.
  *
  * One stream carries every op in order. write() copies from pageable host
  * memory, which the driver stages before returning, so the caller may
@@ -71,18 +72,23 @@ void fs_cuda_check(cuda_ctx *c, CUresult r, const char *what) {
  * common.cuh) before touching activations. On a decode step of ~170 small
  * kernels this hides most of each launch's latency. Elsewhere it is a
  * plain launch, and the wait does nothing. */
-void fs_cuda_launch(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned threads, unsigned smem,
-                    void **params, const char *what) {
-    if (gx == 0 || gy == 0) return;
+void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem,
+                     void **params, const char *what) {
+    if (gx == 0 || gy == 0 || gz == 0) return;
     if (c->programmatic) {
         fs_cu_launch_attr attr = {0};
         attr.id = FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.v.value = 1;
-        fs_cu_launch_config cfg = {gx, gy, 1, threads, 1, 1, smem, c->stream, &attr, 1};
+        fs_cu_launch_config cfg = {gx, gy, gz, threads, 1, 1, smem, c->stream, &attr, 1};
         fs_cuda_check(c, c->cu.LaunchKernelEx(&cfg, f, params, NULL), what);
         return;
     }
-    fs_cuda_check(c, c->cu.LaunchKernel(f, gx, gy, 1, threads, 1, 1, smem, c->stream, params, NULL), what);
+    fs_cuda_check(c, c->cu.LaunchKernel(f, gx, gy, gz, threads, 1, 1, smem, c->stream, params, NULL), what);
+}
+
+void fs_cuda_launch(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned threads, unsigned smem,
+                    void **params, const char *what) {
+    fs_cuda_launch3(c, f, gx, gy, 1, threads, smem, params, what);
 }
 
 /* ---- memory ---- */
@@ -286,6 +292,10 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     CUdeviceptr argmax_counter = carve(&off, sizeof(int));
     CUdeviceptr argmax_result = carve(&off, sizeof(int));
     CUdeviceptr inv_freq = carve(&off, (size_t)(r->D / 2) * sizeof(float));
+    /* split-K GEMM: a GEMM is split only when it has fewer tiles than SMs */
+    c->gemm_split_tiles = c->max_T > 1 ? c->sm_count : 0;
+    CUdeviceptr gemm_part = carve(&off, (size_t)c->gemm_split_tiles * GEMM_SPLIT * 64 * 64 * sizeof(float));
+    CUdeviceptr gemm_counter = carve(&off, (size_t)c->gemm_split_tiles * sizeof(int));
     c->scratch = dev_alloc(c, off, "the backend's scratch", e);
     if (!c->scratch) return -1;
     c->scratch_bytes = off;
@@ -298,6 +308,8 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     c->argmax_counter = c->scratch + argmax_counter;
     c->argmax_result = c->scratch + argmax_result;
     c->inv_freq = c->scratch + inv_freq;
+    c->gemm_part = c->scratch + gemm_part;
+    c->gemm_counter = c->scratch + gemm_counter;
     /* zeros: the counters start at 0 (the kernels reset them after use) */
     fs_cuda_check(c, c->cu.MemsetD32Async(c->scratch, 0, off / 4, c->stream), "reserve (zero fill)");
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->inv_freq, r->rope_inv_freq, (size_t)(r->D / 2) * sizeof(float), c->stream),
@@ -480,7 +492,8 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         {&c->k.embed, "embed"},
         {&c->k.rmsnorm, "rmsnorm"},
         {&c->k.rope_kv, "rope_kv"},
-        {&c->k.attention_decode, "attention_decode"},
+        {&c->k.attention_decode_128, "attention_decode_128"},
+        {&c->k.attention_decode_256, "attention_decode_256"},
         {&c->k.attention_prefill, "attention_prefill"},
         {&c->k.attention_tc_64, "attention_tc_64"},
         {&c->k.attention_tc_128, "attention_tc_128"},

@@ -31,7 +31,7 @@ struct fs_buf {
 /* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
-    CUfunction embed, rmsnorm, rope_kv, attention_decode, attention_prefill, attention_tc_64, attention_tc_128, argmax;
+    CUfunction embed, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
 } cuda_kernels;
 
@@ -51,6 +51,9 @@ typedef struct cuda_ctx {
     CUdeviceptr scratch;
     size_t scratch_bytes;
     CUdeviceptr step, xb, part_o, part_ml, att_counter, argmax_part, argmax_counter, argmax_result, inv_freq;
+    CUdeviceptr gemm_part, gemm_counter;   /* split-K GEMM: partial tiles, arrival counts */
+#define GEMM_SPLIT 4                       /* slices of K when a GEMM has fewer tiles than SMs */
+    int gemm_split_tiles;                  /* tiles the split-K scratch holds */
     int max_T, max_K, n_ctx, Hq, Hkv, D, max_split;
     int *step_host;       /* [2 + max_T], pinned: the step as set_step sends it */
     CUevent step_sent;    /* recorded after the copy of step_host */
@@ -76,6 +79,8 @@ void fs_cuda_check(cuda_ctx *c, CUresult r, const char *what);
  * the params array of a kernel with several). */
 void fs_cuda_launch(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned threads, unsigned smem,
                     void **params, const char *what);
+void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem,
+                     void **params, const char *what);
 
 /* The decode attention's number of context splits for a cache of n_ctx
  * positions (attention.cu): fixed per cache, never per position. */

@@ -25,7 +25,11 @@
  * to registers (decoded to bf16 there, then stored). Fragments are read
  * from shared memory with ldmatrix, whose 8-row x 16-byte reads are
  * conflict-free because rows are padded to 80 bytes. The grid is
- * (column tiles of all layers of the call, row tiles of T).
+ * (column tiles of all layers of the call, row tiles of T, slices of K):
+ * a call with fewer tiles than SMs (o_proj and down_proj at T = 512: 128
+ * tiles) splits K in 4, and the last slice of each tile to finish adds
+ * the four partial tiles (an atomic counter; the sum is in slice order,
+ * so the result does not depend on timing).
  *
  * Docs: docs/gpu.md
  */
@@ -44,7 +48,7 @@ extern "C" __global__ void __launch_bounds__(128) mm_input_bf16(fs_cu_mm a) {
     __shared__ float red[32];
     float *xs = (float *)dyn_smem;
     const int t = blockIdx.x;
-    load_input(a, t, xs, red);
+    load_input<6>(a, t, xs, red);
     __nv_bfloat16 *xb = (__nv_bfloat16 *)a.xb + (size_t)t * a.K;
     for (int k = threadIdx.x; k < a.K; k += blockDim.x) xb[k] = __float2bfloat16_rn(xs[xpad(k)]);
 }
@@ -215,8 +219,10 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
     int li = 0;
     while (li + 1 < a.n_out && (int)blockIdx.x >= a.out[li + 1].tile0) li++;
     const fs_cu_linear &L = a.out[li];
-    const int n0 = ((int)blockIdx.x - L.tile0) * BN, m0 = blockIdx.y * BM;   /* tile0 counts tiles of BN */
-    const int T = a.T, K = a.K, n_k = (K + BK - 1) / BK;
+    const int n0 = ((int)blockIdx.x - L.tile0) * BN, m0 = blockIdx.y * BM;
+    const int T = a.T, K = a.K, n_k_all = (K + BK - 1) / BK;
+    /* this block's slice of K (blockIdx.z of k_split) */
+    const int kt0 = (int)blockIdx.z * n_k_all / a.k_split, n_k = ((int)blockIdx.z + 1) * n_k_all / a.k_split - kt0;
     const __nv_bfloat16 *xb = (const __nv_bfloat16 *)a.xb;
 
     auto fetch_a = [&](int k0, int buf) {
@@ -230,8 +236,8 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
 
     float acc[2][NT][4] = {};
     wtile<DT, BN> wt;
-    fetch_a(0, 0);
-    wt.fetch(L, K, n0, 0, Bs[0]);
+    fetch_a(kt0 * BK, 0);
+    wt.fetch(L, K, n0, kt0 * BK, Bs[0]);
     wt.store(Bs[0]);
     asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
     __syncthreads();
@@ -240,8 +246,8 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
         const int cur = kt & 1, nxt = cur ^ 1;
         const bool more = kt + 1 < n_k;
         if (more) {
-            fetch_a((kt + 1) * BK, nxt);
-            wt.fetch(L, K, n0, (kt + 1) * BK, Bs[nxt]);
+            fetch_a((kt0 + kt + 1) * BK, nxt);
+            wt.fetch(L, K, n0, (kt0 + kt + 1) * BK, Bs[nxt]);
             asm volatile("cp.async.commit_group;\n" ::: "memory");
         }
 #pragma unroll
@@ -270,6 +276,39 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
 
     /* C fragment: c0, c1 at (row g, cols 2q, 2q+1), c2, c3 at row g + 8 */
     const int g = lane >> 2, q = lane & 3;
+    if (a.k_split > 1) {
+        /* Split over K: park this slice's tile; the last slice of the tile to
+         * arrive adds all of them, in slice order (the same sum whichever
+         * block is last), and resets the count for the next call. */
+        const int tile = blockIdx.y * gridDim.x + blockIdx.x;
+        float *part = (float *)a.part + (size_t)tile * a.k_split * BM * BN;
+#pragma unroll
+        for (int mi = 0; mi < 2; mi++)
+#pragma unroll
+            for (int ni = 0; ni < NT; ni++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int r = wm + mi * 16 + g + (e >> 1) * 8, cl = wn + ni * 8 + 2 * q + (e & 1);
+                    part[(size_t)blockIdx.z * BM * BN + r * BN + cl] = acc[mi][ni][e];
+                }
+        __shared__ int is_last;
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) is_last = atomicAdd((int *)a.counter + tile, 1) == a.k_split - 1;
+        __syncthreads();
+        if (!is_last) return;
+        __threadfence();
+        for (int i = threadIdx.x; i < BM * BN; i += blockDim.x) {
+            int t = m0 + i / BN, n = n0 + i % BN;
+            if (t >= T || n >= L.N) continue;
+            float sum = 0.0f;
+            for (int z = 0; z < a.k_split; z++) sum += __ldcg(part + (size_t)z * BM * BN + i);
+            float *y = (float *)L.y + (size_t)t * L.N + n;
+            *y = L.add ? *y + sum : sum;
+        }
+        if (threadIdx.x == 0) ((int *)a.counter)[tile] = 0;
+        return;
+    }
 #pragma unroll
     for (int mi = 0; mi < 2; mi++)
 #pragma unroll

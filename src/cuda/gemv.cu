@@ -156,9 +156,9 @@ __device__ __forceinline__ int layer_of(const fs_cu_mm &a, int r) {
  * Every load a thread needs is issued before the first is used (a loop
  * that waits for each load in turn costs one L2 round trip per element it
  * handles - 24 of them for down_proj's K = 3072, most of that kernel's
- * time in run 2). PREP_SLOTS float4 per thread per pass: K <= 3072 in one
- * pass of 128 threads. */
-#define PREP_SLOTS 6
+ * time in run 2). SLOTS float4 per thread per pass: 2 covers K = 1024 in
+ * one pass of 128 threads, 6 covers 3072; each costs registers, and the
+ * GEMVs over K = 1024 need few to keep all their blocks resident. */
 
 __device__ __forceinline__ float4 weight4_at(fs_cu_ptr w, int dtype, int i) {   /* elements i .. i+3 */
     if (dtype == FS_CU_F32) return *(const float4 *)((const float *)w + i);
@@ -168,6 +168,7 @@ __device__ __forceinline__ float4 weight4_at(fs_cu_ptr w, int dtype, int i) {   
     return make_float4(a.x, a.y, b.x, b.y);
 }
 
+template <int SLOTS>
 __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red) {
     const float *x_row = (const float *)a.x + (size_t)t * a.K;
     const float *up_row = a.up ? (const float *)a.up + (size_t)t * a.K : nullptr;
@@ -179,10 +180,10 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
     }
     const int K4 = a.K / 4, nt = blockDim.x;
     float ss = 0.0f;
-    for (int base = threadIdx.x; base < K4; base += nt * PREP_SLOTS) {
-        float4 v[PREP_SLOTS], u[PREP_SLOTS];
+    for (int base = threadIdx.x; base < K4; base += nt * SLOTS) {
+        float4 v[SLOTS], u[SLOTS];
 #pragma unroll
-        for (int j = 0; j < PREP_SLOTS; j++) {
+        for (int j = 0; j < SLOTS; j++) {
             int i = base + j * nt;
             if (i < K4) {
                 v[j] = ((const float4 *)x_row)[i];
@@ -190,7 +191,7 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
             }
         }
 #pragma unroll
-        for (int j = 0; j < PREP_SLOTS; j++) {
+        for (int j = 0; j < SLOTS; j++) {
             int i = base + j * nt;
             if (i >= K4) break;
             if (up_row) {
@@ -206,15 +207,15 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
     }
     if (a.norm) {   /* second pass over this thread's own elements, now scaled */
         float scale = rms_scale(block_sum(ss, red), a.K, a.eps);
-        for (int base = threadIdx.x; base < K4; base += nt * PREP_SLOTS) {
-            float4 w[PREP_SLOTS];
+        for (int base = threadIdx.x; base < K4; base += nt * SLOTS) {
+            float4 w[SLOTS];
 #pragma unroll
-            for (int j = 0; j < PREP_SLOTS; j++) {
+            for (int j = 0; j < SLOTS; j++) {
                 int i = base + j * nt;
                 if (i < K4) w[j] = weight4_at(a.norm, a.norm_dtype, 4 * i);
             }
 #pragma unroll
-            for (int j = 0; j < PREP_SLOTS; j++) {
+            for (int j = 0; j < SLOTS; j++) {
                 int i = base + j * nt;
                 if (i >= K4) break;
                 float4 *xv = (float4 *)(xs + xpad(4 * i)), v = *xv;
@@ -284,7 +285,7 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
     load(0);
     pdl_launch_dependents();
     pdl_wait();
-    load_input(a, t, xs, red);
+    load_input<KS == 1 ? 2 : 6>(a, t, xs, red);
 
     bool loaded = true;
     for (; base < a.N_total; base += gridDim.x * ROWS) {   /* the same steps for the whole block */
@@ -357,7 +358,7 @@ extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_any(fs_cu_mm 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, t = blockIdx.y;
     pdl_launch_dependents();
     pdl_wait();
-    load_input(a, t, xs, red);
+    load_input<2>(a, t, xs, red);
     for (int row = blockIdx.x * GEMV_WARPS + warp; row < a.N_total; row += gridDim.x * GEMV_WARPS) {
         const fs_cu_linear &L = a.out[layer_of(a, row)];
         size_t base = (size_t)(row - L.row0) * (size_t)a.K;

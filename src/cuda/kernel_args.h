@@ -49,13 +49,15 @@ typedef struct fs_cu_mm {
     fs_cu_linear out[FS_CU_MM_MAX];
     fs_cu_ptr x, norm, up;
     fs_cu_ptr xb;        /* GEMM: the input rounded to bf16, [T, K] (scratch) */
+    fs_cu_ptr part;      /* GEMM split over K: partial tiles [tiles][k_split][64 * 64] (scratch) */
+    fs_cu_ptr counter;   /* GEMM split over K: one arrival count per tile, 0 between calls */
     int n_out;
     int dtype;           /* of every W in this call */
     int norm_dtype;
     float eps;
     int T, K;
     int N_total;         /* rows of all layers of the call */
-    int pad;
+    int k_split;         /* GEMM: slices of K, one block each (1: no split) */
 } fs_cu_mm;
 
 /* rope_kv (backend.h): QK-norm, RoPE and the K/V store. */

@@ -24,8 +24,9 @@
 #define ROPE_WARPS 4               /* rope_kv.cu */
 #define ATT_THREADS 128            /* attention.cu */
 #define PF_ROWS 32                 /* attention_prefill.cu */
-#define TC_ROWS 32                 /* attention_tc.cu: query rows per block */
-#define TC_KEYS 64                 /* attention_tc.cu: keys per tile */
+#define TC_ROWS 16                 /* attention_tc.cu: query rows per block */
+#define TC_KEYS 32                 /* attention_tc.cu: keys per tile */
+#define TC_WARPS 4                 /* attention_tc.cu: warps per block, each its own K/V tiles */
 #define ARGMAX_BLOCKS 128          /* argmax.cu */
 
 /* gemv.cu: weights per 16-byte vector, and rows per warp */
@@ -45,14 +46,20 @@ size_t fs_cuda_gemv_smem(int K) { return ((size_t)K + (size_t)K / 8 + 4) * sizeo
 
 size_t fs_cuda_prefill_smem(int D) { return ((size_t)3 * PF_ROWS * (size_t)(D + 4) + 32 * 33) * sizeof(float); }
 
-size_t fs_cuda_tc_smem(int D) { return (size_t)(TC_ROWS + 2 * TC_KEYS) * (size_t)(D + 8) * 2; }
+size_t fs_cuda_tc_smem(int D) {   /* Q, then per warp K and V in bf16; reused at the end for f32 partials */
+    size_t tiles = (size_t)(TC_ROWS + TC_WARPS * 2 * TC_KEYS) * (size_t)(D + 8) * 2;
+    size_t merge = (size_t)TC_ROWS * (D + 8) * 2 + (size_t)TC_WARPS * TC_ROWS * (D + 2) * sizeof(float);
+    return tiles > merge ? tiles : merge;
+}
 
-/* Splits of the context for decode attention: about 128 positions each, at
- * most 64, and few enough positions per split that its scores fit in
- * 40 KB of shared memory. */
+/* Splits of the context for decode attention: about 64 positions each (at
+ * 4096 positions, 512 blocks: enough loads in flight to read the cache at
+ * bandwidth; 128-position splits left it latency-bound, run 4), at most
+ * 128, and few enough positions per split that its scores fit in 40 KB of
+ * shared memory. */
 int fs_cuda_attn_splits(int n_ctx, int group, int D) {
-    int S = CEIL_DIV(n_ctx, 128);
-    if (S > 64) S = 64;
+    int S = CEIL_DIV(n_ctx, 64);
+    if (S > 128) S = 128;
     if (S < 1) S = 1;
     while (fs_cuda_attn_smem(n_ctx, S, group, D) > 40960 && S < 128 && S < n_ctx) S *= 2;
     return S;
@@ -95,6 +102,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         a.up = in->up ? in->up->p : 0;
         a.xb = c->xb;
         a.dtype = (int)dt;
+        a.k_split = 1;
         a.T = T;
         a.K = K;
         int tiles = 0;
@@ -114,9 +122,15 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         }
         void *p[] = {&a};
         if (T > 1 && K % 8 == 0 && c->xb) {
-            /* prefill: the input once to bf16, then the tensor-core GEMM */
+            /* prefill: the input once to bf16, then the tensor-core GEMM,
+             * split over K when its tiles would not cover the SMs */
+            int all_tiles = tiles * CEIL_DIV(T, GEMM_TILE);
+            a.k_split = all_tiles < c->sm_count && all_tiles <= c->gemm_split_tiles && K / 32 >= 4 * GEMM_SPLIT ? GEMM_SPLIT : 1;
+            a.part = c->gemm_part;
+            a.counter = c->gemm_counter;
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
-            fs_cuda_launch(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), 128, 0, p, "matmul (gemm)");
+            fs_cuda_launch3(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), (unsigned)a.k_split, 128, 0,
+                            p, "matmul (gemm)");
         } else {
             /* decode (and any K that is not a whole number of vectors): f32
              * GEMV. A warp per R rows when that makes at least 2 blocks per
@@ -187,12 +201,12 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_b
             abort();
         }
         unsigned smem = (unsigned)fs_cuda_attn_smem(cache->n_ctx, a.n_split, group, D);
-        fs_cuda_launch(c, c->k.attention_decode, (unsigned)a.n_split, (unsigned)Hkv, ATT_THREADS, smem, p,
-                       "attention (decode)");
+        fs_cuda_launch(c, D <= 128 ? c->k.attention_decode_128 : c->k.attention_decode_256, (unsigned)a.n_split,
+                       (unsigned)Hkv, ATT_THREADS, smem, p, "attention (decode)");
     } else if (D == 64 || D == 128) {   /* tensor cores */
         int BQ = TC_ROWS / group;
         fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64 : c->k.attention_tc_128, (unsigned)CEIL_DIV(c->T, BQ),
-                       (unsigned)Hkv, 64, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
+                       (unsigned)Hkv, TC_WARPS * 32, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
     } else {   /* f32, any head dim */
         int BQ = group >= PF_ROWS ? 1 : PF_ROWS / group;
         fs_cuda_launch(c, c->k.attention_prefill, (unsigned)CEIL_DIV(c->T, BQ), (unsigned)Hkv, 256,
