@@ -468,6 +468,33 @@ static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) 
     B->free_buf(B, qb), B->free_buf(B, cb), B->free_buf(B, ob);
 }
 
+/* set_step carries up to 1000 ids in a kernel's parameters and copies
+ * longer chunks: both paths, alternating, seen through embed. */
+static void check_step(void) {
+    enum { V = 3000, H = 32 };
+    reserve(16, 8, 128, 4200, 1500);
+    weight w;
+    make_weight(&w, FS_DTYPE_F32, V, H, 1.0f);
+    fs_buf *out = dev_f32(NULL, (size_t)1200 * H);
+    int *ids = fs_xmalloc(1200 * sizeof(int));
+    double worst = 0.0;
+    for (int round = 0; round < 4; round++) {
+        int T = round % 2 ? 1200 : 3;
+        for (int t = 0; t < T; t++) ids[t] = (t * 7 + round * 13) % V;
+        B->set_step(B, ids, T, round);
+        B->embed(B, w.buf, H, out);
+        float *got = get(out, (size_t)T * H), *ref = fs_xmalloc((size_t)T * H * sizeof(float));
+        for (int t = 0; t < T; t++) memcpy(ref + (size_t)t * H, w.deq + (size_t)ids[t] * H, H * sizeof(float));
+        double err = rel_err(got, ref, (size_t)T * H);
+        if (err > worst) worst = err;
+        free(got), free(ref);
+    }
+    row("set_step + embed", "f32", "T = 3 / 1200 (kernel / copy)", worst, 0.0);
+    free(ids);
+    B->free_buf(B, out);
+    free_weight(&w);
+}
+
 static void check_copy_argmax(void) {
     const int n = 151936;
     float *x = fs_xmalloc(n * sizeof(float));
@@ -597,6 +624,7 @@ int main(int argc, char **argv) {
     check_attention(8, 8, 32, 300, 64, 0);
     check_attention(16, 1, 64, 200, 9, 5);
     check_copy_argmax();
+    check_step();
     check_record();
     fs_buf *big = dev_f32(NULL, 64u << 20);
     printf("bandwidth (device copy, read + write): %.0f GB/s\n", B->bandwidth(B, big, 64u << 20) / 1e9);

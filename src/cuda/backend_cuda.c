@@ -26,8 +26,9 @@
  *
  * One stream carries every op in order. write() copies from pageable host
  * memory, which the driver stages before returning, so the caller may
- * reuse its array at once; set_step() copies from the backend's own pinned
- * buffer (a truly asynchronous copy); read() and argmax() wait.
+ * reuse its array at once; set_step() launches a kernel that carries the
+ * step in its parameters (or, for chunks over 1000 tokens, copies from a
+ * pinned buffer); read() and argmax() wait.
  *
  * Recorded steps are CUDA graphs: record() captures the stream while the
  * forward pass issues one decode step's ~170 launches, replay() launches
@@ -365,6 +366,17 @@ static void cu_set_step(fs_backend *b, const int *ids, int T, int pos0) {
     c->cu.CtxSetCurrent(c->ctx);
     c->T = T;
     c->pos0 = pos0;
+    if (T <= FS_CU_STEP_INLINE) {   /* in a kernel's parameters (kernel_args.h says why) */
+        fs_cu_step_args *a = &c->step_args;
+        a->step = c->step;
+        a->n = 2 + T;
+        a->v[FS_CU_STEP_T] = T;
+        a->v[FS_CU_STEP_POS0] = pos0;
+        memcpy(a->v + FS_CU_STEP_IDS, ids, (size_t)T * sizeof(int));
+        void *p[] = {a};
+        fs_cuda_launch(c, c->k.set_step, 1, 1, 256, 0, p, "set_step");
+        return;
+    }
     /* step_host is pinned, so the copy reads it when the stream gets there:
      * wait until the previous step's copy has (at once, in practice) */
     fs_cuda_check(c, c->cu.EventSynchronize(c->step_sent), "set_step (wait)");
@@ -490,6 +502,7 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         const char *name;
     } named[] = {
         {&c->k.embed, "embed"},
+        {&c->k.set_step, "set_step"},
         {&c->k.rmsnorm, "rmsnorm"},
         {&c->k.rope_kv, "rope_kv"},
         {&c->k.attention_decode_128, "attention_decode_128"},

@@ -28,7 +28,9 @@ extern __shared__ float4 dyn_smem[];
  * flight - the next kernel may then be launched - and pdl_wait() before it
  * reads or writes anything an earlier kernel touches: the wait returns
  * when the previous kernel has finished and its writes are visible. On
- * older GPUs, or without the launch attribute, both do nothing. */
+ * older GPUs, or without the launch attribute, both do nothing.
+ * The step (kernel_args.h) may be read before the wait: it is written only
+ * by set_step's kernel, which never lets its successors start early. */
 __device__ __forceinline__ void pdl_launch_dependents() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

@@ -31,7 +31,7 @@ struct fs_buf {
 /* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
-    CUfunction embed, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
+    CUfunction embed, set_step, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
 } cuda_kernels;
 
@@ -60,6 +60,7 @@ typedef struct cuda_ctx {
     int *result_host;     /* pinned: argmax's answer */
 
     int T, pos0;          /* the current step, host copy (grid sizes of T > 1 ops) */
+    fs_cu_step_args step_args;   /* set_step's kernel parameters (4 KB: not on the stack) */
     fs_buf *weights;      /* uploaded weights, for sharing a tied lm_head */
 
     int capturing;        /* inside record: errors are remembered, not fatal */

@@ -25,6 +25,17 @@ enum { FS_CU_F32 = 0, FS_CU_F16 = 1, FS_CU_BF16 = 2, FS_CU_Q8_0 = 3, FS_CU_Q4_0 
  *   step[FS_CU_STEP_IDS + t] the token id of token t */
 enum { FS_CU_STEP_T = 0, FS_CU_STEP_POS0 = 1, FS_CU_STEP_IDS = 2 };
 
+/* set_step's kernel carries a step of up to FS_CU_STEP_INLINE tokens in
+ * its parameters (4 KB at most), so no copy engine is involved: a DMA
+ * from the host before each replayed step cost ~125 us of latency on the
+ * H200 (src/cuda/NOTES.md, run 5). Longer chunks are copied. */
+#define FS_CU_STEP_INLINE 1000
+typedef struct fs_cu_step_args {
+    fs_cu_ptr step;
+    int n;   /* ints of v: 2 + T */
+    int v[2 + FS_CU_STEP_INLINE];
+} fs_cu_step_args;
+
 /* One linear layer of a matmul call (backend.h's fs_linear), on the device.
  * Quantized weights are stored as two arrays (see backend_cuda.c, upload):
  *   w       the quants, row-major: Q8_0 [N, K] int8, Q4_0 [N, K/2] bytes
