@@ -66,17 +66,20 @@ void fs_cuda_check(cuda_ctx *c, CUresult r, const char *what) {
     abort();
 }
 
-/* Kernels are launched "programmatically" where the GPU can (sm_90 and a
- * driver with cuLaunchKernelEx): the next kernel may start while this one
- * finishes. Each kernel first issues the loads that depend on nothing
- * earlier (weights), then waits for its predecessor (griddepcontrol.wait,
- * common.cuh) before touching activations. On a decode step of ~170 small
- * kernels this hides most of each launch's latency. Elsewhere it is a
- * plain launch, and the wait does nothing. */
+/* The kernels of a decode step (T = 1) are launched "programmatically"
+ * where the GPU can (sm_90 and a driver with cuLaunchKernelEx): the next
+ * kernel may start while this one finishes. Each kernel first issues the
+ * loads that depend on nothing earlier (weights), then waits for its
+ * predecessor (griddepcontrol.wait, common.cuh) before touching
+ * activations. On a decode step of ~170 small kernels this hides much of
+ * each launch's latency (run 6: 958 tok/s against 790 without). Prefill's
+ * big kernels lost by it (55.5k against 64.3k tok/s), so they, and every
+ * launch on older GPUs, are plain launches, where the wait does nothing.
+ * FS_CUDA_NO_PDL=1 turns it off, to measure what it buys. */
 void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem,
                      void **params, const char *what) {
     if (gx == 0 || gy == 0 || gz == 0) return;
-    if (c->programmatic) {
+    if (c->programmatic && c->T == 1) {
         fs_cu_launch_attr attr = {0};
         attr.id = FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.v.value = 1;

@@ -26,9 +26,11 @@ enum { FS_CU_F32 = 0, FS_CU_F16 = 1, FS_CU_BF16 = 2, FS_CU_Q8_0 = 3, FS_CU_Q4_0 
 enum { FS_CU_STEP_T = 0, FS_CU_STEP_POS0 = 1, FS_CU_STEP_IDS = 2 };
 
 /* set_step's kernel carries a step of up to FS_CU_STEP_INLINE tokens in
- * its parameters (4 KB at most), so no copy engine is involved: a DMA
- * from the host before each replayed step cost ~125 us of latency on the
- * H200 (src/cuda/NOTES.md, run 5). Longer chunks are copied. */
+ * its parameters (4 KB at most): no pinned buffer to share with a copy in
+ * flight, no copy engine. Longer chunks are copied. (It was meant to save
+ * the ~125 us that a step's 12-byte copy seemed to cost before a replayed
+ * step; it did not - whatever precedes the graph launch costs that:
+ * src/cuda/NOTES.md, run 6.) */
 #define FS_CU_STEP_INLINE 1000
 typedef struct fs_cu_step_args {
     fs_cu_ptr step;
