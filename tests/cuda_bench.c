@@ -16,7 +16,7 @@
  * Weights are random but well-formed (finite bf16, valid Q8_0/Q4_0
  * scales); the KV cache is f32 and zero at the start.
  *
- * Docs: docs/gpu.md, docs/bench.md
+ * Docs: docs/gpu.md
  */
 #include <math.h>
 #include <stdio.h>
@@ -257,7 +257,7 @@ static double tg128(model *m, fs_rec *step, int depth) {
 /* Keep the GPU busy for a while first: an idle H200 sits at a low SM
  * clock (345 MHz read by nvidia-smi before run 1) and short bursts measure
  * the ramp, not the chip. */
-static void warm_up(model *m, fs_rec *step) {
+static void warm_up(fs_rec *step) {
     int id = 1;
     double t0 = fs_now();
     while (fs_now() - t0 < 0.5) {
@@ -320,7 +320,7 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     int id = 1;
     B->set_step(B, &id, 1, 0);
     fs_rec *step = record(decode_step, m);
-    warm_up(m, step);
+    warm_up(step);
     double tg0 = tg128(m, step, 0), tg4k = tg128(m, step, 4096);
     B->set_step(B, &id, 1, 0);
     double gpu0 = replay_time(step, 50);

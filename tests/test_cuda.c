@@ -19,7 +19,7 @@
  *   tensor-core matmul and attention      1e-2  (T > 1: bf16 inputs; measured ~2e-3)
  *   embed, argmax, copy                   exact
  *
- * Docs: docs/gpu.md, docs/testing.md
+ * Docs: docs/gpu.md
  */
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,9 @@
  *   q, out: [T, Hq, D]   cache K, V: [Hkv, n_ctx, D], filled for 0 .. pos0+T-1
  *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . K[g,j] / sqrt(D)) V[g,j]
  *
- * The decode kernel (attention.cu) reads the keys once per query; with T
+ * The f32 path for head dims other than 64 and 128 (attention_tc.cu runs
+ * those on the tensor cores). The decode kernel (attention.cu) reads the
+ * keys once per query; with T
  * queries that would be T passes over the cache. Here a block takes a tile
  * of 32 query rows - BQ consecutive tokens times the Hq / Hkv heads that
  * share kv head g - and walks the keys in tiles of 32 positions, each tile

@@ -42,13 +42,3 @@ extern "C" __global__ void __launch_bounds__(256) embed(fs_cu_ptr table, fs_cu_p
         dst[k] = v;
     }
 }
-
-/* set_step: the step (T, pos0, ids) from the launch's parameters into
- * device memory, where every kernel of the step reads it. It does not let
- * the next kernel launch early (no pdl_launch_dependents): rope_kv and
- * attention read the step before their wait, which is safe only because
- * nothing launched after set_step starts before the step is written. */
-extern "C" __global__ void __launch_bounds__(256) set_step(fs_cu_step_args a) {
-    pdl_wait();
-    for (int i = threadIdx.x; i < a.n; i += blockDim.x) ((int *)a.step)[i] = a.v[i];
-}

@@ -8,6 +8,7 @@
  *
  * Docs: docs/gpu.md
  */
+#include "step.cu"
 #include "embed.cu"
 #include "rmsnorm.cu"
 #include "gemv.cu"
