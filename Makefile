@@ -30,6 +30,51 @@ TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 LIB      := $(BUILD)/libfs.a
 DEPS     := $(OBJ:.o=.d) $(CLI_OBJ:.o=.d)
 
+# ---- CUDA backend (src/cuda/; owned by the CUDA backend) -------------------
+# The host side (plain C, the driver API loaded at run time) is always built.
+# The kernels (src/cuda/*.cu, one compilation unit: kernels.cu) are compiled
+# by nvcc, when there is one, into one fatbin - sm_80 and sm_90 machine code
+# plus PTX for newer GPUs - that build/cuda/fatbin.c embeds as a byte array.
+# Without nvcc that array is empty: fs builds and runs on the CPU, and
+# `--backend cuda` says the kernels were not built. `make test-cuda` runs the
+# CUDA tests (on a machine with a GPU; elsewhere they report "skipped").
+NVCC       ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+CUDA_C     := $(wildcard src/cuda/*.c)
+CUDA_DEPS  := $(wildcard src/cuda/*.cu src/cuda/*.cuh) src/cuda/kernel_args.h
+CUDA_OBJ   := $(CUDA_C:%.c=$(BUILD)/%.o) $(BUILD)/cuda/fatbin.o
+OBJ        += $(CUDA_OBJ)
+DEPS       += $(CUDA_C:%.c=$(BUILD)/%.d)
+NVCC_FLAGS ?= -O3 -std=c++17 --threads 0 -Xfatbin -compress-all \
+              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+              -gencode arch=compute_90,code=compute_90
+
+ifneq ($(NVCC),)
+$(BUILD)/cuda/kernels.fatbin: $(CUDA_DEPS)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Isrc -fatbin -o $@ src/cuda/kernels.cu
+$(BUILD)/cuda/fatbin.c: $(BUILD)/cuda/kernels.fatbin scripts/cuda_embed.sh
+	sh scripts/cuda_embed.sh $< $(NVCC) > $@
+else
+$(BUILD)/cuda/fatbin.c: scripts/cuda_embed.sh
+	@mkdir -p $(dir $@)
+	@echo "fs: nvcc not found: building without CUDA kernels (CPU only)"
+	@sh scripts/cuda_embed.sh > $@
+endif
+$(BUILD)/cuda/fatbin.o: $(BUILD)/cuda/fatbin.c
+	$(CC) $(CFLAGS) -O0 -g0 -c -o $@ $<
+
+# The CUDA tests link only what they use (the engine's other files need not
+# build for them).
+CUDA_TEST_OBJ := $(CUDA_OBJ) $(BUILD)/src/util.o $(BUILD)/src/tensor.o
+$(BUILD)/tests/test_cuda: tests/test_cuda.c tests/cuda_bench.c tests/test_cuda.h tests/test.h $(CUDA_TEST_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ tests/test_cuda.c tests/cuda_bench.c $(CUDA_TEST_OBJ) $(LDLIBS)
+
+.PHONY: test-cuda
+test-cuda: $(BUILD)/tests/test_cuda
+	$(BUILD)/tests/test_cuda
+# ---- end of the CUDA backend block -----------------------------------------
+
 .PHONY: all test asan fuzz clean tokenizer check-tokenizer docs docs-check install version FORCE
 
 all: fs

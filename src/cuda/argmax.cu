@@ -1,0 +1,86 @@
+/* argmax.cu - the index of the largest logit, on the device.
+ *
+ *   result = argmax_i x[i], i < n; the lowest index on ties; -1 if any x[i] is NaN
+ *
+ * Greedy decoding needs one integer per token, not V = 151936 logits, so
+ * the search runs where the logits are and 4 bytes cross to the host.
+ *
+ * Mapping. ARGMAX_BLOCKS blocks stride over x (coalesced), each thread
+ * keeping its best (value, index); a block reduces its threads and writes
+ * one candidate to scratch. The last block to finish (an atomic counter,
+ * which it resets) reduces the candidates and writes the result. Order of
+ * comparison: a larger value wins, an equal value with a lower index wins,
+ * so the answer does not depend on the order threads finish.
+ *
+ * Docs: docs/gpu.md
+ */
+#include "common.cuh"
+
+#define ARGMAX_BLOCKS 128
+#define ARGMAX_THREADS 256
+#define ARGMAX_NAN (-2)   /* candidate index meaning "saw a NaN" */
+
+struct cand {
+    float v;
+    int i;   /* -1: none yet; ARGMAX_NAN: a NaN */
+};
+
+__device__ __forceinline__ cand better(cand a, cand b) {
+    if (a.i == ARGMAX_NAN || b.i == ARGMAX_NAN) return cand{0.0f, ARGMAX_NAN};
+    if (b.i < 0) return a;
+    if (a.i < 0) return b;
+    return (b.v > a.v || (b.v == a.v && b.i < a.i)) ? b : a;
+}
+
+__device__ __forceinline__ cand block_best(cand c, cand *red) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    for (int o = 16; o > 0; o >>= 1) {
+        cand other = {__shfl_xor_sync(0xffffffffu, c.v, o), __shfl_xor_sync(0xffffffffu, c.i, o)};
+        c = better(c, other);
+    }
+    if (lane == 0) red[warp] = c;
+    __syncthreads();
+    if (warp == 0) {
+        c = lane < ARGMAX_THREADS / 32 ? red[lane] : cand{0.0f, -1};
+        for (int o = 16; o > 0; o >>= 1) {
+            cand other = {__shfl_xor_sync(0xffffffffu, c.v, o), __shfl_xor_sync(0xffffffffu, c.i, o)};
+            c = better(c, other);
+        }
+    }
+    return c;   /* valid in thread 0 */
+}
+
+extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(fs_cu_ptr x, int n, fs_cu_ptr part, fs_cu_ptr counter,
+                                                                  fs_cu_ptr result) {
+    pdl_launch_dependents();
+    pdl_wait();
+    __shared__ cand red[32];
+    __shared__ int is_last;
+    const float *xs = (const float *)x;
+    cand *parts = (cand *)part;
+    cand c = {0.0f, -1};
+    for (int i = blockIdx.x * ARGMAX_THREADS + threadIdx.x; i < n; i += gridDim.x * ARGMAX_THREADS) {
+        float v = xs[i];
+        if (v != v) c.i = ARGMAX_NAN;
+        else if (c.i == -1 || (c.i >= 0 && v > c.v)) c = cand{v, i};
+    }
+    c = block_best(c, red);
+    if (threadIdx.x == 0) {
+        parts[blockIdx.x] = c;
+        __threadfence();
+        is_last = atomicAdd((int *)counter, 1) == (int)gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    c = cand{0.0f, -1};
+    for (int b = threadIdx.x; b < (int)gridDim.x; b += ARGMAX_THREADS) {
+        cand p = {__ldcg(&parts[b].v), __ldcg(&parts[b].i)};
+        c = better(c, p);
+    }
+    c = block_best(c, red);
+    if (threadIdx.x == 0) {
+        *(int *)result = c.i == ARGMAX_NAN ? -1 : c.i;
+        *(int *)counter = 0;
+    }
+}

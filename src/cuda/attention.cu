@@ -1,0 +1,232 @@
+/* attention.cu - the attention of a decode step (T = 1), split over the
+ * context ("flash-decoding").
+ *
+ *   q, out: [Hq, D]   cache K, V: [Hkv, n_ctx, D] (kernel_args.h)
+ *   n = pos0 + 1 keys (positions 0 .. pos0, pos0 read from the step)
+ *   out[h] = sum_{j < n} softmax_j(q[h] . K[g, j] / sqrt(D)) V[g, j]     g = h / (Hq / Hkv)
+ *
+ * One token reads every cached key and value of its layer once: at 4096
+ * positions that is 32 MB a layer, more than the layer's weights. To read
+ * it at the memory's speed the work must cover the whole GPU, so the
+ * context is cut into n_split ranges of `chunk` positions and each
+ * (range, kv head) is one block: 8 kv heads x 32 splits = 256 blocks at
+ * n_ctx = 4096. n_split depends on the cache's size, never on the
+ * position: the same launch serves every step, which is what lets a
+ * recorded step replay. Blocks whose range starts past pos0 leave at once;
+ * when all the keys fit in the first range (a short context), its block
+ * writes the answer itself and nothing is combined.
+ *
+ * A block (4 warps) serves the Hq / Hkv query heads that share its kv
+ * head, so each key and value is read once for all of them:
+ *   1. scores: 8 lanes per key (each 4 floats of every 32, a 3-step shuffle
+ *      sum), 8 keys per warp at a time; scores go to shared memory.
+ *   2. per head, the range's max m and l = sum exp(s - m) (one warp each);
+ *      scores become exp(s - m).
+ *   3. o[h, :] = sum_j exp(s_j - m) V[j, :], a warp per key, 16 bytes per
+ *      lane (a value row is one coalesced load), the warps' sums added in
+ *      shared memory.
+ * Each block writes (m, l, o) of its range to scratch. The last block to
+ * finish a kv head (an atomic counter, reset by that block for the next
+ * call) combines the ranges:
+ *   M = max m_s,  out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
+ * This costs no extra launch. The weights e^(m_s - M) are computed once
+ * per head into shared memory, so the loop over splits only loads the
+ * partial outputs of non-empty ranges, all independent: no round trip to
+ * memory waits on another (at depth 0, 31 of 32 ranges are empty). The result differs from the reference only
+ * in rounding (f32 sums in another order).
+ *
+ * Docs: docs/gpu.md, docs/kv-cache.md
+ */
+#include <math_constants.h>
+
+#include "common.cuh"
+
+#define ATT_THREADS 128
+#define ATT_WARPS 4
+#define GMAX 16        /* query heads per kv head at most (reserve checks) */
+#define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
+#define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
+
+template <int DV>   /* float4s of a key per lane: D <= 32 * DV */
+__device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
+    float *sm = (float *)dyn_smem;
+    __shared__ float m_s[GMAX], l_s[GMAX], w_s[MAX_SPLIT], den_s;
+    __shared__ int is_last;
+    pdl_launch_dependents();
+    const int s = blockIdx.x, g = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int D = a.D, group = a.Hq / a.Hkv, chunk = a.chunk;
+    /* the step is not written by the previous kernel: read it before waiting */
+    const int n_keys = ((const int *)a.step)[FS_CU_STEP_POS0] + 1;
+    const int S = (n_keys + chunk - 1) / chunk;   /* ranges that hold keys; the rest of the grid leaves */
+    if (s >= S) return;
+    pdl_wait();
+    const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range, >= 1 */
+    const int stride = a.n_split;                                  /* of the partials in scratch */
+    /* shared: q [group][D], scores [group][chunk], the warps' o [ATT_WARPS][2][D] */
+    float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * chunk;
+    const float *K = (const float *)a.cache + (size_t)g * a.n_ctx * D;
+    const float *V = (const float *)a.cache + ((size_t)a.Hkv + g) * a.n_ctx * D;
+    float *part_o = (float *)a.part_o, *part_ml = (float *)a.part_ml;
+
+    {
+#pragma unroll 4
+        for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = ((const float *)a.q)[(size_t)g * group * D + i];
+        __syncthreads();
+        const float scale = (float)(1.0 / sqrt((double)D));
+        const int sub = lane & 7;
+        /* 1. scores: 8 lanes per key, lane sub holding d = sub*4 + 32 i;
+         * a warp takes 4 keys x KEY_SLOTS per step, all their loads issued
+         * before the first product. The bound is the same for the whole
+         * warp, so every lane reaches the shuffles. */
+        for (int jw = warp * 4 * KEY_SLOTS; jw < n; jw += ATT_WARPS * 4 * KEY_SLOTS) {
+            float4 kv[KEY_SLOTS][DV];
+#pragma unroll
+            for (int ks = 0; ks < KEY_SLOTS; ks++) {
+                int j = jw + ks * 4 + (lane >> 3);
+                const float *kj = K + (size_t)(j0 + j) * D;
+#pragma unroll
+                for (int i = 0; i < DV; i++) {
+                    int d = sub * 4 + 32 * i;
+                    kv[ks][i] = j < n && d < D ? *(const float4 *)(kj + d) : make_float4(0, 0, 0, 0);
+                }
+            }
+#pragma unroll
+            for (int h = 0; h < GMAX; h++) {
+                if (h >= group) break;
+#pragma unroll
+                for (int ks = 0; ks < KEY_SLOTS; ks++) {
+                    float dot = 0.0f;
+#pragma unroll
+                    for (int i = 0; i < DV; i++) {
+                        int d = sub * 4 + 32 * i;
+                        if (d >= D) break;
+                        float4 qv = *(const float4 *)(q_s + h * D + d), k4 = kv[ks][i];
+                        dot = fmaf(qv.x, k4.x, fmaf(qv.y, k4.y, fmaf(qv.z, k4.z, fmaf(qv.w, k4.w, dot))));
+                    }
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 4);
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+                    int j = jw + ks * 4 + (lane >> 3);
+                    if (j < n && sub == 0) sc[h * chunk + j] = dot * scale;
+                }
+            }
+        }
+        __syncthreads();
+        /* 2. max and sum of exponentials per head (a warp per head) */
+        for (int h = warp; h < group; h += ATT_WARPS) {
+            float *sh = sc + h * chunk;
+            float m = -CUDART_INF_F;
+            for (int j = lane; j < n; j += 32) m = fmaxf(m, sh[j]);
+            m = warp_max(m);
+            float l = 0.0f;
+            for (int j = lane; j < n; j += 32) {
+                float e = expf(sh[j] - m);
+                sh[j] = e;
+                l += e;
+            }
+            l = warp_sum(l);
+            if (lane == 0) {
+                m_s[h] = m;
+                l_s[h] = l;
+            }
+        }
+        __syncthreads();
+        /* 3. o[h] = sum_j e_j V[j], two heads at a time: warp w takes keys
+         * j = w, w + 4, ..., lane the float4 columns lane and lane + 32 of
+         * each value row (512 contiguous bytes per warp load); then the 4
+         * warps' sums are added in shared memory. */
+        for (int h0 = 0; h0 < group; h0 += 2) {
+            const bool two = h0 + 1 < group;
+            float4 o[2][2] = {};
+#pragma unroll 8
+            for (int j = warp; j < n; j += ATT_WARPS) {
+                float p0 = sc[h0 * chunk + j], p1 = two ? sc[(h0 + 1) * chunk + j] : 0.0f;
+                const float *vj = V + (size_t)(j0 + j) * D;
+#pragma unroll
+                for (int cs = 0; cs < 2; cs++) {
+                    int d = 4 * (lane + 32 * cs);
+                    if (d >= D) break;
+                    float4 v = *(const float4 *)(vj + d);
+                    o[0][cs].x = fmaf(p0, v.x, o[0][cs].x), o[0][cs].y = fmaf(p0, v.y, o[0][cs].y);
+                    o[0][cs].z = fmaf(p0, v.z, o[0][cs].z), o[0][cs].w = fmaf(p0, v.w, o[0][cs].w);
+                    o[1][cs].x = fmaf(p1, v.x, o[1][cs].x), o[1][cs].y = fmaf(p1, v.y, o[1][cs].y);
+                    o[1][cs].z = fmaf(p1, v.z, o[1][cs].z), o[1][cs].w = fmaf(p1, v.w, o[1][cs].w);
+                }
+            }
+#pragma unroll
+            for (int hp = 0; hp < 2; hp++)
+#pragma unroll
+                for (int cs = 0; cs < 2; cs++) {
+                    int d = 4 * (lane + 32 * cs);
+                    if (d < D) *(float4 *)(o_red + (warp * 2 + hp) * D + d) = o[hp][cs];
+                }
+            __syncthreads();
+            for (int i = tid; i < (two ? 2 : 1) * D; i += ATT_THREADS) {
+                int hp = i / D, d = i % D;
+                float sum = 0.0f;
+#pragma unroll
+                for (int w = 0; w < ATT_WARPS; w++) sum += o_red[(w * 2 + hp) * D + d];
+                if (S == 1)   /* the whole context in one range: the answer */
+                    ((float *)a.out)[(size_t)(g * group + h0 + hp) * D + d] = sum / l_s[h0 + hp];
+                else
+                    part_o[((size_t)(g * group + h0 + hp) * stride + s) * D + d] = sum;
+            }
+            __syncthreads();
+        }
+    }
+    if (S == 1) return;
+    if (tid < group) {
+        float *ml = part_ml + ((size_t)(g * group + tid) * stride + s) * 2;
+        ml[0] = m_s[tid];
+        ml[1] = l_s[tid];
+    }
+
+    /* The last block of kv head g combines the ranges. The fence makes this
+     * block's partials visible before its count is; the reads below bypass
+     * L1 (__ldcg), which may hold stale lines. */
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) is_last = atomicAdd((int *)a.counter + g, 1) == S - 1;
+    __syncthreads();
+    if (!is_last) return;
+    __threadfence();
+    for (int h = 0; h < group; h++) {
+        const float *ml = part_ml + (size_t)(g * group + h) * stride * 2;
+        const float *o = part_o + (size_t)(g * group + h) * stride * D;
+        if (warp == 0) {   /* the weights e^(m_s - M) of the splits, once per head */
+            float mv[MAX_SPLIT / 32], lv[MAX_SPLIT / 32], M = -CUDART_INF_F, den = 0.0f;
+#pragma unroll
+            for (int i = 0; i < MAX_SPLIT / 32; i++) {
+                int r = lane + 32 * i;
+                mv[i] = r < S ? __ldcg(ml + 2 * r) : -CUDART_INF_F;
+                lv[i] = r < S ? __ldcg(ml + 2 * r + 1) : 0.0f;
+                M = fmaxf(M, mv[i]);
+            }
+            M = warp_max(M);
+#pragma unroll
+            for (int i = 0; i < MAX_SPLIT / 32; i++) {
+                int r = lane + 32 * i;
+                float w = lv[i] > 0.0f ? expf(mv[i] - M) : 0.0f;   /* an empty range: its o was never written */
+                if (r < S) w_s[r] = w;
+                den = fmaf(w, lv[i], den);
+            }
+            den = warp_sum(den);
+            if (lane == 0) den_s = den;
+        }
+        __syncthreads();
+        for (int d = tid; d < D; d += ATT_THREADS) {
+            float num = 0.0f;
+#pragma unroll 8
+            for (int r = 0; r < S; r++) {
+                float w = w_s[r];
+                if (w != 0.0f) num = fmaf(w, __ldcg(o + (size_t)r * D + d), num);
+            }
+            ((float *)a.out)[(size_t)(g * group + h) * D + d] = num / den_s;
+        }
+        __syncthreads();
+    }
+    if (tid == 0) ((int *)a.counter)[g] = 0;
+}
+
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256(fs_cu_attn a) { attention_decode<8>(a); }

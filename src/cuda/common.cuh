@@ -1,0 +1,116 @@
+/* common.cuh - small device helpers every kernel file uses.
+ *
+ * Number formats, warp and block reductions, and the rms scale. Nothing
+ * here launches anything. Kernels are `extern "C" __global__` so the host
+ * finds them by their plain names (cuModuleGetFunction).
+ *
+ * Arithmetic is IEEE f32 (no --use_fast_math): expf, sqrt and division are
+ * the accurate ones. Where the reference rounds a product before adding,
+ * __fmul_rn / __fadd_rn keep the compiler from fusing them into one FMA.
+ *
+ * Docs: docs/gpu.md
+ */
+#ifndef FS_CUDA_COMMON_CUH
+#define FS_CUDA_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <stdint.h>
+
+#include "kernel_args.h"
+
+/* The dynamic shared memory of a launch (its size is a launch parameter).
+ * One declaration for every kernel: CUDA gives them all the same name. */
+extern __shared__ float4 dyn_smem[];
+
+/* Programmatic dependent launch (sm_90; see fs_cuda_launch). A kernel
+ * calls pdl_launch_dependents() once its own independent loads are in
+ * flight - the next kernel may then be launched - and pdl_wait() before it
+ * reads or writes anything an earlier kernel touches: the wait returns
+ * when the previous kernel has finished and its writes are visible. On
+ * older GPUs, or without the launch attribute, both do nothing.
+ * The step (kernel_args.h) may be read before the wait: it is written only
+ * by set_step's kernel, which never lets its successors start early. */
+__device__ __forceinline__ void pdl_launch_dependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ void pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/* bf16 is the top half of an f32: widening is a shift. A 32-bit word holds
+ * two bf16, element 2i in the low half. */
+__device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }
+__device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
+__device__ __forceinline__ float f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+/* Element i of a float weight (a norm's [n] vector) in its stored dtype.
+ * Not for the hot loops: the matmul kernels decode 16 bytes at a time. */
+__device__ __forceinline__ float weight_at(fs_cu_ptr w, int dtype, size_t i) {
+    if (dtype == FS_CU_BF16) return __uint_as_float((uint32_t)((const uint16_t *)w)[i] << 16);
+    if (dtype == FS_CU_F16) return f16_to_f32(((const uint16_t *)w)[i]);
+    return ((const float *)w)[i];
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* The sum of v over the block (every thread gets it). red: 32 floats of
+ * shared memory. Two barriers: one before the warps' partial sums are
+ * read, one before red may be reused. */
+__device__ __forceinline__ float block_sum(float v, float *red) {
+    int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, n_warps = (blockDim.x + 31) >> 5;
+    v = warp_sum(v);
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    float s = lane < n_warps ? red[lane] : 0.0f;
+    s = warp_sum(s);
+    __syncthreads();
+    return s;
+}
+
+/* rmsnorm's 1 / sqrt(mean(x^2) + eps) from the sum of squares, rounded as
+ * the reference does: the mean plus eps in f32, the root in double. */
+__device__ __forceinline__ float rms_scale(float sum_sq, int n, float eps) {
+    float var = __fadd_rn(sum_sq / (float)n, eps);
+    return (float)(1.0 / sqrt((double)var));
+}
+
+/* silu(g) * u, silu(g) = g / (1 + e^-g) rounded to f32 first (as PyTorch). */
+__device__ __forceinline__ float swiglu(float g, float u) {
+    float silu = g / (1.0f + expf(-g));
+    return __fmul_rn(silu, u);
+}
+
+/* The matmul input element in[t, k] (kernel_args.h, fs_cu_mm): plain,
+ * rmsnorm'd (scale = rms_scale of row t, computed by the caller) or
+ * SwiGLU'd. */
+__device__ __forceinline__ float mm_input_at(const fs_cu_mm &a, const float *x_row, const float *up_row, int k,
+                                             float scale) {
+    float v = x_row[k];
+    if (a.up) return swiglu(v, up_row[k]);
+    if (a.norm) return __fmul_rn(weight_at(a.norm, a.norm_dtype, k), __fmul_rn(v, scale));
+    return v;
+}
+
+/* Row t's rms scale when the matmul input is normalized (1 otherwise). */
+__device__ __forceinline__ float mm_input_scale(const fs_cu_mm &a, const float *x_row, float *red) {
+    if (!a.norm) return 1.0f;
+    float ss = 0.0f;
+    for (int k = threadIdx.x; k < a.K; k += blockDim.x) ss = fmaf(x_row[k], x_row[k], ss);
+    return rms_scale(block_sum(ss, red), a.K, a.eps);
+}
+
+#endif

@@ -1,0 +1,107 @@
+/* cuda_private.h - private to src/cuda/: the CUDA backend's state and
+ * buffers, shared by backend_cuda.c (memory, the step, recorded steps) and
+ * ops_cuda.c (one launcher per op).
+ *
+ * Docs: docs/gpu.md
+ */
+#ifndef FS_CUDA_PRIVATE_H
+#define FS_CUDA_PRIVATE_H
+
+#include "backend.h"
+#include "cuda/backend_cuda.h"
+#include "cuda_driver.h"
+#include "kernel_args.h"
+
+enum { CUDA_BUF_ACT, CUDA_BUF_WEIGHT, CUDA_BUF_KV };
+
+struct fs_buf {
+    CUdeviceptr p;        /* f32 elements; a weight's values or quants; the KV cache */
+    CUdeviceptr scales;   /* Q8_0 / Q4_0: f16 scales [rows, cols/32] (inside the same allocation); else 0 */
+    size_t bytes;         /* device bytes of the allocation */
+    int kind;
+    fs_dtype dtype;       /* F32 for activations and the cache */
+    int rows, cols;       /* weights: [rows, cols]; a vector is [1, n] */
+    int n_ctx, Hkv, D;    /* KV cache: K then V, each [Hkv, n_ctx, D] f32 */
+    const void *host;     /* weights: the tensor data uploaded (a tied lm_head shares it) */
+    size_t host_bytes;
+    int refs;
+    fs_buf *next;         /* weights: the list of uploads */
+};
+
+/* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
+ * where there is one per weight format (fs_dtype order). */
+typedef struct cuda_kernels {
+    CUfunction embed, set_step, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
+    CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
+} cuda_kernels;
+
+typedef struct cuda_ctx {
+    fs_cu_api cu;
+    CUdevice dev;
+    CUcontext ctx;
+    CUmodule mod;
+    CUstream stream;
+    cuda_kernels k;
+    int sm_count, cc_major, cc_minor, driver_version;
+    int programmatic;     /* kernels launched with programmatic dependencies (fs_cuda_launch) */
+    size_t total_mem;
+    char name[256], desc[512];
+
+    /* scratch from reserve: one allocation, carved */
+    CUdeviceptr scratch;
+    size_t scratch_bytes;
+    CUdeviceptr step, xb, part_o, part_ml, att_counter, argmax_part, argmax_counter, argmax_result, inv_freq;
+    CUdeviceptr gemm_part, gemm_counter;   /* split-K GEMM: partial tiles, arrival counts */
+#define GEMM_SPLIT 4                       /* slices of K when a GEMM has fewer tiles than SMs */
+    int gemm_split_tiles;                  /* tiles the split-K scratch holds */
+    int max_T, max_K, n_ctx, Hq, Hkv, D, max_split;
+    int *step_host;       /* [2 + max_T], pinned: the step as set_step sends it */
+    CUevent step_sent;    /* recorded after the copy of step_host */
+    int *result_host;     /* pinned: argmax's answer */
+
+    int T, pos0;          /* the current step, host copy (grid sizes of T > 1 ops) */
+    fs_cu_step_args step_args;   /* set_step's kernel parameters (4 KB: not on the stack) */
+    fs_buf *weights;      /* uploaded weights, for sharing a tied lm_head */
+
+    int capturing;        /* inside record: errors are remembered, not fatal */
+    CUresult capture_err;
+    const char *capture_what;
+} cuda_ctx;
+
+static inline cuda_ctx *cuda_of(const fs_backend *b) { return (cuda_ctx *)b->ctx; }
+
+/* A failed driver call inside an op. Ops cannot fail (backend.h): a launch
+ * or copy that does means a broken context (a kernel fault) or a bug, so
+ * it is fatal - printed and aborted, like running out of memory in
+ * fs_xmalloc - except while recording, where record() reports it. */
+void fs_cuda_check(cuda_ctx *c, CUresult r, const char *what);
+
+/* Launch f on the backend's stream with one by-value argument struct (or
+ * the params array of a kernel with several). */
+void fs_cuda_launch(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned threads, unsigned smem,
+                    void **params, const char *what);
+void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem,
+                     void **params, const char *what);
+
+/* The decode attention's number of context splits for a cache of n_ctx
+ * positions (attention.cu): fixed per cache, never per position. */
+int fs_cuda_attn_splits(int n_ctx, int group, int D);
+size_t fs_cuda_attn_smem(int n_ctx, int n_split, int group, int D);
+/* Shared memory of the prefill attention blocks (attention_prefill.cu,
+ * attention_tc.cu). */
+size_t fs_cuda_prefill_smem(int D);
+size_t fs_cuda_tc_smem(int D);
+/* Shared memory of a GEMV block for inputs of K floats (gemv.cu's padding). */
+size_t fs_cuda_gemv_smem(int K);
+
+/* The ops (ops_cuda.c), installed into struct fs_backend by backend_cuda.c. */
+void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
+void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
+void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
+void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                     float eps, fs_buf *cache, int Hq, int Hkv, int D);
+void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
+void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
+int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n);
+
+#endif

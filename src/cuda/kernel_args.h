@@ -1,0 +1,98 @@
+/* kernel_args.h - what the host (plain C) passes to the kernels (CUDA C++).
+ *
+ * Included by both sides, so a struct here has the same layout in
+ * backend_cuda.c and in a kernel's parameter list: only fixed-size fields,
+ * device addresses as 64-bit integers, ordered so that no padding depends
+ * on the compiler. A kernel takes one of these structs by value
+ * (cuLaunchKernel copies it into the launch), which keeps each launch to a
+ * single parameter and each kernel's signature readable.
+ *
+ * Docs: docs/gpu.md
+ */
+#ifndef FS_CUDA_KERNEL_ARGS_H
+#define FS_CUDA_KERNEL_ARGS_H
+
+typedef unsigned long long fs_cu_ptr;   /* a device address (CUdeviceptr) */
+
+/* Weight dtypes as the kernels see them: the values of fs_dtype (tensor.h),
+ * restated so this header needs nothing else. */
+enum { FS_CU_F32 = 0, FS_CU_F16 = 1, FS_CU_BF16 = 2, FS_CU_Q8_0 = 3, FS_CU_Q4_0 = 4 };
+
+/* The step, in device memory: set_step writes it, kernels read it (so a
+ * recorded decode step replays with the current token and position).
+ *   step[FS_CU_STEP_T]     T, tokens in the chunk
+ *   step[FS_CU_STEP_POS0]  the position of the first
+ *   step[FS_CU_STEP_IDS + t] the token id of token t */
+enum { FS_CU_STEP_T = 0, FS_CU_STEP_POS0 = 1, FS_CU_STEP_IDS = 2 };
+
+/* set_step's kernel carries a step of up to FS_CU_STEP_INLINE tokens in
+ * its parameters (4 KB at most): no pinned buffer to share with a copy in
+ * flight, no copy engine. Longer chunks are copied. (It was meant to save
+ * the ~125 us that a step's 12-byte copy seemed to cost before a replayed
+ * step; it did not - whatever precedes the graph launch costs that:
+ * src/cuda/NOTES.md, run 6.) */
+#define FS_CU_STEP_INLINE 1000
+typedef struct fs_cu_step_args {
+    fs_cu_ptr step;
+    int n;   /* ints of v: 2 + T */
+    int v[2 + FS_CU_STEP_INLINE];
+} fs_cu_step_args;
+
+/* One linear layer of a matmul call (backend.h's fs_linear), on the device.
+ * Quantized weights are stored as two arrays (see backend_cuda.c, upload):
+ *   w       the quants, row-major: Q8_0 [N, K] int8, Q4_0 [N, K/2] bytes
+ *           (each 16 bytes one block: low nibbles weights 0-15, high 16-31)
+ *   scales  [N, K/32] f16, one per block of 32 weights
+ * Float weights: w is [N, K] in their dtype, scales is 0. */
+typedef struct fs_cu_linear {
+    fs_cu_ptr w, scales, y;
+    int N;       /* rows of this weight */
+    int add;     /* 0: y = x W^T, 1: y += x W^T */
+    int row0;    /* first row of this layer in the call's rows, concatenated */
+    int tile0;   /* GEMM: first column tile of this layer */
+} fs_cu_linear;
+
+#define FS_CU_MM_MAX 4
+
+/* A matmul call: y_i (+)= in W_i^T for up to 4 layers sharing the input.
+ * in[t, k] = x[t, k]                                  (norm = up = 0)
+ *          = norm[k] * (x[t, k] * rms_scale(x[t, :]))  (norm)
+ *          = silu(x[t, k]) * up[t, k]                  (up: SwiGLU) */
+typedef struct fs_cu_mm {
+    fs_cu_linear out[FS_CU_MM_MAX];
+    fs_cu_ptr x, norm, up;
+    fs_cu_ptr xb;        /* GEMM: the input rounded to bf16, [T, K] (scratch) */
+    fs_cu_ptr part;      /* GEMM split over K: partial tiles [tiles][k_split][64 * 64] (scratch) */
+    fs_cu_ptr counter;   /* GEMM split over K: one arrival count per tile, 0 between calls */
+    int n_out;
+    int dtype;           /* of every W in this call */
+    int norm_dtype;
+    float eps;
+    int T, K;
+    int N_total;         /* rows of all layers of the call */
+    int k_split;         /* GEMM: slices of K, one block each (1: no split) */
+} fs_cu_mm;
+
+/* rope_kv (backend.h): QK-norm, RoPE and the K/V store. */
+typedef struct fs_cu_rope {
+    fs_cu_ptr q, k, v, q_norm, k_norm, cache, inv_freq, step;
+    int q_norm_dtype, k_norm_dtype;
+    float eps;
+    int Hq, Hkv, D, n_ctx;
+    int pad;
+} fs_cu_rope;
+
+/* attention (backend.h). The cache holds K then V, each [Hkv, n_ctx, D]:
+ * one head's positions are contiguous, so a split of the context is one
+ * contiguous range of memory. The decode kernel splits the context into
+ * n_split ranges of `chunk` positions and combines them (see attention.cu);
+ * part_o [Hq, n_split, D], part_ml [Hq, n_split, 2] and counter [Hkv]
+ * are its scratch. */
+typedef struct fs_cu_attn {
+    fs_cu_ptr q, cache, out, step;
+    fs_cu_ptr part_o, part_ml, counter;
+    int Hq, Hkv, D, n_ctx;
+    int n_split, chunk;
+} fs_cu_attn;
+
+#endif

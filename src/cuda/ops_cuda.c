@@ -1,0 +1,232 @@
+/* ops_cuda.c - one launcher per op: which kernel, what grid, which
+ * arguments. The arithmetic is in the kernels (src/cuda/, one .cu file per op
+ * file); this file only decides how the work is cut.
+ *
+ * Every launch goes on the backend's one stream, in order, so an op sees
+ * the results of the ops before it without any synchronisation, and a
+ * recorded step (backend_cuda.c) captures exactly this sequence. Nothing
+ * here depends on the position of the step: positions and token ids are
+ * read by the kernels from the step in device memory. Grid sizes depend on
+ * T (the host's copy), which is fixed (1) for a recorded decode step.
+ *
+ * Docs: docs/gpu.md
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cuda_private.h"
+
+#define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
+
+/* Must match the kernels' constants. */
+#define GEMV_THREADS 128           /* gemv.cu: GEMV_WARPS * 32 */
+#define GEMM_TILE 64               /* gemm.cu: BM = BN */
+#define ROPE_WARPS 4               /* rope_kv.cu */
+#define ATT_THREADS 128            /* attention.cu */
+#define PF_ROWS 32                 /* attention_prefill.cu */
+#define TC_ROWS 16                 /* attention_tc.cu: query rows per block */
+#define TC_KEYS 32                 /* attention_tc.cu: keys per tile */
+#define TC_WARPS 4                 /* attention_tc.cu: warps per block, each its own K/V tiles */
+#define ARGMAX_BLOCKS 128          /* argmax.cu */
+
+/* gemv.cu: weights per 16-byte vector, and rows per warp */
+static int vec_elems(fs_dtype t) {
+    switch (t) {
+    case FS_DTYPE_F32: return 4;
+    case FS_DTYPE_F16:
+    case FS_DTYPE_BF16: return 8;
+    case FS_DTYPE_Q8_0: return 16;
+    case FS_DTYPE_Q4_0: return 32;
+    }
+    return 1;
+}
+static int gemv_rows_per_warp(fs_dtype t) { return t == FS_DTYPE_Q4_0 ? 4 : 2; }
+
+size_t fs_cuda_gemv_smem(int K) { return ((size_t)K + (size_t)K / 8 + 4) * sizeof(float); }
+
+size_t fs_cuda_prefill_smem(int D) { return ((size_t)3 * PF_ROWS * (size_t)(D + 4) + 32 * 33) * sizeof(float); }
+
+size_t fs_cuda_tc_smem(int D) {   /* Q, then per warp K and V in bf16; reused at the end for f32 partials */
+    size_t tiles = (size_t)(TC_ROWS + TC_WARPS * 2 * TC_KEYS) * (size_t)(D + 8) * 2;
+    size_t merge = (size_t)TC_ROWS * (D + 8) * 2 + (size_t)TC_WARPS * TC_ROWS * (D + 2) * sizeof(float);
+    return tiles > merge ? tiles : merge;
+}
+
+/* Splits of the context for decode attention: about 64 positions each (at
+ * 4096 positions, 512 blocks: enough loads in flight to read the cache at
+ * bandwidth; 128-position splits left it latency-bound, run 4), at most
+ * 128, and few enough positions per split that its scores fit in 40 KB of
+ * shared memory. */
+int fs_cuda_attn_splits(int n_ctx, int group, int D) {
+    int S = CEIL_DIV(n_ctx, 64);
+    if (S > 128) S = 128;
+    if (S < 1) S = 1;
+    while (fs_cuda_attn_smem(n_ctx, S, group, D) > 40960 && S < 128 && S < n_ctx) S *= 2;
+    return S;
+}
+
+/* attention.cu's shared memory: q [group][D], scores [group][chunk], the
+ * warps' partial outputs [4][2][D] */
+size_t fs_cuda_attn_smem(int n_ctx, int S, int group, int D) {
+    return ((size_t)group * (size_t)(D + CEIL_DIV(n_ctx, S)) + 8 * (size_t)D) * sizeof(float);
+}
+
+void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
+    cuda_ctx *c = cuda_of(b);
+    int dtype = (int)table->dtype;
+    void *p[] = {(void *)&table->p, (void *)&table->scales, &dtype, &H, &c->step, &out->p};
+    fs_cuda_launch(c, c->k.embed, (unsigned)c->T, 1, 256, 0, p, "embed");
+}
+
+void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps) {
+    cuda_ctx *c = cuda_of(b);
+    int w_dtype = (int)w->dtype;
+    void *p[] = {(void *)&x->p, (void *)&w->p, &w_dtype, &y->p, &n, &eps};
+    fs_cuda_launch(c, c->k.rmsnorm, (unsigned)rows, 1, 256, 0, p, "rmsnorm");
+}
+
+/* The layers of one call that share a dtype run as one launch: their rows
+ * (GEMV) or column tiles (GEMM) are concatenated. Mixed dtypes in one call
+ * (not produced by fs's converter, but legal) become one launch per dtype. */
+void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n) {
+    cuda_ctx *c = cuda_of(b);
+    int done[FS_MATMUL_MAX] = {0};
+    for (int first = 0; first < n; first++) {
+        if (done[first]) continue;
+        fs_dtype dt = out[first].W->dtype;
+        fs_cu_mm a = {0};
+        a.x = in->x->p;
+        a.norm = in->norm ? in->norm->p : 0;
+        a.norm_dtype = in->norm ? (int)in->norm->dtype : 0;
+        a.eps = in->eps;
+        a.up = in->up ? in->up->p : 0;
+        a.xb = c->xb;
+        a.dtype = (int)dt;
+        a.k_split = 1;
+        a.T = T;
+        a.K = K;
+        int tiles = 0;
+        for (int i = first; i < n; i++) {
+            if (done[i] || out[i].W->dtype != dt) continue;
+            done[i] = 1;
+            fs_cu_linear *L = &a.out[a.n_out++];
+            L->w = out[i].W->p;
+            L->scales = out[i].W->scales;
+            L->y = out[i].y->p;
+            L->N = out[i].N;
+            L->add = out[i].add;
+            L->row0 = a.N_total;
+            L->tile0 = tiles;
+            a.N_total += out[i].N;
+            tiles += CEIL_DIV(out[i].N, GEMM_TILE);
+        }
+        void *p[] = {&a};
+        if (T > 1 && K % 8 == 0 && c->xb) {
+            /* prefill: the input once to bf16, then the tensor-core GEMM,
+             * split over K when its tiles would not cover the SMs */
+            int all_tiles = tiles * CEIL_DIV(T, GEMM_TILE);
+            a.k_split = all_tiles < c->sm_count && all_tiles <= c->gemm_split_tiles && K / 32 >= 4 * GEMM_SPLIT ? GEMM_SPLIT : 1;
+            a.part = c->gemm_part;
+            a.counter = c->gemm_counter;
+            fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
+            fs_cuda_launch3(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), (unsigned)a.k_split, 128, 0,
+                            p, "matmul (gemm)");
+        } else {
+            /* decode (and any K that is not a whole number of vectors): f32
+             * GEMV. A warp per R rows when that makes at least 2 blocks per
+             * SM; else ("split") 4 warps per R rows, each a quarter of K,
+             * if K has a vector for every lane of the 4 warps. */
+            int vector = K % vec_elems(dt) == 0, R = gemv_rows_per_warp(dt);
+            CUfunction f = vector ? c->k.gemv[dt] : c->k.gemv_any;
+            long rows_per_block = vector ? 4 * R : 4;
+            if (vector && CEIL_DIV(a.N_total, rows_per_block) < 2L * c->sm_count && K / vec_elems(dt) >= 4 * 32) {
+                f = c->k.gemv_split[dt];
+                rows_per_block = R;
+            }
+            long blocks = CEIL_DIV(a.N_total, rows_per_block);
+            long max_blocks = 8L * c->sm_count;   /* beyond this, blocks loop over rows */
+            if (blocks > max_blocks) blocks = max_blocks;
+            fs_cuda_launch(c, f, (unsigned)blocks, (unsigned)T, GEMV_THREADS, (unsigned)fs_cuda_gemv_smem(K), p,
+                           "matmul (gemv)");
+        }
+    }
+}
+
+void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                     float eps, fs_buf *cache, int Hq, int Hkv, int D) {
+    cuda_ctx *c = cuda_of(b);
+    fs_cu_rope a = {0};
+    a.q = q->p;
+    a.k = k->p;
+    a.v = v->p;
+    a.q_norm = q_norm ? q_norm->p : 0;
+    a.k_norm = k_norm ? k_norm->p : 0;
+    a.q_norm_dtype = q_norm ? (int)q_norm->dtype : 0;
+    a.k_norm_dtype = k_norm ? (int)k_norm->dtype : 0;
+    a.cache = cache->p;
+    a.inv_freq = c->inv_freq;
+    a.step = c->step;
+    a.eps = eps;
+    a.Hq = Hq;
+    a.Hkv = Hkv;
+    a.D = D;
+    a.n_ctx = cache->n_ctx;
+    void *p[] = {&a};
+    int warps = c->T * (Hq + 2 * Hkv);
+    fs_cuda_launch(c, c->k.rope_kv, (unsigned)CEIL_DIV(warps, ROPE_WARPS), 1, ROPE_WARPS * 32, 0, p, "rope_kv");
+}
+
+void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D) {
+    cuda_ctx *c = cuda_of(b);
+    int group = Hq / Hkv;
+    fs_cu_attn a = {0};
+    a.q = q->p;
+    a.cache = cache->p;
+    a.out = out->p;
+    a.step = c->step;
+    a.part_o = c->part_o;
+    a.part_ml = c->part_ml;
+    a.counter = c->att_counter;
+    a.Hq = Hq;
+    a.Hkv = Hkv;
+    a.D = D;
+    a.n_ctx = cache->n_ctx;
+    void *p[] = {&a};
+    if (c->T == 1) {
+        a.n_split = fs_cuda_attn_splits(cache->n_ctx, group, D);
+        a.chunk = CEIL_DIV(cache->n_ctx, a.n_split);
+        if (a.n_split > c->max_split) {
+            fprintf(stderr, "fs: cuda: attention: a cache of %d positions is larger than reserve()'s n_ctx %d\n",
+                    cache->n_ctx, c->n_ctx);
+            abort();
+        }
+        unsigned smem = (unsigned)fs_cuda_attn_smem(cache->n_ctx, a.n_split, group, D);
+        fs_cuda_launch(c, D <= 128 ? c->k.attention_decode_128 : c->k.attention_decode_256, (unsigned)a.n_split,
+                       (unsigned)Hkv, ATT_THREADS, smem, p, "attention (decode)");
+    } else if (D == 64 || D == 128) {   /* tensor cores */
+        int BQ = TC_ROWS / group;
+        fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64 : c->k.attention_tc_128, (unsigned)CEIL_DIV(c->T, BQ),
+                       (unsigned)Hkv, TC_WARPS * 32, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
+    } else {   /* f32, any head dim */
+        int BQ = group >= PF_ROWS ? 1 : PF_ROWS / group;
+        fs_cuda_launch(c, c->k.attention_prefill, (unsigned)CEIL_DIV(c->T, BQ), (unsigned)Hkv, 256,
+                       (unsigned)fs_cuda_prefill_smem(D), p, "attention (prefill)");
+    }
+}
+
+void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n) {
+    cuda_ctx *c = cuda_of(b);
+    fs_cuda_check(c,
+                  c->cu.MemcpyDtoDAsync(dst->p + dst_off * sizeof(float), src->p + src_off * sizeof(float),
+                                        n * sizeof(float), c->stream),
+                  "copy");
+}
+
+int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n) {
+    cuda_ctx *c = cuda_of(b);
+    void *p[] = {(void *)&x->p, &n, &c->argmax_part, &c->argmax_counter, &c->argmax_result};
+    fs_cuda_launch(c, c->k.argmax, ARGMAX_BLOCKS, 1, 256, 0, p, "argmax");
+    fs_cuda_check(c, c->cu.MemcpyDtoHAsync(c->result_host, c->argmax_result, sizeof(int), c->stream), "argmax copy");
+    fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "argmax wait");
+    return *c->result_host;
+}

@@ -1,0 +1,102 @@
+/* rope_kv.cu - the attention inputs of a step, made ready: QK-norm, RoPE,
+ * and the store of K and V into the cache. One kernel instead of five.
+ *
+ *   q: [T, Hq, D], k, v: [T, Hkv, D]   q_norm, k_norm: [D] or none
+ *   q[t,h] = rope(rmsnorm(q[t,h], q_norm), p)      p = pos0 + t (from the step)
+ *   k[t,g] = rope(rmsnorm(k[t,g], k_norm), p)      both in place
+ *   cache K[g, p, :] = k[t,g],  cache V[g, p, :] = v[t,g]
+ *   rope: for i < D/2, the pair (x[i], x[i + D/2]) turns by p * inv_freq[i]
+ *
+ * Mapping. One warp per head of one token: T * (Hq + Hkv + Hkv) warps, the
+ * last Hkv of each token only copy v. Lane l holds the pairs
+ * (i, i + D/2) for i = l, l + 32, ... (D <= 256: at most 4 pairs), so the
+ * norm is a warp shuffle sum and the rotation needs no exchange at all.
+ *
+ * Angles follow the reference (src/cpu/rope.c) step by step: the angle is
+ * one f32 product p * inv_freq[i] (inv_freq is forward.c's f32 table), and
+ * its cos and sin are computed in double and rounded once - the GPU's
+ * double units make that affordable for the few hundred angles of a step.
+ * Products are rounded before the sums, as the reference evaluates them.
+ *
+ * Docs: docs/gpu.md
+ */
+#include "common.cuh"
+
+#define ROPE_WARPS 4
+
+extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope a) {
+    /* The step was written before this recorded step began, not by the
+     * previous kernel: it, the angles and the norm weights can be read
+     * before waiting for q, k, v (programmatic launch, common.cuh). */
+    pdl_launch_dependents();
+    const int *step = (const int *)a.step;
+    const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
+    const int lane = threadIdx.x & 31;
+    const int heads = a.Hq + 2 * a.Hkv;
+    const int gw = blockIdx.x * ROPE_WARPS + (threadIdx.x >> 5);
+    if (gw >= T * heads) return;
+    const int t = gw / heads, hh = gw % heads, D = a.D, half = D / 2;
+    const int p = pos0 + t;
+    float *K_cache = (float *)a.cache, *V_cache = K_cache + (size_t)a.Hkv * a.n_ctx * D;
+
+    if (hh >= a.Hq + a.Hkv) {   /* v: copy into the cache */
+        int g = hh - a.Hq - a.Hkv;
+        const float *v = (const float *)a.v + ((size_t)t * a.Hkv + g) * D;
+        float *dst = V_cache + ((size_t)g * a.n_ctx + p) * D;
+        pdl_wait();
+        for (int i = lane; i < D; i += 32) dst[i] = v[i];
+        return;
+    }
+    const bool is_q = hh < a.Hq;
+    const int h = is_q ? hh : hh - a.Hq;
+    float *x = is_q ? (float *)a.q + ((size_t)t * a.Hq + h) * D : (float *)a.k + ((size_t)t * a.Hkv + h) * D;
+    const fs_cu_ptr w = is_q ? a.q_norm : a.k_norm;
+    const int w_dtype = is_q ? a.q_norm_dtype : a.k_norm_dtype;
+
+    float c[4], s[4], w_lo[4], w_hi[4];
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+        int i = lane + 32 * m;
+        c[m] = s[m] = w_lo[m] = w_hi[m] = 0.0f;
+        if (i < half) {
+            float angle = __fmul_rn((float)p, ((const float *)a.inv_freq)[i]);
+            c[m] = (float)cos((double)angle);
+            s[m] = (float)sin((double)angle);
+            if (w) w_lo[m] = weight_at(w, w_dtype, i), w_hi[m] = weight_at(w, w_dtype, i + half);
+        }
+    }
+    pdl_wait();
+
+    float lo[4], hi[4];
+    float ss = 0.0f;
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+        int i = lane + 32 * m;
+        lo[m] = i < half ? x[i] : 0.0f;
+        hi[m] = i < half ? x[i + half] : 0.0f;
+        ss = fmaf(lo[m], lo[m], ss);
+        ss = fmaf(hi[m], hi[m], ss);
+    }
+    if (w) {
+        float scale = rms_scale(warp_sum(ss), D, a.eps);
+#pragma unroll
+        for (int m = 0; m < 4; m++) {
+            lo[m] = __fmul_rn(w_lo[m], __fmul_rn(lo[m], scale));
+            hi[m] = __fmul_rn(w_hi[m], __fmul_rn(hi[m], scale));
+        }
+    }
+    float *k_dst = is_q ? nullptr : K_cache + ((size_t)h * a.n_ctx + p) * D;
+#pragma unroll
+    for (int m = 0; m < 4; m++) {
+        int i = lane + 32 * m;
+        if (i >= half) break;
+        float r_lo = __fsub_rn(__fmul_rn(lo[m], c[m]), __fmul_rn(hi[m], s[m]));
+        float r_hi = __fadd_rn(__fmul_rn(hi[m], c[m]), __fmul_rn(lo[m], s[m]));
+        x[i] = r_lo;
+        x[i + half] = r_hi;
+        if (k_dst) {
+            k_dst[i] = r_lo;
+            k_dst[i + half] = r_hi;
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/* step.cu - set_step on the device: where the kernels find the step.
+ *
+ *   step[0] = T, step[1] = pos0, step[2 + t] = ids[t]     (kernel_args.h)
+ *
+ * The token ids and the position are not kernel arguments, because a
+ * recorded decode step (a CUDA graph) replays the same arguments every
+ * time; kernels read them from this array instead. For chunks of up to
+ * 1000 tokens the host passes the step in this kernel's parameters (one
+ * thread block copies them); longer chunks are copied from pinned memory
+ * (backend_cuda.c).
+ *
+ * Docs: docs/gpu.md
+ */
+#include "common.cuh"
+
+/* set_step: the step (T, pos0, ids) from the launch's parameters into
+ * device memory, where every kernel of the step reads it. It does not let
+ * the next kernel launch early (no pdl_launch_dependents): rope_kv and
+ * attention read the step before their wait, which is safe only because
+ * nothing launched after set_step starts before the step is written. */
+extern "C" __global__ void __launch_bounds__(256) set_step(fs_cu_step_args a) {
+    pdl_wait();
+    for (int i = threadIdx.x; i < a.n; i += blockDim.x) ((int *)a.step)[i] = a.v[i];
+}
