@@ -256,7 +256,8 @@ int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name
 int fs_st_open(fs_safetensors *f, const char *path, const char *name_for_errors, fs_err *e) {
     memset(f, 0, sizeof *f);
     const char *nm = name_for_errors ? name_for_errors : path;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO in the file's place must not hang the open. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return fs_errf(e, "%s: %s", nm, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -120,6 +120,21 @@ int fs_file_exists(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+int fs_regular_file(const char *path, fs_err *e) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return 0;
+        return fs_errf(e, "%s: %s", path, strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) return 1;
+    const char *kind = S_ISDIR(st.st_mode)                         ? "a directory"
+                       : S_ISFIFO(st.st_mode)                      ? "a FIFO (named pipe)"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISSOCK(st.st_mode)                      ? "a socket"
+                                                                   : "a special file";
+    return fs_errf(e, "%s is %s, not a regular file", path, kind);
+}
+
 /* f16: sign 1, exponent 5 (bias 15), mantissa 10. Subnormals have exponent 0
  * and value mantissa * 2^-24. */
 float fs_f16_to_f32(uint16_t h) {

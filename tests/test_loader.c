@@ -604,6 +604,59 @@ static void test_config(void) {
     CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "generation_config.json: JSON error at byte 1"));
 }
 
+/* A file the loader needs that is there but is not a regular file (a
+ * directory, a FIFO, a device) is named as what it is, not reported missing
+ * or silently skipped, and a FIFO is never opened (that would hang: the test
+ * runs under alarm()). */
+static void make_special(const char *dir, const char *name, char kind) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    if (kind == 'd') mkdir(path, 0700);
+    if (kind == 'p') mkfifo(path, 0600);
+    if (kind == 'c') CHECK(symlink("/dev/null", path) == 0);
+}
+
+static void test_not_regular_files(void) {
+    spec s[64];
+    char dir[256];
+    int n = arch_specs(s, "BF16", 0);
+    static const struct {
+        const char *file;
+        char kind;
+        const char *want;
+    } cases[] = {
+        {"config.json", 'd', "config.json is a directory, not a regular file"},
+        {"config.json", 'p', "config.json is a FIFO (named pipe), not a regular file"},
+        {"config.json", 'c', "config.json is a device, not a regular file"},
+        {"generation_config.json", 'd', "generation_config.json is a directory, not a regular file"},
+        {"generation_config.json", 'p', "generation_config.json is a FIFO (named pipe), not a regular file"},
+        {"model.safetensors", 'd', "model.safetensors is a directory, not a regular file"},
+        {"model.safetensors", 'p', "model.safetensors is a FIFO (named pipe), not a regular file"},
+        {"model.safetensors.index.json", 'd', "model.safetensors.index.json is a directory, not a regular file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        make_model(dir, sizeof dir, 1, NULL, s, n);
+        make_special(dir, cases[i].file, cases[i].kind);
+        EXPECT_FAIL(dir, cases[i].want);
+    }
+    /* A shard named by the index. */
+    spec sh[64];
+    int m = arch_specs(sh, "BF16", 0);
+    write_sharded(dir, sizeof dir, sh, m, NULL);
+    make_special(dir, "model-00002-of-00002.safetensors", 'p');
+    EXPECT_FAIL(dir, "model-00002-of-00002.safetensors is a FIFO (named pipe), not a regular file");
+    write_sharded(dir, sizeof dir, sh, m, NULL);
+    make_special(dir, "model-00001-of-00002.safetensors", 'd');
+    EXPECT_FAIL(dir, "model-00001-of-00002.safetensors is a directory, not a regular file");
+    /* fs_config_load alone (fs pull and fs inspect call it) says the same. */
+    new_dir(dir, sizeof dir);
+    make_special(dir, "config.json", 'p');
+    fs_config c;
+    fs_err e = {{0}};
+    CHECKF(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "config.json is a FIFO"), "%s", e.msg);
+}
+
 static void rm_rf(const char *path) {
     DIR *d = opendir(path);
     if (d) {
@@ -635,6 +688,9 @@ int main(void) {
     test_corrupt_files();
     test_missing_and_shapes();
     test_config();
+    alarm(60);
+    test_not_regular_files();
+    alarm(0);
     rm_rf(root);
     return TEST_SUMMARY();
 }
