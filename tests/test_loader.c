@@ -574,6 +574,10 @@ static void test_config(void) {
     BAD_CONFIG("\"eos_token_id\": [1,2,3,4,5,6,7,8,9]", "more than 8 eos_token_id");
     BAD_CONFIG("\"layer_types\": [\"full_attention\", \"sliding_attention\"]", "unsupported layer type");
     BAD_CONFIG("\"num_hidden_layers\": null", "\"num_hidden_layers\" must be an integer");
+    /* A string from the file is quoted with its control bytes escaped, so
+     * the message stays one line and sends no escape sequence to a terminal
+     * (found by fuzz_model). */
+    BAD_CONFIG("\"model_type\": \"qw\\n\\u001b[2J3\", \"architectures\": []", "model_type \"qw\\n\\x1b[2J3\"");
 
     /* defaults: Qwen3Config's (head_dim 128; no kv heads -> = heads; no tie) */
     new_dir(dir, sizeof dir);
