@@ -661,6 +661,32 @@ static void test_not_regular_files(void) {
     CHECKF(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "config.json is a FIFO"), "%s", e.msg);
 }
 
+/* fs_st_check_header: the header alone (a download still arriving) gives
+ * the size the whole file must have; a cut header or a bad one fails. */
+static void test_check_header(void) {
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+                      "\"b\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[16,22]}}";
+    size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8;
+    unsigned char buf[512] = {0};
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    memset(buf + 8 + hl, ' ', padded - hl);
+    size_t whole = 8 + padded + 22;
+    uint64_t need = 0;
+    fs_err e = {{0}};
+    CHECKF(fs_st_check_header(buf, 8 + padded, "x.safetensors", &need, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(need, whole);
+    CHECK(fs_st_check_header(buf, whole, "x.safetensors", &need, &e) == 0 && need == whole);
+    fs_safetensors f;
+    CHECK(fs_st_parse(&f, buf, whole, "x.safetensors", &e) == 0 && f.data_end == whole);
+    fs_st_close(&f);
+    CHECK(fs_st_check_header(buf, 8 + padded - 1, "x.safetensors", &need, &e) == -1);
+    CHECKF(strstr(e.msg, "runs past the end") != NULL, "%s", e.msg);
+    buf[8 + 30] = '#';
+    CHECK(fs_st_check_header(buf, 8 + padded, "x.safetensors", &need, &e) == -1);
+    CHECKF(strncmp(e.msg, "x.safetensors: ", 15) == 0, "%s", e.msg);
+}
+
 static void rm_rf(const char *path) {
     DIR *d = opendir(path);
     if (d) {
@@ -692,6 +718,7 @@ int main(void) {
     test_corrupt_files();
     test_missing_and_shapes();
     test_config();
+    test_check_header();
     alarm(60);
     test_not_regular_files();
     alarm(0);
