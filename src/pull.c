@@ -306,9 +306,11 @@ static int64_t parse_i64(const char *v) {
     return (errno || (*end && *end != ' ' && *end != '\t')) ? -1 : (int64_t)x;
 }
 
-/* The status code of "HTTP/1.1 404 Not Found": three digits, else 0. */
+/* The status code of "HTTP/1.1 404 Not Found": three digits, 100-999,
+ * else 0 (no usable response). */
 static int parse_status(const char *v) {
-    for (int i = 0; i < 3; i++)
+    if (v[0] < '1' || v[0] > '9') return 0;
+    for (int i = 1; i < 3; i++)
         if (!isdigit((unsigned char)v[i])) return 0;
     return (v[3] == 0 || v[3] == ' ') ? (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0') : 0;
 }
