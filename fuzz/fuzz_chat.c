@@ -17,7 +17,7 @@
  *
  *   make fuzz && build/fuzz/fuzz_chat fuzz/corpus/chat -max_total_time=300
  *
- * Docs: docs/chat.md
+ * Docs: docs/testing.md
  */
 #include <stdint.h>
 #include <stdio.h>

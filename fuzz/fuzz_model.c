@@ -24,7 +24,7 @@
  *
  *   make fuzz && build/fuzz/fuzz_model fuzz/corpus/model -max_total_time=300
  *
- * Docs: docs/weights.md
+ * Docs: docs/testing.md
  */
 #include <stdint.h>
 #include <stdio.h>

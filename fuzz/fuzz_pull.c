@@ -20,7 +20,7 @@
  *
  *   make fuzz && build/fuzz/fuzz_pull fuzz/corpus/pull -max_total_time=300
  *
- * Docs: docs/pull.md
+ * Docs: docs/testing.md
  */
 #include <stdint.h>
 #include <stdio.h>

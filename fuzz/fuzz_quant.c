@@ -22,7 +22,7 @@
  *
  *   make fuzz && build/fuzz/fuzz_quant fuzz/corpus/quant -max_total_time=300
  *
- * Docs: docs/quantization.md
+ * Docs: docs/testing.md
  */
 #include <math.h>
 #include <stdint.h>

@@ -20,7 +20,7 @@
  *
  *   make fuzz && build/fuzz/fuzz_tokenizer_load fuzz/corpus/tokenizer_load -max_total_time=300
  *
- * Docs: docs/tokenizer.md
+ * Docs: docs/testing.md
  */
 #include <stdint.h>
 #include <stdio.h>

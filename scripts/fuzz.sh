@@ -21,7 +21,7 @@
 # Exit status: 0 all clean, 1 something found, 77 no clang with libFuzzer
 # (the reason is printed).
 #
-# Docs: docs/map.md
+# Docs: docs/testing.md
 set -u
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}

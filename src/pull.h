@@ -13,8 +13,8 @@
  * the next run; a file is renamed into place only after its size (and, for
  * files the hub stores in LFS, its sha256) has been checked, and its
  * content as far as fs can tell without them (fs_pull_check_file: a
- * safetensors header against the file's length, JSON as JSON). So the
- * model directory never holds a half-written file under its real name.
+ * safetensors header against the file's length, JSON as JSON). So the model
+ * directory never holds a half-written or garbage file under its real name.
  *
  * Docs: docs/pull.md
  */

@@ -6,7 +6,7 @@
 # the run leaves the tree as it was. Exit 77 (skipped, with the reason) when
 # clang cannot build libFuzzer targets here. Long runs: scripts/fuzz.sh.
 #
-# Docs: docs/map.md
+# Docs: docs/testing.md
 cd "$(dirname "$0")/.." || exit 1
 T=$(mktemp -d "${TMPDIR:-/tmp}/fs_e2e_fuzz.XXXXXX")
 trap 'rm -rf "$T"' EXIT INT TERM
