@@ -62,6 +62,11 @@ static void clear_dir(void) {
     }
 }
 
+static void remove_dir(void) {
+    clear_dir();
+    rmdir(dir);
+}
+
 /* ---- the control bytes ------------------------------------------------- */
 
 typedef struct {
@@ -297,6 +302,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
         snprintf(dir, sizeof dir, "%s/fs_fuzz_model.XXXXXX", base && *base ? base : "/tmp");
         if (!mkdtemp(dir)) die("mkdtemp failed", dir);
+        atexit(remove_dir); /* libFuzzer ends a timed run with exit() */
     }
     clear_dir();
     const uint8_t *nul1 = memchr(data, 0, size);
