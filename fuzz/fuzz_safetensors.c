@@ -6,6 +6,10 @@
  * elements * dtype size, its data is aligned to the element size, and no two
  * non-empty tensors overlap. Every element is read through
  * fs_tensor_get_f32, so ASan catches any out-of-bounds pointer.
+ * fs_st_check_header (the header alone, as fs pull checks a download) must
+ * agree with fs_st_parse: a file that parses has a header that passes and
+ * announces data_end; a header that passes and announces exactly the
+ * input's length belongs to a file that parses.
  *
  *   make fuzz && build/fuzz/fuzz_safetensors fuzz/corpus/safetensors -max_total_time=300
  *
@@ -24,7 +28,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size) memcpy(buf, data, size);
     fs_safetensors f;
     fs_err e;
-    if (fs_st_parse(&f, buf, size, "fuzz.safetensors", &e) == 0) {
+    uint64_t n = 0, need = 0;
+    for (int i = 7; size >= 8 && i >= 0; i--) n = n << 8 | buf[i];
+    int header_ok = size >= 8 && n <= size - 8 && fs_st_check_header(buf, (size_t)(8 + n), "fuzz.safetensors", &need, &e) == 0;
+    int parsed = fs_st_parse(&f, buf, size, "fuzz.safetensors", &e) == 0;
+    if (parsed && (!header_ok || need != f.data_end || f.data_end > size)) abort();
+    if (header_ok && need == size && !parsed) abort();
+    if (parsed) {
         for (int i = 0; i < f.n_tensors; i++) {
             const fs_tensor *t = &f.tensors[i];
             const uint8_t *p = t->data;

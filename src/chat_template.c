@@ -451,6 +451,7 @@ int fs_chat_template_check_dir(const char *model_dir, fs_err *e) {
     char path[4096];
     if (fs_path_join(path, sizeof path, model_dir, "tokenizer_config.json"))
         return fs_errf(e, "%s: path too long", model_dir);
+    if (fs_regular_file(path, e) < 0) return -1; /* never open a FIFO: it would wait for a writer */
     fs_json_doc doc;
     if (fs_json_parse_file(&doc, path, e)) return -1;
     const fs_json *t = fs_json_get(doc.root, "chat_template");

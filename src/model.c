@@ -240,14 +240,20 @@ int fs_config_load(fs_config *c, const char *dir, fs_err *e) {
     memset(c, 0, sizeof *c);
     char path[2048];
     if (fs_path_join(path, sizeof path, dir, "config.json")) return fs_errf(e, "%s: path too long", dir);
-    if (!fs_file_exists(path)) return fs_errf(e, "%s: no config.json (is this a model directory?)", dir);
+    int kind = fs_regular_file(path, e);
+    if (kind < 0) return -1;
+    if (kind == 0) return fs_errf(e, "%s: no config.json (is this a model directory?)", dir);
     fs_json_doc doc;
     if (load_json(dir, "config.json", &doc, e)) return -1;
     int rc = parse_config(c, doc.root, e);
     fs_json_free(&doc);
     if (rc) return -1;
 
-    if (fs_path_join(path, sizeof path, dir, "generation_config.json") == 0 && fs_file_exists(path)) {
+    /* Optional: absent is fine, but a directory or FIFO in its place is an
+     * error, not a file to skip silently. */
+    if (fs_path_join(path, sizeof path, dir, "generation_config.json")) return fs_errf(e, "%s: path too long", dir);
+    if ((kind = fs_regular_file(path, e)) < 0) return -1;
+    if (kind == 1) {
         if (load_json(dir, "generation_config.json", &doc, e)) return -1;
         rc = parse_generation_config(c, doc.root, e);
         fs_json_free(&doc);
@@ -347,7 +353,9 @@ static int open_files(fs_model *m, model_priv *p, fs_err *e) {
     char path[2048];
     const char *idx = "model.safetensors.index.json";
     if (fs_path_join(path, sizeof path, m->dir, idx)) return fs_errf(e, "%s: path too long", m->dir);
-    if (fs_file_exists(path)) {
+    int kind = fs_regular_file(path, e);
+    if (kind < 0) return -1;
+    if (kind == 1) {
         fs_json_doc doc;
         if (load_json(m->dir, idx, &doc, e)) return -1;
         const fs_json *wm = fs_json_get(doc.root, "weight_map");
@@ -366,8 +374,8 @@ static int open_files(fs_model *m, model_priv *p, fs_err *e) {
         for (int i = 0; i < n && !rc; i++) {
             if (fs_path_join(path, sizeof path, m->dir, names[i])) {
                 rc = fs_errf(e, "%s: path too long", names[i]);
-            } else if (!fs_file_exists(path)) {
-                rc = fs_errf(e, "%s: weight_map names %.200s, which does not exist", idx, names[i]);
+            } else if ((kind = fs_regular_file(path, e)) <= 0) {
+                rc = kind < 0 ? -1 : fs_errf(e, "%s: weight_map names %.200s, which does not exist", idx, names[i]);
             } else if (fs_st_open(&p->files[i], path, names[i], e) == 0) {
                 p->n_files++;
             } else {
@@ -388,8 +396,8 @@ static int open_files(fs_model *m, model_priv *p, fs_err *e) {
         return rc;
     }
     if (fs_path_join(path, sizeof path, m->dir, "model.safetensors")) return fs_errf(e, "%s: path too long", m->dir);
-    if (!fs_file_exists(path))
-        return fs_errf(e, "%s: no model.safetensors or model.safetensors.index.json", m->dir);
+    if ((kind = fs_regular_file(path, e)) < 0) return -1;
+    if (kind == 0) return fs_errf(e, "%s: no model.safetensors or model.safetensors.index.json", m->dir);
     p->files = fs_xcalloc(1, sizeof *p->files);
     if (fs_st_open(&p->files[0], path, "model.safetensors", e)) return -1;
     p->n_files = 1;

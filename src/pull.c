@@ -17,6 +17,11 @@
  *      append that (exit 33), and we start over from byte 0.
  *   4. Check: the size must be the expected one; a sha256, when the hub gave
  *      one, must match (else the .part is deleted: "corrupt download").
+ *      Then what needs neither, since a server may send no length and no
+ *      hash (tokenizer.json has no hash on the hub, weights outside LFS
+ *      may have neither): a safetensors header against the file's length,
+ *      JSON files as JSON (fs_pull_check_file). A cut safetensors file
+ *      stays as the .part, to resume; garbage is deleted.
  *   5. rename(FILE.part, FILE): atomic, so FILE is either absent or whole.
  *
  * Why curl and not sockets: HTTPS needs TLS, which is thousands of lines we
@@ -52,6 +57,7 @@
 
 #include "json.h"
 #include "model.h"
+#include "safetensors.h"
 #include "sha256.h"
 
 extern char **environ;
@@ -72,18 +78,7 @@ typedef struct pull {
     char auth[2048];          /* "Authorization: Bearer TOKEN\n", or "" */
 } pull;
 
-/* What we read back from a curl run. */
-typedef struct response {
-    int curl_exit;          /* curl's exit status (0 ok, 22 HTTP error, ...) */
-    int status;             /* final HTTP status, 0 if no response */
-    int64_t content_length; /* of the final response, -1 if absent */
-    int64_t linked_size;    /* X-Linked-Size (any hop), -1 if absent */
-    int64_t range_total;    /* Content-Range: bytes A-B/TOTAL of a 206, -1 if absent */
-    char etag[128];         /* ETag of the final response, unquoted */
-    char linked_etag[128];  /* X-Linked-Etag (any hop), unquoted */
-    char error_code[64];    /* X-Error-Code of the final response */
-    char curl_msg[256];     /* curl's own error line, "curl: " stripped */
-} response;
+typedef fs_pull_response response;
 
 static void emit(const pull *P, fs_pull_event ev, const char *file, int64_t done, int64_t total,
                  int64_t resumed_from, double seconds) {
@@ -124,6 +119,11 @@ int fs_pull_check_revision(const char *rev, fs_err *e) {
     for (const char *c = rev; *c; c++)
         if (!name_char_ok(*c) && *c != '/') return fs_errf(e, "bad revision '%s'", rev);
     return 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && !strcmp(s + a - b, suffix);
 }
 
 /* Shard names come from a downloaded JSON file: never trust them to stay
@@ -183,6 +183,109 @@ static int64_t file_size(const char *path) {
     return (int64_t)st.st_size;
 }
 
+int fs_pull_shard_names(const char *text, size_t len, char ***names, int *n_names, fs_err *e) {
+    const char *idx = "model.safetensors.index.json";
+    *names = NULL;
+    *n_names = 0;
+    fs_json_doc doc;
+    if (fs_json_parse(&doc, text, len, e)) return fs_err_prefix(e, "%s", idx);
+    const fs_json *map = fs_json_get(doc.root, "weight_map");
+    int rc = 0;
+    if (!fs_json_is(map, FS_JSON_OBJECT) || map->len == 0) rc = fs_errf(e, "%s: no \"weight_map\" object", idx);
+    char **out = rc ? NULL : fs_xcalloc(map->len, sizeof *out);
+    int n = 0;
+    for (const fs_json *t = rc ? NULL : map->child; t && !rc; t = t->next) {
+        if (!fs_json_is(t, FS_JSON_STRING)) {
+            rc = fs_errf(e, "%s: weight_map[\"%.*s\"] is not a file name", idx, (int)(t->key_len < 80 ? t->key_len : 80),
+                         t->key);
+            break;
+        }
+        int seen = 0; /* the weight_map names the same shard for many tensors */
+        for (int i = 0; i < n && !seen; i++) seen = strlen(out[i]) == t->len && !memcmp(out[i], t->str, t->len);
+        if (seen) continue;
+        if (check_shard_name(t->str, t->len, e)) rc = -1;
+        else out[n++] = fs_xstrdup(t->str);
+    }
+    fs_json_free(&doc);
+    if (rc) {
+        if (out) fs_pull_free_names(out, n);
+        return -1;
+    }
+    *names = out;
+    *n_names = n;
+    return 0;
+}
+
+void fs_pull_free_names(char **names, int n) {
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* A downloaded safetensors file: its header must be whole and valid, and
+ * the file exactly as long as the header says. Shorter with a good header
+ * is a cut download that can resume; anything else is garbage. */
+static int check_safetensors(const char *name, const char *path, int *resumable, fs_err *e) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return fs_errf(e, "%s: %s", name, strerror(errno));
+    struct stat st;
+    uint8_t len8[8];
+    uint64_t n = 0, need = 0;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = fs_errf(e, "%s: %s", name, strerror(errno));
+    } else if (st.st_size < 8 || pread(fd, len8, 8, 0) != 8) {
+        rc = fs_errf(e, "%s is %lld bytes, too short for a safetensors header", name, (long long)st.st_size);
+    } else {
+        for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+        if (n > 100000000 || 8 + n > (uint64_t)st.st_size)
+            rc = fs_errf(e, "%s is %lld bytes, and its first 8 bytes announce a header of %llu", name,
+                         (long long)st.st_size, (unsigned long long)n);
+    }
+    if (!rc) {
+        uint8_t *head = fs_xmalloc((size_t)(8 + n));
+        if (pread(fd, head, (size_t)(8 + n), 0) != (ssize_t)(8 + n))
+            rc = fs_errf(e, "%s: short read", name);
+        else
+            rc = fs_st_check_header(head, (size_t)(8 + n), name, &need, e);
+        free(head);
+    }
+    close(fd);
+    if (rc) return -1;
+    if (need > (uint64_t)st.st_size) {
+        *resumable = 1;
+        return fs_errf(e, "%s is cut short: %lld bytes, its header says %llu", name, (long long)st.st_size,
+                       (unsigned long long)need);
+    }
+    if (need < (uint64_t)st.st_size)
+        return fs_errf(e, "%s has %llu bytes after its last tensor", name,
+                       (unsigned long long)((uint64_t)st.st_size - need));
+    return 0;
+}
+
+int fs_pull_check_file(const char *name, const char *path, int *resumable, fs_err *e) {
+    *resumable = 0;
+    if (ends_with(name, ".safetensors")) return check_safetensors(name, path, resumable, e);
+    if (!ends_with(name, ".json")) return 0;
+    char *text;
+    size_t len;
+    if (fs_read_file(path, &text, &len, e)) return -1;
+    fs_json_doc doc;
+    int rc = fs_json_parse(&doc, text, len, e);
+    if (rc) {
+        fs_err_prefix(e, "%s is not valid JSON", name);
+    } else {
+        if (!fs_json_is(doc.root, FS_JSON_OBJECT)) rc = fs_errf(e, "%s is JSON but not an object", name);
+        fs_json_free(&doc);
+    }
+    if (!rc && !strcmp(name, "model.safetensors.index.json")) {
+        char **names;
+        int n;
+        if ((rc = fs_pull_shard_names(text, len, &names, &n, e)) == 0) fs_pull_free_names(names, n);
+    }
+    free(text);
+    return rc;
+}
+
 /* ---- running curl ----------------------------------------------------- */
 
 static void trim_line(char *s) {
@@ -199,26 +302,42 @@ static void set_etag(char *dst, size_t cap, const char *v) {
     if (q) *q = 0;
 }
 
+/* A size from a header: decimal digits only (strtoll would also take
+ * "-0", "+5" or " 5"), else -1 (unknown). */
 static int64_t parse_i64(const char *v) {
+    if (!isdigit((unsigned char)*v)) return -1;
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
-    return (errno || end == v || x < 0) ? -1 : (int64_t)x;
+    return (errno || (*end && *end != ' ' && *end != '\t')) ? -1 : (int64_t)x;
+}
+
+/* The status code of "HTTP/1.1 404 Not Found": three digits, 100-999,
+ * else 0 (no usable response). */
+static int parse_status(const char *v) {
+    if (v[0] < '1' || v[0] > '9') return 0;
+    for (int i = 1; i < 3; i++)
+        if (!isdigit((unsigned char)v[i])) return 0;
+    return (v[3] == 0 || v[3] == ' ') ? (v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0') : 0;
 }
 
 /* curl -D writes every response of the redirect chain, each starting with
  * its "HTTP/x y" status line. Status, Content-Length, ETag and X-Error-Code
  * are taken from the last one; the X-Linked-* headers from whichever hop
  * had them (the hub's 302). */
-static void parse_headers(const char *path, response *r) {
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    char line[2048];
-    while (fgets(line, sizeof line, f)) {
+void fs_pull_parse_headers(const char *text, size_t len, fs_pull_response *r) {
+    for (size_t at = 0; at < len;) {
+        const char *nl = memchr(text + at, '\n', len - at);
+        size_t n = nl ? (size_t)(nl - (text + at)) : len - at;
+        char line[2048];
+        size_t keep = n < sizeof line - 1 ? n : sizeof line - 1; /* longer lines: their start is enough */
+        memcpy(line, text + at, keep);
+        line[keep] = 0;
+        at += n + (nl != NULL);
         trim_line(line);
         if (!strncmp(line, "HTTP/", 5)) {
             const char *sp = strchr(line, ' ');
-            r->status = sp ? atoi(sp + 1) : 0;
+            r->status = sp ? parse_status(sp + 1) : 0;
             r->content_length = r->range_total = -1;
             r->etag[0] = r->error_code[0] = 0;
             continue;
@@ -235,7 +354,14 @@ static void parse_headers(const char *path, response *r) {
         else if (!strcasecmp(line, "content-range") && strchr(v, '/')) r->range_total = parse_i64(strchr(v, '/') + 1);
         else if (!strcasecmp(line, "x-error-code")) snprintf(r->error_code, sizeof r->error_code, "%s", v);
     }
-    fclose(f);
+}
+
+static void parse_headers(const char *path, response *r) {
+    char *text;
+    size_t len;
+    if (fs_read_file(path, &text, &len, NULL)) return;
+    fs_pull_parse_headers(text, len, r);
+    free(text);
 }
 
 static int is_sha256_hex(const char *s) {
@@ -243,11 +369,6 @@ static int is_sha256_hex(const char *s) {
     for (int i = 0; i < 64; i++)
         if (!isxdigit((unsigned char)s[i])) return 0;
     return 1;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
 }
 
 /* What a response says about the file: its full size and its sha256 (sha
@@ -531,6 +652,20 @@ static int pull_file(pull *P, const char *name, int optional, int *absent, fs_er
         }
     }
 
+    /* 4b. What can be checked without the size or the hash, which a server
+     * need not send (tokenizer.json has neither on the hub; weights outside
+     * LFS may have neither): a safetensors header against the file's size,
+     * JSON files as JSON. So a cut or garbage file is never promoted. */
+    int resumable;
+    if (fs_pull_check_file(name, part, &resumable, e)) {
+        char why[FS_ERR_LEN];
+        snprintf(why, sizeof why, "%s", e ? e->msg : "");
+        if (resumable)
+            return fs_errf(e, "incomplete download: %s; run fs pull again to resume", why);
+        unlink(part);
+        return fs_errf(e, "corrupt download: %s (the .part was deleted; run fs pull again)", why);
+    }
+
     /* 5. Into place. */
     if (rename(part, dest) != 0)
         return fs_errf(e, "cannot rename %s to %s: %s", part, dest, strerror(errno));
@@ -540,8 +675,8 @@ static int pull_file(pull *P, const char *name, int optional, int *absent, fs_er
 
 /* ---- the whole model ----------------------------------------------------- */
 
-/* Read the shard list from model.safetensors.index.json and fetch each shard
- * once (the weight_map names the same shard for many tensors). */
+/* Fetch every shard model.safetensors.index.json names (already checked
+ * by fs_pull_check_file before it was promoted). */
 static int pull_shards(pull *P, fs_err *e) {
     char path[PATH_CAP];
     if (fs_path_join(path, sizeof path, P->dir, "model.safetensors.index.json"))
@@ -549,30 +684,12 @@ static int pull_shards(pull *P, fs_err *e) {
     char *text;
     size_t len;
     if (fs_read_file(path, &text, &len, e)) return -1;
-    fs_json_doc doc;
-    if (fs_json_parse(&doc, text, len, e)) {
-        free(text);
-        return fs_err_prefix(e, "model.safetensors.index.json");
-    }
-    const fs_json *map = fs_json_get(doc.root, "weight_map");
-    int rc = 0;
-    if (!fs_json_is(map, FS_JSON_OBJECT) || map->len == 0) {
-        rc = fs_errf(e, "model.safetensors.index.json: no \"weight_map\" object");
-    }
-    for (const fs_json *t = rc ? NULL : map->child; t && !rc; t = t->next) {
-        if (!fs_json_is(t, FS_JSON_STRING)) {
-            rc = fs_errf(e, "model.safetensors.index.json: weight_map[\"%.*s\"] is not a file name",
-                         (int)(t->key_len < 80 ? t->key_len : 80), t->key);
-            break;
-        }
-        int seen = 0;
-        for (const fs_json *u = map->child; u != t && !seen; u = u->next)
-            seen = u->len == t->len && !memcmp(u->str, t->str, t->len);
-        if (seen) continue;
-        if (check_shard_name(t->str, t->len, e) || pull_file(P, t->str, 0, NULL, e)) rc = -1;
-    }
-    fs_json_free(&doc);
+    char **names;
+    int n;
+    int rc = fs_pull_shard_names(text, len, &names, &n, e);
     free(text);
+    for (int i = 0; i < n && !rc; i++) rc = pull_file(P, names[i], 0, NULL, e);
+    if (names) fs_pull_free_names(names, n);
     return rc;
 }
 

@@ -11,8 +11,10 @@
  * array, no shell), so fs needs no TLS code. Each file goes to FILE.part
  * first; an interrupted download is resumed with an HTTP Range request on
  * the next run; a file is renamed into place only after its size (and, for
- * files the hub stores in LFS, its sha256) has been checked. So the model
- * directory never holds a half-written file under its real name.
+ * files the hub stores in LFS, its sha256) has been checked, and its
+ * content as far as fs can tell without them (fs_pull_check_file: a
+ * safetensors header against the file's length, JSON as JSON). So the model
+ * directory never holds a half-written or garbage file under its real name.
  *
  * Docs: docs/pull.md
  */
@@ -76,5 +78,41 @@ int fs_pull_models_dir(char *out, size_t cap, fs_err *e);
  * the file and the cause (not found, gated, network, disk, corrupt
  * download, unsupported config). */
 int fs_pull(const char *repo, const char *dir, const fs_pull_opts *opts, fs_err *e);
+
+/* ---- the parts of fs_pull that read what a server sent -----------------
+ * Public so that tests and fuzz/fuzz_pull.c reach them without a network. */
+
+/* What one curl run tells us. */
+typedef struct fs_pull_response {
+    int curl_exit;          /* curl's exit status (0 ok, 22 HTTP error, ...) */
+    int status;             /* final HTTP status, 0 if no response */
+    int64_t content_length; /* of the final response, -1 if absent */
+    int64_t linked_size;    /* X-Linked-Size (any hop), -1 if absent */
+    int64_t range_total;    /* Content-Range: bytes A-B/TOTAL of a 206, -1 if absent */
+    char etag[128];         /* ETag of the final response, unquoted */
+    char linked_etag[128];  /* X-Linked-Etag (any hop), unquoted */
+    char error_code[64];    /* X-Error-Code of the final response */
+    char curl_msg[256];     /* curl's own error line, "curl: " stripped */
+} fs_pull_response;
+
+/* Read the response headers curl -D wrote, text[0..len) (every response
+ * of a redirect chain, in order) into r, which the caller has set to "none
+ * yet" (-1 sizes, empty strings). Any bytes are safe: a malformed line is
+ * ignored, a malformed number stays -1. */
+void fs_pull_parse_headers(const char *text, size_t len, fs_pull_response *r);
+
+/* The distinct shard files model.safetensors.index.json (text[0..len))
+ * lists in its weight_map, each a plain "*.safetensors" name that stays
+ * inside the model directory. *names is malloc'd (fs_pull_free_names). */
+int fs_pull_shard_names(const char *text, size_t len, char ***names, int *n, fs_err *e);
+void fs_pull_free_names(char **names, int n);
+
+/* May the downloaded file at path become `name` in the model directory?
+ * Checks what can be checked without the server's size or hash: a
+ * *.safetensors file has a valid header and exactly the length it
+ * announces; a *.json file is a JSON object (the shard index also lists
+ * safe shard names). On failure *resumable is 1 when the file is a correct
+ * start that is only short (a cut safetensors download: keep it, resume). */
+int fs_pull_check_file(const char *name, const char *path, int *resumable, fs_err *e);
 
 #endif

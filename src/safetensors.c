@@ -131,7 +131,8 @@ static int parse_entry(const fs_safetensors *f, const fs_json *v, fs_tensor *t, 
     if ((f->data_start + (size_t)b) % esz)
         return fs_errf(e, "%s: tensor %s: data at file offset %zu is not aligned to its %zu-byte elements",
                        f->name, nm, f->data_start + (size_t)b, esz);
-    t->data = f->base + f->data_start + (size_t)b;
+    /* Header-only parse (fs_st_check_header): the data is not in memory. */
+    t->data = f->base ? f->base + f->data_start + (size_t)b : NULL;
     t->nbytes = nbytes;
     t->file_backed = 1;
     *begin = (uint64_t)b;
@@ -156,11 +157,15 @@ static int cmp_name(const void *a, const void *b) {
     return strcmp(x->name, y->name);
 }
 
-int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name, fs_err *e) {
+/* Parse the header in buf[0..len) of a file of file_size bytes. Normally
+ * file_size == len (the whole file is in memory); fs_st_check_header passes
+ * the header alone, a file_size as large as a file can be, and keeps no data
+ * pointers (f->base NULL). */
+static int parse(fs_safetensors *f, const void *buf, size_t len, size_t file_size, const char *name, fs_err *e) {
     memset(f, 0, sizeof *f);
     snprintf(f->name, sizeof f->name, "%s", name ? name : "(buffer)");
-    f->base = buf;
-    f->size = len;
+    f->base = file_size == len ? buf : NULL;
+    f->size = file_size;
     const uint8_t *p = buf;
     if (len < 8) return fs_errf(e, "%s: file is %zu bytes, too short for the 8-byte header length", f->name, len);
     uint64_t n = 0;
@@ -237,6 +242,7 @@ int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name
                 max_idx = spans[i].idx;
             }
         }
+        f->data_end = f->data_start + (size_t)max_end;
     }
     if (!rc) {
         /* Keep the table in data order: that is "file order" for fs inspect. */
@@ -253,10 +259,24 @@ int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name
     return rc;
 }
 
+int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name, fs_err *e) {
+    return parse(f, buf, len, len, name, e);
+}
+
+int fs_st_check_header(const void *head, size_t len, const char *name, uint64_t *file_size, fs_err *e) {
+    fs_safetensors f;
+    /* 2^62: any data_offsets (at most 2^53) fit, so only a cut header fails. */
+    if (parse(&f, head, len, (size_t)1 << 62, name, e)) return -1;
+    *file_size = f.data_end;
+    fs_st_close(&f);
+    return 0;
+}
+
 int fs_st_open(fs_safetensors *f, const char *path, const char *name_for_errors, fs_err *e) {
     memset(f, 0, sizeof *f);
     const char *nm = name_for_errors ? name_for_errors : path;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: a FIFO in the file's place must not hang the open. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
     if (fd < 0) return fs_errf(e, "%s: %s", nm, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

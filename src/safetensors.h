@@ -37,6 +37,7 @@ typedef struct fs_safetensors {
     const uint8_t *base;     /* the whole file (mmap or caller's buffer) */
     size_t size;
     size_t data_start;       /* 8 + N: where the data section begins */
+    size_t data_end;         /* data_start + the largest data_offsets end */
     fs_tensor *tensors;      /* in data order (sorted by begin offset) */
     int n_tensors;
     int mapped;              /* 1 if base is our mmap (munmap on close) */
@@ -50,6 +51,14 @@ int fs_st_open(fs_safetensors *f, const char *path, const char *name_for_errors,
 /* Parse a whole file image already in memory (the fuzzer's entry point).
  * buf must outlive f: tensors point into it. */
 int fs_st_parse(fs_safetensors *f, const void *buf, size_t len, const char *name, fs_err *e);
+
+/* Check the header of a file that may not be all there yet (fs pull checks
+ * a download before promoting it): head holds the file's first len bytes,
+ * at least the 8 + N of its header. Every check of fs_st_parse is made
+ * except that the data may lie past head; *file_size is the size the whole
+ * file must have, data_end (HF's writer leaves no bytes after the last
+ * tensor, and HF's reader refuses any). */
+int fs_st_check_header(const void *head, size_t len, const char *name, uint64_t *file_size, fs_err *e);
 
 /* Unmap (if mapped) and free the tensor table. Safe on a zeroed struct. */
 void fs_st_close(fs_safetensors *f);

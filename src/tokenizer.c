@@ -300,6 +300,21 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
     return 0;
 }
 
+int fs_tokenizer_parse(fs_tokenizer **out, const char *json, size_t len, const char *name, fs_err *e) {
+    *out = NULL;
+    fs_json_doc doc;
+    if (fs_json_parse(&doc, json, len, e) < 0) return fs_err_prefix(e, "%s", name);
+    fs_tokenizer *t = fs_xcalloc(1, sizeof *t);
+    int rc = load_json(t, doc.root, e);
+    fs_json_free(&doc);
+    if (rc < 0) {
+        fs_tokenizer_free(t);
+        return fs_err_prefix(e, "%s", name);
+    }
+    *out = t;
+    return 0;
+}
+
 int fs_tokenizer_load(fs_tokenizer **out, const char *path, fs_err *e) {
     *out = NULL;
     char file[4096];
@@ -309,17 +324,15 @@ int fs_tokenizer_load(fs_tokenizer **out, const char *path, fs_err *e) {
         if (fs_path_join(file, sizeof file, path, "tokenizer.json") < 0) return fs_errf(e, "%s: path too long", path);
         p = file;
     }
-    fs_json_doc doc;
-    if (fs_json_parse_file(&doc, p, e) < 0) return -1;
-    fs_tokenizer *t = fs_xcalloc(1, sizeof *t);
-    int rc = load_json(t, doc.root, e);
-    fs_json_free(&doc);
-    if (rc < 0) {
-        fs_tokenizer_free(t);
-        return fs_err_prefix(e, "%s", p);
-    }
-    *out = t;
-    return 0;
+    /* A directory, FIFO or device is named as such (and a FIFO is never
+     * opened: that would wait for a writer). */
+    if (fs_regular_file(p, e) < 0) return -1;
+    char *text;
+    size_t len;
+    if (fs_read_file(p, &text, &len, e) < 0) return -1;
+    int rc = fs_tokenizer_parse(out, text, len, p, e);
+    free(text);
+    return rc;
 }
 
 void fs_tokenizer_free(fs_tokenizer *t) {
@@ -336,6 +349,13 @@ void fs_tokenizer_free(fs_tokenizer *t) {
 }
 
 int fs_tokenizer_n_vocab(const fs_tokenizer *t) { return t->n_vocab; }
+
+int fs_tokenizer_check_vocab(const fs_tokenizer *t, int model_vocab, fs_err *e) {
+    if (t->n_vocab <= model_vocab) return 0;
+    return fs_errf(e, "the tokenizer has token ids up to %d but the model's vocab_size is %d: ids %d..%d would have no "
+                      "embedding row (tokenizer.json and config.json are from different models?)",
+                   t->n_vocab - 1, model_vocab, model_vocab, t->n_vocab - 1);
+}
 
 size_t fs_tokenizer_max_token_bytes(const fs_tokenizer *t) { return t->max_token_len; }
 

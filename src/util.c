@@ -10,12 +10,38 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Messages quote what came from files ("model_type \"...\"", tensor names,
+ * dtype strings): a control byte there would break the one-line promise or
+ * send escape sequences to the user's terminal. Each one is written as an
+ * escape instead (\n, \t, \r, \xNN); everything else is copied as is. The
+ * parts are joined into dst, truncated before an escape that would not fit. */
+static void set_line(char *dst, size_t cap, const char *const *parts, int n_parts) {
+    size_t n = 0;
+    int full = 0;
+    for (int i = 0; i < n_parts && !full; i++)
+        for (const unsigned char *p = (const unsigned char *)parts[i]; *p && !full; p++) {
+            char esc[5];
+            int k;
+            if (*p >= 0x20 && *p != 0x7f) esc[0] = (char)*p, k = 1;
+            else if (*p == '\n') k = snprintf(esc, sizeof esc, "\\n");
+            else if (*p == '\t') k = snprintf(esc, sizeof esc, "\\t");
+            else if (*p == '\r') k = snprintf(esc, sizeof esc, "\\r");
+            else k = snprintf(esc, sizeof esc, "\\x%02x", *p);
+            full = n + (size_t)k > cap - 1;
+            if (!full) memcpy(dst + n, esc, (size_t)k), n += (size_t)k;
+        }
+    dst[n] = 0;
+}
+
 int fs_errf(fs_err *e, const char *fmt, ...) {
     if (!e) return -1;
+    char msg[FS_ERR_LEN];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    const char *parts[1] = {msg};
+    set_line(e->msg, sizeof e->msg, parts, 1);
     return -1;
 }
 
@@ -23,16 +49,13 @@ int fs_err_prefix(fs_err *e, const char *fmt, ...) {
     if (!e) return -1;
     char old[FS_ERR_LEN], pre[FS_ERR_LEN];
     memcpy(old, e->msg, sizeof old);
+    old[sizeof old - 1] = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    /* assemble "pre: old" by hand, truncating to the buffer */
-    size_t cap = sizeof e->msg - 1, n = 0;
     const char *parts[3] = {pre, ": ", old};
-    for (int i = 0; i < 3; i++)
-        for (const char *p = parts[i]; *p && n < cap; p++) e->msg[n++] = *p;
-    e->msg[n] = 0;
+    set_line(e->msg, sizeof e->msg, parts, 3);
     return -1;
 }
 
@@ -118,6 +141,21 @@ int fs_path_join(char *out, size_t cap, const char *dir, const char *name) {
 int fs_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int fs_regular_file(const char *path, fs_err *e) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT || errno == ENOTDIR) return 0;
+        return fs_errf(e, "%s: %s", path, strerror(errno));
+    }
+    if (S_ISREG(st.st_mode)) return 1;
+    const char *kind = S_ISDIR(st.st_mode)                         ? "a directory"
+                       : S_ISFIFO(st.st_mode)                      ? "a FIFO (named pipe)"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                       : S_ISSOCK(st.st_mode)                      ? "a socket"
+                                                                   : "a special file";
+    return fs_errf(e, "%s is %s, not a regular file", path, kind);
 }
 
 /* f16: sign 1, exponent 5 (bias 15), mantissa 10. Subnormals have exponent 0

@@ -53,6 +53,12 @@ double fs_now(void);
 /* Path join into a caller buffer; returns -1 if it does not fit. */
 int fs_path_join(char *out, size_t cap, const char *dir, const char *name);
 int fs_file_exists(const char *path);
+/* What is at path: 1 a regular file; 0 nothing (the caller says "missing"
+ * its own way); -1 something a loader cannot read as a file, with e naming
+ * it: "PATH is a directory, not a regular file" (also FIFOs, devices,
+ * sockets, and stat errors such as permission denied). It never opens path:
+ * opening a FIFO would wait for a writer. */
+int fs_regular_file(const char *path, fs_err *e);
 
 /* 16-bit floats. bf16 is the top half of an f32 (same exponent, 7-bit
  * mantissa); f16 is IEEE half (5-bit exponent, 10-bit mantissa). */

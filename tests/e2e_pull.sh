@@ -1,8 +1,10 @@
 #!/bin/sh
 # e2e_pull.sh - `fs pull` against tests/mock_hub.py on 127.0.0.1: success,
 # up to date, resume after a cut, server ignoring Range, 404s, corrupt
-# download, no network, gated repo with/without HF_TOKEN, bad repo ids,
-# sharded checkpoint, curl missing. Loopback only; a few seconds.
+# download, cut or garbage files sent with no length and no hash (never
+# promoted; a cut safetensors resumes), no network, gated repo with/without
+# HF_TOKEN, bad repo ids, sharded checkpoint, curl missing. Loopback only; a
+# few seconds.
 #
 # Docs: docs/pull.md
 FS_BIN=${FS_BIN:-build/fs}
@@ -59,13 +61,22 @@ for name, shards in (("tiny", 1), ("sharded", 3)):
     json.dump(cfg, open(os.path.join(d, "config.json"), "w"))
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(os.path.join(t, "tok", f), d)
+    # pull checks each safetensors header against the file's length, so the
+    # bytes are random but the header is real: two F32 tensors per file.
+    def st(path, names, nbytes):
+        hdr, off = {}, 0
+        for nm in names:
+            hdr[nm] = {"dtype": "F32", "shape": [nbytes // 4], "data_offsets": [off, off + nbytes // 4 * 4]}
+            off += nbytes // 4 * 4
+        h = json.dumps(hdr).encode(); h += b" " * (-len(h) % 8)
+        open(path, "wb").write(len(h).to_bytes(8, "little") + h + rnd.randbytes(off))
     if shards == 1:
-        open(os.path.join(d, "model.safetensors"), "wb").write(rnd.randbytes(150000))
+        st(os.path.join(d, "model.safetensors"), ["t.weight", "u.weight"], 75000)
     else:
         wm = {}
         for i in range(shards):
             f = "model-%05d-of-%05d.safetensors" % (i + 1, shards)
-            open(os.path.join(d, f), "wb").write(rnd.randbytes(40000 + i))
+            st(os.path.join(d, f), ["t%d.weight" % i, "u%d.weight" % i], 20000 + 4 * i)
             wm["t%d.weight" % i] = f; wm["u%d.weight" % i] = f
         json.dump({"metadata": {}, "weight_map": wm}, open(os.path.join(d, "model.safetensors.index.json"), "w"))
 EOF
@@ -160,6 +171,62 @@ check "corrupt: no model.safetensors" [ ! -e "$T/corrupt/model.safetensors" ]
 check "corrupt: .part deleted" no_parts "$T/corrupt"
 check "corrupt: good files untouched" cmp -s "$T/config.before" "$T/corrupt/config.json"
 echo '{}' > "$CTL"
+
+# ---- no length, no hash: a cut or garbage file is never promoted ---------------------
+# tokenizer.json never has a hash on the hub, and a server may send no
+# Content-Length either; model.safetensors outside LFS may have neither. A
+# body cut short then looks complete to curl: only the content can tell.
+# plain_pull FILE CONTROL DIR: pull with FILE served plain under CONTROL
+plain_pull() {
+    echo "$2" > "$CTL"
+    pull acme/tiny --dir "$3"
+    echo '{}' > "$CTL"
+}
+for f in tokenizer.json config.json tokenizer_config.json generation_config.json; do
+    [ -f "$ROOT/acme/tiny/$f" ] || continue
+    plain_pull $f "{\"plain\": [\"$f\"], \"drop\": {\"$f\": 20}}" "$T/cut_$f"
+    check "cut $f (no length): exits 2" [ "$(rc)" = 2 ]
+    check "cut $f (no length): says why ($(cat "$T/err"))" err_has "corrupt download: $f is not valid JSON"
+    check "cut $f (no length): not promoted" [ ! -e "$T/cut_$f/$f" ]
+    check "cut $f (no length): .part deleted" no_parts "$T/cut_$f"
+    plain_pull $f "{\"plain\": [\"$f\"], \"garbage\": {\"$f\": \"<html>Bad gateway</html>\"}}" "$T/junk_$f"
+    check "garbage $f: exits 2" [ "$(rc)" = 2 ]
+    check "garbage $f: says why ($(cat "$T/err"))" err_has "corrupt download: $f is not valid JSON"
+    check "garbage $f: not promoted" [ ! -e "$T/junk_$f/$f" ]
+    pull acme/tiny --dir "$T/cut_$f"
+    check "cut $f: the next pull fetches it ($(cat "$T/err"))" [ "$(rc)" = 0 ]
+    check "cut $f: then identical" same_files "$ROOT/acme/tiny" "$T/cut_$f"
+done
+plain_pull tokenizer.json '{"plain": ["tokenizer.json"], "garbage": {"tokenizer.json": "[1, 2]"}}' "$T/arr"
+check "tokenizer.json that is JSON but not an object: refused" err_has "tokenizer.json is JSON but not an object"
+
+# A cut safetensors with a whole header: kept as .part, resumed next time.
+plain_pull model.safetensors '{"plain": ["model.safetensors"], "drop": {"model.safetensors": 50000}}' "$T/stcut"
+check "cut model.safetensors (no length): exits 2" [ "$(rc)" = 2 ]
+check "cut model.safetensors: says incomplete ($(cat "$T/err"))" err_has "incomplete download: model.safetensors is cut short: 50000 bytes, its header says"
+check "cut model.safetensors: not promoted" [ ! -e "$T/stcut/model.safetensors" ]
+check "cut model.safetensors: the .part is kept" [ "$(wc -c < "$T/stcut/model.safetensors.part")" -eq 50000 ]
+: > "$LOG"
+plain_pull model.safetensors '{"plain": ["model.safetensors"]}' "$T/stcut"
+check "cut model.safetensors: resumed ($(cat "$T/err"))" [ "$(rc)" = 0 ]
+check "cut model.safetensors: from byte 50000" grep -q 'range=bytes=50000-.*status=206' "$LOG"
+check "cut model.safetensors: then identical" same_files "$ROOT/acme/tiny" "$T/stcut"
+# Cut inside its header, or not a safetensors file at all: deleted.
+plain_pull model.safetensors '{"plain": ["model.safetensors"], "drop": {"model.safetensors": 100}}' "$T/sthead"
+check "model.safetensors cut in its header: corrupt" err_has "corrupt download: model.safetensors is 100 bytes, and its first 8 bytes announce a header of"
+check "model.safetensors cut in its header: .part deleted" no_parts "$T/sthead"
+plain_pull model.safetensors '{"plain": ["model.safetensors"], "garbage": {"model.safetensors": "<html>Service unavailable</html>"}}' "$T/stjunk"
+check "garbage model.safetensors: exits 2" [ "$(rc)" = 2 ]
+check "garbage model.safetensors: says why ($(cat "$T/err"))" err_has "corrupt download: model.safetensors"
+check "garbage model.safetensors: not promoted" [ ! -e "$T/stjunk/model.safetensors" ]
+check "garbage model.safetensors: .part deleted" no_parts "$T/stjunk"
+# A sharded checkpoint's index, cut: refused before any shard is fetched.
+echo '{"plain": ["model.safetensors.index.json"], "drop": {"model.safetensors.index.json": 40}}' > "$CTL"
+pull acme/sharded --dir "$T/idxcut"
+echo '{}' > "$CTL"
+check "cut index: exits 2" [ "$(rc)" = 2 ]
+check "cut index: says why ($(cat "$T/err"))" err_has "corrupt download: model.safetensors.index.json is not valid JSON"
+check "cut index: not promoted, no shard fetched" sh -c "! ls '$T/idxcut' | grep -q -e 'index.json\$' -e '^model-'"
 
 # ---- not found -----------------------------------------------------------------------
 pull acme/nosuchrepo --dir "$T/nf"

@@ -21,6 +21,12 @@ a test can change it between runs without restarting the server:
   {"token": "SECRET"}       /resolve/ answers 401 unless
                             "Authorization: Bearer SECRET"
   {"ignore_range": true}    answer Range requests with 200 and the whole file
+  {"plain": ["FILE"]}       send FILE with no Content-Length (the end of the
+                            body is the connection closing) and no ETag, and
+                            a .safetensors without the LFS redirect: a server
+                            that says neither size nor hash, so a cut body
+                            looks complete to the client
+  {"garbage": {"FILE": "TEXT"}}  send TEXT instead of FILE's bytes
 
 Every request is logged to --log as "METHOD PATH range=... status=...".
 Binds 127.0.0.1 on an ephemeral port, prints the port on stdout, and exits by
@@ -109,7 +115,7 @@ class Hub(http.server.BaseHTTPRequestHandler):
             fpath = os.path.join(repo, fname)
             if not os.path.isfile(fpath):
                 return self.fail(404, "EntryNotFound", "Entry not found")
-            if fname.endswith(".safetensors"):
+            if fname.endswith(".safetensors") and fname not in ctl.get("plain", []):
                 sha = sha256_of(fpath)
                 self.send_response(302)
                 self.send_header("Location", "/lfs/%s/%s/%s" % (owner, name, fname))
@@ -133,6 +139,9 @@ class Hub(http.server.BaseHTTPRequestHandler):
             data = f.read()
         if fname in ctl.get("corrupt", []) and data:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
+        if fname in ctl.get("garbage", {}):
+            data = ctl["garbage"][fname].encode()
+        plain = fname in ctl.get("plain", [])
         total = len(data)
         start = 0
         rng = self.headers.get("Range")
@@ -148,11 +157,12 @@ class Hub(http.server.BaseHTTPRequestHandler):
             start = int(m.group(1))
         status = 206 if start or (rng and not ctl.get("ignore_range")) else 200
         self.send_response(status)
-        self.send_header("ETag", etag)
+        if not plain:
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", str(total - start))
         self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(total - start))
         if status == 206:
-            self.send_header("Content-Range", "bytes %d-%d/%d" % (start, total - 1, total))
+            self.send_header("Content-Range", "bytes %d-%d/%s" % (start, total - 1, "*" if plain else total))
         self.end_headers()
         self.log(status)
         if self.command == "HEAD":

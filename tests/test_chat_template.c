@@ -5,6 +5,8 @@
  * transformers over 140+ conversations is tests/e2e_template.sh.
  */
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "chat_template.h"
 #include "test.h"
@@ -187,6 +189,21 @@ static void test_template_check(void) {
         printf("test_chat_template: %s absent, real-template check skipped\n", path);
     }
     CHECK(fs_chat_template_check_dir("/nonexistent-dir", &e) == -1);
+
+    /* tokenizer_config.json as a FIFO: named, never opened (alarm guards a hang). */
+    char tmp[256], fifo[300];
+    const char *t = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/fs_test_tmpl_XXXXXX", t && *t ? t : "/tmp");
+    if (mkdtemp(tmp)) {
+        snprintf(fifo, sizeof fifo, "%s/tokenizer_config.json", tmp);
+        alarm(30);
+        CHECK(mkfifo(fifo, 0600) == 0);
+        CHECK(fs_chat_template_check_dir(tmp, &e) == -1);
+        CHECKF(strstr(e.msg, "tokenizer_config.json is a FIFO (named pipe), not a regular file") != NULL, "%s", e.msg);
+        alarm(0);
+        unlink(fifo);
+        rmdir(tmp);
+    }
 }
 
 int main(void) {

@@ -574,6 +574,10 @@ static void test_config(void) {
     BAD_CONFIG("\"eos_token_id\": [1,2,3,4,5,6,7,8,9]", "more than 8 eos_token_id");
     BAD_CONFIG("\"layer_types\": [\"full_attention\", \"sliding_attention\"]", "unsupported layer type");
     BAD_CONFIG("\"num_hidden_layers\": null", "\"num_hidden_layers\" must be an integer");
+    /* A string from the file is quoted with its control bytes escaped, so
+     * the message stays one line and sends no escape sequence to a terminal
+     * (found by fuzz_model). */
+    BAD_CONFIG("\"model_type\": \"qw\\n\\u001b[2J3\", \"architectures\": []", "model_type \"qw\\n\\x1b[2J3\"");
 
     /* defaults: Qwen3Config's (head_dim 128; no kv heads -> = heads; no tie) */
     new_dir(dir, sizeof dir);
@@ -602,6 +606,85 @@ static void test_config(void) {
     CHECK_EQ_INT(c.has_temperature, 0);
     write_text(dir, "generation_config.json", "[");
     CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "generation_config.json: JSON error at byte 1"));
+}
+
+/* A file the loader needs that is there but is not a regular file (a
+ * directory, a FIFO, a device) is named as what it is, not reported missing
+ * or silently skipped, and a FIFO is never opened (that would hang: the test
+ * runs under alarm()). */
+static void make_special(const char *dir, const char *name, char kind) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    if (kind == 'd') mkdir(path, 0700);
+    if (kind == 'p') mkfifo(path, 0600);
+    if (kind == 'c') CHECK(symlink("/dev/null", path) == 0);
+}
+
+static void test_not_regular_files(void) {
+    spec s[64];
+    char dir[256];
+    int n = arch_specs(s, "BF16", 0);
+    static const struct {
+        const char *file;
+        char kind;
+        const char *want;
+    } cases[] = {
+        {"config.json", 'd', "config.json is a directory, not a regular file"},
+        {"config.json", 'p', "config.json is a FIFO (named pipe), not a regular file"},
+        {"config.json", 'c', "config.json is a device, not a regular file"},
+        {"generation_config.json", 'd', "generation_config.json is a directory, not a regular file"},
+        {"generation_config.json", 'p', "generation_config.json is a FIFO (named pipe), not a regular file"},
+        {"model.safetensors", 'd', "model.safetensors is a directory, not a regular file"},
+        {"model.safetensors", 'p', "model.safetensors is a FIFO (named pipe), not a regular file"},
+        {"model.safetensors.index.json", 'd', "model.safetensors.index.json is a directory, not a regular file"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        make_model(dir, sizeof dir, 1, NULL, s, n);
+        make_special(dir, cases[i].file, cases[i].kind);
+        EXPECT_FAIL(dir, cases[i].want);
+    }
+    /* A shard named by the index. */
+    spec sh[64];
+    int m = arch_specs(sh, "BF16", 0);
+    write_sharded(dir, sizeof dir, sh, m, NULL);
+    make_special(dir, "model-00002-of-00002.safetensors", 'p');
+    EXPECT_FAIL(dir, "model-00002-of-00002.safetensors is a FIFO (named pipe), not a regular file");
+    write_sharded(dir, sizeof dir, sh, m, NULL);
+    make_special(dir, "model-00001-of-00002.safetensors", 'd');
+    EXPECT_FAIL(dir, "model-00001-of-00002.safetensors is a directory, not a regular file");
+    /* fs_config_load alone (fs pull and fs inspect call it) says the same. */
+    new_dir(dir, sizeof dir);
+    make_special(dir, "config.json", 'p');
+    fs_config c;
+    fs_err e = {{0}};
+    CHECKF(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "config.json is a FIFO"), "%s", e.msg);
+}
+
+/* fs_st_check_header: the header alone (a download still arriving) gives
+ * the size the whole file must have; a cut header or a bad one fails. */
+static void test_check_header(void) {
+    const char *hdr = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
+                      "\"b\":{\"dtype\":\"BF16\",\"shape\":[3],\"data_offsets\":[16,22]}}";
+    size_t hl = strlen(hdr), padded = (hl + 7) / 8 * 8;
+    unsigned char buf[512] = {0};
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(buf + 8, hdr, hl);
+    memset(buf + 8 + hl, ' ', padded - hl);
+    size_t whole = 8 + padded + 22;
+    uint64_t need = 0;
+    fs_err e = {{0}};
+    CHECKF(fs_st_check_header(buf, 8 + padded, "x.safetensors", &need, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(need, whole);
+    CHECK(fs_st_check_header(buf, whole, "x.safetensors", &need, &e) == 0 && need == whole);
+    fs_safetensors f;
+    CHECK(fs_st_parse(&f, buf, whole, "x.safetensors", &e) == 0 && f.data_end == whole);
+    fs_st_close(&f);
+    CHECK(fs_st_check_header(buf, 8 + padded - 1, "x.safetensors", &need, &e) == -1);
+    CHECKF(strstr(e.msg, "runs past the end") != NULL, "%s", e.msg);
+    buf[8 + 30] = '#';
+    CHECK(fs_st_check_header(buf, 8 + padded, "x.safetensors", &need, &e) == -1);
+    CHECKF(strncmp(e.msg, "x.safetensors: ", 15) == 0, "%s", e.msg);
 }
 
 static void rm_rf(const char *path) {
@@ -635,6 +718,10 @@ int main(void) {
     test_corrupt_files();
     test_missing_and_shapes();
     test_config();
+    test_check_header();
+    alarm(60);
+    test_not_regular_files();
+    alarm(0);
     rm_rf(root);
     return TEST_SUMMARY();
 }

@@ -5,6 +5,8 @@
  * The full HF comparison is tests/e2e_tokenizer.sh. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "test.h"
@@ -283,8 +285,65 @@ static void test_real(const fs_tokenizer *t) {
     free(data);
 }
 
+/* The shipped tiny model's tokenizer (committed, so no download): a model
+ * whose vocab_size is below the tokenizer's ids is refused by
+ * fs_tokenizer_check_vocab; one of the same size or larger (Qwen3 pads its
+ * embedding) is fine. fs_tokenizer_parse reads the same text from memory. */
+static void test_vocab_check(void) {
+    fs_tokenizer *t;
+    fs_err e = {{0}};
+    int rc = fs_tokenizer_load(&t, "models/tiny", &e);
+    CHECKF(rc == 0, "%s", e.msg);
+    if (rc) return;
+    int n = fs_tokenizer_n_vocab(t);
+    CHECK(n > 256);
+    CHECK(fs_tokenizer_check_vocab(t, n, &e) == 0);
+    CHECK(fs_tokenizer_check_vocab(t, n + 1000, &e) == 0);
+    CHECK(fs_tokenizer_check_vocab(t, n - 1, &e) == -1);
+    char want[160];
+    snprintf(want, sizeof want, "token ids up to %d but the model's vocab_size is %d", n - 1, n - 1);
+    CHECKF(strstr(e.msg, want) != NULL, "%s", e.msg);
+    fs_tokenizer_free(t);
+
+    char *text;
+    size_t len;
+    CHECK(fs_read_file("models/tiny/tokenizer.json", &text, &len, &e) == 0);
+    CHECK(fs_tokenizer_parse(&t, text, len, "tiny", &e) == 0 && fs_tokenizer_n_vocab(t) == n);
+    fs_tokenizer_free(t);
+    CHECK(fs_tokenizer_parse(&t, text, len / 2, "cut.json", &e) == -1 && t == NULL);
+    CHECKF(strncmp(e.msg, "cut.json: JSON error at byte", 28) == 0, "%s", e.msg);
+    free(text);
+}
+
+/* tokenizer.json that is a directory or a FIFO is named as such, and the
+ * FIFO is not opened (that would wait for a writer: alarm() guards it). */
+static void test_not_regular(void) {
+    char dir[256], path[300];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/fs_test_tok_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) return;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    fs_tokenizer *t;
+    fs_err e = {{0}};
+    alarm(30);
+    CHECK(mkfifo(path, 0600) == 0);
+    CHECK(fs_tokenizer_load(&t, dir, &e) == -1 && t == NULL);
+    CHECKF(strstr(e.msg, "tokenizer.json is a FIFO (named pipe), not a regular file") != NULL, "%s", e.msg);
+    CHECK(fs_tokenizer_load(&t, path, &e) == -1 && strstr(e.msg, "is a FIFO"));
+    unlink(path);
+    CHECK(mkdir(path, 0700) == 0);
+    CHECK(fs_tokenizer_load(&t, dir, &e) == -1);
+    CHECKF(strstr(e.msg, "tokenizer.json is a directory, not a regular file") != NULL, "%s", e.msg);
+    rmdir(path);
+    CHECK(fs_tokenizer_load(&t, dir, &e) == -1 && strstr(e.msg, "tokenizer.json: No such file"));
+    alarm(0);
+    rmdir(dir);
+}
+
 int main(void) {
     test_classes();
+    test_vocab_check();
+    test_not_regular();
     test_nfc();
     test_pretokenizer();
     const char *dir = getenv("FS_TOKENIZER_DIR");
