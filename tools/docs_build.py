@@ -364,23 +364,30 @@ def inline(text):
     """One paragraph's inline Markdown. Code spans, raw tags, escapes and the
     tags this function makes are set aside as placeholders first, so bold and
     italic may span them and nothing inside them is touched."""
-    kept = []
+    kept, raw = [], {}
 
-    def keep(s):
+    def keep(s, orig=None):
         kept.append(s)
+        if orig is not None:
+            raw[len(kept) - 1] = orig
         return "\x01%d\x01" % (len(kept) - 1)
+
+    def url(u):
+        """a link target as written: escapes inside it (a #L: regex) stay as typed"""
+        u = re.sub("\x01(\\d+)\x01", lambda m: raw.get(int(m.group(1)), kept[int(m.group(1))]), u)
+        return html.escape(html.unescape(u))
 
     t = text.replace("\x01", "")
     t = re.sub(r"\\`", lambda m: keep("&#96;"), t)
     t = re.sub(r"(`+)(.+?)\1", lambda m: keep(
         "<code>" + html.escape(m.group(2).strip() if m.group(1) == "``" else m.group(2)) + "</code>"), t)
     t = re.sub(r"<[a-zA-Z/][^>]*>|&[a-z]+;|&#\d+;", lambda m: keep(m.group(0)), t)
-    t = re.sub(r"\\([*_\[\]|\\])", lambda m: keep("&#%d;" % ord(m.group(1))), t)
+    t = re.sub(r"\\([*_\[\]|\\])", lambda m: keep("&#%d;" % ord(m.group(1)), m.group(0)), t)
     t = html.escape(t, quote=False)
     t = re.sub(r"!\[([^\[\]]*)\]\(([^)\s]+)\)",
-               lambda m: keep(f'<img src="{html.escape(m.group(2))}" alt="{m.group(1)}">'), t)
+               lambda m: keep(f'<img src="{url(m.group(2))}" alt="{m.group(1)}">'), t)
     t = re.sub(r"\[([^\[\]]+)\]\(([^)\s]+)\)",
-               lambda m: keep(f'<a href="{html.escape(m.group(2))}">') + m.group(1) + keep("</a>"), t)
+               lambda m: keep(f'<a href="{url(m.group(2))}">') + m.group(1) + keep("</a>"), t)
     t = re.sub(r"\*\*(.+?)\*\*", lambda m: keep("<strong>") + m.group(1) + keep("</strong>"), t)
     t = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", lambda m: keep("<em>") + m.group(1) + keep("</em>"), t)
     for _ in range(3):   # placeholders inside kept pieces (a code span in a link's text)
