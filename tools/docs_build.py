@@ -56,6 +56,7 @@ import html
 import json
 import os
 import re
+import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -787,11 +788,25 @@ def code_view(ctx, path, entry):
     return "\n".join(parts)
 
 
+def dir_entries(path):
+    """the folder's entries as git tracks them (so the view is the same in
+    every clone, whatever is built or downloaded there); all of them when
+    git is not at hand"""
+    full = os.path.join(ROOT, path)
+    try:
+        r = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--", path + "/"], capture_output=True, timeout=20)
+        if r.returncode == 0:
+            names = {f[len(path) + 1:].split("/")[0] for f in r.stdout.decode().split("\0") if f}
+            return sorted(names)
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return sorted(os.listdir(full))
+
+
 def dir_view(ctx, path, linked_from):
     root = "../" * (path.count("/") + 2)
-    full = os.path.join(ROOT, path)
     items = []
-    for fn in sorted(os.listdir(full)):
+    for fn in dir_entries(path):
         p = os.path.join(path, fn)
         if p in ctx.code:
             items.append(f'<li><a href="{root}{code_view_rel(p, False)}"><code>{html.escape(fn)}</code></a></li>')
