@@ -866,6 +866,23 @@ def write(out_dir, relpath, text, written):
     written.append(relpath)
 
 
+def build_page(ctx, pages, order, k, out_dir, written):
+    """convert one page (order[k]) and write it"""
+    ms = ctx.ms
+    nm = order[k]
+    page = pages[nm]
+    md = read(page.md_path)
+    scripts = re.findall(r"^<!--\s*script:\s*(\S+)\s*-->\s*$", md, re.M)
+    md = re.sub(r"^<!--\s*script:.*-->\s*$", "", md, flags=re.M)
+    body, toc = convert(md, page, ctx)
+    body = rewrite_links(body, page, ctx)
+    here = (milestone_of_note(ms, nm[len(LEARN) + 1:]) if page.is_note else milestone_of_page(ms, nm))
+    box = rewrite_links(xref_box(ctx, page, here), page, ctx)
+    prev = pages[order[k - 1]] if k > 0 else (pages[LEARN] if page.is_note else None)
+    nxt = pages[order[k + 1]] if k + 1 < len(order) else (pages[LEARN] if page.is_note else None)
+    write(out_dir, page.out_rel, page_html(ctx, page, body, toc, scripts, (prev, nxt), here, box), written)
+
+
 def build(out_dir):
     """Write the whole site into out_dir; return the relative paths written."""
     ms = load_milestones()
@@ -875,19 +892,15 @@ def build(out_dir):
     pages, main_order, note_order = discover(ms)
     ctx = Ctx(ms, pages)
     ctx.want_code("tools/docs_build.py", pages["index"])
+    errors = []
     for order in (main_order, note_order):
         for k, nm in enumerate(order):
-            page = pages[nm]
-            md = read(page.md_path)
-            scripts = re.findall(r"^<!--\s*script:\s*(\S+)\s*-->\s*$", md, re.M)
-            md = re.sub(r"^<!--\s*script:.*-->\s*$", "", md, flags=re.M)
-            body, toc = convert(md, page, ctx)
-            body = rewrite_links(body, page, ctx)
-            here = (milestone_of_note(ms, nm[len(LEARN) + 1:]) if page.is_note else milestone_of_page(ms, nm))
-            box = rewrite_links(xref_box(ctx, page, here), page, ctx)
-            prev = pages[order[k - 1]] if k > 0 else (pages[LEARN] if page.is_note else None)
-            nxt = pages[order[k + 1]] if k + 1 < len(order) else (pages[LEARN] if page.is_note else None)
-            write(out_dir, page.out_rel, page_html(ctx, page, body, toc, scripts, (prev, nxt), here, box), written)
+            try:
+                build_page(ctx, pages, order, k, out_dir, written)
+            except BuildError as ex:   # go on: one run lists every broken include and link
+                errors.append(str(ex))
+    if errors:
+        raise BuildError(f"{len(errors)} page(s) could not be built:\n  " + "\n  ".join(errors))
     for path in sorted(ctx.code):
         write(out_dir, code_view_rel(path, False), code_view(ctx, path, ctx.code[path]), written)
     for path in sorted(ctx.dirs):
