@@ -401,7 +401,7 @@ def fig_q8_0():
     s.text(x0 + cw, y0 - 8, "f16 scale", size=10.5, anchor="middle", fill=ACCENT)
     s.text(x0 + 18 * cw, y0 - 8, "qs[0..31]: int8, one byte per weight (-127..127)", size=10.5, anchor="middle",
            fill=BLUE)
-    s.text(x0, y0 + 86, "w_i = d · qs[i]        d = max|x| / 127 over the block (stored as f16), qs[i] = round(x_i / d)",
+    s.text(x0, y0 + 86, "w_i = d · qs[i]     d = max|x| / 127 (stored as f16),  qs[i] = round(x_i / d)",
            size=12, mono=True)
     s.text(x0, y0 + 110, "A matrix [N, K] stores each row as K/32 blocks one after the other (GGUF's layout).",
            size=11.5, fill=MUTED)
