@@ -7,18 +7,25 @@ is not installed):
     python3 tests/e2e_docs.py CHROMIUM [--shots DIR]
 
 One browser is started and driven through the DevTools protocol (a minimal
-websocket client below). For every page in tools/docs_build.py's PAGES:
+websocket client below). For every page of the site - the pages of
+tools/docs_build.py's PAGES, the learning notes (docs/learnings/) and the
+source views (docs/code/) - opened from disk:
 
-  1. open docs/NAME.html?test=1 from disk: docs/js/site.js runs the page's
-     self-tests (the tokenizer playground and the attention toys type into
-     their inputs and check what they show), checks that every image
-     decoded, and writes "FS-DOCS-TEST ok" or "FS-DOCS-TEST FAIL: ..." into
-     the title, which must say ok;
+  1. docs/NAME.html?test=1: docs/js/site.js runs the page's self-tests (the
+     tokenizer playground, the attention and sampling toys type into their
+     inputs and check what they show), checks that every image decoded,
+     and writes "FS-DOCS-TEST ok" or "FS-DOCS-TEST FAIL: ..." into the
+     title, which must say ok;
   2. no exception, console error or failed resource load may be reported
      (Runtime.exceptionThrown, Runtime.consoleAPICalled type error,
      Log.entryAdded level error);
-  3. take a screenshot and decode the PNG: the page must not be blank
-     (more than one colour, and some dark text pixels).
+  3. no broken image: every <img> complete with a natural size;
+  4. no horizontal overflow of the page: the document is no wider than the
+     window, at 1100 px and at a phone's 390 px (wide tables, code and
+     pictures must scroll or shrink inside the page);
+  5. a screenshot, decoded: the page must not be blank (more than one
+     colour, and some dark text pixels). --shots DIR keeps them (and a
+     full-length one of each narrative page).
 
 With --split-check FS_BIN TOKENIZER_DIR (needs node) it instead checks the
 playground's teaching copy of the pre-tokenizer (docs/js/tokplay.js)
@@ -48,7 +55,39 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import docs_build  # noqa: E402
 
-DEADLINE = time.monotonic() + 90
+WIDTHS = (1100, 390)
+OVERFLOW_JS = """(function () {
+  var d = document.documentElement, w = d.clientWidth, out = [];
+  if (d.scrollWidth <= w + 1) return "";
+  Array.prototype.forEach.call(document.body.querySelectorAll("*"), function (el) {
+    var r = el.getBoundingClientRect();
+    if (r.right > w + 1 && out.length < 3 && getComputedStyle(el).position !== "fixed") {
+      var p = el.parentElement, inside = false;
+      while (p) { var o = getComputedStyle(p).overflowX; if (o === "auto" || o === "scroll" || o === "hidden") { inside = true; break; } p = p.parentElement; }
+      if (!inside) out.push(el.tagName.toLowerCase() + (el.className ? "." + String(el.className).split(" ")[0] : "") + " to " + Math.round(r.right) + " px");
+    }
+  });
+  return "page is " + d.scrollWidth + " px wide in a " + w + " px window (" + (out.join(", ") || "?") + ")";
+})()"""
+BROKEN_IMG_JS = """Array.prototype.filter.call(document.images, function (i) {
+  return !i.complete || i.naturalWidth === 0; }).map(function (i) { return i.getAttribute("src"); }).join(", ")"""
+
+
+def site_pages():
+    """(name, path relative to docs/, narrative?) for every page of the site"""
+    out = [(n, n + ".html", True) for n, _ in docs_build.PAGES]
+    ldir = os.path.join(ROOT, "docs", "learnings")
+    if os.path.isdir(ldir):
+        out += [("learnings/" + f[:-5], "learnings/" + f, True) for f in sorted(os.listdir(ldir)) if f.endswith(".html")]
+    cdir = os.path.join(ROOT, "docs", "code")
+    for dirpath, _, files in os.walk(cdir):
+        for f in sorted(files):
+            if f.endswith(".html"):
+                r = os.path.relpath(os.path.join(dirpath, f), os.path.join(ROOT, "docs"))
+                out.append((r[:-5], r, False))
+    return sorted(out, key=lambda x: (not x[2], x[1]))
+
+DEADLINE = time.monotonic() + 170
 
 
 # ---- a minimal websocket client (RFC 6455), enough for DevTools ----------
@@ -345,40 +384,63 @@ def main():
             dt.call("Page.navigate", url=url)
             dt.wait_event("Page.loadEventFired", 20)
 
-        for name, _ in docs_build.PAGES:
+        def evaluate(expr):
+            return dt.call("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value", "")
+
+        n_ok = n_code = 0
+        for name, relpath, narrative in site_pages():
             if time.monotonic() > DEADLINE:
                 problems.append("time limit reached before every page was checked")
                 break
-            url = "file://" + os.path.join(ROOT, "docs", name + ".html")
+            url = "file://" + os.path.join(ROOT, "docs", relpath)
             load(url + "?test=1")
             title = ""
             for _ in range(50):
-                title = dt.call("Runtime.evaluate", expression="document.title", returnByValue=True)["result"].get("value", "")
+                title = evaluate("document.title")
                 if title.startswith("FS-DOCS-TEST"):
                     break
                 time.sleep(0.1)
-            # the visible part at half scale: enough to tell blank from rendered,
-            # and a quarter of the pixels for the pure-Python PNG decoder
-            shot = base64.b64decode(dt.call("Page.captureScreenshot", format="png",
-                                            clip={"x": 0, "y": 0, "width": 1100, "height": 1400, "scale": 0.5})["data"])
-            for err in errors_since():
-                problems.append(f"{name}.html: {err}")
+            page_problems = []
             if not title.startswith("FS-DOCS-TEST ok"):
-                problems.append(f"{name}.html?test=1: {title or 'no FS-DOCS-TEST result in the title'}")
+                page_problems.append(f"?test=1: {title or 'no FS-DOCS-TEST result in the title'}")
+            broken = evaluate(BROKEN_IMG_JS)
+            if broken:
+                page_problems.append(f"broken image: {broken}")
+            for w in WIDTHS:
+                dt.call("Emulation.setDeviceMetricsOverride", width=w, height=1400, deviceScaleFactor=1, mobile=w < 600)
+                over = evaluate(OVERFLOW_JS)
+                if over:
+                    page_problems.append(f"horizontal overflow at {w} px: {over}")
+            dt.call("Emulation.clearDeviceMetricsOverride")
+            # the visible part at reduced scale: enough to tell blank from rendered,
+            # and few pixels for the pure-Python PNG decoder
+            scale = 0.5 if narrative else 0.25
+            shot = base64.b64decode(dt.call("Page.captureScreenshot", format="png",
+                                            clip={"x": 0, "y": 0, "width": 1100, "height": 1400, "scale": scale})["data"])
+            for err in errors_since():
+                page_problems.append(err)
             why = blank_reason(shot)
             if why:
-                problems.append(f"{name}.html: {why}")
+                page_problems.append(why)
             if a.shots:
+                out = os.path.join(a.shots, relpath.replace("/", "_")[:-5])
                 os.makedirs(a.shots, exist_ok=True)
-                with open(os.path.join(a.shots, name + ".png"), "wb") as f:
+                with open(out + ".png", "wb") as f:
                     f.write(shot)
-                size = dt.call("Page.getLayoutMetrics")["cssContentSize"]
-                full = dt.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                               clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
-                with open(os.path.join(a.shots, name + ".full.png"), "wb") as f:
-                    f.write(base64.b64decode(full["data"]))
-            if not why and title.startswith("FS-DOCS-TEST ok"):
-                print(f"ok   {name}.html  ({title[len('FS-DOCS-TEST ok '):].strip('()')})")
+                if narrative:
+                    size = dt.call("Page.getLayoutMetrics")["cssContentSize"]
+                    full = dt.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                                   clip={"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1})
+                    with open(out + ".full.png", "wb") as f:
+                        f.write(base64.b64decode(full["data"]))
+            problems += [f"{relpath}: {p}" for p in page_problems]
+            if not page_problems:
+                if narrative:
+                    n_ok += 1
+                    print(f"ok   {relpath}  ({title[len('FS-DOCS-TEST ok '):].strip('()')})")
+                else:
+                    n_code += 1
+        print(f"ok   {n_code} source views (docs/code/): no errors, no overflow, not blank")
     finally:
         proc.terminate()
         try:

@@ -36,8 +36,8 @@ else
     timeout 120 python3 tests/e2e_docs.py "$CHROMIUM" --split-check "$FS_BIN" "$TOK" || fail=1
 fi
 if [ -n "${FS_DOCS_SHOTS:-}" ]; then
-    timeout 120 python3 tests/e2e_docs.py "$CHROMIUM" --shots "$FS_DOCS_SHOTS" || fail=1
+    timeout 200 python3 tests/e2e_docs.py "$CHROMIUM" --shots "$FS_DOCS_SHOTS" || fail=1
 else
-    timeout 120 python3 tests/e2e_docs.py "$CHROMIUM" || fail=1
+    timeout 200 python3 tests/e2e_docs.py "$CHROMIUM" || fail=1
 fi
 exit $fail

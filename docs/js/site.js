@@ -4,8 +4,9 @@
  * the URL runs the page's self-tests (interactive parts register them in
  * window.fsSelfTests) after load, then writes one line, "FS-DOCS-TEST ok"
  * or "FS-DOCS-TEST FAIL: ...", into document.title and a <pre
- * id="fs-test-result">. tests/e2e_docs.sh reads that line. No network,
- * no framework.
+ * id="fs-test-result">. tests/e2e_docs.sh reads that line. On the source
+ * views it marks the lines a #L120-L140 link names. No network, no
+ * framework.
  */
 "use strict";
 window.fsErrors = [];
@@ -22,6 +23,21 @@ window.addEventListener("error", function (ev) {
     return orig.apply(console, arguments);
   };
 })();
+/* Source views: #L120-L140 marks lines 120 to 140 (the page scrolls to an
+ * empty anchor with that id, placed before line 120). */
+function fsMarkLines() {
+  var m = /^#L(\d+)-L(\d+)$/.exec(location.hash);
+  Array.prototype.forEach.call(document.querySelectorAll("pre.code span.hl"), function (el) {
+    el.classList.remove("hl");
+  });
+  if (!m) return;
+  for (var i = +m[1]; i <= +m[2]; i++) {
+    var el = document.getElementById("L" + i);
+    if (el) el.classList.add("hl");
+  }
+}
+window.addEventListener("hashchange", fsMarkLines);
+window.addEventListener("DOMContentLoaded", fsMarkLines);
 window.addEventListener("load", function () {
   if (!/[?&]test=1\b/.test(location.search)) return;
   var fails = [];

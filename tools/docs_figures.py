@@ -1,0 +1,1303 @@
+#!/usr/bin/env python3
+"""docs_figures.py - the learning site's pictures, drawn from data as SVG.
+
+Standard library only, no plotting package: a few primitives (boxes, lines,
+text, log axes) are enough. tools/docs_build.py calls build() on every
+`make docs`, so a picture is regenerated whenever its data changes, and
+tools/docs_check.py's rebuild catches a stale one. Inputs:
+
+  docs/data/bench-decode.csv      decode measurements (machine, commit, date,
+                                  weights, tok/s, bytes per token, probe GB/s)
+                                  -> img/roofline.svg. A new machine (the GPU)
+                                  is new rows: the axes follow the data.
+  docs/data/prefetch-hint.csv     T0 vs NTA prefetch   -> img/nta-prefetch.svg
+  docs/data/measurements.json     small measured sets with their sources
+                                  (huge pages, KV padding)
+  docs/data/next-token-*.json     real next-token logits of models/tiny (made
+                                  by tools/docs_data_logits.py)
+                                  -> img/sampling.svg, js/fsdata-next-token.js
+  configs/qwen3-0.6b.json         the shapes in img/block.svg, img/kv-growth.svg
+  models/tiny/tokenizer.json      the merges in img/bpe-merges.svg
+
+    python3 tools/docs_figures.py --list     # what it draws
+
+Docs: docs/learnings.md
+"""
+import csv
+import html
+import json
+import math
+import os
+import re
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA = os.path.join(ROOT, "docs", "data")
+
+FG, MUTED, LINE, PANEL, BG = "#1d2330", "#5b6475", "#ddd8ca", "#f3f1ea", "#fdfcf8"
+ACCENT, BLUE, GREEN, PURPLE, GOLD, RED, GREY = "#b4521e", "#1f5f8b", "#3c7d3a", "#6b4c9a", "#d29a00", "#b3261e", "#9aa0aa"
+SERIES = [BLUE, ACCENT, GREEN, PURPLE, GOLD, RED]
+ROWS8 = ["#1f5f8b", "#b4521e", "#3c7d3a", "#6b4c9a", "#d29a00", "#b3261e", "#2b8a8a", "#8a5a2b"]
+SANS = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+MONO = "'DejaVu Sans Mono', Menlo, Consolas, monospace"
+
+
+def num(v):
+    """a coordinate, short and the same on every machine"""
+    s = f"{v:.1f}"
+    return s[:-2] if s.endswith(".0") else s
+
+
+class SVG:
+    def __init__(self, w, h, title, desc=""):
+        self.w, self.h, self.title, self.desc = w, h, title, desc
+        self.items = []
+
+    def add(self, s):
+        self.items.append(s)
+
+    def rect(self, x, y, w, h, fill="none", stroke=None, sw=1, rx=0, opacity=None, dash=None):
+        a = f'<rect x="{num(x)}" y="{num(y)}" width="{num(w)}" height="{num(h)}" fill="{fill}"'
+        if stroke:
+            a += f' stroke="{stroke}" stroke-width="{num(sw)}"'
+        if rx:
+            a += f' rx="{num(rx)}"'
+        if opacity is not None:
+            a += f' opacity="{opacity}"'
+        if dash:
+            a += f' stroke-dasharray="{dash}"'
+        self.add(a + "/>")
+
+    def line(self, x1, y1, x2, y2, stroke=FG, sw=1, dash=None, arrow=False, opacity=None):
+        a = (f'<line x1="{num(x1)}" y1="{num(y1)}" x2="{num(x2)}" y2="{num(y2)}" stroke="{stroke}" '
+             f'stroke-width="{num(sw)}"')
+        if dash:
+            a += f' stroke-dasharray="{dash}"'
+        if opacity is not None:
+            a += f' opacity="{opacity}"'
+        if arrow:
+            a += ' marker-end="url(#arrow)"'
+        self.add(a + "/>")
+
+    def path(self, d, stroke=FG, fill="none", sw=1, dash=None, opacity=None, arrow=False):
+        a = f'<path d="{d}" stroke="{stroke}" fill="{fill}" stroke-width="{num(sw)}"'
+        if dash:
+            a += f' stroke-dasharray="{dash}"'
+        if opacity is not None:
+            a += f' opacity="{opacity}"'
+        if arrow:
+            a += ' marker-end="url(#arrow)"'
+        self.add(a + "/>")
+
+    def poly(self, pts, fill, opacity=None, stroke=None):
+        p = " ".join(f"{num(x)},{num(y)}" for x, y in pts)
+        a = f'<polygon points="{p}" fill="{fill}"'
+        if opacity is not None:
+            a += f' opacity="{opacity}"'
+        if stroke:
+            a += f' stroke="{stroke}"'
+        self.add(a + "/>")
+
+    def circle(self, x, y, r, fill, stroke=None):
+        a = f'<circle cx="{num(x)}" cy="{num(y)}" r="{num(r)}" fill="{fill}"'
+        if stroke:
+            a += f' stroke="{stroke}"'
+        self.add(a + "/>")
+
+    def text(self, x, y, s, size=12, anchor="start", fill=FG, weight=None, mono=False, italic=False, rotate=None):
+        a = (f'<text x="{num(x)}" y="{num(y)}" font-size="{num(size)}" fill="{fill}" '
+             f'font-family="{MONO if mono else SANS}"')
+        if anchor != "start":
+            a += f' text-anchor="{anchor}"'
+        if weight:
+            a += f' font-weight="{weight}"'
+        if italic:
+            a += ' font-style="italic"'
+        if rotate is not None:
+            a += f' transform="rotate({rotate} {num(x)} {num(y)})"'
+        s = re.sub(r" {2,}", lambda m: "\u00a0" * len(m.group(0)), str(s))   # runs of spaces stay (SVG collapses them)
+        self.add(a + f">{html.escape(s, quote=False)}</text>")
+
+    def spans(self, x, y, parts, size=12, mono=True):
+        """one line of text in several colours: parts = [(text, colour, bold)]"""
+        inner = ""
+        for t, c, b in parts:
+            t = re.sub(r" {2,}", lambda m: chr(160) * len(m.group(0)), t)
+            bold = ' font-weight="bold"' if b else ""
+            inner += f'<tspan fill="{c}"{bold}>{html.escape(t, quote=False)}</tspan>'
+        self.add(f'<text x="{num(x)}" y="{num(y)}" font-size="{num(size)}" font-family="{MONO if mono else SANS}">'
+                 f'{inner}</text>')
+
+    def box(self, x, y, w, h, label, fill=PANEL, stroke=FG, size=12, mono=False, color=FG, weight=None, rx=4):
+        self.rect(x, y, w, h, fill=fill, stroke=stroke, rx=rx)
+        lines = label.split("\n")
+        for k, l in enumerate(lines):
+            self.text(x + w / 2, y + h / 2 + (k - (len(lines) - 1) / 2) * size * 1.25 + size * 0.35, l, size=size,
+                      anchor="middle", mono=mono, fill=color, weight=weight)
+
+    def render(self):
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {self.w} {self.h}" width="{self.w}" '
+                f'height="{self.h}" role="img">\n<title>{html.escape(self.title)}</title>\n'
+                + (f"<desc>{html.escape(self.desc)}</desc>\n" if self.desc else "")
+                + '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" '
+                f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{FG}"/></marker></defs>\n'
+                f'<rect width="{self.w}" height="{self.h}" fill="{BG}"/>\n'
+                + "\n".join(self.items) + "\n</svg>\n")
+
+
+def read_csv(name):
+    with open(os.path.join(DATA, name), encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def config():
+    c = read_json(os.path.join(ROOT, "configs", "qwen3-0.6b.json"))
+    return {"V": c["vocab_size"], "H": c["hidden_size"], "L": c["num_hidden_layers"], "Hq": c["num_attention_heads"],
+            "Hkv": c["num_key_value_heads"], "D": c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"],
+            "I": c["intermediate_size"], "ctx": c["max_position_embeddings"]}
+
+
+def weight_bytes(c):
+    """Bytes of weights one decode step reads, per stored format: every
+    matrix once (the tied embedding as lm_head) and the norms (kept in
+    bf16 when the matrices are quantized), as fs bench counts them."""
+    H, I, L, V, Hq, Hkv, D = c["H"], c["I"], c["L"], c["V"], c["Hq"], c["Hkv"], c["D"]
+    mat = V * H + L * (Hq * D * H + 2 * Hkv * D * H + H * Hq * D + 3 * I * H)
+    norms = L * (2 * H + 2 * D) + H
+    return {"bf16": 2 * (mat + norms), "q8_0": mat * 34 // 32 + 2 * norms, "q4_0": mat * 18 // 32 + 2 * norms}
+
+
+def kv_bytes_per_token(c):
+    return 2 * c["L"] * c["Hkv"] * c["D"] * 4
+
+
+# ---- axes -------------------------------------------------------------------
+
+def nice_ticks_log(lo, hi):
+    out = []
+    e = math.floor(math.log10(lo))
+    while 10 ** e <= hi * 1.0001:
+        for m in (1, 2, 5):
+            v = m * 10 ** e
+            if lo * 0.9999 <= v <= hi * 1.0001:
+                out.append(v)
+        e += 1
+    return out
+
+
+def fmt_tick(v):
+    if v >= 1000:
+        return f"{v / 1000:g}k" if v < 1e6 else f"{v / 1e6:g}M"
+    return f"{v:g}"
+
+
+class LogLog:
+    def __init__(self, svg, x0, y0, x1, y1, xlo, xhi, ylo, yhi):
+        self.s, self.x0, self.y0, self.x1, self.y1 = svg, x0, y0, x1, y1
+        self.xlo, self.xhi, self.ylo, self.yhi = xlo, xhi, ylo, yhi
+
+    def X(self, v):
+        return self.x0 + (math.log10(v) - math.log10(self.xlo)) / (math.log10(self.xhi) - math.log10(self.xlo)) * (self.x1 - self.x0)
+
+    def Y(self, v):
+        return self.y1 - (math.log10(v) - math.log10(self.ylo)) / (math.log10(self.yhi) - math.log10(self.ylo)) * (self.y1 - self.y0)
+
+    def frame(self, xlabel, ylabel):
+        s = self.s
+        for v in nice_ticks_log(self.xlo, self.xhi):
+            x = self.X(v)
+            s.line(x, self.y0, x, self.y1, stroke=LINE)
+            s.text(x, self.y1 + 15, fmt_tick(v), size=11, anchor="middle", fill=MUTED)
+        for v in nice_ticks_log(self.ylo, self.yhi):
+            y = self.Y(v)
+            s.line(self.x0, y, self.x1, y, stroke=LINE)
+            s.text(self.x0 - 6, y + 4, fmt_tick(v), size=11, anchor="end", fill=MUTED)
+        s.rect(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0, stroke=MUTED)
+        s.text((self.x0 + self.x1) / 2, self.y1 + 33, xlabel, size=12, anchor="middle")
+        s.text(self.x0 - 42, (self.y0 + self.y1) / 2, ylabel, size=12, anchor="middle", rotate=-90)
+
+
+def decade_bounds(lo, hi):
+    steps = []
+    for e in range(-3, 15):
+        for m in (1, 2, 5):
+            steps.append(m * 10 ** e)
+    a = max(v for v in steps if v <= lo)
+    b = min(v for v in steps if v >= hi)
+    return a, b
+
+
+# ---- the roofline -------------------------------------------------------------
+
+def fig_roofline():
+    rows = read_csv("bench-decode.csv")
+    series = []
+    for r in rows:
+        if r["series"] not in [s["id"] for s in series]:
+            series.append({"id": r["series"], "machine": r["machine"], "date": r["date"], "commit": r["commit"],
+                           "bw": (float(r["bw_gb_s_min"]), float(r["bw_gb_s_max"])), "rows": []})
+        next(s for s in series if s["id"] == r["series"])["rows"].append(r)
+    bytes_all = [float(r["bytes_per_token"]) / 1e6 for r in rows]
+    toks = [float(r["tok_s_median"]) for r in rows] + [float(r["tok_s_max"]) for r in rows if r["tok_s_max"]]
+    toks += [s["bw"][1] * 1e3 / b for s in series for b in bytes_all]
+    xlo, xhi = decade_bounds(min(bytes_all) / 1.6, max(bytes_all) * 1.6)
+    ylo, yhi = decade_bounds(min(toks) / 1.5, max(toks) * 1.3)
+    W, H = 760, 470
+    s = SVG(W, H, "Decode roofline: tokens per second against bytes read per token",
+            "Each point is a measured decode speed; each band is tokens/s = bandwidth / bytes for the bandwidth "
+            "range the bench measured on that machine.")
+    ax = LogLog(s, 70, 42, 500, 400, xlo, xhi, ylo, yhi)
+    s.text(20, 24, "Decode is bandwidth-bound: tok/s ≤ bandwidth / bytes per token (Qwen3-0.6B shape)",
+           size=14, weight="bold")
+    ax.frame("bytes read per decoded token (MB, log scale)", "decode tokens/s (log scale)")
+    marks = {"bf16": "circle", "q8_0": "square", "q4_0": "triangle"}
+    for k, se in enumerate(series):
+        col = SERIES[k % len(SERIES)]
+        lo, hi = se["bw"]
+        pts = [(ax.X(xlo), ax.Y(min(yhi, lo * 1e3 / xlo))), (ax.X(xhi), ax.Y(max(ylo, lo * 1e3 / xhi))),
+               (ax.X(xhi), ax.Y(max(ylo, hi * 1e3 / xhi))), (ax.X(xlo), ax.Y(min(yhi, hi * 1e3 / xlo)))]
+        # clip the band to the plot: walk the two lines only where they are inside
+        def seg(bw):
+            out = []
+            for i in range(41):
+                b = xlo * (xhi / xlo) ** (i / 40)
+                t = bw * 1e3 / b
+                if ylo <= t <= yhi:
+                    out.append((ax.X(b), ax.Y(t)))
+            return out
+        a, b2 = seg(lo), seg(hi)
+        if a and b2:
+            s.poly(a + b2[::-1], fill=col, opacity="0.10")
+            s.path("M" + " L".join(f"{num(x)},{num(y)}" for x, y in a), stroke=col, dash="5 4", opacity="0.8")
+            s.path("M" + " L".join(f"{num(x)},{num(y)}" for x, y in b2), stroke=col, dash="5 4", opacity="0.8")
+        for r in se["rows"]:
+            x = ax.X(float(r["bytes_per_token"]) / 1e6)
+            y = ax.Y(float(r["tok_s_median"]))
+            if r["tok_s_min"] and r["tok_s_max"]:
+                s.line(x, ax.Y(float(r["tok_s_min"])), x, ax.Y(float(r["tok_s_max"])), stroke=col, sw=1.5)
+            m = marks.get(r["weights"], "circle")
+            if m == "circle":
+                s.circle(x, y, 5, col, stroke=BG)
+            elif m == "square":
+                s.rect(x - 4.5, y - 4.5, 9, 9, fill=col, stroke=BG)
+            else:
+                s.poly([(x, y - 6), (x + 6, y + 4.5), (x - 6, y + 4.5)], fill=col, stroke=BG)
+            s.text(x + 8, y + 4, f'{r["weights"]} {float(r["tok_s_median"]):g}', size=10.5, fill=col)
+    # legend
+    lx, ly = 515, 52
+    s.text(lx, ly, "machines (band: the bench's", size=11, weight="bold")
+    s.text(lx, ly + 14, "measured read bandwidth)", size=11, weight="bold")
+    ly += 34
+    for k, se in enumerate(series):
+        col = SERIES[k % len(SERIES)]
+        s.rect(lx, ly - 9, 12, 12, fill=col, opacity="0.8")
+        words = se["machine"].split(" ")
+        line, lines = "", []
+        for w in words:
+            if len(line) + len(w) > 30:
+                lines.append(line)
+                line = w
+            else:
+                line = (line + " " + w).strip()
+        lines.append(line)
+        for j, l in enumerate(lines):
+            s.text(lx + 18, ly + j * 13, l, size=10.5)
+        ly += 13 * len(lines)
+        s.text(lx + 18, ly, f'{se["date"]}{", " + se["commit"] if se["commit"] else ""}, '
+                            f'{se["bw"][0]:g}-{se["bw"][1]:g} GB/s', size=10.5, fill=MUTED)
+        ly += 22
+    ly += 4
+    for w, m in marks.items():
+        if m == "circle":
+            s.circle(lx + 6, ly - 4, 5, FG)
+        elif m == "square":
+            s.rect(lx + 1.5, ly - 8.5, 9, 9, fill=FG)
+        else:
+            s.poly([(lx + 6, ly - 10), (lx + 12, ly + 0.5), (lx, ly + 0.5)], fill=FG)
+        s.text(lx + 18, ly, w, size=10.5)
+        ly += 16
+    s.text(lx, ly + 4, "bars: smallest..largest of the runs", size=10, fill=MUTED)
+    s.text(20, H - 12, "Data: docs/data/bench-decode.csv (fs bench, sources and dates in each row); "
+                       "drawn by tools/docs_figures.py", size=10.5, fill=MUTED)
+    return s.render()
+
+
+# ---- the KV cache growing ---------------------------------------------------------
+
+def fig_kv_growth():
+    c = config()
+    wb = weight_bytes(c)
+    per = kv_bytes_per_token(c)
+    W, H = 760, 420
+    s = SVG(W, H, "Bytes one decode step reads as the context grows, Qwen3-0.6B",
+            "The weights are read once per token; the KV cache of every earlier position is read too, "
+            "so its share grows linearly with the context.")
+    x0, y0, x1, y1 = 70, 44, 560, 360
+    nmax = 8192
+    ymax = (wb["bf16"] + per * nmax) / 1e6
+    ymax = math.ceil(ymax / 500) * 500
+
+    def X(n):
+        return x0 + n / nmax * (x1 - x0)
+
+    def Y(mb):
+        return y1 - mb / ymax * (y1 - y0)
+    s.text(20, 24, f"What a decode step reads: weights once + {per // 1024} KiB of f32 KV cache per earlier position",
+           size=14, weight="bold")
+    for n in range(0, nmax + 1, 1024):
+        s.line(X(n), y0, X(n), y1, stroke=LINE)
+        s.text(X(n), y1 + 15, f"{n:,}", size=11, anchor="middle", fill=MUTED)
+    for mb in range(0, int(ymax) + 1, 500):
+        s.line(x0, Y(mb), x1, Y(mb), stroke=LINE)
+        s.text(x0 - 6, Y(mb) + 4, f"{mb:,}", size=11, anchor="end", fill=MUTED)
+    s.rect(x0, y0, x1 - x0, y1 - y0, stroke=MUTED)
+    s.text((x0 + x1) / 2, y1 + 33, "tokens already in the cache (context)", size=12, anchor="middle")
+    s.text(x0 - 50, (y0 + y1) / 2, "MB read per decoded token", size=12, anchor="middle", rotate=-90)
+    s.line(X(0), Y(0), X(nmax), Y(per * nmax / 1e6), stroke=PURPLE, sw=2, dash="6 4")
+    s.text(X(nmax) - 4, Y(per * nmax / 1e6) + 16, "KV cache alone", size=11, anchor="end", fill=PURPLE)
+    ly = 60
+    for k, (fmt, col) in enumerate((("bf16", BLUE), ("q8_0", ACCENT), ("q4_0", GREEN))):
+        w = wb[fmt] / 1e6
+        s.line(X(0), Y(w), X(nmax), Y(w + per * nmax / 1e6), stroke=col, sw=2.2)
+        s.line(X(0), Y(w), X(nmax), Y(w), stroke=col, sw=1, dash="2 3", opacity="0.7")
+        cross = wb[fmt] / per
+        if cross < nmax:
+            s.circle(X(cross), Y(w), 4, col)
+            s.text(X(cross) - 8, Y(w) - 7, f"KV = weights at {cross:,.0f} tokens", size=10.5, fill=col, anchor="end")
+        s.text(575, ly, f"{fmt}: weights {w:,.0f} MB", size=11.5, fill=col, weight="bold")
+        s.text(575, ly + 14, f"+ KV: {(wb[fmt] + per * 4096) / 1e6:,.0f} MB at 4,096", size=11, fill=col)
+        ly += 40
+    s.text(575, ly + 6, "dotted: the weights alone", size=10.5, fill=MUTED)
+    s.text(575, ly + 22, f"L={c['L']}, Hkv={c['Hkv']}, D={c['D']}:", size=10.5, fill=MUTED)
+    s.text(575, ly + 36, f"2·L·Hkv·D·4 = {per:,} B/token", size=10.5, fill=MUTED)
+    s.text(20, H - 12, "Computed from configs/qwen3-0.6b.json (weights as fs bench counts them: every matrix "
+                       "once, norms in bf16) by tools/docs_figures.py", size=10.5, fill=MUTED)
+    return s.render()
+
+
+# ---- quantized blocks -------------------------------------------------------------
+
+def fig_q8_0():
+    cw = 19
+    W, H = 34 * cw + 60, 190
+    s = SVG(W, H, "Q8_0 block: 34 bytes for 32 weights", "An f16 scale d, then 32 signed bytes q; w_i = d * q_i.")
+    x0, y0 = 30, 50
+    s.text(20, 24, "Q8_0: one block = 32 weights in 34 bytes (8.5 bits a weight)", size=14, weight="bold")
+    s.rect(x0, y0, 2 * cw, 36, fill=ACCENT, stroke=FG)
+    s.text(x0 + cw, y0 + 23, "d", size=13, anchor="middle", fill="#fff", weight="bold", mono=True)
+    for i in range(32):
+        x = x0 + (2 + i) * cw
+        s.rect(x, y0, cw, 36, fill="#dce8f3", stroke=FG, sw=0.8)
+        s.text(x + cw / 2, y0 + 23, str(i), size=9, anchor="middle", mono=True)
+    for b in (0, 2, 18, 34):
+        s.line(x0 + b * cw, y0 + 36, x0 + b * cw, y0 + 46, stroke=MUTED)
+        s.text(x0 + b * cw, y0 + 58, f"byte {b}", size=10, anchor="middle", fill=MUTED)
+    s.text(x0 + cw, y0 - 8, "f16 scale", size=10.5, anchor="middle", fill=ACCENT)
+    s.text(x0 + 18 * cw, y0 - 8, "qs[0..31]: int8, one byte per weight (-127..127)", size=10.5, anchor="middle",
+           fill=BLUE)
+    s.text(x0, y0 + 86, "w_i = d · qs[i]     d = max|x| / 127 (stored as f16),  qs[i] = round(x_i / d)",
+           size=12, mono=True)
+    s.text(x0, y0 + 110, "A matrix [N, K] stores each row as K/32 blocks one after the other (GGUF's layout).",
+           size=11.5, fill=MUTED)
+    return s.render()
+
+
+def fig_q4_0():
+    cw = 34
+    W, H = 18 * cw + 130, 250
+    s = SVG(W, H, "Q4_0 block: 18 bytes for 32 weights",
+            "An f16 scale d, then 16 bytes; byte i holds weight i in its low nibble and weight 16+i in its high nibble.")
+    x0, y0 = 30, 56
+    s.text(20, 24, "Q4_0: one block = 32 weights in 18 bytes (4.5 bits a weight)", size=14, weight="bold")
+    s.rect(x0, y0, 2 * cw, 44, fill=ACCENT, stroke=FG)
+    s.text(x0 + cw, y0 + 27, "d", size=13, anchor="middle", fill="#fff", weight="bold", mono=True)
+    for i in range(16):
+        x = x0 + (2 + i) * cw
+        s.rect(x, y0, cw, 22, fill="#e9dcf3", stroke=FG, sw=0.8)
+        s.rect(x, y0 + 22, cw, 22, fill="#dce8f3", stroke=FG, sw=0.8)
+        s.text(x + cw / 2, y0 + 15, str(16 + i), size=9.5, anchor="middle", mono=True)
+        s.text(x + cw / 2, y0 + 37, str(i), size=9.5, anchor="middle", mono=True)
+    s.text(x0 + 18 * cw + 4, y0 + 15, "", size=9)
+    s.text(x0 + cw, y0 - 8, "f16 scale", size=10.5, anchor="middle", fill=ACCENT)
+    s.text(x0 + 10 * cw, y0 - 8, "qs[0..15]: each byte holds two 4-bit weights", size=10.5, anchor="middle", fill=FG)
+    s.text(x0 + 18 * cw + 6, y0 + 15, "high nibbles", size=10, fill=PURPLE)
+    s.text(x0 + 18 * cw + 6, y0 + 37, "low nibbles", size=10, fill=BLUE)
+    for b in (0, 2, 10, 18):
+        s.line(x0 + b * cw, y0 + 44, x0 + b * cw, y0 + 54, stroke=MUTED)
+        s.text(x0 + b * cw, y0 + 66, f"byte {b}", size=10, anchor="middle", fill=MUTED)
+    s.text(x0, y0 + 96, "low nibble of byte i  = q of weight i       (weights 0..15:  qs[i] & 15)", size=11.5,
+           mono=True, fill=BLUE)
+    s.text(x0, y0 + 116, "high nibble of byte i = q of weight 16 + i  (weights 16..31: qs[i] >> 4)", size=11.5,
+           mono=True, fill=PURPLE)
+    s.text(x0, y0 + 144, "w = d · (q − 8),  q in 0..15        d = m / −8, m the block's value of largest |x|",
+           size=12, mono=True)
+    s.text(x0, y0 + 166, "One & 15 and one >> 4 unpack 32 weights from 16 bytes: the two halves of a block, not "
+                         "neighbours.", size=11.5, fill=MUTED)
+    return s.render()
+
+
+def fig_x8():
+    W, H = 800, 520
+    s = SVG(W, H, "The x8 layout: 8 rows of Q4_0 blocks interleaved into one 144-byte superblock",
+            "In the file each row is a run of blocks; the fast CPU backend stores the b-th block of 8 rows together: "
+            "the 8 scales, then for each quad j the 4 bytes of every row.")
+    s.text(20, 24, "x8: the b-th block of 8 rows, stored together (Q4_0 shown: 8 × 18 = 144 bytes)", size=14,
+           weight="bold")
+    # left: 8 rows of the file, block b highlighted
+    x0, y0 = 30, 60
+    s.text(x0, y0 - 12, "in the file: each row a run of blocks", size=11.5, weight="bold")
+    bw = 44
+    for r in range(8):
+        y = y0 + r * 26
+        s.text(x0, y + 15, f"row {r}", size=10.5, fill=ROWS8[r], weight="bold")
+        for b in range(4):
+            x = x0 + 44 + b * (bw + 4)
+            hl = b == 1
+            s.rect(x, y, bw, 20, fill=ROWS8[r] if hl else PANEL, stroke=ROWS8[r], opacity=None)
+            s.text(x + bw / 2, y + 14, f"b{b}", size=10, anchor="middle", fill="#fff" if hl else MUTED, mono=True)
+    s.text(x0, y0 + 8 * 26 + 14, "block b = 1 of each row: d (2 B) + 16 B of nibbles", size=10.5, fill=MUTED)
+    # right: the superblock
+    sx, sy = 270, 60
+    cw = 10
+    s.text(sx, sy - 12, "superblock (g, b = 1) in memory: 32 bytes a line", size=11.5, weight="bold")
+    for r in range(8):
+        s.rect(sx + r * 2 * cw, sy, 2 * cw, 22, fill=ROWS8[r], stroke=BG)
+        s.text(sx + r * 2 * cw + cw, sy + 15, f"d{r}", size=9.5, anchor="middle", fill="#fff", mono=True)
+    s.text(sx + 32 * cw + 8, sy + 15, "d[8]: 8 scales, 16 B", size=10.5)
+    for j in range(4):
+        y = sy + 30 + j * 30
+        for r in range(8):
+            s.rect(sx + r * 4 * cw, y, 4 * cw, 22, fill=ROWS8[r], stroke=BG, opacity="0.85")
+            s.text(sx + r * 4 * cw + 2 * cw, y + 15, f"r{r}", size=9.5, anchor="middle", fill="#fff", mono=True)
+        s.text(sx + 32 * cw + 8, y + 15, f"quad {j}: qs[{4 * j}..{4 * j + 3}] × 8 rows", size=10.5)
+    s.text(sx, sy + 30 + 4 * 30 + 14, "qs byte 32·j + 4·r + i  =  row r's qs[4·j + i]", size=11, mono=True)
+    s.text(sx, sy + 30 + 4 * 30 + 32, "one 32-byte load = a 4-byte quad of all 8 rows; the 8 int32 lanes", size=10.5,
+           fill=MUTED)
+    s.text(sx, sy + 30 + 4 * 30 + 46, "of the product are the 8 rows' sums: no horizontal sum per row", size=10.5,
+           fill=MUTED)
+    # bottom: pairs
+    py = 360
+    s.text(20, py - 14, "Groups of 8 rows are stored in pairs, their superblocks of each block column side by side "
+                        "(one sequential stream):", size=11.5, weight="bold")
+    px = 30
+    labels = [("b0", "g0"), ("b0", "g1"), ("b1", "g0"), ("b1", "g1"), ("b2", "g0"), ("b2", "g1")]
+    for k, (b, g) in enumerate(labels):
+        col = BLUE if g == "g0" else ACCENT
+        s.rect(px + k * 92, py, 88, 30, fill=col, opacity="0.85", rx=3)
+        s.text(px + k * 92 + 44, py + 19, f"{b}: {g}", size=11, anchor="middle", fill="#fff", mono=True)
+    s.text(px + 6 * 92 + 8, py + 19, "… then pair g2, g3", size=11, fill=MUTED)
+    s.text(px, py + 52, "pair p = groups 2p, 2p+1:  [b 0: g 2p, g 2p+1] [b 1: g 2p, g 2p+1] …   (fs_x8_index)",
+           size=11, mono=True)
+    s.text(px, py + 74, "The decode kernel computes both groups with x's broadcast quads loaded once. Q8_0 is the "
+                        "same with 8 quads (272-byte superblocks).", size=11, fill=MUTED)
+    s.text(px, py + 92, "Same bytes as the file, only moved: the layout costs no memory. From src/cpu/repack.c.",
+           size=11, fill=MUTED)
+    s.text(20, H - 12, "Drawn by tools/docs_figures.py", size=10.5, fill=MUTED)
+    return s.render()
+
+
+# ---- one transformer block, as the seam issues it ---------------------------------------
+
+def fig_block():
+    c = config()
+    H, Hq, Hkv, D, I, V, L = c["H"], c["Hq"], c["Hkv"], c["D"], c["I"], c["V"], c["L"]
+    W, Hh = 800, 740
+    s = SVG(W, Hh, "One Qwen3 layer as the backend seam issues it: six calls",
+            "The residual stream x [T, H] runs down the left; each numbered box is one backend call with what it "
+            "fuses, its weights and the shapes it reads and writes.")
+    s.text(20, 26, f"One Qwen3-0.6B layer = six backend calls (×{L} layers)", size=15, weight="bold")
+    s.text(20, 44, f"T tokens, H={H}, Hq={Hq}, Hkv={Hkv}, D={D}, I={I}, V={V:,}; shapes are [rows, columns] "
+                   "of f32 activations; W is [out, in]", size=11, fill=MUTED)
+    rx = 70         # the residual stream
+    bx, bw = 150, 430
+    s.box(20, 62, 240, 40, f"embed: x[t] = embed_tokens[id_t]\nembed_tokens [V, H] = [{V:,}, {H}]", size=10.5,
+          fill="#fff")
+    s.text(rx - 8, 130, f"x [T, {H}]", size=11, anchor="end", fill=ACCENT, weight="bold", rotate=-90)
+    s.text(rx + 10, 124, "residual stream", size=10.5, fill=ACCENT)
+
+    steps = [
+        (1, "matmul  (in: rmsnorm(x, input_layernorm))",
+         [f"q = x̂ W_q^T    W_q [{Hq * D}, {H}]   → q [T, {Hq * D}]",
+          f"k = x̂ W_k^T    W_k [{Hkv * D}, {H}]   → k [T, {Hkv * D}]",
+          f"v = x̂ W_v^T    W_v [{Hkv * D}, {H}]   → v [T, {Hkv * D}]"], BLUE, False),
+        (2, "rope_kv  (QK-norm, RoPE, store K and V)",
+         [f"q, k per head: rmsnorm(·, q_norm / k_norm [{D}]), then rotate",
+          f"cache[pos0 + t] = k[t], v[t]    cache: [n_ctx, {Hkv}, {D}] × 2"], PURPLE, False),
+        (3, "attention  (causal, grouped-query)",
+         [f"query head h reads kv head h / {Hq // Hkv};  softmax(q·k / √{D}) v",
+          f"q [T, {Hq}, {D}] + cache  →  attn_out [T, {Hq * D}]"], GREEN, False),
+        (4, "matmul + add  (the residual connection)",
+         [f"x += attn_out W_o^T     W_o [{H}, {Hq * D}]"], BLUE, True),
+        (5, "matmul  (in: rmsnorm(x, post_attention_layernorm))",
+         [f"gate = x̂ W_gate^T   W_gate [{I}, {H}]  →  [T, {I}]",
+          f"up   = x̂ W_up^T     W_up   [{I}, {H}]  →  [T, {I}]"], BLUE, False),
+        (6, "matmul + add  (in: SwiGLU(gate, up))",
+         [f"x += (silu(gate) ⊙ up) W_down^T     W_down [{H}, {I}]"], BLUE, True),
+    ]
+    y = 122
+    for k, title, lines_, col, adds in steps:
+        h = 34 + 17 * len(lines_)
+        s.rect(bx, y, bw, h, fill="#fff", stroke=col, sw=1.6, rx=5)
+        s.circle(bx, y + 16, 12, col)
+        s.text(bx, y + 20.5, str(k), size=12, anchor="middle", fill="#fff", weight="bold")
+        s.text(bx + 20, y + 21, title, size=12.5, weight="bold", fill=col)
+        for j, l in enumerate(lines_):
+            s.text(bx + 20, y + 40 + 17 * j, l, size=11, mono=True)
+        mid = y + h / 2
+        if k in (1, 5):
+            s.line(rx, mid, bx - 2, mid, stroke=col, sw=1.4, arrow=True)
+            s.text(rx + 8, mid - 5, "read", size=9.5, fill=MUTED)
+        if adds:
+            s.line(bx - 2, mid, rx + 9, mid, stroke=col, sw=1.4, arrow=True)
+            s.circle(rx, mid, 9, "#fff", stroke=ACCENT)
+            s.text(rx, mid + 4.5, "+", size=13, anchor="middle", fill=ACCENT, weight="bold")
+        y += h + 20
+        if k < 6:
+            s.line(bx + bw / 2, y - 20, bx + bw / 2, y - 2, stroke=MUTED, sw=1.2, arrow=True)
+    # the cache box beside rope_kv / attention
+    cy = 122 + 34 + 17 * 3 + 20 - 6
+    s.rect(bx + bw + 20, cy, 170, 120, fill=PANEL, stroke=PURPLE, rx=5, dash="5 3")
+    s.text(bx + bw + 105, cy + 20, "KV cache, this layer", size=11.5, anchor="middle", weight="bold", fill=PURPLE)
+    s.text(bx + bw + 105, cy + 40, f"K, V: [n_ctx, {Hkv}, {D}]", size=10.5, anchor="middle", mono=True)
+    s.text(bx + bw + 105, cy + 58, "rope_kv writes rows", size=10.5, anchor="middle")
+    s.text(bx + bw + 105, cy + 74, "pos0 .. pos0+T−1;", size=10.5, anchor="middle")
+    s.text(bx + bw + 105, cy + 90, "attention reads", size=10.5, anchor="middle")
+    s.text(bx + bw + 105, cy + 106, "rows 0 .. pos0+t", size=10.5, anchor="middle")
+    s.line(bx + bw + 2, cy + 30, bx + bw + 18, cy + 30, stroke=PURPLE, sw=1.4, arrow=True)
+    s.text(bx + bw + 10, cy - 4, "write", size=9.5, anchor="middle", fill=PURPLE)
+    s.line(bx + bw + 18, cy + 100, bx + bw + 2, cy + 112, stroke=GREEN, sw=1.4, arrow=True)
+    s.text(bx + bw + 8, cy + 128, "read", size=9.5, anchor="middle", fill=GREEN)
+    s.text(bx + bw + 20, 560, "x̂: the row, rmsnorm'd as the", size=10.5, fill=MUTED)
+    s.text(bx + bw + 20, 574, "matmul reads it (never stored)", size=10.5, fill=MUTED)
+    y += 4
+    s.box(bx, y, bw, 48, f"after the last layer: matmul (in: rmsnorm(x, norm)) on the last row\n"
+                         f"logits [{V:,}] = x̂ lm_head^T   (lm_head = embed_tokens, tied)", size=10.5, fill="#fff",
+          stroke=ACCENT)
+    s.line(rx, y + 24, bx - 2, y + 24, stroke=ACCENT, sw=1.4, arrow=True)
+    s.items.insert(0, f'<line x1="{rx}" y1="102" x2="{rx}" y2="{num(y + 24)}" stroke="{ACCENT}" stroke-width="5" '
+                      'opacity="0.55"/>')
+    s.text(20, Hh - 14, "The calls are the fields of fs_backend in src/backend.h; forward_ops in src/forward.c "
+                        "issues them. Shapes from configs/qwen3-0.6b.json.", size=10.5, fill=MUTED)
+    return s.render()
+
+
+# ---- sampling on a real distribution ------------------------------------------------------
+
+def next_token_sets():
+    out = []
+    for fn in sorted(os.listdir(DATA)):
+        if fn.startswith("next-token-") and fn.endswith(".json"):
+            d = read_json(os.path.join(DATA, fn))
+            d["name"] = fn[len("next-token-"):-len(".json")]
+            out.append(d)
+    return out
+
+
+def sample_filter(logits, T, top_k=0, top_p=1.0, min_p=0.0):
+    """src/sampler.c's warpers, in double: returns [(id, prob after
+    renormalisation)] of the survivors, most likely first."""
+    V = len(logits)
+    order = sorted(range(V), key=lambda i: (-logits[i], i))
+    if 0 < top_k < V:
+        thr = logits[order[top_k - 1]]
+        order = [i for i in order if logits[i] >= thr]
+    mx = logits[order[0]]
+    prob = [math.exp((logits[i] - mx) / T) for i in order]
+    z = sum(prob)
+    n = len(order)
+    if top_p < 1.0:
+        before, keep = 0.0, 0
+        while keep < n and before < top_p * z:
+            before += prob[keep]
+            keep += 1
+        n = keep
+    cand = list(zip(order[:n], prob[:n]))
+    if min_p > 0:
+        cand = [(i, p) for i, p in cand if p >= min_p]
+    z = sum(p for _, p in cand)
+    return [(i, p / z) for i, p in cand]
+
+
+def softmax_all(logits, T=1.0):
+    mx = max(logits)
+    e = [math.exp((l - mx) / T) for l in logits]
+    z = sum(e)
+    return [x / z for x in e]
+
+
+def shown(tok):
+    return tok.replace(" ", "␣").replace("\n", "\\n")
+
+
+def fig_sampling():
+    d = next(x for x in next_token_sets() if x["name"] == "king")
+    logits, toks = d["logits"], d["tokens"]
+    N = 10
+    order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))[:N]
+    base = softmax_all(logits)
+    panels = [
+        ("temperature: T = 0.6 (Qwen3's default) and T = 1.5", "temp"),
+        ("top-k = 2 (T = 1): keep the 2 largest logits", {"T": 1.0, "top_k": 2}),
+        ("top-p = 0.7 (T = 1): keep while the mass before < 0.7", {"T": 1.0, "top_p": 0.7}),
+        ("min-p = 0.05 (T = 1): keep p ≥ 0.05 · p_max", {"T": 1.0, "min_p": 0.05}),
+    ]
+    results = []
+    for _, spec in panels:
+        if spec == "temp":
+            results.append([(softmax_all(logits, 0.6), BLUE), (softmax_all(logits, 1.5), ACCENT)])
+        else:
+            surv = dict(sample_filter(logits, spec["T"], spec.get("top_k", 0), spec.get("top_p", 1.0),
+                                      spec.get("min_p", 0.0)))
+            results.append([([surv.get(i, 0.0) for i in range(len(logits))], GREEN)])
+    pmax = max(max(probs[i] for i in order) for res in results for probs, _ in res)
+    W, pw, ph = 800, 370, 282
+    H = 60 + 2 * (ph + 20) + 40
+    s = SVG(W, H, "Temperature, top-k, top-p and min-p on the tiny model's next-token distribution",
+            f"Prompt '{d['prompt']}': the ten most likely next tokens, before and after each step of the sampler.")
+    s.text(20, 24, f"What the sampler does to a real distribution: models/tiny after “{d['prompt']}”", size=14,
+           weight="bold")
+    s.text(20, 42, "grey: the model's probability (T = 1, nothing cut); colour: after the step, renormalised "
+                   "over the survivors; × = cut", size=11, fill=MUTED)
+    for k, ((title, spec), res) in enumerate(zip(panels, results)):
+        px = 20 + (k % 2) * (pw + 20)
+        py = 56 + (k // 2) * (ph + 20)
+        s.rect(px, py, pw, ph, fill="#fff", stroke=LINE, rx=5)
+        s.text(px + 10, py + 18, title, size=11.5, weight="bold")
+        bx0, by0, bh = px + 78, py + 30, 18
+        scale = (pw - 78 - 52) / pmax
+        for j, i in enumerate(order):
+            y = by0 + j * (bh + 3)
+            s.text(bx0 - 6, y + 13, shown(toks[i]), size=10.5, anchor="end", mono=True)
+            s.rect(bx0, y + 1, base[i] * scale, 6, fill=GREY)
+            if len(res) > 1:
+                for m, (probs, col) in enumerate(res):
+                    s.rect(bx0, y + 7 + m * 5.5, probs[i] * scale, 5.5, fill=col)
+            else:
+                p = res[0][0][i]
+                if p > 0:
+                    s.rect(bx0, y + 8, p * scale, 9, fill=GREEN)
+                    s.text(bx0 + p * scale + 4, y + 16, f"{p:.3f}", size=9.5, fill=GREEN)
+                else:
+                    s.text(bx0 + base[i] * scale + 4, y + 10, "×", size=11, fill=RED, weight="bold")
+        ly = py + ph - 30
+        if spec == "temp":
+            s.rect(px + 12, ly - 8, 10, 6, fill=BLUE)
+            s.text(px + 26, ly - 2, "T = 0.6: sharper", size=10, fill=BLUE)
+            s.rect(px + 140, ly - 8, 10, 6, fill=ACCENT)
+            s.text(px + 154, ly - 2, "T = 1.5: flatter", size=10, fill=ACCENT)
+            p1, p2 = res[0][0][order[0]], res[1][0][order[0]]
+            s.text(px + 12, ly + 16, f"top token: {base[order[0]]:.3f} at T = 1, {p1:.3f} at T = 0.6, "
+                                     f"{p2:.3f} at T = 1.5", size=10, fill=MUTED)
+        else:
+            n = sum(1 for x in res[0][0] if x > 0)
+            s.text(px + 12, ly + 16, f"{n} of {len(logits):,} tokens survive", size=10.5, fill=MUTED)
+    q = sample_filter(logits, 0.6, 20, 0.95, 0.0)
+    commit = re.search(r"[0-9a-f]{7,}", d["binary"])
+    s.text(20, H - 28, f"Qwen3's defaults (T = 0.6, top-k 20, top-p 0.95) keep {len(q)} tokens here; the most likely "
+                       f"gets {q[0][1]:.3f}.", size=11)
+    s.text(20, H - 10, f"Data: docs/data/next-token-king.json (fs logits --dump-logits, fs at "
+                       f"{commit.group(0) if commit else '?'}, {d['date']}); the steps as in src/sampler.c",
+           size=10, fill=MUTED)
+    return s.render()
+
+
+def js_next_token():
+    """The sampling widget's data, with expected results computed here (in
+    Python, the way src/sampler.c does it) for its self-test."""
+    sets = []
+    for d in next_token_sets():
+        logits = d["logits"]
+        order = sorted(range(len(logits)), key=lambda i: (-logits[i], i))[:40]
+        checks = []
+        for T, k, p, mp in ((1.0, 0, 1.0, 0.0), (0.6, 20, 0.95, 0.0), (1.0, 0, 0.6, 0.0), (1.5, 0, 1.0, 0.1),
+                            (0.8, 5, 1.0, 0.0)):
+            surv = sample_filter(logits, T, k, p, mp)
+            checks.append({"T": T, "top_k": k, "top_p": p, "min_p": mp, "n": len(surv),
+                           "top": surv[0][0], "p_top": round(surv[0][1], 6)})
+        sets.append({"name": d["name"], "prompt": d["prompt"], "command": d["command"], "binary": d["binary"],
+                     "date": d["date"], "logits": logits, "top": [[i, d["tokens"][i]] for i in order],
+                     "checks": checks})
+    return ("/* fsdata-next-token.js - generated by tools/docs_figures.py from docs/data/next-token-*.json:\n"
+            " * the tiny model's next-token logits for docs/js/sampling.js. Do not edit. */\n"
+            "window.FS_NEXT_TOKEN = " + json.dumps(sets, ensure_ascii=False, separators=(",", ":")) + ";\n")
+
+
+# ---- the learning notes' pictures ----------------------------------------------------------
+
+def bpe_steps(word):
+    """BPE on one pre-token with models/tiny's merges: lowest rank first,
+    leftmost on a tie (as src/tokenizer.c and HF tokenizers do)."""
+    t = read_json(os.path.join(ROOT, "models", "tiny", "tokenizer.json"))
+    ranks = {}
+    for r, m in enumerate(t["model"]["merges"]):
+        ranks.setdefault(tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)), r)
+    syms = list(word.replace(" ", "Ġ"))
+    steps = [(list(syms), None, None)]
+    while len(syms) > 1:
+        j = min(range(len(syms) - 1), key=lambda k: (ranks.get((syms[k], syms[k + 1]), 1 << 62), k))
+        pair = (syms[j], syms[j + 1])
+        if pair not in ranks:
+            break
+        syms[j:j + 2] = [pair[0] + pair[1]]
+        steps.append((list(syms), j, ranks[pair]))
+    ids = [t["model"]["vocab"][x] for x in syms]
+    return steps, ids
+
+
+def fig_bpe():
+    words = [" morning", " tokenizer"]
+    all_steps = [bpe_steps(w) for w in words]
+    rows = sum(len(st) for st, _ in all_steps) + 2 * len(words)
+    W, H = 760, 60 + rows * 27 + 30
+    s = SVG(W, H, "BPE merges, step by step, with the tiny model's merge table",
+            "Each row is the word after one more merge: the adjacent pair with the lowest rank in the merge list "
+            "is joined.")
+    s.text(20, 24, "Byte-level BPE on two words, with models/tiny's 3,814 merges (␣ is the space byte, Ġ in the file)",
+           size=13.5, weight="bold")
+    y = 50
+    for w, (steps, ids) in zip(words, all_steps):
+        s.text(20, y + 14, f"“{w}”", size=12.5, weight="bold", mono=True)
+        y += 24
+        for k, (syms, j, rank) in enumerate(steps):
+            x = 130
+            s.text(20, y + 15, "bytes" if k == 0 else f"merge {k}", size=10.5, fill=MUTED)
+            for m, sym in enumerate(syms):
+                label = sym.replace("Ġ", "␣")
+                wdt = 12 + 8.2 * len(label)
+                hl = j is not None and m == j
+                s.rect(x, y, wdt, 21, fill=ACCENT if hl else "#fff", stroke=ACCENT if hl else MUTED, rx=3)
+                s.text(x + wdt / 2, y + 15, label, size=12, anchor="middle", mono=True, fill="#fff" if hl else FG)
+                x += wdt + 4
+            if rank is not None:
+                s.text(x + 10, y + 15, f"rank {rank}", size=10.5, fill=ACCENT)
+            y += 27
+        s.text(130, y + 12, f"→ {len(ids)} token{'s' if len(ids) > 1 else ''}: ids {', '.join(map(str, ids))}",
+               size=11.5, fill=BLUE, weight="bold")
+        y += 30
+    s.text(20, H - 10, "Computed from models/tiny/tokenizer.json by tools/docs_figures.py", size=10.5, fill=MUTED)
+    return s.render()
+
+
+def fig_formats():
+    W, H = 800, 440
+    s = SVG(W, H, "A safetensors file and a GGUF file, byte by byte",
+            "safetensors: 8-byte length, JSON header, raw tensors. GGUF: magic, version, counts, typed metadata "
+            "(tokenizer included), tensor infos, aligned data.")
+    s.text(20, 24, "Two ways to put a model in a file", size=14, weight="bold")
+
+    def stack(x, title, parts, col):
+        s.text(x, 52, title, size=12.5, weight="bold", fill=col)
+        y = 62
+        for label, notes, h in parts:
+            s.rect(x, y, 170, h, fill="#fff", stroke=col, rx=3)
+            s.text(x + 85, y + h / 2 + 4, label, size=11, anchor="middle", mono=True)
+            for k, note in enumerate(notes):
+                s.text(x + 180, y + h / 2 + 4 + (k - (len(notes) - 1) / 2) * 14, note, size=10.5, fill=MUTED)
+            y += h + 3
+    stack(20, "safetensors (Hugging Face)", [
+        ("u64 N", ["little-endian header length"], 26),
+        ("JSON, N bytes", ["{name: {dtype, shape,", "  data_offsets: [a, b]}, ...}"], 70),
+        ("tensor bytes", ["raw, row-major, no padding"], 150),
+    ], BLUE)
+    stack(420, "GGUF (llama.cpp)", [
+        ("'GGUF'  u32", ["magic"], 22),
+        ("version  u32", ["3"], 22),
+        ("tensor_count u64", [], 22),
+        ("kv_count  u64", [], 22),
+        ("metadata k/v", ["typed: general.architecture,", "tokenizer.ggml.tokens, merges, ..."], 50),
+        ("tensor infos", ["name, dims, type, offset"], 36),
+        ("padding", ["to general.alignment (32)"], 14),
+        ("tensor data", ["quantized blocks allowed"], 60),
+    ], ACCENT)
+    s.text(20, 372, "safetensors: the config and tokenizer are separate files (config.json, tokenizer.json); "
+                    "dtypes are plain (BF16, F16, F32, ...).", size=11)
+    s.text(20, 390, "GGUF: one file carries hyperparameters, tokenizer and quantized weights (Q8_0, Q4_0, K-quants) "
+                    "under llama.cpp's own names.", size=11)
+    s.text(20, 408, "fs reads safetensors (the format Qwen3 ships in) and uses GGUF's Q8_0/Q4_0 block layouts inside it.",
+           size=11, fill=MUTED)
+    s.text(20, H - 8, "Drawn by tools/docs_figures.py after src/safetensors.h and the GGUF specification "
+                      "(ggml's docs/gguf.md)", size=10, fill=MUTED)
+    return s.render()
+
+
+def fig_config_shapes():
+    c = config()
+    cols = {"H": BLUE, "Hq": ACCENT, "Hkv": GREEN, "D": PURPLE, "I": GOLD, "V": RED, "L": FG}
+    fields = [("hidden_size", "H", c["H"]), ("num_attention_heads", "Hq", c["Hq"]),
+              ("num_key_value_heads", "Hkv", c["Hkv"]), ("head_dim", "D", c["D"]),
+              ("intermediate_size", "I", c["I"]), ("vocab_size", "V", c["V"]), ("num_hidden_layers", "L", c["L"])]
+    tensors = [("embed_tokens", ["V", "H"]), ("q_proj", ["Hq·D", "H"]), ("k_proj", ["Hkv·D", "H"]),
+               ("v_proj", ["Hkv·D", "H"]), ("q_norm, k_norm", ["D"]), ("o_proj", ["H", "Hq·D"]),
+               ("gate_proj, up_proj", ["I", "H"]), ("down_proj", ["H", "I"]), ("input_layernorm", ["H"])]
+    W, H = 800, 360
+    s = SVG(W, H, "config.json decides every tensor's shape",
+            "Seven numbers of Qwen3-0.6B's config.json and the shapes of the tensors they determine.")
+    s.text(20, 24, "Seven numbers in config.json fix every shape (Qwen3-0.6B)", size=14, weight="bold")
+    y = 56
+    for name, letter, v in fields:
+        s.text(20, y, f'"{name}": {v}', size=11.5, mono=True)
+        s.rect(250, y - 13, 40, 18, fill=cols[letter], rx=3)
+        s.text(270, y + 1, letter, size=11, anchor="middle", fill="#fff", weight="bold")
+        y += 26
+    y = 56
+    vals = {"H": c["H"], "Hq·D": c["Hq"] * c["D"], "Hkv·D": c["Hkv"] * c["D"], "D": c["D"], "I": c["I"], "V": c["V"]}
+    for name, dims in tensors:
+        s.text(330, y, name, size=11.5, mono=True)
+        parts = [("[", FG, False)]
+        for k, dname in enumerate(dims):
+            col = cols["Hq" if dname.startswith("Hq") else "Hkv" if dname.startswith("Hkv") else dname]
+            parts.append((dname, col, True))
+            parts.append((", " if k + 1 < len(dims) else "]", FG, False))
+        parts.append(("  = [" + ", ".join(f"{vals[d]:,}" for d in dims) + "]", MUTED, False))
+        s.spans(500, y, parts, size=12)
+        y += 26
+    s.text(20, 300, f"Note head_dim: Hq·D = {c['Hq'] * c['D']} ≠ H = {c['H']}, so q_proj is not square. "
+                    f"L = {c['L']} repeats every per-layer tensor.", size=11.5)
+    s.text(20, 320, "A missing field takes transformers' Qwen3Config default, so the file means the same to fs as to "
+                    "the reference.", size=11, fill=MUTED)
+    s.text(20, H - 10, "From configs/qwen3-0.6b.json, drawn by tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
+def fig_mmap():
+    W, H = 800, 330
+    s = SVG(W, H, "mmap: the file's pages appear in the process's memory as they are touched",
+            "The checkpoint is mapped, not read; a tensor pointer points into the mapping; a page is read from disk "
+            "on first touch and shared through the page cache.")
+    s.text(20, 24, "mmap: map the checkpoint, let the kernel bring pages in on first touch", size=14, weight="bold")
+    # disk
+    s.text(20, 56, "model.safetensors on disk", size=11.5, weight="bold")
+    for k in range(10):
+        s.rect(20 + k * 34, 64, 32, 26, fill=PANEL, stroke=MUTED)
+    s.text(20 + 17, 81, "hdr", size=9, anchor="middle")
+    # page cache
+    s.text(20, 136, "page cache (kernel memory, shared)", size=11.5, weight="bold")
+    for k in range(10):
+        present = k in (0, 3, 4, 5)
+        s.rect(20 + k * 34, 144, 32, 26, fill=GREEN if present else "#fff", stroke=MUTED, opacity="0.85" if present else None)
+    # process
+    s.text(20, 216, "fs's address space (the file mmap'd, read-only)", size=11.5,
+           weight="bold")
+    for k in range(10):
+        present = k in (0, 3, 4, 5)
+        s.rect(20 + k * 34, 224, 32, 26, fill=BLUE if present else "#fff", stroke=BLUE, opacity="0.8" if present else None)
+    for k in (0, 3, 4, 5):
+        s.line(36 + k * 34, 92, 36 + k * 34, 142, stroke=GREEN, arrow=True)
+        s.line(36 + k * 34, 172, 36 + k * 34, 222, stroke=BLUE, arrow=True)
+    s.line(36 + 4 * 34, 290, 36 + 4 * 34, 252, stroke=ACCENT, sw=1.5, arrow=True)
+    s.text(36 + 4 * 34 + 6, 300, "q_proj->data points here: no copy", size=10.5, fill=ACCENT)
+    tx = 430
+    notes = ["Loading = parsing the JSON header; no tensor is read.",
+             "First touch of a page: a page fault; the kernel reads",
+             "it from disk into the page cache and maps it.",
+             "Untouched pages (white) cost nothing.",
+             "Two processes on one model share the cached pages.",
+             "",
+             "The fast CPU backend then copies weights into its own",
+             "huge-page arenas and unmaps the file: peak RSS of a",
+             "q8_0 run 918 -> 760 MiB (PROGRESS.md, session 4,",
+             "2026-12-01), because the page cache had held the file",
+             "in 2 MiB folios and each small norm read mapped one."]
+    for k, l in enumerate(notes):
+        s.text(tx, 60 + k * 19, l, size=11.5)
+    s.text(20, H - 10, "Drawn by tools/docs_figures.py; see src/safetensors.c", size=10, fill=MUTED)
+    return s.render()
+
+
+def f32_bits(x):
+    return struct.unpack("<I", struct.pack("<f", x))[0]
+
+
+def bf16_round(x):
+    """f32 -> bf16 with round-to-nearest-even, as PyTorch converts"""
+    u = f32_bits(x)
+    u += 0x7FFF + ((u >> 16) & 1)
+    return (u >> 16) & 0xFFFF
+
+
+def bf16_value(h):
+    return struct.unpack("<f", struct.pack("<I", h << 16))[0]
+
+
+def f16_bits(x):
+    try:
+        return struct.unpack("<H", struct.pack("<e", x))[0]
+    except OverflowError:
+        return 0x7C00 if x > 0 else 0xFC00
+
+
+def f16_value(h):
+    return struct.unpack("<e", struct.pack("<H", h))[0]
+
+
+def fig_bf16():
+    W, H = 800, 330
+    s = SVG(W, H, "One number in f32, bf16 and f16", "The bits of 3.14159265 and of 70000 in three formats.")
+    s.text(20, 24, "The same numbers in three dtypes: bf16 keeps f32's range, f16 keeps more digits", size=14,
+           weight="bold")
+    cw = 16
+    y = 50
+    for x in (3.14159265, 70000.0):
+        s.text(20, y + 6, f"x = {x:g}", size=12.5, weight="bold")
+        y += 16
+        rows = [("f32", f32_bits(x), 32, 8, struct.unpack("<f", struct.pack("<f", x))[0]),
+                ("bf16", bf16_round(x), 16, 8, bf16_value(bf16_round(x))),
+                ("f16", f16_bits(x), 16, 5, f16_value(f16_bits(x)))]
+        for name, bits, n, ebits, val in rows:
+            s.text(20, y + 15, name, size=11.5, mono=True, weight="bold")
+            for i in range(n):
+                b = (bits >> (n - 1 - i)) & 1
+                col = RED if i == 0 else (BLUE if i <= ebits else GREEN)
+                s.rect(70 + i * cw, y, cw - 1, 20, fill=col, opacity="0.22")
+                s.text(70 + i * cw + cw / 2 - 0.5, y + 14.5, str(b), size=11, anchor="middle", mono=True)
+            vs = "= inf (f16 max: 65504)" if math.isinf(val) else f"= {val:.9g}"
+            s.text(70 + 32 * cw + 12, y + 15, f"0x{bits:0{n // 4}X}  {vs}", size=11, mono=True)
+            y += 24
+        y += 14
+    s.rect(70, y, 12, 10, fill=RED, opacity="0.4")
+    s.text(86, y + 9, "sign", size=10.5)
+    s.rect(140, y, 12, 10, fill=BLUE, opacity="0.4")
+    s.text(156, y + 9, "exponent (8 bits in f32 and bf16, 5 in f16)", size=10.5)
+    s.rect(440, y, 12, 10, fill=GREEN, opacity="0.4")
+    s.text(456, y + 9, "mantissa (23 / 7 / 10 bits)", size=10.5)
+    s.text(20, H - 28, "bf16 is f32's top half (rounded to nearest even): widening it back is a 16-bit shift, exact.",
+           size=11)
+    s.text(20, H - 10, "Bits computed by tools/docs_figures.py (Python's struct, IEEE 754)", size=10, fill=MUTED)
+    return s.render()
+
+
+def fig_matmul_shapes():
+    c = config()
+    W, H = 800, 300
+    s = SVG(W, H, "Reading the shapes of y = x W^T", "q = x W_q^T with x [T, H], W_q [Hq·D, H], q [T, Hq·D].")
+    s.text(20, 24, "Reading shapes: q = x · W_qᵀ, one linear layer of Qwen3-0.6B", size=14, weight="bold")
+    T = 5
+    sc = 0.085
+    # x [T, H]
+    x0, y0 = 60, 70
+    xw, xh = c["H"] * sc, T * 14
+    s.rect(x0, y0, xw, xh, fill="#dce8f3", stroke=BLUE)
+    for t in range(1, T):
+        s.line(x0, y0 + t * 14, x0 + xw, y0 + t * 14, stroke=BLUE, opacity="0.4")
+    s.text(x0 + xw / 2, y0 - 8, f"x [T, H] = [{T}, {c['H']}]", size=11.5, anchor="middle", mono=True, fill=BLUE)
+    s.text(x0 + xw / 2, y0 + xh + 16, "one row per token", size=10.5, anchor="middle", fill=MUTED)
+    s.text(x0 + xw + 12, y0 + xh / 2 + 5, "·", size=22, weight="bold")
+    # W^T [H, Hq*D]
+    wx, wy = x0 + xw + 30, 50
+    ww, wh = c["Hq"] * c["D"] * sc, c["H"] * sc * 1.0
+    s.rect(wx, wy, ww, wh, fill="#f6e3d8", stroke=ACCENT)
+    s.text(wx + ww / 2, wy - 8, f"W_qᵀ [H, Hq·D] = [{c['H']}, {c['Hq'] * c['D']}]", size=11.5, anchor="middle",
+           mono=True, fill=ACCENT)
+    s.text(wx, wy + wh + 32, f"W_q is stored [{c['Hq'] * c['D']}, {c['H']}] ([out, in]): row n holds output n's weights",
+           size=10.5, fill=MUTED)
+    s.text(wx + ww + 10, y0 + xh / 2 + 5, "=", size=18, weight="bold")
+    qx = wx + ww + 30
+    s.rect(qx, y0, ww, xh, fill="#e4f0e2", stroke=GREEN)
+    s.text(qx + ww / 2, y0 - 8, f"q [T, Hq·D] = [{T}, {c['Hq'] * c['D']}]", size=11.5, anchor="middle", mono=True,
+           fill=GREEN)
+    for h in range(1, c["Hq"]):
+        s.line(qx + h * c["D"] * sc, y0, qx + h * c["D"] * sc, y0 + xh, stroke=GREEN, opacity="0.35")
+    s.text(qx + ww / 2, y0 + xh + 16, f"= [T, Hq, D]: {c['Hq']} heads of {c['D']}", size=10.5, anchor="middle",
+           fill=MUTED)
+    rules = ["The inner sizes meet (H with H); the outer ones are the result: [T, H] · [H, N] = [T, N].",
+             "A weight [N, K] is read row by row: y[t, n] = Σ_k x[t, k] · W[n, k] - a dot product of two rows.",
+             f"Reshaping [T, {c['Hq'] * c['D']}] as [T, {c['Hq']}, {c['D']}] moves no data: the same floats, read "
+             "with another stride."]
+    for k, r in enumerate(rules):
+        s.text(20, 222 + k * 20, r, size=11.5)
+    s.text(20, H - 8, "Shapes from configs/qwen3-0.6b.json; drawn to scale by tools/docs_figures.py", size=10,
+           fill=MUTED)
+    return s.render()
+
+
+def fig_row_major():
+    T, Hh, D = 2, 2, 4
+    W, H = 800, 300
+    s = SVG(W, H, "Row-major layout of a [T, H, D] tensor",
+            "Element (t, h, d) sits at offset (t·H + h)·D + d: the last index moves fastest.")
+    s.text(20, 24, "Row-major: a [T=2, Hkv=2, D=4] tensor is one run of 16 floats", size=14, weight="bold")
+    cw = 40
+    x0, y0 = 30, 70
+    target = (1, 0, 2)
+    cols = [BLUE, ACCENT]
+    for t in range(T):
+        for h in range(Hh):
+            for d in range(D):
+                off = (t * Hh + h) * D + d
+                x = x0 + off * cw
+                hl = (t, h, d) == target
+                s.rect(x, y0, cw - 2, 34, fill=GOLD if hl else cols[h], opacity="0.9" if hl else "0.25", rx=2)
+                s.text(x + cw / 2 - 1, y0 + 14, f"{t},{h},{d}", size=10, anchor="middle", mono=True)
+                s.text(x + cw / 2 - 1, y0 + 28, str(off), size=10, anchor="middle", mono=True, fill=MUTED)
+    for t in range(T):
+        s.line(x0 + t * Hh * D * cw, y0 + 42, x0 + (t + 1) * Hh * D * cw - 4, y0 + 42, stroke=FG, sw=1.5)
+        s.text(x0 + (t + 0.5) * Hh * D * cw, y0 + 58, f"token t = {t}: stride H·D = {Hh * D}", size=11,
+               anchor="middle")
+        for h in range(Hh):
+            xa = x0 + (t * Hh + h) * D * cw
+            s.line(xa, y0 - 6, xa + D * cw - 4, y0 - 6, stroke=cols[h], sw=2)
+            s.text(xa + D * cw / 2, y0 - 12, f"head {h}: stride D = {D}", size=10, anchor="middle", fill=cols[h])
+    t, h, d = target
+    s.text(20, 172, f"offset(t, h, d) = (t·Hkv + h)·D + d      e.g. (1, 0, 2) → (1·2 + 0)·4 + 2 = {(t * Hh + h) * D + d}",
+           size=12, mono=True)
+    s.text(20, 196, "In C, one named pointer per axis instead of the algebra in every loop:", size=11.5)
+    s.text(40, 216, "const float *row = k + (size_t)t * Hkv * D;   /* token t   */", size=11.5, mono=True)
+    s.text(40, 234, "const float *kh  = row + (size_t)h * D;        /* its head h */", size=11.5, mono=True)
+    s.text(40, 252, "float v = kh[d];", size=11.5, mono=True)
+    s.text(20, H - 10, "Drawn by tools/docs_figures.py; the (size_t) casts widen before multiplying (STYLE.md)",
+           size=10, fill=MUTED)
+    return s.render()
+
+
+def attention_example():
+    """3 tokens, one head of D = 2: inputs chosen to be readable, outputs computed."""
+    q = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    k = [[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]]
+    v = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
+    D = 2
+    scores, probs, out = [], [], []
+    for t in range(3):
+        row = [(q[t][0] * k[j][0] + q[t][1] * k[j][1]) / math.sqrt(D) if j <= t else None for j in range(3)]
+        mx = max(x for x in row if x is not None)
+        e = [math.exp(x - mx) if x is not None else 0.0 for x in row]
+        z = sum(e)
+        p = [x / z for x in e]
+        scores.append(row)
+        probs.append(p)
+        out.append([sum(p[j] * v[j][i] for j in range(3)) for i in range(2)])
+    return q, k, v, scores, probs, out
+
+
+def fig_attention():
+    q, k, v, scores, probs, out = attention_example()
+    W, H = 800, 340
+    s = SVG(W, H, "Attention worked through: 3 tokens, one head, D = 2",
+            "Scores q·k/√D with the causal mask, softmax per row, and the weighted sums of v.")
+    s.text(20, 24, "Attention by hand: 3 tokens, one head of D = 2 (causal: token t sees 0..t)", size=14,
+           weight="bold")
+
+    def mat(x, y, title, m, fmt, col, wcell=58):
+        s.text(x, y - 8, title, size=11.5, weight="bold", fill=col)
+        for i, row in enumerate(m):
+            for j, val in enumerate(row):
+                s.rect(x + j * wcell, y + i * 24, wcell - 2, 22, fill="#fff" if val is not None else PANEL,
+                       stroke=col if val is not None else LINE)
+                s.text(x + j * wcell + wcell / 2 - 1, y + i * 24 + 15, fmt(val) if val is not None else "masked",
+                       size=10.5 if val is not None else 9, anchor="middle", mono=True,
+                       fill=FG if val is not None else MUTED)
+    f2 = lambda x: f"{x:.3f}".rstrip("0").rstrip(".") if x is not None else ""  # noqa: E731
+    mat(20, 60, "q (a row per token)", q, f2, BLUE, 50)
+    mat(140, 60, "k", k, f2, ACCENT, 46)
+    mat(240, 60, "v", v, f2, GREEN, 46)
+    mat(360, 60, "scores = q·k / √2", scores, lambda x: f"{x:.3f}", PURPLE, 64)
+    mat(570, 60, "softmax per row", probs, lambda x: f"{x:.3f}", PURPLE, 64)
+    mat(570, 190, "out = probs · v", out, lambda x: f"{x:.3f}", GREEN, 64)
+    t = 2
+    s.text(20, 175, f"token 2: scores {', '.join(f'{x:.3f}' for x in scores[t])}", size=11.5, mono=True)
+    s.text(20, 195, f"softmax: e^s / Σ e^s = {', '.join(f'{x:.3f}' for x in probs[t])}", size=11.5, mono=True)
+    s.text(20, 215, f"out = {probs[t][0]:.3f}·v0 + {probs[t][1]:.3f}·v1 + {probs[t][2]:.3f}·v2", size=11.5, mono=True)
+    s.text(20, 235, f"    = ({out[t][0]:.3f}, {out[t][1]:.3f})", size=11.5, mono=True)
+    s.text(20, 262, "Token 0 attends only to itself (probability 1). The mask is", size=11)
+    s.text(20, 279, "what makes decoding one token at a time give the numbers", size=11)
+    s.text(20, 296, "of the whole prompt at once.", size=11)
+    s.text(20, H - 10, "Inputs chosen for readability; every other number computed by tools/docs_figures.py",
+           size=10, fill=MUTED)
+    return s.render()
+
+
+def bar_pairs(s, x0, y0, rows, scale, unit, left, right, cols=(GREY, GREEN), lab_w=150, ranged=False):
+    """rows: (label, a, b) with a, b numbers or (lo, hi) ranges; two bars per row"""
+    y = y0
+    for label, a, b in rows:
+        s.text(x0 + lab_w - 8, y + 14, label, size=11, anchor="end")
+        for k, (val, col, name) in enumerate(((a, cols[0], left), (b, cols[1], right))):
+            yy = y + k * 15
+            if ranged:
+                lo, hi = val
+                s.rect(x0 + lab_w, yy, lo * scale, 12, fill=col, opacity="0.45")
+                s.rect(x0 + lab_w + lo * scale, yy, (hi - lo) * scale, 12, fill=col)
+                s.text(x0 + lab_w + hi * scale + 5, yy + 10, f"{name}: {lo:g}-{hi:g} {unit}", size=10, fill=col)
+            else:
+                s.rect(x0 + lab_w, yy, val * scale, 12, fill=col)
+                s.text(x0 + lab_w + val * scale + 5, yy + 10, f"{name}: {val:g} {unit}", size=10, fill=col)
+        y += 40
+    return y
+
+
+def fig_huge_pages():
+    m = read_json(os.path.join(DATA, "measurements.json"))
+    W, H = 800, 320
+    s = SVG(W, H, "4 KiB pages against 2 MiB huge pages, measured",
+            "Decode speed ranges with weights on 4 KiB pages and on huge pages; KV row copies and attention per "
+            "step before and after the KV cache moved to huge pages.")
+    s.text(20, 24, "Huge pages: the same bytes, far fewer TLB misses", size=14, weight="bold")
+    s.text(20, 48, "1. decode tokens/s, weights on 4 KiB pages vs 2 MiB huge pages (dev VM, host busy)", size=11.5,
+           weight="bold")
+    rows = [(f'{r["weights"]} tg64', tuple(r["pages_4k"]), tuple(r["huge"])) for r in m["huge_pages_decode"]["rows"]]
+    y = bar_pairs(s, 20, 60, rows, 3.6, "tok/s", "4 KiB pages", "huge pages", cols=(GREY, BLUE), lab_w=90, ranged=True)
+    s.text(20, y + 4, "2. one Q4_0 decode step, KV cache on 4 KiB pages vs in the huge-page arena (µs)", size=11.5,
+           weight="bold")
+    rows = [(r["what"], r["before_us"], r["after_us"]) for r in m["huge_pages_kv"]["rows"]]
+    y = bar_pairs(s, 20, y + 16, rows, 0.75, "µs", "4 KiB pages", "huge pages", cols=(GREY, GREEN), lab_w=130)
+    s.text(20, y + 6, "A 4 KiB page needs one TLB entry per 4 KiB; a token of decode streams ~0.35-1.2 GB, so it "
+                      "missed the TLB ~155k times,", size=11)
+    s.text(20, y + 22, "each miss a page-table walk (two levels of them in a VM). One 2 MiB entry covers 512 of them.",
+           size=11)
+    s.text(20, H - 10, "Sources: commits c4c4f80 and b840233 (2026-12-01) on the 2 vCPU dev VM; the conditions are "
+                       "in docs/data/measurements.json", size=10, fill=MUTED)
+    return s.render()
+
+
+def fig_nta():
+    rows = read_csv("prefetch-hint.csv")
+    W, H = 800, 300
+    s = SVG(W, H, "One prefetch hint, two chips: NTA against T0",
+            "Decode speed with the non-temporal prefetch hint relative to the T0 hint, on the AMD dev VM and on an "
+            "Intel Xeon.")
+    s.text(20, 24, "The same line of code, two CPUs: decode speed with prefetchnta relative to prefetcht0", size=14,
+           weight="bold")
+    xm, y0 = 590, 50
+    scale = 140      # pixels per doubling
+    y = y0 + 10
+    machine = None
+    bars = []
+    for r in rows:
+        if r["machine"] != machine:
+            machine = r["machine"]
+            s.text(20, y + 12, machine, size=11.5, weight="bold")
+            y += 22
+        t0 = (float(r["t0_lo"]) + float(r["t0_hi"])) / 2
+        nta = (float(r["nta_lo"]) + float(r["nta_hi"])) / 2
+        ratio = nta / t0
+        x = xm + math.log2(ratio) * scale
+        col = GREEN if ratio >= 1 else RED
+        bars.append((x, y, ratio, col))
+        t0s = r["t0_lo"] if r["t0_lo"] == r["t0_hi"] else f'{r["t0_lo"]}-{r["t0_hi"]}'
+        s.text(30, y + 12, f'{r["weights"]} {r["test"]}: T0 {t0s} → NTA {r["nta_lo"]} tok/s', size=10.5, mono=True)
+        y += 24
+    for f, lab in ((0.25, "¼×"), (0.5, "½×"), (1, "same"), (2, "2×")):
+        x = xm + math.log2(f) * scale
+        s.line(x, y0, x, y + 4, stroke=FG if f == 1 else LINE, sw=1.2 if f == 1 else 1, dash=None if f == 1 else "3 3")
+        s.text(x, y + 18, lab, size=10.5, anchor="middle", fill=MUTED)
+    for x, yy, ratio, col in bars:
+        s.rect(min(x, xm), yy, abs(x - xm), 16, fill=col, opacity="0.8")
+        s.text(x + (6 if ratio >= 1 else -6), yy + 12, f"×{ratio:.2f}", size=10.5,
+               anchor="start" if ratio >= 1 else "end", fill=col, weight="bold")
+    s.text(20, H - 24, "Sources: commit cd642ae (dev VM, 2026-11-22; q8_0 was '~71-79', its midpoint shown) and "
+                       "issue 16 (Xeon, after session 4).", size=10, fill=MUTED)
+    s.text(20, H - 10, "Data: docs/data/prefetch-hint.csv, drawn by tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
+def fig_kv_aliasing():
+    m = read_json(os.path.join(DATA, "measurements.json"))["kv_padding"]
+    W, H = 800, 380
+    s = SVG(W, H, "Why a 4 KiB KV row is slow: L1 set aliasing",
+            "With 64 sets of 64-byte lines, addresses 4096 bytes apart land in the same set; padding each row by 64 "
+            "bytes spreads them over consecutive sets.")
+    s.text(20, 24, "A KV row of exactly 4 KiB: every row's head lands in the same L1 set", size=14, weight="bold")
+    s.text(20, 44, "L1 data cache: set = (address / 64) mod 64 (Zen 5: 48 KiB, 12 ways, 64 sets); one set holds only "
+                   "12 lines", size=11, fill=MUTED)
+    for k, (title, stride, col) in enumerate((("rows 4096 B apart (Hkv·D·4 = 8·128·4)", 4096, RED),
+                                              ("rows padded to 4160 B (FS_KV_PAD: +64 B)", 4160, GREEN))):
+        y0 = 70 + k * 100
+        s.text(20, y0, title, size=11.5, weight="bold", fill=col)
+        cw = 11
+        for st in range(64):
+            s.rect(20 + st * cw, y0 + 10, cw - 1, 18, fill=PANEL, stroke=LINE, sw=0.5)
+        counts = {}
+        for row in range(16):
+            st = (row * stride // 64) % 64
+            counts[st] = counts.get(st, 0) + 1
+        for st, n in counts.items():
+            s.rect(20 + st * cw, y0 + 10, cw - 1, 18, fill=col, opacity=str(min(1.0, 0.3 + 0.05 * n)))
+            s.text(20 + st * cw + cw / 2, y0 + 44, str(n), size=9.5, anchor="middle", fill=col)
+        s.text(20, y0 + 62, ("16 keys of one head → all 16 in set 0: more than its 12 ways, so they evict each other"
+                             if stride == 4096 else "16 keys of one head → 16 different sets: they all stay"),
+               size=11)
+        s.text(20 + 64 * cw + 10, y0 + 24, "sets 0..63", size=10, fill=MUTED)
+    y = 290
+    s.text(20, y, "Measured (decode attention of one layer, 2 threads, warm):", size=11.5, weight="bold")
+    for k, r in enumerate(m["rows"]):
+        s.text(40, y + 20 + 18 * k, f'{r["keys"]:>5} keys: {r["before_us"]:g} µs → {r["after_us"]:g} µs '
+                                    f'({r["before_us"] / r["after_us"]:.2f}× faster)', size=11.5, mono=True)
+    s.text(420, y + 20, f'row kernels: {m["fma_per_ns"]["rows_4k_apart"]:g} FMA/ns on 4 KiB-apart rows,', size=11.5)
+    s.text(420, y + 38, f'{m["fma_per_ns"]["padded"]:g} FMA/ns on padded rows', size=11.5)
+    s.text(20, H - 24, "Sources: " + m["source"], size=9.5, fill=MUTED)
+    s.text(20, H - 10, m["fma_per_ns_source"] + "; sets drawn by tools/docs_figures.py", size=9.5, fill=MUTED)
+    return s.render()
+
+
+def fig_ubsan():
+    W, H = 800, 300
+    s = SVG(W, H, "What a NaN weight became in Q4_0, and why UBSan objects",
+            "A NaN in a block is skipped by the max; x*id + 8.5 is NaN; converting NaN to int is undefined "
+            "behaviour; x86 returns INT_MIN, which the clamp turns into 0, weight -8d.")
+    s.text(20, 24, "One NaN weight through fs_quantize_row_q4_0 (src/quant.c at commit e795cf0)", size=14, weight="bold")
+    steps = [("x[i] = NaN", "in a block of\nfinite weights", BLUE),
+             ("amax skips it", "fabsf(NaN) > amax\nis false", BLUE),
+             ("x·id + 8.5 = NaN", "d and id from\nthe finite ones", BLUE),
+             ("(int)NaN", "undefined behaviour\n(C11 6.3.1.4)", RED),
+             ("x86: INT_MIN", "cvttss2si's\n'integer indefinite'", ACCENT),
+             ("clamp → 0", "w = d·(0 − 8)\n= −8d", ACCENT)]
+    x = 20
+    for k, (a, b, col) in enumerate(steps):
+        s.box(x, 50, 116, 40, a, fill="#fff", stroke=col, size=10.5, mono=True, color=col)
+        lines = b.split("\n")
+        for j, l in enumerate(lines):
+            s.text(x + 58, 108 + 14 * j, l, size=10, anchor="middle", fill=MUTED)
+        if k < len(steps) - 1:
+            s.line(x + 117, 70, x + 127, 70, stroke=FG, arrow=True)
+        x += 128
+    notes = ["The model then runs and prints normal-looking text, exit status 0: a silent wrong result.",
+             "gcc's -fsanitize=undefined leaves float-cast-overflow out (it must be named); clang's includes",
+             "it and reports the cast at run time. The test suite's sanitizer run used gcc.",
+             "A block of only NaNs went another way: amax = 0, so d = 0 and every weight became 0.",
+             "The lesson: run the sanitizers with more than one compiler, and check inputs for NaN at load."]
+    for k, l in enumerate(notes):
+        s.text(20, 160 + k * 20, l, size=11.5)
+    s.text(20, H - 10, "Source: issue 18 (found by clang's UBSan, December 2026); the line in src/quant.c: "
+                       "(int)(xb[i] * id + 8.5f). Drawn by tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
+FIGURES = {
+    "img/roofline.svg": fig_roofline,
+    "img/kv-growth.svg": fig_kv_growth,
+    "img/q8_0.svg": fig_q8_0,
+    "img/q4_0.svg": fig_q4_0,
+    "img/x8.svg": fig_x8,
+    "img/block.svg": fig_block,
+    "img/sampling.svg": fig_sampling,
+    "img/bpe-merges.svg": fig_bpe,
+    "img/formats.svg": fig_formats,
+    "img/config-shapes.svg": fig_config_shapes,
+    "img/mmap.svg": fig_mmap,
+    "img/bf16.svg": fig_bf16,
+    "img/matmul-shapes.svg": fig_matmul_shapes,
+    "img/row-major.svg": fig_row_major,
+    "img/attention-worked.svg": fig_attention,
+    "img/huge-pages.svg": fig_huge_pages,
+    "img/nta-prefetch.svg": fig_nta,
+    "img/kv-aliasing.svg": fig_kv_aliasing,
+    "img/ubsan.svg": fig_ubsan,
+    "js/fsdata-next-token.js": js_next_token,
+}
+
+
+def build(ms=None):
+    """[(path relative to docs/, text)] for every generated picture and data file"""
+    return [(p, f()) for p, f in FIGURES.items()]
+
+
+if __name__ == "__main__":
+    if "--list" in sys.argv:
+        print("\n".join(FIGURES))
+    else:
+        print("docs_figures: run through tools/docs_build.py (make docs); --list shows what it draws")
