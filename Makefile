@@ -71,8 +71,8 @@ $(BUILD)/tests/test_cuda: tests/test_cuda.c tests/cuda_bench.c tests/test_cuda.h
 	$(CC) $(CFLAGS) -Itests -o $@ tests/test_cuda.c tests/cuda_bench.c $(CUDA_TEST_OBJ) $(LDLIBS)
 
 .PHONY: test-cuda
-test-cuda: $(BUILD)/tests/test_cuda
-	$(BUILD)/tests/test_cuda
+test-cuda: $(BUILD)/fs $(TEST_BIN) $(TOOL_BIN)
+	sh tests/gpu.sh $(BUILD)
 # ---- end of the CUDA backend block -----------------------------------------
 
 .PHONY: all test asan asan-clang fuzz clean tokenizer check-tokenizer docs docs-check install version FORCE

@@ -555,6 +555,15 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
     if (c->cc_major < 8)
         return fs_errf(e, "cuda: %s has compute capability %d.%d; fs's kernels need 8.0 (Ampere) or newer", c->name,
                        c->cc_major, c->cc_minor);
+    /* How a host thread waits for the GPU (FS_CUDA_SYNC=spin|yield|block;
+     * default: the driver's choice, which spins while there are fewer
+     * contexts than CPUs). A measurement switch, not a results switch. */
+    const char *sync = getenv("FS_CUDA_SYNC");
+    if (sync && *sync) {
+        unsigned flags = !strcmp(sync, "spin") ? 1 : !strcmp(sync, "yield") ? 2 : !strcmp(sync, "block") ? 4 : 0;
+        if (!flags) return fs_errf(e, "cuda: FS_CUDA_SYNC=%s: expected spin, yield or block", sync);
+        c->cu.DevicePrimaryCtxSetFlags(c->dev, flags);
+    }
     if ((r = c->cu.DevicePrimaryCtxRetain(&c->ctx, c->dev))) return fs_errf(e, "cuda: %s: %s", c->name, fs_cu_error(&c->cu, r));
     c->cu.CtxSetCurrent(c->ctx);
     size_t free_mem = 0, total = 0;

@@ -39,6 +39,7 @@ static const entry entries[] = {
     E(DeviceTotalMem, "cuDeviceTotalMem_v2"),
     E(DevicePrimaryCtxRetain, "cuDevicePrimaryCtxRetain"),
     E(DevicePrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2"),
+    E(DevicePrimaryCtxSetFlags, "cuDevicePrimaryCtxSetFlags_v2"),
     E(CtxSetCurrent, "cuCtxSetCurrent"),
     E(MemGetInfo, "cuMemGetInfo_v2"),
     E(MemAlloc, "cuMemAlloc_v2"),

@@ -78,6 +78,7 @@ typedef struct fs_cu_api {
     CUresult (*DeviceTotalMem)(size_t *bytes, CUdevice d);
     CUresult (*DevicePrimaryCtxRetain)(CUcontext *c, CUdevice d);
     CUresult (*DevicePrimaryCtxRelease)(CUdevice d);
+    CUresult (*DevicePrimaryCtxSetFlags)(CUdevice d, unsigned flags);
     CUresult (*CtxSetCurrent)(CUcontext c);
     CUresult (*MemGetInfo)(size_t *free_bytes, size_t *total_bytes);
     CUresult (*MemAlloc)(CUdeviceptr *p, size_t bytes);

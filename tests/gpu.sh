@@ -1,0 +1,75 @@
+#!/bin/sh
+# tests/gpu.sh BUILD_DIR - everything that checks the GPU backend, on a
+# machine with one (`make test-cuda` runs it; through the lent GPU machine
+# whenever CUDA code changes). Without a usable GPU it says why and exits
+# 77 (skipped).
+#   1. test_cuda        the kernels, op by op, against double-precision math
+#   2. test_backend     every op of "cuda" against the reference "cpu-ref"
+#   3. test_forward     sessions, chunking, cached == uncached, two sessions,
+#                       cancel, argmax - on "cuda"
+#   4. test_forward_golden  the golden cases against transformers (its cuda pass)
+#   5. the tiny model: greedy continuations on cuda identical to the CPU's
+#      (64 tokens, 6 prompts), perplexity within 0.1% of the CPU's
+# Prints one line per part and "gpu: N passed, M failed".
+#
+# Docs: docs/gpu.md, docs/testing.md
+BUILD=${1:-build}
+FS=$BUILD/fs
+export FS_BIN=$FS
+reason=$("$BUILD/tests/test_cuda" --probe 2>&1 | sed -n 's/^test_cuda: skipped: //p')
+if [ -n "$reason" ]; then
+    echo "gpu: skipped ($reason)"
+    exit 77
+fi
+pass=0; fail=0; failed=""
+part() {   # part NAME COMMAND...: run it, log under $BUILD/gpu-logs
+    name=$1; shift
+    mkdir -p "$BUILD/gpu-logs"
+    if "$@" >"$BUILD/gpu-logs/$name.log" 2>&1; then
+        pass=$((pass + 1)); echo "gpu: $name: ok ($(tail -1 "$BUILD/gpu-logs/$name.log"))"
+    else
+        fail=$((fail + 1)); failed="$failed $name"
+        echo "gpu: $name: FAILED (log: $BUILD/gpu-logs/$name.log)"; tail -15 "$BUILD/gpu-logs/$name.log"
+    fi
+}
+part test_cuda "$BUILD/tests/test_cuda"
+part test_backend "$BUILD/tests/test_backend" cuda
+part test_forward "$BUILD/tests/test_forward" cuda
+part test_forward_golden "$BUILD/tests/test_forward_golden"
+
+tiny() {
+    python3 - "$FS" <<'PY'
+import json, subprocess, sys
+fs = sys.argv[1]
+prompts = ["In the beginning God created", "The jury said that", "And it came to pass, when",
+           "It is a truth universally acknowledged", "The President of the United States", "Once upon a time"]
+bad = 0
+for p in prompts:
+    out = {}
+    for be in ("cpu", "cuda"):
+        r = subprocess.run([fs, "generate", "-m", "models/tiny", "--backend", be, "-p", p, "-n", "64", "--temp", "0",
+                            "--json"], capture_output=True, text=True)
+        if r.returncode:
+            print("FAIL: %s on %s: %s" % (p, be, r.stderr.strip())); bad += 1; break
+        out[be] = json.loads(r.stdout)["ids"]
+    if len(out) == 2 and out["cpu"] != out["cuda"]:
+        n = next((i for i, (a, b) in enumerate(zip(out["cpu"], out["cuda"])) if a != b), min(map(len, out.values())))
+        print("FAIL: %r: cuda differs from cpu at token %d" % (p, n)); bad += 1
+ppl = {}
+for be in ("cpu", "cuda"):
+    r = subprocess.run([fs, "perplexity", "-m", "models/tiny", "--backend", be, "-f", "models/tiny/README.md",
+                        "-c", "256", "--max-windows", "8", "--json"], capture_output=True, text=True)
+    if r.returncode:
+        print("FAIL: perplexity on %s: %s" % (be, r.stderr.strip())); sys.exit(1)
+    ppl[be] = json.loads(r.stdout)["ppl"]
+rel = abs(ppl["cuda"] - ppl["cpu"]) / ppl["cpu"]
+if rel > 1e-3:
+    print("FAIL: perplexity cuda %.5f, cpu %.5f (%.3f%%)" % (ppl["cuda"], ppl["cpu"], 100 * rel)); bad += 1
+print("tiny: %d prompts x 64 greedy tokens identical to the cpu's; ppl cuda %.5f cpu %.5f (rel %.1e)%s"
+      % (len(prompts), ppl["cuda"], ppl["cpu"], rel, "" if not bad else " - %d failures" % bad))
+sys.exit(1 if bad else 0)
+PY
+}
+part tiny tiny
+echo "gpu: $pass passed, $fail failed${failed:+ (failed:$failed)}"
+[ "$fail" -eq 0 ]
