@@ -81,7 +81,7 @@ static const struct {
     {"cpu", "attention", -1, 1, R_F32},
     {"cuda", "matmul", 0, 2, R_BF16},     /* prefill on tensor cores */
     {"cuda", "matmul", 1, 2, R_BF16},
-    {"cuda", "matmul", 1, 1, R_Q8ACT},
+    {"cuda", "matmul", 1, 1, R_F32},      /* decode: f32 input, each weight d * q exactly */
     {"cuda", "attention", -1, 2, R_BF16},
 };
 

@@ -227,6 +227,31 @@ static void test_against_naive(const fs_model *m) {
     free_session(s);
 }
 
+/* The decode path alone (every token its own T = 1 step) against the
+ * naive double reference. On a GPU whose prefill rounds activations to
+ * bf16 this is the tight check of the whole f32 path: the six calls of a
+ * layer, the cache, attention, the recorded step. */
+static void test_decode_against_naive(const fs_model *m) {
+    int V = m->cfg.vocab, n = 9;
+    int ids[9] = {3, 1, 4, 1, 5, 9, 2, 6, 5};
+    fs_session *s = new_session(m, 32);
+    double *ref = malloc(sizeof(double) * n * V), worst = 0;
+    fs_err e;
+    ref_forward(m, ids, n, ref);
+    for (int t = 0; t < n; t++) {
+        CHECK(fs_session_eval(s, ids + t, 1, &e) == 0);
+        const float *lg = fs_session_logits(s);
+        for (int i = 0; i < V; i++) {
+            double d = fabs(lg[i] - ref[(size_t)t * V + i]) / (1 + fabs(ref[(size_t)t * V + i]));
+            if (!(d <= worst)) worst = d;
+        }
+    }
+    printf("decode steps vs naive double reference: max rel diff %.3g\n", worst);
+    CHECKF(worst <= 1e-4, "decode vs naive reference: %g", worst);
+    free(ref);
+    free_session(s);
+}
+
 /* Prefill N, then decode M tokens one at a time; compare each step with
  * one batched pass over all N + M tokens. */
 static void test_cached_decode(const fs_model *m, int N, int M, int n_ctx) {
@@ -293,13 +318,15 @@ static void test_errors_and_truncate(const fs_model *m) {
     CHECK(fs_session_eval(s, other, 3, &e) == 0);
     fs_session_truncate(s, 5);
     CHECK(fs_session_eval(s, ids + 5, 3, &e) == 0);
-    CHECK(memcmp(saved, fs_session_logits(s), sizeof(float) * V) == 0);
+    /* the same tokens in other chunks: bit for bit on the reference, within
+     * rounding elsewhere */
+    CHECK(max_rel_diff(fs_session_logits(s), saved, V) <= (strcmp(backend, "cpu-ref") ? tol_cache : 0));
     fs_session_truncate(s, 100);   /* beyond pos: no change */
     CHECK_EQ_INT(fs_session_pos(s), 8);
     fs_session_truncate(s, 0);
     CHECK_EQ_INT(fs_session_pos(s), 0);
     CHECK(fs_session_eval(s, ids, 8, &e) == 0);
-    CHECK(memcmp(saved, fs_session_logits(s), sizeof(float) * V) == 0);
+    CHECK(max_rel_diff(fs_session_logits(s), saved, V) <= (strcmp(backend, "cpu-ref") ? tol_cache : 0));
 
     /* memory accounting: the cache holds K and V of every layer and
      * position, at least as f32 (a backend may pad rows) */
@@ -448,14 +475,21 @@ int main(int argc, char **argv) {
          * reference: decode and prefill differ by f32 rounding */
         tol_naive = tol_cache = 1e-4;
     } else if (strcmp(backend, "cpu-ref")) {
-        /* a GPU's prefill rounds activations to bf16 for the tensor cores */
-        tol_naive = tol_cache = 2e-2;
+        /* A GPU's prefill rounds its matmul and attention inputs to bf16
+         * for the tensor cores (8 bits of mantissa). On these random models
+         * that moves logits by up to ~4e-2 of 1 + |logit| (measured on the
+         * H200: 0.036 against the naive reference, 0.037 decode vs prefill;
+         * the reference backend with its matmul inputs rounded to bf16
+         * lands as far off, test_forward_golden.c says how that was
+         * checked). The decode path is held to 1e-4 separately. */
+        tol_naive = tol_cache = 0.1;
     }
     printf("backend %s\n", backend);
     fs_model m;
     /* L 2, H 32, Hq 4, Hkv 2 (GQA 2:1), D 16, I 48, V 61 */
     make_model(&m, 2, 32, 4, 2, 16, 48, 61);
     test_against_naive(&m);
+    test_decode_against_naive(&m);
     test_cached_decode(&m, 5, 6, 16);
     test_cached_decode(&m, 1, 10, 16);        /* token by token from the start */
     test_cached_decode(&m, 520, 80, 700);     /* crosses the 512-token chunk */
@@ -469,6 +503,7 @@ int main(int argc, char **argv) {
     /* GQA 4:1 and MHA (1:1), odd sizes */
     make_model(&m, 3, 24, 4, 1, 8, 20, 37);
     test_against_naive(&m);
+    test_decode_against_naive(&m);
     test_cached_decode(&m, 3, 4, 8);
     free_model(&m);
     make_model(&m, 1, 20, 2, 2, 6, 13, 29);

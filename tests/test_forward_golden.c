@@ -11,6 +11,8 @@
  *      fs_session_eval_debug;
  *   3. compare every checkpoint [(L+2), T, H] (embedding, each layer, final
  *      norm) and all logits [T, V]: |fs - hf| <= 1e-4 * (1 + |hf|);
+ *   3b. the same ids again, one decode step (T = 1) each: every position's
+ *      logits within the decode tolerance (the f32 path on every backend);
  *   4. greedy: prefill greedy.prompt, decode 32 tokens by argmax and compare
  *      with greedy.tokens. Where the reference's top1-top2 margin at a step
  *      is below 1e-3 the two float32 computations may legitimately pick
@@ -52,11 +54,16 @@ static const char *fs_bin;   /* $FS_BIN: the fs binary (tests/run.sh sets it) */
  * vs 4.2e-5 for the reference; TOL_FAST = 2e-4 leaves ~4x headroom for
  * other compilers and ISAs (NEON, scalar fallback). */
 #define TOL_FAST 2e-4
-/* The CUDA backend rounds activations to bf16 for its tensor-core prefill
- * (decode stays f32): its distance to PyTorch is set by that rounding
- * (8 bits of mantissa, ~4e-3 relative per product, partly averaging out
- * over a dot product) - see docs/gpu.md for the measured values. */
-#define TOL_CUDA 3e-2
+/* The CUDA backend rounds the inputs of its tensor-core prefill (matmul
+ * and attention) to bf16 (decode stays f32). On these random models that
+ * rounding alone moves logits by 0.1-0.3 of 1 + |logit|: the reference
+ * backend with only its matmul inputs rounded to bf16 (a throwaway patch,
+ * 2026-12-04) gave 0.093 / 0.188 / 0.242 / 0.16 / 0.245 / 0.162 on the six
+ * cases, and the H200 gave 0.16 where D = 32 (the same attention
+ * arithmetic as the patch) and 0.32 where D = 64 also rounds attention.
+ * TOL_CUDA bounds that; the tight check is the decode pass, which every
+ * backend must pass within TOL_FAST, and the greedy tokens. */
+#define TOL_CUDA 0.5
 #define MARGIN_MIN 1e-3
 #define N_GREEDY 32
 
@@ -151,7 +158,7 @@ static double block_err(const float *a, const float *b, size_t n, double *abs_wo
     return worst;
 }
 
-static void run_case(const char *name, const char *backend, double tol) {
+static void run_case(const char *name, const char *backend, double tol, double tol_decode) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/%s", golden_dir, name);
     snprintf(path, sizeof path, "%s/logits.f32", dir);
@@ -264,6 +271,23 @@ static void run_case(const char *name, const char *backend, double tol) {
     printf("%s [%s]: T %d H %d V %d L %d %s: worst rel error %.3g (%s), logits %.3g (abs %.3g)\n", name, backend,
            (int)T, (int)H, (int)V, (int)L, dtype, worst, worst_at, lerr, worst_abs);
 
+    /* 3b. the decode path: the same ids one T = 1 step at a time, each
+     * position's logits against transformers' */
+    fs_session_truncate(s, 0);
+    double derr = 0, dabs = 0;
+    for (int t = 0; t < (int)T; t++) {
+        if (fs_session_eval(s, ids + t, 1, &e)) {
+            CHECKF(0, "%s: decode step %d: %s", name, t, e.msg);
+            goto out_model;
+        }
+        double a, r = block_err(fs_session_logits(s), ref_lg + (size_t)t * V, (size_t)V, &a);
+        if (r > derr) derr = r;
+        if (a > dabs) dabs = a;
+    }
+    CHECKF(derr <= tol_decode, "%s [%s]: decode steps: logits max |diff|/(1+|ref|) = %.3g (abs %.3g)", name, backend,
+           derr, dabs);
+    printf("%s [%s]: decode steps: logits %.3g (abs %.3g)\n", name, backend, derr, dabs);
+
     /* 4. greedy decoding through the cache */
     fs_session_truncate(s, 0);
     if (fs_session_eval(s, prompt, n_prompt, &e)) {
@@ -338,9 +362,9 @@ int main(void) {
     if (gpu) gpu->destroy(gpu);
     else printf("test_forward_golden: cuda: skipped (%s)\n", e.msg);
     for (int i = 0; i < n; i++) {
-        run_case(names[i], "cpu-ref", TOL);
-        run_case(names[i], "cpu", TOL_FAST);
-        if (gpu) run_case(names[i], "cuda", TOL_CUDA);
+        run_case(names[i], "cpu-ref", TOL, TOL);
+        run_case(names[i], "cpu", TOL_FAST, TOL_FAST);
+        if (gpu) run_case(names[i], "cuda", TOL_CUDA, TOL_FAST);
         free(names[i]);
     }
     if (n == 0) printf("test_forward_golden: no cases in %s\n", golden_dir);
