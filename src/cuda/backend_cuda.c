@@ -76,9 +76,12 @@ void fs_cuda_check(cuda_ctx *c, CUresult r, const char *what) {
  * big kernels lost by it (55.5k against 64.3k tok/s), so they, and every
  * launch on older GPUs, are plain launches, where the wait does nothing.
  * FS_CUDA_NO_PDL=1 turns it off, to measure what it buys. */
+static void flush_step(cuda_ctx *c);
+
 void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem,
                      void **params, const char *what) {
     if (gx == 0 || gy == 0 || gz == 0) return;
+    if (c->step_pending) flush_step(c);
     if (c->programmatic && c->T == 1) {
         fs_cu_launch_attr attr = {0};
         attr.id = FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
@@ -251,7 +254,11 @@ static void free_scratch(cuda_ctx *c) {
     if (c->result_host) c->cu.MemFreeHost(c->result_host);
     if (c->step_host) c->cu.MemFreeHost(c->step_host);
     if (c->step_sent) c->cu.EventDestroy(c->step_sent);
+    if (c->step_map) c->cu.MemFreeHost(c->step_map);
+    if (c->replay_done) c->cu.EventDestroy(c->replay_done);
     c->step_sent = NULL;
+    c->step_map = NULL;
+    c->replay_done = NULL;
     c->scratch = 0;
     c->result_host = NULL;
     c->step_host = NULL;
@@ -320,10 +327,14 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
                   "reserve (rope table)");
     if (c->cu.MemAllocHost((void **)&c->result_host, sizeof(int)) ||
         c->cu.MemAllocHost((void **)&c->step_host, (2 + (size_t)c->max_T) * sizeof(int)) ||
-        c->cu.EventCreate(&c->step_sent, FS_CU_EVENT_DEFAULT)) {
+        c->cu.EventCreate(&c->step_sent, FS_CU_EVENT_DEFAULT) ||
+        c->cu.MemAllocHost((void **)&c->step_map, 4 * sizeof(int)) ||
+        c->cu.MemHostGetDevicePointer(&c->step_map_dev, c->step_map, 0) ||
+        c->cu.EventCreate(&c->replay_done, FS_CU_EVENT_DEFAULT)) {
         free_scratch(c);
-        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (3 + (size_t)c->max_T) * sizeof(int));
+        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (7 + (size_t)c->max_T) * sizeof(int));
     }
+    c->step_map[FS_CU_STEP_T] = -1;   /* no step yet: the first replay writes one */
 
     /* Shared memory above 48 KB per block must be asked for, per kernel. */
     size_t gemv_smem = fs_cuda_gemv_smem(r->max_K), pf_smem = fs_cuda_prefill_smem(r->D);
@@ -369,6 +380,12 @@ static void cu_set_step(fs_backend *b, const int *ids, int T, int pos0) {
     c->cu.CtxSetCurrent(c->ctx);
     c->T = T;
     c->pos0 = pos0;
+    c->step_pending = 0;
+    if (T == 1) {   /* sent with the first op (flush_step), or by replay */
+        c->pend_id = ids[0];
+        c->step_pending = 1;
+        return;
+    }
     if (T <= FS_CU_STEP_INLINE) {   /* in a kernel's parameters (kernel_args.h says why) */
         fs_cu_step_args *a = &c->step_args;
         a->step = c->step;
@@ -388,6 +405,28 @@ static void cu_set_step(fs_backend *b, const int *ids, int T, int pos0) {
     memcpy(c->step_host + FS_CU_STEP_IDS, ids, (size_t)T * sizeof(int));
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->step, c->step_host, (2 + (size_t)T) * sizeof(int), c->stream), "set_step");
     fs_cuda_check(c, c->cu.EventRecord(c->step_sent, c->stream), "set_step (event)");
+}
+
+/* A one-token step, set but not sent, goes to the device before the next
+ * kernel: in its own kernel's parameters, or - while a step is being
+ * recorded - as the kernel that reads it from step_map when the graph
+ * runs (replay writes step_map first). */
+static void flush_step(cuda_ctx *c) {
+    c->step_pending = 0;
+    if (c->capturing) {
+        CUdeviceptr src = c->step_map_dev;
+        void *p[] = {&src, &c->step};
+        fs_cuda_launch(c, c->k.set_step_mapped, 1, 1, 32, 0, p, "set_step (recorded)");
+        return;
+    }
+    fs_cu_step_args *a = &c->step_args;
+    a->step = c->step;
+    a->n = 3;
+    a->v[FS_CU_STEP_T] = 1;
+    a->v[FS_CU_STEP_POS0] = c->pos0;
+    a->v[FS_CU_STEP_IDS] = c->pend_id;
+    void *p[] = {a};
+    fs_cuda_launch(c, c->k.set_step, 1, 1, 256, 0, p, "set_step");
 }
 
 static void cu_sync(fs_backend *b) {
@@ -410,10 +449,12 @@ static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_er
         fs_errf(e, "cuda: cannot record a step: %s", fs_cu_error(&c->cu, r));
         return NULL;
     }
+    int pending = c->step_pending;
     c->capturing = 1;
     c->capture_err = 0;
     ops(ctx);
     c->capturing = 0;
+    c->step_pending = pending;   /* nothing ran: the step is still to be sent (replay, or the ops run directly) */
     CUgraph g = NULL;
     r = c->cu.StreamEndCapture(c->stream, &g);
     if (r || c->capture_err) {
@@ -437,7 +478,22 @@ static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_er
 
 static void cu_replay(fs_backend *b, fs_rec *r) {
     cuda_ctx *c = cuda_of(b);
+    if (c->T != 1) {
+        fprintf(stderr, "fs: cuda: replay of a recorded step after a %d-token set_step\n", c->T);
+        abort();
+    }
+    volatile int *m = c->step_map;
+    if (m[FS_CU_STEP_T] != 1 || m[FS_CU_STEP_POS0] != c->pos0 || m[FS_CU_STEP_IDS] != c->pend_id) {
+        /* the last replay must have read step_map (it has, in practice:
+         * an eval waits for its step) */
+        fs_cuda_check(c, c->cu.EventSynchronize(c->replay_done), "replay (wait)");
+        m[FS_CU_STEP_T] = 1;
+        m[FS_CU_STEP_POS0] = c->pos0;
+        m[FS_CU_STEP_IDS] = c->pend_id;
+    }
+    c->step_pending = 0;
     fs_cuda_check(c, c->cu.GraphLaunch(r->exec, c->stream), "replay");
+    fs_cuda_check(c, c->cu.EventRecord(c->replay_done, c->stream), "replay (event)");
 }
 
 static void cu_rec_free(fs_backend *b, fs_rec *r) {
@@ -506,6 +562,7 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
     } named[] = {
         {&c->k.embed, "embed"},
         {&c->k.set_step, "set_step"},
+        {&c->k.set_step_mapped, "set_step_mapped"},
         {&c->k.rmsnorm, "rmsnorm"},
         {&c->k.rope_kv, "rope_kv"},
         {&c->k.attention_decode_128, "attention_decode_128"},

@@ -45,6 +45,7 @@ static const entry entries[] = {
     E(MemAlloc, "cuMemAlloc_v2"),
     E(MemFree, "cuMemFree_v2"),
     E(MemAllocHost, "cuMemAllocHost_v2"),
+    E(MemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2"),
     E(MemFreeHost, "cuMemFreeHost"),
     E(MemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2"),
     E(MemcpyDtoHAsync, "cuMemcpyDtoHAsync_v2"),

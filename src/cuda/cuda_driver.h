@@ -84,6 +84,7 @@ typedef struct fs_cu_api {
     CUresult (*MemAlloc)(CUdeviceptr *p, size_t bytes);
     CUresult (*MemFree)(CUdeviceptr p);
     CUresult (*MemAllocHost)(void **p, size_t bytes);
+    CUresult (*MemHostGetDevicePointer)(CUdeviceptr *d, void *p, unsigned flags);
     CUresult (*MemFreeHost)(void *p);
     CUresult (*MemcpyHtoDAsync)(CUdeviceptr dst, const void *src, size_t bytes, CUstream s);
     CUresult (*MemcpyDtoHAsync)(void *dst, CUdeviceptr src, size_t bytes, CUstream s);

@@ -31,7 +31,7 @@ struct fs_buf {
 /* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
-    CUfunction embed, set_step, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
+    CUfunction embed, set_step, set_step_mapped, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
 } cuda_kernels;
 
@@ -58,6 +58,14 @@ typedef struct cuda_ctx {
     int *step_host;       /* [2 + max_T], pinned: the step as set_step sends it */
     CUevent step_sent;    /* recorded after the copy of step_host */
     int *result_host;     /* pinned: argmax's answer */
+    /* A one-token step reaches a replayed graph through pinned host memory
+     * that the graph's first kernel reads (set_step_mapped): the step's
+     * write is part of the graph, so a token costs one submission. */
+    int *step_map;        /* [3] pinned: T, pos0, id */
+    CUdeviceptr step_map_dev;   /* the same memory as the device sees it */
+    CUevent replay_done;  /* recorded after each replay: step_map is free again */
+    int step_pending;     /* a T = 1 step set but not yet on the device */
+    int pend_id;          /* its token id (pos0 is in pos0 below) */
 
     int T, pos0;          /* the current step, host copy (grid sizes of T > 1 ops) */
     fs_cu_step_args step_args;   /* set_step's kernel parameters (4 KB: not on the stack) */

@@ -22,3 +22,12 @@ extern "C" __global__ void __launch_bounds__(256) set_step(fs_cu_step_args a) {
     pdl_wait();
     for (int i = threadIdx.x; i < a.n; i += blockDim.x) ((int *)a.step)[i] = a.v[i];
 }
+
+/* set_step_mapped: a one-token step from pinned host memory (read over the
+ * bus when the kernel runs) into device memory. The first node of a
+ * recorded decode step: the host writes T, pos0 and the id into that
+ * memory and launches the graph, one submission per token. */
+extern "C" __global__ void __launch_bounds__(32) set_step_mapped(const int *host, fs_cu_ptr step) {
+    pdl_wait();
+    if (threadIdx.x < 3) ((int *)step)[threadIdx.x] = ((const volatile int *)host)[threadIdx.x];
+}
