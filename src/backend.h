@@ -30,12 +30,17 @@
  * created (forward.c), not in the hot loop. Out of memory is an error of
  * alloc / upload / kv_alloc / reserve, with the size that was wanted.
  *
- * The step. Each forward call starts with set_step(ids, T, pos0): the T
- * token ids of the chunk (host memory) and the position of the first.
- * embed reads the ids from it, rope_kv and attention the positions (token
- * t is at pos0 + t). They are not op arguments because a GPU that replays
- * a recorded decode step (below) must find them in device memory, where
- * set_step put them; every backend reads them from the same place.
+ * The step. Each forward call starts with set_step(fs_step): the T token
+ * ids of the call, and for each token its sequence and its position in
+ * that sequence. One sequence's prefill is T tokens of sequence 0 at
+ * positions pos0 .. pos0 + T - 1; a server's batched decode step is one
+ * token of each of n_seq sequences, each at its own position (continuous
+ * batching: the matmuls see one [T, K] input, attention and the cache
+ * store see each token's own sequence). embed reads the ids, rope_kv and
+ * attention the positions and sequences. They are not op arguments
+ * because a GPU that replays a recorded decode step (below) must find them
+ * in device memory, where set_step put them; every backend reads them from
+ * the same place.
  *
  * Fusion. The ops are the layer's steps with their neighbours folded in
  * where that saves a pass over the activations (and, on a GPU, a kernel
@@ -72,12 +77,26 @@ typedef struct fs_backend fs_backend;
  * backend's scratch from them. */
 typedef struct fs_reserve {
     int max_T;                  /* rows of one op call (the prefill chunk) */
+    int max_seqs;               /* sequences in one step (1 unless batching) */
     int max_K;                  /* longest matmul input row */
     int max_N;                  /* most matmul outputs in one call, summed (lm_head: V) */
     int n_ctx;                  /* positions a KV cache holds; pos0 + T <= n_ctx */
     int Hq, Hkv, D;             /* attention heads and head dim */
     const float *rope_inv_freq; /* [D/2] RoPE frequencies (forward.c, HF's f32 arithmetic) */
 } fs_reserve;
+
+/* The tokens of one forward call, and where each belongs.
+ * Rules (forward.c keeps them): a sequence's tokens appear in the step in
+ * increasing, consecutive positions, and every position of that sequence
+ * below its first one in the step is already in its cache. */
+typedef struct fs_step {
+    int T;             /* tokens, 1 .. reserve's max_T */
+    const int *ids;    /* [T] token ids, each checked to be in [0, V) */
+    const int *pos;    /* [T] the token's position in its sequence */
+    const int *seq;    /* [T] its sequence: an index into the caches given to
+                          rope_kv and attention, 0 .. n_seq - 1 */
+    int n_seq;         /* 1 .. reserve's max_seqs */
+} fs_step;
 
 /* One linear layer of a matmul call. */
 typedef struct fs_linear {
@@ -127,10 +146,9 @@ struct fs_backend {
 
     /* ---- the step ---- */
 
-    /* The chunk the next ops compute: T token ids (host memory, each
-     * checked to be in [0, V); copied, the caller may reuse the array)
-     * at positions pos0 .. pos0 + T - 1. */
-    void (*set_step)(fs_backend *b, const int *ids, int T, int pos0);
+    /* The tokens the next ops compute (host memory; copied, the caller
+     * may reuse the arrays). */
+    void (*set_step)(fs_backend *b, const fs_step *st);
 
     /* ---- ops (activations f32) ---- */
 
@@ -153,19 +171,22 @@ struct fs_backend {
      *   q: [T, Hq, D], k, v: [T, Hkv, D]   q_norm, k_norm: [D] or NULL
      *   q = rope(rmsnorm(q, q_norm)), k = rope(rmsnorm(k, k_norm)), per
      *   head, in place (Qwen3's QK-norm; skipped where the weight is NULL);
-     *   then cache position pos0 + t holds k[t] and v[t].
+     *   then position pos[t] of caches[seq[t]] (this layer's cache of
+     *   token t's sequence) holds k[t] and v[t].
      * rope, NeoX / HF "rotate_half" layout: for i < D/2 the pair
      * (x[i], x[i + D/2]) turns by the angle p * inv_freq[i] (reserve's
-     * table), p the token's position, with cos and sin of that f32 angle
-     * computed in double and rounded once. */
+     * table), p = pos[t], with cos and sin of that f32 angle computed in
+     * double and rounded once. */
     void (*rope_kv)(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm,
-                    const fs_buf *k_norm, float eps, fs_buf *cache, int Hq, int Hkv, int D);
+                    const fs_buf *k_norm, float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
 
-    /* attention: grouped-query causal attention of the step's T queries
-     * against the cache (filled for positions 0 .. pos0 + T - 1).
+    /* attention: grouped-query causal attention of the step's T queries,
+     * each against its own sequence's cache (rope_kv has stored the step's
+     * keys and values: positions 0 .. pos[t] of caches[seq[t]] are filled).
      *   q, out: [T, Hq, D]; query head h reads kv head g = h / (Hq / Hkv)
-     *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g] */
-    void (*attention)(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv,
+     *   out[t,h] = sum_{j <= pos[t]} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g]
+     *   with k, v those of caches[seq[t]] */
+    void (*attention)(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv,
                       int D);
 
     /* copy: dst[dst_off .. +n) = src[src_off .. +n)  (f32; picks a row) */
@@ -181,9 +202,9 @@ struct fs_backend {
 
     /* ---- recorded decode steps (optional: NULL where launching an op
      * costs nothing next to running it, as on the CPU) ----
-     * A one-token step issues the same ops on the same buffers every
-     * time; only the step's id and position change, and those are read
-     * from where set_step put them. record runs ops(ctx) without
+     * A one-token step of one sequence issues the same ops on the same
+     * buffers every time; only the step's id and position change, and
+     * those are read from where set_step put them. record runs ops(ctx) without
      * executing anything and returns what they issued (a CUDA graph);
      * replay executes a record with the current step. NULL + e when the
      * ops could not be recorded: the caller runs them directly instead. */

@@ -38,7 +38,10 @@ typedef struct fs_forward_opts {
     int n_threads;        /* CPU threads; 0 = the backend's default */
     int n_ctx;            /* the longest context a session may have; 0 = 4096,
                              capped by the model's max_position_embeddings */
+    int max_seqs;         /* sessions one fs_forward_batch call may advance; 0 = 1 */
 } fs_forward_opts;
+
+#define FS_MAX_SEQS 64    /* the most sessions one batched step can carry */
 
 /* Upload the model's weights to the backend and reserve everything a
  * session's forward pass needs. The model must outlive the fs_forward
@@ -71,6 +74,22 @@ void fs_session_set_cancel(fs_session *s, volatile sig_atomic_t *flag);
  * (fs_session_pos says how many tokens that is), the logits are stale.
  * After 0, the logits are those of the last token. */
 int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
+
+/* Continuous batching: one forward pass that appends n[i] tokens ids[i]
+ * to session i, for n_seq sessions of f at once (1 <= n_seq <= max_seqs,
+ * distinct sessions, each n[i] >= 1, sum of n[i] <= the prefill chunk,
+ * fs_forward_max_batch). The matmuls run over all the tokens together - a
+ * matrix-matrix step where n_seq single-token steps would each be
+ * matrix-vector - and each token attends to its own session's cache.
+ * Results equal n_seq separate fs_session_eval calls within the backend's
+ * tolerance (the reference backend: bit for bit). Checks first (as
+ * fs_session_eval: nothing changes on an error); not cancellable (a
+ * server drops a sequence between steps). After it, each session's
+ * logits are those of its last token. */
+int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids, const int *n, int n_seq,
+                     fs_err *e);
+int fs_forward_max_batch(const fs_forward *f);   /* tokens one forward call may carry */
+int fs_forward_max_seqs(const fs_forward *f);
 
 /* fs_session_eval plus what the golden tests compare (either may be NULL):
  *   logits_all  [n, V]        logits of every one of the n positions
