@@ -1432,8 +1432,8 @@ def fig_spine():
     layers = [
         ("cli/", "parse flags, print; exit 0 / 1 / 2 / 130", "main.c  opts.c  cmd_*.c", "fs_engine_open, fs_seq_*, "
          "fs_conversation_turn", ACCENT),
-        ("src/engine.c", "a model opened once; sequences; chat turns", "engine.h", "fs_generate, fs_session_* "
-         "(keep the common prefix: fs_seq_sync)", BLUE),
+        ("src/engine.c", "a model opened once; sequences; chat turns", "engine.h", "fs_generate, "
+         "fs_session_truncate (to the common prefix), fs_session_new", BLUE),
         ("src/generate.c", "prefill in 512-token chunks, sample, stop", "generate.h  sampler.h  tokenizer.h",
          "fs_session_eval, fs_session_argmax / _logits", GREEN),
         ("src/forward.c", "the model, written once: 6 calls a layer", "forward.h",
