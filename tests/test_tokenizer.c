@@ -2,7 +2,10 @@
  * known strings, decode's U+FFFD rule, and the streaming decoder over every
  * golden case. Parts that need the real tokenizer.json ($FS_TOKENIZER_DIR,
  * default models/qwen3-tokenizer) are skipped with a note when it is absent.
- * The full HF comparison is tests/e2e_tokenizer.sh. */
+ * The full HF comparison is tests/e2e_tokenizer.sh.
+ *
+ * Docs: docs/tokenizer.md
+ */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
