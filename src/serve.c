@@ -57,6 +57,7 @@ void fs_job_release(fs_job *j) {
     free(j->ids);
     free(j->out);
     free(j->lps);
+    free(j->tok_ids);
     fs_str_free(&j->reasoning);
     fs_str_free(&j->content);
     fs_str_free(&j->ev);
@@ -272,6 +273,10 @@ static void post_generate(fs_srv *s, conn *c, fs_api_kind kind, const char *body
     if (j->req.logprobs) {
         j->cap_lps = j->req.stream ? 2 : j->max_new + 1;
         j->lps = fs_xmalloc((size_t)j->cap_lps * sizeof *j->lps);
+    }
+    if (j->req.return_token_ids) {
+        j->cap_tok_ids = j->req.stream ? 2 : j->max_new + 1;
+        j->tok_ids = fs_xmalloc((size_t)j->cap_tok_ids * sizeof *j->tok_ids);
     }
 
     pthread_mutex_lock(&s->mu);

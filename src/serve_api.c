@@ -241,6 +241,7 @@ int fs_api_parse(fs_api_request *r, fs_api_kind kind, const char *body, size_t l
     }
 
     if (get_bool(root, "stream", &r->stream, param, e)) return -1;
+    if (get_bool(root, "return_token_ids", &r->return_token_ids, param, e)) return -1;
     const fs_json *so = fs_json_get(root, "stream_options");
     if (is_given(so) && so->type != FS_JSON_OBJECT) return bad(param, "stream_options", e, "must be an object");
     if (get_bool(so, "include_usage", &r->include_usage, param, e))

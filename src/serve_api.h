@@ -12,8 +12,9 @@
  *   both       model (echoed back), max_tokens, temperature, top_p, seed,
  *              stop (a string or a list of up to 4), presence_penalty,
  *              frequency_penalty, stream, stream_options.include_usage,
- *              n (1 only), and llama-server's extensions top_k, min_p,
- *              repeat_penalty / repetition_penalty
+ *              n (1 only), and the extensions top_k, min_p,
+ *              repeat_penalty / repetition_penalty (llama-server), and
+ *              return_token_ids (vLLM: the sampled ids in each choice)
  *   chat       messages (system, developer, user, assistant, tool; content a
  *              string, null, or a list of text parts), max_completion_tokens,
  *              logprobs + top_logprobs (0..20),
@@ -69,6 +70,7 @@ typedef struct fs_api_request {
     int stream, include_usage;
     int logprobs;             /* 1: report the sampled tokens' log-probabilities */
     int top_logprobs;         /* and this many alternatives each */
+    int return_token_ids;     /* vLLM's extension: the sampled ids as "token_ids" */
 } fs_api_request;
 
 /* Parse and check body[0..len). On an error: -1, e says what, *param

@@ -53,6 +53,8 @@ typedef struct fs_job {
     fs_str reasoning, content;  /* this step's text (streamed), or the whole reply */
     fs_api_logprob *lps;        /* this step's tokens (streamed), or the whole reply's */
     int n_lps, cap_lps;
+    int *tok_ids;               /* this step's sampled ids (streamed), or the whole reply's */
+    int n_tok_ids, cap_tok_ids;
     size_t text_offset;         /* completions' logprobs.text_offset */
     fs_str ev;                  /* an event being built */
     fs_str frame;               /* bytes framed for the socket, before they are handed over */

@@ -40,8 +40,8 @@ static int job_text(void *user, const char *text, size_t len) {
 
 static void job_token(void *user, int id, const float *logits) {
     fs_job *j = user;
-    if (!logits || j->n_lps == j->cap_lps) return;
-    fs_api_logprob_of(logits, j->vocab, id, j->req.top_logprobs, &j->lps[j->n_lps++]);
+    if (j->n_tok_ids < j->cap_tok_ids) j->tok_ids[j->n_tok_ids++] = id;
+    if (logits && j->n_lps < j->cap_lps) fs_api_logprob_of(logits, j->vocab, id, j->req.top_logprobs, &j->lps[j->n_lps++]);
 }
 
 /* ---- response bytes ---- */
@@ -160,8 +160,13 @@ static void choice_fields(fs_srv *s, fs_job *j, fs_str *ev, int streamed, int fi
     }
     fs_str_puts(ev, ", \"logprobs\": ");
     logprobs_json(s, j, ev);
+    if (j->req.return_token_ids) {
+        fs_str_puts(ev, ", \"token_ids\": [");
+        for (int i = 0; i < j->n_tok_ids; i++) fs_str_printf(ev, i ? ", %d" : "%d", j->tok_ids[i]);
+        fs_str_puts(ev, "]");
+    }
     j->reasoning.n = j->content.n = 0;
-    j->n_lps = 0;
+    j->n_lps = j->n_tok_ids = 0;
 }
 
 /* {"id": ..., "object": ..., "created": ..., "model": ..., "choices": [ */
@@ -189,7 +194,7 @@ static void sse_frame(fs_job *j, const char *json, size_t len) {
 
 /* A streamed job's event for this step: only when it has something. */
 static void stream_step(fs_srv *s, fs_job *j, int first, const char *finish) {
-    if (!first && !finish && !j->reasoning.n && !j->content.n && !j->n_lps) return;
+    if (!first && !finish && !j->reasoning.n && !j->content.n && !j->n_lps && !j->n_tok_ids) return;
     fs_str *ev = &j->ev;
     ev->n = 0;
     object_start(s, j, ev, 1);
