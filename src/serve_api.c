@@ -288,7 +288,8 @@ const char *fs_api_finish_reason(fs_stop_reason r) {
     switch (r) {
     case FS_STOP_EOS: case FS_STOP_STRING: return "stop";
     case FS_STOP_MAX_TOKENS: case FS_STOP_CTX_FULL: return "length";
-    default: return fs_stop_reason_name(r);
+    case FS_STOP_CANCELLED: return "cancelled";
+    default: return "error";
     }
 }
 
