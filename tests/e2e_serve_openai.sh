@@ -18,7 +18,7 @@ cp tests/serve/openai_client.mjs "$TMP/"
 "$FS_BIN" serve -m models/tiny --port 0 --parallel 2 -c 512 --api-key k3y >"$TMP/out" 2>"$TMP/err" &
 PID=$!
 i=0
-while ! grep -q "listening on" "$TMP/out"; do
+while ! grep -q "listening on" "$TMP/out" 2>/dev/null; do
     i=$((i + 1))
     if [ $i -gt 300 ] || ! kill -0 $PID 2>/dev/null; then echo "FAIL: fs serve did not start: $(cat "$TMP/err")"; exit 1; fi
     sleep 0.1
