@@ -257,9 +257,11 @@ sys.exit(bad)
 EOF
 
 # SIGTERM during a stream: the stream ends cleanly, the server exits 0
-curl -sN "$SMALL_URL/v1/completions" -d '{"prompt": "Once", "max_tokens": 250, "stream": true}' >"$TMP/term" &
+curl -sN "$SMALL_URL/v1/completions" -d '{"prompt": "Once", "max_tokens": 250, "temperature": 0, "stream": true}' \
+    >"$TMP/term" &
 CURL=$!
-i=0; while [ "$(grep -c '^data: ' "$TMP/term" 2>/dev/null)" -lt 2 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+events() { cat "$TMP/term" 2>/dev/null | grep -c '^data: '; }
+i=0; while [ "$(events)" -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM $SMALL_PID
 wait $SMALL_PID; rc=$?
 wait $CURL
