@@ -12,8 +12,8 @@ summary on stderr):
               concurrency: aggregate tok/s (completion tokens / wall time),
               p50/p99 TTFT, and each request's own decode tok/s
   ttft        --busy 7 --probes P
-              P short prompts on an idle server, then P more while BUSY
-              long streams decode: p50 TTFT of both and their ratio
+              P short chat messages on an idle server, then P more while
+              BUSY long streams decode: p50 TTFT of both and their ratio
   soak        --requests 10000 --clients C
               a mix: a third streamed, a third not, a third disconnecting
               after the first event; the server's RSS after the first 100
@@ -187,9 +187,26 @@ def mode_throughput(srv, args):
               f"p99 {out['ttft_p99_ms']} ms, {len(errs)} errors", file=sys.stderr)
 
 
+def chat_ttft(srv):
+    """Time to the first generated token of a short chat message (its one token, max_tokens 1)."""
+    c = http.client.HTTPConnection(srv.host, srv.port, timeout=300)
+    body = {"messages": [{"role": "user", "content": "Hello, who are you?"}], "max_tokens": 1, "stream": True}
+    t0 = time.perf_counter()
+    c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    ttft = None
+    while ttft is None:
+        line = r.fp.readline()
+        if not line or line.strip() == b"data: [DONE]":
+            break
+        if line.startswith(b"data: ") and b'"role"' not in line:  # the first event after the role's
+            ttft = time.perf_counter() - t0
+    c.close()
+    return ttft
+
+
 def mode_ttft(srv, args):
-    short = "Hello there"
-    idle = [one_request(srv, short, 1)[0] for _ in range(args.probes)]
+    idle = [chat_ttft(srv) for _ in range(args.probes)]
     stop = time.time() + args.max_seconds
     busy_threads = [threading.Thread(target=one_request, args=(srv, PROMPTS[k % len(PROMPTS)], args.busy_tokens, "stream", stop))
                     for k in range(args.busy)]
@@ -198,7 +215,7 @@ def mode_ttft(srv, args):
     time.sleep(args.settle)  # let the long streams finish their prefill and decode
     busy = []
     for _ in range(args.probes):
-        busy.append(one_request(srv, short, 1)[0])
+        busy.append(chat_ttft(srv))
         time.sleep(0.05)
     for t in busy_threads:
         t.join()

@@ -445,16 +445,7 @@ int fs_seq_chat(fs_seq *q, const fs_chat_msg *msgs, size_t n, int think, const f
 
 int fs_seq_set_sampler_params(fs_seq *q, const fs_sampler_params *sp, fs_err *e) {
     if (q->running) return fs_errf(e, "the sequence is running a stepped generation (fs_seq_start)");
-    const fs_sampler_params *a = &q->sp;
-    if (a->temperature == sp->temperature && a->top_k == sp->top_k && a->top_p == sp->top_p &&
-        a->min_p == sp->min_p && a->repetition_penalty == sp->repetition_penalty &&
-        a->presence_penalty == sp->presence_penalty && a->frequency_penalty == sp->frequency_penalty &&
-        a->seed == sp->seed)
-        return 0;
-    fs_sampler *smp;
-    if (fs_sampler_new(&smp, q->g->model.cfg.vocab, sp, e)) return -1;
-    fs_sampler_free(q->smp);
-    q->smp = smp;
+    if (fs_sampler_set_params(q->smp, sp, e)) return -1;
     q->sp = *sp;
     return 0;
 }

@@ -203,8 +203,8 @@ int fs_seq_chat(fs_seq *q, const fs_chat_msg *msgs, size_t n, int think, const f
  * next call on q; the text is not NUL-terminated). Either may be NULL. */
 void fs_seq_last(const fs_seq *q, const int **ids, int *n_ids, const char **text, size_t *len);
 
-/* New sampling settings for the next generation (checked; the sampler is
- * made again only when they differ). Not while a stepped generation runs. */
+/* New sampling settings for the next generation (checked; the sampler
+ * keeps its buffers). Not while a stepped generation runs. */
 int fs_seq_set_sampler_params(fs_seq *q, const fs_sampler_params *sp, fs_err *e);
 
 /* The chat prompt of msgs[0..n): checked to be UTF-8, rendered with

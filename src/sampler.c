@@ -112,6 +112,13 @@ int fs_sampler_is_greedy(const fs_sampler *s) {
            s->p.frequency_penalty == 0;
 }
 
+int fs_sampler_set_params(fs_sampler *s, const fs_sampler_params *p, fs_err *e) {
+    if (fs_sampler_params_check(p, e)) return -1;
+    s->p = *p;
+    fs_sampler_reset(s);
+    return 0;
+}
+
 void fs_sampler_reset(fs_sampler *s) {
     for (int i = 0; i < s->n_seen; i++) s->seen[s->seen_ids[i]] = 0, s->count[s->seen_ids[i]] = 0;
     s->n_seen = 0;

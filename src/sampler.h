@@ -83,6 +83,11 @@ int fs_sampler_n_vocab(const fs_sampler *s);
  * only the argmax, not the logits (generate.h). */
 int fs_sampler_is_greedy(const fs_sampler *s);
 
+/* New settings (checked as fs_sampler_new does), then fs_sampler_reset:
+ * a server's sampler serves one request after another without
+ * reallocating. */
+int fs_sampler_set_params(fs_sampler *s, const fs_sampler_params *p, fs_err *e);
+
 /* Forget the token history and reseed the PRNG from params.seed: the start
  * of a new, unrelated generation. */
 void fs_sampler_reset(fs_sampler *s);
