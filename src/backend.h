@@ -80,7 +80,7 @@ typedef struct fs_reserve {
     int max_seqs;               /* sequences in one step (1 unless batching) */
     int max_K;                  /* longest matmul input row */
     int max_N;                  /* most matmul outputs in one call, summed (lm_head: V) */
-    int n_ctx;                  /* positions a KV cache holds; pos0 + T <= n_ctx */
+    int n_ctx;                  /* positions a KV cache holds, at most: every pos[t] < n_ctx */
     int Hq, Hkv, D;             /* attention heads and head dim */
     const float *rope_inv_freq; /* [D/2] RoPE frequencies (forward.c, HF's f32 arithmetic) */
 } fs_reserve;

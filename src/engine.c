@@ -85,7 +85,7 @@ int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs
                 fs_tokenizer_n_vocab(g->tok), c->vocab);
         goto fail;
     }
-    fs_forward_opts fo = {o->backend, o->n_threads, o->n_ctx, o->max_seqs};
+    fs_forward_opts fo = {.backend = o->backend, .n_threads = o->n_threads, .n_ctx = o->n_ctx, .max_seqs = o->max_seqs};
     if (fs_forward_new(&g->fwd, &g->model, &fo, e)) goto fail;
 
     for (int i = 0; i < c->n_eos; i++) g->chat_stop[g->n_chat_stop++] = c->eos_ids[i];

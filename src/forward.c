@@ -32,12 +32,21 @@
  * the step's ops once per session and replays them for every later token:
  * ~170 launches become one.
  *
+ * Continuous batching (fs_forward_batch): one forward call can carry the
+ * tokens of several sessions - a server's decode step is one token of each
+ * of its n_seq clients. The step tells the backend each token's session
+ * (seq) and position; the matmuls see one [T, K] input whatever the
+ * sessions, so the weights are read once for all of them, while rope_kv
+ * and attention take this layer's cache of every session (caches[seq]).
+ * The layer loop below is the same for one session and for many; only the
+ * lm_head differs: it runs on the last row of each session.
+ *
  * Memory: fs_forward_new allocates the weights' buffers, the activations
- * for a chunk of up to max_batch tokens and the backend's scratch;
- * fs_session_new the KV cache and the logits. fs_session_eval never
- * allocates: longer inputs are processed in chunks of max_batch tokens,
- * which gives the same result because attention reads earlier chunks from
- * the cache.
+ * for a chunk of up to max_batch tokens, the step's arrays and the
+ * backend's scratch; fs_session_new the KV cache and the logits.
+ * fs_session_eval and fs_forward_batch never allocate: longer inputs are
+ * processed in chunks of max_batch tokens, which gives the same result
+ * because attention reads earlier chunks from the cache.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
@@ -64,6 +73,14 @@ struct fs_forward {
     fs_backend *be;
     int n_ctx;        /* the longest context a session may have */
     int max_batch;    /* largest chunk one forward call processes */
+    int max_seqs;     /* most sessions one forward call carries */
+
+    /* the step of the current call (backend.h): each token's id, position
+     * and session, [max_batch] each; caches: this layer's KV cache of each
+     * session of the call, [FS_MAX_SEQS] */
+    fs_step step;
+    int *step_ids, *step_pos, *step_seq;
+    fs_buf **caches;
 
     fs_buf *embed_tokens, *norm, *lm_head;
     layer_weights *layers;   /* [L] */
@@ -77,7 +94,9 @@ struct fs_forward {
     fs_buf *attn_out;   /* [T, Hq, D] */
     fs_buf *ffn_gate;   /* [T, I] */
     fs_buf *ffn_up;     /* [T, I] */
-    fs_buf *last;       /* [H]        one row of x or x_norm, for lm_head */
+    fs_buf *last;       /* [max_seqs, H] each session's last row of x (or one row
+                           of x_norm), for lm_head */
+    fs_buf *logits;     /* [max_seqs, V] the lm_head of a batched call (max_seqs > 1) */
 
     size_t weight_bytes, scratch_bytes;
 };
@@ -177,6 +196,10 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
     int L = c->n_layers, H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads;
     int D = c->head_dim, I = c->ffn, V = c->vocab;
     int max_batch = n_ctx < FS_MAX_BATCH ? n_ctx : FS_MAX_BATCH;
+    int max_seqs = o && o->max_seqs ? o->max_seqs : 1;
+    if (max_seqs < 1 || max_seqs > FS_MAX_SEQS)
+        return fs_errf(e, "max_seqs %d: must be 1 .. %d (0 = 1)", max_seqs, FS_MAX_SEQS);
+    if (max_seqs > max_batch) max_seqs = max_batch;   /* every session of a call brings a token */
 
     /* What the model needs on the backend: the weights as stored, one
      * session's cache, the activations (for "auto" to judge a GPU). */
@@ -194,7 +217,12 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
     f->be = be;
     f->n_ctx = n_ctx;
     f->max_batch = max_batch;
+    f->max_seqs = max_seqs;
     f->layers = fs_xcalloc((size_t)L, sizeof *f->layers);
+    f->step_ids = fs_xcalloc((size_t)max_batch, sizeof *f->step_ids);
+    f->step_pos = fs_xcalloc((size_t)max_batch, sizeof *f->step_pos);
+    f->step_seq = fs_xcalloc((size_t)max_batch, sizeof *f->step_seq);
+    f->caches = fs_xcalloc(FS_MAX_SEQS, sizeof *f->caches);
 
     if (bind_weight(f, &f->embed_tokens, &m->embed_tokens, "embed_tokens", V, H, e) ||
         bind_weight(f, &f->norm, &m->norm, "norm", H, 0, e) ||
@@ -223,12 +251,12 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
      * maps again on use): the file's pages need not stay mapped. */
     fs_model_release_pages(m);
 
-    size_t B = (size_t)max_batch, *sb = &f->scratch_bytes;
+    size_t B = (size_t)max_batch, S = (size_t)max_seqs, *sb = &f->scratch_bytes;
     if (new_act(be, &f->x, B * H, sb, e) || new_act(be, &f->x_norm, B * H, sb, e) ||
         new_act(be, &f->q, B * Hq * D, sb, e) || new_act(be, &f->k, B * Hkv * D, sb, e) ||
         new_act(be, &f->v, B * Hkv * D, sb, e) || new_act(be, &f->attn_out, B * Hq * D, sb, e) ||
         new_act(be, &f->ffn_gate, B * I, sb, e) || new_act(be, &f->ffn_up, B * I, sb, e) ||
-        new_act(be, &f->last, (size_t)H, sb, e)) {
+        new_act(be, &f->last, S * H, sb, e) || (max_seqs > 1 && new_act(be, &f->logits, S * V, sb, e))) {
         fs_err_prefix(e, "activations");
         goto fail;
     }
@@ -241,7 +269,8 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
     if (2 * I > max_N) max_N = 2 * I;
     float *inv_freq = fs_xmalloc((size_t)(D / 2) * sizeof *inv_freq);
     rope_inv_freq(c, inv_freq);
-    fs_reserve r = {max_batch, max_K, max_N, n_ctx, Hq, Hkv, D, inv_freq};
+    fs_reserve r = {.max_T = max_batch, .max_seqs = max_seqs, .max_K = max_K, .max_N = max_N, .n_ctx = n_ctx,
+                    .Hq = Hq, .Hkv = Hkv, .D = D, .rope_inv_freq = inv_freq};
     int rc = be->reserve(be, &r, e);
     free(inv_freq);
     if (rc) {
@@ -261,7 +290,7 @@ void fs_forward_free(fs_forward *f) {
     if (!f) return;
     fs_backend *be = f->be;
     fs_buf *top[] = {f->embed_tokens, f->norm, f->lm_head, f->x, f->x_norm, f->q, f->k, f->v,
-                     f->attn_out, f->ffn_gate, f->ffn_up, f->last};
+                     f->attn_out, f->ffn_gate, f->ffn_up, f->last, f->logits};
     for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
         if (top[i]) be->free_buf(be, top[i]);
     if (f->layers) {
@@ -275,6 +304,10 @@ void fs_forward_free(fs_forward *f) {
         free(f->layers);
     }
     be->destroy(be);
+    free(f->step_ids);
+    free(f->step_pos);
+    free(f->step_seq);
+    free(f->caches);
     free(f);
 }
 
@@ -283,6 +316,8 @@ fs_backend *fs_forward_backend(fs_forward *f) { return f->be; }
 int fs_forward_n_ctx(const fs_forward *f) { return f->n_ctx; }
 size_t fs_forward_weight_bytes(const fs_forward *f) { return f->weight_bytes; }
 size_t fs_forward_scratch_bytes(const fs_forward *f) { return f->scratch_bytes; }
+int fs_forward_max_batch(const fs_forward *f) { return f->max_batch; }
+int fs_forward_max_seqs(const fs_forward *f) { return f->max_seqs; }
 
 int fs_session_new(fs_session **out, fs_forward *f, int n_ctx, fs_err *e) {
     *out = NULL;
@@ -352,29 +387,32 @@ static void save_checkpoint(fs_forward *f, const debug_out *dbg, int c, const fs
     f->be->read(f->be, src, 0, dst, (size_t)T * H);
 }
 
-/* The ops of one chunk of T tokens (the step was set). Returns 0, or
- * FS_EVAL_CANCELLED when the session's cancel flag was seen at a layer
- * boundary (stoppable = 0 while recording: a record is all or nothing). */
-static int forward_ops(fs_session *s, int T, const debug_out *dbg, int stoppable) {
-    fs_forward *f = s->f;
+/* The ops of one forward call: the tokens of f->step (set), of the n_seq
+ * sessions s (token t belongs to s[step.seq[t]]). Returns 0, or
+ * FS_EVAL_CANCELLED when the first session's cancel flag was seen at a
+ * layer boundary (stoppable = 0 while recording - a record is all or
+ * nothing - and for a batch, which is not cancellable). */
+static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const debug_out *dbg, int stoppable) {
     fs_backend *be = f->be;
     const fs_config *c = &f->m->cfg;
     int H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim, I = c->ffn, V = c->vocab;
+    int T = f->step.T;
     float eps = (float)c->rms_eps;
 
     be->embed(be, f->embed_tokens, H, f->x);
     save_checkpoint(f, dbg, 0, f->x, T);
 
     for (int l = 0; l < c->n_layers; l++) {
-        if (stoppable && s->cancel && *s->cancel) return FS_EVAL_CANCELLED;
+        if (stoppable && s[0]->cancel && *s[0]->cancel) return FS_EVAL_CANCELLED;
         layer_weights *w = &f->layers[l];
+        for (int i = 0; i < n_seq; i++) f->caches[i] = s[i]->kv[l];   /* this layer's cache of each session */
 
         /* attention block: x += attention(rope(qk_norm(rmsnorm(x) W_qkv))) W_o */
         fs_mm_in attn_in = {f->x, w->input_layernorm, eps, NULL};
         fs_linear qkv[3] = {{w->q_proj, f->q, Hq * D, 0}, {w->k_proj, f->k, Hkv * D, 0}, {w->v_proj, f->v, Hkv * D, 0}};
         be->matmul(be, &attn_in, T, H, qkv, 3);
-        be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, s->kv[l], Hq, Hkv, D);
-        be->attention(be, f->q, s->kv[l], f->attn_out, Hq, Hkv, D);
+        be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, f->caches, Hq, Hkv, D);
+        be->attention(be, f->q, f->caches, f->attn_out, Hq, Hkv, D);
         fs_mm_in o_in = {f->attn_out, NULL, 0, NULL};
         fs_linear o = {w->o_proj, f->x, H, 1};
         be->matmul(be, &o_in, T, Hq * D, &o, 1);
@@ -390,11 +428,11 @@ static int forward_ops(fs_session *s, int T, const debug_out *dbg, int stoppable
         save_checkpoint(f, dbg, 1 + l, f->x, T);
     }
 
-    /* lm_head on the rows someone reads: the last one normally (its final
-     * norm folded into the matmul), every one for the debug entry point
-     * (which also wants the final norm's output of every row). */
-    fs_linear head = {f->lm_head, s->logits_buf, V, 0};
-    if (!dbg) {
+    /* lm_head on the rows someone reads: each session's last one normally
+     * (the final norm folded into the matmul), every one for the debug
+     * entry point (which also wants the final norm's output of every row). */
+    if (!dbg && n_seq == 1) {
+        fs_linear head = {f->lm_head, s[0]->logits_buf, V, 0};
         const fs_buf *row = f->x;
         if (T > 1) {
             be->copy(be, f->x, (size_t)(T - 1) * H, f->last, 0, (size_t)H);
@@ -404,6 +442,18 @@ static int forward_ops(fs_session *s, int T, const debug_out *dbg, int stoppable
         be->matmul(be, &head_in, 1, H, &head, 1);
         return 0;
     }
+    if (!dbg) {   /* a batch: the last rows side by side, one matmul, a row to each session */
+        const int *seq = f->step.seq;
+        for (int t = 0; t < T; t++)
+            if (t == T - 1 || seq[t + 1] != seq[t])
+                be->copy(be, f->x, (size_t)t * H, f->last, (size_t)seq[t] * H, (size_t)H);
+        fs_mm_in head_in = {f->last, f->norm, eps, NULL};
+        fs_linear head = {f->lm_head, f->logits, V, 0};
+        be->matmul(be, &head_in, n_seq, H, &head, 1);
+        for (int i = 0; i < n_seq; i++) be->copy(be, f->logits, (size_t)i * V, s[i]->logits_buf, 0, (size_t)V);
+        return 0;
+    }
+    fs_linear head = {f->lm_head, s[0]->logits_buf, V, 0};
     be->rmsnorm(be, f->x, f->norm, f->x_norm, T, H, eps);
     save_checkpoint(f, dbg, c->n_layers + 1, f->x_norm, T);
     int first = dbg->logits_all ? 0 : T - 1;
@@ -412,32 +462,50 @@ static int forward_ops(fs_session *s, int T, const debug_out *dbg, int stoppable
         fs_mm_in head_in = {f->last, NULL, 0, NULL};
         be->matmul(be, &head_in, 1, H, &head, 1);
         if (dbg->logits_all)
-            be->read(be, s->logits_buf, 0, dbg->logits_all + ((size_t)dbg->t0 + (size_t)t) * (size_t)V, (size_t)V);
+            be->read(be, s[0]->logits_buf, 0, dbg->logits_all + ((size_t)dbg->t0 + (size_t)t) * (size_t)V, (size_t)V);
     }
     return 0;
 }
 
-/* What record() runs: the ops of a one-token step, nothing else. */
-static void decode_ops(void *ctx) { forward_ops(ctx, 1, NULL, 0); }
+/* What record() runs: the ops of a one-token step of one session, nothing
+ * else. */
+static void decode_ops(void *ctx) {
+    fs_session *s = ctx;
+    forward_ops(s->f, &s, 1, NULL, 0);
+}
 
-/* One chunk of T <= max_batch tokens at positions s->pos .. s->pos+T-1. */
-static int forward_chunk(fs_session *s, const int *ids, int T, const debug_out *dbg) {
-    fs_backend *be = s->f->be;
-    if (!dbg && s->cancel && *s->cancel) return FS_EVAL_CANCELLED;   /* a replayed step has no layer boundary */
-    be->set_step(be, ids, T, s->pos);
-    if (T == 1 && !dbg && be->record && !s->no_record) {
-        if (!s->decode_rec) {
+/* One forward call of the step in f->step: set it, then run its ops - or
+ * replay the session's recorded step, for one token of one session (the
+ * same ops on the same buffers every time). The callers advance the
+ * sessions' positions. */
+static int forward_step(fs_forward *f, fs_session *const *s, int n_seq, const debug_out *dbg, int stoppable) {
+    fs_backend *be = f->be;
+    be->set_step(be, &f->step);
+    if (f->step.T == 1 && !dbg && be->record && !s[0]->no_record) {
+        if (!s[0]->decode_rec) {
             fs_err ignored;   /* a backend that cannot record still runs the ops */
-            s->decode_rec = be->record(be, decode_ops, s, &ignored);
-            s->no_record = !s->decode_rec;
+            s[0]->decode_rec = be->record(be, decode_ops, s[0], &ignored);
+            s[0]->no_record = !s[0]->decode_rec;
         }
-        if (s->decode_rec) {
-            be->replay(be, s->decode_rec);
-            s->pos += 1;
+        if (s[0]->decode_rec) {
+            be->replay(be, s[0]->decode_rec);
             return 0;
         }
     }
-    int r = forward_ops(s, T, dbg, !dbg);
+    return forward_ops(f, s, n_seq, dbg, stoppable);
+}
+
+/* One chunk of T <= max_batch tokens of one session, at positions
+ * s->pos .. s->pos+T-1. */
+static int forward_chunk(fs_session *s, const int *ids, int T, const debug_out *dbg) {
+    fs_forward *f = s->f;
+    if (!dbg && s->cancel && *s->cancel) return FS_EVAL_CANCELLED;   /* a replayed step has no layer boundary */
+    for (int t = 0; t < T; t++) {
+        f->step_pos[t] = s->pos + t;
+        f->step_seq[t] = 0;
+    }
+    f->step = (fs_step){T, ids, f->step_pos, f->step_seq, 1};
+    int r = forward_step(f, &s, 1, dbg, !dbg);
     if (r == 0) s->pos += T;
     return r;
 }
@@ -463,6 +531,52 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
     s->f->be->sync(s->f->be);
     if (r == FS_EVAL_CANCELLED) fs_errf(e, "cancelled after %d of %d tokens", s->pos - pos_start, n);
     return r;
+}
+
+/* Every check of fs_forward_batch (forward.h), before anything runs. */
+static int batch_check(fs_forward *f, fs_session *const *s, const int *const *ids, const int *n, int n_seq,
+                       fs_err *e) {
+    if (n_seq < 1 || n_seq > f->max_seqs)
+        return fs_errf(e, "batch: %d sessions; this forward pass takes 1 .. %d (max_seqs)", n_seq, f->max_seqs);
+    if (!s || !ids || !n) return fs_errf(e, "batch: no sessions given");
+    int V = f->m->cfg.vocab, total = 0;
+    for (int i = 0; i < n_seq; i++) {
+        if (!s[i] || s[i]->f != f) return fs_errf(e, "batch: session %d is not a session of this forward pass", i);
+        for (int j = 0; j < i; j++)
+            if (s[j] == s[i]) return fs_errf(e, "batch: sessions %d and %d are the same session", j, i);
+        if (n[i] < 1 || !ids[i]) return fs_errf(e, "batch: session %d: no tokens given (n = %d)", i, n[i]);
+        if (n[i] > s[i]->n_ctx - s[i]->pos)
+            return fs_errf(e, "batch: session %d: context full: %d tokens in the cache + %d new > n_ctx %d", i,
+                           s[i]->pos, n[i], s[i]->n_ctx);
+        for (int j = 0; j < n[i]; j++)
+            if (ids[i][j] < 0 || ids[i][j] >= V)
+                return fs_errf(e, "batch: session %d: token id %d at index %d is out of range [0, %d)", i,
+                               ids[i][j], j, V);
+        if (n[i] > f->max_batch - total)
+            return fs_errf(e, "batch: more than %d tokens in one call (fs_forward_max_batch)", f->max_batch);
+        total += n[i];
+    }
+    return 0;
+}
+
+int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids, const int *n, int n_seq,
+                     fs_err *e) {
+    if (batch_check(f, s, ids, n, n_seq, e)) return -1;
+    /* the step: each session's tokens together, in position order */
+    int T = 0;
+    for (int i = 0; i < n_seq; i++) {
+        for (int j = 0; j < n[i]; j++, T++) {
+            f->step_ids[T] = ids[i][j];
+            f->step_pos[T] = s[i]->pos + j;
+            f->step_seq[T] = i;
+        }
+        s[i]->logits_on_host = 0;
+    }
+    f->step = (fs_step){T, f->step_ids, f->step_pos, f->step_seq, n_seq};
+    forward_step(f, s, n_seq, NULL, 0);
+    for (int i = 0; i < n_seq; i++) s[i]->pos += n[i];
+    f->be->sync(f->be);
+    return 0;
 }
 
 int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e) {

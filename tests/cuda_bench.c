@@ -167,8 +167,8 @@ static void layer_op(model *m, int li, int op, int T) {
         B->matmul(B, &in, T, H, out, 3);
         break;
     }
-    case OP_ROPE: B->rope_kv(B, m->q, m->k, m->v, l->q_norm, l->k_norm, 1e-6f, l->cache, HQ, HKV, D); break;
-    case OP_ATT: B->attention(B, m->q, l->cache, m->att, HQ, HKV, D); break;
+    case OP_ROPE: B->rope_kv(B, m->q, m->k, m->v, l->q_norm, l->k_norm, 1e-6f, &l->cache, HQ, HKV, D); break;
+    case OP_ATT: B->attention(B, m->q, &l->cache, m->att, HQ, HKV, D); break;
     case OP_O: {
         fs_mm_in in = {m->att, NULL, 0.0f, NULL};
         fs_linear out = {l->o_proj, m->x, H, 1};
@@ -243,7 +243,7 @@ static double tg128(model *m, fs_rec *step, int depth) {
         int id = 1;
         double t0 = fs_now();
         for (int i = 0; i < 128; i++) {
-            B->set_step(B, &id, 1, depth + i);
+            set_seq_step(&id, 1, depth + i);
             B->replay(B, step);
             id = B->argmax(B, m->logits, V);
             if (id < 0) id = 0;
@@ -261,7 +261,7 @@ static void warm_up(fs_rec *step) {
     int id = 1;
     double t0 = fs_now();
     while (fs_now() - t0 < 0.5) {
-        B->set_step(B, &id, 1, 0);
+        set_seq_step(&id, 1, 0);
         for (int i = 0; i < 20; i++) B->replay(B, step);
         B->sync(B);
     }
@@ -296,11 +296,11 @@ static void profile_once(void) {
     build(m, FS_DTYPE_BF16);
     int id = 1, *ids = fs_xmalloc(PP * sizeof(int));
     for (int i = 0; i < PP; i++) ids[i] = (i * 7919) % V;
-    B->set_step(B, &id, 1, 4096);
+    set_seq_step(&id, 1, 4096);
     fs_rec *step = record(decode_step, m);
     B->replay(B, step);
     B->sync(B);
-    B->set_step(B, ids, PP, 0);
+    set_seq_step(ids, PP, 0);
     prefill(m);
     B->sync(B);
     B->rec_free(B, step);
@@ -318,13 +318,13 @@ static void bench_dtype(fs_dtype dt, const char *name) {
            fs_now() - t_build);
 
     int id = 1;
-    B->set_step(B, &id, 1, 0);
+    set_seq_step(&id, 1, 0);
     fs_rec *step = record(decode_step, m);
     warm_up(step);
     double tg0 = tg128(m, step, 0), tg4k = tg128(m, step, 4096);
-    B->set_step(B, &id, 1, 0);
+    set_seq_step(&id, 1, 0);
     double gpu0 = replay_time(step, 50);
-    B->set_step(B, &id, 1, 4096);
+    set_seq_step(&id, 1, 4096);
     double gpu4k = replay_time(step, 50);
     printf("decode tg128 depth 0:    %7.0f tok/s   (step on the GPU alone: %6.1f us = %4.0f GB/s of weights)\n", tg0,
            gpu0 * 1e6, m->step_bytes / gpu0 / 1e9);
@@ -332,14 +332,14 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     /* where a token's time goes besides the GPU step */
     double t0 = fs_now();
     for (int i = 0; i < 128; i++) {
-        B->set_step(B, &id, 1, i);
+        set_seq_step(&id, 1, i);
         B->replay(B, step);
         B->sync(B);
     }
     double t_step = (fs_now() - t0) / 128;
     double t_submit = 0.0;
     for (int i = 0; i < 32; i++) {   /* the host's part: submitting the recorded step */
-        B->set_step(B, &id, 1, i);
+        set_seq_step(&id, 1, i);
         double t1 = fs_now();
         B->replay(B, step);
         t_submit += fs_now() - t1;
@@ -384,7 +384,7 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     for (int i = 0; i < PP; i++) ids[i] = (i * 7919) % V;
     double best = 1e9;
     for (int rep = 0; rep < 4; rep++) {
-        B->set_step(B, ids, PP, 0);
+        set_seq_step(ids, PP, 0);
         B->sync(B);
         double t0 = fs_now();
         prefill(m);
@@ -395,7 +395,7 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     printf("prefill pp512:           %7.0f tok/s   (%.2f ms per 512-token chunk)\n", PP / best, best * 1e3);
 
     /* prefill parts: each op kind over 28 layers, run directly */
-    B->set_step(B, ids, PP, 0);
+    set_seq_step(ids, PP, 0);
     static const double flops_per_layer[N_OPS] = {
         2.0 * PP * H * (HQ + 2 * HKV) * D, 0, 4.0 * HQ * D * (PP * (PP + 1) / 2.0), 2.0 * PP * HQ * D * H, 4.0 * PP * H * I, 2.0 * PP * I * H};
     printf("prefill per op (28 layers, T=512):");
@@ -416,7 +416,7 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     printf("decode per op (T=1, per call, in a graph):\n");
     for (int op = 0; op <= N_OPS + 1; op++) {
         m->n = op;
-        B->set_step(B, &id, 1, 0);
+        set_seq_step(&id, 1, 0);
         fs_rec *r = record(one_op_all_layers, m);
         int calls = op == N_OPS ? 1 : L;
         double t = replay_time(r, 50) / calls;
@@ -424,7 +424,7 @@ static void bench_dtype(fs_dtype dt, const char *name) {
         printf("  %-20s %7.2f us", op == N_OPS ? "lm_head (norm)" : op == N_OPS + 1 ? "floor (tiny rmsnorm)" : op_names[op], t * 1e6);
         if (bytes) printf("  %6.1f MB  %5.0f GB/s", bytes / 1e6, bytes / t / 1e9);
         if (op == OP_ATT) {
-            B->set_step(B, &id, 1, 4096);
+            set_seq_step(&id, 1, 4096);
             printf("   at depth 4096: %.2f us", replay_time(r, 50) / calls * 1e6);
         }
         printf("\n");
@@ -438,7 +438,8 @@ int bench_cuda(int argc, char **argv) {
     static const char *names[] = {"f32", "f16", "bf16", "q8_0", "q4_0"};
     float *inv = fs_xmalloc(D / 2 * sizeof(float));
     for (int i = 0; i < D / 2; i++) inv[i] = 1.0f / (float)pow(1000000.0, (double)((float)(2 * i) / (float)D));
-    fs_reserve r = {PP, I, V, N_CTX, HQ, HKV, D, inv};
+    fs_reserve r = {.max_T = PP, .max_seqs = 1, .max_K = I, .max_N = V, .n_ctx = N_CTX, .Hq = HQ, .Hkv = HKV, .D = D,
+                    .rope_inv_freq = inv};
     fs_err e = {{0}};
     if (B->reserve(B, &r, &e)) {
         fprintf(stderr, "bench: reserve: %s\n", e.msg);

@@ -19,6 +19,11 @@
  * multiples of 32 for quantized weights, anything for float ones; D in
  * {32, 64, 128}; GQA groups 1, 2, 4; attention at pos0 0 and after earlier
  * steps, with the positions before pos0 written by earlier rope_kv calls.
+ * Batched steps (continuous batching): steps that mix 2-5 sequences, each
+ * with its own cache (of its own size), some with a prompt of many tokens
+ * and some with one, in any order; rope_kv must store each token in its
+ * own sequence's cache and attention read the right cache up to the
+ * right position (later steps read what earlier ones stored).
  *
  * Tolerances. u = 2^-24 (f32 unit roundoff). A dot product of length K,
  * S = sum_k |in_k w_k| (in = the matmul's input after its rmsnorm / SwiGLU):
@@ -48,7 +53,8 @@
  *   attention   F32: 5e-6 max|v|   BF16: 1e-2 max|v|  (outputs are convex combinations of v rows;
  *               BF16 rounds q, k, the probabilities and v: measured on
  *               the H200, 2026-12-04, up to 5.8e-3 max|v| at T 64-130,
- *               D 64/128)
+ *               D 64/128). A step that mixes sequences is the op
+ *               "attention (mixed)" in regimes[].
  *   copy        exact
  *   argmax      exact: the lowest index on ties, -1 if any NaN
  *
@@ -85,7 +91,7 @@ static const struct {
     {"cuda", "matmul", 0, 2, R_BF16},     /* prefill on tensor cores */
     {"cuda", "matmul", 1, 2, R_BF16},
     {"cuda", "matmul", 1, 1, R_F32},      /* decode: f32 input, each weight d * q exactly */
-    {"cuda", "attention", -1, 2, R_BF16},
+    {"cuda", "attention", -1, 2, R_BF16},   /* a prompt (one sequence) on tensor cores; mixed steps: f32 */
 };
 
 static regime regime_of(const char *backend, const char *op, int quant, int T) {
@@ -142,6 +148,9 @@ static void make_tensor(fs_tensor *t, fs_dtype dt, int rows, int K, int ndim, co
 
 /* ---- the two backends ---- */
 
+#define MAX_T 130      /* tokens of one step, at most */
+#define MAX_SEQS 5     /* sequences of one step, at most */
+
 static fs_backend *ref, *be;   /* the reference, the backend under test */
 static const char *be_name;    /* its fs_backend_open name (regimes[] key) */
 
@@ -168,6 +177,12 @@ static fs_buf *upload(fs_backend *b, const fs_tensor *t) {
 static void get(fs_backend *b, const fs_buf *buf, float *host, size_t n) {
     b->sync(b);
     b->read(b, buf, 0, host, n);
+}
+/* The step of T tokens of one sequence at positions pos0 .. pos0 + T - 1. */
+static void set_seq_step(fs_backend *b, const int *ids, int T, int pos0) {
+    int pos[MAX_T], seq[MAX_T] = {0};
+    for (int t = 0; t < T; t++) pos[t] = pos0 + t;
+    b->set_step(b, &(fs_step){T, ids, pos, seq, 1});
 }
 
 /* ---- the worst errors, per op and dtype ---- */
@@ -347,7 +362,7 @@ static void test_embed(void) {
             make_tensor(&t, all_dtypes[d], V, H, 2, vals, deq);
             for (int i = 0; i < T; i++) ids[i] = (int)((unsigned)(i * 31 + d * 7) % (unsigned)V);
             fs_buf *tb = upload(be, &t), *ob = nan_buf(be, (size_t)T * H);
-            be->set_step(be, ids, T, 0);
+            set_seq_step(be, ids, T, 0);
             be->embed(be, tb, H, ob);
             get(be, ob, o, (size_t)T * H);
             int bad = 0;
@@ -433,30 +448,31 @@ static void test_copy_argmax(void) {
     free(a); free(o);
 }
 
-/* ---- rope_kv and attention: steps against one cache ---- */
+/* ---- rope_kv and attention: steps against the caches of 1-5 sequences ---- */
 
 typedef struct {
     fs_backend *b;
-    fs_buf *cache, *qn, *kn;
+    fs_buf *caches[MAX_SEQS], *qn, *kn;
 } kv_side;
 
-/* One step of T tokens at pos0: rope_kv (QK-norm if normed) of fresh q, k,
- * v on both backends, then attention; compares q, k and the attention
- * output. */
-static void step(kv_side *s, int T, int pos0, int Hq, int Hkv, int D, int normed) {
+/* One step (st: its tokens' positions and sequences): rope_kv (QK-norm if
+ * normed) of fresh q, k, v on both backends, then attention; compares q,
+ * k and the attention output. */
+static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int normed) {
+    int T = st->T, one_seq = 1;
+    for (int t = 1; t < T; t++) one_seq &= st->seq[t] == st->seq[0] && st->pos[t] == st->pos[0] + t;
     size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D;
     float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
     float *out[2][3];
-    int ids[130] = {0};
     fill(q, nq, 2.0);
     fill(k, nk, 2.0);
     fill(v, nk, 1.0);
     for (int side = 0; side < 2; side++) {
         fs_backend *b = s[side].b;
         fs_buf *qb = put(b, q, nq), *kb = put(b, k, nk), *vb = put(b, v, nk), *ob = nan_buf(b, nq);
-        b->set_step(b, ids, T, pos0);
-        b->rope_kv(b, qb, kb, vb, normed ? s[side].qn : NULL, normed ? s[side].kn : NULL, 1e-6f, s[side].cache, Hq, Hkv, D);
-        b->attention(b, qb, s[side].cache, ob, Hq, Hkv, D);
+        b->set_step(b, st);
+        b->rope_kv(b, qb, kb, vb, normed ? s[side].qn : NULL, normed ? s[side].kn : NULL, 1e-6f, s[side].caches, Hq, Hkv, D);
+        b->attention(b, qb, s[side].caches, ob, Hq, Hkv, D);
         for (int i = 0; i < 3; i++) out[side][i] = malloc(sizeof(float) * (i == 1 ? nk : nq));
         get(b, qb, out[side][0], nq);
         get(b, kb, out[side][1], nk);
@@ -475,17 +491,18 @@ static void step(kv_side *s, int T, int pos0, int Hq, int Hkv, int D, int normed
                                   (8 + (normed ? sqrt((double)D) : 0)) * U * len + 1e-37, len);
             }
     }
-    regime reg = regime_of(be_name, "attention", -1, T);
+    const char *op = one_seq ? "attention" : "attention (mixed)";
+    regime reg = regime_of(be_name, op, -1, T);
     double vmax = 0;
     for (size_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(v[i]));
     for (size_t i = 0; i < nq; i++) {
         double err = fabs((double)out[1][2][i] - out[0][2][i]);
-        bad_attn += !note("attention", -1, reg, err, (reg == R_BF16 ? 1e-2 : 5e-6) * vmax, vmax);
+        bad_attn += !note(op, -1, reg, err, (reg == R_BF16 ? 1e-2 : 5e-6) * vmax, vmax);
     }
-    CHECKF(bad_rope == 0, "%s: rope_kv T %d pos0 %d Hq %d Hkv %d D %d normed %d: %d pairs beyond the bound", be->name, T,
-           pos0, Hq, Hkv, D, normed, bad_rope);
-    CHECKF(bad_attn == 0, "%s: attention T %d pos0 %d Hq %d Hkv %d D %d: %d values beyond the %s bound", be->name, T,
-           pos0, Hq, Hkv, D, bad_attn, regime_name[reg]);
+    CHECKF(bad_rope == 0, "%s: rope_kv T %d of %d sequences (first at %d) Hq %d Hkv %d D %d normed %d: %d pairs beyond the bound",
+           be->name, T, st->n_seq, st->pos[0], Hq, Hkv, D, normed, bad_rope);
+    CHECKF(bad_attn == 0, "%s: %s T %d of %d sequences (first at %d) Hq %d Hkv %d D %d: %d values beyond the %s bound",
+           be->name, op, T, st->n_seq, st->pos[0], Hq, Hkv, D, bad_attn, regime_name[reg]);
     for (int side = 0; side < 2; side++)
         for (int i = 0; i < 3; i++) free(out[side][i]);
     free(q); free(k); free(v);
@@ -493,39 +510,95 @@ static void step(kv_side *s, int T, int pos0, int Hq, int Hkv, int D, int normed
 
 #define N_CTX 320
 
+/* Both backends' caches for n_seq sequences (sequence i's of n_ctx[i]
+ * positions) and norm weights; Hq, Hkv and normed for case si. */
+static void kv_open(kv_side *s, int n_seq, const int *n_ctx, int Hkv, int D, fs_tensor *qt, fs_tensor *kt, int si) {
+    float *w = malloc(sizeof(float) * D), *wd = malloc(sizeof(float) * D);
+    fill_pos(w, (size_t)D);
+    make_tensor(qt, si % 4 < 2 ? FS_DTYPE_BF16 : FS_DTYPE_F16, 1, D, 1, w, wd);
+    fill_pos(w, (size_t)D);
+    make_tensor(kt, FS_DTYPE_F32, 1, D, 1, w, wd);
+    for (int side = 0; side < 2; side++) {
+        fs_err e;
+        s[side] = (kv_side){side ? be : ref, {NULL}, NULL, NULL};
+        for (int i = 0; i < n_seq; i++) {
+            s[side].caches[i] = s[side].b->kv_alloc(s[side].b, n_ctx[i], Hkv, D, &e);
+            if (!s[side].caches[i]) { fprintf(stderr, "%s: %s\n", s[side].b->name, e.msg); exit(1); }
+        }
+        s[side].qn = upload(s[side].b, qt);
+        s[side].kn = upload(s[side].b, kt);
+    }
+    free(w); free(wd);
+}
+
+static void kv_close(kv_side *s, int n_seq, fs_tensor *qt, fs_tensor *kt) {
+    for (int side = 0; side < 2; side++) {
+        for (int i = 0; i < n_seq; i++) s[side].b->free_buf(s[side].b, s[side].caches[i]);
+        s[side].b->free_buf(s[side].b, s[side].qn);
+        s[side].b->free_buf(s[side].b, s[side].kn);
+    }
+    free((void *)qt->data); free((void *)kt->data);
+}
+
+static const int groups[][2] = {{8, 8}, {8, 4}, {8, 2}, {4, 1}, {6, 3}};   /* Hq, Hkv: groups 1, 2, 4, 4, 2 */
+
 static void test_attention(int D) {
     /* steps: a prompt, then decode and more prompt chunks on the same cache */
     static const int seqs[][5] = {{130, 1, 7, 1, 64}, {5, 17, 1, 2, 3}, {1, 1, 64, 130, 1}, {64, 3, 1, 17, 5}};
-    static const int groups[][2] = {{8, 8}, {8, 4}, {8, 2}, {4, 1}, {6, 3}};   /* Hq, Hkv: groups 1, 2, 4, 4, 2 */
-    float *w = malloc(sizeof(float) * D), *wd = malloc(sizeof(float) * D);
+    int ids[MAX_T] = {0}, pos[MAX_T], seq[MAX_T] = {0}, n_ctx = N_CTX;
     for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++) {
         int Hq = groups[(si + (size_t)D) % 5][0], Hkv = groups[(si + (size_t)D) % 5][1], normed = (int)si % 2;
         fs_tensor qt, kt;
-        fill_pos(w, (size_t)D);
-        make_tensor(&qt, si % 4 < 2 ? FS_DTYPE_BF16 : FS_DTYPE_F16, 1, D, 1, w, wd);
-        fill_pos(w, (size_t)D);
-        make_tensor(&kt, FS_DTYPE_F32, 1, D, 1, w, wd);
-        kv_side s[2] = {{ref, NULL, NULL, NULL}, {be, NULL, NULL, NULL}};
-        for (int side = 0; side < 2; side++) {
-            fs_err e;
-            s[side].cache = s[side].b->kv_alloc(s[side].b, N_CTX, Hkv, D, &e);
-            if (!s[side].cache) { fprintf(stderr, "%s: %s\n", s[side].b->name, e.msg); exit(1); }
-            s[side].qn = upload(s[side].b, &qt);
-            s[side].kn = upload(s[side].b, &kt);
+        kv_side s[2];
+        kv_open(s, 1, &n_ctx, Hkv, D, &qt, &kt, (int)si);
+        int p = 0;
+        for (int i = 0; i < 5 && p + seqs[si][i] <= N_CTX; i++) {
+            int T = seqs[si][i];
+            for (int t = 0; t < T; t++) pos[t] = p + t;
+            step(s, &(fs_step){T, ids, pos, seq, 1}, Hq, Hkv, D, normed);
+            p += T;
         }
-        int pos = 0;
-        for (int i = 0; i < 5 && pos + seqs[si][i] <= N_CTX; i++) {
-            step(s, seqs[si][i], pos, Hq, Hkv, D, normed);
-            pos += seqs[si][i];
-        }
-        for (int side = 0; side < 2; side++) {
-            s[side].b->free_buf(s[side].b, s[side].cache);
-            s[side].b->free_buf(s[side].b, s[side].qn);
-            s[side].b->free_buf(s[side].b, s[side].kn);
-        }
-        free((void *)qt.data); free((void *)kt.data);
+        kv_close(s, 1, &qt, &kt);
     }
-    free(w); free(wd);
+}
+
+/* Batched steps: each step is runs of tokens (a sequence, how many), the
+ * runs in any order, a sequence's tokens at its next positions. */
+typedef struct { int seq, n; } run;
+static const struct {
+    int n_seq;
+    run steps[4][MAX_SEQS + 1];   /* a run of n = 0 ends the step */
+} schedules[] = {
+    {2, {{{0, 7}, {1, 3}}, {{0, 1}, {1, 1}}, {{1, 17}, {0, 1}}, {{0, 1}, {1, 1}}}},
+    /* sequence 3 sits out the third step; 67 tokens: more than one of the
+     * GPU's decode attention launches (64 tokens) */
+    {5, {{{0, 5}, {1, 1}, {2, 2}, {3, 1}, {4, 9}}, {{4, 1}, {3, 1}, {2, 1}, {1, 1}, {0, 1}},
+         {{0, 1}, {1, 64}, {2, 1}, {4, 1}}, {{2, 1}, {0, 40}, {3, 1}, {1, 1}, {4, 1}}}},
+    /* a prompt of sequence 1 alone (one sequence, n_seq 3), then mixed
+     * steps past the first 64 positions */
+    {3, {{{1, 130}}, {{0, 1}, {2, 2}}, {{2, 1}, {1, 1}, {0, 3}}, {{0, 1}, {1, 1}, {2, 1}}}},
+};
+
+static void test_batched(int D) {
+    int ids[MAX_T] = {0}, pos[MAX_T], seq[MAX_T];
+    for (size_t si = 0; si < sizeof schedules / sizeof schedules[0]; si++) {
+        int n_seq = schedules[si].n_seq, Hq = groups[(si + (size_t)D + 2) % 5][0], Hkv = groups[(si + (size_t)D + 2) % 5][1];
+        int n_ctx[MAX_SEQS], next[MAX_SEQS] = {0};   /* each cache's size; each sequence's next position */
+        for (int i = 0; i < n_seq; i++) n_ctx[i] = N_CTX - 37 * i;   /* sessions may differ in n_ctx */
+        fs_tensor qt, kt;
+        kv_side s[2];
+        kv_open(s, n_seq, n_ctx, Hkv, D, &qt, &kt, (int)si);
+        for (int k = 0; k < 4; k++) {
+            int T = 0;
+            for (const run *r = schedules[si].steps[k]; r->n; r++)
+                for (int j = 0; j < r->n; j++, T++) {
+                    seq[T] = r->seq;
+                    pos[T] = next[r->seq]++;
+                }
+            step(s, &(fs_step){T, ids, pos, seq, n_seq}, Hq, Hkv, D, (int)(si + (size_t)k) % 2);
+        }
+        kv_close(s, n_seq, &qt, &kt);
+    }
 }
 
 /* ---- main ---- */
@@ -534,7 +607,8 @@ static void test_attention(int D) {
 static int reserve(fs_backend *b, int D, fs_err *e) {
     float inv[64];
     for (int i = 0; i < D / 2; i++) inv[i] = 1.0f / (float)pow(1e6f, (double)((float)(2 * i) / (float)D));
-    fs_reserve r = {130, 3072, 2400, N_CTX, 8, 8, D, inv};
+    fs_reserve r = {.max_T = MAX_T, .max_seqs = MAX_SEQS, .max_K = 3072, .max_N = 2400, .n_ctx = N_CTX,
+                    .Hq = 8, .Hkv = 8, .D = D, .rope_inv_freq = inv};
     return b->reserve(b, &r, e);
 }
 
@@ -609,6 +683,7 @@ int main(int argc, char **argv) {
                 test_copy_argmax();
             }
             test_attention(D);
+            test_batched(D);
             be->destroy(be);
             ref->destroy(ref);
         }

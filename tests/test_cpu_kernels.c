@@ -105,9 +105,17 @@ static fs_backend *open_reserved(const char *name, int n_threads, int D) {
     fs_backend *b = fs_backend_open(&(fs_backend_opts){name, n_threads, 0}, &e);
     float inv[512];
     for (int i = 0; i < D / 2; i++) inv[i] = 1.0f / (float)pow(1e6f, (double)((float)(2 * i) / (float)D));
-    fs_reserve r = {MAX_T, MAX_K, MAX_N, N_CTX, 16, 8, D, inv};
+    fs_reserve r = {.max_T = MAX_T, .max_seqs = 4, .max_K = MAX_K, .max_N = MAX_N, .n_ctx = N_CTX, .Hq = 16,
+                    .Hkv = 8, .D = D, .rope_inv_freq = inv};
     if (!b || b->reserve(b, &r, &e)) { fprintf(stderr, "%s: %s\n", name, e.msg); exit(1); }
     return b;
+}
+
+/* The step of T tokens of one sequence at positions pos0 .. pos0 + T - 1. */
+static void set_seq_step(fs_backend *b, const int *ids, int T, int pos0) {
+    int pos[MAX_T], seq[MAX_T] = {0};
+    for (int t = 0; t < T; t++) pos[t] = pos0 + t;
+    b->set_step(b, &(fs_step){T, ids, pos, seq, 1});
 }
 
 static fs_buf *act(fs_backend *b, const float *host, size_t n) {
@@ -424,7 +432,8 @@ static void test_fused(void) {
 static void test_add_slabs(void) {
     fs_err e;
     float inv[1] = {1.0f};
-    fs_reserve r = {64, 32, 2000, 1, 1, 1, 2, inv};   /* add scratch: 2048 floats, 1 token of N = 2000 */
+    fs_reserve r = {.max_T = 64, .max_seqs = 1, .max_K = 32, .max_N = 2000, .n_ctx = 1, .Hq = 1, .Hkv = 1, .D = 2,
+                    .rope_inv_freq = inv};   /* add scratch: 2048 floats, 1 token of N = 2000 */
     fs_backend *b = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e);
     fs_backend *rb = fs_backend_open(&(fs_backend_opts){"cpu-ref", 0, 0}, &e);
     CHECK(b && rb && !b->reserve(b, &r, &e) && !rb->reserve(rb, &r, &e));
@@ -578,33 +587,45 @@ static fs_buf *cache_with(fs_backend *b, const float *k, const float *v, int n, 
  * relative to max |v|; 5e-6 covers f32 exp and the accumulation over
  * up to ~500 keys (measured worst is printed). */
 static void test_attention(void) {
-    static const struct { int T, pos0, Hq, Hkv, D; } cs[] = {
-        {1, 0, 2, 1, 2}, {1, 9, 4, 2, 6}, {5, 0, 4, 2, 64}, {17, 3, 3, 1, 128},
-        {2, 130, 16, 8, 128}, {64, 100, 2, 2, 70}, {130, 0, 2, 1, 8}, {1, 300, 4, 4, 33},
+    static const struct { int T, pos0, Hq, Hkv, D, mixed; } cs[] = {
+        {1, 0, 2, 1, 2, 0}, {1, 9, 4, 2, 6, 0}, {5, 0, 4, 2, 64, 0}, {17, 3, 3, 1, 128, 0},
+        {2, 130, 16, 8, 128, 0}, {64, 100, 2, 2, 70, 0}, {130, 0, 2, 1, 8, 0}, {1, 300, 4, 4, 33, 0},
         /* the tiled prefill path (AVX2, T >= 4, D % 16 == 0): partial key
          * panels, partial 6-query tiles, several 64-token slabs, pos0 > 0 */
-        {4, 0, 2, 1, 16}, {71, 0, 16, 8, 128}, {130, 37, 4, 2, 64}, {9, 500, 6, 3, 32}};
+        {4, 0, 2, 1, 16, 0}, {71, 0, 16, 8, 128, 0}, {130, 37, 4, 2, 64, 0}, {9, 500, 6, 3, 32, 0},
+        /* a step of two sequences (mixed): token t is of sequence t % 2,
+         * at position pos0 + t / 2 of its own cache - the per-token path,
+         * also where a prompt of that size would be tiled */
+        {6, 0, 4, 2, 64, 1}, {9, 120, 16, 8, 128, 1}, {2, 7, 2, 1, 16, 1}};
     double worst_all = 0;
-    int ids[MAX_T] = {0};
+    int ids[MAX_T] = {0}, pos[MAX_T], seq[MAX_T];
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int T = cs[c].T, pos0 = cs[c].pos0, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D, n = pos0 + T;
+        int mixed = cs[c].mixed;
+        for (int t = 0; t < T; t++) seq[t] = mixed ? t % 2 : 0, pos[t] = mixed ? pos0 + t / 2 : pos0 + t;
+        fs_step st = {T, ids, pos, seq, mixed ? 2 : 1};
         size_t nq = (size_t)T * Hq * D, nkv = (size_t)n * Hkv * D;
         float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nkv), *v = malloc(sizeof(float) * nkv);
         float *or_ = malloc(sizeof(float) * nq), *of = malloc(sizeof(float) * nq);
         for (size_t i = 0; i < nq; i++) q[i] = (float)(urand() * 3);   /* peaky softmax too */
         for (size_t i = 0; i < nkv; i++) k[i] = (float)(urand() * 3), v[i] = (float)urand();
         fs_err e;
-        fs_buf *qb = act(ref, q, nq), *kv = cache_with(ref, k, v, n, Hkv, D), *ob = ref->alloc(ref, nq, &e);
-        ref->set_step(ref, ids, T, pos0);
+        /* the second sequence's cache holds other keys and values: v as keys, k / 3 as values */
+        float *k1 = malloc(sizeof(float) * nkv), *v1 = malloc(sizeof(float) * nkv);
+        for (size_t i = 0; i < nkv; i++) k1[i] = v[i], v1[i] = k[i] / 3;
+        fs_buf *qb = act(ref, q, nq), *ob = ref->alloc(ref, nq, &e);
+        fs_buf *kv[2] = {cache_with(ref, k, v, n, Hkv, D), cache_with(ref, k1, v1, n, Hkv, D)};
+        ref->set_step(ref, &st);
         ref->attention(ref, qb, kv, ob, Hq, Hkv, D);
         ref->read(ref, ob, 0, or_, nq);
-        ref->free_buf(ref, qb); ref->free_buf(ref, kv); ref->free_buf(ref, ob);
+        ref->free_buf(ref, qb); ref->free_buf(ref, kv[0]); ref->free_buf(ref, kv[1]); ref->free_buf(ref, ob);
         for (int th = 1; th <= 3; th++)
             for (int s = 0; s < n_isas; s++) {
                 fs_backend *b = cpu[th];
                 use_kernels(b, s);
-                qb = act(b, q, nq), kv = cache_with(b, k, v, n, Hkv, D), ob = b->alloc(b, nq, &e);
-                b->set_step(b, ids, T, pos0);
+                qb = act(b, q, nq), ob = b->alloc(b, nq, &e);
+                kv[0] = cache_with(b, k, v, n, Hkv, D), kv[1] = cache_with(b, k1, v1, n, Hkv, D);
+                b->set_step(b, &st);
                 b->attention(b, qb, kv, ob, Hq, Hkv, D);
                 b->read(b, ob, 0, of, nq);
                 double worst = 0;
@@ -613,12 +634,12 @@ static void test_attention(void) {
                     if (!(d <= worst)) worst = d;
                 }
                 if (worst > worst_all) worst_all = worst;
-                CHECKF(worst <= 5e-6, "attention T %d pos0 %d Hq %d Hkv %d D %d %s threads %d: err %g", T, pos0,
-                       Hq, Hkv, D, kernels_name(s), th, worst);
-                b->free_buf(b, qb); b->free_buf(b, kv); b->free_buf(b, ob);
+                CHECKF(worst <= 5e-6, "attention T %d pos0 %d Hq %d Hkv %d D %d%s %s threads %d: err %g", T, pos0,
+                       Hq, Hkv, D, mixed ? " (two sequences)" : "", kernels_name(s), th, worst);
+                b->free_buf(b, qb); b->free_buf(b, kv[0]); b->free_buf(b, kv[1]); b->free_buf(b, ob);
                 use_kernels(b, n_isas - 1);
             }
-        free(q); free(k); free(v); free(or_); free(of);
+        free(q); free(k); free(v); free(k1); free(v1); free(or_); free(of);
     }
     printf("attention: worst abs error %.3g (|v| <= 1)\n", worst_all);
 }
@@ -645,8 +666,8 @@ static void test_rope_kv(void) {
             fs_err e;
             fs_buf *qb = act(r, q, nq), *kb = act(r, k, nk), *vb = act(r, v, nk), *nb = r->upload(r, &nt, &e);
             fs_buf *kv = r->kv_alloc(r, N_CTX, Hkv, D, &e);
-            r->set_step(r, ids, T, pos0);
-            r->rope_kv(r, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, kv, Hq, Hkv, D);
+            set_seq_step(r, ids, T, pos0);
+            r->rope_kv(r, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, &kv, Hq, Hkv, D);
             r->read(r, qb, 0, a, nq);
             r->read(r, kb, 0, a + nq, nk);
             r->free_buf(r, qb); r->free_buf(r, kb); r->free_buf(r, vb); r->free_buf(r, nb); r->free_buf(r, kv);
@@ -656,8 +677,8 @@ static void test_rope_kv(void) {
                     use_kernels(b, s);
                     qb = act(b, q, nq), kb = act(b, k, nk), vb = act(b, v, nk), nb = b->upload(b, &nt, &e);
                     kv = b->kv_alloc(b, N_CTX, Hkv, D, &e);
-                    b->set_step(b, ids, T, pos0);
-                    b->rope_kv(b, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, kv, Hq, Hkv, D);
+                    set_seq_step(b, ids, T, pos0);
+                    b->rope_kv(b, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, &kv, Hq, Hkv, D);
                     b->read(b, qb, 0, f, nq);
                     b->read(b, kb, 0, f + nq, nk);
                     int bad = memcmp(a, f, sizeof(float) * (nq + nk)) != 0;
@@ -898,9 +919,10 @@ static void test_isa_env(void) {
     unsetenv("FS_ISA");
 }
 
-/* After reserve, a decode step's ops - and a prefill's - allocate nothing
- * (ds4's guard, here a count of malloc calls); describe, reserved_bytes
- * and the bandwidth probe say something sensible. */
+/* After reserve, a decode step's ops - and a prefill's, and a batched
+ * step's - allocate nothing (ds4's guard, here a count of malloc calls);
+ * describe, reserved_bytes and the bandwidth probe say something
+ * sensible. */
 static void test_no_alloc(void) {
     fs_err e;
     enum { H = 256, Hq = 4, Hkv = 2, D = 64, I = 768, V = 1000, T = 70, NW = 6 };
@@ -922,15 +944,22 @@ static void test_no_alloc(void) {
     for (int i = 0; i < T * I; i++) h[i] = (float)urand();
     fs_buf *x = act(b, h, (size_t)T * H), *q = b->alloc(b, (size_t)T * Hq * D, &e), *k = b->alloc(b, (size_t)T * Hkv * D, &e);
     fs_buf *v = act(b, h, (size_t)T * Hkv * D), *att = b->alloc(b, (size_t)T * Hq * D, &e), *g = b->alloc(b, (size_t)T * I, &e);
-    fs_buf *u = act(b, h, (size_t)T * I), *last = b->alloc(b, (size_t)H, &e), *logits = b->alloc(b, (size_t)V, &e);
-    fs_buf *kv = b->kv_alloc(b, N_CTX, Hkv, D, &e), *bw = b->alloc(b, (size_t)16 << 20, &e);
-    int ids[MAX_T] = {0}, pos = 0, argmax = -2;
+    fs_buf *u = act(b, h, (size_t)T * I), *last = b->alloc(b, (size_t)3 * H, &e), *logits = b->alloc(b, (size_t)3 * V, &e);
+    fs_buf *kv[3], *bw = b->alloc(b, (size_t)16 << 20, &e);
+    for (int i = 0; i < 3; i++) kv[i] = b->kv_alloc(b, N_CTX, Hkv, D, &e);
+    /* the batched step: sequence 0 goes on, sequence 1 starts with 2 tokens, sequence 2 with 1 */
+    static const int b_seq[4] = {0, 1, 1, 2}, b_pos[4] = {0, 0, 1, 0}, b_last[3] = {0, 2, 3};
+    int ids[MAX_T] = {0}, pos[MAX_T], seq[MAX_T], p0 = 0, argmax = -2;
 #ifdef COUNT_MALLOC
     mallocs = 0;
 #endif
-    for (int step = 0; step < 3; step++) {   /* a prompt, then two decode steps */
-        int Ts = step == 0 ? T : 1;
-        b->set_step(b, ids, Ts, pos);
+    for (int step = 0; step < 4; step++) {   /* a prompt, two decode steps, a batched step of 3 sequences */
+        int batched = step == 3, Ts = step == 0 ? T : batched ? 4 : 1, n_seq = batched ? 3 : 1;
+        for (int t = 0; t < Ts; t++) {
+            seq[t] = batched ? b_seq[t] : 0;
+            pos[t] = !batched ? p0 + t : b_seq[t] == 0 ? p0 : b_pos[t];
+        }
+        b->set_step(b, &(fs_step){Ts, ids, pos, seq, n_seq});
         b->embed(b, W[2], H, x);
         b->matmul(b, &(fs_mm_in){x, norm, 1e-6f, NULL}, Ts, H,
                   (fs_linear[2]){{W[0], q, Hq * D, 0}, {W[1], k, Hkv * D, 0}}, 2);
@@ -939,11 +968,12 @@ static void test_no_alloc(void) {
         b->matmul(b, &(fs_mm_in){att, NULL, 0, NULL}, Ts, Hq * D, &(fs_linear){W[2], x, H, 1}, 1);
         b->matmul(b, &(fs_mm_in){x, norm, 1e-6f, NULL}, Ts, H, &(fs_linear){W[3], g, I, 0}, 1);
         b->matmul(b, &(fs_mm_in){g, NULL, 0, u}, Ts, I, &(fs_linear){W[4], x, H, 1}, 1);
-        b->copy(b, x, (size_t)(Ts - 1) * H, last, 0, (size_t)H);
-        b->matmul(b, &(fs_mm_in){last, norm, 1e-6f, NULL}, 1, H, &(fs_linear){W[5], logits, V, 0}, 1);
+        for (int i = 0; i < n_seq; i++)   /* each sequence's last row, then one lm_head for all */
+            b->copy(b, x, (size_t)(batched ? b_last[i] : Ts - 1) * H, last, (size_t)i * H, (size_t)H);
+        b->matmul(b, &(fs_mm_in){last, norm, 1e-6f, NULL}, n_seq, H, &(fs_linear){W[5], logits, V, 0}, 1);
         argmax = b->argmax(b, logits, V);
         b->rmsnorm(b, x, norm, x, Ts, H, 1e-6f);
-        pos += Ts;
+        p0 += batched ? 1 : Ts;
     }
     double bytes_per_s = b->bandwidth(b, bw, (size_t)16 << 20);
 #ifdef COUNT_MALLOC
@@ -954,7 +984,7 @@ static void test_no_alloc(void) {
     printf("bandwidth (64 MiB, 2 threads): %.1f GB/s\n", bytes_per_s / 1e9);
     CHECK(b->reserved_bytes(b) > (size_t)MAX_T * MAX_K * 4);
     CHECK(strstr(b->describe(b), fs_cpu_isa_name(cpu_ctx(b)->isa, cpu_ctx(b)->vnni)) && strstr(b->describe(b), "2 threads"));
-    fs_buf *all[] = {x, q, k, v, att, g, u, last, logits, kv, bw, norm};
+    fs_buf *all[] = {x, q, k, v, att, g, u, last, logits, kv[0], kv[1], kv[2], bw, norm};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->free_buf(b, all[i]);
     for (int i = 0; i < NW; i++) {
         b->free_buf(b, W[i]);

@@ -1,9 +1,11 @@
 /* test_cuda.c - the CUDA backend against double-precision references.
  *
  *   test_cuda            every op, every weight dtype, every fusion, shapes
- *                        with tails; a recorded step replayed against the
- *                        same ops run directly. One table row per check:
- *                        op, dtype, shape, error, tolerance, pass/fail.
+ *                        with tails; steps that mix sequences (each token
+ *                        its own cache and position); a recorded step
+ *                        replayed against the same ops run directly. One
+ *                        table row per check: op, dtype, shape, error,
+ *                        tolerance, pass/fail.
  *   test_cuda --bench    timings on a model with Qwen3-0.6B's shapes and
  *                        random weights (bench_cuda.c).
  *
@@ -77,6 +79,13 @@ fs_buf *dev_f32(const float *x, size_t n) {
     }
     if (x) B->write(B, b, 0, x, n);
     return b;
+}
+
+void set_seq_step(const int *ids, int T, int pos0) {
+    int *pos = fs_xmalloc((size_t)T * sizeof(int)), *seq = fs_xcalloc((size_t)T, sizeof(int));
+    for (int t = 0; t < T; t++) pos[t] = pos0 + t;
+    B->set_step(B, &(fs_step){T, ids, pos, seq, 1});   /* copied: the arrays may go */
+    free(pos), free(seq);
 }
 
 static float *get(const fs_buf *b, size_t n) {
@@ -221,7 +230,7 @@ static void check_embed(void) {
         fs_buf *out = dev_f32(NULL, (size_t)T * H);
         float *p = poison((size_t)T * H);
         B->write(B, out, 0, p, (size_t)T * H);
-        B->set_step(B, ids, T, 0);
+        set_seq_step(ids, T, 0);
         B->embed(B, w.buf, H, out);
         float *got = get(out, (size_t)T * H), *ref = fs_xmalloc((size_t)T * H * sizeof(float));
         for (int t = 0; t < T; t++) memcpy(ref + (size_t)t * H, w.deq + (size_t)ids[t] * H, H * sizeof(float));
@@ -360,9 +369,10 @@ static float *inv_freq_table(int D) {
 }
 
 /* reserve with these attention shapes (and room for the matmul checks) */
-static void reserve(int Hq, int Hkv, int D, int n_ctx, int max_T) {
+static void reserve(int Hq, int Hkv, int D, int n_ctx, int max_T, int max_seqs) {
     float *inv = inv_freq_table(D);
-    fs_reserve r = {max_T, 3072, 151936, n_ctx, Hq, Hkv, D, inv};
+    fs_reserve r = {.max_T = max_T, .max_seqs = max_seqs, .max_K = 3072, .max_N = 151936, .n_ctx = n_ctx, .Hq = Hq,
+                    .Hkv = Hkv, .D = D, .rope_inv_freq = inv};
     fs_err e = {{0}};
     if (B->reserve(B, &r, &e)) {
         fprintf(stderr, "reserve: %s\n", e.msg);
@@ -373,7 +383,7 @@ static void reserve(int Hq, int Hkv, int D, int n_ctx, int max_T) {
 
 static void check_rope_kv(int Hq, int Hkv, int D, int T, int pos0, int norms) {
     const int n_ctx = 4200;
-    reserve(Hq, Hkv, D, n_ctx, 256);
+    reserve(Hq, Hkv, D, n_ctx, 256, 1);
     float *inv = inv_freq_table(D);
     size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D, ncache = 2 * (size_t)Hkv * n_ctx * D;
     float *q = fs_xmalloc(nq * 4), *k = fs_xmalloc(nk * 4), *v = fs_xmalloc(nk * 4);
@@ -388,8 +398,8 @@ static void check_rope_kv(int Hq, int Hkv, int D, int T, int pos0, int norms) {
     for (size_t i = 0; i < ncache; i++) cache_ref[i] = frand();
     B->write(B, cache, 0, cache_ref, ncache);
     int *ids = fs_xcalloc((size_t)T, sizeof(int));
-    B->set_step(B, ids, T, pos0);
-    B->rope_kv(B, qb, kb, vb, norms ? qn.buf : NULL, norms ? kn.buf : NULL, 1e-6f, cache, Hq, Hkv, D);
+    set_seq_step(ids, T, pos0);
+    B->rope_kv(B, qb, kb, vb, norms ? qn.buf : NULL, norms ? kn.buf : NULL, 1e-6f, &cache, Hq, Hkv, D);
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < Hq; h++) {
             float *x = q + ((size_t)t * Hq + h) * D;
@@ -444,7 +454,7 @@ static void ref_attention(const float *q, const float *cache, float *out, int T,
 }
 
 static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) {
-    reserve(Hq, Hkv, D, n_ctx, 256);
+    reserve(Hq, Hkv, D, n_ctx, 256, 1);
     size_t nq = (size_t)T * Hq * D, ncache = 2 * (size_t)Hkv * n_ctx * D;
     float *q = fs_xmalloc(nq * 4), *cache = fs_xmalloc(ncache * 4), *ref = fs_xmalloc(nq * 4);
     fill(q, nq, 0.5f);
@@ -455,8 +465,8 @@ static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) 
     float *p = poison(nq);
     B->write(B, ob, 0, p, nq);
     int *ids = fs_xcalloc((size_t)T, sizeof(int));
-    B->set_step(B, ids, T, pos0);
-    B->attention(B, qb, cb, ob, Hq, Hkv, D);
+    set_seq_step(ids, T, pos0);
+    B->attention(B, qb, &cb, ob, Hq, Hkv, D);
     ref_attention(q, cache, ref, T, pos0, Hq, Hkv, D, n_ctx);
     float *got = get(ob, nq);
     char shape[64];
@@ -468,20 +478,101 @@ static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) 
     B->free_buf(B, qb), B->free_buf(B, cb), B->free_buf(B, ob);
 }
 
-/* set_step carries up to 1000 ids in a kernel's parameters and copies
- * longer chunks: both paths, alternating, seen through embed. */
+/* A step that mixes sequences (continuous batching): token t at position
+ * pos[t] of sequence seq[t], each sequence with its own cache of its own
+ * n_ctx. rope_kv must store each token in its own cache and attention
+ * read that cache up to pos[t] (the per-token decode kernel, in launches
+ * of up to 64 tokens). prompt = 1: every token of the last sequence, at
+ * consecutive positions - the prefill kernels, with that sequence's cache,
+ * not sequence 0's. */
+static void check_batched(int Hq, int Hkv, int D, int n_seq, int T, int prompt) {
+    enum { MAXS = 8, CTX = 1200 };
+    static const int start[MAXS] = {1100, 0, 63, 64, 500, 7, 200, 129};   /* each sequence's first position */
+    reserve(Hq, Hkv, D, CTX, 256, MAXS);
+    float *inv = inv_freq_table(D);
+    int n_ctx[MAXS], next[MAXS];
+    int *ids = fs_xcalloc((size_t)T, sizeof(int)), *pos = fs_xmalloc((size_t)T * sizeof(int)), *seq = fs_xmalloc((size_t)T * sizeof(int));
+    for (int i = 0; i < n_seq; i++) n_ctx[i] = CTX - 60 * i, next[i] = start[i];
+    for (int t = 0; t < T; t++) {
+        seq[t] = prompt || T == 1 ? n_seq - 1 : (t * 7 + t / n_seq) % n_seq;   /* n_seq tokens: each sequence once */
+        pos[t] = next[seq[t]]++;
+    }
+    size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D;
+    float *q = fs_xmalloc(nq * 4), *k = fs_xmalloc(nk * 4), *v = fs_xmalloc(nk * 4), *ref = fs_xmalloc(nq * 4);
+    fill(q, nq, 2.0f), fill(k, nk, 2.0f), fill(v, nk, 1.0f);
+    weight qn, kn;
+    make_weight(&qn, FS_DTYPE_BF16, 1, D, 1.0f);
+    make_weight(&kn, FS_DTYPE_F32, 1, D, 1.0f);
+    fs_buf *qb = dev_f32(q, nq), *kb = dev_f32(k, nk), *vb = dev_f32(v, nk), *ob = dev_f32(NULL, nq);
+    float *p = poison(nq);
+    B->write(B, ob, 0, p, nq);
+    fs_buf *caches[MAXS];
+    float *cache_ref[MAXS];
+    fs_err e = {{0}};
+    for (int i = 0; i < n_seq; i++) {   /* earlier positions: as earlier steps left them */
+        size_t nc = 2 * (size_t)Hkv * n_ctx[i] * D;
+        caches[i] = B->kv_alloc(B, n_ctx[i], Hkv, D, &e);
+        cache_ref[i] = fs_xmalloc(nc * 4);
+        fill(cache_ref[i], nc, 1.0f);
+        B->write(B, caches[i], 0, cache_ref[i], nc);
+    }
+    B->set_step(B, &(fs_step){T, ids, pos, seq, n_seq});
+    B->rope_kv(B, qb, kb, vb, qn.buf, kn.buf, 1e-6f, caches, Hq, Hkv, D);
+    B->attention(B, qb, caches, ob, Hq, Hkv, D);
+    for (int t = 0; t < T; t++) {   /* rope_kv: each token at its position, into its sequence's cache */
+        float *c = cache_ref[seq[t]];
+        size_t nc = (size_t)n_ctx[seq[t]];
+        for (int h = 0; h < Hq; h++) {
+            float *x = q + ((size_t)t * Hq + h) * D;
+            ref_rmsnorm(x, qn.deq, x, 1, D, 1e-6f);
+            ref_rope(x, D, pos[t], inv);
+        }
+        for (int g = 0; g < Hkv; g++) {
+            float *x = k + ((size_t)t * Hkv + g) * D;
+            ref_rmsnorm(x, kn.deq, x, 1, D, 1e-6f);
+            ref_rope(x, D, pos[t], inv);
+            memcpy(c + ((size_t)g * nc + pos[t]) * D, x, (size_t)D * 4);
+            memcpy(c + (((size_t)Hkv + g) * nc + pos[t]) * D, v + ((size_t)t * Hkv + g) * D, (size_t)D * 4);
+        }
+    }
+    for (int t = 0; t < T; t++)   /* attention: each token against its own cache, keys 0 .. pos[t] */
+        ref_attention(q + (size_t)t * Hq * D, cache_ref[seq[t]], ref + (size_t)t * Hq * D, 1, pos[t], Hq, Hkv, D,
+                      n_ctx[seq[t]]);
+    float *gq = get(qb, nq), *gk = get(kb, nk), *go = get(ob, nq);
+    double err_rope = fmax(rel_err(gq, q, nq), rel_err(gk, k, nk));
+    for (int i = 0; i < n_seq; i++) {
+        size_t nc = 2 * (size_t)Hkv * n_ctx[i] * D;
+        float *gc = get(caches[i], nc);
+        err_rope = fmax(err_rope, rel_err(gc, cache_ref[i], nc));
+        free(gc), free(cache_ref[i]);
+        B->free_buf(B, caches[i]);
+    }
+    char shape[64];
+    snprintf(shape, sizeof shape, "T=%d of %d seqs %d/%d D=%d", T, prompt ? 1 : n_seq < T ? n_seq : T, Hq, Hkv, D);
+    int tc = prompt && T > 1 && (D == 64 || D == 128);   /* a prompt on tensor cores: bf16 inputs */
+    row("rope_kv (batched)", "f32", shape, err_rope, 1e-4);
+    row(prompt ? "attention (prompt, seq>0)" : "attention (batched)", "f32", shape, rel_err(go, ref, nq), tc ? 1e-2 : 1e-4);
+    free(gq), free(gk), free(go), free(q), free(k), free(v), free(ref), free(p), free(inv), free(ids), free(pos), free(seq);
+    B->free_buf(B, qb), B->free_buf(B, kb), B->free_buf(B, vb), B->free_buf(B, ob);
+    free_weight(&qn), free_weight(&kn);
+}
+
+/* set_step carries up to 330 tokens in a kernel's parameters and copies
+ * longer steps; a one-token step goes with the next kernel: every path,
+ * at the limits, alternating, seen through embed. */
 static void check_step(void) {
     enum { V = 3000, H = 32 };
-    reserve(16, 8, 128, 4200, 1500);
+    reserve(16, 8, 128, 4200, 1500, 1);
     weight w;
     make_weight(&w, FS_DTYPE_F32, V, H, 1.0f);
     fs_buf *out = dev_f32(NULL, (size_t)1200 * H);
     int *ids = fs_xmalloc(1200 * sizeof(int));
     double worst = 0.0;
-    for (int round = 0; round < 4; round++) {
-        int T = round % 2 ? 1200 : 3;
+    static const int Ts[] = {3, 1200, 330, 331, 1, 1200, 2};
+    for (int round = 0; round < 7; round++) {
+        int T = Ts[round];
         for (int t = 0; t < T; t++) ids[t] = (t * 7 + round * 13) % V;
-        B->set_step(B, ids, T, round);
+        set_seq_step(ids, T, round);
         B->embed(B, w.buf, H, out);
         float *got = get(out, (size_t)T * H), *ref = fs_xmalloc((size_t)T * H * sizeof(float));
         for (int t = 0; t < T; t++) memcpy(ref + (size_t)t * H, w.deq + (size_t)ids[t] * H, H * sizeof(float));
@@ -489,7 +580,7 @@ static void check_step(void) {
         if (err > worst) worst = err;
         free(got), free(ref);
     }
-    row("set_step + embed", "f32", "T = 3 / 1200 (kernel / copy)", worst, 0.0);
+    row("set_step + embed", "f32", "T = 1 / 2-330 / 331-1200", worst, 0.0);
     free(ids);
     B->free_buf(B, out);
     free_weight(&w);
@@ -537,8 +628,8 @@ static void mini_step(void *ctx) {
     fs_mm_in in = {m->x, m->norm, 1e-6f, NULL};
     fs_linear qkv[3] = {{m->wqkv[0], m->q, m->Hq * m->D, 0}, {m->wqkv[1], m->k, m->Hkv * m->D, 0}, {m->wqkv[2], m->v, m->Hkv * m->D, 0}};
     B->matmul(B, &in, 1, m->H, qkv, 3);
-    B->rope_kv(B, m->q, m->k, m->v, m->qn, m->kn, 1e-6f, m->cache, m->Hq, m->Hkv, m->D);
-    B->attention(B, m->q, m->cache, m->att, m->Hq, m->Hkv, m->D);
+    B->rope_kv(B, m->q, m->k, m->v, m->qn, m->kn, 1e-6f, &m->cache, m->Hq, m->Hkv, m->D);
+    B->attention(B, m->q, &m->cache, m->att, m->Hq, m->Hkv, m->D);
     fs_mm_in in2 = {m->att, NULL, 0.0f, NULL};
     fs_linear o = {m->wo, m->x, m->H, 1};
     B->matmul(B, &in2, 1, m->Hq * m->D, &o, 1);
@@ -546,7 +637,7 @@ static void mini_step(void *ctx) {
 
 static void check_record(void) {
     const int H = 256, Hq = 4, Hkv = 2, D = 64, V = 500, n_ctx = 300;
-    reserve(Hq, Hkv, D, n_ctx, 256);
+    reserve(Hq, Hkv, D, n_ctx, 256, 1);
     weight emb, norm, w[3], qn, kn, wo;
     make_weight(&emb, FS_DTYPE_BF16, V, H, 1.0f);
     make_weight(&norm, FS_DTYPE_BF16, 1, H, 1.0f);
@@ -565,14 +656,14 @@ static void check_record(void) {
                       H, Hq, Hkv, D};
     }
     int id = 7;
-    B->set_step(B, &id, 1, 0);
+    set_seq_step(&id, 1, 0);
     fs_rec *rec = B->record(B, mini_step, &m[0], &e);
     CHECKF(rec != NULL, "record: %s", e.msg);
     if (!rec) return;
     double worst = 0.0;
     for (int pos = 0; pos < 40; pos++) {
         id = (pos * 37) % V;
-        B->set_step(B, &id, 1, pos);
+        set_seq_step(&id, 1, pos);
         B->replay(B, rec);
         mini_step(&m[1]);
         float *a = get(m[0].x, H), *b = get(m[1].x, H);
@@ -604,7 +695,7 @@ int main(int argc, char **argv) {
     if (argc > 1) return 0;   /* --help: the binary runs (scripts/cuda_check.sh) */
 
     printf("%-22s %-5s %-34s %10s %8s  %s\n", "op", "dtype", "shape", "error", "tol", "result");
-    reserve(16, 8, 128, 4200, 256);
+    reserve(16, 8, 128, 4200, 256, 1);
     check_embed();
     check_rmsnorm();
     check_matmul();
@@ -623,6 +714,13 @@ int main(int argc, char **argv) {
     check_attention(12, 4, 64, 1000, 40, 3);
     check_attention(8, 8, 32, 300, 64, 0);
     check_attention(16, 1, 64, 200, 9, 5);
+    check_batched(16, 8, 128, 4, 4, 0);     /* a batched decode step: one token of each of 4 sequences */
+    check_batched(16, 8, 128, 2, 1, 0);     /* one token of sequence 1 of 2 (T = 1: programmatic launches) */
+    check_batched(16, 8, 128, 8, 100, 0);   /* prompts and decode steps of 8 sequences: two launches */
+    check_batched(12, 4, 64, 3, 7, 0);
+    check_batched(8, 8, 32, 5, 70, 0);      /* D 32 */
+    check_batched(16, 8, 128, 3, 100, 1);   /* a prompt of sequence 2 (tensor cores) */
+    check_batched(8, 8, 32, 3, 40, 1);      /* a prompt of sequence 2 (f32 prefill kernel) */
     check_copy_argmax();
     check_step();
     check_record();

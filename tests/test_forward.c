@@ -10,7 +10,11 @@
  *   - prefill in one call == token by token, also across the max_batch
  *     chunk boundary (600 tokens);
  *   - errors: past n_ctx, id out of range, n = 0, bad shapes, bad backend;
- *     a failed eval changes nothing; truncate + re-eval reproduces logits.
+ *     a failed eval changes nothing; truncate + re-eval reproduces logits;
+ *   - continuous batching: fs_forward_batch over several sessions (prompts
+ *     and decode steps mixed in one call, single evals between calls)
+ *     gives each session the logits separate evals give - bit for bit on
+ *     the reference; its errors change nothing.
  * Bound for the cache tests: 1e-6 * (1 + |v|). The reference backend
  * computes every output element with the same sequence of operations
  * whatever T is, so the observed difference is 0; the bound leaves room for
@@ -184,7 +188,7 @@ static double tol_naive = 1e-4, tol_cache = 1e-6;
 
 /* A session on its own fs_forward (n_ctx tokens); free_session frees both. */
 static fs_session *new_session(const fs_model *m, int n_ctx) {
-    fs_forward_opts o = {backend, 0, n_ctx};
+    fs_forward_opts o = {.backend = backend, .n_ctx = n_ctx};
     fs_forward *f = NULL;
     fs_session *s = NULL;
     fs_err e;
@@ -343,7 +347,7 @@ static void test_new_errors(fs_model *m) {
     fs_forward *f = NULL;
     fs_session *s = NULL;
     fs_err e;
-    fs_forward_opts o = {"nope", 0, 16};
+    fs_forward_opts o = {.backend = "nope", .n_ctx = 16};
     CHECK(fs_forward_new(&f, m, &o, &e) == -1 && strstr(e.msg, "unknown backend"));
     o.backend = backend;
     o.n_ctx = 5000;   /* max_pos is 1024 */
@@ -399,7 +403,7 @@ static void test_two_sessions(const fs_model *m) {
     free_session(s);
 
     /* together */
-    fs_forward_opts o = {backend, 0, 32};
+    fs_forward_opts o = {.backend = backend, .n_ctx = 32};
     fs_forward *f = NULL;
     fs_session *a = NULL, *b = NULL;
     CHECK(fs_forward_new(&f, m, &o, &e) == 0);
@@ -466,6 +470,144 @@ static void test_cancel(const fs_model *m) {
     free_session(s);
 }
 
+/* Continuous batching. Rounds of calls on 4 sessions of one fs_forward
+ * (max_seqs 4): fs_forward_batch with the sessions in any order, prompts
+ * and decode steps in one call, and single evals between them. The same
+ * tokens in the same calls through separate evals (one session at a time,
+ * on a forward without batching) give each session the same logits after
+ * every round: bit for bit on the reference backend (its arithmetic does
+ * not depend on which rows share a call), within tol_cache elsewhere. */
+static void test_batch(const fs_model *m) {
+    enum { NS = 4, LEN = 24 };
+    static const struct {
+        int single;              /* 1: fs_session_eval of who[0], not a batch */
+        int n_seq, who[NS], n[NS];
+    } rounds[] = {
+        {0, 2, {0, 1}, {5, 3}},               /* two prompts in one call */
+        {0, 3, {0, 1, 2}, {1, 1, 4}},         /* two decode steps and a prompt */
+        {0, 3, {2, 0, 1}, {1, 1, 1}},         /* decode steps, in another order */
+        {1, 1, {1}, {1}},                     /* a single decode step between batches */
+        {0, 4, {3, 2, 1, 0}, {9, 1, 2, 1}},
+        {0, 1, {3}, {1}},                     /* a batch of one session, one token */
+        {1, 1, {0}, {3}},                     /* a single prompt chunk */
+        {0, 4, {0, 1, 2, 3}, {1, 1, 1, 1}},
+        {0, 2, {1, 3}, {1, 1}},
+        {0, 4, {0, 1, 2, 3}, {1, 1, 1, 1}},
+    };
+    int V = m->cfg.vocab, ids[NS][LEN], used[2][NS] = {{0}};
+    for (int i = 0; i < NS; i++)
+        for (int j = 0; j < LEN; j++) ids[i][j] = (int)((urand() + 1) / 2 * V) % V;
+    fs_err e;
+    fs_forward *fb = NULL, *fs = NULL;   /* batched; separate */
+    fs_session *sb[NS], *ss[NS];
+    fs_forward_opts ob = {.backend = backend, .n_ctx = 32, .max_seqs = NS}, os = {.backend = backend, .n_ctx = 32};
+    if (fs_forward_new(&fb, m, &ob, &e) || fs_forward_new(&fs, m, &os, &e)) {
+        fprintf(stderr, "fs_forward_new: %s\n", e.msg);
+        exit(1);
+    }
+    CHECK_EQ_INT(fs_forward_max_seqs(fb), NS);
+    CHECK_EQ_INT(fs_forward_max_seqs(fs), 1);
+    CHECK_EQ_INT(fs_forward_max_batch(fb), 32);
+    for (int i = 0; i < NS; i++) CHECK(fs_session_new(&sb[i], fb, 0, &e) == 0 && fs_session_new(&ss[i], fs, 0, &e) == 0);
+    double worst = 0;
+    int exact = 1;
+    for (size_t r = 0; r < sizeof rounds / sizeof rounds[0]; r++) {
+        int n_seq = rounds[r].n_seq;
+        fs_session *who[NS];
+        const int *who_ids[NS];
+        for (int k = 0; k < n_seq; k++) {
+            int i = rounds[r].who[k];
+            who[k] = sb[i];
+            who_ids[k] = ids[i] + used[0][i];
+            used[0][i] += rounds[r].n[k];
+        }
+        if (rounds[r].single) CHECK(fs_session_eval(who[0], who_ids[0], rounds[r].n[0], &e) == 0);
+        else CHECKF(fs_forward_batch(fb, who, who_ids, rounds[r].n, n_seq, &e) == 0, "round %zu: %s", r, e.msg);
+        for (int k = 0; k < n_seq; k++) {
+            int i = rounds[r].who[k];
+            CHECK(fs_session_eval(ss[i], ids[i] + used[1][i], rounds[r].n[k], &e) == 0);
+            used[1][i] += rounds[r].n[k];
+            CHECK_EQ_INT(fs_session_pos(sb[i]), used[0][i]);
+            const float *lb = fs_session_logits(sb[i]), *ls = fs_session_logits(ss[i]);
+            exact &= memcmp(lb, ls, sizeof(float) * V) == 0;
+            double d = max_rel_diff(lb, ls, V);
+            if (!(d <= worst)) worst = d;
+            CHECK(fs_session_argmax(sb[i]) == fs_session_argmax(ss[i]) || strcmp(backend, "cpu-ref"));
+        }
+    }
+    printf("batched vs separate evals (%zu rounds, 4 sessions): max rel diff %.3g%s\n", sizeof rounds / sizeof rounds[0],
+           worst, exact ? " (bit for bit)" : "");
+    if (!strcmp(backend, "cpu-ref")) CHECKF(exact, "batched logits differ from separate evals: %g", worst);
+    CHECKF(worst <= tol_cache, "batched vs separate evals: %g", worst);
+    for (int i = 0; i < NS; i++) {
+        fs_session_free(sb[i]);
+        fs_session_free(ss[i]);
+    }
+    fs_forward_free(fb);
+    fs_forward_free(fs);
+}
+
+/* fs_forward_batch checks everything first: a call that fails changes no
+ * session (positions, logits), and the sessions go on afterwards. */
+static void test_batch_errors(const fs_model *m) {
+    int V = m->cfg.vocab;
+    fs_err e;
+    fs_forward *f = NULL, *g = NULL;
+    fs_session *a = NULL, *b = NULL, *c = NULL, *d = NULL, *x = NULL;
+    fs_forward_opts o = {.backend = backend, .n_ctx = 16, .max_seqs = 3};
+    CHECK(fs_forward_new(&f, m, &o, &e) == 0 && fs_forward_new(&g, m, &o, &e) == 0);
+    CHECK(fs_session_new(&a, f, 0, &e) == 0 && fs_session_new(&b, f, 0, &e) == 0 && fs_session_new(&c, f, 0, &e) == 0);
+    CHECK(fs_session_new(&d, f, 0, &e) == 0 && fs_session_new(&x, g, 0, &e) == 0);
+    int toks[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    CHECK(fs_session_eval(a, toks, 3, &e) == 0 && fs_session_eval(b, toks + 3, 2, &e) == 0);
+    float *la = malloc(sizeof(float) * V), *lb = malloc(sizeof(float) * V);
+    memcpy(la, fs_session_logits(a), sizeof(float) * V);
+    memcpy(lb, fs_session_logits(b), sizeof(float) * V);
+    int bad_ids[2] = {1, V};
+    const int *ids[4] = {toks, toks, toks, toks};
+    struct {
+        fs_session *s[4];
+        const int *id0;   /* the first session's ids (NULL: toks) */
+        int n[4], n_seq;
+        const char *msg;
+    } cases[] = {
+        {{a, a}, NULL, {1, 1}, 2, "same session"},
+        {{a, b, c, d}, NULL, {1, 1, 1, 1}, 4, "max_seqs"},
+        {{a}, NULL, {1}, 0, "1 .. 3"},
+        {{a, x}, NULL, {1, 1}, 2, "not a session of this forward"},
+        {{a, NULL}, NULL, {1, 1}, 2, "not a session of this forward"},
+        {{a, b}, NULL, {10, 7}, 2, "more than 16 tokens"},
+        {{b, a}, NULL, {1, 14}, 2, "context full"},
+        {{a, b}, bad_ids, {2, 1}, 2, "out of range"},
+        {{a, b}, NULL, {1, 0}, 2, "no tokens"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ids[0] = cases[i].id0 ? cases[i].id0 : toks;
+        int rc = fs_forward_batch(f, cases[i].s, ids, cases[i].n, cases[i].n_seq, &e);
+        CHECKF(rc == -1 && strstr(e.msg, cases[i].msg), "batch error case %zu: rc %d, \"%s\"", i, rc, rc ? e.msg : "");
+        CHECK(fs_session_pos(a) == 3 && fs_session_pos(b) == 2 && fs_session_pos(c) == 0);
+        CHECK(memcmp(fs_session_logits(a), la, sizeof(float) * V) == 0);
+        CHECK(memcmp(fs_session_logits(b), lb, sizeof(float) * V) == 0);
+    }
+    ids[0] = toks;
+    CHECK(fs_forward_batch(f, (fs_session *[]){b, a, c}, ids, (int[]){1, 1, 2}, 3, &e) == 0);
+    CHECK(fs_session_pos(a) == 4 && fs_session_pos(b) == 3 && fs_session_pos(c) == 2);
+    free(la); free(lb);
+    fs_session_free(a); fs_session_free(b); fs_session_free(c); fs_session_free(d); fs_session_free(x);
+    fs_forward_free(f);
+    fs_forward_free(g);
+
+    /* max_seqs: 1 .. FS_MAX_SEQS, and no more than the tokens of a call */
+    o.max_seqs = FS_MAX_SEQS + 1;
+    CHECK(fs_forward_new(&f, m, &o, &e) == -1 && strstr(e.msg, "max_seqs") && f == NULL);
+    o.max_seqs = -1;
+    CHECK(fs_forward_new(&f, m, &o, &e) == -1 && f == NULL);
+    o.max_seqs = FS_MAX_SEQS;
+    o.n_ctx = 12;
+    CHECK(fs_forward_new(&f, m, &o, &e) == 0 && fs_forward_max_seqs(f) == 12 && fs_forward_max_batch(f) == 12);
+    fs_forward_free(f);
+}
+
 int main(int argc, char **argv) {
     const char *env = getenv("FS_TEST_BACKEND");
     if (argc > 1) backend = argv[1];
@@ -498,6 +640,8 @@ int main(int argc, char **argv) {
     test_two_sessions(&m);
     test_argmax(&m);
     test_cancel(&m);
+    test_batch(&m);
+    test_batch_errors(&m);
     free_model(&m);
 
     /* GQA 4:1 and MHA (1:1), odd sizes */
@@ -505,6 +649,7 @@ int main(int argc, char **argv) {
     test_against_naive(&m);
     test_decode_against_naive(&m);
     test_cached_decode(&m, 3, 4, 8);
+    test_batch(&m);
     free_model(&m);
     /* D = 6: the CUDA kernels take head dims that are multiples of 4 (and
      * say so when the forward pass is set up); Qwen3's is 128 */
@@ -514,7 +659,7 @@ int main(int argc, char **argv) {
         test_cached_decode(&m, 2, 5, 12);
     } else {
         fs_forward *f = NULL;
-        fs_forward_opts o = {backend, 0, 12};
+        fs_forward_opts o = {.backend = backend, .n_ctx = 12};
         fs_err e;
         CHECK(fs_forward_new(&f, &m, &o, &e) == -1 && strstr(e.msg, "head dim 6"));
         printf("D 6 on cuda: refused (%s)\n", e.msg);

@@ -243,7 +243,7 @@ static void run_case(const char *name, const char *backend, double tol, double t
         goto out_model;
     }
     int n_ctx = (int)T > n_prompt + N_GREEDY ? (int)T : n_prompt + N_GREEDY;
-    fs_forward_opts fo = {backend, 0, n_ctx};
+    fs_forward_opts fo = {.backend = backend, .n_ctx = n_ctx};
     if (fs_forward_new(&f, &m, &fo, &e) || fs_session_new(&s, f, 0, &e)) {
         CHECKF(0, "%s: %s: %s", name, f ? "fs_session_new" : "fs_forward_new", e.msg);
         goto out_model;

@@ -237,7 +237,7 @@ typedef struct world {
 
 static int setup(world *w, const char *dir, int n_ctx, fs_sampler_params *p) {
     fs_err e = {{0}};
-    fs_forward_opts fo = {NULL, 1, n_ctx};
+    fs_forward_opts fo = {.n_threads = 1, .n_ctx = n_ctx};
     if (fs_model_load(&w->model, dir, &e) || fs_tokenizer_load(&w->tok, dir, &e) ||
         fs_forward_new(&w->fwd, &w->model, &fo, &e) || fs_session_new(&w->sess, w->fwd, n_ctx, &e) ||
         fs_sampler_new(&w->smp, w->model.cfg.vocab, p, &e)) {

@@ -3,7 +3,8 @@
  *
  * Random inputs, many shapes (odd sizes, T = 1 and T > 1), every weight
  * dtype, the fused forms (a matmul's rmsnorm / SwiGLU input and residual
- * add, rope_kv's QK-norm). The ops are called through the fs_backend table,
+ * add, rope_kv's QK-norm), a step that mixes sequences (each token its own
+ * position and cache). The ops are called through the fs_backend table,
  * the way forward.c calls them, so the seam itself is tested too; the KV
  * cache is read and written with the reference's layout (src/cpu/ref.h:
  * the keys of every position, then the values, Hkv * D floats each).
@@ -34,6 +35,13 @@ static double urand(void) { /* uniform [-1, 1) */
 
 static fs_backend *be;
 
+/* The step of T tokens of one sequence at positions pos0 .. pos0 + T - 1. */
+static void set_seq_step(const int *ids, int T, int pos0) {
+    int pos[8], seq[8] = {0};
+    for (int t = 0; t < T; t++) pos[t] = pos0 + t;
+    be->set_step(be, &(fs_step){T, ids, pos, seq, 1});
+}
+
 /* A reference backend reserved for these shapes (rope: HF's f32
  * frequencies of theta for head dim D). */
 static fs_backend *open_ref(int max_T, int max_K, int max_N, int n_ctx, int Hq, int Hkv, int D, double theta) {
@@ -42,7 +50,8 @@ static fs_backend *open_ref(int max_T, int max_K, int max_N, int n_ctx, int Hq, 
     if (!b) { fprintf(stderr, "%s\n", e.msg); exit(1); }
     float inv[512];
     for (int i = 0; i < D / 2; i++) inv[i] = 1.0f / (float)pow((float)theta, (double)((float)(2 * i) / (float)D));
-    fs_reserve r = {max_T, max_K, max_N, n_ctx, Hq, Hkv, D, inv};
+    fs_reserve r = {.max_T = max_T, .max_seqs = 4, .max_K = max_K, .max_N = max_N, .n_ctx = n_ctx, .Hq = Hq,
+                    .Hkv = Hkv, .D = D, .rope_inv_freq = inv};
     if (b->reserve(b, &r, &e)) { fprintf(stderr, "%s\n", e.msg); exit(1); }
     return b;
 }
@@ -105,7 +114,7 @@ static void test_embed(void) {
             float out[6 * 64];
             fs_err e;
             fs_buf *o = be->alloc(be, (size_t)T * H, &e);
-            be->set_step(be, ids, T, 0);
+            set_seq_step(ids, T, 0);
             be->embed(be, w.buf, H, o);
             be->read(be, o, 0, out, (size_t)T * H);
             int bad = 0;
@@ -294,8 +303,8 @@ static void test_rope_kv(void) {
                     fs_err e;
                     fs_buf *cache = be->kv_alloc(be, n_ctx, Hkv, D, &e);
                     int ids[3] = {0, 0, 0};
-                    be->set_step(be, ids, T, pos0);
-                    be->rope_kv(be, qb, kb, vb, with_norm ? qn.buf : NULL, with_norm ? kn.buf : NULL, 1e-6f, cache, Hq,
+                    set_seq_step(ids, T, pos0);
+                    be->rope_kv(be, qb, kb, vb, with_norm ? qn.buf : NULL, with_norm ? kn.buf : NULL, 1e-6f, &cache, Hq,
                                 Hkv, D);
                     be->read(be, qb, 0, qo, nq);
                     be->read(be, kb, 0, ko, nk);
@@ -397,8 +406,8 @@ static void test_attention(void) {
             be->write(be, cache, nkv, vc, nkv);
             fs_buf *ob = be->alloc(be, nq, &e);
             int ids[5] = {0};
-            be->set_step(be, ids, T, pos0);
-            be->attention(be, qb, cache, ob, Hq, Hkv, D);
+            set_seq_step(ids, T, pos0);
+            be->attention(be, qb, &cache, ob, Hq, Hkv, D);
             be->read(be, ob, 0, out, nq);
             double worst = 0, ref[64];
             for (int t = 0; t < T; t++)
@@ -416,7 +425,7 @@ static void test_attention(void) {
             for (size_t i = 0; i < st; i++) { kc[last + i] += 5.0f; vc[last + i] -= 3.0f; }
             be->write(be, cache, 0, kc, nkv);
             be->write(be, cache, nkv, vc, nkv);
-            be->attention(be, qb, cache, ob, Hq, Hkv, D);
+            be->attention(be, qb, &cache, ob, Hq, Hkv, D);
             be->read(be, ob, 0, out2, nq);
             size_t before = (size_t)(T - 1) * Hq * D;
             CHECKF(memcmp(out, out2, sizeof(float) * before) == 0, "attention T %d pos0 %d: a token saw a later one", T, pos0);
@@ -429,6 +438,76 @@ static void test_attention(void) {
             be->destroy(be);
         }
     }
+}
+
+/* A step that mixes sequences: each token is rotated by its own position,
+ * stored in its own sequence's cache and attends to that cache alone, up
+ * to its own position (the formulas above, per token). */
+static void test_batched(void) {
+    enum { T = 5, N_SEQ = 3, Hq = 4, Hkv = 2, D = 8, N_CTX = 16 };
+    static const int pos[T] = {4, 0, 9, 10, 5}, seq[T] = {1, 0, 2, 2, 1}, ids[T] = {0};
+    size_t st = (size_t)Hkv * D, nq = (size_t)T * Hq * D, nk = (size_t)T * st, nkv = (size_t)N_CTX * st;
+    be = open_ref(T, 1, 1, N_CTX, Hq, Hkv, D, 1e4);
+    float q[T * Hq * D], k[T * Hkv * D], v[T * Hkv * D], qo[T * Hq * D], ko[T * Hkv * D], out[T * Hq * D];
+    float kc[N_SEQ][N_CTX * Hkv * D], vc[N_SEQ][N_CTX * Hkv * D], c[N_CTX * Hkv * D];
+    fs_err e;
+    fs_buf *qb = rand_act(q, nq, 2.0), *kb = rand_act(k, nk, 2.0), *vb = rand_act(v, nk, 1.0), *ob = be->alloc(be, nq, &e);
+    fs_buf *caches[N_SEQ];
+    for (int i = 0; i < N_SEQ; i++) {   /* earlier positions: random, as earlier steps left them */
+        caches[i] = be->kv_alloc(be, N_CTX, Hkv, D, &e);
+        for (size_t j = 0; j < nkv; j++) kc[i][j] = (float)(urand() * 2), vc[i][j] = (float)urand();
+        be->write(be, caches[i], 0, kc[i], nkv);
+        be->write(be, caches[i], nkv, vc[i], nkv);
+    }
+    be->set_step(be, &(fs_step){T, ids, pos, seq, N_SEQ});
+    be->rope_kv(be, qb, kb, vb, NULL, NULL, 1e-6f, caches, Hq, Hkv, D);
+    be->attention(be, qb, caches, ob, Hq, Hkv, D);
+    be->read(be, qb, 0, qo, nq);
+    be->read(be, kb, 0, ko, nk);
+    be->read(be, ob, 0, out, nq);
+    double worst_rope = 0, worst_attn = 0, ref[8];
+    for (int t = 0; t < T; t++) {
+        for (int h = 0; h < Hq + Hkv; h++) {   /* rotated by the token's own position */
+            const float *in = h < Hq ? q + ((size_t)t * Hq + h) * D : k + ((size_t)t * Hkv + h - Hq) * D;
+            const float *got = h < Hq ? qo + ((size_t)t * Hq + h) * D : ko + ((size_t)t * Hkv + h - Hq) * D;
+            for (int i = 0; i < D / 2; i++) {
+                double ang = hf_angle(pos[t], i, D, 1e4), a = in[i], b = in[i + D / 2];
+                double e0 = fmax(fabs(got[i] - (a * cos(ang) - b * sin(ang))), fabs(got[i + D / 2] - (b * cos(ang) + a * sin(ang))));
+                if (!(e0 / (1 + fabs(a) + fabs(b)) <= worst_rope)) worst_rope = e0 / (1 + fabs(a) + fabs(b));
+            }
+        }
+        /* the cache the formula reads: the token's sequence's, with what
+         * this step stored (its own and earlier tokens of its sequence) */
+        for (int u = 0; u <= t; u++)
+            if (seq[u] == seq[t]) {
+                memcpy(kc[seq[t]] + (size_t)pos[u] * st, ko + (size_t)u * st, st * sizeof(float));
+                memcpy(vc[seq[t]] + (size_t)pos[u] * st, v + (size_t)u * st, st * sizeof(float));
+            }
+        for (int h = 0; h < Hq; h++) {
+            ref_attention(qo + (size_t)t * Hq * D, kc[seq[t]], vc[seq[t]], st, ref, 0, h, pos[t], Hq, Hkv, D);
+            for (int d = 0; d < D; d++) {
+                double err = fabs(out[((size_t)t * Hq + h) * D + d] - ref[d]) / (1 + fabs(ref[d]));
+                if (!(err <= worst_attn)) worst_attn = err;
+            }
+        }
+    }
+    CHECKF(worst_rope <= TOL, "batched rope_kv: err %g", worst_rope);
+    CHECKF(worst_attn <= TOL, "batched attention: err %g", worst_attn);
+    /* each sequence's cache: its tokens at their positions, the rest as it was */
+    for (int i = 0; i < N_SEQ; i++) {
+        for (int t = 0; t < T; t++)
+            if (seq[t] == i) {
+                memcpy(kc[i] + (size_t)pos[t] * st, ko + (size_t)t * st, st * sizeof(float));
+                memcpy(vc[i] + (size_t)pos[t] * st, v + (size_t)t * st, st * sizeof(float));
+            }
+        be->read(be, caches[i], 0, c, nkv);
+        CHECKF(memcmp(c, kc[i], sizeof c) == 0, "batched rope_kv: the keys of sequence %d", i);
+        be->read(be, caches[i], nkv, c, nkv);
+        CHECKF(memcmp(c, vc[i], sizeof c) == 0, "batched rope_kv: the values of sequence %d", i);
+        be->free_buf(be, caches[i]);
+    }
+    be->free_buf(be, qb); be->free_buf(be, kb); be->free_buf(be, vb); be->free_buf(be, ob);
+    be->destroy(be);
 }
 
 static void test_copy_argmax(void) {
@@ -464,6 +543,7 @@ int main(void) {
     test_matmul();
     test_rope_kv();
     test_attention();
+    test_batched();
     test_copy_argmax();
     return TEST_SUMMARY();
 }

@@ -242,7 +242,8 @@ static void test_matmul(void) {
     CHECK(be != NULL);
     if (!be) return;
     float inv_freq[1] = {1};
-    fs_reserve r = {7, 256, 33, 8, 1, 1, 2, inv_freq};
+    fs_reserve r = {.max_T = 7, .max_seqs = 1, .max_K = 256, .max_N = 33, .n_ctx = 8, .Hq = 1, .Hkv = 1, .D = 2,
+                    .rope_inv_freq = inv_freq};
     CHECK(be->reserve(be, &r, &e) == 0);
     static const int shapes[][3] = {{1, 32, 5}, {3, 64, 7}, {7, 96, 16}, {1, 256, 33}};
     int bad = 0;
@@ -280,9 +281,9 @@ static void test_matmul(void) {
             be->read(be, by, 0, y2, (size_t)T * N);
             for (int i = 0; i < T * N; i++) bad += y1[i] != y2[i];
             /* embed on a quantized table = its dequantized rows */
-            int ids[3] = {0, N - 1, N / 2};
+            int ids[3] = {0, N - 1, N / 2}, pos[3] = {0, 1, 2}, seq[3] = {0};
             fs_buf *be1 = be->alloc(be, (size_t)3 * K, &e);
-            be->set_step(be, ids, 3, 0);
+            be->set_step(be, &(fs_step){3, ids, pos, seq, 1});
             be->embed(be, bq, K, be1);
             float *er = malloc((size_t)3 * K * 4);
             be->read(be, be1, 0, er, (size_t)3 * K);

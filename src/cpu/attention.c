@@ -1,20 +1,25 @@
 /* attention.c - grouped-query causal self-attention against the KV cache.
  *
- *   q:   [T, Hq, D]   the step's queries; token t sits at position pos0 + t
- *   cache: keys and values of positions 0 .. pos0+T-1 (ref.h: position j's
- *          head g at j * kv_stride + g * D of the keys, and of the values)
+ *   q:   [T, Hq, D]   the step's queries; token t sits at position pos[t]
+ *        of sequence seq[t] (the step)
+ *   caches[seq[t]]: that sequence's keys and values, positions 0 .. pos[t]
+ *        filled (ref.h: position j's head g at j * kv_stride + g * D of the
+ *        keys, and of the values)
  *   out: [T, Hq, D]
  *
- *   for each token t, query head h, with kv head g = h / (Hq / Hkv):
- *     s_j   = (q[t,h] . k[j,g]) / sqrt(D)        for j = 0 .. pos0 + t
+ *   for each token t, query head h, with kv head g = h / (Hq / Hkv), and
+ *   k, v of caches[seq[t]]:
+ *     s_j   = (q[t,h] . k[j,g]) / sqrt(D)        for j = 0 .. pos[t]
  *     a_j   = exp(s_j - max s) / sum_j' exp(s_j' - max s)
  *     out[t,h] = sum_j a_j v[j,g]
  *
  * Causal: the loop over keys stops at the token's own position, so a token
  * never sees a later one - also within a prefill chunk, whose later rows are
- * already in the cache. Grouped-query attention (GQA): Hq / Hkv consecutive
- * query heads share one key/value head, which shrinks the cache by that
- * factor (Qwen3-0.6B: 16 query heads, 8 kv heads).
+ * already in the cache. Tokens of different sequences (a batched step)
+ * read different caches, so they never see each other. Grouped-query
+ * attention (GQA): Hq / Hkv consecutive query heads share one key/value
+ * head, which shrinks the cache by that factor (Qwen3-0.6B: 16 query
+ * heads, 8 kv heads).
  *
  * Softmax subtracts the row maximum first so exp never overflows; it does not
  * change the result. Scores and then probabilities are stored as f32 in
@@ -30,17 +35,19 @@
 
 #include "ref.h"
 
-void fs_ref_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D) {
+void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D) {
     const fs_ref *r = ref_ctx(b);
-    int T = r->T, pos0 = r->pos0, group = Hq / Hkv;
+    int T = r->T, group = Hq / Hkv;
     double scale = 1.0 / sqrt((double)D);
-    const float *qs = buf_f32(q), *ks = kv_keys(cache), *vs = kv_values(cache);
+    const float *qs = buf_f32(q);
     float *os = buf_f32_mut(out);
     float *scores = r->scores;
-    size_t kv_row = cache->kv_stride;   /* one position in the cache */
 
     for (int t = 0; t < T; t++) {
-        int n_keys = pos0 + t + 1;   /* causal: positions 0 .. pos0 + t */
+        const fs_buf *cache = caches[r->seq[t]];
+        const float *ks = kv_keys(cache), *vs = kv_values(cache);
+        size_t kv_row = cache->kv_stride;   /* one position in the cache */
+        int n_keys = r->pos[t] + 1;         /* causal: positions 0 .. pos[t] */
         for (int h = 0; h < Hq; h++) {
             int g = h / group;
             const float *qh = qs + ((size_t)t * (size_t)Hq + (size_t)h) * (size_t)D;

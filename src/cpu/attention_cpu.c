@@ -1,9 +1,10 @@
 /* attention_cpu.c - grouped-query causal attention, threaded, one pass:
  * the CPU backend's attention.
  *
- *   q: [T, Hq, D]   cache: keys and values [n_ctx, Hkv, D] (ref.h)   out: [T, Hq, D]
- *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g],
- *   g = h / (Hq / Hkv)
+ *   q: [T, Hq, D]   caches: keys and values [n_ctx, Hkv, D] (ref.h) of
+ *   each sequence   out: [T, Hq, D]
+ *   out[t,h] = sum_{j <= pos[t]} softmax_j(q[t,h] . k[j,g] / sqrt(D)) v[j,g],
+ *   g = h / (Hq / Hkv), k and v those of caches[seq[t]]  (the step's pos, seq)
  *
  * Same math as attention.c (the reference); three differences for speed:
  *
@@ -26,7 +27,12 @@
  * then the probability-weighted sum of the block's values with o held in
  * registers (fs_vmix_rows, vec_cpu.c).
  *
- * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16): attention of a
+ * A step that mixes sequences (a server's batched decode step) takes the
+ * per-token path above: each (token, kv head) chunk reads its own
+ * sequence's cache up to its own position.
+ *
+ * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16, every token of
+ * one sequence at consecutive positions pos0 .. pos0 + T - 1): attention of a
  * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
  * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2) instead of one
  * query at a time. A chunk is (kv head g, a slab of SLAB tokens):
@@ -51,10 +57,11 @@
 
 typedef struct {
     fs_isa isa;
-    const float *q, *k, *v;
+    const float *q;
+    fs_buf *const *caches;   /* each sequence's cache */
+    const int *pos, *seq;    /* the step: token t is at pos[t] of caches[seq[t]] */
     float *out;
-    size_t kv_stride;   /* floats from one cached position to the next */
-    int T, pos0, Hq, Hkv, D;
+    int Hq, Hkv, D;
 } attn_job;
 
 /* One chunk = one token and one kv head g: it = t * Hkv + g. The group's
@@ -68,10 +75,11 @@ static void attn_chunk(void *arg, int it, int tid) {
     const attn_job *j = arg;
     int group = j->Hq / j->Hkv, D = j->D;
     float scale = (float)(1.0 / sqrt((double)D));
-    size_t kv_row = j->kv_stride;   /* one position in the cache */
     int t = it / j->Hkv, g = it % j->Hkv;
-    int n_keys = j->pos0 + t + 1;                 /* causal: positions 0 .. pos0 + t */
-    const float *kg = j->k + (size_t)g * (size_t)D, *vg = j->v + (size_t)g * (size_t)D;
+    const fs_buf *cache = j->caches[j->seq[t]];
+    size_t kv_row = cache->kv_stride;             /* one position in the cache */
+    int n_keys = j->pos[t] + 1;                   /* causal: positions 0 .. pos[t] */
+    const float *kg = kv_keys(cache) + (size_t)g * (size_t)D, *vg = kv_values(cache) + (size_t)g * (size_t)D;
     float m[MAX_GROUP], l[MAX_GROUP], s[BLOCK];   /* per head: running max, running sum of exp */
     for (int hh = 0; hh < group; hh++) {
         float *o = j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
@@ -178,21 +186,22 @@ size_t fs_cpu_attn_stride(int n_ctx, int D) {
 
 int fs_cpu_attn_tiled(fs_isa isa, int T, int D) { return isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0; }
 
-void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D) {
+void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D) {
     fs_cpu *f = cpu_ctx(b);
-    int T = f->ref.T, pos0 = f->ref.pos0;
-    const float *k = kv_keys(cache), *v = kv_values(cache);
-    if (fs_cpu_attn_tiled(f->isa, T, D)) {
-        int ldS = (pos0 + T + 15) / 16 * 16;   /* keys, padded to whole panels */
-        tiled_job tj = {f, buf_f32(q), k, v, buf_f32_mut(out), cache->kv_stride, T, pos0, Hq, Hkv, D,
-                        (T + SLAB - 1) / SLAB, ldS};
+    const fs_ref *r = &f->ref;
+    int T = r->T;
+    if (r->one_seq && fs_cpu_attn_tiled(f->isa, T, D)) {   /* one sequence's prompt */
+        const fs_buf *cache = caches[r->seq[0]];
+        int pos0 = r->pos[0], ldS = (pos0 + T + 15) / 16 * 16;   /* keys, padded to whole panels */
+        tiled_job tj = {f, buf_f32(q), kv_keys(cache), kv_values(cache), buf_f32_mut(out), cache->kv_stride, T, pos0,
+                        Hq, Hkv, D, (T + SLAB - 1) / SLAB, ldS};
         fs_threadpool_for(f->pool, Hkv * tj.nslab, tiled_chunk, &tj);
         return;
     }
     if (Hq / Hkv > MAX_GROUP) {   /* no model we know; the reference handles any group */
-        fs_ref_attention(b, q, cache, out, Hq, Hkv, D);
+        fs_ref_attention(b, q, caches, out, Hq, Hkv, D);
         return;
     }
-    attn_job j = {f->isa, buf_f32(q), k, v, buf_f32_mut(out), cache->kv_stride, T, pos0, Hq, Hkv, D};
+    attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D};
     fs_threadpool_for(f->pool, T * Hkv, attn_chunk, &j);
 }

@@ -6,7 +6,7 @@
  * mmap, so a 1.2 GB checkpoint costs no extra RAM and no load time (the
  * model must outlive the buffer). A KV cache is one array, [n_ctx, Hkv, D]
  * keys then the same of values, unpadded. read and write are memcpy.
- * reserve() allocates the step's ids and the scratch of the ops (fs_ref,
+ * reserve() allocates the step's arrays and the scratch of the ops (fs_ref,
  * ref.h); after it, nothing allocates. Every op is a plain scalar C
  * function in its own file; this file wires them into struct fs_backend
  * (backend.h).
@@ -14,6 +14,7 @@
  * Docs: docs/forward.md
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,15 +113,18 @@ void *fs_ref_scratch(size_t n, size_t size, size_t *reserved, const char *what, 
 }
 
 int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e) {
-    if (rs->max_T < 1 || rs->max_K < 1 || rs->n_ctx < 1 || rs->D < 2 || rs->D % 2 || !rs->rope_inv_freq)
-        return fs_errf(e, "cpu backend: reserve: max_T %d, max_K %d, n_ctx %d, D %d%s", rs->max_T, rs->max_K,
-                       rs->n_ctx, rs->D, rs->rope_inv_freq ? "" : ", no RoPE frequencies");
+    if (rs->max_T < 1 || rs->max_seqs < 1 || rs->max_K < 1 || rs->n_ctx < 1 || rs->D < 2 || rs->D % 2 ||
+        !rs->rope_inv_freq)
+        return fs_errf(e, "cpu backend: reserve: max_T %d, max_seqs %d, max_K %d, n_ctx %d, D %d%s", rs->max_T,
+                       rs->max_seqs, rs->max_K, rs->n_ctx, rs->D, rs->rope_inv_freq ? "" : ", no RoPE frequencies");
     fs_ref_free(r);
     size_t x_in_n;
     if (!fs_mul_size((size_t)rs->max_T, (size_t)rs->max_K, &x_in_n))
         return fs_errf(e, "cpu backend: reserve: %d x %d floats overflow size_t", rs->max_T, rs->max_K);
     size_t *n = &r->reserved;
     if (!(r->ids = fs_ref_scratch((size_t)rs->max_T, sizeof(int), n, "the step's ids", e)) ||
+        !(r->pos = fs_ref_scratch((size_t)rs->max_T, sizeof(int), n, "the step's positions", e)) ||
+        !(r->seq = fs_ref_scratch((size_t)rs->max_T, sizeof(int), n, "the step's sequences", e)) ||
         !(r->rope = fs_ref_scratch((size_t)rs->n_ctx * (size_t)rs->D, sizeof(float), n, "the RoPE table", e)) ||
         !(r->scores = fs_ref_scratch((size_t)rs->n_ctx, sizeof(float), n, "attention scores", e)) ||
         !(r->x_in = fs_ref_scratch(x_in_n, sizeof(float), n, "the matmul input", e)) ||
@@ -131,7 +135,8 @@ int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e) 
     }
     r->max_T = rs->max_T;
     r->T = 0;
-    r->pos0 = 0;
+    r->n_seq = 1;
+    r->one_seq = 1;
     /* cos and sin of the f32 angle p * inv_freq[i] (one f32 product, as
      * HF computes it; rope_kv.c says why), in double, rounded once */
     int half = rs->D / 2;
@@ -150,11 +155,13 @@ int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e) 
 
 void fs_ref_free(fs_ref *r) {
     free(r->ids);
+    free(r->pos);
+    free(r->seq);
     free(r->rope);
     free(r->scores);
     free(r->x_in);
     free(r->w_rows);
-    r->ids = NULL, r->rope = r->scores = r->x_in = r->w_rows = NULL;
+    r->ids = r->pos = r->seq = NULL, r->rope = r->scores = r->x_in = r->w_rows = NULL;
     r->max_T = r->rope_ctx = r->rope_D = 0;
     r->reserved = 0;
 }
@@ -165,11 +172,20 @@ static size_t ref_reserved_bytes(const fs_backend *b) { return ((const fs_ref *)
 
 /* ---- the step, and the small ops ---- */
 
-void fs_ref_set_step(fs_backend *b, const int *ids, int T, int pos0) {
+void fs_ref_set_step(fs_backend *b, const fs_step *st) {
     fs_ref *r = ref_ctx(b);
-    memcpy(r->ids, ids, (size_t)T * sizeof *ids);
+    int T = st->T;
+    if (T < 1 || T > r->max_T) {   /* a caller's bug: the arrays below hold max_T */
+        fprintf(stderr, "fs: %s: set_step: %d tokens, reserve() allowed %d\n", b->name, T, r->max_T);
+        abort();
+    }
+    memcpy(r->ids, st->ids, (size_t)T * sizeof *r->ids);
+    memcpy(r->pos, st->pos, (size_t)T * sizeof *r->pos);
+    memcpy(r->seq, st->seq, (size_t)T * sizeof *r->seq);
     r->T = T;
-    r->pos0 = pos0;
+    r->n_seq = st->n_seq;
+    r->one_seq = 1;
+    for (int t = 1; t < T; t++) r->one_seq &= r->seq[t] == r->seq[0] && r->pos[t] == r->pos[0] + t;
 }
 
 /* copy: dst[dst_off .. +n) = src[src_off .. +n)    f32 buffers */

@@ -120,8 +120,8 @@ const char *fs_cpu_isa_name(fs_isa isa, int vnni);
 
 void fs_cpu_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
 void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *cache, int Hq, int Hkv, int D);
-void fs_cpu_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_cpu_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 double fs_cpu_bandwidth(fs_backend *b, fs_buf *buf, size_t n);
 

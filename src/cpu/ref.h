@@ -61,8 +61,13 @@ static inline float buf_get(const fs_buf *b, size_t i) {
  * the step (set_step) and the scratch every CPU op may read, all allocated
  * by reserve. */
 typedef struct fs_ref {
-    int *ids;         /* [max_T] the step's token ids */
-    int max_T, T, pos0;
+    /* the step (backend.h), copied by set_step: each token's id, position
+     * and sequence, [max_T] each */
+    int *ids, *pos, *seq;
+    int max_T, T, n_seq;
+    int one_seq;      /* 1: every token is of sequence seq[0], token t at
+                         position pos[0] + t (a prefill chunk, a decode step);
+                         0: the step mixes sequences */
     /* RoPE: cos and sin of every position's angles, [n_ctx][D]: for
      * position p, rope[p * D + i] = cos(p * inv_freq[i]) and
      * rope[p * D + D/2 + i] = sin(...), i < D/2 */
@@ -81,7 +86,7 @@ typedef struct fs_ref {
 /* Both backends' ctx begins with an fs_ref. */
 static inline fs_ref *ref_ctx(fs_backend *b) { return (fs_ref *)b->ctx; }
 
-/* The part of reserve both backends share: the step's ids, the rope table,
+/* The part of reserve both backends share: the step's arrays, the rope table,
  * the scores row and the matmul input (w_rows only if with_w_rows). 0, or
  * -1 with e filled (out of memory, with the size). fs_ref_free releases it. */
 int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e);
@@ -95,13 +100,13 @@ void fs_ref_set_describe(fs_ref *r, const char *kernels);
 /* The ops (backend.h signatures). */
 void fs_ref_write(fs_backend *b, fs_buf *dst, size_t off, const float *src, size_t n);
 void fs_ref_read(fs_backend *b, const fs_buf *src, size_t off, float *dst, size_t n);
-void fs_ref_set_step(fs_backend *b, const int *ids, int T, int pos0);
+void fs_ref_set_step(fs_backend *b, const fs_step *st);
 void fs_ref_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
 void fs_ref_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_ref_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
 void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *cache, int Hq, int Hkv, int D);
-void fs_ref_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
 void fs_ref_sync(fs_backend *b);

@@ -3,12 +3,13 @@
  * K and V into the cache.
  *
  *   q: [T, Hq, D]   k, v: [T, Hkv, D]   q_norm, k_norm: [D] (or NULL)
- *   for each token t (position p = pos0 + t) and each head of q and of k:
+ *   for each token t (position p = pos[t] of sequence seq[t], from the
+ *   step) and each head of q and of k:
  *     x = rmsnorm(x, q_norm or k_norm)                  (rmsnorm.c, per head)
  *     for i < D/2, with a = x[i], b = x[i + D/2], angle = p * inv_freq[i]:
  *       x[i]       = a cos(angle) - b sin(angle)
  *       x[i + D/2] = b cos(angle) + a sin(angle)
- *   then cache position p holds k[t] and v[t].
+ *   then position p of caches[seq[t]] holds k[t] and v[t].
  *
  * QK-norm (Qwen3): every head of q and k is normalised on its own before
  * the rotation, which keeps the attention logits in a sane range.
@@ -58,11 +59,12 @@ static void heads(float *x, int heads, int D, const fs_buf *w, float eps, const 
 }
 
 void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *cache, int Hq, int Hkv, int D) {
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D) {
     const fs_ref *r = ref_ctx(b);
     size_t q_row = (size_t)Hq * (size_t)D, kv_row = (size_t)Hkv * (size_t)D;
     for (int t = 0; t < r->T; t++) {
-        int p = r->pos0 + t;
+        int p = r->pos[t];
+        fs_buf *cache = caches[r->seq[t]];
         const float *c = r->rope + (size_t)p * (size_t)D, *s = c + D / 2;
         float *kt = buf_f32_mut(k) + (size_t)t * kv_row;
         heads(buf_f32_mut(q) + (size_t)t * q_row, Hq, D, q_norm, eps, c, s);

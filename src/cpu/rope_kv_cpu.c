@@ -1,8 +1,8 @@
 /* rope_kv_cpu.c - QK-norm, rotary position embedding and the K / V store,
  * threaded over tokens: the CPU backend's rope_kv.
  *
- *   q: [T, Hq, D]   k, v: [T, Hkv, D]   in place; then cache position
- *   pos0 + t holds k[t] and v[t]   (the math: rope_kv.c)
+ *   q: [T, Hq, D]   k, v: [T, Hkv, D]   in place; then position pos[t]
+ *   of caches[seq[t]] holds k[t] and v[t]   (the math: rope_kv.c)
  *
  * The arithmetic is exactly the reference's (rope_kv.c: the cos / sin
  * table reserve built, separate f32 products), so the rotation is
@@ -25,7 +25,7 @@ typedef struct {
     const float *v;
     const fs_buf *q_norm, *k_norm;
     float eps;
-    const fs_buf *cache;
+    fs_buf *const *caches;   /* each sequence's cache, by the step's seq[t] */
     int Hq, Hkv, D;
 } rope_job;
 
@@ -62,19 +62,20 @@ static void rope_chunk(void *arg, int t, int tid) {
     (void)tid;
     const rope_job *j = arg;
     const fs_ref *r = &j->f->ref;
-    int p = r->pos0 + t;
+    int p = r->pos[t];
+    const fs_buf *cache = j->caches[r->seq[t]];
     size_t q_row = (size_t)j->Hq * (size_t)j->D, kv_row = (size_t)j->Hkv * (size_t)j->D;
     const float *c = r->rope + (size_t)p * (size_t)j->D, *s = c + j->D / 2;
     float *kt = j->k + (size_t)t * kv_row;
     heads(j, j->q + (size_t)t * q_row, j->Hq, j->q_norm, c, s);
     heads(j, kt, j->Hkv, j->k_norm, c, s);
-    memcpy(kv_keys(j->cache) + (size_t)p * j->cache->kv_stride, kt, kv_row * sizeof(float));
-    memcpy(kv_values(j->cache) + (size_t)p * j->cache->kv_stride, j->v + (size_t)t * kv_row, kv_row * sizeof(float));
+    memcpy(kv_keys(cache) + (size_t)p * cache->kv_stride, kt, kv_row * sizeof(float));
+    memcpy(kv_values(cache) + (size_t)p * cache->kv_stride, j->v + (size_t)t * kv_row, kv_row * sizeof(float));
 }
 
 void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *cache, int Hq, int Hkv, int D) {
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D) {
     fs_cpu *f = cpu_ctx(b);
-    rope_job j = {f, buf_f32_mut(q), buf_f32_mut(k), buf_f32(v), q_norm, k_norm, eps, cache, Hq, Hkv, D};
+    rope_job j = {f, buf_f32_mut(q), buf_f32_mut(k), buf_f32(v), q_norm, k_norm, eps, caches, Hq, Hkv, D};
     fs_threadpool_for(f->pool, f->ref.T, rope_chunk, &j);
 }

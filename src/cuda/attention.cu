@@ -1,20 +1,26 @@
-/* attention.cu - the attention of a decode step (T = 1), split over the
- * context ("flash-decoding").
+/* attention.cu - the attention of single query tokens, each against its
+ * own sequence's cache, split over the context ("flash-decoding"): a
+ * decode step (T = 1), and every token of a step that mixes sequences (a
+ * server's batched decode step; attention_tc.cu and attention_prefill.cu
+ * take a prompt of one sequence).
  *
- *   q, out: [Hq, D]   cache K, V: [Hkv, n_ctx, D] (kernel_args.h)
- *   n = pos0 + 1 keys (positions 0 .. pos0, pos0 read from the step)
- *   out[h] = sum_{j < n} softmax_j(q[h] . K[g, j] / sqrt(D)) V[g, j]     g = h / (Hq / Hkv)
+ *   q, out: [T, Hq, D]   caches K, V: [Hkv, n_ctx, D] each (kernel_args.h)
+ *   token t: n = pos[t] + 1 keys (positions 0 .. pos[t] of caches[seq[t]],
+ *   pos and seq read from the step)
+ *   out[t,h] = sum_{j < n} softmax_j(q[t,h] . K[g, j] / sqrt(D)) V[g, j]     g = h / (Hq / Hkv)
  *
  * One token reads every cached key and value of its layer once: at 4096
  * positions that is 32 MB a layer, more than the layer's weights. To read
  * it at the memory's speed the work must cover the whole GPU, so the
  * context is cut into n_split ranges of `chunk` positions and each
- * (range, kv head) is one block: 8 kv heads x 32 splits = 256 blocks at
- * n_ctx = 4096. n_split depends on the cache's size, never on the
- * position: the same launch serves every step, which is what lets a
- * recorded step replay. Blocks whose range starts past pos0 leave at once;
- * when all the keys fit in the first range (a short context), its block
- * writes the answer itself and nothing is combined.
+ * (range, kv head, token) is one block: 8 kv heads x 32 splits = 256
+ * blocks per token at n_ctx = 4096. n_split depends on the caches' sizes,
+ * never on the positions: the same launch serves every step, which is
+ * what lets a recorded step replay. Blocks whose range starts past the
+ * token's position leave at once; when all its keys fit in the first range
+ * (a short context), that block writes the answer itself and nothing is
+ * combined. A launch takes tokens t0 .. t0 + gridDim.z - 1 of the step
+ * (the host cuts a long step into launches that fit the scratch).
  *
  * A block (4 warps) serves the Hq / Hkv query heads that share its kv
  * head, so each key and value is read once for all of them:
@@ -26,8 +32,8 @@
  *      lane (a value row is one coalesced load), the warps' sums added in
  *      shared memory.
  * Each block writes (m, l, o) of its range to scratch. The last block to
- * finish a kv head (an atomic counter, reset by that block for the next
- * call) combines the ranges:
+ * finish a (token, kv head) (an atomic counter, reset by that block for
+ * the next call) combines the ranges:
  *   M = max m_s,  out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
  * This costs no extra launch. The weights e^(m_s - M) are computed once
  * per head into shared memory, so the loop over splits only loads the
@@ -53,10 +59,11 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     __shared__ float m_s[GMAX], l_s[GMAX], w_s[MAX_SPLIT], den_s;
     __shared__ int is_last;
     pdl_launch_dependents();
-    const int s = blockIdx.x, g = blockIdx.y, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int s = blockIdx.x, g = blockIdx.y, z = blockIdx.z, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int D = a.D, group = a.Hq / a.Hkv, chunk = a.chunk;
     /* the step is not written by the previous kernel: read it before waiting */
-    const int n_keys = ((const int *)a.step)[FS_CU_STEP_POS0] + 1;
+    const int *tok = step_token(a.step, a.t0 + z);
+    const int n_keys = tok[FS_CU_TOK_POS] + 1, sq = tok[FS_CU_TOK_SEQ];
     const int S = (n_keys + chunk - 1) / chunk;   /* ranges that hold keys; the rest of the grid leaves */
     if (s >= S) return;
     pdl_wait();
@@ -64,13 +71,17 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     const int stride = a.n_split;                                  /* of the partials in scratch */
     /* shared: q [group][D], scores [group][chunk], the warps' o [ATT_WARPS][2][D] */
     float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * chunk;
-    const float *K = (const float *)a.cache + (size_t)g * a.n_ctx * D;
-    const float *V = (const float *)a.cache + ((size_t)a.Hkv + g) * a.n_ctx * D;
+    const size_t n_ctx = (size_t)a.caches.n_ctx[sq];
+    const float *K = (const float *)a.caches.p[sq] + (size_t)g * n_ctx * D;
+    const float *V = (const float *)a.caches.p[sq] + ((size_t)a.Hkv + g) * n_ctx * D;
+    /* the group's first query head: row0 in q and out, prow0 in the partials (by the token's place in the launch) */
+    const size_t row0 = (size_t)(a.t0 + z) * a.Hq + (size_t)g * group, prow0 = (size_t)z * a.Hq + (size_t)g * group;
     float *part_o = (float *)a.part_o, *part_ml = (float *)a.part_ml;
+    int *counter = (int *)a.counter + (size_t)z * a.Hkv + g;
 
     {
 #pragma unroll 4
-        for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = ((const float *)a.q)[(size_t)g * group * D + i];
+        for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = ((const float *)a.q)[row0 * D + i];
         __syncthreads();
         const float scale = (float)(1.0 / sqrt((double)D));
         const int sub = lane & 7;
@@ -167,32 +178,32 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
 #pragma unroll
                 for (int w = 0; w < ATT_WARPS; w++) sum += o_red[(w * 2 + hp) * D + d];
                 if (S == 1)   /* the whole context in one range: the answer */
-                    ((float *)a.out)[(size_t)(g * group + h0 + hp) * D + d] = sum / l_s[h0 + hp];
+                    ((float *)a.out)[(row0 + h0 + hp) * D + d] = sum / l_s[h0 + hp];
                 else
-                    part_o[((size_t)(g * group + h0 + hp) * stride + s) * D + d] = sum;
+                    part_o[((prow0 + h0 + hp) * stride + s) * D + d] = sum;
             }
             __syncthreads();
         }
     }
     if (S == 1) return;
     if (tid < group) {
-        float *ml = part_ml + ((size_t)(g * group + tid) * stride + s) * 2;
+        float *ml = part_ml + ((prow0 + tid) * stride + s) * 2;
         ml[0] = m_s[tid];
         ml[1] = l_s[tid];
     }
 
-    /* The last block of kv head g combines the ranges. The fence makes this
+    /* The last block of (token, kv head g) combines the ranges. The fence makes this
      * block's partials visible before its count is; the reads below bypass
      * L1 (__ldcg), which may hold stale lines. */
     __threadfence();
     __syncthreads();
-    if (tid == 0) is_last = atomicAdd((int *)a.counter + g, 1) == S - 1;
+    if (tid == 0) is_last = atomicAdd(counter, 1) == S - 1;
     __syncthreads();
     if (!is_last) return;
     __threadfence();
     for (int h = 0; h < group; h++) {
-        const float *ml = part_ml + (size_t)(g * group + h) * stride * 2;
-        const float *o = part_o + (size_t)(g * group + h) * stride * D;
+        const float *ml = part_ml + (prow0 + h) * stride * 2;
+        const float *o = part_o + (prow0 + h) * stride * D;
         if (warp == 0) {   /* the weights e^(m_s - M) of the splits, once per head */
             float mv[MAX_SPLIT / 32], lv[MAX_SPLIT / 32], M = -CUDART_INF_F, den = 0.0f;
 #pragma unroll
@@ -221,11 +232,11 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
                 float w = w_s[r];
                 if (w != 0.0f) num = fmaf(w, __ldcg(o + (size_t)r * D + d), num);
             }
-            ((float *)a.out)[(size_t)(g * group + h) * D + d] = num / den_s;
+            ((float *)a.out)[(row0 + h) * D + d] = num / den_s;
         }
         __syncthreads();
     }
-    if (tid == 0) ((int *)a.counter)[g] = 0;
+    if (tid == 0) *counter = 0;
 }
 
 extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4>(a); }

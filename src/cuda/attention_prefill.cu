@@ -3,6 +3,8 @@
  *
  *   q, out: [T, Hq, D]   cache K, V: [Hkv, n_ctx, D], filled for 0 .. pos0+T-1
  *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . K[g,j] / sqrt(D)) V[g,j]
+ *   (one sequence's tokens at consecutive positions pos0 .. pos0+T-1; a
+ *   step that mixes sequences goes to attention.cu)
  *
  * The f32 path for head dims other than 64 and 128 (attention_tc.cu runs
  * those on the tensor cores). The decode kernel (attention.cu) reads the
@@ -47,8 +49,12 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
     const int rows = BQ * group;
     float *Qs = sm, *Ks = Qs + PF_ROWS * DP, *Vs = Ks + PF_KEYS * DP, *Ps = Vs + PF_KEYS * DP;   /* Ps: [32][33] */
 
-    const int *step = (const int *)a.step;
-    const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
+    /* one sequence's prompt (ops_cuda.c sends no other step here): token t
+     * at position pos0 + t of caches[seq of token 0] */
+    const int *tok0 = step_token(a.step, 0);
+    const int T = step_T(a.step), pos0 = tok0[FS_CU_TOK_POS];
+    const size_t n_ctx = (size_t)a.caches.n_ctx[tok0[FS_CU_TOK_SEQ]];
+    const float *cache = (const float *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
     const int g = blockIdx.y, t0 = blockIdx.x * BQ;
     const int tid = threadIdx.x, r = tid >> 3, sub = tid & 7;
 
@@ -68,8 +74,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
         *(float4 *)(Qs + rr * DP + 4 * c4) = v;
     }
 
-    const float *Kg = (const float *)a.cache + (size_t)g * a.n_ctx * D;
-    const float *Vg = (const float *)a.cache + ((size_t)a.Hkv + g) * a.n_ctx * D;
+    const float *Kg = cache + (size_t)g * n_ctx * D;
+    const float *Vg = cache + ((size_t)a.Hkv + g) * n_ctx * D;
     const float scale = (float)(1.0 / sqrt((double)D));
     float m = -CUDART_INF_F, l = 0.0f;
     float4 o[PF_MAXC];

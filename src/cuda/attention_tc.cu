@@ -3,6 +3,8 @@
  *
  *   q, out: [T, Hq, D]   cache K, V: [Hkv, n_ctx, D], filled for 0 .. pos0+T-1
  *   out[t,h] = sum_{j <= pos0+t} softmax_j(q[t,h] . K[g,j] / sqrt(D)) V[g,j]
+ *   (one sequence's tokens at consecutive positions pos0 .. pos0+T-1; a
+ *   step that mixes sequences goes to attention.cu)
  *
  * For head dims 64 and 128 (the f32 kernel in attention_prefill.cu serves
  * the others). A prefill chunk's attention is 4 T^2 D Hq / 2 flops, which
@@ -98,13 +100,17 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
     __nv_bfloat16 *Ks = Qs + TC_ROWS * LD + warp * 2 * TC_KEYS * LD, *Vs = Ks + TC_KEYS * LD;
     pdl_launch_dependents();
     pdl_wait();
-    const int *step = (const int *)a.step;
-    const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
+    /* one sequence's prompt (ops_cuda.c sends no other step here): token t
+     * at position pos0 + t of caches[seq of token 0] */
+    const int *tok0 = step_token(a.step, 0);
+    const int T = step_T(a.step), pos0 = tok0[FS_CU_TOK_POS];
+    const size_t n_ctx = (size_t)a.caches.n_ctx[tok0[FS_CU_TOK_SEQ]];
+    const float *cache = (const float *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
     const int group = a.Hq / a.Hkv, BQ = TC_ROWS / group;   /* tokens per block */
     const int g = blockIdx.y, t0 = blockIdx.x * BQ;
     const float *q = (const float *)a.q;
-    const float *Kg = (const float *)a.cache + (size_t)g * a.n_ctx * D;
-    const float *Vg = (const float *)a.cache + ((size_t)a.Hkv + g) * a.n_ctx * D;
+    const float *Kg = cache + (size_t)g * n_ctx * D;
+    const float *Vg = cache + ((size_t)a.Hkv + g) * n_ctx * D;
 
     /* query row r = (token t0 + r / group, head g * group + r % group) */
     tc_load_tile<D, TC_ROWS, TC_WARPS * 32>(Qs, [&](int r) -> const float * {

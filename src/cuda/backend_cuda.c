@@ -22,12 +22,13 @@
  *                matters for long contexts (docs/gpu.md).
  *   scratch      reserve(): the step, the bf16 input of the prefill GEMM,
  *                its split-K partial tiles (8.7 MB on 132 SMs), decode
- *                attention's per-split partials, argmax's candidates.
+ *                attention's per-split partials (of one token, or of up to
+ *                64 when steps may mix sequences), argmax's candidates.
  *
  * One stream carries every op in order. write() copies from pageable host
  * memory, which the driver stages before returning, so the caller may
  * reuse its array at once; set_step() launches a kernel that carries the
- * step in its parameters (or, for chunks over 1000 tokens, copies from a
+ * step in its parameters (or, for steps over 330 tokens, copies from a
  * pinned buffer); read() and argmax() wait.
  *
  * Recorded steps are CUDA graphs: record() captures the stream while the
@@ -279,26 +280,34 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
                        r->Hq, r->Hkv);
     if (r->D % 4 != 0 || r->D > 256) return fs_errf(e, "cuda: head dim %d: the kernels need a multiple of 4, at most 256", r->D);
     if (!r->rope_inv_freq) return fs_errf(e, "cuda: reserve needs the RoPE frequencies");
+    if (r->max_seqs < 1 || r->max_seqs > FS_CU_MAX_SEQS)
+        return fs_errf(e, "cuda: %d sequences in one step: the kernels take 1 .. %d", r->max_seqs, FS_CU_MAX_SEQS);
     c->cu.CtxSetCurrent(c->ctx);
     c->cu.StreamSynchronize(c->stream);
     free_scratch(c);
 
     int group = r->Hq / r->Hkv;
     c->max_T = r->max_T < 1 ? 1 : r->max_T;
+    c->max_seqs = r->max_seqs;
     c->max_K = r->max_K;
     c->n_ctx = r->n_ctx;
     c->Hq = r->Hq;
     c->Hkv = r->Hkv;
     c->D = r->D;
     c->max_split = fs_cuda_attn_splits(r->n_ctx, group, r->D);
+    /* Decode attention's partials: a decode step has one token; a step
+     * that mixes sequences runs every token through that kernel, in
+     * launches of up to ATT_BATCH_TOKENS (ops_cuda.c). */
+    c->att_tokens = r->max_seqs > 1 ? (c->max_T < ATT_BATCH_TOKENS ? c->max_T : ATT_BATCH_TOKENS) : 1;
+    size_t step_ints = FS_CU_STEP_TOK + FS_CU_TOK_INTS * (size_t)c->max_T, att = (size_t)c->att_tokens;
 
     /* lay the scratch out as offsets, allocate once, then add the base */
     size_t off = 0;
-    CUdeviceptr step = carve(&off, (2 + (size_t)c->max_T) * sizeof(int));
+    CUdeviceptr step = carve(&off, step_ints * sizeof(int));
     CUdeviceptr xb = c->max_T > 1 ? carve(&off, (size_t)c->max_T * (size_t)r->max_K * 2) : 0;
-    CUdeviceptr part_o = carve(&off, (size_t)r->Hq * c->max_split * r->D * sizeof(float));
-    CUdeviceptr part_ml = carve(&off, (size_t)r->Hq * c->max_split * 2 * sizeof(float));
-    CUdeviceptr att_counter = carve(&off, (size_t)r->Hkv * sizeof(int));
+    CUdeviceptr part_o = carve(&off, att * r->Hq * c->max_split * r->D * sizeof(float));
+    CUdeviceptr part_ml = carve(&off, att * r->Hq * c->max_split * 2 * sizeof(float));
+    CUdeviceptr att_counter = carve(&off, att * r->Hkv * sizeof(int));
     CUdeviceptr argmax_part = carve(&off, 128 * 2 * sizeof(float));
     CUdeviceptr argmax_counter = carve(&off, sizeof(int));
     CUdeviceptr argmax_result = carve(&off, sizeof(int));
@@ -326,13 +335,13 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->inv_freq, r->rope_inv_freq, (size_t)(r->D / 2) * sizeof(float), c->stream),
                   "reserve (rope table)");
     if (c->cu.MemAllocHost((void **)&c->result_host, sizeof(int)) ||
-        c->cu.MemAllocHost((void **)&c->step_host, (2 + (size_t)c->max_T) * sizeof(int)) ||
+        c->cu.MemAllocHost((void **)&c->step_host, step_ints * sizeof(int)) ||
         c->cu.EventCreate(&c->step_sent, FS_CU_EVENT_DEFAULT) ||
-        c->cu.MemAllocHost((void **)&c->step_map, 4 * sizeof(int)) ||
+        c->cu.MemAllocHost((void **)&c->step_map, 8 * sizeof(int)) ||
         c->cu.MemHostGetDevicePointer(&c->step_map_dev, c->step_map, 0) ||
         c->cu.EventCreate(&c->replay_done, FS_CU_EVENT_DEFAULT)) {
         free_scratch(c);
-        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (7 + (size_t)c->max_T) * sizeof(int));
+        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (9 + step_ints) * sizeof(int));
     }
     c->step_map[FS_CU_STEP_T] = -1;   /* no step yet: the first replay writes one */
 
@@ -371,28 +380,42 @@ static size_t cu_buf_bytes(const fs_backend *b, const fs_buf *buf) {
 
 /* ---- the step ---- */
 
-static void cu_set_step(fs_backend *b, const int *ids, int T, int pos0) {
+/* The step in the device's layout (kernel_args.h) into v; returns its ints. */
+static int pack_step(int *v, const fs_step *st) {
+    v[FS_CU_STEP_T] = st->T;
+    v[FS_CU_STEP_NSEQ] = st->n_seq;
+    for (int t = 0; t < st->T; t++) {
+        int *tok = v + FS_CU_STEP_TOK + FS_CU_TOK_INTS * t;
+        tok[FS_CU_TOK_ID] = st->ids[t];
+        tok[FS_CU_TOK_POS] = st->pos[t];
+        tok[FS_CU_TOK_SEQ] = st->seq[t];
+    }
+    return FS_CU_STEP_TOK + FS_CU_TOK_INTS * st->T;
+}
+
+static void cu_set_step(fs_backend *b, const fs_step *st) {
     cuda_ctx *c = cuda_of(b);
-    if (T < 1 || T > c->max_T) {
-        fprintf(stderr, "fs: cuda: set_step: %d tokens, reserve() allowed %d\n", T, c->max_T);
+    int T = st->T;
+    if (T < 1 || T > c->max_T || st->n_seq < 1 || st->n_seq > c->max_seqs) {
+        fprintf(stderr, "fs: cuda: set_step: %d tokens of %d sequences, reserve() allowed %d of %d\n", T, st->n_seq,
+                c->max_T, c->max_seqs);
         abort();
     }
     c->cu.CtxSetCurrent(c->ctx);
     c->T = T;
-    c->pos0 = pos0;
+    c->n_seq = st->n_seq;
+    c->one_seq = 1;
+    for (int t = 1; t < T; t++) c->one_seq &= st->seq[t] == st->seq[0] && st->pos[t] == st->pos[0] + t;
     c->step_pending = 0;
     if (T == 1) {   /* sent with the first op (flush_step), or by replay */
-        c->pend_id = ids[0];
+        pack_step(c->pend, st);
         c->step_pending = 1;
         return;
     }
     if (T <= FS_CU_STEP_INLINE) {   /* in a kernel's parameters (kernel_args.h says why) */
         fs_cu_step_args *a = &c->step_args;
         a->step = c->step;
-        a->n = 2 + T;
-        a->v[FS_CU_STEP_T] = T;
-        a->v[FS_CU_STEP_POS0] = pos0;
-        memcpy(a->v + FS_CU_STEP_IDS, ids, (size_t)T * sizeof(int));
+        a->n = pack_step(a->v, st);
         void *p[] = {a};
         fs_cuda_launch(c, c->k.set_step, 1, 1, 256, 0, p, "set_step");
         return;
@@ -400,10 +423,8 @@ static void cu_set_step(fs_backend *b, const int *ids, int T, int pos0) {
     /* step_host is pinned, so the copy reads it when the stream gets there:
      * wait until the previous step's copy has (at once, in practice) */
     fs_cuda_check(c, c->cu.EventSynchronize(c->step_sent), "set_step (wait)");
-    c->step_host[FS_CU_STEP_T] = T;
-    c->step_host[FS_CU_STEP_POS0] = pos0;
-    memcpy(c->step_host + FS_CU_STEP_IDS, ids, (size_t)T * sizeof(int));
-    fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->step, c->step_host, (2 + (size_t)T) * sizeof(int), c->stream), "set_step");
+    int n = pack_step(c->step_host, st);
+    fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->step, c->step_host, (size_t)n * sizeof(int), c->stream), "set_step");
     fs_cuda_check(c, c->cu.EventRecord(c->step_sent, c->stream), "set_step (event)");
 }
 
@@ -421,10 +442,8 @@ static void flush_step(cuda_ctx *c) {
     }
     fs_cu_step_args *a = &c->step_args;
     a->step = c->step;
-    a->n = 3;
-    a->v[FS_CU_STEP_T] = 1;
-    a->v[FS_CU_STEP_POS0] = c->pos0;
-    a->v[FS_CU_STEP_IDS] = c->pend_id;
+    a->n = FS_CU_STEP_TOK + FS_CU_TOK_INTS;
+    memcpy(a->v, c->pend, sizeof c->pend);
     void *p[] = {a};
     fs_cuda_launch(c, c->k.set_step, 1, 1, 256, 0, p, "set_step");
 }
@@ -483,13 +502,13 @@ static void cu_replay(fs_backend *b, fs_rec *r) {
         abort();
     }
     volatile int *m = c->step_map;
-    if (m[FS_CU_STEP_T] != 1 || m[FS_CU_STEP_POS0] != c->pos0 || m[FS_CU_STEP_IDS] != c->pend_id) {
+    int n = FS_CU_STEP_TOK + FS_CU_TOK_INTS, same = 1;
+    for (int i = 0; i < n; i++) same &= m[i] == c->pend[i];
+    if (!same) {
         /* the last replay must have read step_map (it has, in practice:
          * an eval waits for its step) */
         fs_cuda_check(c, c->cu.EventSynchronize(c->replay_done), "replay (wait)");
-        m[FS_CU_STEP_T] = 1;
-        m[FS_CU_STEP_POS0] = c->pos0;
-        m[FS_CU_STEP_IDS] = c->pend_id;
+        for (int i = 0; i < n; i++) m[i] = c->pend[i];
     }
     c->step_pending = 0;
     fs_cuda_check(c, c->cu.GraphLaunch(r->exec, c->stream), "replay");

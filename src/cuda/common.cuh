@@ -43,6 +43,13 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
+/* The step (kernel_args.h): T, and token t's id, position and sequence
+ * (tok[FS_CU_TOK_ID], tok[FS_CU_TOK_POS], tok[FS_CU_TOK_SEQ]). */
+__device__ __forceinline__ int step_T(fs_cu_ptr step) { return ((const int *)step)[FS_CU_STEP_T]; }
+__device__ __forceinline__ const int *step_token(fs_cu_ptr step, int t) {
+    return (const int *)step + FS_CU_STEP_TOK + FS_CU_TOK_INTS * t;
+}
+
 /* bf16 is the top half of an f32: widening is a shift. A 32-bit word holds
  * two bf16, element 2i in the low half. */
 __device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u << 16); }

@@ -53,21 +53,26 @@ typedef struct cuda_ctx {
     CUdeviceptr step, xb, part_o, part_ml, att_counter, argmax_part, argmax_counter, argmax_result, inv_freq;
     CUdeviceptr gemm_part, gemm_counter;   /* split-K GEMM: partial tiles, arrival counts */
 #define GEMM_SPLIT 4                       /* slices of K when a GEMM has fewer tiles than SMs */
+#define ATT_BATCH_TOKENS 64                /* tokens per decode attention launch of a step that mixes
+                                              sequences (its partials' scratch; backend_cuda.c) */
     int gemm_split_tiles;                  /* tiles the split-K scratch holds */
-    int max_T, max_K, n_ctx, Hq, Hkv, D, max_split;
-    int *step_host;       /* [2 + max_T], pinned: the step as set_step sends it */
+    int max_T, max_seqs, max_K, n_ctx, Hq, Hkv, D, max_split;
+    int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
+    int *step_host;       /* [2 + 3 max_T], pinned: the step as set_step sends it */
     CUevent step_sent;    /* recorded after the copy of step_host */
     int *result_host;     /* pinned: argmax's answer */
     /* A one-token step reaches a replayed graph through pinned host memory
      * that the graph's first kernel reads (set_step_mapped): the step's
      * write is part of the graph, so a token costs one submission. */
-    int *step_map;        /* [3] pinned: T, pos0, id */
+    int *step_map;        /* [5] pinned: T = 1, n_seq, the id, pos and seq */
     CUdeviceptr step_map_dev;   /* the same memory as the device sees it */
     CUevent replay_done;  /* recorded after each replay: step_map is free again */
     int step_pending;     /* a T = 1 step set but not yet on the device */
-    int pend_id;          /* its token id (pos0 is in pos0 below) */
+    int pend[FS_CU_STEP_TOK + FS_CU_TOK_INTS];   /* that step, as the device will hold it */
 
-    int T, pos0;          /* the current step, host copy (grid sizes of T > 1 ops) */
+    /* the current step, host copy: grid sizes, and which attention kernel */
+    int T, n_seq;
+    int one_seq;          /* every token of one sequence, at consecutive positions (a prompt) */
     fs_cu_step_args step_args;   /* set_step's kernel parameters (4 KB: not on the stack) */
     fs_buf *weights;      /* uploaded weights, for sharing a tied lm_head */
 
@@ -107,8 +112,8 @@ void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
 void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
 void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                     float eps, fs_buf *cache, int Hq, int Hkv, int D);
-void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D);
+                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n);
 

@@ -18,9 +18,8 @@ extern "C" __global__ void __launch_bounds__(256) embed(fs_cu_ptr table, fs_cu_p
     pdl_launch_dependents();
     pdl_wait();
     const int t = blockIdx.x;
-    const int *st = (const int *)step;
-    if (t >= st[FS_CU_STEP_T]) return;
-    const size_t id = (size_t)st[FS_CU_STEP_IDS + t];
+    if (t >= step_T(step)) return;
+    const size_t id = (size_t)step_token(step, t)[FS_CU_TOK_ID];
     float *dst = (float *)out + (size_t)t * H;
 #pragma unroll 4
     for (int k = threadIdx.x; k < H; k += blockDim.x) {

@@ -18,25 +18,44 @@ typedef unsigned long long fs_cu_ptr;   /* a device address (CUdeviceptr) */
  * restated so this header needs nothing else. */
 enum { FS_CU_F32 = 0, FS_CU_F16 = 1, FS_CU_BF16 = 2, FS_CU_Q8_0 = 3, FS_CU_Q4_0 = 4 };
 
-/* The step, in device memory: set_step writes it, kernels read it (so a
- * recorded decode step replays with the current token and position).
- *   step[FS_CU_STEP_T]     T, tokens in the chunk
- *   step[FS_CU_STEP_POS0]  the position of the first
- *   step[FS_CU_STEP_IDS + t] the token id of token t */
-enum { FS_CU_STEP_T = 0, FS_CU_STEP_POS0 = 1, FS_CU_STEP_IDS = 2 };
+/* The step (backend.h's fs_step), in device memory: set_step writes it,
+ * kernels read it (so a recorded decode step replays with the current
+ * token and position).
+ *   step[FS_CU_STEP_T]      T, tokens in the step
+ *   step[FS_CU_STEP_NSEQ]   n_seq, sequences
+ *   step[FS_CU_STEP_TOK + FS_CU_TOK_INTS * t + FS_CU_TOK_ID]   token t's id
+ *                                          ... + FS_CU_TOK_POS   its position in its sequence
+ *                                          ... + FS_CU_TOK_SEQ   its sequence: an index into
+ *                                                                the op's caches (fs_cu_caches)
+ * A token's three ints sit together, so a one-token step is the same 5
+ * ints (T, n_seq, id, pos, seq) whatever the step's size. */
+enum { FS_CU_STEP_T = 0, FS_CU_STEP_NSEQ = 1, FS_CU_STEP_TOK = 2 };
+enum { FS_CU_TOK_ID = 0, FS_CU_TOK_POS = 1, FS_CU_TOK_SEQ = 2, FS_CU_TOK_INTS = 3 };
 
 /* set_step's kernel carries a step of up to FS_CU_STEP_INLINE tokens in
  * its parameters (4 KB at most): no pinned buffer to share with a copy in
- * flight, no copy engine. Longer chunks are copied. (It was meant to save
+ * flight, no copy engine. Longer steps are copied. (It was meant to save
  * the ~125 us that a step's 12-byte copy seemed to cost before a replayed
  * step; it did not - whatever precedes the graph launch costs that:
  * src/cuda/NOTES.md, run 6.) */
-#define FS_CU_STEP_INLINE 1000
+#define FS_CU_STEP_INLINE 330
 typedef struct fs_cu_step_args {
     fs_cu_ptr step;
-    int n;   /* ints of v: 2 + T */
-    int v[2 + FS_CU_STEP_INLINE];
+    int n;   /* ints of v: 2 + 3 T */
+    int v[FS_CU_STEP_TOK + FS_CU_TOK_INTS * FS_CU_STEP_INLINE];
 } fs_cu_step_args;
+
+/* The KV caches one rope_kv or attention call reads and writes: this
+ * layer's cache of each sequence of the step, indexed by the step's seq[t]
+ * (up to forward.h's FS_MAX_SEQS). Each holds K then V, each [Hkv, n_ctx,
+ * D] f32: one head's positions are contiguous. Sessions may differ in
+ * n_ctx, so each cache carries its own. Entries past the step's n_seq are
+ * 0. */
+#define FS_CU_MAX_SEQS 64
+typedef struct fs_cu_caches {
+    fs_cu_ptr p[FS_CU_MAX_SEQS];
+    int n_ctx[FS_CU_MAX_SEQS];
+} fs_cu_caches;
 
 /* One linear layer of a matmul call (backend.h's fs_linear), on the device.
  * Quantized weights are stored as two arrays (see backend_cuda.c, upload):
@@ -75,24 +94,27 @@ typedef struct fs_cu_mm {
 
 /* rope_kv (backend.h): QK-norm, RoPE and the K/V store. */
 typedef struct fs_cu_rope {
-    fs_cu_ptr q, k, v, q_norm, k_norm, cache, inv_freq, step;
+    fs_cu_caches caches;
+    fs_cu_ptr q, k, v, q_norm, k_norm, inv_freq, step;
     int q_norm_dtype, k_norm_dtype;
     float eps;
-    int Hq, Hkv, D, n_ctx;
-    int pad;
+    int Hq, Hkv, D;
 } fs_cu_rope;
 
-/* attention (backend.h). The cache holds K then V, each [Hkv, n_ctx, D]:
- * one head's positions are contiguous, so a split of the context is one
- * contiguous range of memory. The decode kernel splits the context into
- * n_split ranges of `chunk` positions and combines them (see attention.cu);
- * part_o [Hq, n_split, D], part_ml [Hq, n_split, 2] and counter [Hkv]
- * are its scratch. */
+/* attention (backend.h). A split of one head's context is one contiguous
+ * range of memory (fs_cu_caches). The decode kernel takes the tokens t0 ..
+ * t0 + gridDim.z - 1 of the step, each against its own sequence's cache;
+ * it splits the context into n_split ranges of `chunk` positions and
+ * combines them (see attention.cu); part_o [tokens, Hq, n_split, D],
+ * part_ml [tokens, Hq, n_split, 2] and counter [tokens, Hkv] are its
+ * scratch, indexed by the token's place in the launch. */
 typedef struct fs_cu_attn {
-    fs_cu_ptr q, cache, out, step;
+    fs_cu_caches caches;
+    fs_cu_ptr q, out, step;
     fs_cu_ptr part_o, part_ml, counter;
-    int Hq, Hkv, D, n_ctx;
+    int Hq, Hkv, D;
     int n_split, chunk;
+    int t0;
 } fs_cu_attn;
 
 #endif

@@ -5,9 +5,10 @@
  * Every launch goes on the backend's one stream, in order, so an op sees
  * the results of the ops before it without any synchronisation, and a
  * recorded step (backend_cuda.c) captures exactly this sequence. Nothing
- * here depends on the position of the step: positions and token ids are
- * read by the kernels from the step in device memory. Grid sizes depend on
- * T (the host's copy), which is fixed (1) for a recorded decode step.
+ * here depends on the positions of the step: positions, sequences and
+ * token ids are read by the kernels from the step in device memory. Grid
+ * sizes depend on T (the host's copy), which is fixed (1) for a recorded
+ * decode step, and on the sizes of the caches.
  *
  * Docs: docs/gpu.md
  */
@@ -152,10 +153,23 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
     }
 }
 
+/* The caches of the step's n_seq sequences into the kernel's argument;
+ * returns the largest n_ctx. */
+static int put_caches(const cuda_ctx *c, fs_cu_caches *a, fs_buf *const *caches) {
+    int n_max = 0;
+    for (int i = 0; i < c->n_seq; i++) {
+        a->p[i] = caches[i]->p;
+        a->n_ctx[i] = caches[i]->n_ctx;
+        if (caches[i]->n_ctx > n_max) n_max = caches[i]->n_ctx;
+    }
+    return n_max;
+}
+
 void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                     float eps, fs_buf *cache, int Hq, int Hkv, int D) {
+                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D) {
     cuda_ctx *c = cuda_of(b);
     fs_cu_rope a = {0};
+    put_caches(c, &a.caches, caches);
     a.q = q->p;
     a.k = k->p;
     a.v = v->p;
@@ -163,25 +177,28 @@ void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const
     a.k_norm = k_norm ? k_norm->p : 0;
     a.q_norm_dtype = q_norm ? (int)q_norm->dtype : 0;
     a.k_norm_dtype = k_norm ? (int)k_norm->dtype : 0;
-    a.cache = cache->p;
     a.inv_freq = c->inv_freq;
     a.step = c->step;
     a.eps = eps;
     a.Hq = Hq;
     a.Hkv = Hkv;
     a.D = D;
-    a.n_ctx = cache->n_ctx;
     void *p[] = {&a};
     int warps = c->T * (Hq + 2 * Hkv);
     fs_cuda_launch(c, c->k.rope_kv, (unsigned)CEIL_DIV(warps, ROPE_WARPS), 1, ROPE_WARPS * 32, 0, p, "rope_kv");
 }
 
-void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_buf *out, int Hq, int Hkv, int D) {
+/* A decode step (T = 1) and a step that mixes sequences run every token
+ * on its own through the split-context kernel (attention.cu), whose
+ * splits are cut from the largest cache (for a decode step: its
+ * session's, the same at every position); a prompt of one sequence runs
+ * on the prefill kernels. */
+void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D) {
     cuda_ctx *c = cuda_of(b);
     int group = Hq / Hkv;
     fs_cu_attn a = {0};
+    int n_max = put_caches(c, &a.caches, caches);
     a.q = q->p;
-    a.cache = cache->p;
     a.out = out->p;
     a.step = c->step;
     a.part_o = c->part_o;
@@ -190,19 +207,21 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, const fs_buf *cache, fs_b
     a.Hq = Hq;
     a.Hkv = Hkv;
     a.D = D;
-    a.n_ctx = cache->n_ctx;
     void *p[] = {&a};
-    if (c->T == 1) {
-        a.n_split = fs_cuda_attn_splits(cache->n_ctx, group, D);
-        a.chunk = CEIL_DIV(cache->n_ctx, a.n_split);
+    if (c->T == 1 || !c->one_seq) {
+        a.n_split = fs_cuda_attn_splits(n_max, group, D);
+        a.chunk = CEIL_DIV(n_max, a.n_split);
         if (a.n_split > c->max_split) {
             fprintf(stderr, "fs: cuda: attention: a cache of %d positions is larger than reserve()'s n_ctx %d\n",
-                    cache->n_ctx, c->n_ctx);
+                    n_max, c->n_ctx);
             abort();
         }
-        unsigned smem = (unsigned)fs_cuda_attn_smem(cache->n_ctx, a.n_split, group, D);
-        fs_cuda_launch(c, D <= 128 ? c->k.attention_decode_128 : c->k.attention_decode_256, (unsigned)a.n_split,
-                       (unsigned)Hkv, ATT_THREADS, smem, p, "attention (decode)");
+        unsigned smem = (unsigned)fs_cuda_attn_smem(n_max, a.n_split, group, D);
+        for (a.t0 = 0; a.t0 < c->T; a.t0 += c->att_tokens) {   /* as many tokens at a time as the scratch holds */
+            int tokens = c->T - a.t0 < c->att_tokens ? c->T - a.t0 : c->att_tokens;
+            fs_cuda_launch3(c, D <= 128 ? c->k.attention_decode_128 : c->k.attention_decode_256, (unsigned)a.n_split,
+                            (unsigned)Hkv, (unsigned)tokens, ATT_THREADS, smem, p, "attention (decode)");
+        }
     } else if (D == 64 || D == 128) {   /* tensor cores */
         int BQ = TC_ROWS / group;
         fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64 : c->k.attention_tc_128, (unsigned)CEIL_DIV(c->T, BQ),

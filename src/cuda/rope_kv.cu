@@ -2,15 +2,18 @@
  * and the store of K and V into the cache. One kernel instead of five.
  *
  *   q: [T, Hq, D], k, v: [T, Hkv, D]   q_norm, k_norm: [D] or none
- *   q[t,h] = rope(rmsnorm(q[t,h], q_norm), p)      p = pos0 + t (from the step)
+ *   q[t,h] = rope(rmsnorm(q[t,h], q_norm), p)      p = pos[t] (from the step)
  *   k[t,g] = rope(rmsnorm(k[t,g], k_norm), p)      both in place
- *   cache K[g, p, :] = k[t,g],  cache V[g, p, :] = v[t,g]
+ *   K[g, p, :] = k[t,g],  V[g, p, :] = v[t,g]      of caches[seq[t]]
  *   rope: for i < D/2, the pair (x[i], x[i + D/2]) turns by p * inv_freq[i]
  *
  * Mapping. One warp per head of one token: T * (Hq + Hkv + Hkv) warps, the
  * last Hkv of each token only copy v. Lane l holds the pairs
  * (i, i + D/2) for i = l, l + 32, ... (D <= 256: at most 4 pairs), so the
  * norm is a warp shuffle sum and the rotation needs no exchange at all.
+ * Each token reads its position and its sequence from the step, and writes
+ * into that sequence's cache (a batched step's tokens go to different
+ * caches; fs_cu_caches).
  *
  * Angles follow the reference (src/cpu/rope.c) step by step: the angle is
  * one f32 product p * inv_freq[i] (inv_freq is forward.c's f32 table), and
@@ -29,20 +32,20 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
      * previous kernel: it, the angles and the norm weights can be read
      * before waiting for q, k, v (programmatic launch, common.cuh). */
     pdl_launch_dependents();
-    const int *step = (const int *)a.step;
-    const int T = step[FS_CU_STEP_T], pos0 = step[FS_CU_STEP_POS0];
     const int lane = threadIdx.x & 31;
     const int heads = a.Hq + 2 * a.Hkv;
     const int gw = blockIdx.x * ROPE_WARPS + (threadIdx.x >> 5);
-    if (gw >= T * heads) return;
+    if (gw >= step_T(a.step) * heads) return;
     const int t = gw / heads, hh = gw % heads, D = a.D, half = D / 2;
-    const int p = pos0 + t;
-    float *K_cache = (float *)a.cache, *V_cache = K_cache + (size_t)a.Hkv * a.n_ctx * D;
+    const int *tok = step_token(a.step, t);
+    const int p = tok[FS_CU_TOK_POS], sq = tok[FS_CU_TOK_SEQ];   /* its position, its sequence's cache */
+    const int n_ctx = a.caches.n_ctx[sq];
+    float *K_cache = (float *)a.caches.p[sq], *V_cache = K_cache + (size_t)a.Hkv * n_ctx * D;
 
     if (hh >= a.Hq + a.Hkv) {   /* v: copy into the cache */
         int g = hh - a.Hq - a.Hkv;
         const float *v = (const float *)a.v + ((size_t)t * a.Hkv + g) * D;
-        float *dst = V_cache + ((size_t)g * a.n_ctx + p) * D;
+        float *dst = V_cache + ((size_t)g * n_ctx + p) * D;
         pdl_wait();
         for (int i = lane; i < D; i += 32) dst[i] = v[i];
         return;
@@ -85,7 +88,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
             hi[m] = __fmul_rn(w_hi[m], __fmul_rn(hi[m], scale));
         }
     }
-    float *k_dst = is_q ? nullptr : K_cache + ((size_t)h * a.n_ctx + p) * D;
+    float *k_dst = is_q ? nullptr : K_cache + ((size_t)h * n_ctx + p) * D;
 #pragma unroll
     for (int m = 0; m < 4; m++) {
         int i = lane + 32 * m;
