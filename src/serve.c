@@ -249,6 +249,8 @@ static void post_generate(fs_srv *s, conn *c, fs_api_kind kind, const char *body
         j->req.n_stops = n;
     }
     j->minor = c->req.minor;
+    if (j->req.stream && j->minor == 0) c->close_after = 1; /* HTTP/1.0 has no chunks: the close ends the body */
+    j->keep_alive = !c->close_after;
     j->vocab = fs_engine_model(s->g)->cfg.vocab;
     j->created = (long long)time(NULL);
     snprintf(j->id, sizeof j->id, "%s-%llx%06llx", kind == FS_API_CHAT ? "chatcmpl" : "cmpl",
@@ -312,6 +314,7 @@ static int authorized(fs_srv *s, const char *header) {
 
 static void route(fs_srv *s, conn *c, const char *body, size_t len) {
     const char *m = c->req.method, *p = c->req.path;
+    size_t start = c->out.n; /* a response before this one may still wait in c->out */
     if (!strncmp(p, "/v1/", 4)) p += 3; /* /v1/models and /models alike, as llama-server does */
     int get = !strcmp(m, "GET") || !strcmp(m, "HEAD"), post = !strcmp(m, "POST");
     if (!strcmp(m, "OPTIONS")) { /* a browser's CORS preflight */
@@ -353,8 +356,8 @@ static void route(fs_srv *s, conn *c, const char *body, size_t len) {
         snprintf(msg, sizeof msg, "%s does not take %s", c->req.path, m);
         reply_error(c, 405, msg, "invalid_request_error", NULL, NULL, "Allow: GET, POST, OPTIONS\r\n");
     }
-    if (!strcmp(m, "HEAD") && c->out.n) { /* the same head, no body */
-        char *end = strstr(c->out.p, "\r\n\r\n");
+    if (!strcmp(m, "HEAD") && c->out.n > start) { /* the same head, no body */
+        char *end = strstr(c->out.p + start, "\r\n\r\n");
         if (end) c->out.n = (size_t)(end + 4 - c->out.p);
     }
 }
@@ -428,7 +431,6 @@ static int conn_write(fs_srv *s, conn *c) {
     for (;;) {
         const char *p;
         size_t n;
-        int from_job = 0;
         if (c->out_off < c->out.n) {
             p = c->out.p + c->out_off;
             n = c->out.n - c->out_off;
@@ -457,7 +459,6 @@ static int conn_write(fs_srv *s, conn *c) {
             c->job->n_out = 0;
             pthread_cond_signal(&s->wake_sched); /* a stalled stream has room again */
             pthread_mutex_unlock(&s->mu);
-            from_job = 1;
             continue;
         }
         ssize_t k = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -466,7 +467,6 @@ static int conn_write(fs_srv *s, conn *c) {
             c->t_active = fs_now();
             continue;
         }
-        (void)from_job;
         if (k < 0 && errno == EINTR) continue;
         if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
         return -1;
@@ -631,7 +631,9 @@ int fs_serve(fs_engine *g, const fs_serve_opts *o_in, fs_err *e) {
         int first = np;
         for (int i = 0; i < n_conns; i++) {
             conn *c = conns[i];
-            short ev = POLLIN;
+            /* a full input buffer (a request waiting behind a running
+             * one) is not read until it drains; a hang-up still shows */
+            short ev = c->n_in < FS_HTTP_MAX_HEAD + o.max_body + 1 || c->t_linger ? POLLIN : 0;
             if (wants_write(&s, c)) ev |= POLLOUT;
             pfd[np++] = (struct pollfd){c->fd, ev, 0};
         }
@@ -649,7 +651,9 @@ int fs_serve(fs_engine *g, const fs_serve_opts *o_in, fs_err *e) {
         for (int i = first; i < np; i++) {
             conn *c = conns[i - first];
             int over = 0;
-            if (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+            if (pfd[i].revents & (POLLHUP | POLLERR)) { /* both ways closed: no one to answer */
+                over = 1;
+            } else if (pfd[i].revents & POLLIN) {
                 over = conn_read(&s, c) < 0;
                 if (!over) conn_input(&s, c);
             }

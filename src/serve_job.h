@@ -36,6 +36,7 @@ typedef struct fs_job {
     int vocab;                  /* V: the logits' length */
     fs_sampler_params sp;
     int minor;                  /* the connection's HTTP/1.minor (chunked framing) */
+    int keep_alive;             /* the connection stays open after the response */
     char id[48];                /* "chatcmpl-..." / "cmpl-..." */
     long long created;          /* unix seconds */
     double t_queued;

@@ -193,17 +193,14 @@ static void sse_frame(fs_job *j, const char *json, size_t len) {
 }
 
 /* A streamed job's event for this step: only when it has something. */
-static void stream_step(fs_srv *s, fs_job *j, int first, const char *finish) {
-    if (!first && !finish && !j->reasoning.n && !j->content.n && !j->n_lps && !j->n_tok_ids) return;
+static void stream_step(fs_srv *s, fs_job *j, int first) {
+    if (!first && !j->reasoning.n && !j->content.n && !j->n_lps && !j->n_tok_ids) return;
     fs_str *ev = &j->ev;
     ev->n = 0;
     object_start(s, j, ev, 1);
     fs_str_puts(ev, "{\"index\": 0, ");
     choice_fields(s, j, ev, 1, first);
-    fs_str_puts(ev, ", \"finish_reason\": ");
-    if (finish) fs_str_json(ev, finish, strlen(finish));
-    else fs_str_puts(ev, "null");
-    fs_str_puts(ev, "}]");
+    fs_str_puts(ev, ", \"finish_reason\": null}]");
     if (j->req.include_usage) fs_str_puts(ev, ", \"usage\": null");
     fs_str_puts(ev, "}");
     sse_frame(j, ev->p, ev->n);
@@ -211,7 +208,7 @@ static void stream_step(fs_srv *s, fs_job *j, int first, const char *finish) {
 
 /* A whole response, head and body, into j->frame. */
 static void whole_response(fs_job *j, int status, const fs_str *body) {
-    fs_http_head(&j->frame, status, j->minor, "application/json", (long long)body->n, 1,
+    fs_http_head(&j->frame, status, j->minor, "application/json", (long long)body->n, j->keep_alive,
                  "Access-Control-Allow-Origin: *\r\n");
     fs_str_add(&j->frame, body->p, body->n);
 }
@@ -299,9 +296,9 @@ static int start_job(fs_srv *s, fs_slot *sl, fs_job *j) {
         return -1;
     }
     if (j->req.stream) {
-        fs_http_head(&j->frame, 200, j->minor, "text/event-stream", -1, j->minor == 1,
+        fs_http_head(&j->frame, 200, j->minor, "text/event-stream", -1, j->keep_alive && j->minor == 1,
                      "Cache-Control: no-cache\r\nAccess-Control-Allow-Origin: *\r\n");
-        if (j->req.kind == FS_API_CHAT) stream_step(s, j, 1, NULL);
+        if (j->req.kind == FS_API_CHAT) stream_step(s, j, 1);
     }
     return 0;
 }
@@ -392,7 +389,7 @@ void *fs_sched_main(void *arg) {
             fs_job *j = x->job;
             if (fs_seq_running(x->q)) {
                 if (j->req.stream) {
-                    stream_step(s, j, 0, NULL);
+                    stream_step(s, j, 0);
                     job_put_frame(s, j);
                 }
             } else {

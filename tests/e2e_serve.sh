@@ -74,6 +74,12 @@ curl -s -D "$TMP/h" -o /dev/null -H "Authorization: Bearer $KEY" "$MAIN_URL/v1/c
     -d '{"prompt": "x", "max_tokens": 2, "stream": true}'
 grep -qi '^content-type: text/event-stream' "$TMP/h" || { echo "FAIL: stream content type: $(cat "$TMP/h")"; fail=1; }
 grep -qi '^transfer-encoding: chunked' "$TMP/h" || { echo "FAIL: stream is not chunked: $(cat "$TMP/h")"; fail=1; }
+timeout 60 curl -s --http1.0 -H "Authorization: Bearer $KEY" "$MAIN_URL/v1/completions" \
+    -d '{"prompt": "x", "max_tokens": 3, "stream": true}' >"$TMP/h10" ||
+    { echo "FAIL: an HTTP/1.0 stream did not end"; fail=1; }
+[ "$(grep '^data: ' "$TMP/h10" | tail -n 1)" = "data: [DONE]" ] || { echo "FAIL: HTTP/1.0 stream: $(cat "$TMP/h10")"; fail=1; }
+curl -s -I "$MAIN_URL/health" >"$TMP/head" && grep -q '^HTTP/1.1 200' "$TMP/head" && grep -qi '^content-length: [1-9]' "$TMP/head" ||
+    { echo "FAIL: HEAD /health: $(cat "$TMP/head")"; fail=1; }
 code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$MAIN_URL/v1/models")
 [ "$code" = 401 ] && grep -q '"invalid_api_key"' "$TMP/body" || { echo "FAIL: no key: $code $(cat "$TMP/body")"; fail=1; }
 code=$(curl -s -o "$TMP/body" -w '%{http_code}' -H "Authorization: Bearer wrong" "$MAIN_URL/v1/models")
