@@ -187,10 +187,16 @@ def mode_throughput(srv, args):
               f"p99 {out['ttft_p99_ms']} ms, {len(errs)} errors", file=sys.stderr)
 
 
-def chat_ttft(srv):
-    """Time to the first generated token of a short chat message (its one token, max_tokens 1)."""
+PROBES = ["Hello, who are you?", "What is a prime number?", "Name three rivers.", "Why is the sky blue?",
+          "How do birds fly?", "Tell me a short joke.", "What is rain made of?", "Who wrote Hamlet?"]
+
+
+def chat_ttft(srv, k):
+    """Time to the first generated token of a short chat message (its one token, max_tokens 1). The
+    messages differ from probe to probe, so each is a new prompt, not one the prefix cache holds."""
     c = http.client.HTTPConnection(srv.host, srv.port, timeout=300)
-    body = {"messages": [{"role": "user", "content": "Hello, who are you?"}], "max_tokens": 1, "stream": True}
+    text = f"{PROBES[k % len(PROBES)]} ({k})"
+    body = {"messages": [{"role": "user", "content": text}], "max_tokens": 1, "stream": True}
     t0 = time.perf_counter()
     c.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"Content-Type": "application/json"})
     r = c.getresponse()
@@ -206,7 +212,8 @@ def chat_ttft(srv):
 
 
 def mode_ttft(srv, args):
-    idle = [chat_ttft(srv) for _ in range(args.probes)]
+    chat_ttft(srv, -1)  # the first request of a fresh server pays its page faults: not counted
+    idle = [chat_ttft(srv, k) for k in range(args.probes)]
     stop = time.time() + args.max_seconds
     busy_threads = [threading.Thread(target=one_request, args=(srv, PROMPTS[k % len(PROMPTS)], args.busy_tokens, "stream", stop))
                     for k in range(args.busy)]
@@ -214,8 +221,8 @@ def mode_ttft(srv, args):
         t.start()
     time.sleep(args.settle)  # let the long streams finish their prefill and decode
     busy = []
-    for _ in range(args.probes):
-        busy.append(chat_ttft(srv))
+    for k in range(args.probes):
+        busy.append(chat_ttft(srv, args.probes + k))
         time.sleep(0.05)
     for t in busy_threads:
         t.join()

@@ -39,7 +39,7 @@ typedef struct fs_job {
     int keep_alive;             /* the connection stays open after the response */
     char id[48];                /* "chatcmpl-..." / "cmpl-..." */
     long long created;          /* unix seconds */
-    double t_queued;
+    double t_queued, t_first;   /* made; its first token sampled */
 
     /* the response: bytes for the socket (guarded by mu) */
     char *out;

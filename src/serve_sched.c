@@ -40,6 +40,7 @@ static int job_text(void *user, const char *text, size_t len) {
 
 static void job_token(void *user, int id, const float *logits) {
     fs_job *j = user;
+    if (j->t_first == 0) j->t_first = fs_now();
     if (j->n_tok_ids < j->cap_tok_ids) j->tok_ids[j->n_tok_ids++] = id;
     if (logits && j->n_lps < j->cap_lps) fs_api_logprob_of(logits, j->vocab, id, j->req.top_logprobs, &j->lps[j->n_lps++]);
 }
@@ -307,7 +308,14 @@ static int start_job(fs_srv *s, fs_slot *sl, fs_job *j) {
  * client that left), and the slot is free. */
 static void end_job(fs_srv *s, fs_slot *sl, int started) {
     fs_job *j = sl->job;
-    if (started && !j->gone) finish_bytes(s, j, fs_seq_status(sl->q));
+    const fs_seq_stats *st = fs_seq_status(sl->q);
+    if (started && !j->gone) finish_bytes(s, j, st);
+    if (s->o->log && started)
+        fprintf(s->o->log, "%s slot %d: prompt %d (%d cached), %d tokens, first after %.0f ms, %.1f tok/s, %s%s\n",
+                j->id, j->slot, st->prompt_tokens, st->reused, st->generated,
+                j->t_first > 0 ? 1e3 * (j->t_first - j->t_queued) : 0.0,
+                st->decode_s > 0 && st->generated > 1 ? (st->generated - 1) / st->decode_s : 0.0,
+                fs_api_finish_reason(st->stop), j->gone ? " (client gone)" : "");
     pthread_mutex_lock(&s->mu);
     if (!j->gone) job_put(s, j, j->frame.p, j->frame.n);
     j->frame.n = 0;
