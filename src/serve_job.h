@@ -50,6 +50,7 @@ typedef struct fs_job {
 
     /* the scheduler's own */
     int slot;
+    int stepped;                /* it was in a step: its prompt has begun */
     fs_think_split think;
     fs_str reasoning, content;  /* this step's text (streamed), or the whole reply */
     fs_api_logprob *lps;        /* this step's tokens (streamed), or the whole reply's */

@@ -11,7 +11,13 @@
  *                (prefix caching), ties to the least recently used
  *   3. step      fs_engine_step over every busy slot whose client keeps
  *                up: one forward pass, one token per decoding job, a
- *                chunk of each new prompt (at most step_tokens in all)
+ *                chunk of each prompt (at most step_tokens in all). New
+ *                prompts go first: a step that starts one carries only
+ *                the new prompts' first chunks, so a request's first
+ *                token waits for its own prompt, not for 7 other tokens
+ *                as well (the decoders lose one step; their next token
+ *                comes no later than if the chunk had ridden along,
+ *                plus that step)
  *   4. emit      each job's new text (and log-probabilities) as one
  *                server-sent event; a finished job gets its final event,
  *                or its whole response when it was not streamed
@@ -365,12 +371,16 @@ void *fs_sched_main(void *arg) {
             pthread_mutex_lock(&s->mu);
         }
 
-        /* 3. step: every busy slot whose client has room for what it makes */
-        int n = 0;
+        /* 3. step: the new prompts alone, or every busy slot whose
+         * client has room for what it makes */
+        int n = 0, fresh = 0;
+        for (int i = 0; i < P; i++)
+            fresh |= s->slots[i].job && !s->slots[i].job->gone && !s->slots[i].job->stepped;
         for (int i = 0; i < P; i++) {
             fs_slot *x = &s->slots[i];
-            if (!x->job || x->job->gone) continue;
+            if (!x->job || x->job->gone || (fresh && x->job->stepped)) continue;
             if (x->job->req.stream && x->job->out_cap - x->job->n_out < 2 * x->job->event_bound) continue;
+            x->job->stepped = 1;
             run[n] = x->q;
             run_slot[n++] = x;
         }
