@@ -16,11 +16,12 @@ streams: what perfect batching would give) dashed beside it.
 Docs: docs/serve.md
 """
 import json
+import math
 import sys
 from xml.sax.saxutils import escape
 
 W, H = 640, 360
-L, R, T, B = 64, 150, 40, 56
+L, R, T, B = 64, 150, 40, 66
 COLORS = ["#2457c5", "#c2541b", "#2f8a3b", "#8a2f7a"]
 
 
@@ -30,10 +31,10 @@ def main():
         d = json.load(f)
     series = d["series"]
     xs = sorted({p["clients"] for pts in series.values() for p in pts})
-    ymax = max(max(p["aggregate_tok_s"] for p in pts) for pts in series.values())
-    ymax = max(ymax, max(pts[0]["aggregate_tok_s"] * min(xs[-1], 4) for pts in series.values()))
-    step = 50 if ymax < 400 else 100 if ymax < 800 else 200
-    ymax = (int(ymax / step) + 1) * step
+    ymax = max(max(p["aggregate_tok_s"] for p in pts) for pts in series.values()) * 1.1
+    step = 10 ** math.floor(math.log10(ymax / 5))   # a round grid step: 1, 2 or 5 times a power of ten
+    step = next(m * step for m in (1, 2, 5, 10) if ymax / (m * step) <= 6)
+    ymax = math.ceil(ymax / step) * step
 
     def px(x):
         return L + (W - L - R) * (xs.index(x) / (len(xs) - 1) if len(xs) > 1 else 0.5)
@@ -46,13 +47,15 @@ def main():
            f'<rect width="{W}" height="{H}" fill="#fff"/>',
            f'<text x="{L}" y="22" font-size="14" font-weight="600">fs serve: aggregate decode tokens/s '
            'against concurrent streams</text>']
-    for y in range(0, ymax + 1, step):
+    for i in range(int(round(ymax / step)) + 1):
+        y = i * step
         out.append(f'<line x1="{L}" x2="{W - R}" y1="{py(y):.1f}" y2="{py(y):.1f}" stroke="#e4e4dc"/>')
-        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end" fill="#555">{y}</text>')
+        out.append(f'<text x="{L - 6}" y="{py(y) + 4:.1f}" text-anchor="end" fill="#555">{y:g}</text>')
+    out.append(f'<text x="16" y="{(T + H - B) / 2:.1f}" transform="rotate(-90 16 {(T + H - B) / 2:.1f})" '
+               'text-anchor="middle">tokens/s, all streams together</text>')
     for x in xs:
         out.append(f'<text x="{px(x):.1f}" y="{H - B + 18}" text-anchor="middle" fill="#555">{x}</text>')
-    out.append(f'<text x="{(L + W - R) / 2:.1f}" y="{H - B + 36}" text-anchor="middle">concurrent streams '
-               '(--parallel slots all busy)</text>')
+    out.append(f'<text x="{(L + W - R) / 2:.1f}" y="{H - B + 34}" text-anchor="middle">concurrent streams</text>')
     for k, (name, pts) in enumerate(series.items()):
         c = COLORS[k % len(COLORS)]
         pts = sorted(pts, key=lambda p: p["clients"])
@@ -70,10 +73,11 @@ def main():
                    f'{last["aggregate_tok_s"]:.0f} tok/s</text>')
         out.append(f'<text x="{W - R + 8}" y="{py(last["aggregate_tok_s"]) + 18:.1f}" fill="{c}" font-size="11">'
                    f'x{last["aggregate_tok_s"] / pts[0]["aggregate_tok_s"]:.1f} one stream\'s</text>')
-    out.append(f'<text x="{L}" y="{T + 4}" fill="#777" font-size="11">dashed: one stream\'s rate x streams '
-               '(perfect batching)</text>')
-    out.append(f'<text x="{L}" y="{H - 8}" fill="#777" font-size="10">{escape(d.get("machine", ""))}; '
-               f'{escape(d.get("date", ""))}, {escape(d.get("commit", ""))}; data: docs/data/serve-throughput.json</text>')
+    out.append(f'<text x="{W - R + 8}" y="{H - B - 4}" fill="#777" font-size="10">dashed: one stream x N</text>')
+    out.append(f'<text x="{W - R + 8}" y="{H - B + 8}" fill="#777" font-size="10">(perfect batching)</text>')
+    out.append(f'<text x="{L}" y="{H - 16}" fill="#777" font-size="10">{escape(d.get("machine", ""))}</text>')
+    out.append(f'<text x="{L}" y="{H - 4}" fill="#777" font-size="10">{escape(d.get("date", ""))}, '
+               f'{escape(d.get("commit", ""))}; data: docs/data/serve-throughput.json (median of the rounds)</text>')
     out.append("</svg>")
     with open(dst, "w") as f:
         f.write("\n".join(out) + "\n")
