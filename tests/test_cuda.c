@@ -346,7 +346,7 @@ static void check_matmul(void) {
     row("matmul lm_head norm", "q4_0", "T=1 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 1, 1024, &Nl, &a0, 1, 1), 1e-4);
 }
 
-/* rope of one head, in place, as src/cpu/rope.c */
+/* rope of one head, in place, as src/cpu/rope_kv.c */
 static void ref_rope(float *x, int D, int p, const float *inv_freq) {
     int half = D / 2;
     for (int i = 0; i < half; i++) {
@@ -487,7 +487,7 @@ static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) 
  * not sequence 0's. */
 static void check_batched(int Hq, int Hkv, int D, int n_seq, int T, int prompt) {
     enum { MAXS = 8, CTX = 1200 };
-    static const int start[MAXS] = {1100, 0, 63, 64, 500, 7, 200, 129};   /* each sequence's first position */
+    static const int start[MAXS] = {1100, 900, 63, 64, 500, 7, 200, 129};   /* each sequence's first position */
     reserve(Hq, Hkv, D, CTX, 256, MAXS);
     float *inv = inv_freq_table(D);
     int n_ctx[MAXS], next[MAXS];
@@ -715,7 +715,7 @@ int main(int argc, char **argv) {
     check_attention(8, 8, 32, 300, 64, 0);
     check_attention(16, 1, 64, 200, 9, 5);
     check_batched(16, 8, 128, 4, 4, 0);     /* a batched decode step: one token of each of 4 sequences */
-    check_batched(16, 8, 128, 2, 1, 0);     /* one token of sequence 1 of 2 (T = 1: programmatic launches) */
+    check_batched(16, 8, 128, 2, 1, 0);     /* one token of sequence 1 of 2, at 900 (T = 1: programmatic launches) */
     check_batched(16, 8, 128, 8, 100, 0);   /* prompts and decode steps of 8 sequences: two launches */
     check_batched(12, 4, 64, 3, 7, 0);
     check_batched(8, 8, 32, 5, 70, 0);      /* D 32 */

@@ -83,6 +83,7 @@ PAGES = [
     ("serve", "Serve"),
     ("pull", "Pull"),
     ("bench", "Bench"),
+    ("gpu", "GPU"),
     ("testing", "Testing"),
     ("learnings", "Learnings"),
     ("resources", "Resources"),

@@ -101,13 +101,14 @@ typedef struct fs_cu_rope {
     int Hq, Hkv, D;
 } fs_cu_rope;
 
-/* attention (backend.h). A split of one head's context is one contiguous
- * range of memory (fs_cu_caches). The decode kernel takes the tokens t0 ..
- * t0 + gridDim.z - 1 of the step, each against its own sequence's cache;
- * it splits the context into n_split ranges of `chunk` positions and
- * combines them (see attention.cu); part_o [tokens, Hq, n_split, D],
- * part_ml [tokens, Hq, n_split, 2] and counter [tokens, Hkv] are its
- * scratch, indexed by the token's place in the launch. */
+/* attention (backend.h). Each cache holds K then V, each [Hkv, n_ctx, D]
+ * (fs_cu_caches): one head's positions are contiguous, so a split of the
+ * context is one contiguous range of memory. The decode kernel takes the
+ * tokens t0 .. t0 + gridDim.z - 1 of the step, each against its own
+ * sequence's cache; it splits the context into n_split ranges of `chunk`
+ * positions and combines them (see attention.cu); by the token's place in
+ * the launch, part_o [tokens, Hq, n_split, D], part_ml [tokens, Hq,
+ * n_split, 2] and counter [tokens, Hkv] are its scratch. */
 typedef struct fs_cu_attn {
     fs_cu_caches caches;
     fs_cu_ptr q, out, step;

@@ -15,7 +15,7 @@
  * into that sequence's cache (a batched step's tokens go to different
  * caches; fs_cu_caches).
  *
- * Angles follow the reference (src/cpu/rope.c) step by step: the angle is
+ * Angles follow the reference (src/cpu/rope_kv.c) step by step: the angle is
  * one f32 product p * inv_freq[i] (inv_freq is forward.c's f32 table), and
  * its cos and sin are computed in double and rounded once - the GPU's
  * double units make that affordable for the few hundred angles of a step.
