@@ -60,7 +60,9 @@ cursor_row() {
     y=$($T display -p '#{cursor_y}' 2>/dev/null) || return 1
     $T capture-pane -p 2>/dev/null | sed -n "$((y + 1))p"
 }
-# wait_until CMD...: poll for up to 15 s (a loaded machine, a sanitizer build)
+# wait_until CMD...: poll for up to 15 s (a loaded machine, a sanitizer build).
+# Log checks wait too: the screen (what the other waits look at) can be
+# ahead of the log, which tmux appends through a pipe to cat.
 wait_until() {
     i=0
     while [ $i -lt 300 ]; do
@@ -94,20 +96,20 @@ wait_prompt() { wait_until prompt_ready || bad "no prompt ($1); row: [$(cursor_r
 # ---- a short reply, Ctrl-C at the prompt, /stats, Ctrl-D --------------------------------
 start -n 16
 wait_prompt "start"
-check "banner" log_has "/help for commands"
+check "banner" wait_until log_has "/help for commands"
 type_line "Hello there"
 wait_prompt "after the first reply"
 check "a reply was printed" sh -c "[ \$(wc -c < '$LOG') -gt 200 ]"
-check "the reply ended at -n" log_has "reply cut at 16 tokens"
+check "the reply ended at -n" wait_until log_has "reply cut at 16 tokens"
 $T send-keys -l -- "never sent"
 $T send-keys C-c
 wait_prompt "after Ctrl-C on a typed line"
 type_line "/stats"
 wait_until log_has "^turns: " || bad "no /stats output"
-check "Ctrl-C at the prompt discarded the line (one turn)" log_has "turns: 1, thinking: on"
-check "prefill stats on a terminal" log_has "prefilled [0-9]* new tokens (0 reused)"
+check "Ctrl-C at the prompt discarded the line (one turn)" wait_until log_has "turns: 1, thinking: on"
+check "prefill stats on a terminal" wait_until log_has "prefilled [0-9]* new tokens (0 reused)"
 wait_prompt "after /stats"
-check "a dim speed line after the reply" log_has "prompt [0-9]* tokens ([0-9]* reused), [0-9.]* tok/s; reply [0-9]* tokens"
+check "a dim speed line after the reply" wait_until log_has "prompt [0-9]* tokens ([0-9]* reused), [0-9.]* tok/s; reply [0-9]* tokens"
 # a paste of two lines (bracketed paste) is one turn, not two
 $T set-buffer -- "$(printf 'Good morning\nto you')"
 $T paste-buffer -p
@@ -133,7 +135,7 @@ wait_prompt "after the interrupted reply"
 check "the session survived" [ ! -s "$TMP/exit.$run" ]
 type_line "/stats"
 wait_until log_has "^turns: 1" || bad "/stats after Ctrl-C: [$(grep '^turns' "$LOG")]"
-check "the interrupted reply is kept as a turn" log_has "^turns: 1, thinking: on"
+check "the interrupted reply is kept as a turn" wait_until log_has "^turns: 1, thinking: on"
 check "the reply was cut short of the context" sh -c "! grep -q 'context full' '$LOG'"
 wait_prompt "after /stats (long)"
 type_reply "And then?"
