@@ -57,7 +57,7 @@ start ref --backend cpu-ref --parallel 4 -c 256 --api-key $KEY
 REF_URL=$URL
 start main --backend cpu --parallel 4 -c 256 --api-key $KEY --max-body 65536
 MAIN_URL=$URL; MAIN_PID=$PID
-start small --parallel 1 --queue 1 -c 256
+start small --parallel 1 --queue 1 -c 2048
 SMALL_URL=$URL; SMALL_PID=$PID
 
 # --- raw SSE through curl ---------------------------------------------------
@@ -139,6 +139,10 @@ def stream(url, body, auth=True, on_event=None):
                 return events, done
     c.close()
     return events, done
+
+def hang_up(ev, conn):
+    conn.sock.shutdown(socket.SHUT_RDWR); conn.close()
+    return True
 
 # 1. greedy equals fs generate, alone and with three other streams running
 def gen(backend, n):
@@ -222,18 +226,27 @@ check(st == 405, f"405: {st}")
 st, j, _ = request(main_url, "POST", "/v1/chat/completions", {"messages": one, "unknown_field": {"x": 1}, "max_tokens": 1})
 check(st == 200, f"an unknown field is ignored: {st} {j}")
 
-# queue full: one slot busy, one request waiting, the next one 503
-holder = threading.Thread(target=stream, args=(small_url, {"_path": "/v1/completions", "prompt": p1, "max_tokens": 200}))
+# queue full: one slot busy (until we hang up), one request waiting, the next one 503
+release = threading.Event()
+def hold(ev, conn):
+    if release.is_set():
+        return hang_up(ev, conn)
+holder = threading.Thread(target=stream, args=(small_url, {"_path": "/v1/completions", "prompt": p1, "max_tokens": 2000},),
+                          kwargs={"on_event": hold})
 holder.start()
-time.sleep(0.3)
-waiter = threading.Thread(target=request, args=(small_url, "POST", "/v1/completions", {"prompt": p2, "max_tokens": 200}))
+for _ in range(400):
+    st, j, _ = request(small_url, "GET", "/health", auth=False)
+    if j["slots_processing"] == 1: break
+    time.sleep(0.05)
+waiter = threading.Thread(target=request, args=(small_url, "POST", "/v1/completions", {"prompt": p2, "max_tokens": 2}))
 waiter.start()
-for _ in range(100):
+for _ in range(400):
     st, j, _ = request(small_url, "GET", "/health", auth=False)
     if j["queued"] == 1: break
     time.sleep(0.05)
 st, j, r = request(small_url, "POST", "/v1/completions", {"prompt": p2, "max_tokens": 1})
 check(st == 503 and r.getheader("Retry-After") == "1", f"queue full: {st} {j}")
+release.set()
 holder.join(); waiter.join()
 
 # 4. robustness: half a head and half a body never finish; another client is served meanwhile
@@ -250,9 +263,6 @@ g = socket.create_connection((u.hostname, u.port)); g.sendall(b"\x00\x01GARBAGE\
 check(g.recv(100).startswith(b"HTTP/1.1 400"), "garbage gets a 400"); g.close()
 
 # a client that disconnects mid-stream frees its slot
-def hang_up(ev, conn):
-    conn.sock.shutdown(socket.SHUT_RDWR); conn.close()
-    return True
 stream(main_url, {"_path": "/v1/completions", "prompt": p1, "max_tokens": 250}, on_event=hang_up)
 for _ in range(200):
     st, j, _ = request(main_url, "GET", "/health", auth=False)
