@@ -114,15 +114,17 @@ static void test_batched_equals_alone(int budget) {
         CHECK(fs_seq_set_sampler_params(qs[i], &sps[i], &e) == 0);
         memset(&got[i], 0, sizeof got[i]);
     }
-    /* the sequences start at different steps, as requests arrive */
+    /* the sequences start at different steps, as requests arrive; the
+     * stop strings must outlive their generation (engine.h) */
+    const char *stop_lists[N_SEQ][1];
     int steps = 0, started = 0;
     for (;;) {
         if (started < N_SEQ && steps % 3 == 0) {
             int i = started++;
-            const char *st1[1] = {stops[i]};
+            stop_lists[i][0] = stops[i];
             fs_seq_gen go = {0};
             go.max_new_tokens = max_new[i];
-            go.stop_strings = stops[i] ? st1 : NULL;
+            go.stop_strings = stops[i] ? stop_lists[i] : NULL;
             go.n_stop_strings = stops[i] ? 1 : 0;
             go.on_text = on_text;
             go.on_token = on_token;
