@@ -87,6 +87,17 @@ endif
 $(BUILD)/fs: $(CLI_OBJ) $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS)
 
+# ---- fs serve's chat page (src/serve_page.html) ----------------------------
+# Embedded in the binary as a byte array, so an installed fs serves it with
+# no data files to find; the page itself needs no build step.
+OBJ += $(BUILD)/serve_page.o
+$(BUILD)/serve_page.c: src/serve_page.html scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh fs_serve_page $< > $@
+$(BUILD)/serve_page.o: $(BUILD)/serve_page.c
+	$(CC) $(CFLAGS) -c -o $@ $<
+# ---- end of the chat page ---------------------------------------------------
+
 $(LIB): $(OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
@@ -161,6 +172,7 @@ fuzz_tokenizer_load_SRC := $(FUZZ_TOK)
 fuzz_chat_SRC        := src/chat_template.c $(FUZZ_JSON)
 fuzz_quant_SRC       := src/quant.c src/cpu/quant_cpu.c src/model.c $(FUZZ_ST)
 fuzz_pull_SRC        := src/pull.c src/sha256.c src/model.c $(FUZZ_ST)
+fuzz_http_SRC        := src/http.c src/serve_api.c src/chat_template.c $(FUZZ_TOK)
 FUZZ_NAMES  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN    := $(FUZZ_NAMES:%=build/fuzz/%)
 fuzz: $(FUZZ_BIN)

@@ -27,6 +27,7 @@ int fs_cmd_chat(int argc, char **argv);
 int fs_cmd_run(int argc, char **argv);
 int fs_cmd_bench(int argc, char **argv);
 int fs_cmd_perplexity(int argc, char **argv);
+int fs_cmd_serve(int argc, char **argv);
 
 static const struct {
     const char *name;
@@ -35,6 +36,7 @@ static const struct {
 } commands[] = {
     {"run", fs_cmd_run, "chat with a model dir or hub repo (pulled if needed), or answer one prompt"},
     {"chat", fs_cmd_chat, "talk to a model: streaming replies, history, /stats (KV cache reused per turn)"},
+    {"serve", fs_cmd_serve, "an OpenAI-compatible HTTP server with continuous batching, and a chat page"},
     {"generate", fs_cmd_generate, "continue a raw prompt, streaming the text (sampling, stop strings)"},
     {"logits", fs_cmd_logits, "run a prompt, print the most likely next tokens (--dump-logits)"},
     {"tokenize", fs_cmd_tokenize, "text -> token ids (tokenizer.json only; --bench for speed)"},

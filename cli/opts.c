@@ -167,7 +167,7 @@ int cli_opts_open(const cli_opts *o, const char *dir, int tokenizer, fs_engine *
     *g = NULL;
     if (!dir) dir = cli_model_dir(o->cmd, o->model);
     if (!dir) return FS_EXIT_USAGE;
-    fs_engine_opts eo = {o->backend, (int)o->threads, (int)o->ctx, o->weights, tokenizer};
+    fs_engine_opts eo = {o->backend, (int)o->threads, (int)o->ctx, o->weights, tokenizer, o->max_seqs};
     fs_err e = {{0}};
     cli_status("loading %s ...", dir);
     double t0 = fs_now();

@@ -44,6 +44,7 @@ typedef struct cli_opts {
     const char *stops[CLI_MAX_STOPS];
     int n_stops;
     int verbose;
+    int max_seqs;                 /* sequences stepped together (fs serve's --parallel); 0: 1 */
 } cli_opts;
 
 void cli_opts_init(cli_opts *o, const char *cmd, unsigned groups, long max_tokens);

@@ -85,7 +85,7 @@ int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs
                 fs_tokenizer_n_vocab(g->tok), c->vocab);
         goto fail;
     }
-    fs_forward_opts fo = {.backend = o->backend, .n_threads = o->n_threads, .n_ctx = o->n_ctx};
+    fs_forward_opts fo = {.backend = o->backend, .n_threads = o->n_threads, .n_ctx = o->n_ctx, .max_seqs = o->max_seqs};
     if (fs_forward_new(&g->fwd, &g->model, &fo, e)) goto fail;
 
     for (int i = 0; i < c->n_eos; i++) g->chat_stop[g->n_chat_stop++] = c->eos_ids[i];
@@ -148,6 +148,7 @@ int fs_engine_sampler_params(const fs_engine *g, const fs_sampling *o, fs_sample
     if (set & FS_SET_REPETITION_PENALTY) p->repetition_penalty = o->p.repetition_penalty;
     if (set & FS_SET_PRESENCE_PENALTY) p->presence_penalty = o->p.presence_penalty;
     if (set & FS_SET_SEED) p->seed = o->p.seed;
+    if (set & FS_SET_FREQUENCY_PENALTY) p->frequency_penalty = o->p.frequency_penalty;
     return fs_sampler_params_check(p, e);
 }
 
@@ -175,6 +176,17 @@ struct fs_seq {
     char *text;                    /* emitted text */
     size_t n_text, cap_text;
     const fs_seq_gen *o;           /* the caller's callbacks, during a call */
+    /* a stepped generation (fs_seq_start, fs_engine_step): tokens[0..n_want)
+     * should be in the cache, n_tokens are; the rest is fed by the next step */
+    int running, n_want, chat, greedy, max_new;
+    fs_seq_gen go;                 /* the caller's options, copied */
+    fs_stopper stopper;
+    fs_detok detok;
+    int text_state;                /* FS_STOPPER_*: MATCHED drops held text */
+    char *piece;                   /* one token's text, FS_DETOK_MAX_OUT bytes */
+    size_t piece_cap;
+    fs_seq_stats st;
+    double t_start, t_first;
 };
 
 int fs_seq_new(fs_seq **out, fs_engine *g, int n_ctx, const fs_sampler_params *sp, fs_err *e) {
@@ -203,6 +215,8 @@ void fs_seq_free(fs_seq *q) {
     free(q->tokens);
     free(q->ids);
     free(q->text);
+    free(q->piece);
+    if (q->running) fs_stopper_free(&q->stopper);
     free(q);
 }
 
@@ -257,6 +271,7 @@ static void seq_progress(void *user, int done, int total) {
  * leave free. Returns the prefix length p, or FS_SEQ_TOO_LONG / -1. */
 static int seq_begin(fs_seq *q, const int *ids, int n, int room, const fs_seq_gen *o, fs_seq_stats *st,
                      fs_err *e) {
+    if (q->running) return fs_errf(e, "the sequence is running a stepped generation (fs_seq_start)");
     st->prompt_tokens = n;
     q->n_ids = 0;
     q->n_text = 0;
@@ -321,6 +336,21 @@ int fs_seq_sync(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_st
     return seq_end(q, ids, n, p, 0, st);
 }
 
+/* Room for the reply's ids and text, grown when a generation needs more
+ * (a sequence keeps it, so a server's slot allocates it once). */
+static void reserve_reply(fs_seq *q, int n, int max_new_tokens) {
+    int most = max_new_tokens < q->n_ctx - n + 1 ? max_new_tokens : q->n_ctx - n + 1;
+    if (most + 1 > q->cap_ids) {
+        q->cap_ids = most + 1;
+        q->ids = fs_xrealloc(q->ids, (size_t)q->cap_ids * sizeof *q->ids);
+    }
+    size_t text_need = ((size_t)most + 1) * FS_DETOK_MAX_OUT(fs_tokenizer_max_token_bytes(q->g->tok));
+    if (text_need > q->cap_text) {
+        q->cap_text = text_need;
+        q->text = fs_xrealloc(q->text, q->cap_text);
+    }
+}
+
 /* fs_seq_generate and fs_seq_chat: sync and generate, stopping at stop[]. */
 static int seq_generate(fs_seq *q, const int *ids, int n, int room, const int *stop, int n_stop,
                         const fs_seq_gen *o, fs_seq_stats *st, fs_err *e) {
@@ -337,16 +367,7 @@ static int seq_generate(fs_seq *q, const int *ids, int n, int room, const int *s
     /* fs_generate samples at most min(max_new_tokens, n_ctx - n + 1)
      * tokens (the last one is never evaluated), and each decodes to at most
      * FS_DETOK_MAX_OUT bytes (one more for the final flush). */
-    int most = o->max_new_tokens < q->n_ctx - n + 1 ? o->max_new_tokens : q->n_ctx - n + 1;
-    if (most + 1 > q->cap_ids) {
-        q->cap_ids = most + 1;
-        q->ids = fs_xrealloc(q->ids, (size_t)q->cap_ids * sizeof *q->ids);
-    }
-    size_t text_need = ((size_t)most + 1) * FS_DETOK_MAX_OUT(fs_tokenizer_max_token_bytes(q->g->tok));
-    if (text_need > q->cap_text) {
-        q->cap_text = text_need;
-        q->text = fs_xrealloc(q->text, q->cap_text);
-    }
+    reserve_reply(q, n, o->max_new_tokens);
 
     fs_gen_opts go = {0};
     go.max_new_tokens = o->max_new_tokens;
@@ -393,29 +414,182 @@ static int check_template(fs_engine *g, fs_err *e) {
     return 0;
 }
 
-int fs_seq_chat(fs_seq *q, const fs_chat_msg *msgs, size_t n, int think, const fs_seq_gen *o, fs_seq_stats *st,
-                fs_err *e) {
-    fs_seq_stats local;
-    if (!st) st = &local;
-    stats_init(st);
-    if (check_template(q->g, e)) return -1;
+int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int think, int **ids, int *n_ids,
+                          fs_err *e) {
+    *ids = NULL;
+    *n_ids = 0;
+    if (check_template(g, e)) return -1;
     for (size_t i = 0; i < n; i++) {
         char what[48];
         snprintf(what, sizeof what, "message %zu", i + 1);
         if (msgs[i].content && check_utf8(msgs[i].content, strlen(msgs[i].content), what, e)) return -1;
     }
     char *text = NULL;
-    int *ids = NULL, n_ids = 0;
-    if (fs_chat_render(msgs, n, 1, think, &text, e) ||
-        fs_tokenizer_encode(q->g->tok, text, strlen(text), &ids, &n_ids, e)) {
-        free(text);
-        return -1;
-    }
+    int rc = fs_chat_render(msgs, n, 1, think, &text, e) || fs_tokenizer_encode(g->tok, text, strlen(text), ids, n_ids, e);
     free(text);
+    return rc ? -1 : 0;
+}
+
+int fs_seq_chat(fs_seq *q, const fs_chat_msg *msgs, size_t n, int think, const fs_seq_gen *o, fs_seq_stats *st,
+                fs_err *e) {
+    fs_seq_stats local;
+    if (!st) st = &local;
+    stats_init(st);
+    int *ids = NULL, n_ids = 0;
+    if (fs_engine_chat_prompt(q->g, msgs, n, think, &ids, &n_ids, e)) return -1;
     /* room for the prompt and at least one token of the reply */
     int rc = seq_generate(q, ids, n_ids, 1, q->g->chat_stop, q->g->n_chat_stop, o, st, e);
     free(ids);
     return rc;
+}
+
+int fs_seq_set_sampler_params(fs_seq *q, const fs_sampler_params *sp, fs_err *e) {
+    if (q->running) return fs_errf(e, "the sequence is running a stepped generation (fs_seq_start)");
+    if (fs_sampler_set_params(q->smp, sp, e)) return -1;
+    q->sp = *sp;
+    return 0;
+}
+
+/* ---- stepped generation (continuous batching) ---- */
+
+int fs_seq_start(fs_seq *q, const int *ids, int n, int chat, const fs_seq_gen *o, fs_err *e) {
+    static const fs_seq_gen none = {0};
+    if (!o) o = &none;
+    stats_init(&q->st);
+    if (need_tokenizer(q->g, e)) return -1;
+    if (o->max_new_tokens < 0) return fs_errf(e, "max_new_tokens must be >= 0, got %d", o->max_new_tokens);
+    q->go = *o;
+    int p = seq_begin(q, ids, n, chat ? 1 : 0, &q->go, &q->st, e);
+    if (p < 0) return p;
+    if (fs_stopper_init(&q->stopper, o->stop_strings, o->n_stop_strings,
+                        FS_DETOK_MAX_OUT(fs_tokenizer_max_token_bytes(q->g->tok)), e))
+        return -1;
+    memcpy(q->tokens + p, ids + p, (size_t)(n - p) * sizeof *ids);
+    q->n_want = n;
+    reserve_reply(q, n, o->max_new_tokens);
+    if (!q->piece) {
+        q->piece_cap = FS_DETOK_MAX_OUT(fs_tokenizer_max_token_bytes(q->g->tok));
+        q->piece = fs_xmalloc(q->piece_cap);
+    }
+    /* a request of its own: the penalties see this prompt, not what ran before */
+    fs_sampler_reset(q->smp);
+    for (int i = 0; i < n; i++) fs_sampler_accept(q->smp, ids[i], 0);
+    fs_detok_init(&q->detok);
+    q->text_state = FS_STOPPER_GO;
+    q->chat = chat;
+    q->max_new = o->max_new_tokens;
+    q->greedy = fs_sampler_is_greedy(q->smp) && !o->want_logits;
+    q->st.stop = FS_STOP_NONE;
+    q->t_start = fs_now();
+    q->t_first = 0;
+    q->running = 1;
+    if (o->on_prefill) o->on_prefill(o->user, 0, n - p);
+    return 0;
+}
+
+/* The end of a stepped generation, as fs_generate ends: unless a stop
+ * string cut the text or the receiver went away, release what the
+ * detokenizer and the stop-string matcher hold. */
+static void seq_finish(fs_seq *q, fs_stop_reason why) {
+    if (!q->running) return;
+    if (why != FS_STOP_ERROR && q->text_state == FS_STOPPER_GO) {
+        size_t n = fs_detok_flush(&q->detok, q->piece, q->piece_cap);
+        if (fs_stopper_feed(&q->stopper, q->piece, n, seq_emit, q) == FS_STOPPER_MATCHED)
+            why = FS_STOP_STRING;
+        else
+            fs_stopper_flush(&q->stopper, seq_emit, q);
+    }
+    fs_stopper_free(&q->stopper);
+    if (why == FS_STOP_ERROR) { /* a failed forward pass: start from a known state */
+        fs_session_truncate(q->s, 0);
+        q->n_tokens = 0;
+    }
+    if (q->t_first > 0) q->st.decode_s = fs_now() - q->t_first;
+    q->st.stop = why;
+    q->n_want = q->n_tokens;
+    q->running = 0;
+}
+
+void fs_seq_stop(fs_seq *q) { seq_finish(q, FS_STOP_CANCELLED); }
+int fs_seq_running(const fs_seq *q) { return q->running; }
+const fs_seq_stats *fs_seq_status(const fs_seq *q) { return &q->st; }
+
+/* q's prompt, or its last token, is in the cache and its logits are
+ * ready: sample the next token as fs_generate's loop does. */
+static void seq_next(fs_seq *q) {
+    fs_seq_stats *st = &q->st;
+    if (st->generated >= q->max_new) return seq_finish(q, FS_STOP_MAX_TOKENS);
+    if (q->cancel && *q->cancel) return seq_finish(q, FS_STOP_CANCELLED);
+    int id = q->greedy ? fs_session_argmax(q->s) : -1;
+    const float *logits = NULL;
+    if (!q->greedy) {
+        logits = fs_session_logits(q->s);
+        id = fs_sampler_sample(q->smp, logits, NULL); /* fails only on NaN logits: FS_STOP_ERROR says it */
+    }
+    if (id < 0) return seq_finish(q, FS_STOP_ERROR);
+    fs_sampler_accept(q->smp, id, 1);
+    q->ids[q->n_ids++] = id;
+    st->generated++;
+    if (q->go.on_token) q->go.on_token(q->go.user, id, q->go.want_logits ? logits : NULL);
+
+    const fs_config *c = &q->g->model.cfg;
+    const int *stop = q->chat ? q->g->chat_stop : c->eos_ids;
+    int n_stop = q->chat ? q->g->n_chat_stop : c->n_eos;
+    for (int i = 0; i < n_stop; i++)
+        if (id == stop[i]) {
+            st->stop_id = id;
+            return seq_finish(q, FS_STOP_EOS);
+        }
+    size_t n = fs_detok_push(&q->detok, q->g->tok, id, q->piece, q->piece_cap);
+    q->text_state = fs_stopper_feed(&q->stopper, q->piece, n, seq_emit, q);
+    if (q->text_state == FS_STOPPER_MATCHED) return seq_finish(q, FS_STOP_STRING);
+    if (q->text_state == FS_STOPPER_CANCELLED) return seq_finish(q, FS_STOP_CANCELLED);
+    if (st->generated >= q->max_new) return seq_finish(q, FS_STOP_MAX_TOKENS);
+    if (q->n_tokens >= q->n_ctx) return seq_finish(q, FS_STOP_CTX_FULL);
+    q->tokens[q->n_tokens] = id; /* fed by the next step */
+    q->n_want = q->n_tokens + 1;
+}
+
+int fs_engine_step(fs_engine *g, fs_seq *const *qs, int n, int max_tokens, fs_err *e) {
+    fs_forward *f = g->fwd;
+    int budget = fs_forward_max_batch(f), max_seqs = fs_forward_max_seqs(f);
+    if (max_tokens > 0 && max_tokens < budget) budget = max_tokens;
+    fs_seq *fed[FS_MAX_SEQS];
+    fs_session *ss[FS_MAX_SEQS];
+    const int *ids[FS_MAX_SEQS];
+    int cnt[FS_MAX_SEQS], m = 0;
+    /* decoders first, one token each; then the prompts share the rest */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n && m < max_seqs && budget > 0; i++) {
+            fs_seq *q = qs[i];
+            int pending = q->running ? q->n_want - q->n_tokens : 0;
+            if (pending < 1 || (pass == 0) != (q->t_first > 0 && pending == 1)) continue;
+            int k = pending < budget ? pending : budget;
+            fed[m] = q, ss[m] = q->s, ids[m] = q->tokens + q->n_tokens, cnt[m] = k;
+            budget -= k;
+            m++;
+        }
+    if (m == 0) return 0;
+    if (fs_forward_batch(f, ss, ids, cnt, m, e)) {
+        for (int i = 0; i < m; i++) seq_finish(fed[i], FS_STOP_ERROR);
+        return -1;
+    }
+    double now = fs_now();
+    for (int i = 0; i < m; i++) {
+        fs_seq *q = fed[i];
+        q->n_tokens += cnt[i];
+        if (q->n_tokens < q->n_want) { /* a prompt chunk: more to come */
+            if (q->go.on_prefill) q->go.on_prefill(q->go.user, q->n_tokens - q->st.reused, q->n_want - q->st.reused);
+            continue;
+        }
+        if (q->t_first == 0) { /* the prompt is in */
+            q->t_first = now;
+            q->st.prefill_s = now - q->t_start;
+            if (q->go.on_prefill) q->go.on_prefill(q->go.user, q->st.prefilled, q->st.prefilled);
+        }
+        seq_next(q);
+    }
+    return m;
 }
 
 /* ---- a conversation ---- */

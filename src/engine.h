@@ -72,6 +72,8 @@ typedef struct fs_engine_opts {
     const char *weights;  /* NULL: as stored; "bf16", "f16", "f32", "q8_0", "q4_0":
                              converted once at load (fs_model_convert) */
     int tokenizer;        /* FS_ENGINE_TOKENIZER* */
+    int max_seqs;         /* sequences one fs_engine_step may advance together
+                             (0: 1; a server: its slots, at most FS_MAX_SEQS) */
 } fs_engine_opts;
 
 /* Load dir's config and weights (converting them if o->weights says so),
@@ -100,6 +102,7 @@ enum {
     FS_SET_REPETITION_PENALTY = 1 << 4,
     FS_SET_PRESENCE_PENALTY = 1 << 5,
     FS_SET_SEED = 1 << 6,
+    FS_SET_FREQUENCY_PENALTY = 1 << 7,
 };
 
 /* What a caller overrides: each FS_SET_ bit in `set` takes that field of
@@ -150,7 +153,12 @@ typedef struct fs_seq_gen {
     int n_stop_strings;
     fs_emit_fn on_text;               /* streamed text, whole UTF-8 characters; may be NULL */
     fs_progress_fn on_prefill;        /* may be NULL */
-    void *user;                       /* for both callbacks */
+    void *user;                       /* for the callbacks */
+    /* stepped generation only (fs_seq_start): each sampled id, before its
+     * text; logits [V] (those it was drawn from, before any penalty) when
+     * want_logits, else NULL. May be NULL. */
+    void (*on_token)(void *user, int id, const float *logits);
+    int want_logits;
 } fs_seq_gen;
 
 /* What it did. prompt_tokens = reused + prefilled, unless the prefill was
@@ -194,6 +202,63 @@ int fs_seq_chat(fs_seq *q, const fs_chat_msg *msgs, size_t n, int think, const f
 /* The last generation's sampled ids and emitted text (valid until the
  * next call on q; the text is not NUL-terminated). Either may be NULL. */
 void fs_seq_last(const fs_seq *q, const int **ids, int *n_ids, const char **text, size_t *len);
+
+/* New sampling settings for the next generation (checked; the sampler
+ * keeps its buffers). Not while a stepped generation runs. */
+int fs_seq_set_sampler_params(fs_seq *q, const fs_sampler_params *sp, fs_err *e);
+
+/* The chat prompt of msgs[0..n): checked to be UTF-8, rendered with
+ * Qwen3's template (generation prompt, enable_thinking = think) and
+ * tokenized, as fs_seq_chat does. *ids is malloc'd. */
+int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int think, int **ids, int *n_ids,
+                          fs_err *e);
+
+/* ---- many sequences, one forward pass (continuous batching) ----
+ *
+ * fs_seq_generate runs one sequence from prompt to end. A server runs many
+ * at once: each request starts a generation on its sequence without
+ * running it (fs_seq_start), then every fs_engine_step advances all the
+ * running ones by ONE forward pass (fs_forward_batch):
+ *
+ *   step     seq A (decoding)   seq B (decoding)   seq C (new: 40-token prompt)
+ *   tokens   [a7]               [b3]               [c0 .. c39]      one matmul over 42 rows
+ *   then     sample a8          sample b4          sample c40 (its prompt is done)
+ *
+ * A decoding sequence feeds the token it sampled last; a prefilling one
+ * feeds the next chunk of its prompt, the chunks sharing what is left of
+ * the step's token budget after the decoders took one each (a long prompt
+ * so takes several steps and the others keep decoding meanwhile). A
+ * sequence whose prompt (or token) is in samples its next token exactly as
+ * fs_generate does - eos ids, stop strings, max_new_tokens, a full
+ * context - and streams its text to on_text; on_token hears each sampled
+ * id first, with the logits it was drawn from when o->want_logits.
+ *
+ * The prompt is compared with the cache as fs_seq_sync does (prefix
+ * caching: fs_seq_status(q)->reused tokens are not evaluated again), and
+ * the sampler starts afresh with the prompt as its history, so a request's
+ * result does not depend on what its sequence ran before. */
+
+/* Start a generation of ids[0..n) on q (chat = 1: stop also at
+ * <|im_end|>, and the prompt must leave room for one reply token). o is
+ * copied; its stop strings and user must outlive the generation.
+ * Returns 0, FS_SEQ_TOO_LONG or -1 (nothing started). */
+int fs_seq_start(fs_seq *q, const int *ids, int n, int chat, const fs_seq_gen *o, fs_err *e);
+
+/* One forward pass over the running sequences of qs[0..n) (n <= the
+ * engine's max_seqs; sequences not running are skipped), at most
+ * max_tokens tokens (0: the forward pass's largest chunk). Returns the
+ * number of sequences it advanced, or -1 when the forward pass failed
+ * (the sequences it carried end with FS_STOP_ERROR and e's message). */
+int fs_engine_step(fs_engine *g, fs_seq *const *qs, int n, int max_tokens, fs_err *e);
+
+/* End q's running generation now (a client went away, the server stops):
+ * FS_STOP_CANCELLED; the cache keeps what was evaluated. */
+void fs_seq_stop(fs_seq *q);
+
+int fs_seq_running(const fs_seq *q);
+/* The stepped generation's numbers so far; stop is FS_STOP_NONE while it
+ * runs. */
+const fs_seq_stats *fs_seq_status(const fs_seq *q);
 
 /* ---- a conversation ---- */
 

@@ -22,6 +22,7 @@ void fs_sampler_params_default(fs_sampler_params *p, const fs_config *c) {
     p->min_p = 0.0;
     p->repetition_penalty = 1.0;
     p->presence_penalty = 0.0;
+    p->frequency_penalty = 0.0;
     p->seed = 0;
     if (!c) return;
     if (c->has_temperature) p->temperature = c->temperature;
@@ -44,6 +45,8 @@ int fs_sampler_params_check(const fs_sampler_params *p, fs_err *e) {
                        p->repetition_penalty);
     if (!isfinite(p->presence_penalty))
         return fs_errf(e, "presence_penalty must be finite, got %g", p->presence_penalty);
+    if (!isfinite(p->frequency_penalty))
+        return fs_errf(e, "frequency_penalty must be finite, got %g", p->frequency_penalty);
     return 0;
 }
 
@@ -63,6 +66,7 @@ struct fs_sampler {
     unsigned char *seen; /* [V] SEEN_* flags */
     int *seen_ids;       /* [V] ids with a flag set, so penalties cost O(history) */
     int n_seen;
+    int *count;          /* [V] times each id was generated (frequency penalty) */
     float *work;         /* [V] penalised logits */
     cand *cands;         /* [V] surviving candidates */
     double *prob;        /* [V] exp((logit - max) / T) of cands[i] */
@@ -79,6 +83,7 @@ int fs_sampler_new(fs_sampler **out, int n_vocab, const fs_sampler_params *p, fs
     s->p = *p;
     s->seen = fs_xcalloc(V, 1);
     s->seen_ids = fs_xmalloc(V * sizeof *s->seen_ids);
+    s->count = fs_xcalloc(V, sizeof *s->count);
     s->work = fs_xmalloc(V * sizeof *s->work);
     s->cands = fs_xmalloc(V * sizeof *s->cands);
     s->prob = fs_xmalloc(V * sizeof *s->prob);
@@ -92,6 +97,7 @@ void fs_sampler_free(fs_sampler *s) {
     if (!s) return;
     free(s->seen);
     free(s->seen_ids);
+    free(s->count);
     free(s->work);
     free(s->cands);
     free(s->prob);
@@ -102,11 +108,19 @@ void fs_sampler_free(fs_sampler *s) {
 int fs_sampler_n_vocab(const fs_sampler *s) { return s->V; }
 
 int fs_sampler_is_greedy(const fs_sampler *s) {
-    return s->p.temperature == 0 && s->p.repetition_penalty == 1 && s->p.presence_penalty == 0;
+    return s->p.temperature == 0 && s->p.repetition_penalty == 1 && s->p.presence_penalty == 0 &&
+           s->p.frequency_penalty == 0;
+}
+
+int fs_sampler_set_params(fs_sampler *s, const fs_sampler_params *p, fs_err *e) {
+    if (fs_sampler_params_check(p, e)) return -1;
+    s->p = *p;
+    fs_sampler_reset(s);
+    return 0;
 }
 
 void fs_sampler_reset(fs_sampler *s) {
-    for (int i = 0; i < s->n_seen; i++) s->seen[s->seen_ids[i]] = 0;
+    for (int i = 0; i < s->n_seen; i++) s->seen[s->seen_ids[i]] = 0, s->count[s->seen_ids[i]] = 0;
     s->n_seen = 0;
     fs_rng_seed(&s->rng, s->p.seed);
 }
@@ -115,12 +129,13 @@ void fs_sampler_accept(fs_sampler *s, int id, int generated) {
     if (id < 0 || id >= s->V) return;
     if (!s->seen[id]) s->seen_ids[s->n_seen++] = id;
     s->seen[id] |= SEEN_ANY | (generated ? SEEN_GENERATED : 0);
+    if (generated) s->count[id]++;
 }
 
 void fs_sampler_penalize(const fs_sampler *s, const float *logits, float *out) {
     if (out != logits) memcpy(out, logits, (size_t)s->V * sizeof *out);
-    double r = s->p.repetition_penalty, pp = s->p.presence_penalty;
-    if (r == 1.0 && pp == 0.0) return;
+    double r = s->p.repetition_penalty, pp = s->p.presence_penalty, fp = s->p.frequency_penalty;
+    if (r == 1.0 && pp == 0.0 && fp == 0.0) return;
     for (int i = 0; i < s->n_seen; i++) {
         int id = s->seen_ids[i];
         double l = out[id];
@@ -129,6 +144,7 @@ void fs_sampler_penalize(const fs_sampler *s, const float *logits, float *out) {
          * logits *more* likely. */
         if (r != 1.0) l = l < 0 ? l * r : l / r;
         if (pp != 0.0 && (s->seen[id] & SEEN_GENERATED)) l -= pp;
+        if (fp != 0.0) l -= fp * s->count[id];
         out[id] = (float)l;
     }
 }

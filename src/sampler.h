@@ -7,6 +7,8 @@
  *                          logit > 0 ? logit / r : logit * r      (HF, CTRL paper)
  *   2. presence penalty    every token that appeared in the *generated* text:
  *                          logit -= p                             (OpenAI / vLLM)
+ *      frequency penalty   the same tokens, once per appearance:
+ *                          logit -= f * count                     (OpenAI / vLLM)
  *   -- temperature == 0: greedy, argmax of the penalised logits (lowest id
  *      wins a tie); steps 3-6 are skipped --
  *   3. temperature         logit / T
@@ -55,6 +57,8 @@ typedef struct fs_sampler_params {
     double repetition_penalty;  /* > 0; 1 = off */
     double presence_penalty;    /* any finite value; 0 = off */
     uint64_t seed;
+    double frequency_penalty;   /* any finite value; 0 = off (last: older
+                                   positional initializers leave it 0) */
 } fs_sampler_params;
 
 /* Defaults: generation_config.json values where the model has them
@@ -75,9 +79,14 @@ int fs_sampler_new(fs_sampler **out, int n_vocab, const fs_sampler_params *p, fs
 void fs_sampler_free(fs_sampler *s);
 int fs_sampler_n_vocab(const fs_sampler *s);
 /* 1 when every pick is the plain argmax of the logits: temperature 0 and
- * no penalty (repetition 1, presence 0). The generation loop then needs
+ * no penalty (repetition 1, presence 0, frequency 0). The generation loop then needs
  * only the argmax, not the logits (generate.h). */
 int fs_sampler_is_greedy(const fs_sampler *s);
+
+/* New settings (checked as fs_sampler_new does), then fs_sampler_reset:
+ * a server's sampler serves one request after another without
+ * reallocating. */
+int fs_sampler_set_params(fs_sampler *s, const fs_sampler_params *p, fs_err *e);
 
 /* Forget the token history and reseed the PRNG from params.seed: the start
  * of a new, unrelated generation. */

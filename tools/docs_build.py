@@ -80,6 +80,7 @@ PAGES = [
     ("sampling", "Sampling"),
     ("generate", "Generate"),
     ("chat", "Chat"),
+    ("serve", "Serve"),
     ("pull", "Pull"),
     ("bench", "Bench"),
     ("gpu", "GPU"),
