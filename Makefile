@@ -155,17 +155,17 @@ FUZZ_ST     := src/safetensors.c src/tensor.c $(FUZZ_JSON)
 FUZZ_TOK    := src/tokenizer.c src/unicode.c src/unicode_tables.c $(FUZZ_JSON)
 fuzz_json_SRC        := $(FUZZ_JSON)
 fuzz_safetensors_SRC := $(FUZZ_ST)
-fuzz_model_SRC       := src/model.c $(FUZZ_ST)
+fuzz_model_SRC       := src/model.c src/quant.c $(FUZZ_ST)
 fuzz_tokenizer_SRC   := $(FUZZ_TOK)
 fuzz_tokenizer_load_SRC := $(FUZZ_TOK)
 fuzz_chat_SRC        := src/chat_template.c $(FUZZ_JSON)
-fuzz_quant_SRC       := src/quant.c src/model.c $(FUZZ_ST)
+fuzz_quant_SRC       := src/quant.c src/cpu/quant_cpu.c src/model.c $(FUZZ_ST)
 fuzz_pull_SRC        := src/pull.c src/sha256.c src/model.c $(FUZZ_ST)
 FUZZ_NAMES  := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_BIN    := $(FUZZ_NAMES:%=build/fuzz/%)
 fuzz: $(FUZZ_BIN)
 define FUZZ_RULE
-build/fuzz/$(1): fuzz/$(1).c $$($(1)_SRC) $$(wildcard src/*.h)
+build/fuzz/$(1): fuzz/$(1).c $$($(1)_SRC) $$(wildcard src/*.h src/cpu/*.h)
 	@mkdir -p build/fuzz
 	$$(FUZZ_CC) $$(FUZZ_CFLAGS) -o $$@ fuzz/$(1).c $$($(1)_SRC) $$(FUZZ_LIBS)
 endef
@@ -173,9 +173,11 @@ $(foreach t,$(FUZZ_NAMES),$(eval $(call FUZZ_RULE,$(t))))
 
 # `make asan` builds and runs every test under AddressSanitizer + UBSan with
 # the compiler in CC, into its own build dir: `make asan` (cc, usually gcc)
-# and `make asan CC=clang` (or `make asan-clang`) check different things:
-# clang's UBSan checks more (e.g. implicit conversions of a NaN). gcc leaves
-# float-cast-overflow out of -fsanitize=undefined, so it is named.
+# and `make asan CC=clang` (or `make asan-clang`). The two instrument
+# differently and their optimizers expose different bugs, so run both.
+# float-cast-overflow (a NaN or an out-of-range float cast to an integer,
+# how a NaN weight once became 0 in Q4_0) is named: gcc leaves it out of
+# -fsanitize=undefined.
 ASAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=undefined,float-cast-overflow
 asan:
 	$(MAKE) BUILD=build/asan$(if $(findstring clang,$(CC)),-clang) OPT=-O1 \

@@ -20,12 +20,17 @@
  *   - an unbroken checkpoint of a config that loads must load;
  *   - after a load, every bound tensor has the shape the config implies (the
  *     harness's own table), lies inside its file, and every element can be
- *     read; lm_head is embed_tokens exactly when the config ties them.
+ *     read; lm_head is embed_tokens exactly when the config ties them;
+ *   - a loaded model converts (fs_model_convert, as --weights does) to the
+ *     dtype CONTROL picks, or fails with one line: the values stored are
+ *     any bytes, so NaN, infinities and blocks too large for an f16 scale
+ *     come up, and a block format must refuse a NaN, never hide it.
  *
  *   make fuzz && build/fuzz/fuzz_model fuzz/corpus/model -max_total_time=300
  *
  * Docs: docs/testing.md
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +39,7 @@
 #include <unistd.h>
 
 #include "model.h"
+#include "quant.h"
 
 static char dir[256];
 
@@ -297,6 +303,57 @@ static void check_message(const fs_err *e) {
         if (*p < 0x20 || *p == 0x7f) die("control byte in a message", e->msg);
 }
 
+/* The matrices fs_model_convert converts (norms stay as stored). */
+static int matrices(fs_model *m, fs_tensor **out) {
+    int n = 0;
+    out[n++] = &m->embed_tokens;
+    out[n++] = &m->lm_head;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        fs_layer *L = &m->layers[l];
+        fs_tensor *ls[] = {&L->q_proj, &L->k_proj, &L->v_proj, &L->o_proj, &L->gate_proj, &L->up_proj, &L->down_proj};
+        for (int i = 0; i < 7; i++) out[n++] = ls[i];
+    }
+    return n;
+}
+
+/* Convert to t. On success every matrix that was converted (stored in
+ * another dtype, and K a multiple of 32 for a block format) is t and can
+ * be read, and a block format holds no NaN: a NaN weight must have been
+ * refused. (A matrix already stored as t is kept as it is: its values are
+ * the file's, like any bf16 NaN, and show up as NaN logits at run time.) */
+static void convert(fs_model *m, fs_dtype t) {
+    static fs_tensor *mats[2 + 7 * 64];
+    static int was_other[2 + 7 * 64];
+    int n = matrices(m, mats);
+    for (int i = 0; i < n; i++)
+        was_other[i] = mats[i]->dtype != t && !(fs_dtype_is_quant(t) && mats[i]->shape[1] % 32);
+    fs_err e = {{0}};
+    /* convert notes on stderr each matrix it keeps as stored (K % 32 != 0):
+     * silenced here, or a long run's log fills with them */
+    fflush(stderr);
+    int saved = dup(2), null = open("/dev/null", O_WRONLY);
+    if (null >= 0) dup2(null, 2);
+    int rc = fs_model_convert(m, t, &e);
+    if (saved >= 0) dup2(saved, 2);
+    if (saved >= 0) close(saved);
+    if (null >= 0) close(null);
+    if (rc) {
+        check_message(&e);
+        if (strncmp(e.msg, "convert: ", 9)) die("convert error without its prefix", e.msg);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const fs_tensor *w = mats[i];
+        if (!was_other[i]) continue;
+        if (w->dtype != t) die("a matrix was not converted", w->name);
+        size_t elems = (size_t)w->shape[0] * (size_t)w->shape[1];
+        for (size_t k = 0; k < elems; k++) {
+            float v = fs_tensor_get_f32(w, k);
+            if (fs_dtype_is_quant(t) && v != v) die("a NaN weight hides in a block format", w->name);
+        }
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!dir[0]) {
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : getenv("TMPDIR");
@@ -355,6 +412,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     check_loaded(&m);
+    if (flags & 0x80) {
+        static const fs_dtype to[] = {FS_DTYPE_Q8_0, FS_DTYPE_Q4_0, FS_DTYPE_F16, FS_DTYPE_BF16, FS_DTYPE_F32};
+        convert(&m, to[(flags >> 2) % 5]);
+    }
     fs_model_free(&m);
     return 0;
 }

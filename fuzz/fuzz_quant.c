@@ -15,8 +15,10 @@
  *   - a block holding a NaN or an infinity gets a scale that is not finite,
  *     so the value cannot hide as 0 (fs_model_convert refuses it, and a
  *     dequantized row is NaN);
- *   - fs_quantize_row_q8_0_sums gives the same bytes as
- *     fs_quantize_row_q8_0, and the sums of fs_q8_0_sums;
+ *   - the CPU backend's activation quantizer (fs_cpu_quantize_x, for the
+ *     scalar kernels and, where the machine has it, AVX2) writes the bytes
+ *     and sums of fs_quantize_row_q8_0 + fs_q8_0_sums, for any input (the
+ *     AVX2 one had turned a NaN into a finite scale and q = -128);
  *   - no undefined behaviour on the way (built with UBSan's
  *     float-cast-overflow: a NaN or an out-of-range float cast to int).
  *
@@ -30,7 +32,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/cpu_backend.h"
 #include "quant.h"
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+/* The AVX2 kernels need AVX2, FMA and F16C (src/cpu/backend_cpu.c has the
+ * backend's own check; it is not linked into this target). */
+static int have_avx2(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    return (c >> 29 & 1) && (c >> 12 & 1) && __builtin_cpu_supports("avx2");
+}
+#else
+static int have_avx2(void) { return 0; }
+#endif
 
 #define MAX_BLOCKS 32
 
@@ -67,7 +83,7 @@ static float bf16_to_f32(uint16_t h) { return fs_bf16_to_f32(h); }
 
 /* Each value of the block back within tol(d, d16), or a scale that is not
  * finite; a block with a NaN or infinity must have a scale that is not. */
-static void check_blocks(const char *what, const float *x, const float *y, const uint16_t *scales, const float *d_exact,
+static void check_blocks(const char *what, const float *x, const float *y, const uint16_t *scales, const double *d_exact,
                          int nb, double steps, double qmax) {
     for (int b = 0; b < nb; b++) {
         const float *xb = x + b * FS_QK, *yb = y + b * FS_QK;
@@ -91,7 +107,8 @@ static void check_blocks(const char *what, const float *x, const float *y, const
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static float x[MAX_BLOCKS * FS_QK], y[MAX_BLOCKS * FS_QK], d_exact[MAX_BLOCKS];
+    static float x[MAX_BLOCKS * FS_QK], y[MAX_BLOCKS * FS_QK];
+    static double d_exact[MAX_BLOCKS]; /* the scale before any rounding */
     static fs_block_q8_0 q8[MAX_BLOCKS], q8s[MAX_BLOCKS];
     static fs_block_q4_0 q4[MAX_BLOCKS];
     static fs_q8_0_sum sums[MAX_BLOCKS], sums2[MAX_BLOCKS];
@@ -112,15 +129,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* Q8_0: d = max|x| / 127, q = round(x / d). */
     uint16_t scales[MAX_BLOCKS];
     fs_quantize_row_q8_0(x, q8, k);
-    fs_quantize_row_q8_0_sums(x, q8s, sums, k);
-    if (memcmp(q8, q8s, sizeof q8[0] * (size_t)nb)) die("q8_0 and q8_0_sums differ", 0, x[0], 0);
-    fs_q8_0_sums(q8, k, sums2);
+    fs_q8_0_sums(q8, k, sums);
+    for (int isa = 0; isa < 2; isa++) {
+        if (isa && !have_avx2()) break;
+        fs_cpu_quantize_x(isa ? FS_ISA_AVX2 : FS_ISA_SCALAR, x, q8s, sums2, k);
+        for (int b = 0; b < nb; b++)
+            if (memcmp(&q8[b], &q8s[b], sizeof q8[0]) || sums[b].s != sums2[b].s ||
+                memcmp(&sums[b].d, &sums2[b].d, sizeof(float)))
+                die(isa ? "AVX2 quantize_x differs from the reference" : "scalar quantize_x differs", b * FS_QK,
+                    x[b * FS_QK], fs_f16_to_f32(q8s[b].d));
+    }
     for (int b = 0; b < nb; b++) {
-        if (sums[b].s != sums2[b].s || memcmp(&sums[b].d, &sums2[b].d, sizeof(float)))
-            die("q8_0 sums differ", b * FS_QK, x[b * FS_QK], sums[b].d);
         float amax = 0;
         for (int i = 0; i < FS_QK; i++) amax = fmaxf(amax, fabsf(x[b * FS_QK + i]));
-        d_exact[b] = amax / 127.0f;
+        d_exact[b] = (double)amax / 127.0;
         scales[b] = q8[b].d;
     }
     fs_dequantize_row_q8_0(q8, y, k);
@@ -132,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         float amax = 0, m = 0;
         for (int i = 0; i < FS_QK; i++)
             if (fabsf(x[b * FS_QK + i]) > amax) amax = fabsf(x[b * FS_QK + i]), m = x[b * FS_QK + i];
-        d_exact[b] = m / -8.0f;
+        d_exact[b] = (double)m / -8.0;
         scales[b] = q4[b].d;
     }
     fs_dequantize_row_q4_0(q4, y, k);

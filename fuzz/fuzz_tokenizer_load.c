@@ -12,8 +12,7 @@
  *     push valid UTF-8 and within FS_DETOK_MAX_OUT;
  *   - every id's bytes can be read and are at most max_token_bytes long;
  *     looking them up gives an id in range (not necessarily the same one:
- *     added tokens are looked up by their text first, as documented);
- *   - fs_tokenizer_check_vocab accepts n_vocab and refuses n_vocab - 1.
+ *     added tokens are looked up by their text first, as documented).
  * (decode(encode(x)) == x is not required here: a hostile file may give an
  * added token text that decodes to other bytes, as HF would too.
  * fuzz_tokenizer checks that equality on the real Qwen3 tokenizer.)
@@ -66,8 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     int n_vocab = fs_tokenizer_n_vocab(t);
     if (n_vocab < 256) die("loaded with fewer than 256 ids", NULL);
-    if (fs_tokenizer_check_vocab(t, n_vocab, &e) || !fs_tokenizer_check_vocab(t, n_vocab - 1, &e))
-        die("check_vocab is wrong at the boundary", NULL);
 
     /* The first ids: bytes within max_token_bytes, lookups in range. */
     size_t max_len = fs_tokenizer_max_token_bytes(t);

@@ -35,6 +35,7 @@
 # Needs: npm, apt-get download + dpkg -x (Debian; no install, no root needed
 # for the download into a temp dir), tar, python3 (standard library only).
 # Prints sizes and sha256s.  Nothing here is committed: use build/corpus.
+# Docs: docs/testing.md
 set -eu
 OUT=${1:?usage: scripts/fetch_corpus.sh OUTDIR}
 BROWN_VERSION=1.9.80

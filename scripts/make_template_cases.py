@@ -13,6 +13,8 @@ scripts/oracle_template.py renders them with transformers into
 expected.jsonl; tests/e2e_template.sh compares `fs template` with that.
 
 Usage: python3 scripts/make_template_cases.py [OUT]   (stdlib only)
+
+Docs: docs/testing.md
 """
 import json
 import os

@@ -14,6 +14,8 @@ Runs where transformers is installed (no network needed):
     python3 scripts/oracle_template.py models/qwen3-tokenizer \
         tests/golden/template/cases.jsonl tests/golden/template/expected.jsonl
 TOKENIZER_DIR needs tokenizer.json and tokenizer_config.json.
+
+Docs: docs/testing.md
 """
 import json
 import sys

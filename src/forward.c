@@ -116,7 +116,8 @@ static int bind_weight(fs_forward *f, fs_buf **out, const fs_tensor *t, const ch
         return fs_errf(e, "tensor %s: %zu bytes of %s, expected %zu", name, t->nbytes, fs_dtype_name(t->dtype), want);
     *out = f->be->upload(f->be, t, e);
     if (!*out) return -1;
-    f->weight_bytes += f->be->buf_bytes(f->be, *out);
+    if (*out != f->embed_tokens)   /* a tied lm_head shares the embedding's buffer: count it once */
+        f->weight_bytes += f->be->buf_bytes(f->be, *out);
     return 0;
 }
 

@@ -55,15 +55,44 @@ int fs_dtype_from_weights_name(const char *s, fs_dtype *out) {
 
 /* ---- quantize / dequantize ------------------------------------------ */
 
+/* Two kinds of block have no finite f16 scale that describes them, and
+ * would reach an undefined float-to-int cast below (x / d is NaN or out of
+ * range):
+ *   - a NaN or an infinity in the block: the scale is stored as NaN and
+ *     every q as 0, so the whole block reads back as NaN. A NaN weight or
+ *     activation must not pass for a plausible number (it had become 0):
+ *     the forward pass then stops at "logit is NaN", and fs_model_convert
+ *     refuses such a weight before that;
+ *   - a block so small that d rounds to 0 as an f16 (largest |x| below
+ *     about 2^-18 for Q8_0, 2^-22 for Q4_0; for denormal x, 1/d overflows
+ *     to inf and 0 * inf is NaN): every q is 0, which is how the zero scale
+ *     reads it back anyway. */
+#define F16_NAN 0x7e00
+
+static int block_finite(const float *xb) {
+    for (int i = 0; i < FS_QK; i++)
+        if (!isfinite(xb[i])) return 0;
+    return 1;
+}
+
 void fs_quantize_row_q8_0(const float *x, fs_block_q8_0 *y, int k) {
     for (int b = 0; b < k / FS_QK; b++) {
         const float *xb = x + (size_t)b * FS_QK;
+        if (!block_finite(xb)) {
+            y[b].d = F16_NAN;
+            memset(y[b].qs, 0, sizeof y[b].qs);
+            continue;
+        }
         float amax = 0.0f;
         for (int i = 0; i < FS_QK; i++)
             if (fabsf(xb[i]) > amax) amax = fabsf(xb[i]);
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fs_f32_to_f16(d);
+        if (fs_f16_to_f32(y[b].d) == 0.0f) {
+            memset(y[b].qs, 0, sizeof y[b].qs);
+            continue;
+        }
+        float id = 1.0f / d;
         for (int i = 0; i < FS_QK; i++) y[b].qs[i] = (int8_t)rintf(xb[i] * id);
     }
 }
@@ -71,6 +100,11 @@ void fs_quantize_row_q8_0(const float *x, fs_block_q8_0 *y, int k) {
 void fs_quantize_row_q4_0(const float *x, fs_block_q4_0 *y, int k) {
     for (int b = 0; b < k / FS_QK; b++) {
         const float *xb = x + (size_t)b * FS_QK;
+        if (!block_finite(xb)) {
+            y[b].d = F16_NAN;
+            memset(y[b].qs, 0x88, sizeof y[b].qs); /* q = 8 stands for 0 */
+            continue;
+        }
         float amax = 0.0f, m = 0.0f; /* largest magnitude, and that value with its sign */
         for (int i = 0; i < FS_QK; i++)
             if (fabsf(xb[i]) > amax) {
@@ -78,8 +112,12 @@ void fs_quantize_row_q4_0(const float *x, fs_block_q4_0 *y, int k) {
                 m = xb[i];
             }
         float d = m / -8.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = fs_f32_to_f16(d);
+        if (fs_f16_to_f32(y[b].d) == 0.0f) {
+            memset(y[b].qs, 0x88, sizeof y[b].qs);
+            continue;
+        }
+        float id = 1.0f / d;
         for (int i = 0; i < FS_QK / 2; i++) {
             /* x/d lies in [-8, 8]; + 8.5 then truncation rounds half up into
              * [0, 16.5]; only the far extreme (16) needs the clamp. */
@@ -219,6 +257,13 @@ static int convert_tensor(fs_model *m, fs_tensor *t, fs_dtype to, float *scratch
     if (!dst) return fs_errf(e, "convert: tensor %s: out of memory allocating %zu bytes", t->name, bytes);
     for (int64_t n = 0; n < N; n++) {
         read_row(t, n, (int)K, scratch);
+        /* A block format has no NaN or infinity to store (the row would
+         * quantize to a NaN scale): such a weight is refused by name. */
+        for (int64_t i = 0; fs_dtype_is_quant(to) && i < K; i++)
+            if (!isfinite(scratch[i]))
+                return fs_errf(e, "convert: tensor %s row %lld column %lld is %s: %s cannot store it", t->name,
+                               (long long)n, (long long)i, isnan(scratch[i]) ? "NaN" : scratch[i] > 0 ? "+inf" : "-inf",
+                               fs_dtype_name(to));
         if (write_row(scratch, (int)K, to, dst + (size_t)n * row_bytes))
             return fs_errf(e, "convert: tensor %s row %lld: a value is too large for %s", t->name, (long long)n,
                            fs_dtype_name(to));

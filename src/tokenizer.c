@@ -350,13 +350,6 @@ void fs_tokenizer_free(fs_tokenizer *t) {
 
 int fs_tokenizer_n_vocab(const fs_tokenizer *t) { return t->n_vocab; }
 
-int fs_tokenizer_check_vocab(const fs_tokenizer *t, int model_vocab, fs_err *e) {
-    if (t->n_vocab <= model_vocab) return 0;
-    return fs_errf(e, "the tokenizer has token ids up to %d but the model's vocab_size is %d: ids %d..%d would have no "
-                      "embedding row (tokenizer.json and config.json are from different models?)",
-                   t->n_vocab - 1, model_vocab, model_vocab, t->n_vocab - 1);
-}
-
 size_t fs_tokenizer_max_token_bytes(const fs_tokenizer *t) { return t->max_token_len; }
 
 const char *fs_tokenizer_token_bytes(const fs_tokenizer *t, int id, size_t *len) {

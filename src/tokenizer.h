@@ -34,13 +34,6 @@ int fs_tokenizer_encode(const fs_tokenizer *t, const char *text, size_t len,
 /* One past the largest id (vocab plus added tokens). */
 int fs_tokenizer_n_vocab(const fs_tokenizer *t);
 
-/* A model with vocab_size V has embedding rows 0..V-1 only: every id this
- * tokenizer can produce must be below V, or the first such token would be
- * read past the embedding table. Call it when a model and its tokenizer
- * are loaded together; -1 with a message naming both sizes otherwise. (V
- * may be larger: Qwen3 pads its embedding to 151936 rows for 151669 ids.) */
-int fs_tokenizer_check_vocab(const fs_tokenizer *t, int model_vocab, fs_err *e);
-
 /* The raw bytes a token stands for (special tokens: their text), or NULL
  * for an id out of range. Not NUL-terminated; *len is set. */
 const char *fs_tokenizer_token_bytes(const fs_tokenizer *t, int id, size_t *len);

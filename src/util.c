@@ -1,5 +1,8 @@
 /* util.c - errors, files, time, float16 conversions, UTF-8, the seeded PRNG.
- * See util.h for the contracts. */
+ * See util.h for the contracts.
+ *
+ * Docs: docs/weights.md
+ */
 #define _POSIX_C_SOURCE 200809L
 #include "util.h"
 

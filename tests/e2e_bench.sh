@@ -19,6 +19,7 @@
 #    computes -log softmax in double and compares the loss and every
 #    window's loss.
 # 4. Bad flags -> exit 1; bad input -> exit 2; one "fs CMD:" line.
+# Docs: docs/bench.md
 FS_BIN=${FS_BIN:-build/fs}
 FS_TOKENIZER_DIR=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 if [ ! -f "$FS_TOKENIZER_DIR/tokenizer.json" ]; then

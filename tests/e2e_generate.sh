@@ -12,6 +12,7 @@
 #    greedy token; --top lists K rows; --ids feeds ids directly.
 # 5. Bad input: prompt longer than --ctx, empty prompt, missing model,
 #    id out of range -> exit 2; bad flags -> exit 1; one "fs CMD:" line.
+# Docs: docs/generate.md
 FS_BIN=${FS_BIN:-build/fs}
 FS_TOKENIZER_DIR=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 if [ ! -f "$FS_TOKENIZER_DIR/tokenizer.json" ]; then

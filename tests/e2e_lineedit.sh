@@ -9,6 +9,7 @@
 # by the terminal driver instead: Ctrl-C would kill the demo). A paste of
 # several lines (tmux paste-buffer -p: bracketed paste) must come back as
 # one line with its newlines, and stay out of the history file.
+# Docs: docs/chat.md
 FS_BUILD=${FS_BUILD:-build}
 DEMO="$FS_BUILD/tools/lineedit_demo"
 if [ ! -x "$DEMO" ]; then

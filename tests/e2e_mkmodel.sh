@@ -12,6 +12,7 @@
 # 4. `fs inspect` accepts the checkpoints (skipped while inspect is absent).
 # 5. Bad input: exit 2 (bad config) or 1 (usage) with a one-line
 #    "fs mkmodel: ..." message.
+# Docs: docs/testing.md
 FS_BIN=${FS_BIN:-build/fs}
 CHECK="python3 scripts/check_checkpoint.py"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/fs-e2e-mkmodel.XXXXXX") || exit 1

@@ -12,6 +12,7 @@
 #    a K that is not a multiple of 32, a truncated file: exit 2 with one
 #    clear "fs generate: ..." line naming the tensor.
 # 4. Usage: unknown --weights, missing arguments, OUT = MODEL: exit 1.
+# Docs: docs/quantization.md
 FS_BIN=${FS_BIN:-build/fs}
 TOK=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 if [ ! -f "$TOK/tokenizer.json" ]; then

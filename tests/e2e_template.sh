@@ -8,6 +8,7 @@
 # 2. Bad input: unknown role, missing content, malformed JSON, a different
 #    chat template, missing options - each must fail with the documented exit
 #    code and a one-line "fs template: ..." message.
+# Docs: docs/testing.md
 FS_BIN=${FS_BIN:-build/fs}
 TOK=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
 GOLD=tests/golden/template

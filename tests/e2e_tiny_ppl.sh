@@ -11,6 +11,7 @@
 # models/tiny/eval.json) is too slow for `make test`; run
 #   fs perplexity -m models/tiny -f build/corpus/heldout.txt --ctx 256
 # by hand for that.
+# Docs: docs/testing.md
 FS_BIN=${FS_BIN:-build/fs}
 GOLDEN=${FS_TINY_PPL_GOLDEN:-tests/golden/tiny/ppl.json}
 if [ ! -f "$GOLDEN" ]; then

@@ -5,6 +5,7 @@
 # tmux, no chromium, ...) says why and exits 77, the automake convention
 # for "skipped"; it is listed, not counted as passed. Exit status is
 # non-zero if anything failed.
+# Docs: docs/testing.md
 BUILD=${1:-build}
 export FS_BIN="$BUILD/fs"
 export FS_BUILD="$BUILD"

@@ -1,6 +1,9 @@
 /* test.h - a tiny test harness. Each tests/test_*.c is one program; it ends
  * with TEST_SUMMARY(), which prints "N passed, M failed" and returns non-zero
- * if anything failed. tests/run.sh runs them all. */
+ * if anything failed. tests/run.sh runs them all.
+ *
+ * Docs: docs/testing.md
+ */
 #ifndef FS_TEST_H
 #define FS_TEST_H
 

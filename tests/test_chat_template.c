@@ -3,6 +3,8 @@
  * Each expected string below was derived by reading the Jinja template in
  * tokenizer_config.json line by line. The byte-exact comparison with
  * transformers over 140+ conversations is tests/e2e_template.sh.
+ *
+ * Docs: docs/chat.md
  */
 #include <stdlib.h>
 #include <sys/stat.h>

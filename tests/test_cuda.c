@@ -337,7 +337,7 @@ static void check_matmul(void) {
     row("matmul lm_head norm", "q4_0", "T=1 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 1, 1024, &Nl, &a0, 1, 1), 1e-4);
 }
 
-/* rope of one head, in place, as src/cpu/rope.c */
+/* rope of one head, in place, as src/cpu/rope_kv.c */
 static void ref_rope(float *x, int D, int p, const float *inv_freq) {
     int half = D / 2;
     for (int i = 0; i < half; i++) {

@@ -1,7 +1,10 @@
 /* test_json.c - the strict JSON parser: valid documents, every kind of
  * invalid one (with the exact error position), unicode escapes, numbers,
  * nesting limits, the string writer, and a timed parse of the real Qwen3
- * tokenizer.json when it is present. */
+ * tokenizer.json when it is present.
+ *
+ * Docs: docs/weights.md
+ */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>

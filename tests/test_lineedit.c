@@ -1,6 +1,8 @@
 /* test_lineedit.c - the line editor's parts that need no terminal: the
  * plain-line fallback (input from a pipe), history, the history file and
  * character widths. Key handling in a real terminal is tests/e2e_lineedit.sh.
+ *
+ * Docs: docs/chat.md
  */
 #include <stdlib.h>
 #include <unistd.h>

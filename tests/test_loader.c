@@ -7,6 +7,8 @@
  * each fail with their own specific message.
  *
  * Tiny architecture: L=2, H=16, Hq=4, Hkv=2, D=8, I=32, V=64.
+ *
+ * Docs: docs/weights.md
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>

@@ -403,7 +403,97 @@ static void test_convert(void) {
     CHECK(system(cmd) == 0);
 }
 
+/* Blocks a finite f16 scale cannot describe (issue 18, found by
+ * fuzz/fuzz_quant.c and clang's UBSan): a NaN or an infinity anywhere in a
+ * block gives a scale that is NaN, so the block reads back as NaN instead
+ * of passing for plausible values (a NaN had been cast to int: undefined,
+ * in practice 0); a block so small that its scale rounds to 0 in f16
+ * (denormal values: 1/d overflowed to inf, and 0 * inf is NaN) reads back
+ * as zeros. fs_model_convert refuses a NaN or infinite weight by name. */
+static int f16_is_nan(uint16_t h) { return (h & 0x7c00) == 0x7c00 && (h & 0x3ff); }
+
+static void test_nonfinite(void) {
+    float x[64], y[64];
+    fs_block_q8_0 q8[2];
+    fs_block_q4_0 q4[2];
+    const float bad[] = {NAN, -NAN, INFINITY, -INFINITY};
+    for (size_t v = 0; v < sizeof bad / sizeof bad[0]; v++) {
+        for (int where = 0; where < 3; where++) { /* one bad value; all bad */
+            fill(x, 64);
+            if (where < 2) x[where ? 63 : 32] = bad[v];
+            else
+                for (int i = 32; i < 64; i++) x[i] = bad[v];
+            fs_quantize_row_q8_0(x, q8, 64);
+            fs_quantize_row_q4_0(x, q4, 64);
+            CHECKF(f16_is_nan(q8[1].d) && f16_is_nan(q4[1].d), "value %g, case %d: scales %04x %04x", bad[v], where,
+                   q8[1].d, q4[1].d);
+            CHECK(!f16_is_nan(q8[0].d) && !f16_is_nan(q4[0].d)); /* the other block is untouched */
+            fs_dequantize_row_q8_0(q8, y, 64);
+            int nan8 = 0, nan4 = 0;
+            for (int i = 32; i < 64; i++) nan8 += isnan(y[i]) != 0;
+            fs_dequantize_row_q4_0(q4, y, 64);
+            for (int i = 32; i < 64; i++) nan4 += isnan(y[i]) != 0;
+            CHECK_EQ_INT(nan8, 32);
+            CHECK_EQ_INT(nan4, 32);
+        }
+    }
+    /* Denormals, and values whose scale is below f16's smallest (2^-24). */
+    const float tiny[] = {1e-45f, 5.9e-39f, -3e-39f, 1e-10f};
+    for (size_t v = 0; v < sizeof tiny / sizeof tiny[0]; v++) {
+        for (int i = 0; i < 32; i++) x[i] = i % 3 ? tiny[v] : 0.0f;
+        fs_quantize_row_q8_0(x, q8, 32);
+        fs_quantize_row_q4_0(x, q4, 32);
+        CHECK(fs_f16_to_f32(q8[0].d) == 0.0f && fs_f16_to_f32(q4[0].d) == 0.0f);
+        fs_dequantize_row_q8_0(q8, y, 32);
+        int zero = 0;
+        for (int i = 0; i < 32; i++) zero += y[i] == 0.0f;
+        fs_dequantize_row_q4_0(q4, y, 32);
+        for (int i = 0; i < 32; i++) zero += y[i] == 0.0f;
+        CHECKF(zero == 64, "tiny %g: %d of 64 values read back as 0", tiny[v], zero);
+    }
+
+    /* fs_model_convert: one NaN weight in gate_proj (a copy the model owns,
+     * since the checkpoint is mapped read-only). */
+    char dir[] = "/tmp/fs_test_quant_nan_XXXXXX";
+    if (!mkdtemp(dir)) return;
+    char cfg[600], out[600];
+    snprintf(cfg, sizeof cfg, "%s/in.json", dir);
+    snprintf(out, sizeof out, "%s/m", dir);
+    fs_err e = {{0}};
+    fs_mkmodel_opts mo = {.config_path = cfg, .out_dir = out, .seed = 7, .dtype = FS_DTYPE_BF16, .shards = 1};
+    CHECK(write_config(dir, 1) == 0);
+    if (fs_mkmodel(&mo, &e) == 0) {
+        static const fs_dtype to[] = {FS_DTYPE_Q8_0, FS_DTYPE_Q4_0};
+        static const float put[] = {NAN, INFINITY};
+        for (size_t k = 0; k < 2; k++) {
+            fs_model m;
+            if (fs_model_load(&m, out, &e)) {
+                CHECKF(0, "load: %s", e.msg);
+                continue;
+            }
+            fs_tensor *g = &m.layers[1].gate_proj; /* [256, 128] bf16 */
+            uint16_t *copy = fs_model_own(&m, g->nbytes);
+            memcpy(copy, g->data, g->nbytes);
+            copy[5 * 128 + 77] = fs_f32_to_bf16(put[k]);
+            g->data = copy;
+            g->file_backed = 0;
+            CHECK(fs_model_convert(&m, to[k], &e) == -1);
+            char want[200];
+            snprintf(want, sizeof want, "tensor model.layers.1.mlp.gate_proj.weight row 5 column 77 is %s: %s cannot store it",
+                     k ? "+inf" : "NaN", fs_dtype_name(to[k]));
+            CHECKF(strstr(e.msg, want) != NULL, "got \"%s\", want \"%s\"", e.msg, want);
+            fs_model_free(&m);
+        }
+    } else {
+        CHECKF(0, "mkmodel: %s", e.msg);
+    }
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
+    test_nonfinite();
     test_layout();
     test_round_trip();
     test_vec_dot();

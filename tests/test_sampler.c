@@ -1,7 +1,10 @@
 /* test_sampler.c - the sampler against an independent, slow reading of the
  * same rules (sort everything, filter, normalise), plus the PRNG, the
  * penalties and bad logits. Every random number here comes from a fixed
- * seed, so the statistical checks cannot flake. */
+ * seed, so the statistical checks cannot flake.
+ *
+ * Docs: docs/sampling.md
+ */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,6 +1,9 @@
 /* test_sha256.c - SHA-256 against the FIPS 180-4 / NIST test vectors, plus
  * checks that streaming in odd-sized pieces gives the same digest and that
- * fs_sha256_file agrees with the in-memory hash. */
+ * fs_sha256_file agrees with the in-memory hash.
+ *
+ * Docs: docs/pull.md
+ */
 #include <stdlib.h>
 #include <unistd.h>
 

@@ -82,6 +82,7 @@ PAGES = [
     ("chat", "Chat"),
     ("pull", "Pull"),
     ("bench", "Bench"),
+    ("gpu", "GPU"),
     ("testing", "Testing"),
     ("learnings", "Learnings"),
     ("resources", "Resources"),

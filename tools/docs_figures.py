@@ -276,6 +276,7 @@ def fig_roofline():
             s.poly(a + b2[::-1], fill=col, opacity="0.10")
             s.path("M" + " L".join(f"{num(x)},{num(y)}" for x, y in a), stroke=col, dash="5 4", opacity="0.8")
             s.path("M" + " L".join(f"{num(x)},{num(y)}" for x, y in b2), stroke=col, dash="5 4", opacity="0.8")
+        n_at = 0
         for r in se["rows"]:
             x = ax.X(float(r["bytes_per_token"]) / 1e6)
             y = ax.Y(float(r["tok_s_median"]))
@@ -288,7 +289,13 @@ def fig_roofline():
                 s.rect(x - 4.5, y - 4.5, 9, 9, fill=col, stroke=BG)
             else:
                 s.poly([(x, y - 6), (x + 6, y + 4.5), (x - 6, y + 4.5)], fill=col, stroke=BG)
-            s.text(x + 8, y + 4, f'{r["weights"]} {float(r["tok_s_median"]):g}', size=10.5, fill=col)
+            at = r["test"].partition("@")[2].strip()   # "tg128 @ d4096": a filled cache, its depth
+            label = f'{r["weights"]}{" @" + at if at else ""} {float(r["tok_s_median"]):.4g}'
+            if at:   # points of one series at depth sit close together: labels go below, stacked
+                s.text(x - 4, y + 16 + 13 * n_at, label, size=10.5, fill=col)
+                n_at += 1
+            else:
+                s.text(x + 8, y + 4, label, size=10.5, fill=col)
     # legend
     lx, ly = 515, 52
     s.text(lx, ly, "machines (band: the bench's", size=11, weight="bold")
@@ -1267,6 +1274,217 @@ def fig_ubsan():
     return s.render()
 
 
+# ---- the GPU (docs/gpu.md) ---------------------------------------------------------
+
+def fig_gpu_memory():
+    g = read_json(os.path.join(DATA, "measurements.json"))["gpu_h200"]
+    W, H = 800, 580
+    s = SVG(W, H, "The GPU's memory hierarchy, as fs's kernels use it",
+            f"{g['name']}: {g['sm_count']} streaming multiprocessors, each with registers and shared memory; "
+            "an L2 cache shared by all of them; HBM below. Sizes as the driver reports them, bandwidth and "
+            "launch cost as measured.")
+    s.text(20, 26, f"{g['name']}: where the bytes live, and what fs keeps at each level", size=15, weight="bold")
+    s.text(20, 44, "sizes as the driver reports them (cuDeviceGetAttribute); speeds as measured on it, 2026-12-04",
+           size=11, fill=MUTED)
+    # the SMs: one small square each; the last of the first row is opened up on the right
+    n, cols = g["sm_count"], 12
+    x0, y0, cw, ch = 20, 84, 17, 13
+    s.text(x0, y0 - 12, f"{n} SMs at {g['sm_clock_mhz'] / 1000:g} GHz", size=12.5,
+           weight="bold")
+    for i in range(n):
+        x, y = x0 + (i % cols) * (cw + 3), y0 + (i // cols) * (ch + 3)
+        s.rect(x, y, cw, ch, fill=ACCENT if i == cols - 1 else PANEL, stroke=ACCENT if i == cols - 1 else MUTED,
+               sw=0.8, rx=2)
+    rows = (n + cols - 1) // cols
+    grid_r, grid_bottom = x0 + cols * (cw + 3) - 3, y0 + rows * (ch + 3) - 3
+    s.text(x0, grid_bottom + 18, "a block of threads runs on one SM;", size=11, fill=MUTED)
+    s.text(x0, grid_bottom + 32, "a kernel's grid of blocks covers them all", size=11, fill=MUTED)
+    # one SM, opened
+    sx, sy, sw_, sh = 300, 60, 480, 262
+    s.rect(sx, sy, sw_, sh, fill=BG, stroke=ACCENT, sw=1.5, rx=6)
+    s.path(f"M{num(grid_r)},{num(y0)} L{sx},{sy + 4}", stroke=ACCENT, dash="4 3")
+    s.path(f"M{num(grid_r)},{num(y0 + ch)} L{sx},{sy + sh - 4}", stroke=ACCENT, dash="4 3")
+    s.text(sx + 12, sy + 20, "one SM", size=13, weight="bold", fill=ACCENT)
+    warps = g["threads_per_sm"] // g["warp_size"]
+    s.text(sx + 80, sy + 20, f"up to {g['threads_per_sm']:,} threads = {warps} warps of {g['warp_size']}, "
+                             f"in up to {g['blocks_per_sm']} blocks", size=11)
+    regs_kib = g["registers_per_sm"] * 4 // 1024
+    s.rect(sx + 12, sy + 32, sw_ - 24, 62, fill="#e8eef5", stroke=BLUE, rx=4)
+    s.text(sx + 22, sy + 50, f"registers: {g['registers_per_sm']:,} × 32 bits = {regs_kib} KiB", size=12,
+           weight="bold", fill=BLUE)
+    s.text(sx + 22, sy + 67, "each thread's own values. fs: a GEMV lane's 16-byte weight vectors in", size=10.5)
+    s.text(sx + 22, sy + 82, "flight and its partial sums; a tensor-core tile's f32 accumulators", size=10.5)
+    smem = g["shared_per_sm_bytes"] // 1024
+    s.rect(sx + 12, sy + 102, sw_ - 24, 62, fill="#eaf2e8", stroke=GREEN, rx=4)
+    s.text(sx + 22, sy + 120, f"shared memory (with L1): {smem} KiB; one block may take "
+                              f"{g['shared_per_block_optin_bytes'] // 1024} KiB", size=12, weight="bold", fill=GREEN)
+    s.text(sx + 22, sy + 137, "shared by the threads of one block. fs: the matmul's input row,", size=10.5)
+    s.text(sx + 22, sy + 152, "normalised once per block; GEMM tiles; a range of attention scores", size=10.5)
+    s.rect(sx + 12, sy + 172, sw_ - 24, 44, fill="#f1ecf6", stroke=PURPLE, rx=4)
+    s.text(sx + 22, sy + 190, "tensor cores: mma.sync.m16n8k16", size=12, weight="bold", fill=PURPLE)
+    s.text(sx + 22, sy + 206, "a warp multiplies 16×16 by 16×8 bf16 into f32 in one instruction (prefill)", size=10.5)
+    s.text(sx + 22, sy + 236, "a warp is 32 threads issuing one instruction together: 32 lanes × 16 bytes", size=10.5)
+    s.text(sx + 22, sy + 251, "is one load of 512 contiguous bytes when neighbouring lanes read neighbours", size=10.5)
+    # L2 and HBM, under everything
+    ly = 346
+    l2 = g["l2_bytes"] / 2**20
+    s.rect(20, ly, 760, 58, fill="#f7efe6", stroke=GOLD, sw=1.2, rx=5)
+    s.text(32, ly + 21, f"L2 cache: {l2:g} MiB, shared by all {n} SMs", size=12.5, weight="bold", fill="#8a6500")
+    s.text(32, ly + 39, "fs: a decode step's activations (x, q, k, v, gate, up: ~50 KB a token) stay here between "
+                        "kernels;", size=10.5)
+    s.text(32, ly + 53, f"the weights (1.19 GB in bf16) are ~{1192.1e6 / g['l2_bytes']:.0f} times its size: they "
+                        "stream through once a token", size=10.5)
+    hy = ly + 78
+    mem_gib = g["memory_mib"] / 1024
+    peak = g["memory_bus_bits"] / 8 * g["memory_clock_mhz"] * 1e6 * 2 / 1e12
+    lo, hi = g["copy_gb_s"]
+    s.rect(20, hy, 760, 74, fill="#efeae6", stroke=FG, sw=1.2, rx=5)
+    s.text(32, hy + 21, f"HBM3e: {mem_gib:.1f} GiB; {g['memory_bus_bits']:,}-bit bus × {g['memory_clock_mhz']:,} MHz "
+                        f"× 2 = {peak:.1f} TB/s; a device copy measures {lo / 1000:.2f} TB/s", size=12.5,
+           weight="bold")
+    s.text(32, hy + 39, "fs: the weights (bf16 1,137 MiB, q4_0 ~320 MiB), the KV cache (f32: 1,008 MiB at 4,608 "
+                        "positions), scratch (40 MiB)", size=10.5)
+    s.text(32, hy + 55, "a load that misses the caches takes hundreds of nanoseconds: to read at 4.2 TB/s, "
+                        "megabytes of loads must be in flight", size=10.5)
+    for x in (120, 400, 680):
+        s.line(x, ly - 16, x, ly, stroke=MUTED, arrow=True)
+        s.line(x, hy - 16, x, hy, stroke=MUTED, arrow=True)
+    f0, f1 = g["kernel_floor_us"]
+    s.text(20, H - 46, f"Launching is not free either: a kernel that does nothing costs {f0:g}-{f1:g} µs inside a "
+                       "CUDA graph (measured),", size=11)
+    s.text(20, H - 30, "and a decode step of Qwen3-0.6B is ~170 kernels.", size=11)
+    s.text(20, H - 10, "Data: docs/data/measurements.json (gpu_h200; sources there); drawn by tools/docs_figures.py",
+           size=10, fill=MUTED)
+    return s.render()
+
+
+def fig_gpu_decode():
+    d = read_json(os.path.join(DATA, "measurements.json"))["gpu_decode_bf16"]
+    W, H = 780, 400
+    s = SVG(W, H, "Where a decode token's time goes on the H200 (bf16)",
+            "Three bars on one time axis: the weights read at the measured copy bandwidth; one decode step on the "
+            "GPU, split by op; one token as generation runs it, with the latency around a lone graph launch.")
+    bytes_us = d["weights_mb"] * 1e6 / (d["copy_gb_s"] * 1e9) * 1e6
+    s.text(20, 26, f"A decode token on the H200 (Qwen3-0.6B, bf16): the bytes need {bytes_us:.0f} µs, the kernels "
+                   f"take {d['step_us']:.0f}", size=14, weight="bold")
+    x0, x1, tmax = 200, 720, 1100.0
+    X = lambda us: x0 + us / tmax * (x1 - x0)
+    for t in range(0, 1101, 100):
+        s.line(X(t), 50, X(t), 262, stroke=LINE)
+        s.text(X(t), 276, f"{t}", size=10.5, anchor="middle", fill=MUTED)
+    s.text((x0 + x1) / 2, 292, "µs per token", size=11.5, anchor="middle")
+    y = 62
+    s.text(x0 - 10, y + 15, "weights at copy speed", size=11.5, anchor="end", weight="bold")
+    s.text(x0 - 10, y + 29, f'{d["weights_mb"]:,.1f} MB ÷ {d["copy_gb_s"]:,} GB/s', size=10, anchor="end",
+           fill=MUTED)
+    s.rect(X(0), y, X(bytes_us) - X(0), 22, fill=GREY)
+    s.text(X(bytes_us) + 6, y + 15, f"{bytes_us:.0f} µs", size=11)
+    y = 122
+    s.text(x0 - 10, y + 15, "one step on the GPU", size=11.5, anchor="end", weight="bold")
+    s.text(x0 - 10, y + 29, "graph replays back to back", size=10, anchor="end", fill=MUTED)
+    t = 0.0
+    cols = [BLUE, PURPLE, GREEN, ACCENT, "#2b8a8a", GOLD, RED]
+    legend = []
+    for k, op in enumerate(d["ops"]):
+        us = op["us"] * (d["layers"] if op["per_layer"] else 1)
+        s.rect(X(t), y, X(t + us) - X(t), 22, fill=cols[k % len(cols)], stroke=BG, sw=0.6)
+        legend.append((op, us, cols[k % len(cols)]))
+        t += us
+    rest = d["step_us"] - t
+    s.rect(X(t), y, X(d["step_us"]) - X(t), 22, fill=LINE, stroke=BG, sw=0.6)
+    s.text(X(d["step_us"]) + 6, y + 15, f'{d["step_us"]:g} µs', size=11)
+    y = 182
+    s.text(x0 - 10, y + 15, "one token, as generated", size=11.5, anchor="end", weight="bold")
+    s.text(x0 - 10, y + 29, "set_step + replay + sync", size=10, anchor="end", fill=MUTED)
+    s.rect(X(0), y, X(d["step_us"]) - X(0), 22, fill=BLUE, opacity="0.35")
+    s.rect(X(d["step_us"]), y, X(d["token_us"]) - X(d["step_us"]), 22, fill=RED, opacity="0.55")
+    s.text(X(d["token_us"]), y + 38, f'+{d["token_us"] - d["step_us"]:.0f} µs around a lone graph launch: '
+                                     'not understood yet', size=10.5, fill=RED, anchor="end")
+    s.text(X(d["token_us"]) + 6, y + 15, f'{d["token_us"]:g} µs', size=11)
+    # legend: per op, time per token and what bandwidth its bytes got
+    ly = 312
+    for k, (op, us, col) in enumerate(legend):
+        cx, cy = 20 + (k % 4) * 190, ly + (k // 4) * 34
+        s.rect(cx, cy - 10, 12, 12, fill=col)
+        per = f'{op["us"]:g} µs × {d["layers"]}' if op["per_layer"] else f'{op["us"]:g} µs'
+        s.text(cx + 18, cy, f'{op["name"]}', size=11, weight="bold")
+        bw = f', {op["mb"] / op["us"]:.2f} TB/s' if op["mb"] else ""
+        s.text(cx + 18, cy + 14, f"{per}{bw}", size=10, fill=MUTED)
+    k = len(legend)
+    cx, cy = 20 + (k % 4) * 190, ly + (k // 4) * 34
+    s.rect(cx, cy - 10, 12, 12, fill=LINE)
+    s.text(cx + 18, cy, "embed, argmax, gaps", size=11, weight="bold")
+    s.text(cx + 18, cy + 14, f"{rest:.0f} µs", size=10, fill=MUTED)
+    s.text(20, H - 10, "Data: docs/data/measurements.json (gpu_decode_bf16: src/cuda/NOTES.md run 6); drawn by "
+                       "tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
+# ---- the spine (docs/map.md) ------------------------------------------------------
+
+def fig_spine():
+    W, H = 780, 560
+    s = SVG(W, H, "The spine of fs: cli, engine, generate, forward, backend, and the backends",
+            "Six layers from the command line to the hardware, each talking only to the one below through a "
+            "small interface; the backend seam splits into the reference, CPU and CUDA backends.")
+    s.text(20, 26, "The spine: each layer calls only the one below, through a small interface", size=15,
+           weight="bold")
+    layers = [
+        ("cli/", "parse flags, print; exit 0 / 1 / 2 / 130", "main.c  opts.c  cmd_*.c", "fs_engine_open, fs_seq_*, "
+         "fs_conversation_turn", ACCENT),
+        ("src/engine.c", "a model opened once; sequences; chat turns", "engine.h", "fs_generate, "
+         "fs_session_truncate (to the common prefix), fs_session_new", BLUE),
+        ("src/generate.c", "prefill in 512-token chunks, sample, stop", "generate.h  sampler.h  tokenizer.h",
+         "fs_session_eval, fs_session_argmax / _logits", GREEN),
+        ("src/forward.c", "the model, written once: 6 calls a layer", "forward.h",
+         "struct fs_backend (backend.h): set_step, matmul, rope_kv, ...", PURPLE),
+        ("src/backend.h", "the seam: memory, the step, ops, records", "backend.c: fs_backend_open", "", GOLD),
+    ]
+    x, w, h, gap = 20, 500, 56, 22
+    y = 46
+    for k, (name, what, files, down, col) in enumerate(layers):
+        s.rect(x, y, w, h, fill=PANEL, stroke=col, sw=1.5, rx=6)
+        s.text(x + 12, y + 22, name, size=13, weight="bold", fill=col, mono=True)
+        s.text(x + 150, y + 22, what, size=12)
+        s.text(x + 12, y + 42, files, size=10.5, fill=MUTED, mono=True)
+        if down:
+            s.line(x + 40, y + h, x + 40, y + h + gap, stroke=FG, arrow=True)
+            s.text(x + 52, y + h + 15, down, size=10, fill=MUTED, mono=True)
+        y += h + gap
+    # the three backends under the seam
+    by = y + 20
+    names = [("src/cpu/backend_ref.c", "cpu-ref", "scalar C, double sums:", "the oracle"),
+             ("src/cpu/backend_cpu.c", "cpu", "AVX2 / NEON, threads,", "huge-page arenas"),
+             ("src/cuda/backend_cuda.c", "cuda", "driver API, one .cu per op,", "CUDA graphs")]
+    bw = 160
+    for k, (f, n, a, b) in enumerate(names):
+        bx = x + k * (bw + 10)
+        s.line(x + w / 2, y - gap, bx + bw / 2, by, stroke=FG, arrow=True)
+        s.rect(bx, by, bw, 70, fill=BG, stroke=GOLD, sw=1.5, rx=6)
+        s.text(bx + 10, by + 19, f'"{n}"', size=12.5, weight="bold", mono=True)
+        s.text(bx + 10, by + 36, a, size=10.5)
+        s.text(bx + 10, by + 50, b, size=10.5)
+        s.text(bx + 10, by + 64, f.split("/")[-1], size=9.5, fill=MUTED, mono=True)
+    # the side notes: what each layer owns
+    nx = 540
+    notes = [
+        (46, "one option parser (opts.c) for every", "command: -m, --backend, -t, -c, ..."),
+        (124, "fs_engine: weights, tokenizer, forward", "fs_seq: session + sampler + cached ids"),
+        (202, "greedy with no penalties: the argmax", "on the backend (4 bytes, not V floats)"),
+        (280, "fs_forward: weights, activations (shared)", "fs_session: KV cache, position, logits"),
+        (358, "all memory before the first op (reserve);", "a decode step recorded once, replayed"),
+    ]
+    for yy, a, b in notes:
+        s.text(nx, yy + 22, a, size=10.5, fill=MUTED)
+        s.text(nx, yy + 37, b, size=10.5, fill=MUTED)
+    s.text(nx, by + 19, "a Metal backend would be one", size=10.5, fill=MUTED)
+    s.text(nx, by + 34, "more box here: src/metal/", size=10.5, fill=MUTED)
+    s.text(nx, by + 49, "(nothing above it changes)", size=10.5, fill=MUTED)
+    s.text(20, H - 12, "Drawn by tools/docs_figures.py; the files are in the repository as named", size=10,
+           fill=MUTED)
+    return s.render()
+
+
 FIGURES = {
     "img/roofline.svg": fig_roofline,
     "img/kv-growth.svg": fig_kv_growth,
@@ -1287,6 +1505,9 @@ FIGURES = {
     "img/nta-prefetch.svg": fig_nta,
     "img/kv-aliasing.svg": fig_kv_aliasing,
     "img/ubsan.svg": fig_ubsan,
+    "img/gpu-memory.svg": fig_gpu_memory,
+    "img/gpu-decode.svg": fig_gpu_decode,
+    "img/spine.svg": fig_spine,
     "js/fsdata-next-token.js": js_next_token,
 }
 

@@ -4,7 +4,7 @@
  *
  * Compiled without any -m flag: each function carries
  * __attribute__((target("avx2,fma,f16c"))) and is only called after
- * fs_cpu_detect_isa() found those features (backend_cpu.c).
+ * fs_cpu_detect() found those features (backend_cpu.c).
  *
  * 16-bit weights to f32, 8 at a time, in registers:
  *   bf16: zero-extend the 8 u16 to 32 bits and shift left by 16 - a bf16 is
@@ -314,7 +314,7 @@ TGT void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_
     }
 }
 
-#else /* not x86: never called (fs_cpu_detect_isa never picks AVX2) */
+#else /* not x86: never called (fs_cpu_detect never picks AVX2) */
 
 void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
                   int accum, int ncols) {

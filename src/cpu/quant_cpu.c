@@ -28,30 +28,60 @@
  */
 #include "cpu_backend.h"
 
+#include <math.h>
+#include <string.h>
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define AVX2_FN __attribute__((target("avx2,fma,f16c")))
 #define ROUND_NEAREST (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 
+/* A block written whole: scale h (an f16), every q 0, as the scalar
+ * quantizer writes a block with a NaN or infinity (h = NaN) or one whose
+ * scale rounds to 0 (h = 0). */
+static void constant_block(fs_block_q8_0 *y, fs_q8_0_sum *sum, uint16_t h) {
+    y->d = h;
+    memset(y->qs, 0, sizeof y->qs);
+    if (sum) {
+        sum->d = fs_f16_to_f32(h);
+        sum->s = 0;
+    }
+}
+
 /* Same operations as the scalar version, 8 lanes at a time, so the bytes
  * are identical: max of |x| is exact, d and 1/d are the same scalar f32
- * operations, and _mm256_round_ps rounds to nearest-even like rintf. */
+ * operations, and _mm256_round_ps rounds to nearest-even like rintf. The
+ * two special blocks are found first, as there (quant.c): a NaN or an
+ * infinity (_mm256_max_ps would drop a NaN in one operand, and its
+ * conversion gives -128, a plausible value), and a scale that is 0 as an
+ * f16 (1/d could be inf). */
 AVX2_FN static void quantize_row_q8_0_avx2(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k) {
-    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f), inf = _mm256_set1_ps(INFINITY);
     for (int b = 0; b < k / FS_QK; b++) {
         const float *xb = x + (size_t)b * FS_QK;
         __m256 v0 = _mm256_loadu_ps(xb), v1 = _mm256_loadu_ps(xb + 8);
         __m256 v2 = _mm256_loadu_ps(xb + 16), v3 = _mm256_loadu_ps(xb + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign_bit, v0), _mm256_andnot_ps(sign_bit, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign_bit, v2), _mm256_andnot_ps(sign_bit, v3)));
+        __m256 a0 = _mm256_andnot_ps(sign_bit, v0), a1 = _mm256_andnot_ps(sign_bit, v1);
+        __m256 a2 = _mm256_andnot_ps(sign_bit, v2), a3 = _mm256_andnot_ps(sign_bit, v3);
+        /* |x| < inf is false for an infinity and (unordered) for a NaN */
+        __m256 bad = _mm256_or_ps(_mm256_or_ps(_mm256_cmp_ps(a0, inf, _CMP_NLT_UQ), _mm256_cmp_ps(a1, inf, _CMP_NLT_UQ)),
+                                  _mm256_or_ps(_mm256_cmp_ps(a2, inf, _CMP_NLT_UQ), _mm256_cmp_ps(a3, inf, _CMP_NLT_UQ)));
+        if (_mm256_movemask_ps(bad)) {
+            constant_block(&y[b], sums ? &sums[b] : NULL, 0x7e00);
+            continue;
+        }
+        __m256 m = _mm256_max_ps(_mm256_max_ps(a0, a1), _mm256_max_ps(a2, a3));
         __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         float amax = _mm_cvtss_f32(m4);
         float d = amax / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
         y[b].d = _cvtss_sh(d, 0);   /* F16C, round to nearest even as fs_f32_to_f16 */
-        const __m256 vid = _mm256_set1_ps(id);
+        if (_cvtsh_ss(y[b].d) == 0.0f) {
+            constant_block(&y[b], sums ? &sums[b] : NULL, y[b].d);
+            continue;
+        }
+        const __m256 vid = _mm256_set1_ps(1.0f / d);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, vid), ROUND_NEAREST));
         __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, vid), ROUND_NEAREST));
         __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, vid), ROUND_NEAREST));

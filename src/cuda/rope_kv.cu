@@ -12,7 +12,7 @@
  * (i, i + D/2) for i = l, l + 32, ... (D <= 256: at most 4 pairs), so the
  * norm is a warp shuffle sum and the rotation needs no exchange at all.
  *
- * Angles follow the reference (src/cpu/rope.c) step by step: the angle is
+ * Angles follow the reference (src/cpu/rope_kv.c) step by step: the angle is
  * one f32 product p * inv_freq[i] (inv_freq is forward.c's f32 table), and
  * its cos and sin are computed in double and rounded once - the GPU's
  * double units make that affordable for the few hundred angles of a step.
