@@ -423,7 +423,7 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
     f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D) : 0;
     size_t *n = &f->reserved;
-    if (!(f->pack = fs_ref_scratch(nth * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
+    if (!(f->pack = fs_ref_scratch(nth * 2 * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
         !(f->qx = fs_ref_scratch(Tq * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
         !(f->qxs = fs_ref_scratch(Tq * nb, sizeof *f->qxs, n, "the quantized matmul input's sums", e)) ||
         (avx2 && f->avx512 &&

@@ -135,7 +135,7 @@ typedef struct fs_cpu {
     fs_cpu_plan plan[FS_CPU_NDTYPE];
     double tune_s;        /* seconds reserve spent calibrating (0: cached or defaults) */
     /* Scratch, allocated by reserve (backend_cpu.c); 64-byte aligned. */
-    float *pack;          /* [nth][FS_PANEL_K * FS_PANEL_N] the f32 GEMM's weight panels */
+    float *pack;          /* [nth][2 * FS_PANEL_K * FS_PANEL_N] the f32 GEMM's weight panels (two with AVX-512) */
     fs_block_q8_0 *qx;    /* [max_T][max_K / 32] a matmul's input quantized to Q8_0 */
     fs_q8_0_sum *qxs;     /* [max_T][max_K / 32] their scales and sums */
     uint8_t *qpack;       /* [nth][qpack_stride] the quantized GEMM's weight panels */
@@ -282,14 +282,15 @@ static inline float fs_cpu_weight(const void *W, fs_dtype dt, size_t i) {
 
 /* Row-range kernels: rows [n0, n1) of y[T, N] = x[T, K] W[N, K]^T.
  * gemv: any T (used for T < FS_GEMM_MIN_T); gemm: packs each panel into
- * pack (one thread's FS_PANEL_K * FS_PANEL_N floats) then runs the tile. */
+ * pack (one thread's FS_PANEL_K * FS_PANEL_N floats) then runs the tile
+ * (AVX2: wide = 1 runs AVX-512's 12-token tile on the same panel). */
 void fs_gemv_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
 void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                     float *pack);
 void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                   const fs_cpu_plan *plan);
 void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                  float *pack);
+                  float *pack, int wide);
 void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
 void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                   float *pack);
@@ -378,6 +379,11 @@ void fs_gemv1_avx512(const float *x, const void *W, fs_dtype dt, float *y, int K
 void fs_gemv1_avx512_bf16(const uint16_t *xs, size_t xs_stride, const void *W, float *y, int K, int n0, int n1,
                           const fs_cpu_plan *plan);
 void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1);
+/* fs_tile_avx2 with 512-bit vectors: up to FS_TILE_T512 tokens x 32
+ * columns, columns 0-15 from the panel pw0 and 16-31 from pw1 (same ldw). */
+#define FS_TILE_T512 12
+void fs_tile_avx512(int nt, const float *x, size_t ldx, const float *pw0, const float *pw1, size_t ldw, int kc,
+                    float *y, size_t ldy, int accum, int ncols);
 void fs_expand_x_avx512(const fs_block_q8_0 *x, int8_t *qxe, int nb);
 void fs_split_rows_avx512(const float *x, size_t ldx, int rows, int K, uint16_t *xs, size_t part, int ldk);
 

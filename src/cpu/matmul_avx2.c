@@ -279,7 +279,23 @@ static TGT void pack_panel_avx2(const void *W, fs_dtype dt, int K, int n, int ro
 }
 
 TGT void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                      float *pack) {
+                      float *pack, int wide) {
+    if (wide) {   /* AVX-512: two panels (32 rows), 12 tokens per tile (matmul_avx512.c) */
+        float *pack1 = pack + FS_PANEL_K * FS_PANEL_N;
+        for (int n = n0; n < n1; n += 2 * FS_PANEL_N) {
+            int rows = n1 - n < 2 * FS_PANEL_N ? n1 - n : 2 * FS_PANEL_N;
+            for (int k0 = 0; k0 < K; k0 += FS_PANEL_K) {
+                int kc = K - k0 < FS_PANEL_K ? K - k0 : FS_PANEL_K;
+                pack_panel_avx2(W, dt, K, n, rows < 16 ? rows : 16, k0, kc, pack);
+                if (rows > 16) pack_panel_avx2(W, dt, K, n + 16, rows - 16, k0, kc, pack1);
+                for (int t = 0; t < T; t += FS_TILE_T512)
+                    fs_tile_avx512(T - t < FS_TILE_T512 ? T - t : FS_TILE_T512, x + (size_t)t * (size_t)K + (size_t)k0,
+                                   (size_t)K, pack, rows > 16 ? pack1 : pack, 16, kc,
+                                   y + (size_t)t * (size_t)N + (size_t)n, (size_t)N, k0 > 0, rows);
+            }
+        }
+        return;
+    }
     for (int n = n0; n < n1; n += FS_PANEL_N) {
         int rows = n1 - n < FS_PANEL_N ? n1 - n : FS_PANEL_N;
         for (int k0 = 0; k0 < K; k0 += FS_PANEL_K) {
@@ -332,7 +348,8 @@ void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, i
     fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);
 }
 void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                  float *pack) {
+                  float *pack, int wide) {
+    (void)wide;
     fs_gemm_scalar(x, W, dt, y, T, K, N, n0, n1, pack);
 }
 

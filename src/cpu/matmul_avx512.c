@@ -292,7 +292,64 @@ TGT void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1) {
     else WITH_HINT(plan, x8_hint(j, t, g0, g1, 0, HINT, ahead))
 }
 
+/* ---- the f32 register tile, 512-bit ---- */
+
+/* y[i * ldy + r] (+)= sum_{k < kc} x[i * ldx + k] * w_k[r], for i < nt
+ * (<= FS_TILE_T512) and r < ncols (<= 32), where w_k[r] is pw0[k * ldw + r]
+ * for r < 16 and pw1[k * ldw + r - 16] above: two 16-column panels side
+ * by side. The AVX2 tile (matmul_avx2.c) with 512-bit vectors and twice
+ * the tokens: per k two loads of the panels, and per token one broadcast
+ * of x and two FMAs, into 24 accumulators - 24 FMAs of 16 lanes per 14
+ * loads, where a 12 x 16 tile would spend 13 loads on 12 FMAs (the loads,
+ * not the FMAs, then set the pace). */
+INL void tile32(const int nt, const float *x, size_t ldx, const float *pw0, const float *pw1, size_t ldw, int kc,
+                float *y, size_t ldy, int accum, int ncols) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0;
+    __m512 b6 = a0, b7 = a0, b8 = a0, b9 = a0, b10 = a0, b11 = a0;
+    for (int k = 0; k < kc; k++) {
+        __m512 w0 = _mm512_loadu_ps(pw0 + (size_t)k * ldw), w1 = _mm512_loadu_ps(pw1 + (size_t)k * ldw), xb;
+#define TOK(i)                                                                                                 \
+    if (nt > i) {                                                                                              \
+        xb = _mm512_set1_ps(x[(size_t)(i) * ldx + (size_t)k]);                                                 \
+        a##i = _mm512_fmadd_ps(xb, w0, a##i);                                                                  \
+        b##i = _mm512_fmadd_ps(xb, w1, b##i);                                                                  \
+    }
+        TOK(0) TOK(1) TOK(2) TOK(3) TOK(4) TOK(5) TOK(6) TOK(7) TOK(8) TOK(9) TOK(10) TOK(11)
+#undef TOK
+    }
+    __m512 c[12][2] = {{a0, b0}, {a1, b1}, {a2, b2}, {a3, b3}, {a4, b4}, {a5, b5},
+                       {a6, b6}, {a7, b7}, {a8, b8}, {a9, b9}, {a10, b10}, {a11, b11}};
+    __mmask16 m0 = ncols >= 16 ? 0xffff : (__mmask16)((1u << ncols) - 1);
+    __mmask16 m1 = ncols >= 32 ? 0xffff : ncols > 16 ? (__mmask16)((1u << (ncols - 16)) - 1) : 0;
+    for (int i = 0; i < nt; i++) {
+        float *yi = y + (size_t)i * ldy;
+        if (accum) {
+            c[i][0] = _mm512_add_ps(c[i][0], _mm512_maskz_loadu_ps(m0, yi));
+            c[i][1] = _mm512_add_ps(c[i][1], _mm512_maskz_loadu_ps(m1, yi + 16));
+        }
+        _mm512_mask_storeu_ps(yi, m0, c[i][0]);
+        _mm512_mask_storeu_ps(yi + 16, m1, c[i][1]);
+    }
+}
+
+TGT void fs_tile_avx512(int nt, const float *x, size_t ldx, const float *pw0, const float *pw1, size_t ldw, int kc,
+                        float *y, size_t ldy, int accum, int ncols) {
+    switch (nt) {
+#define CASE(n) case n: tile32(n, x, ldx, pw0, pw1, ldw, kc, y, ldy, accum, ncols); break;
+    CASE(12) CASE(11) CASE(10) CASE(9) CASE(8) CASE(7) CASE(6) CASE(5) CASE(4) CASE(3) CASE(2)
+#undef CASE
+    default: tile32(1, x, ldx, pw0, pw1, ldw, kc, y, ldy, accum, ncols); break;
+    }
+}
+
 #else /* no AVX-512 compiler support: never called (fs_cpu_detect never sets avx512) */
+
+void fs_tile_avx512(int nt, const float *x, size_t ldx, const float *pw0, const float *pw1, size_t ldw, int kc,
+                    float *y, size_t ldy, int accum, int ncols) {
+    fs_tile_avx2(nt, x, ldx, pw0, ldw, kc, y, ldy, accum, ncols < 16 ? ncols : 16);
+    if (ncols > 16) fs_tile_avx2(nt, x, ldx, pw1, ldw, kc, y + 16, ldy, accum, ncols - 16);
+}
 
 void fs_gemv1_avx512(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1,
                      const fs_cpu_plan *plan) {

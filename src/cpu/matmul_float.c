@@ -111,13 +111,13 @@ void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T,
 static void float_chunk(void *arg, int chunk, int tid) {
     const fs_float_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    float *pack = j->f->pack + (size_t)tid * FS_PANEL_K * FS_PANEL_N;
+    float *pack = j->f->pack + (size_t)tid * 2 * FS_PANEL_K * FS_PANEL_N;   /* two panels (AVX-512) */
     const fs_cpu *f = j->f;
     switch (f->isa) {
     case FS_ISA_AVX2: {
         const fs_cpu_plan *plan = &f->plan[j->dt];
         if (j->amx) fs_amx_gemm_bf16(j->f, j->W, j->y, j->T, j->K, j->N, n0, n1, tid);
-        else if (j->gemm) fs_gemm_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, pack);
+        else if (j->gemm) fs_gemm_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, pack, f->avx512);
         else if (j->T > 1) fs_gemv_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, plan);
         else switch (fs_cpu_decode_kernel(f, j->dt)) {
             case FS_DK_AVX512_BF16:
@@ -145,7 +145,7 @@ void fs_cpu_float_job(fs_cpu *f, fs_float_job *j, const fs_buf *W, const float *
                       fs_cpu_job *job) {
     int gemm = T >= FS_GEMM_MIN_T, amx = fs_cpu_wants_split(f, W->dtype, T) && T > 1;
     int rows = amx ? fs_cpu_chunk_rows(N, f->nth, 32, 4)
-             : gemm ? FS_PANEL_N
+             : gemm ? (f->isa == FS_ISA_AVX2 && f->avx512 ? 2 * FS_PANEL_N : FS_PANEL_N)
                     : fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, 4);
     *j = (fs_float_job){f, x, W->data, W->dtype, y, T, K, N, rows, gemm, amx};
     *job = (fs_cpu_job){float_chunk, j, rows, (N + rows - 1) / rows};
