@@ -82,8 +82,9 @@ int posix_memalign(void **p, size_t a, size_t n) {
 static fs_backend *ref;                 /* "cpu-ref" */
 static fs_backend *cpu[4];              /* "cpu" with 1, 2, 3 threads ([1..3]) */
 /* The kernel sets to run: scalar always, then every set this machine has,
- * each capped below the next (AVX2; AVX2 + AVX-VNNI; + AVX-512 with the
- * bf16 decode kernel vdpbf16ps where there is AVX512_BF16; + AMX), each
+ * each capped below the next (AVX2; AVX2 + AVX-VNNI; + AVX-512, its
+ * decode kernels; + AVX512_BF16, with the bf16 decode kernel vdpbf16ps;
+ * + AMX), each
  * with its own decode kernel and a different prefetch hint (the plan,
  * tune_cpu.c; the hint changes no result, but each must run). The last
  * entry is the backend's own choice, restored after each run. */
@@ -91,7 +92,7 @@ typedef struct {
     fs_cpu_kernels k;
     int decode, prefetch;   /* the plan every dtype gets; decode -1: the default kernel */
 } kernels;
-static kernels isas[6];
+static kernels isas[7];
 static int n_isas;
 
 static void use_kernels(fs_backend *b, int s) {
@@ -104,7 +105,7 @@ static void use_kernels(fs_backend *b, int s) {
     }
 }
 static const char *kernels_name(int s) {
-    static char buf[6][96];
+    static char buf[7][96];
     static const char *const dk[] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
     char k[64];
     fs_cpu_kernels_name(isas[s].k, k, sizeof k);
@@ -1009,9 +1010,11 @@ static double fake_run(void *ctx, int c) {
  * with FS_CALIBRATE=1 measures its weights' decode and stores the plan, the
  * next reads it back, and FS_CALIBRATE=0 keeps the defaults. */
 static void test_tune(void) {
-    double slow_fast[2] = {2.0, 1.0}, fast_slow[3] = {1.0, 2.0, 3.0};
-    CHECK(fs_cpu_tune_pick(2, fake_run, slow_fast, 3, NULL) == 1);
-    CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 3, NULL) == 0);
+    double slow_fast[2] = {2.0, 1.0}, fast_slow[3] = {1.0, 2.0, 3.0}, close[2] = {1.0, 0.99};
+    CHECK(fs_cpu_tune_pick(2, fake_run, slow_fast, 5, 0, 0.03) == 1);   /* the faster replaces the reference */
+    CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 5, 2, 0.03) == 0);
+    CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 5, 0, 0.03) == 0);   /* the reference is the fastest */
+    CHECK(fs_cpu_tune_pick(2, fake_run, close, 5, 0, 0.03) == 0);       /* 1% is within the margin: the reference stays */
 
     char dir[] = "/tmp/fs_tune_XXXXXX", path[1100];
     if (!mkdtemp(dir)) { CHECK(0); return; }
@@ -1253,7 +1256,8 @@ int main(void) {
     if (k.isa == FS_ISA_AVX2) {
         if (k.vnni || k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 0, 0, 0, 0}, FS_DK_AVX2, FS_PF_NTA};
         if (k.vnni && k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 1, 0, 0, 0}, FS_DK_VNNI, FS_PF_NONE};
-        if (k.amx || k.bf16) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, k.bf16, 0}, FS_DK_AVX512_BF16, FS_PF_T0};
+        if (k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 0, 0}, FS_DK_AVX512, FS_PF_NTA};
+        if (k.bf16) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 1, 0}, FS_DK_AVX512_BF16, FS_PF_T0};
     }
     isas[n_isas++] = (kernels){k, -1, cpu_ctx(cpu[1])->plan[FS_DTYPE_BF16].prefetch};
     printf("kernels tested:");

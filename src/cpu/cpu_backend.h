@@ -401,7 +401,8 @@ void fs_amx_config_roundtrip(uint8_t out[64]);
 
 /* ---- decode plans and calibration (tune_cpu.c) ---- */
 
-/* Every dtype's default plan: the widest kernel, prefetcht0 16 KiB ahead. */
+/* Every dtype's default plan: prefetcht0 16 KiB ahead, the default kernel
+ * (quantized: the widest; float: AVX2; tune_cpu.c says why). */
 void fs_cpu_plan_defaults(fs_cpu *f);
 /* The decode kernel a dtype's matmul runs now: its plan's, if the kernel
  * set (which tests and FS_ISA may cap) has it, else the default. */
@@ -411,10 +412,12 @@ int fs_cpu_decode_kernel(const fs_cpu *f, fs_dtype dt);
 void fs_cpu_tune(fs_cpu *f);
 /* Set describe's line: the kernel set, the threads, the plans. */
 void fs_cpu_describe(fs_cpu *f);
-/* Which of n candidates is fastest: rounds times, each candidate's
- * run(ctx, c) in turn (the order rotated each round), each scoring its
- * smallest result; the lowest score wins (ties: the lower index). */
-int fs_cpu_tune_pick(int n, double (*run)(void *ctx, int c), void *ctx, int rounds, double *score);
+/* Which of n candidates is fastest: rounds times (<= 15), each
+ * candidate's run(ctx, c) in turn (the order rotated each round); each
+ * result is divided by the reference candidate's of the same round, and a
+ * candidate scores the median of its ratios. The lowest score wins if it
+ * is below 1 - margin, else ref. */
+int fs_cpu_tune_pick(int n, double (*run)(void *ctx, int c), void *ctx, int rounds, int ref, double margin);
 /* The cache: ${FS_HOME:-$HOME/.cache/fs}/cpu-tune.txt, lines "KEY<tab>PLAN".
  * 0 or -1 (no such key, no home, unreadable / unwritable). */
 int fs_cpu_tune_path(char *buf, size_t n);

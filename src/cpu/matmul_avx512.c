@@ -46,7 +46,7 @@
  * Compiled without -m flags: each function carries a target attribute and
  * runs only after cpuid said yes (backend_cpu.c).
  *
- * Docs: docs/forward.md, docs/quantization.md
+ * Docs: docs/bench.md
  */
 #include <string.h>
 
