@@ -5,6 +5,10 @@
 # cli/ the fs command, tools/ helper programs (the random checkpoint
 # generator), tests/ the tests. See docs/map.md.
 
+# `make` alone builds ./fs, whatever rule comes first below (the CUDA
+# fatbin's, where nvcc exists, would otherwise be the default goal).
+.DEFAULT_GOAL := all
+
 CC      ?= cc
 BUILD   ?= build
 OPT     ?= -O2

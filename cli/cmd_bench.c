@@ -30,6 +30,11 @@
  * Last, the memory the run holds: the backend's weights, the KV cache and
  * the scratch (activations and the backend's own), and the peak RSS.
  *
+ * The backend line names the kernels; the CPU's also shows each weight
+ * dtype's decode plan - kernel, prefetch hint and distance - measured on
+ * this machine the first time (cached per CPU), or again with --calibrate
+ * (src/cpu/tune_cpu.c).
+ *
  * Docs: docs/bench.md
  */
 #include <stdint.h>
@@ -64,6 +69,8 @@ static void usage(FILE *f) {
             "                               (default 1024; 0 = skip it and the paired runs)\n"
             "  --seed N                     seed of the random token ids (default 1)\n"
             "  --csv                        one CSV row per test instead of the table\n"
+            "  --calibrate                  measure the CPU's decode plans again (kernel, prefetch),\n"
+            "                               replacing the cached ones (FS_CALIBRATE=1)\n"
             "  (-c defaults to the largest depth + test.)\n"
             "Decode feeds fixed random ids (not the argmax): the cost of a step does not\n"
             "depend on the id.\n"
@@ -186,6 +193,11 @@ int fs_cmd_bench(int argc, char **argv) {
         if (r == 0) {
             if (!strcmp(a, "--csv")) {
                 csv = r = 1;
+            } else if (!strcmp(a, "--calibrate")) {
+                /* the CPU backend measures its decode plans when it is reserved
+                 * (src/cpu/tune_cpu.c); this makes it measure even if cached */
+                setenv("FS_CALIBRATE", "1", 1);
+                r = 1;
             } else if ((r = cli_flag(CMD, argc, argv, &i, "--pp", NULL, &v)) != 0) {
                 if (r > 0 && list_flag(a, v, pp, &n_pp)) r = -1;
             } else if ((r = cli_flag(CMD, argc, argv, &i, "--tg", NULL, &v)) != 0) {

@@ -5,9 +5,9 @@
  *
  * NAME is what fs_backend_open takes ("cpu", "cuda", ...); ":ISA" sets
  * FS_ISA before opening (the CPU backend's kernel choice). Without
- * arguments: "cpu" under FS_ISA=scalar, FS_ISA=avx2 and the machine's own
- * choice (a variant whose describe() line repeats an earlier one is not run
- * twice), then "cuda". A backend that does not open is reported as
+ * arguments: "cpu" under FS_ISA=scalar, avx2, avx-vnni, avx512 and the
+ * machine's own choice (with AMX where the CPU has it; a variant whose
+ * describe() line repeats an earlier one is not run twice), then "cuda". A backend that does not open is reported as
  * "NAME: skipped (reason)" and does not fail the test. Nothing here knows
  * a backend's internals, so a new backend runs it unchanged.
  *
@@ -85,6 +85,9 @@ static const struct {
     int quant, min_T;
     regime r;
 } regimes[] = {
+    /* every CPU kernel set: AVX-512's vdpbf16ps and the AMX tiles take the
+     * f32 input as three bf16 parts that sum to it exactly, so they are
+     * f32 dot products too (src/cpu/matmul_amx.c) */
     {"cpu", "matmul", 0, 1, R_F32},
     {"cpu", "matmul", 1, 1, R_Q8ACT},
     {"cpu", "attention", -1, 1, R_F32},
@@ -642,9 +645,9 @@ static void test_names(void) {
 }
 
 int main(int argc, char **argv) {
-    static const char *const defaults[] = {"cpu:scalar", "cpu:avx2", "cpu", "cuda"};
+    static const char *const defaults[] = {"cpu:scalar", "cpu:avx2", "cpu:avx-vnni", "cpu:avx512", "cpu", "cuda"};
     const char *const *names = argc > 1 ? (const char *const *)argv + 1 : defaults;
-    int n_names = argc > 1 ? argc - 1 : 4;
+    int n_names = argc > 1 ? argc - 1 : (int)(sizeof defaults / sizeof defaults[0]);
     char seen[8][256];
     int n_seen = 0;
     test_names();

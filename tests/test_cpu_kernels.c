@@ -81,18 +81,38 @@ int posix_memalign(void **p, size_t a, size_t n) {
 
 static fs_backend *ref;                 /* "cpu-ref" */
 static fs_backend *cpu[4];              /* "cpu" with 1, 2, 3 threads ([1..3]) */
-/* The kernel sets to run: scalar always, then the machine's SIMD ISA, and
- * on AVX2 machines with AVX-VNNI the AVX2 kernels both without and with it
- * (the last entry is the backend's own choice, restored after each run). */
-typedef struct { fs_isa isa; int vnni; } kernels;
-static kernels isas[3];
+/* The kernel sets to run: scalar always, then every set this machine has,
+ * each capped below the next (AVX2; AVX2 + AVX-VNNI; + AVX-512, its
+ * decode kernels; + AVX512_BF16, with the bf16 decode kernel vdpbf16ps;
+ * + AMX), each
+ * with its own decode kernel and a different prefetch hint (the plan,
+ * tune_cpu.c; the hint changes no result, but each must run). The last
+ * entry is the backend's own choice, restored after each run. */
+typedef struct {
+    fs_cpu_kernels k;
+    int decode, prefetch;   /* the plan every dtype gets; decode -1: the default kernel */
+} kernels;
+static kernels isas[7];
 static int n_isas;
 
 static void use_kernels(fs_backend *b, int s) {
-    cpu_ctx(b)->isa = isas[s].isa;
-    cpu_ctx(b)->vnni = isas[s].vnni;
+    fs_cpu *f = cpu_ctx(b);
+    fs_cpu_set_kernels(f, isas[s].k);
+    fs_cpu_plan_defaults(f);
+    for (int dt = 0; dt < FS_CPU_NDTYPE; dt++) {
+        if (isas[s].decode >= 0) f->plan[dt].kernel = isas[s].decode;
+        f->plan[dt].prefetch = isas[s].prefetch;
+    }
 }
-static const char *kernels_name(int s) { return fs_cpu_isa_name(isas[s].isa, isas[s].vnni); }
+static const char *kernels_name(int s) {
+    static char buf[7][96];
+    static const char *const dk[] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
+    char k[64];
+    fs_cpu_kernels_name(isas[s].k, k, sizeof k);
+    if (isas[s].k.isa == FS_ISA_AVX2 && isas[s].decode >= 0) snprintf(buf[s], sizeof buf[s], "%s/%s", k, dk[isas[s].decode]);
+    else snprintf(buf[s], sizeof buf[s], "%s", k);
+    return buf[s];
+}
 
 /* Every backend here is reserved for the shapes below, with head dim D
  * (the RoPE table's; attention may use any D up to it). */
@@ -231,6 +251,11 @@ static void test_matmul(void) {
         check_matmul(130, 70, 35, dts[d]);
         check_matmul(6, 3072, 16, dts[d]);
         check_matmul(1, 1024, 520, dts[d]);   /* >= 1 MiB: copied into a huge-page arena (Linux) */
+        /* AMX (bf16, T >= 16): 32-token blocks, one of 16 or fewer, 32-row
+         * chunks with a partial last tile, odd K (the pairs padded) */
+        check_matmul(16, 64, 32, dts[d]);
+        check_matmul(33, 1024, 70, dts[d]);
+        check_matmul(48, 33, 17, dts[d]);
     }
     printf("matmul: worst error / tolerance = %.3f\n", worst_matmul_ratio);
 }
@@ -306,6 +331,13 @@ static void test_matmul_quant(void) {
         check_matmul_quant(7, 256, 21, dts[d]);
         check_matmul_quant(37, 1024, 64, dts[d]);
         check_matmul_quant(9, 3072, 40, dts[d]);
+        /* AMX (T >= 16, x8 weights): 16-token blocks and a partial one,
+         * 16-row tiles and a last group of 8 alone (N / 8 odd), one block
+         * of K and many */
+        check_matmul_quant(16, 32, 16, dts[d]);
+        check_matmul_quant(17, 96, 40, dts[d]);
+        check_matmul_quant(33, 1024, 24, dts[d]);
+        check_matmul_quant(130, 3072, 48, dts[d]);
         /* decode (T < 4) with N % 8 == 0: the x8 kernels, groups in pairs
          * and a last group alone (N / 8 odd), one chunk or several */
         check_matmul_quant(1, 1024, 64, dts[d]);
@@ -764,7 +796,7 @@ static void test_swiglu_add(void) {
         for (size_t i = 0; i < n; i++) a[i] = g[i] + u[i];
         for (int s = 0; s < n_isas; s++) {
             memcpy(f, g, sizeof(float) * n);
-            fs_cpu_add(isas[s].isa, f, u, n);
+            fs_cpu_add(isas[s].k.isa, f, u, n);
             CHECKF(memcmp(a, f, sizeof(float) * n) == 0, "add n %zu %s differs from the f32 sum", n, kernels_name(s));
         }
         free(g); free(u); free(a); free(f);
@@ -794,7 +826,7 @@ __attribute__((target("avx2,fma"))) static void exp8_range(double *worst, int *b
 }
 
 static void test_exp8(void) {
-    if (fs_cpu_detect_isa() != FS_ISA_AVX2) return;
+    if (fs_cpu_detect().isa != FS_ISA_AVX2) return;
     double worst = 0;
     int bad_clamp = 0;
     exp8_range(&worst, &bad_clamp);
@@ -849,7 +881,7 @@ static void test_q8_kernels(void) {
                 for (int i = 0; i < k; i++) x[i] = (float)(i % 7) * 1e-9f * (float)(1 + i / 32);
             fs_quantize_row_q8_0(x, a8, k);
             fs_q8_0_sums(a8, k, as);
-            fs_cpu_quantize_x(isas[s].isa, x, b8, bs, k);
+            fs_cpu_quantize_x(isas[s].k.isa, x, b8, bs, k);
             qdiff += memcmp(a8, b8, sizeof(fs_block_q8_0) * (size_t)(k / 32)) != 0;
             for (int b = 0; b < k / 32; b++) qdiff += as[b].s != bs[b].s || memcmp(&as[b].d, &bs[b].d, 4) != 0;
             int nr = 1 + rep % 9, nb = k / 32;
@@ -861,8 +893,8 @@ static void test_q8_kernels(void) {
                 fs_quantize_row_q4_0(w, w4 + (size_t)r * nb, k);
             }
             float o8[9], o4[9];
-            fs_cpu_dot_rows_q8_0(isas[s].isa, k, w8, nr, b8, bs, o8);
-            fs_cpu_dot_rows_q4_0(isas[s].isa, k, w4, nr, b8, bs, o4);
+            fs_cpu_dot_rows_q8_0(isas[s].k.isa, k, w8, nr, b8, bs, o8);
+            fs_cpu_dot_rows_q4_0(isas[s].k.isa, k, w4, nr, b8, bs, o4);
             for (int r = 0; r < nr; r++)
                 for (int kind = 0; kind < 2; kind++) {
                     float refv = kind ? fs_vec_dot_q4_0_q8_0_ref(k, w4 + (size_t)r * nb, b8)
@@ -876,7 +908,7 @@ static void test_q8_kernels(void) {
                         for (int i = 0; i < 32; i++) mag += fabs((double)xd[i] * wd[i]);
                     }
                     float got = kind ? o4[r] : o8[r];
-                    double tol = isas[s].isa == FS_ISA_AVX2 ? 4.0 * (nb + 2) * ldexp(mag, -24) : 0;
+                    double tol = isas[s].k.isa == FS_ISA_AVX2 ? 4.0 * (nb + 2) * ldexp(mag, -24) : 0;
                     bad += !(fabs((double)got - refv) <= tol) && !(isnan(got) && isnan(refv));
                     cases++;
                 }
@@ -895,7 +927,8 @@ static void test_isa_env(void) {
     setenv("FS_ISA", "scalar", 1);
     fs_backend *b = open_reserved("cpu", 2, 128);
     unsetenv("FS_ISA");
-    CHECK(cpu_ctx(b)->isa == FS_ISA_SCALAR && cpu_ctx(b)->vnni == 0 && strstr(b->describe(b), "scalar kernels"));
+    CHECK(cpu_ctx(b)->isa == FS_ISA_SCALAR && cpu_ctx(b)->vnni == 0 && cpu_ctx(b)->avx512 == 0 &&
+          cpu_ctx(b)->amx == 0 && strstr(b->describe(b), "scalar kernels"));
     int K = 1024, N = 64, bad = 0;
     float x[1024], y[64];
     fs_block_q8_0 xq[32];
@@ -921,9 +954,133 @@ static void test_isa_env(void) {
     }
     CHECKF(bad == 0, "FS_ISA=scalar: %d quantized decode outputs are not the scalar kernels'", bad);
     b->destroy(b);
+    /* each level caps the ones above it */
+    fs_cpu_kernels all = fs_cpu_detect();
     setenv("FS_ISA", "avx2", 1);
-    CHECK(fs_cpu_detect_vnni(fs_cpu_detect_isa()) == 0);
+    fs_cpu_kernels k = fs_cpu_detect();
+    CHECK(k.isa == all.isa && !k.vnni && !k.avx512 && !k.bf16 && !k.amx);
+    setenv("FS_ISA", "avx-vnni", 1);
+    k = fs_cpu_detect();
+    CHECK(k.vnni == all.vnni && !k.avx512 && !k.amx);
+    setenv("FS_ISA", "avx512", 1);
+    k = fs_cpu_detect();
+    CHECK(k.vnni == all.vnni && k.avx512 == all.avx512 && k.bf16 == all.bf16 && !k.amx);
+    setenv("FS_ISA", "amx", 1);
+    k = fs_cpu_detect();
+    CHECK(!memcmp(&k, &all, sizeof k));
     unsetenv("FS_ISA");
+}
+
+/* ---- the input split into bf16 parts, the AMX tile configuration ---- */
+
+/* hi + mid + lo is x exactly for normal floats of every magnitude (the
+ * sum in double is exact: three bf16 of a common exponent range); an
+ * infinity stays in hi with zeros after it, a NaN stays a NaN; the rows
+ * are zero-padded to ldk. */
+static void test_split_bf16(void) {
+    if (!cpu_ctx(cpu[1])->avx512) return;
+    enum { K = 77, LDK = 96 };
+    float x[2 * K];
+    uint16_t xs[3 * 2 * LDK];
+    for (int i = 0; i < 2 * K; i++) x[i] = (float)(urand() * ldexp(1.0, (i * 37) % 200 - 100));
+    x[3] = INFINITY, x[4] = -INFINITY, x[5] = NAN, x[6] = 0.0f, x[7] = -0.0f, x[8] = 3.4e38f, x[9] = 1.17549435e-38f;
+    fs_split_rows_avx512(x, K, 2, K, xs, 2 * LDK, LDK);
+    int bad = 0;
+    for (int r = 0; r < 2; r++)
+        for (int k = 0; k < LDK; k++) {
+            double v[3];
+            for (int p = 0; p < 3; p++) v[p] = fs_bf16_to_f32(xs[p * 2 * LDK + r * LDK + k]);
+            double want = k < K ? x[r * K + k] : 0.0, sum = v[0] + v[1] + v[2];
+            if (k < K && isnan(want)) bad += !isnan(v[0]);
+            else if (k < K && isinf(want)) bad += v[0] != want || v[1] != 0 || v[2] != 0;
+            else bad += sum != want;
+        }
+    CHECKF(bad == 0, "bf16 split: %d values are not hi + mid + lo", bad);
+}
+
+/* The int8 configuration read back from the tile unit (sttilecfg) is the
+ * one written: palette 1, C 16 x 64 bytes, A 16 x 32, B 8 x 64 - what
+ * a configuration whose stores a compiler dropped would not be. */
+static void test_amx_config(void) {
+    if (!cpu_ctx(cpu[1])->amx) return;
+    uint8_t got[64], want[64] = {1};
+    static const int bytes[6] = {64, 64, 32, 32, 64, 64}, rows[6] = {16, 16, 16, 16, 8, 8};
+    for (int i = 0; i < 6; i++) want[16 + 2 * i] = (uint8_t)bytes[i], want[48 + i] = (uint8_t)rows[i];
+    memset(got, 0xee, sizeof got);
+    fs_amx_config_roundtrip(got);
+    CHECKF(!memcmp(got, want, sizeof want), "AMX: the tile configuration read back differs from the one loaded");
+}
+
+/* ---- calibration (tune_cpu.c) ---- */
+
+static double spin_until(double t) {
+    double now;
+    while ((now = fs_now()) < t) {}
+    return now;
+}
+/* Candidate c "runs" for its own time: 1 ms x speeds[c]. */
+static double fake_run(void *ctx, int c) {
+    const double *ms = ctx;
+    double t0 = fs_now();
+    return spin_until(t0 + ms[c] * 1e-3) - t0;
+}
+
+/* The pick is the faster of candidates whose speeds are made to differ,
+ * whichever comes first; plans round-trip through the cache file (in a
+ * temporary FS_HOME, other keys kept, a key replaced); a backend opened
+ * with FS_CALIBRATE=1 measures its weights' decode and stores the plan, the
+ * next reads it back, and FS_CALIBRATE=0 keeps the defaults. */
+static void test_tune(void) {
+    double slow_fast[2] = {2.0, 1.0}, fast_slow[3] = {1.0, 2.0, 3.0}, close[2] = {1.0, 0.99};
+    CHECK(fs_cpu_tune_pick(2, fake_run, slow_fast, 5, 0, 0.03) == 1);   /* the faster replaces the reference */
+    CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 5, 2, 0.03) == 0);
+    CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 5, 0, 0.03) == 0);   /* the reference is the fastest */
+    CHECK(fs_cpu_tune_pick(2, fake_run, close, 5, 0, 0.03) == 0);       /* 1% is within the margin: the reference stays */
+
+    char dir[] = "/tmp/fs_tune_XXXXXX", path[1100];
+    if (!mkdtemp(dir)) { CHECK(0); return; }
+    const char *old_home = getenv("FS_HOME");
+    char *saved = old_home ? strdup(old_home) : NULL;
+    snprintf(path, sizeof path, "%s/sub", dir);
+    setenv("FS_HOME", path, 1);   /* a directory that does not exist yet */
+    fs_cpu_plan a = {FS_DK_AVX512, FS_PF_NTA, 8192, 0, 0}, b = {FS_DK_AVX2, FS_PF_NONE, 0, 0, 0}, got;
+    CHECK(fs_cpu_tune_load("cpu A | key", &got) != 0);
+    CHECK(fs_cpu_tune_store("cpu A | key", &a) == 0 && fs_cpu_tune_store("cpu B | key", &b) == 0);
+    CHECK(fs_cpu_tune_load("cpu A | key", &got) == 0 && got.kernel == a.kernel && got.prefetch == a.prefetch &&
+          got.ahead == a.ahead && got.how == FS_PLAN_CACHED);
+    CHECK(fs_cpu_tune_store("cpu A | key", &b) == 0);
+    CHECK(fs_cpu_tune_load("cpu A | key", &got) == 0 && got.kernel == FS_DK_AVX2 && got.prefetch == FS_PF_NONE);
+    CHECK(fs_cpu_tune_load("cpu B | key", &got) == 0 && got.kernel == FS_DK_AVX2);
+    CHECK(fs_cpu_tune_load("cpu B", &got) != 0);   /* a prefix is not the key */
+
+    if (cpu_ctx(cpu[1])->isa == FS_ISA_AVX2) {
+        static const char *const modes[3] = {"1", NULL, "0"}, *const want[3] = {"(calibrated)", "(cached)", "(default)"};
+        fs_tensor t;
+        void *w = rand_weight(FS_DTYPE_Q4_0, (size_t)1024 * 1024, NULL, &t, 1024, 1024);
+        for (int m = 0; m < 3; m++) {
+            if (modes[m]) setenv("FS_CALIBRATE", modes[m], 1);
+            else unsetenv("FS_CALIBRATE");
+            fs_err e;
+            fs_backend *be = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e);
+            fs_buf *wb = be ? be->upload(be, &t, &e) : NULL;
+            float inv[64] = {0};
+            fs_reserve r = {4, 1024, 1024, 16, 2, 1, 128, inv};
+            CHECK(wb && be->reserve(be, &r, &e) == 0);
+            const char *d = be ? be->describe(be) : "";
+            CHECKF(strstr(d, "Q4_0 decode") && strstr(d, want[m]), "FS_CALIBRATE=%s: %s", modes[m] ? modes[m] : "(unset)", d);
+            if (m == 0) printf("calibrated: %s\n", strstr(d, "Q4_0 decode"));
+            if (wb) be->free_buf(be, wb);
+            if (be) be->destroy(be);
+        }
+        unsetenv("FS_CALIBRATE");
+        free(w);
+    }
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    CHECK(system(cmd) == 0);
+    if (saved) setenv("FS_HOME", saved, 1);
+    else unsetenv("FS_HOME");
+    free(saved);
 }
 
 /* After reserve, a decode step's ops - and a prefill's, and a batched
@@ -990,7 +1147,9 @@ static void test_no_alloc(void) {
     CHECKF(bytes_per_s > 1e8, "bandwidth: %g B/s", bytes_per_s);
     printf("bandwidth (64 MiB, 2 threads): %.1f GB/s\n", bytes_per_s / 1e9);
     CHECK(b->reserved_bytes(b) > (size_t)MAX_T * MAX_K * 4);
-    CHECK(strstr(b->describe(b), fs_cpu_isa_name(cpu_ctx(b)->isa, cpu_ctx(b)->vnni)) && strstr(b->describe(b), "2 threads"));
+    char kname[64];
+    fs_cpu_kernels_name(fs_cpu_get_kernels(cpu_ctx(b)), kname, sizeof kname);
+    CHECK(strstr(b->describe(b), kname) && strstr(b->describe(b), "2 threads"));
     fs_buf *all[] = {x, q, k, v, att, g, u, last, logits, kv[0], kv[1], kv[2], bw, norm};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) b->free_buf(b, all[i]);
     for (int i = 0; i < NW; i++) {
@@ -1122,10 +1281,15 @@ int main(void) {
         cpu[th] = open_reserved("cpu", th, 128);
         CHECK(cpu_ctx(cpu[th])->nth == th && !strcmp(cpu[th]->name, "cpu"));
     }
-    fs_cpu *f = cpu_ctx(cpu[1]);
-    isas[n_isas++] = (kernels){FS_ISA_SCALAR, 0};
-    if (f->isa != FS_ISA_SCALAR && f->vnni) isas[n_isas++] = (kernels){f->isa, 0};
-    if (f->isa != FS_ISA_SCALAR) isas[n_isas++] = (kernels){f->isa, f->vnni};
+    fs_cpu_kernels k = fs_cpu_get_kernels(cpu_ctx(cpu[1])), none = {FS_ISA_SCALAR, 0, 0, 0, 0};
+    isas[n_isas++] = (kernels){none, -1, FS_PF_T0};
+    if (k.isa == FS_ISA_AVX2) {
+        if (k.vnni || k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 0, 0, 0, 0}, FS_DK_AVX2, FS_PF_NTA};
+        if (k.vnni && k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 1, 0, 0, 0}, FS_DK_VNNI, FS_PF_NONE};
+        if (k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 0, 0}, FS_DK_AVX512, FS_PF_NTA};
+        if (k.bf16) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 1, 0}, FS_DK_AVX512_BF16, FS_PF_T0};
+    }
+    isas[n_isas++] = (kernels){k, -1, cpu_ctx(cpu[1])->plan[FS_DTYPE_BF16].prefetch};
     printf("kernels tested:");
     for (int s = 0; s < n_isas; s++) printf(" %s", kernels_name(s));
     printf("\n");
@@ -1143,6 +1307,9 @@ int main(void) {
     test_x8_rows();
     test_q8_kernels();
     test_isa_env();
+    test_split_bf16();
+    test_amx_config();
+    test_tune();
     test_no_alloc();
     for (int th = 1; th <= 3; th++) cpu[th]->destroy(cpu[th]);
     ref->destroy(ref);

@@ -31,6 +31,13 @@ static double now(void) {
 
 static volatile float sink;
 
+static const char *isa_name(fs_isa isa) {
+    char buf[64];
+    static char out[2][64];
+    fs_cpu_kernels k = {isa, 0, 0, 0, 0};
+    return strcpy(out[isa == FS_ISA_SCALAR], fs_cpu_kernels_name(k, buf, sizeof buf));
+}
+
 /* All N rows against x, repeated for about a second, with the kernels of isa. */
 static void bench_rows(fs_isa isa, int q4, const void *W, size_t row_bytes, const fs_block_q8_0 *xq,
                        const fs_q8_0_sum *sums, float *out, int K, int N) {
@@ -45,7 +52,7 @@ static void bench_rows(fs_isa isa, int q4, const void *W, size_t row_bytes, cons
     } while (t < 1.0);
     double bytes = (double)row_bytes * N * (double)reps;
     char name[40];
-    snprintf(name, sizeof name, "%s x q8_0 (%s)", q4 ? "q4_0" : "q8_0", fs_cpu_isa_name(isa, 0));
+    snprintf(name, sizeof name, "%s x q8_0 (%s)", q4 ? "q4_0" : "q8_0", isa_name(isa));
     printf("%-22s %8.2f GB/s   %8.1f us per [%d, %d] matrix\n", name, bytes / t / 1e9, t / (double)reps * 1e6, N, K);
 }
 
@@ -77,7 +84,7 @@ int main(int argc, char **argv) {
     fs_q8_0_sum *sums = malloc((size_t)K / FS_QK * sizeof *sums);
     float *out = malloc((size_t)N * sizeof *out);
     fs_q8_0_sums(xq, K, sums);
-    fs_isa isas[2] = {FS_ISA_SCALAR, fs_cpu_detect_isa()};
+    fs_isa isas[2] = {FS_ISA_SCALAR, fs_cpu_detect().isa};
     for (int i = 0; i < (isas[1] == FS_ISA_SCALAR ? 1 : 2); i++)
         for (int q4 = 0; q4 < 2; q4++)
             bench_rows(isas[i], q4, q4 ? (const void *)W4 : (const void *)W8, q4 ? rb4 : rb8, xq, sums, out, K, N);
@@ -91,7 +98,7 @@ int main(int argc, char **argv) {
             t = now() - t0;
         } while (t < 0.5);
         char name[40];
-        snprintf(name, sizeof name, "quantize_x (%s)", fs_cpu_isa_name(isas[i], 0));
+        snprintf(name, sizeof name, "quantize_x (%s)", isa_name(isas[i]));
         printf("%-22s %8.2f GB/s   %8.3f us per row of %d (f32 read)\n", name, 4.0 * K * reps / t / 1e9,
                t / (double)reps * 1e6, K);
     }

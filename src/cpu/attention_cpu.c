@@ -34,17 +34,18 @@
  * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16, every token of
  * one sequence at consecutive positions pos0 .. pos0 + T - 1): attention of a
  * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
- * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2) instead of one
- * query at a time. A chunk is (kv head g, a slab of SLAB tokens):
+ * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2; with AVX-512
+ * 12 x 32, fs_tile_avx512) instead of one query at a time. A chunk is (kv head g, a slab of SLAB tokens):
  *   - pack K_g once, in panels of 16 keys laid out d-major (the tile's
  *     weight panel: pk[d * 16 + r] is key r's component d);
- *   - for each query head of the group, 6 queries at a time: S (6 rows of
- *     scores, 16 keys per tile), then a plain two-pass softmax per row (max,
- *     exp, sum; keys beyond the query's position get probability 0), then
+ *   - for each query head of the group, 6 (12) queries at a time: S (a row
+ *     of scores per query, 16 keys per tile), then a plain two-pass softmax per row
+ *     (max, then exp and sum 8 at a time with fs_exp8; keys beyond the
+ *     query's position get probability 0), then
  *     O = P V with the V cache itself as the tile's panel (16 columns of d
  *     per tile, the row stride of the cache as the panel stride), then
  *     O /= sum.
- * Scores are stored for 6 queries x all keys, beside the packed K, in the
+ * Scores are stored for 6 (12) queries x all keys, beside the packed K, in the
  * thread's part of the scratch reserve() sized for n_ctx keys.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
@@ -114,6 +115,7 @@ static void attn_chunk(void *arg, int it, int tid) {
 }
 
 #define SLAB 64
+#define TILE_ROWS (FS_TILE_T512 > FS_TILE_T ? FS_TILE_T512 : FS_TILE_T)   /* queries per tile, at most */
 
 typedef struct {
     const fs_cpu *f;
@@ -144,44 +146,54 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
             for (int d = 0; d < D; d++) panel[(size_t)d * 16 + (size_t)r] = key < nk ? kr[d] : 0.0f;
         }
     }
+    /* with AVX-512 the tile is 12 queries x 32 (two panels) instead of 6 x 16 */
+    int wide = j->f->avx512, tile_t = wide ? FS_TILE_T512 : FS_TILE_T;
     for (int hh = 0; hh < group; hh++) {
         int h = g * group + hh;
-        for (int t = t0; t < t1; t += FS_TILE_T) {
-            int nt = t1 - t < FS_TILE_T ? t1 - t : FS_TILE_T;
+        for (int t = t0; t < t1; t += tile_t) {
+            int nt = t1 - t < tile_t ? t1 - t : tile_t;
             int nkb = j->pos0 + t + nt, npb = (nkb + 15) / 16;   /* keys of the block's last query */
             const float *qb = j->q + (size_t)t * q_row + (size_t)h * (size_t)D;
             float *ob = j->out + (size_t)t * q_row + (size_t)h * (size_t)D;
-            for (int p = 0; p < npb; p++)
-                fs_tile_avx2(nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16, (size_t)ldS, 0,
-                             16);
-            float inv_l[FS_TILE_T];
+            if (wide)   /* panels p and p + 1 side by side (a last odd one alone: its partner repeats it, unstored) */
+                for (int p = 0; p < npb; p += 2) {
+                    const float *p0 = pk + (size_t)p * (size_t)D * 16, *p1 = p + 1 < npb ? p0 + (size_t)D * 16 : p0;
+                    fs_tile_avx512(nt, qb, q_row, p0, p1, 16, D, S + (size_t)p * 16, (size_t)ldS, 0, p + 1 < npb ? 32 : 16);
+                }
+            else
+                for (int p = 0; p < npb; p++)
+                    fs_tile_avx2(nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16, (size_t)ldS,
+                                 0, 16);
+            float inv_l[TILE_ROWS];
             for (int i = 0; i < nt; i++) {
                 float *row = S + (size_t)i * (size_t)ldS;
                 int n = j->pos0 + t + i + 1;   /* causal: keys 0 .. pos0 + t + i */
-                float m = -INFINITY, l = 0.0f;
+                float m = -INFINITY;
                 for (int c = 0; c < n; c++) {
                     row[c] *= scale;
                     if (row[c] > m) m = row[c];
                 }
-                for (int c = 0; c < n; c++) {
-                    row[c] = expf(row[c] - m);
-                    l += row[c];
-                }
+                float l = fs_vexp_sum(j->f->isa, row, m, n);   /* row[c] = e^(row[c] - m) */
                 for (int c = n; c < nkb; c++) row[c] = 0.0f;
                 inv_l[i] = 1.0f / l;
             }
-            for (int d0 = 0; d0 < D; d0 += 16)
-                fs_tile_avx2(nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
+            if (wide)
+                for (int d0 = 0; d0 < D; d0 += 32)
+                    fs_tile_avx512(nt, S, (size_t)ldS, vg + d0, D - d0 > 16 ? vg + d0 + 16 : vg + d0, kv_row, nkb,
+                                   ob + d0, q_row, 0, D - d0 < 32 ? D - d0 : 32);
+            else
+                for (int d0 = 0; d0 < D; d0 += 16)
+                    fs_tile_avx2(nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
             for (int i = 0; i < nt; i++) fs_vscale(j->f->isa, ob + (size_t)i * q_row, inv_l[i], D);
         }
     }
 }
 
 /* The tiled path's per-thread scratch: the packed K of up to n_ctx keys
- * (padded to whole panels of 16), and FS_TILE_T rows of their scores. */
+ * (padded to whole panels of 16), and TILE_ROWS rows of their scores. */
 size_t fs_cpu_attn_stride(int n_ctx, int D) {
     size_t ldS = ((size_t)n_ctx + 15) / 16 * 16;
-    return (ldS * (size_t)D + (size_t)FS_TILE_T * ldS + 15) / 16 * 16;
+    return (ldS * (size_t)D + (size_t)TILE_ROWS * ldS + 15) / 16 * 16;
 }
 
 int fs_cpu_attn_tiled(fs_isa isa, int T, int D) { return isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0; }

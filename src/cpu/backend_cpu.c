@@ -24,6 +24,7 @@
 #define _DEFAULT_SOURCE    /* MAP_ANONYMOUS, madvise */
 #endif
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,6 +36,22 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* The state components the OS saves for this process (XCR0): a vector or
+ * tile register the OS does not save on a context switch must not be used,
+ * whatever cpuid says. */
+static uint64_t xcr0(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !((c >> 27) & 1)) return 0;   /* OSXSAVE */
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+
 static int have_avx2(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
@@ -49,36 +66,76 @@ static int have_avx_vnni(void) {
     if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
     return (a >> 4) & 1;
 }
-#endif
-
-fs_isa fs_cpu_detect_isa(void) {
-    const char *force = getenv("FS_ISA");
-    if (force && !strcmp(force, "scalar")) return FS_ISA_SCALAR;
-#if defined(__x86_64__) || defined(__i386__)
-    if (have_avx2()) return FS_ISA_AVX2;
-#elif defined(__ARM_NEON)
-    return FS_ISA_NEON;
-#endif
-    return FS_ISA_SCALAR;
+/* AVX-512 as the decode kernels use it: F, DQ, BW, VL (leaf 7 EBX bits 16,
+ * 17, 30, 31) and VNNI (ECX bit 11), with the opmask and ZMM state saved by
+ * the OS (XCR0 bits 5-7). Intel since Ice Lake, AMD since Zen 4. */
+static int have_avx512(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
+    return f && dq && bw && vl && vnni && (xcr0() & 0xe0) == 0xe0;
 }
-
-int fs_cpu_detect_vnni(fs_isa isa) {
-    const char *force = getenv("FS_ISA");
-    if (isa != FS_ISA_AVX2 || (force && !strcmp(force, "avx2"))) return 0;
-#if (defined(__x86_64__) || defined(__i386__)) && FS_HAVE_VNNI_TARGET
-    return have_avx_vnni();
+/* AVX512_BF16 (vdpbf16ps): leaf 7 subleaf 1 EAX bit 5. */
+static int have_avx512_bf16(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 1, &a, &b, &c, &d)) return 0;
+    return (a >> 5) & 1;
+}
+/* AMX: tiles, int8 and bf16 (leaf 7 EDX bits 24, 25, 22), the tile state
+ * in XCR0 (bits 17, 18) - and Linux's permission. The tile data is 8 KiB of
+ * register state, so Linux (5.16 and later) only saves it for a process
+ * that asked: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA). Without
+ * the permission the first tile instruction kills the process (SIGILL);
+ * where the request is refused (an older kernel, a sandbox) the AVX-512 and
+ * AVX2 kernels run instead. The permission is the process's and lasts. */
+static int have_amx(void) {
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int tile = (d >> 24) & 1, int8 = (d >> 25) & 1, bf16 = (d >> 22) & 1;
+    if (!tile || !int8 || !bf16 || (xcr0() & 0x60000) != 0x60000) return 0;
+#if defined(__linux__) && defined(__x86_64__) && defined(SYS_arch_prctl)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    return syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
 #else
     return 0;
 #endif
 }
+#endif
 
-const char *fs_cpu_isa_name(fs_isa isa, int vnni) {
-    switch (isa) {
-    case FS_ISA_AVX2: return vnni ? "avx2+avx-vnni" : "avx2";
-    case FS_ISA_NEON: return "neon";
-    case FS_ISA_SCALAR: break;
+/* FS_ISA caps the kernel set: each level includes the ones before it.
+ *   scalar   the portable C kernels
+ *   avx2     AVX2 + FMA + F16C
+ *   avx-vnni and AVX-VNNI
+ *   avx512   and AVX-512 (+ BF16 where the CPU has it)
+ *   amx      and AMX (the default: everything the CPU has) */
+fs_cpu_kernels fs_cpu_detect(void) {
+    fs_cpu_kernels k = {FS_ISA_SCALAR, 0, 0, 0, 0};
+    const char *force = getenv("FS_ISA");
+    int cap = 4;
+    if (force && *force) {
+        static const char *const levels[] = {"scalar", "avx2", "avx-vnni", "avx512", "amx"};
+        for (int i = 0; i < 5; i++)
+            if (!strcmp(force, levels[i])) cap = i;
     }
-    return "scalar";
+    if (cap == 0) return k;
+#if defined(__x86_64__) || defined(__i386__)
+    if (!have_avx2()) return k;
+    k.isa = FS_ISA_AVX2;
+    k.vnni = cap >= 2 && FS_HAVE_VNNI_TARGET && have_avx_vnni();
+    k.avx512 = cap >= 3 && FS_HAVE_AVX512_TARGET && have_avx512();
+    k.bf16 = k.avx512 && have_avx512_bf16();
+    k.amx = cap >= 4 && k.avx512 && k.bf16 && have_amx();
+#elif defined(__ARM_NEON)
+    k.isa = FS_ISA_NEON;
+#endif
+    return k;
+}
+
+const char *fs_cpu_kernels_name(fs_cpu_kernels k, char *buf, size_t n) {
+    const char *base = k.isa == FS_ISA_AVX2 ? "avx2" : k.isa == FS_ISA_NEON ? "neon" : "scalar";
+    snprintf(buf, n, "%s%s%s%s%s", base, k.vnni ? "+avx-vnni" : "", k.avx512 ? "+avx512" : "",
+             k.bf16 ? "+bf16" : "", k.amx ? "+amx" : "");
+    return buf;
 }
 
 /* ---- arenas ---- */
@@ -332,11 +389,16 @@ static void free_scratch(fs_cpu *f) {
     free(f->qpack);
     free(f->attn);
     free(f->y_add);
+    free(f->xs);
+    free(f->qxe);
+    free(f->tpack);
     f->pack = f->attn = f->y_add = NULL;
     f->qx = NULL;
     f->qxs = NULL;
-    f->qpack = NULL;
-    f->qpack_stride = f->attn_stride = f->y_add_n = 0;
+    f->qpack = f->tpack = NULL;
+    f->xs = NULL;
+    f->qxe = NULL;
+    f->qpack_stride = f->attn_stride = f->y_add_n = f->tpack_stride = 0;
     f->reserved = 0;
 }
 
@@ -347,6 +409,11 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     free_scratch(f);
     if (fs_ref_reserve(&f->ref, rs, 0, e)) return -1;
     size_t nth = (size_t)f->nth, T = (size_t)rs->max_T, nb = (size_t)rs->max_K / FS_QK;
+    int avx2 = f->isa == FS_ISA_AVX2, amx = avx2 && f->amx && rs->max_T >= FS_AMX_MIN_T;
+    /* The AMX GEMMs read whole blocks of 16 (quantized) or 32 (bf16) tokens:
+     * rows past T are read but never stored, so the input has room for them. */
+    size_t Tq = amx ? (T + 15) / 16 * 16 : T, Ts = amx ? (T + 31) / 32 * 32 : FS_GEMM_MIN_T;
+    size_t Kp = ((size_t)rs->max_K + 31) / 32 * 32;
     /* Outputs that are added (the residual, fs_linear.add) are computed
      * here first. They add to the residual stream, whose width is some
      * matmul's input width, so max_T * max_K holds them; a call with more
@@ -356,9 +423,14 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
     f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D) : 0;
     size_t *n = &f->reserved;
-    if (!(f->pack = fs_ref_scratch(nth * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
-        !(f->qx = fs_ref_scratch(T * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
-        !(f->qxs = fs_ref_scratch(T * nb, sizeof *f->qxs, n, "the quantized matmul input's sums", e)) ||
+    if (!(f->pack = fs_ref_scratch(nth * 2 * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
+        !(f->qx = fs_ref_scratch(Tq * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
+        !(f->qxs = fs_ref_scratch(Tq * nb, sizeof *f->qxs, n, "the quantized matmul input's sums", e)) ||
+        (avx2 && f->avx512 &&
+         !(f->qxe = fs_ref_scratch((size_t)FS_GEMM_MIN_T * nb * 512, 1, n, "the AVX-512 decode input", e))) ||
+        (avx2 && (amx || f->bf16) &&
+         !(f->xs = fs_ref_scratch(3 * Ts * Kp, sizeof *f->xs, n, "the input's bf16 parts", e))) ||
+        (amx && !(f->tpack = fs_ref_scratch(nth * fs_amx_pack_bytes(rs->max_K), 1, n, "AMX weight tiles", e))) ||
         (q_gemm && !(f->qpack = fs_ref_scratch(nth * f->qpack_stride, 1, n, "quantized GEMM panels", e))) ||
         (f->attn_stride && !(f->attn = fs_ref_scratch(nth * f->attn_stride, sizeof(float), n, "prefill attention", e))) ||
         !(f->y_add = fs_ref_scratch(f->y_add_n, sizeof(float), n, "matmul outputs before the residual add", e))) {
@@ -366,6 +438,15 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
         fs_ref_free(&f->ref);
         return -1;
     }
+    if (Tq > T) {   /* rows the AMX GEMM reads past T (and never stores) */
+        memset(f->qx + T * nb, 0, (Tq - T) * nb * sizeof *f->qx);
+        memset(f->qxs + T * nb, 0, (Tq - T) * nb * sizeof *f->qxs);
+    }
+    if (amx) f->tpack_stride = fs_amx_pack_bytes(rs->max_K);
+    /* The weights are uploaded: measure (or look up) how their decode runs
+     * best on this machine (tune_cpu.c), and say so in describe. */
+    fs_cpu_tune(f);
+    fs_cpu_describe(f);
     return 0;
 }
 
@@ -420,18 +501,15 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
         return NULL;
     }
     f->nth = fs_threadpool_size(f->pool);
-    f->isa = fs_cpu_detect_isa();
-    f->vnni = fs_cpu_detect_vnni(f->isa);
+    fs_cpu_set_kernels(f, fs_cpu_detect());
+    fs_cpu_plan_defaults(f);
     f->bw_sums = calloc((size_t)f->nth * 8, sizeof *f->bw_sums);
     if (!f->bw_sums) {
         cpu_destroy(b);
         fs_errf(e, "cpu backend: out of memory");
         return NULL;
     }
-    char kernels[64];
-    snprintf(kernels, sizeof kernels, "%s kernels, %d thread%s", fs_cpu_isa_name(f->isa, f->vnni), f->nth,
-             f->nth == 1 ? "" : "s");
-    fs_ref_set_describe(&f->ref, kernels);
+    fs_cpu_describe(f);
     b->name = "cpu";
     b->alloc = cpu_alloc;
     b->upload = cpu_upload;

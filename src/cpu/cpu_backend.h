@@ -19,10 +19,18 @@
  *
  * SIMD. Kernels exist for AVX2+FMA+F16C (x86-64, chosen at run time with
  * cpuid, so the same binary runs on older CPUs), NEON (aarch64, always
- * present there) and portable scalar C; FS_ISA=scalar in the environment
- * forces the last for every op (FS_ISA=avx2: AVX2 without AVX-VNNI). The
- * Makefile adds no -m flags: the AVX2 functions carry
- * __attribute__((target(...))) instead.
+ * present there) and portable scalar C. On top of AVX2 the matmuls have
+ * kernel sets of their own where the CPU has the instructions: AVX-VNNI
+ * (256-bit vpdpbusd), AVX-512 with VNNI (and BF16's vdpbf16ps) for decode,
+ * AMX tiles for prefill (matmul_avx512.c, matmul_amx.c). FS_ISA in the
+ * environment caps the choice: scalar, avx2, avx-vnni, avx512 or amx (the
+ * default: everything the CPU has). The Makefile adds no -m flags: the
+ * functions carry __attribute__((target(...))) instead.
+ *
+ * Tuning. Where the best choice differs between CPUs - which decode kernel,
+ * which prefetch hint, how far ahead - it is measured, not written down:
+ * the first time a model's weights run on a machine, reserve() times the
+ * candidates on them and keeps the fastest, cached per CPU (tune_cpu.c).
  *
  * Docs: docs/forward.md
  */
@@ -36,13 +44,29 @@
 /* Which kernels this backend runs. */
 typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
 
-/* Compilers that know the "avxvnni" target attribute (gcc 11, clang 12). */
+/* The kernel set: the base ISA every op uses, and the x86 extensions the
+ * matmuls use on top of AVX2. Each is a set of kernels of its own, and
+ * each can be switched off (FS_ISA, tests) to run the ones below it. */
+typedef struct fs_cpu_kernels {
+    fs_isa isa;
+    int vnni;     /* AVX-VNNI: 256-bit vpdpbusd (quantized decode) */
+    int avx512;   /* AVX-512 F/BW/DQ/VL with AVX512_VNNI: the 512-bit decode kernels */
+    int bf16;     /* AVX512_BF16 as well: vdpbf16ps (a bf16 decode kernel) */
+    int amx;      /* AMX tiles (int8 and bf16), granted by the OS: the prefill GEMMs */
+} fs_cpu_kernels;
+
+/* Compilers that know the "avxvnni" target attribute (gcc 11, clang 12),
+ * and "avx512bf16" (gcc 10, clang 9). AMX needs no compiler support: its
+ * few instructions are written as inline assembly (matmul_amx.c says why). */
 #if defined(__clang__)
 #define FS_HAVE_VNNI_TARGET (__clang_major__ >= 12)
+#define FS_HAVE_AVX512_TARGET (__clang_major__ >= 9)
 #elif defined(__GNUC__)
 #define FS_HAVE_VNNI_TARGET (__GNUC__ >= 11)
+#define FS_HAVE_AVX512_TARGET (__GNUC__ >= 10)
 #else
 #define FS_HAVE_VNNI_TARGET 0
+#define FS_HAVE_AVX512_TARGET 0
 #endif
 
 /* GEMM register tile and weight-panel geometry (all ISAs share the packed
@@ -54,11 +78,8 @@ typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
 /* Below this many tokens the matmul is a GEMV: weights are streamed
  * directly (no packing), the case of decode. */
 #define FS_GEMM_MIN_T 4
-/* Decode kernels stream their weights and prefetch (non-temporal) this
- * many bytes ahead of the read position: far enough to cover the memory
- * latency at full bandwidth, near enough to stay in the thread's share
- * (measured, docs/bench.md). */
-#define FS_PREFETCH_AHEAD 16384
+/* Decode kernels stream their weights and prefetch some bytes ahead of
+ * the read position; which hint and how far is the decode plan below. */
 /* Padding after each cached position, in floats. For Qwen3-0.6B a position
  * is Hkv * D = 1024 floats, 4 KiB: attention then reads one head's keys
  * 4 KiB apart, addresses that all fall into the same few L1 cache sets,
@@ -66,6 +87,30 @@ typedef enum { FS_ISA_SCALAR, FS_ISA_AVX2, FS_ISA_NEON } fs_isa;
  * spread them over the sets (1.6% more cache memory; measured,
  * docs/bench.md). */
 #define FS_KV_PAD 16
+
+/* ---- decode plans (tune_cpu.c) ----
+ * A decode step streams every weight once, so its speed is how well the
+ * kernel keeps the memory system busy, and that depends on the CPU: the
+ * same prefetch hint measured +12% on one chip and 2.5x slower on another
+ * (docs/bench.md). A plan says, for one weight dtype, which decode kernel
+ * runs, which software prefetch it issues and how many bytes ahead. */
+typedef enum { FS_PF_NONE, FS_PF_T0, FS_PF_NTA } fs_prefetch;
+typedef enum {
+    FS_DK_AVX2,         /* 256-bit: maddubs (quantized), FMA on widened 16-bit (float) */
+    FS_DK_VNNI,         /* 256-bit vpdpbusd (quantized) */
+    FS_DK_AVX512,       /* 512-bit: vpdpbusd (quantized), FMA on widened 16-bit (float) */
+    FS_DK_AVX512_BF16,  /* 512-bit vdpbf16ps on the input split into bf16 parts (bf16) */
+    FS_DK_COUNT
+} fs_decode_kernel;
+typedef struct fs_cpu_plan {
+    int kernel;     /* fs_decode_kernel */
+    int prefetch;   /* fs_prefetch */
+    int ahead;      /* bytes ahead of the read position */
+    int how;        /* FS_PLAN_DEFAULT, _CALIBRATED (now), _CACHED or _FORCED (FS_DECODE_PLAN) */
+    int matrices;   /* how many of the backend's weights have this dtype (describe) */
+} fs_cpu_plan;
+enum { FS_PLAN_DEFAULT, FS_PLAN_CALIBRATED, FS_PLAN_CACHED, FS_PLAN_FORCED };
+#define FS_CPU_NDTYPE 5   /* F32, F16, BF16, Q8_0, Q4_0 */
 
 /* A CPU backend buffer: the reference's, and where its memory is. Every
  * buffer this backend hands out is one of these. */
@@ -82,14 +127,27 @@ typedef struct fs_cpu {
     fs_ref ref;           /* the step and the shared scratch (ref.h): first */
     fs_threadpool *pool;
     int nth;
+    /* The kernel set (fs_cpu_kernels, flattened: the ops read f->isa). */
     fs_isa isa;
-    int vnni;             /* with AVX2: AVX-VNNI too, the quantized decode uses vpdpbusd */
+    int vnni, avx512, bf16, amx;
+    /* How each weight dtype's decode runs (indexed by fs_dtype): the
+     * calibrated or default plan (tune_cpu.c). */
+    fs_cpu_plan plan[FS_CPU_NDTYPE];
+    double tune_s;        /* seconds reserve spent calibrating (0: cached or defaults) */
     /* Scratch, allocated by reserve (backend_cpu.c); 64-byte aligned. */
-    float *pack;          /* [nth][FS_PANEL_K * FS_PANEL_N] the f32 GEMM's weight panels */
+    float *pack;          /* [nth][2 * FS_PANEL_K * FS_PANEL_N] the f32 GEMM's weight panels (two with AVX-512) */
     fs_block_q8_0 *qx;    /* [max_T][max_K / 32] a matmul's input quantized to Q8_0 */
     fs_q8_0_sum *qxs;     /* [max_T][max_K / 32] their scales and sums */
     uint8_t *qpack;       /* [nth][qpack_stride] the quantized GEMM's weight panels */
     size_t qpack_stride;
+    uint16_t *xs;         /* [3][max_T rounded up to 16][max_K rounded up to 32] the
+                             input split into three bf16 parts, x = hi + mid + lo
+                             (fs_cpu_split_input: AMX and vdpbf16ps; NULL without) */
+    int xs_T, xs_K;       /* the rounded sizes, the strides of xs */
+    int8_t *qxe;          /* [FS_GEMM_MIN_T][max_K / 32][512] the Q8_0 input's quads laid
+                             out for the AVX-512 decode kernels (NULL without) */
+    uint8_t *tpack;       /* [nth][tpack_stride] the AMX GEMMs' packed weight tiles */
+    size_t tpack_stride;
     float *attn;          /* [nth][attn_stride] prefill attention's packed K and scores */
     size_t attn_stride;
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
@@ -109,12 +167,18 @@ typedef struct fs_cpu {
 
 static inline fs_cpu *cpu_ctx(fs_backend *b) { return (fs_cpu *)b->ctx; }
 
-/* The kernels this CPU can run (env FS_ISA=scalar forces the portable
- * ones), whether it has AVX-VNNI on top of AVX2 (FS_ISA=avx2 says no), and
- * their names for describe (backend_cpu.c). */
-fs_isa fs_cpu_detect_isa(void);
-int fs_cpu_detect_vnni(fs_isa isa);
-const char *fs_cpu_isa_name(fs_isa isa, int vnni);
+/* The kernels this CPU can run, capped by the environment's FS_ISA
+ * (scalar, avx2, avx-vnni, avx512, amx); AMX is only reported when the OS
+ * granted the process its tile state (backend_cpu.c). */
+fs_cpu_kernels fs_cpu_detect(void);
+/* Its name for describe ("avx2+avx-vnni+avx512+bf16+amx"), into buf. */
+const char *fs_cpu_kernels_name(fs_cpu_kernels k, char *buf, size_t n);
+static inline fs_cpu_kernels fs_cpu_get_kernels(const fs_cpu *f) {
+    return (fs_cpu_kernels){f->isa, f->vnni, f->avx512, f->bf16, f->amx};
+}
+static inline void fs_cpu_set_kernels(fs_cpu *f, fs_cpu_kernels k) {
+    f->isa = k.isa, f->vnni = k.vnni, f->avx512 = k.avx512, f->bf16 = k.bf16, f->amx = k.amx;
+}
 
 /* ---- the ops (backend.h signatures) ---- */
 
@@ -155,6 +219,7 @@ typedef struct fs_float_job {
     float *y;
     int T, K, N, rows;
     int gemm;                  /* T >= FS_GEMM_MIN_T: packed panels and the register tile */
+    int amx;                   /* bf16 on AMX tiles (matmul_amx.c) */
 } fs_float_job;
 void fs_cpu_float_job(fs_cpu *f, fs_float_job *j, const fs_buf *W, const float *x, float *y, int T, int K, int N,
                       fs_cpu_job *job);
@@ -217,13 +282,15 @@ static inline float fs_cpu_weight(const void *W, fs_dtype dt, size_t i) {
 
 /* Row-range kernels: rows [n0, n1) of y[T, N] = x[T, K] W[N, K]^T.
  * gemv: any T (used for T < FS_GEMM_MIN_T); gemm: packs each panel into
- * pack (one thread's FS_PANEL_K * FS_PANEL_N floats) then runs the tile. */
+ * pack (one thread's FS_PANEL_K * FS_PANEL_N floats) then runs the tile
+ * (AVX2: wide = 1 runs AVX-512's 12-token tile on the same panel). */
 void fs_gemv_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
 void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                     float *pack);
-void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                  const fs_cpu_plan *plan);
 void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                  float *pack);
+                  float *pack, int wide);
 void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
 void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                   float *pack);
@@ -289,5 +356,72 @@ size_t fs_cpu_attn_stride(int n_ctx, int D);
 /* Whether this call takes the tiled prefill path (it then needs that
  * scratch). */
 int fs_cpu_attn_tiled(fs_isa isa, int T, int D);
+
+/* ---- the input in other forms, made once per matmul call ----
+ * fs_cpu_split_input: x [T, K] as three bf16 parts hi + mid + lo = x into
+ * f->xs (zero-padded to xs_T x xs_K): each part is the bf16 rounding of
+ * what the parts before left, so the three carry 24 significant bits - x
+ * itself up to a few units of its last place (matmul_amx.c says how far).
+ * The bf16 products of AMX and vdpbf16ps then compute the f32 dot product,
+ * not a bf16 one. fs_cpu_wants_split: whether a matmul with weights of
+ * dtype dt and T tokens reads it. */
+void fs_cpu_split_input(fs_cpu *f, const float *x, int T, int K);
+int fs_cpu_wants_split(const fs_cpu *f, fs_dtype dt, int T);
+
+/* ---- AVX-512 decode kernels (matmul_avx512.c) ----
+ * gemv1: y[n] = x . W[n], rows [n0, n1), T = 1, f32 / f16 / bf16 weights
+ * widened to f32, the plan's prefetch. gemv1_bf16: the same for bf16 with
+ * vdpbf16ps on the split input xs (part stride xs_stride elements).
+ * x8: the x8 decode (matmul_quant.c's x8_groups) with 512-bit vpdpbusd, on
+ * the input laid out by fs_expand_x_avx512 into f->qxe. */
+void fs_gemv1_avx512(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1,
+                     const fs_cpu_plan *plan);
+void fs_gemv1_avx512_bf16(const uint16_t *xs, size_t xs_stride, const void *W, float *y, int K, int n0, int n1,
+                          const fs_cpu_plan *plan);
+void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1);
+/* fs_tile_avx2 with 512-bit vectors: up to FS_TILE_T512 tokens x 32
+ * columns, columns 0-15 from the panel pw0 and 16-31 from pw1 (same ldw). */
+#define FS_TILE_T512 12
+void fs_tile_avx512(int nt, const float *x, size_t ldx, const float *pw0, const float *pw1, size_t ldw, int kc,
+                    float *y, size_t ldy, int accum, int ncols);
+void fs_expand_x_avx512(const fs_block_q8_0 *x, int8_t *qxe, int nb);
+void fs_split_rows_avx512(const float *x, size_t ldx, int rows, int K, uint16_t *xs, size_t part, int ldk);
+
+/* ---- AMX prefill GEMMs (matmul_amx.c) ----
+ * Rows [n0, n1) of y[T, N] for all T tokens, n0 a multiple of 32 (bf16)
+ * or 16 (Q8_0 / Q4_0 in the x8 layout), on thread tid's f->tpack. bf16
+ * reads the split input (f->xs), the quantized ones f->qx / f->qxs. */
+#define FS_AMX_MIN_T 16
+size_t fs_amx_pack_bytes(int K);
+void fs_amx_gemm_bf16(fs_cpu *f, const void *W, float *y, int T, int K, int N, int n0, int n1, int tid);
+void fs_amx_gemm_q(fs_cpu *f, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1, int tid);
+/* Load the tile configuration, store it back (the test of the
+ * configuration's bytes), release the tiles. */
+void fs_amx_config_roundtrip(uint8_t out[64]);
+
+/* ---- decode plans and calibration (tune_cpu.c) ---- */
+
+/* Every dtype's default plan: prefetcht0 16 KiB ahead, the default kernel
+ * (quantized: the widest; float: AVX2; tune_cpu.c says why). */
+void fs_cpu_plan_defaults(fs_cpu *f);
+/* The decode kernel a dtype's matmul runs now: its plan's, if the kernel
+ * set (which tests and FS_ISA may cap) has it, else the default. */
+int fs_cpu_decode_kernel(const fs_cpu *f, fs_dtype dt);
+/* Calibrate the plans of the uploaded weights' dtypes, or read them from
+ * the cache (reserve calls it, after the scratch is allocated). */
+void fs_cpu_tune(fs_cpu *f);
+/* Set describe's line: the kernel set, the threads, the plans. */
+void fs_cpu_describe(fs_cpu *f);
+/* Which of n candidates is fastest: rounds times (<= 15), each
+ * candidate's run(ctx, c) in turn (the order rotated each round); each
+ * result is divided by the reference candidate's of the same round, and a
+ * candidate scores the median of its ratios. The lowest score wins if it
+ * is below 1 - margin, else ref. */
+int fs_cpu_tune_pick(int n, double (*run)(void *ctx, int c), void *ctx, int rounds, int ref, double margin);
+/* The cache: ${FS_HOME:-$HOME/.cache/fs}/cpu-tune.txt, lines "KEY<tab>PLAN".
+ * 0 or -1 (no such key, no home, unreadable / unwritable). */
+int fs_cpu_tune_path(char *buf, size_t n);
+int fs_cpu_tune_load(const char *key, fs_cpu_plan *p);
+int fs_cpu_tune_store(const char *key, const fs_cpu_plan *p);
 
 #endif

@@ -4,7 +4,7 @@
  *
  * Compiled without any -m flag: each function carries
  * __attribute__((target("avx2,fma,f16c"))) and is only called after
- * fs_cpu_detect_isa() found those features (backend_cpu.c).
+ * fs_cpu_detect() found those features (backend_cpu.c).
  *
  * 16-bit weights to f32, 8 at a time, in registers:
  *   bf16: zero-extend the 8 u16 to 32 bits and shift left by 16 - a bf16 is
@@ -12,7 +12,7 @@
  *   f16:  the F16C instruction vcvtph2ps (_mm256_cvtph_ps), also exact.
  *
  * GEMV (decode, T = 1): one row at a time with 4 accumulators and a
- * software prefetch far ahead (gemv1_dt); for T = 2..3, 4 weight rows at a
+ * software prefetch far ahead as the decode plan says (gemv1_dt); for T = 2..3, 4 weight rows at a
  * time, 2 accumulators per row, so x is reused by the 4 rows from
  * registers. Both are bound by memory bandwidth, not by arithmetic. GEMM
  * (prefill): see matmul_float.c for the 6 x 16 tile.
@@ -51,16 +51,30 @@ INL float hsum(__m256 v) {
 
 /* ---- GEMV ---- */
 
+/* Issue the prefetch of a decode plan (cpu_backend.h) for address p. The
+ * hint must be a constant in the instruction, so each is its own case;
+ * callers pass hint as a constant and the switch folds away. */
+INL void prefetch(const char *p, const int hint) {
+    switch (hint) {
+    case FS_PF_T0: _mm_prefetch(p, _MM_HINT_T0); break;
+    case FS_PF_NTA: _mm_prefetch(p, _MM_HINT_NTA); break;
+    default: break;
+    }
+}
+
 /* Decode (T = 1): one row after the other, so each thread reads a single
  * sequential stream of W - the access pattern memory systems serve best -
- * and asks for the line FS_PREFETCH_AHEAD bytes ahead of where it reads:
- * the hardware prefetcher alone keeps fewer lines in flight than the
- * memory system can serve. The hint is non-temporal (prefetchnta: bring
- * the line close without making it displace cached data - a weight is
- * read once per token). Both were measured, distances from 1 to 64 KiB,
- * docs/bench.md. Prefetching past the end of the thread's rows or of W is harmless: a
+ * and asks for the line `ahead` bytes ahead of where it reads: the
+ * hardware prefetcher alone keeps fewer lines in flight than the memory
+ * system can serve. Which prefetch hint and how far ahead is the decode
+ * plan's: T0 (into every cache level), NTA (close to the core without
+ * displacing cached data: a weight is read once per token) or none. NTA
+ * measured a gain on an AMD Zen 5 and 2.5x slower on an Intel Xeon
+ * (docs/bench.md), so the plan is measured per machine (tune_cpu.c).
+ * Prefetching past the end of the thread's rows or of W is harmless: a
  * prefetch never faults. */
-INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1) {
+INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1, const int hint,
+                  size_t ahead) {
     size_t Ks = (size_t)K, es = dt == FS_DTYPE_F32 ? 4 : 2;
     for (int n = n0; n < n1; n++) {
         size_t r0 = (size_t)n * Ks;
@@ -68,8 +82,8 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int k = 0;
         for (; k + 32 <= K; k += 32) {
-            _mm_prefetch(row + (size_t)k * es + FS_PREFETCH_AHEAD, _MM_HINT_NTA);   /* 32 k = one line of bf16 */
-            if (es == 4) _mm_prefetch(row + (size_t)k * es + FS_PREFETCH_AHEAD + 64, _MM_HINT_NTA);
+            prefetch(row + (size_t)k * es + ahead, hint);   /* 32 k = one line of bf16 */
+            if (es == 4) prefetch(row + (size_t)k * es + ahead + 64, hint);
             a0 = _mm256_fmadd_ps(load8(W, dt, r0 + k), _mm256_loadu_ps(x + k), a0);
             a1 = _mm256_fmadd_ps(load8(W, dt, r0 + k + 8), _mm256_loadu_ps(x + k + 8), a1);
             a2 = _mm256_fmadd_ps(load8(W, dt, r0 + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -82,11 +96,22 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
     }
 }
 
-INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
+/* gemv1_dt with the hint a constant in each copy. */
+INL void gemv1_plan(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1, int hint,
+                    size_t ahead) {
+    switch (hint) {
+    case FS_PF_T0: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_T0, ahead); break;
+    case FS_PF_NTA: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_NTA, ahead); break;
+    default: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_NONE, ahead); break;
+    }
+}
+
+INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                 int hint, size_t ahead) {
     size_t Ks = (size_t)K;
     int n = n0;
     if (T == 1) {
-        gemv1_dt(x, W, dt, y, K, n0, n1);
+        gemv1_plan(x, W, dt, y, K, n0, n1, hint, ahead);
         return;
     }
     for (; n + 4 <= n1; n += 4) {
@@ -150,11 +175,14 @@ INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, in
     }
 }
 
-TGT void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
+TGT void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                      const fs_cpu_plan *plan) {
+    int hint = plan->prefetch;
+    size_t ahead = (size_t)plan->ahead;
     switch (dt) {
-    case FS_DTYPE_BF16: gemv_dt(x, W, FS_DTYPE_BF16, y, T, K, N, n0, n1); break;
-    case FS_DTYPE_F16: gemv_dt(x, W, FS_DTYPE_F16, y, T, K, N, n0, n1); break;
-    default: gemv_dt(x, W, FS_DTYPE_F32, y, T, K, N, n0, n1); break;
+    case FS_DTYPE_BF16: gemv_dt(x, W, FS_DTYPE_BF16, y, T, K, N, n0, n1, hint, ahead); break;
+    case FS_DTYPE_F16: gemv_dt(x, W, FS_DTYPE_F16, y, T, K, N, n0, n1, hint, ahead); break;
+    default: gemv_dt(x, W, FS_DTYPE_F32, y, T, K, N, n0, n1, hint, ahead); break;
     }
 }
 
@@ -251,7 +279,23 @@ static TGT void pack_panel_avx2(const void *W, fs_dtype dt, int K, int n, int ro
 }
 
 TGT void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                      float *pack) {
+                      float *pack, int wide) {
+    if (wide) {   /* AVX-512: two panels (32 rows), 12 tokens per tile (matmul_avx512.c) */
+        float *pack1 = pack + FS_PANEL_K * FS_PANEL_N;
+        for (int n = n0; n < n1; n += 2 * FS_PANEL_N) {
+            int rows = n1 - n < 2 * FS_PANEL_N ? n1 - n : 2 * FS_PANEL_N;
+            for (int k0 = 0; k0 < K; k0 += FS_PANEL_K) {
+                int kc = K - k0 < FS_PANEL_K ? K - k0 : FS_PANEL_K;
+                pack_panel_avx2(W, dt, K, n, rows < 16 ? rows : 16, k0, kc, pack);
+                if (rows > 16) pack_panel_avx2(W, dt, K, n + 16, rows - 16, k0, kc, pack1);
+                for (int t = 0; t < T; t += FS_TILE_T512)
+                    fs_tile_avx512(T - t < FS_TILE_T512 ? T - t : FS_TILE_T512, x + (size_t)t * (size_t)K + (size_t)k0,
+                                   (size_t)K, pack, rows > 16 ? pack1 : pack, 16, kc,
+                                   y + (size_t)t * (size_t)N + (size_t)n, (size_t)N, k0 > 0, rows);
+            }
+        }
+        return;
+    }
     for (int n = n0; n < n1; n += FS_PANEL_N) {
         int rows = n1 - n < FS_PANEL_N ? n1 - n : FS_PANEL_N;
         for (int k0 = 0; k0 < K; k0 += FS_PANEL_K) {
@@ -286,7 +330,7 @@ TGT void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_
     }
 }
 
-#else /* not x86: never called (fs_cpu_detect_isa never picks AVX2) */
+#else /* not x86: never called (fs_cpu_detect never picks AVX2) */
 
 void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
                   int accum, int ncols) {
@@ -298,11 +342,14 @@ void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ld
         }
 }
 
-void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
+void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
+                  const fs_cpu_plan *plan) {
+    (void)plan;
     fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);
 }
 void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                  float *pack) {
+                  float *pack, int wide) {
+    (void)wide;
     fs_gemm_scalar(x, W, dt, y, T, K, N, n0, n1, pack);
 }
 

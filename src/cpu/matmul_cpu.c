@@ -9,7 +9,8 @@
  *      rows x_in (rmsnorm_cpu.c, swiglu_cpu.c) - what the separate op wrote
  *      into an activation buffer;
  *   2. if any weight is quantized, x_in is quantized to Q8_0 once for all
- *      of them (matmul_quant.c);
+ *      of them (matmul_quant.c); if a bf16 kernel reads it as three bf16
+ *      parts (AMX, vdpbf16ps), it is split once (matmul_float.c);
  *   3. each weight's rows are cut into chunks (matmul_float.c for f32 /
  *      f16 / bf16 weights, matmul_quant.c for Q8_0 / Q4_0): weight i's
  *      chunks are numbered after weight i-1's, and the pool runs them all
@@ -64,11 +65,13 @@ static void slab(fs_cpu *f, const fs_mm_in *in, int t0, int T, int K, const fs_l
         fs_cpu_swiglu(f, x, buf_f32(in->up) + off, f->ref.x_in, (size_t)T * (size_t)K);
         x = f->ref.x_in;
     }
-    for (int i = 0; i < n; i++)
-        if (fs_dtype_is_quant(out[i].W->dtype)) {
-            fs_cpu_quantize_input(f, x, T, K);
-            break;
-        }
+    int quant = 0, split = 0;
+    for (int i = 0; i < n; i++) {
+        quant |= fs_dtype_is_quant(out[i].W->dtype);
+        split |= fs_cpu_wants_split(f, out[i].W->dtype, T);
+    }
+    if (quant) fs_cpu_quantize_input(f, x, T, K);
+    if (split) fs_cpu_split_input(f, x, T, K);
     pass p = {.f = f, .n = n, .T = T};
     union {
         fs_float_job fl;

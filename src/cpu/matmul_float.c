@@ -32,6 +32,8 @@
  *
  * Docs: docs/forward.md
  */
+#include <string.h>
+
 #include "cpu_backend.h"
 
 /* ---- portable pieces ---- */
@@ -101,16 +103,31 @@ void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T,
 /* ---- the job ---- */
 
 /* One chunk: rows [n0, n1) of y, all T tokens. Chunks are contiguous row
- * ranges, so each thread streams a contiguous slice of W. */
+ * ranges, so each thread streams a contiguous slice of W. With AVX2 the
+ * kernel depends on the call: AMX tiles for a bf16 prefill where the CPU
+ * has them (matmul_amx.c), the AVX2 GEMM for other prefills, and for one
+ * token the decode plan's kernel (tune_cpu.c: 256- or 512-bit, and for
+ * bf16 vdpbf16ps on the split input). */
 static void float_chunk(void *arg, int chunk, int tid) {
     const fs_float_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    float *pack = j->f->pack + (size_t)tid * FS_PANEL_K * FS_PANEL_N;
-    switch (j->f->isa) {
-    case FS_ISA_AVX2:
-        if (j->gemm) fs_gemm_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, pack);
-        else fs_gemv_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1);
+    float *pack = j->f->pack + (size_t)tid * 2 * FS_PANEL_K * FS_PANEL_N;   /* two panels (AVX-512) */
+    const fs_cpu *f = j->f;
+    switch (f->isa) {
+    case FS_ISA_AVX2: {
+        const fs_cpu_plan *plan = &f->plan[j->dt];
+        if (j->amx) fs_amx_gemm_bf16(j->f, j->W, j->y, j->T, j->K, j->N, n0, n1, tid);
+        else if (j->gemm) fs_gemm_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, pack, f->avx512);
+        else if (j->T > 1) fs_gemv_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, plan);
+        else switch (fs_cpu_decode_kernel(f, j->dt)) {
+            case FS_DK_AVX512_BF16:
+                fs_gemv1_avx512_bf16(f->xs, (size_t)f->xs_T * (size_t)f->xs_K, j->W, j->y, j->K, n0, n1, plan);
+                break;
+            case FS_DK_AVX512: fs_gemv1_avx512(j->x, j->W, j->dt, j->y, j->K, n0, n1, plan); break;
+            default: fs_gemv_avx2(j->x, j->W, j->dt, j->y, 1, j->K, j->N, n0, n1, plan); break;
+            }
         return;
+    }
     case FS_ISA_NEON:
         if (j->gemm) fs_gemm_neon(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, pack);
         else fs_gemv_neon(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1);
@@ -122,11 +139,54 @@ static void float_chunk(void *arg, int chunk, int tid) {
 }
 
 /* Prefill chunks are one panel (FS_PANEL_N rows: compute, so small chunks
- * balance well); decode chunks about FS_DECODE_CHUNK_BYTES of weights. */
+ * balance well; AMX: 32 rows, the B tiles of a pass); decode chunks about
+ * FS_DECODE_CHUNK_BYTES of weights. */
 void fs_cpu_float_job(fs_cpu *f, fs_float_job *j, const fs_buf *W, const float *x, float *y, int T, int K, int N,
                       fs_cpu_job *job) {
-    int gemm = T >= FS_GEMM_MIN_T;
-    int rows = gemm ? FS_PANEL_N : fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, 4);
-    *j = (fs_float_job){f, x, W->data, W->dtype, y, T, K, N, rows, gemm};
+    int gemm = T >= FS_GEMM_MIN_T, amx = fs_cpu_wants_split(f, W->dtype, T) && T > 1;
+    int rows = amx ? fs_cpu_chunk_rows(N, f->nth, 32, 4)
+             : gemm ? (f->isa == FS_ISA_AVX2 && f->avx512 ? 2 * FS_PANEL_N : FS_PANEL_N)
+                    : fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, 4);
+    *j = (fs_float_job){f, x, W->data, W->dtype, y, T, K, N, rows, gemm, amx};
     *job = (fs_cpu_job){float_chunk, j, rows, (N + rows - 1) / rows};
+}
+
+/* ---- the input split into bf16 parts (cpu_backend.h) ---- */
+
+int fs_cpu_wants_split(const fs_cpu *f, fs_dtype dt, int T) {
+    if (f->isa != FS_ISA_AVX2 || dt != FS_DTYPE_BF16 || !f->xs) return 0;
+    if (T == 1) return fs_cpu_decode_kernel(f, dt) == FS_DK_AVX512_BF16;
+    return f->amx && T >= FS_AMX_MIN_T;
+}
+
+typedef struct {
+    const float *x;
+    uint16_t *xs;
+    size_t part;
+    int T, K, Kp, rows;
+} split_job;
+
+static void split_chunk(void *arg, int c, int tid) {
+    (void)tid;
+    const split_job *s = arg;
+    int t0 = c * s->rows, t1 = t0 + s->rows < s->T ? t0 + s->rows : s->T;
+    fs_split_rows_avx512(s->x + (size_t)t0 * (size_t)s->K, (size_t)s->K, t1 - t0, s->K,
+                         s->xs + (size_t)t0 * (size_t)s->Kp, s->part, s->Kp);
+}
+
+/* Rows of T tokens (padded with zero rows to a multiple of 32 for the AMX
+ * GEMM's token blocks), split in a parallel pass when there are many. */
+void fs_cpu_split_input(fs_cpu *f, const float *x, int T, int K) {
+    int Kp = (K + 31) / 32 * 32, Tp = T >= FS_AMX_MIN_T ? (T + 31) / 32 * 32 : T;
+    f->xs_K = Kp;
+    f->xs_T = Tp;
+    size_t part = (size_t)Tp * (size_t)Kp;
+    for (int p = 0; p < 3; p++) memset(f->xs + p * part + (size_t)T * (size_t)Kp, 0, (size_t)(Tp - T) * (size_t)Kp * 2);
+    split_job s = {x, f->xs, part, T, K, Kp, 8};
+    if (T < 16) {
+        s.rows = T;
+        split_chunk(&s, 0, 0);
+    } else {
+        fs_threadpool_for(f->pool, (T + s.rows - 1) / s.rows, split_chunk, &s);
+    }
 }

@@ -131,7 +131,7 @@ void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, i
     }
 }
 
-#else /* no NEON: never called (fs_cpu_detect_isa never picks it) */
+#else /* no NEON: never called (fs_cpu_detect never picks it) */
 
 void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
     fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);

@@ -11,11 +11,14 @@
  * so the job is to stream W with little work per byte. With the AVX2
  * kernels the backend stored W interleaved by 8 rows at upload (x8,
  * repack.c) and x8_groups below computes 8 rows per step with the integer
- * tile of the prefill GEMM (one token). Otherwise (N % 8 != 0, or another
+ * tile of the prefill GEMM (one token) - with AVX2, AVX-VNNI or AVX-512
+ * (matmul_avx512.c), whichever the decode plan says (tune_cpu.c), with its
+ * prefetch. Otherwise (N % 8 != 0, or another
  * ISA) threads split the rows and quant_cpu.c's row kernels dot each row
  * with each token.
  *
- * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles. The idea is
+ * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles (and with
+ * AMX, for T >= FS_AMX_MIN_T, on the matrix unit's tiles: matmul_amx.c). The idea is
  * the one of the f32 GEMM (matmul_float.c) - unpack a panel of weights once,
  * reuse it for every token - with int8 products instead of f32 FMAs:
  *
@@ -122,10 +125,14 @@ static void x8_chunk(void *arg, int chunk, int tid) {
     (void)tid;
     const fs_quant_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    int kernel = j->f->isa == FS_ISA_AVX2 ? fs_cpu_decode_kernel(j->f, j->dt) : -1;
     for (int t = 0; t < j->T; t++) {
-        if (j->f->isa == FS_ISA_AVX2 && j->f->vnni) x8_groups_vnni(j, t, n0 / 8, n1 / 8);
-        else if (j->f->isa == FS_ISA_AVX2) x8_groups(j, t, n0 / 8, n1 / 8);
-        else x8_groups_scalar(j, t, n0 / 8, n1 / 8);
+        switch (kernel) {
+        case FS_DK_AVX512: fs_x8_avx512(j, t, n0 / 8, n1 / 8); break;
+        case FS_DK_VNNI: x8_groups_vnni(j, t, n0 / 8, n1 / 8); break;
+        case FS_DK_AVX2: x8_groups(j, t, n0 / 8, n1 / 8); break;
+        default: x8_groups_scalar(j, t, n0 / 8, n1 / 8); break;
+        }
     }
 }
 
@@ -204,6 +211,14 @@ static TGT void pack_panel_x8(const void *W, fs_dtype dt, int N, int K, int n, u
         else memcpy(p, sb + 16, 256);
     }
 }
+
+/* The decode plan's prefetch (cpu_backend.h) of address p; hint is a
+ * constant at every call, so only one case is compiled in. */
+#define PREFETCH(p, hint)                                                                                      \
+    do {                                                                                                       \
+        if ((hint) == FS_PF_T0) _mm_prefetch((p), _MM_HINT_T0);                                                 \
+        else if ((hint) == FS_PF_NTA) _mm_prefetch((p), _MM_HINT_NTA);                                          \
+    } while (0)
 
 /* 4 bytes at p as one int32, broadcast to 8 lanes. */
 INL __m256i bcast4(const int8_t *p) {
@@ -290,11 +305,13 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
  * faster both from memory and in cache, docs/bench.md). A group without
  * its partner in [g0, g1) (the last one when N / 8 is odd) runs alone, two
  * blocks per step into two accumulators so the dependency chains stay
- * short. The weights are prefetched ahead.
+ * short. The weights are prefetched ahead as the dtype's decode plan says
+ * (cpu_backend.h; NAME##_hint has the hint as a constant, NAME picks it).
  * The same driver runs the AVX-VNNI kernels below; SUMS / SUMS2 are the
  * superblock kernels (sums_avx2 / sums2_avx2, sums_vnni / sums2_vnni). */
 #define X8_GROUPS(NAME, TARGET, SUMS, SUMS2)                                                                   \
-    static TARGET void NAME(const fs_quant_job *j, int t, int g0, int g1) {                                        \
+    static inline __attribute__((always_inline)) TARGET void NAME##_hint(const fs_quant_job *j, int t, int g0,       \
+                                                                         int g1, const int hint, size_t ahead) {     \
         int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;                                                    \
         int64_t G = j->N / 8;                                                                                  \
         size_t sbytes = fs_x8_super_bytes(j->dt);                                                              \
@@ -307,7 +324,7 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
             if (g % 2 == 0 && g + 1 < g1) { /* a pair */                                                       \
                 for (int b = 0; b < nb; b++, sb += 2 * sbytes) {                                               \
                     for (size_t o = 0; o < 2 * sbytes; o += 64)                                                \
-                        _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);                  \
+                        PREFETCH((const char *)sb + ahead + o, hint);                                          \
                     __m256i s, s1;                                                                             \
                     if (q4) SUMS2(1, sb, sb + sbytes, x[b].qs, xs[b].s, &s, &s1);                              \
                     else SUMS2(0, sb, sb + sbytes, x[b].qs, 0, &s, &s1);                                       \
@@ -327,7 +344,7 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
             int b = 0;                                                                                         \
             for (; b + 2 <= nb; b += 2, sb += 2 * step) { /* two blocks, two accumulators */                   \
                 for (size_t o = 0; o < 2 * step; o += 64)                                                      \
-                    _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);                      \
+                    PREFETCH((const char *)sb + ahead + o, hint);                                              \
                 __m256i s = q4 ? SUMS(1, sb, x[b].qs, xs[b].s) : SUMS(0, sb, x[b].qs, 0);                      \
                 __m256i s1 = q4 ? SUMS(1, sb + step, x[b + 1].qs, xs[b + 1].s) : SUMS(0, sb + step, x[b + 1].qs, 0); \
                 __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));                             \
@@ -337,13 +354,21 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
             }                                                                                                  \
             for (; b < nb; b++, sb += step) {                                                                  \
                 for (size_t o = 0; o < step; o += 64)                                                          \
-                    _mm_prefetch((const char *)sb + FS_PREFETCH_AHEAD + o, _MM_HINT_NTA);                      \
+                    PREFETCH((const char *)sb + ahead + o, hint);                                              \
                 __m256i s = q4 ? SUMS(1, sb, x[b].qs, xs[b].s) : SUMS(0, sb, x[b].qs, 0);                      \
                 __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));                             \
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc); \
             }                                                                                                  \
             _mm256_storeu_ps(y + (size_t)g * 8, _mm256_add_ps(acc, acc1));                                     \
             g++;                                                                                               \
+        }                                                                                                      \
+    }                                                                                                          \
+    static TARGET void NAME(const fs_quant_job *j, int t, int g0, int g1) {                                        \
+        const fs_cpu_plan *p = &j->f->plan[j->dt];                                                             \
+        switch (p->prefetch) {                                                                                 \
+        case FS_PF_T0: NAME##_hint(j, t, g0, g1, FS_PF_T0, (size_t)p->ahead); break;                           \
+        case FS_PF_NTA: NAME##_hint(j, t, g0, g1, FS_PF_NTA, (size_t)p->ahead); break;                         \
+        default: NAME##_hint(j, t, g0, g1, FS_PF_NONE, 0); break;                                              \
         }                                                                                                      \
     }
 
@@ -530,6 +555,13 @@ static void gemm_chunk(void *arg, int chunk, int tid) {
     rows_dot(j, n, n1);   /* the last N % 8 rows */
 }
 #define HAVE_QGEMM 1
+
+/* Prefill on AMX tiles (matmul_amx.c). */
+static void amx_chunk(void *arg, int chunk, int tid) {
+    const fs_quant_job *j = arg;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    fs_amx_gemm_q(j->f, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, tid);
+}
 #else
 static void x8_groups(const fs_quant_job *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
 static void x8_groups_vnni(const fs_quant_job *j, int t, int g0, int g1) { x8_groups_scalar(j, t, g0, g1); }
@@ -545,6 +577,9 @@ void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K) {
     size_t nb = (size_t)K / FS_QK;
     for (int t = 0; t < T; t++)
         fs_cpu_quantize_x(f->isa, x + (size_t)t * (size_t)K, f->qx + (size_t)t * nb, f->qxs + (size_t)t * nb, K);
+    /* the AVX-512 decode kernel reads x's quads laid out for it (matmul_avx512.c) */
+    if (f->isa == FS_ISA_AVX2 && f->avx512 && f->qxe && T < FS_GEMM_MIN_T)
+        for (int t = 0; t < T; t++) fs_expand_x_avx512(f->qx + (size_t)t * nb, f->qxe + (size_t)t * nb * 512, (int)nb);
 }
 
 void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int T, int K, int N, fs_cpu_job *job) {
@@ -552,7 +587,10 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
     *j = (fs_quant_job){f, W->data, W->dtype, y, T, K, N, 0, x8};
     fs_task_fn fn;
 #ifdef HAVE_QGEMM
-    if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
+    if (f->isa == FS_ISA_AVX2 && f->amx && f->tpack && T >= FS_AMX_MIN_T && x8) {
+        j->rows = fs_cpu_chunk_rows(N, f->nth, 16, 4);   /* whole pairs of x8 groups: B tiles */
+        fn = amx_chunk;
+    } else if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
         j->rows = fs_cpu_chunk_rows(N, f->nth, QP_ROWS, 8);
         fn = gemm_chunk;
     } else

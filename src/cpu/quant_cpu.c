@@ -127,8 +127,11 @@ AVX2_FN static inline float hsum8(__m256 v) {
  * sum x once: 8 sum x in all. Rows are done one after the other: the
  * weights then stream through memory in order, which the hardware
  * prefetcher follows (4 rows interleaved measured slower, docs/bench.md),
- * helped by a non-temporal software prefetch FS_PREFETCH_AHEAD bytes ahead
- * (cpu_backend.h). */
+ * helped by a software prefetch ROW_AHEAD bytes ahead. These kernels only
+ * run where the x8 layout cannot (N % 8 != 0), so they keep one fixed
+ * prefetch rather than a decode plan (cpu_backend.h): T0, the hint that
+ * was never far from the best on the CPUs measured (docs/bench.md). */
+#define ROW_AHEAD 16384
 
 AVX2_FN static float row_q4_0_avx2(int nb, const fs_block_q4_0 *w, const fs_block_q8_0 *x, const fs_q8_0_sum *xs) {
     const __m256i low4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
@@ -144,7 +147,7 @@ AVX2_FN static float row_q4_0_avx2(int nb, const fs_block_q4_0 *w, const fs_bloc
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b].d), acc);    \
     }
     for (; b + 1 < nb; b += 2) {
-        _mm_prefetch((const char *)(w + b) + FS_PREFETCH_AHEAD, _MM_HINT_NTA);
+        _mm_prefetch((const char *)(w + b) + ROW_AHEAD, _MM_HINT_T0);
         BLOCK(b, a0)
         BLOCK(b + 1, a1)
     }
@@ -163,7 +166,7 @@ AVX2_FN static float row_q8_0_avx2(int nb, const fs_block_q8_0 *w, const fs_bloc
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b].d), acc);    \
     }
     for (; b + 1 < nb; b += 2) {
-        _mm_prefetch((const char *)(w + b) + FS_PREFETCH_AHEAD, _MM_HINT_NTA);
+        _mm_prefetch((const char *)(w + b) + ROW_AHEAD, _MM_HINT_T0);
         BLOCK(b, a0)
         BLOCK(b + 1, a1)
     }

@@ -1,0 +1,394 @@
+/* tune_cpu.c - the decode plans: for each weight dtype, which decode kernel
+ * runs, which software prefetch it issues and how far ahead - chosen by
+ * measuring them on this machine, not written down.
+ *
+ * Why measure. A decode step reads every weight once; its speed is how
+ * well the kernel keeps the memory system busy, and the right way to do
+ * that differs between CPUs. The non-temporal prefetch hint (prefetchnta)
+ * was measured as a gain on an AMD Zen 5 and made decode 2.5x slower on
+ * an Intel Xeon (bf16 tg64 10.4 -> 25.9 tok/s with prefetcht0 instead,
+ * nothing else changed; docs/bench.md). A 512-bit kernel is a gain where
+ * the core is the limit and nothing where the memory is. A constant
+ * tuned on one machine is a guess on every other.
+ *
+ * What is measured. reserve() calls fs_cpu_tune once the weights are
+ * uploaded. For each dtype that has matrices, the candidates run as decode
+ * matmuls (T = 1, all threads, the real kernels and job split) over the
+ * model's own weights, one sample of TUNE_SAMPLE bytes at a time, walking
+ * through the matrices so that each sample reads memory the one before did
+ * not - the way a decode step streams them. Two stages:
+ *   1. the prefetch: none, or T0 / NTA at 4 to 32 KiB ahead, with the
+ *      default kernel;
+ *   2. the kernel: every decode kernel the CPU has for the dtype (AVX2,
+ *      AVX-VNNI, AVX-512, AVX-512 BF16), with stage 1's prefetch.
+ * Samples of all candidates alternate, round after round (the order
+ * rotated). On a shared machine the speed drifts with the neighbours'
+ * load, within seconds, so a candidate is never compared with another's
+ * sample from another moment: each round's times are divided by the
+ * reference's in the same round (the default plan; in stage 2 the
+ * default kernel), and a candidate scores the median of its ratios. It
+ * replaces the reference only if that median is at least 3% lower - among
+ * candidates that are equal within the noise the default stays, rather
+ * than whichever was lucky. About 0.1-0.5 s for Qwen3-0.6B.
+ *
+ * When. The first time a model's weights (dtype, count, size) run on a CPU
+ * (its name, the kernel set, the thread count): the plan is then stored in
+ * ${FS_HOME:-$HOME/.cache/fs}/cpu-tune.txt, one line per key, and read
+ * back the next time. Weights under TUNE_MIN_BYTES are not measured (they
+ * fit in the caches, where the prefetch hardly matters; the tests' models):
+ * they run the defaults - prefetcht0 16 KiB ahead and the kernel below:
+ * never far from the best where measured (docs/bench.md: within the noise
+ * on the Xeon; NTA measured ~16% ahead on an AMD Zen 5, which a calibrated
+ * plan finds).
+ * FS_CALIBRATE=0 keeps the defaults, FS_CALIBRATE=1 measures again
+ * (whatever the size) and replaces the cached line: `fs bench --calibrate`
+ * (FS_CALIBRATE=verbose: the same, printing every candidate's score).
+ * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=16384" (the cache's
+ * syntax) imposes a plan on every dtype whose kernel the CPU has: a switch
+ * to compare plans with `fs bench`, as FS_ISA compares kernel sets.
+ *
+ * Docs: docs/bench.md
+ */
+#if !defined(__APPLE__)
+#define _DEFAULT_SOURCE   /* mkdir, getpid with -std=c11 */
+#endif
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "cpu_backend.h"
+
+#define TUNE_MIN_BYTES (64u << 20)
+#define TUNE_SAMPLE (24u << 20)
+#define TUNE_ROUNDS 7
+#define TUNE_MAX_ROUNDS 15
+#define TUNE_MARGIN 0.03   /* a candidate replaces the reference only when 3% faster */
+#define DEFAULT_AHEAD 16384
+#define MAX_CAND 16
+
+static const char *const kernel_names[FS_DK_COUNT] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
+static const char *const prefetch_names[3] = {"none", "t0", "nta"};
+
+/* ---- which kernels exist ---- */
+
+static int kernel_ok(const fs_cpu *f, fs_dtype dt, int k) {
+    if (f->isa != FS_ISA_AVX2) return 0;
+    int quant = fs_dtype_is_quant(dt);
+    switch (k) {
+    case FS_DK_AVX2: return 1;
+    case FS_DK_VNNI: return quant && f->vnni;
+    case FS_DK_AVX512: return f->avx512;
+    case FS_DK_AVX512_BF16: return dt == FS_DTYPE_BF16 && f->bf16;
+    }
+    return 0;
+}
+
+/* The default kernel, where nothing was measured: for quantized weights
+ * the widest the CPU has (the integer work per byte is the largest, and
+ * the 512-bit kernel measured 7-9% ahead of AVX2 / AVX-VNNI on the Xeon of
+ * docs/bench.md), for float weights AVX2 (widening 16-bit weights to f32 is
+ * cheap in any width; the AVX2 kernel measured 9-13% ahead of the 512-bit
+ * one and 12-20% ahead of vdpbf16ps there). */
+static int default_kernel(const fs_cpu *f, fs_dtype dt) {
+    if (!fs_dtype_is_quant(dt)) return FS_DK_AVX2;
+    if (kernel_ok(f, dt, FS_DK_AVX512)) return FS_DK_AVX512;
+    if (kernel_ok(f, dt, FS_DK_VNNI)) return FS_DK_VNNI;
+    return FS_DK_AVX2;
+}
+
+int fs_cpu_decode_kernel(const fs_cpu *f, fs_dtype dt) {
+    int k = f->plan[dt].kernel;
+    return kernel_ok(f, dt, k) ? k : default_kernel(f, dt);
+}
+
+void fs_cpu_plan_defaults(fs_cpu *f) {
+    for (int dt = 0; dt < FS_CPU_NDTYPE; dt++)
+        f->plan[dt] = (fs_cpu_plan){default_kernel(f, (fs_dtype)dt), FS_PF_T0, DEFAULT_AHEAD, FS_PLAN_DEFAULT, 0};
+    f->tune_s = 0;
+}
+
+/* ---- picking the fastest ---- */
+
+static int verbose;   /* FS_CALIBRATE=verbose: print every candidate's score to stderr */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+int fs_cpu_tune_pick(int n, double (*run)(void *ctx, int c), void *ctx, int rounds, int ref, double margin) {
+    double t[MAX_CAND], ratio[MAX_CAND][TUNE_MAX_ROUNDS], score[MAX_CAND] = {0};
+    if (n > MAX_CAND) n = MAX_CAND;
+    if (rounds > TUNE_MAX_ROUNDS) rounds = TUNE_MAX_ROUNDS;
+    if (rounds < 1) rounds = 1;
+    if (ref < 0 || ref >= n) ref = 0;
+    for (int r = 0; r < rounds; r++) {
+        for (int i = 0; i < n; i++) {
+            int c = (i + r) % n;   /* rotate, so no candidate always runs after the same one */
+            t[c] = run(ctx, c);
+        }
+        for (int c = 0; c < n; c++) ratio[c][r] = t[c] / t[ref];
+    }
+    for (int c = 0; c < n; c++) {
+        qsort(ratio[c], (size_t)rounds, sizeof ratio[c][0], cmp_double);
+        score[c] = ratio[c][rounds / 2];
+    }
+    int pick = ref;
+    for (int c = 0; c < n; c++)
+        if (score[c] < score[pick]) pick = c;
+    if (verbose)
+        for (int c = 0; c < n; c++)
+            fprintf(stderr, "  candidate %d: %.3f of the reference's time (median of %d rounds)%s\n", c, score[c], rounds,
+                    c == ref ? " (reference)" : "");
+    return score[pick] < 1.0 - margin ? pick : ref;
+}
+
+/* ---- the cache file ---- */
+
+int fs_cpu_tune_path(char *buf, size_t n) {
+    const char *home = getenv("FS_HOME");
+    int len;
+    if (home && *home) len = snprintf(buf, n, "%s/cpu-tune.txt", home);
+    else if ((home = getenv("HOME")) && *home) len = snprintf(buf, n, "%s/.cache/fs/cpu-tune.txt", home);
+    else return -1;
+    return len > 0 && (size_t)len < n ? 0 : -1;
+}
+
+static int parse_plan(const char *v, fs_cpu_plan *p) {
+    char kernel[32], pf[16];
+    int ahead;
+    if (sscanf(v, "kernel=%31s prefetch=%15s ahead=%d", kernel, pf, &ahead) != 3 || ahead < 0 || ahead > (1 << 20))
+        return -1;
+    int k = -1, h = -1;
+    for (int i = 0; i < FS_DK_COUNT; i++)
+        if (!strcmp(kernel, kernel_names[i])) k = i;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(pf, prefetch_names[i])) h = i;
+    if (k < 0 || h < 0) return -1;
+    *p = (fs_cpu_plan){k, h, ahead, FS_PLAN_CACHED, 0};
+    return 0;
+}
+
+int fs_cpu_tune_load(const char *key, fs_cpu_plan *p) {
+    char path[1024], line[1024];
+    if (fs_cpu_tune_path(path, sizeof path)) return -1;
+    FILE *fp = fopen(path, "r");
+    if (!fp) return -1;
+    size_t kl = strlen(key);
+    int found = -1;
+    while (found && fgets(line, sizeof line, fp))
+        if (!strncmp(line, key, kl) && line[kl] == '\t') found = parse_plan(line + kl + 1, p);
+    fclose(fp);
+    return found;
+}
+
+/* mkdir -p of the directory part of path. */
+static void make_parent_dirs(const char *path) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *s = buf + 1; *s; s++)
+        if (*s == '/') {
+            *s = 0;
+            mkdir(buf, 0755);   /* an existing one is fine; a failure shows at fopen */
+            *s = '/';
+        }
+}
+
+/* The file is rewritten whole - every other key's line kept, this key's
+ * replaced - into a temporary file renamed over it, so two processes
+ * calibrating at once leave one complete file. */
+int fs_cpu_tune_store(const char *key, const fs_cpu_plan *p) {
+    char path[1024], tmp[1100], line[1024];
+    if (fs_cpu_tune_path(path, sizeof path)) return -1;
+    make_parent_dirs(path);
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", path, (long)getpid());
+    FILE *out = fopen(tmp, "w");
+    if (!out) return -1;
+    FILE *in = fopen(path, "r");
+    size_t kl = strlen(key);
+    int lines = 0;
+    while (in && lines < 10000 && fgets(line, sizeof line, in)) {
+        if (!strncmp(line, key, kl) && line[kl] == '\t') continue;
+        if (!strchr(line, '\n')) continue;   /* a truncated line: drop it */
+        fputs(line, out);
+        lines++;
+    }
+    if (in) fclose(in);
+    fprintf(out, "%s\tkernel=%s prefetch=%s ahead=%d\n", key, kernel_names[p->kernel], prefetch_names[p->prefetch],
+            p->ahead);
+    int bad = ferror(out);
+    bad |= fclose(out);
+    if (bad || rename(tmp, path)) {
+        remove(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- measuring ---- */
+
+typedef struct {
+    fs_cpu *f;
+    fs_dtype dt;
+    const fs_cpu_buf **w;   /* the dtype's matrices */
+    int nw, cur;            /* the next one a sample starts with */
+    size_t sample;          /* bytes per sample */
+    fs_cpu_plan cand[MAX_CAND];
+} tune_run;
+
+/* One decode matmul (T = 1) with W, through the same job and input
+ * preparation as matmul_cpu.c: x is the reserved input row. */
+static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
+    int K = W->base.cols, N = (int)(W->base.n / (size_t)K);
+    const float *x = f->ref.x_in;
+    float *y = f->y_add;
+    fs_cpu_job job;
+    union {
+        fs_float_job fl;
+        fs_quant_job q;
+    } arg;
+    if (fs_dtype_is_quant(W->base.dtype)) {
+        fs_cpu_quantize_input(f, x, 1, K);
+        fs_cpu_quant_job(f, &arg.q, &W->base, y, 1, K, N, &job);
+    } else {
+        if (fs_cpu_wants_split(f, W->base.dtype, 1)) fs_cpu_split_input(f, x, 1, K);
+        fs_cpu_float_job(f, &arg.fl, &W->base, x, y, 1, K, N, &job);
+    }
+    fs_threadpool_for(f->pool, job.chunks, job.fn, job.arg);
+}
+
+static size_t weight_bytes(const fs_cpu_buf *W) {
+    return fs_dtype_row_bytes(W->base.dtype, W->base.cols) * (W->base.n / (size_t)W->base.cols);
+}
+
+/* Seconds per byte of one sample with candidate c. */
+static double run_candidate(void *arg, int c) {
+    tune_run *t = arg;
+    t->f->plan[t->dt] = t->cand[c];
+    size_t done = 0;
+    double t0 = fs_now();
+    while (done < t->sample) {
+        const fs_cpu_buf *W = t->w[t->cur];
+        t->cur = (t->cur + 1) % t->nw;
+        decode_once(t->f, W);
+        done += weight_bytes(W);
+    }
+    return (fs_now() - t0) / (double)done;
+}
+
+static void describe_cands(const tune_run *t, int n, const char *stage) {
+    fprintf(stderr, "calibration, %s decode, %s:", fs_dtype_name(t->dt), stage);
+    for (int c = 0; c < n; c++)
+        fprintf(stderr, " %d=%s/%s/%d", c, kernel_names[t->cand[c].kernel], prefetch_names[t->cand[c].prefetch],
+                t->cand[c].ahead);
+    fprintf(stderr, "\n");
+}
+
+/* The two stages (see the top) for one dtype; the plan is left in f. */
+static void calibrate(tune_run *t) {
+    fs_cpu *f = t->f;
+    fs_dtype dt = t->dt;
+    int k0 = default_kernel(f, dt), n = 0, ref = 0;
+    static const int aheads[] = {4096, 8192, 16384, 32768};
+    t->cand[n++] = (fs_cpu_plan){k0, FS_PF_NONE, 0, FS_PLAN_CALIBRATED, 0};
+    for (int h = FS_PF_T0; h <= FS_PF_NTA; h++)
+        for (size_t a = 0; a < sizeof aheads / sizeof aheads[0]; a++) {
+            if (h == FS_PF_T0 && aheads[a] == DEFAULT_AHEAD) ref = n;   /* the default plan */
+            t->cand[n++] = (fs_cpu_plan){k0, h, aheads[a], FS_PLAN_CALIBRATED, 0};
+        }
+    if (verbose) describe_cands(t, n, "prefetch");
+    fs_cpu_plan pf = t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)];
+    n = ref = 0;
+    for (int k = 0; k < FS_DK_COUNT; k++)
+        if (kernel_ok(f, dt, k)) {
+            if (k == k0) ref = n;
+            t->cand[n++] = (fs_cpu_plan){k, pf.prefetch, pf.ahead, FS_PLAN_CALIBRATED, 0};
+        }
+    if (verbose && n > 1) describe_cands(t, n, "kernel");
+    f->plan[dt] = n > 1 ? t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)] : pf;
+}
+
+void fs_cpu_tune(fs_cpu *f) {
+    const char *env = getenv("FS_CALIBRATE");
+    verbose = env && !strcmp(env, "verbose");
+    int force = env && (!strcmp(env, "1") || !strcmp(env, "force") || verbose), off = env && !strcmp(env, "0");
+    const char *forced = getenv("FS_DECODE_PLAN");   /* to compare plans: "kernel=K prefetch=P ahead=N" */
+    if (f->isa != FS_ISA_AVX2) return;   /* only the AVX2 kernels have choices */
+    const fs_cpu_buf **w = malloc(((size_t)f->n_moved + 1) * sizeof *w);
+    if (!w) return;
+    char cpu[160], kernels[64];
+    fs_bench_cpu_name(cpu, sizeof cpu);
+    fs_cpu_kernels_name(fs_cpu_get_kernels(f), kernels, sizeof kernels);
+    double t_start = fs_now();
+    int measured = 0;
+    for (int dt = 0; dt < FS_CPU_NDTYPE; dt++) {
+        int nw = 0;
+        size_t total = 0;
+        for (int i = 0; i < f->n_moved; i++) {
+            const fs_cpu_buf *W = f->moved[i].buf;
+            if ((int)W->base.dtype == dt && W->base.cols > 0 && W->base.n / (size_t)W->base.cols >= 8) {
+                w[nw++] = W;
+                total += weight_bytes(W);
+            }
+        }
+        f->plan[dt].matrices = nw;
+        if (!nw) continue;
+        char key[512];
+        snprintf(key, sizeof key, "%s | %s kernels, %d threads | %s decode, %d matrices, %zu MiB", cpu, kernels,
+                 f->nth, fs_dtype_name((fs_dtype)dt), nw, total >> 20);
+        fs_cpu_plan p;
+        if (forced && parse_plan(forced, &p) == 0 && kernel_ok(f, (fs_dtype)dt, p.kernel)) {
+            p.how = FS_PLAN_FORCED;
+            p.matrices = nw;
+            f->plan[dt] = p;
+            continue;
+        }
+        if (off) continue;
+        if (!force && fs_cpu_tune_load(key, &p) == 0 && kernel_ok(f, (fs_dtype)dt, p.kernel)) {
+            p.matrices = nw;
+            f->plan[dt] = p;
+            continue;
+        }
+        if (!force && total < TUNE_MIN_BYTES) continue;
+        if (!measured) {   /* the input row the samples read: any values but zeros */
+            int K = 0;
+            for (int i = 0; i < f->n_moved; i++) K = f->moved[i].buf->base.cols > K ? f->moved[i].buf->base.cols : K;
+            for (int i = 0; i < K; i++) f->ref.x_in[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+        }
+        tune_run t = {f, (fs_dtype)dt, w, nw, 0, total < TUNE_SAMPLE ? total : TUNE_SAMPLE, {{0}}};
+        calibrate(&t);
+        f->plan[dt].matrices = nw;
+        measured = 1;
+        fs_cpu_tune_store(key, &f->plan[dt]);   /* best effort: a read-only home only costs the next run */
+    }
+    free(w);
+    if (measured) f->tune_s = fs_now() - t_start;
+}
+
+/* ---- describe ---- */
+
+void fs_cpu_describe(fs_cpu *f) {
+    char kernels[64], line[256];
+    int n = snprintf(line, sizeof line, "%s kernels, %d thread%s", fs_cpu_kernels_name(fs_cpu_get_kernels(f), kernels, sizeof kernels),
+                     f->nth, f->nth == 1 ? "" : "s");
+    for (int dt = 0; dt < FS_CPU_NDTYPE && n > 0 && (size_t)n < sizeof line; dt++) {
+        const fs_cpu_plan *p = &f->plan[dt];
+        if (!p->matrices) continue;
+        n += snprintf(line + n, sizeof line - (size_t)n, "; %s decode: %s, prefetch %s", fs_dtype_name((fs_dtype)dt),
+                      kernel_names[p->kernel], prefetch_names[p->prefetch]);
+        if (p->prefetch != FS_PF_NONE && n > 0 && (size_t)n < sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " %d KiB ahead", p->ahead >> 10);
+        if (n > 0 && (size_t)n < sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, "%s", p->how == FS_PLAN_CACHED ? " (cached)"
+                                                                   : p->how == FS_PLAN_DEFAULT ? " (default)"
+                                                                   : p->how == FS_PLAN_FORCED  ? " (FS_DECODE_PLAN)"
+                                                                                               : " (calibrated)");
+    }
+    if (f->tune_s > 0 && n > 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n, "; calibration %.2f s", f->tune_s);
+    fs_ref_set_describe(&f->ref, line);
+}
