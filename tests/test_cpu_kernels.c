@@ -1064,7 +1064,7 @@ static void test_tune(void) {
             fs_backend *be = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e);
             fs_buf *wb = be ? be->upload(be, &t, &e) : NULL;
             float inv[64] = {0};
-            fs_reserve r = {4, 1024, 1024, 16, 2, 1, 128, inv};
+            fs_reserve r = {.max_T = 4, .max_seqs = 1, .max_K = 1024, .max_N = 1024, .n_ctx = 16, .Hq = 2, .Hkv = 1, .D = 128, .rope_inv_freq = inv};
             CHECK(wb && be->reserve(be, &r, &e) == 0);
             const char *d = be ? be->describe(be) : "";
             CHECKF(strstr(d, "Q4_0 decode") && strstr(d, want[m]), "FS_CALIBRATE=%s: %s", modes[m] ? modes[m] : "(unset)", d);
