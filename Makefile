@@ -79,7 +79,8 @@ test-cuda: $(BUILD)/fs $(TEST_BIN) $(TOOL_BIN)
 	sh tests/gpu.sh $(BUILD)
 # ---- end of the CUDA backend block -----------------------------------------
 
-.PHONY: all test asan asan-clang fuzz clean tokenizer check-tokenizer docs docs-check install version FORCE
+# tokenizers: see below
+.PHONY: tokenizers all test asan asan-clang fuzz clean tokenizer check-tokenizer docs docs-check install version FORCE
 
 all: fs
 
@@ -144,6 +145,9 @@ $(BUILD)/tools/%: tools/%.c $(LIB)
 # never committed. Tests that need it depend on this target.
 TOKENIZER := models/qwen3-tokenizer/tokenizer.json
 tokenizer: $(TOKENIZER)
+# The other families' real tokenizers (models/tok-*/), for their tests.
+tokenizers: $(TOKENIZER)
+	sh scripts/fetch_tokenizers.sh
 $(TOKENIZER):
 	sh scripts/fetch_tokenizer.sh models/qwen3-tokenizer
 
