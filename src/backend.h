@@ -83,6 +83,10 @@ typedef struct fs_reserve {
     int n_ctx;                  /* positions a KV cache holds, at most: every pos[t] < n_ctx */
     int Hq, Hkv, D;             /* attention heads and head dim */
     const float *rope_inv_freq; /* [D/2] RoPE frequencies (forward.c, HF's f32 arithmetic) */
+    fs_dtype kv_dtype;          /* what kv_alloc's caches store: F32 (0, the default) or
+                                   F16 (half the bytes; rope_kv rounds K and V to f16 to
+                                   nearest even as it stores them). A backend without f16
+                                   caches refuses F16 here, with an error saying so. */
 } fs_reserve;
 
 /* The tokens of one forward call, and where each belongs.

@@ -368,11 +368,20 @@ static float *inv_freq_table(int D) {
     return f;
 }
 
+/* The KV caches' dtype the next reserve() asks for: F32, or F16 (--kv f16). */
+static fs_dtype kv_dtype = FS_DTYPE_F32;
+static const char *kv_name(void) { return kv_dtype == FS_DTYPE_F16 ? "f16 kv" : "f32"; }
+/* A cache's contents as an f16 cache holds them (rounded to nearest even). */
+static void kv_round(float *x, size_t n) {
+    if (kv_dtype == FS_DTYPE_F16)
+        for (size_t i = 0; i < n; i++) x[i] = fs_f16_to_f32(fs_f32_to_f16(x[i]));
+}
+
 /* reserve with these attention shapes (and room for the matmul checks) */
 static void reserve(int Hq, int Hkv, int D, int n_ctx, int max_T, int max_seqs) {
     float *inv = inv_freq_table(D);
     fs_reserve r = {.max_T = max_T, .max_seqs = max_seqs, .max_K = 3072, .max_N = 151936, .n_ctx = n_ctx, .Hq = Hq,
-                    .Hkv = Hkv, .D = D, .rope_inv_freq = inv};
+                    .Hkv = Hkv, .D = D, .rope_inv_freq = inv, .kv_dtype = kv_dtype};
     fs_err e = {{0}};
     if (B->reserve(B, &r, &e)) {
         fprintf(stderr, "reserve: %s\n", e.msg);
@@ -396,6 +405,7 @@ static void check_rope_kv(int Hq, int Hkv, int D, int T, int pos0, int norms) {
     fs_buf *cache = B->kv_alloc(B, n_ctx, Hkv, D, &e);
     float *cache_ref = fs_xmalloc(ncache * 4);
     for (size_t i = 0; i < ncache; i++) cache_ref[i] = frand();
+    kv_round(cache_ref, ncache);
     B->write(B, cache, 0, cache_ref, ncache);
     int *ids = fs_xcalloc((size_t)T, sizeof(int));
     set_seq_step(ids, T, pos0);
@@ -412,13 +422,17 @@ static void check_rope_kv(int Hq, int Hkv, int D, int T, int pos0, int norms) {
             ref_rope(x, D, pos0 + t, inv);
             memcpy(cache_ref + ((size_t)g * n_ctx + pos0 + t) * D, x, (size_t)D * 4);
             memcpy(cache_ref + (((size_t)Hkv + g) * n_ctx + pos0 + t) * D, v + ((size_t)t * Hkv + g) * D, (size_t)D * 4);
+            kv_round(cache_ref + ((size_t)g * n_ctx + pos0 + t) * D, (size_t)D);
+            kv_round(cache_ref + (((size_t)Hkv + g) * n_ctx + pos0 + t) * D, (size_t)D);
         }
     }
     float *gq = get(qb, nq), *gk = get(kb, nk), *gc = get(cache, ncache);
     double err = fmax(rel_err(gq, q, nq), fmax(rel_err(gk, k, nk), rel_err(gc, cache_ref, ncache)));
     char shape[64];
     snprintf(shape, sizeof shape, "T=%d pos0=%d Hq=%d Hkv=%d D=%d", T, pos0, Hq, Hkv, D);
-    row(norms ? "rope_kv (qk-norm)" : "rope_kv", "f32", shape, err, 1e-4);
+    /* f16: the GPU's k and the reference's, 1e-6 apart, can round to
+     * neighbouring halves (one ulp: 2^-11 relative) */
+    row(norms ? "rope_kv (qk-norm)" : "rope_kv", kv_name(), shape, err, kv_dtype == FS_DTYPE_F16 ? 1e-3 : 1e-4);
     free(gq), free(gk), free(gc), free(q), free(k), free(v), free(cache_ref), free(ids), free(inv);
     B->free_buf(B, qb), B->free_buf(B, kb), B->free_buf(B, vb), B->free_buf(B, cache);
     free_weight(&qn), free_weight(&kn);
@@ -459,6 +473,7 @@ static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) 
     float *q = fs_xmalloc(nq * 4), *cache = fs_xmalloc(ncache * 4), *ref = fs_xmalloc(nq * 4);
     fill(q, nq, 0.5f);
     fill(cache, ncache, 1.0f);
+    kv_round(cache, ncache);   /* the reference reads what an f16 cache holds */
     fs_err e = {{0}};
     fs_buf *qb = dev_f32(q, nq), *cb = B->kv_alloc(B, n_ctx, Hkv, D, &e), *ob = dev_f32(NULL, nq);
     B->write(B, cb, 0, cache, ncache);
@@ -472,7 +487,7 @@ static void check_attention(int Hq, int Hkv, int D, int n_ctx, int T, int pos0) 
     char shape[64];
     snprintf(shape, sizeof shape, "T=%d pos0=%d n_ctx=%d %d/%d D=%d", T, pos0, n_ctx, Hq, Hkv, D);
     int tc = T > 1 && (D == 64 || D == 128);   /* tensor cores: bf16 inputs */
-    row(T == 1 ? "attention (decode)" : tc ? "attention (prefill tc)" : "attention (prefill)", "f32", shape,
+    row(T == 1 ? "attention (decode)" : tc ? "attention (prefill tc)" : "attention (prefill)", kv_name(), shape,
         rel_err(got, ref, nq), tc ? 1e-2 : 1e-4);
     free(q), free(cache), free(ref), free(got), free(p), free(ids);
     B->free_buf(B, qb), B->free_buf(B, cb), B->free_buf(B, ob);
@@ -714,6 +729,16 @@ int main(int argc, char **argv) {
     check_attention(12, 4, 64, 1000, 40, 3);
     check_attention(8, 8, 32, 300, 64, 0);
     check_attention(16, 1, 64, 200, 9, 5);
+    /* --kv f16: the same kernels on an f16 cache (stores rounded, loads
+     * widened); the reference reads the rounded values, so the bounds stay */
+    kv_dtype = FS_DTYPE_F16;
+    check_rope_kv(16, 8, 128, 1, 4095, 1);
+    check_rope_kv(16, 8, 128, 7, 100, 1);
+    check_attention(16, 8, 128, 4096, 1, 4095);
+    check_attention(12, 4, 64, 1000, 1, 777);
+    check_attention(16, 8, 128, 4096, 100, 150);
+    check_attention(8, 8, 32, 300, 64, 0);
+    kv_dtype = FS_DTYPE_F32;
     check_batched(16, 8, 128, 4, 4, 0);     /* a batched decode step: one token of each of 4 sequences */
     check_batched(16, 8, 128, 2, 1, 0);     /* one token of sequence 1 of 2, at 900 (T = 1: programmatic launches) */
     check_batched(16, 8, 128, 8, 100, 0);   /* prompts and decode steps of 8 sequences: two launches */

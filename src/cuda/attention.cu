@@ -72,8 +72,10 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     /* shared: q [group][D], scores [group][chunk], the warps' o [ATT_WARPS][2][D] */
     float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * chunk;
     const size_t n_ctx = (size_t)a.caches.n_ctx[sq];
-    const float *K = (const float *)a.caches.p[sq] + (size_t)g * n_ctx * D;
-    const float *V = (const float *)a.caches.p[sq] + ((size_t)a.Hkv + g) * n_ctx * D;
+    /* element offsets of this kv head's keys and values in the cache (kv_load4: f32 or f16) */
+    const void *cache = (const void *)a.caches.p[sq];
+    const int f16 = a.caches.f16;
+    const size_t K = (size_t)g * n_ctx * D, V = ((size_t)a.Hkv + g) * n_ctx * D;
     /* the group's first query head: row0 in q and out, prow0 in the partials (by the token's place in the launch) */
     const size_t row0 = (size_t)(a.t0 + z) * a.Hq + (size_t)g * group, prow0 = (size_t)z * a.Hq + (size_t)g * group;
     float *part_o = (float *)a.part_o, *part_ml = (float *)a.part_ml;
@@ -94,11 +96,11 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
 #pragma unroll
             for (int ks = 0; ks < KEY_SLOTS; ks++) {
                 int j = jw + ks * 4 + (lane >> 3);
-                const float *kj = K + (size_t)(j0 + j) * D;
+                const size_t kj = K + (size_t)(j0 + j) * D;
 #pragma unroll
                 for (int i = 0; i < DV; i++) {
                     int d = sub * 4 + 32 * i;
-                    kv[ks][i] = j < n && d < D ? *(const float4 *)(kj + d) : make_float4(0, 0, 0, 0);
+                    kv[ks][i] = j < n && d < D ? kv_load4(cache, kj + d, f16) : make_float4(0, 0, 0, 0);
                 }
             }
 #pragma unroll
@@ -152,12 +154,12 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
 #pragma unroll 8
             for (int j = warp; j < n; j += ATT_WARPS) {
                 float p0 = sc[h0 * chunk + j], p1 = two ? sc[(h0 + 1) * chunk + j] : 0.0f;
-                const float *vj = V + (size_t)(j0 + j) * D;
+                const size_t vj = V + (size_t)(j0 + j) * D;
 #pragma unroll
                 for (int cs = 0; cs < 2; cs++) {
                     int d = 4 * (lane + 32 * cs);
                     if (d >= D) break;
-                    float4 v = *(const float4 *)(vj + d);
+                    float4 v = kv_load4(cache, vj + d, f16);
                     o[0][cs].x = fmaf(p0, v.x, o[0][cs].x), o[0][cs].y = fmaf(p0, v.y, o[0][cs].y);
                     o[0][cs].z = fmaf(p0, v.z, o[0][cs].z), o[0][cs].w = fmaf(p0, v.w, o[0][cs].w);
                     o[1][cs].x = fmaf(p1, v.x, o[1][cs].x), o[1][cs].y = fmaf(p1, v.y, o[1][cs].y);

@@ -54,7 +54,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
     const int *tok0 = step_token(a.step, 0);
     const int T = step_T(a.step), pos0 = tok0[FS_CU_TOK_POS];
     const size_t n_ctx = (size_t)a.caches.n_ctx[tok0[FS_CU_TOK_SEQ]];
-    const float *cache = (const float *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
+    const void *cache = (const void *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
+    const int f16 = a.caches.f16;   /* the cache's elements: f32 or f16 (kv_load4) */
     const int g = blockIdx.y, t0 = blockIdx.x * BQ;
     const int tid = threadIdx.x, r = tid >> 3, sub = tid & 7;
 
@@ -74,8 +75,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
         *(float4 *)(Qs + rr * DP + 4 * c4) = v;
     }
 
-    const float *Kg = cache + (size_t)g * n_ctx * D;
-    const float *Vg = cache + ((size_t)a.Hkv + g) * n_ctx * D;
+    const size_t Kg = (size_t)g * n_ctx * D, Vg = ((size_t)a.Hkv + g) * n_ctx * D;   /* element offsets */
     const float scale = (float)(1.0 / sqrt((double)D));
     float m = -CUDART_INF_F, l = 0.0f;
     float4 o[PF_MAXC];
@@ -88,8 +88,8 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
             int jj = i / (D / 4), c4 = i % (D / 4);
             float4 kv = make_float4(0, 0, 0, 0), vv = kv;
             if (j0 + jj <= last_pos) {
-                kv = *(const float4 *)(Kg + (size_t)(j0 + jj) * D + 4 * c4);
-                vv = *(const float4 *)(Vg + (size_t)(j0 + jj) * D + 4 * c4);
+                kv = kv_load4(cache, Kg + (size_t)(j0 + jj) * D + 4 * c4, f16);
+                vv = kv_load4(cache, Vg + (size_t)(j0 + jj) * D + 4 * c4, f16);
             }
             *(float4 *)(Ks + jj * DP + 4 * c4) = kv;
             *(float4 *)(Vs + jj * DP + 4 * c4) = vv;

@@ -68,20 +68,21 @@ __device__ __forceinline__ uint32_t tc_pack(float lo, float hi) {
     return *(uint32_t *)&h;
 }
 
-/* rows [ROWS][D] f32 from src (row r at src_row(r), NULL: zeros) -> bf16
+/* rows [ROWS][D] f32 (or f16: a KV cache made f16) from src (row r at
+ * src_row(r), NULL: zeros) -> bf16
  * in shared memory. 8 loads per thread in flight before the first store:
  * a loop that stores each load before issuing the next waits one L2 round
  * trip per float4 (run 3: 2.8 ms of a 512-token prefill). */
 template <int D, int ROWS, int NT, typename F>   /* NT threads, this one is `me` */
-__device__ __forceinline__ void tc_load_tile(__nv_bfloat16 *dst, F src_row, int me) {
+__device__ __forceinline__ void tc_load_tile(__nv_bfloat16 *dst, F src_row, int me, int f16 = 0) {
     constexpr int LD = D + 8, C4 = D / 4, N = ROWS * C4, BATCH = 8;
     for (int i0 = me; i0 < N; i0 += NT * BATCH) {
         float4 v[BATCH];
 #pragma unroll
         for (int b = 0; b < BATCH; b++) {
             int i = i0 + b * NT;
-            const float *row = i < N ? src_row(i / C4) : nullptr;
-            v[b] = row ? *(const float4 *)(row + (i % C4) * 4) : make_float4(0, 0, 0, 0);
+            const void *row = i < N ? src_row(i / C4) : nullptr;
+            v[b] = row ? kv_load4(row, (size_t)(i % C4) * 4, f16) : make_float4(0, 0, 0, 0);
         }
 #pragma unroll
         for (int b = 0; b < BATCH; b++) {
@@ -105,15 +106,16 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
     const int *tok0 = step_token(a.step, 0);
     const int T = step_T(a.step), pos0 = tok0[FS_CU_TOK_POS];
     const size_t n_ctx = (size_t)a.caches.n_ctx[tok0[FS_CU_TOK_SEQ]];
-    const float *cache = (const float *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
+    const void *cache = (const void *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
+    const int f16 = a.caches.f16, esz = f16 ? 2 : 4;   /* bytes per cached element */
     const int group = a.Hq / a.Hkv, BQ = TC_ROWS / group;   /* tokens per block */
     const int g = blockIdx.y, t0 = blockIdx.x * BQ;
     const float *q = (const float *)a.q;
-    const float *Kg = cache + (size_t)g * n_ctx * D;
-    const float *Vg = cache + ((size_t)a.Hkv + g) * n_ctx * D;
+    const char *Kg = (const char *)cache + (size_t)g * n_ctx * D * esz;
+    const char *Vg = (const char *)cache + ((size_t)a.Hkv + g) * n_ctx * D * esz;
 
     /* query row r = (token t0 + r / group, head g * group + r % group) */
-    tc_load_tile<D, TC_ROWS, TC_WARPS * 32>(Qs, [&](int r) -> const float * {
+    tc_load_tile<D, TC_ROWS, TC_WARPS * 32>(Qs, [&](int r) -> const void * {
         int t = t0 + r / group;
         return r < BQ * group && t < T ? q + ((size_t)t * a.Hq + g * group + r % group) * D : nullptr;
     }, threadIdx.x);
@@ -138,8 +140,8 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
 
     for (int j0 = warp * TC_KEYS; j0 <= last_pos; j0 += TC_WARPS * TC_KEYS) {
         __syncwarp();   /* this warp's previous tile is no longer read */
-        tc_load_tile<D, TC_KEYS, 32>(Ks, [&](int r) -> const float * { return j0 + r <= last_pos ? Kg + (size_t)(j0 + r) * D : nullptr; }, lane);
-        tc_load_tile<D, TC_KEYS, 32>(Vs, [&](int r) -> const float * { return j0 + r <= last_pos ? Vg + (size_t)(j0 + r) * D : nullptr; }, lane);
+        tc_load_tile<D, TC_KEYS, 32>(Ks, [&](int r) -> const void * { return j0 + r <= last_pos ? Kg + (size_t)(j0 + r) * D * esz : nullptr; }, lane, f16);
+        tc_load_tile<D, TC_KEYS, 32>(Vs, [&](int r) -> const void * { return j0 + r <= last_pos ? Vg + (size_t)(j0 + r) * D * esz : nullptr; }, lane, f16);
         __syncwarp();
 
         float s[TC_KEYS / 8][4] = {};

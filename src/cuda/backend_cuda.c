@@ -18,8 +18,9 @@
  *   KV cache     f32, K then V, each [Hkv, n_ctx, D]: one head's positions
  *                contiguous, so attention reads a split of the context as
  *                one range. f32 keeps a decode step within 1e-4 of the
- *                reference; it is twice the bytes of an f16 cache, which
- *                matters for long contexts (docs/gpu.md).
+ *                reference; reserve's kv_dtype F16 (--kv f16) halves the
+ *                bytes every decode step reads at long context, K and V
+ *                rounded to f16 as rope_kv stores them (docs/gpu.md).
  *   scratch      reserve(): the step, the bf16 input of the prefill GEMM,
  *                its split-K partial tiles (8.7 MB on 132 SMs), decode
  *                attention's per-split partials (of one token, or of up to
@@ -211,26 +212,36 @@ static fs_buf *cu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     return buf;
 }
 
-static fs_buf *cu_kv_alloc(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e) {
-    cuda_ctx *c = cuda_of(b);
+/* A KV cache of f32 or f16 elements (kv_load4 / kv_store in common.cuh
+ * read and write either; an f16 cache is half the bytes of every read). */
+static fs_buf *kv_alloc_as(cuda_ctx *c, int n_ctx, int Hkv, int D, fs_dtype dtype, fs_err *e) {
     if (D % 4 != 0 || D > 256 || n_ctx < 1 || Hkv < 1) {
         fs_errf(e, "cuda: KV cache of head dim %d: the kernels need a multiple of 4, at most 256", D);
         return NULL;
     }
-    size_t n = 2 * (size_t)Hkv * (size_t)n_ctx * (size_t)D;
+    if (dtype != FS_DTYPE_F32 && dtype != FS_DTYPE_F16) {
+        fs_errf(e, "cuda: a KV cache of %s: only f32 and f16", fs_dtype_name(dtype));
+        return NULL;
+    }
+    size_t n = 2 * (size_t)Hkv * (size_t)n_ctx * (size_t)D, esz = dtype == FS_DTYPE_F16 ? 2 : 4;
     c->cu.CtxSetCurrent(c->ctx);
-    CUdeviceptr p = dev_alloc(c, n * sizeof(float), "a KV cache", e);
+    CUdeviceptr p = dev_alloc(c, n * esz, "a KV cache", e);
     if (!p) return NULL;
     fs_buf *buf = fs_xcalloc(1, sizeof *buf);
     buf->p = p;
-    buf->bytes = n * sizeof(float);
+    buf->bytes = n * esz;
     buf->kind = CUDA_BUF_KV;
-    buf->dtype = FS_DTYPE_F32;
+    buf->dtype = dtype;
     buf->n_ctx = n_ctx;
     buf->Hkv = Hkv;
     buf->D = D;
-    fs_cuda_check(c, c->cu.MemsetD32Async(p, 0, n, c->stream), "kv_alloc (zero fill)");
+    fs_cuda_check(c, c->cu.MemsetD32Async(p, 0, n * esz / 4, c->stream), "kv_alloc (zero fill)");
     return buf;
+}
+
+static fs_buf *cu_kv_alloc(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e) {
+    cuda_ctx *c = cuda_of(b);
+    return kv_alloc_as(c, n_ctx, Hkv, D, c->kv_dtype, e);
 }
 
 static void cu_free_buf(fs_backend *b, fs_buf *buf) {
@@ -282,6 +293,9 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     if (!r->rope_inv_freq) return fs_errf(e, "cuda: reserve needs the RoPE frequencies");
     if (r->max_seqs < 1 || r->max_seqs > FS_CU_MAX_SEQS)
         return fs_errf(e, "cuda: %d sequences in one step: the kernels take 1 .. %d", r->max_seqs, FS_CU_MAX_SEQS);
+    if (r->kv_dtype != FS_DTYPE_F32 && r->kv_dtype != FS_DTYPE_F16)
+        return fs_errf(e, "cuda: a KV cache of %s: only f32 and f16", fs_dtype_name(r->kv_dtype));
+    c->kv_dtype = r->kv_dtype;
     c->cu.CtxSetCurrent(c->ctx);
     c->cu.StreamSynchronize(c->stream);
     free_scratch(c);
@@ -362,13 +376,34 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     return 0;
 }
 
+/* An f16 KV cache (--kv f16) is written and read as f32 too, converted
+ * here on the host (tests, and fs's tools that look into a cache; the
+ * decode loop never calls these on a cache). */
+static int is_f16_kv(const fs_buf *buf) { return buf->kind == CUDA_BUF_KV && buf->dtype == FS_DTYPE_F16; }
+
 static void cu_write(fs_backend *b, fs_buf *dst, size_t off, const float *src, size_t n) {
     cuda_ctx *c = cuda_of(b);
+    if (is_f16_kv(dst)) {
+        uint16_t *h = fs_xmalloc(n * sizeof *h + 1);
+        for (size_t i = 0; i < n; i++) h[i] = fs_f32_to_f16(src[i]);
+        fs_cuda_check(c, c->cu.MemcpyHtoDAsync(dst->p + off * 2, h, n * 2, c->stream), "write (f16)");
+        fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "write (f16, wait)");
+        free(h);
+        return;
+    }
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(dst->p + off * sizeof(float), src, n * sizeof(float), c->stream), "write");
 }
 
 static void cu_read(fs_backend *b, const fs_buf *src, size_t off, float *dst, size_t n) {
     cuda_ctx *c = cuda_of(b);
+    if (is_f16_kv(src)) {
+        uint16_t *h = fs_xmalloc(n * sizeof *h + 1);
+        fs_cuda_check(c, c->cu.MemcpyDtoHAsync(h, src->p + off * 2, n * 2, c->stream), "read (f16)");
+        fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "read (f16, wait)");
+        for (size_t i = 0; i < n; i++) dst[i] = fs_f16_to_f32(h[i]);
+        free(h);
+        return;
+    }
     fs_cuda_check(c, c->cu.MemcpyDtoHAsync(dst, src->p + off * sizeof(float), n * sizeof(float), c->stream), "read");
     fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "read (wait)");
 }
@@ -666,6 +701,7 @@ fs_backend *fs_backend_cuda_new(const fs_backend_opts *o, fs_err *e) {
         return NULL;
     }
     cuda_ctx *c = fs_xcalloc(1, sizeof *c);
+    c->kv_dtype = FS_DTYPE_F32;
     if (open_device(c, o, e)) {
         if (c->stream) c->cu.StreamDestroy(c->stream);
         if (c->mod) c->cu.ModuleUnload(c->mod);

@@ -56,6 +56,20 @@ __device__ __forceinline__ float bf16_lo(uint32_t u) { return __uint_as_float(u 
 __device__ __forceinline__ float bf16_hi(uint32_t u) { return __uint_as_float(u & 0xffff0000u); }
 __device__ __forceinline__ float f16_to_f32(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
+/* Four consecutive elements e .. e+3 of a KV cache (fs_cu_caches): f32,
+ * or f16 widened exactly (--kv f16: half the bytes for every read). */
+__device__ __forceinline__ float4 kv_load4(const void *cache, size_t e, int f16) {
+    if (!f16) return *(const float4 *)((const float *)cache + e);
+    uint2 h = *(const uint2 *)((const uint16_t *)cache + e);
+    float2 a = __half22float2(*(const __half2 *)&h.x), b = __half22float2(*(const __half2 *)&h.y);
+    return make_float4(a.x, a.y, b.x, b.y);
+}
+/* Store one element into a KV cache: f32, or rounded to f16 (to nearest even). */
+__device__ __forceinline__ void kv_store(void *cache, size_t e, float v, int f16) {
+    if (f16) ((__half *)cache)[e] = __float2half_rn(v);
+    else ((float *)cache)[e] = v;
+}
+
 /* Element i of a float weight (a norm's [n] vector) in its stored dtype.
  * Not for the hot loops: the matmul kernels decode 16 bytes at a time. */
 __device__ __forceinline__ float weight_at(fs_cu_ptr w, int dtype, size_t i) {

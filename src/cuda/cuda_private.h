@@ -41,6 +41,7 @@ typedef struct cuda_ctx {
     CUcontext ctx;
     CUmodule mod;
     CUstream stream;
+    fs_dtype kv_dtype;   /* of the KV caches kv_alloc makes: F32, or F16 (--kv f16) */
     cuda_kernels k;
     int sm_count, cc_major, cc_minor, driver_version;
     int programmatic;     /* kernels launched with programmatic dependencies (fs_cuda_launch) */

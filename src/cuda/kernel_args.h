@@ -48,13 +48,15 @@ typedef struct fs_cu_step_args {
 /* The KV caches one rope_kv or attention call reads and writes: this
  * layer's cache of each sequence of the step, indexed by the step's seq[t]
  * (up to forward.h's FS_MAX_SEQS). Each holds K then V, each [Hkv, n_ctx,
- * D] f32: one head's positions are contiguous. Sessions may differ in
- * n_ctx, so each cache carries its own. Entries past the step's n_seq are
- * 0. */
+ * D] f32 - or f16 where the caches were made f16 (f16 = 1, the same for
+ * every cache of a model: `--kv f16`): one head's positions are
+ * contiguous. Sessions may differ in n_ctx, so each cache carries its own.
+ * Entries past the step's n_seq are 0. */
 #define FS_CU_MAX_SEQS 64
 typedef struct fs_cu_caches {
     fs_cu_ptr p[FS_CU_MAX_SEQS];
     int n_ctx[FS_CU_MAX_SEQS];
+    int f16;
 } fs_cu_caches;
 
 /* One linear layer of a matmul call (backend.h's fs_linear), on the device.

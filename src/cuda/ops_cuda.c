@@ -153,10 +153,12 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
     }
 }
 
-/* The caches of the step's n_seq sequences into the kernel's argument;
- * returns the largest n_ctx. */
+/* The caches of the step's n_seq sequences into the kernel's argument
+ * (all of one dtype: f32, or f16 under --kv f16); returns the largest
+ * n_ctx. */
 static int put_caches(const cuda_ctx *c, fs_cu_caches *a, fs_buf *const *caches) {
     int n_max = 0;
+    a->f16 = caches[0]->dtype == FS_DTYPE_F16;
     for (int i = 0; i < c->n_seq; i++) {
         a->p[i] = caches[i]->p;
         a->n_ctx[i] = caches[i]->n_ctx;

@@ -40,14 +40,17 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
     const int *tok = step_token(a.step, t);
     const int p = tok[FS_CU_TOK_POS], sq = tok[FS_CU_TOK_SEQ];   /* its position, its sequence's cache */
     const int n_ctx = a.caches.n_ctx[sq];
-    float *K_cache = (float *)a.caches.p[sq], *V_cache = K_cache + (size_t)a.Hkv * n_ctx * D;
+    /* element offsets into this sequence's cache (f32 or f16: kv_store) */
+    void *cache = (void *)a.caches.p[sq];
+    const int f16 = a.caches.f16;
+    const size_t V_off = (size_t)a.Hkv * n_ctx * D;
 
     if (hh >= a.Hq + a.Hkv) {   /* v: copy into the cache */
         int g = hh - a.Hq - a.Hkv;
         const float *v = (const float *)a.v + ((size_t)t * a.Hkv + g) * D;
-        float *dst = V_cache + ((size_t)g * n_ctx + p) * D;
+        const size_t dst = V_off + ((size_t)g * n_ctx + p) * D;
         pdl_wait();
-        for (int i = lane; i < D; i += 32) dst[i] = v[i];
+        for (int i = lane; i < D; i += 32) kv_store(cache, dst + i, v[i], f16);
         return;
     }
     const bool is_q = hh < a.Hq;
@@ -88,7 +91,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
             hi[m] = __fmul_rn(w_hi[m], __fmul_rn(hi[m], scale));
         }
     }
-    float *k_dst = is_q ? nullptr : K_cache + ((size_t)h * n_ctx + p) * D;
+    const size_t k_dst = ((size_t)h * n_ctx + p) * D;
 #pragma unroll
     for (int m = 0; m < 4; m++) {
         int i = lane + 32 * m;
@@ -97,9 +100,9 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
         float r_hi = __fadd_rn(__fmul_rn(hi[m], c[m]), __fmul_rn(lo[m], s[m]));
         x[i] = r_lo;
         x[i + half] = r_hi;
-        if (k_dst) {
-            k_dst[i] = r_lo;
-            k_dst[i + half] = r_hi;
+        if (!is_q) {
+            kv_store(cache, k_dst + i, r_lo, f16);
+            kv_store(cache, k_dst + i + half, r_hi, f16);
         }
     }
 }
