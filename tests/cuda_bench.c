@@ -137,7 +137,7 @@ static void build(model *m, fs_dtype dt) {
     m->g = dev_f32(NULL, (size_t)PP * I);
     m->u = dev_f32(NULL, (size_t)PP * I);
     m->x_last = dev_f32(NULL, H);
-    m->logits = dev_f32(NULL, V);
+    m->logits = dev_f32(NULL, (size_t)64 * V);   /* 64 rows: the batched lm_head */
     free(pool);
     free(npool);
 }
@@ -408,6 +408,34 @@ static void bench_dtype(fs_dtype dt, const char *name) {
         printf(" %s %.2f ms", op_names[op], t * 1e3);
         if (flops_per_layer[op] > 0) printf(" (%.0f TFLOP/s)", flops_per_layer[op] * L / t / 1e12);
         printf(";");
+    }
+    printf("\n");
+
+    /* the matmuls of a batched decode step (64 sequences, one token each:
+     * the GEMM path with one row of tiles), run directly over 28 layers;
+     * lm_head over 64 rows once. Weight bytes per call / time: how close
+     * a batched step comes to streaming each weight once. */
+    printf("batched decode matmuls (T=64, per call):");
+    set_seq_step(ids, 64, 0);
+    for (int op = 0; op <= N_OPS; op++) {
+        if (op == OP_ROPE || op == OP_ATT) continue;
+        double best_t = 1e9;
+        for (int rep = 0; rep < 3; rep++) {
+            B->sync(B);
+            double t0 = fs_now();
+            if (op == N_OPS) {
+                fs_mm_in in = {m->x, m->norm, 1e-6f, NULL};
+                fs_linear out = {m->embed, m->logits, V, 0};
+                B->matmul(B, &in, 64, H, &out, 1);
+            } else {
+                for (int li = 0; li < L; li++) layer_op(m, li, op, 64);
+            }
+            B->sync(B);
+            double t = (fs_now() - t0) / (op == N_OPS ? 1 : L);
+            if (t < best_t) best_t = t;
+        }
+        printf(" %s %.1f us (%.0f GB/s);", op == N_OPS ? "lm_head" : op_names[op], best_t * 1e6,
+               op_bytes(m, op) / best_t / 1e9);
     }
     printf("\n");
     free(ids);

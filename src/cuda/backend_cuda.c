@@ -687,6 +687,10 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
                        fs_cu_error(&c->cu, r));
     if (get_kernels(c, e)) return -1;
     c->programmatic = c->cc_major >= 9 && c->cu.LaunchKernelEx && !getenv("FS_CUDA_NO_PDL");
+    /* FS_CUDA_GEMM_SPLIT=N: cut a GEMM's K into at most N slices (1 .. 16;
+     * default 16) - for measuring the split-K rule (docs/gpu.md) */
+    const char *split = getenv("FS_CUDA_GEMM_SPLIT");
+    c->gemm_split_max = split && atoi(split) >= 1 && atoi(split) <= FS_CU_GEMM_SPLIT_MAX ? atoi(split) : FS_CU_GEMM_SPLIT_MAX;
     if ((r = c->cu.StreamCreate(&c->stream, FS_CU_STREAM_NON_BLOCKING)))
         return fs_errf(e, "cuda: cannot create a stream: %s", fs_cu_error(&c->cu, r));
     snprintf(c->desc, sizeof c->desc, "%s, %.1f GiB, sm_%d%d, %d SMs, CUDA driver %d.%d%s", c->name,

@@ -53,7 +53,8 @@ typedef struct cuda_ctx {
     size_t scratch_bytes;
     CUdeviceptr step, xb, part_o, part_ml, att_counter, argmax_part, argmax_counter, argmax_result, inv_freq;
     CUdeviceptr gemm_part, gemm_counter;   /* split-K GEMM: partial tiles, arrival counts */
-#define GEMM_SPLIT 4                       /* slices of K when a GEMM has fewer tiles than SMs */
+#define GEMM_SPLIT 4                       /* scratch: partial tiles for GEMM_SPLIT x SMs blocks */
+    int gemm_split_max;                    /* FS_CU_GEMM_SPLIT_MAX, or FS_CUDA_GEMM_SPLIT (A/B runs) */
 #define ATT_BATCH_TOKENS 64                /* tokens per decode attention launch of a step that mixes
                                               sequences (its partials' scratch; backend_cuda.c) */
     int gemm_split_tiles;                  /* tiles the split-K scratch holds */

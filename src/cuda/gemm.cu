@@ -298,13 +298,28 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
         __syncthreads();
         if (!is_last) return;
         __threadfence();
-        for (int i = threadIdx.x; i < BM * BN; i += blockDim.x) {
-            int t = m0 + i / BN, n = n0 + i % BN;
-            if (t >= T || n >= L.N) continue;
-            float sum = 0.0f;
-            for (int z = 0; z < a.k_split; z++) sum += __ldcg(part + (size_t)z * BM * BN + i);
-            float *y = (float *)L.y + (size_t)t * L.N + n;
-            *y = L.add ? *y + sum : sum;
+        /* four outputs at a time, every slice's partials loaded before the
+         * first is added (a loop that adds each as it arrives waits one L2
+         * round trip per slice: with 16 slices that tail was most of a
+         * batched decode step's o_proj) */
+        for (int i = 4 * threadIdx.x; i < BM * BN; i += 4 * blockDim.x) {
+            float4 p[FS_CU_GEMM_SPLIT_MAX];
+#pragma unroll
+            for (int z = 0; z < FS_CU_GEMM_SPLIT_MAX; z++)
+                if (z < a.k_split) p[z] = __ldcg((const float4 *)(part + (size_t)z * BM * BN + i));
+            float4 sum = p[0];
+#pragma unroll
+            for (int z = 1; z < FS_CU_GEMM_SPLIT_MAX; z++)
+                if (z < a.k_split) sum.x += p[z].x, sum.y += p[z].y, sum.z += p[z].z, sum.w += p[z].w;
+            const int t = m0 + i / BN;
+            const float s4[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int n = n0 + i % BN + e;
+                if (t >= T || n >= L.N) continue;
+                float *y = (float *)L.y + (size_t)t * L.N + n;
+                *y = L.add ? *y + s4[e] : s4[e];
+            }
         }
         if (threadIdx.x == 0) ((int *)a.counter)[tile] = 0;
         return;

@@ -53,6 +53,9 @@ typedef struct fs_cu_step_args {
  * contiguous. Sessions may differ in n_ctx, so each cache carries its own.
  * Entries past the step's n_seq are 0. */
 #define FS_CU_MAX_SEQS 64
+/* A GEMM's K is cut into at most this many slices (gemm.cu, ops_cuda.c). */
+#define FS_CU_GEMM_SPLIT_MAX 16
+
 typedef struct fs_cu_caches {
     fs_cu_ptr p[FS_CU_MAX_SEQS];
     int n_ctx[FS_CU_MAX_SEQS];

@@ -86,6 +86,21 @@ void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y,
     fs_cuda_launch(c, c->k.rmsnorm, (unsigned)rows, 1, 256, 0, p, "rmsnorm");
 }
 
+/* Slices of K for a GEMM of `tiles` output tiles. A GEMM with fewer
+ * tiles than SMs leaves most of the GPU idle - a batched decode step (64
+ * tokens: one row of tiles) or o_proj/down_proj (N = 1024: 16 tiles a
+ * row) - so K is cut into slices, one block each, until there are about
+ * two blocks per SM; the last block of a tile adds the slices' partial
+ * tiles (gemm.cu). Each slice keeps at least 4 steps of 32 along K, and
+ * the partial tiles fit the scratch (GEMM_SPLIT x SMs tiles). */
+static int gemm_k_split(const cuda_ctx *c, int tiles, int K) {
+    if (tiles >= c->sm_count || tiles > c->gemm_split_tiles) return 1;
+    int split = CEIL_DIV(2 * c->sm_count, tiles);
+    if (split > c->gemm_split_max) split = c->gemm_split_max;
+    while (split > 1 && (K / 32 < 4 * split || (long)tiles * split > (long)c->gemm_split_tiles * GEMM_SPLIT)) split--;
+    return split;
+}
+
 /* The layers of one call that share a dtype run as one launch: their rows
  * (GEMV) or column tiles (GEMM) are concatenated. Mixed dtypes in one call
  * (not produced by fs's converter, but legal) become one launch per dtype. */
@@ -125,8 +140,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         if (T > 1 && K % 8 == 0 && c->xb) {
             /* prefill: the input once to bf16, then the tensor-core GEMM,
              * split over K when its tiles would not cover the SMs */
-            int all_tiles = tiles * CEIL_DIV(T, GEMM_TILE);
-            a.k_split = all_tiles < c->sm_count && all_tiles <= c->gemm_split_tiles && K / 32 >= 4 * GEMM_SPLIT ? GEMM_SPLIT : 1;
+            a.k_split = gemm_k_split(c, tiles * CEIL_DIV(T, GEMM_TILE), K);
             a.part = c->gemm_part;
             a.counter = c->gemm_counter;
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
