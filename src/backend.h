@@ -200,6 +200,11 @@ struct fs_backend {
      * -1 if any element is NaN. Waits for the ops before it (greedy
      * decoding reads 4 bytes instead of V logits). */
     int (*argmax)(fs_backend *b, const fs_buf *x, int n);
+    /* argmax_rows: argmax of each of `rows` rows of x (row r is
+     * x[r*n .. r*n + n)) into out[r], rows <= reserve's max_seqs, as
+     * argmax does one. Waits. A batched step's sessions in one pass and
+     * one wait, not `rows` of each. */
+    void (*argmax_rows)(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
 
     /* Wait until every op issued so far has finished (a no-op on the CPU). */
     void (*sync)(fs_backend *b);

@@ -516,11 +516,11 @@ const fs_seq_stats *fs_seq_status(const fs_seq *q) { return &q->st; }
 
 /* q's prompt, or its last token, is in the cache and its logits are
  * ready: sample the next token as fs_generate's loop does. */
-static void seq_next(fs_seq *q) {
+static void seq_next(fs_seq *q, int argmax) {   /* argmax: the greedy pick if known, else -2 */
     fs_seq_stats *st = &q->st;
     if (st->generated >= q->max_new) return seq_finish(q, FS_STOP_MAX_TOKENS);
     if (q->cancel && *q->cancel) return seq_finish(q, FS_STOP_CANCELLED);
-    int id = q->greedy ? fs_session_argmax(q->s) : -1;
+    int id = !q->greedy ? -1 : argmax != -2 ? argmax : fs_session_argmax(q->s);
     const float *logits = NULL;
     if (!q->greedy) {
         logits = fs_session_logits(q->s);
@@ -574,6 +574,13 @@ int fs_engine_step(fs_engine *g, fs_seq *const *qs, int n, int max_tokens, fs_er
         for (int i = 0; i < m; i++) seq_finish(fed[i], FS_STOP_ERROR);
         return -1;
     }
+    /* the greedy picks of every session that samples now, in one pass */
+    int picks[FS_MAX_SEQS], n_greedy = 0;
+    for (int i = 0; i < m; i++) {
+        picks[i] = -2;
+        n_greedy += fed[i]->greedy && fed[i]->n_tokens + cnt[i] >= fed[i]->n_want;
+    }
+    if (n_greedy > 1) fs_forward_batch_argmax(f, picks);
     double now = fs_now();
     for (int i = 0; i < m; i++) {
         fs_seq *q = fed[i];
@@ -587,7 +594,7 @@ int fs_engine_step(fs_engine *g, fs_seq *const *qs, int n, int max_tokens, fs_er
             q->st.prefill_s = now - q->t_start;
             if (q->go.on_prefill) q->go.on_prefill(q->go.user, q->st.prefilled, q->st.prefilled);
         }
-        seq_next(q);
+        seq_next(q, picks[i]);
     }
     return m;
 }

@@ -97,6 +97,9 @@ struct fs_forward {
     fs_buf *last;       /* [max_seqs, H] each session's last row of x (or one row
                            of x_norm), for lm_head */
     fs_buf *logits;     /* [max_seqs, V] the lm_head of a batched call (max_seqs > 1) */
+    fs_session *batch_last[FS_MAX_SEQS];   /* the sessions of the last fs_forward_batch, */
+    int batch_n;                           /* in its order (fs_forward_batch_argmax), */
+    unsigned calls, batch_call;            /* and whether any forward call came after it */
 
     size_t weight_bytes, scratch_bytes;
 };
@@ -523,6 +526,7 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
     debug_out dbg = {checkpoints, logits_all, n, 0};
     int debug = logits_all || checkpoints, r = 0, pos_start = s->pos;
     s->logits_on_host = 0;
+    s->f->calls++;   /* a batch's rows of logits are no longer the last (fs_forward_batch_argmax) */
     for (int t0 = 0; t0 < n && r == 0; t0 += s->f->max_batch) {
         int T = n - t0 < s->f->max_batch ? n - t0 : s->f->max_batch;
         dbg.t0 = t0;
@@ -574,8 +578,24 @@ int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids,
     }
     f->step = (fs_step){T, f->step_ids, f->step_pos, f->step_seq, n_seq};
     forward_step(f, s, n_seq, NULL, 0);
-    for (int i = 0; i < n_seq; i++) s[i]->pos += n[i];
+    for (int i = 0; i < n_seq; i++) s[i]->pos += n[i], f->batch_last[i] = s[i];
+    f->batch_n = n_seq;
+    f->batch_call = ++f->calls;
     f->be->sync(f->be);
+    return 0;
+}
+
+int fs_forward_batch_argmax(fs_forward *f, int *out) {
+    if (f->batch_n < 1) return -1;
+    fs_backend *be = f->be;
+    int V = f->m->cfg.vocab;
+    /* f->logits holds the batch's rows until the next forward call (a batch
+     * of one session computes into that session's own logits) */
+    if (f->batch_n == 1 || f->calls != f->batch_call) {
+        for (int j = 0; j < f->batch_n; j++) out[j] = fs_session_argmax(f->batch_last[j]);
+        return 0;
+    }
+    be->argmax_rows(be, f->logits, f->batch_n, V, out);
     return 0;
 }
 

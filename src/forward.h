@@ -88,6 +88,12 @@ int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
  * logits are those of its last token. */
 int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids, const int *n, int n_seq,
                      fs_err *e);
+/* After fs_forward_batch: the argmax of each of its sessions' logits, in
+ * the order of that call, into out[n_seq] - in one pass where the backend
+ * can (a GPU: one kernel, 4 bytes a session, one wait), as
+ * fs_session_argmax of each otherwise (after another eval). -1 if no
+ * batch ran yet. */
+int fs_forward_batch_argmax(fs_forward *f, int *out);
 int fs_forward_max_batch(const fs_forward *f);   /* tokens one forward call may carry */
 int fs_forward_max_seqs(const fs_forward *f);
 

@@ -447,6 +447,32 @@ static void test_copy_argmax(void) {
     fs_buf *tb = put(be, ties, 6);
     CHECK_EQ_INT(be->argmax(be, tb, 6), 1);
     be->free_buf(be, tb);
+
+    /* argmax_rows: each of MAX_SEQS rows as argmax finds it alone - one
+     * row with a NaN (-1), one with ties, one whose maximum is its last */
+    {
+        enum { N = 151936 / 8 + 3 };
+        float *x = malloc(sizeof(float) * MAX_SEQS * N);
+        int want[MAX_SEQS], got[MAX_SEQS];
+        fill(x, (size_t)MAX_SEQS * N, 10.0);
+        x[1 * N + N / 3] = NAN;
+        x[2 * N + 5] = x[2 * N + 900] = 1e6f;
+        x[3 * N + N - 1] = 1e6f;
+        fs_buf *xb = put(be, x, (size_t)MAX_SEQS * N);
+        for (int r = 0; r < MAX_SEQS; r++) {
+            fs_buf *row = put(be, x + (size_t)r * N, N);
+            want[r] = be->argmax(be, row, N);
+            be->free_buf(be, row);
+        }
+        CHECK(want[1] == -1 && want[2] == 5 && want[3] == N - 1);
+        for (int rows = 1; rows <= MAX_SEQS; rows += MAX_SEQS - 1) {
+            be->argmax_rows(be, xb, rows, N, got);
+            for (int r = 0; r < rows; r++)
+                CHECKF(got[r] == want[r], "%s: argmax_rows(%d rows), row %d: %d, not %d", be->name, rows, r, got[r], want[r]);
+        }
+        be->free_buf(be, xb);
+        free(x);
+    }
     be->free_buf(be, src); be->free_buf(be, dst);
     free(a); free(o);
 }

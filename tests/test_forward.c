@@ -522,7 +522,14 @@ static void test_batch(const fs_model *m) {
             used[0][i] += rounds[r].n[k];
         }
         if (rounds[r].single) CHECK(fs_session_eval(who[0], who_ids[0], rounds[r].n[0], &e) == 0);
-        else CHECKF(fs_forward_batch(fb, who, who_ids, rounds[r].n, n_seq, &e) == 0, "round %zu: %s", r, e.msg);
+        else {
+            CHECKF(fs_forward_batch(fb, who, who_ids, rounds[r].n, n_seq, &e) == 0, "round %zu: %s", r, e.msg);
+            int picks[NS];   /* the batch's greedy picks in one pass = each session's own argmax */
+            CHECK(fs_forward_batch_argmax(fb, picks) == 0);
+            for (int k = 0; k < n_seq; k++)
+                CHECKF(picks[k] == fs_session_argmax(who[k]), "round %zu: batch argmax of session %d: %d, not %d", r, k,
+                       picks[k], fs_session_argmax(who[k]));
+        }
         for (int k = 0; k < n_seq; k++) {
             int i = rounds[r].who[k];
             CHECK(fs_session_eval(ss[i], ids[i] + used[1][i], rounds[r].n[k], &e) == 0);

@@ -12,13 +12,23 @@
  */
 #include "ref.h"
 
-int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n) {
-    (void)b;
-    const float *v = buf_f32(x);
+static int argmax_of(const float *v, int n) {
     int best = 0;
     for (int i = 0; i < n; i++) {
         if (v[i] != v[i]) return -1;   /* NaN */
         if (v[i] > v[best]) best = i;
     }
     return n > 0 ? best : -1;
+}
+
+int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n) {
+    (void)b;
+    return argmax_of(buf_f32(x), n);
+}
+
+/* Each of a batch's rows in turn: on the CPU a row is no cheaper in a
+ * batch (there is nothing to wait for). */
+void fs_ref_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out) {
+    (void)b;
+    for (int r = 0; r < rows; r++) out[r] = argmax_of(buf_f32(x) + (size_t)r * (size_t)n, n);
 }

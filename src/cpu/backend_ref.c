@@ -244,6 +244,7 @@ fs_backend *fs_backend_ref_new(fs_err *e) {
     b->attention = fs_ref_attention;
     b->copy = fs_ref_copy;
     b->argmax = fs_ref_argmax;
+    b->argmax_rows = fs_ref_argmax_rows;
     b->sync = fs_ref_sync;
     b->describe = fs_ref_describe;
     b->reserved_bytes = ref_reserved_bytes;

@@ -109,6 +109,7 @@ void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const 
 void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
+void fs_ref_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
 void fs_ref_sync(fs_backend *b);
 const char *fs_ref_describe(fs_backend *b);
 

@@ -5,7 +5,10 @@
  * Greedy decoding needs one integer per token, not V = 151936 logits, so
  * the search runs where the logits are and 4 bytes cross to the host.
  *
- * Mapping. ARGMAX_BLOCKS blocks stride over x (coalesced), each thread
+ * Rows: blockIdx.y is the row (argmax_rows: a batch's sessions' logits
+ * side by side, each row with its own candidates, counter and result).
+ *
+ * Mapping. gridDim.x blocks stride over a row of x (coalesced), each thread
  * keeping its best (value, index); a block reduces its threads and writes
  * one candidate to scratch. The last block to finish (an atomic counter,
  * which it resets) reduces the candidates and writes the result. Order of
@@ -56,8 +59,11 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(fs_cu_ptr x,
     pdl_wait();
     __shared__ cand red[32];
     __shared__ int is_last;
-    const float *xs = (const float *)x;
-    cand *parts = (cand *)part;
+    const int row = blockIdx.y;
+    const float *xs = (const float *)x + (size_t)row * (size_t)n;
+    cand *parts = (cand *)part + (size_t)row * gridDim.x;
+    counter += (size_t)row * sizeof(int);
+    result += (size_t)row * sizeof(int);
     cand c = {0.0f, -1};
     for (int i = blockIdx.x * ARGMAX_THREADS + threadIdx.x; i < n; i += gridDim.x * ARGMAX_THREADS) {
         float v = xs[i];

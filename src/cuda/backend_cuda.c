@@ -322,9 +322,10 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     CUdeviceptr part_o = carve(&off, att * r->Hq * c->max_split * r->D * sizeof(float));
     CUdeviceptr part_ml = carve(&off, att * r->Hq * c->max_split * 2 * sizeof(float));
     CUdeviceptr att_counter = carve(&off, att * r->Hkv * sizeof(int));
-    CUdeviceptr argmax_part = carve(&off, 128 * 2 * sizeof(float));
-    CUdeviceptr argmax_counter = carve(&off, sizeof(int));
-    CUdeviceptr argmax_result = carve(&off, sizeof(int));
+    /* argmax: per row (argmax_rows: up to max_seqs) 128 candidates, a counter, a result */
+    CUdeviceptr argmax_part = carve(&off, (size_t)r->max_seqs * 128 * 2 * sizeof(float));
+    CUdeviceptr argmax_counter = carve(&off, (size_t)r->max_seqs * sizeof(int));
+    CUdeviceptr argmax_result = carve(&off, (size_t)r->max_seqs * sizeof(int));
     CUdeviceptr inv_freq = carve(&off, (size_t)(r->D / 2) * sizeof(float));
     /* split-K GEMM: a GEMM is split only when it has fewer tiles than SMs */
     c->gemm_split_tiles = c->max_T > 1 ? c->sm_count : 0;
@@ -348,14 +349,14 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     fs_cuda_check(c, c->cu.MemsetD32Async(c->scratch, 0, off / 4, c->stream), "reserve (zero fill)");
     fs_cuda_check(c, c->cu.MemcpyHtoDAsync(c->inv_freq, r->rope_inv_freq, (size_t)(r->D / 2) * sizeof(float), c->stream),
                   "reserve (rope table)");
-    if (c->cu.MemAllocHost((void **)&c->result_host, sizeof(int)) ||
+    if (c->cu.MemAllocHost((void **)&c->result_host, (size_t)r->max_seqs * sizeof(int)) ||
         c->cu.MemAllocHost((void **)&c->step_host, step_ints * sizeof(int)) ||
         c->cu.EventCreate(&c->step_sent, FS_CU_EVENT_DEFAULT) ||
         c->cu.MemAllocHost((void **)&c->step_map, 8 * sizeof(int)) ||
         c->cu.MemHostGetDevicePointer(&c->step_map_dev, c->step_map, 0) ||
         c->cu.EventCreate(&c->replay_done, FS_CU_EVENT_DEFAULT)) {
         free_scratch(c);
-        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (9 + step_ints) * sizeof(int));
+        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (8 + r->max_seqs + step_ints) * sizeof(int));
     }
     c->step_map[FS_CU_STEP_T] = -1;   /* no step yet: the first replay writes one */
 
@@ -732,6 +733,7 @@ fs_backend *fs_backend_cuda_new(const fs_backend_opts *o, fs_err *e) {
     b->attention = fs_cuda_attention;
     b->copy = fs_cuda_copy;
     b->argmax = fs_cuda_argmax;
+    b->argmax_rows = fs_cuda_argmax_rows;
     b->sync = cu_sync;
     b->record = cu_record;
     b->replay = cu_replay;

@@ -62,7 +62,7 @@ typedef struct cuda_ctx {
     int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
     int *step_host;       /* [2 + 3 max_T], pinned: the step as set_step sends it */
     CUevent step_sent;    /* recorded after the copy of step_host */
-    int *result_host;     /* pinned: argmax's answer */
+    int *result_host;     /* pinned: argmax's answer (argmax_rows: max_seqs of them) */
     /* A one-token step reaches a replayed graph through pinned host memory
      * that the graph's first kernel reads (set_step_mapped): the step's
      * write is part of the graph, so a token costs one submission. */
@@ -118,5 +118,6 @@ void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const
 void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n);
+void fs_cuda_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
 
 #endif

@@ -14,6 +14,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cuda_private.h"
 
@@ -264,4 +265,20 @@ int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n) {
     fs_cuda_check(c, c->cu.MemcpyDtoHAsync(c->result_host, c->argmax_result, sizeof(int), c->stream), "argmax copy");
     fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "argmax wait");
     return *c->result_host;
+}
+
+/* Every row at once: 16 blocks a row (64 rows: 1,024 blocks), one copy of
+ * the answers, one wait. */
+void fs_cuda_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out) {
+    cuda_ctx *c = cuda_of(b);
+    if (rows < 1 || rows > c->max_seqs) {
+        fprintf(stderr, "fs: cuda: argmax of %d rows: reserve() allowed 1 .. %d\n", rows, c->max_seqs);
+        abort();
+    }
+    void *p[] = {(void *)&x->p, &n, &c->argmax_part, &c->argmax_counter, &c->argmax_result};
+    fs_cuda_launch(c, c->k.argmax, rows == 1 ? ARGMAX_BLOCKS : 16, (unsigned)rows, 256, 0, p, "argmax (rows)");
+    fs_cuda_check(c, c->cu.MemcpyDtoHAsync(c->result_host, c->argmax_result, (size_t)rows * sizeof(int), c->stream),
+                  "argmax copy");
+    fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "argmax wait");
+    memcpy(out, c->result_host, (size_t)rows * sizeof(int));
 }
