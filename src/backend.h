@@ -83,6 +83,10 @@ typedef struct fs_reserve {
     int n_ctx;                  /* positions a KV cache holds, at most: every pos[t] < n_ctx */
     int Hq, Hkv, D;             /* attention heads and head dim */
     const float *rope_inv_freq; /* [D/2] RoPE frequencies (forward.c, HF's f32 arithmetic) */
+    fs_dtype kv_dtype;          /* what kv_alloc's caches store: F32 (0, the default) or
+                                   F16 (half the bytes; rope_kv rounds K and V to f16 to
+                                   nearest even as it stores them). A backend without f16
+                                   caches refuses F16 here, with an error saying so. */
 } fs_reserve;
 
 /* The tokens of one forward call, and where each belongs.
@@ -131,7 +135,8 @@ struct fs_backend {
      * return a shared buffer; free_buf it once per upload. */
     fs_buf *(*upload)(fs_backend *b, const fs_tensor *t, fs_err *e);
     /* One layer's KV cache: keys and values of n_ctx positions of Hkv
-     * heads of D floats, in the backend's own layout. */
+     * heads of D elements, in the backend's own layout, in reserve's
+     * kv_dtype (F32 when reserve has not been called). */
     fs_buf *(*kv_alloc)(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e);
     void (*free_buf)(fs_backend *b, fs_buf *buf);
     /* The backend's scratch for ops up to these shapes. Called once,
