@@ -261,6 +261,7 @@ int fs_cmd_bench(int argc, char **argv) {
     if ((rc = cli_opts_seq(&o, g, &q)) != 0) goto out;
     rc = FS_EXIT_INPUT;
     fs_session *sess = fs_seq_session(q);
+    size_t kv_elem = o.kv && !strcmp(o.kv, "f16") ? 2 : 4;   /* bytes of a cached K or V element */
     const fs_model *model = fs_engine_model(g);
     be = fs_forward_backend(fs_engine_forward(g));
     int V = model->cfg.vocab;
@@ -279,7 +280,7 @@ int fs_cmd_bench(int argc, char **argv) {
         printf("model %s: L %d, H %d, V %d, %.1fM params; load %.3f s%s\n", mname, model->cfg.n_layers,
                model->cfg.hidden, V, (double)model->logical_params / 1e6, t_load,
                o.weights ? " (with the conversion)" : "");
-        printf("backend: %s (%s)\n", be->name, be->describe ? be->describe(be) : "");
+        printf("backend: %s (%s; KV cache %s)\n", be->name, be->describe ? be->describe(be) : "", kv_elem == 2 ? "f16" : "f32");
         printf("\n%-16s %-7s %-8s %-7s %-15s %s\n", "model", "weights", "backend", "threads", "test",
                "tok/s median [min .. max]");
         fflush(stdout);
@@ -364,7 +365,7 @@ int fs_cmd_bench(int argc, char **argv) {
     for (int i = 0; bw_buf && i < n_res; i++) {
         result *R = &res[i];
         if (!R->is_tg) continue;
-        fs_decode_bytes b = fs_bench_decode_bytes(model, R->depth + (R->n + 1) / 2.0);
+        fs_decode_bytes b = fs_bench_decode_bytes(model, R->depth + (R->n + 1) / 2.0, kv_elem);
         fs_session_truncate(sess, 0);
         if (R->depth > 0 && fs_session_eval(sess, ids, R->depth, &e)) {
             cli_fail(CMD, FS_EXIT_INPUT, "depth prefill: %s", e.msg);
@@ -402,7 +403,7 @@ int fs_cmd_bench(int argc, char **argv) {
         const result *R = &res[i];
         /* Decode step i (0-based) attends over depth + i + 1 positions; the
          * run's mean is depth + (n + 1) / 2. */
-        fs_decode_bytes b = fs_bench_decode_bytes(model, R->depth + (R->n + 1) / 2.0);
+        fs_decode_bytes b = fs_bench_decode_bytes(model, R->depth + (R->n + 1) / 2.0, kv_elem);
         double eff = R->is_tg ? (double)b.total * R->med : 0;
         if (csv) {
             printf("%s,%s,%s,%s,%s,%d,%d,%d,%d,%.4f,%.4f,%.4f,", mname, wname, backend_name, tbuf, R->name,

@@ -17,7 +17,7 @@
 #include "quant.h"
 
 enum {
-    F_MODEL, F_BACKEND, F_THREADS, F_CTX, F_WEIGHTS, F_PROMPT, F_FILE, F_MAX_TOKENS, F_TEMP, F_TOP_K,
+    F_MODEL, F_BACKEND, F_THREADS, F_CTX, F_WEIGHTS, F_KV, F_PROMPT, F_FILE, F_MAX_TOKENS, F_TEMP, F_TOP_K,
     F_TOP_P, F_MIN_P, F_REPEAT, F_PRESENCE, F_SEED, F_STOP, F_VERBOSE,
 };
 
@@ -35,6 +35,7 @@ static const flag_spec flags[] = {
     {CLI_RUNTIME, F_THREADS, "-t", "--threads", "N", "CPU threads (default: the backend's choice)"},
     {CLI_RUNTIME, F_CTX, "-c", "--ctx", "N", "context length in tokens (default 4096, capped by the model)"},
     {CLI_RUNTIME, F_WEIGHTS, "--weights", NULL, "W", "convert the weights at load: bf16, f16, f32, q8_0, q4_0"},
+    {CLI_RUNTIME, F_KV, "--kv", NULL, "T", "KV cache elements: f32 (default) or f16 (half the bytes; cpu backends)"},
     {CLI_PROMPT, F_PROMPT, "-p", "--prompt", "TEXT", "the prompt"},
     {CLI_PROMPT, F_FILE, "-f", "--file", "FILE", "read the prompt from FILE (- : stdin)"},
     {CLI_SAMPLING, F_MAX_TOKENS, "-n", "--max-tokens", "N", "tokens to generate at most (default %ld)"},
@@ -122,6 +123,12 @@ int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
         o->weights = v;
         break;
     }
+    case F_KV: {
+        fs_dtype kv;
+        if (fs_engine_kv_dtype(v, &kv)) return cli_fail(cmd, FS_EXIT_USAGE, "--kv: expected f32 or f16, got '%s'", v), -1;
+        o->kv = v;
+        break;
+    }
     case F_PROMPT: o->prompt = v; break;
     case F_FILE: o->file = v; break;
     case F_MAX_TOKENS: if (cli_int(cmd, a, v, 0, 100000000, &o->max_tokens)) return -1; break;
@@ -167,7 +174,7 @@ int cli_opts_open(const cli_opts *o, const char *dir, int tokenizer, fs_engine *
     *g = NULL;
     if (!dir) dir = cli_model_dir(o->cmd, o->model);
     if (!dir) return FS_EXIT_USAGE;
-    fs_engine_opts eo = {o->backend, (int)o->threads, (int)o->ctx, o->weights, tokenizer, o->max_seqs};
+    fs_engine_opts eo = {o->backend, (int)o->threads, (int)o->ctx, o->weights, tokenizer, o->max_seqs, o->kv};
     fs_err e = {{0}};
     cli_status("loading %s ...", dir);
     double t0 = fs_now();

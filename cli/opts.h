@@ -2,7 +2,7 @@
  * of limits and messages, and the engine they open.
  *
  *   CLI_MODEL     -m/--model MODEL      (else $FS_MODEL, else the shipped models/tiny)
- *   CLI_RUNTIME   --backend NAME  -t/--threads N  -c/--ctx N  --weights W
+ *   CLI_RUNTIME   --backend NAME  -t/--threads N  -c/--ctx N  --weights W  --kv T
  *   CLI_PROMPT    -p/--prompt TEXT  -f/--file FILE ("-" reads stdin)
  *   CLI_SAMPLING  -n/--max-tokens N  --temp T  --top-k K  --top-p P  --min-p M
  *                 --repeat-penalty R  --presence-penalty P  --seed S  --stop STR
@@ -36,7 +36,7 @@ typedef struct cli_opts {
     const char *cmd;              /* "generate": for messages */
     unsigned groups;              /* CLI_* the command takes */
     const char *model;            /* -m, or NULL */
-    const char *backend, *weights;
+    const char *backend, *weights, *kv;
     long threads, ctx;            /* 0: the defaults */
     const char *prompt, *file;
     long max_tokens;              /* the command's default until -n */

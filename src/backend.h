@@ -135,7 +135,8 @@ struct fs_backend {
      * return a shared buffer; free_buf it once per upload. */
     fs_buf *(*upload)(fs_backend *b, const fs_tensor *t, fs_err *e);
     /* One layer's KV cache: keys and values of n_ctx positions of Hkv
-     * heads of D floats, in the backend's own layout. */
+     * heads of D elements, in the backend's own layout, in reserve's
+     * kv_dtype (F32 when reserve has not been called). */
     fs_buf *(*kv_alloc)(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e);
     void (*free_buf)(fs_backend *b, fs_buf *buf);
     /* The backend's scratch for ops up to these shapes. Called once,

@@ -32,7 +32,7 @@ size_t fs_bench_tensor_bytes(const fs_tensor *t) {
     return n * fs_dtype_size(t->dtype);
 }
 
-fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx) {
+fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx, size_t kv_elem) {
     const fs_config *c = &m->cfg;
     fs_decode_bytes b = {0};
     for (int l = 0; l < c->n_layers; l++) {
@@ -47,7 +47,7 @@ fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx) {
     if (m->embed_tokens.ndim == 2 && m->embed_tokens.shape[0] > 0)
         b.embed_row = fs_bench_tensor_bytes(&m->embed_tokens) / (size_t)m->embed_tokens.shape[0];
     if (ctx < 0) ctx = 0;
-    b.kv = (size_t)(2.0 * c->n_layers * ctx * c->n_kv_heads * c->head_dim * sizeof(float));
+    b.kv = (size_t)(2.0 * c->n_layers * ctx * c->n_kv_heads * c->head_dim * (double)kv_elem);
     b.total = b.weights + b.embed_row + b.kv;
     return b;
 }

@@ -27,7 +27,7 @@
 typedef struct fs_decode_bytes {
     size_t weights;    /* every layer's projections and norms, final norm, lm_head */
     size_t embed_row;  /* the one row of embed_tokens the token looks up */
-    size_t kv;         /* the f32 K and V cache rows attention reads: 2 L ctx Hkv D 4 */
+    size_t kv;         /* the K and V cache rows attention reads: 2 L ctx Hkv D kv_elem */
     size_t total;
 } fs_decode_bytes;
 
@@ -36,9 +36,9 @@ typedef struct fs_decode_bytes {
 size_t fs_bench_tensor_bytes(const fs_tensor *t);
 
 /* The bytes a decode step reads when ctx tokens (itself included) are in
- * the cache. Counted from the model's tensors, so it follows whatever dtype
+ * the cache, of kv_elem bytes an element (4: f32, 2: --kv f16). Counted from the model's tensors, so it follows whatever dtype
  * the weights have. */
-fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx);
+fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx, size_t kv_elem);
 
 /* A line naming this machine's CPU for the report, e.g. "AMD EPYC (x86
  * family 26 model 2), 2 CPUs online" (Linux: /proc/cpuinfo; elsewhere the

@@ -53,6 +53,13 @@ struct fs_engine {
     int template_checked;         /* tokenizer_config.json's template is Qwen3's */
 };
 
+int fs_engine_kv_dtype(const char *name, fs_dtype *out) {
+    if (!strcmp(name, "f32")) *out = FS_DTYPE_F32;
+    else if (!strcmp(name, "f16")) *out = FS_DTYPE_F16;
+    else return -1;
+    return 0;
+}
+
 int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs_err *e) {
     static const fs_engine_opts defaults = {0};
     if (!o) o = &defaults;
@@ -86,6 +93,10 @@ int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs
         goto fail;
     }
     fs_forward_opts fo = {.backend = o->backend, .n_threads = o->n_threads, .n_ctx = o->n_ctx, .max_seqs = o->max_seqs};
+    if (o->kv && fs_engine_kv_dtype(o->kv, &fo.kv_dtype)) {
+        fs_errf(e, "KV cache type '%s': expected f32 or f16", o->kv);
+        goto fail;
+    }
     if (fs_forward_new(&g->fwd, &g->model, &fo, e)) goto fail;
 
     for (int i = 0; i < c->n_eos; i++) g->chat_stop[g->n_chat_stop++] = c->eos_ids[i];

@@ -74,12 +74,16 @@ typedef struct fs_engine_opts {
     int tokenizer;        /* FS_ENGINE_TOKENIZER* */
     int max_seqs;         /* sequences one fs_engine_step may advance together
                              (0: 1; a server: its slots, at most FS_MAX_SEQS) */
+    const char *kv;       /* the KV cache's elements: NULL or "f32" (the default),
+                             "f16" (half the bytes; docs/kv-cache.md) */
 } fs_engine_opts;
 
 /* Load dir's config and weights (converting them if o->weights says so),
  * its tokenizer, and put the forward pass on the backend. o may be NULL
  * (all defaults). */
 int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs_err *e);
+/* The KV cache type named "f32" or "f16" (fs_engine_opts.kv); -1 otherwise. */
+int fs_engine_kv_dtype(const char *name, fs_dtype *out);
 void fs_engine_free(fs_engine *g);
 
 const char *fs_engine_dir(const fs_engine *g);

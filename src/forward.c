@@ -273,7 +273,7 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
     float *inv_freq = fs_xmalloc((size_t)(D / 2) * sizeof *inv_freq);
     rope_inv_freq(c, inv_freq);
     fs_reserve r = {.max_T = max_batch, .max_seqs = max_seqs, .max_K = max_K, .max_N = max_N, .n_ctx = n_ctx,
-                    .Hq = Hq, .Hkv = Hkv, .D = D, .rope_inv_freq = inv_freq};
+                    .Hq = Hq, .Hkv = Hkv, .D = D, .rope_inv_freq = inv_freq, .kv_dtype = o->kv_dtype};
     int rc = be->reserve(be, &r, e);
     free(inv_freq);
     if (rc) {

@@ -39,6 +39,8 @@ typedef struct fs_forward_opts {
     int n_ctx;            /* the longest context a session may have; 0 = 4096,
                              capped by the model's max_position_embeddings */
     int max_seqs;         /* sessions one fs_forward_batch call may advance; 0 = 1 */
+    fs_dtype kv_dtype;    /* the KV cache's elements: F32 (0, the default) or F16
+                             (half the bytes, each K and V rounded to f16; backend.h) */
 } fs_forward_opts;
 
 #define FS_MAX_SEQS 64    /* the most sessions one batched step can carry */

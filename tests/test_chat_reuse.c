@@ -271,7 +271,7 @@ static void case_cancel_between_chunks(void) {
 int main(void) {
     fs_err e = {{0}};
     const char *dir = "models/tiny";
-    fs_engine_opts o = {NULL, 1, N_CTX, NULL, FS_ENGINE_TOKENIZER, 0};
+    fs_engine_opts o = {NULL, 1, N_CTX, NULL, FS_ENGINE_TOKENIZER, 0, NULL};
     if (fs_engine_open(&g, dir, &o, &e)) {
         fprintf(stderr, "test_chat_reuse: cannot open %s (run from the repository root): %s\n", dir, e.msg);
         return 1;

@@ -47,7 +47,7 @@ static void test_open(void) {
     fs_engine *x = NULL;
     CHECK(fs_engine_open(&x, "models/no-such-model", NULL, &e) == -1);
     CHECK(x == NULL && e.msg[0]);
-    fs_engine_opts o = {NULL, 1, 128, "q5_1", FS_ENGINE_TOKENIZER, 0};
+    fs_engine_opts o = {NULL, 1, 128, "q5_1", FS_ENGINE_TOKENIZER, 0, NULL};
     CHECK(fs_engine_open(&x, DIR, &o, &e) == -1);
     CHECKF(strstr(e.msg, "q5_1") != NULL, "%s", e.msg);
 
@@ -246,7 +246,7 @@ static void test_cancel_thread(void) {
     fs_err e = {{0}};
     fs_engine *x = NULL;
     /* the CPU backend: a GPU would finish before there is anything to stop */
-    fs_engine_opts o = {"cpu", 1, 2048, NULL, FS_ENGINE_NO_TOKENIZER, 0};
+    fs_engine_opts o = {"cpu", 1, 2048, NULL, FS_ENGINE_NO_TOKENIZER, 0, NULL};
     CHECK(fs_engine_open(&x, DIR, &o, &e) == 0);
     if (!x) return;
     fs_seq *q = NULL;
@@ -293,7 +293,7 @@ static void test_cancel_thread(void) {
 
 int main(void) {
     fs_err e = {{0}};
-    fs_engine_opts o = {NULL, 1, 0, NULL, FS_ENGINE_TOKENIZER, 0};
+    fs_engine_opts o = {NULL, 1, 0, NULL, FS_ENGINE_TOKENIZER, 0, NULL};
     if (fs_engine_open(&g, DIR, &o, &e)) {
         fprintf(stderr, "test_engine: cannot open %s (run from the repository root): %s\n", DIR, e.msg);
         return 1;

@@ -219,7 +219,7 @@ static void test_stop(void) {
 
 int main(void) {
     fs_err e = {{0}};
-    fs_engine_opts o = {"cpu-ref", 1, 256, NULL, FS_ENGINE_TOKENIZER, N_SEQ};
+    fs_engine_opts o = {"cpu-ref", 1, 256, NULL, FS_ENGINE_TOKENIZER, N_SEQ, NULL};
     if (fs_engine_open(&g, DIR, &o, &e)) {
         fprintf(stderr, "test_engine_step: %s\n", e.msg);
         return 1;

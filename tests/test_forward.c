@@ -14,7 +14,10 @@
  *   - continuous batching: fs_forward_batch over several sessions (prompts
  *     and decode steps mixed in one call, single evals between calls)
  *     gives each session the logits separate evals give - bit for bit on
- *     the reference; its errors change nothing.
+ *     the reference; its errors change nothing;
+ *   - an f16 KV cache (--kv f16) against f32: logits within TOL_KV_F16,
+ *     the same greedy tokens, half the cache bytes; refused where a
+ *     backend has no f16 cache (CUDA).
  * Bound for the cache tests: 1e-6 * (1 + |v|). The reference backend
  * computes every output element with the same sequence of operations
  * whatever T is, so the observed difference is 0; the bound leaves room for
@@ -615,6 +618,70 @@ static void test_batch_errors(const fs_model *m) {
     fs_forward_free(f);
 }
 
+/* --kv f16: the same decode with the KV cache in f16 against f32, on the
+ * reference and on the CPU backend. Rounding K and V to f16 moves each by
+ * at most 2^-11 (4.9e-4) of itself (attention.c, rope_kv.c); through
+ * attention and the layers after it that became a relative logit change
+ * (|a - b| / (1 + |b|)) of 3.3e-3 on this model (measured 2026-12-04, the
+ * same on cpu-ref and cpu), held to TOL_KV_F16 = 1e-2; the
+ * greedy token must agree at every step where f32's top two logits are
+ * further apart than twice that. The cache must take half the bytes. */
+#define TOL_KV_F16 1e-2
+
+static void test_kv_f16(const fs_model *m, const char *be_name) {
+    int V = m->cfg.vocab, N = 20, M = 40, n_ctx = 64;
+    fs_forward *f[2] = {NULL, NULL};
+    fs_session *s[2] = {NULL, NULL};
+    fs_err e;
+    for (int i = 0; i < 2; i++) {
+        fs_forward_opts o = {.backend = be_name, .n_ctx = n_ctx, .kv_dtype = i ? FS_DTYPE_F16 : FS_DTYPE_F32};
+        if (fs_forward_new(&f[i], m, &o, &e) || fs_session_new(&s[i], f[i], 0, &e)) {
+            CHECKF(0, "%s, kv %s: %s", be_name, i ? "f16" : "f32", e.msg);
+            return;
+        }
+    }
+    CHECKF(fs_session_kv_bytes(s[1]) * 2 == fs_session_kv_bytes(s[0]), "%s: f16 KV cache %zu bytes, f32 %zu", be_name,
+           fs_session_kv_bytes(s[1]), fs_session_kv_bytes(s[0]));
+    int ids[64];
+    for (int i = 0; i < N + M; i++) ids[i] = (i * 7 + 3) % V;
+    double worst = 0;
+    int mismatched = 0;
+    for (int step = 0; step <= M; step++) {
+        int at = step ? N + step - 1 : 0, n = step ? 1 : N;   /* the prompt, then one token at a time */
+        for (int i = 0; i < 2; i++) CHECK(fs_session_eval(s[i], ids + at, n, &e) == 0);
+        const float *a = fs_session_logits(s[1]), *b = fs_session_logits(s[0]);
+        double d = max_rel_diff(a, b, (size_t)V);
+        if (!(d <= worst)) worst = d;
+        int top = 0, second = -1, top16 = 0;
+        for (int j = 1; j < V; j++) {
+            if (b[j] > b[top]) second = top, top = j;
+            else if (second < 0 || b[j] > b[second]) second = j;
+            if (a[j] > a[top16]) top16 = j;
+        }
+        if (top16 != top && b[top] - b[second] > 2 * TOL_KV_F16 * (1 + fabs(b[top]))) mismatched++;
+    }
+    printf("%s: f16 KV cache vs f32, %d + %d tokens: max rel logit diff %.3g (bound %g), %d greedy mismatches\n", be_name,
+           N, M, worst, TOL_KV_F16, mismatched);
+    CHECKF(worst <= TOL_KV_F16, "%s: f16 KV vs f32: %g", be_name, worst);
+    CHECK_EQ_INT(mismatched, 0);
+    for (int i = 0; i < 2; i++) free_session(s[i]);
+}
+
+/* A backend without f16 caches (CUDA, for now) refuses them when the
+ * forward pass is set up, saying so. */
+static void test_kv_f16_refused(const fs_model *m) {
+    fs_forward *f = NULL;
+    fs_forward_opts o = {.backend = backend, .n_ctx = 16, .kv_dtype = FS_DTYPE_F16};
+    fs_err e;
+    if (!strcmp(backend, "cuda")) {
+        CHECK(fs_forward_new(&f, m, &o, &e) == -1 && strstr(e.msg, "F16") && strstr(e.msg, "not supported"));
+        printf("f16 KV on %s: refused (%s)\n", backend, e.msg);
+    }
+    o.kv_dtype = FS_DTYPE_BF16;   /* not a KV cache type of any backend */
+    o.backend = "cpu-ref";
+    CHECK(fs_forward_new(&f, m, &o, &e) == -1 && strstr(e.msg, "BF16"));
+}
+
 int main(int argc, char **argv) {
     const char *env = getenv("FS_TEST_BACKEND");
     if (argc > 1) backend = argv[1];
@@ -649,6 +716,11 @@ int main(int argc, char **argv) {
     test_cancel(&m);
     test_batch(&m);
     test_batch_errors(&m);
+    if (strcmp(backend, "cuda")) {
+        test_kv_f16(&m, "cpu-ref");
+        test_kv_f16(&m, "cpu");
+    }
+    test_kv_f16_refused(&m);
     free_model(&m);
 
     /* GQA 4:1 and MHA (1:1), odd sizes */

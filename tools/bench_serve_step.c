@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     }
     fs_err e = {{0}};
     fs_engine *g = NULL;
-    fs_engine_opts o = {NULL, threads, 1024, NULL, FS_ENGINE_TOKENIZER, B + 1};
+    fs_engine_opts o = {NULL, threads, 1024, NULL, FS_ENGINE_TOKENIZER, B + 1, NULL};
     if (fs_engine_open(&g, dir, &o, &e)) {
         fprintf(stderr, "bench_serve_step: %s\n", e.msg);
         return 1;

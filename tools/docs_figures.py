@@ -11,6 +11,7 @@ tools/docs_check.py's rebuild catches a stale one. Inputs:
                                   -> img/roofline.svg. A new machine (the GPU)
                                   is new rows: the axes follow the data.
   docs/data/prefetch-hint.csv     T0 vs NTA prefetch   -> img/nta-prefetch.svg
+  (no data)                       AMX tiles            -> img/amx-tiles.svg
   docs/data/measurements.json     small measured sets with their sources
                                   (huge pages, KV padding)
   docs/data/next-token-*.json     real next-token logits of models/tiny (made
@@ -1485,6 +1486,65 @@ def fig_spine():
     return s.render()
 
 
+# ---- AMX: tiles and one tile multiply ------------------------------------------------------
+
+def fig_amx():
+    W, H = 800, 480
+    s = SVG(W, H, "AMX tiles: eight 1 KiB matrix registers and one instruction that multiplies them",
+            "A 16 x 32 bf16 tile of tokens times a 16 x 16 pair-interleaved tile of weight rows accumulates "
+            "into a 16 x 16 f32 tile; the 64-byte tile configuration sets each tile's rows and bytes per row.")
+    s.text(20, 24, "AMX: eight tile registers, one multiply of 16 × 16 × 32", size=14, weight="bold")
+    # the register file
+    s.text(20, 52, "tile registers (ldtilecfg sets their shapes)", size=11.5, weight="bold")
+    for i in range(8):
+        x = 20 + i * 62
+        s.rect(x, 60, 56, 44, fill=PANEL, stroke=FG, rx=3)
+        s.text(x + 28, 80, f"tmm{i}", size=11, anchor="middle", mono=True, weight="bold")
+        s.text(x + 28, 96, "16 × 64 B", size=9.5, anchor="middle", fill=MUTED)
+    cfg = [("palette", 1), ("start_row", 1), ("reserved", 14), ("colsb[16]: bytes per row", 32), ("rows", 8),
+           ("reserved", 8)]
+    x, y = 530, 60
+    s.text(x, 52, "tile configuration: 64 bytes", size=11.5, weight="bold")
+    scale = 4.0
+    for name, nb in cfg:
+        w = nb * scale if nb > 2 else 10
+        s.rect(x, y, w, 22, fill=BLUE if "colsb" in name or "rows" in name else PANEL, stroke=FG, opacity="0.85")
+        if "colsb" in name or "rows" in name:
+            s.text(x + w / 2, y + 15, name.split(":")[0], size=9.5, anchor="middle", fill="#fff", mono=True)
+        x += w
+    s.text(530, y + 36, "byte 0: palette 1; colsb[i], rows[i]: tile i's shape.", size=10, fill=MUTED)
+    s.text(530, y + 49, "fs keeps each configuration as a constant table", size=10, fill=MUTED)
+    s.text(530, y + 62, "(nothing stored before ldtilecfg reads it)", size=10, fill=MUTED)
+    # A, B, C
+    ay = 160
+    def grid(x0, y0, rows, cols, cw, ch, col, label, sub):
+        name, detail = label.split(": ")
+        s.text(x0, y0 - 22, name, size=11.5, weight="bold")
+        s.text(x0, y0 - 8, detail, size=10.5, fill=MUTED)
+        for r in range(rows):
+            for c in range(cols):
+                s.rect(x0 + c * cw, y0 + r * ch, cw, ch, fill=col, stroke=BG, opacity="0.25" if (r + c) % 2 else "0.4")
+        s.rect(x0, y0, cols * cw, rows * ch, stroke=col, sw=1.5)
+        s.text(x0, y0 + rows * ch + 16, sub, size=10, fill=MUTED)
+    grid(20, ay + 20, 16, 32, 6, 11, BLUE, "A = tmm4: 16 tokens × 32 k, bf16", "row t: x[t, k0 .. k0+31]")
+    s.text(238, ay + 20 + 88 + 4, "·", size=28, anchor="middle", weight="bold")
+    grid(262, ay + 20, 16, 32, 6, 11, ACCENT, "B = tmm6: 16 k-pairs × 16 weight rows, bf16", "row r: (W[n][2r], W[n][2r+1]), n = 0..15")
+    for c in range(16):
+        s.line(262 + (2 * c + 2) * 6, ay + 20, 262 + (2 * c + 2) * 6, ay + 20 + 176, stroke=ACCENT, sw=0.6, opacity="0.6")
+    s.text(487, ay + 20 + 88 + 4, "→", size=20, anchor="middle", weight="bold")
+    grid(512, ay + 20, 16, 16, 11, 11, GREEN, "C = tmm0: 16 tokens × 16 weight rows, f32", "C[t, n] += Σ_k A[t, k] · W[n, k]")
+    s.text(20, ay + 236, "tdpbf16ps tmm0, tmm4, tmm6   — 16 × 16 × 32 = 8,192 bf16 multiply-adds in one instruction "
+                         "(an AVX-512 FMA: 16)", size=11.5, mono=False, weight="bold")
+    s.text(20, ay + 256, "int8: tdpbssd, A 16 × 64 int8, B 16 quads × 16 rows, C int32 — one Q8_0 / Q4_0 block (32 k) "
+                         "per call, then scaled by d_x · d_w.", size=10.5, fill=MUTED)
+    s.text(20, ay + 274, "bf16 weights in fs: x is split into three bf16 parts (x = hi + mid + lo exactly), each meets "
+                         "the same B: an f32 dot product.", size=10.5, fill=MUTED)
+    s.text(20, ay + 292, "Linux hands a process the tile state only after arch_prctl(ARCH_REQ_XCOMP_PERM); "
+                         "without it the kernels are not used.", size=10.5, fill=MUTED)
+    s.text(20, H - 12, "From src/cpu/matmul_amx.c; drawn by tools/docs_figures.py", size=10.5, fill=MUTED)
+    return s.render()
+
+
 FIGURES = {
     "img/roofline.svg": fig_roofline,
     "img/kv-growth.svg": fig_kv_growth,
@@ -1503,6 +1563,7 @@ FIGURES = {
     "img/attention-worked.svg": fig_attention,
     "img/huge-pages.svg": fig_huge_pages,
     "img/nta-prefetch.svg": fig_nta,
+    "img/amx-tiles.svg": fig_amx,
     "img/kv-aliasing.svg": fig_kv_aliasing,
     "img/ubsan.svg": fig_ubsan,
     "img/gpu-memory.svg": fig_gpu_memory,

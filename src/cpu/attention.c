@@ -4,7 +4,7 @@
  *        of sequence seq[t] (the step)
  *   caches[seq[t]]: that sequence's keys and values, positions 0 .. pos[t]
  *        filled (ref.h: position j's head g at j * kv_stride + g * D of the
- *        keys, and of the values)
+ *        keys, and of the values; f32, or f16 widened exactly to f32)
  *   out: [T, Hq, D]
  *
  *   for each token t, query head h, with kv head g = h / (Hq / Hkv), and
@@ -45,7 +45,6 @@ void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
 
     for (int t = 0; t < T; t++) {
         const fs_buf *cache = caches[r->seq[t]];
-        const float *ks = kv_keys(cache), *vs = kv_values(cache);
         size_t kv_row = cache->kv_stride;   /* one position in the cache */
         int n_keys = r->pos[t] + 1;         /* causal: positions 0 .. pos[t] */
         for (int h = 0; h < Hq; h++) {
@@ -55,9 +54,9 @@ void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
 
             float smax = -INFINITY;
             for (int j = 0; j < n_keys; j++) {
-                const float *kj = ks + (size_t)j * kv_row + (size_t)g * (size_t)D;
+                size_t kj = (size_t)j * kv_row + (size_t)g * (size_t)D;   /* key j, head g */
                 double dot = 0.0;
-                for (int d = 0; d < D; d++) dot += (double)qh[d] * (double)kj[d];
+                for (int d = 0; d < D; d++) dot += (double)qh[d] * (double)kv_get(cache, 0, kj + (size_t)d);
                 scores[j] = (float)(dot * scale);
                 if (scores[j] > smax) smax = scores[j];
             }
@@ -70,7 +69,7 @@ void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
             for (int d = 0; d < D; d++) {
                 double acc = 0.0;
                 for (int j = 0; j < n_keys; j++)
-                    acc += (double)scores[j] * (double)vs[(size_t)j * kv_row + (size_t)g * (size_t)D + (size_t)d];
+                    acc += (double)scores[j] * (double)kv_get(cache, 1, (size_t)j * kv_row + (size_t)g * (size_t)D + (size_t)d);
                 oh[d] = (float)acc;
             }
         }

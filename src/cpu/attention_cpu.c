@@ -48,13 +48,20 @@
  * Scores are stored for 6 (12) queries x all keys, beside the packed K, in the
  * thread's part of the scratch reserve() sized for n_ctx keys.
  *
+ * An f16 cache (`--kv f16`, half the bytes): both paths widen what they
+ * read to f32 first - decode a block of 64 keys and values at a time (the
+ * group's heads then share the f32 copy from L1), prefill a head's keys
+ * before packing them and its values before O = P V - and run the same f32
+ * kernels on the copy. The widening is exact, so the f16 path differs
+ * from the f32 one only by the rounding of the stored K and V.
+ *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
 #include <math.h>
 
 #include "cpu_backend.h"
 
-#define BLOCK 64
+#define BLOCK FS_ATTN_BLOCK
 
 typedef struct {
     fs_isa isa;
@@ -63,6 +70,8 @@ typedef struct {
     const int *pos, *seq;    /* the step: token t is at pos[t] of caches[seq[t]] */
     float *out;
     int Hq, Hkv, D;
+    float *kv_wide;          /* f16 caches: [nth][kv_wide_stride] a block of K and V as f32 */
+    size_t kv_wide_stride;
 } attn_job;
 
 /* One chunk = one token and one kv head g: it = t * Hkv + g. The group's
@@ -72,7 +81,6 @@ typedef struct {
 #define MAX_GROUP 16
 
 static void attn_chunk(void *arg, int it, int tid) {
-    (void)tid;
     const attn_job *j = arg;
     int group = j->Hq / j->Hkv, D = j->D;
     float scale = (float)(1.0 / sqrt((double)D));
@@ -80,7 +88,16 @@ static void attn_chunk(void *arg, int it, int tid) {
     const fs_buf *cache = j->caches[j->seq[t]];
     size_t kv_row = cache->kv_stride;             /* one position in the cache */
     int n_keys = j->pos[t] + 1;                   /* causal: positions 0 .. pos[t] */
-    const float *kg = kv_keys(cache) + (size_t)g * (size_t)D, *vg = kv_values(cache) + (size_t)g * (size_t)D;
+    /* An f16 cache: each block of K and V is widened to f32 once (into this
+     * thread's kv_wide), then the same f32 kernels run on the copy, which
+     * the group's heads share from L1. */
+    int f16 = cache->dtype == FS_DTYPE_F16;
+    const float *kg = f16 ? NULL : kv_keys(cache) + (size_t)g * (size_t)D;
+    const float *vg = f16 ? NULL : kv_values(cache) + (size_t)g * (size_t)D;
+    const uint16_t *kg16 = f16 ? kv_keys16(cache) + (size_t)g * (size_t)D : NULL;
+    const uint16_t *vg16 = f16 ? kv_values16(cache) + (size_t)g * (size_t)D : NULL;
+    float *kw = f16 ? j->kv_wide + (size_t)tid * j->kv_wide_stride : NULL, *vw = kw ? kw + (size_t)BLOCK * (size_t)D : NULL;
+    size_t row = f16 ? (size_t)D : kv_row;   /* between a block's rows as the kernels read them */
     float m[MAX_GROUP], l[MAX_GROUP], s[BLOCK];   /* per head: running max, running sum of exp */
     for (int hh = 0; hh < group; hh++) {
         float *o = j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
@@ -89,12 +106,18 @@ static void attn_chunk(void *arg, int it, int tid) {
     }
     for (int j0 = 0; j0 < n_keys; j0 += BLOCK) {
         int nb = n_keys - j0 < BLOCK ? n_keys - j0 : BLOCK;
-        const float *kb = kg + (size_t)j0 * kv_row, *vb = vg + (size_t)j0 * kv_row;
+        const float *kb = kw, *vb = vw;
+        if (f16) {
+            fs_vwiden_f16(j->isa, kw, kg16 + (size_t)j0 * kv_row, kv_row, nb, D);
+            fs_vwiden_f16(j->isa, vw, vg16 + (size_t)j0 * kv_row, kv_row, nb, D);
+        } else {
+            kb = kg + (size_t)j0 * kv_row, vb = vg + (size_t)j0 * kv_row;
+        }
         for (int hh = 0; hh < group; hh++) {
             size_t it_h = (size_t)t * (size_t)j->Hq + (size_t)(g * group + hh);
             const float *qh = j->q + it_h * (size_t)D;
             float *o = j->out + it_h * (size_t)D;
-            fs_vdot_rows(j->isa, qh, kb, kv_row, nb, D, s);
+            fs_vdot_rows(j->isa, qh, kb, row, nb, D, s);
             float bmax = -INFINITY;
             for (int b = 0; b < nb; b++) {
                 s[b] *= scale;
@@ -107,7 +130,7 @@ static void attn_chunk(void *arg, int it, int tid) {
                 m[hh] = bmax;
             }
             l[hh] += fs_vexp_sum(j->isa, s, m[hh], nb);   /* scores become (unnormalised) probabilities */
-            fs_vmix_rows(j->isa, o, s, vb, kv_row, nb, D);
+            fs_vmix_rows(j->isa, o, s, vb, row, nb, D);
         }
     }
     for (int hh = 0; hh < group; hh++)
@@ -119,7 +142,8 @@ static void attn_chunk(void *arg, int it, int tid) {
 
 typedef struct {
     const fs_cpu *f;
-    const float *q, *k, *v;
+    const float *q;
+    const fs_buf *cache;
     float *out;
     size_t kv_stride;
     int T, pos0, Hq, Hkv, D, nslab, ldS;
@@ -133,11 +157,21 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
     size_t kv_row = j->kv_stride, q_row = (size_t)j->Hq * (size_t)D;
     float *pk = (float *)j->f->attn + (size_t)tid * j->f->attn_stride;
     float *S = pk + (size_t)ldS * (size_t)D;
-    const float *kg = j->k + (size_t)g * (size_t)D, *vg = j->v + (size_t)g * (size_t)D;
+    int f16 = j->cache->dtype == FS_DTYPE_F16;
+    const float *kg = f16 ? NULL : kv_keys(j->cache) + (size_t)g * (size_t)D;
+    const float *vg = f16 ? NULL : kv_values(j->cache) + (size_t)g * (size_t)D;
     float scale = (float)(1.0 / sqrt((double)D));
+    int nk = j->pos0 + t1, npan = (nk + 15) / 16;
+
+    /* An f16 cache: the keys are widened to f32 (into pv) before packing,
+     * then V is widened there, and the O = P V tile reads that copy. */
+    if (f16) {
+        float *pv = S + (size_t)TILE_ROWS * (size_t)ldS;
+        fs_vwiden_f16(j->f->isa, pv, kv_keys16(j->cache) + (size_t)g * (size_t)D, kv_row, nk, D);
+        kg = pv, kv_row = (size_t)D;
+    }
 
     /* K_g for keys 0 .. pos0 + t1 - 1, padded with zero keys to whole panels */
-    int nk = j->pos0 + t1, npan = (nk + 15) / 16;
     for (int p = 0; p < npan; p++) {
         float *panel = pk + (size_t)p * (size_t)D * 16;
         for (int r = 0; r < 16; r++) {
@@ -145,6 +179,11 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
             const float *kr = kg + (size_t)key * kv_row;
             for (int d = 0; d < D; d++) panel[(size_t)d * 16 + (size_t)r] = key < nk ? kr[d] : 0.0f;
         }
+    }
+    if (f16) {
+        float *pv = S + (size_t)TILE_ROWS * (size_t)ldS;
+        fs_vwiden_f16(j->f->isa, pv, kv_values16(j->cache) + (size_t)g * (size_t)D, j->kv_stride, nk, D);
+        vg = pv;
     }
     /* with AVX-512 the tile is 12 queries x 32 (two panels) instead of 6 x 16 */
     int wide = j->f->avx512, tile_t = wide ? FS_TILE_T512 : FS_TILE_T;
@@ -191,9 +230,9 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
 
 /* The tiled path's per-thread scratch: the packed K of up to n_ctx keys
  * (padded to whole panels of 16), and TILE_ROWS rows of their scores. */
-size_t fs_cpu_attn_stride(int n_ctx, int D) {
+size_t fs_cpu_attn_stride(int n_ctx, int D, int f16) {
     size_t ldS = ((size_t)n_ctx + 15) / 16 * 16;
-    return (ldS * (size_t)D + (size_t)TILE_ROWS * ldS + 15) / 16 * 16;
+    return ((f16 ? 2 : 1) * ldS * (size_t)D + (size_t)TILE_ROWS * ldS + 15) / 16 * 16;
 }
 
 int fs_cpu_attn_tiled(fs_isa isa, int T, int D) { return isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0; }
@@ -205,7 +244,7 @@ void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
     if (r->one_seq && fs_cpu_attn_tiled(f->isa, T, D)) {   /* one sequence's prompt */
         const fs_buf *cache = caches[r->seq[0]];
         int pos0 = r->pos[0], ldS = (pos0 + T + 15) / 16 * 16;   /* keys, padded to whole panels */
-        tiled_job tj = {f, buf_f32(q), kv_keys(cache), kv_values(cache), buf_f32_mut(out), cache->kv_stride, T, pos0,
+        tiled_job tj = {f, buf_f32(q), cache, buf_f32_mut(out), cache->kv_stride, T, pos0,
                         Hq, Hkv, D, (T + SLAB - 1) / SLAB, ldS};
         fs_threadpool_for(f->pool, Hkv * tj.nslab, tiled_chunk, &tj);
         return;
@@ -214,6 +253,6 @@ void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
         fs_ref_attention(b, q, caches, out, Hq, Hkv, D);
         return;
     }
-    attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D};
+    attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D, f->kv_wide, f->kv_wide_stride};
     fs_threadpool_for(f->pool, T * Hkv, attn_chunk, &j);
 }

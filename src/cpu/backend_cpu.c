@@ -342,15 +342,19 @@ static fs_buf *cpu_alloc(fs_backend *b, size_t n, fs_err *e) {
 }
 
 /* One layer's KV cache (ref.h's layout): each position padded by
- * FS_KV_PAD floats (cpu_backend.h says why). */
+ * FS_KV_PAD elements (cpu_backend.h says why); f32, or f16 (half the
+ * bytes) when reserve's kv_dtype asked for it. */
 static fs_buf *cpu_kv_alloc(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e) {
     size_t stride = (size_t)Hkv * (size_t)D + FS_KV_PAD, n;
     if (n_ctx < 1 || !fs_mul_size(stride, 2 * (size_t)n_ctx, &n)) {
         fs_errf(e, "cpu backend: KV cache of %d positions x %d x %d floats is not possible", n_ctx, Hkv, D);
         return NULL;
     }
-    fs_buf *buf = cpu_alloc(b, n, e);
+    fs_dtype dt = cpu_ctx(b)->ref.kv_dtype;   /* reserve's: F32 or F16 */
+    fs_buf *buf = cpu_alloc(b, dt == FS_DTYPE_F16 ? (n + 1) / 2 : n, e);   /* in floats */
     if (!buf) return NULL;
+    buf->dtype = dt;
+    buf->n = n;
     buf->n_ctx = n_ctx;
     buf->kv_stride = stride;
     return buf;
@@ -388,11 +392,13 @@ static void free_scratch(fs_cpu *f) {
     free(f->qxs);
     free(f->qpack);
     free(f->attn);
+    free(f->kv_wide);
     free(f->y_add);
     free(f->xs);
     free(f->qxe);
     free(f->tpack);
-    f->pack = f->attn = f->y_add = NULL;
+    f->pack = f->attn = f->kv_wide = f->y_add = NULL;
+    f->kv_wide_stride = 0;
     f->qx = NULL;
     f->qxs = NULL;
     f->qpack = f->tpack = NULL;
@@ -421,7 +427,9 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     f->y_add_n = T * (size_t)rs->max_K > (size_t)rs->max_N ? T * (size_t)rs->max_K : (size_t)rs->max_N;
     int q_gemm = f->isa == FS_ISA_AVX2 && rs->max_T >= FS_GEMM_MIN_T;
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
-    f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D) : 0;
+    int f16 = rs->kv_dtype == FS_DTYPE_F16;
+    f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D, f16) : 0;
+    f->kv_wide_stride = f16 ? 2 * (size_t)FS_ATTN_BLOCK * (size_t)rs->D : 0;
     size_t *n = &f->reserved;
     if (!(f->pack = fs_ref_scratch(nth * 2 * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
         !(f->qx = fs_ref_scratch(Tq * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
@@ -433,6 +441,7 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
         (amx && !(f->tpack = fs_ref_scratch(nth * fs_amx_pack_bytes(rs->max_K), 1, n, "AMX weight tiles", e))) ||
         (q_gemm && !(f->qpack = fs_ref_scratch(nth * f->qpack_stride, 1, n, "quantized GEMM panels", e))) ||
         (f->attn_stride && !(f->attn = fs_ref_scratch(nth * f->attn_stride, sizeof(float), n, "prefill attention", e))) ||
+        (f16 && !(f->kv_wide = fs_ref_scratch(nth * f->kv_wide_stride, sizeof(float), n, "f16 KV widened", e))) ||
         !(f->y_add = fs_ref_scratch(f->y_add_n, sizeof(float), n, "matmul outputs before the residual add", e))) {
         free_scratch(f);
         fs_ref_free(&f->ref);

@@ -21,28 +21,29 @@
 #include "bench.h"
 #include "ref.h"
 
-static fs_buf *new_buf(fs_backend *b, size_t n, fs_err *e) {
+/* n elements of dtype (F32, or F16 for a KV cache), zero-filled. */
+static fs_buf *new_buf(fs_backend *b, size_t n, fs_dtype dtype, fs_err *e) {
     (void)b;
-    size_t bytes;
-    if (!fs_mul_size(n, sizeof(float), &bytes)) {
-        fs_errf(e, "cpu-ref backend: buffer of %zu floats overflows size_t", n);
+    size_t bytes, size = fs_dtype_size(dtype);
+    if (!fs_mul_size(n, size, &bytes)) {
+        fs_errf(e, "cpu-ref backend: buffer of %zu elements overflows size_t", n);
         return NULL;
     }
     fs_buf *buf = calloc(1, sizeof *buf);
-    void *data = calloc(n ? n : 1, sizeof(float));
+    void *data = calloc(n ? n : 1, size);
     if (!buf || !data) {
         free(buf);
         free(data);
         fs_errf(e, "cpu-ref backend: out of memory allocating %zu bytes", bytes);
         return NULL;
     }
-    buf->dtype = FS_DTYPE_F32;
+    buf->dtype = dtype;
     buf->n = n;
     buf->data = data;
     return buf;
 }
 
-static fs_buf *ref_alloc(fs_backend *b, size_t n, fs_err *e) { return new_buf(b, n, e); }
+static fs_buf *ref_alloc(fs_backend *b, size_t n, fs_err *e) { return new_buf(b, n, FS_DTYPE_F32, e); }
 
 static fs_buf *ref_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     (void)b;
@@ -70,7 +71,7 @@ static fs_buf *ref_kv_alloc(fs_backend *b, int n_ctx, int Hkv, int D, fs_err *e)
         fs_errf(e, "cpu-ref backend: KV cache of %d positions x %d x %d floats is not possible", n_ctx, Hkv, D);
         return NULL;
     }
-    fs_buf *buf = new_buf(b, n, e);
+    fs_buf *buf = new_buf(b, n, ref_ctx(b)->kv_dtype, e);
     if (!buf) return NULL;
     buf->n_ctx = n_ctx;
     buf->kv_stride = stride;
@@ -96,7 +97,7 @@ void fs_ref_read(fs_backend *b, const fs_buf *src, size_t off, float *dst, size_
 
 static size_t ref_buf_bytes(const fs_backend *b, const fs_buf *buf) {
     (void)b;
-    return buf->is_view ? 0 : buf->n * sizeof(float);
+    return buf->is_view ? 0 : buf->n * fs_dtype_size(buf->dtype);
 }
 
 /* ---- reserve: the scratch, allocated once ---- */
@@ -113,6 +114,8 @@ void *fs_ref_scratch(size_t n, size_t size, size_t *reserved, const char *what, 
 }
 
 int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e) {
+    if (rs->kv_dtype != FS_DTYPE_F32 && rs->kv_dtype != FS_DTYPE_F16)
+        return fs_errf(e, "cpu backend: a KV cache of %s is not supported (f32 or f16)", fs_dtype_name(rs->kv_dtype));
     if (rs->max_T < 1 || rs->max_seqs < 1 || rs->max_K < 1 || rs->n_ctx < 1 || rs->D < 2 || rs->D % 2 ||
         !rs->rope_inv_freq)
         return fs_errf(e, "cpu backend: reserve: max_T %d, max_seqs %d, max_K %d, n_ctx %d, D %d%s", rs->max_T,
@@ -150,6 +153,7 @@ int fs_ref_reserve(fs_ref *r, const fs_reserve *rs, int with_w_rows, fs_err *e) 
     }
     r->rope_ctx = rs->n_ctx;
     r->rope_D = rs->D;
+    r->kv_dtype = rs->kv_dtype;
     return 0;
 }
 

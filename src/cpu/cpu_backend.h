@@ -148,8 +148,12 @@ typedef struct fs_cpu {
                              out for the AVX-512 decode kernels (NULL without) */
     uint8_t *tpack;       /* [nth][tpack_stride] the AMX GEMMs' packed weight tiles */
     size_t tpack_stride;
-    float *attn;          /* [nth][attn_stride] prefill attention's packed K and scores */
+    float *attn;          /* [nth][attn_stride] prefill attention's packed K and scores
+                             (and, with an f16 cache, V widened to f32) */
     size_t attn_stride;
+    float *kv_wide;       /* [nth][2 * FS_ATTN_BLOCK * D] decode attention's block of K
+                             and V widened from an f16 cache (NULL with f32 caches) */
+    size_t kv_wide_stride;
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
     size_t y_add_n;
     size_t reserved;      /* bytes of the above (the fs_ref part counts its own) */
@@ -349,10 +353,19 @@ float fs_vexp_sum(fs_isa isa, float *s, float m, int n);
 /* s[b] = q . k[b * stride ..], b < nb;   o += sum_b p[b] * v[b * stride ..] */
 void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
 void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
+/* f16 <-> f32 for an f16 KV cache: rows rows of n elements, the f16 side
+ * strided by stride elements, the f32 side contiguous (widen: exact;
+ * narrow: to nearest even, as fs_f32_to_f16; F16C / NEON or scalar). */
+void fs_vwiden_f16(fs_isa isa, float *dst, const uint16_t *src, size_t stride, int rows, int n);
+void fs_vnarrow_f16(fs_isa isa, uint16_t *dst, const float *src, int n);
+
+/* Keys decode attention takes per block (attention_cpu.c). */
+#define FS_ATTN_BLOCK 64
 
 /* Prefill attention's per-thread scratch for n_ctx positions of head dim
- * D, in floats (attention_cpu.c; reserve allocates nth of them). */
-size_t fs_cpu_attn_stride(int n_ctx, int D);
+ * D, in floats (attention_cpu.c; reserve allocates nth of them); f16: the
+ * cache is f16 (room for V widened to f32). */
+size_t fs_cpu_attn_stride(int n_ctx, int D, int f16);
 /* Whether this call takes the tiled prefill path (it then needs that
  * scratch). */
 int fs_cpu_attn_tiled(fs_isa isa, int T, int D);

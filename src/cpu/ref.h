@@ -4,8 +4,9 @@
  * A CPU buffer is plain host memory. Activations are f32 arrays the backend
  * allocated; weights are views into the model's mmap (or the model's
  * converted copy, quant.c) in their dtype (bf16, f16, f32, Q8_0 or Q4_0),
- * converted to f32 as the ops read them; a KV cache is one f32 array, the
- * keys of every position and then the values. Each op lives in its own
+ * converted to f32 as the ops read them; a KV cache is one array (f32, or
+ * f16 when reserve asked for it), the keys of every position and then the
+ * values. Each op lives in its own
  * file (src/cpu/OP.c) and opens with its math and shapes; backend_ref.c
  * puts them into the fs_backend table.
  *
@@ -31,7 +32,7 @@
 #include "backend.h"
 
 struct fs_buf {
-    fs_dtype dtype;   /* F32 for activations and KV caches; a weight keeps its own */
+    fs_dtype dtype;   /* F32 for activations; F32 or F16 for KV caches; a weight keeps its own */
     size_t n;         /* elements */
     void *data;
     int cols;         /* weights: K, the row length (0 otherwise) */
@@ -48,6 +49,21 @@ static inline float *buf_f32_mut(fs_buf *b) { return (float *)b->data; }
 static inline float *kv_keys(const fs_buf *cache) { return (float *)cache->data; }
 static inline float *kv_values(const fs_buf *cache) {
     return (float *)cache->data + (size_t)cache->n_ctx * cache->kv_stride;
+}
+/* The same for an f16 cache (dtype F16): elements are IEEE half floats. */
+static inline uint16_t *kv_keys16(const fs_buf *cache) { return (uint16_t *)cache->data; }
+static inline uint16_t *kv_values16(const fs_buf *cache) {
+    return (uint16_t *)cache->data + (size_t)cache->n_ctx * cache->kv_stride;
+}
+/* Store n floats as element off.. of a cache's keys (values = 0) or values
+ * (values = 1), rounded to f16 to nearest even where the cache is f16 (the
+ * reference's store; the CPU backend's does the same with F16C). */
+void fs_ref_kv_store(fs_buf *cache, int values, size_t off, const float *src, size_t n);
+/* Element i of a cache's keys or values as f32 (f16 widened exactly). */
+static inline float kv_get(const fs_buf *cache, int values, size_t i) {
+    if (cache->dtype == FS_DTYPE_F16)
+        return fs_f16_to_f32((values ? kv_values16(cache) : kv_keys16(cache))[i]);
+    return (values ? kv_values(cache) : kv_keys(cache))[i];
 }
 
 /* Element i of a buffer in any layout the reference reads (not the CPU
@@ -76,6 +92,7 @@ typedef struct fs_ref {
     float *scores;    /* [n_ctx] one row of attention scores */
     float *x_in;      /* [max_T, max_K] a matmul's input after its rmsnorm / SwiGLU */
     float *w_rows;    /* [FS_REF_ROWS, max_K] the reference matmul's weight rows as f32 */
+    fs_dtype kv_dtype;  /* what kv_alloc makes: reserve's kv_dtype (F32 before reserve) */
     size_t reserved;  /* bytes of all of the above */
     char describe[256];
 } fs_ref;

@@ -30,7 +30,11 @@
  * PyTorch does.
  *
  * The cache is written here, not by the caller, because its layout is the
- * backend's (ref.h: keys then values, kv_stride floats per position).
+ * backend's (ref.h: keys then values, kv_stride elements per position).
+ * An f16 cache (reserve's kv_dtype, `--kv f16`) stores each element rounded
+ * to the nearest f16: a relative error of at most 2^-11 per element,
+ * which attention then sees as slightly moved keys and values (the
+ * tolerance is tested in test_backend.c and test_forward.c; docs/kv-cache.md).
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
@@ -69,7 +73,16 @@ void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const 
         float *kt = buf_f32_mut(k) + (size_t)t * kv_row;
         heads(buf_f32_mut(q) + (size_t)t * q_row, Hq, D, q_norm, eps, c, s);
         heads(kt, Hkv, D, k_norm, eps, c, s);
-        memcpy(kv_keys(cache) + (size_t)p * cache->kv_stride, kt, kv_row * sizeof(float));
-        memcpy(kv_values(cache) + (size_t)p * cache->kv_stride, buf_f32(v) + (size_t)t * kv_row, kv_row * sizeof(float));
+        fs_ref_kv_store(cache, 0, (size_t)p * cache->kv_stride, kt, kv_row);
+        fs_ref_kv_store(cache, 1, (size_t)p * cache->kv_stride, buf_f32(v) + (size_t)t * kv_row, kv_row);
+    }
+}
+
+void fs_ref_kv_store(fs_buf *cache, int values, size_t off, const float *src, size_t n) {
+    if (cache->dtype == FS_DTYPE_F16) {   /* rounded to nearest even; beyond 65504 becomes inf */
+        uint16_t *dst = (values ? kv_values16(cache) : kv_keys16(cache)) + off;
+        for (size_t i = 0; i < n; i++) dst[i] = fs_f32_to_f16(src[i]);
+    } else {
+        memcpy((values ? kv_values(cache) : kv_keys(cache)) + off, src, n * sizeof(float));
     }
 }

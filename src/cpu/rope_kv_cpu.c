@@ -11,7 +11,8 @@
  * loop is one token: its q heads and k heads are normalised and rotated
  * (8 pairs at a time with AVX2: the loop runs over i inside a head,
  * contiguous), then its K and V rows are copied to their position, while
- * they are in cache. A decode step is one chunk, run by the calling thread.
+ * they are in cache (converted to f16 with F16C / NEON for an f16 cache,
+ * the same bits as the reference's fs_f32_to_f16). A decode step is one chunk, run by the calling thread.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
@@ -69,8 +70,14 @@ static void rope_chunk(void *arg, int t, int tid) {
     float *kt = j->k + (size_t)t * kv_row;
     heads(j, j->q + (size_t)t * q_row, j->Hq, j->q_norm, c, s);
     heads(j, kt, j->Hkv, j->k_norm, c, s);
-    memcpy(kv_keys(cache) + (size_t)p * cache->kv_stride, kt, kv_row * sizeof(float));
-    memcpy(kv_values(cache) + (size_t)p * cache->kv_stride, j->v + (size_t)t * kv_row, kv_row * sizeof(float));
+    size_t at = (size_t)p * cache->kv_stride;
+    if (cache->dtype == FS_DTYPE_F16) {   /* rounded to nearest even, as the reference (rope_kv.c) */
+        fs_vnarrow_f16(j->f->isa, kv_keys16(cache) + at, kt, (int)kv_row);
+        fs_vnarrow_f16(j->f->isa, kv_values16(cache) + at, j->v + (size_t)t * kv_row, (int)kv_row);
+    } else {
+        memcpy(kv_keys(cache) + at, kt, kv_row * sizeof(float));
+        memcpy(kv_values(cache) + at, j->v + (size_t)t * kv_row, kv_row * sizeof(float));
+    }
 }
 
 void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,

@@ -4,6 +4,7 @@
  *   fs_vexp_sum: s[i] = e^(s[i] - m), returning the sum   (softmax numerators)
  *   fs_vdot_rows: s[b] = sum_i q[i] * k[b * stride + i]        b < nb (scores of a key block)
  *   fs_vmix_rows: o[i] += sum_b p[b] * v[b * stride + i]       (probabilities times values)
+ *   fs_vwiden_f16 / fs_vnarrow_f16: rows of an f16 KV cache to f32 and back
  *
  * The _rows forms exist for attention's inner loops: dot_rows does 4 keys
  * at once (q loaded once per 4 keys, one horizontal sum per 4 keys instead
@@ -145,6 +146,19 @@ static TGT void vmix_rows_avx2(float *o, const float *p, const float *v, size_t 
         for (int b = 0; b < nb; b++) o[i] += p[b] * v[(size_t)b * stride + i];
 }
 
+static __attribute__((target("avx2,f16c"))) void widen_f16c(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = fs_f16_to_f32(src[i]);
+}
+
+static __attribute__((target("avx2,f16c"))) void narrow_f16c(uint16_t *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = fs_f32_to_f16(src[i]);
+}
+
 static TGT void vscale_avx2(float *y, float a, int n) {
     __m256 av = _mm256_set1_ps(a);
     int i = 0;
@@ -172,6 +186,18 @@ static void vaxpy_neon(float *y, float a, const float *x, int n) {
     int i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
     for (; i < n; i++) y[i] += a * x[i];
+}
+
+static void widen_neon(float *dst, const uint16_t *src, int n) {
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(dst + i, vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(src + i))));
+    for (; i < n; i++) dst[i] = fs_f16_to_f32(src[i]);
+}
+
+static void narrow_neon(uint16_t *dst, const float *src, int n) {   /* FPCR's default: to nearest even */
+    int i = 0;
+    for (; i + 4 <= n; i += 4) vst1_u16(dst + i, vreinterpret_u16_f16(vcvt_f16_f32(vld1q_f32(src + i))));
+    for (; i < n; i++) dst[i] = fs_f32_to_f16(src[i]);
 }
 
 static void vscale_neon(float *y, float a, int n) {
@@ -236,4 +262,27 @@ void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t s
     if (isa == FS_ISA_AVX2) { vmix_rows_avx2(o, p, v, stride, nb, n); return; }
 #endif
     for (int b = 0; b < nb; b++) vaxpy(isa, o, p[b], v + (size_t)b * stride, n);
+}
+
+void fs_vwiden_f16(fs_isa isa, float *dst, const uint16_t *src, size_t stride, int rows, int n) {
+    for (int r = 0; r < rows; r++, dst += n, src += stride) {
+#if defined(__x86_64__) || defined(__i386__)
+        if (isa == FS_ISA_AVX2) { widen_f16c(dst, src, n); continue; }
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+        if (isa == FS_ISA_NEON) { widen_neon(dst, src, n); continue; }
+#endif
+        for (int i = 0; i < n; i++) dst[i] = fs_f16_to_f32(src[i]);
+    }
+}
+
+void fs_vnarrow_f16(fs_isa isa, uint16_t *dst, const float *src, int n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == FS_ISA_AVX2) { narrow_f16c(dst, src, n); return; }
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON) { narrow_neon(dst, src, n); return; }
+#endif
+    (void)isa;
+    for (int i = 0; i < n; i++) dst[i] = fs_f32_to_f16(src[i]);
 }
