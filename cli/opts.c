@@ -35,7 +35,7 @@ static const flag_spec flags[] = {
     {CLI_RUNTIME, F_THREADS, "-t", "--threads", "N", "CPU threads (default: the backend's choice)"},
     {CLI_RUNTIME, F_CTX, "-c", "--ctx", "N", "context length in tokens (default 4096, capped by the model)"},
     {CLI_RUNTIME, F_WEIGHTS, "--weights", NULL, "W", "convert the weights at load: bf16, f16, f32, q8_0, q4_0"},
-    {CLI_RUNTIME, F_KV, "--kv", NULL, "T", "KV cache elements: f32 (default) or f16 (half the bytes; cpu backends)"},
+    {CLI_RUNTIME, F_KV, "--kv", NULL, "T", "KV cache elements: f32 (default) or f16 (half the bytes every step reads at long context)"},
     {CLI_PROMPT, F_PROMPT, "-p", "--prompt", "TEXT", "the prompt"},
     {CLI_PROMPT, F_FILE, "-f", "--file", "FILE", "read the prompt from FILE (- : stdin)"},
     {CLI_SAMPLING, F_MAX_TOKENS, "-n", "--max-tokens", "N", "tokens to generate at most (default %ld)"},

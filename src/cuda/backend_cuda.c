@@ -286,9 +286,6 @@ static CUdeviceptr carve(size_t *off, size_t n) {
 
 static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     cuda_ctx *c = cuda_of(b);
-    if (r->kv_dtype != FS_DTYPE_F32)   /* the kernels read and write f32 caches only, for now */
-        return fs_errf(e, "cuda: a KV cache of %s is not supported yet (f32 only; --kv f16 runs on --backend cpu)",
-                       fs_dtype_name(r->kv_dtype));
     if (r->Hkv < 1 || r->Hq % r->Hkv != 0 || r->Hq / r->Hkv > 16)
         return fs_errf(e, "cuda: %d query heads over %d kv heads: the kernels need a whole group of at most 16",
                        r->Hq, r->Hkv);
