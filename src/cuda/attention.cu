@@ -53,7 +53,7 @@
 #define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
 #define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
 
-template <int DV>   /* float4s of a key per lane: D <= 32 * DV */
+template <int DV, int F16>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
 __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     float *sm = (float *)dyn_smem;
     __shared__ float m_s[GMAX], l_s[GMAX], w_s[MAX_SPLIT], den_s;
@@ -74,7 +74,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     const size_t n_ctx = (size_t)a.caches.n_ctx[sq];
     /* element offsets of this kv head's keys and values in the cache (kv_load4: f32 or f16) */
     const void *cache = (const void *)a.caches.p[sq];
-    const int f16 = a.caches.f16;
+    constexpr int f16 = F16;   /* a compile-time choice: the f32 kernel is the one it was */
     const size_t K = (size_t)g * n_ctx * D, V = ((size_t)a.Hkv + g) * n_ctx * D;
     /* the group's first query head: row0 in q and out, prow0 in the partials (by the token's place in the launch) */
     const size_t row0 = (size_t)(a.t0 + z) * a.Hq + (size_t)g * group, prow0 = (size_t)z * a.Hq + (size_t)g * group;
@@ -241,5 +241,8 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     if (tid == 0) *counter = 0;
 }
 
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4>(a); }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256(fs_cu_attn a) { attention_decode<8>(a); }
+/* one kernel per head-dim bound and cache type (ops_cuda.c picks by a.caches.f16) */
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4, 0>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256(fs_cu_attn a) { attention_decode<8, 0>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128_f16(fs_cu_attn a) { attention_decode<4, 1>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256_f16(fs_cu_attn a) { attention_decode<8, 1>(a); }

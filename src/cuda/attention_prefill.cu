@@ -40,7 +40,8 @@
 #define PF_KEYS 32
 #define PF_MAXC 8   /* float4 columns of o per thread: D <= 8 * 8 * 4 = 256 */
 
-extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_attn a) {
+template <int F16>   /* the cache's elements */
+__device__ __forceinline__ void attention_prefill(const fs_cu_attn &a) {
     pdl_launch_dependents();
     pdl_wait();
     float *sm = (float *)dyn_smem;
@@ -55,7 +56,7 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
     const int T = step_T(a.step), pos0 = tok0[FS_CU_TOK_POS];
     const size_t n_ctx = (size_t)a.caches.n_ctx[tok0[FS_CU_TOK_SEQ]];
     const void *cache = (const void *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
-    const int f16 = a.caches.f16;   /* the cache's elements: f32 or f16 (kv_load4) */
+    constexpr int f16 = F16;   /* the cache's elements: f32 or f16 (kv_load4), at compile time */
     const int g = blockIdx.y, t0 = blockIdx.x * BQ;
     const int tid = threadIdx.x, r = tid >> 3, sub = tid & 7;
 
@@ -158,3 +159,6 @@ extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill(fs_cu_att
         *(float4 *)(out + d) = make_float4(o[c].x * inv, o[c].y * inv, o[c].z * inv, o[c].w * inv);
     }
 }
+
+extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill_f32(fs_cu_attn a) { attention_prefill<0>(a); }
+extern "C" __global__ void __launch_bounds__(256, 1) attention_prefill_f16(fs_cu_attn a) { attention_prefill<1>(a); }

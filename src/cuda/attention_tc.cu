@@ -92,7 +92,7 @@ __device__ __forceinline__ void tc_load_tile(__nv_bfloat16 *dst, F src_row, int 
     }
 }
 
-template <int D>
+template <int D, int F16>   /* F16: the cache's elements */
 __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
     constexpr int LD = D + 8;   /* bf16 per shared row: (D + 8) * 2 bytes, ldmatrix conflict-free */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
@@ -107,7 +107,7 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
     const int T = step_T(a.step), pos0 = tok0[FS_CU_TOK_POS];
     const size_t n_ctx = (size_t)a.caches.n_ctx[tok0[FS_CU_TOK_SEQ]];
     const void *cache = (const void *)a.caches.p[tok0[FS_CU_TOK_SEQ]];
-    const int f16 = a.caches.f16, esz = f16 ? 2 : 4;   /* bytes per cached element */
+    constexpr int f16 = F16, esz = f16 ? 2 : 4;   /* bytes per cached element (compile time) */
     const int group = a.Hq / a.Hkv, BQ = TC_ROWS / group;   /* tokens per block */
     const int g = blockIdx.y, t0 = blockIdx.x * BQ;
     const float *q = (const float *)a.q;
@@ -248,5 +248,7 @@ __device__ __forceinline__ void attention_tc(const fs_cu_attn &a) {
     }
 }
 
-extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_64(fs_cu_attn a) { attention_tc<64>(a); }
-extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_128(fs_cu_attn a) { attention_tc<128>(a); }
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_64(fs_cu_attn a) { attention_tc<64, 0>(a); }
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_128(fs_cu_attn a) { attention_tc<128, 0>(a); }
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_64_f16(fs_cu_attn a) { attention_tc<64, 1>(a); }
+extern "C" __global__ void __launch_bounds__(TC_WARPS * 32) attention_tc_128_f16(fs_cu_attn a) { attention_tc<128, 1>(a); }

@@ -368,11 +368,13 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
             return fs_errf(e, "cuda: a matmul input of %d floats needs %zu bytes of shared memory: too many", r->max_K, gemv_smem);
     c->cu.FuncSetAttribute(c->k.gemv_any, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem);
     c->cu.FuncSetAttribute(c->k.mm_input_bf16, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)gemv_smem);
-    if (c->cu.FuncSetAttribute(c->k.attention_prefill, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pf_smem))
-        return fs_errf(e, "cuda: prefill attention of head dim %d needs %zu bytes of shared memory: too many", r->D, pf_smem);
-    if (c->cu.FuncSetAttribute(c->k.attention_tc_64, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(64)) ||
-        c->cu.FuncSetAttribute(c->k.attention_tc_128, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(128)))
-        return fs_errf(e, "cuda: the GPU has too little shared memory for the tensor-core attention");
+    for (int f16 = 0; f16 < 2; f16++) {
+        if (c->cu.FuncSetAttribute(c->k.attention_prefill[f16], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)pf_smem))
+            return fs_errf(e, "cuda: prefill attention of head dim %d needs %zu bytes of shared memory: too many", r->D, pf_smem);
+        if (c->cu.FuncSetAttribute(c->k.attention_tc_64[f16], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(64)) ||
+            c->cu.FuncSetAttribute(c->k.attention_tc_128[f16], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(128)))
+            return fs_errf(e, "cuda: the GPU has too little shared memory for the tensor-core attention");
+    }
     fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "reserve");
     return 0;
 }
@@ -620,11 +622,16 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         {&c->k.set_step_mapped, "set_step_mapped"},
         {&c->k.rmsnorm, "rmsnorm"},
         {&c->k.rope_kv, "rope_kv"},
-        {&c->k.attention_decode_128, "attention_decode_128"},
-        {&c->k.attention_decode_256, "attention_decode_256"},
-        {&c->k.attention_prefill, "attention_prefill"},
-        {&c->k.attention_tc_64, "attention_tc_64"},
-        {&c->k.attention_tc_128, "attention_tc_128"},
+        {&c->k.attention_decode_128[0], "attention_decode_128"},
+        {&c->k.attention_decode_256[0], "attention_decode_256"},
+        {&c->k.attention_prefill[0], "attention_prefill_f32"},
+        {&c->k.attention_tc_64[0], "attention_tc_64"},
+        {&c->k.attention_tc_128[0], "attention_tc_128"},
+        {&c->k.attention_decode_128[1], "attention_decode_128_f16"},
+        {&c->k.attention_decode_256[1], "attention_decode_256_f16"},
+        {&c->k.attention_prefill[1], "attention_prefill_f16"},
+        {&c->k.attention_tc_64[1], "attention_tc_64_f16"},
+        {&c->k.attention_tc_128[1], "attention_tc_128_f16"},
         {&c->k.argmax, "argmax"},
         {&c->k.gemv_any, "gemv_any"},
         {&c->k.mm_input_bf16, "mm_input_bf16"},

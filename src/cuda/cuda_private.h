@@ -31,7 +31,9 @@ struct fs_buf {
 /* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
-    CUfunction embed, set_step, set_step_mapped, rmsnorm, rope_kv, attention_decode_128, attention_decode_256, attention_prefill, attention_tc_64, attention_tc_128, argmax;
+    CUfunction embed, set_step, set_step_mapped, rmsnorm, rope_kv, argmax;
+    /* attention, per KV cache type: [0] f32, [1] f16 */
+    CUfunction attention_decode_128[2], attention_decode_256[2], attention_prefill[2], attention_tc_64[2], attention_tc_128[2];
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
 } cuda_kernels;
 

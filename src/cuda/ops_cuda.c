@@ -214,7 +214,7 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
     cuda_ctx *c = cuda_of(b);
     int group = Hq / Hkv;
     fs_cu_attn a = {0};
-    int n_max = put_caches(c, &a.caches, caches);
+    int n_max = put_caches(c, &a.caches, caches), f16 = a.caches.f16;   /* the kernels of the cache's type */
     a.q = q->p;
     a.out = out->p;
     a.step = c->step;
@@ -236,16 +236,16 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
         unsigned smem = (unsigned)fs_cuda_attn_smem(n_max, a.n_split, group, D);
         for (a.t0 = 0; a.t0 < c->T; a.t0 += c->att_tokens) {   /* as many tokens at a time as the scratch holds */
             int tokens = c->T - a.t0 < c->att_tokens ? c->T - a.t0 : c->att_tokens;
-            fs_cuda_launch3(c, D <= 128 ? c->k.attention_decode_128 : c->k.attention_decode_256, (unsigned)a.n_split,
+            fs_cuda_launch3(c, D <= 128 ? c->k.attention_decode_128[f16] : c->k.attention_decode_256[f16], (unsigned)a.n_split,
                             (unsigned)Hkv, (unsigned)tokens, ATT_THREADS, smem, p, "attention (decode)");
         }
     } else if (D == 64 || D == 128) {   /* tensor cores */
         int BQ = TC_ROWS / group;
-        fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64 : c->k.attention_tc_128, (unsigned)CEIL_DIV(c->T, BQ),
+        fs_cuda_launch(c, D == 64 ? c->k.attention_tc_64[f16] : c->k.attention_tc_128[f16], (unsigned)CEIL_DIV(c->T, BQ),
                        (unsigned)Hkv, TC_WARPS * 32, (unsigned)fs_cuda_tc_smem(D), p, "attention (prefill, tensor cores)");
     } else {   /* f32, any head dim */
         int BQ = group >= PF_ROWS ? 1 : PF_ROWS / group;
-        fs_cuda_launch(c, c->k.attention_prefill, (unsigned)CEIL_DIV(c->T, BQ), (unsigned)Hkv, 256,
+        fs_cuda_launch(c, c->k.attention_prefill[f16], (unsigned)CEIL_DIV(c->T, BQ), (unsigned)Hkv, 256,
                        (unsigned)fs_cuda_prefill_smem(D), p, "attention (prefill)");
     }
 }
