@@ -12,7 +12,7 @@ arch.c's fs_rope_inv_freq to give the same bits.
 Runs where torch + transformers are installed (not in CI):
   python3 scripts/oracle_rope.py [--configs configs] [--out tests/golden/rope/tables.json]
 
-Docs: docs/models.md, docs/testing.md
+Docs: docs/models.md
 """
 import argparse
 import glob
