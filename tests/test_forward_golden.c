@@ -70,7 +70,20 @@ static const char *fs_bin;   /* $FS_BIN: the fs binary (tests/run.sh sets it) */
  * TOL_CUDA bounds that; the tight check is the decode pass, which every
  * backend must pass within TOL_FAST, and the greedy tokens. */
 #define TOL_CUDA 0.5
+/* The models without QK-norm (Llama, Qwen2) move further under that
+ * rounding: the same throwaway patch (the reference's prefill matmul
+ * inputs and weights rounded to bf16, 2026-12-04) gave 0.537 / 0.421 /
+ * 0.351 / 0.314 / 0.696 on llama3_rope_tied / llama3_shortctx_d64_untied /
+ * smollm2_untied / qwen2_bias_tied / qwen2_bias_untied_f32, and the H200
+ * 0.537 / 0.666 / 0.353 / 0.314 / 0.947 (D = 64 also rounds attention):
+ * the same numbers where D = 32. A case.json may raise the bound with
+ * "tol_cuda" (and says why); its decode pass stays within TOL_FAST. */
 #define MARGIN_MIN 1e-3
+/* On the GPU the greedy prompt is prefilled in bf16 too, so the cached
+ * keys and values of its tokens differ from transformers' by that
+ * rounding, and a step whose top-2 margin is below MARGIN_MIN_CUDA may
+ * flip (llama3_rope_tied, H200: step 19, margin 0.044). */
+#define MARGIN_MIN_CUDA 0.1
 #define N_GREEDY 32
 
 /* A little-endian float32 file of exactly n values. */
@@ -164,23 +177,28 @@ static double block_err(const float *a, const float *b, size_t n, double *abs_wo
     return worst;
 }
 
-/* inv[0 .. n) against a JSON list of float32 bit patterns (hex); prints the
- * first difference. The number of differences, or -1 if the list is not n. */
-static int compare_hex(const char *what, const float *inv, int n, const fs_json *hex) {
+/* inv[0 .. n) against a JSON list of float32 bit patterns (hex); prints
+ * each difference. The number of values that differ (*max_ulp: by how many
+ * units in the last place at most), or -1 if the list is not n long. */
+static int compare_hex(const char *what, const float *inv, int n, const fs_json *hex, long *max_ulp) {
+    *max_ulp = 0;
     if (!fs_json_is(hex, FS_JSON_ARRAY) || (int)hex->len != n) return -1;
     int bad = 0;
     for (int i = 0; i < n; i++) {
         const char *h = fs_json_string(fs_json_index(hex, (size_t)i));
         union { uint32_t u; float f; } v = {.f = inv[i]};
-        if (!h || strtoul(h, NULL, 16) != v.u) {
-            if (!bad) printf("%s: rope inv_freq[%d]: fs %08x (%.9g), transformers %s\n", what, i, (unsigned)v.u, v.f, h ? h : "?");
+        long want = h ? (long)strtoul(h, NULL, 16) : -1000000, ulp = labs(want - (long)v.u);   /* positive floats */
+        if (ulp) {
+            printf("%s: rope inv_freq[%d]: fs %08x (%.9g), transformers %s: %ld ulp\n", what, i, (unsigned)v.u, v.f,
+                   h ? h : "?", ulp);
             bad++;
+            if (ulp > *max_ulp) *max_ulp = ulp;
         }
     }
     return bad;
 }
 
-static void run_case(const char *name, const char *backend, double tol, double tol_decode) {
+static void run_case(const char *name, const char *backend, double tol, double tol_decode, double margin_min) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/%s", golden_dir, name);
     snprintf(path, sizeof path, "%s/logits.f32", dir);
@@ -216,6 +234,9 @@ static void run_case(const char *name, const char *backend, double tol, double t
         CHECKF(0, "%s: case.json lacks seed/dtype/ids/T/H/V/L/greedy or they disagree", name);
         goto out_doc;
     }
+
+    double tol_case = fs_json_number_or(fs_json_get(root, "tol_cuda"), 0);
+    if (!strcmp(backend, "cuda") && tol_case > tol) tol = tol_case;   /* see TOL_CUDA */
 
     /* 1. the checkpoint, byte-identical to the oracle's */
     char tmp[] = "/tmp/fs-golden-XXXXXX";
@@ -259,7 +280,8 @@ static void run_case(const char *name, const char *backend, double tol, double t
         int half = m.cfg.head_dim / 2, bad = 0;
         float *inv = malloc((size_t)half * sizeof *inv);
         fs_rope_inv_freq(m.cfg.rope_theta, m.cfg.head_dim, &m.cfg.rope_scaling, inv);
-        bad = compare_hex(name, inv, half, inv_hex);
+        long ulp;
+        bad = compare_hex(name, inv, half, inv_hex, &ulp);
         CHECKF(bad == 0, "%s: %d of %d RoPE frequencies differ from transformers' (rope type %d)", name, bad, half,
                (int)m.cfg.rope_scaling.type);
         if (!bad) printf("%s: RoPE table (%s): %d frequencies bit-identical to transformers'\n", name,
@@ -338,9 +360,9 @@ static void run_case(const char *name, const char *backend, double tol, double t
                backend, i, fs_session_argmax(s), tok);
         if (tok != gtoks[i]) {
             double margin = fs_json_number_or(fs_json_index(margins, (size_t)i), 0);
-            if (margin < MARGIN_MIN) {
-                printf("%s: greedy: step %d is a near tie (margin %.3g < %.0e), fs picked %d, hf %d: "
-                       "comparison ends here (not a failure)\n", name, i, margin, MARGIN_MIN, tok, gtoks[i]);
+            if (margin < margin_min) {
+                printf("%s [%s]: greedy: step %d is a near tie (margin %.3g < %.0e), fs picked %d, hf %d: "
+                       "comparison ends here (not a failure)\n", name, backend, i, margin, margin_min, tok, gtoks[i]);
             } else {
                 CHECKF(0, "%s [%s]: greedy step %d: fs %d, hf %d (margin %.3g)", name, backend, i, tok, gtoks[i],
                        margin);
@@ -406,9 +428,19 @@ static void rope_tables(void) {
         } else {
             float *inv = malloc((size_t)(c.head_dim / 2 + 1) * sizeof *inv);
             fs_rope_inv_freq(c.rope_theta, c.head_dim, &c.rope_scaling, inv);
-            int bad = compare_hex(cfg, inv, c.head_dim / 2, fs_json_get(t, "inv_freq_hex"));
-            CHECKF(bad == 0, "rope tables: %s: %d of %d frequencies differ from transformers' (-1: count)", cfg, bad,
-                   c.head_dim / 2);
+            long ulp;
+            int bad = compare_hex(cfg, inv, c.head_dim / 2, fs_json_get(t, "inv_freq_hex"), &ulp);
+            /* Plain RoPE's 1 / theta^(2i/D): fs rounds the double pow once;
+             * PyTorch's vectorised float pow is not correctly rounded, and
+             * for theta 1e6, D 128 (Qwen3) one of the 64 lands 1 ulp away
+             * (transformers 5.17, torch 2.11, 2026-12-04). The Llama 3
+             * tables, built on top, are bit-identical; a 1-ulp difference
+             * is allowed, anything more is not. */
+            CHECKF(bad >= 0 && ulp <= 1, "rope tables: %s: %d of %d frequencies differ from transformers' by up to %ld "
+                   "ulp (-1: count)", cfg, bad, c.head_dim / 2, ulp);
+            if (bad > 0 && ulp <= 1)
+                printf("rope tables: %s (%s, D %d): %d of %d 1 ulp away, the rest bit-identical\n", cfg, c.arch->name,
+                       c.head_dim, bad, c.head_dim / 2);
             CHECKF(fs_json_number_or(fs_json_get(t, "attention_scaling"), 0) == 1.0, "rope tables: %s: attention "
                    "scaling is not 1", cfg);
             if (bad == 0) printf("rope tables: %s (%s, D %d): bit-identical\n", cfg, c.arch->name, c.head_dim);
@@ -452,9 +484,9 @@ int main(void) {
     if (gpu) gpu->destroy(gpu);
     else printf("test_forward_golden: cuda: skipped (%s)\n", e.msg);
     for (int i = 0; i < n; i++) {
-        run_case(names[i], "cpu-ref", TOL, TOL);
-        run_case(names[i], "cpu", TOL_FAST, TOL_FAST);
-        if (gpu) run_case(names[i], "cuda", TOL_CUDA, TOL_FAST);
+        run_case(names[i], "cpu-ref", TOL, TOL, MARGIN_MIN);
+        run_case(names[i], "cpu", TOL_FAST, TOL_FAST, MARGIN_MIN);
+        if (gpu) run_case(names[i], "cuda", TOL_CUDA, TOL_FAST, MARGIN_MIN_CUDA);
         free(names[i]);
     }
     if (n == 0) printf("test_forward_golden: no cases in %s\n", golden_dir);

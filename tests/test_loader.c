@@ -626,6 +626,15 @@ static void test_config(void) {
     write_text(dir, "generation_config.json", "[");
     CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "generation_config.json: JSON error at byte 1"));
 
+    /* generation_config.json's bos_token_id where config.json has none */
+    write_text(dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(c.bos_id, 128000);
+    CHECK_EQ_INT(c.n_eos, 5);   /* config.json's 5, 6 and these three */
+    CHECK_EQ_INT(c.eos_ids[4], 128009);
+    write_text(dir, "generation_config.json", "{\"bos_token_id\": -1}");
+    CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "\"bos_token_id\" must be a non-negative integer"));
+
     /* tokenizer_config.json's eos_token: a string or an AddedToken object */
     write_text(dir, "generation_config.json", "{}");
     write_text(dir, "tokenizer_config.json", "{\"eos_token\": \"<|eot_id|>\"}");
