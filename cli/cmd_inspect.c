@@ -66,7 +66,10 @@ int fs_cmd_inspect(int argc, char **argv) {
     const fs_config *c = &m.cfg;
 
     printf("model        %s\n", m.dir);
-    printf("architecture Qwen3 (decoder-only transformer, GQA + QK-norm, SwiGLU FFN, RoPE)\n");
+    const fs_arch *ar = c->arch;   /* what differs between the families: arch.h */
+    printf("architecture %s (decoder-only transformer, GQA%s%s, SwiGLU FFN, RoPE%s)\n", ar->name,
+           ar->qk_norm ? " + QK-norm" : "", ar->qkv_bias ? " + q/k/v biases" : "",
+           c->rope_scaling.type == FS_ROPE_LLAMA3 ? " with Llama 3 scaling" : "");
     printf("  layers     L   = %d\n", c->n_layers);
     printf("  hidden     H   = %d\n", c->hidden);
     printf("  heads      Hq  = %d\n", c->n_heads);
@@ -77,6 +80,10 @@ int fs_cmd_inspect(int argc, char **argv) {
     printf("  vocab      V   = %d\n", c->vocab);
     printf("  max positions  %d\n", c->max_pos);
     printf("  rope theta     %.10g\n", c->rope_theta);
+    if (c->rope_scaling.type == FS_ROPE_LLAMA3)
+        printf("  rope scaling   llama3: factor %g, low_freq_factor %g, high_freq_factor %g, original context %d\n",
+               c->rope_scaling.factor, c->rope_scaling.low_freq_factor, c->rope_scaling.high_freq_factor,
+               c->rope_scaling.original_max_pos);
     printf("  rms eps        %.10g\n", c->rms_eps);
     printf("  embeddings     %s\n", c->tie_embeddings ? "tied (lm_head = embed_tokens)" : "untied (own lm_head)");
     if (c->tie_embeddings)
@@ -87,6 +94,7 @@ int fs_cmd_inspect(int argc, char **argv) {
     printf("  bos / eos      %d /", c->bos_id);
     for (int i = 0; i < c->n_eos; i++) printf(" %d", c->eos_ids[i]);
     printf("%s\n", c->n_eos ? "" : " (none)");
+    if (c->eos_token[0]) printf("  chat ends at   %s (tokenizer_config.json's eos_token)\n", c->eos_token);
 
     char a[32], b[32];
     human_count(a, sizeof a, m.logical_params);

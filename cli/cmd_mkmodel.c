@@ -1,5 +1,6 @@
-/* cmd_mkmodel.c - `fs mkmodel`: write a random, reproducible Qwen3
- * checkpoint (HF layout) from a config.json. See src/mkmodel.h for the
+/* cmd_mkmodel.c - `fs mkmodel`: write a random, reproducible checkpoint
+ * (HF layout) of any architecture fs runs (Qwen3, Llama, Qwen2; arch.h)
+ * from a config.json. See src/mkmodel.h for the
  * tensors written and the weight distribution.
  *
  * Docs: docs/testing.md
@@ -16,10 +17,12 @@ static void help(FILE *f) {
             "usage: fs mkmodel --config CONFIG.json --out DIR [--seed S] [--dtype bf16|f16|f32]\n"
             "                  [--shards N] [--tokenizer DIR] [--scale X]\n"
             "\n"
-            "Write a Qwen3 checkpoint with random weights, deterministic from the seed\n"
-            "(same seed, same bytes on any machine):\n"
+            "Write a checkpoint with random weights, deterministic from the seed (same\n"
+            "seed, same bytes on any machine), of the architecture CONFIG names\n"
+            "(Qwen3ForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM; configs/ has real ones):\n"
             "  DIR/config.json             CONFIG with torch_dtype, architectures, model_type set\n"
-            "  DIR/generation_config.json  copied from beside CONFIG, else Qwen3's defaults\n"
+            "  DIR/generation_config.json  NAME.generation_config.json or generation_config.json\n"
+            "                              beside CONFIG (NAME.json), else the family's defaults\n"
             "  DIR/model.safetensors       or N shards + model.safetensors.index.json\n"
             "\n"
             "  --seed S        64-bit seed (default 0)\n"
@@ -28,7 +31,7 @@ static void help(FILE *f) {
             "  --tokenizer D   copy D/tokenizer.json and D/tokenizer_config.json\n"
             "  --scale X       std multiplier of the linear weights (default 2);\n"
             "                  weights are unit noise * X / sqrt(fan_in), embeddings unit\n"
-            "                  noise, norm weights 1 + 0.1 * unit noise\n");
+            "                  noise, norm weights 1 + 0.1 * unit noise, biases 0.5 * unit noise\n");
 }
 
 int fs_cmd_mkmodel(int argc, char **argv) {

@@ -18,12 +18,15 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: fs pull REPO_ID [--dir DIR] [--revision REV]\n"
+            "usage: fs pull REPO_ID|NAME [--dir DIR] [--revision REV]\n"
+            "       fs pull --list\n"
             "\n"
             "Download a model (config, tokenizer, safetensors weights) from the\n"
             "Hugging Face hub and print the directory it is in.\n"
             "\n"
             "  REPO_ID          OWNER/NAME, e.g. Qwen/Qwen3-0.6B\n"
+            "  NAME             a short name fs knows, e.g. llama3.2-1b (--list shows them)\n"
+            "  --list           the models fs knows: name, repo, architecture, gated\n"
             "  --dir DIR        download into DIR (default:\n"
             "                   ${FS_HOME:-$HOME/.cache/fs}/models/OWNER/NAME)\n"
             "  --revision REV   branch, tag or commit (default: main)\n"
@@ -31,6 +34,8 @@ static void usage(FILE *f) {
             "Interrupted downloads resume where they stopped when run again;\n"
             "files already complete are skipped.\n"
             "\n"
+            "Gated repos (Meta's Llama): accept the licence on huggingface.co with your\n"
+            "account, then set HF_TOKEN to an access token of that account.\n"
             "Environment: HF_TOKEN (access token for gated or private repos),\n"
             "HF_ENDPOINT (default https://huggingface.co), FS_HOME.\n"
             "Needs the curl program.\n");
@@ -129,6 +134,13 @@ int fs_cmd_pull(int argc, char **argv) {
             if (r < 0) return FS_EXIT_USAGE;
             continue;
         }
+        if (!strcmp(argv[i], "--list")) {
+            int n;
+            const fs_pull_known *k = fs_pull_known_models(&n);
+            for (int j = 0; j < n; j++)
+                printf("%-13s %-36s %s%s\n", k[j].name, k[j].repo, k[j].arch, k[j].gated ? "  gated (HF_TOKEN)" : "");
+            return cli_out_close("pull");
+        }
         if (argv[i][0] == '-') return cli_fail("pull", FS_EXIT_USAGE, "unknown option %s (see fs pull --help)", argv[i]);
         if (repo) return cli_fail("pull", FS_EXIT_USAGE, "one repo id at a time (got '%s' and '%s')", repo, argv[i]);
         repo = argv[i];
@@ -138,6 +150,8 @@ int fs_cmd_pull(int argc, char **argv) {
         return FS_EXIT_USAGE;
     }
     fs_err e = {{0}};
+    const fs_pull_known *k = fs_pull_find_known(repo);
+    if (k) repo = k->repo;   /* a short name (or a known repo in another case): the hub's spelling */
     /* A malformed id or revision is a usage error (exit 1); everything that
      * goes wrong talking to the hub is exit 2. */
     if (fs_pull_check_repo_id(repo, &e)) return cli_fail("pull", FS_EXIT_USAGE, "%s", e.msg);

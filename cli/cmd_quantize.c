@@ -79,17 +79,18 @@ typedef struct {
 
 /* The tensors the architecture uses, f32 first (see the top). Their names
  * are the exact HF names the loader looked up, so they need no JSON
- * escaping. out has room for 2 + 11 L + 1 entries. */
+ * escaping. out has room for 2 + 14 L + 1 entries. */
 static int list_tensors(const fs_model *m, entry *out) {
-    const fs_tensor **all = fs_xmalloc((size_t)(3 + 11 * m->cfg.n_layers) * sizeof *all);
+    const fs_tensor **all = fs_xmalloc((size_t)(3 + 14 * m->cfg.n_layers) * sizeof *all);
     int n = 0;
     all[n++] = &m->embed_tokens;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const fs_layer *L = &m->layers[l];
         const fs_tensor *ts[] = {&L->input_layernorm, &L->q_proj, &L->k_proj, &L->v_proj,
-                                 &L->q_norm, &L->k_norm, &L->o_proj, &L->post_attention_layernorm,
-                                 &L->gate_proj, &L->up_proj, &L->down_proj};
-        for (int i = 0; i < 11; i++) all[n++] = ts[i];
+                                 &L->q_bias, &L->k_bias, &L->v_bias, &L->q_norm, &L->k_norm, &L->o_proj,
+                                 &L->post_attention_layernorm, &L->gate_proj, &L->up_proj, &L->down_proj};
+        for (int i = 0; i < 14; i++)
+            if (ts[i]->data) all[n++] = ts[i];   /* the architecture's (arch.h): absent ones have no data */
     }
     all[n++] = &m->norm;
     if (!m->cfg.tie_embeddings) all[n++] = &m->lm_head;
@@ -138,7 +139,7 @@ static char *build_header(const entry *es, int n, const char *weights, size_t *l
 }
 
 static int write_model(const fs_model *m, const char *out_dir, const char *weights) {
-    entry *es = calloc((size_t)(16 + 11 * m->cfg.n_layers), sizeof *es);
+    entry *es = calloc((size_t)(16 + 14 * m->cfg.n_layers), sizeof *es);
     if (!es) return cli_fail(CMD, FS_EXIT_INPUT, "out of memory");
     int n = list_tensors(m, es);
     size_t off = 0;

@@ -3,6 +3,8 @@
  *   fs run                             chat with the shipped tiny model (offline)
  *   fs run "Once upon a time"          one answer from the default model
  *   fs run Qwen/Qwen3-0.6B             pull it if needed, then chat
+ *   fs run llama3.2-1b                 the same, by a short name fs knows
+ *                                      (pull.c: meta-llama/Llama-3.2-1B-Instruct)
  *   fs run ./my-model "Why is the sky blue?"   one answer, then exit
  *
  * What the arguments are (at most two; -m and -p name them outright):
@@ -45,7 +47,8 @@
 static void usage(FILE *f) {
     fprintf(f, "usage: fs run [MODEL] [PROMPT] [options]\n"
                "  Chat with a model (see fs chat), or answer PROMPT once and exit.\n"
-               "  MODEL: a model directory, or a Hugging Face repo id OWNER/NAME, pulled into\n"
+               "  MODEL: a model directory, a Hugging Face repo id OWNER/NAME, or a short\n"
+               "  name of `fs pull --list` (llama3.2-1b, qwen3-1.7b, ...), pulled into\n"
                "  ${FS_HOME:-~/.cache/fs}/models/OWNER/NAME unless it is already there\n"
                "  ($HF_ENDPOINT and $HF_TOKEN are honoured, as in fs pull). No MODEL: -m,\n"
                "  $FS_MODEL, else the shipped models/tiny (works offline).\n"
@@ -104,9 +107,10 @@ static int is_dir(const char *p) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+/* OWNER/NAME, or one of the short names fs knows (pull.c: "llama3.2-1b"). */
 static int is_repo_id(const char *s) {
     fs_err e;
-    return fs_pull_check_repo_id(s, &e) == 0;
+    return fs_pull_check_repo_id(s, &e) == 0 || fs_pull_find_known(s) != NULL;
 }
 
 /* The model directory for MODEL (a directory, or a repo pulled if need
@@ -117,6 +121,8 @@ static int resolve_model(const char *model, char *out, size_t cap) {
         snprintf(out, cap, "%s", model);
         return 0;
     }
+    const fs_pull_known *k = fs_pull_find_known(model);
+    if (k) model = k->repo;   /* a short name: its repo */
     if (fs_pull_check_repo_id(model, &e))
         return cli_fail(CMD, FS_EXIT_USAGE, "'%s' is neither a model directory nor a hub repo id (%s)", model, e.msg);
     if (fs_pull_default_dir(model, out, cap, &e)) return cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);

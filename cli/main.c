@@ -48,7 +48,7 @@ static const struct {
     {"quantize", fs_cmd_quantize, "store a checkpoint's weights as q8_0, q4_0, f16 or bf16 (fast loads)"},
     {"bench", fs_cmd_bench, "prefill / decode tokens/s, decode roofline vs memory bandwidth"},
     {"perplexity", fs_cmd_perplexity, "perplexity of a text file; KL divergence against a base model"},
-    {"mkmodel", fs_cmd_mkmodel, "write a random, reproducible Qwen3 checkpoint (for tests)"},
+    {"mkmodel", fs_cmd_mkmodel, "write a random, reproducible checkpoint (Qwen3, Llama, Qwen2; for tests)"},
 };
 
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

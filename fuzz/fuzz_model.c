@@ -109,11 +109,17 @@ static void add(const char *name, int64_t a, int64_t b, int ndim) {
     s->twice = 0;
 }
 
-/* The tensors of a Qwen3 checkpoint and their shapes, from the config. */
+/* Which optional tensors an architecture has, by the harness's own
+ * knowledge of the HF classes: Qwen3 has q_norm / k_norm, Qwen2 q/k/v
+ * biases, Llama neither. */
+static int has_qk_norm(const fs_config *c) { return !strcmp(c->arch->name, "Qwen3ForCausalLM"); }
+static int has_qkv_bias(const fs_config *c) { return !strcmp(c->arch->name, "Qwen2ForCausalLM"); }
+
+/* The tensors of the checkpoint and their shapes, from the config. */
 static int arch_specs(const fs_config *c, int with_lm_head) {
     int64_t H = c->hidden, D = c->head_dim, I = c->ffn, V = c->vocab;
     int64_t qd = (int64_t)c->n_heads * D, kvd = (int64_t)c->n_kv_heads * D;
-    int64_t per_layer = 2 * H + qd * H + 2 * kvd * H + H * qd + 2 * D + 3 * I * H;
+    int64_t per_layer = 2 * H + qd * H + 2 * kvd * H + H * qd + 2 * D + qd + 2 * kvd + 3 * I * H;
     if (c->n_layers > 64 || (V * H * 2 + H + per_layer * c->n_layers) > MAX_ELEMS) return -1;
     n_specs = 0;
     add("model.embed_tokens.weight", V, H, 2);
@@ -126,8 +132,15 @@ static int arch_specs(const fs_config *c, int with_lm_head) {
         LAYER("self_attn.k_proj", kvd, H, 2);
         LAYER("self_attn.v_proj", kvd, H, 2);
         LAYER("self_attn.o_proj", H, qd, 2);
-        LAYER("self_attn.q_norm", D, 0, 1);
-        LAYER("self_attn.k_norm", D, 0, 1);
+        if (has_qk_norm(c)) {
+            LAYER("self_attn.q_norm", D, 0, 1);
+            LAYER("self_attn.k_norm", D, 0, 1);
+        }
+        if (has_qkv_bias(c)) {
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_proj.bias", l), add(nm, qd, 0, 1);
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_proj.bias", l), add(nm, kvd, 0, 1);
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_proj.bias", l), add(nm, kvd, 0, 1);
+        }
         LAYER("post_attention_layernorm", H, 0, 1);
         LAYER("mlp.gate_proj", I, H, 2);
         LAYER("mlp.up_proj", I, H, 2);
@@ -276,8 +289,19 @@ static void check_loaded(const fs_model *m) {
         EXPECT(k_proj, "self_attn.k_proj", 2, kvd, H);
         EXPECT(v_proj, "self_attn.v_proj", 2, kvd, H);
         EXPECT(o_proj, "self_attn.o_proj", 2, H, qd);
-        EXPECT(q_norm, "self_attn.q_norm", 1, D, 0);
-        EXPECT(k_norm, "self_attn.k_norm", 1, D, 0);
+        if (has_qk_norm(c)) {
+            EXPECT(q_norm, "self_attn.q_norm", 1, D, 0);
+            EXPECT(k_norm, "self_attn.k_norm", 1, D, 0);
+        } else if (L->q_norm.data || L->k_norm.data) {
+            die("q_norm bound for an architecture without QK-norm", c->arch->name);
+        }
+        if (has_qkv_bias(c)) {
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_proj.bias", l), expect_shape(m, &L->q_bias, nm, 1, qd, 0);
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_proj.bias", l), expect_shape(m, &L->k_bias, nm, 1, kvd, 0);
+            snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_proj.bias", l), expect_shape(m, &L->v_bias, nm, 1, kvd, 0);
+        } else if (L->q_bias.data || L->k_bias.data || L->v_bias.data) {
+            die("a q/k/v bias bound for an architecture without them", c->arch->name);
+        }
         EXPECT(post_attention_layernorm, "post_attention_layernorm", 1, H, 0);
         EXPECT(gate_proj, "mlp.gate_proj", 2, I, H);
         EXPECT(up_proj, "mlp.up_proj", 2, I, H);

@@ -6,8 +6,11 @@ For every case directory tests/golden/forward/<case>/ (config.json + case.json):
   1. `FS mkmodel --config config.json --seed S --dtype D --out TMP` writes the
      random checkpoint (the C engine regenerates the same bytes in its tests;
      case.json records the sha256 of model.safetensors to prove it);
-  2. transformers loads TMP as Qwen3ForCausalLM in float32 with eager
-     attention on the CPU;
+  2. transformers loads TMP as the class config.json names (architectures[0]:
+     Qwen3ForCausalLM, LlamaForCausalLM, Qwen2ForCausalLM) in float32 with
+     eager attention on the CPU; the model's RoPE table (rotary_emb.inv_freq,
+     Llama 3-scaled where rope_scaling says so) is recorded bit for bit in
+     case.json's rope_inv_freq_hex, for the C test to compare with arch.c's;
   3. the prompt ids run through the model; forward hooks record
      checkpoints.f32 = float32 LE [(L+2), T, H]: the embedding output, each
      decoder layer's output, the final norm output (hooks, because HF's
@@ -37,11 +40,13 @@ import sys
 import tempfile
 import traceback
 
+import struct
+
 import numpy as np
 import torch
 import transformers
 from safetensors.torch import load_file
-from transformers import GenerationConfig, Qwen3ForCausalLM
+from transformers import GenerationConfig
 
 N_GREEDY = 32
 
@@ -65,14 +70,24 @@ def write_atomic(path, data: bytes):
     os.replace(tmp, path)
 
 
-def load_model(ckpt):
+def model_class(cfg):
+    """The class config.json names: one of the architectures fs runs."""
+    name = cfg["architectures"][0]
+    if name not in ("Qwen3ForCausalLM", "LlamaForCausalLM", "Qwen2ForCausalLM"):
+        raise RuntimeError(f"unexpected architecture {name}")
+    return getattr(transformers, name)
+
+
+def load_model(ckpt, cfg):
     """float32, eager attention. transformers >= 4.56 calls the dtype argument
     `dtype`; older versions `torch_dtype` (an unknown kwarg would be silently
     stored in the config, so pick by version instead of try/except)."""
     major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
     dtype_kw = "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
     kw = {dtype_kw: torch.float32, "attn_implementation": "eager", "output_loading_info": True}
-    model, info = Qwen3ForCausalLM.from_pretrained(ckpt, **kw)
+    model, info = model_class(cfg).from_pretrained(ckpt, **kw)
+    if type(model).__name__ != cfg["architectures"][0]:
+        raise RuntimeError(f"loaded {type(model).__name__}, wanted {cfg['architectures'][0]}")
     dtypes = {p.dtype for p in model.parameters()}
     if dtypes != {torch.float32}:
         raise RuntimeError(f"model loaded with parameter dtypes {dtypes}, wanted float32")
@@ -103,8 +118,20 @@ def check_loading(model, info, cfg):
     same = emb.data_ptr() == head.data_ptr() or torch.equal(emb, head)
     if tied != same:
         raise RuntimeError(f"tie_word_embeddings={tied} but lm_head {'equals' if same else 'differs from'} embed_tokens")
-    if getattr(model.model.layers[0].self_attn, "head_dim", cfg["head_dim"]) != cfg["head_dim"]:
+    want_d = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    if getattr(model.model.layers[0].self_attn, "head_dim", want_d) != want_d:
         raise RuntimeError("head_dim in the loaded model differs from config.json")
+    if model.model.layers[0].self_attn.q_proj.weight.shape[0] != cfg["num_attention_heads"] * want_d:
+        raise RuntimeError("q_proj's shape does not match num_attention_heads * head_dim")
+
+
+def rope_table(model):
+    """The model's RoPE inverse frequencies as float32 bit patterns (hex),
+    and its attention scaling (1.0 for plain and llama3 RoPE)."""
+    rot = model.model.rotary_emb
+    inv = rot.inv_freq.detach().to(torch.float32).cpu().tolist()
+    hexes = [struct.pack("<f", x)[::-1].hex() for x in inv]
+    return hexes, float(getattr(rot, "attention_scaling", 1.0)), getattr(rot, "rope_type", "default")
 
 
 def layer_output(out):
@@ -202,7 +229,7 @@ def run_case(fs_bin, case_dir, keep):
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({r.returncode}): {r.stderr.strip()}")
         weights_sha = sha256_file(os.path.join(tmp, "model.safetensors"))
-        model, info = load_model(tmp)
+        model, info = load_model(tmp, cfg)
         model.eval()
         check_loading(model, info, cfg)
         # And every weight in the model is exactly the file's value (bf16/f16
@@ -212,6 +239,9 @@ def run_case(fs_bin, case_dir, keep):
             if k not in msd or not torch.equal(msd[k], v.float()):
                 raise RuntimeError(f"loaded model's {k} differs from the checkpoint file")
 
+        inv_hex, attn_scaling, rope_type = rope_table(model)
+        if attn_scaling != 1.0:
+            raise RuntimeError(f"RoPE attention scaling {attn_scaling} (fs implements 1.0)")
         names, ckpt, logits = run_checkpoints(model, ids)
         T = len(ids)
         assert ckpt.shape == (L + 2, T, H), ckpt.shape
@@ -246,12 +276,15 @@ def run_case(fs_bin, case_dir, keep):
             "logit_std": round(float(logits.std()), 6),
             "prompt_argmax": [int(x) for x in logits.argmax(axis=1)],
             "mkmodel_args": margs,
+            "architecture": cfg["architectures"][0],
+            "rope_type": rope_type,
+            "rope_inv_freq_hex": inv_hex,
             "weights_sha256": weights_sha,
             "checkpoints_sha256": hashlib.sha256(ckpt_bytes).hexdigest(),
             "logits_sha256": hashlib.sha256(logit_bytes).hexdigest(),
             "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                          "numpy": np.__version__, "python": sys.version.split()[0]},
-            "oracle": "scripts/oracle_forward.py (HF Qwen3ForCausalLM, float32, eager attention, CPU)",
+            "oracle": f"scripts/oracle_forward.py (HF {cfg['architectures'][0]}, float32, eager attention, CPU)",
         })
         write_atomic(case_path, (json.dumps(case, indent=1) + "\n").encode())
         return case

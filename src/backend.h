@@ -47,7 +47,8 @@
  * launch - a decode step of Qwen3-0.6B is ~200 of them):
  *   matmul     reads its input through an rmsnorm or a SwiGLU, and can add
  *              its output to the residual stream
- *   rope_kv    QK-norm, RoPE and the store of K and V into the cache
+ *   rope_kv    q/k/v biases, QK-norm, RoPE and the store of K and V into
+ *              the cache
  * Each fused op is defined as the unfused sequence, with every
  * intermediate rounded to f32 as that sequence would store it; the
  * reference backend implements it that way.
@@ -109,6 +110,13 @@ typedef struct fs_linear {
     int N;
     int add;           /* 0: y = in W^T;  1: y += in W^T (the residual connection) */
 } fs_linear;
+
+/* The biases of the q, k and v projections (Qwen2; arch.h): weights of
+ * [Hq*D], [Hkv*D], [Hkv*D], added by rope_kv, the op that first reads
+ * q, k and v after their matmul. */
+typedef struct fs_qkv_bias {
+    const fs_buf *q, *k, *v;
+} fs_qkv_bias;
 
 /* A matmul's input, and what is done to each row as it is read. */
 typedef struct fs_mm_in {
@@ -174,16 +182,20 @@ struct fs_backend {
 
     /* rope_kv: the attention inputs of the step's T tokens, made ready.
      *   q: [T, Hq, D], k, v: [T, Hkv, D]   q_norm, k_norm: [D] or NULL
-     *   q = rope(rmsnorm(q, q_norm)), k = rope(rmsnorm(k, k_norm)), per
-     *   head, in place (Qwen3's QK-norm; skipped where the weight is NULL);
-     *   then position pos[t] of caches[seq[t]] (this layer's cache of
-     *   token t's sequence) holds k[t] and v[t].
+     *   bias: NULL, or q_proj / k_proj / v_proj's biases (Qwen2)
+     *   q = rope(rmsnorm(q + q_bias, q_norm)), k = rope(rmsnorm(k + k_bias,
+     *   k_norm)), per head, in place (Qwen3's QK-norm; skipped where the
+     *   weight is NULL; each bias add one f32 add, as nn.Linear's); then
+     *   position pos[t] of caches[seq[t]] (this layer's cache of token t's
+     *   sequence) holds k[t] and v[t]. With a bias, v += v_bias in place
+     *   too, before the store.
      * rope, NeoX / HF "rotate_half" layout: for i < D/2 the pair
      * (x[i], x[i + D/2]) turns by the angle p * inv_freq[i] (reserve's
      * table), p = pos[t], with cos and sin of that f32 angle computed in
      * double and rounded once. */
-    void (*rope_kv)(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm,
-                    const fs_buf *k_norm, float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+    void (*rope_kv)(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm,
+                    const fs_buf *k_norm, float eps, fs_buf *const *caches, int Hq, int Hkv, int D,
+                    const fs_qkv_bias *bias);
 
     /* attention: grouped-query causal attention of the step's T queries,
      * each against its own sequence's cache (rope_kv has stored the step's

@@ -38,8 +38,9 @@ fs_decode_bytes fs_bench_decode_bytes(const fs_model *m, double ctx, size_t kv_e
     for (int l = 0; l < c->n_layers; l++) {
         const fs_layer *ly = &m->layers[l];
         const fs_tensor *ts[] = {&ly->input_layernorm, &ly->q_proj, &ly->k_proj, &ly->v_proj,
-                                 &ly->q_norm, &ly->k_norm, &ly->o_proj, &ly->post_attention_layernorm,
-                                 &ly->gate_proj, &ly->up_proj, &ly->down_proj};
+                                 &ly->q_norm, &ly->k_norm, &ly->q_bias, &ly->k_bias, &ly->v_bias,
+                                 &ly->o_proj, &ly->post_attention_layernorm, &ly->gate_proj, &ly->up_proj,
+                                 &ly->down_proj};   /* absent ones (no data) count 0 */
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) b.weights += fs_bench_tensor_bytes(ts[i]);
     }
     b.weights += fs_bench_tensor_bytes(&m->norm) + fs_bench_tensor_bytes(&m->lm_head);

@@ -48,7 +48,7 @@ struct fs_engine {
     fs_model model;
     fs_tokenizer *tok;            /* NULL when not loaded */
     fs_forward *fwd;
-    int chat_stop[FS_MAX_EOS + 1]; /* the eos ids, and <|im_end|>: where a reply ends */
+    int chat_stop[FS_MAX_EOS + 1]; /* the eos ids, and the eos_token: where a reply ends */
     int n_chat_stop;
     int template_checked;         /* tokenizer_config.json's template is Qwen3's */
 };
@@ -99,8 +99,12 @@ int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs
     }
     if (fs_forward_new(&g->fwd, &g->model, &fo, e)) goto fail;
 
+    /* A chat reply ends at an eos id, or at tokenizer_config.json's
+     * eos_token (Qwen: <|im_end|>, Llama 3 Instruct: <|eot_id|>; model.c);
+     * a checkpoint without one keeps Qwen's <|im_end|>. */
     for (int i = 0; i < c->n_eos; i++) g->chat_stop[g->n_chat_stop++] = c->eos_ids[i];
-    int im_end = g->tok ? fs_tokenizer_token_id(g->tok, "<|im_end|>") : -1, have = 0;
+    const char *reply_end = c->eos_token[0] ? c->eos_token : "<|im_end|>";
+    int im_end = g->tok ? fs_tokenizer_token_id(g->tok, reply_end) : -1, have = 0;
     for (int i = 0; i < g->n_chat_stop; i++) have |= g->chat_stop[i] == im_end;
     if (im_end >= 0 && !have) g->chat_stop[g->n_chat_stop++] = im_end;
     *out = g;

@@ -1,4 +1,6 @@
-/* forward.c - the Qwen3 forward pass, written once against the backend.
+/* forward.c - the forward pass, written once against the backend, for every
+ * architecture of arch.h (Qwen3, Llama 3, Qwen2): what differs is which
+ * weights a layer has, and an absent one is NULL to the ops.
  *
  * An fs_forward is a model on a backend: its weights uploaded, the
  * activations of one chunk, the backend's scratch. An fs_session is one
@@ -9,7 +11,10 @@
  *   for each layer:
  *     q, k, v = rmsnorm(x, input_layernorm) [q_proj k_proj v_proj]^T
  *                                                            [T, Hq, D], [T, Hkv, D]
+ *     q, k, v += q_bias, k_bias, v_bias                      (Qwen2 only)
  *     q, k = rope(rmsnorm_per_head(q, q_norm)), rope(..(k, k_norm))
+ *                                       (QK-norm: Qwen3 only; rope's
+ *                                        frequencies: arch.c, Llama 3 scaled)
  *     cache[pos .. pos+T) = k, v                             [n_ctx, Hkv, D]
  *     x = x + attention(q, cache) o_proj^T                   [T, H]
  *     g, u = rmsnorm(x, post_attention_layernorm) [gate_proj up_proj]^T
@@ -66,6 +71,9 @@ typedef struct {
     /* weights, HF names */
     fs_buf *input_layernorm, *q_proj, *k_proj, *v_proj, *q_norm, *k_norm, *o_proj;
     fs_buf *post_attention_layernorm, *gate_proj, *up_proj, *down_proj;
+    fs_buf *q_bias_buf, *k_bias_buf, *v_bias_buf;
+    fs_qkv_bias bias;   /* the three above, for rope_kv */
+    const fs_qkv_bias *qkv_bias;   /* &bias, or NULL (no biases: Qwen3, Llama) */
 } layer_weights;
 
 struct fs_forward {
@@ -143,6 +151,13 @@ static int bind_weight(fs_forward *f, fs_buf **out, const fs_tensor *t, const ch
     return 0;
 }
 
+/* A weight the architecture may not have (arch.h): NULL when the model's
+ * tensor has no data, else checked and uploaded like any other. */
+static int bind_optional(fs_forward *f, fs_buf **out, const fs_tensor *t, const char *what, int64_t d0, fs_err *e) {
+    *out = NULL;
+    return t->data ? bind_weight(f, out, t, what, d0, 0, e) : 0;
+}
+
 static int new_act(fs_backend *be, fs_buf **out, size_t n, size_t *bytes, fs_err *e) {
     *out = be->alloc(be, n, e);
     if (!*out) return -1;
@@ -169,18 +184,6 @@ static int kv_cache_bytes(const fs_config *c, int n_ctx, size_t *out) {
     size_t n;
     return fs_mul_size((size_t)n_ctx, (size_t)c->n_kv_heads * (size_t)c->head_dim, &n) &&
            fs_mul_size(n, 2 * sizeof(float) * (size_t)c->n_layers, out);
-}
-
-/* RoPE's frequencies as Hugging Face computes them in float32, each step
- * rounded: inv_freq[i] = 1 / theta^(float(2i) / D). Angles are then
- * float(p) * inv_freq[i] (backend.h, rope_kv). */
-static void rope_inv_freq(const fs_config *c, float *out) {
-    int D = c->head_dim;
-    for (int i = 0; i < D / 2; i++) {
-        float expo = (float)(2 * i) / (float)D;
-        float base_pow = (float)pow((float)c->rope_theta, (double)expo);
-        out[i] = 1.0f / base_pow;
-    }
 }
 
 int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o, fs_err *e) {
@@ -238,8 +241,11 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
             bind_weight(f, &b->q_proj, &w->q_proj, "q_proj", (int64_t)Hq * D, H, e) ||
             bind_weight(f, &b->k_proj, &w->k_proj, "k_proj", (int64_t)Hkv * D, H, e) ||
             bind_weight(f, &b->v_proj, &w->v_proj, "v_proj", (int64_t)Hkv * D, H, e) ||
-            bind_weight(f, &b->q_norm, &w->q_norm, "q_norm", D, 0, e) ||
-            bind_weight(f, &b->k_norm, &w->k_norm, "k_norm", D, 0, e) ||
+            bind_optional(f, &b->q_norm, &w->q_norm, "q_norm", D, e) ||
+            bind_optional(f, &b->k_norm, &w->k_norm, "k_norm", D, e) ||
+            bind_optional(f, &b->q_bias_buf, &w->q_bias, "q_bias", (int64_t)Hq * D, e) ||
+            bind_optional(f, &b->k_bias_buf, &w->k_bias, "k_bias", (int64_t)Hkv * D, e) ||
+            bind_optional(f, &b->v_bias_buf, &w->v_bias, "v_bias", (int64_t)Hkv * D, e) ||
             bind_weight(f, &b->o_proj, &w->o_proj, "o_proj", H, (int64_t)Hq * D, e) ||
             bind_weight(f, &b->post_attention_layernorm, &w->post_attention_layernorm, "post_attention_layernorm",
                         H, 0, e) ||
@@ -249,6 +255,12 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
             fs_err_prefix(e, "layer %d", l);
             goto fail;
         }
+        if (!b->q_norm != !b->k_norm || !b->q_bias_buf != !b->k_bias_buf || !b->q_bias_buf != !b->v_bias_buf) {
+            fs_errf(e, "layer %d: q_norm and k_norm, and the q/k/v biases, come together or not at all", l);
+            goto fail;
+        }
+        b->bias = (fs_qkv_bias){b->q_bias_buf, b->k_bias_buf, b->v_bias_buf};
+        b->qkv_bias = b->q_bias_buf ? &b->bias : NULL;
     }
     /* The backend has what it reads of the weights (copies, or views it
      * maps again on use): the file's pages need not stay mapped. */
@@ -271,7 +283,7 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
     if (qkv > max_N) max_N = qkv;
     if (2 * I > max_N) max_N = 2 * I;
     float *inv_freq = fs_xmalloc((size_t)(D / 2) * sizeof *inv_freq);
-    rope_inv_freq(c, inv_freq);
+    fs_rope_inv_freq(c->rope_theta, D, &c->rope_scaling, inv_freq);   /* arch.c: plain or Llama 3-scaled */
     fs_reserve r = {.max_T = max_batch, .max_seqs = max_seqs, .max_K = max_K, .max_N = max_N, .n_ctx = n_ctx,
                     .Hq = Hq, .Hkv = Hkv, .D = D, .rope_inv_freq = inv_freq, .kv_dtype = o->kv_dtype};
     int rc = be->reserve(be, &r, e);
@@ -300,7 +312,8 @@ void fs_forward_free(fs_forward *f) {
         for (int l = 0; l < f->m->cfg.n_layers; l++) {
             layer_weights *b = &f->layers[l];
             fs_buf *bufs[] = {b->input_layernorm, b->q_proj, b->k_proj, b->v_proj, b->q_norm, b->k_norm,
-                              b->o_proj, b->post_attention_layernorm, b->gate_proj, b->up_proj, b->down_proj};
+                              b->o_proj, b->post_attention_layernorm, b->gate_proj, b->up_proj, b->down_proj,
+                              b->q_bias_buf, b->k_bias_buf, b->v_bias_buf};
             for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
                 if (bufs[i]) be->free_buf(be, bufs[i]);
         }
@@ -410,11 +423,11 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         layer_weights *w = &f->layers[l];
         for (int i = 0; i < n_seq; i++) f->caches[i] = s[i]->kv[l];   /* this layer's cache of each session */
 
-        /* attention block: x += attention(rope(qk_norm(rmsnorm(x) W_qkv))) W_o */
+        /* attention block: x += attention(rope(qk_norm(rmsnorm(x) W_qkv + b_qkv))) W_o */
         fs_mm_in attn_in = {f->x, w->input_layernorm, eps, NULL};
         fs_linear qkv[3] = {{w->q_proj, f->q, Hq * D, 0}, {w->k_proj, f->k, Hkv * D, 0}, {w->v_proj, f->v, Hkv * D, 0}};
         be->matmul(be, &attn_in, T, H, qkv, 3);
-        be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, f->caches, Hq, Hkv, D);
+        be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, f->caches, Hq, Hkv, D, w->qkv_bias);
         be->attention(be, f->q, f->caches, f->attn_out, Hq, Hkv, D);
         fs_mm_in o_in = {f->attn_out, NULL, 0, NULL};
         fs_linear o = {w->o_proj, f->x, H, 1};

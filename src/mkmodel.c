@@ -1,5 +1,6 @@
-/* mkmodel.c - write a random, reproducible Qwen3 checkpoint (see mkmodel.h
- * for the layout and the weight distribution).
+/* mkmodel.c - write a random, reproducible checkpoint of any architecture
+ * of arch.h - Qwen3, Llama, Qwen2 (see mkmodel.h for the layout and the
+ * weight distribution).
  *
  * Steps: read and validate config.json; list every tensor the architecture
  * needs (name, shape, how to fill it); sort the names (safetensors writers
@@ -21,6 +22,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "json.h"
 
 /* Same bytes everywhere: forbid turning a*b+c into one fused operation. */
@@ -51,7 +53,7 @@ static double unit_noise(fs_rng *r, double k) {
 
 /* ---- the tensor list -------------------------------------------------- */
 
-typedef enum { FILL_EMBED, FILL_LINEAR, FILL_NORM } fill_kind;
+typedef enum { FILL_EMBED, FILL_LINEAR, FILL_NORM, FILL_BIAS } fill_kind;
 
 typedef struct {
     char name[96];
@@ -67,6 +69,7 @@ typedef struct {
 typedef struct {
     int64_t L, H, Hq, Hkv, D, I, V;
     int tied;
+    const fs_arch *a;   /* which optional tensors (arch.h), config.json's names */
 } arch;
 
 static void add_tensor(tensor_spec *t, int *n, const char *name, int ndim, int64_t d0, int64_t d1, fill_kind fill,
@@ -100,7 +103,7 @@ static int cmp_spec(const void *a, const void *b) {
 /* Every tensor of the architecture, sorted by name. Sizes were checked for
  * overflow by read_arch. */
 static tensor_spec *list_tensors(const arch *a, size_t esize, int *count) {
-    int cap = 3 + 11 * (int)a->L;
+    int cap = 3 + 14 * (int)a->L;
     tensor_spec *t = fs_xcalloc((size_t)cap, sizeof *t);
     int n = 0;
     char name[96];
@@ -117,8 +120,15 @@ static tensor_spec *list_tensors(const arch *a, size_t esize, int *count) {
         T("self_attn.k_proj.weight", 2, a->Hkv * a->D, a->H, FILL_LINEAR);
         T("self_attn.v_proj.weight", 2, a->Hkv * a->D, a->H, FILL_LINEAR);
         T("self_attn.o_proj.weight", 2, a->H, a->Hq * a->D, FILL_LINEAR);
-        T("self_attn.q_norm.weight", 1, a->D, 0, FILL_NORM);
-        T("self_attn.k_norm.weight", 1, a->D, 0, FILL_NORM);
+        if (a->a->qkv_bias) {
+            T("self_attn.q_proj.bias", 1, a->Hq * a->D, 0, FILL_BIAS);
+            T("self_attn.k_proj.bias", 1, a->Hkv * a->D, 0, FILL_BIAS);
+            T("self_attn.v_proj.bias", 1, a->Hkv * a->D, 0, FILL_BIAS);
+        }
+        if (a->a->qk_norm) {
+            T("self_attn.q_norm.weight", 1, a->D, 0, FILL_NORM);
+            T("self_attn.k_norm.weight", 1, a->D, 0, FILL_NORM);
+        }
         T("post_attention_layernorm.weight", 1, a->H, 0, FILL_NORM);
         T("mlp.gate_proj.weight", 2, a->I, a->H, FILL_LINEAR);
         T("mlp.up_proj.weight", 2, a->I, a->H, FILL_LINEAR);
@@ -153,9 +163,10 @@ static int check_positive(const fs_json *root, const char *key, fs_err *e) {
 
 static int read_arch(const fs_json *root, arch *a, fs_err *e) {
     if (!fs_json_is(root, FS_JSON_OBJECT)) return fs_errf(e, "config: top level must be a JSON object");
-    const fs_json *mt = fs_json_get(root, "model_type");
-    if (mt && (!fs_json_string(mt) || strcmp(mt->str, "qwen3") != 0))
-        return fs_errf(e, "config: model_type must be \"qwen3\" (this tool writes Qwen3 checkpoints)");
+    /* The architecture (arch.h) from "architectures" or "model_type";
+     * a config with neither is a Qwen3 one (what this tool first wrote). */
+    if (!fs_json_get(root, "architectures") && !fs_json_get(root, "model_type")) a->a = fs_arch_by_name("Qwen3ForCausalLM");
+    else if (!(a->a = fs_arch_find(root, e))) return -1;
     /* Bounds keep every product below 2^62 and the tensor names short. */
     const int64_t big = 1 << 20;
     if (need_int(root, "num_hidden_layers", 1, 1024, &a->L, e) || need_int(root, "hidden_size", 1, big, &a->H, e) ||
@@ -163,10 +174,15 @@ static int read_arch(const fs_json *root, arch *a, fs_err *e) {
         need_int(root, "num_key_value_heads", 1, 4096, &a->Hkv, e) ||
         need_int(root, "intermediate_size", 1, big, &a->I, e) || need_int(root, "vocab_size", 1, 1 << 24, &a->V, e))
         return -1;
-    /* head_dim is required: transformers' Qwen3Config defaults it to 128
-     * (not hidden_size / num_attention_heads), a silent trap for small
-     * configs. */
-    if (need_int(root, "head_dim", 1, 4096, &a->D, e)) return -1;
+    /* head_dim is required for Qwen3: transformers' Qwen3Config defaults it
+     * to 128 (not hidden_size / num_attention_heads), a silent trap for
+     * small configs. Llama's and Qwen2's default is H / Hq, as the loader's. */
+    if (a->a->head_dim && need_int(root, "head_dim", 1, 4096, &a->D, e)) return -1;
+    if (!a->a->head_dim) {
+        a->D = a->H / a->Hq;
+        const fs_json *hd = fs_json_get(root, "head_dim");
+        if (hd && hd->type != FS_JSON_NULL && need_int(root, "head_dim", 1, 4096, &a->D, e)) return -1;
+    }
     if (a->Hq % a->Hkv)
         return fs_errf(e, "config: num_attention_heads %lld is not a multiple of num_key_value_heads %lld",
                        (long long)a->Hq, (long long)a->Hkv);
@@ -179,9 +195,12 @@ static int read_arch(const fs_json *root, arch *a, fs_err *e) {
     const fs_json *act = fs_json_get(root, "hidden_act");
     if (act && (!fs_json_string(act) || strcmp(act->str, "silu") != 0))
         return fs_errf(e, "config: hidden_act must be \"silu\"");
-    const fs_json *bias = fs_json_get(root, "attention_bias");
-    if (bias && !(bias->type == FS_JSON_BOOL && !bias->boolean))
-        return fs_errf(e, "config: attention_bias must be false (no bias tensors are written)");
+    static const char *flags[] = {"attention_bias", "mlp_bias"};
+    for (int i = 0; i < 2 && a->a->bias_flags; i++) {
+        const fs_json *bias = fs_json_get(root, flags[i]);
+        if (bias && !(bias->type == FS_JSON_BOOL && !bias->boolean))
+            return fs_errf(e, "config: %s must be false (fs runs no such biases)", flags[i]);
+    }
     return 0;
 }
 
@@ -282,8 +301,9 @@ static void write_value(FILE *f, const fs_json *v, int depth, numbers *nb) {
 static int key_is(const fs_json *c, const char *k) { return c->key_len == strlen(k) && !memcmp(c->key, k, c->key_len); }
 
 /* The input config, member order kept, with the keys transformers needs to
- * pick the Qwen3 class and the dtype replaced (or appended when absent). */
-static void write_config(FILE *f, const fs_json *root, numbers *nb, const char *torch_dtype) {
+ * pick the model class (the architecture found, arch.h) and the dtype
+ * replaced (or appended when absent). */
+static void write_config(FILE *f, const fs_json *root, numbers *nb, const fs_arch *arch, const char *torch_dtype) {
     int have_arch = 0, have_type = 0, have_dtype = 0;
     fputs("{\n", f);
     int first = 1;
@@ -293,10 +313,10 @@ static void write_config(FILE *f, const fs_json *root, numbers *nb, const char *
         write_member_key(f, c->key, c->key_len, 1);
         int replaced = 1;
         if (key_is(c, "architectures")) {
-            fputs("[\n    \"Qwen3ForCausalLM\"\n  ]", f);
+            fprintf(f, "[\n    \"%s\"\n  ]", arch->name);
             have_arch = 1;
         } else if (key_is(c, "model_type")) {
-            fputs("\"qwen3\"", f);
+            fprintf(f, "\"%s\"", arch->model_type);
             have_type = 1;
         } else if (key_is(c, "torch_dtype") || key_is(c, "dtype")) {
             /* transformers 5 calls it "dtype"; older versions "torch_dtype" */
@@ -308,24 +328,11 @@ static void write_config(FILE *f, const fs_json *root, numbers *nb, const char *
         }
         if (replaced) nb->next += count_numbers(c);
     }
-    if (!have_arch) fprintf(f, "%s  \"architectures\": [\n    \"Qwen3ForCausalLM\"\n  ]", first ? "" : ",\n"), first = 0;
-    if (!have_type) fprintf(f, "%s  \"model_type\": \"qwen3\"", first ? "" : ",\n"), first = 0;
+    if (!have_arch) fprintf(f, "%s  \"architectures\": [\n    \"%s\"\n  ]", first ? "" : ",\n", arch->name), first = 0;
+    if (!have_type) fprintf(f, "%s  \"model_type\": \"%s\"", first ? "" : ",\n", arch->model_type), first = 0;
     if (!have_dtype) fprintf(f, "%s  \"torch_dtype\": \"%s\"", first ? "" : ",\n", torch_dtype), first = 0;
     fputs("\n}\n", f);
 }
-
-/* Qwen/Qwen3-0.6B's generation_config.json (sampling defaults of the
- * released model; the ids are Qwen3's <|endoftext|> and <|im_end|>). */
-static const char qwen3_generation_config[] =
-    "{\n"
-    "  \"bos_token_id\": 151643,\n"
-    "  \"do_sample\": true,\n"
-    "  \"eos_token_id\": [\n    151645,\n    151643\n  ],\n"
-    "  \"pad_token_id\": 151643,\n"
-    "  \"temperature\": 0.6,\n"
-    "  \"top_k\": 20,\n"
-    "  \"top_p\": 0.95\n"
-    "}\n";
 
 /* ---- files ------------------------------------------------------------ */
 
@@ -422,6 +429,7 @@ static int write_tensor(FILE *f, const tensor_spec *t, const fs_mkmodel_opts *o,
     double mean = 0, std = 1;
     if (t->fill == FILL_LINEAR) std = o->scale / sqrt((double)t->fan_in);
     else if (t->fill == FILL_NORM) mean = 1.0, std = 0.1;
+    else if (t->fill == FILL_BIAS) std = 0.5;
     const double k = 1.0 / sqrt((65536.0 * 65536.0 - 1.0) / 3.0); /* 1 / std of the sum */
     size_t es = esize_of(o->dtype);
     size_t count = t->nbytes / es;
@@ -579,23 +587,32 @@ int fs_mkmodel(const fs_mkmodel_opts *o, fs_err *e) {
         fs_errf(e, "%s: cannot create: %s", path, strerror(errno));
         goto done;
     }
-    write_config(f, doc.root, &nb, torch_dtype);
+    write_config(f, doc.root, &nb, a.a, torch_dtype);
     if (ferror(f) | (fclose(f) != 0)) {
         fs_errf(e, "%s: write failed", path);
         goto done;
     }
 
-    /* generation_config.json: the one beside the input config, else Qwen3's */
-    char gsrc[4096];
+    /* generation_config.json: NAME.generation_config.json beside NAME.json
+     * (configs/ holds several models), else generation_config.json beside
+     * it, else the architecture's family default (arch.c) */
+    char gsrc[4096], named[4096];
+    size_t clen = strlen(o->config_path);
+    int has_ext = clen > 5 && !strcmp(o->config_path + clen - 5, ".json");
     if (dir_of(o->config_path, srcdir, sizeof srcdir) || fs_path_join(gsrc, sizeof gsrc, srcdir, "generation_config.json") ||
-        fs_path_join(path, sizeof path, o->out_dir, "generation_config.json")) {
+        fs_path_join(path, sizeof path, o->out_dir, "generation_config.json") ||
+        snprintf(named, sizeof named, "%.*s.generation_config.json", (int)(has_ext ? clen - 5 : clen), o->config_path) >=
+            (int)sizeof named) {
         fs_errf(e, "path too long");
         goto done;
     }
-    if (fs_file_exists(gsrc) && strcmp(gsrc, path) != 0) {
+    if (fs_file_exists(named)) {
+        if (copy_file(named, path, e)) goto done;
+    } else if (fs_file_exists(gsrc) && strcmp(gsrc, path) != 0) {
         if (copy_file(gsrc, path, e)) goto done;
     } else if (!fs_file_exists(gsrc)) {
-        if (write_bytes(path, qwen3_generation_config, strlen(qwen3_generation_config), e)) goto done;
+        const char *g = a.a->generation_config;
+        if (write_bytes(path, g, strlen(g), e)) goto done;
     }
 
     /* tokenizer */

@@ -1,4 +1,5 @@
-/* mkmodel.h - write a random Qwen3 checkpoint in the Hugging Face layout.
+/* mkmodel.h - write a random checkpoint in the Hugging Face layout, of any
+ * architecture of arch.h (Qwen3, Llama 3 / SmolLM2, Qwen2.5).
  *
  * Why: the engine is tested against Hugging Face transformers on small
  * models (hidden 64-128, 2-3 layers) whose weights are random but
@@ -9,9 +10,11 @@
  *
  * Output (DIR):
  *   config.json             the input config; torch_dtype set to the chosen
- *                           dtype, architectures/model_type set for Qwen3
- *   generation_config.json  copied from beside the input config if there is
- *                           one, else Qwen3's defaults
+ *                           dtype, architectures/model_type set to the
+ *                           architecture found (a config with neither: Qwen3)
+ *   generation_config.json  NAME.generation_config.json beside the input
+ *                           NAME.json, else generation_config.json beside it,
+ *                           else the family's defaults (arch.c)
  *   model.safetensors       or model-0000i-of-0000N.safetensors shards plus
  *                           model.safetensors.index.json
  *   tokenizer.json (+ tokenizer_config.json)  copied when asked
@@ -23,8 +26,11 @@
  *   model.layers.N.self_attn.k_proj.weight        [Hkv*D, H]
  *   model.layers.N.self_attn.v_proj.weight        [Hkv*D, H]
  *   model.layers.N.self_attn.o_proj.weight        [H, Hq*D]
- *   model.layers.N.self_attn.q_norm.weight        [D]
- *   model.layers.N.self_attn.k_norm.weight        [D]
+ *   model.layers.N.self_attn.q_proj.bias          [Hq*D]   Qwen2 only
+ *   model.layers.N.self_attn.k_proj.bias          [Hkv*D]  Qwen2 only
+ *   model.layers.N.self_attn.v_proj.bias          [Hkv*D]  Qwen2 only
+ *   model.layers.N.self_attn.q_norm.weight        [D]      Qwen3 only
+ *   model.layers.N.self_attn.k_norm.weight        [D]      Qwen3 only
  *   model.layers.N.post_attention_layernorm.weight [H]
  *   model.layers.N.mlp.gate_proj.weight           [I, H]
  *   model.layers.N.mlp.up_proj.weight             [I, H]
@@ -38,6 +44,8 @@
  *                                                  clear top-1/top-2 margins)
  *   linear weights [out, in]   z * scale / sqrt(in)   (scale 2 by default)
  *   every norm weight          1 + 0.1 z
+ *   q/k/v biases (Qwen2)       0.5 z              (visible next to q, k, v of
+ *                                                  std ~2, without swamping them)
  * Why scale 2: with scale 1 each layer adds less to the residual stream than
  * the token's own embedding, and a tied model (lm_head = embed_tokens) then
  * just predicts its input token: the golden tests would not notice a broken

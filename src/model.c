@@ -1,6 +1,6 @@
-/* model.c - load a Qwen3 model directory: config.json, generation_config.json,
- * and the safetensors weights (one file, or shards listed in
- * model.safetensors.index.json).
+/* model.c - load a model directory: config.json, generation_config.json,
+ * tokenizer_config.json's eos_token, and the safetensors weights (one
+ * file, or shards listed in model.safetensors.index.json).
  *
  * Loading is "open, map, check": every safetensors file is mmap'd (see
  * safetensors.c), then every tensor the architecture needs is looked up by
@@ -11,9 +11,12 @@
  *   model.layers.N.self_attn.q_proj.weight   [Hq*D, H]
  *   model.layers.N.self_attn.k_proj.weight   [Hkv*D, H]
  *   model.layers.N.self_attn.v_proj.weight   [Hkv*D, H]
+ *   model.layers.N.self_attn.q_proj.bias     [Hq*D]   (Qwen2 only)
+ *   model.layers.N.self_attn.k_proj.bias     [Hkv*D]  (Qwen2 only)
+ *   model.layers.N.self_attn.v_proj.bias     [Hkv*D]  (Qwen2 only)
  *   model.layers.N.self_attn.o_proj.weight   [H, Hq*D]
- *   model.layers.N.self_attn.q_norm.weight   [D]
- *   model.layers.N.self_attn.k_norm.weight   [D]
+ *   model.layers.N.self_attn.q_norm.weight   [D]      (Qwen3 only)
+ *   model.layers.N.self_attn.k_norm.weight   [D]      (Qwen3 only)
  *   model.layers.N.post_attention_layernorm.weight  [H]
  *   model.layers.N.mlp.gate_proj.weight      [I, H]
  *   model.layers.N.mlp.up_proj.weight        [I, H]
@@ -21,13 +24,15 @@
  *   model.norm.weight                        [H]
  *   lm_head.weight                           [V, H]  (absent when tied)
  *
- * After fs_model_load returns 0, the forward pass may index these tensors
- * without any further checks. Config defaults follow transformers'
- * Qwen3Config (tie_word_embeddings false, head_dim 128, rope_theta 10000,
- * rms_norm_eps 1e-6, max_position_embeddings 32768), so a config that omits
- * a field means what it means to the Python reference.
+ * Which of the optional ones a checkpoint must have is the architecture's
+ * row in arch.c; a tensor the architecture does not have is an error too
+ * (a Qwen3 checkpoint with biases is not a Qwen3 checkpoint). After
+ * fs_model_load returns 0, the forward pass may index these tensors
+ * without any further checks. Config defaults follow transformers' config
+ * classes (arch.c), so a config that omits a field means what it means to
+ * the Python reference.
  *
- * Docs: docs/weights.md
+ * Docs: docs/weights.md, docs/models.md
  */
 #include "model.h"
 
@@ -107,9 +112,21 @@ static int add_eos(fs_config *c, const char *file, const fs_json *v, fs_err *e) 
     return 0;
 }
 
-/* rope_scaling / rope_parameters: only plain RoPE ("default") is supported.
- * transformers 5 writes {"rope_type": "default", "rope_theta": ...} under
- * rope_parameters; older configs write rope_scaling: null. */
+/* A required positive number of a rope_scaling object. */
+static int rope_num(const fs_json *v, const char *obj, const char *key, double *out, fs_err *e) {
+    const fs_json *x = fs_json_get(v, key);
+    if (!fs_json_is(x, FS_JSON_NUMBER) || !(x->number > 0) || !isfinite(x->number))
+        return fs_errf(e, "config.json: %s of type \"llama3\" needs a positive number \"%s\"", obj, key);
+    *out = x->number;
+    return 0;
+}
+
+/* rope_scaling / rope_parameters: plain RoPE ("default", or null) or Llama
+ * 3's frequency rescaling ("llama3": factor, low_freq_factor,
+ * high_freq_factor, original_max_position_embeddings; arch.c). transformers
+ * 5 writes {"rope_type": ..., "rope_theta": ...} under rope_parameters;
+ * older configs write rope_scaling. Any other type (linear, dynamic, yarn,
+ * longrope) is refused by name. */
 static int check_rope(fs_config *c, const fs_json *root, fs_err *e) {
     static const char *keys[] = {"rope_scaling", "rope_parameters"};
     for (int k = 0; k < 2; k++) {
@@ -119,11 +136,28 @@ static int check_rope(fs_config *c, const fs_json *root, fs_err *e) {
             return fs_errf(e, "config.json: \"%s\" must be an object or null", keys[k]);
         const char *type = fs_json_string(fs_json_get(v, "rope_type"));
         if (!type) type = fs_json_string(fs_json_get(v, "type"));
-        if (type && strcmp(type, "default") != 0)
-            return fs_errf(e, "config.json: unsupported %s type \"%.40s\" (only plain RoPE is implemented)", keys[k],
-                           type);
-        if (!type && k == 0)
-            return fs_errf(e, "config.json: unsupported rope_scaling (only null is supported)");
+        if (type && !strcmp(type, "llama3")) {
+            fs_rope_scaling *s = &c->rope_scaling;
+            double orig;
+            s->type = FS_ROPE_LLAMA3;
+            if (rope_num(v, keys[k], "factor", &s->factor, e) ||
+                rope_num(v, keys[k], "low_freq_factor", &s->low_freq_factor, e) ||
+                rope_num(v, keys[k], "high_freq_factor", &s->high_freq_factor, e) ||
+                rope_num(v, keys[k], "original_max_position_embeddings", &orig, e))
+                return -1;
+            if (!(s->high_freq_factor > s->low_freq_factor))
+                return fs_errf(e, "config.json: %s: high_freq_factor (%g) must be larger than low_freq_factor (%g)",
+                               keys[k], s->high_freq_factor, s->low_freq_factor);
+            if (orig != floor(orig) || orig > (1 << 30))
+                return fs_errf(e, "config.json: %s: original_max_position_embeddings must be an integer", keys[k]);
+            s->original_max_pos = (int)orig;
+        } else if (type && strcmp(type, "default") != 0) {
+            return fs_errf(e, "config.json: unsupported %s type \"%.40s\" (fs implements plain RoPE and \"llama3\")",
+                           keys[k], type);
+        } else if (!type && k == 0) {
+            return fs_errf(e, "config.json: rope_scaling without a rope_type (fs implements null, \"default\" and "
+                              "\"llama3\")");
+        }
         if (cfg_pos("config.json", v, "rope_theta", &c->rope_theta, e)) return -1;
     }
     return 0;
@@ -131,28 +165,24 @@ static int check_rope(fs_config *c, const fs_json *root, fs_err *e) {
 
 static int parse_config(fs_config *c, const fs_json *root, fs_err *e) {
     if (!fs_json_is(root, FS_JSON_OBJECT)) return fs_errf(e, "config.json: not a JSON object");
-    const char *mt = fs_json_string(fs_json_get(root, "model_type"));
-    int is_qwen3 = mt && !strcmp(mt, "qwen3");
-    const fs_json *arch = fs_json_get(root, "architectures");
-    for (const fs_json *a = fs_json_is(arch, FS_JSON_ARRAY) ? arch->child : NULL; a; a = a->next)
-        if (fs_json_string(a) && !strcmp(a->str, "Qwen3ForCausalLM")) is_qwen3 = 1;
-    if (!is_qwen3)
-        return fs_errf(e, "config.json: not a Qwen3 model (model_type \"%.40s\", need \"qwen3\" or architectures "
-                          "containing \"Qwen3ForCausalLM\")",
-                       mt ? mt : "(missing)");
+    const fs_arch *a = fs_arch_find(root, e);
+    if (!a) return -1;
+    c->arch = a;
 
-    /* Limits: generous for any real Qwen3, small enough that every size
+    /* Limits: generous for any real model, small enough that every size
      * product below fits comfortably in 64 bits and every count in an int. */
     if (cfg_int(root, "num_hidden_layers", 1, 4096, &c->n_layers, e)) return -1;
     if (cfg_int(root, "hidden_size", 1, 1 << 20, &c->hidden, e)) return -1;
     if (cfg_int(root, "num_attention_heads", 1, 1 << 16, &c->n_heads, e)) return -1;
     c->n_kv_heads = c->n_heads;
     if (cfg_int_opt(root, "num_key_value_heads", 1, 1 << 16, &c->n_kv_heads, e)) return -1;
-    c->head_dim = 128; /* Qwen3Config's default, used whatever H/Hq is */
+    /* Qwen3Config's default is 128 whatever H/Hq is; Llama's and Qwen2's
+     * is H/Hq (Python's floor division) */
+    c->head_dim = a->head_dim ? a->head_dim : c->hidden / c->n_heads;
     if (cfg_int_opt(root, "head_dim", 1, 1 << 16, &c->head_dim, e)) return -1;
     if (cfg_int(root, "intermediate_size", 1, 1 << 24, &c->ffn, e)) return -1;
     if (cfg_int(root, "vocab_size", 1, 1 << 26, &c->vocab, e)) return -1;
-    c->max_pos = 32768;
+    c->max_pos = a->max_pos;
     if (cfg_int_opt(root, "max_position_embeddings", 1, 1 << 30, &c->max_pos, e)) return -1;
 
     /* Grouped-query attention shares each K/V head among Hq/Hkv query heads,
@@ -160,7 +190,8 @@ static int parse_config(fs_config *c, const fs_json *root, fs_err *e) {
     if (c->n_heads % c->n_kv_heads)
         return fs_errf(e, "config.json: num_attention_heads (%d) must be a multiple of num_key_value_heads (%d)",
                        c->n_heads, c->n_kv_heads);
-    if (c->head_dim % 2) return fs_errf(e, "config.json: head_dim (%d) must be even for RoPE", c->head_dim);
+    if (c->head_dim < 2 || c->head_dim % 2)
+        return fs_errf(e, "config.json: head_dim (%d) must be even for RoPE", c->head_dim);
     if ((int64_t)c->n_heads * c->head_dim > (1 << 24))
         return fs_errf(e, "config.json: num_attention_heads * head_dim (%lld) is too large",
                        (long long)c->n_heads * c->head_dim);
@@ -172,11 +203,22 @@ static int parse_config(fs_config *c, const fs_json *root, fs_err *e) {
     if (cfg_pos("config.json", root, "rms_norm_eps", &c->rms_eps, e)) return -1;
     if (cfg_bool(root, "tie_word_embeddings", 0, &c->tie_embeddings, e)) return -1;
 
+    /* Biases: Qwen2's q/k/v biases are the architecture's (arch.c); where
+     * the config decides (attention_bias also gives o_proj one, mlp_bias
+     * the MLP's three), fs has no such path and says so. */
     int flag;
-    if (cfg_bool(root, "attention_bias", 0, &flag, e)) return -1;
-    if (flag) return fs_errf(e, "config.json: unsupported attention_bias = true (Qwen3 has no q/k/v/o biases)");
+    if (a->bias_flags) {
+        if (cfg_bool(root, "attention_bias", 0, &flag, e)) return -1;
+        if (flag)
+            return fs_errf(e, "config.json: unsupported attention_bias = true for %s (biases on q/k/v/o_proj; fs "
+                              "implements only Qwen2's q/k/v biases)", a->name);
+        if (cfg_bool(root, "mlp_bias", 0, &flag, e)) return -1;
+        if (flag) return fs_errf(e, "config.json: unsupported mlp_bias = true for %s", a->name);
+    }
     if (cfg_bool(root, "use_sliding_window", 0, &flag, e)) return -1;
-    if (flag) return fs_errf(e, "config.json: unsupported use_sliding_window = true");
+    if (flag)
+        return fs_errf(e, "config.json: unsupported use_sliding_window = true (fs implements full attention in "
+                          "every layer)");
     const char *act = fs_json_string(fs_json_get(root, "hidden_act"));
     if (act && strcmp(act, "silu") != 0)
         return fs_errf(e, "config.json: unsupported hidden_act \"%.40s\" (only silu)", act);
@@ -220,6 +262,14 @@ static int parse_generation_config(fs_config *c, const fs_json *root, fs_err *e)
         c->has_top_k = 1;
         c->top_k = (int)x;
     }
+    /* generation_config.json's bos_token_id where config.json has none */
+    const fs_json *bos = fs_json_get(root, "bos_token_id");
+    int64_t b;
+    if (bos && !fs_json_is(bos, FS_JSON_NULL)) {
+        if (!fs_json_int(bos, 0, INT32_MAX, &b))
+            return fs_errf(e, "generation_config.json: \"bos_token_id\" must be a non-negative integer");
+        if (c->bos_id < 0) c->bos_id = (int)b;
+    }
     return add_eos(c, "generation_config.json", fs_json_get(root, "eos_token_id"), e);
 }
 
@@ -256,6 +306,26 @@ int fs_config_load(fs_config *c, const char *dir, fs_err *e) {
     if (kind == 1) {
         if (load_json(dir, "generation_config.json", &doc, e)) return -1;
         rc = parse_generation_config(c, doc.root, e);
+        fs_json_free(&doc);
+        if (rc) return rc;
+    }
+
+    /* tokenizer_config.json's eos_token: the text of the token that ends a
+     * chat reply (Llama 3 Instruct: "<|eot_id|>", Qwen: "<|im_end|>"),
+     * a string or an {"content": ...} object. Optional. */
+    if (fs_path_join(path, sizeof path, dir, "tokenizer_config.json")) return fs_errf(e, "%s: path too long", dir);
+    if ((kind = fs_regular_file(path, e)) < 0) return -1;
+    if (kind == 1) {
+        if (load_json(dir, "tokenizer_config.json", &doc, e)) return -1;
+        const fs_json *eos = fs_json_get(doc.root, "eos_token");
+        if (fs_json_is(eos, FS_JSON_OBJECT)) eos = fs_json_get(eos, "content");
+        const char *text = fs_json_string(eos);
+        if (eos && !fs_json_is(eos, FS_JSON_NULL) && (!text || strlen(text) != eos->len || !*text ||
+                                                      eos->len >= sizeof c->eos_token))
+            rc = fs_errf(e, "tokenizer_config.json: \"eos_token\" must be a token's text (1 to %zu bytes) or null",
+                         sizeof c->eos_token - 1);
+        else if (text)
+            memcpy(c->eos_token, text, eos->len + 1);
         fs_json_free(&doc);
     }
     return rc;
@@ -475,6 +545,7 @@ static size_t numel(const fs_tensor *t) {
 
 static int bind_all(fs_model *m, fs_err *e) {
     const fs_config *c = &m->cfg;
+    const fs_arch *a = c->arch;
     int64_t H = c->hidden, D = c->head_dim, I = c->ffn, V = c->vocab;
     int64_t qdim = (int64_t)c->n_heads * D, kvdim = (int64_t)c->n_kv_heads * D;
     if (bind(m, &m->embed_tokens, "model.embed_tokens.weight", 2, V, H, e)) return -1;
@@ -486,6 +557,15 @@ static int bind_all(fs_model *m, fs_err *e) {
         snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, suffix); \
         if (bind(m, &L->field, name, nd, a, b, e)) return -1; \
     } while (0)
+    /* A tensor of the layer the architecture may or may not have. */
+#define OPTIONAL(field, suffix, d0, has) \
+    do { \
+        snprintf(name, sizeof name, "model.layers.%d.%s", l, suffix); \
+        if (has && bind(m, &L->field, name, 1, d0, 0, e)) return -1; \
+        if (!has && find_tensor(m, name) >= 0) \
+            return fs_errf(e, "unexpected tensor %s: %s has none (is config.json's architecture right?)", name, \
+                           a->name); \
+    } while (0)
     for (int l = 0; l < c->n_layers; l++) {
         fs_layer *L = &m->layers[l];
         BIND(input_layernorm, "input_layernorm", 1, H, 0);
@@ -493,14 +573,20 @@ static int bind_all(fs_model *m, fs_err *e) {
         BIND(k_proj, "self_attn.k_proj", 2, kvdim, H);
         BIND(v_proj, "self_attn.v_proj", 2, kvdim, H);
         BIND(o_proj, "self_attn.o_proj", 2, H, qdim);
-        BIND(q_norm, "self_attn.q_norm", 1, D, 0);
-        BIND(k_norm, "self_attn.k_norm", 1, D, 0);
+        /* the architecture's own (arch.c): required where it has them, an
+         * error where it does not */
+        OPTIONAL(q_norm, "self_attn.q_norm.weight", D, a->qk_norm);
+        OPTIONAL(k_norm, "self_attn.k_norm.weight", D, a->qk_norm);
+        OPTIONAL(q_bias, "self_attn.q_proj.bias", qdim, a->qkv_bias);
+        OPTIONAL(k_bias, "self_attn.k_proj.bias", kvdim, a->qkv_bias);
+        OPTIONAL(v_bias, "self_attn.v_proj.bias", kvdim, a->qkv_bias);
         BIND(post_attention_layernorm, "post_attention_layernorm", 1, H, 0);
         BIND(gate_proj, "mlp.gate_proj", 2, I, H);
         BIND(up_proj, "mlp.up_proj", 2, I, H);
         BIND(down_proj, "mlp.down_proj", 2, H, I);
     }
 #undef BIND
+#undef OPTIONAL
     /* Tied embeddings: the output projection is the embedding matrix itself
      * (logits = x_norm E^T). If a tied checkpoint still stores lm_head, HF
      * ties it to embed_tokens when loading and ignores the stored copy, so we
@@ -517,11 +603,12 @@ static int bind_all(fs_model *m, fs_err *e) {
 
     m->stored_params = 0;
     for (int i = 0; i < m->n_tensors; i++) m->stored_params += numel(&m->tensors[i]);
-    size_t per_layer = numel(&m->layers[0].input_layernorm) + numel(&m->layers[0].q_proj) +
-                       numel(&m->layers[0].k_proj) + numel(&m->layers[0].v_proj) + numel(&m->layers[0].o_proj) +
-                       numel(&m->layers[0].q_norm) + numel(&m->layers[0].k_norm) +
-                       numel(&m->layers[0].post_attention_layernorm) + numel(&m->layers[0].gate_proj) +
-                       numel(&m->layers[0].up_proj) + numel(&m->layers[0].down_proj);
+    const fs_layer *L0 = &m->layers[0];
+    size_t per_layer = numel(&L0->input_layernorm) + numel(&L0->q_proj) + numel(&L0->k_proj) + numel(&L0->v_proj) +
+                       numel(&L0->o_proj) + (L0->q_norm.data ? numel(&L0->q_norm) + numel(&L0->k_norm) : 0) +
+                       (L0->q_bias.data ? numel(&L0->q_bias) + numel(&L0->k_bias) + numel(&L0->v_bias) : 0) +
+                       numel(&L0->post_attention_layernorm) + numel(&L0->gate_proj) +
+                       numel(&L0->up_proj) + numel(&L0->down_proj);
     m->logical_params = numel(&m->embed_tokens) + per_layer * (size_t)c->n_layers + numel(&m->norm) +
                         (c->tie_embeddings ? 0 : numel(&m->lm_head));
     return 0;

@@ -1,4 +1,8 @@
-/* model.h - a Qwen3 checkpoint in memory: config, tensors, weights.
+/* model.h - a checkpoint in memory: config, tensors, weights.
+ *
+ * The architectures (Qwen3, Llama 3 / SmolLM2, Qwen2.5) and what differs
+ * between them are a table in arch.h; here a tensor an architecture does
+ * not have (q_norm for Llama, q_proj.bias for Qwen3) has data == NULL.
  *
  * A model directory holds config.json, model.safetensors (or shards
  * model-0000N-of-0000M.safetensors listed in model.safetensors.index.json),
@@ -21,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch.h"
 #include "tensor.h"
 #include "util.h"
 
@@ -28,6 +33,7 @@
 
 typedef struct fs_config {
     /* config.json */
+    const fs_arch *arch;   /* the row of arch.c's table; NULL in hand-built configs */
     int n_layers;          /* L   num_hidden_layers */
     int hidden;            /* H   hidden_size */
     int n_heads;           /* Hq  num_attention_heads */
@@ -37,12 +43,16 @@ typedef struct fs_config {
     int vocab;             /* V   vocab_size */
     int max_pos;           /* max_position_embeddings */
     double rope_theta;
+    fs_rope_scaling rope_scaling;  /* rope_scaling / rope_parameters (Llama 3: "llama3") */
     double rms_eps;        /* rms_norm_eps */
     int tie_embeddings;    /* tie_word_embeddings: lm_head reuses embed_tokens */
     char torch_dtype[16];  /* as declared, e.g. "bfloat16" */
     int bos_id;            /* -1 if none */
     int eos_ids[FS_MAX_EOS];   /* union of config.json and generation_config.json */
     int n_eos;
+    /* tokenizer_config.json's eos_token ("<|im_end|>", "<|eot_id|>"): where
+     * a chat reply ends; its id comes from the tokenizer. "" when absent. */
+    char eos_token[64];
 
     /* generation_config.json defaults (has_* = 0 when absent) */
     int has_temperature, has_top_k, has_top_p, has_min_p, has_repetition_penalty;
@@ -55,6 +65,7 @@ typedef struct fs_layer {
     fs_tensor q_proj;                   /* [Hq*D, H] */
     fs_tensor k_proj;                   /* [Hkv*D, H] */
     fs_tensor v_proj;                   /* [Hkv*D, H] */
+    fs_tensor q_bias, k_bias, v_bias;   /* [Hq*D], [Hkv*D], [Hkv*D]  Qwen2 only */
     fs_tensor q_norm;                   /* [D]  Qwen3 QK-norm, per head */
     fs_tensor k_norm;                   /* [D] */
     fs_tensor o_proj;                   /* [H, Hq*D] */
@@ -81,7 +92,8 @@ typedef struct fs_model {
     void *priv;              /* the mmaps; private to model.c */
 } fs_model;
 
-/* Parse config.json (+ generation_config.json when present) from dir. */
+/* Parse config.json (+ generation_config.json and tokenizer_config.json's
+ * eos_token when present) from dir. */
 int fs_config_load(fs_config *c, const char *dir, fs_err *e);
 
 /* Load a model directory: config, every safetensors file (mmap), validation

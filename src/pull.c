@@ -510,6 +510,38 @@ static int run_curl(const pull *P, const char *const *args, const char *watch, c
     return 0;
 }
 
+/* ---- the models fs knows ---------------------------------------------- */
+
+static const fs_pull_known known[] = {
+    {"qwen3-0.6b", "Qwen/Qwen3-0.6B", "Qwen3ForCausalLM", 0},
+    {"qwen3-1.7b", "Qwen/Qwen3-1.7B", "Qwen3ForCausalLM", 0},
+    {"qwen3-4b", "Qwen/Qwen3-4B", "Qwen3ForCausalLM", 0},
+    {"qwen3-8b", "Qwen/Qwen3-8B", "Qwen3ForCausalLM", 0},
+    {"qwen3-14b", "Qwen/Qwen3-14B", "Qwen3ForCausalLM", 0},
+    {"qwen3-32b", "Qwen/Qwen3-32B", "Qwen3ForCausalLM", 0},
+    {"llama3.2-1b", "meta-llama/Llama-3.2-1B-Instruct", "LlamaForCausalLM", 1},
+    {"llama3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "LlamaForCausalLM", 1},
+    {"llama3.1-8b", "meta-llama/Llama-3.1-8B-Instruct", "LlamaForCausalLM", 1},
+    {"smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "LlamaForCausalLM", 0},
+    {"smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "LlamaForCausalLM", 0},
+    {"smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "LlamaForCausalLM", 0},
+    {"qwen2.5-0.5b", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen2ForCausalLM", 0},
+    {"qwen2.5-1.5b", "Qwen/Qwen2.5-1.5B-Instruct", "Qwen2ForCausalLM", 0},
+    {"qwen2.5-3b", "Qwen/Qwen2.5-3B-Instruct", "Qwen2ForCausalLM", 0},
+    {"qwen2.5-7b", "Qwen/Qwen2.5-7B-Instruct", "Qwen2ForCausalLM", 0},
+};
+
+const fs_pull_known *fs_pull_known_models(int *n) {
+    *n = (int)(sizeof known / sizeof known[0]);
+    return known;
+}
+
+const fs_pull_known *fs_pull_find_known(const char *s) {
+    for (size_t i = 0; s && i < sizeof known / sizeof known[0]; i++)
+        if (!strcasecmp(s, known[i].name) || !strcasecmp(s, known[i].repo)) return &known[i];
+    return NULL;
+}
+
 /* Turn a failed curl run into one clear line. */
 static int curl_error(const pull *P, const char *name, const response *r, fs_err *e) {
     const char *ep = P->endpoint;
@@ -524,6 +556,19 @@ static int curl_error(const pull *P, const char *name, const response *r, fs_err
             return fs_errf(e, "%s has no file %s (revision %s) on %s", P->repo, name, P->revision, ep);
         }
         if (r->status == 401 || r->status == 403) {
+            /* The hub says GatedRepo for a repo behind a licence (Meta's
+             * Llama): a token is needed, of an account that accepted it. */
+            const fs_pull_known *k = fs_pull_find_known(P->repo);
+            if (!strcmp(r->error_code, "GatedRepo") || (k && k->gated)) {
+                if (P->auth[0])
+                    return fs_errf(e, "%s: access denied (HTTP %d) although HF_TOKEN is set: this repo is gated: accept "
+                                      "its licence on huggingface.co/%s with the account the token belongs to (and "
+                                      "wait for the approval), or check the token",
+                                   P->repo, r->status, P->repo);
+                return fs_errf(e, "%s: this repo is gated (HTTP %d): accept its licence on huggingface.co/%s and set "
+                                  "HF_TOKEN to an access token of that account",
+                               P->repo, r->status, P->repo);
+            }
             if (P->auth[0])
                 return fs_errf(e, "%s: access denied (HTTP %d) although HF_TOKEN is set: the token is wrong or has not been granted access to this gated/private repo",
                                P->repo, r->status);
@@ -762,6 +807,8 @@ int fs_pull(const char *repo, const char *dir, const fs_pull_opts *opts, fs_err 
     if (!rc) rc = pull_file(&P, "generation_config.json", 1, NULL, e);
     if (!rc) rc = pull_file(&P, "tokenizer.json", 0, NULL, e);
     if (!rc) rc = pull_file(&P, "tokenizer_config.json", 0, NULL, e);
+    /* Newer repos keep the chat template in a file of its own. */
+    if (!rc) rc = pull_file(&P, "chat_template.jinja", 1, NULL, e);
     if (!rc) rc = pull_file(&P, "model.safetensors", 1, &absent, e);
     if (!rc && absent) {
         rc = pull_file(&P, "model.safetensors.index.json", 1, &absent, e);

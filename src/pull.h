@@ -54,6 +54,23 @@ typedef struct fs_pull_opts {
     void *ctx;
 } fs_pull_opts;
 
+/* The models fs is known to run, by a short name (`fs pull llama3.2-1b`,
+ * `fs run qwen3-1.7b`): each an instruct checkpoint of an architecture of
+ * arch.h. gated: the hub serves it only to an account that accepted its
+ * licence, with that account's token in HF_TOKEN (Meta's Llama). */
+typedef struct fs_pull_known {
+    const char *name;   /* "llama3.2-1b" */
+    const char *repo;   /* "meta-llama/Llama-3.2-1B-Instruct" */
+    const char *arch;   /* "LlamaForCausalLM" (what its config.json says) */
+    int gated;
+} fs_pull_known;
+
+/* The table, n entries. */
+const fs_pull_known *fs_pull_known_models(int *n);
+/* The entry for a short name or a repo id (case-insensitive, as the hub);
+ * NULL when fs does not list it (any OWNER/NAME can still be pulled). */
+const fs_pull_known *fs_pull_find_known(const char *name_or_repo);
+
 /* Is repo a safe hub id "OWNER/NAME"? Letters, digits, '-', '_', '.';
  * exactly one '/'; no "..", no leading '.' or '-' in either part. */
 int fs_pull_check_repo_id(const char *repo, fs_err *e);

@@ -167,7 +167,7 @@ static void layer_op(model *m, int li, int op, int T) {
         B->matmul(B, &in, T, H, out, 3);
         break;
     }
-    case OP_ROPE: B->rope_kv(B, m->q, m->k, m->v, l->q_norm, l->k_norm, 1e-6f, &l->cache, HQ, HKV, D); break;
+    case OP_ROPE: B->rope_kv(B, m->q, m->k, m->v, l->q_norm, l->k_norm, 1e-6f, &l->cache, HQ, HKV, D, NULL); break;
     case OP_ATT: B->attention(B, m->q, &l->cache, m->att, HQ, HKV, D); break;
     case OP_O: {
         fs_mm_in in = {m->att, NULL, 0.0f, NULL};

@@ -156,8 +156,45 @@ bad frac 's/"hidden_size": 32/"hidden_size": 32.5/'
 expect 2 '"hidden_size" must be an integer' --config "$TMP/frac.json" --out "$TMP/x"
 bad odd 's/"head_dim": 16/"head_dim": 15/'
 expect 2 'must be even' --config "$TMP/odd.json" --out "$TMP/x"
-bad llama 's/"model_type": "qwen3"/"model_type": "llama"/'
-expect 2 'model_type must be "qwen3"' --config "$TMP/llama.json" --out "$TMP/x"
+bad gpt2 's/"Qwen3ForCausalLM"/"GPT2LMHeadModel"/; s/"model_type": "qwen3"/"model_type": "gpt2"/'
+expect 2 'unsupported architecture GPT2LMHeadModel' --config "$TMP/gpt2.json" --out "$TMP/x"
+bad lbias 's/"Qwen3ForCausalLM"/"LlamaForCausalLM"/; s/"model_type": "qwen3"/"model_type": "llama"/; s/"attention_bias": false/"attention_bias": true/'
+expect 2 'attention_bias must be false' --config "$TMP/lbias.json" --out "$TMP/x"
+
+# The other architectures (src/arch.c): Llama without QK-norm, head_dim
+# defaulting to H/Hq; Qwen2 with q/k/v biases; each with its family's
+# generation_config.json, or NAME.generation_config.json beside NAME.json.
+sed 's/"Qwen3ForCausalLM"/"LlamaForCausalLM"/; s/"model_type": "qwen3"/"model_type": "llama"/; /"head_dim"/d' \
+    "$TMP/tied.json" >"$TMP/llama.json"
+sed 's/"Qwen3ForCausalLM"/"Qwen2ForCausalLM"/; s/"model_type": "qwen3"/"model_type": "qwen2"/; /"attention_bias"/d' \
+    "$TMP/tied.json" >"$TMP/qwen2.json"
+echo '{"eos_token_id": 2}' >"$TMP/qwen2.generation_config.json"
+"$FS_BIN" mkmodel --config "$TMP/llama.json" --out "$TMP/llama" >/dev/null || die "mkmodel llama"
+"$FS_BIN" mkmodel --config "$TMP/qwen2.json" --out "$TMP/qwen2" >/dev/null || die "mkmodel qwen2"
+python3 - "$TMP" <<'PY' || fail=1
+import json, struct, sys
+t = sys.argv[1]
+def names(d):
+    with open(f"{t}/{d}/model.safetensors", "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        return {k: v["shape"] for k, v in json.loads(f.read(n)).items() if k != "__metadata__"}
+ll, q2 = names("llama"), names("qwen2")
+bad = []
+if any("q_norm" in k or "bias" in k for k in ll): bad.append("llama has q_norm or biases")
+if ll["model.layers.0.self_attn.q_proj.weight"] != [32, 32]: bad.append("llama head_dim is not H/Hq = 8")
+if any("q_norm" in k for k in q2): bad.append("qwen2 has q_norm")
+if q2.get("model.layers.1.self_attn.k_proj.bias") != [32] or q2.get("model.layers.0.self_attn.q_proj.bias") != [64]:
+    bad.append("qwen2 biases missing or misshapen: %s" % sorted(k for k in q2 if "bias" in k))
+c = json.load(open(f"{t}/llama/config.json"))
+if c["architectures"] != ["LlamaForCausalLM"] or c["model_type"] != "llama": bad.append("llama config.json names")
+if json.load(open(f"{t}/llama/generation_config.json"))["eos_token_id"] != [128001, 128008, 128009]:
+    bad.append("llama did not get Llama 3's generation_config")
+if json.load(open(f"{t}/qwen2/generation_config.json")) != {"eos_token_id": 2}:
+    bad.append("qwen2 did not get qwen2.generation_config.json")
+for b in bad: print("FAIL: mkmodel architectures:", b)
+sys.exit(1 if bad else 0)
+PY
+"$FS_BIN" inspect "$TMP/qwen2" | grep -q "Qwen2ForCausalLM.*q/k/v biases" || die "fs inspect qwen2"
 bad tie 's/"tie_word_embeddings": true/"tie_word_embeddings": "yes"/'
 expect 2 'tie_word_embeddings' --config "$TMP/tie.json" --out "$TMP/x"
 bad eps 's/"rms_norm_eps": 1e-06/"rms_norm_eps": 0/'

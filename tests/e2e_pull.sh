@@ -3,8 +3,9 @@
 # up to date, resume after a cut, server ignoring Range, 404s, corrupt
 # download, cut or garbage files sent with no length and no hash (never
 # promoted; a cut safetensors resumes), no network, gated repo with/without
-# HF_TOKEN, bad repo ids, sharded checkpoint, curl missing. Loopback only; a
-# few seconds.
+# HF_TOKEN, bad repo ids, sharded checkpoint, curl missing; the other
+# architectures by their short names (a gated Llama 3.2 with 401 / 403 /
+# the right token, a Qwen2.5). Loopback only; a few seconds.
 #
 # Docs: docs/pull.md
 FS_BIN=${FS_BIN:-build/fs}
@@ -82,6 +83,13 @@ for name, shards in (("tiny", 1), ("sharded", 3)):
 EOF
 fi
 cp -r "$ROOT/acme/tiny" "$ROOT/gated/tiny"
+# Small random checkpoints of the other architectures, under the repo ids
+# `fs pull llama3.2-1b` and `fs pull qwen2.5-0.5b` stand for.
+mkdir -p "$ROOT/meta-llama" "$ROOT/Qwen"
+"$FS_BIN" mkmodel --config "$HERE/golden/forward/llama3_rope_tied/config.json" --tokenizer "$T/tok" \
+    --out "$ROOT/meta-llama/Llama-3.2-1B-Instruct" >/dev/null &&
+"$FS_BIN" mkmodel --config "$HERE/golden/forward/qwen2_bias_tied/config.json" --tokenizer "$T/tok" \
+    --out "$ROOT/Qwen/Qwen2.5-0.5B-Instruct" >/dev/null || { echo "FAIL: fs mkmodel (llama, qwen2)"; exit 1; }
 # A repo whose shard list tries to escape the model directory.
 mkdir -p "$ROOT/evil/repo"
 cp "$ROOT/acme/tiny/config.json" "$ROOT/acme/tiny/tokenizer.json" "$ROOT/acme/tiny/tokenizer_config.json" "$ROOT/evil/repo/"
@@ -277,6 +285,29 @@ check "the token is not in curl's argv" sh -c "! grep -q s3cret '$T/curl_args'"
 check "the token goes through stdin" grep -q -- "--header @-" "$T/curl_args"
 check "the hub saw the Authorization header" grep -q "auth=yes status=200" "$LOG"
 echo '{}' > "$CTL"
+
+# ---- the other architectures, by short name; a gated repo as the hub gates Llama ----------
+echo '{"gated": {"meta-llama/Llama-3.2-1B-Instruct": "llama-ok"}}' > "$CTL"
+(unset HF_TOKEN; pull llama3.2-1b --dir "$T/llama")
+check "gated llama without token exits 2" [ "$(rc)" = 2 ]
+check "gated llama: says gated, licence, HF_TOKEN ($(cat "$T/err"))" \
+    err_has "meta-llama/Llama-3.2-1B-Instruct: this repo is gated (HTTP 401): accept its licence on huggingface.co/meta-llama/Llama-3.2-1B-Instruct and set HF_TOKEN"
+check "gated llama without token: no file kept" [ ! -e "$T/llama/config.json" ]
+(export HF_TOKEN=not-accepted; pull llama3.2-1b --dir "$T/llama")
+check "gated llama, token without access: exits 2" [ "$(rc)" = 2 ]
+check "gated llama, token without access: 403 explained ($(cat "$T/err"))" \
+    err_has "access denied (HTTP 403) although HF_TOKEN is set: this repo is gated: accept its licence"
+(export HF_TOKEN=llama-ok; pull llama3.2-1b --dir "$T/llama")
+check "gated llama with its token exits 0 ($(cat "$T/err"))" [ "$(rc)" = 0 ]
+check "gated llama files identical" same_files "$ROOT/meta-llama/Llama-3.2-1B-Instruct" "$T/llama"
+check "llama loads as LlamaForCausalLM" sh -c "'$FS_BIN' inspect '$T/llama' | grep -q 'architecture LlamaForCausalLM'"
+echo '{}' > "$CTL"
+pull qwen2.5-0.5b --dir "$T/qwen2"
+check "qwen2.5-0.5b by short name exits 0 ($(cat "$T/err"))" [ "$(rc)" = 0 ]
+check "qwen2 loads with its biases" sh -c "'$FS_BIN' inspect '$T/qwen2' | grep -q 'q/k/v biases'"
+check "short name pulled the real repo id" grep -q "GET /Qwen/Qwen2.5-0.5B-Instruct/resolve/main/config.json" "$LOG"
+"$FS_BIN" pull --list > "$T/list"
+check "pull --list names the gated llama" grep -q "llama3.2-1b.*meta-llama/Llama-3.2-1B-Instruct.*LlamaForCausalLM.*gated" "$T/list"
 
 # A trailing '/' on HF_ENDPOINT is fine.
 (export HF_ENDPOINT="$HF_ENDPOINT/"; pull acme/tiny --dir "$T/slash")

@@ -20,6 +20,11 @@ a test can change it between runs without restarting the server:
                             that of the real bytes)
   {"token": "SECRET"}       /resolve/ answers 401 unless
                             "Authorization: Bearer SECRET"
+  {"gated": {"OWNER/NAME": "SECRET"}}  that repo only is gated, as the hub
+                            does it for a repo behind a licence (Meta's
+                            Llama): no token 401, a token of an account
+                            that has not accepted it (any other) 403, both
+                            with X-Error-Code GatedRepo
   {"ignore_range": true}    answer Range requests with 200 and the whole file
   {"plain": ["FILE"]}       send FILE with no Content-Length (the end of the
                             body is the connection closing) and no ETag, and
@@ -107,6 +112,14 @@ class Hub(http.server.BaseHTTPRequestHandler):
             token = ctl.get("token")
             if token and self.headers.get("Authorization") != "Bearer " + token:
                 return self.fail(401, "GatedRepo", "Access to this model is restricted")
+            gate = ctl.get("gated", {}).get(owner + "/" + name)
+            auth = self.headers.get("Authorization")
+            if gate and auth is None:
+                return self.fail(401, "GatedRepo", "Access to model %s/%s is restricted. You must have access to it "
+                                 "and be authenticated to access it. Please log in." % (owner, name))
+            if gate and auth != "Bearer " + gate:
+                return self.fail(403, "GatedRepo", "Access to model %s/%s is restricted and you are not in the "
+                                 "authorized list." % (owner, name))
             repo = os.path.join(ARGS.root, owner, name)
             if not os.path.isdir(repo) or ".." in (owner, name, fname):
                 return self.fail(404, "RepoNotFound", "Repository not found")

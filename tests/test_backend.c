@@ -495,17 +495,20 @@ static void test_copy_argmax(void) {
 typedef struct {
     fs_backend *b;
     fs_buf *caches[MAX_SEQS], *qn, *kn;
+    fs_qkv_bias bias;   /* q/k/v biases (Qwen2) of up to 8 heads: bf16, f16, f32 */
 } kv_side;
+static float v_bias_max;   /* max |v bias|, for attention's bound */
+static fs_tensor bias_t[3]; /* their host tensors: a backend may keep a view until freed (kv_close) */
 
 /* One step (st: its tokens' positions and sequences): rope_kv (QK-norm if
- * normed) of fresh q, k, v on both backends, then attention; compares q,
- * k and the attention output. */
-static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int normed) {
+ * normed, q/k/v biases if biased) of fresh q, k, v on both backends, then
+ * attention; compares q, k, v (biased in place) and the attention output. */
+static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int normed, int biased) {
     int T = st->T, one_seq = 1;
     for (int t = 1; t < T; t++) one_seq &= st->seq[t] == st->seq[0] && st->pos[t] == st->pos[0] + t;
     size_t nq = (size_t)T * Hq * D, nk = (size_t)T * Hkv * D;
     float *q = malloc(sizeof(float) * nq), *k = malloc(sizeof(float) * nk), *v = malloc(sizeof(float) * nk);
-    float *out[2][3];
+    float *out[2][4];
     fill(q, nq, 2.0);
     fill(k, nk, 2.0);
     fill(v, nk, 1.0);
@@ -513,15 +516,19 @@ static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int norm
         fs_backend *b = s[side].b;
         fs_buf *qb = put(b, q, nq), *kb = put(b, k, nk), *vb = put(b, v, nk), *ob = nan_buf(b, nq);
         b->set_step(b, st);
-        b->rope_kv(b, qb, kb, vb, normed ? s[side].qn : NULL, normed ? s[side].kn : NULL, 1e-6f, s[side].caches, Hq, Hkv, D);
+        b->rope_kv(b, qb, kb, vb, normed ? s[side].qn : NULL, normed ? s[side].kn : NULL, 1e-6f, s[side].caches, Hq, Hkv,
+                   D, biased ? &s[side].bias : NULL);
         b->attention(b, qb, s[side].caches, ob, Hq, Hkv, D);
-        for (int i = 0; i < 3; i++) out[side][i] = malloc(sizeof(float) * (i == 1 ? nk : nq));
+        for (int i = 0; i < 4; i++) out[side][i] = malloc(sizeof(float) * (i % 2 ? nk : nq));
         get(b, qb, out[side][0], nq);
         get(b, kb, out[side][1], nk);
         get(b, ob, out[side][2], nq);
+        get(b, vb, out[side][3], nk);
         b->free_buf(b, qb); b->free_buf(b, kb); b->free_buf(b, vb); b->free_buf(b, ob);
     }
     int bad_rope = 0, bad_attn = 0, half = D / 2;
+    /* v + v_bias: the same f32 add everywhere, so exactly the reference's */
+    bad_rope += memcmp(out[0][3], out[1][3], nk * sizeof(float)) != 0;
     for (int i = 0; i < 2; i++) {   /* q, then k: pairs (x_j, x_j+D/2) of every head */
         size_t n = i ? nk : nq;
         const float *r = out[0][i], *g = out[1][i];
@@ -529,7 +536,7 @@ static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int norm
             for (int j = 0; j < half; j++) {
                 double len = hypot(r[h + j], r[h + j + half]);
                 double err = fmax(fabs((double)g[h + j] - r[h + j]), fabs((double)g[h + j + half] - r[h + j + half]));
-                bad_rope += !note(normed ? "rope_kv+norm" : "rope_kv", -1, R_F32, err,
+                bad_rope += !note(normed ? (biased ? "rope_kv+bias+norm" : "rope_kv+norm") : biased ? "rope_kv+bias" : "rope_kv", -1, R_F32, err,
                                   (8 + (normed ? sqrt((double)D) : 0)) * U * len + 1e-37, len);
             }
     }
@@ -537,7 +544,7 @@ static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int norm
     const char *op = one_seq ? (f16 ? "attention f16 KV" : "attention") : (f16 ? "attention (mixed) f16 KV" : "attention (mixed)");
     regime reg = regime_of(be_name, one_seq ? "attention" : "attention (mixed)", -1, T);
     double vmax = 0;
-    for (size_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(v[i]));
+    for (size_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(v[i]) + (biased ? v_bias_max : 0));
     /* f16 caches: both sides round the same K and V to f16, but K comes
      * out of rope_kv a few f32 ulp apart, so now and then an element
      * rounds to the neighbouring f16 (2^-11 relative): see the top */
@@ -546,12 +553,12 @@ static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int norm
         double err = fabs((double)out[1][2][i] - out[0][2][i]);
         bad_attn += !note(op, -1, reg, err, bound * vmax, vmax);
     }
-    CHECKF(bad_rope == 0, "%s: rope_kv T %d of %d sequences (first at %d) Hq %d Hkv %d D %d normed %d: %d pairs beyond the bound",
-           be->name, T, st->n_seq, st->pos[0], Hq, Hkv, D, normed, bad_rope);
+    CHECKF(bad_rope == 0, "%s: rope_kv T %d of %d sequences (first at %d) Hq %d Hkv %d D %d normed %d biased %d: %d pairs "
+           "beyond the bound (or v differs)", be->name, T, st->n_seq, st->pos[0], Hq, Hkv, D, normed, biased, bad_rope);
     CHECKF(bad_attn == 0, "%s: %s T %d of %d sequences (first at %d) Hq %d Hkv %d D %d: %d values beyond the %s bound",
            be->name, op, T, st->n_seq, st->pos[0], Hq, Hkv, D, bad_attn, regime_name[reg]);
     for (int side = 0; side < 2; side++)
-        for (int i = 0; i < 3; i++) free(out[side][i]);
+        for (int i = 0; i < 4; i++) free(out[side][i]);
     free(q); free(k); free(v);
 }
 
@@ -565,17 +572,28 @@ static void kv_open(kv_side *s, int n_seq, const int *n_ctx, int Hkv, int D, fs_
     make_tensor(qt, si % 4 < 2 ? FS_DTYPE_BF16 : FS_DTYPE_F16, 1, D, 1, w, wd);
     fill_pos(w, (size_t)D);
     make_tensor(kt, FS_DTYPE_F32, 1, D, 1, w, wd);
+    /* biases of 8 heads (the most any case has), in the three float dtypes */
+    static const fs_dtype bias_dt[3] = {FS_DTYPE_BF16, FS_DTYPE_F16, FS_DTYPE_F32};
+    fs_tensor *bt = bias_t;
+    float *bv = malloc(sizeof(float) * 8 * (size_t)D), *bd = malloc(sizeof(float) * 8 * (size_t)D);
+    for (int i = 0; i < 3; i++) {
+        fill(bv, 8 * (size_t)D, 1.0);
+        make_tensor(&bt[i], bias_dt[i], 1, 8 * D, 1, bv, bd);
+    }
+    v_bias_max = 0;
+    for (int i = 0; i < 8 * D; i++) v_bias_max = fmaxf(v_bias_max, fabsf(bd[i]));
     for (int side = 0; side < 2; side++) {
         fs_err e;
-        s[side] = (kv_side){side ? be : ref, {NULL}, NULL, NULL};
+        s[side] = (kv_side){side ? be : ref, {NULL}, NULL, NULL, {NULL, NULL, NULL}};
         for (int i = 0; i < n_seq; i++) {
             s[side].caches[i] = s[side].b->kv_alloc(s[side].b, n_ctx[i], Hkv, D, &e);
             if (!s[side].caches[i]) { fprintf(stderr, "%s: %s\n", s[side].b->name, e.msg); exit(1); }
         }
         s[side].qn = upload(s[side].b, qt);
         s[side].kn = upload(s[side].b, kt);
+        s[side].bias = (fs_qkv_bias){upload(s[side].b, &bt[0]), upload(s[side].b, &bt[1]), upload(s[side].b, &bt[2])};
     }
-    free(w); free(wd);
+    free(w); free(wd); free(bv); free(bd);
 }
 
 static void kv_close(kv_side *s, int n_seq, fs_tensor *qt, fs_tensor *kt) {
@@ -583,8 +601,12 @@ static void kv_close(kv_side *s, int n_seq, fs_tensor *qt, fs_tensor *kt) {
         for (int i = 0; i < n_seq; i++) s[side].b->free_buf(s[side].b, s[side].caches[i]);
         s[side].b->free_buf(s[side].b, s[side].qn);
         s[side].b->free_buf(s[side].b, s[side].kn);
+        s[side].b->free_buf(s[side].b, (fs_buf *)s[side].bias.q);
+        s[side].b->free_buf(s[side].b, (fs_buf *)s[side].bias.k);
+        s[side].b->free_buf(s[side].b, (fs_buf *)s[side].bias.v);
     }
     free((void *)qt->data); free((void *)kt->data);
+    for (int i = 0; i < 3; i++) free((void *)bias_t[i].data);
 }
 
 static const int groups[][2] = {{8, 8}, {8, 4}, {8, 2}, {4, 1}, {6, 3}};   /* Hq, Hkv: groups 1, 2, 4, 4, 2 */
@@ -602,7 +624,7 @@ static void test_attention(int D) {
         for (int i = 0; i < 5 && p + seqs[si][i] <= N_CTX; i++) {
             int T = seqs[si][i];
             for (int t = 0; t < T; t++) pos[t] = p + t;
-            step(s, &(fs_step){T, ids, pos, seq, 1}, Hq, Hkv, D, normed);
+            step(s, &(fs_step){T, ids, pos, seq, 1}, Hq, Hkv, D, normed, si >= 2);
             p += T;
         }
         kv_close(s, 1, &qt, &kt);
@@ -642,7 +664,7 @@ static void test_batched(int D) {
                     seq[T] = r->seq;
                     pos[T] = next[r->seq]++;
                 }
-            step(s, &(fs_step){T, ids, pos, seq, n_seq}, Hq, Hkv, D, (int)(si + (size_t)k) % 2);
+            step(s, &(fs_step){T, ids, pos, seq, n_seq}, Hq, Hkv, D, (int)(si + (size_t)k) % 2, (int)(si + (size_t)k / 2) % 2);
         }
         kv_close(s, n_seq, &qt, &kt);
     }

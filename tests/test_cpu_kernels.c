@@ -699,7 +699,7 @@ static void test_rope_kv(void) {
             fs_buf *qb = act(r, q, nq), *kb = act(r, k, nk), *vb = act(r, v, nk), *nb = r->upload(r, &nt, &e);
             fs_buf *kv = r->kv_alloc(r, N_CTX, Hkv, D, &e);
             set_seq_step(r, ids, T, pos0);
-            r->rope_kv(r, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, &kv, Hq, Hkv, D);
+            r->rope_kv(r, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, &kv, Hq, Hkv, D, NULL);
             r->read(r, qb, 0, a, nq);
             r->read(r, kb, 0, a + nq, nk);
             r->free_buf(r, qb); r->free_buf(r, kb); r->free_buf(r, vb); r->free_buf(r, nb); r->free_buf(r, kv);
@@ -710,7 +710,7 @@ static void test_rope_kv(void) {
                     qb = act(b, q, nq), kb = act(b, k, nk), vb = act(b, v, nk), nb = b->upload(b, &nt, &e);
                     kv = b->kv_alloc(b, N_CTX, Hkv, D, &e);
                     set_seq_step(b, ids, T, pos0);
-                    b->rope_kv(b, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, &kv, Hq, Hkv, D);
+                    b->rope_kv(b, qb, kb, vb, normed ? nb : NULL, normed ? nb : NULL, 1e-6f, &kv, Hq, Hkv, D, NULL);
                     b->read(b, qb, 0, f, nq);
                     b->read(b, kb, 0, f + nq, nk);
                     int bad = memcmp(a, f, sizeof(float) * (nq + nk)) != 0;
@@ -1125,7 +1125,7 @@ static void test_no_alloc(void) {
         b->embed(b, W[2], H, x);
         b->matmul(b, &(fs_mm_in){x, norm, 1e-6f, NULL}, Ts, H,
                   (fs_linear[2]){{W[0], q, Hq * D, 0}, {W[1], k, Hkv * D, 0}}, 2);
-        b->rope_kv(b, q, k, v, norm, norm, 1e-6f, kv, Hq, Hkv, D);
+        b->rope_kv(b, q, k, v, norm, norm, 1e-6f, kv, Hq, Hkv, D, NULL);
         b->attention(b, q, kv, att, Hq, Hkv, D);
         b->matmul(b, &(fs_mm_in){att, NULL, 0, NULL}, Ts, Hq * D, &(fs_linear){W[2], x, H, 1}, 1);
         b->matmul(b, &(fs_mm_in){x, norm, 1e-6f, NULL}, Ts, H, &(fs_linear){W[3], g, I, 0}, 1);

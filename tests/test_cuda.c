@@ -409,7 +409,7 @@ static void check_rope_kv(int Hq, int Hkv, int D, int T, int pos0, int norms) {
     B->write(B, cache, 0, cache_ref, ncache);
     int *ids = fs_xcalloc((size_t)T, sizeof(int));
     set_seq_step(ids, T, pos0);
-    B->rope_kv(B, qb, kb, vb, norms ? qn.buf : NULL, norms ? kn.buf : NULL, 1e-6f, &cache, Hq, Hkv, D);
+    B->rope_kv(B, qb, kb, vb, norms ? qn.buf : NULL, norms ? kn.buf : NULL, 1e-6f, &cache, Hq, Hkv, D, NULL);
     for (int t = 0; t < T; t++) {
         for (int h = 0; h < Hq; h++) {
             float *x = q + ((size_t)t * Hq + h) * D;
@@ -532,7 +532,7 @@ static void check_batched(int Hq, int Hkv, int D, int n_seq, int T, int prompt) 
         B->write(B, caches[i], 0, cache_ref[i], nc);
     }
     B->set_step(B, &(fs_step){T, ids, pos, seq, n_seq});
-    B->rope_kv(B, qb, kb, vb, qn.buf, kn.buf, 1e-6f, caches, Hq, Hkv, D);
+    B->rope_kv(B, qb, kb, vb, qn.buf, kn.buf, 1e-6f, caches, Hq, Hkv, D, NULL);
     B->attention(B, qb, caches, ob, Hq, Hkv, D);
     for (int t = 0; t < T; t++) {   /* rope_kv: each token at its position, into its sequence's cache */
         float *c = cache_ref[seq[t]];
@@ -643,7 +643,7 @@ static void mini_step(void *ctx) {
     fs_mm_in in = {m->x, m->norm, 1e-6f, NULL};
     fs_linear qkv[3] = {{m->wqkv[0], m->q, m->Hq * m->D, 0}, {m->wqkv[1], m->k, m->Hkv * m->D, 0}, {m->wqkv[2], m->v, m->Hkv * m->D, 0}};
     B->matmul(B, &in, 1, m->H, qkv, 3);
-    B->rope_kv(B, m->q, m->k, m->v, m->qn, m->kn, 1e-6f, &m->cache, m->Hq, m->Hkv, m->D);
+    B->rope_kv(B, m->q, m->k, m->v, m->qn, m->kn, 1e-6f, &m->cache, m->Hq, m->Hkv, m->D, NULL);
     B->attention(B, m->q, &m->cache, m->att, m->Hq, m->Hkv, m->D);
     fs_mm_in in2 = {m->att, NULL, 0.0f, NULL};
     fs_linear o = {m->wo, m->x, m->H, 1};

@@ -7,8 +7,11 @@
  *      <case>/config.json --seed S --dtype D --out TMP`, the command the
  *      oracle ran, and check its sha256 against case.json's weights_sha256,
  *      which proves these are the bytes the oracle loaded;
- *   2. load it with fs_model_load and run case.json's "ids" through
- *      fs_session_eval_debug;
+ *   2. load it with fs_model_load (the architecture config.json names:
+ *      Qwen3, Llama, Qwen2 - arch.h) and run case.json's "ids" through
+ *      fs_session_eval_debug; where case.json has the model's RoPE table
+ *      (rope_inv_freq_hex, transformers' rotary_emb.inv_freq) arch.c's
+ *      fs_rope_inv_freq must equal it bit for bit (Llama 3's scaling);
  *   3. compare every checkpoint [(L+2), T, H] (embedding, each layer, final
  *      norm) and all logits [T, V]: |fs - hf| <= 1e-4 * (1 + |hf|);
  *   3b. the same ids again, one decode step (T = 1) each: every position's
@@ -23,6 +26,9 @@
  * "cpu" (SIMD, threads, f32 accumulation) with TOL_FAST, then, where a GPU
  * is usable, through "cuda" with TOL_CUDA; the greedy tokens must match in
  * every pass, and the backend's own argmax must equal the host's.
+ * Then the RoPE tables of the real configs (configs/NAME.json, recorded by
+ * scripts/oracle_rope.py in tests/golden/rope/tables.json): each config
+ * loaded by fs_config_load, arch.c's table bit-identical to transformers'.
  * A case without logits.f32 yet is skipped with a message, and so is the
  * whole test when FS_BIN is unset. FS_GOLDEN_FORWARD=DIR reads the cases
  * from DIR instead of tests/golden/forward.
@@ -64,7 +70,20 @@ static const char *fs_bin;   /* $FS_BIN: the fs binary (tests/run.sh sets it) */
  * TOL_CUDA bounds that; the tight check is the decode pass, which every
  * backend must pass within TOL_FAST, and the greedy tokens. */
 #define TOL_CUDA 0.5
+/* The models without QK-norm (Llama, Qwen2) move further under that
+ * rounding: the same throwaway patch (the reference's prefill matmul
+ * inputs and weights rounded to bf16, 2026-12-04) gave 0.537 / 0.421 /
+ * 0.351 / 0.314 / 0.696 on llama3_rope_tied / llama3_shortctx_d64_untied /
+ * smollm2_untied / qwen2_bias_tied / qwen2_bias_untied_f32, and the H200
+ * 0.537 / 0.666 / 0.353 / 0.314 / 0.947 (D = 64 also rounds attention):
+ * the same numbers where D = 32. A case.json may raise the bound with
+ * "tol_cuda" (and says why); its decode pass stays within TOL_FAST. */
 #define MARGIN_MIN 1e-3
+/* On the GPU the greedy prompt is prefilled in bf16 too, so the cached
+ * keys and values of its tokens differ from transformers' by that
+ * rounding, and a step whose top-2 margin is below MARGIN_MIN_CUDA may
+ * flip (llama3_rope_tied, H200: step 19, margin 0.044). */
+#define MARGIN_MIN_CUDA 0.1
 #define N_GREEDY 32
 
 /* A little-endian float32 file of exactly n values. */
@@ -158,7 +177,28 @@ static double block_err(const float *a, const float *b, size_t n, double *abs_wo
     return worst;
 }
 
-static void run_case(const char *name, const char *backend, double tol, double tol_decode) {
+/* inv[0 .. n) against a JSON list of float32 bit patterns (hex); prints
+ * each difference. The number of values that differ (*max_ulp: by how many
+ * units in the last place at most), or -1 if the list is not n long. */
+static int compare_hex(const char *what, const float *inv, int n, const fs_json *hex, long *max_ulp) {
+    *max_ulp = 0;
+    if (!fs_json_is(hex, FS_JSON_ARRAY) || (int)hex->len != n) return -1;
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        const char *h = fs_json_string(fs_json_index(hex, (size_t)i));
+        union { uint32_t u; float f; } v = {.f = inv[i]};
+        long want = h ? (long)strtoul(h, NULL, 16) : -1000000, ulp = labs(want - (long)v.u);   /* positive floats */
+        if (ulp) {
+            printf("%s: rope inv_freq[%d]: fs %08x (%.9g), transformers %s: %ld ulp\n", what, i, (unsigned)v.u, v.f,
+                   h ? h : "?", ulp);
+            bad++;
+            if (ulp > *max_ulp) *max_ulp = ulp;
+        }
+    }
+    return bad;
+}
+
+static void run_case(const char *name, const char *backend, double tol, double tol_decode, double margin_min) {
     char dir[1024], path[1200];
     snprintf(dir, sizeof dir, "%s/%s", golden_dir, name);
     snprintf(path, sizeof path, "%s/logits.f32", dir);
@@ -195,6 +235,9 @@ static void run_case(const char *name, const char *backend, double tol, double t
         goto out_doc;
     }
 
+    double tol_case = fs_json_number_or(fs_json_get(root, "tol_cuda"), 0);
+    if (!strcmp(backend, "cuda") && tol_case > tol) tol = tol_case;   /* see TOL_CUDA */
+
     /* 1. the checkpoint, byte-identical to the oracle's */
     char tmp[] = "/tmp/fs-golden-XXXXXX";
     if (!mkdtemp(tmp)) {
@@ -229,6 +272,22 @@ static void run_case(const char *name, const char *backend, double tol, double t
     }
     CHECKF(m.cfg.hidden == H && m.cfg.vocab == V && m.cfg.n_layers == L, "%s: config disagrees with case.json", name);
     if (m.cfg.hidden != H || m.cfg.vocab != V || m.cfg.n_layers != L) goto out_model;
+    const char *arch = fs_json_string(fs_json_get(root, "architecture"));
+    CHECKF(!arch || (m.cfg.arch && !strcmp(arch, m.cfg.arch->name)), "%s: loaded as %s, the oracle ran %s", name,
+           m.cfg.arch ? m.cfg.arch->name : "?", arch);
+    const fs_json *inv_hex = fs_json_get(root, "rope_inv_freq_hex");
+    if (inv_hex && !strcmp(backend, "cpu-ref")) {
+        int half = m.cfg.head_dim / 2, bad = 0;
+        float *inv = malloc((size_t)half * sizeof *inv);
+        fs_rope_inv_freq(m.cfg.rope_theta, m.cfg.head_dim, &m.cfg.rope_scaling, inv);
+        long ulp;
+        bad = compare_hex(name, inv, half, inv_hex, &ulp);
+        CHECKF(bad == 0, "%s: %d of %d RoPE frequencies differ from transformers' (rope type %d)", name, bad, half,
+               (int)m.cfg.rope_scaling.type);
+        if (!bad) printf("%s: RoPE table (%s): %d frequencies bit-identical to transformers'\n", name,
+                         m.cfg.rope_scaling.type == FS_ROPE_LLAMA3 ? "llama3" : "plain", half);
+        free(inv);
+    }
 
     /* 2-3. checkpoints and logits of every position */
     size_t n_ck = (size_t)(L + 2) * T * H, n_lg = (size_t)T * V;
@@ -301,9 +360,9 @@ static void run_case(const char *name, const char *backend, double tol, double t
                backend, i, fs_session_argmax(s), tok);
         if (tok != gtoks[i]) {
             double margin = fs_json_number_or(fs_json_index(margins, (size_t)i), 0);
-            if (margin < MARGIN_MIN) {
-                printf("%s: greedy: step %d is a near tie (margin %.3g < %.0e), fs picked %d, hf %d: "
-                       "comparison ends here (not a failure)\n", name, i, margin, MARGIN_MIN, tok, gtoks[i]);
+            if (margin < margin_min) {
+                printf("%s [%s]: greedy: step %d is a near tie (margin %.3g < %.0e), fs picked %d, hf %d: "
+                       "comparison ends here (not a failure)\n", name, backend, i, margin, margin_min, tok, gtoks[i]);
             } else {
                 CHECKF(0, "%s [%s]: greedy step %d: fs %d, hf %d (margin %.3g)", name, backend, i, tok, gtoks[i],
                        margin);
@@ -328,6 +387,69 @@ out_tmp:
     remove_dir(tmp);
 out_doc:
     free(ids); free(prompt); free(gtoks);
+    fs_json_free(&doc);
+}
+
+/* The real configs' RoPE tables (tests/golden/rope/tables.json). */
+static void rope_tables(void) {
+    const char *path = "tests/golden/rope/tables.json";
+    if (!fs_file_exists(path)) {
+        printf("rope tables: skipped: no %s (run scripts/oracle_rope.py on a machine with torch)\n", path);
+        return;
+    }
+    fs_err e;
+    char *text;
+    size_t len;
+    fs_json_doc doc = {0};
+    if (fs_read_file(path, &text, &len, &e) || fs_json_parse(&doc, text, len, &e)) {
+        CHECKF(0, "%s: %s", path, e.msg);
+        return;
+    }
+    free(text);
+    int n = 0;
+    const fs_json *tables = fs_json_get(doc.root, "tables");
+    for (const fs_json *t = fs_json_is(tables, FS_JSON_ARRAY) ? tables->child : NULL; t; t = t->next, n++) {
+        const char *cfg = fs_json_string(fs_json_get(t, "config"));
+        char tmp[] = "/tmp/fs-rope-XXXXXX", dst[64];
+        char *body = NULL;
+        size_t blen = 0;
+        fs_config c;
+        if (!cfg || !mkdtemp(tmp) || fs_read_file(cfg, &body, &blen, &e)) {
+            CHECKF(0, "rope tables: entry %d (%s): cannot read the config", n, cfg ? cfg : "?");
+            continue;
+        }
+        snprintf(dst, sizeof dst, "%s/config.json", tmp);
+        FILE *f = fopen(dst, "wb");
+        int ok = f && fwrite(body, 1, blen, f) == blen;
+        if (f) fclose(f);
+        free(body);
+        if (!ok || fs_config_load(&c, tmp, &e)) {
+            CHECKF(0, "rope tables: %s: %s", cfg, ok ? e.msg : "cannot copy");
+        } else {
+            float *inv = malloc((size_t)(c.head_dim / 2 + 1) * sizeof *inv);
+            fs_rope_inv_freq(c.rope_theta, c.head_dim, &c.rope_scaling, inv);
+            long ulp;
+            int bad = compare_hex(cfg, inv, c.head_dim / 2, fs_json_get(t, "inv_freq_hex"), &ulp);
+            /* Plain RoPE's 1 / theta^(2i/D): fs rounds the double pow once;
+             * PyTorch's vectorised float pow is not correctly rounded, and
+             * for theta 1e6, D 128 (Qwen3) one of the 64 lands 1 ulp away
+             * (transformers 5.17, torch 2.11, 2026-12-04). The Llama 3
+             * tables, built on top, are bit-identical; a 1-ulp difference
+             * is allowed, anything more is not. */
+            CHECKF(bad >= 0 && ulp <= 1, "rope tables: %s: %d of %d frequencies differ from transformers' by up to %ld "
+                   "ulp (-1: count)", cfg, bad, c.head_dim / 2, ulp);
+            if (bad > 0 && ulp <= 1)
+                printf("rope tables: %s (%s, D %d): %d of %d 1 ulp away, the rest bit-identical\n", cfg, c.arch->name,
+                       c.head_dim, bad, c.head_dim / 2);
+            CHECKF(fs_json_number_or(fs_json_get(t, "attention_scaling"), 0) == 1.0, "rope tables: %s: attention "
+                   "scaling is not 1", cfg);
+            if (bad == 0) printf("rope tables: %s (%s, D %d): bit-identical\n", cfg, c.arch->name, c.head_dim);
+            free(inv);
+        }
+        unlink(dst);
+        rmdir(tmp);
+    }
+    CHECKF(n > 0, "rope tables: %s lists none", path);
     fs_json_free(&doc);
 }
 
@@ -362,11 +484,12 @@ int main(void) {
     if (gpu) gpu->destroy(gpu);
     else printf("test_forward_golden: cuda: skipped (%s)\n", e.msg);
     for (int i = 0; i < n; i++) {
-        run_case(names[i], "cpu-ref", TOL, TOL);
-        run_case(names[i], "cpu", TOL_FAST, TOL_FAST);
-        if (gpu) run_case(names[i], "cuda", TOL_CUDA, TOL_FAST);
+        run_case(names[i], "cpu-ref", TOL, TOL, MARGIN_MIN);
+        run_case(names[i], "cpu", TOL_FAST, TOL_FAST, MARGIN_MIN);
+        if (gpu) run_case(names[i], "cuda", TOL_CUDA, TOL_FAST, MARGIN_MIN_CUDA);
         free(names[i]);
     }
     if (n == 0) printf("test_forward_golden: no cases in %s\n", golden_dir);
+    rope_tables();
     return TEST_SUMMARY();
 }

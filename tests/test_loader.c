@@ -553,7 +553,24 @@ static void test_config(void) {
     write_text(dir, "config.json", "{\"model_type\": \"qwen3\",\n \"hidden_size\": 01}");
     CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "config.json: JSON error at byte 41 (line 2, column 18)"));
 
-    BAD_CONFIG("\"model_type\": \"llama\", \"architectures\": [\"LlamaForCausalLM\"]", "not a Qwen3 model");
+    BAD_CONFIG("\"model_type\": \"gpt2\", \"architectures\": [\"GPT2LMHeadModel\"]",
+               "unsupported architecture GPT2LMHeadModel (model_type \"gpt2\"); fs runs Qwen3ForCausalLM, "
+               "LlamaForCausalLM, Qwen2ForCausalLM");
+    BAD_CONFIG("\"model_type\": \"mistral\", \"architectures\": null", "unsupported architecture (none) (model_type "
+               "\"mistral\")");
+    /* a Qwen3 checkpoint declared as Llama: its q_norm is not Llama's */
+    BAD_CONFIG("\"model_type\": \"llama\", \"architectures\": [\"LlamaForCausalLM\"]",
+               "unexpected tensor model.layers.0.self_attn.q_norm.weight: LlamaForCausalLM has none");
+    BAD_CONFIG("\"architectures\": [\"Qwen2ForCausalLM\"]", "q_norm.weight: Qwen2ForCausalLM has none");
+    BAD_CONFIG("\"architectures\": [\"LlamaForCausalLM\"], \"mlp_bias\": true", "unsupported mlp_bias = true");
+    BAD_CONFIG("\"architectures\": [\"LlamaForCausalLM\"], \"attention_bias\": true",
+               "unsupported attention_bias = true for LlamaForCausalLM");
+    BAD_CONFIG("\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, "
+               "\"high_freq_factor\": 4.0}", "rope_scaling of type \"llama3\" needs a positive number "
+               "\"original_max_position_embeddings\"");
+    BAD_CONFIG("\"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 4.0, "
+               "\"high_freq_factor\": 1.0, \"original_max_position_embeddings\": 8192}",
+               "high_freq_factor (1) must be larger than low_freq_factor (4)");
     BAD_CONFIG("\"num_key_value_heads\": 3", "must be a multiple of num_key_value_heads (3)");
     BAD_CONFIG("\"num_key_value_heads\": 0", "\"num_key_value_heads\" must be an integer in [1,");
     BAD_CONFIG("\"head_dim\": 7", "head_dim (7) must be even");
@@ -565,7 +582,7 @@ static void test_config(void) {
                "num_attention_heads * head_dim");
     BAD_CONFIG("\"attention_bias\": true", "unsupported attention_bias");
     BAD_CONFIG("\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", "unsupported rope_scaling type \"yarn\"");
-    BAD_CONFIG("\"rope_scaling\": {\"factor\": 4.0}", "unsupported rope_scaling");
+    BAD_CONFIG("\"rope_scaling\": {\"factor\": 4.0}", "rope_scaling without a rope_type");
     BAD_CONFIG("\"rope_parameters\": {\"rope_type\": \"linear\"}", "unsupported rope_parameters type");
     BAD_CONFIG("\"rope_theta\": 0", "\"rope_theta\" must be a positive number");
     BAD_CONFIG("\"rms_norm_eps\": -1", "\"rms_norm_eps\" must be a positive number");
@@ -608,6 +625,101 @@ static void test_config(void) {
     CHECK_EQ_INT(c.has_temperature, 0);
     write_text(dir, "generation_config.json", "[");
     CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "generation_config.json: JSON error at byte 1"));
+
+    /* generation_config.json's bos_token_id where config.json has none */
+    write_text(dir, "generation_config.json", "{\"bos_token_id\": 128000, \"eos_token_id\": [128001, 128008, 128009]}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(c.bos_id, 128000);
+    CHECK_EQ_INT(c.n_eos, 5);   /* config.json's 5, 6 and these three */
+    CHECK_EQ_INT(c.eos_ids[4], 128009);
+    write_text(dir, "generation_config.json", "{\"bos_token_id\": -1}");
+    CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "\"bos_token_id\" must be a non-negative integer"));
+
+    /* tokenizer_config.json's eos_token: a string or an AddedToken object */
+    write_text(dir, "generation_config.json", "{}");
+    write_text(dir, "tokenizer_config.json", "{\"eos_token\": \"<|eot_id|>\"}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK_STR(c.eos_token, "<|eot_id|>");
+    write_text(dir, "tokenizer_config.json", "{\"eos_token\": {\"content\": \"<|im_end|>\", \"lstrip\": false}}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK_STR(c.eos_token, "<|im_end|>");
+    write_text(dir, "tokenizer_config.json", "{\"eos_token\": null}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK_STR(c.eos_token, "");
+    write_text(dir, "tokenizer_config.json", "{\"eos_token\": 5}");
+    CHECK(fs_config_load(&c, dir, &e) == -1 && strstr(e.msg, "tokenizer_config.json: \"eos_token\" must be"));
+
+    /* Llama's defaults (LlamaConfig): head_dim = H / Hq, max_pos 2048; and
+     * Llama 3's rope_scaling, here in transformers 5's rope_parameters */
+    new_dir(dir, sizeof dir);
+    write_text(dir, "config.json",
+               "{\"architectures\": [\"LlamaForCausalLM\"], \"num_hidden_layers\": 1, \"hidden_size\": 96, "
+               "\"num_attention_heads\": 6, \"num_key_value_heads\": 2, \"intermediate_size\": 4, \"vocab_size\": 10, "
+               "\"mlp_bias\": false, \"attention_bias\": false, \"rope_parameters\": {\"rope_type\": \"llama3\", "
+               "\"factor\": 32.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "
+               "\"original_max_position_embeddings\": 8192, \"rope_theta\": 500000.0}}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK(c.arch && !strcmp(c.arch->name, "LlamaForCausalLM") && !c.arch->qk_norm && !c.arch->qkv_bias);
+    CHECK_EQ_INT(c.head_dim, 16);
+    CHECK_EQ_INT(c.max_pos, 2048);
+    CHECK(c.rope_theta == 500000);
+    CHECK(c.rope_scaling.type == FS_ROPE_LLAMA3 && c.rope_scaling.factor == 32 &&
+          c.rope_scaling.original_max_pos == 8192);
+    /* Qwen2 by model_type alone; its sliding window off is fine, on is not */
+    write_text(dir, "config.json",
+               "{\"model_type\": \"qwen2\", \"num_hidden_layers\": 1, \"hidden_size\": 64, \"num_attention_heads\": 4,"
+               " \"intermediate_size\": 4, \"vocab_size\": 10, \"use_sliding_window\": false, \"sliding_window\": 4096}");
+    CHECKF(fs_config_load(&c, dir, &e) == 0, "%s", e.msg);
+    CHECK(c.arch && c.arch->qkv_bias && !c.arch->qk_norm);
+    CHECK_EQ_INT(c.head_dim, 16);
+    CHECK(c.rope_scaling.type == FS_ROPE_DEFAULT);
+}
+
+/* The other architectures' tensors: Llama has no q_norm / k_norm, Qwen2
+ * neither, and q/k/v biases; each loads, and a bias of the wrong shape is
+ * named. */
+static void test_architectures(void) {
+    spec s[96];
+    char dir[256];
+    int n = arch_specs(s, "BF16", 0), m = 0;
+    for (int i = 0; i < n; i++)   /* drop the QK-norm weights */
+        if (!strstr(s[i].name, "_norm.weight") || strstr(s[i].name, "layernorm")) s[m++] = s[i];
+    make_model(dir, sizeof dir, 1, "\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\"", s, m);
+    fs_model mdl;
+    fs_err e = {{0}};
+    CHECKF(fs_model_load(&mdl, dir, &e) == 0, "llama: %s", e.msg);
+    if (!e.msg[0]) {
+        CHECK(mdl.layers[0].q_norm.data == NULL && mdl.layers[0].q_bias.data == NULL);
+        CHECK(mdl.logical_params == arch_params(0) - 2 * (size_t)D * L);
+        fs_model_free(&mdl);
+    }
+    for (int l = 0; l < L; l++) {
+        char nm[96];
+        snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_proj.bias", l);
+        m = add(s, m, nm, "BF16", 1, HQ * D, 0);
+        snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_proj.bias", l);
+        m = add(s, m, nm, "BF16", 1, HKV * D, 0);
+        snprintf(nm, sizeof nm, "model.layers.%d.self_attn.v_proj.bias", l);
+        m = add(s, m, nm, "BF16", 1, HKV * D, 0);
+    }
+    make_model(dir, sizeof dir, 1, "\"architectures\": [\"Qwen2ForCausalLM\"], \"model_type\": \"qwen2\"", s, m);
+    e.msg[0] = 0;
+    CHECKF(fs_model_load(&mdl, dir, &e) == 0, "qwen2: %s", e.msg);
+    if (!e.msg[0]) {
+        CHECK(mdl.layers[1].k_bias.data != NULL && mdl.layers[1].k_bias.shape[0] == HKV * D);
+        CHECK(mdl.logical_params == arch_params(0) - 2 * (size_t)D * L + (size_t)(HQ + 2 * HKV) * D * L);
+        fs_model_free(&mdl);
+    }
+    make_model(dir, sizeof dir, 1, "\"architectures\": [\"Qwen2ForCausalLM\"]", s, m - 1);   /* without the last v bias */
+    EXPECT_FAIL(dir, "missing tensor model.layers.1.self_attn.v_proj.bias");
+    s[find_spec(s, m, "model.layers.1.self_attn.v_proj.bias")].shape[0] = HQ * D;
+    make_model(dir, sizeof dir, 1, "\"architectures\": [\"Qwen2ForCausalLM\"]", s, m);
+    EXPECT_FAIL(dir, "tensor model.layers.1.self_attn.v_proj.bias: expected shape [");
+    /* Qwen3 with biases is not Qwen3 */
+    n = arch_specs(s, "BF16", 0);
+    n = add(s, n, "model.layers.0.self_attn.q_proj.bias", "BF16", 1, HQ * D, 0);
+    make_model(dir, sizeof dir, 1, NULL, s, n);
+    EXPECT_FAIL(dir, "unexpected tensor model.layers.0.self_attn.q_proj.bias: Qwen3ForCausalLM has none");
 }
 
 /* A file the loader needs that is there but is not a regular file (a
@@ -720,6 +832,7 @@ int main(void) {
     test_corrupt_files();
     test_missing_and_shapes();
     test_config();
+    test_architectures();
     test_check_header();
     alarm(60);
     test_not_regular_files();

@@ -305,7 +305,7 @@ static void test_rope_kv(void) {
                     int ids[3] = {0, 0, 0};
                     set_seq_step(ids, T, pos0);
                     be->rope_kv(be, qb, kb, vb, with_norm ? qn.buf : NULL, with_norm ? kn.buf : NULL, 1e-6f, &cache, Hq,
-                                Hkv, D);
+                                Hkv, D, NULL);
                     be->read(be, qb, 0, qo, nq);
                     be->read(be, kb, 0, ko, nk);
                     double worst_hf = 0, worst_exact = 0, worst_norm = 0;
@@ -460,7 +460,7 @@ static void test_batched(void) {
         be->write(be, caches[i], nkv, vc[i], nkv);
     }
     be->set_step(be, &(fs_step){T, ids, pos, seq, N_SEQ});
-    be->rope_kv(be, qb, kb, vb, NULL, NULL, 1e-6f, caches, Hq, Hkv, D);
+    be->rope_kv(be, qb, kb, vb, NULL, NULL, 1e-6f, caches, Hq, Hkv, D, NULL);
     be->attention(be, qb, caches, ob, Hq, Hkv, D);
     be->read(be, qb, 0, qo, nq);
     be->read(be, kb, 0, ko, nk);

@@ -74,6 +74,7 @@ PAGES = [
     ("map", "Map"),
     ("tokenizer", "Tokenizer"),
     ("weights", "Weights"),
+    ("models", "Models"),
     ("forward", "Forward pass"),
     ("kv-cache", "KV cache"),
     ("quantization", "Quantization"),

@@ -18,6 +18,8 @@ tools/docs_check.py's rebuild catches a stale one. Inputs:
                                   by tools/docs_data_logits.py)
                                   -> img/sampling.svg, js/fsdata-next-token.js
   configs/qwen3-0.6b.json         the shapes in img/block.svg, img/kv-growth.svg
+  configs/{qwen3-0.6b,llama3.2-1b,smollm2-360m,qwen2.5-0.5b}.json
+                                  -> img/archs.svg, img/llama3-rope.svg
   models/tiny/tokenizer.json      the merges in img/bpe-merges.svg
 
     python3 tools/docs_figures.py --list     # what it draws
@@ -592,6 +594,142 @@ def fig_block():
                       'opacity="0.55"/>')
     s.text(20, Hh - 14, "The calls are the fields of fs_backend in src/backend.h; forward_ops in src/forward.c "
                         "issues them. Shapes from configs/qwen3-0.6b.json.", size=10.5, fill=MUTED)
+    return s.render()
+
+
+# ---- the architectures (docs/models.md) -------------------------------------------------
+
+def arch_configs():
+    """The real configs the models page compares, from configs/."""
+    names = [("Qwen3-0.6B", "qwen3-0.6b"), ("Llama 3.2 1B", "llama3.2-1b"), ("SmolLM2-360M", "smollm2-360m"),
+             ("Qwen2.5-0.5B", "qwen2.5-0.5b")]
+    return [(n, read_json(os.path.join(ROOT, "configs", f + ".json"))) for n, f in names]
+
+
+def fig_archs():
+    """One decoder layer with the steps where the families differ marked, and
+    which family takes which branch (the rows of src/arch.c)."""
+    W, Hh = 820, 560
+    s = SVG(W, Hh, "One decoder layer, and where Qwen3, Llama 3, SmolLM2 and Qwen2.5 differ",
+            "The layer's steps top to bottom; three of them are switches: q/k/v biases (Qwen2.5 only), QK-norm "
+            "(Qwen3 only) and the RoPE frequency table (Llama 3 rescales it). A table on the right marks each family.")
+    s.text(20, 26, "One layer, four families: three switches", size=15, weight="bold")
+    s.text(20, 44, "grey: the same in every family; coloured: a switch (a row of src/arch.c, or config.json)",
+           size=11, fill=MUTED)
+    bx, bw, y = 40, 380, 64
+    steps = [
+        ("x̂ = rmsnorm(x, input_layernorm)", None),
+        ("q, k, v = x̂ W_q^T, x̂ W_k^T, x̂ W_v^T", None),
+        ("q, k, v += b_q, b_k, b_v", ("bias", PURPLE)),
+        ("q, k = rmsnorm per head (q_norm, k_norm)", ("qknorm", GREEN)),
+        ("q, k = rope(·, pos · inv_freq)", ("rope", ACCENT)),
+        ("cache[pos] = k, v;  attention (GQA)", None),
+        ("x += attn_out W_o^T", None),
+        ("x += (silu(x̂ W_gate^T) ⊙ x̂ W_up^T) W_down^T", None),
+    ]
+    ys = {}
+    for text, sw in steps:
+        col = sw[1] if sw else GREY
+        s.rect(bx, y, bw, 38, fill="#fff" if sw else PANEL, stroke=col, sw=2 if sw else 1, rx=5,
+               dash="6 3" if sw else None)
+        s.text(bx + 14, y + 24, text, size=12, mono=True)
+        if sw:
+            ys[sw[0]] = y + 19
+        y += 38
+        s.line(bx + bw / 2, y, bx + bw / 2, y + 12, stroke=MUTED, sw=1.2, arrow=True)
+        y += 14
+    s.text(bx, y + 14, "rope_kv (src/backend.h) does the three coloured steps in one pass, on every backend;",
+           size=10.5, fill=MUTED)
+    s.text(bx, y + 29, "a weight the family lacks is NULL there: the forward pass has no per-family branch.",
+           size=10.5, fill=MUTED)
+    # the table of switches
+    tx, cw = 520, 74
+    fams = [("Qwen3", "no", "yes", "plain"), ("Llama 3", "no", "no", "llama3"), ("SmolLM2", "no", "no", "plain"),
+            ("Qwen2.5", "yes", "no", "plain")]
+    for j, (f, *_r) in enumerate(fams):
+        s.text(tx + cw * j + cw / 2, 82, f, size=12, anchor="middle", weight="bold")
+    for key, col in (("bias", PURPLE), ("qknorm", GREEN), ("rope", ACCENT)):
+        yy = ys[key]
+        s.line(bx + bw + 4, yy, tx - 6, yy, stroke=col, sw=1.2, dash="3 3")
+        for j, fam in enumerate(fams):
+            v = fam[1 + ("bias", "qknorm", "rope").index(key)]
+            on = v not in ("no", "plain")
+            s.rect(tx + cw * j + 8, yy - 13, cw - 16, 26, fill=col if on else "#fff", stroke=col, rx=13,
+                   opacity=None)
+            s.text(tx + cw * j + cw / 2, yy + 4.5, v, size=11.5, anchor="middle", fill="#fff" if on else col,
+                   weight="bold" if on else None)
+    rows = [("head_dim", ["128 ≠ H/Hq", "H/Hq = 64", "H/Hq = 64", "H/Hq = 64"]),
+            ("lm_head", ["tied*", "tied*", "tied", "tied*"]),
+            ("GQA Hq:Hkv", [None] * 4)]
+    cfgs = arch_configs()
+    rows[2] = ("GQA Hq:Hkv", [f"{c['num_attention_heads']}:{c['num_key_value_heads']}" for _, c in cfgs])
+    yy = ys["rope"] + 70
+    for label, vals in rows:
+        s.text(tx - 8, yy + 4, label, size=11, anchor="end", fill=MUTED)
+        for j, v in enumerate(vals):
+            s.text(tx + cw * j + cw / 2, yy + 4, v, size=11, anchor="middle", mono=True)
+        yy += 24
+    s.text(tx, yy + 8, "* small sizes; the 7B/8B+ models are untied", size=10, fill=MUTED)
+    s.text(20, Hh - 14, "Values from configs/*.json (the real config.json of each model); the switches are the rows "
+                        "of the table in src/arch.c.", size=10.5, fill=MUTED)
+    return s.render()
+
+
+def llama3_inv_freq(theta, D, factor, low, high, orig):
+    """arch.c's table, in double (close enough for a picture)."""
+    out = []
+    for i in range(D // 2):
+        f = 1.0 / theta ** (2 * i / D)
+        wl = 2 * math.pi / f
+        if wl < orig / high:
+            g = f
+        elif wl > orig / low:
+            g = f / factor
+        else:
+            sm = (orig / wl - low) / (high - low)
+            g = (1 - sm) * f / factor + sm * f
+        out.append((f, g, wl))
+    return out
+
+
+def fig_llama3_rope():
+    c = read_json(os.path.join(ROOT, "configs", "llama3.2-1b.json"))
+    r = c["rope_scaling"]
+    D = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+    tab = llama3_inv_freq(c["rope_theta"], D, r["factor"], r["low_freq_factor"], r["high_freq_factor"],
+                          r["original_max_position_embeddings"])
+    W, Hh = 760, 440
+    s = SVG(W, Hh, "Llama 3's RoPE frequency table against plain RoPE",
+            "Each of the D/2 rotation frequencies of Llama 3.2 1B, plain and rescaled, against its wavelength: "
+            "short wavelengths are kept, long ones divided by the factor, the middle band blended.")
+    s.text(20, 26, f"Llama 3.2 1B: the {D // 2} RoPE frequencies, plain and \"llama3\"-scaled", size=15,
+           weight="bold")
+    s.text(20, 44, f"θ = {c['rope_theta']:g}, D = {D}, factor {r['factor']:g}, low/high_freq_factor "
+                   f"{r['low_freq_factor']:g}/{r['high_freq_factor']:g}, original context "
+                   f"{r['original_max_position_embeddings']}", size=11, fill=MUTED)
+    wl = [t[2] for t in tab]
+    def decades(lo, hi):
+        return 10.0 ** math.floor(math.log10(lo)), 10.0 ** math.ceil(math.log10(hi))
+    xlo, xhi = decades(min(wl), max(wl))
+    ylo, yhi = decades(min(t[1] for t in tab), max(t[0] for t in tab))
+    ax = LogLog(s, 90, 70, 720, 350, xlo, xhi, ylo, yhi)
+    orig = r["original_max_position_embeddings"]
+    hw, lw = orig / r["high_freq_factor"], orig / r["low_freq_factor"]
+    s.rect(ax.X(hw), 70, ax.X(lw) - ax.X(hw), 280, fill=GOLD, opacity=0.15)
+    s.rect(ax.X(lw), 70, 720 - ax.X(lw), 280, fill=ACCENT, opacity=0.08)
+    ax.frame("wavelength 2π / inv_freq (positions per turn)", "inv_freq (radians per position)")
+    s.text((90 + ax.X(hw)) / 2, 88, "kept", size=11.5, anchor="middle", fill=MUTED)
+    s.text((ax.X(hw) + ax.X(lw)) / 2, 88, "blended", size=11.5, anchor="middle", fill=GOLD, weight="bold")
+    s.text((ax.X(lw) + 720) / 2, 88, f"÷ {r['factor']:g}", size=11.5, anchor="middle", fill=ACCENT, weight="bold")
+    for f, g, w in tab:
+        s.circle(ax.X(w), ax.Y(f), 3.2, "#fff", stroke=BLUE)
+        s.circle(ax.X(w), ax.Y(g), 2.6, ACCENT)
+    s.circle(110, 398, 3.2, "#fff", stroke=BLUE)
+    s.text(120, 402, "plain: 1 / θ^(2i/D)", size=11)
+    s.circle(290, 398, 2.6, ACCENT)
+    s.text(300, 402, "llama3 (what fs computes, arch.c; the x position stays the plain wavelength)", size=11)
+    s.text(20, Hh - 14, "Drawn from configs/llama3.2-1b.json; the C table equals transformers' bit for bit "
+                        "(tests/golden/rope/tables.json).", size=10.5, fill=MUTED)
     return s.render()
 
 
@@ -1552,6 +1690,8 @@ FIGURES = {
     "img/q4_0.svg": fig_q4_0,
     "img/x8.svg": fig_x8,
     "img/block.svg": fig_block,
+    "img/archs.svg": fig_archs,
+    "img/llama3-rope.svg": fig_llama3_rope,
     "img/sampling.svg": fig_sampling,
     "img/bpe-merges.svg": fig_bpe,
     "img/formats.svg": fig_formats,

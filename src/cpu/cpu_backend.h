@@ -187,8 +187,8 @@ static inline void fs_cpu_set_kernels(fs_cpu *f, fs_cpu_kernels k) {
 /* ---- the ops (backend.h signatures) ---- */
 
 void fs_cpu_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
-void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias);
 void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_cpu_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 double fs_cpu_bandwidth(fs_backend *b, fs_buf *buf, size_t n);

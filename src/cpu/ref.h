@@ -121,8 +121,8 @@ void fs_ref_set_step(fs_backend *b, const fs_step *st);
 void fs_ref_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
 void fs_ref_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_ref_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
-void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias);
 void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
@@ -134,9 +134,11 @@ const char *fs_ref_describe(fs_backend *b);
  *   rmsnorm_row  y[0..n) = x / sqrt(mean(x^2) + eps) * w     (y may be x)
  *   swiglu       o[i] = silu(g[i]) * u[i], i < n             (o may be g)
  *   rope_pairs   rotate the pairs (x[i], x[i + half]), i0 <= i < half, by
- *                the angles whose cos / sin are c[i] / s[i] */
+ *                the angles whose cos / sin are c[i] / s[i]
+ *   add_bias     x[i] += bias[i], i < n (a bias weight in its dtype) */
 void fs_ref_rmsnorm_row(const float *x, const fs_buf *w, float *y, int n, float eps);
 void fs_ref_swiglu(const float *g, const float *u, float *o, size_t n);
 void fs_ref_rope_pairs(float *x, const float *c, const float *s, int i0, int half);
+void fs_ref_add_bias(float *x, const fs_buf *bias, size_t n);
 
 #endif

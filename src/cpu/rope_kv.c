@@ -3,13 +3,18 @@
  * K and V into the cache.
  *
  *   q: [T, Hq, D]   k, v: [T, Hkv, D]   q_norm, k_norm: [D] (or NULL)
+ *   bias (or NULL): q_bias [Hq*D], k_bias, v_bias [Hkv*D]
  *   for each token t (position p = pos[t] of sequence seq[t], from the
- *   step) and each head of q and of k:
+ *   step): q, k, v += their bias (Qwen2), then each head of q and of k:
  *     x = rmsnorm(x, q_norm or k_norm)                  (rmsnorm.c, per head)
  *     for i < D/2, with a = x[i], b = x[i + D/2], angle = p * inv_freq[i]:
  *       x[i]       = a cos(angle) - b sin(angle)
  *       x[i + D/2] = b cos(angle) + a sin(angle)
  *   then position p of caches[seq[t]] holds k[t] and v[t].
+ *
+ * The biases are nn.Linear's "+ b" of q_proj, k_proj, v_proj: added here,
+ * the first op to read q, k, v after their matmul, rather than in every
+ * matmul kernel (only Qwen2 has them, and only these three).
  *
  * QK-norm (Qwen3): every head of q and k is normalised on its own before
  * the rotation, which keeps the attention logits in a sane range.
@@ -53,6 +58,11 @@ void fs_ref_rope_pairs(float *x, const float *c, const float *s, int i0, int hal
     }
 }
 
+/* x[i] += bias[i], i < n: nn.Linear's bias, one f32 add per element. */
+void fs_ref_add_bias(float *x, const fs_buf *bias, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += buf_get(bias, i);
+}
+
 /* heads consecutive heads of D floats at x: norm (if w), then rotate. */
 static void heads(float *x, int heads, int D, const fs_buf *w, float eps, const float *c, const float *s) {
     for (int h = 0; h < heads; h++) {
@@ -62,8 +72,8 @@ static void heads(float *x, int heads, int D, const fs_buf *w, float eps, const 
     }
 }
 
-void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D) {
+void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias) {
     const fs_ref *r = ref_ctx(b);
     size_t q_row = (size_t)Hq * (size_t)D, kv_row = (size_t)Hkv * (size_t)D;
     for (int t = 0; t < r->T; t++) {
@@ -71,6 +81,11 @@ void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const 
         fs_buf *cache = caches[r->seq[t]];
         const float *c = r->rope + (size_t)p * (size_t)D, *s = c + D / 2;
         float *kt = buf_f32_mut(k) + (size_t)t * kv_row;
+        if (bias) {
+            fs_ref_add_bias(buf_f32_mut(q) + (size_t)t * q_row, bias->q, q_row);
+            fs_ref_add_bias(kt, bias->k, kv_row);
+            fs_ref_add_bias(buf_f32_mut(v) + (size_t)t * kv_row, bias->v, kv_row);
+        }
         heads(buf_f32_mut(q) + (size_t)t * q_row, Hq, D, q_norm, eps, c, s);
         heads(kt, Hkv, D, k_norm, eps, c, s);
         fs_ref_kv_store(cache, 0, (size_t)p * cache->kv_stride, kt, kv_row);

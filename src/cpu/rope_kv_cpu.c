@@ -6,7 +6,7 @@
  *
  * The arithmetic is exactly the reference's (rope_kv.c: the cos / sin
  * table reserve built, separate f32 products), so the rotation is
- * bit-identical to it; the per-head rmsnorm is rmsnorm_cpu.c's (AVX2: the
+ * bit-identical to it (the q/k/v biases too: the same adds); the per-head rmsnorm is rmsnorm_cpu.c's (AVX2: the
  * sum of squares in another order, see there). Each chunk of the parallel
  * loop is one token: its q heads and k heads are normalised and rotated
  * (8 pairs at a time with AVX2: the loop runs over i inside a head,
@@ -22,8 +22,8 @@
 
 typedef struct {
     const fs_cpu *f;
-    float *q, *k;
-    const float *v;
+    float *q, *k, *v;
+    const fs_qkv_bias *bias;   /* NULL: none */
     const fs_buf *q_norm, *k_norm;
     float eps;
     fs_buf *const *caches;   /* each sequence's cache, by the step's seq[t] */
@@ -68,6 +68,11 @@ static void rope_chunk(void *arg, int t, int tid) {
     size_t q_row = (size_t)j->Hq * (size_t)j->D, kv_row = (size_t)j->Hkv * (size_t)j->D;
     const float *c = r->rope + (size_t)p * (size_t)j->D, *s = c + j->D / 2;
     float *kt = j->k + (size_t)t * kv_row;
+    if (j->bias) {   /* the reference's adds (rope_kv.c) */
+        fs_ref_add_bias(j->q + (size_t)t * q_row, j->bias->q, q_row);
+        fs_ref_add_bias(kt, j->bias->k, kv_row);
+        fs_ref_add_bias(j->v + (size_t)t * kv_row, j->bias->v, kv_row);
+    }
     heads(j, j->q + (size_t)t * q_row, j->Hq, j->q_norm, c, s);
     heads(j, kt, j->Hkv, j->k_norm, c, s);
     size_t at = (size_t)p * cache->kv_stride;
@@ -80,9 +85,9 @@ static void rope_chunk(void *arg, int t, int tid) {
     }
 }
 
-void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D) {
+void fs_cpu_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                    float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias) {
     fs_cpu *f = cpu_ctx(b);
-    rope_job j = {f, buf_f32_mut(q), buf_f32_mut(k), buf_f32(v), q_norm, k_norm, eps, caches, Hq, Hkv, D};
+    rope_job j = {f, buf_f32_mut(q), buf_f32_mut(k), buf_f32_mut(v), bias, q_norm, k_norm, eps, caches, Hq, Hkv, D};
     fs_threadpool_for(f->pool, f->ref.T, rope_chunk, &j);
 }

@@ -115,8 +115,8 @@ size_t fs_cuda_gemv_smem(int K);
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);
 void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y, int rows, int n, float eps);
 void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_linear *out, int n);
-void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D);
+void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias);
 void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n);

@@ -97,11 +97,13 @@ typedef struct fs_cu_mm {
     int k_split;         /* GEMM: slices of K, one block each (1: no split) */
 } fs_cu_mm;
 
-/* rope_kv (backend.h): QK-norm, RoPE and the K/V store. */
+/* rope_kv (backend.h): q/k/v biases, QK-norm, RoPE and the K/V store. */
 typedef struct fs_cu_rope {
     fs_cu_caches caches;
     fs_cu_ptr q, k, v, q_norm, k_norm, inv_freq, step;
+    fs_cu_ptr q_bias, k_bias, v_bias;   /* 0: none (only Qwen2 has them) */
     int q_norm_dtype, k_norm_dtype;
+    int q_bias_dtype, k_bias_dtype, v_bias_dtype;
     float eps;
     int Hq, Hkv, D;
 } fs_cu_rope;

@@ -182,8 +182,8 @@ static int put_caches(const cuda_ctx *c, fs_cu_caches *a, fs_buf *const *caches)
     return n_max;
 }
 
-void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
-                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D) {
+void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
+                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias) {
     cuda_ctx *c = cuda_of(b);
     fs_cu_rope a = {0};
     put_caches(c, &a.caches, caches);
@@ -194,6 +194,11 @@ void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, const fs_buf *v, const
     a.k_norm = k_norm ? k_norm->p : 0;
     a.q_norm_dtype = q_norm ? (int)q_norm->dtype : 0;
     a.k_norm_dtype = k_norm ? (int)k_norm->dtype : 0;
+    if (bias) {
+        a.q_bias = bias->q->p, a.q_bias_dtype = (int)bias->q->dtype;
+        a.k_bias = bias->k->p, a.k_bias_dtype = (int)bias->k->dtype;
+        a.v_bias = bias->v->p, a.v_bias_dtype = (int)bias->v->dtype;
+    }
     a.inv_freq = c->inv_freq;
     a.step = c->step;
     a.eps = eps;

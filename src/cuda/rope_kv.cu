@@ -1,9 +1,12 @@
-/* rope_kv.cu - the attention inputs of a step, made ready: QK-norm, RoPE,
- * and the store of K and V into the cache. One kernel instead of five.
+/* rope_kv.cu - the attention inputs of a step, made ready: q/k/v biases,
+ * QK-norm, RoPE, and the store of K and V into the cache. One kernel
+ * instead of five.
  *
  *   q: [T, Hq, D], k, v: [T, Hkv, D]   q_norm, k_norm: [D] or none
- *   q[t,h] = rope(rmsnorm(q[t,h], q_norm), p)      p = pos[t] (from the step)
- *   k[t,g] = rope(rmsnorm(k[t,g], k_norm), p)      both in place
+ *   q_bias [Hq*D], k_bias, v_bias [Hkv*D] or none (Qwen2)
+ *   q[t,h] = rope(rmsnorm(q[t,h] + q_bias[h], q_norm), p)   p = pos[t] (from the step)
+ *   k[t,g] = rope(rmsnorm(k[t,g] + k_bias[g], k_norm), p)   both in place
+ *   v[t,g] += v_bias[g]
  *   K[g, p, :] = k[t,g],  V[g, p, :] = v[t,g]      of caches[seq[t]]
  *   rope: for i < D/2, the pair (x[i], x[i + D/2]) turns by p * inv_freq[i]
  *
@@ -47,9 +50,17 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
 
     if (hh >= a.Hq + a.Hkv) {   /* v: copy into the cache */
         int g = hh - a.Hq - a.Hkv;
-        const float *v = (const float *)a.v + ((size_t)t * a.Hkv + g) * D;
+        float *v = (float *)a.v + ((size_t)t * a.Hkv + g) * D;
         const size_t dst = V_off + ((size_t)g * n_ctx + p) * D;
         pdl_wait();
+        if (a.v_bias) {
+            for (int i = lane; i < D; i += 32) {
+                float x = __fadd_rn(v[i], weight_at(a.v_bias, a.v_bias_dtype, (size_t)g * D + i));
+                v[i] = x;
+                kv_store(cache, dst + i, x, f16);
+            }
+            return;
+        }
         for (int i = lane; i < D; i += 32) kv_store(cache, dst + i, v[i], f16);
         return;
     }
@@ -58,17 +69,23 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
     float *x = is_q ? (float *)a.q + ((size_t)t * a.Hq + h) * D : (float *)a.k + ((size_t)t * a.Hkv + h) * D;
     const fs_cu_ptr w = is_q ? a.q_norm : a.k_norm;
     const int w_dtype = is_q ? a.q_norm_dtype : a.k_norm_dtype;
+    const fs_cu_ptr bias = is_q ? a.q_bias : a.k_bias;   /* this head's D values start at h * D */
+    const int b_dtype = is_q ? a.q_bias_dtype : a.k_bias_dtype;
 
-    float c[4], s[4], w_lo[4], w_hi[4];
+    float c[4], s[4], w_lo[4], w_hi[4], b_lo[4], b_hi[4];
 #pragma unroll
     for (int m = 0; m < 4; m++) {
         int i = lane + 32 * m;
-        c[m] = s[m] = w_lo[m] = w_hi[m] = 0.0f;
+        c[m] = s[m] = w_lo[m] = w_hi[m] = b_lo[m] = b_hi[m] = 0.0f;
         if (i < half) {
             float angle = __fmul_rn((float)p, ((const float *)a.inv_freq)[i]);
             c[m] = (float)cos((double)angle);
             s[m] = (float)sin((double)angle);
             if (w) w_lo[m] = weight_at(w, w_dtype, i), w_hi[m] = weight_at(w, w_dtype, i + half);
+            if (bias) {
+                b_lo[m] = weight_at(bias, b_dtype, (size_t)h * D + i);
+                b_hi[m] = weight_at(bias, b_dtype, (size_t)h * D + i + half);
+            }
         }
     }
     pdl_wait();
@@ -78,8 +95,8 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
 #pragma unroll
     for (int m = 0; m < 4; m++) {
         int i = lane + 32 * m;
-        lo[m] = i < half ? x[i] : 0.0f;
-        hi[m] = i < half ? x[i + half] : 0.0f;
+        lo[m] = i < half ? __fadd_rn(x[i], b_lo[m]) : 0.0f;   /* + 0 where there is no bias: exact */
+        hi[m] = i < half ? __fadd_rn(x[i + half], b_hi[m]) : 0.0f;
         ss = fmaf(lo[m], lo[m], ss);
         ss = fmaf(hi[m], hi[m], ss);
     }
