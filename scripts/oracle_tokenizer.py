@@ -28,7 +28,7 @@ difference is the one expected source of disagreement with the engine's UCD.
 
 Regex mode reads {"pattern": P, "texts": [...]} lines (scripts/make_regex_cases.py)
 and runs Oniguruma through a Split pre-tokenizer on each text:
-    {"pattern": P, "matches": [[piece, ...], ...], "isolated": [[piece, ...], ...]}
+    {"pattern": P, "texts": [...], "matches": [[piece, ...], ...], "isolated": [[piece, ...], ...]}
   matches   the regex's matches, in order (Split, behavior Removed, invert:
             removing the non-matches)
   isolated  matches and the text between them (Split, behavior Isolated)
@@ -105,7 +105,7 @@ def regex_mode(cases_path):
             except Exception as ex:  # Oniguruma refused the pattern
                 out.write(json.dumps({"pattern": p, "error": str(ex)}, ensure_ascii=True) + "\n")
                 continue
-            rec = {"pattern": p, "matches": [], "isolated": []}
+            rec = {"pattern": p, "texts": case["texts"], "matches": [], "isolated": []}
             for t in case["texts"]:
                 rec["matches"].append([s for s, _ in only.pre_tokenize_str(t)])
                 rec["isolated"].append([s for s, _ in iso.pre_tokenize_str(t)])

@@ -163,6 +163,9 @@ typedef struct {
     int depth, look_depth;
 } parser;
 
+/* A pattern byte for an error message: control and non-ASCII bytes as '?'. */
+static int shown(int c) { return c >= 0x20 && c < 0x7f ? c : '?'; }
+
 static int perr(parser *P, size_t at, const char *what) {
     return fs_errf(P->e, "regex: %s at offset %zu", what, at);
 }
@@ -284,11 +287,11 @@ static int parse_escape(parser *P, uint32_t *cp, class_item *it) {
                 it->neg ^= 1;
                 P->pos++;
             }
-            while (!at_end(P) && peek(P) != '}' && nl + 1 < sizeof name) name[nl++] = (char)P->p[P->pos++];
+            while (!at_end(P) && peek(P) != '}' && nl + 1 < sizeof name) name[nl++] = (char)shown(P->p[P->pos++]);
             if (peek(P) != '}') return perr(P, start, "malformed \\p{...}");
             P->pos++;
         } else if (!at_end(P)) {
-            name[nl++] = (char)P->p[P->pos++];
+            name[nl++] = (char)shown(P->p[P->pos++]);
         }
         name[nl] = 0;
         for (size_t i = 0; i < sizeof gc_names / sizeof gc_names[0]; i++)
@@ -305,7 +308,7 @@ static int parse_escape(parser *P, uint32_t *cp, class_item *it) {
         *cp = (uint32_t)c; /* escaped punctuation stands for itself */
         return 1;
     }
-    return fs_errf(P->e, "regex: unsupported escape \\%c at offset %zu", c, start);
+    return fs_errf(P->e, "regex: unsupported escape \\%c at offset %zu", shown(c), start);
 }
 
 /* A literal code point of the pattern (UTF-8). */
@@ -426,7 +429,7 @@ static int parse_atom(parser *P, frag *out) {
                 P->pos++;
                 P->fold = on;
             } else {
-                return perr(P, at, "unsupported group syntax (?");
+                return fs_errf(P->e, "regex: unsupported group syntax (?%c at offset %zu", shown(d), at);
             }
         }
         if (look >= 0 && ++P->look_depth > MAX_LOOK_DEPTH) return perr(P, at, "lookaheads nested too deeply");

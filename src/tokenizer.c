@@ -202,6 +202,18 @@ static int get_flag(const fs_json *obj, const char *key, int dflt, int *out, con
 
 static const char *type_of(const fs_json *v) { return fs_json_string(fs_json_get(v, "type")); }
 
+/* A name from the file, fit for a one-line error message: printable ASCII
+ * kept, anything else '?', at most 48 bytes. Returns a thread-local
+ * buffer (each message uses it once). */
+static const char *shown(const char *s) {
+    static _Thread_local char buf[52];
+    size_t o = 0;
+    for (; s && *s && o < 48; s++) buf[o++] = (*s >= 0x20 && *s < 0x7f) ? *s : '?';
+    if (s && *s) buf[o++] = '.', buf[o++] = '.', buf[o++] = '.';
+    buf[o] = 0;
+    return buf;
+}
+
 static int load_normalizer(fs_tokenizer *t, const fs_json *n, fs_err *e) {
     if (!n || fs_json_is(n, FS_JSON_NULL)) return 0;
     const char *type = type_of(n);
@@ -217,7 +229,7 @@ static int load_normalizer(fs_tokenizer *t, const fs_json *n, fs_err *e) {
             if (load_normalizer(t, c, e) < 0) return -1;
         return 0;
     }
-    return fs_errf(e, "normalizer %s is not supported (supported: NFC, Sequence)", type);
+    return fs_errf(e, "normalizer %s is not supported (supported: NFC, Sequence)", shown(type));
 }
 
 static int add_step(fs_tokenizer *t, const char *pattern, size_t len, int behavior, int invert, int prefix,
@@ -251,7 +263,7 @@ static int load_pretok(fs_tokenizer *t, const fs_json *p, int *byte_level, fs_er
             if (load_pretok(t, c, byte_level, e) < 0) return -1;
         return 0;
     }
-    if (*byte_level) return fs_errf(e, "pre_tokenizer %s after ByteLevel is not supported", type);
+    if (*byte_level) return fs_errf(e, "pre_tokenizer %s after ByteLevel is not supported", shown(type));
     if (strcmp(type, "ByteLevel") == 0) {
         int prefix, use_regex;
         if (get_flag(p, "add_prefix_space", 1, &prefix, "pre_tokenizer ByteLevel", e) < 0 ||
@@ -274,7 +286,7 @@ static int load_pretok(fs_tokenizer *t, const fs_json *p, int *byte_level, fs_er
         int behavior = -1, invert;
         for (int i = 0; b && i < 5; i++)
             if (strcmp(b, names[i]) == 0) behavior = i;
-        if (behavior < 0) return fs_errf(e, "pre_tokenizer Split: behavior %s is not supported", b ? b : "(missing)");
+        if (behavior < 0) return fs_errf(e, "pre_tokenizer Split: behavior %s is not supported", b ? shown(b) : "(missing)");
         if (get_flag(p, "invert", 0, &invert, "pre_tokenizer Split", e) < 0) return -1;
         const fs_json *pat = fs_json_get(p, "pattern");
         const fs_json *re = fs_json_get(pat, "Regex"), *str = fs_json_get(pat, "String");
@@ -294,7 +306,8 @@ static int load_pretok(fs_tokenizer *t, const fs_json *p, int *byte_level, fs_er
         free(lit);
         return rc;
     }
-    return fs_errf(e, "pre_tokenizer %s is not supported (supported: Split, ByteLevel, Digits, Sequence)", type);
+    return fs_errf(e, "pre_tokenizer %s is not supported (supported: Split, ByteLevel, Digits, Sequence)",
+                   shown(type));
 }
 
 static int load_decoder(const fs_json *d, fs_err *e) {
@@ -309,10 +322,11 @@ static int load_decoder(const fs_json *d, fs_err *e) {
             if (load_decoder(c, e) < 0) return -1;
         return 0;
     }
-    return fs_errf(e, "decoder %s is not supported (supported: ByteLevel, Sequence)", type);
+    return fs_errf(e, "decoder %s is not supported (supported: ByteLevel, Sequence)", shown(type));
 }
 
 static void append_ids(int **ids, int *n, const int *add, int n_add, int at_front) {
+    if (n_add == 0) return;
     *ids = fs_xrealloc(*ids, (size_t)(*n + n_add + 1) * sizeof **ids);
     if (at_front) {
         memmove(*ids + n_add, *ids, (size_t)*n * sizeof **ids);
@@ -341,13 +355,15 @@ static int load_template(fs_tokenizer *t, const fs_json *p, fs_err *e) {
         const char *name = fs_json_string(fs_json_get(sp, "id"));
         const fs_json *ids = fs_json_get(fs_json_get(specials, name ? name : ""), "ids");
         if (!name || !fs_json_is(ids, FS_JSON_ARRAY)) {
-            rc = fs_errf(e, "post_processor TemplateProcessing: special token %s has no ids", name ? name : "(unnamed)");
+            rc = fs_errf(e, "post_processor TemplateProcessing: special token %s has no ids",
+                         name ? shown(name) : "(unnamed)");
             break;
         }
         for (const fs_json *v = ids->child; v; v = v->next) {
             int64_t id;
             if (!fs_json_int(v, 0, t->n_vocab - 1, &id)) {
-                rc = fs_errf(e, "post_processor TemplateProcessing: special token %s has an id out of range", name);
+                rc = fs_errf(e, "post_processor TemplateProcessing: special token %s has an id out of range",
+                             shown(name));
                 break;
             }
             int one = (int)id;
@@ -378,7 +394,8 @@ static int load_post(fs_tokenizer *t, const fs_json *p, fs_err *e) {
             if (load_post(t, c, e) < 0) return -1;
         return 0;
     }
-    return fs_errf(e, "post_processor %s is not supported (supported: TemplateProcessing, ByteLevel, Sequence)", type);
+    return fs_errf(e, "post_processor %s is not supported (supported: TemplateProcessing, ByteLevel, Sequence)",
+                   shown(type));
 }
 
 /* The BPE model's options: what changes the ids must be what we implement. */
