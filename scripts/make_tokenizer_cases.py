@@ -196,6 +196,9 @@ EXTRA = [
     " leading", "no leading", "\tTab", "\nNL", "  two", "\u00a0nbsp", "<s> x",
     # case: GPT-2's contractions are case-sensitive, Llama 3's and Qwen's are not
     "IT'S", "I'M", "YOU'RE", "it's", "We'Ve", "'S", "'s'S",
+    # single_word ("wordz" in the "flags" variant)
+    "wordz", "a wordz b", "wordzz", "xwordz", "wordz.", "(wordz)", "wordz wordz", "  wordz", "_wordz", "wordz_",
+    "\u00e9wordz", "1wordz", "wordz1", "\u00a0wordz", "wordz\u00a0", "\u00b2wordz", "wordz\u0301", "wordz\u200d",
 ]
 
 

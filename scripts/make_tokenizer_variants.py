@@ -12,7 +12,7 @@ Usage:  python3 scripts/make_tokenizer_variants.py models/tok-gpt2 OUT_DIR
           tokenizer.json is in no npm package we could find, so its
           vocabulary is GPT-2's here: the pipeline is what is tested.
   flags   every added-token flag: lstrip ("<mask>"), rstrip ("[R]"), both
-          ("<both>"), single_word ("word"), normalized with a decomposed
+          ("<both>"), single_word ("wordz"), normalized with a decomposed
           content ("e" + U+0301 + "!", found in NFC text); an NFC normalizer
           inside a Sequence; ByteLevel with add_prefix_space; a post-processor
           Sequence whose TemplateProcessing wraps the text in <s> ... </s>.
@@ -22,6 +22,8 @@ Usage:  python3 scripts/make_tokenizer_variants.py models/tok-gpt2 OUT_DIR
           (Contiguous), BPE with ignore_merges, and a template that adds a
           suffix token only.
 
+An added token's text must not be in the vocabulary already (HF would give
+it the vocabulary's id instead of the file's, and fs refuses such a file).
 HF `tokenizers` is the oracle for these exactly as for the real files
 (scripts/oracle_tokenizer.py on the GPU machine). Standard library only;
 the output depends only on the input file.
@@ -82,7 +84,7 @@ def main():
          byte_level(prefix=True),
          {"type": "Sequence", "processors": [byte_level(), template(["<s>"], ["</s>"], {"<s>": 50257, "</s>": 50258})]},
          [added(50257, "<s>"), added(50258, "</s>"), added(50259, "<mask>", lstrip=True),
-          added(50260, "[R]", rstrip=True), added(50261, "word", special=False, single_word=True),
+          added(50260, "[R]", rstrip=True), added(50261, "wordz", special=False, single_word=True),
           added(50262, "e\u0301!", special=False, normalized=True),
           added(50263, "<both>", lstrip=True, rstrip=True)])
     make("splits", None,

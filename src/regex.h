@@ -7,8 +7,8 @@
  *
  * Supported: literals and escapes (\r \n \t \f \v \e \a \xHH \x{H..} \uHHHH,
  * escaped punctuation), . (any but \n), classes [...] / [^...] with ranges,
- * nested classes and escapes, \s \S \d \D \w \W, \p{..} \P{..} \p{^..} and
- * \pL over Unicode general categories (L Lu Ll Lt Lm Lo M Mn Mc Me N Nd Nl
+ * nested classes and escapes, \s \S \d \D \w \W, \p{..} \P{..} \p{^..} over
+ * Unicode general categories (L Lu Ll Lt Lm Lo M Mn Mc Me N Nd Nl
  * No P Pc Pd Ps Pe Pi Pf Po S Sm Sc Sk So Z Zs Zl Zp C Cc Cf Cs Co Cn, and
  * the long names Letter, Mark, Number, Punctuation, Symbol, Separator,
  * Other), groups (...) (?:...), case-insensitive (?i:...) (?i) (?-i:...)
@@ -16,7 +16,9 @@
  * ? * + {n} {n,} {n,m} and their lazy forms (??, *?, +?, {n,m}?), |.
  * Anything else (anchors, back references, lookbehind, possessive
  * quantifiers, atomic groups, scripts such as \p{Han}, class set
- * operations) is a compile error naming the construct and its offset.
+ * operations, \pL without braces, which Oniguruma reads as "pL", and (?i)
+ * letter pairs that one character folds to, "ss" for ß) is a compile error
+ * naming the construct and its offset.
  *
  * Matching never takes more than O(program size x text length) steps:
  * after a few thousand steps a match records every (instruction, position)

@@ -500,9 +500,29 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
      * maps a token's characters back to bytes when all of them are in the
      * alphabet and keeps the UTF-8 text otherwise; we store what that gives. */
     t->added = fs_xcalloc((size_t)n_added + 1, sizeof *t->added);
+    /* HF does not take an added token's id from the file: it re-derives it
+     * (AddedVocabulary::add_tokens), in file order - a text already in the
+     * vocab keeps its vocab id, any other gets the next id after the vocab
+     * and the added tokens so far. Files HF wrote agree; a hand-edited one
+     * may not, and then HF's ids are not the file's: refuse it. */
+    size_t vocab_size = vocab->len;
+    int64_t max_added = -1;
+    char *spelled = fs_xmalloc(t->max_token_len + 1);
     for (const fs_json *a = added ? added->child : NULL; a; a = a->next) {
         int id = (int)fs_json_get(a, "id")->number;
         const fs_json *content = fs_json_get(a, "content");
+        long nb = content->len <= t->max_token_len ? alphabet_to_bytes(byte_for_cp, content->str, content->len, spelled) : -1;
+        int in_vocab = nb < 0 ? -1 : str_lookup(t, spelled, (size_t)nb);
+        int64_t hf_id = in_vocab >= 0 && t->in_vocab[in_vocab] ? in_vocab
+                      : max_added < 0 ? (int64_t)vocab_size
+                      : max_added >= (int64_t)vocab_size ? max_added + 1 : (int64_t)vocab_size;
+        if (hf_id != id) {
+            free(spelled);
+            return fs_errf(e, "added token %d (%s): HF tokenizers would give it id %lld (an added token's text "
+                              "already in the vocab keeps its vocab id; others follow the vocab in file order)",
+                           id, shown(content->str), (long long)hf_id);
+        }
+        if (hf_id > max_added) max_added = hf_id;
         int is_special, lstrip, rstrip, single_word, normalized;
         /* (the types were checked in pass 1) HF's default for a token without
          * "normalized": special tokens are matched in the raw text, others
@@ -544,6 +564,7 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
         if ((size_t)n > t->max_token_len) t->max_token_len = (size_t)n;
         str_insert(t, id);
     }
+    free(spelled);
 
     /* Merges: "a b" strings (older files) or [a, b] pairs. Rank = index. */
     size_t n_merges = merges->len;
@@ -1027,9 +1048,13 @@ static void encode_pretok(const fs_tokenizer *t, enc *x, const char *s, size_t n
     for (size_t i = 0; i < n_pieces; i++) bpe_word(t, x, (const unsigned char *)x->work + x->pa[i].off, x->pa[i].len);
 }
 
-static int is_word_cp(uint32_t cp) { /* Rust regex's \w, as HF's single_word test uses it */
+/* Rust regex's \w, which HF's single_word test uses: Alphabetic (letters,
+ * letter numbers, and marks here), Mark, Decimal_Number,
+ * Connector_Punctuation, Join_Control (ZWNJ, ZWJ). */
+static int is_word_cp(uint32_t cp) {
     int g = fs_unicode_gc(cp);
-    return (g >= FS_GC_Lu && g <= FS_GC_Me) || g == FS_GC_Nd || g == FS_GC_Nl || g == FS_GC_Pc;
+    return (g >= FS_GC_Lu && g <= FS_GC_Me) || g == FS_GC_Nd || g == FS_GC_Nl || g == FS_GC_Pc || cp == 0x200C ||
+           cp == 0x200D;
 }
 
 /* The code point that ends at s[i] (valid UTF-8, i > 0). */
