@@ -8,8 +8,8 @@
  *   - a compiled pattern searched over TEXT (any bytes, invalid UTF-8 too)
  *     returns matches in order, inside the text, each search starting where
  *     it was asked to, and never hangs (the visited-state set bounds it);
- *   - on valid UTF-8 TEXT, Qwen's pattern through the engine and the
- *     hand-written scanner fs_pretok_next cut it into the same pieces.
+ *   - on valid UTF-8 TEXT, Qwen's and Llama 3's patterns through the engine
+ *     and the hand-written scanner fs_pretok_scan cut it into the same pieces.
  *
  *   make fuzz && build/fuzz/fuzz_regex fuzz/corpus/regex -max_total_time=300
  *
@@ -26,7 +26,9 @@
 
 static const char QWEN[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
                            " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-static fs_regex *qwen;
+static const char LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+                             " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static fs_regex *qwen, *llama;
 static fs_regex_scratch scratch;
 
 static void die(const char *what, const char *detail) {
@@ -51,6 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t n = nul ? size - plen - 1 : 0;
     fs_err e = {{0}};
     if (!qwen && fs_regex_compile(&qwen, QWEN, sizeof QWEN - 1, &e) < 0) die("Qwen's pattern", e.msg);
+    if (!llama && fs_regex_compile(&llama, LLAMA3, sizeof LLAMA3 - 1, &e) < 0) die("Llama 3's pattern", e.msg);
 
     fs_regex *re;
     if (fs_regex_compile(&re, (const char *)data, plen, &e) < 0) {
@@ -68,11 +71,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     if (valid_utf8((const uint8_t *)text, n)) {
-        for (size_t i = 0; i < n;) {
-            size_t st, en, want = fs_pretok_next(text, n, i);
-            if (!fs_regex_find(qwen, &scratch, text, n, i, &st, &en) || st != i || en != want)
-                die("regex and scanner cut Qwen's pattern differently", NULL);
-            i = en;
+        for (int k = 0; k < 2; k++) {
+            for (size_t i = 0; i < n;) {
+                size_t st, en, want = fs_pretok_scan(text, n, i, k ? 3 : 1);
+                if (!fs_regex_find(k ? llama : qwen, &scratch, text, n, i, &st, &en) || st != i || en != want)
+                    die(k ? "regex and scanner cut Llama 3's pattern differently"
+                          : "regex and scanner cut Qwen's pattern differently", NULL);
+                i = en;
+            }
         }
     }
     return 0;

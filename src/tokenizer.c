@@ -57,7 +57,8 @@ typedef struct {
 enum { SPLIT_REMOVED, SPLIT_ISOLATED, SPLIT_MERGED_PREV, SPLIT_MERGED_NEXT, SPLIT_CONTIGUOUS };
 typedef struct {
     fs_regex *re;         /* NULL: no split */
-    int scanner;          /* re is Qwen's exact pattern: fs_pretok_next does it, faster */
+    int scanner;          /* re is Qwen's (1) or Llama 3's (3) exact pattern: fs_pretok_scan with
+                           * that many digits does it, faster; 0: the regex engine */
     int behavior, invert;
     int add_prefix_space;
 } pretok_step;
@@ -186,6 +187,9 @@ static long alphabet_to_bytes(const int *byte_for_cp, const char *s, size_t len,
 static const char QWEN_PATTERN[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
                                    " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 /* GPT-2's pattern: what ByteLevel splits with when use_regex is true. */
+/* Llama 3's: Qwen's with \p{N}{1,3}; the same scanner, three digits. */
+static const char LLAMA3_PATTERN[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+                                     " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 static const char GPT2_PATTERN[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 /* obj.key as a boolean: dflt when absent or null, an error when another type. */
@@ -242,8 +246,9 @@ static int add_step(fs_tokenizer *t, const char *pattern, size_t len, int behavi
             return fs_errf(e, "pre_tokenizer %s: the pattern can match the empty string, which is not supported",
                            what);
         }
-        st.scanner = len == sizeof QWEN_PATTERN - 1 && memcmp(pattern, QWEN_PATTERN, len) == 0 &&
-                     behavior == SPLIT_ISOLATED && !invert;
+        /* scanner: the digits alternative 3 takes (0: no scanner, use the regex) */
+        if (len == sizeof QWEN_PATTERN - 1 && memcmp(pattern, QWEN_PATTERN, len) == 0) st.scanner = 1;
+        if (len == sizeof LLAMA3_PATTERN - 1 && memcmp(pattern, LLAMA3_PATTERN, len) == 0) st.scanner = 3;
     }
     if (!st.re && !prefix) return 0; /* nothing to do (ByteLevel without regex or prefix) */
     t->steps = fs_xrealloc(t->steps, (size_t)(t->n_steps + 1) * sizeof *t->steps);
@@ -875,8 +880,9 @@ static size_t contraction(const unsigned char *s, size_t n, size_t i) {
 static int is_ascii_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
 
 /* Qwen's regex, each alternative tried in order; the first that matches
- * wins. */
-size_t fs_pretok_next(const char *text, size_t n, size_t i) {
+ * wins. max_digits is how many number characters alternative 3 takes:
+ * 1 for Qwen's \p{N}, 3 for Llama 3's \p{N}{1,3} (its only difference). */
+size_t fs_pretok_scan(const char *text, size_t n, size_t i, int max_digits) {
     const unsigned char *s = (const unsigned char *)text;
     int l0;
     uint32_t c = cp_at(s, n, i, &l0);
@@ -900,8 +906,12 @@ size_t fs_pretok_next(const char *text, size_t n, size_t i) {
         while (j < n && class_at(s, n, j, &l) == FS_UCLASS_LETTER) j += (size_t)l;
         return j;
     }
-    /* 3: \p{N}, one character at a time */
-    if (k == FS_UCLASS_NUMBER) return i + (size_t)l0;
+    /* 3: \p{N} (or \p{N}{1,3}: up to max_digits of them, greedily) */
+    if (k == FS_UCLASS_NUMBER) {
+        j = i + (size_t)l0;
+        for (int d = 1; d < max_digits && j < n && class_at(s, n, j, &l) == FS_UCLASS_NUMBER; d++) j += (size_t)l;
+        return j;
+    }
     /* 4: ` ?[^\s\p{L}\p{N}]+[\r\n]*` */
     j = i;
     if (c == ' ' && i + 1 < n && class_at(s, n, i + 1, &l) == FS_UCLASS_OTHER) j = i + 1;
@@ -928,6 +938,8 @@ size_t fs_pretok_next(const char *text, size_t n, size_t i) {
     return j;
 }
 
+size_t fs_pretok_next(const char *text, size_t n, size_t i) { return fs_pretok_scan(text, n, i, 1); }
+
 #define GROW(ptr, cap, need)                                                      \
     do {                                                                          \
         if ((need) > (cap)) {                                                     \
@@ -946,7 +958,7 @@ static void split_piece(const pretok_step *st, enc *x, struct piece p, size_t *n
     size_t n_seg = 0, pos = 0, ms, me;
     const char *s = x->work + p.off;
     while (pos < p.len) {
-        int found = st->scanner ? (ms = pos, me = fs_pretok_next(s, p.len, pos), 1)
+        int found = st->scanner ? (ms = pos, me = fs_pretok_scan(s, p.len, pos, st->scanner), 1)
                                 : fs_regex_find(st->re, &x->rx, s, p.len, pos, &ms, &me);
         GROW(x->seg, x->cap_seg, n_seg + 2);
         if (!found) ms = me = p.len;
@@ -1000,7 +1012,7 @@ static void encode_pretok(const fs_tokenizer *t, enc *x, const char *s, size_t n
         size_t pos = 0, ms, me;
         while (pos < n) {
             if (st->scanner) {
-                me = fs_pretok_next(s, n, pos);
+                me = fs_pretok_scan(s, n, pos, st->scanner);
                 bpe_word(t, x, u + pos, me - pos);
             } else if (fs_regex_find(st->re, &x->rx, s, n, pos, &ms, &me)) {
                 if (ms > pos) bpe_word(t, x, u + pos, ms - pos);

@@ -74,9 +74,13 @@ int fs_tokenizer_decode(const fs_tokenizer *t, const int *ids, int n_ids,
 /* Qwen's pre-tokenizer regex written out by hand (exposed for tests and the
  * docs): the end of the pre-token that starts at byte i of text[0..n),
  * i < n. text must be valid UTF-8. A tokenizer.json whose Split has exactly
- * Qwen's pattern uses this instead of the regex engine (same pieces,
- * faster); tests/test_regex.c checks the two agree. */
+ * Qwen's (or Llama 3's) pattern uses this instead of the regex engine (same
+ * pieces, faster); tests/test_regex.c and fuzz/fuzz_regex.c check the two
+ * agree. */
 size_t fs_pretok_next(const char *text, size_t n, size_t i);
+/* The same scanner with alternative 3 taking up to max_digits number
+ * characters: 3 is Llama 3's pattern (\p{N}{1,3}), which it runs too. */
+size_t fs_pretok_scan(const char *text, size_t n, size_t i, int max_digits);
 
 /* Streaming decode: feed ids one at a time, get back only complete UTF-8
  * characters, so a write never splits a character. A token can end in the

@@ -24,6 +24,8 @@
 
 static const char QWEN[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}|"
                            " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}|"
+                             " ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 /* All matches of pattern in text, joined by '|' (text between matches is
  * left out). */
@@ -178,15 +180,16 @@ static void test_no_blowup(void) {
     free(text);
 }
 
-/* The regex engine on Qwen's pattern and fs_pretok_next must cut random
- * text the same way (the tokenizer uses the scanner for that pattern). */
-static void test_scanner_agrees(void) {
-    static const char *pool[] = {"a", "Z", "\xc3\xa9", "\xe4\xb8\xad", "1", "\xd9\xa3", "\xc2\xbd", " ", "  ",
+/* The regex engine on Qwen's (Llama 3's) pattern and fs_pretok_scan with
+ * 1 (3) digits must cut random text the same way (the tokenizer uses the
+ * scanner for those patterns). */
+static void test_scanner_agrees(const char *pattern, int digits) {
+    static const char *pool[] = {"a", "Z", "\xc3\xa9", "\xe4\xb8\xad", "1", "7", "42", "9", "\xd9\xa3", "\xc2\xbd", " ", "  ",
                                  "\t", "\n", "\r", "\r\n", "'", "'s", "'LL", "'\xc5\xbf", ".", "!", "-", "\xcc\x81",
                                  "\xc2\xa0", "\xe3\x80\x80", "\xc2\x85", "\xf0\x9f\x98\x80", "_", "\xe2\x80\x94"};
     fs_regex *re;
     fs_err e;
-    CHECK(fs_regex_compile(&re, QWEN, strlen(QWEN), &e) == 0);
+    CHECK(fs_regex_compile(&re, pattern, strlen(pattern), &e) == 0);
     fs_regex_scratch s = {0};
     fs_rng r;
     fs_rng_seed(&r, 17);
@@ -201,7 +204,7 @@ static void test_scanner_agrees(void) {
             n += strlen(p);
         }
         for (size_t i = 0; i < n;) {
-            size_t st, en, want = fs_pretok_next(text, n, i);
+            size_t st, en, want = fs_pretok_scan(text, n, i, digits);
             if (!fs_regex_find(re, &s, text, n, i, &st, &en) || st != i || en != want) {
                 if (bad++ < 5) fprintf(stderr, "scanner and regex differ at %zu of \"%.*s\"\n", i, (int)n, text);
                 break;
@@ -307,7 +310,8 @@ int main(void) {
     test_matching();
     test_errors();
     test_no_blowup();
-    test_scanner_agrees();
+    test_scanner_agrees(QWEN, 1);
+    test_scanner_agrees(LLAMA3, 3);
     test_golden();
     return TEST_SUMMARY();
 }

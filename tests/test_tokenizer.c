@@ -450,6 +450,11 @@ static void test_refused(void) {
     check_refused("\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": 1}, " DEC, "",
                   "pre_tokenizer ByteLevel.use_regex is not true or false");
     check_refused("\"pre_tokenizer\": {\"type\": \"M\\u0001x\"}, " DEC, "", "pre_tokenizer M?x is not supported");
+    /* HF re-derives added tokens' ids: "ab" is vocab id 256, a new one gets 258 */
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"added_tokens\": [{\"id\": 300, \"content\": \"ab\"}]", "",
+                  "added token 300 (ab): HF tokenizers would give it id 256");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"added_tokens\": [{\"id\": 259, \"content\": \"<s>\"}]", "",
+                  "added token 259 (<s>): HF tokenizers would give it id 258");
 }
 
 /* fs_tokenizer_parse reads tokenizer.json's text from memory, as
