@@ -512,11 +512,11 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
      * may not, and then HF's ids are not the file's: refuse it. */
     size_t vocab_size = vocab->len;
     int64_t max_added = -1;
-    char *spelled = fs_xmalloc(t->max_token_len + 1);
+    char *spelled = fs_xmalloc(pool_len + 1); /* holds any added token's bytes */
     for (const fs_json *a = added ? added->child : NULL; a; a = a->next) {
         int id = (int)fs_json_get(a, "id")->number;
         const fs_json *content = fs_json_get(a, "content");
-        long nb = content->len <= t->max_token_len ? alphabet_to_bytes(byte_for_cp, content->str, content->len, spelled) : -1;
+        long nb = alphabet_to_bytes(byte_for_cp, content->str, content->len, spelled);
         int in_vocab = nb < 0 ? -1 : str_lookup(t, spelled, (size_t)nb);
         int64_t hf_id = in_vocab >= 0 && t->in_vocab[in_vocab] ? in_vocab
                       : max_added < 0 ? (int64_t)vocab_size
