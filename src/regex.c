@@ -20,7 +20,9 @@
  *       0 CLASS \s   1 SPLIT -1,+1   2 LOOK neg,+3   3 CLASS \S   4 MATCH   5 MATCH
  *
  *   match: a backtracking machine. SPLIT pushes its second choice on a
- *     stack and follows the first; a failing path pops the latest choice.
+ *     stack and follows the first; a failing path pops the latest choice
+ *     (a branch that cannot start with the next byte, by its first_set
+ *     computed at compile time, is skipped without a push).
  *     Trying choices in program order is exactly Oniguruma's leftmost-first
  *     rule: "a|ab" on "ab" matches "a", and a greedy \s+ gives back one
  *     character at a time until (?!\S) holds.
@@ -69,8 +71,19 @@ typedef struct {
     uint64_t ascii[2]; /* the answer for code points below 128, filled after parsing */
 } cclass;
 
+/* What the path starting at an instruction can consume first: a set of
+ * ASCII bytes, "some non-ASCII character", or nothing (it can match empty
+ * there). A SPLIT whose branch cannot start with the next byte skips that
+ * branch: most alternatives of a pre-tokenizer pattern fail on their first
+ * character, and this saves pushing and popping them. */
+typedef struct {
+    uint64_t ascii[2];
+    uint8_t other, empty;
+} first_set;
+
 struct fs_regex {
     inst *code;
+    first_set *first; /* [n_code] */
     int n_code;
     cclass *classes;
     int n_classes;
@@ -643,8 +656,72 @@ static int parse_alt(parser *P, frag *out) {
     return 0;
 }
 
+/* first[pc] for every instruction, by iterating to a fixed point: the sets
+ * only grow, and the non-consuming edges (SPLIT, JMP, LOOK) form no cycle
+ * without a consuming instruction in it (an unbounded repetition of
+ * something that can be empty is refused), so a few passes settle it. */
+static void compute_first(fs_regex *re) {
+    re->first = fs_xcalloc((size_t)re->n_code, sizeof *re->first);
+    for (int changed = 1; changed;) {
+        changed = 0;
+        for (int pc = re->n_code - 1; pc >= 0; pc--) {
+            const inst *in = &re->code[pc];
+            first_set f = {{0, 0}, 0, 0};
+            const first_set *a = NULL, *b = NULL;
+            switch (in->op) {
+            case OP_CHAR:
+                if (in->arg < 128) f.ascii[in->arg >> 6] |= 1ULL << (in->arg & 63);
+                else f.other = 1;
+                if (in->fold) { /* the other case, and non-ASCII foldings (K, ſ) */
+                    uint32_t c = in->arg;
+                    if (c >= 'a' && c <= 'z') f.ascii[(c - 32) >> 6] |= 1ULL << ((c - 32) & 63);
+                    f.other = 1;
+                }
+                break;
+            case OP_CLASS:
+                f.ascii[0] = re->classes[in->arg].ascii[0];
+                f.ascii[1] = re->classes[in->arg].ascii[1];
+                f.other = 1;
+                break;
+            case OP_ANY:
+                f.ascii[0] = ~(1ULL << '\n');
+                f.ascii[1] = ~0ULL;
+                f.other = 1;
+                break;
+            case OP_MATCH: f.empty = 1; break;
+            case OP_JMP: a = &re->first[pc + in->x]; break;
+            case OP_LOOK: a = &re->first[pc + in->x]; break; /* the lookahead consumes nothing */
+            case OP_SPLIT:
+                a = &re->first[pc + in->x];
+                b = &re->first[pc + in->y];
+                break;
+            }
+            for (const first_set *g = a; g; g = g == a ? b : NULL) {
+                f.ascii[0] |= g->ascii[0];
+                f.ascii[1] |= g->ascii[1];
+                f.other |= g->other;
+                f.empty |= g->empty;
+            }
+            first_set *old = &re->first[pc];
+            if (memcmp(old, &f, sizeof f) != 0) {
+                *old = f;
+                changed = 1;
+            }
+        }
+    }
+}
+
+/* Can the path whose first set is f start at a position whose next byte
+ * is b (-1: the end of the text)? */
+static inline int viable(const first_set *f, int b) {
+    if (f->empty) return 1;
+    if (b < 0) return 0;
+    return b < 128 ? (int)((f->ascii[b >> 6] >> (b & 63)) & 1) : f->other;
+}
+
 void fs_regex_free(fs_regex *re) {
     if (!re) return;
+    free(re->first);
     for (int i = 0; i < re->n_classes; i++) free(re->classes[i].items);
     free(re->classes);
     free(re->code);
@@ -670,6 +747,7 @@ int fs_regex_compile(fs_regex **out, const char *pattern, size_t len, fs_err *e)
     re->code = f.code;
     re->n_code = f.n;
     re->nullable = f.nullable;
+    compute_first(re);
     *out = re;
     return 0;
 }
@@ -773,8 +851,12 @@ static int run(matcher *m, int32_t pc0, uint32_t run_id, size_t pos0, size_t *en
                 pos += (size_t)len;
                 pc++;
             } else if (in->op == OP_SPLIT) {
-                push(m, pc + in->y, run_id, pos);
-                pc += in->x;
+                int b = pos < m->n ? s[pos] : -1;
+                int x = viable(&re->first[pc + in->x], b), y = viable(&re->first[pc + in->y], b);
+                if (x && y) push(m, pc + in->y, run_id, pos);
+                if (x) pc += in->x;
+                else if (y) pc += in->y;
+                else break;
             } else if (in->op == OP_JMP) {
                 pc += in->x;
             } else if (in->op == OP_LOOK) {
