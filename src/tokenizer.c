@@ -466,7 +466,7 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
             if (get_flag(a, flags[k], 0, &ignored, "added_tokens[]", e) < 0) return -1;
         }
         if (id > max_id) max_id = id;
-        pool_len += content->len;
+        pool_len += content->len * 3; /* room for its NFC form, which can be longer (UAX #15: 3x at most) */
         n_added++;
     }
     if (max_id < 255) return fs_errf(e, "vocab is too small (%lld tokens)", (long long)max_id + 1);
@@ -549,6 +549,10 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
             size_t nl;
             at->text = fs_unicode_nfc(content->str, content->len, &nl);
             at->len = nl;
+            if (nl > content->len * 3) { /* cannot happen (UAX #15), but the pool was sized on it */
+                free(spelled);
+                return fs_errf(e, "added token %d: its NFC form is more than 3x longer", id);
+            }
         } else {
             char *match = fs_xmalloc(content->len);
             memcpy(match, content->str, content->len);
@@ -558,10 +562,12 @@ static int load_json(fs_tokenizer *t, const fs_json *root, fs_err *e) {
         t->added_first[at->normalized][(unsigned char)at->text[0]] = 1;
         t->special[id] = (unsigned char)is_special;
         if (t->tok_len[id] != UINT32_MAX) continue; /* also a vocab token: decodes as that */
-        long n = alphabet_to_bytes(byte_for_cp, content->str, content->len, t->pool + off);
+        /* A normalized token decodes from its normalized text, as HF does
+         * (it keeps the normalized content for such tokens). */
+        long n = alphabet_to_bytes(byte_for_cp, at->text, at->len, t->pool + off);
         if (n < 0) {
-            memcpy(t->pool + off, content->str, content->len);
-            n = (long)content->len;
+            memcpy(t->pool + off, at->text, at->len);
+            n = (long)at->len;
         }
         t->tok_off[id] = off;
         t->tok_len[id] = (uint32_t)n;

@@ -9,7 +9,7 @@
 #   gpt2      models/tok-gpt2                 real (openai-community/gpt2)
 #   smol flags splits                         hand-made pipelines on GPT-2's
 #             vocabulary (scripts/make_tokenizer_variants.py, built here)
-# the 750 strings of tests/golden/tokenizers/cases.jsonl must give exactly
+# the 768 strings of tests/golden/tokenizers/cases.jsonl must give exactly
 # HF's ids (tests/golden/tokenizers/FAMILY.jsonl, scripts/oracle_tokenizer.py
 # on the GPU machine):
 #   1. `fs tokenize --jsonl`: encode(text, add_special_tokens=False);
