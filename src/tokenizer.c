@@ -1,21 +1,29 @@
-/* tokenizer.c - Qwen3's byte-level BPE (see tokenizer.h for the pipeline).
+/* tokenizer.c - byte-level BPE built from the pipeline a tokenizer.json
+ * describes (see tokenizer.h; the stages are read in the "loading" part and
+ * anything not implemented is refused there, by name).
  *
  * Exactness against HF `tokenizers` rests on reproducing each stage as HF
  * runs it, in HF's order:
- *   1. added tokens are found in the *raw* text first (all of Qwen3's are
- *      normalized=false), leftmost match, longest at that position;
- *   2. every span between them is NFC-normalized on its own;
- *   3. the span is split by the pre-tokenizer regex (Split, Isolated):
+ *   1. added tokens with normalized=false are found in the *raw* text first,
+ *      leftmost match, longest at that position, with their single_word,
+ *      lstrip and rstrip flags;
+ *   2. every span between them goes through the normalizer (NFC) on its
+ *      own; then the normalized=true added tokens are found in that;
+ *   3. the pre-tokenizer's steps split each span into pieces: Split with
+ *      its regex (compiled by src/regex.c, leftmost-first like HF's
+ *      Oniguruma) and behaviour, ByteLevel (prefix space, GPT-2's regex),
+ *      Digits. Qwen's and Llama 3's patterns, e.g. Qwen's
  *        (?i:'s|'t|'re|'ve|'m|'ll|'d) | [^\r\n\p{L}\p{N}]?\p{L}+ | \p{N}
  *        | ?[^\s\p{L}\p{N}]+[\r\n]* | \s*[\r\n]+ | \s+(?!\S) | \s+
- *      HF runs it with Oniguruma, a backtracking engine: at each position
- *      the first alternative that matches wins. fs_pretok_next() below is that
- *      regex written out by hand, alternative by alternative;
+ *      run on fs_pretok_scan() below instead: the same regex written out by
+ *      hand, alternative by alternative (faster; checked against the engine);
  *   4. each piece's bytes become single-byte tokens (the ByteLevel step:
  *      GPT-2 maps each byte to a printable character so that vocab strings
  *      are text; we keep raw bytes and map ids instead), then BPE merges
  *      adjacent pairs, always the pair of lowest merge rank first (ties:
- *      leftmost), as HF's Word::merge_all does with its binary heap.
+ *      leftmost), as HF's Word::merge_all does with its binary heap; with
+ *      ignore_merges (Llama 3) a piece that is a vocab entry is taken whole;
+ *   5. on request, the post-processor's special tokens around the ids.
  *
  * Tables are built once at load, sized from the file: a token-bytes -> id
  * hash (open addressing) and a (left id, right id) -> (rank, merged id) hash.
