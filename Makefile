@@ -158,6 +158,8 @@ build-all: $(BUILD)/fs $(TEST_BIN) $(TOOL_BIN)
 test: $(BUILD)/fs $(TEST_BIN) $(TOOL_BIN)
 	@$(MAKE) --no-print-directory $(TOKENIZER) || \
 	  echo "make test: the Qwen3 tokenizer could not be fetched; the tests that need it will be skipped"
+	@sh scripts/fetch_tokenizers.sh || \
+	  echo "make test: the other families' tokenizers could not be fetched; e2e_tokenizers will skip them"
 	sh tests/run.sh $(BUILD)
 
 # ---- fuzzing and sanitizers (issue 18) -------------------------------------
@@ -171,12 +173,13 @@ FUZZ_CFLAGS ?= -std=c11 -g -O1 -D_POSIX_C_SOURCE=200809L -Isrc \
 FUZZ_LIBS   := -lm $(if $(filter Linux,$(UNAME_S)),-ldl)
 FUZZ_JSON   := src/json.c src/util.c
 FUZZ_ST     := src/safetensors.c src/tensor.c $(FUZZ_JSON)
-FUZZ_TOK    := src/tokenizer.c src/unicode.c src/unicode_tables.c $(FUZZ_JSON)
+FUZZ_TOK    := src/tokenizer.c src/regex.c src/unicode.c src/unicode_tables.c $(FUZZ_JSON)
 fuzz_json_SRC        := $(FUZZ_JSON)
 fuzz_safetensors_SRC := $(FUZZ_ST)
 fuzz_model_SRC       := src/model.c src/arch.c src/quant.c $(FUZZ_ST)
 fuzz_tokenizer_SRC   := $(FUZZ_TOK)
 fuzz_tokenizer_load_SRC := $(FUZZ_TOK)
+fuzz_regex_SRC       := $(FUZZ_TOK)
 fuzz_chat_SRC        := src/chat_template.c $(FUZZ_JSON)
 fuzz_quant_SRC       := src/quant.c src/cpu/quant_cpu.c src/model.c src/arch.c $(FUZZ_ST)
 fuzz_pull_SRC        := src/pull.c src/sha256.c src/model.c src/arch.c $(FUZZ_ST)

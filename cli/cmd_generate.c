@@ -74,12 +74,12 @@ int fs_cmd_generate(int argc, char **argv) {
     int *ids = NULL, n_ids = 0;
     if ((rc = cli_opts_prompt(&o, &text, &len)) || (rc = cli_opts_open(&o, NULL, FS_ENGINE_TOKENIZER, &g))) goto out;
     rc = FS_EXIT_INPUT;
-    if (fs_engine_encode(g, text, len, &ids, &n_ids, &e)) {
+    if (fs_engine_encode_prompt(g, text, len, &ids, &n_ids, &e)) {
         cli_fail(CMD, FS_EXIT_INPUT, "prompt: %s", e.msg);
         goto out;
     }
     if (n_ids == 0) {
-        cli_fail(CMD, FS_EXIT_INPUT, "empty prompt: Qwen3 has no BOS token, so there is nothing to continue");
+        cli_fail(CMD, FS_EXIT_INPUT, "empty prompt: this tokenizer adds no BOS token, so there is nothing to continue");
         goto out;
     }
     if ((rc = cli_opts_seq(&o, g, &q))) goto out;

@@ -5,6 +5,9 @@
  *   fs tokenize -m MODEL -f FILE            the same for a file's bytes
  *   fs tokenize -m MODEL --jsonl            stdin: one JSON string per line;
  *                                           stdout: one JSON array of ids per line
+ *   fs tokenize --add-special ...           also the post-processor's special tokens
+ *                                           (Llama 3's <|begin_of_text|>), as HF's
+ *                                           tokenizer(text) adds them
  *   fs tokenize -m MODEL --bench FILE       encode speed (MB/s) and load time
  *   fs detokenize -m MODEL 9707 1879        the text, exactly (no newline added)
  *   fs detokenize -m MODEL --jsonl          stdin: one JSON array of ids per line;
@@ -28,7 +31,7 @@
 static void tokenize_usage(FILE *f) {
     fprintf(f,
             "usage: fs tokenize [-m MODEL] [TEXT | -f FILE | --jsonl | --bench FILE]\n"
-            "  Encode text into Qwen3 token ids with MODEL/tokenizer.json (MODEL may also\n"
+            "  Encode text into token ids with MODEL/tokenizer.json (MODEL may also\n"
             "  be the path of a tokenizer.json; -m defaults to $FS_MODEL, else the shipped\n"
             "  models/tiny).\n"
             "  TEXT          encode this argument; with neither TEXT nor -f, read stdin\n"
@@ -36,6 +39,8 @@ static void tokenize_usage(FILE *f) {
             "  --jsonl       read one JSON string per stdin line, write one JSON array\n"
             "                of ids per line\n"
             "  --bench FILE  report tokenizer load time and encode speed (MB/s) on FILE\n"
+            "  --add-special add the post-processor's special tokens (Llama 3: <|begin_of_text|>\n"
+            "                first), as HF's tokenizer(text) does; without it, the text's ids only\n"
             "Output: ids separated by single spaces, then a newline.\n"
             "Exit: 0 ok, 1 usage, 2 bad input (unreadable tokenizer, invalid UTF-8, bad JSON).\n");
 }
@@ -99,7 +104,7 @@ static int bench(const char *cmd, const char *model, const char *file) {
     return rc;
 }
 
-static int tokenize_jsonl(const char *cmd, fs_tokenizer *t) {
+static int tokenize_jsonl(const char *cmd, fs_tokenizer *t, int add_special) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -119,7 +124,7 @@ static int tokenize_jsonl(const char *cmd, fs_tokenizer *t) {
             break;
         }
         int *ids, n_ids;
-        int bad = fs_tokenizer_encode(t, doc.root->str, doc.root->len, &ids, &n_ids, &e);
+        int bad = fs_tokenizer_encode_opt(t, doc.root->str, doc.root->len, add_special, &ids, &n_ids, &e);
         fs_json_free(&doc);
         if (bad) {
             rc = cli_fail(cmd, FS_EXIT_INPUT, "stdin line %ld: %s", lineno, e.msg);
@@ -136,7 +141,7 @@ static int tokenize_jsonl(const char *cmd, fs_tokenizer *t) {
 
 int fs_cmd_tokenize(int argc, char **argv) {
     const char *cmd = "tokenize", *model = NULL, *file = NULL, *bench_file = NULL, *text = NULL;
-    int jsonl = 0;
+    int jsonl = 0, add_special = 0;
     for (int i = 1; i < argc; i++) {
         int r;
         if (cli_is_help(argv[i])) {
@@ -151,6 +156,8 @@ int fs_cmd_tokenize(int argc, char **argv) {
             if (r < 0) return FS_EXIT_USAGE;
         } else if (!strcmp(argv[i], "--jsonl")) {
             jsonl = 1;
+        } else if (!strcmp(argv[i], "--add-special")) {
+            add_special = 1;
         } else if (argv[i][0] == '-' && argv[i][1] && !text) {
             tokenize_usage(stderr);
             return cli_fail(cmd, FS_EXIT_USAGE, "unknown option %s", argv[i]);
@@ -173,7 +180,7 @@ int fs_cmd_tokenize(int argc, char **argv) {
     if (load(cmd, model, &t)) return FS_EXIT_INPUT;
     int rc = FS_EXIT_OK;
     if (jsonl) {
-        rc = tokenize_jsonl(cmd, t);
+        rc = tokenize_jsonl(cmd, t, add_special);
     } else {
         char *data = NULL;
         size_t len;
@@ -185,7 +192,7 @@ int fs_cmd_tokenize(int argc, char **argv) {
         }
         if (rc == FS_EXIT_OK) {
             int *ids, n_ids;
-            if (fs_tokenizer_encode(t, text ? text : data, len, &ids, &n_ids, &e) < 0) {
+            if (fs_tokenizer_encode_opt(t, text ? text : data, len, add_special, &ids, &n_ids, &e) < 0) {
                 rc = cli_fail(cmd, FS_EXIT_INPUT, "%s", e.msg);
             } else {
                 print_ids(ids, n_ids);

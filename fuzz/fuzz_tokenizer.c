@@ -7,7 +7,13 @@
  *   - decode(encode(x)) == x normalized the way encode normalizes: NFC on
  *     each span between added tokens (found here by a plain leftmost-longest
  *     search, independent of the tokenizer's own matcher);
- *   - the streaming decoder gives the same bytes, each push valid UTF-8.
+ *   - the streaming decoder gives the same bytes, each push valid UTF-8;
+ *   - add_special adds nothing (Qwen's post-processor is ByteLevel only).
+ * When Llama 3.2's tokenizer is here too (FS_TOKENIZER2, default
+ * models/tok-llama3_2/tokenizer.json; `make tokenizers`), it runs through
+ * the regex engine (its Split pattern is not Qwen's), with no normalizer:
+ * decode(encode(x)) == x exactly, and add_special puts <|begin_of_text|>
+ * (128000) in front.
  * Invalid UTF-8 must be rejected by encode, never crash it; such an input
  * is then also mapped to valid UTF-8 (each bad byte picks a code point from
  * a list of troublemakers: combining marks, jamo, odd spaces, U+017F) and
@@ -26,7 +32,8 @@
 #include "unicode.h"
 #include "util.h"
 
-static fs_tokenizer *tok;
+static fs_tokenizer *tok, *tok2;
+static int tried2;
 
 static const char *added[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>",
                               "<|object_ref_end|>", "<|box_start|>", "<|box_end|>", "<|quad_start|>",
@@ -107,6 +114,27 @@ static int check(const uint8_t *data, size_t size) {
     if (rc < 0) die(e.msg);
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= fs_tokenizer_n_vocab(tok)) die("id out of range");
+    int *sids, ns;
+    if (fs_tokenizer_encode_opt(tok, text, size, 1, &sids, &ns, &e) < 0) die(e.msg);
+    if (ns != n || memcmp(sids, ids, (size_t)n * sizeof *ids) != 0) die("Qwen: add_special changed the ids");
+    free(sids);
+    if (!tried2) {
+        tried2 = 1;
+        const char *p2 = getenv("FS_TOKENIZER2");
+        p2 = p2 && *p2 ? p2 : "models/tok-llama3_2/tokenizer.json";
+        if (fs_file_exists(p2) && fs_tokenizer_load(&tok2, p2, &e) < 0) die(e.msg);
+    }
+    if (tok2) {
+        int *lids, nl;
+        if (fs_tokenizer_encode_opt(tok2, text, size, 1, &lids, &nl, &e) < 0) die(e.msg);
+        if (nl < 1 || lids[0] != 128000) die("Llama: add_special did not put <|begin_of_text|> first");
+        char *back;
+        size_t back_len;
+        if (fs_tokenizer_decode(tok2, lids + 1, nl - 1, &back, &back_len, &e) < 0) die(e.msg);
+        if (back_len != size || memcmp(back, text, size) != 0) die("Llama: decode(encode(x)) != x");
+        free(back);
+        free(lids);
+    }
 
     /* Expected text: NFC per span, added tokens kept verbatim. */
     char *want = malloc(size * 3 + 16);

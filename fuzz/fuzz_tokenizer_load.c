@@ -7,7 +7,8 @@
  * does from the file. A failure must be one line starting with the name.
  * When a tokenizer loads:
  *   - TEXT (when valid UTF-8) encodes, every id below fs_tokenizer_n_vocab;
- *     invalid UTF-8 is refused, never crashes;
+ *     invalid UTF-8 is refused, never crashes; with add_special the ids are
+ *     the same, with fs_tokenizer_n_special more around them;
  *   - those ids decode; the streaming decoder gives the same bytes, each
  *     push valid UTF-8 and within FS_DETOK_MAX_OUT;
  *   - every id's bytes can be read and are at most max_token_bytes long;
@@ -95,6 +96,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc) die("valid UTF-8 did not encode", e.msg);
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= n_vocab) die("id out of range", NULL);
+    int *sids = NULL, ns = 0;
+    if (fs_tokenizer_encode_opt(t, text, text_len, 1, &sids, &ns, &e)) die("add_special encode failed", e.msg);
+    if (ns != n + fs_tokenizer_n_special(t)) die("add_special did not add n_special ids", NULL);
+    int found = 0;
+    for (int k = 0; k + n <= ns && !found; k++) found = memcmp(sids + k, ids, (size_t)n * sizeof *ids) == 0;
+    if (!found) die("add_special changed the text's ids", NULL);
+    for (int i = 0; i < ns; i++)
+        if (sids[i] < 0 || sids[i] >= n_vocab) die("special id out of range", NULL);
+    free(sids);
 
     char *got;
     size_t got_len;

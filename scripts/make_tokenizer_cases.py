@@ -3,6 +3,15 @@
 tokenizer golden inputs (one JSON string per line).
 
 Usage:  python3 scripts/make_tokenizer_cases.py > tests/golden/tokenizer/cases.jsonl
+        python3 scripts/make_tokenizer_cases.py --all > tests/golden/tokenizers/cases.jsonl
+
+The first form is Qwen3's set (kept as it was, so its committed expected
+file stays valid). --all adds the cases the other families need: their
+special tokens in text (Llama 3's headers, GPT-2's <|endoftext|>), the
+added-token flags of the hand-made variants (lstrip, rstrip, single_word,
+normalized), digit runs for \\p{N}{1,3} and Digits, the Split behaviours'
+delimiters, prefix-space edge cases; scripts/make_tokenizer_variants.py
+describes the variants.
 
 Standard library only, and deterministic (a fixed seed), so the file can be
 regenerated and reviewed as a diff. The expected ids come from HF
@@ -162,7 +171,41 @@ words = ["the", "of", "and", "model", "token", "Qwen", "inference", "数据", "�
 for i in range(12):
     add(" ".join(R.choice(words) for _ in range(R.randint(50, 300))))
 
+# --- the other families (--all) -------------------------------------------------------
+EXTRA = [
+    # Llama 3's added tokens, real and near misses
+    "<|begin_of_text|>Hello", "<|begin_of_text|>", "<|end_of_text|>", "<|eot_id|>", "<|eom_id|>",
+    "<|start_header_id|>user<|end_header_id|>\n\nhi<|eot_id|>", "<|python_tag|>print(1)",
+    "<|reserved_special_token_0|>", "<|reserved_special_token_247|>", "<|finetune_right_pad_id|>",
+    "<|start_header_id|>", "<|start_header_id|", "<|eot_id>", "x<|eot_id|>y<|eot_id|>",
+    "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
+    "Today Date: 26 Jul 2024\n\n<|eot_id|>",
+    # GPT-2 and the variants' added tokens
+    "<|endoftext|>Hello", "a<|endoftext|>b", "<mask>", " <mask>", "a  <mask> b", "a\t\n<mask>b", "<mask><mask>",
+    "x[R]   y", "[R]\n\nz", "[R]", "  [R]  ", "word", "a word b", "words", "sword", "_word", "word_", "1word",
+    "word1", "\u00e9word", "word.", "(word)", "word word", "wordword", "e\u0301!", "\u00e9!", "cafe\u0301!",
+    "<both>", "  <both>  x", "x<both>y", "<s>", "</s>", "<s>hi</s>", "<s", "s>",
+    # digit runs: \p{N}{1,3} (Llama 3), Digits (SmolLM2), GPT-2's ` ?\p{N}+`
+    "1", "12", "123", "1234", "12345", "123456", "1234567", "12 345 6789", "3.14159265", "1,234,567.89",
+    "\uff11\uff12\uff13\uff14", "\u0660\u0661\u0662\u0663\u0664", "x1y22z333w4444", "2024-12-04T17:45:00Z",
+    "\u00b2\u00b3\u00b9", "\u2160\u2161\u2162\u2163", " 42", "  42", "a42b",
+    # Split behaviours' delimiters (the "splits" variant)
+    "a--b--c", "x--", "--x", "----", "abc123def456", "xxaxx", "queueing", "aeiou", "AEIOU", "x1x2x",
+    "tax-exempt--maybe", "  multiple   spaces  ", "exxxtra", "xox", "oxo",
+    # prefix space (the "flags" variant adds one to every piece not starting with ' ')
+    " leading", "no leading", "\tTab", "\nNL", "  two", "\u00a0nbsp", "<s> x",
+    # case: GPT-2's contractions are case-sensitive, Llama 3's and Qwen's are not
+    "IT'S", "I'M", "YOU'RE", "it's", "We'Ve", "'S", "'s'S",
+    # single_word ("wordz" in the "flags" variant)
+    "wordz", "a wordz b", "wordzz", "xwordz", "wordz.", "(wordz)", "wordz wordz", "  wordz", "_wordz", "wordz_",
+    "\u00e9wordz", "1wordz", "wordz1", "\u00a0wordz", "wordz\u00a0", "\u00b2wordz", "wordz\u0301", "wordz\u200d",
+]
+
+
 if __name__ == "__main__":
+    if "--all" in sys.argv[1:]:
+        for x in EXTRA:
+            cases.append(x)
     seen = set()
     out = []
     for c in cases:

@@ -142,6 +142,13 @@ int fs_engine_encode(const fs_engine *g, const char *text, size_t len, int **ids
     return fs_tokenizer_encode(g->tok, text, len, ids, n, e);
 }
 
+int fs_engine_encode_prompt(const fs_engine *g, const char *text, size_t len, int **ids, int *n, fs_err *e) {
+    *ids = NULL;
+    *n = 0;
+    if (need_tokenizer(g, e)) return -1;
+    return fs_tokenizer_encode_opt(g->tok, text, len, 1, ids, n, e);
+}
+
 /* ---- sampling settings ---- */
 
 /* Different in every run: the wall clock's seconds and nanoseconds, and

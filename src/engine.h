@@ -95,6 +95,9 @@ int fs_engine_n_ctx(const fs_engine *g);
 /* Text to ids with the engine's tokenizer (an error if it has none).
  * *ids is malloc'd. */
 int fs_engine_encode(const fs_engine *g, const char *text, size_t len, int **ids, int *n, fs_err *e);
+/* The same with the tokenizer's post-processor special tokens (Llama 3's
+ * <|begin_of_text|>), as HF's tokenizer(text) encodes a raw prompt. */
+int fs_engine_encode_prompt(const fs_engine *g, const char *text, size_t len, int **ids, int *n, fs_err *e);
 
 /* ---- sampling settings: the model's defaults, then the caller's ---- */
 

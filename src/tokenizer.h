@@ -1,11 +1,16 @@
-/* tokenizer.h - Qwen3's byte-level BPE, loaded from a Hugging Face
- * tokenizer.json, exact against HF `tokenizers`.
+/* tokenizer.h - byte-level BPE tokenizers (Qwen2/2.5/3, Llama 3, GPT-2,
+ * SmolLM2 ...) built from the pipeline a Hugging Face tokenizer.json
+ * describes, exact against HF `tokenizers`.
  *
- * encode: text -> split out added/special tokens (<|im_start|> ...), found
- *         in the raw text as HF does -> NFC each remaining span
- *         -> pre-tokenize it with Qwen's regex
- *         -> map bytes to the byte-level alphabet -> BPE merges by rank -> ids
+ * encode: text -> split out added tokens (<|im_start|> ...), found in the
+ *         raw text as HF does -> the normalizer (NFC) on each remaining
+ *         span -> the pre_tokenizer's steps (Split with its own regex,
+ *         compiled by src/regex.c; ByteLevel; Digits) -> map bytes to the
+ *         byte-level alphabet -> BPE merges by rank -> ids
+ *         -> the post_processor's special tokens, when asked for
  * decode: ids -> token bytes (byte-level alphabet mapped back) -> UTF-8 text
+ * Whatever a tokenizer.json asks for that is not implemented is a load
+ * error naming it.
  *
  * Docs: docs/tokenizer.md
  */
@@ -31,6 +36,17 @@ void fs_tokenizer_free(fs_tokenizer *t);
 int fs_tokenizer_encode(const fs_tokenizer *t, const char *text, size_t len,
                         int **ids, int *n_ids, fs_err *e);
 
+/* The same, as HF's tokenizer.encode(text, add_special_tokens=...):
+ * add_special = 1 also adds the post-processor's special tokens (Llama 3:
+ * <|begin_of_text|> first), which is what HF's `tokenizer(text)` gives;
+ * fs_tokenizer_encode is add_special = 0, how apply_chat_template
+ * tokenizes (the template writes those tokens itself). */
+int fs_tokenizer_encode_opt(const fs_tokenizer *t, const char *text, size_t len, int add_special,
+                            int **ids, int *n_ids, fs_err *e);
+
+/* How many ids add_special = 1 adds (0 for Qwen, 1 for Llama 3). */
+int fs_tokenizer_n_special(const fs_tokenizer *t);
+
 /* One past the largest id (vocab plus added tokens). */
 int fs_tokenizer_n_vocab(const fs_tokenizer *t);
 
@@ -55,11 +71,16 @@ int fs_tokenizer_is_special(const fs_tokenizer *t, int id);
 int fs_tokenizer_decode(const fs_tokenizer *t, const int *ids, int n_ids,
                         char **text, size_t *len, fs_err *e);
 
-/* The pre-tokenizer alone (exposed for tests and the docs): the end of the
- * pre-token that starts at byte i of text[0..n), i < n. text must be valid
- * UTF-8 and already NFC; encode splits each span between added tokens into
- * pieces this way, then runs BPE on each piece. */
+/* Qwen's pre-tokenizer regex written out by hand (exposed for tests and the
+ * docs): the end of the pre-token that starts at byte i of text[0..n),
+ * i < n. text must be valid UTF-8. A tokenizer.json whose Split has exactly
+ * Qwen's (or Llama 3's) pattern uses this instead of the regex engine (same
+ * pieces, faster); tests/test_regex.c and fuzz/fuzz_regex.c check the two
+ * agree. */
 size_t fs_pretok_next(const char *text, size_t n, size_t i);
+/* The same scanner with alternative 3 taking up to max_digits number
+ * characters: 3 is Llama 3's pattern (\p{N}{1,3}), which it runs too. */
+size_t fs_pretok_scan(const char *text, size_t n, size_t i, int max_digits);
 
 /* Streaming decode: feed ids one at a time, get back only complete UTF-8
  * characters, so a write never splits a character. A token can end in the

@@ -45,6 +45,16 @@ uint32_t fs_unicode_compose(uint32_t a, uint32_t b) {
     return lo < fs_ucd_n_comps && fs_ucd_comps[lo].pair == key ? fs_ucd_comps[lo].composite : 0;
 }
 
+uint32_t fs_unicode_fold(uint32_t cp) {
+    size_t lo = 0, hi = fs_ucd_n_fold;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (fs_ucd_fold[mid][0] < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < fs_ucd_n_fold && fs_ucd_fold[lo][0] == cp ? fs_ucd_fold[lo][1] : cp;
+}
+
 int fs_unicode_decompose(uint32_t cp, uint32_t out[4]) {
     if (cp >= SBASE && cp < SBASE + SCOUNT) {
         uint32_t s = cp - SBASE;

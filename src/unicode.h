@@ -1,6 +1,7 @@
 /* unicode.h - the few Unicode facts the tokenizer needs: which code points
- * are letters (\p{L}), numbers (\p{N}) and white space (\s), and NFC
- * normalization (Qwen3's tokenizer.json normalizer).
+ * are letters (\p{L}), numbers (\p{N}) and white space (\s), every code
+ * point's general category and simple case folding (for the pre-tokenizer
+ * regexes, src/regex.c), and NFC normalization (the NFC normalizer).
  *
  * The data comes from the Unicode Character Database through the generated
  * src/unicode_tables.c (tools/gen_unicode.py; fs_ucd_version names the UCD
@@ -41,6 +42,22 @@ extern const fs_ucd_decomp fs_ucd_decomps[];
 extern const uint32_t fs_ucd_decomp_pool[];
 extern const fs_ucd_comp fs_ucd_comps[];
 extern const size_t fs_ucd_n_decomps, fs_ucd_n_comps;
+/* General category, same two-level shape; values are the FS_GC_* below. */
+extern const uint8_t fs_ucd_gc_stage1[0x1100];
+extern const uint8_t fs_ucd_gc_stage2[][256];
+/* Simple case folding (CaseFolding.txt C + S): {cp, folded}, sorted by cp. */
+extern const uint32_t fs_ucd_fold[][2];
+extern const size_t fs_ucd_n_fold;
+
+/* General categories, in tools/gen_unicode.py's GC_NAMES order (Cn, the
+ * unassigned code points, is 0). The regex engine's \p{..} classes are
+ * bit masks over these. */
+enum {
+    FS_GC_Cn, FS_GC_Lu, FS_GC_Ll, FS_GC_Lt, FS_GC_Lm, FS_GC_Lo, FS_GC_Mn, FS_GC_Mc, FS_GC_Me,
+    FS_GC_Nd, FS_GC_Nl, FS_GC_No, FS_GC_Pc, FS_GC_Pd, FS_GC_Ps, FS_GC_Pe, FS_GC_Pi, FS_GC_Pf,
+    FS_GC_Po, FS_GC_Sm, FS_GC_Sc, FS_GC_Sk, FS_GC_So, FS_GC_Zs, FS_GC_Zl, FS_GC_Zp, FS_GC_Cc,
+    FS_GC_Cf, FS_GC_Cs, FS_GC_Co, FS_GC_COUNT
+};
 
 /* ---- queries ---- (cp must be <= 0x10FFFF) */
 static inline int fs_unicode_class(uint32_t cp) {
@@ -52,6 +69,12 @@ static inline int fs_unicode_is_space(uint32_t cp) { return fs_unicode_class(cp)
 static inline int fs_unicode_ccc(uint32_t cp) {
     return fs_ucd_ccc_stage2[fs_ucd_ccc_stage1[cp >> 8]][cp & 255];
 }
+
+static inline int fs_unicode_gc(uint32_t cp) {
+    return fs_ucd_gc_stage2[fs_ucd_gc_stage1[cp >> 8]][cp & 255];
+}
+/* Simple case folding: the folded code point (cp itself when it has none). */
+uint32_t fs_unicode_fold(uint32_t cp);
 
 /* Canonical composite of (a, b) (Hangul included), or 0 if none. */
 uint32_t fs_unicode_compose(uint32_t a, uint32_t b);

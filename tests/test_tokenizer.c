@@ -288,6 +288,175 @@ static void test_real(const fs_tokenizer *t) {
     free(data);
 }
 
+/* ---- the pipeline, on small hand-made tokenizer.json files -------------- */
+
+/* A byte-level tokenizer.json: ids 0..255 are the bytes (spelled in GPT-2's
+ * alphabet), 256 "ab" (merge a b), 257 " a" (merge Ġ a); `pipeline` is the
+ * rest of the object's members ("normalizer": ..., "added_tokens": ...),
+ * `model_extra` more members of "model". Returns malloc'd text. */
+static char *mini_json(const char *pipeline, const char *model_extra) {
+    size_t cap = 16384 + strlen(pipeline) + strlen(model_extra), o = 0;
+    char *j = malloc(cap);
+    o += (size_t)snprintf(j + o, cap - o, "{%s%s\"model\": {\"type\": \"BPE\", %s%s\"vocab\": {", pipeline,
+                          *pipeline ? ", " : "", model_extra, *model_extra ? ", " : "");
+    int next = 256;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        char u[4];
+        int n = fs_utf8_encode(printable ? (uint32_t)b : (uint32_t)next++, u);
+        o += (size_t)snprintf(j + o, cap - o, "%s\"%s%.*s\": %d", b ? ", " : "", (b == '"' || b == '\\') ? "\\" : "",
+                              n, u, b);
+    }
+    o += (size_t)snprintf(j + o, cap - o, ", \"ab\": 256, \"\xC4\xA0" "a\": 257}, \"merges\": [\"a b\", \"\xC4\xA0 a\"]}}");
+    return j;
+}
+
+#define BL "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}"
+#define DEC "\"decoder\": " BL
+
+/* Encode text with the tokenizer built from pipeline (+ model_extra);
+ * compare the ids with want[0..n_want) (add_special as given). */
+static void check_mini(const char *pipeline, const char *model_extra, const char *text, int add_special,
+                       const int *want, int n_want) {
+    char *json = mini_json(pipeline, model_extra);
+    fs_tokenizer *t;
+    fs_err e;
+    int rc = fs_tokenizer_parse(&t, json, strlen(json), "mini.json", &e);
+    free(json);
+    CHECKF(rc == 0, "%s", e.msg);
+    if (rc) return;
+    int *ids, n;
+    rc = fs_tokenizer_encode_opt(t, text, strlen(text), add_special, &ids, &n, &e);
+    CHECKF(rc == 0, "%s", e.msg);
+    int same = rc == 0 && n == n_want;
+    for (int i = 0; same && i < n; i++) same = ids[i] == want[i];
+    if (!same) {
+        fprintf(stderr, "  \"%s\" -> ", text);
+        for (int i = 0; rc == 0 && i < n; i++) fprintf(stderr, "%d ", ids[i]);
+        fputc('\n', stderr);
+    }
+    CHECKF(same, "pipeline {%s} on \"%s\"", pipeline, text);
+    if (rc == 0) free(ids);
+    fs_tokenizer_free(t);
+}
+#define MINI(pipeline, extra, text, special, ...) do { static const int w_[] = {__VA_ARGS__}; \
+    check_mini(pipeline, extra, text, special, w_, (int)(sizeof w_ / sizeof w_[0])); } while (0)
+
+static void test_pipeline(void) {
+    /* no split: "ab" merges; a Split on "b" keeps them apart */
+    MINI("\"pre_tokenizer\": " BL ", " DEC, "", "ab", 0, 256);
+    MINI("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+         "{\"Regex\": \"b\"}, \"behavior\": \"Isolated\", \"invert\": false}, " BL "]}, " DEC, "", "ab", 0, 'a', 'b');
+    /* Split behaviours on "xaby" with the delimiter "b" (a|b apart is 97 98,
+     * together 256) */
+    static const char *split_pre = "\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": "
+                                   "\"Split\", \"pattern\": {\"String\": \"%s\"}, \"behavior\": \"%s\", \"invert\": %s}, "
+                                   BL "]}, " DEC;
+    char pl[1024];
+    snprintf(pl, sizeof pl, split_pre, "b", "Removed", "false");
+    MINI(pl, "", "xaby", 0, 'x', 'a', 'y');
+    snprintf(pl, sizeof pl, split_pre, "b", "MergedWithPrevious", "false");
+    MINI(pl, "", "xaby", 0, 'x', 256, 'y');
+    snprintf(pl, sizeof pl, split_pre, "a", "MergedWithNext", "false");
+    MINI(pl, "", "xaby", 0, 'x', 256, 'y');
+    snprintf(pl, sizeof pl, split_pre, "x", "MergedWithNext", "true"); /* invert: "aby" is the match */
+    MINI(pl, "", "xaby", 0, 'x', 256, 'y');
+    snprintf(pl, sizeof pl, split_pre, "a", "Removed", "true");       /* invert: only the a's stay */
+    MINI(pl, "", "xaaby", 0, 'a', 'a');
+    /* Digits: individual (1|2|3) or contiguous (123 as one piece) - seen
+     * through ignore_merges, which takes a piece that is a vocab entry whole */
+    MINI("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Digits\", "
+         "\"individual_digits\": true}, " BL "]}, " DEC, "", "a12b", 0, 'a', '1', '2', 'b');
+    MINI("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+         "{\"Regex\": \"\\\\s\"}, \"behavior\": \"Isolated\", \"invert\": false}, " BL "]}, " DEC,
+         "\"ignore_merges\": true", "ab ab", 0, 256, ' ', 256);
+    /* ByteLevel's add_prefix_space: "a" becomes " a" (257), each piece */
+    MINI("\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"use_regex\": false}, " DEC, "",
+         "a", 0, 257);
+    MINI("\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": true, \"use_regex\": true}, " DEC, "",
+         "a.a", 0, 257, '.', 'a'); /* the prefix goes on before the split */
+    /* the post-processor: add_special adds the template's tokens */
+    static const char *tmpl = "\"added_tokens\": [{\"id\": 258, \"content\": \"<s>\", \"special\": true, \"normalized\": "
+                              "false}], \"pre_tokenizer\": " BL ", " DEC ", \"post_processor\": {\"type\": \"Sequence\", "
+                              "\"processors\": [" BL ", {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+                              "{\"id\": \"<s>\", \"type_id\": 0}}, {\"Sequence\": {\"id\": \"A\", \"type_id\": 0}}, "
+                              "{\"SpecialToken\": {\"id\": \"<s>\", \"type_id\": 0}}], \"special_tokens\": {\"<s>\": "
+                              "{\"id\": \"<s>\", \"ids\": [258], \"tokens\": [\"<s>\"]}}}]}";
+    MINI(tmpl, "", "ab", 1, 258, 256, 258);
+    MINI(tmpl, "", "ab", 0, 256);
+    MINI(tmpl, "", "", 1, 258, 258);
+    /* added-token flags */
+    static const char *flags = "\"added_tokens\": ["
+        "{\"id\": 258, \"content\": \"<l>\", \"lstrip\": true, \"special\": true, \"normalized\": false}, "
+        "{\"id\": 259, \"content\": \"<r>\", \"rstrip\": true, \"special\": true, \"normalized\": false}, "
+        "{\"id\": 260, \"content\": \"wd\", \"single_word\": true, \"special\": false, \"normalized\": false}, "
+        "{\"id\": 261, \"content\": \"e\\u0301\", \"special\": false, \"normalized\": true}], "
+        "\"normalizer\": {\"type\": \"NFC\"}, \"pre_tokenizer\": " BL ", " DEC;
+    MINI(flags, "", "x \t<l>y", 0, 'x', 258, 'y');
+    MINI(flags, "", "x<r> \ny", 0, 'x', 259, 'y');
+    MINI(flags, "", "<r> <l>", 0, 259, 258);
+    MINI(flags, "", "a wd.", 0, 'a', ' ', 260, '.');
+    MINI(flags, "", "awd wdb", 0, 'a', 'w', 'd', ' ', 'w', 'd', 'b'); /* next to a word character: plain text */
+    MINI(flags, "", "\xC3\xA9", 0, 261);                           /* é: the token's NFC */
+    MINI(flags, "", "e\xCC\x81" "e", 0, 261, 'e');                /* decomposed text is normalized first */
+}
+
+/* What a tokenizer.json asks for and we do not implement is refused by name. */
+static void check_refused(const char *pipeline, const char *model_extra, const char *want) {
+    char *json = mini_json(pipeline, model_extra);
+    fs_tokenizer *t = (fs_tokenizer *)1;
+    fs_err e = {{0}};
+    int rc = fs_tokenizer_parse(&t, json, strlen(json), "bad.json", &e);
+    free(json);
+    CHECKF(rc == -1 && t == NULL && strstr(e.msg, want) && strncmp(e.msg, "bad.json: ", 10) == 0,
+           "got \"%s\", want \"%s\"", e.msg, want);
+}
+
+static void test_refused(void) {
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"normalizer\": {\"type\": \"NFKC\"}", "",
+                  "normalizer NFKC is not supported (supported: NFC, Sequence)");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"normalizer\": {\"type\": \"Sequence\", \"normalizers\": "
+                  "[{\"type\": \"NFC\"}, {\"type\": \"Lowercase\"}]}", "", "normalizer Lowercase is not supported");
+    check_refused(DEC, "", "pre_tokenizer is missing");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Metaspace\"}, " DEC, "", "pre_tokenizer Metaspace is not supported");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Whitespace\"}]}, " DEC,
+                  "", "pre_tokenizer Whitespace is not supported");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Digits\"}, " DEC, "", "pre_tokenizer has no ByteLevel step");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [" BL ", {\"type\": \"Digits\"}]}, "
+                  DEC, "", "pre_tokenizer Digits after ByteLevel is not supported");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                  "{\"Regex\": \"a(?<=b)\"}, \"behavior\": \"Isolated\"}, " BL "]}, " DEC, "",
+                  "pre_tokenizer Split: regex: unsupported lookbehind (?<=...) / (?<!...) at offset 1");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                  "{\"Regex\": \"a*\"}, \"behavior\": \"Isolated\"}, " BL "]}, " DEC, "",
+                  "pre_tokenizer Split: the pattern can match the empty string");
+    check_refused("\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": "
+                  "{\"Regex\": \"a\"}, \"behavior\": \"Sideways\"}, " BL "]}, " DEC, "",
+                  "pre_tokenizer Split: behavior Sideways is not supported");
+    check_refused("\"pre_tokenizer\": " BL, "", "decoder is missing");
+    check_refused("\"pre_tokenizer\": " BL ", \"decoder\": {\"type\": \"WordPiece\"}", "",
+                  "decoder WordPiece is not supported");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"post_processor\": {\"type\": \"RobertaProcessing\"}", "",
+                  "post_processor RobertaProcessing is not supported");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"post_processor\": {\"type\": \"TemplateProcessing\", "
+                  "\"single\": [{\"SpecialToken\": {\"id\": \"<x>\"}}, {\"Sequence\": {\"id\": \"A\"}}], "
+                  "\"special_tokens\": {}}", "", "special token <x> has no ids");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC, "\"byte_fallback\": true", "model.byte_fallback is not supported");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC, "\"dropout\": 0.1", "model.dropout is not supported");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC, "\"continuing_subword_prefix\": \"##\"",
+                  "model.continuing_subword_prefix is not supported");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"added_tokens\": [{\"id\": 258, \"content\": \"<s>\", "
+                  "\"lstrip\": \"yes\"}]", "", "added_tokens[].lstrip is not true or false");
+    check_refused("\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"use_regex\": 1}, " DEC, "",
+                  "pre_tokenizer ByteLevel.use_regex is not true or false");
+    check_refused("\"pre_tokenizer\": {\"type\": \"M\\u0001x\"}, " DEC, "", "pre_tokenizer M?x is not supported");
+    /* HF re-derives added tokens' ids: "ab" is vocab id 256, a new one gets 258 */
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"added_tokens\": [{\"id\": 300, \"content\": \"ab\"}]", "",
+                  "added token 300 (ab): HF tokenizers would give it id 256");
+    check_refused("\"pre_tokenizer\": " BL ", " DEC ", \"added_tokens\": [{\"id\": 259, \"content\": \"<s>\"}]", "",
+                  "added token 259 (<s>): HF tokenizers would give it id 258");
+}
+
 /* fs_tokenizer_parse reads tokenizer.json's text from memory, as
  * fs_tokenizer_load does from the file (the shipped tiny model's, so no
  * download). */
@@ -342,6 +511,8 @@ int main(void) {
     test_not_regular();
     test_nfc();
     test_pretokenizer();
+    test_pipeline();
+    test_refused();
     const char *dir = getenv("FS_TOKENIZER_DIR");
     if (!dir || !*dir) dir = "models/qwen3-tokenizer";
     char path[1024];

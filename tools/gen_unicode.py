@@ -17,6 +17,11 @@ What it emits (all consumed by src/unicode.c):
     the algorithm in unicode.c), sorted by code point
   - the primary composites: (first, second) -> composite for every canonical
     two-character decomposition whose composite is not Full_Composition_Exclusion
+  - the general category of every code point (two-level again; values are
+    the index in GC_NAMES below, the order src/unicode.h's FS_GC_* follow),
+    for the regex engine's \\p{Lu}, \\p{P}, ... (src/regex.c)
+  - simple case folding (CaseFolding.txt statuses C and S), sorted pairs
+    (code point, folded), for the regex engine's (?i)
 
 Two-level table: stage1[cp >> 8] names a 256-entry block in stage2; equal
 blocks are stored once, which is what makes the table small (most of the
@@ -109,6 +114,25 @@ def two_level(values, name, ctype):
     return s1type, len(blocks), "\n".join(lines)
 
 
+# The order of src/unicode.h's FS_GC_* enum. Cn (unassigned) is 0.
+GC_NAMES = ["Cn", "Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No",
+            "Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So",
+            "Zs", "Zl", "Zp", "Cc", "Cf", "Cs", "Co"]
+
+
+def parse_case_folding(d):
+    out = []
+    with open(os.path.join(d, "CaseFolding.txt"), encoding="utf-8") as f:
+        for line in f:
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = [p.strip() for p in line.split(";")]
+            if parts[1] in ("C", "S"):
+                out.append((int(parts[0], 16), int(parts[2], 16)))
+    return sorted(out)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.stderr.write("usage: gen_unicode.py UCD_DIR > src/unicode_tables.c\n")
@@ -175,11 +199,21 @@ def main():
     for i in range(0, len(comp), 3):
         o.append("    " + " ".join("{0x%XULL, 0x%X}," % r for r in comp[i:i + 3]))
     o.append("};")
-    o.append("const size_t fs_ucd_n_decomps = %d, fs_ucd_n_comps = %d;" % (len(dec_rows), len(comp)))
+    o.append("const size_t fs_ucd_n_decomps = %d, fs_ucd_n_comps = %d;\n" % (len(dec_rows), len(comp)))
+    gcv = [GC_NAMES.index(g) for g in gc]
+    s1t3, nb3, txt3 = two_level(gcv, "gc", "uint8_t")
+    o.append(txt3 + "\n")
+    fold = parse_case_folding(d)
+    o.append("const uint32_t fs_ucd_fold[%d][2] = {" % len(fold))
+    for i in range(0, len(fold), 4):
+        o.append("    " + " ".join("{0x%X, 0x%X}," % r for r in fold[i:i + 4]))
+    o.append("};")
+    o.append("const size_t fs_ucd_n_fold = %d;" % len(fold))
     sys.stdout.write("\n".join(o) + "\n")
     sys.stderr.write("UCD %s: props %d blocks (%s stage1), ccc %d blocks, %d decomps (%d pool), %d comps\n"
                      % (version, nb, s1t, nb2, len(dec_rows), len(pool), len(comp)))
-    if s1t != "uint8_t" or s1t2 != "uint8_t":
+    sys.stderr.write("general category %d blocks, %d case foldings\n" % (nb3, len(fold)))
+    if s1t != "uint8_t" or s1t2 != "uint8_t" or s1t3 != "uint8_t":
         sys.stderr.write("error: more than 256 distinct blocks; unicode.h declares uint8_t stage1\n")
         return 1
     return 0
