@@ -58,13 +58,10 @@ static fs_seq *new_seq(double temperature) {
 
 static int render(const fs_chat_msg *m, size_t n, int think, int **ids, int *n_ids) {
     fs_err e = {{0}};
-    char *text = NULL;
-    if (fs_chat_render(m, n, 1, think, &text, &e) || fs_engine_encode(g, text, strlen(text), ids, n_ids, &e)) {
+    if (fs_engine_chat_prompt(g, m, n, think, ids, n_ids, &e)) {
         fprintf(stderr, "render: %s\n", e.msg);
-        free(text);
         return -1;
     }
-    free(text);
     return 0;
 }
 
@@ -91,9 +88,9 @@ static void check_cache(fs_seq *q) {
 static void case_greedy(void) {
     fs_err e = {{0}};
     fs_seq *a = new_seq(0);
-    fs_chat_msg m[3] = {{"user", "Tell me about the river.", NULL, NULL},
-                        {"assistant", NULL, NULL, NULL},
-                        {"user", "And then what happened?", NULL, NULL}};
+    fs_chat_msg m[3] = {{"user", "Tell me about the river.", NULL, NULL, NULL},
+                        {"assistant", NULL, NULL, NULL, NULL},
+                        {"user", "And then what happened?", NULL, NULL, NULL}};
     fs_seq_gen go = {0};
     go.max_new_tokens = 24;
     fs_seq_stats st;
@@ -128,9 +125,9 @@ static void case_think_stripped(void) {
     fs_err e = {{0}};
     fs_seq *a = new_seq(0);
     const char *reply = "<think>\nThe user greets me.\n</think>\n\nGood day to you.";
-    fs_chat_msg m[3] = {{"user", "Good morning.", NULL, NULL},
-                        {"assistant", reply, NULL, NULL},
-                        {"user", "How are you?", NULL, NULL}};
+    fs_chat_msg m[3] = {{"user", "Good morning.", NULL, NULL, NULL},
+                        {"assistant", reply, NULL, NULL, NULL},
+                        {"user", "How are you?", NULL, NULL, NULL}};
     int *ids1 = NULL, n1 = 0, *rid = NULL, nr = 0;
     CHECK(render(m, 1, 1, &ids1, &n1) == 0);
     CHECK(fs_engine_encode(g, reply, strlen(reply), &rid, &nr, &e) == 0);
@@ -157,7 +154,7 @@ static void case_think_stripped(void) {
 static void case_identical(void) {
     fs_err e = {{0}};
     fs_seq *a = new_seq(0);
-    fs_chat_msg m[1] = {{"user", "Once more.", NULL, NULL}};
+    fs_chat_msg m[1] = {{"user", "Once more.", NULL, NULL, NULL}};
     int *ids = NULL, n = 0;
     fs_seq_stats st;
     CHECK(render(m, 1, 0, &ids, &n) == 0);
