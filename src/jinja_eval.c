@@ -315,7 +315,9 @@ static int repeat(jctx *c, const jnode *at, const jv *seq, int64_t times, jv *ou
     if (!fs_mul_size(unit, (size_t)times, &total) || total > ARENA_LIMIT) return oom(c, at);
     char *p = ja_alloc(&c->arena, total + 1);
     if (!p) return oom(c, at);
-    for (int64_t i = 0; i < times; i++) memcpy(p + (size_t)i * unit, seq->t == JV_STR ? (const void *)seq->s : (const void *)seq->items, unit);
+    if (unit)
+        for (int64_t i = 0; i < times; i++)
+            memcpy(p + (size_t)i * unit, seq->t == JV_STR ? (const void *)seq->s : (const void *)seq->items, unit);
     *out = *seq;
     if (seq->t == JV_STR) out->s = p, out->n = total;
     else out->items = (jv *)p, out->n = seq->n * (size_t)times;
@@ -384,8 +386,8 @@ static int arith(jctx *c, const jnode *x, int op, const jv *a, const jv *b, jv *
         size_t unit = a->t == JV_STR ? 1 : sizeof(jv);
         char *p = ja_alloc(&c->arena, (a->n + b->n) * unit + 1);
         if (!p) return oom(c, x);
-        memcpy(p, a->t == JV_STR ? (const void *)a->s : (const void *)a->items, a->n * unit);
-        memcpy(p + a->n * unit, a->t == JV_STR ? (const void *)b->s : (const void *)b->items, b->n * unit);
+        if (a->n) memcpy(p, a->t == JV_STR ? (const void *)a->s : (const void *)a->items, a->n * unit);
+        if (b->n) memcpy(p + a->n * unit, a->t == JV_STR ? (const void *)b->s : (const void *)b->items, b->n * unit);
         *out = *a;
         if (a->t == JV_STR) out->s = p;
         else out->items = (jv *)p;

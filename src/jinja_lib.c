@@ -734,7 +734,7 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         const jv *rev = arg(a, 0, "reverse"), *attr = arg(a, 2, "attribute");
         if (attr) return jerr(c, at, "sort: attribute= is not supported");
         if (jl_iterate(c, at, in, &items, &cnt) || mklist(c, at, cnt, out)) return -1;
-        memcpy(out->items, items, cnt * sizeof *items);
+        if (cnt) memcpy(out->items, items, cnt * sizeof *items);
         jv *tmp = fs_xmalloc((cnt ? cnt : 1) * sizeof *tmp);
         sort_cmp_err = 0, sort_ctx = c, sort_at = at;
         msort(out->items, tmp, cnt, rev && jv_truthy(rev));
