@@ -1,6 +1,6 @@
 /* jinja_impl.h - what the three parts of the Jinja interpreter share:
- * values (jinja_value.c), the syntax tree (jinja_parse.c builds it,
- * jinja_eval.c walks it), the arena they live in and the output buffer.
+ * values (jinja_value.c), the tokens (jinja_lex.c), the syntax tree
+ * (jinja_parse.c builds it, jinja_eval.c walks it), the arena they live in and the output buffer.
  * Not a public header: use jinja.h.
  *
  * Values are small structs passed by value; strings, lists and dicts point
@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "jinja.h"
 
@@ -180,7 +181,35 @@ struct fs_jinja {
     jnode *root;
 };
 
-/* jinja_parse.c */
+/* ---- tokens: jinja_lex.c makes them, jinja_parse.c reads them ---- */
+
+enum { T_EOF, T_TEXT, T_VAR_BEGIN, T_VAR_END, T_BLOCK_BEGIN, T_BLOCK_END, T_NAME, T_STRING, T_INT, T_FLOAT, T_OP };
+
+typedef struct {
+    int type;
+    int line, col;
+    const char *s; /* name / op / text / decoded string */
+    size_t n;
+    jv value; /* T_INT, T_FLOAT */
+} jtok;
+
+typedef struct {
+    fs_jinja *t;
+    fs_err *e;
+    const char *src; /* normalised source */
+    size_t len;
+    jtok *toks;
+    size_t ntoks, cap, pos;
+    int depth;
+} jparser;
+
+/* "template line L, column C: <message>" into p->e; -1 */
+int jinja_perr(jparser *p, int line, int col, const char *fmt, ...) FS_PRINTF(4, 5);
+/* how a token reads in a message: printable, bounded */
+const char *jinja_tok_desc(const jtok *k, char *buf, size_t cap);
+/* src[0..len) -> p->src (normalised) and p->toks, ending with T_EOF */
+int jinja_lex(jparser *p, const char *src, size_t len);
+/* the tree of a whole template into t->root */
 int jinja_parse(fs_jinja *t, const char *src, size_t len, fs_err *e);
 
 /* ---- rendering (jinja_eval.c), and the library it calls (jinja_lib.c) ---- */
@@ -227,7 +256,28 @@ int jl_filter_known(const char *name, size_t n);
 int jl_test_known(const char *name, size_t n);
 /* the global functions, by name: -1 if none */
 int jl_global_id(const char *name, size_t n);
-/* helpers the evaluator shares with the library */
+/* helpers the evaluator, jinja_lib.c and jinja_str.c share */
+static inline int jl_eqn(const char *s, size_t n, const char *lit) { return strlen(lit) == n && !memcmp(s, lit, n); }
+/* argument i, or the keyword argument name (NULL: not given) */
+static inline const jv *jl_arg(const jargs *a, size_t i, const char *name) {
+    if (i < a->npos) return &a->pos[i];
+    for (size_t k = 0; k < a->nkw; k++)
+        if (jl_eqn(a->kn[k], a->kl[k], name)) return &a->kv[k];
+    return NULL;
+}
+int jl_oom(jctx *c, const jnode *at);
+int jl_mkstr(jctx *c, const jnode *at, const char *s, size_t n, jv *out); /* a copy in the arena */
+int jl_mklist(jctx *c, const jnode *at, size_t n, jv *out);                /* n items, to be filled */
+int jl_need_str(jctx *c, const jnode *at, const jv *v, const char *what);
+int jl_opt_int(jctx *c, const jnode *at, const jv *v, int64_t dflt, int64_t *out, const char *what);
+/* jinja_str.c: s.strip(chars) (chars NULL: whitespace); case mapping
+ * (mode 0 lower, 1 upper, 2 title, 3 capitalize); s.replace */
+jv jl_strip(const jv *s, const jv *chars, int left, int right);
+int jl_case(jctx *c, const jnode *at, const jv *s, int mode, jv *out);
+int jl_replace(jctx *c, const jnode *at, const jv *s, const jv *old, const jv *new, int64_t count, jv *out);
+uint32_t jl_upper_cp(uint32_t c);
+uint32_t jl_lower_cp(uint32_t c);
+int jl_cased(uint32_t c);
 int jl_iterate(jctx *c, const jnode *at, const jv *v, jv **items, size_t *n); /* list of what `for` sees */
 int jl_compare(jctx *c, const jnode *at, const jv *a, const jv *b, int *cmp); /* <, ==, > as -1/0/1 */
 int jl_str(jctx *c, const jv *v, jv *out); /* str(v) as a string value */

@@ -12,7 +12,7 @@
  *   methods  str: startswith endswith strip lstrip rstrip split rsplit
  *                 replace upper lower title capitalize find rfind count
  *                 join splitlines isdigit isalpha isspace format
- *            dict: items keys values get
+ *            dict: items keys values get          (these in jinja_str.c)
  *   globals  range namespace dict raise_exception strftime_now
  *
  * tojson is transformers' override: json.dumps(x, ensure_ascii=False,
@@ -29,28 +29,19 @@
 
 #include "jinja_impl.h"
 
-static int eqn(const char *s, size_t n, const char *lit) { return strlen(lit) == n && !memcmp(s, lit, n); }
+int jl_oom(jctx *c, const jnode *at) { return jerr(c, at, "the template ran out of memory"); }
 
-static const jv *arg(const jargs *a, size_t i, const char *name) {
-    if (i < a->npos) return &a->pos[i];
-    for (size_t k = 0; k < a->nkw; k++)
-        if (eqn(a->kn[k], a->kl[k], name)) return &a->kv[k];
-    return NULL;
-}
-
-static int oom(jctx *c, const jnode *at) { return jerr(c, at, "the template ran out of memory"); }
-
-static int mkstr(jctx *c, const jnode *at, const char *s, size_t n, jv *out) {
+int jl_mkstr(jctx *c, const jnode *at, const char *s, size_t n, jv *out) {
     char *d = ja_strdup(&c->arena, s, n);
-    if (!d) return oom(c, at);
+    if (!d) return jl_oom(c, at);
     *out = jv_str(d, n);
     return 0;
 }
 
-static int mklist(jctx *c, const jnode *at, size_t n, jv *out) {
+int jl_mklist(jctx *c, const jnode *at, size_t n, jv *out) {
     memset(out, 0, sizeof *out);
     jv *items = n ? ja_alloc(&c->arena, n * sizeof *items) : NULL;
-    if (n && !items) return oom(c, at);
+    if (n && !items) return jl_oom(c, at);
     out->t = JV_LIST, out->tuple = 0, out->n = n, out->items = items;
     return 0;
 }
@@ -59,7 +50,7 @@ int jl_str(jctx *c, const jv *v, jv *out) {
     if (v->t == JV_STR) return *out = *v, 0;
     jbuf b = {0};
     jv_str_out(&b, v);
-    int rc = mkstr(c, NULL, b.p ? b.p : "", b.n, out);
+    int rc = jl_mkstr(c, NULL, b.p ? b.p : "", b.n, out);
     jb_free(&b);
     return rc;
 }
@@ -71,7 +62,7 @@ int jl_iterate(jctx *c, const jnode *at, const jv *v, jv **items, size_t *n) {
     case JV_UNDEF: *items = NULL, *n = 0; return 0;
     case JV_DICT: {
         jv l;
-        if (mklist(c, at, v->n, &l)) return -1;
+        if (jl_mklist(c, at, v->n, &l)) return -1;
         for (size_t i = 0; i < v->n; i++) l.items[i] = v->pairs[i].k;
         *items = l.items, *n = v->n;
         return 0;
@@ -79,7 +70,7 @@ int jl_iterate(jctx *c, const jnode *at, const jv *v, jv **items, size_t *n) {
     case JV_STR: {
         size_t cnt = jv_utf8_len(v->s, v->n), k = 0;
         jv l;
-        if (mklist(c, at, cnt, &l)) return -1;
+        if (jl_mklist(c, at, cnt, &l)) return -1;
         for (size_t i = 0; i < v->n;) {
             size_t j = i + 1;
             while (j < v->n && ((unsigned char)v->s[j] & 0xC0) == 0x80) j++;
@@ -122,394 +113,6 @@ int jl_compare(jctx *c, const jnode *at, const jv *a, const jv *b, int *cmp) {
     return jerr(c, at, "'<' not supported between instances of '%s' and '%s'", jv_type_name(a), jv_type_name(b));
 }
 
-/* ---- string helpers (Python str methods) ---- */
-
-/* strip: chars NULL = Python whitespace; else the code points of chars */
-static int in_chars(uint32_t cp, const jv *chars) {
-    if (!chars) return jv_py_space(cp);
-    for (size_t i = 0; i < chars->n;) {
-        uint32_t d;
-        int k = fs_utf8_decode((const unsigned char *)chars->s + i, chars->n - i, &d);
-        if (k == 0) k = 1, d = 0xFFFD;
-        if (d == cp) return 1;
-        i += (size_t)k;
-    }
-    return 0;
-}
-
-static jv strip(const jv *s, const jv *chars, int left, int right) {
-    size_t a = 0, b = s->n;
-    while (left && a < b) {
-        uint32_t cp;
-        int k = fs_utf8_decode((const unsigned char *)s->s + a, b - a, &cp);
-        if (k == 0 || !in_chars(cp, chars)) break;
-        a += (size_t)k;
-    }
-    while (right && b > a) {
-        size_t st = b - 1;
-        while (st > a && ((unsigned char)s->s[st] & 0xC0) == 0x80) st--;
-        uint32_t cp;
-        int k = fs_utf8_decode((const unsigned char *)s->s + st, b - st, &cp);
-        if (k == 0 || !in_chars(cp, chars)) break;
-        b = st;
-    }
-    return jv_str(s->s + a, b - a);
-}
-
-/* Case mapping for the scripts a chat template is likely to meet: ASCII,
- * Latin-1, Latin Extended-A, Greek and Cyrillic (one code point to one;
- * Python's 'ß'.upper() == 'SS' and other special cases are not done). */
-static uint32_t cp_upper(uint32_t c) {
-    if (c < 0x80) return (uint32_t)toupper((int)c);
-    if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return c - 0x20;
-    if (c == 0xFF) return 0x178;
-    if (c == 0xB5) return 0x39C;
-    if (c >= 0x100 && c <= 0x17F) {
-        if (c == 0x131) return 'I';
-        if (c == 0x17F) return 'S';
-        if (c == 0x130 || c == 0x138 || c == 0x149) return c;
-        int odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
-        return (c & 1) == (odd_upper ? 0u : 1u) ? c - 1 : c;
-    }
-    if ((c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2)) return c - 0x20;
-    if (c == 0x3C2) return 0x3A3;
-    if (c == 0x3AC) return 0x386;
-    if (c >= 0x3AD && c <= 0x3AF) return c - 0x25;
-    if (c == 0x3CC) return 0x38C;
-    if (c == 0x3CD || c == 0x3CE) return c - 0x3F;
-    if (c >= 0x430 && c <= 0x44F) return c - 0x20;
-    if (c >= 0x450 && c <= 0x45F) return c - 0x50;
-    return c;
-}
-
-static uint32_t cp_lower(uint32_t c) {
-    if (c < 0x80) return (uint32_t)tolower((int)c);
-    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
-    if (c == 0x178) return 0xFF;
-    if (c >= 0x100 && c <= 0x17F) {
-        if (c == 0x130) return 'i';
-        if (c == 0x131 || c == 0x138 || c == 0x149 || c == 0x17F) return c;
-        int odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
-        return (c & 1) == (odd_upper ? 1u : 0u) ? c + 1 : c;
-    }
-    if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 0x20;
-    if (c == 0x386) return 0x3AC;
-    if (c >= 0x388 && c <= 0x38A) return c + 0x25;
-    if (c == 0x38C) return 0x3CC;
-    if (c == 0x38E || c == 0x38F) return c + 0x3F;
-    if (c >= 0x410 && c <= 0x42F) return c + 0x20;
-    if (c >= 0x400 && c <= 0x40F) return c + 0x50;
-    return c;
-}
-
-static int cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c; }
-
-static int map_case(jctx *c, const jnode *at, const jv *s, int mode, jv *out) {
-    /* mode 0 lower, 1 upper, 2 title (upper after an uncased character), 3 capitalize (first only) */
-    jbuf b = {0};
-    int prev_cased = 0, first = 1;
-    for (size_t i = 0; i < s->n;) {
-        uint32_t cp;
-        int k = fs_utf8_decode((const unsigned char *)s->s + i, s->n - i, &cp);
-        if (k == 0) k = 1, cp = (unsigned char)s->s[i];
-        int up = mode == 1 || (mode == 2 && !prev_cased) || (mode == 3 && first);
-        uint32_t m = up ? cp_upper(cp) : cp_lower(cp);
-        char u[4];
-        if (k == 1 && cp >= 0x80) jb_add(&b, s->s + i, 1);
-        else if (up && cp == 0xDF && mode == 1) jb_add(&b, "SS", 2);
-        else jb_add(&b, u, (size_t)fs_utf8_encode(m, u));
-        prev_cased = cased(cp);
-        first = 0;
-        i += (size_t)k;
-    }
-    int rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
-    jb_free(&b);
-    return rc;
-}
-
-static const char *find_sub(const char *s, size_t n, const char *sub, size_t m) {
-    if (m == 0) return s;
-    for (size_t i = 0; i + m <= n; i++)
-        if (!memcmp(s + i, sub, m)) return s + i;
-    return NULL;
-}
-
-static const char *rfind_sub(const char *s, size_t n, const char *sub, size_t m) {
-    if (m > n) return NULL;
-    for (size_t i = n - m + 1; i-- > 0;)
-        if (!memcmp(s + i, sub, m)) return s + i;
-    return NULL;
-}
-
-/* str.split(sep=None, maxsplit=-1), or rsplit when from_right */
-static int split(jctx *c, const jnode *at, const jv *s, const jv *sep, int64_t maxsplit, int from_right, jv *out) {
-    size_t cap = s->n + 2, n = 0;
-    jv *parts = ja_alloc(&c->arena, cap * sizeof *parts);
-    if (!parts) return oom(c, at);
-    if (sep && sep->t == JV_STR) {
-        if (sep->n == 0) return jerr(c, at, "empty separator");
-        if (!from_right) {
-            size_t pos = 0;
-            for (;;) {
-                const char *f = maxsplit != 0 ? find_sub(s->s + pos, s->n - pos, sep->s, sep->n) : NULL;
-                if (!f) break;
-                parts[n++] = jv_str(s->s + pos, (size_t)(f - (s->s + pos)));
-                pos = (size_t)(f - s->s) + sep->n;
-                if (maxsplit > 0) maxsplit--;
-            }
-            parts[n++] = jv_str(s->s + pos, s->n - pos);
-        } else {
-            size_t end = s->n;
-            for (;;) {
-                const char *f = maxsplit != 0 ? rfind_sub(s->s, end, sep->s, sep->n) : NULL;
-                if (!f) break;
-                size_t after = (size_t)(f - s->s) + sep->n;
-                parts[n++] = jv_str(s->s + after, end - after);
-                end = (size_t)(f - s->s);
-                if (maxsplit > 0) maxsplit--;
-            }
-            parts[n++] = jv_str(s->s, end);
-            for (size_t i = 0; i < n / 2; i++) {
-                jv t = parts[i];
-                parts[i] = parts[n - 1 - i], parts[n - 1 - i] = t;
-            }
-        }
-    } else { /* runs of whitespace; leading and trailing ones give nothing */
-        if (from_right && maxsplit >= 0) return jerr(c, at, "rsplit() with a maxsplit and no separator is not supported");
-        size_t i = 0;
-        for (;;) {
-            uint32_t cp;
-            int k;
-            while (i < s->n && (k = fs_utf8_decode((const unsigned char *)s->s + i, s->n - i, &cp)) && jv_py_space(cp)) i += (size_t)k;
-            if (i >= s->n) break;
-            if (maxsplit == 0) {
-                jv rest = strip(&(jv){JV_STR, 0, s->n - i, {.s = s->s + i}}, NULL, 0, 1);
-                parts[n++] = rest;
-                break;
-            }
-            size_t st = i;
-            while (i < s->n && !((k = fs_utf8_decode((const unsigned char *)s->s + i, s->n - i, &cp)) && jv_py_space(cp)))
-                i += k ? (size_t)k : 1;
-            parts[n++] = jv_str(s->s + st, i - st);
-            if (maxsplit > 0) maxsplit--;
-        }
-    }
-    out->t = JV_LIST, out->tuple = 0, out->n = n, out->items = parts;
-    return 0;
-}
-
-static int replace(jctx *c, const jnode *at, const jv *s, const jv *old, const jv *new, int64_t count, jv *out) {
-    if (old->t != JV_STR || new->t != JV_STR) return jerr(c, at, "replace() arguments must be strings");
-    jbuf b = {0};
-    size_t pos = 0;
-    if (old->n == 0) { /* Python inserts new between every character */
-        size_t i = 0;
-        for (; i <= s->n && count != 0; count--) {
-            jb_add(&b, new->s, new->n);
-            if (i == s->n) { i++; break; }
-            size_t j = i + 1;
-            while (j < s->n && ((unsigned char)s->s[j] & 0xC0) == 0x80) j++;
-            jb_add(&b, s->s + i, j - i);
-            i = j;
-        }
-        if (i < s->n) jb_add(&b, s->s + i, s->n - i);
-    } else {
-        for (;;) {
-            const char *f = count != 0 ? find_sub(s->s + pos, s->n - pos, old->s, old->n) : NULL;
-            if (!f) break;
-            jb_add(&b, s->s + pos, (size_t)(f - (s->s + pos)));
-            jb_add(&b, new->s, new->n);
-            pos = (size_t)(f - s->s) + old->n;
-            if (count > 0) count--;
-        }
-        jb_add(&b, s->s + pos, s->n - pos);
-    }
-    int rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
-    jb_free(&b);
-    return rc;
-}
-
-static int need_str(jctx *c, const jnode *at, const jv *v, const char *what) {
-    if (v && v->t == JV_STR) return 0;
-    return jerr(c, at, "%s: expected a string, got '%s'", what, v ? jv_type_name(v) : "nothing");
-}
-
-static int opt_int(jctx *c, const jnode *at, const jv *v, int64_t dflt, int64_t *out, const char *what) {
-    if (!v || v->t == JV_NONE) return *out = dflt, 0;
-    if (v->t != JV_INT && v->t != JV_BOOL) return jerr(c, at, "%s: expected an integer, got '%s'", what, jv_type_name(v));
-    *out = v->i;
-    return 0;
-}
-
-/* prefix test for startswith/endswith: a string or a tuple of strings */
-static int affix(jctx *c, const jnode *at, const jv *s, const jv *p, int end, int *res) {
-    if (!p) return jerr(c, at, "%s() takes one argument", end ? "endswith" : "startswith");
-    if (p->t == JV_LIST) {
-        *res = 0;
-        for (size_t i = 0; i < p->n && !*res; i++)
-            if (affix(c, at, s, &p->items[i], end, res)) return -1;
-        return 0;
-    }
-    if (need_str(c, at, p, end ? "endswith" : "startswith")) return -1;
-    *res = p->n <= s->n && !memcmp(s->s + (end ? s->n - p->n : 0), p->s, p->n);
-    return 0;
-}
-
-/* ---- methods ---- */
-
-int jl_method(jctx *c, const jnode *at, const jv *obj, const char *name, size_t n, const jargs *a, jv *out,
-              int *found) {
-    *found = 1;
-    const jv *a0 = arg(a, 0, "\x01"), *a1 = arg(a, 1, "\x01");
-    if (obj->t == JV_STR) {
-        int64_t k = 0;
-        int res;
-        if (eqn(name, n, "startswith") || eqn(name, n, "endswith")) {
-            if (affix(c, at, obj, a0, name[0] == 'e', &res)) return -1;
-            return *out = jv_bool(res), 0;
-        }
-        if (eqn(name, n, "strip") || eqn(name, n, "lstrip") || eqn(name, n, "rstrip")) {
-            if (a0 && a0->t != JV_NONE && need_str(c, at, a0, "strip")) return -1;
-            *out = strip(obj, a0 && a0->t == JV_STR ? a0 : NULL, name[0] != 'r', name[0] != 'l');
-            return 0;
-        }
-        if (eqn(name, n, "split") || eqn(name, n, "rsplit")) {
-            const jv *sep = arg(a, 0, "sep");
-            if (sep && sep->t != JV_NONE && need_str(c, at, sep, "split")) return -1;
-            if (opt_int(c, at, arg(a, 1, "maxsplit"), -1, &k, "split")) return -1;
-            return split(c, at, obj, sep && sep->t == JV_STR ? sep : NULL, k, name[0] == 'r', out);
-        }
-        if (eqn(name, n, "replace")) {
-            if (!a0 || !a1) return jerr(c, at, "replace() takes two arguments");
-            if (opt_int(c, at, arg(a, 2, "count"), -1, &k, "replace")) return -1;
-            return replace(c, at, obj, a0, a1, k, out);
-        }
-        if (eqn(name, n, "lower")) return map_case(c, at, obj, 0, out);
-        if (eqn(name, n, "upper")) return map_case(c, at, obj, 1, out);
-        if (eqn(name, n, "title")) return map_case(c, at, obj, 2, out);
-        if (eqn(name, n, "capitalize")) return map_case(c, at, obj, 3, out);
-        if (eqn(name, n, "find") || eqn(name, n, "rfind") || eqn(name, n, "count")) {
-            if (need_str(c, at, a0, "find")) return -1;
-            if (name[0] == 'c') {
-                int64_t cnt = 0;
-                if (a0->n == 0) cnt = (int64_t)jv_utf8_len(obj->s, obj->n) + 1;
-                else
-                    for (const char *p = obj->s, *f; (f = find_sub(p, obj->n - (size_t)(p - obj->s), a0->s, a0->n)); p = f + a0->n) cnt++;
-                return *out = jv_int(cnt), 0;
-            }
-            const char *f = name[0] == 'r' ? rfind_sub(obj->s, obj->n, a0->s, a0->n) : find_sub(obj->s, obj->n, a0->s, a0->n);
-            *out = jv_int(f ? (int64_t)jv_utf8_len(obj->s, (size_t)(f - obj->s)) : -1);
-            return 0;
-        }
-        if (eqn(name, n, "join")) {
-            jv *items;
-            size_t cnt;
-            if (!a0 || jl_iterate(c, at, a0, &items, &cnt)) return a0 ? -1 : jerr(c, at, "join() takes one argument");
-            jbuf b = {0};
-            for (size_t i = 0; i < cnt; i++) {
-                if (items[i].t != JV_STR) {
-                    jb_free(&b);
-                    return jerr(c, at, "sequence item %zu: expected str instance, %s found", i, jv_type_name(&items[i]));
-                }
-                if (i) jb_add(&b, obj->s, obj->n);
-                jb_add(&b, items[i].s, items[i].n);
-            }
-            int rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
-            jb_free(&b);
-            return rc;
-        }
-        if (eqn(name, n, "splitlines")) {
-            jv l;
-            if (mklist(c, at, obj->n + 1, &l)) return -1;
-            size_t cnt = 0, st = 0;
-            for (size_t i = 0; i < obj->n; i++)
-                if (obj->s[i] == '\n' || obj->s[i] == '\r') {
-                    l.items[cnt++] = jv_str(obj->s + st, i - st);
-                    if (obj->s[i] == '\r' && i + 1 < obj->n && obj->s[i + 1] == '\n') i++;
-                    st = i + 1;
-                }
-            if (st < obj->n) l.items[cnt++] = jv_str(obj->s + st, obj->n - st);
-            l.n = cnt;
-            return *out = l, 0;
-        }
-        if (eqn(name, n, "isdigit") || eqn(name, n, "isalpha") || eqn(name, n, "isspace")) {
-            int ok = obj->n > 0;
-            for (size_t i = 0; i < obj->n && ok; i++) {
-                unsigned char ch = (unsigned char)obj->s[i];
-                ok = name[2] == 'd' ? isdigit(ch) : name[2] == 'a' ? isalpha(ch) || ch >= 0x80 : isspace(ch);
-            }
-            if (name[2] == 's' && ok == 0 && obj->n) { /* unicode spaces */
-                ok = 1;
-                for (size_t i = 0; i < obj->n && ok;) {
-                    uint32_t cp;
-                    int k2 = fs_utf8_decode((const unsigned char *)obj->s + i, obj->n - i, &cp);
-                    ok = k2 && jv_py_space(cp);
-                    i += k2 ? (size_t)k2 : 1;
-                }
-            }
-            return *out = jv_bool(ok), 0;
-        }
-        if (eqn(name, n, "format")) {
-            /* "{}" and "{0}" style with positional arguments only */
-            jbuf b = {0};
-            size_t next = 0;
-            for (size_t i = 0; i < obj->n; i++) {
-                char ch = obj->s[i];
-                if ((ch == '{' || ch == '}') && i + 1 < obj->n && obj->s[i + 1] == ch) {
-                    jb_add(&b, &ch, 1), i++;
-                    continue;
-                }
-                if (ch == '{') {
-                    size_t j = i + 1, idx = next++;
-                    if (j < obj->n && isdigit((unsigned char)obj->s[j])) idx = (size_t)(obj->s[j++] - '0');
-                    if (j >= obj->n || obj->s[j] != '}' || idx >= a->npos) {
-                        jb_free(&b);
-                        return jerr(c, at, "str.format(): only {} and {N} with positional arguments are supported");
-                    }
-                    jv_str_out(&b, &a->pos[idx]);
-                    i = j;
-                    continue;
-                }
-                jb_add(&b, &ch, 1);
-            }
-            int rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
-            jb_free(&b);
-            return rc;
-        }
-    } else if (obj->t == JV_DICT) {
-        if (eqn(name, n, "items") || eqn(name, n, "keys") || eqn(name, n, "values")) {
-            jv l;
-            if (mklist(c, at, obj->n, &l)) return -1;
-            for (size_t i = 0; i < obj->n; i++) {
-                if (name[0] == 'k') l.items[i] = obj->pairs[i].k;
-                else if (name[0] == 'v') l.items[i] = obj->pairs[i].v;
-                else {
-                    jv pair;
-                    if (mklist(c, at, 2, &pair)) return -1;
-                    pair.tuple = 1;
-                    pair.items[0] = obj->pairs[i].k, pair.items[1] = obj->pairs[i].v;
-                    l.items[i] = pair;
-                }
-            }
-            return *out = l, 0;
-        }
-        if (eqn(name, n, "get")) {
-            if (!a0) return jerr(c, at, "get() takes a key");
-            for (size_t i = obj->n; i-- > 0;)
-                if (jv_eq(&obj->pairs[i].k, a0)) return *out = obj->pairs[i].v, 0;
-            *out = a1 ? *a1 : jv_none();
-            return 0;
-        }
-    }
-    static const char *const mutators[] = {"append", "extend", "insert", "pop", "remove", "clear", "update",
-                                           "setdefault", "popitem", "sort", "reverse", "add", "discard", NULL};
-    for (int i = 0; mutators[i]; i++)
-        if (eqn(name, n, mutators[i]) && (obj->t == JV_LIST || obj->t == JV_DICT))
-            return jerr(c, at, "'%s' would change a %s: templates cannot modify values", mutators[i], jv_type_name(obj));
-    *found = 0;
-    return -1;
-}
-
 /* ---- filters ---- */
 
 static const char *const FILTERS[] = {
@@ -523,7 +126,7 @@ static const char *const TESTS[] = {
 
 static int known(const char *const *list, const char *name, size_t n) {
     for (int i = 0; list[i]; i++)
-        if (eqn(name, n, list[i])) return 1;
+        if (jl_eqn(name, n, list[i])) return 1;
     return 0;
 }
 
@@ -548,15 +151,15 @@ static int select_filter(jctx *c, const jnode *at, const jv *in, const jargs *a,
     jv *items;
     size_t n;
     if (jl_iterate(c, at, in, &items, &n)) return -1;
-    const jv *attr = by_attr ? arg(a, 0, "attribute") : NULL;
-    if (by_attr && need_str(c, at, attr, "selectattr")) return -1;
+    const jv *attr = by_attr ? jl_arg(a, 0, "attribute") : NULL;
+    if (by_attr && jl_need_str(c, at, attr, "selectattr")) return -1;
     size_t first_test = by_attr ? 1 : 0;
     const jv *test = a->npos > first_test ? &a->pos[first_test] : NULL;
-    if (test && need_str(c, at, test, "select test name")) return -1;
+    if (test && jl_need_str(c, at, test, "select test name")) return -1;
     jargs targs = {a->npos > first_test + 1 ? a->pos + first_test + 1 : NULL,
                    a->npos > first_test + 1 ? a->npos - first_test - 1 : 0, NULL, NULL, NULL, 0};
     jv l;
-    if (mklist(c, at, n, &l)) return -1;
+    if (jl_mklist(c, at, n, &l)) return -1;
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         jv v = by_attr ? attr_path(&items[i], attr) : items[i];
@@ -572,24 +175,27 @@ static int select_filter(jctx *c, const jnode *at, const jv *in, const jargs *a,
     return *out = l, 0;
 }
 
-static int sort_cmp_err;
-static jctx *sort_ctx;
-static const jnode *sort_at;
-static int sort_cmp(const void *x, const void *y) {
+/* what a sort compares with; err: a comparison failed (e.g. 1 < 'a') */
+typedef struct {
+    jctx *c;
+    const jnode *at;
+    int err;
+} sorter;
+
+static int sort_cmp(sorter *so, const jv *x, const jv *y) {
     int r = 0;
-    if (!sort_cmp_err && jl_compare(sort_ctx, sort_at, x, y, &r)) sort_cmp_err = 1;
+    if (!so->err && jl_compare(so->c, so->at, x, y, &r)) so->err = 1;
     return r;
 }
 
-/* stable merge sort (Python's sort is stable; qsort is not) */
-static void msort(jv *v, jv *tmp, size_t n, int rev) {
+static void msort(sorter *so, jv *v, jv *tmp, size_t n, int rev) {
     if (n < 2) return;
     size_t h = n / 2;
-    msort(v, tmp, h, rev);
-    msort(v + h, tmp, n - h, rev);
+    msort(so, v, tmp, h, rev);
+    msort(so, v + h, tmp, n - h, rev);
     size_t i = 0, j = h, k = 0;
     while (i < h && j < n) {
-        int r = sort_cmp(&v[j], &v[i]);
+        int r = sort_cmp(so, &v[j], &v[i]);
         if (rev ? r > 0 : r < 0) tmp[k++] = v[j++];
         else tmp[k++] = v[i++];
     }
@@ -599,8 +205,8 @@ static void msort(jv *v, jv *tmp, size_t n, int rev) {
 }
 
 static int tojson(jctx *c, const jnode *at, const jv *in, const jargs *a, jv *out) {
-    const jv *ea = arg(a, 0, "ensure_ascii"), *ind = arg(a, 1, "indent"), *seps = arg(a, 2, "separators"),
-             *sk = arg(a, 3, "sort_keys");
+    const jv *ea = jl_arg(a, 0, "ensure_ascii"), *ind = jl_arg(a, 1, "indent"), *seps = jl_arg(a, 2, "separators"),
+             *sk = jl_arg(a, 3, "sort_keys");
     int64_t indent = -1;
     if (ind && ind->t != JV_NONE) {
         if (ind->t != JV_INT) return jerr(c, at, "tojson: indent must be an integer");
@@ -623,7 +229,7 @@ static int tojson(jctx *c, const jnode *at, const jv *in, const jargs *a, jv *ou
         jb_free(&b);
         return jerr(c, at, "tojson: %s", why);
     }
-    rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
+    rc = jl_mkstr(c, at, b.p ? b.p : "", b.n, out);
     jb_free(&b);
     return rc;
 }
@@ -639,11 +245,11 @@ static int length_of(jctx *c, const jnode *at, const jv *in, int64_t *n) {
 }
 
 int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, const jargs *a, jv *out) {
-    const jv *a0 = arg(a, 0, "\x01");
+    const jv *a0 = jl_arg(a, 0, "\x01");
     int64_t k = 0;
     jv *items;
     size_t cnt;
-#define IS(lit) eqn(name, n, lit)
+#define IS(lit) jl_eqn(name, n, lit)
     if (IS("tojson")) return tojson(c, at, in, a, out);
     if (IS("safe")) return *out = *in, 0;
     if (IS("string")) return jl_str(c, in, out);
@@ -652,7 +258,7 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         return *out = jv_int(k), 0;
     }
     if (IS("default") || IS("d")) {
-        const jv *dflt = arg(a, 0, "default_value"), *boolean = arg(a, 1, "boolean");
+        const jv *dflt = jl_arg(a, 0, "default_value"), *boolean = jl_arg(a, 1, "boolean");
         int use = in->t == JV_UNDEF || (boolean && jv_truthy(boolean) && !jv_truthy(in));
         *out = use ? (dflt ? *dflt : jv_str("", 0)) : *in;
         return 0;
@@ -668,7 +274,7 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         return 0;
     }
     if (IS("items")) {
-        if (in->t == JV_UNDEF) return mklist(c, at, 0, out);
+        if (in->t == JV_UNDEF) return jl_mklist(c, at, 0, out);
         if (in->t != JV_DICT) return jerr(c, at, "items: expected a mapping, got '%s'", jv_type_name(in));
         int found;
         return jl_method(c, at, in, "items", 5, &(jargs){0}, out, &found);
@@ -678,14 +284,14 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         int found;
         if (jl_method(c, at, in, "items", 5, &(jargs){0}, out, &found)) return -1;
         jv *tmp = fs_xmalloc((out->n ? out->n : 1) * sizeof *tmp);
-        sort_cmp_err = 0, sort_ctx = c, sort_at = at;
-        msort(out->items, tmp, out->n, 0);
+        sorter so = {c, at, 0};
+        msort(&so, out->items, tmp, out->n, 0);
         free(tmp);
-        return sort_cmp_err ? -1 : 0;
+        return so.err ? -1 : 0;
     }
     if (IS("join")) {
-        const jv *sep = arg(a, 0, "d"), *attr = arg(a, 1, "attribute");
-        if (sep && need_str(c, at, sep, "join")) return -1;
+        const jv *sep = jl_arg(a, 0, "d"), *attr = jl_arg(a, 1, "attribute");
+        if (sep && jl_need_str(c, at, sep, "join")) return -1;
         if (jl_iterate(c, at, in, &items, &cnt)) return -1;
         jbuf b = {0};
         for (size_t i = 0; i < cnt; i++) {
@@ -693,20 +299,20 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
             jv v = attr ? attr_path(&items[i], attr) : items[i];
             jv_str_out(&b, &v);
         }
-        int rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
+        int rc = jl_mkstr(c, at, b.p ? b.p : "", b.n, out);
         jb_free(&b);
         return rc;
     }
     if (IS("selectattr") || IS("rejectattr")) return select_filter(c, at, in, a, 1, name[0] == 's', out);
     if (IS("select") || IS("reject")) return select_filter(c, at, in, a, 0, name[0] == 's', out);
     if (IS("map")) {
-        const jv *attr = arg(a, 99, "attribute"), *dflt = arg(a, 99, "default");
-        if (jl_iterate(c, at, in, &items, &cnt) || mklist(c, at, cnt, out)) return -1;
+        const jv *attr = jl_arg(a, 99, "attribute"), *dflt = jl_arg(a, 99, "default");
+        if (jl_iterate(c, at, in, &items, &cnt) || jl_mklist(c, at, cnt, out)) return -1;
         if (!attr && (!a0 || a0->t != JV_STR)) return jerr(c, at, "map: give a filter name or attribute=");
         jargs rest = {a->npos > 1 ? a->pos + 1 : NULL, a->npos > 1 ? a->npos - 1 : 0, NULL, NULL, NULL, 0};
         for (size_t i = 0; i < cnt; i++) {
             if (attr) {
-                if (need_str(c, at, attr, "map attribute")) return -1;
+                if (jl_need_str(c, at, attr, "map attribute")) return -1;
                 out->items[i] = attr_path(&items[i], attr);
                 if (out->items[i].t == JV_UNDEF && dflt) out->items[i] = *dflt;
             } else if (jl_filter(c, at, a0->s, a0->n, &items[i], &rest, &out->items[i])) {
@@ -720,29 +326,29 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
             jv l;
             if (jl_iterate(c, at, in, &items, &cnt)) return -1;
             char *d = ja_alloc(&c->arena, in->n + 1);
-            if (!d) return oom(c, at);
+            if (!d) return jl_oom(c, at);
             size_t m = 0;
             for (size_t i = cnt; i-- > 0;) memcpy(d + m, items[i].s, items[i].n), m += items[i].n;
             (void)l;
             return *out = jv_str(d, m), 0;
         }
-        if (jl_iterate(c, at, in, &items, &cnt) || mklist(c, at, cnt, out)) return -1;
+        if (jl_iterate(c, at, in, &items, &cnt) || jl_mklist(c, at, cnt, out)) return -1;
         for (size_t i = 0; i < cnt; i++) out->items[i] = items[cnt - 1 - i];
         return 0;
     }
     if (IS("sort")) {
-        const jv *rev = arg(a, 0, "reverse"), *attr = arg(a, 2, "attribute");
+        const jv *rev = jl_arg(a, 0, "reverse"), *attr = jl_arg(a, 2, "attribute");
         if (attr) return jerr(c, at, "sort: attribute= is not supported");
-        if (jl_iterate(c, at, in, &items, &cnt) || mklist(c, at, cnt, out)) return -1;
+        if (jl_iterate(c, at, in, &items, &cnt) || jl_mklist(c, at, cnt, out)) return -1;
         if (cnt) memcpy(out->items, items, cnt * sizeof *items);
         jv *tmp = fs_xmalloc((cnt ? cnt : 1) * sizeof *tmp);
-        sort_cmp_err = 0, sort_ctx = c, sort_at = at;
-        msort(out->items, tmp, cnt, rev && jv_truthy(rev));
+        sorter so = {c, at, 0};
+        msort(&so, out->items, tmp, cnt, rev && jv_truthy(rev));
         free(tmp);
-        return sort_cmp_err ? -1 : 0;
+        return so.err ? -1 : 0;
     }
     if (IS("unique")) {
-        if (jl_iterate(c, at, in, &items, &cnt) || mklist(c, at, cnt, out)) return -1;
+        if (jl_iterate(c, at, in, &items, &cnt) || jl_mklist(c, at, cnt, out)) return -1;
         size_t m = 0;
         for (size_t i = 0; i < cnt; i++) {
             size_t j = 0;
@@ -783,30 +389,30 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         jv s;
         if (jl_str(c, in, &s)) return -1;
         if (IS("trim")) {
-            const jv *chars = arg(a, 0, "chars");
-            if (chars && chars->t != JV_NONE && need_str(c, at, chars, "trim")) return -1;
-            *out = strip(&s, chars && chars->t == JV_STR ? chars : NULL, 1, 1);
+            const jv *chars = jl_arg(a, 0, "chars");
+            if (chars && chars->t != JV_NONE && jl_need_str(c, at, chars, "trim")) return -1;
+            *out = jl_strip(&s, chars && chars->t == JV_STR ? chars : NULL, 1, 1);
             return 0;
         }
-        if (IS("capitalize")) return map_case(c, at, &s, 3, out);
-        if (IS("title")) return map_case(c, at, &s, 2, out);
-        return map_case(c, at, &s, IS("upper"), out);
+        if (IS("capitalize")) return jl_case(c, at, &s, 3, out);
+        if (IS("title")) return jl_case(c, at, &s, 2, out);
+        return jl_case(c, at, &s, IS("upper"), out);
     }
     if (IS("replace")) {
         jv s;
-        const jv *cntv = arg(a, 2, "count");
-        if (jl_str(c, in, &s) || opt_int(c, at, cntv, -1, &k, "replace")) return -1;
-        if (!a0 || !arg(a, 1, "new")) return jerr(c, at, "replace takes two arguments");
-        return replace(c, at, &s, a0, arg(a, 1, "new"), k, out);
+        const jv *cntv = jl_arg(a, 2, "count");
+        if (jl_str(c, in, &s) || jl_opt_int(c, at, cntv, -1, &k, "replace")) return -1;
+        if (!a0 || !jl_arg(a, 1, "new")) return jerr(c, at, "replace takes two arguments");
+        return jl_replace(c, at, &s, a0, jl_arg(a, 1, "new"), k, out);
     }
     if (IS("int")) {
-        const jv *dflt = arg(a, 0, "default");
+        const jv *dflt = jl_arg(a, 0, "default");
         *out = dflt ? *dflt : jv_int(0);
         if (in->t == JV_INT || in->t == JV_BOOL) *out = jv_int(in->i);
         else if (in->t == JV_FLOAT && isfinite(in->f) && fabs(in->f) < 9.2e18) *out = jv_int((int64_t)in->f);
         else if (in->t == JV_STR) {
             char tmp[64];
-            jv t = strip(in, NULL, 1, 1);
+            jv t = jl_strip(in, NULL, 1, 1);
             if (t.n && t.n < sizeof tmp) {
                 memcpy(tmp, t.s, t.n), tmp[t.n] = 0;
                 char *end;
@@ -821,13 +427,13 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         return 0;
     }
     if (IS("float")) {
-        const jv *dflt = arg(a, 0, "default");
+        const jv *dflt = jl_arg(a, 0, "default");
         *out = dflt ? *dflt : jv_float(0);
         if (in->t == JV_INT || in->t == JV_BOOL) *out = jv_float((double)in->i);
         else if (in->t == JV_FLOAT) *out = *in;
         else if (in->t == JV_STR) {
             char tmp[64];
-            jv t = strip(in, NULL, 1, 1);
+            jv t = jl_strip(in, NULL, 1, 1);
             if (t.n && t.n < sizeof tmp) {
                 memcpy(tmp, t.s, t.n), tmp[t.n] = 0;
                 char *end;
@@ -846,8 +452,8 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         return jerr(c, at, "bad operand type for abs(): '%s'", jv_type_name(in));
     }
     if (IS("round")) {
-        const jv *method = arg(a, 1, "method");
-        if (opt_int(c, at, arg(a, 0, "precision"), 0, &k, "round")) return -1;
+        const jv *method = jl_arg(a, 1, "method");
+        if (jl_opt_int(c, at, jl_arg(a, 0, "precision"), 0, &k, "round")) return -1;
         if (in->t != JV_INT && in->t != JV_FLOAT && in->t != JV_BOOL)
             return jerr(c, at, "round: expected a number, got '%s'", jv_type_name(in));
         double x = in->t == JV_FLOAT ? in->f : (double)in->i, m = pow(10, (double)k);
@@ -859,16 +465,16 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         return *out = jv_float(y / m), 0;
     }
     if (IS("indent")) {
-        const jv *w = arg(a, 0, "width"), *first = arg(a, 1, "first"), *blank = arg(a, 2, "blank");
+        const jv *w = jl_arg(a, 0, "width"), *first = jl_arg(a, 1, "first"), *blank = jl_arg(a, 2, "blank");
         jv s, pad;
         if (jl_str(c, in, &s)) return -1;
         if (w && w->t == JV_STR) pad = *w;
         else {
-            if (opt_int(c, at, w, 4, &k, "indent")) return -1;
+            if (jl_opt_int(c, at, w, 4, &k, "indent")) return -1;
             if (k < 0) k = 0;
             if (k > 1024) return jerr(c, at, "indent: width too large");
             char *p = ja_alloc(&c->arena, (size_t)k + 1);
-            if (!p) return oom(c, at);
+            if (!p) return jl_oom(c, at);
             memset(p, ' ', (size_t)k);
             pad = jv_str(p, (size_t)k);
         }
@@ -882,7 +488,7 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
             if (i < s.n) jb_add(&b, "\n", 1);
             st = i + 1;
         }
-        int rc = mkstr(c, at, b.p ? b.p : "", b.n, out);
+        int rc = jl_mkstr(c, at, b.p ? b.p : "", b.n, out);
         jb_free(&b);
         return rc;
     }
@@ -896,9 +502,9 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
 /* ---- tests ---- */
 
 int jl_test(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, const jargs *a, int *r) {
-    const jv *a0 = arg(a, 0, "\x01");
+    const jv *a0 = jl_arg(a, 0, "\x01");
     int t = in->t;
-#define IS(lit) eqn(name, n, lit)
+#define IS(lit) jl_eqn(name, n, lit)
     if (IS("defined")) return *r = t != JV_UNDEF, 0;
     if (IS("undefined")) return *r = t == JV_UNDEF, 0;
     if (IS("none")) return *r = t == JV_NONE, 0;
@@ -929,7 +535,7 @@ int jl_test(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, 
             uint32_t cp;
             int k = fs_utf8_decode((const unsigned char *)in->s + i, in->n - i, &cp);
             if (k == 0) k = 1, cp = 0xFFFD;
-            if (cased(cp)) any = 1, ok &= IS("lower") ? cp_lower(cp) == cp : cp_upper(cp) == cp;
+            if (jl_cased(cp)) any = 1, ok &= IS("lower") ? jl_lower_cp(cp) == cp : jl_upper_cp(cp) == cp;
             i += (size_t)k;
         }
         return *r = any && ok, 0;
@@ -984,7 +590,7 @@ static const char *const GLOBALS[G_COUNT] = {"range", "namespace", "dict", "rais
 
 int jl_global_id(const char *name, size_t n) {
     for (int i = 0; i < G_COUNT; i++)
-        if (eqn(name, n, GLOBALS[i])) return i;
+        if (jl_eqn(name, n, GLOBALS[i])) return i;
     return -1;
 }
 
@@ -1004,7 +610,7 @@ int jl_global(jctx *c, const jnode *at, int func, const jargs *a, jv *out) {
         size_t n = 0;
         for (int64_t i = v[0]; v[2] > 0 ? i < v[1] : i > v[1]; i += v[2])
             if (++n > MAX_RANGE) return jerr(c, at, "range() longer than %d", MAX_RANGE);
-        if (mklist(c, at, n, out)) return -1;
+        if (jl_mklist(c, at, n, out)) return -1;
         n = 0;
         for (int64_t i = v[0]; v[2] > 0 ? i < v[1] : i > v[1]; i += v[2]) out->items[n++] = jv_int(i);
         return 0;
@@ -1016,7 +622,7 @@ int jl_global(jctx *c, const jnode *at, int func, const jargs *a, jv *out) {
         if (init && init->t != JV_DICT) return jerr(c, at, "dict(): expected a mapping");
         base = init ? init->n : 0;
         jpair *pairs = ja_alloc(&c->arena, (base + a->nkw + 1) * sizeof *pairs);
-        if (!pairs) return oom(c, at);
+        if (!pairs) return jl_oom(c, at);
         size_t n = 0;
         for (size_t i = 0; i < base; i++) pairs[n++] = init->pairs[i];
         for (size_t i = 0; i < a->nkw; i++) {
@@ -1031,7 +637,7 @@ int jl_global(jctx *c, const jnode *at, int func, const jargs *a, jv *out) {
             return 0;
         }
         jns *ns = ja_alloc(&c->arena, sizeof *ns);
-        if (!ns) return oom(c, at);
+        if (!ns) return jl_oom(c, at);
         ns->pairs = pairs, ns->n = n, ns->cap = base + a->nkw + 1;
         out->t = JV_NS, out->tuple = 0, out->n = 0, out->ns = ns;
         return 0;
@@ -1055,7 +661,7 @@ int jl_global(jctx *c, const jnode *at, int func, const jargs *a, jv *out) {
         memcpy(fmt, a->pos[0].s, a->pos[0].n), fmt[a->pos[0].n] = 0;
         size_t n = strftime(buf, sizeof buf, fmt, &tm);
         if (n == 0 && fmt[0]) return jerr(c, at, "strftime_now(): the result is empty or too long");
-        return mkstr(c, at, buf, n, out);
+        return jl_mkstr(c, at, buf, n, out);
     }
     default: return jerr(c, at, "internal error: unknown global");
     }
