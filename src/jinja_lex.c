@@ -105,7 +105,8 @@ static int hexval(char c) {
 
 /* A string literal, decoded as Python's "unicode-escape" does (jinja2
  * decodes literals so): \n \t \r \\ \' \" \a \b \f \v, octal \ooo, \xhh,
- * \uhhhh, \Uhhhhhhhh; any other backslash stays as it is. */
+ * \uhhhh, \Uhhhhhhhh; a backslash before a line end drops both; any other
+ * backslash stays as it is (\N{name} included: not implemented). */
 static int lex_string(lexpos *L, jtok *k) {
     jparser *p = L->p;
     char q = p->src[L->i];
@@ -123,6 +124,10 @@ static int lex_string(lexpos *L, jtok *k) {
             continue;
         }
         char d = p->src[i + 1];
+        if (d == '\n') { /* a backslash before a line end joins the lines */
+            i += 2;
+            continue;
+        }
         const char *simple = strchr("ntr\\'\"abfv", d);
         if (simple && d) {
             static const char map[] = "\n\t\r\\'\"\a\b\f\v";
