@@ -17,14 +17,18 @@
 
 #include "jinja.h"
 
+/* the special tokens transformers passes to a template (its special_tokens_map) */
+#define N_TOKENS 7
+
 struct fs_chat_template {
     fs_jinja *prog;
     char *source;
     char *origin; /* "DIR/chat_template.jinja", "DIR/tokenizer_config.json" or "(string)" */
-    char *tokens[4]; /* bos, eos, unk, pad: NULL when the config has none */
+    char *tokens[N_TOKENS]; /* NULL when the config has none */
 };
 
-static const char *const TOKEN_NAMES[4] = {"bos_token", "eos_token", "unk_token", "pad_token"};
+static const char *const TOKEN_NAMES[N_TOKENS] = {"bos_token", "eos_token", "unk_token", "pad_token",
+                                                  "sep_token", "cls_token", "mask_token"};
 
 static int compile(fs_chat_template *t, fs_err *e) {
     if (fs_jinja_compile(&t->prog, t->source, strlen(t->source), e)) return fs_err_prefix(e, "%s: chat template", t->origin);
@@ -55,7 +59,7 @@ void fs_chat_template_free(fs_chat_template *t) {
     fs_jinja_free(t->prog);
     free(t->source);
     free(t->origin);
-    for (int i = 0; i < 4; i++) free(t->tokens[i]);
+    for (int i = 0; i < N_TOKENS; i++) free(t->tokens[i]);
     free(t);
 }
 
@@ -105,7 +109,7 @@ int fs_chat_template_load(fs_chat_template **out, const char *model_dir, fs_err 
     if (access(cfg, F_OK) == 0) {
         if (fs_regular_file(cfg, e) < 0 || fs_json_parse_file(&doc, cfg, e)) goto done;
         have_doc = 1;
-        for (int i = 0; i < 4; i++) {
+        for (int i = 0; i < N_TOKENS; i++) {
             const char *s = token_text(fs_json_get(doc.root, TOKEN_NAMES[i]));
             if (s) t->tokens[i] = fs_xstrdup(s);
         }
@@ -237,12 +241,12 @@ int fs_chat_render(const fs_chat_template *t, const fs_chat_msg *msgs, size_t n,
     gen.type = think.type = FS_JSON_BOOL;
     gen.boolean = o->add_generation_prompt != 0;
     think.boolean = o->enable_thinking > 0;
-    fs_json tokens[4];
+    fs_json tokens[N_TOKENS];
 
     /* the variables, in transformers' order: later ones win */
     size_t nv = 0;
-    fs_jinja_var *vars = fs_xmalloc((10 + n_kw) * sizeof *vars);
-    for (int i = 0; i < 4; i++)
+    fs_jinja_var *vars = fs_xmalloc((N_TOKENS + 6 + n_kw) * sizeof *vars);
+    for (int i = 0; i < N_TOKENS; i++)
         if (t->tokens[i]) {
             memset(&tokens[i], 0, sizeof tokens[i]);
             tokens[i].type = FS_JSON_STRING, tokens[i].str = t->tokens[i], tokens[i].len = strlen(t->tokens[i]);

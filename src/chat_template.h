@@ -21,9 +21,9 @@
  * "default" is used). fs runs it with its own interpreter (jinja.h) and
  * the variables transformers' apply_chat_template gives it:
  *     messages, tools (none when absent), documents (none),
- *     add_generation_prompt, bos_token / eos_token / unk_token / pad_token
- *     (from tokenizer_config.json), enable_thinking (when set), and any
- *     chat_template_kwargs.
+ *     add_generation_prompt, the special tokens bos_token, eos_token,
+ *     unk_token, pad_token... (from tokenizer_config.json, those it sets),
+ *     enable_thinking (when set), and any chat_template_kwargs.
  * The golden test (tests/e2e_template.sh) compares the result byte for
  * byte with transformers for Qwen3, Qwen2.5 and Llama 3.2.
  *
