@@ -2,19 +2,30 @@
 """make_template_cases.py - write tests/golden/template/cases.jsonl.
 
 Each line is one conversation for the chat-template golden test:
-    {"messages": [...], "enable_thinking": true|false}
-The cases are written out by hand below (no randomness), chosen to reach
-every branch of Qwen3's chat template: system first / not first, multi-turn
-history with and without <think> blocks in earlier assistant turns
-(newlines around them, several </think>, <think> with no closing tag),
-reasoning_content, tool results (single, consecutive, wrapped in a user
-message), tool_calls, unicode, empty content, and both thinking modes.
+    {"family": "qwen3" | "qwen2_5" | "llama3_2", "messages": [...],
+     "tools": [...] (optional), "add_generation_prompt": true|false,
+     "kwargs": {...more template variables...}, "now": "YYYY-MM-DD"}
+The cases are written out by hand below (no randomness):
+  - CONVERSATIONS reach every branch of Qwen3's template: system first /
+    not first, multi-turn history with and without <think> blocks in
+    earlier assistant turns (newlines around them, several </think>,
+    <think> with no closing tag), reasoning_content, tool results (single,
+    consecutive, wrapped in a user message), tool_calls, unicode, empty
+    content; each in both thinking modes;
+  - SHARED go to every family: system or not, multi-turn, tool
+    definitions, tool calls and results, the generation prompt on and off,
+    odd content (template syntax, quotes, unicode spaces);
+  - *_EXTRA reach what one family's template alone does (Qwen2.5's default
+    system prompt, Llama's date_string, tools_in_user_message,
+    custom_tools, ipython results, and the conversations its template
+    refuses with raise_exception).
+"now" is the date strftime_now() gives (Llama's "Today Date" line).
 scripts/oracle_template.py renders them with transformers into
 expected.jsonl; tests/e2e_template.sh compares `fs template` with that.
 
 Usage: python3 scripts/make_template_cases.py [OUT]   (stdlib only)
 
-Docs: docs/testing.md
+Docs: docs/chat.md
 """
 import json
 import os
