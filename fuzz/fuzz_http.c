@@ -21,6 +21,17 @@
 #include "http.h"
 #include "serve_api.h"
 
+/* A ChatML template (Qwen's turn format), compiled once. */
+static const fs_chat_template *chatml(void) {
+    static fs_chat_template *t;
+    static const char src[] =
+        "{%- for m in messages %}{{ '<|im_start|>' + m.role + '\\n' + (m.content or '') + '<|im_end|>\\n' }}"
+        "{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{%- endif %}";
+    fs_err e = {{0}};
+    if (!t && fs_chat_template_new(&t, src, sizeof src - 1, NULL, NULL, &e)) abort();
+    return t;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *buf = (const char *)data;
     fs_http_req r, whole;
@@ -41,7 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (a.n_stops > FS_API_MAX_STOPS || a.top_logprobs > FS_API_MAX_TOP_LOGPROBS) abort();
             if (a.kind == FS_API_CHAT) {
                 char *text = NULL;
-                if (fs_chat_render(a.msgs, a.n_msgs, 1, a.think, &text, &e) == 0 && !text) abort();
+                fs_chat_opts o = {1, a.think, NULL, NULL, 0};
+                if (chatml() && fs_chat_render(chatml(), a.msgs, a.n_msgs, &o, &text, &e) == 0 && !text) abort();
                 free(text);
             }
         }

@@ -2,19 +2,30 @@
 """make_template_cases.py - write tests/golden/template/cases.jsonl.
 
 Each line is one conversation for the chat-template golden test:
-    {"messages": [...], "enable_thinking": true|false}
-The cases are written out by hand below (no randomness), chosen to reach
-every branch of Qwen3's chat template: system first / not first, multi-turn
-history with and without <think> blocks in earlier assistant turns
-(newlines around them, several </think>, <think> with no closing tag),
-reasoning_content, tool results (single, consecutive, wrapped in a user
-message), tool_calls, unicode, empty content, and both thinking modes.
+    {"family": "qwen3" | "qwen2_5" | "llama3_2", "messages": [...],
+     "tools": [...] (optional), "add_generation_prompt": true|false,
+     "kwargs": {...more template variables...}, "now": "YYYY-MM-DD"}
+The cases are written out by hand below (no randomness):
+  - CONVERSATIONS reach every branch of Qwen3's template: system first /
+    not first, multi-turn history with and without <think> blocks in
+    earlier assistant turns (newlines around them, several </think>,
+    <think> with no closing tag), reasoning_content, tool results (single,
+    consecutive, wrapped in a user message), tool_calls, unicode, empty
+    content; each in both thinking modes;
+  - SHARED go to every family: system or not, multi-turn, tool
+    definitions, tool calls and results, the generation prompt on and off,
+    odd content (template syntax, quotes, unicode spaces);
+  - *_EXTRA reach what one family's template alone does (Qwen2.5's default
+    system prompt, Llama's date_string, tools_in_user_message,
+    custom_tools, ipython results, and the conversations its template
+    refuses with raise_exception).
+"now" is the date strftime_now() gives (Llama's "Today Date" line).
 scripts/oracle_template.py renders them with transformers into
 expected.jsonl; tests/e2e_template.sh compares `fs template` with that.
 
 Usage: python3 scripts/make_template_cases.py [OUT]   (stdlib only)
 
-Docs: docs/testing.md
+Docs: docs/chat.md
 """
 import json
 import os
@@ -149,6 +160,103 @@ CONVERSATIONS = [
 ]
 
 
+# ---- tools, tool calls and the other families ----
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "Get the current weather in a city.",
+    "parameters": {"type": "object",
+                   "properties": {"city": {"type": "string", "description": "The city, e.g. \"Paris\""},
+                                  "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city"]}}}
+SEARCH = {"type": "function", "function": {
+    "name": "search", "description": "Cherche sur le web — résultats en français 🔎",
+    "parameters": {"type": "object", "properties": {"q": {"type": "string"}, "n": {"type": "integer",
+                   "minimum": 1, "maximum": 10}, "tags": {"type": "array", "items": {"type": "string"}}},
+                   "required": []}}}
+EMPTY_TOOL = {"type": "function", "function": {"name": "noop", "description": "", "parameters": {}}}
+TOOLS = [WEATHER, SEARCH]
+
+# (messages, tools or None, add_generation_prompt, kwargs) for every family
+SHARED = [
+    ([U("Hi")], None, True, {}),
+    ([U("Hi")], None, False, {}),
+    ([S("You are terse."), U("Hi")], None, True, {}),
+    ([S("  padded system  \n"), U("  padded user \t\n")], None, True, {}),
+    ([U("a"), A("b"), U("c")], None, True, {}),
+    ([S("sys"), U("a"), A("b"), U("c"), A("d")], None, False, {}),
+    ([U("")], None, True, {}),
+    ([U("{{ not a template }} {% if x %} {# nor a comment #}")], None, True, {}),
+    ([U("quotes ' \" and \\ backslash, tab\t, CR\r")], None, True, {}),
+    ([U("Ünïcödé 你好 мир 🌟 e\u0301 \u200b")], None, True, {}),
+    ([U("\u00a0\u3000 unicode spaces \u2003\u00a0")], None, True, {}),
+    ([U("a"), A(""), U("b")], None, True, {}),
+    ([U("Weather in Paris?")], TOOLS, True, {}),
+    ([S("Use tools wisely."), U("Weather in Paris?")], [WEATHER], True, {}),
+    ([U("Weather in Paris?"), A("", tool_calls=[call("get_weather", {"city": "Paris"})]),
+      T('{"temperature": 18, "unit": "celsius"}')], [WEATHER], True, {}),
+    ([U("Weather in Paris?"), A("", tool_calls=[call("get_weather", {"city": "Paris", "unit": "celsius"})]),
+      T("18 degrees"), A("It is 18 °C in Paris.")], [WEATHER], False, {}),
+    ([U("Search for café"), A("", tool_calls=[call("search", {"q": "café \"best\"", "n": 3,
+                                                              "tags": ["food", "été"], "x": None, "ok": True,
+                                                              "f": 0.5})]),
+      T("[\"result 1\", \"result 2\"]")], TOOLS, True, {}),
+    ([U("noop please")], [EMPTY_TOOL], True, {}),
+    ([S("sys"), U("q")], [], True, {}),
+    ([U("a"), A("b"), U("c"), A("d"), U("e"), A("f"), U("g")], None, True, {}),
+]
+
+QWEN3_EXTRA = [
+    ([U("Weather in Paris and Rome?"),
+      A("<think>two calls</think>", tool_calls=[call("get_weather", {"city": "Paris"}),
+                                                call("get_weather", {"city": "Rome"})]),
+      T("18"), T("24")], [WEATHER], True, {"enable_thinking": False}),
+    ([U("q")], TOOLS, True, {"enable_thinking": False}),
+    ([U("q"), A("", tool_calls=[call("search", '{"q": "raw"}')])], TOOLS, False, {}),
+]
+
+QWEN2_5_EXTRA = [
+    ([U("Weather in Paris and Rome?"),
+      A("Let me check.", tool_calls=[call("get_weather", {"city": "Paris"}), call("get_weather", {"city": "Rome"})]),
+      T("18"), T("24")], [WEATHER], True, {}),
+    ([U("q"), A(None, tool_calls=[call("get_weather", {"city": "Oslo"})]), T("cold")], [WEATHER], True, {}),
+    ([U("q"), A("", tool_calls=[{"name": "get_weather", "arguments": {"city": "Oslo"}}])], [WEATHER], True, {}),
+    ([S("first"), U("q"), S("second"), A("a")], None, True, {}),
+    ([U("q"), A("", tool_calls=[call("search", '{"q": "raw string"}')]), T("r1"), T("r2")], TOOLS, True, {}),
+]
+
+LLAMA_EXTRA = [
+    ([U("Hi")], None, True, {"date_string": "26 Jul 2024"}),
+    ([S("sys"), U("Hi")], None, True, {"date_string": "01 Jan 2025"}),
+    ([U("Weather?")], [WEATHER], True, {"tools_in_user_message": False}),
+    ([S("sys"), U("Weather?")], [WEATHER], True, {"tools_in_user_message": False, "date_string": "x"}),
+    ([U("Weather?")], None, True, {"custom_tools": [WEATHER]}),
+    # the tool result's content is a string, which Jinja counts as iterable: tojson quotes it
+    ([U("Weather?"), A("", tool_calls=[call("get_weather", {"city": "Oslo"})]),
+      {"role": "ipython", "content": "cold \"and\" wet"}], [WEATHER], True, {}),
+    ([U("Weather?"), A("", tool_calls=[call("get_weather", '{"city": "Oslo"}')]), T("4")], [WEATHER], False, {}),
+    ([U("x"), A("", tool_calls=[call("search", {"q": "a"})]), T("r"), A("done"), U("more")], TOOLS, True,
+     {"date_string": "31 Dec 1999"}),
+    # refused by the template itself (raise_exception): fs must refuse too
+    ([S("only a system message")], [WEATHER], True, {}),
+    ([U("Weather?"), A("", tool_calls=[call("get_weather", {"city": "A"}), call("get_weather", {"city": "B"})])],
+     [WEATHER], True, {}),
+]
+
+QWEN3_CASES = [(conv, None, True, {"enable_thinking": think}) for conv in CONVERSATIONS for think in (True, False)]
+QWEN3_CASES += [(m, t, g, dict(kw, enable_thinking=think)) for (m, t, g, kw) in SHARED for think in (True, False)]
+QWEN3_CASES += QWEN3_EXTRA
+
+FAMILIES = [
+    ("qwen3", QWEN3_CASES),
+    ("qwen2_5", SHARED + QWEN2_5_EXTRA),
+    ("llama3_2", SHARED + LLAMA_EXTRA),
+]
+
+# strftime_now's clock for every case (Llama's "Today Date" line); the
+# oracle freezes transformers' clock there, fs template gets --date.
+NOW = "2026-12-04"
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "tests", "golden", "template",
@@ -156,10 +264,13 @@ def main():
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     n = 0
     with open(out, "w", encoding="utf-8") as f:
-        # Every conversation in both thinking modes.
-        for conv in CONVERSATIONS:
-            for think in (True, False):
-                f.write(json.dumps({"messages": conv, "enable_thinking": think}, ensure_ascii=False) + "\n")
+        for family, cases in FAMILIES:
+            for messages, tools, gen, kwargs in cases:
+                case = {"family": family, "messages": messages, "add_generation_prompt": gen, "kwargs": kwargs,
+                        "now": NOW}
+                if tools is not None:
+                    case["tools"] = tools
+                f.write(json.dumps(case, ensure_ascii=False) + "\n")
                 n += 1
     print(f"wrote {n} cases to {out}")
 

@@ -4,7 +4,7 @@
  * A turn, and why the KV cache is reused rather than rebuilt:
  *
  *   messages  [system] user assistant user assistant ... user
- *      | fs_chat_render (Qwen3's template, generation prompt, thinking mode)
+ *      | fs_chat_render (the checkpoint's template, generation prompt, thinking mode)
  *      v
  *   text      "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
  *      | fs_tokenizer_encode
@@ -17,10 +17,12 @@
  *
  * Every turn the whole conversation is rendered again, exactly as a
  * stateless server would, and only the tokens after the common prefix are
- * prefilled. Usually that is the new user message, but not always: the
+ * prefilled. Usually that is the new user message, but not always: Qwen3's
  * template drops the <think> reasoning of assistant turns before the last
  * user message, and re-tokenizing a reply can split it differently from the
- * ids that were sampled. Both show up as an earlier divergence point, so
+ * ids that were sampled (other templates have their own: Llama 3's puts
+ * today's date in the system block, so a turn after midnight reuses
+ * nothing). All show up as an earlier divergence point, so
  * the cache is cut there and what follows is recomputed: the prompt the
  * model sees is always exactly the rendered conversation.
  * (tests/test_chat_reuse.c checks the logits equal a from-scratch prefill.)
@@ -50,7 +52,7 @@ struct fs_engine {
     fs_forward *fwd;
     int chat_stop[FS_MAX_EOS + 1]; /* the eos ids, and the eos_token: where a reply ends */
     int n_chat_stop;
-    int template_checked;         /* tokenizer_config.json's template is Qwen3's */
+    fs_chat_template *tmpl;       /* the checkpoint's chat template, loaded at the first chat */
 };
 
 int fs_engine_kv_dtype(const char *name, fs_dtype *out) {
@@ -120,6 +122,7 @@ void fs_engine_free(fs_engine *g) {
     fs_forward_free(g->fwd);
     fs_tokenizer_free(g->tok);
     fs_model_free(&g->model);
+    fs_chat_template_free(g->tmpl);
     free(g->dir);
     free(g);
 }
@@ -431,9 +434,7 @@ static int check_utf8(const char *s, size_t n, const char *what, fs_err *e) {
 
 static int check_template(fs_engine *g, fs_err *e) {
     if (need_tokenizer(g, e)) return -1;
-    if (!g->template_checked && fs_chat_template_check_dir(g->dir, e)) return -1;
-    g->template_checked = 1;
-    return 0;
+    return g->tmpl ? 0 : fs_chat_template_load(&g->tmpl, g->dir, e);
 }
 
 int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int think, int **ids, int *n_ids,
@@ -447,7 +448,8 @@ int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int t
         if (msgs[i].content && check_utf8(msgs[i].content, strlen(msgs[i].content), what, e)) return -1;
     }
     char *text = NULL;
-    int rc = fs_chat_render(msgs, n, 1, think, &text, e) || fs_tokenizer_encode(g->tok, text, strlen(text), ids, n_ids, e);
+    fs_chat_opts o = {1, think != 0, NULL, NULL, 0};
+    int rc = fs_chat_render(g->tmpl, msgs, n, &o, &text, e) || fs_tokenizer_encode(g->tok, text, strlen(text), ids, n_ids, e);
     free(text);
     return rc ? -1 : 0;
 }
@@ -650,7 +652,7 @@ static void push_msg(fs_conversation *c, const char *role, const char *content, 
     char *s = fs_xmalloc(len + 1);
     memcpy(s, content, len);
     s[len] = 0;
-    fs_chat_msg m = {role, s, NULL, NULL};
+    fs_chat_msg m = {role, s, NULL, NULL, NULL};
     c->msgs[c->n_msgs++] = m;
 }
 
@@ -696,7 +698,7 @@ int fs_conversation_turn(fs_conversation *c, const char *user_text, const fs_seq
     size_t n_all = c->n_msgs + (c->system ? 1 : 0), k = 0;
     fs_chat_msg *all = fs_xmalloc(n_all * sizeof *all);
     if (c->system) {
-        fs_chat_msg s = {"system", c->system, NULL, NULL};
+        fs_chat_msg s = {"system", c->system, NULL, NULL, NULL};
         all[k++] = s;
     }
     memcpy(all + k, c->msgs, c->n_msgs * sizeof *all);

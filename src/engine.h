@@ -198,7 +198,7 @@ int fs_seq_sync(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_st
  * sampled ids and the emitted text. */
 int fs_seq_generate(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_stats *st, fs_err *e);
 
-/* One chat turn over msgs[0..n): render them with Qwen3's chat template
+/* One chat turn over msgs[0..n): render them with the model's chat template
  * (chat_template.h: generation prompt, enable_thinking = think), tokenize,
  * and generate as fs_seq_generate does, stopping also at <|im_end|>, the
  * end of a turn. The prompt must leave room for one reply token
@@ -215,7 +215,7 @@ void fs_seq_last(const fs_seq *q, const int **ids, int *n_ids, const char **text
 int fs_seq_set_sampler_params(fs_seq *q, const fs_sampler_params *sp, fs_err *e);
 
 /* The chat prompt of msgs[0..n): checked to be UTF-8, rendered with
- * Qwen3's template (generation prompt, enable_thinking = think) and
+ * the model's chat template (generation prompt, enable_thinking = think) and
  * tokenized, as fs_seq_chat does. *ids is malloc'd. */
 int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int think, int **ids, int *n_ids,
                           fs_err *e);
@@ -272,7 +272,7 @@ const fs_seq_stats *fs_seq_status(const fs_seq *q);
 typedef struct fs_conversation fs_conversation;
 
 /* An empty conversation on q (which must outlive it), thinking on. Checks
- * that the model's chat template is Qwen3's (chat_template.h). */
+ * that the model's chat template loads and compiles (chat_template.h). */
 int fs_conversation_new(fs_conversation **out, fs_seq *q, fs_err *e);
 void fs_conversation_free(fs_conversation *c);
 

@@ -569,7 +569,7 @@ int fs_serve(fs_engine *g, const fs_serve_opts *o_in, fs_err *e) {
     s.model_name = name;
 
     /* the chat template is checked once, here, not by the first request */
-    fs_chat_msg probe = {"user", "hi", NULL, NULL};
+    fs_chat_msg probe = {"user", "hi", NULL, NULL, NULL};
     int *probe_ids = NULL, n_probe = 0;
     if (fs_engine_chat_prompt(g, &probe, 1, 1, &probe_ids, &n_probe, e)) return -1;
     free(probe_ids);

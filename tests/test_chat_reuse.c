@@ -16,6 +16,8 @@
  *   - fs_conversation itself over three turns (thinking switched off for
  *     the last), and a turn cancelled before its first token, which leaves
  *     no messages behind;
+ *   - the same model with another chat template (chat_template.jinja):
+ *     the prompt is that template's, and turn 2 still reuses the prefix;
  *   - a prefill cancelled between two chunks: the cache holds exactly the
  *     chunk that finished, and the next sync reuses it.
  *
@@ -32,6 +34,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine.h"
 #include "test.h"
@@ -58,13 +61,10 @@ static fs_seq *new_seq(double temperature) {
 
 static int render(const fs_chat_msg *m, size_t n, int think, int **ids, int *n_ids) {
     fs_err e = {{0}};
-    char *text = NULL;
-    if (fs_chat_render(m, n, 1, think, &text, &e) || fs_engine_encode(g, text, strlen(text), ids, n_ids, &e)) {
+    if (fs_engine_chat_prompt(g, m, n, think, ids, n_ids, &e)) {
         fprintf(stderr, "render: %s\n", e.msg);
-        free(text);
         return -1;
     }
-    free(text);
     return 0;
 }
 
@@ -91,9 +91,9 @@ static void check_cache(fs_seq *q) {
 static void case_greedy(void) {
     fs_err e = {{0}};
     fs_seq *a = new_seq(0);
-    fs_chat_msg m[3] = {{"user", "Tell me about the river.", NULL, NULL},
-                        {"assistant", NULL, NULL, NULL},
-                        {"user", "And then what happened?", NULL, NULL}};
+    fs_chat_msg m[3] = {{"user", "Tell me about the river.", NULL, NULL, NULL},
+                        {"assistant", NULL, NULL, NULL, NULL},
+                        {"user", "And then what happened?", NULL, NULL, NULL}};
     fs_seq_gen go = {0};
     go.max_new_tokens = 24;
     fs_seq_stats st;
@@ -128,9 +128,9 @@ static void case_think_stripped(void) {
     fs_err e = {{0}};
     fs_seq *a = new_seq(0);
     const char *reply = "<think>\nThe user greets me.\n</think>\n\nGood day to you.";
-    fs_chat_msg m[3] = {{"user", "Good morning.", NULL, NULL},
-                        {"assistant", reply, NULL, NULL},
-                        {"user", "How are you?", NULL, NULL}};
+    fs_chat_msg m[3] = {{"user", "Good morning.", NULL, NULL, NULL},
+                        {"assistant", reply, NULL, NULL, NULL},
+                        {"user", "How are you?", NULL, NULL, NULL}};
     int *ids1 = NULL, n1 = 0, *rid = NULL, nr = 0;
     CHECK(render(m, 1, 1, &ids1, &n1) == 0);
     CHECK(fs_engine_encode(g, reply, strlen(reply), &rid, &nr, &e) == 0);
@@ -157,7 +157,7 @@ static void case_think_stripped(void) {
 static void case_identical(void) {
     fs_err e = {{0}};
     fs_seq *a = new_seq(0);
-    fs_chat_msg m[1] = {{"user", "Once more.", NULL, NULL}};
+    fs_chat_msg m[1] = {{"user", "Once more.", NULL, NULL, NULL}};
     int *ids = NULL, n = 0;
     fs_seq_stats st;
     CHECK(render(m, 1, 0, &ids, &n) == 0);
@@ -232,6 +232,74 @@ static void case_conversation(void) {
     fs_seq_free(q);
 }
 
+/* Reuse knows no template: the same model with another chat template
+ * (a chat_template.jinja beside it, which wins over tokenizer_config.json)
+ * renders its own format, and turn 2 still reuses the common prefix. */
+static void case_other_template(void) {
+    fs_err e = {{0}};
+    char dir[] = "/tmp/fs_reuse_XXXXXX", src[4096], dst[4096];
+    if (!mkdtemp(dir)) {
+        CHECK(0);
+        return;
+    }
+    static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
+                                        "generation_config.json"};
+    char cwd[2048];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(src, sizeof src, "%s/models/tiny/%s", cwd, files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        CHECK(symlink(src, dst) == 0);
+    }
+    snprintf(dst, sizeof dst, "%s/chat_template.jinja", dir);
+    FILE *f = fopen(dst, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("{%- for m in messages %}<|im_start|>{{ m.role | upper }}: {{ m.content | trim }}<|im_end|>\n{% endfor %}"
+              "{%- if add_generation_prompt %}<|im_start|>ASSISTANT: {% endif %}\n", f);
+        fclose(f);
+    }
+    fs_engine *saved = g;
+    fs_engine_opts o = {NULL, 1, N_CTX, NULL, FS_ENGINE_TOKENIZER, 0};
+    if (fs_engine_open(&g, dir, &o, &e)) {
+        CHECKF(0, "%s", e.msg);
+        g = saved;
+        return;
+    }
+    fs_chat_msg m = {"user", "  Hello there ", NULL, NULL, NULL};
+    int *ids = NULL, n = 0, *want = NULL, nw = 0;
+    const char *text = "<|im_start|>USER: Hello there<|im_end|>\n<|im_start|>ASSISTANT: ";
+    CHECK(fs_engine_chat_prompt(g, &m, 1, 1, &ids, &n, &e) == 0);
+    CHECK(fs_engine_encode(g, text, strlen(text), &want, &nw, &e) == 0);
+    CHECKF(n == nw && n > 0 && !memcmp(ids, want, (size_t)n * sizeof *ids), "the prompt is not the template's (%d vs %d ids)", n, nw);
+    free(ids);
+    free(want);
+
+    fs_seq *q = new_seq(0);
+    fs_conversation *c = NULL;
+    CHECK(fs_conversation_new(&c, q, &e) == 0);
+    fs_seq_gen go = {0};
+    go.max_new_tokens = 8;
+    fs_seq_stats st;
+    CHECK(fs_conversation_turn(c, "Hello there", &go, &st, &e) == 0);
+    int first_prompt = st.prompt_tokens;
+    CHECK(fs_conversation_turn(c, "And then?", &go, &st, &e) == 0);
+    CHECKF(st.reused >= first_prompt - 1, "turn 2 reused %d of turn 1's %d prompt tokens", st.reused, first_prompt);
+    printf("another template: turn 2 reused %d tokens (turn 1's prompt: %d)\n", st.reused, first_prompt);
+    check_cache(q);
+    fs_conversation_free(c);
+    fs_seq_free(q);
+    fs_engine_free(g);
+    g = saved;
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        unlink(dst);
+    }
+    snprintf(dst, sizeof dst, "%s/chat_template.jinja", dir);
+    unlink(dst);
+    rmdir(dir);
+}
+
 /* on_prefill: raise the flag once the first chunk is in. */
 static void stop_after_first_chunk(void *user, int done, int total) {
     (void)total;
@@ -280,6 +348,7 @@ int main(void) {
     case_think_stripped();
     case_identical();
     case_conversation();
+    case_other_template();
     case_cancel_between_chunks();
     printf("largest |logit diff| between reuse and from-scratch prefill: %.3g (bound %.0e)\n", worst, TOL);
     fs_engine_free(g);

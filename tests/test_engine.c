@@ -128,7 +128,7 @@ static void test_limits(void) {
     CHECK_EQ_INT(n, 10); /* nothing changed */
     CHECK(fs_seq_sync(q, ids, 64, NULL, &st, &e) == 0); /* a full context is fine for a sync */
     CHECK_EQ_INT(st.reused, 10);
-    fs_chat_msg m = {"user", "Tell me everything about the river and the town and the people.", NULL, NULL};
+    fs_chat_msg m = {"user", "Tell me everything about the river and the town and the people.", NULL, NULL, NULL};
     fs_seq_gen go = {0};
     go.max_new_tokens = 4;
     fs_seq *small = seq(0, 1, 8);
