@@ -120,6 +120,9 @@ struct fs_session {
     fs_buf *logits_buf;   /* [V] the last token's logits, where the backend computes */
     float *logits;        /* [V] host copy, made on first use */
     int logits_on_host;   /* logits holds the latest logits_buf */
+    int logits_row;       /* -1: logits_buf holds this session's latest logits; r >= 0:
+                             they are row r of f->logits (the last batch), copied on
+                             first use or before a forward call overwrites that row */
     volatile sig_atomic_t *cancel;
     fs_rec *decode_rec;   /* the recorded one-token step (NULL: none yet) */
     int no_record;        /* recording failed once: run decode steps directly */
@@ -361,6 +364,7 @@ int fs_session_new(fs_session **out, fs_forward *f, int n_ctx, fs_err *e) {
         goto fail;
     }
     s->logits = fs_xcalloc((size_t)c->vocab, sizeof(float));
+    s->logits_row = -1;
     *out = s;
     return 0;
 
@@ -372,6 +376,8 @@ fail:
 void fs_session_free(fs_session *s) {
     if (!s) return;
     fs_backend *be = s->f->be;
+    for (int i = 0; i < s->f->batch_n; i++)   /* no longer one of the last batch's sessions */
+        if (s->f->batch_last[i] == s) s->f->batch_last[i] = NULL;
     if (s->decode_rec) be->rec_free(be, s->decode_rec);
     if (s->kv)
         for (int l = 0; l < s->f->m->cfg.n_layers; l++)
@@ -466,8 +472,7 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         fs_mm_in head_in = {f->last, f->norm, eps, NULL};
         fs_linear head = {f->lm_head, f->logits, V, 0};
         be->matmul(be, &head_in, n_seq, H, &head, 1);
-        for (int i = 0; i < n_seq; i++) be->copy(be, f->logits, (size_t)i * V, s[i]->logits_buf, 0, (size_t)V);
-        return 0;
+        return 0;   /* each session's row stays in f->logits until used (logits_row) */
     }
     fs_linear head = {f->lm_head, s[0]->logits_buf, V, 0};
     be->rmsnorm(be, f->x, f->norm, f->x_norm, T, H, eps);
@@ -527,6 +532,8 @@ static int forward_chunk(fs_session *s, const int *ids, int T, const debug_out *
 }
 
 /* Checks first, so a failed call changes nothing; then chunks. */
+static void keep_batch_logits(fs_forward *f, fs_session *const *s, int n_seq);
+
 static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, float *checkpoints, fs_err *e) {
     if (n < 1 || !ids) return fs_errf(e, "eval: no tokens given (n = %d)", n);
     if (n > s->n_ctx - s->pos)
@@ -540,6 +547,7 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
     int debug = logits_all || checkpoints, r = 0, pos_start = s->pos;
     s->logits_on_host = 0;
     s->f->calls++;   /* a batch's rows of logits are no longer the last (fs_forward_batch_argmax) */
+    keep_batch_logits(s->f, &s, 1);
     for (int t0 = 0; t0 < n && r == 0; t0 += s->f->max_batch) {
         int T = n - t0 < s->f->max_batch ? n - t0 : s->f->max_batch;
         dbg.t0 = t0;
@@ -576,6 +584,31 @@ static int batch_check(fs_forward *f, fs_session *const *s, const int *const *id
     return 0;
 }
 
+/* Before a forward call overwrites f->logits: the last batch's sessions
+ * that have not read their row yet and are not in this call (whose logits
+ * it replaces) get their row copied into their own logits_buf - one copy
+ * each, on the device. A server whose streams all decode again copies
+ * nothing; their rows were read by fs_forward_batch_argmax. */
+static void keep_batch_logits(fs_forward *f, fs_session *const *s, int n_seq) {
+    int V = f->m->cfg.vocab;
+    for (int j = 0; j < f->batch_n; j++) {
+        fs_session *q = f->batch_last[j];
+        if (!q || q->logits_row < 0) continue;
+        int in_call = 0;
+        for (int i = 0; i < n_seq; i++) in_call |= s[i] == q;
+        if (!in_call) f->be->copy(f->be, f->logits, (size_t)q->logits_row * V, q->logits_buf, 0, (size_t)V);
+        q->logits_row = -1;
+    }
+}
+
+/* A session's row of the last batch, into its logits_buf (first use). */
+static void own_logits(fs_session *s) {
+    if (s->logits_row < 0) return;
+    fs_forward *f = s->f;
+    f->be->copy(f->be, f->logits, (size_t)s->logits_row * f->m->cfg.vocab, s->logits_buf, 0, (size_t)f->m->cfg.vocab);
+    s->logits_row = -1;
+}
+
 int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids, const int *n, int n_seq,
                      fs_err *e) {
     if (batch_check(f, s, ids, n, n_seq, e)) return -1;
@@ -590,8 +623,13 @@ int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids,
         s[i]->logits_on_host = 0;
     }
     f->step = (fs_step){T, f->step_ids, f->step_pos, f->step_seq, n_seq};
+    keep_batch_logits(f, s, n_seq);
     forward_step(f, s, n_seq, NULL, 0);
-    for (int i = 0; i < n_seq; i++) s[i]->pos += n[i], f->batch_last[i] = s[i];
+    for (int i = 0; i < n_seq; i++) {
+        s[i]->pos += n[i];
+        s[i]->logits_row = n_seq > 1 ? i : -1;   /* a batch of one computes into its own logits_buf */
+        f->batch_last[i] = s[i];
+    }
     f->batch_n = n_seq;
     f->batch_call = ++f->calls;
     f->be->sync(f->be);
@@ -605,7 +643,7 @@ int fs_forward_batch_argmax(fs_forward *f, int *out) {
     /* f->logits holds the batch's rows until the next forward call (a batch
      * of one session computes into that session's own logits) */
     if (f->batch_n == 1 || f->calls != f->batch_call) {
-        for (int j = 0; j < f->batch_n; j++) out[j] = fs_session_argmax(f->batch_last[j]);
+        for (int j = 0; j < f->batch_n; j++) out[j] = f->batch_last[j] ? fs_session_argmax(f->batch_last[j]) : -1;
         return 0;
     }
     be->argmax_rows(be, f->logits, f->batch_n, V, out);
@@ -623,6 +661,7 @@ int fs_session_eval_debug(fs_session *s, const int *ids, int n, float *logits_al
 const float *fs_session_logits(fs_session *s) {
     if (!s->logits_on_host) {
         fs_backend *be = s->f->be;
+        own_logits(s);
         be->read(be, s->logits_buf, 0, s->logits, (size_t)s->f->m->cfg.vocab);
         s->logits_on_host = 1;
     }
@@ -631,6 +670,7 @@ const float *fs_session_logits(fs_session *s) {
 
 int fs_session_argmax(fs_session *s) {
     fs_backend *be = s->f->be;
+    own_logits(s);
     return be->argmax(be, s->logits_buf, s->f->m->cfg.vocab);
 }
 

@@ -545,6 +545,33 @@ static void test_batch(const fs_model *m) {
             CHECK(fs_session_argmax(sb[i]) == fs_session_argmax(ss[i]) || strcmp(backend, "cpu-ref"));
         }
     }
+    /* Rows nobody read before the next call: a batch's sessions that do
+     * not read their logits, then a single eval and a batch that leave
+     * some of them out, must still find their own logits afterwards (the
+     * batch's rows are kept for them: forward.c's keep_batch_logits). */
+    {
+        static const struct { int single, n_seq, who[NS]; } later[] = {
+            {0, 3, {0, 1, 2}}, {1, 1, {3}}, {0, 2, {0, 3}},
+        };
+        for (size_t r = 0; r < sizeof later / sizeof later[0]; r++) {
+            fs_session *who[NS];
+            const int *who_ids[NS];
+            int ones[NS] = {1, 1, 1, 1};
+            for (int k = 0; k < later[r].n_seq; k++) {
+                int i = later[r].who[k];
+                who[k] = sb[i], who_ids[k] = ids[i] + used[0][i], used[0][i]++;
+                CHECK(fs_session_eval(ss[i], ids[i] + used[1][i], 1, &e) == 0);
+                used[1][i]++;
+            }
+            if (later[r].single) CHECK(fs_session_eval(who[0], who_ids[0], 1, &e) == 0);
+            else CHECK(fs_forward_batch(fb, who, who_ids, ones, later[r].n_seq, &e) == 0);
+        }
+        for (int i = 0; i < NS; i++) {
+            double d = max_rel_diff(fs_session_logits(sb[i]), fs_session_logits(ss[i]), V);
+            CHECKF(d <= tol_cache, "session %d: logits after calls that left its batch row unread: %g", i, d);
+            CHECK(fs_session_argmax(sb[i]) == fs_session_argmax(ss[i]) || strcmp(backend, "cpu-ref"));
+        }
+    }
     printf("batched vs separate evals (%zu rounds, 4 sessions): max rel diff %.3g%s\n", sizeof rounds / sizeof rounds[0],
            worst, exact ? " (bit for bit)" : "");
     if (!strcmp(backend, "cpu-ref")) CHECKF(exact, "batched logits differ from separate evals: %g", worst);
