@@ -184,7 +184,9 @@ static int prompt_ids(fs_srv *s, fs_api_request *r, int **ids, int *n, fs_err *e
         memcpy(*ids, r->prompt_ids, (size_t)*n * sizeof **ids);
         return 0;
     }
-    return fs_engine_encode(s->g, r->prompt, r->prompt_len, ids, n, e);
+    /* a raw prompt gets the tokenizer's special tokens as fs generate's
+     * (Llama 3's <|begin_of_text|>), as vLLM and HF do for completions */
+    return fs_engine_encode_prompt(s->g, r->prompt, r->prompt_len, ids, n, e);
 }
 
 static uint64_t id_counter;
