@@ -210,7 +210,7 @@ static int eval_item(jctx *c, const jnode *at, const jv *obj, const jv *key, jv 
         if (v) *out = *v;
         return 0;
     }
-    if ((obj->t == JV_LIST || obj->t == JV_STR) && (key->t == JV_INT || key->t == JV_BOOL)) {
+    if (((obj->t == JV_LIST && obj->tuple != JV_GENERATOR) || obj->t == JV_STR) && (key->t == JV_INT || key->t == JV_BOOL)) {
         if (obj->t == JV_LIST) {
             int64_t i = norm_index(key->i, obj->n);
             if (i >= 0) *out = obj->items[i];
@@ -238,7 +238,10 @@ static int eval_slice(jctx *c, const jnode *x, jv *out) {
         if (parts[i].t != JV_NONE && parts[i].t != JV_INT && parts[i].t != JV_BOOL)
             return jerr(c, x, "slice indices must be integers or None, not '%s'", jv_type_name(&parts[i]));
     }
-    if (obj.t != JV_LIST && obj.t != JV_STR) return jerr(c, x, "'%s' object is not subscriptable", jv_type_name(&obj));
+    if ((obj.t != JV_LIST && obj.t != JV_STR) || obj.tuple == JV_GENERATOR) { /* jinja2: a failed subscript is undefined */
+        *out = jv_undef(NULL);
+        return 0;
+    }
     int64_t n = obj.t == JV_LIST ? (int64_t)obj.n : (int64_t)jv_utf8_len(obj.s, obj.n);
     int64_t step = parts[2].t == JV_NONE ? 1 : parts[2].i;
     if (step == 0) return jerr(c, x, "slice step cannot be zero");

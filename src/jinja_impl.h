@@ -53,7 +53,8 @@ typedef enum {
     JV_INT,
     JV_FLOAT,
     JV_STR,
-    JV_LIST, /* also tuples (tuple = 1: printed with parentheses) */
+    JV_LIST, /* also tuples (tuple = JV_TUPLE) and what jinja2 gives as lazy
+              * generators (tuple = JV_GENERATOR: select, map, unique...) */
     JV_DICT,
     JV_NS,    /* namespace(): a dict whose entries can be set */
     JV_MACRO, /* a {% macro %}, callable */
@@ -65,6 +66,11 @@ typedef struct jpair jpair;
 typedef struct jns jns;
 struct jnode;
 
+enum { JV_TUPLE = 1, JV_GENERATOR = 2 };
+
+/* A generator behaves as in jinja2 where a template can tell: it is always
+ * true (even when empty), has no len() and no index, is not JSON, and
+ * prints as "<generator object>"; |list makes it a list. */
 struct jv {
     uint8_t t;
     uint8_t tuple;
@@ -271,7 +277,7 @@ int jl_mklist(jctx *c, const jnode *at, size_t n, jv *out);                /* n 
 int jl_need_str(jctx *c, const jnode *at, const jv *v, const char *what);
 int jl_opt_int(jctx *c, const jnode *at, const jv *v, int64_t dflt, int64_t *out, const char *what);
 /* jinja_str.c: s.strip(chars) (chars NULL: whitespace); case mapping
- * (mode 0 lower, 1 upper, 2 title, 3 capitalize); s.replace */
+ * (mode 0 lower, 1 upper, 2 str.title, 3 capitalize, 4 jinja2's |title); s.replace */
 jv jl_strip(const jv *s, const jv *chars, int left, int right);
 int jl_case(jctx *c, const jnode *at, const jv *s, int mode, jv *out);
 int jl_replace(jctx *c, const jnode *at, const jv *s, const jv *old, const jv *new, int64_t count, jv *out);

@@ -17,8 +17,10 @@
  *
  * tojson is transformers' override: json.dumps(x, ensure_ascii=False,
  * indent=None, separators=None, sort_keys=False), not jinja2's HTML-safe
- * one. Generators (items, map, select...) are lists here, so `|length`
- * works on them where jinja2 would refuse.
+ * one. What jinja2 returns as a generator (select, map, unique, items...)
+ * is a list marked JV_GENERATOR: always true, no len(), no index, as
+ * there; it is computed at once, so a filter given the wrong type fails
+ * where it is written rather than where jinja2 would first iterate it.
  *
  * Docs: docs/chat.md
  */
@@ -237,14 +239,31 @@ static int tojson(jctx *c, const jnode *at, const jv *in, const jargs *a, jv *ou
 static int length_of(jctx *c, const jnode *at, const jv *in, int64_t *n) {
     switch (in->t) {
     case JV_STR: *n = (int64_t)jv_utf8_len(in->s, in->n); return 0;
-    case JV_LIST: case JV_DICT: *n = (int64_t)in->n; return 0;
+    case JV_LIST:
+        if (in->tuple == JV_GENERATOR) return jerr(c, at, "object of type 'generator' has no len() (add |list)");
+        *n = (int64_t)in->n;
+        return 0;
+    case JV_DICT: *n = (int64_t)in->n; return 0;
     case JV_NS: *n = (int64_t)in->ns->n; return 0;
     case JV_UNDEF: *n = 0; return 0;
     default: return jerr(c, at, "object of type '%s' has no len()", jv_type_name(in));
     }
 }
 
+static int filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, const jargs *a, jv *out);
+
+/* The filters jinja2 implements as generators give a generator here too
+ * (reverse only for what is not a string). */
 int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, const jargs *a, jv *out) {
+    static const char *const GENS[] = {"select", "reject", "selectattr", "rejectattr", "map", "unique", "items", NULL};
+    if (filter(c, at, name, n, in, a, out)) return -1;
+    int gen = jl_eqn(name, n, "reverse") && in->t != JV_STR;
+    for (int i = 0; GENS[i]; i++) gen |= jl_eqn(name, n, GENS[i]);
+    if (gen && out->t == JV_LIST) out->tuple = JV_GENERATOR;
+    return 0;
+}
+
+static int filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, const jargs *a, jv *out) {
     const jv *a0 = jl_arg(a, 0, "\x01");
     int64_t k = 0;
     jv *items;
@@ -264,6 +283,8 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
         return 0;
     }
     if (IS("first") || IS("last")) {
+        if (IS("last") && in->t == JV_LIST && in->tuple == JV_GENERATOR)
+            return jerr(c, at, "'generator' object is not reversible (add |list before |last)");
         if (jl_iterate(c, at, in, &items, &cnt)) return -1;
         *out = cnt ? items[IS("first") ? 0 : cnt - 1] : jv_undef(NULL);
         return 0;
@@ -395,7 +416,7 @@ int jl_filter(jctx *c, const jnode *at, const char *name, size_t n, const jv *in
             return 0;
         }
         if (IS("capitalize")) return jl_case(c, at, &s, 3, out);
-        if (IS("title")) return jl_case(c, at, &s, 2, out);
+        if (IS("title")) return jl_case(c, at, &s, 4, out);
         return jl_case(c, at, &s, IS("upper"), out);
     }
     if (IS("replace")) {
@@ -519,6 +540,11 @@ int jl_test(jctx *c, const jnode *at, const char *name, size_t n, const jv *in, 
     if (IS("iterable")) return *r = t == JV_STR || t == JV_LIST || t == JV_DICT || t == JV_UNDEF, 0;
     if (IS("sequence")) return *r = t == JV_STR || t == JV_LIST || t == JV_DICT || t == JV_UNDEF, 0;
     if (IS("callable")) return *r = t == JV_MACRO || t == JV_FUNC || t == JV_UNDEF, 0; /* jinja2's Undefined has __call__ */
+    if ((IS("odd") || IS("even")) && t == JV_FLOAT) { /* value % 2 == 1 (odd), == 0 (even), Python's modulo */
+        double m = fmod(in->f, 2.0);
+        if (m < 0) m += 2.0;
+        return *r = IS("odd") ? m == 1.0 : m == 0.0, 0;
+    }
     if (IS("odd") || IS("even") || IS("divisibleby")) {
         if (t != JV_INT && t != JV_BOOL) return jerr(c, at, "test '%s': expected an integer", IS("odd") ? "odd" : IS("even") ? "even" : "divisibleby");
         if (IS("divisibleby")) {

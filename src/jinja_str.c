@@ -100,20 +100,23 @@ uint32_t jl_lower_cp(uint32_t c) {
 int jl_cased(uint32_t c) { return jl_upper_cp(c) != c || jl_lower_cp(c) != c; }
 
 int jl_case(jctx *c, const jnode *at, const jv *s, int mode, jv *out) {
-    /* mode 0 lower, 1 upper, 2 title (upper after an uncased character), 3 capitalize (first only) */
+    /* mode 0 lower, 1 upper, 2 title (str.title(): upper after an uncased
+     * character), 3 capitalize (first only), 4 jinja2's |title (upper after
+     * a space or one of "-({[<") */
     jbuf b = {0};
-    int prev_cased = 0, first = 1;
+    int prev_cased = 0, first = 1, word_start = 1;
     for (size_t i = 0; i < s->n;) {
         uint32_t cp;
         int k = fs_utf8_decode((const unsigned char *)s->s + i, s->n - i, &cp);
         if (k == 0) k = 1, cp = (unsigned char)s->s[i];
-        int up = mode == 1 || (mode == 2 && !prev_cased) || (mode == 3 && first);
+        int up = mode == 1 || (mode == 2 && !prev_cased) || (mode == 3 && first) || (mode == 4 && word_start);
         uint32_t m = up ? jl_upper_cp(cp) : jl_lower_cp(cp);
         char u[4];
         if (k == 1 && cp >= 0x80) jb_add(&b, s->s + i, 1);
         else if (up && cp == 0xDF && mode == 1) jb_add(&b, "SS", 2);
         else jb_add(&b, u, (size_t)fs_utf8_encode(m, u));
         prev_cased = jl_cased(cp);
+        word_start = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' || jv_py_space(cp);
         first = 0;
         i += (size_t)k;
     }

@@ -120,7 +120,7 @@ const char *jv_type_name(const jv *v) {
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STR: return "str";
-    case JV_LIST: return v->tuple ? "tuple" : "list";
+    case JV_LIST: return v->tuple == JV_GENERATOR ? "generator" : v->tuple ? "tuple" : "list";
     case JV_DICT: return "dict";
     case JV_NS: return "Namespace";
     case JV_MACRO: return "Macro";
@@ -133,7 +133,8 @@ int jv_truthy(const jv *v) {
     case JV_UNDEF: case JV_NONE: return 0;
     case JV_BOOL: case JV_INT: return v->i != 0;
     case JV_FLOAT: return v->f != 0;
-    case JV_STR: case JV_LIST: case JV_DICT: return v->n != 0;
+    case JV_LIST: return v->tuple == JV_GENERATOR || v->n != 0;
+    case JV_STR: case JV_DICT: return v->n != 0;
     default: return 1;
     }
 }
@@ -160,6 +161,7 @@ int jv_eq(const jv *a, const jv *b) {
     case JV_UNDEF: case JV_NONE: return 1;
     case JV_STR: return a->n == b->n && !memcmp(a->s, b->s, a->n);
     case JV_LIST:
+        if (a->tuple == JV_GENERATOR || b->tuple == JV_GENERATOR) return a->items == b->items && a->tuple == b->tuple;
         if (a->n != b->n || a->tuple != b->tuple) return 0;
         for (size_t i = 0; i < a->n; i++)
             if (!jv_eq(&a->items[i], &b->items[i])) return 0;
@@ -280,8 +282,13 @@ static void str_repr(jbuf *b, const char *s, size_t n) {
 
 void jv_repr_out(jbuf *b, const jv *v) {
     switch (v->t) {
+    case JV_UNDEF: jb_puts(b, "Undefined"); break; /* inside a container; alone it prints nothing */
     case JV_STR: str_repr(b, v->s, v->n); break;
     case JV_LIST:
+        if (v->tuple == JV_GENERATOR) {
+            jb_puts(b, "<generator object>");
+            break;
+        }
         jb_add(b, v->tuple ? "(" : "[", 1);
         for (size_t i = 0; i < v->n; i++) {
             if (i) jb_add(b, ", ", 2);
@@ -406,6 +413,10 @@ static int json_out(jbuf *b, const jv *v, int ascii, int indent, const char *ise
         return 0;
     case JV_STR: json_str(b, v->s, v->n, ascii); return 0;
     case JV_LIST:
+        if (v->tuple == JV_GENERATOR) {
+            *why = "Object of type generator is not JSON serializable";
+            return -1;
+        }
         if (!v->n) return jb_puts(b, "[]"), 0;
         jb_add(b, "[", 1);
         for (size_t i = 0; i < v->n; i++) {
