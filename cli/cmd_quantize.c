@@ -49,7 +49,7 @@ static void usage(FILE *f) {
 }
 
 static const char *copied_files[] = {"config.json", "generation_config.json", "tokenizer.json",
-                                     "tokenizer_config.json"};
+                                     "tokenizer_config.json", "chat_template.jinja"};
 
 /* Write everything to path.tmp, then rename: readers see the old file or the
  * whole new one. */

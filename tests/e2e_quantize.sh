@@ -29,6 +29,8 @@ sed 's/"tie_word_embeddings": true/"tie_word_embeddings": false/' tests/data/gen
     die "mkmodel tied"
 "$FS_BIN" mkmodel --config "$TMP/untied.json" --tokenizer "$TOK" --out "$TMP/untied" --seed 12 >/dev/null ||
     die "mkmodel untied"
+# a checkpoint that ships its chat template as chat_template.jinja (it wins over tokenizer_config.json's)
+printf '{%%- for m in messages %%}{{ m.content }}{%%- endfor %%}' >"$TMP/untied/chat_template.jinja"
 
 # ---- 1 + 2 ----
 for m in tied untied; do
@@ -40,6 +42,7 @@ for m in tied untied; do
         for f in config.json generation_config.json tokenizer.json tokenizer_config.json; do
             cmp -s "$TMP/$m/$f" "$out/$f" || die "$m $w: $f not copied"
         done
+        if [ $m = untied ]; then cmp -s "$TMP/$m/chat_template.jinja" "$out/chat_template.jinja" || die "$m $w: chat_template.jinja not copied"; fi
         a=$("$FS_BIN" generate -m "$out" -p "The quick brown fox" -n 12 --temp 0 2>/dev/null) ||
             die "generate on $m-$w"
         b=$("$FS_BIN" generate -m "$TMP/$m" --weights $w -p "The quick brown fox" -n 12 --temp 0 2>/dev/null) ||
