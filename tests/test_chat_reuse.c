@@ -260,7 +260,7 @@ static void case_other_template(void) {
         fclose(f);
     }
     fs_engine *saved = g;
-    fs_engine_opts o = {NULL, 1, N_CTX, NULL, FS_ENGINE_TOKENIZER, 0};
+    fs_engine_opts o = {.n_threads = 1, .n_ctx = N_CTX, .tokenizer = FS_ENGINE_TOKENIZER};
     if (fs_engine_open(&g, dir, &o, &e)) {
         CHECKF(0, "%s", e.msg);
         g = saved;
