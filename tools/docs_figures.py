@@ -213,17 +213,28 @@ class LogLog:
 
     def frame(self, xlabel, ylabel):
         s = self.s
+        # 1-2-5 labels where a decade is wide enough for three; else only
+        # the decades are labelled (every tick keeps its grid line)
+        x_decade = (self.x1 - self.x0) / (math.log10(self.xhi) - math.log10(self.xlo))
+        y_decade = (self.y1 - self.y0) / (math.log10(self.yhi) - math.log10(self.ylo))
+        def labelled(v, decade_px):
+            return decade_px >= 100 or abs(math.log10(v) - round(math.log10(v))) < 1e-9
         for v in nice_ticks_log(self.xlo, self.xhi):
             x = self.X(v)
             s.line(x, self.y0, x, self.y1, stroke=LINE)
-            s.text(x, self.y1 + 15, fmt_tick(v), size=11, anchor="middle", fill=MUTED)
+            if labelled(v, x_decade):
+                s.text(x, self.y1 + 15, fmt_tick(v), size=11, anchor="middle", fill=MUTED)
+        widest = 0
         for v in nice_ticks_log(self.ylo, self.yhi):
             y = self.Y(v)
             s.line(self.x0, y, self.x1, y, stroke=LINE)
-            s.text(self.x0 - 6, y + 4, fmt_tick(v), size=11, anchor="end", fill=MUTED)
+            if labelled(v, y_decade):
+                s.text(self.x0 - 6, y + 4, fmt_tick(v), size=11, anchor="end", fill=MUTED)
+                widest = max(widest, len(fmt_tick(v)))
         s.rect(self.x0, self.y0, self.x1 - self.x0, self.y1 - self.y0, stroke=MUTED)
         s.text((self.x0 + self.x1) / 2, self.y1 + 33, xlabel, size=12, anchor="middle")
-        s.text(self.x0 - 42, (self.y0 + self.y1) / 2, ylabel, size=12, anchor="middle", rotate=-90)
+        # the axis title clear of the widest label (~6.5 px a character at size 11)
+        s.text(self.x0 - max(42, 16 + 6.5 * widest), (self.y0 + self.y1) / 2, ylabel, size=12, anchor="middle", rotate=-90)
 
 
 def decade_bounds(lo, hi):
