@@ -31,11 +31,11 @@
  * per-token path above: each (token, kv head) chunk reads its own
  * sequence's cache up to its own position.
  *
- * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16, every token of
+ * Prefill on AVX2 or NEON (T >= FS_GEMM_MIN_T, D a multiple of 16, every token of
  * one sequence at consecutive positions pos0 .. pos0 + T - 1): attention of a
  * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
- * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2; with AVX-512
- * 12 x 32, fs_tile_avx512) instead of one query at a time. A chunk is (kv head g, a slab of SLAB tokens):
+ * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2, fs_tile_neon;
+ * with AVX-512 12 x 32, fs_tile_avx512) instead of one query at a time. A chunk is (kv head g, a slab of SLAB tokens):
  *   - pack K_g once, in panels of 16 keys laid out d-major (the tile's
  *     weight panel: pk[d * 16 + r] is key r's component d);
  *   - for each query head of the group, 6 (12) queries at a time: S (a row
@@ -149,6 +149,13 @@ typedef struct {
     int T, pos0, Hq, Hkv, D, nslab, ldS;
 } tiled_job;
 
+/* The 6 x 16 register tile of the ISA (fs_tile_avx2 or fs_tile_neon). */
+static void tile16(fs_isa isa, int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y,
+                   size_t ldy, int accum, int ncols) {
+    if (isa == FS_ISA_NEON) fs_tile_neon(nt, x, ldx, pw, ldw, kc, y, ldy, accum, ncols);
+    else fs_tile_avx2(nt, x, ldx, pw, ldw, kc, y, ldy, accum, ncols);
+}
+
 static void tiled_chunk(void *arg, int chunk, int tid) {
     const tiled_job *j = arg;
     int g = chunk / j->nslab, slab = j->nslab - 1 - chunk % j->nslab;   /* heaviest slabs first */
@@ -201,8 +208,8 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
                 }
             else
                 for (int p = 0; p < npb; p++)
-                    fs_tile_avx2(nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16, (size_t)ldS,
-                                 0, 16);
+                    tile16(j->f->isa, nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16,
+                           (size_t)ldS, 0, 16);
             float inv_l[TILE_ROWS];
             for (int i = 0; i < nt; i++) {
                 float *row = S + (size_t)i * (size_t)ldS;
@@ -222,7 +229,7 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
                                    ob + d0, q_row, 0, D - d0 < 32 ? D - d0 : 32);
             else
                 for (int d0 = 0; d0 < D; d0 += 16)
-                    fs_tile_avx2(nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
+                    tile16(j->f->isa, nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
             for (int i = 0; i < nt; i++) fs_vscale(j->f->isa, ob + (size_t)i * q_row, inv_l[i], D);
         }
     }
@@ -235,7 +242,9 @@ size_t fs_cpu_attn_stride(int n_ctx, int D, int f16) {
     return ((f16 ? 2 : 1) * ldS * (size_t)D + (size_t)TILE_ROWS * ldS + 15) / 16 * 16;
 }
 
-int fs_cpu_attn_tiled(fs_isa isa, int T, int D) { return isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0; }
+int fs_cpu_attn_tiled(fs_isa isa, int T, int D) {
+    return (isa == FS_ISA_AVX2 || isa == FS_ISA_NEON) && T >= FS_GEMM_MIN_T && D % 16 == 0;
+}
 
 void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D) {
     fs_cpu *f = cpu_ctx(b);

@@ -305,6 +305,9 @@ void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, i
  * (added to y when accum). pw[k * ldw + 0..15] must be readable. */
 void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
                   int accum, int ncols);
+/* The same with NEON (matmul_neon.c; the portable loop elsewhere). */
+void fs_tile_neon(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols);
 
 /* Pack rows [n, n + rows) (rows <= FS_PANEL_N; missing rows are zeros),
  * columns [k0, k0 + kc) of W into pack[k * FS_PANEL_N + r] as f32. */
