@@ -13,7 +13,7 @@
  * (fs_tile_neon, any panel stride) is also prefill attention's
  * (attention_cpu.c), as fs_tile_avx2 is on x86.
  *
- * Docs: docs/forward.md
+ * Docs: docs/forward.md, docs/cpu.md
  */
 #include "cpu_backend.h"
 
