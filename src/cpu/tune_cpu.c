@@ -75,8 +75,9 @@
  * changes, so a plan cached by an older method is measured again rather
  * than trusted. Method 1 took the minimum of samples; method 2 scores the
  * median of same-round ratios. A Q4_0 plan found cached on the Xeon of
- * docs/cpu.md named the AVX2 kernel, which method 2 measured ~2.6x
- * slower there than the AVX-512 one. */
+ * docs/cpu.md named the AVX2 kernel (t0, 4 KiB ahead), which decoded
+ * 8-10% slower there than the AVX-512 kernel at 16 KiB in alternating
+ * runs. */
 #define TUNE_METHOD 2
 
 static const char *const kernel_names[FS_DK_COUNT] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
