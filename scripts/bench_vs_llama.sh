@@ -14,7 +14,7 @@
 # then `llama-bench -p 512 -n 128 -r 3`; then tg128 at depth 0 and 4096
 # for q4_0 and bf16 (fs with f32 and f16 KV caches). Every output goes to
 # OUT_DIR/*.txt with the time it started in OUT_DIR/log.
-# Docs: docs/bench.md
+# Docs: docs/cpu.md, docs/bench.md
 set -eu
 L=${1:?usage: bench_vs_llama.sh LLAMA_BIN_DIR OUT_DIR [THREADS] [ROUNDS]}
 O=${2:?usage: bench_vs_llama.sh LLAMA_BIN_DIR OUT_DIR [THREADS] [ROUNDS]}

@@ -17,7 +17,7 @@ the "qwen2" pre-tokenizer, every matrix as BF16 with its Hugging Face
 tensor renamed to llama.cpp's name, the norms as F32. Only the Qwen3 dense
 layout is handled; anything else is refused by name.
 
-Docs: docs/bench.md
+Docs: docs/cpu.md
 """
 import json
 import struct

@@ -613,7 +613,11 @@ static const int groups[][2] = {{8, 8}, {8, 4}, {8, 2}, {4, 1}, {6, 3}};   /* Hq
 
 static void test_attention(int D) {
     /* steps: a prompt, then decode and more prompt chunks on the same cache */
-    static const int seqs[][5] = {{130, 1, 7, 1, 64}, {5, 17, 1, 2, 3}, {1, 1, 64, 130, 1}, {64, 3, 1, 17, 5}};
+    /* the last reaches positions 260 and 300: decode steps whose keys the
+     * CPU backend splits into ranges when it has more threads than
+     * (token, kv head) pairs (attention_cpu.c) */
+    static const int seqs[][5] = {{130, 1, 7, 1, 64}, {5, 17, 1, 2, 3}, {1, 1, 64, 130, 1}, {64, 3, 1, 17, 5},
+                                  {130, 130, 1, 39, 1}};
     int ids[MAX_T] = {0}, pos[MAX_T], seq[MAX_T] = {0}, n_ctx = N_CTX;
     for (size_t si = 0; si < sizeof seqs / sizeof seqs[0]; si++) {
         int Hq = groups[(si + (size_t)D) % 5][0], Hkv = groups[(si + (size_t)D) % 5][1], normed = (int)si % 2;

@@ -66,7 +66,8 @@ static void test_opts(void) {
     const unsigned all = CLI_MODEL | CLI_RUNTIME | CLI_PROMPT | CLI_SAMPLING | CLI_VERBOSE;
     cli_opts o;
     CHECK(parse(&o, all, ARGS("-m", "dir", "-c", "128", "-t", "2", "--temp", "0", "--seed", "18446744073709551615",
-                              "-n", "7", "--stop", "\n\n", "-v", "--weights", "q8_0", "--backend", "cpu-ref")) == 1);
+                              "-n", "7", "--stop", "\n\n", "-v", "--weights", "q8_0", "--backend", "cpu-ref", "--kv",
+                              "f16")) == 1);
     CHECK_STR(o.model, "dir");
     CHECK_EQ_INT(o.ctx, 128);
     CHECK_EQ_INT(o.threads, 2);
@@ -77,6 +78,7 @@ static void test_opts(void) {
     CHECK(o.verbose == 1);
     CHECK_STR(o.weights, "q8_0");
     CHECK_STR(o.backend, "cpu-ref");
+    CHECK_STR(o.kv, "f16");
     CHECK(parse(&o, all, ARGS("--ctx", "64", "--temperature", "1e-320", "--top-k", "0")) == 1);
     CHECK(o.ctx == 64 && o.sampling.p.temperature > 0 && o.sampling.set == (FS_SET_TEMPERATURE | FS_SET_TOP_K));
 
@@ -89,7 +91,8 @@ static void test_opts(void) {
                             {"--ctx", "0"}, {"-c", "16777217"}, {"-t", "0"}, {"-t", "1025"}, {"-n", "-1"},
                             {"--temp", "-1"}, {"--temp", "nan"}, {"--temp", "1e999"}, {"--top-p", "0"},
                             {"--top-p", "1.5"}, {"--min-p", "2"}, {"--repeat-penalty", "0"}, {"--top-k", "-1"},
-                            {"--stop", ""}, {"--backend", "tpu"}, {"--weights", "q5_1"}, {"-m", NULL}};
+                            {"--stop", ""}, {"--backend", "tpu"}, {"--weights", "q5_1"}, {"--kv", "bf16"},
+                            {"--kv", "F16"}, {"-m", NULL}};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         const char *argv[2] = {bad[i][0], bad[i][1]};
         CHECKF(parse(&o, all, bad[i][1] ? 2 : 1, argv) == -1, "%s '%s' was accepted", bad[i][0],

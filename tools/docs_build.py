@@ -85,6 +85,7 @@ PAGES = [
     ("pull", "Pull"),
     ("bench", "Bench"),
     ("gpu", "GPU"),
+    ("cpu", "CPUs"),
     ("testing", "Testing"),
     ("learnings", "Learnings"),
     ("resources", "Resources"),

@@ -31,11 +31,11 @@
  * per-token path above: each (token, kv head) chunk reads its own
  * sequence's cache up to its own position.
  *
- * Prefill on AVX2 (T >= FS_GEMM_MIN_T, D a multiple of 16, every token of
+ * Prefill on AVX2 or NEON (T >= FS_GEMM_MIN_T, D a multiple of 16, every token of
  * one sequence at consecutive positions pos0 .. pos0 + T - 1): attention of a
  * whole prompt is two matrix products per head, S = Q K^T and O = P V, so
- * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2; with AVX-512
- * 12 x 32, fs_tile_avx512) instead of one query at a time. A chunk is (kv head g, a slab of SLAB tokens):
+ * it runs on the GEMM's 6 x 16 register tile (fs_tile_avx2, fs_tile_neon;
+ * with AVX-512 12 x 32, fs_tile_avx512) instead of one query at a time. A chunk is (kv head g, a slab of SLAB tokens):
  *   - pack K_g once, in panels of 16 keys laid out d-major (the tile's
  *     weight panel: pk[d * 16 + r] is key r's component d);
  *   - for each query head of the group, 6 (12) queries at a time: S (a row
@@ -72,22 +72,39 @@ typedef struct {
     int Hq, Hkv, D;
     float *kv_wide;          /* f16 caches: [nth][kv_wide_stride] a block of K and V as f32 */
     size_t kv_wide_stride;
+    int splits;              /* key ranges per (token, kv head); 1: no split */
+    float *part;             /* splits > 1: [T * Hkv * splits * group][D + 2] each range's
+                                unnormalised output, then its running max and sum */
 } attn_job;
 
-/* One chunk = one token and one kv head g: it = t * Hkv + g. The group's
- * query heads (Hq / Hkv of them, 2 for Qwen3-0.6B) walk the keys together,
- * one block at a time, so each block of K and V is read from memory once
- * and reused from cache by the other heads of the group. */
-#define MAX_GROUP 16
+/* One chunk = one token, one kv head g and one range of its keys:
+ * it = (t * Hkv + g) * splits + s. The group's query heads (Hq / Hkv of
+ * them, 2 for Qwen3-0.6B) walk the keys together, one block at a time, so
+ * each block of K and V is read from memory once and reused from cache by
+ * the other heads of the group.
+ *
+ * Splitting the keys. A decode step has T * Hkv chunks (8 for Qwen3-0.6B),
+ * fewer than 16 threads, and at a long context each chunk streams
+ * megabytes of cache: one core's read rate, not the machine's. So when
+ * there are fewer than 2 chunks a thread and many keys, each (token, kv
+ * head) is cut into `splits` ranges of whole blocks; a range leaves its
+ * output unnormalised with its running max m_s and sum l_s, and the caller
+ * combines them: out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s with
+ * M = max_s m_s - the online softmax's own rescaling, done once more. */
+#define MAX_GROUP FS_ATTN_MAX_GROUP
 
 static void attn_chunk(void *arg, int it, int tid) {
     const attn_job *j = arg;
     int group = j->Hq / j->Hkv, D = j->D;
     float scale = (float)(1.0 / sqrt((double)D));
-    int t = it / j->Hkv, g = it % j->Hkv;
+    int sp = it % j->splits, c = it / j->splits;   /* the range, the (token, kv head) */
+    int t = c / j->Hkv, g = c % j->Hkv;
     const fs_buf *cache = j->caches[j->seq[t]];
     size_t kv_row = cache->kv_stride;             /* one position in the cache */
     int n_keys = j->pos[t] + 1;                   /* causal: positions 0 .. pos[t] */
+    int per = (n_keys + j->splits - 1) / j->splits;
+    per = (per + BLOCK - 1) / BLOCK * BLOCK;      /* whole blocks */
+    int j_lo = sp * per, j_hi = j_lo + per < n_keys ? j_lo + per : n_keys;   /* may be empty */
     /* An f16 cache: each block of K and V is widened to f32 once (into this
      * thread's kv_wide), then the same f32 kernels run on the copy, which
      * the group's heads share from L1. */
@@ -99,13 +116,15 @@ static void attn_chunk(void *arg, int it, int tid) {
     float *kw = f16 ? j->kv_wide + (size_t)tid * j->kv_wide_stride : NULL, *vw = kw ? kw + (size_t)BLOCK * (size_t)D : NULL;
     size_t row = f16 ? (size_t)D : kv_row;   /* between a block's rows as the kernels read them */
     float m[MAX_GROUP], l[MAX_GROUP], s[BLOCK];   /* per head: running max, running sum of exp */
+    float *acc[MAX_GROUP];                        /* per head: where o accumulates */
     for (int hh = 0; hh < group; hh++) {
-        float *o = j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
-        for (int d = 0; d < D; d++) o[d] = 0.0f;
+        acc[hh] = j->splits > 1 ? j->part + ((size_t)it * (size_t)group + (size_t)hh) * (size_t)(D + 2)
+                                : j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
+        for (int d = 0; d < D; d++) acc[hh][d] = 0.0f;
         m[hh] = -INFINITY, l[hh] = 0.0f;
     }
-    for (int j0 = 0; j0 < n_keys; j0 += BLOCK) {
-        int nb = n_keys - j0 < BLOCK ? n_keys - j0 : BLOCK;
+    for (int j0 = j_lo; j0 < j_hi; j0 += BLOCK) {
+        int nb = j_hi - j0 < BLOCK ? j_hi - j0 : BLOCK;
         const float *kb = kw, *vb = vw;
         if (f16) {
             fs_vwiden_f16(j->isa, kw, kg16 + (size_t)j0 * kv_row, kv_row, nb, D);
@@ -114,9 +133,8 @@ static void attn_chunk(void *arg, int it, int tid) {
             kb = kg + (size_t)j0 * kv_row, vb = vg + (size_t)j0 * kv_row;
         }
         for (int hh = 0; hh < group; hh++) {
-            size_t it_h = (size_t)t * (size_t)j->Hq + (size_t)(g * group + hh);
-            const float *qh = j->q + it_h * (size_t)D;
-            float *o = j->out + it_h * (size_t)D;
+            const float *qh = j->q + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
+            float *o = acc[hh];
             fs_vdot_rows(j->isa, qh, kb, row, nb, D, s);
             float bmax = -INFINITY;
             for (int b = 0; b < nb; b++) {
@@ -133,8 +151,48 @@ static void attn_chunk(void *arg, int it, int tid) {
             fs_vmix_rows(j->isa, o, s, vb, row, nb, D);
         }
     }
-    for (int hh = 0; hh < group; hh++)
-        fs_vscale(j->isa, j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D, 1.0f / l[hh], D);
+    for (int hh = 0; hh < group; hh++) {
+        if (j->splits > 1) {   /* the caller combines the ranges */
+            acc[hh][D] = m[hh], acc[hh][D + 1] = l[hh];
+            continue;
+        }
+        fs_vscale(j->isa, acc[hh], 1.0f / l[hh], D);
+    }
+}
+
+/* out[t, h] from the ranges' partial outputs (attn_chunk, splits > 1). */
+static void attn_combine(const attn_job *j, int T) {
+    int group = j->Hq / j->Hkv, D = j->D, S = j->splits;
+    for (int c = 0; c < T * j->Hkv; c++)
+        for (int hh = 0; hh < group; hh++) {
+            int t = c / j->Hkv, g = c % j->Hkv;
+            float *o = j->out + ((size_t)t * (size_t)j->Hq + (size_t)(g * group + hh)) * (size_t)D;
+            const float *p0 = j->part + ((size_t)c * (size_t)S * (size_t)group + (size_t)hh) * (size_t)(D + 2);
+            size_t next = (size_t)group * (size_t)(D + 2);   /* from one range to the next */
+            float M = -INFINITY, L = 0.0f;
+            for (int sp = 0; sp < S; sp++)
+                if (p0[sp * next + (size_t)D] > M) M = p0[sp * next + (size_t)D];
+            for (int d = 0; d < D; d++) o[d] = 0.0f;
+            for (int sp = 0; sp < S; sp++) {
+                const float *p = p0 + sp * next;
+                if (p[D + 1] == 0.0f) continue;   /* an empty range */
+                float w = expf(p[D] - M);
+                L += w * p[D + 1];
+                for (int d = 0; d < D; d++) o[d] += w * p[d];
+            }
+            fs_vscale(j->isa, o, 1.0f / L, D);
+        }
+}
+
+/* How many ranges to cut each (token, kv head) into: enough for 2 chunks
+ * a thread, each range at least 2 blocks, at most FS_ATTN_MAX_PARTS
+ * chunks in all (the scratch reserve sized). */
+static int attn_splits(int chunks, int nth, int max_keys) {
+    if (chunks >= 2 * nth) return 1;
+    int splits = (2 * nth + chunks - 1) / chunks;
+    if (splits > max_keys / (2 * BLOCK)) splits = max_keys / (2 * BLOCK);
+    if (splits * chunks > FS_ATTN_MAX_PARTS(nth)) splits = FS_ATTN_MAX_PARTS(nth) / chunks;
+    return splits < 2 ? 1 : splits;
 }
 
 #define SLAB 64
@@ -148,6 +206,13 @@ typedef struct {
     size_t kv_stride;
     int T, pos0, Hq, Hkv, D, nslab, ldS;
 } tiled_job;
+
+/* The 6 x 16 register tile of the ISA (fs_tile_avx2 or fs_tile_neon). */
+static void tile16(fs_isa isa, int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y,
+                   size_t ldy, int accum, int ncols) {
+    if (isa == FS_ISA_NEON) fs_tile_neon(nt, x, ldx, pw, ldw, kc, y, ldy, accum, ncols);
+    else fs_tile_avx2(nt, x, ldx, pw, ldw, kc, y, ldy, accum, ncols);
+}
 
 static void tiled_chunk(void *arg, int chunk, int tid) {
     const tiled_job *j = arg;
@@ -201,8 +266,8 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
                 }
             else
                 for (int p = 0; p < npb; p++)
-                    fs_tile_avx2(nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16, (size_t)ldS,
-                                 0, 16);
+                    tile16(j->f->isa, nt, qb, q_row, pk + (size_t)p * (size_t)D * 16, 16, D, S + (size_t)p * 16,
+                           (size_t)ldS, 0, 16);
             float inv_l[TILE_ROWS];
             for (int i = 0; i < nt; i++) {
                 float *row = S + (size_t)i * (size_t)ldS;
@@ -222,7 +287,7 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
                                    ob + d0, q_row, 0, D - d0 < 32 ? D - d0 : 32);
             else
                 for (int d0 = 0; d0 < D; d0 += 16)
-                    fs_tile_avx2(nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
+                    tile16(j->f->isa, nt, S, (size_t)ldS, vg + d0, kv_row, nkb, ob + d0, q_row, 0, 16);
             for (int i = 0; i < nt; i++) fs_vscale(j->f->isa, ob + (size_t)i * q_row, inv_l[i], D);
         }
     }
@@ -235,7 +300,9 @@ size_t fs_cpu_attn_stride(int n_ctx, int D, int f16) {
     return ((f16 ? 2 : 1) * ldS * (size_t)D + (size_t)TILE_ROWS * ldS + 15) / 16 * 16;
 }
 
-int fs_cpu_attn_tiled(fs_isa isa, int T, int D) { return isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && D % 16 == 0; }
+int fs_cpu_attn_tiled(fs_isa isa, int T, int D) {
+    return (isa == FS_ISA_AVX2 || isa == FS_ISA_NEON) && T >= FS_GEMM_MIN_T && D % 16 == 0;
+}
 
 void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D) {
     fs_cpu *f = cpu_ctx(b);
@@ -253,6 +320,11 @@ void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
         fs_ref_attention(b, q, caches, out, Hq, Hkv, D);
         return;
     }
-    attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D, f->kv_wide, f->kv_wide_stride};
-    fs_threadpool_for(f->pool, T * Hkv, attn_chunk, &j);
+    int max_keys = 0;
+    for (int t = 0; t < T; t++) max_keys = r->pos[t] + 1 > max_keys ? r->pos[t] + 1 : max_keys;
+    int splits = f->attn_part ? attn_splits(T * Hkv, f->nth, max_keys) : 1;
+    attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D,
+                  f->kv_wide, f->kv_wide_stride, splits, f->attn_part};
+    fs_threadpool_for(f->pool, T * Hkv * splits, attn_chunk, &j);
+    if (splits > 1) attn_combine(&j, T);
 }

@@ -393,11 +393,12 @@ static void free_scratch(fs_cpu *f) {
     free(f->qpack);
     free(f->attn);
     free(f->kv_wide);
+    free(f->attn_part);
     free(f->y_add);
     free(f->xs);
     free(f->qxe);
     free(f->tpack);
-    f->pack = f->attn = f->kv_wide = f->y_add = NULL;
+    f->pack = f->attn = f->kv_wide = f->attn_part = f->y_add = NULL;
     f->kv_wide_stride = 0;
     f->qx = NULL;
     f->qxs = NULL;
@@ -442,6 +443,8 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
         (q_gemm && !(f->qpack = fs_ref_scratch(nth * f->qpack_stride, 1, n, "quantized GEMM panels", e))) ||
         (f->attn_stride && !(f->attn = fs_ref_scratch(nth * f->attn_stride, sizeof(float), n, "prefill attention", e))) ||
         (f16 && !(f->kv_wide = fs_ref_scratch(nth * f->kv_wide_stride, sizeof(float), n, "f16 KV widened", e))) ||
+        !(f->attn_part = fs_ref_scratch((size_t)FS_ATTN_MAX_PARTS(f->nth) * FS_ATTN_MAX_GROUP * (size_t)(rs->D + 2),
+                                        sizeof(float), n, "split attention", e)) ||
         !(f->y_add = fs_ref_scratch(f->y_add_n, sizeof(float), n, "matmul outputs before the residual add", e))) {
         free_scratch(f);
         fs_ref_free(&f->ref);

@@ -154,6 +154,8 @@ typedef struct fs_cpu {
     float *kv_wide;       /* [nth][2 * FS_ATTN_BLOCK * D] decode attention's block of K
                              and V widened from an f16 cache (NULL with f32 caches) */
     size_t kv_wide_stride;
+    float *attn_part;     /* [FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP][D + 2] split decode attention's
+                             partial outputs, maxima and sums (attention_cpu.c) */
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
     size_t y_add_n;
     size_t reserved;      /* bytes of the above (the fs_ref part counts its own) */
@@ -305,6 +307,9 @@ void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, i
  * (added to y when accum). pw[k * ldw + 0..15] must be readable. */
 void fs_tile_avx2(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
                   int accum, int ncols);
+/* The same with NEON (matmul_neon.c; the portable loop elsewhere). */
+void fs_tile_neon(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols);
 
 /* Pack rows [n, n + rows) (rows <= FS_PANEL_N; missing rows are zeros),
  * columns [k0, k0 + kc) of W into pack[k * FS_PANEL_N + r] as f32. */
@@ -359,8 +364,14 @@ void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t s
 void fs_vwiden_f16(fs_isa isa, float *dst, const uint16_t *src, size_t stride, int rows, int n);
 void fs_vnarrow_f16(fs_isa isa, uint16_t *dst, const float *src, int n);
 
-/* Keys decode attention takes per block (attention_cpu.c). */
+/* Keys decode attention takes per block (attention_cpu.c), and the most
+ * (token, kv head, key range) chunks a split decode attention makes for
+ * nth threads (its partial outputs: reserve sizes attn_part for them). */
 #define FS_ATTN_BLOCK 64
+#define FS_ATTN_MAX_PARTS(nth) (4 * (nth))
+/* The most query heads per kv head the CPU's attention takes (more: the
+ * reference's). */
+#define FS_ATTN_MAX_GROUP 16
 
 /* Prefill attention's per-thread scratch for n_ctx positions of head dim
  * D, in floats (attention_cpu.c; reserve allocates nth of them); f16: the

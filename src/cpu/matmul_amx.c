@@ -59,7 +59,7 @@
  * Linux gives a process the tile registers only when it asks
  * (backend_cpu.c, have_amx); without that, none of this runs.
  *
- * Docs: docs/bench.md
+ * Docs: docs/cpu.md, docs/bench.md
  */
 #include <string.h>
 

@@ -46,7 +46,7 @@
  * Compiled without -m flags: each function carries a target attribute and
  * runs only after cpuid said yes (backend_cpu.c).
  *
- * Docs: docs/bench.md
+ * Docs: docs/cpu.md, docs/bench.md
  */
 #include <string.h>
 

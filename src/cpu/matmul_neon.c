@@ -9,9 +9,11 @@
  *   f16  -> f32: vcvt_f32_f16, exact.
  * GEMV: 4 rows x 2 accumulators (8 k per step). GEMM: the tile is 6 tokens
  * x 16 rows = 24 accumulators (aarch64 has 32 vector registers), the
- * packed panel's 16 floats per k are 4 vectors.
+ * packed panel's 16 floats per k are 4 vectors. The tile on its own
+ * (fs_tile_neon, any panel stride) is also prefill attention's
+ * (attention_cpu.c), as fs_tile_avx2 is on x86.
  *
- * Docs: docs/forward.md
+ * Docs: docs/forward.md, docs/cpu.md
  */
 #include "cpu_backend.h"
 
@@ -85,11 +87,11 @@ void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, i
 }
 
 static inline __attribute__((always_inline)) void tile(const int nt, const float *x, size_t ldx, const float *pw,
-                                                       int kc, float *y, size_t ldy, int accum, int ncols) {
+                                                       size_t ldw, int kc, float *y, size_t ldy, int accum, int ncols) {
     float32x4_t c[FS_TILE_T][4];
     for (int i = 0; i < nt; i++) c[i][0] = c[i][1] = c[i][2] = c[i][3] = vdupq_n_f32(0);
     for (int k = 0; k < kc; k++) {
-        const float *p = pw + (size_t)k * 16;
+        const float *p = pw + (size_t)k * ldw;
         float32x4_t w0 = vld1q_f32(p), w1v = vld1q_f32(p + 4), w2 = vld1q_f32(p + 8), w3 = vld1q_f32(p + 12);
         for (int i = 0; i < nt; i++) {
             float32x4_t xb = vdupq_n_f32(x[(size_t)i * ldx + (size_t)k]);
@@ -119,19 +121,36 @@ void fs_gemm_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, i
                 float *yt = y + (size_t)t * (size_t)N + (size_t)n;
                 int acc = k0 > 0;
                 switch (T - t < FS_TILE_T ? T - t : FS_TILE_T) {
-                case 6: tile(6, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 5: tile(5, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 4: tile(4, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 3: tile(3, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                case 2: tile(2, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
-                default: tile(1, xt, (size_t)K, pack, kc, yt, (size_t)N, acc, rows); break;
+                case 6: tile(6, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 5: tile(5, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 4: tile(4, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 3: tile(3, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                case 2: tile(2, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
+                default: tile(1, xt, (size_t)K, pack, 16, kc, yt, (size_t)N, acc, rows); break;
                 }
             }
         }
     }
 }
 
+void fs_tile_neon(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols) {
+    switch (nt) {
+    case 6: tile(6, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 5: tile(5, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 4: tile(4, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 3: tile(3, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    case 2: tile(2, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    default: tile(1, x, ldx, pw, ldw, kc, y, ldy, accum, ncols); break;
+    }
+}
+
 #else /* no NEON: never called (fs_cpu_detect never picks it) */
+
+void fs_tile_neon(int nt, const float *x, size_t ldx, const float *pw, size_t ldw, int kc, float *y, size_t ldy,
+                  int accum, int ncols) {
+    fs_tile_avx2(nt, x, ldx, pw, ldw, kc, y, ldy, accum, ncols);
+}
 
 void fs_gemv_neon(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
     fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);

@@ -34,9 +34,11 @@
  * When. The first time a model's weights (dtype, count, size) run on a CPU
  * (its name, the kernel set, the thread count): the plan is then stored in
  * ${FS_HOME:-$HOME/.cache/fs}/cpu-tune.txt, one line per key, and read
- * back the next time. Weights under TUNE_MIN_BYTES are not measured (they
- * fit in the caches, where the prefetch hardly matters; the tests' models):
- * they run the defaults - prefetcht0 16 KiB ahead and the kernel below:
+ * back the next time (the key ends with the measuring method's number,
+ * TUNE_METHOD, so plans an older method cached are measured again).
+ * Weights under TUNE_MIN_BYTES are not measured (they fit in the caches,
+ * where the prefetch hardly matters; the tests' models): they run the
+ * defaults - prefetcht0 16 KiB ahead and the kernel below:
  * never far from the best where measured (docs/bench.md: within the noise
  * on the Xeon; NTA measured ~16% ahead on an AMD Zen 5, which a calibrated
  * plan finds).
@@ -47,7 +49,7 @@
  * syntax) imposes a plan on every dtype whose kernel the CPU has: a switch
  * to compare plans with `fs bench`, as FS_ISA compares kernel sets.
  *
- * Docs: docs/bench.md
+ * Docs: docs/cpu.md, docs/bench.md
  */
 #if !defined(__APPLE__)
 #define _DEFAULT_SOURCE   /* mkdir, getpid with -std=c11 */
@@ -69,6 +71,14 @@
 #define TUNE_MARGIN 0.03   /* a candidate replaces the reference only when 3% faster */
 #define DEFAULT_AHEAD 16384
 #define MAX_CAND 16
+/* Part of the cache key: raised whenever the way plans are measured
+ * changes, so a plan cached by an older method is measured again rather
+ * than trusted. Method 1 took the minimum of samples; method 2 scores the
+ * median of same-round ratios. A Q4_0 plan found cached on the Xeon of
+ * docs/cpu.md named the AVX2 kernel (t0, 4 KiB ahead), which decoded
+ * 8-10% slower there than the AVX-512 kernel at 16 KiB in alternating
+ * runs. */
+#define TUNE_METHOD 2
 
 static const char *const kernel_names[FS_DK_COUNT] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
 static const char *const prefetch_names[3] = {"none", "t0", "nta"};
@@ -338,8 +348,8 @@ void fs_cpu_tune(fs_cpu *f) {
         f->plan[dt].matrices = nw;
         if (!nw) continue;
         char key[512];
-        snprintf(key, sizeof key, "%s | %s kernels, %d threads | %s decode, %d matrices, %zu MiB", cpu, kernels,
-                 f->nth, fs_dtype_name((fs_dtype)dt), nw, total >> 20);
+        snprintf(key, sizeof key, "%s | %s kernels, %d threads | %s decode, %d matrices, %zu MiB | method %d", cpu,
+                 kernels, f->nth, fs_dtype_name((fs_dtype)dt), nw, total >> 20, TUNE_METHOD);
         fs_cpu_plan p;
         if (forced && parse_plan(forced, &p) == 0 && kernel_ok(f, (fs_dtype)dt, p.kernel)) {
             p.how = FS_PLAN_FORCED;

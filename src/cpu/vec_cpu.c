@@ -15,7 +15,7 @@
  * otherwise), any n (vector tails handled one element at a time). Without
  * AVX2 the _rows forms are loops of vdot / vaxpy (f32 accumulation).
  *
- * Docs: docs/forward.md
+ * Docs: docs/forward.md, docs/kv-cache.md
  */
 #include <math.h>
 
