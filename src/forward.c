@@ -107,7 +107,8 @@ struct fs_forward {
     fs_buf *logits;     /* [max_seqs, V] the lm_head of a batched call (max_seqs > 1) */
     fs_session *batch_last[FS_MAX_SEQS];   /* the sessions of the last fs_forward_batch, */
     int batch_n;                           /* in its order (fs_forward_batch_argmax), */
-    unsigned calls, batch_call;            /* and whether any forward call came after it */
+    int batch_rows;                        /* and 1 while f->logits still holds its rows
+                                              (cleared by the next forward call) */
 
     size_t weight_bytes, scratch_bytes;
 };
@@ -546,7 +547,6 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
     debug_out dbg = {checkpoints, logits_all, n, 0};
     int debug = logits_all || checkpoints, r = 0, pos_start = s->pos;
     s->logits_on_host = 0;
-    s->f->calls++;   /* a batch's rows of logits are no longer the last (fs_forward_batch_argmax) */
     keep_batch_logits(s->f, &s, 1);
     for (int t0 = 0; t0 < n && r == 0; t0 += s->f->max_batch) {
         int T = n - t0 < s->f->max_batch ? n - t0 : s->f->max_batch;
@@ -584,29 +584,29 @@ static int batch_check(fs_forward *f, fs_session *const *s, const int *const *id
     return 0;
 }
 
-/* Before a forward call overwrites f->logits: the last batch's sessions
- * that have not read their row yet and are not in this call (whose logits
- * it replaces) get their row copied into their own logits_buf - one copy
- * each, on the device. A server whose streams all decode again copies
- * nothing; their rows were read by fs_forward_batch_argmax. */
-static void keep_batch_logits(fs_forward *f, fs_session *const *s, int n_seq) {
-    int V = f->m->cfg.vocab;
-    for (int j = 0; j < f->batch_n; j++) {
-        fs_session *q = f->batch_last[j];
-        if (!q || q->logits_row < 0) continue;
-        int in_call = 0;
-        for (int i = 0; i < n_seq; i++) in_call |= s[i] == q;
-        if (!in_call) f->be->copy(f->be, f->logits, (size_t)q->logits_row * V, q->logits_buf, 0, (size_t)V);
-        q->logits_row = -1;
-    }
-}
-
 /* A session's row of the last batch, into its logits_buf (first use). */
 static void own_logits(fs_session *s) {
     if (s->logits_row < 0) return;
     fs_forward *f = s->f;
     f->be->copy(f->be, f->logits, (size_t)s->logits_row * f->m->cfg.vocab, s->logits_buf, 0, (size_t)f->m->cfg.vocab);
     s->logits_row = -1;
+}
+
+/* Before a forward call overwrites f->logits: the last batch's sessions
+ * that have not read their row yet and are not in this call (whose logits
+ * it replaces) get their row copied into their own logits_buf - one copy
+ * each, on the device. A server whose streams all decode again copies
+ * nothing; their rows were read by fs_forward_batch_argmax. */
+static void keep_batch_logits(fs_forward *f, fs_session *const *s, int n_seq) {
+    for (int j = 0; j < f->batch_n; j++) {
+        fs_session *q = f->batch_last[j];
+        if (!q) continue;
+        int in_call = 0;
+        for (int i = 0; i < n_seq; i++) in_call |= s[i] == q;
+        if (in_call) q->logits_row = -1;
+        else own_logits(q);
+    }
+    f->batch_rows = 0;
 }
 
 int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids, const int *n, int n_seq,
@@ -631,7 +631,7 @@ int fs_forward_batch(fs_forward *f, fs_session *const *s, const int *const *ids,
         f->batch_last[i] = s[i];
     }
     f->batch_n = n_seq;
-    f->batch_call = ++f->calls;
+    f->batch_rows = n_seq > 1;   /* a batch of one computes into that session's own logits */
     f->be->sync(f->be);
     return 0;
 }
@@ -640,9 +640,7 @@ int fs_forward_batch_argmax(fs_forward *f, int *out) {
     if (f->batch_n < 1) return -1;
     fs_backend *be = f->be;
     int V = f->m->cfg.vocab;
-    /* f->logits holds the batch's rows until the next forward call (a batch
-     * of one session computes into that session's own logits) */
-    if (f->batch_n == 1 || f->calls != f->batch_call) {
+    if (!f->batch_rows) {   /* another forward call since, or a batch of one */
         for (int j = 0; j < f->batch_n; j++) out[j] = f->batch_last[j] ? fs_session_argmax(f->batch_last[j]) : -1;
         return 0;
     }
