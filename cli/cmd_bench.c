@@ -156,6 +156,7 @@ static double run_once(fs_session *s, int depth, int is_tg, const int *ids, int 
         for (int i = 0; i < n; i++)
             if (fs_session_eval(s, ids + i, 1, e)) return -1;
     }
+    fs_session_sync(s);   /* a GPU's decode steps are queued: the time is when the last one ends */
     return fs_now() - t0;
 }
 

@@ -73,6 +73,7 @@ typedef struct fs_rec fs_rec;         /* a recorded decode step, backend-private
 typedef struct fs_backend fs_backend;
 
 #define FS_MATMUL_MAX 4   /* linear layers one matmul call can compute */
+#define FS_PREFETCH_MAX 4 /* weights one prefetch hint can name */
 
 /* The largest shapes a session will give the ops: reserve() sizes the
  * backend's scratch from them. */
@@ -96,7 +97,9 @@ typedef struct fs_reserve {
  * below its first one in the step is already in its cache. */
 typedef struct fs_step {
     int T;             /* tokens, 1 .. reserve's max_T */
-    const int *ids;    /* [T] token ids, each checked to be in [0, V) */
+    const int *ids;    /* [T] token ids, each checked to be in [0, V); NULL (T = 1
+                          only): the answer of the last argmax_queue, which
+                          the host need not know yet */
     const int *pos;    /* [T] the token's position in its sequence */
     const int *seq;    /* [T] its sequence: an index into the caches given to
                           rope_kv and attention, 0 .. n_seq - 1 */
@@ -218,9 +221,27 @@ struct fs_backend {
      * argmax does one. Waits. A batched step's sessions in one pass and
      * one wait, not `rows` of each. */
     void (*argmax_rows)(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
+    /* Greedy decoding without a wait per token. argmax_queue: argmax of
+     * x[0 .. n) as argmax computes it, but only queued: the answer is kept
+     * where the next set_step with ids == NULL takes it as its token (a
+     * NaN's -1 becomes token 0 there: the host, told -1, stops), and in
+     * slot `slot` (0 or 1) for argmax_take, which waits for it and returns
+     * it. So the host can queue step i + 1 before it has read token i. */
+    void (*argmax_queue)(fs_backend *b, const fs_buf *x, int n, int slot);
+    int (*argmax_take)(fs_backend *b, int slot);
 
     /* Wait until every op issued so far has finished (a no-op on the CPU). */
     void (*sync)(fs_backend *b);
+
+    /* prefetch (optional: NULL where it would do nothing, as on the CPU,
+     * whose decode kernels prefetch inside their own loops): a hint that
+     * the weights w[0 .. n) (n <= FS_PREFETCH_MAX) are read by the ops
+     * that come soon in this step. It computes nothing and changes no
+     * result. CUDA (when FS_CUDA_PREFETCH=1; off by default, it did not pay
+     * on the H200): the next one-token matmul asks the GPU's L2 cache to
+     * load them while it runs, so the weights of the next ops stream from
+     * memory without waiting for the ops before them (docs/gpu.md). */
+    void (*prefetch)(fs_backend *b, const fs_buf *const *w, int n);
 
     /* ---- recorded decode steps (optional: NULL where launching an op
      * costs nothing next to running it, as on the CPU) ----

@@ -410,6 +410,13 @@ static void save_checkpoint(fs_forward *f, const debug_out *dbg, int c, const fs
     f->be->read(f->be, src, 0, dst, (size_t)T * H);
 }
 
+/* The prefetch hint (backend.h), where the backend takes one. */
+static void hint(fs_backend *be, const fs_buf *a, const fs_buf *b, const fs_buf *c) {
+    if (!be->prefetch) return;
+    const fs_buf *w[3] = {a, b, c};
+    be->prefetch(be, w, c ? 3 : b ? 2 : 1);
+}
+
 /* The ops of one forward call: the tokens of f->step (set), of the n_seq
  * sessions s (token t belongs to s[step.seq[t]]). Returns 0, or
  * FS_EVAL_CANCELLED when the first session's cancel flag was seen at a
@@ -430,22 +437,29 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         layer_weights *w = &f->layers[l];
         for (int i = 0; i < n_seq; i++) f->caches[i] = s[i]->kv[l];   /* this layer's cache of each session */
 
+        /* Each matmul is preceded by a hint (backend.h's prefetch) naming
+         * the weights of the one after it, which a GPU may start loading. */
+
         /* attention block: x += attention(rope(qk_norm(rmsnorm(x) W_qkv + b_qkv))) W_o */
         fs_mm_in attn_in = {f->x, w->input_layernorm, eps, NULL};
         fs_linear qkv[3] = {{w->q_proj, f->q, Hq * D, 0}, {w->k_proj, f->k, Hkv * D, 0}, {w->v_proj, f->v, Hkv * D, 0}};
+        hint(be, w->o_proj, NULL, NULL);
         be->matmul(be, &attn_in, T, H, qkv, 3);
         be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, f->caches, Hq, Hkv, D, w->qkv_bias);
         be->attention(be, f->q, f->caches, f->attn_out, Hq, Hkv, D);
         fs_mm_in o_in = {f->attn_out, NULL, 0, NULL};
         fs_linear o = {w->o_proj, f->x, H, 1};
+        hint(be, w->gate_proj, w->up_proj, NULL);
         be->matmul(be, &o_in, T, Hq * D, &o, 1);
 
         /* MLP block: x += (silu(g) * u) W_down, g, u = rmsnorm(x) W_gate, W_up */
         fs_mm_in mlp_in = {f->x, w->post_attention_layernorm, eps, NULL};
         fs_linear gate_up[2] = {{w->gate_proj, f->ffn_gate, I, 0}, {w->up_proj, f->ffn_up, I, 0}};
+        hint(be, w->down_proj, NULL, NULL);
         be->matmul(be, &mlp_in, T, H, gate_up, 2);
         fs_mm_in down_in = {f->ffn_gate, NULL, 0, f->ffn_up};
         fs_linear down = {w->down_proj, f->x, H, 1};
+        if (l + 1 < c->n_layers) hint(be, f->layers[l + 1].q_proj, f->layers[l + 1].k_proj, f->layers[l + 1].v_proj);
         be->matmul(be, &down_in, T, I, &down, 1);
 
         save_checkpoint(f, dbg, 1 + l, f->x, T);
@@ -494,6 +508,10 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
 static void decode_ops(void *ctx) {
     fs_session *s = ctx;
     forward_ops(s->f, &s, 1, NULL, 0);
+    /* and the greedy pick, in the same record: an argmax of these logits
+     * after a replay costs no launch (a few us of GPU time a step, used or
+     * not; a GPU then needs nothing between two replays) */
+    s->f->be->argmax_queue(s->f->be, s->logits_buf, s->f->m->cfg.vocab, 0);
 }
 
 /* One forward call of the step in f->step: set it, then run its ops - or
@@ -535,12 +553,14 @@ static int forward_chunk(fs_session *s, const int *ids, int T, const debug_out *
 /* Checks first, so a failed call changes nothing; then chunks. */
 static void keep_batch_logits(fs_forward *f, fs_session *const *s, int n_seq);
 
+/* ids NULL (n = 1, no debug output): the token is the last queued argmax
+ * (fs_session_eval_queued). */
 static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, float *checkpoints, fs_err *e) {
-    if (n < 1 || !ids) return fs_errf(e, "eval: no tokens given (n = %d)", n);
+    if (n < 1 || (!ids && n != 1)) return fs_errf(e, "eval: no tokens given (n = %d)", n);
     if (n > s->n_ctx - s->pos)
         return fs_errf(e, "context full: %d tokens in the cache + %d new > n_ctx %d", s->pos, n, s->n_ctx);
     int V = s->f->m->cfg.vocab;
-    for (int i = 0; i < n; i++)
+    for (int i = 0; ids && i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             return fs_errf(e, "token id %d at index %d is out of range [0, %d)", ids[i], i, V);
 
@@ -553,7 +573,7 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
         dbg.t0 = t0;
         r = forward_chunk(s, ids + t0, T, debug ? &dbg : NULL);
     }
-    s->f->be->sync(s->f->be);
+    if (n > 1 || debug) s->f->be->sync(s->f->be);   /* a decode step is only queued (forward.h) */
     if (r == FS_EVAL_CANCELLED) fs_errf(e, "cancelled after %d of %d tokens", s->pos - pos_start, n);
     return r;
 }
@@ -671,6 +691,18 @@ int fs_session_argmax(fs_session *s) {
     own_logits(s);
     return be->argmax(be, s->logits_buf, s->f->m->cfg.vocab);
 }
+
+void fs_session_sync(fs_session *s) { s->f->be->sync(s->f->be); }
+
+void fs_session_argmax_queue(fs_session *s, int slot) {
+    fs_backend *be = s->f->be;
+    own_logits(s);
+    be->argmax_queue(be, s->logits_buf, s->f->m->cfg.vocab, slot);
+}
+
+int fs_session_argmax_take(fs_session *s, int slot) { return s->f->be->argmax_take(s->f->be, slot); }
+
+int fs_session_eval_queued(fs_session *s, fs_err *e) { return eval_common(s, NULL, 1, NULL, NULL, e); }
 
 int fs_session_pos(const fs_session *s) { return s->pos; }
 int fs_session_n_ctx(const fs_session *s) { return s->n_ctx; }

@@ -74,8 +74,27 @@ void fs_session_set_cancel(fs_session *s, volatile sig_atomic_t *flag);
  * id is out of range [0, V); FS_EVAL_CANCELLED when the cancel flag
  * stopped it: the chunks finished before it stay in the cache
  * (fs_session_pos says how many tokens that is), the logits are stale.
- * After 0, the logits are those of the last token. */
+ * After 0, the logits are those of the last token.
+ * A one-token eval may return before a GPU has finished it (the host then
+ * queues the next step while this one runs); whatever reads a result -
+ * fs_session_logits, fs_session_argmax - waits for it, and so does
+ * fs_session_sync. A longer eval (a prompt) returns when it is done. */
 int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
+
+/* Greedy decoding without a wait per token (generate.c uses it):
+ * fs_session_argmax_queue(s, slot) queues the argmax of the current
+ * logits; fs_session_eval_queued(s, e) appends that token - which the host
+ * has not seen yet - as fs_session_eval would; fs_session_argmax_take(s,
+ * slot) waits for the slot's answer and returns it (-1: a NaN logit).
+ * Two slots (0, 1), so the host reads token i while step i + 1 runs. On
+ * the CPU everything happens at once, with the same results. */
+void fs_session_argmax_queue(fs_session *s, int slot);
+int fs_session_eval_queued(fs_session *s, fs_err *e);
+int fs_session_argmax_take(fs_session *s, int slot);
+
+/* Wait until every step queued for s's model has finished (a timer's
+ * end, e.g. fs bench's; a no-op on the CPU). */
+void fs_session_sync(fs_session *s);
 
 /* Continuous batching: one forward pass that appends n[i] tokens ids[i]
  * to session i, for n_seq sessions of f at once (1 <= n_seq <= max_seqs,

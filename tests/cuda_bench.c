@@ -324,10 +324,13 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     double tg0 = tg128(m, step, 0), tg4k = tg128(m, step, 4096);
     set_seq_step(&id, 1, 0);
     double gpu0 = replay_time(step, 50);
+    set_seq_step(&id, 1, 100);   /* a short context: more than one range of keys per head */
+    double gpu100 = replay_time(step, 50);
     set_seq_step(&id, 1, 4096);
     double gpu4k = replay_time(step, 50);
     printf("decode tg128 depth 0:    %7.0f tok/s   (step on the GPU alone: %6.1f us = %4.0f GB/s of weights)\n", tg0,
            gpu0 * 1e6, m->step_bytes / gpu0 / 1e9);
+    printf("                                (step on the GPU alone at position 100: %6.1f us)\n", gpu100 * 1e6);
     printf("decode tg128 depth 4096: %7.0f tok/s   (step on the GPU alone: %6.1f us)\n", tg4k, gpu4k * 1e6);
     /* where a token's time goes besides the GPU step */
     double t0 = fs_now();

@@ -260,6 +260,8 @@ static void check_rmsnorm(void) {
     }
 }
 
+static int hint_prefetch;   /* run_matmul gives the prefetch hint first (backend.h) */
+
 /* One matmul call: n_lin layers of sizes Ns, input mode (0 plain, 1 norm,
  * 2 swiglu), add flags. Returns the error over all outputs. */
 static double run_matmul(fs_dtype dt, fs_dtype dt2, int T, int K, const int *Ns, const int *adds, int n_lin, int mode) {
@@ -285,6 +287,10 @@ static double run_matmul(fs_dtype dt, fs_dtype dt2, int T, int K, const int *Ns,
         lin[i].add = adds[i];
     }
     fs_mm_in min = {xb, mode == 1 ? norm.buf : NULL, 1e-6f, mode == 2 ? upb : NULL};
+    if (hint_prefetch && B->prefetch) {   /* a hint changes no result: its own weights, and odd sizes */
+        const fs_buf *pf[FS_PREFETCH_MAX] = {w[0].buf, mode == 1 ? norm.buf : w[0].buf, xb, upb};
+        B->prefetch(B, pf, FS_PREFETCH_MAX);
+    }
     B->matmul(B, &min, T, K, lin, n_lin);
     double worst = 0.0;
     for (int i = 0; i < n_lin; i++) {
@@ -323,6 +329,10 @@ static void check_matmul(void) {
         int qkv[3] = {2048, 1024, 1024}, qkv_add[3] = {0, 0, 1}, gu[2] = {3072, 3000}, gu_add[2] = {0, 0};
         row("matmul qkv norm", dt_name(dt), "T=1 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 1, 1024, qkv, qkv_add, 3, 1), 1e-4);
         row("matmul gate/up norm", dt_name(dt), "T=1 K=1024 N=3072+3000", run_matmul(dt, dt, 1, 1024, gu, gu_add, 2, 1), 1e-4);
+        hint_prefetch = 1;
+        row("matmul qkv norm, prefetch hint", dt_name(dt), "T=1 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 1, 1024, qkv, qkv_add, 3, 1), 1e-4);
+        row("matmul qkv norm, prefetch hint", dt_name(dt), "T=7 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 7, 1024, qkv, qkv_add, 3, 1), 1e-2);
+        hint_prefetch = 0;
         row("matmul qkv norm", dt_name(dt), "T=300 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 300, 1024, qkv, qkv_add, 3, 1), 1e-2);
         /* q, k, v: three layers in one call, tails in every N */
         int Ns[3] = {64, 32, 17}, adds[3] = {0, 1, 0};
@@ -699,6 +709,7 @@ static void check_record(void) {
 int main(int argc, char **argv) {
     fs_err e = {{0}};
     fs_backend_opts o = {"cuda", 0, 0};
+    if (argc == 1) setenv("FS_CUDA_PREFETCH", "1", 0);   /* the checks run with the prefetch hints acted on */
     B = fs_backend_cuda_new(&o, &e);
     if (!B) {
         printf("test_cuda: skipped: %s\n", e.msg);
@@ -720,7 +731,11 @@ int main(int argc, char **argv) {
     check_rope_kv(4, 1, 64, 3, 10, 0);
     check_attention(16, 8, 128, 4096, 1, 0);
     check_attention(16, 8, 128, 4096, 1, 1);
+    check_attention(16, 8, 128, 4096, 1, 15);     /* ranges cut from the token's keys: 16 .. */
+    check_attention(16, 8, 128, 4096, 1, 16);
+    check_attention(16, 8, 128, 4096, 1, 63);
     check_attention(16, 8, 128, 4096, 1, 200);
+    check_attention(16, 8, 128, 4096, 1, 1030);   /* .. to 64 keys a range, not multiples */
     check_attention(16, 8, 128, 4096, 1, 4095);
     check_attention(16, 8, 128, 50, 1, 49);
     check_attention(12, 4, 64, 1000, 1, 777);

@@ -288,6 +288,31 @@ static void test_cached_decode(const fs_model *m, int N, int M, int n_ctx) {
     free_session(s);
 }
 
+/* Many decode steps queued without reading anything in between (a GPU
+ * queues them: its step ring wraps and makes the host wait for it), then
+ * the logits and the argmax of the last one, against one batch. */
+static void test_queued_decode(const fs_model *m) {
+    int V = m->cfg.vocab, total = 160;
+    int *ids = malloc(sizeof(int) * total);
+    for (int i = 0; i < total; i++) ids[i] = (i * 7 + 3) % V;
+    fs_err e;
+    fs_session *batch = new_session(m, 200), *s = new_session(m, 200);
+    float *all = malloc(sizeof(float) * (size_t)total * V);
+    CHECK(fs_session_eval_debug(batch, ids, total, all, NULL, &e) == 0);
+    CHECK(fs_session_eval(s, ids, 2, &e) == 0);
+    for (int i = 2; i < total; i++) CHECK(fs_session_eval(s, ids + i, 1, &e) == 0);
+    const float *lg = fs_session_logits(s), *want = all + (size_t)(total - 1) * V;
+    double d = max_rel_diff(lg, want, V);
+    CHECKF(d <= tol_cache, "158 queued decode steps vs one batch: %g", d);
+    int best = 0;
+    for (int i = 1; i < V; i++)
+        if (lg[i] > lg[best]) best = i;
+    CHECKF(fs_session_argmax(s) == best, "argmax after queued steps: %d, host %d", fs_session_argmax(s), best);
+    free(ids), free(all);
+    free_session(batch);
+    free_session(s);
+}
+
 static void test_errors_and_truncate(const fs_model *m) {
     int V = m->cfg.vocab;
     fs_session *s = new_session(m, 8);
@@ -442,6 +467,45 @@ static void test_argmax(const fs_model *m) {
         CHECKF(am == best, "argmax %d, host %d", am, best);
     }
     free_session(s);
+}
+
+/* Queued greedy decoding (fs_session_argmax_queue / eval_queued / take,
+ * two slots, one step ahead as generate.c runs it) picks the same tokens
+ * and leaves the same logits as argmax + eval one token at a time, and a
+ * step queued past the end is undone by truncate. */
+static void test_argmax_queued(const fs_model *m) {
+    int V = m->cfg.vocab, prompt[3] = {5, 1, 4}, want[12], got[12];
+    fs_err e;
+    fs_session *a = new_session(m, 32), *b = new_session(m, 32);
+    CHECK(fs_session_eval(a, prompt, 3, &e) == 0);
+    CHECK(fs_session_eval(b, prompt, 3, &e) == 0);
+    for (int i = 0; i < 12; i++) {
+        want[i] = fs_session_argmax(a);
+        if (i < 11) CHECK(fs_session_eval(a, &want[i], 1, &e) == 0);
+    }
+    fs_session_argmax_queue(b, 0);
+    for (int i = 0; i < 12; i++) {
+        if (i < 11) {   /* the step of token i, queued before the host knows it */
+            CHECK(fs_session_eval_queued(b, &e) == 0);
+            fs_session_argmax_queue(b, (i + 1) & 1);
+        }
+        got[i] = fs_session_argmax_take(b, i & 1);
+        CHECKF(got[i] == want[i], "token %d: queued %d, one at a time %d", i, got[i], want[i]);
+    }
+    CHECKF(fs_session_pos(a) == fs_session_pos(b), "pos %d vs %d", fs_session_pos(b), fs_session_pos(a));
+    const float *la = fs_session_logits(a), *lb = fs_session_logits(b);
+    double worst = 0;
+    for (int i = 0; i < V; i++) worst = fabs(la[i] - lb[i]) > worst ? fabs(la[i] - lb[i]) : worst;
+    CHECKF(worst <= tol_cache, "logits after queued decoding differ by %g", worst);
+    /* one step queued past the end, undone: the next eval matches */
+    CHECK(fs_session_eval_queued(b, &e) == 0);
+    fs_session_truncate(b, fs_session_pos(b) - 1);
+    int next = 7;
+    CHECK(fs_session_eval(a, &next, 1, &e) == 0);
+    CHECK(fs_session_eval(b, &next, 1, &e) == 0);
+    CHECKF(fs_session_argmax(a) == fs_session_argmax(b), "after undo: %d vs %d", fs_session_argmax(b), fs_session_argmax(a));
+    free_session(a);
+    free_session(b);
 }
 
 /* A set cancel flag stops an eval before it changes anything; cleared,
@@ -739,10 +803,12 @@ int main(int argc, char **argv) {
     test_cached_decode(&m, 5, 6, 16);
     test_cached_decode(&m, 1, 10, 16);        /* token by token from the start */
     test_cached_decode(&m, 520, 80, 700);     /* crosses the 512-token chunk */
+    test_queued_decode(&m);
     test_errors_and_truncate(&m);
     test_new_errors(&m);
     test_two_sessions(&m);
     test_argmax(&m);
+    test_argmax_queued(&m);
     test_cancel(&m);
     test_batch(&m);
     test_batch_errors(&m);

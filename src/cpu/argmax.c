@@ -32,3 +32,12 @@ void fs_ref_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *ou
     (void)b;
     for (int r = 0; r < rows; r++) out[r] = argmax_of(buf_f32(x) + (size_t)r * (size_t)n, n);
 }
+
+/* Queued argmax (backend.h): on the CPU the answer is known at once; it
+ * is kept for the next set_step with no ids and for argmax_take. */
+void fs_ref_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot) {
+    fs_ref *r = ref_ctx(b);
+    r->argmax_slot[slot & 1] = r->argmax_last = argmax_of(buf_f32(x), n);
+}
+
+int fs_ref_argmax_take(fs_backend *b, int slot) { return ref_ctx(b)->argmax_slot[slot & 1]; }

@@ -540,6 +540,8 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     b->copy = fs_ref_copy;
     b->argmax = fs_ref_argmax;
     b->argmax_rows = fs_ref_argmax_rows;
+    b->argmax_queue = fs_ref_argmax_queue;
+    b->argmax_take = fs_ref_argmax_take;
     b->sync = fs_ref_sync;
     b->describe = fs_ref_describe;
     b->reserved_bytes = cpu_reserved_bytes;

@@ -179,11 +179,12 @@ static size_t ref_reserved_bytes(const fs_backend *b) { return ((const fs_ref *)
 void fs_ref_set_step(fs_backend *b, const fs_step *st) {
     fs_ref *r = ref_ctx(b);
     int T = st->T;
-    if (T < 1 || T > r->max_T) {   /* a caller's bug: the arrays below hold max_T */
+    if (T < 1 || T > r->max_T || (!st->ids && T != 1)) {   /* a caller's bug: the arrays below hold max_T */
         fprintf(stderr, "fs: %s: set_step: %d tokens, reserve() allowed %d\n", b->name, T, r->max_T);
         abort();
     }
-    memcpy(r->ids, st->ids, (size_t)T * sizeof *r->ids);
+    if (st->ids) memcpy(r->ids, st->ids, (size_t)T * sizeof *r->ids);
+    else r->ids[0] = r->argmax_last < 0 ? 0 : r->argmax_last;   /* T = 1: the queued argmax (backend.h) */
     memcpy(r->pos, st->pos, (size_t)T * sizeof *r->pos);
     memcpy(r->seq, st->seq, (size_t)T * sizeof *r->seq);
     r->T = T;
@@ -249,6 +250,8 @@ fs_backend *fs_backend_ref_new(fs_err *e) {
     b->copy = fs_ref_copy;
     b->argmax = fs_ref_argmax;
     b->argmax_rows = fs_ref_argmax_rows;
+    b->argmax_queue = fs_ref_argmax_queue;
+    b->argmax_take = fs_ref_argmax_take;
     b->sync = fs_ref_sync;
     b->describe = fs_ref_describe;
     b->reserved_bytes = ref_reserved_bytes;

@@ -80,6 +80,8 @@ typedef struct fs_ref {
     /* the step (backend.h), copied by set_step: each token's id, position
      * and sequence, [max_T] each */
     int *ids, *pos, *seq;
+    int argmax_last;      /* the last argmax_queue's answer (a step with no ids takes it) */
+    int argmax_slot[2];   /* argmax_queue's answers, for argmax_take */
     int max_T, T, n_seq;
     int one_seq;      /* 1: every token is of sequence seq[0], token t at
                          position pos[0] + t (a prefill chunk, a decode step);
@@ -127,6 +129,8 @@ void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
 void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
 void fs_ref_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
+void fs_ref_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot);
+int fs_ref_argmax_take(fs_backend *b, int slot);
 void fs_ref_sync(fs_backend *b);
 const char *fs_ref_describe(fs_backend *b);
 

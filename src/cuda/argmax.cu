@@ -53,8 +53,12 @@ __device__ __forceinline__ cand block_best(cand c, cand *red) {
     return c;   /* valid in thread 0 */
 }
 
+/* ring, ring_count (0: none): the argmax that ends a recorded decode step
+ * (backend_cuda.c) also writes its answer into the step's entry of the
+ * host-mapped step ring, then that entry's done mark (the step's number +
+ * 1), which the host polls; see kernel_args.h. */
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(fs_cu_ptr x, int n, fs_cu_ptr part, fs_cu_ptr counter,
-                                                                  fs_cu_ptr result) {
+                                                                  fs_cu_ptr result, fs_cu_ptr ring, fs_cu_ptr ring_count) {
     pdl_launch_dependents();
     pdl_wait();
     __shared__ cand red[32];
@@ -86,7 +90,15 @@ extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(fs_cu_ptr x,
     }
     c = block_best(c, red);
     if (threadIdx.x == 0) {
-        *(int *)result = c.i == ARGMAX_NAN ? -1 : c.i;
+        int answer = c.i == ARGMAX_NAN ? -1 : c.i;
+        *(int *)result = answer;
         *(int *)counter = 0;
+        if (ring) {   /* the step that just ran is number count - 1 (its set_step_ring counted it) */
+            unsigned k = *(const unsigned *)ring_count - 1u;
+            volatile int *e = (volatile int *)ring + (k % FS_CU_RING) * FS_CU_RING_INTS;
+            e[FS_CU_RING_ANSWER] = answer;
+            __threadfence_system();   /* the answer reaches the host before its done mark */
+            e[FS_CU_RING_DONE] = (int)(k + 1u);
+        }
     }
 }

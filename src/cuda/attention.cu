@@ -16,13 +16,16 @@
  * (range, kv head, token) is one block: 8 kv heads x 32 splits = 256
  * blocks per token at n_ctx = 4096. n_split depends on the caches' sizes,
  * never on the positions: the same launch serves every step, which is
- * what lets a recorded step replay. Blocks whose range starts past the
+ * what lets a recorded step replay. Inside it, the ranges are cut from
+ * the token's own number of keys (n_keys / n_split, at least 64), so a
+ * context is spread over as many blocks as it needs, whatever the cache's
+ * size, and up to 64 keys need no combining at all. Blocks whose range starts past the
  * token's position leave at once; when all its keys fit in the first range
  * (a short context), that block writes the answer itself and nothing is
  * combined. A launch takes tokens t0 .. t0 + gridDim.z - 1 of the step
  * (the host cuts a long step into launches that fit the scratch).
  *
- * A block (4 warps) serves the Hq / Hkv query heads that share its kv
+ * A block (8 warps) serves the Hq / Hkv query heads that share its kv
  * head, so each key and value is read once for all of them:
  *   1. scores: 8 lanes per key (each 4 floats of every 32, a 3-step shuffle
  *      sum), 8 keys per warp at a time; scores go to shared memory.
@@ -47,8 +50,8 @@
 
 #include "common.cuh"
 
-#define ATT_THREADS 128
-#define ATT_WARPS 4
+#define ATT_THREADS 256
+#define ATT_WARPS 8
 #define GMAX 16        /* query heads per kv head at most (reserve checks) */
 #define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
 #define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
@@ -56,21 +59,27 @@
 template <int DV, int F16>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
 __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     float *sm = (float *)dyn_smem;
-    __shared__ float m_s[GMAX], l_s[GMAX], w_s[MAX_SPLIT], den_s;
+    __shared__ float m_s[GMAX], l_s[GMAX], w_s[GMAX][MAX_SPLIT], den_s[GMAX];
     __shared__ int is_last;
     pdl_launch_dependents();
     const int s = blockIdx.x, g = blockIdx.y, z = blockIdx.z, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int D = a.D, group = a.Hq / a.Hkv, chunk = a.chunk;
+    const int D = a.D, group = a.Hq / a.Hkv;
     /* the step is not written by the previous kernel: read it before waiting */
     const int *tok = step_token(a.step, a.t0 + z);
     const int n_keys = tok[FS_CU_TOK_POS] + 1, sq = tok[FS_CU_TOK_SEQ];
+    /* The ranges are cut from this token's keys, not from the cache's size:
+     * n_keys / n_split each (at least a.min_keys, at most a.chunk, which
+     * sized the shared memory): with a long cache of few keys used, the
+     * work is not left to the first range's block alone. */
+    const int chunk = min(a.chunk, max(a.min_keys, (n_keys + a.n_split - 1) / a.n_split));
     const int S = (n_keys + chunk - 1) / chunk;   /* ranges that hold keys; the rest of the grid leaves */
     if (s >= S) return;
     pdl_wait();
     const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range, >= 1 */
     const int stride = a.n_split;                                  /* of the partials in scratch */
-    /* shared: q [group][D], scores [group][chunk], the warps' o [ATT_WARPS][2][D] */
-    float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * chunk;
+    /* shared: q [group][D], scores [group][a.chunk], the warps' o [ATT_WARPS][2][D] */
+    const int sc_stride = a.chunk;   /* the scores' row stride */
+    float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * sc_stride;
     const size_t n_ctx = (size_t)a.caches.n_ctx[sq];
     /* element offsets of this kv head's keys and values in the cache (kv_load4: f32 or f16) */
     const void *cache = (const void *)a.caches.p[sq];
@@ -120,14 +129,14 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
                     dot += __shfl_xor_sync(0xffffffffu, dot, 2);
                     dot += __shfl_xor_sync(0xffffffffu, dot, 1);
                     int j = jw + ks * 4 + (lane >> 3);
-                    if (j < n && sub == 0) sc[h * chunk + j] = dot * scale;
+                    if (j < n && sub == 0) sc[h * sc_stride + j] = dot * scale;
                 }
             }
         }
         __syncthreads();
         /* 2. max and sum of exponentials per head (a warp per head) */
         for (int h = warp; h < group; h += ATT_WARPS) {
-            float *sh = sc + h * chunk;
+            float *sh = sc + h * sc_stride;
             float m = -CUDART_INF_F;
             for (int j = lane; j < n; j += 32) m = fmaxf(m, sh[j]);
             m = warp_max(m);
@@ -153,7 +162,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
             float4 o[2][2] = {};
 #pragma unroll 8
             for (int j = warp; j < n; j += ATT_WARPS) {
-                float p0 = sc[h0 * chunk + j], p1 = two ? sc[(h0 + 1) * chunk + j] : 0.0f;
+                float p0 = sc[h0 * sc_stride + j], p1 = two ? sc[(h0 + 1) * sc_stride + j] : 0.0f;
                 const size_t vj = V + (size_t)(j0 + j) * D;
 #pragma unroll
                 for (int cs = 0; cs < 2; cs++) {
@@ -203,40 +212,41 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     __syncthreads();
     if (!is_last) return;
     __threadfence();
-    for (int h = 0; h < group; h++) {
+    /* every head at once: warp h the weights e^(m_s - M) of head h's
+     * ranges, then all threads the outputs - two waits on memory, not two
+     * per head */
+    for (int h = warp; h < group; h += ATT_WARPS) {
         const float *ml = part_ml + (prow0 + h) * stride * 2;
+        float mv[MAX_SPLIT / 32], lv[MAX_SPLIT / 32], M = -CUDART_INF_F, den = 0.0f;
+#pragma unroll
+        for (int i = 0; i < MAX_SPLIT / 32; i++) {
+            int r = lane + 32 * i;
+            mv[i] = r < S ? __ldcg(ml + 2 * r) : -CUDART_INF_F;
+            lv[i] = r < S ? __ldcg(ml + 2 * r + 1) : 0.0f;
+            M = fmaxf(M, mv[i]);
+        }
+        M = warp_max(M);
+#pragma unroll
+        for (int i = 0; i < MAX_SPLIT / 32; i++) {
+            int r = lane + 32 * i;
+            float w = lv[i] > 0.0f ? expf(mv[i] - M) : 0.0f;   /* an empty range: its o was never written */
+            if (r < S) w_s[h][r] = w;
+            den = fmaf(w, lv[i], den);
+        }
+        den = warp_sum(den);
+        if (lane == 0) den_s[h] = den;
+    }
+    __syncthreads();
+    for (int i = tid; i < group * D; i += ATT_THREADS) {
+        const int h = i / D, d = i - h * D;
         const float *o = part_o + (prow0 + h) * stride * D;
-        if (warp == 0) {   /* the weights e^(m_s - M) of the splits, once per head */
-            float mv[MAX_SPLIT / 32], lv[MAX_SPLIT / 32], M = -CUDART_INF_F, den = 0.0f;
-#pragma unroll
-            for (int i = 0; i < MAX_SPLIT / 32; i++) {
-                int r = lane + 32 * i;
-                mv[i] = r < S ? __ldcg(ml + 2 * r) : -CUDART_INF_F;
-                lv[i] = r < S ? __ldcg(ml + 2 * r + 1) : 0.0f;
-                M = fmaxf(M, mv[i]);
-            }
-            M = warp_max(M);
-#pragma unroll
-            for (int i = 0; i < MAX_SPLIT / 32; i++) {
-                int r = lane + 32 * i;
-                float w = lv[i] > 0.0f ? expf(mv[i] - M) : 0.0f;   /* an empty range: its o was never written */
-                if (r < S) w_s[r] = w;
-                den = fmaf(w, lv[i], den);
-            }
-            den = warp_sum(den);
-            if (lane == 0) den_s = den;
-        }
-        __syncthreads();
-        for (int d = tid; d < D; d += ATT_THREADS) {
-            float num = 0.0f;
+        float num = 0.0f;
 #pragma unroll 8
-            for (int r = 0; r < S; r++) {
-                float w = w_s[r];
-                if (w != 0.0f) num = fmaf(w, __ldcg(o + (size_t)r * D + d), num);
-            }
-            ((float *)a.out)[(row0 + h) * D + d] = num / den_s;
+        for (int r = 0; r < S; r++) {
+            float w = w_s[h][r];
+            if (w != 0.0f) num = fmaf(w, __ldcg(o + (size_t)r * D + d), num);
         }
-        __syncthreads();
+        ((float *)a.out)[(row0 + h) * D + d] = num / den_s[h];
     }
     if (tid == 0) *counter = 0;
 }

@@ -41,6 +41,7 @@
  * Docs: docs/gpu.md
  */
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsign
                      void **params, const char *what) {
     if (gx == 0 || gy == 0 || gz == 0) return;
     if (c->step_pending) flush_step(c);
+    if (!c->capturing) c->replayed_x = 0;   /* the last replay's argmax may be stale now */
     if (c->programmatic && c->T == 1) {
         fs_cu_launch_attr attr = {0};
         attr.id = FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
@@ -266,11 +268,16 @@ static void free_scratch(cuda_ctx *c) {
     if (c->result_host) c->cu.MemFreeHost(c->result_host);
     if (c->step_host) c->cu.MemFreeHost(c->step_host);
     if (c->step_sent) c->cu.EventDestroy(c->step_sent);
-    if (c->step_map) c->cu.MemFreeHost(c->step_map);
-    if (c->replay_done) c->cu.EventDestroy(c->replay_done);
+    if (c->queued_host) c->cu.MemFreeHost(c->queued_host);
+    for (int i = 0; i < 2; i++)
+        if (c->queued_done[i]) c->cu.EventDestroy(c->queued_done[i]);
     c->step_sent = NULL;
-    c->step_map = NULL;
-    c->replay_done = NULL;
+    c->queued_host = NULL;
+    c->queued_done[0] = c->queued_done[1] = NULL;
+    if (c->ring) c->cu.MemFreeHost(c->ring);
+    if (c->consumed) c->cu.MemFreeHost(c->consumed);
+    c->ring = NULL;
+    c->consumed = NULL;
     c->scratch = 0;
     c->result_host = NULL;
     c->step_host = NULL;
@@ -326,6 +333,7 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     CUdeviceptr argmax_part = carve(&off, (size_t)r->max_seqs * 128 * 2 * sizeof(float));
     CUdeviceptr argmax_counter = carve(&off, (size_t)r->max_seqs * sizeof(int));
     CUdeviceptr argmax_result = carve(&off, (size_t)r->max_seqs * sizeof(int));
+    CUdeviceptr ring_count = carve(&off, sizeof(unsigned));
     CUdeviceptr inv_freq = carve(&off, (size_t)(r->D / 2) * sizeof(float));
     /* split-K GEMM: a GEMM is split only when it has fewer tiles than SMs */
     c->gemm_split_tiles = c->max_T > 1 ? c->sm_count : 0;
@@ -342,6 +350,7 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     c->argmax_part = c->scratch + argmax_part;
     c->argmax_counter = c->scratch + argmax_counter;
     c->argmax_result = c->scratch + argmax_result;
+    c->ring_count = c->scratch + ring_count;
     c->inv_freq = c->scratch + inv_freq;
     c->gemm_part = c->scratch + gemm_part;
     c->gemm_counter = c->scratch + gemm_counter;
@@ -352,13 +361,22 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
     if (c->cu.MemAllocHost((void **)&c->result_host, (size_t)r->max_seqs * sizeof(int)) ||
         c->cu.MemAllocHost((void **)&c->step_host, step_ints * sizeof(int)) ||
         c->cu.EventCreate(&c->step_sent, FS_CU_EVENT_DEFAULT) ||
-        c->cu.MemAllocHost((void **)&c->step_map, 8 * sizeof(int)) ||
-        c->cu.MemHostGetDevicePointer(&c->step_map_dev, c->step_map, 0) ||
-        c->cu.EventCreate(&c->replay_done, FS_CU_EVENT_DEFAULT)) {
+        c->cu.MemAllocHost((void **)&c->queued_host, 2 * sizeof(int)) ||
+        c->cu.EventCreate(&c->queued_done[0], FS_CU_EVENT_DEFAULT) ||
+        c->cu.EventCreate(&c->queued_done[1], FS_CU_EVENT_DEFAULT) ||
+        c->cu.MemAllocHost((void **)&c->ring, FS_CU_RING * FS_CU_RING_INTS * sizeof(int)) ||
+        c->cu.MemHostGetDevicePointer(&c->ring_dev, c->ring, 0) ||
+        c->cu.MemAllocHost((void **)&c->consumed, sizeof(unsigned)) ||
+        c->cu.MemHostGetDevicePointer(&c->consumed_dev, c->consumed, 0)) {
         free_scratch(c);
-        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory", (8 + r->max_seqs + step_ints) * sizeof(int));
+        return fs_errf(e, "cuda: cannot allocate %zu bytes of pinned host memory",
+                       (2 + r->max_seqs + step_ints + FS_CU_RING * FS_CU_RING_INTS + 1) * sizeof(int));
     }
-    c->step_map[FS_CU_STEP_T] = -1;   /* no step yet: the first replay writes one */
+    memset(c->ring, 0, FS_CU_RING * FS_CU_RING_INTS * sizeof(int));
+    *(volatile unsigned *)c->consumed = 0;
+    c->ring_next = 0;   /* and ring_count is 0 in the zeroed scratch */
+    c->replayed_x = 0;
+    c->slot_k[0] = c->slot_k[1] = -1;
 
     /* Shared memory above 48 KB per block must be asked for, per kernel. */
     size_t gemv_smem = fs_cuda_gemv_smem(r->max_K), pf_smem = fs_cuda_prefill_smem(r->D);
@@ -434,25 +452,31 @@ static int pack_step(int *v, const fs_step *st) {
 static void cu_set_step(fs_backend *b, const fs_step *st) {
     cuda_ctx *c = cuda_of(b);
     int T = st->T;
-    if (T < 1 || T > c->max_T || st->n_seq < 1 || st->n_seq > c->max_seqs) {
+    if (T < 1 || T > c->max_T || st->n_seq < 1 || st->n_seq > c->max_seqs || (!st->ids && T != 1)) {
         fprintf(stderr, "fs: cuda: set_step: %d tokens of %d sequences, reserve() allowed %d of %d\n", T, st->n_seq,
                 c->max_T, c->max_seqs);
         abort();
     }
     c->cu.CtxSetCurrent(c->ctx);
+    c->replayed_x = 0;   /* a new step: the last replay's logits are about to change */
     c->T = T;
     c->n_seq = st->n_seq;
     c->one_seq = 1;
     for (int t = 1; t < T; t++) c->one_seq &= st->seq[t] == st->seq[0] && st->pos[t] == st->pos[0] + t;
     c->step_pending = 0;
     if (T == 1) {   /* sent with the first op (flush_step), or by replay */
-        pack_step(c->pend, st);
+        int id0 = 0;
+        fs_step one = *st;
+        c->pend_queued_id = !st->ids;   /* the device's own argmax: set_step's kernel reads it there */
+        if (!st->ids) one.ids = &id0;
+        pack_step(c->pend, &one);
         c->step_pending = 1;
         return;
     }
     if (T <= FS_CU_STEP_INLINE) {   /* in a kernel's parameters (kernel_args.h says why) */
         fs_cu_step_args *a = &c->step_args;
         a->step = c->step;
+        a->id_from = 0;
         a->n = pack_step(a->v, st);
         void *p[] = {a};
         fs_cuda_launch(c, c->k.set_step, 1, 1, 256, 0, p, "set_step");
@@ -467,23 +491,25 @@ static void cu_set_step(fs_backend *b, const fs_step *st) {
 }
 
 /* A one-token step, set but not sent, goes to the device before the next
- * kernel: in its own kernel's parameters, or - while a step is being
- * recorded - as the kernel that reads it from step_map when the graph
- * runs (replay writes step_map first). */
+ * kernel, in set_step's kernel parameters - launched plainly (never early:
+ * the kernels after it may read the step before their wait, common.cuh).
+ * While a step is being recorded nothing is sent: a recorded step reads
+ * the step that replay() sends before launching it. */
 static void flush_step(cuda_ctx *c) {
-    c->step_pending = 0;
-    if (c->capturing) {
-        CUdeviceptr src = c->step_map_dev;
-        void *p[] = {&src, &c->step};
-        fs_cuda_launch(c, c->k.set_step_mapped, 1, 1, 32, 0, p, "set_step (recorded)");
+    if (c->capturing) {   /* the recorded step's first kernel: its step from the ring, when replayed */
+        void *p[] = {&c->ring_dev, &c->ring_count, &c->consumed_dev, &c->step, &c->argmax_result};
+        c->step_pending = 0;
+        fs_cuda_launch(c, c->k.set_step_ring, 1, 1, 32, 0, p, "set_step (recorded, from the ring)");
         return;
     }
+    c->step_pending = 0;
     fs_cu_step_args *a = &c->step_args;
     a->step = c->step;
+    a->id_from = c->pend_queued_id ? c->argmax_result : 0;
     a->n = FS_CU_STEP_TOK + FS_CU_TOK_INTS;
     memcpy(a->v, c->pend, sizeof c->pend);
     void *p[] = {a};
-    fs_cuda_launch(c, c->k.set_step, 1, 1, 256, 0, p, "set_step");
+    fs_cuda_check(c, c->cu.LaunchKernel(c->k.set_step, 1, 1, 1, 256, 1, 1, 0, c->stream, p, NULL), "set_step");
 }
 
 static void cu_sync(fs_backend *b) {
@@ -496,6 +522,7 @@ static void cu_sync(fs_backend *b) {
 struct fs_rec {
     CUgraph graph;
     CUgraphExec exec;
+    fs_cu_ptr argmax_x;   /* the logits its closing argmax reads (0: it has none) */
 };
 
 static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_err *e) {
@@ -507,8 +534,10 @@ static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_er
         return NULL;
     }
     int pending = c->step_pending;
+    c->step_pending = 1;   /* so the first op records set_step_ring in front of it */
     c->capturing = 1;
     c->capture_err = 0;
+    c->cap_argmax_x = 0;
     ops(ctx);
     c->capturing = 0;
     c->step_pending = pending;   /* nothing ran: the step is still to be sent (replay, or the ops run directly) */
@@ -530,27 +559,33 @@ static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_er
     fs_rec *rec = fs_xcalloc(1, sizeof *rec);
     rec->graph = g;
     rec->exec = x;
+    rec->argmax_x = c->cap_argmax_x;
     return rec;
 }
 
+/* One graph launch per token and nothing else in the stream: the step
+ * goes into the ring entry the graph's first kernel will read
+ * (kernel_args.h), after waiting - rarely - for the GPU to have read the
+ * entry FS_CU_RING steps back. So a decode step returns as soon as it is
+ * queued, and the host can queue the next one while this one runs; only
+ * what reads a result waits. */
 static void cu_replay(fs_backend *b, fs_rec *r) {
     cuda_ctx *c = cuda_of(b);
     if (c->T != 1) {
         fprintf(stderr, "fs: cuda: replay of a recorded step after a %d-token set_step\n", c->T);
         abort();
     }
-    volatile int *m = c->step_map;
-    int n = FS_CU_STEP_TOK + FS_CU_TOK_INTS, same = 1;
-    for (int i = 0; i < n; i++) same &= m[i] == c->pend[i];
-    if (!same) {
-        /* the last replay must have read step_map (it has, in practice:
-         * an eval waits for its step) */
-        fs_cuda_check(c, c->cu.EventSynchronize(c->replay_done), "replay (wait)");
-        for (int i = 0; i < n; i++) m[i] = c->pend[i];
-    }
+    unsigned k = c->ring_next;
+    while ((unsigned)(k - *(volatile unsigned *)c->consumed) >= FS_CU_RING) sched_yield();
+    volatile int *e = c->ring + (k % FS_CU_RING) * FS_CU_RING_INTS;
+    for (int i = 0; i < FS_CU_STEP_TOK + FS_CU_TOK_INTS; i++) e[i] = c->pend[i];
+    e[FS_CU_RING_FROM_ARGMAX] = c->pend_queued_id;
     c->step_pending = 0;
+    __sync_synchronize();   /* the entry is in memory before the GPU can look */
     fs_cuda_check(c, c->cu.GraphLaunch(r->exec, c->stream), "replay");
-    fs_cuda_check(c, c->cu.EventRecord(c->replay_done, c->stream), "replay (event)");
+    c->ring_next = k + 1;
+    c->replayed_k = k;
+    c->replayed_x = r->argmax_x;
 }
 
 static void cu_rec_free(fs_backend *b, fs_rec *r) {
@@ -619,7 +654,7 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
     } named[] = {
         {&c->k.embed, "embed"},
         {&c->k.set_step, "set_step"},
-        {&c->k.set_step_mapped, "set_step_mapped"},
+        {&c->k.set_step_ring, "set_step_ring"},
         {&c->k.rmsnorm, "rmsnorm"},
         {&c->k.rope_kv, "rope_kv"},
         {&c->k.attention_decode_128[0], "attention_decode_128"},
@@ -695,6 +730,17 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
                        fs_cu_error(&c->cu, r));
     if (get_kernels(c, e)) return -1;
     c->programmatic = c->cc_major >= 9 && c->cu.LaunchKernelEx && !getenv("FS_CUDA_NO_PDL");
+    /* FS_CUDA_PREFETCH=1 (at a GEMV's start) or =late (at its end): act on
+     * forward.c's prefetch hints. Off by default: measured on the H200
+     * (NOTES.md, session 4) it moved tg128 by -3% (bf16), 0 (q8_0), +2%
+     * (q4_0) - the decode kernels wait on latency, not on bytes. */
+    /* FS_CUDA_ATT_MIN_KEYS=N: decode attention's ranges hold at least N
+     * keys (16 .. 4096; default 64: up to 64 keys one block, no combining) */
+    const char *mk = getenv("FS_CUDA_ATT_MIN_KEYS");
+    c->att_min_keys = mk && atoi(mk) >= 16 && atoi(mk) <= 4096 ? atoi(mk) : 64;
+    const char *pf = getenv("FS_CUDA_PREFETCH");
+    c->no_prefetch = !pf || !*pf || !strcmp(pf, "0");
+    c->prefetch_late = pf && !strcmp(pf, "late");
     /* FS_CUDA_GEMM_SPLIT=N: cut a GEMM's K into at most N slices (1 .. 16;
      * default 16) - for measuring the split-K rule (docs/gpu.md) */
     const char *split = getenv("FS_CUDA_GEMM_SPLIT");
@@ -739,8 +785,11 @@ fs_backend *fs_backend_cuda_new(const fs_backend_opts *o, fs_err *e) {
     b->rope_kv = fs_cuda_rope_kv;
     b->attention = fs_cuda_attention;
     b->copy = fs_cuda_copy;
+    b->prefetch = fs_cuda_prefetch;
     b->argmax = fs_cuda_argmax;
     b->argmax_rows = fs_cuda_argmax_rows;
+    b->argmax_queue = fs_cuda_argmax_queue;
+    b->argmax_take = fs_cuda_argmax_take;
     b->sync = cu_sync;
     b->record = cu_record;
     b->replay = cu_replay;

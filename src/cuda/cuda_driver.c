@@ -60,6 +60,7 @@ static const entry entries[] = {
     E(StreamCreate, "cuStreamCreate"),
     E(StreamDestroy, "cuStreamDestroy_v2"),
     E(StreamSynchronize, "cuStreamSynchronize"),
+    E(StreamQuery, "cuStreamQuery"),
     E(StreamBeginCapture, "cuStreamBeginCapture_v2"),
     E(StreamEndCapture, "cuStreamEndCapture"),
     E(GraphInstantiate, "cuGraphInstantiateWithFlags"),

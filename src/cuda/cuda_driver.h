@@ -43,6 +43,7 @@ enum {
     FS_CU_STREAM_NON_BLOCKING = 1,
     FS_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1,
     FS_CU_EVENT_DEFAULT = 0,
+    FS_CU_ERROR_NOT_READY = 600,   /* cuStreamQuery: work still in flight */
     FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION = 6,
 };
 
@@ -101,6 +102,7 @@ typedef struct fs_cu_api {
     CUresult (*StreamCreate)(CUstream *s, unsigned flags);
     CUresult (*StreamDestroy)(CUstream s);
     CUresult (*StreamSynchronize)(CUstream s);
+    CUresult (*StreamQuery)(CUstream s);
     CUresult (*StreamBeginCapture)(CUstream s, int mode);
     CUresult (*StreamEndCapture)(CUstream s, CUgraph *g);
     CUresult (*GraphInstantiate)(CUgraphExec *x, CUgraph g, unsigned long long flags);

@@ -31,7 +31,7 @@ struct fs_buf {
 /* Kernels by name, loaded from the embedded fatbin. Indexed by dtype
  * where there is one per weight format (fs_dtype order). */
 typedef struct cuda_kernels {
-    CUfunction embed, set_step, set_step_mapped, rmsnorm, rope_kv, argmax;
+    CUfunction embed, set_step, set_step_ring, rmsnorm, rope_kv, argmax;
     /* attention, per KV cache type: [0] f32, [1] f16 */
     CUfunction attention_decode_128[2], attention_decode_256[2], attention_prefill[2], attention_tc_64[2], attention_tc_128[2];
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
@@ -62,16 +62,29 @@ typedef struct cuda_ctx {
     int gemm_split_tiles;                  /* tiles the split-K scratch holds */
     int max_T, max_seqs, max_K, n_ctx, Hq, Hkv, D, max_split;
     int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
+    int att_min_keys;     /* decode attention: keys per range at least (FS_CUDA_ATT_MIN_KEYS, default 64) */
     int *step_host;       /* [2 + 3 max_T], pinned: the step as set_step sends it */
     CUevent step_sent;    /* recorded after the copy of step_host */
     int *result_host;     /* pinned: argmax's answer (argmax_rows: max_seqs of them) */
-    /* A one-token step reaches a replayed graph through pinned host memory
-     * that the graph's first kernel reads (set_step_mapped): the step's
-     * write is part of the graph, so a token costs one submission. */
-    int *step_map;        /* [5] pinned: T = 1, n_seq, the id, pos and seq */
-    CUdeviceptr step_map_dev;   /* the same memory as the device sees it */
-    CUevent replay_done;  /* recorded after each replay: step_map is free again */
     int step_pending;     /* a T = 1 step set but not yet on the device */
+    int pend_queued_id;   /* ...whose token is the last queued argmax (set_step with no ids) */
+    /* The step ring (kernel_args.h): recorded steps take their step from
+     * host-mapped memory, so a token is one graph launch and nothing else. */
+    int *ring;                 /* pinned, mapped: [FS_CU_RING][FS_CU_RING_INTS] */
+    CUdeviceptr ring_dev;      /* the same memory, as the device sees it */
+    unsigned *consumed;        /* pinned, mapped: steps whose entry set_step_ring has read */
+    CUdeviceptr consumed_dev;
+    CUdeviceptr ring_count;    /* device: recorded steps started (set_step_ring counts) */
+    unsigned ring_next;        /* host: recorded steps launched */
+    /* The last replay, while nothing has been launched after it: its number
+     * and the logits its closing argmax read (0: none), so an argmax of
+     * those logits is read from the ring instead of computed again. */
+    unsigned replayed_k;
+    fs_cu_ptr replayed_x;
+    fs_cu_ptr cap_argmax_x;    /* inside record: the logits the recorded argmax reads */
+    long long slot_k[2];       /* argmax_queue's slots: a ring step's number, or -1: queued_host */
+    int *queued_host;     /* [2] pinned: argmax_queue's answers, one per slot */
+    CUevent queued_done[2];   /* recorded after each slot's copy */
     int pend[FS_CU_STEP_TOK + FS_CU_TOK_INTS];   /* that step, as the device will hold it */
 
     /* the current step, host copy: grid sizes, and which attention kernel */
@@ -79,6 +92,13 @@ typedef struct cuda_ctx {
     int one_seq;          /* every token of one sequence, at consecutive positions (a prompt) */
     fs_cu_step_args step_args;   /* set_step's kernel parameters (4 KB: not on the stack) */
     fs_buf *weights;      /* uploaded weights, for sharing a tied lm_head */
+
+    /* the prefetch hint (backend.h) not yet given to a GEMV launch */
+    int n_pf;
+    fs_cu_ptr pf[FS_CU_PF_MAX];
+    unsigned long long pf_bytes[FS_CU_PF_MAX];
+    int no_prefetch;      /* hints are ignored (the default; FS_CUDA_PREFETCH=1 acts on them) */
+    int prefetch_late;    /* FS_CUDA_PREFETCH=late: GEMVs ask at their end, not their start */
 
     int capturing;        /* inside record: errors are remembered, not fatal */
     CUresult capture_err;
@@ -118,8 +138,11 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
 void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf *q_norm, const fs_buf *k_norm,
                      float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias);
 void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
+void fs_cuda_prefetch(fs_backend *b, const fs_buf *const *w, int n);
 void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
 int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n);
 void fs_cuda_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
+void fs_cuda_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot);
+int fs_cuda_argmax_take(fs_backend *b, int slot);
 
 #endif

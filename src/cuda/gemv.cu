@@ -145,6 +145,36 @@ template <> struct vec<FS_CU_Q4_0> {
     }
 };
 
+/* The prefetch hint (backend.h, kernel_args.h): ask the L2 cache to load
+ * the ranges a.pf[i] (the weights of the ops after this one) while this
+ * kernel runs. One `cp.async.bulk.prefetch.L2` (sm_90's bulk copy engine,
+ * the TMA) per 4 KB piece, fire and forget: nothing waits for it, and a
+ * later kernel that reads those bytes finds them in L2 (or already on the
+ * way). The pieces go round the blocks - piece j to block j mod gridDim.x,
+ * one of its threads - so every SM's copy engine takes a share. Issued
+ * before the kernel waits for its predecessor: the memory system streams
+ * the next weights while the chain of dependent kernels runs. */
+#define PF_PIECE 4096
+__device__ __forceinline__ void prefetch_l2(const fs_cu_mm &a) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    if (blockIdx.y != 0) return;
+    unsigned long long j0 = 0;   /* pieces of the ranges before range i */
+    for (int i = 0; i < a.n_pf; i++) {
+        unsigned long long bytes = a.pf_bytes[i] & ~15ull, pieces = (bytes + PF_PIECE - 1) / PF_PIECE;
+        /* this block's pieces of range i: j = j0 + k with j mod gridDim.x == blockIdx.x */
+        unsigned long long first = (blockIdx.x + gridDim.x - j0 % gridDim.x) % gridDim.x;
+        for (unsigned long long k = first + (unsigned long long)threadIdx.x * gridDim.x; k < pieces;
+             k += (unsigned long long)blockDim.x * gridDim.x) {
+            unsigned long long off = k * PF_PIECE, n = bytes - off < PF_PIECE ? bytes - off : PF_PIECE;
+            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.pf[i] + off), "r"((unsigned)n) : "memory");
+        }
+        j0 += pieces;
+    }
+#else
+    (void)a;
+#endif
+}
+
 /* The layer of the call that concatenated row r belongs to. */
 __device__ __forceinline__ int layer_of(const fs_cu_mm &a, int r) {
     int i = 0;
@@ -283,6 +313,7 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
     int base = blockIdx.x * ROWS;
     rows(base + slot * R);
     load(0);
+    if (!a.pf_late) prefetch_l2(a);
     pdl_launch_dependents();
     pdl_wait();
     load_input<KS == 1 ? 2 : 6>(a, t, xs, red);
@@ -333,6 +364,7 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
             __syncthreads();
         }
     }
+    if (a.pf_late) prefetch_l2(a);
 }
 
 /* Rows per warp R and vectors per row per lane U, per dtype: about 1024

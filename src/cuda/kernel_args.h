@@ -32,6 +32,24 @@ enum { FS_CU_F32 = 0, FS_CU_F16 = 1, FS_CU_BF16 = 2, FS_CU_Q8_0 = 3, FS_CU_Q4_0 
 enum { FS_CU_STEP_T = 0, FS_CU_STEP_NSEQ = 1, FS_CU_STEP_TOK = 2 };
 enum { FS_CU_TOK_ID = 0, FS_CU_TOK_POS = 1, FS_CU_TOK_SEQ = 2, FS_CU_TOK_INTS = 3 };
 
+/* The step ring: how a recorded one-token step (a CUDA graph) gets its
+ * token and position without anything else in the stream between two
+ * replays (a kernel or a copy there costs ~100-300 us a token on the H200:
+ * src/cuda/NOTES.md, session 4). The host writes step k's five ints into
+ * entry k mod FS_CU_RING of pinned, device-mapped memory and launches the
+ * graph; the graph's first kernel (set_step_ring) reads the entry its own
+ * counter points at, copies it to the step and counts; the graph's last
+ * kernel (argmax) writes the greedy pick into the same entry and then its
+ * done mark, k + 1, which the host polls. An entry:
+ *   [0 .. 4]  T = 1, n_seq, id, pos, seq (as the step holds them)
+ *   [5]       1: the id is the last argmax's answer (a greedy chain), not [2]
+ *   [6]       the argmax's answer        [7] done mark: k + 1 once [6] is written
+ * The host writes entry k only after step k - FS_CU_RING has read it (the
+ * consumed count that set_step_ring writes back to host memory). */
+#define FS_CU_RING 64
+#define FS_CU_RING_INTS 8
+enum { FS_CU_RING_FROM_ARGMAX = 5, FS_CU_RING_ANSWER = 6, FS_CU_RING_DONE = 7 };
+
 /* set_step's kernel carries a step of up to FS_CU_STEP_INLINE tokens in
  * its parameters (4 KB at most): no pinned buffer to share with a copy in
  * flight, no copy engine. Longer steps are copied. (It was meant to save
@@ -41,6 +59,8 @@ enum { FS_CU_TOK_ID = 0, FS_CU_TOK_POS = 1, FS_CU_TOK_SEQ = 2, FS_CU_TOK_INTS = 
 #define FS_CU_STEP_INLINE 330
 typedef struct fs_cu_step_args {
     fs_cu_ptr step;
+    fs_cu_ptr id_from;   /* non-0 (T = 1): token 0's id is the int there - the last
+                            queued argmax (backend.h), -1 read as 0 - not v's */
     int n;   /* ints of v: 2 + 3 T */
     int v[FS_CU_STEP_TOK + FS_CU_TOK_INTS * FS_CU_STEP_INLINE];
 } fs_cu_step_args;
@@ -77,6 +97,7 @@ typedef struct fs_cu_linear {
 } fs_cu_linear;
 
 #define FS_CU_MM_MAX 4
+#define FS_CU_PF_MAX 4
 
 /* A matmul call: y_i (+)= in W_i^T for up to 4 layers sharing the input.
  * in[t, k] = x[t, k]                                  (norm = up = 0)
@@ -88,6 +109,12 @@ typedef struct fs_cu_mm {
     fs_cu_ptr xb;        /* GEMM: the input rounded to bf16, [T, K] (scratch) */
     fs_cu_ptr part;      /* GEMM split over K: partial tiles [tiles][k_split][64 * 64] (scratch) */
     fs_cu_ptr counter;   /* GEMM split over K: one arrival count per tile, 0 between calls */
+    /* GEMV: weights of later ops (backend.h's prefetch hint) that this
+     * launch asks the L2 cache to load while it runs: n_pf ranges */
+    fs_cu_ptr pf[FS_CU_PF_MAX];
+    unsigned long long pf_bytes[FS_CU_PF_MAX];
+    int n_pf;
+    int pf_late;         /* 1: ask after the kernel's own work instead of before it (A/B) */
     int n_out;
     int dtype;           /* of every W in this call */
     int norm_dtype;
@@ -123,6 +150,7 @@ typedef struct fs_cu_attn {
     int Hq, Hkv, D;
     int n_split, chunk;
     int t0;
+    int min_keys;   /* keys per range at least (attention.cu) */
 } fs_cu_attn;
 
 #endif

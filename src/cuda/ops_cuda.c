@@ -24,7 +24,7 @@
 #define GEMV_THREADS 128           /* gemv.cu: GEMV_WARPS * 32 */
 #define GEMM_TILE 64               /* gemm.cu: BM = BN */
 #define ROPE_WARPS 4               /* rope_kv.cu */
-#define ATT_THREADS 128            /* attention.cu */
+#define ATT_THREADS 256            /* attention.cu: 8 warps */
 #define PF_ROWS 32                 /* attention_prefill.cu */
 #define TC_ROWS 16                 /* attention_tc.cu: query rows per block */
 #define TC_KEYS 32                 /* attention_tc.cu: keys per tile */
@@ -60,7 +60,12 @@ size_t fs_cuda_tc_smem(int D) {   /* Q, then per warp K and V in bf16; reused at
  * 128, and few enough positions per split that its scores fit in 40 KB of
  * shared memory. */
 int fs_cuda_attn_splits(int n_ctx, int group, int D) {
-    int S = CEIL_DIV(n_ctx, 64);
+    static int keys = 0;   /* FS_CUDA_ATT_KEYS=N: N positions a split instead of 64 (for A/B runs) */
+    if (!keys) {
+        const char *v = getenv("FS_CUDA_ATT_KEYS");
+        keys = v && atoi(v) >= 16 && atoi(v) <= 4096 ? atoi(v) : 64;
+    }
+    int S = CEIL_DIV(n_ctx, keys);
     if (S > 128) S = 128;
     if (S < 1) S = 1;
     while (fs_cuda_attn_smem(n_ctx, S, group, D) > 40960 && S < 128 && S < n_ctx) S *= 2;
@@ -68,9 +73,9 @@ int fs_cuda_attn_splits(int n_ctx, int group, int D) {
 }
 
 /* attention.cu's shared memory: q [group][D], scores [group][chunk], the
- * warps' partial outputs [4][2][D] */
+ * warps' partial outputs [8][2][D] */
 size_t fs_cuda_attn_smem(int n_ctx, int S, int group, int D) {
-    return ((size_t)group * (size_t)(D + CEIL_DIV(n_ctx, S)) + 8 * (size_t)D) * sizeof(float);
+    return ((size_t)group * (size_t)(D + CEIL_DIV(n_ctx, S)) + 16 * (size_t)D) * sizeof(float);
 }
 
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
@@ -100,6 +105,20 @@ static int gemm_k_split(const cuda_ctx *c, int tiles, int K) {
     if (split > c->gemm_split_max) split = c->gemm_split_max;
     while (split > 1 && (K / 32 < 4 * split || (long)tiles * split > (long)c->gemm_split_tiles * GEMM_SPLIT)) split--;
     return split;
+}
+
+/* The prefetch hint: kept until the next matmul. A one-token matmul (a
+ * GEMV) hands it to its kernel, which asks the L2 cache for those bytes
+ * before it waits for its input (gemv.cu); any other matmul drops it.
+ * Only on sm_90, whose bulk prefetch instruction takes a whole range. */
+void fs_cuda_prefetch(fs_backend *b, const fs_buf *const *w, int n) {
+    cuda_ctx *c = cuda_of(b);
+    if (c->no_prefetch || c->cc_major < 9) return;
+    for (int i = 0; i < n && c->n_pf < FS_CU_PF_MAX; i++) {
+        if (!w[i]) continue;
+        c->pf[c->n_pf] = w[i]->p;
+        c->pf_bytes[c->n_pf++] = w[i]->bytes;
+    }
 }
 
 /* The layers of one call that share a dtype run as one launch: their rows
@@ -138,6 +157,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             tiles += CEIL_DIV(out[i].N, GEMM_TILE);
         }
         void *p[] = {&a};
+        if (T > 1) c->n_pf = 0;   /* a GEMM reads its weights many times over: no hint needed */
         if (T > 1 && K % 8 == 0 && c->xb) {
             /* prefill: the input once to bf16, then the tensor-core GEMM,
              * split over K when its tiles would not cover the SMs */
@@ -159,6 +179,13 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
                 f = c->k.gemv_split[dt];
                 rows_per_block = R;
             }
+            for (int i = 0; i < c->n_pf; i++) {
+                a.pf[i] = c->pf[i];
+                a.pf_bytes[i] = c->pf_bytes[i];
+            }
+            a.n_pf = c->n_pf;
+            a.pf_late = c->prefetch_late;
+            c->n_pf = 0;
             long blocks = CEIL_DIV(a.N_total, rows_per_block);
             long max_blocks = 8L * c->sm_count;   /* beyond this, blocks loop over rows */
             if (blocks > max_blocks) blocks = max_blocks;
@@ -226,6 +253,7 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
     a.part_o = c->part_o;
     a.part_ml = c->part_ml;
     a.counter = c->att_counter;
+    a.min_keys = c->att_min_keys;
     a.Hq = Hq;
     a.Hkv = Hkv;
     a.D = D;
@@ -233,12 +261,16 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
     if (c->T == 1 || !c->one_seq) {
         a.n_split = fs_cuda_attn_splits(n_max, group, D);
         a.chunk = CEIL_DIV(n_max, a.n_split);
+        /* a range may grow to min_keys (a short context in one block): the
+         * scores' shared memory is sized for the larger of the two */
+        int grow = c->att_min_keys < n_max ? c->att_min_keys : n_max;
+        if (grow > a.chunk && fs_cuda_attn_smem(grow, 1, group, D) <= 40960) a.chunk = grow;
         if (a.n_split > c->max_split) {
             fprintf(stderr, "fs: cuda: attention: a cache of %d positions is larger than reserve()'s n_ctx %d\n",
                     n_max, c->n_ctx);
             abort();
         }
-        unsigned smem = (unsigned)fs_cuda_attn_smem(n_max, a.n_split, group, D);
+        unsigned smem = (unsigned)fs_cuda_attn_smem(a.chunk, 1, group, D);   /* scores for a.chunk keys */
         for (a.t0 = 0; a.t0 < c->T; a.t0 += c->att_tokens) {   /* as many tokens at a time as the scratch holds */
             int tokens = c->T - a.t0 < c->att_tokens ? c->T - a.t0 : c->att_tokens;
             fs_cuda_launch3(c, D <= 128 ? c->k.attention_decode_128[f16] : c->k.attention_decode_256[f16], (unsigned)a.n_split,
@@ -263,13 +295,71 @@ void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst,
                   "copy");
 }
 
+/* The argmax answer of ring step k (kernel_args.h), written by the
+ * argmax that closes a recorded step: polled in host memory, which costs
+ * no driver call and wakes as soon as it lands. While waiting, the stream
+ * is asked now and then whether it failed (a fault must not hang us) or
+ * finished without writing the answer (a bug). */
+static int ring_answer(cuda_ctx *c, unsigned k) {
+    volatile int *e = c->ring + (k % FS_CU_RING) * FS_CU_RING_INTS;
+    for (unsigned spins = 1; (unsigned)e[FS_CU_RING_DONE] != k + 1u; spins++) {
+        if (spins % 4096 == 0) {
+            CUresult r = c->cu.StreamQuery(c->stream);
+            if (r != FS_CU_ERROR_NOT_READY) fs_cuda_check(c, r, "argmax (ring) wait");
+            if (r == 0 && (unsigned)e[FS_CU_RING_DONE] != k + 1u) {
+                fprintf(stderr, "fs: cuda: recorded step %u finished without its argmax\n", k);
+                abort();
+            }
+        }
+    }
+    __sync_synchronize();
+    return e[FS_CU_RING_ANSWER];
+}
+
+/* The last replay's closing argmax already read x: its answer, from the
+ * ring. Else one row through argmax_rows. */
 int fs_cuda_argmax(fs_backend *b, const fs_buf *x, int n) {
     cuda_ctx *c = cuda_of(b);
-    void *p[] = {(void *)&x->p, &n, &c->argmax_part, &c->argmax_counter, &c->argmax_result};
-    fs_cuda_launch(c, c->k.argmax, ARGMAX_BLOCKS, 1, 256, 0, p, "argmax");
-    fs_cuda_check(c, c->cu.MemcpyDtoHAsync(c->result_host, c->argmax_result, sizeof(int), c->stream), "argmax copy");
-    fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "argmax wait");
-    return *c->result_host;
+    if (c->replayed_x && c->replayed_x == x->p) return ring_answer(c, c->replayed_k);
+    int out;
+    fs_cuda_argmax_rows(b, x, 1, n, &out);
+    return out;
+}
+
+/* Queued (backend.h). Three cases:
+ *   recording  the argmax becomes the recorded step's last kernel, and
+ *              writes its answer into the ring entry of each replay;
+ *   after a replay whose recorded argmax read x: nothing to launch - the
+ *              slot names the ring step;
+ *   else       the kernel, whose answer stays in argmax_result (where the
+ *              next step's kernel reads it when asked to), a copy of it to
+ *              the slot's pinned int, and an event. Only argmax_take waits. */
+void fs_cuda_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot) {
+    cuda_ctx *c = cuda_of(b);
+    slot &= 1;
+    fs_cu_ptr ring = 0, count = 0;
+    if (c->capturing) {
+        ring = c->ring_dev, count = c->ring_count;
+        c->cap_argmax_x = x->p;
+    } else if (c->replayed_x && c->replayed_x == x->p) {
+        c->slot_k[slot] = c->replayed_k;
+        return;
+    }
+    void *p[] = {(void *)&x->p, &n, &c->argmax_part, &c->argmax_counter, &c->argmax_result, &ring, &count};
+    fs_cuda_launch(c, c->k.argmax, ARGMAX_BLOCKS, 1, 256, 0, p, "argmax (queued)");
+    if (c->capturing) return;
+    c->slot_k[slot] = -1;
+    fs_cuda_check(c, c->cu.MemcpyDtoHAsync(c->queued_host + slot, c->argmax_result, sizeof(int), c->stream),
+                  "argmax (queued) copy");
+    fs_cuda_check(c, c->cu.EventRecord(c->queued_done[slot], c->stream), "argmax (queued) event");
+}
+
+int fs_cuda_argmax_take(fs_backend *b, int slot) {
+    cuda_ctx *c = cuda_of(b);
+    slot &= 1;
+    if (c->slot_k[slot] >= 0) return ring_answer(c, (unsigned)c->slot_k[slot]);
+    fs_cuda_check(c, c->cu.EventSynchronize(c->queued_done[slot]), "argmax (queued) wait");
+    return ((volatile int *)c->queued_host)[slot];
 }
 
 /* Every row at once: 16 blocks a row (64 rows: 1,024 blocks), one copy of
@@ -280,7 +370,8 @@ void fs_cuda_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *o
         fprintf(stderr, "fs: cuda: argmax of %d rows: reserve() allowed 1 .. %d\n", rows, c->max_seqs);
         abort();
     }
-    void *p[] = {(void *)&x->p, &n, &c->argmax_part, &c->argmax_counter, &c->argmax_result};
+    fs_cu_ptr none = 0;
+    void *p[] = {(void *)&x->p, &n, &c->argmax_part, &c->argmax_counter, &c->argmax_result, &none, &none};
     fs_cuda_launch(c, c->k.argmax, rows == 1 ? ARGMAX_BLOCKS : 16, (unsigned)rows, 256, 0, p, "argmax (rows)");
     fs_cuda_check(c, c->cu.MemcpyDtoHAsync(c->result_host, c->argmax_result, (size_t)rows * sizeof(int), c->stream),
                   "argmax copy");

@@ -22,16 +22,34 @@
  * nothing launched after set_step starts before the step is written. */
 extern "C" __global__ void __launch_bounds__(256) set_step(fs_cu_step_args a) {
     pdl_wait();
-    for (int i = threadIdx.x; i < a.n; i += blockDim.x) ((int *)a.step)[i] = a.v[i];
+    const int id0 = FS_CU_STEP_TOK + FS_CU_TOK_ID;
+    for (int i = threadIdx.x; i < a.n; i += blockDim.x)
+        if (i != id0 || !a.id_from) ((int *)a.step)[i] = a.v[i];
+    if (a.id_from && threadIdx.x == 0) {   /* the token the device chose (argmax_queue) */
+        int id = *(const int *)a.id_from;
+        ((int *)a.step)[id0] = id < 0 ? 0 : id;
+    }
 }
 
-/* set_step_mapped: a one-token step from pinned host memory (read over the
- * bus when the kernel runs) into device memory. The first node of a
- * recorded decode step: the host writes T = 1, n_seq, the id, the position
- * and the sequence into that memory and launches the graph, one submission
- * per token. */
-extern "C" __global__ void __launch_bounds__(32) set_step_mapped(const int *host, fs_cu_ptr step) {
+/* set_step_ring: the first kernel of a recorded one-token step. Takes
+ * entry `*count mod FS_CU_RING` of the host-mapped step ring
+ * (kernel_args.h), writes it as the step (with the last argmax's answer as
+ * the token if the entry asks for it), counts, and tells the host that
+ * the entry may be reused (consumed, in host memory). One thread: five
+ * ints. Its successors in the graph may read the step before their wait,
+ * so, like set_step, it never lets them start early. */
+extern "C" __global__ void __launch_bounds__(32) set_step_ring(fs_cu_ptr ring, fs_cu_ptr count, fs_cu_ptr consumed,
+                                                               fs_cu_ptr step, fs_cu_ptr argmax_result) {
     pdl_wait();
-    if (threadIdx.x < FS_CU_STEP_TOK + FS_CU_TOK_INTS)
-        ((int *)step)[threadIdx.x] = ((const volatile int *)host)[threadIdx.x];
+    if (threadIdx.x != 0) return;
+    unsigned k = *(const unsigned *)count;
+    const volatile int *e = (const volatile int *)ring + (k % FS_CU_RING) * FS_CU_RING_INTS;
+    int *st = (int *)step;
+    for (int i = 0; i < FS_CU_STEP_TOK + FS_CU_TOK_INTS; i++) st[i] = e[i];
+    if (e[FS_CU_RING_FROM_ARGMAX]) {
+        int id = *(const int *)argmax_result;
+        st[FS_CU_STEP_TOK + FS_CU_TOK_ID] = id < 0 ? 0 : id;
+    }
+    *(unsigned *)count = k + 1u;
+    *(volatile unsigned *)consumed = k + 1u;
 }
