@@ -1513,7 +1513,7 @@ def fig_gpu_decode():
     W, H = 780, 400
     s = SVG(W, H, "Where a decode token's time goes on the H200 (bf16)",
             "Three bars on one time axis: the weights read at the measured copy bandwidth; one decode step on the "
-            "GPU, split by op; one token as generation runs it, with the latency around a lone graph launch.")
+            "GPU at position 0, split by op; one token of a 128-token decode, with what the context adds.")
     bytes_us = d["weights_mb"] * 1e6 / (d["copy_gb_s"] * 1e9) * 1e6
     s.text(20, 26, f"A decode token on the H200 (Qwen3-0.6B, bf16): the bytes need {bytes_us:.0f} µs, the kernels "
                    f"take {d['step_us']:.0f}", size=14, weight="bold")
@@ -1544,12 +1544,13 @@ def fig_gpu_decode():
     s.rect(X(t), y, X(d["step_us"]) - X(t), 22, fill=LINE, stroke=BG, sw=0.6)
     s.text(X(d["step_us"]) + 6, y + 15, f'{d["step_us"]:g} µs', size=11)
     y = 182
-    s.text(x0 - 10, y + 15, "one token, as generated", size=11.5, anchor="end", weight="bold")
-    s.text(x0 - 10, y + 29, "set_step + replay + sync", size=10, anchor="end", fill=MUTED)
+    s.text(x0 - 10, y + 15, "one token of tg128", size=11.5, anchor="end", weight="bold")
+    s.text(x0 - 10, y + 29, "positions 0-127, queued", size=10, anchor="end", fill=MUTED)
     s.rect(X(0), y, X(d["step_us"]) - X(0), 22, fill=BLUE, opacity="0.35")
     s.rect(X(d["step_us"]), y, X(d["token_us"]) - X(d["step_us"]), 22, fill=RED, opacity="0.55")
-    s.text(X(d["token_us"]), y + 38, f'+{d["token_us"] - d["step_us"]:.0f} µs around a lone graph launch: '
-                                     'not understood yet', size=10.5, fill=RED, anchor="end")
+    s.text(X(d["token_us"]), y + 38, f'+{d["token_us"] - d["step_us"]:.0f} µs: attention over the context, its ranges '
+                                     f'combined (position 100: {d["pos100_us"]:,.0f} µs)', size=10.5, fill=RED,
+           anchor="end")
     s.text(X(d["token_us"]) + 6, y + 15, f'{d["token_us"]:g} µs', size=11)
     # legend: per op, time per token and what bandwidth its bytes got
     ly = 312
@@ -1565,7 +1566,7 @@ def fig_gpu_decode():
     s.rect(cx, cy - 10, 12, 12, fill=LINE)
     s.text(cx + 18, cy, "embed, argmax, gaps", size=11, weight="bold")
     s.text(cx + 18, cy + 14, f"{rest:.0f} µs", size=10, fill=MUTED)
-    s.text(20, H - 10, "Data: docs/data/measurements.json (gpu_decode_bf16: src/cuda/NOTES.md run 6); drawn by "
+    s.text(20, H - 10, "Data: docs/data/measurements.json (gpu_decode_bf16: src/cuda/NOTES.md, session 4); drawn by "
                        "tools/docs_figures.py", size=10, fill=MUTED)
     return s.render()
 
