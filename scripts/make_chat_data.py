@@ -23,6 +23,10 @@ the turn headers are prompt, as `fs run` gives them).  --check FS renders
 the first conversations with `FS template --no-think
 --no-generation-prompt` and requires the same bytes.
 
+train_tiny.py's validation documents (every 50th of train.txt, from the
+25th) are left out, so its validation loss stays a clean measure, and
+heldout.txt is never read.
+
 What the conversations are (all answers come from the text or from where
 the text sits in the corpus):
   greeting   hello / how are you / who are you / thanks / bye, and a short
@@ -113,6 +117,7 @@ SOURCE_ASKS = ["What book is this from?", "Where is this from?", "Which book is 
                "What is the source of this passage?", "Where does this come from?"]
 SPEAKER_ASKS = ["Who is speaking?", "Who says this?", "Who said that?", "Which character says this?"]
 
+VAL_PHASE = 24  # train_tiny.py's validation documents: index % 50 == 24 of train.txt's
 SENT = re.compile(r"(?<=[.!?])[\"']?\s+(?=[\"A-Z])")
 SAID = re.compile(r'^"([^"]{12,220})[,!?]" (?:said|cried|replied|answered) '
                   r'((?:Mr\. |Mrs\. |Miss |Lady |Sir |Colonel |Captain |Dr\. )?[A-Z][a-z]+)[.,;]')
@@ -183,6 +188,9 @@ def short(s, n=240):
 
 class Builder:
     def __init__(self, docs, rng):
+        # train_tiny.py validates on every 50th document of train.txt (from
+        # the 25th): none of their text goes into a conversation
+        docs = [x for j, x in enumerate(docs) if j % 50 != VAL_PHASE]
         self.docs, self.r = docs, rng
         self.prose = [(d, k, lab) for d, k, lab in docs if not (k == "austen" and not d.startswith(("CHAPTER", "Chapter")))]
         self.speech = []
