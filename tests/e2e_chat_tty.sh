@@ -35,8 +35,8 @@ ok() { pass=$((pass + 1)); }
 bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
 check() { d=$1; shift; if "$@"; then ok; else bad "$d"; fi; }
 
-# start ARGS...: fs chat ARGS in a fresh tmux server; its status goes to
-# $TMP/exit.RUN when it ends.
+# start ARGS...: fs chat ARGS (on $MODEL, else models/tiny) in a fresh tmux
+# server; its status goes to $TMP/exit.RUN when it ends.
 start() {
     $T kill-server >/dev/null 2>&1
     run=$((run + 1))
@@ -49,7 +49,7 @@ start() {
     # instead of ~1700, so a long reply runs ~20 s before the 2048-token
     # context fills, and a Ctrl-C sent mid-reply cannot arrive after it ended.
     $T new-session -d -x 100 -y 30 \
-        "while [ ! -e '$LOG.go' ]; do sleep 0.05; done; FS_ISA=scalar FS_HOME='$TMP/home' '$FS_BIN' chat -m '$M' --temp 0 $*; echo \$? > '$EXIT'; sleep 60" || {
+        "while [ ! -e '$LOG.go' ]; do sleep 0.05; done; FS_ISA=scalar FS_HOME='$TMP/home' '$FS_BIN' chat -m '${MODEL:-$M}' --temp 0 $*; echo \$? > '$EXIT'; sleep 60" || {
         echo "FAIL: cannot start tmux"; exit 1; }
     SOCKETS="$SOCKETS $($T display -p '#{socket_path}')"
     $T pipe-pane -o "cat >> '$LOG'"
@@ -127,6 +127,13 @@ check "history file written" grep -qx "Hello there" "$TMP/home/chat_history"
 check "history has no cancelled line" sh -c "! grep -q 'never sent' '$TMP/home/chat_history'"
 
 # ---- Ctrl-C during a long reply: that reply stops, the session goes on ----------------------
+# The tiny model is chat-tuned and ends its replies within a few dozen
+# tokens; random weights of the same shape (fs mkmodel, its tokenizer)
+# ramble until the context is full, which is what this part needs.
+R=$TMP/rand
+"$FS_BIN" mkmodel --config "$M/config.json" --out "$R" --tokenizer "$M" --seed 1 >/dev/null 2>&1 ||
+    bad "fs mkmodel (random weights for the long replies)"
+MODEL=$R
 start -n 100000
 wait_prompt "start (long)"
 type_reply "Tell me everything"
