@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""train_tiny.py - train fs's offline default model (models/tiny/) from scratch.
+"""train_tiny.py - train fs's offline default model (models/tiny/): from scratch, or (--init) fine-tune it for chat.
 
 Docs: models/tiny/README.md
 
@@ -26,6 +26,19 @@ stops the sweep once a longer run no longer improves on the shorter one.
 
     python3 scripts/train_tiny.py --corpus build/corpus --out OUT \
         --ref-tokenizer models/qwen3-tokenizer --minutes 6 --seed 1234
+
+Chat fine-tuning (--init DIR --chat-data FILE): instead of steps 1 and 2,
+keep DIR's tokenizer (copied byte for byte) and go on from DIR's weights
+with one warmup + cosine schedule of --ft-steps steps whose batches are
+part prose windows (loss on every token, as above) and part conversations
+from scripts/make_chat_data.py (rendered in the chat template with thinking
+off, packed whole into rows, loss on the assistant replies and their
+<|im_end|> only).  Validation: the prose set above, plus every 50th
+conversation.  Evaluation adds sampled replies to chat prompts and whether
+they end by themselves within 100 tokens (eval.json "chat").
+
+    python3 scripts/train_tiny.py --corpus build/corpus --init models/tiny \
+        --chat-data build/chat.jsonl --out OUT --minutes 1.7 --ft-steps 800 --ft-lr 1.5e-4
 
 Outputs in OUT (8 files): config.json, generation_config.json,
 model.safetensors, tokenizer.json, tokenizer_config.json, loss.tsv,
