@@ -2,6 +2,12 @@
  *
  *   fs chat                        the shipped tiny model (or $FS_MODEL)
  *   fs chat -m MODEL --system "You are terse." --no-think
+ *
+ * Thinking mode starts as the model's default (chat_template.h,
+ * fs_chat_template_thinking: on for Qwen3, off for models/tiny, whose
+ * tokenizer_config.json says "enable_thinking": false; no switch at all
+ * for a template that never reads enable_thinking); --think / --no-think
+ * and /think, /no_think override it. The banner says which it is.
  *   printf 'Hi\n/stats\n' | fs chat --temp 0      scripted: one turn a line
  *
  * The turns themselves - the chat template, the KV cache kept across
@@ -52,14 +58,14 @@
 void cli_chat_opts_init(cli_chat_opts *c, const char *cmd) {
     memset(c, 0, sizeof *c);
     cli_opts_init(&c->o, cmd, GROUPS, DEFAULT_TOKENS);
-    c->think = 1;
+    c->think = -1; /* the model's default */
 }
 
 int cli_chat_parse(cli_chat_opts *c, int argc, char **argv, int *i) {
     int r = cli_opts_parse(&c->o, argc, argv, i);
     if (r) return r;
-    if (!strcmp(argv[*i], "--no-think")) {
-        c->think = 0;
+    if (!strcmp(argv[*i], "--no-think") || !strcmp(argv[*i], "--think")) {
+        c->think = argv[*i][2] == 't';
         return 1;
     }
     return cli_flag(c->o.cmd, argc, argv, i, "--system", NULL, &c->system);
@@ -67,7 +73,8 @@ int cli_chat_parse(cli_chat_opts *c, int argc, char **argv, int *i) {
 
 void cli_chat_usage(FILE *f) {
     cli_opts_usage(f, GROUPS, DEFAULT_TOKENS);
-    fprintf(f, "  %-28s %s\n  %-28s %s\n", "--system TEXT", "system prompt", "--no-think",
+    fprintf(f, "  %-28s %s\n  %-28s %s\n  %-28s %s\n", "--system TEXT", "system prompt", "--think",
+            "start with thinking on (default: the model's own default)", "--no-think",
             "start with thinking off (Qwen3's enable_thinking=false)");
 }
 
@@ -204,7 +211,10 @@ static void stats(chat *ch) {
     fs_seq_tokens(ch->q, &cached);
     size_t kv = fs_session_kv_bytes(fs_seq_session(ch->q));
     printf("turns: %d, thinking: %s, system prompt: %s\n", fs_conversation_turns(ch->c),
-           fs_conversation_think(ch->c) ? "on" : "off", fs_conversation_system(ch->c) ? "set" : "none");
+           fs_conversation_thinking(ch->c) == FS_THINK_NONE ? "none (no switch in the chat template)"
+           : fs_conversation_think(ch->c)                   ? "on"
+                                                            : "off",
+           fs_conversation_system(ch->c) ? "set" : "none");
     printf("cache: %d of %d tokens, KV cache %.2f MiB allocated (%.2f MiB in use)\n", cached, n_ctx,
            kv / 1048576.0, (double)kv * cached / n_ctx / 1048576.0);
     if (!fs_conversation_turns(ch->c)) {
@@ -233,6 +243,8 @@ static int command(chat *ch, const char *line) {
 #define IS(s) (name_len == strlen(s) && !strncmp(line, s, name_len))
     if (IS("/quit") || IS("/exit") || IS("/bye")) is_quit = 1;
     else if (IS("/help") || IS("/?")) help();
+    else if ((IS("/think") || IS("/no_think")) && fs_conversation_thinking(ch->c) == FS_THINK_NONE)
+        printf("this model's chat template has no thinking switch (it never reads enable_thinking)\n");
     else if (IS("/think")) {
         fs_conversation_set_think(ch->c, 1);
         printf("thinking on\n");
@@ -326,6 +338,20 @@ static int read_input(fs_lineedit *le, int interactive, char **out, fs_err *e) {
     return FS_LE_OK;
 }
 
+/* What the banner says about thinking: what the model offers, what is on
+ * now, and why. */
+static void think_banner(const chat *ch, char *buf, size_t cap) {
+    int mode = fs_conversation_thinking(ch->c), on = fs_conversation_think(ch->c);
+    if (mode == FS_THINK_NONE)
+        snprintf(buf, cap, "no thinking mode (its chat template has no switch)");
+    else if (ch->co->think >= 0)
+        snprintf(buf, cap, "thinking %s (%s; the model's default is %s)", on ? "on" : "off",
+                 on ? "--think" : "--no-think", mode == FS_THINK_ON ? "on" : "off");
+    else
+        snprintf(buf, cap, "thinking %s (the model's default; %s)", on ? "on" : "off",
+                 on ? "/no_think turns it off" : "/think turns it on");
+}
+
 static void close_chat(chat *ch) {
     fs_conversation_free(ch->c);
     fs_seq_free(ch->q);
@@ -349,7 +375,7 @@ int cli_chat_main(const cli_chat_opts *co, const char *model_dir, const char *pr
     }
     fs_seq_set_cancel(ch.q, &cli_interrupted);
     fs_conversation_set_system(ch.c, co->system);
-    fs_conversation_set_think(ch.c, co->think);
+    if (co->think >= 0) fs_conversation_set_think(ch.c, co->think);
     if (co->o.verbose) cli_opts_describe(&co->o, ch.g, ch.q);
 
     if (prompt) { /* one question, one answer */
@@ -366,10 +392,11 @@ int cli_chat_main(const cli_chat_opts *co, const char *model_dir, const char *pr
     if (interactive) {
         if (hist[0]) fs_lineedit_history_load(le, hist, &e); /* best effort */
         const fs_config *g = &fs_engine_model(ch.g)->cfg;
-        printf("fs chat: %s (L %d, H %d, V %d), context %d tokens, thinking %s.\n"
+        char think[128];
+        think_banner(&ch, think, sizeof think);
+        printf("fs chat: %s (L %d, H %d, V %d), context %d tokens, %s.\n"
                "/help for commands, \"\"\" for several lines, Ctrl-C stops a reply, Ctrl-D quits.\n",
-               fs_engine_dir(ch.g), g->n_layers, g->hidden, g->vocab, fs_seq_n_ctx(ch.q),
-               co->think ? "on" : "off");
+               fs_engine_dir(ch.g), g->n_layers, g->hidden, g->vocab, fs_seq_n_ctx(ch.q), think);
         cli_out(NULL, 0, 1);
     }
     for (;;) {

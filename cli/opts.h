@@ -89,11 +89,11 @@ void cli_speed_line(const fs_seq_stats *st);
 typedef struct cli_chat_opts {
     cli_opts o;          /* the shared flags: model, runtime, sampling, -v */
     const char *system;  /* --system TEXT, or NULL */
-    int think;           /* thinking mode at start (1; --no-think: 0) */
+    int think;           /* thinking mode at start: -1 the model's default, --think 1, --no-think 0 */
 } cli_chat_opts;
 
 void cli_chat_opts_init(cli_chat_opts *c, const char *cmd);
-/* cli_opts_parse, plus --system and --no-think. */
+/* cli_opts_parse, plus --system, --think and --no-think. */
 int cli_chat_parse(cli_chat_opts *c, int argc, char **argv, int *i);
 void cli_chat_usage(FILE *f);
 /* Load dir (NULL: -m, $FS_MODEL, models/tiny) and chat on stdin/stdout

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""train_tiny.py - train fs's offline default model (models/tiny/) from scratch.
+"""train_tiny.py - train fs's offline default model (models/tiny/): from scratch, or (--init) fine-tune it for chat.
 
 Docs: models/tiny/README.md
 
@@ -26,6 +26,19 @@ stops the sweep once a longer run no longer improves on the shorter one.
 
     python3 scripts/train_tiny.py --corpus build/corpus --out OUT \
         --ref-tokenizer models/qwen3-tokenizer --minutes 6 --seed 1234
+
+Chat fine-tuning (--init DIR --chat-data FILE): instead of steps 1 and 2,
+keep DIR's tokenizer (copied byte for byte) and go on from DIR's weights
+with one warmup + cosine schedule of --ft-steps steps whose batches are
+part prose windows (loss on every token, as above) and part conversations
+from scripts/make_chat_data.py (rendered in the chat template with thinking
+off, packed whole into rows, loss on the assistant replies and their
+<|im_end|> only).  Validation: the prose set above, plus every 50th
+conversation.  Evaluation adds sampled replies to chat prompts and whether
+they end by themselves within 100 tokens (eval.json "chat").
+
+    python3 scripts/train_tiny.py --corpus build/corpus --init models/tiny \
+        --chat-data build/chat.jsonl --out OUT --minutes 1.7 --ft-steps 800 --ft-lr 1.5e-4
 
 Outputs in OUT (8 files): config.json, generation_config.json,
 model.safetensors, tokenizer.json, tokenizer_config.json, loss.tsv,
@@ -71,7 +84,21 @@ def parse_args():
     p.add_argument("--wd", type=float, default=0.1)
     p.add_argument("--epochs", default="4,8,16,32,64", help="sweep: epochs per run, increasing")
     p.add_argument("--eval-ctx", type=int, default=256, help="window of the held-out perplexity (the context fs uses)")
-    return p.parse_args()
+    g = p.add_argument_group("fine-tuning for chat (instead of training from scratch)")
+    g.add_argument("--init", metavar="DIR", help="start from this model (models/tiny): its weights and its tokenizer, "
+                   "which is kept as it is; needs --chat-data")
+    g.add_argument("--chat-data", metavar="FILE", help="conversations from scripts/make_chat_data.py (JSON lines)")
+    g.add_argument("--chat-frac", type=float, default=0.5, help="share of each batch that is conversations")
+    g.add_argument("--ft-steps", type=int, default=1200, help="fine-tuning steps (one warmup + cosine schedule)")
+    g.add_argument("--ft-lr", type=float, default=5e-4, help="fine-tuning peak learning rate")
+    a = p.parse_args()
+    if (a.init is None) != (a.chat_data is None):
+        p.error("--init and --chat-data go together")
+    if not 0 < a.chat_frac < 1:
+        p.error("--chat-frac must be in (0, 1)")
+    if a.ft_steps < 10:
+        p.error("--ft-steps must be at least 10")
+    return a
 
 
 # ---------------------------------------------------------------- corpus
@@ -364,73 +391,11 @@ def sample(model, tok, device, gen_cfg, n_new=64):
     return out
 
 
-# ------------------------------------------------------------------- main
+# ------------------------------------------------------------- the sweep
 
-def main():
-    a = parse_args()
-    for path in (os.path.join(a.corpus, "train.txt"), os.path.join(a.corpus, "heldout.txt"),
-                 os.path.join(a.ref_tokenizer, "tokenizer.json"), os.path.join(a.ref_tokenizer, "tokenizer_config.json")):
-        if not os.path.isfile(path):
-            sys.exit("train_tiny: missing %s (run scripts/fetch_corpus.sh / make tokenizer, and carry them)" % path)
-    import numpy as np
-    import torch
-    import transformers
-    os.makedirs(a.out, exist_ok=True)
-    random.seed(a.seed)
-    np.random.seed(a.seed)
-    torch.manual_seed(a.seed)
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-    device = "cuda"
-    deadline = T0 + a.minutes * 60
-    report = {"args": vars(a), "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
-    try:
-        import tokenizers
-        report["versions"]["tokenizers"] = tokenizers.__version__
-    except Exception:
-        pass
-    report["device"] = torch.cuda.get_device_name(0)
-
-    def save_report():
-        with open(os.path.join(a.out, "eval.json"), "w", encoding="utf-8") as f:
-            json.dump(report, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-
-    # 1. corpus + tokenizer
-    docs = read_docs(os.path.join(a.corpus, "train.txt"))
-    with open(os.path.join(a.corpus, "heldout.txt"), encoding="utf-8") as f:
-        heldout_text = f.read()
-    val_docs = [d for i, d in enumerate(docs) if i % 50 == 24]
-    train_docs = [d for i, d in enumerate(docs) if i % 50 != 24]
-    log("corpus: %d train docs, %d val docs (from train.txt), heldout %d chars" % (
-        len(train_docs), len(val_docs), len(heldout_text)))
-    tok, tok_json, tinfo = train_tokenizer(train_docs, a.ref_tokenizer, a.vocab)
-    with open(os.path.join(a.out, "tokenizer.json"), "w", encoding="utf-8") as f:
-        f.write(tok_json)
-        f.write("\n")
-    added = json.loads(tok_json)["added_tokens"]
-    write_tokenizer_config(a.ref_tokenizer, a.out, added, 2048)
-    ids = {t["content"]: t["id"] for t in added}
-    eot = ids["<|endoftext|>"]
-    report["tokenizer"] = tinfo
-    log("tokenizer: %d BPE + %d added tokens" % (tinfo["bpe_vocab"], tinfo["added_tokens"]))
-
-    def stream(ds):
-        flat = []
-        for d in encode_docs(tok, ds):
-            flat.append(eot)  # <|endoftext|> before every document, so between any two
-            flat.extend(d)
-        return torch.tensor(flat, dtype=torch.long, device=device)
-
-    train_ids, val_ids = stream(train_docs), stream(val_docs)
-    chars = sum(len(d) for d in train_docs)
-    report["data"] = {"train_tokens": train_ids.numel(), "val_tokens": val_ids.numel(),
-                      "train_chars": chars, "chars_per_token": round(chars / train_ids.numel(), 3)}
-    log("tokens: train %d, val %d (%.2f chars/token)" % (
-        train_ids.numel(), val_ids.numel(), chars / train_ids.numel()))
-    save_report()
-
-    # 2. train (sweep over epochs, keep the best validation loss)
+def sweep(a, tinfo, ids, train_ids, val_ids, deadline, report, device):
+    """From scratch: runs of a.epochs epochs while they fit and improve.
+    Returns (config, the best run's state)."""
     vocab = ((tinfo["vocab_total"] + 63) // 64) * 64
     cfg = make_config(a, vocab, ids)
     probe = new_model(cfg, a.seed, device)
@@ -465,9 +430,298 @@ def main():
     report["runs"] = runs
     report["chosen_run"] = best_run
     report["chosen_val_loss"] = best if best_state is not None else None
-    save_report()
     if best_state is None:
         raise RuntimeError("no run reached a validation step")
+    return cfg, best_state
+
+
+# ------------------------------------------------------ chat fine-tuning
+
+def load_chat(path, tok, eot, seq):
+    """make_chat_data.py's conversations -> rows of seq+1 token ids with a
+    0/1 loss mask (1 on the tokens inside a conversation's "train" spans:
+    the assistant replies and their <|im_end|>). Whole conversations are
+    packed into rows, each after an <|endoftext|>; rows are padded with
+    <|endoftext|> (mask 0). Every 50th conversation is validation."""
+    rows = [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
+    if not rows:
+        raise RuntimeError("%s: no conversations" % path)
+    enc = tok.encode_batch([r["text"] for r in rows], add_special_tokens=False)
+    parts = ([], [])
+    dropped = 0
+    for k, (r, e) in enumerate(zip(rows, enc)):
+        spans = r["train"]
+        m = [1 if any(s <= a and b <= t for s, t in spans) and b > a else 0 for a, b in e.offsets]
+        if not any(m):
+            raise RuntimeError("%s: conversation %d trains no token" % (path, k))
+        if len(e.ids) + 1 > seq + 1:
+            dropped += 1
+            continue
+        parts[1 if k % 50 == 49 else 0].append(([eot] + e.ids, [0] + m))
+    out = []
+    for convs in parts:
+        packed, cur_i, cur_m = [], [], []
+        for i, m in convs:
+            if len(cur_i) + len(i) > seq + 1:
+                packed.append((cur_i + [eot] * (seq + 1 - len(cur_i)), cur_m + [0] * (seq + 1 - len(cur_m))))
+                cur_i, cur_m = [], []
+            cur_i, cur_m = cur_i + i, cur_m + m
+        if cur_i:
+            packed.append((cur_i + [eot] * (seq + 1 - len(cur_i)), cur_m + [0] * (seq + 1 - len(cur_m))))
+        out.append(packed)
+    return out[0], out[1], {"conversations": len(rows), "dropped_too_long": dropped,
+                            "train_rows": len(out[0]), "val_rows": len(out[1]),
+                            "train_tokens": sum(len(i) for i, _ in parts[0]),
+                            "trained_tokens": sum(sum(m) for _, m in parts[0])}
+
+
+def masked_loss(model, ids, mask):
+    import torch.nn.functional as F
+    logits = model(input_ids=ids[:, :-1], use_cache=False).logits.float()
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="none")
+    m = mask[:, 1:].reshape(-1).float()
+    return (ce * m).sum(), m.sum()
+
+
+def finetune(a, tok, train_ids, val_ids, eot, ids, deadline, report, device):
+    """--init: go on from a.init's weights with batches that are part prose
+    windows (loss on every token, as in pre-training) and part packed
+    conversations (loss on the assistant tokens only); one warmup + cosine
+    schedule of a.ft_steps steps. Returns (config, the final state)."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import Qwen3ForCausalLM
+    chat_tr, chat_va, cinfo = load_chat(a.chat_data, tok, eot, a.seq)
+    report["chat_data"] = dict(cinfo, file=os.path.basename(a.chat_data))
+    log("chat data: %s" % json.dumps(cinfo))
+    ct_ids = torch.tensor([i for i, _ in chat_tr], dtype=torch.long, device=device)
+    ct_m = torch.tensor([m for _, m in chat_tr], dtype=torch.long, device=device)
+    cv_ids = torch.tensor([i for i, _ in chat_va], dtype=torch.long, device=device)
+    cv_m = torch.tensor([m for _, m in chat_va], dtype=torch.long, device=device)
+    model = Qwen3ForCausalLM.from_pretrained(a.init, dtype=torch.float32).to(device)
+    if model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr():
+        model.lm_head.weight = model.model.embed_tokens.weight
+    cfg = model.config
+    n_params = sum(p.numel() for p in model.parameters())
+    report["model"] = {"params": n_params, "vocab_size": cfg.vocab_size, "init": a.init,
+                       "attn_implementation": getattr(cfg, "_attn_implementation", None)}
+
+    def evaluate():
+        model.eval()
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            s, c, _ = window_loss(model, val_ids, a.seq, 64)
+            cs, cc = 0.0, 0.0
+            for i in range(0, cv_ids.shape[0], 64):
+                x, y = masked_loss(model, cv_ids[i:i + 64], cv_m[i:i + 64])
+                cs, cc = cs + x.item(), cc + y.item()
+        model.train()
+        return s / c, cs / cc
+
+    v0, c0 = evaluate()
+    log("before: prose val %.4f, chat val (assistant tokens) %.4f" % (v0, c0))
+    model.train()
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=a.ft_lr, betas=(0.9, 0.95), eps=1e-8, fused=True)
+    total = a.ft_steps
+    warmup = min(a.warmup, max(1, total // 10))
+    evals = set([total - 1] + [int(total * k / 10) for k in range(1, 10)])
+    gen = torch.Generator(device=device)
+    gen.manual_seed(a.seed * 1000 + 1)
+    n = train_ids.numel()
+    nc = max(1, round(a.batch * a.chat_frac))
+    npr = a.batch - nc
+    offs = torch.arange(a.seq + 1, device=device)
+    t_start = time.time()
+    stopped = "done"
+    curve = [{"step": -1, "val_loss": v0, "chat_val_loss": c0}]
+    with open(os.path.join(a.out, "loss.tsv"), "w") as tsv:
+        tsv.write("run\tepochs\tstep\ttokens\tloss\tlr\telapsed_s\tval_loss\tchat_loss\tchat_val_loss\n")
+        tsv.write("ft\t0\t-1\t0\t\t\t%.1f\t%.5f\t\t%.5f\n" % (time.time() - T0, v0, c0))
+        step = 0
+        for step in range(total):
+            if time.time() >= deadline:
+                stopped = "time"
+                break
+            lr = lr_at(step, total, warmup, a.ft_lr, a.min_lr_frac)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            starts = torch.randint(0, n - a.seq - 1, (npr,), device=device, generator=gen)
+            xy = train_ids[starts[:, None] + offs]
+            pick = torch.randint(0, ct_ids.shape[0], (nc,), device=device, generator=gen)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                logits = model(input_ids=xy[:, :-1], use_cache=False).logits
+                ps = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), xy[:, 1:].reshape(-1))
+                cs, cc = masked_loss(model, ct_ids[pick], ct_m[pick])
+            closs = cs / cc.clamp(min=1)
+            loss = (1 - a.chat_frac) * ps + a.chat_frac * closs
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step % 25 == 0 or step in evals:
+                v = cv = ""
+                if step in evals:
+                    vv, cvv = evaluate()
+                    v, cv = "%.5f" % vv, "%.5f" % cvv
+                    curve.append({"step": step, "val_loss": vv, "chat_val_loss": cvv})
+                tsv.write("ft\t0\t%d\t%d\t%.5f\t%.3e\t%.1f\t%s\t%.5f\t%s\n" % (
+                    step, (step + 1) * a.batch * a.seq, ps.item(), lr, time.time() - T0, v, closs.item(), cv))
+                tsv.flush()
+                if v or step % 200 == 0:
+                    log("ft step %d/%d prose loss %.4f chat loss %.4f lr %.2e val %s chat val %s" % (
+                        step, total, ps.item(), closs.item(), lr, v or "-", cv or "-"))
+    steps_done = step + (1 if stopped == "done" else 0)
+    dt = time.time() - t_start
+    if stopped != "done":
+        curve.append(dict(zip(("val_loss", "chat_val_loss"), evaluate()), step=steps_done - 1))
+    report["finetune"] = {"steps_planned": total, "steps_done": steps_done, "warmup": warmup, "stopped": stopped,
+                          "lr": a.ft_lr, "chat_rows_per_step": nc, "prose_rows_per_step": npr,
+                          "seconds": round(dt, 1),
+                          "tokens_per_s": round(steps_done * a.batch * a.seq / max(dt, 1e-9)),
+                          "curve": curve}
+    log("fine-tune done: %s" % json.dumps(report["finetune"]))
+    state = {k: t.detach().clone() for k, t in model.state_dict().items()}
+    del model, opt
+    torch.cuda.empty_cache()
+    return cfg, state
+
+
+CHAT_PROMPTS = ["Hello!", "Who are you?", "Continue this passage: It is a truth universally acknowledged",
+                "In the beginning God created the heaven and the earth.\n\nWhat book is this from?",
+                "Give me a verse from Psalms.", "Thanks!"]
+CHAT_SEEDS = {"Hello!": list(range(1, 11))}  # the others: seeds 1..3
+
+
+def chat_prompt(user):
+    """Qwen3's template, enable_thinking=false, generation prompt (what fs
+    run sends for one user turn with thinking off)."""
+    return "<|im_start|>user\n%s<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n" % user
+
+
+def chat_eval(model, tok, device, gen_cfg, im_end, n_max=100):
+    """Sampled replies (the model's sampling defaults) to each CHAT_PROMPT
+    ("Hello!": seeds 1..10, the others 1..3): how many end with <|im_end|>
+    within n_max tokens."""
+    import torch
+    out = []
+    for p in CHAT_PROMPTS:
+        pids = tok.encode(chat_prompt(p), add_special_tokens=False).ids
+        cases = []
+        for seed in CHAT_SEEDS.get(p, [1, 2, 3]):
+            g = torch.Generator(device=device)
+            g.manual_seed(seed)
+            cur, gen = list(pids), []
+            with torch.no_grad():
+                for _ in range(n_max):
+                    logits = model(input_ids=torch.tensor([cur], device=device), use_cache=False).logits[0, -1].float()
+                    v, i = torch.topk(logits / gen_cfg["temperature"], gen_cfg["top_k"])
+                    probs = torch.softmax(v, -1)
+                    keep = torch.cumsum(probs, -1) - probs < gen_cfg["top_p"]
+                    probs = torch.where(keep, probs, torch.zeros_like(probs))
+                    nxt = int(i[torch.multinomial(probs / probs.sum(), 1, generator=g)])
+                    gen.append(nxt)
+                    cur.append(nxt)
+                    if nxt == im_end:
+                        break
+            cases.append({"seed": seed, "tokens": len(gen), "ended": gen[-1] == im_end,
+                          "text": tok.decode(gen, skip_special_tokens=False)})
+        out.append({"prompt": p, "ended": sum(c["ended"] for c in cases), "of": len(cases), "cases": cases})
+    return out
+
+
+# ------------------------------------------------------------------- main
+
+def main():
+    a = parse_args()
+    need = [os.path.join(a.corpus, "train.txt"), os.path.join(a.corpus, "heldout.txt")]
+    if a.init:
+        need += [os.path.join(a.init, f) for f in ("config.json", "model.safetensors", "tokenizer.json",
+                                                    "tokenizer_config.json")] + [a.chat_data]
+    else:
+        need += [os.path.join(a.ref_tokenizer, "tokenizer.json"), os.path.join(a.ref_tokenizer, "tokenizer_config.json")]
+    for path in need:
+        if not os.path.isfile(path):
+            sys.exit("train_tiny: missing %s (run scripts/fetch_corpus.sh / make tokenizer / "
+                     "scripts/make_chat_data.py, and carry them)" % path)
+    import numpy as np
+    import torch
+    import transformers
+    os.makedirs(a.out, exist_ok=True)
+    random.seed(a.seed)
+    np.random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    device = "cuda"
+    deadline = T0 + a.minutes * 60
+    report = {"args": vars(a), "versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
+    try:
+        import tokenizers
+        report["versions"]["tokenizers"] = tokenizers.__version__
+    except Exception:
+        pass
+    report["device"] = torch.cuda.get_device_name(0)
+
+    def save_report():
+        with open(os.path.join(a.out, "eval.json"), "w", encoding="utf-8") as f:
+            json.dump(report, f, ensure_ascii=False, indent=1)
+            f.write("\n")
+
+    # 1. corpus + tokenizer
+    docs = read_docs(os.path.join(a.corpus, "train.txt"))
+    with open(os.path.join(a.corpus, "heldout.txt"), encoding="utf-8") as f:
+        heldout_text = f.read()
+    val_docs = [d for i, d in enumerate(docs) if i % 50 == 24]
+    train_docs = [d for i, d in enumerate(docs) if i % 50 != 24]
+    log("corpus: %d train docs, %d val docs (from train.txt), heldout %d chars" % (
+        len(train_docs), len(val_docs), len(heldout_text)))
+    if a.init:  # keep the model's tokenizer, byte for byte
+        import shutil
+        from tokenizers import Tokenizer
+        for f in ("tokenizer.json", "tokenizer_config.json"):
+            if os.path.abspath(os.path.join(a.init, f)) != os.path.abspath(os.path.join(a.out, f)):
+                shutil.copyfile(os.path.join(a.init, f), os.path.join(a.out, f))
+        tok = Tokenizer.from_file(os.path.join(a.init, "tokenizer.json"))
+        added = json.load(open(os.path.join(a.init, "tokenizer.json"), encoding="utf-8"))["added_tokens"]
+        tinfo = {"from": a.init, "vocab_total": tok.get_vocab_size(with_added_tokens=True),
+                 "bpe_vocab": tok.get_vocab_size(with_added_tokens=True) - len(added), "added_tokens": len(added)}
+    else:
+        tok, tok_json, tinfo = train_tokenizer(train_docs, a.ref_tokenizer, a.vocab)
+        with open(os.path.join(a.out, "tokenizer.json"), "w", encoding="utf-8") as f:
+            f.write(tok_json)
+            f.write("\n")
+        added = json.loads(tok_json)["added_tokens"]
+        write_tokenizer_config(a.ref_tokenizer, a.out, added, 2048)
+    ids = {t["content"]: t["id"] for t in added}
+    eot = ids["<|endoftext|>"]
+    report["tokenizer"] = tinfo
+    log("tokenizer: %d BPE + %d added tokens" % (tinfo["bpe_vocab"], tinfo["added_tokens"]))
+
+    def stream(ds):
+        flat = []
+        for d in encode_docs(tok, ds):
+            flat.append(eot)  # <|endoftext|> before every document, so between any two
+            flat.extend(d)
+        return torch.tensor(flat, dtype=torch.long, device=device)
+
+    train_ids, val_ids = stream(train_docs), stream(val_docs)
+    chars = sum(len(d) for d in train_docs)
+    report["data"] = {"train_tokens": train_ids.numel(), "val_tokens": val_ids.numel(),
+                      "train_chars": chars, "chars_per_token": round(chars / train_ids.numel(), 3)}
+    log("tokens: train %d, val %d (%.2f chars/token)" % (
+        train_ids.numel(), val_ids.numel(), chars / train_ids.numel()))
+    save_report()
+
+    # 2. train (sweep over epochs, keep the best validation loss), or fine-tune for chat
+    if a.init:
+        cfg, best_state = finetune(a, tok, train_ids, val_ids, eot, ids, deadline, report, device)
+        save_report()
+    else:
+        cfg, best_state = sweep(a, tinfo, ids, train_ids, val_ids, deadline, report, device)
+        save_report()
 
     # 3. save the HF layout in bf16
     import safetensors.torch
@@ -551,6 +805,18 @@ def main():
                 log("sample seed %d: %r" % (x["seed"], x["text"]))
         except Exception:
             report["samples_error"] = traceback.format_exc()
+        if a.init:
+            try:
+                report["chat"] = {"settings": "prompt = Qwen3 template, thinking off; temperature %g, top_k %d, "
+                                  "top_p %g, at most 100 new tokens, torch.Generator(cuda).manual_seed(seed), "
+                                  "float32 compute" % (gen_cfg["temperature"], gen_cfg["top_k"], gen_cfg["top_p"]),
+                                  "prompts": chat_eval(model, tok, device, gen_cfg, ids["<|im_end|>"])}
+                for x in report["chat"]["prompts"]:
+                    log("chat %r: %d/%d end within 100 tokens; seed 1: %r" % (
+                        x["prompt"], x["ended"], x["of"], x["cases"][0]["text"]))
+            except Exception:
+                report["chat_error"] = traceback.format_exc()
+            save_report()
         try:  # the saved tokenizer loads in transformers and renders the chat template
             from transformers import AutoTokenizer
             at = AutoTokenizer.from_pretrained(a.out)
@@ -559,6 +825,10 @@ def main():
             report["autotokenizer"] = {"class": type(at).__name__, "chat_text": text,
                                        "chat_ids": at(text, add_special_tokens=False)["input_ids"],
                                        "eos_token_id": at.eos_token_id, "pad_token_id": at.pad_token_id}
+            if a.init:  # the prompt the chat data was rendered for, from transformers' own template run
+                nt = at.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, enable_thinking=False)
+                report["autotokenizer"]["no_think_text"] = nt
+                report["autotokenizer"]["no_think_matches_chat_data"] = nt == chat_prompt("Hello")
         except Exception:
             report["autotokenizer_error"] = traceback.format_exc()
     report["total_seconds"] = round(time.time() - T0, 1)

@@ -25,6 +25,7 @@ struct fs_chat_template {
     char *source;
     char *origin; /* "DIR/chat_template.jinja", "DIR/tokenizer_config.json" or "(string)" */
     char *tokens[N_TOKENS]; /* NULL when the config has none */
+    int think_default;      /* tokenizer_config.json's "enable_thinking": 1 (also when absent) or 0 */
 };
 
 static const char *const TOKEN_NAMES[N_TOKENS] = {"bos_token", "eos_token", "unk_token", "pad_token",
@@ -40,6 +41,7 @@ int fs_chat_template_new(fs_chat_template **out, const char *src, size_t len, co
     *out = NULL;
     if (memchr(src, 0, len)) return fs_errf(e, "chat template: contains a NUL byte");
     fs_chat_template *t = fs_xcalloc(1, sizeof *t);
+    t->think_default = 1;
     t->source = fs_xmalloc(len + 1);
     memcpy(t->source, src, len);
     t->source[len] = 0;
@@ -65,6 +67,11 @@ void fs_chat_template_free(fs_chat_template *t) {
 
 const char *fs_chat_template_source(const fs_chat_template *t) { return t->source; }
 const char *fs_chat_template_origin(const fs_chat_template *t) { return t->origin; }
+
+int fs_chat_template_thinking(const fs_chat_template *t) {
+    if (!strstr(t->source, "enable_thinking")) return FS_THINK_NONE;
+    return t->think_default ? FS_THINK_ON : FS_THINK_OFF;
+}
 
 /* A special token in tokenizer_config.json: "text", or {"content": "text", ...}. */
 static const char *token_text(const fs_json *v) {
@@ -103,6 +110,7 @@ int fs_chat_template_load(fs_chat_template **out, const char *model_dir, fs_err 
         fs_path_join(jinja, sizeof jinja, model_dir, "chat_template.jinja"))
         return fs_errf(e, "%s: path too long", model_dir);
     fs_chat_template *t = fs_xcalloc(1, sizeof *t);
+    t->think_default = 1;
     fs_json_doc doc = {0};
     int have_doc = 0, rc = -1;
     /* never open a FIFO: it would wait for a writer */
@@ -113,6 +121,12 @@ int fs_chat_template_load(fs_chat_template **out, const char *model_dir, fs_err 
             const char *s = token_text(fs_json_get(doc.root, TOKEN_NAMES[i]));
             if (s) t->tokens[i] = fs_xstrdup(s);
         }
+        const fs_json *think = fs_json_get(doc.root, "enable_thinking");
+        if (think && !fs_json_is(think, FS_JSON_BOOL)) {
+            fs_errf(e, "%s: \"enable_thinking\" (the model's default thinking mode) must be true or false", cfg);
+            goto done;
+        }
+        if (think) t->think_default = think->boolean;
     }
     if (access(jinja, F_OK) == 0) {
         size_t len;

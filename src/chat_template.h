@@ -72,6 +72,21 @@ void fs_chat_template_free(fs_chat_template *t);
 const char *fs_chat_template_source(const fs_chat_template *t);
 const char *fs_chat_template_origin(const fs_chat_template *t);
 
+/* What a model offers for thinking mode, from its own files:
+ *   FS_THINK_NONE  the template never reads enable_thinking (Llama 3.2,
+ *                  Qwen2.5): there is no switch to turn;
+ *   FS_THINK_ON    it does, and the model thinks unless told not to
+ *                  (Qwen3: the template's default when enable_thinking
+ *                  is left undefined);
+ *   FS_THINK_OFF   it does, but tokenizer_config.json says
+ *                  "enable_thinking": false - the model's makers chose
+ *                  "answer at once" as its default (models/tiny: trained
+ *                  on replies with the empty think block only).
+ * A "enable_thinking" in tokenizer_config.json that is not true or false
+ * is an error at load time. */
+enum { FS_THINK_NONE = -1, FS_THINK_OFF = 0, FS_THINK_ON = 1 };
+int fs_chat_template_thinking(const fs_chat_template *t);
+
 typedef struct fs_chat_opts {
     int add_generation_prompt;
     int enable_thinking;   /* 1 or 0: the variable enable_thinking; -1: left undefined */

@@ -448,6 +448,7 @@ int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int t
         if (msgs[i].content && check_utf8(msgs[i].content, strlen(msgs[i].content), what, e)) return -1;
     }
     char *text = NULL;
+    if (think < 0) think = fs_chat_template_thinking(g->tmpl) == FS_THINK_ON;
     fs_chat_opts o = {1, think != 0, NULL, NULL, 0};
     int rc = fs_chat_render(g->tmpl, msgs, n, &o, &text, e) || fs_tokenizer_encode(g->tok, text, strlen(text), ids, n_ids, e);
     free(text);
@@ -639,7 +640,7 @@ int fs_conversation_new(fs_conversation **out, fs_seq *q, fs_err *e) {
     if (check_template(q->g, e)) return -1;
     fs_conversation *c = fs_xcalloc(1, sizeof *c);
     c->q = q;
-    c->think = 1;
+    c->think = fs_chat_template_thinking(q->g->tmpl) == FS_THINK_ON;
     *out = c;
     return 0;
 }
@@ -682,6 +683,7 @@ void fs_conversation_set_system(fs_conversation *c, const char *text) {
 const char *fs_conversation_system(const fs_conversation *c) { return c->system; }
 void fs_conversation_set_think(fs_conversation *c, int on) { c->think = on != 0; }
 int fs_conversation_think(const fs_conversation *c) { return c->think; }
+int fs_conversation_thinking(const fs_conversation *c) { return fs_chat_template_thinking(c->q->g->tmpl); }
 int fs_conversation_turns(const fs_conversation *c) { return c->turns; }
 fs_seq *fs_conversation_seq(fs_conversation *c) { return c->q; }
 

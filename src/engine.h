@@ -199,7 +199,8 @@ int fs_seq_sync(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_st
 int fs_seq_generate(fs_seq *q, const int *ids, int n, const fs_seq_gen *o, fs_seq_stats *st, fs_err *e);
 
 /* One chat turn over msgs[0..n): render them with the model's chat template
- * (chat_template.h: generation prompt, enable_thinking = think), tokenize,
+ * (chat_template.h: generation prompt, enable_thinking = think; think < 0:
+ * the model's default, fs_chat_template_thinking), tokenize,
  * and generate as fs_seq_generate does, stopping also at <|im_end|>, the
  * end of a turn. The prompt must leave room for one reply token
  * (FS_SEQ_TOO_LONG otherwise). The reply is fs_seq_last's text. */
@@ -215,7 +216,8 @@ void fs_seq_last(const fs_seq *q, const int **ids, int *n_ids, const char **text
 int fs_seq_set_sampler_params(fs_seq *q, const fs_sampler_params *sp, fs_err *e);
 
 /* The chat prompt of msgs[0..n): checked to be UTF-8, rendered with
- * the model's chat template (generation prompt, enable_thinking = think) and
+ * the model's chat template (generation prompt, enable_thinking = think, or
+ * the model's default when think < 0) and
  * tokenized, as fs_seq_chat does. *ids is malloc'd. */
 int fs_engine_chat_prompt(fs_engine *g, const fs_chat_msg *msgs, size_t n, int think, int **ids, int *n_ids,
                           fs_err *e);
@@ -271,8 +273,9 @@ const fs_seq_stats *fs_seq_status(const fs_seq *q);
 
 typedef struct fs_conversation fs_conversation;
 
-/* An empty conversation on q (which must outlive it), thinking on. Checks
- * that the model's chat template loads and compiles (chat_template.h). */
+/* An empty conversation on q (which must outlive it), thinking as the
+ * model's default (fs_conversation_thinking). Checks that the model's chat
+ * template loads and compiles (chat_template.h). */
 int fs_conversation_new(fs_conversation **out, fs_seq *q, fs_err *e);
 void fs_conversation_free(fs_conversation *c);
 
@@ -288,6 +291,10 @@ const char *fs_conversation_system(const fs_conversation *c); /* NULL: none */
  * first, or answer at once). */
 void fs_conversation_set_think(fs_conversation *c, int on);
 int fs_conversation_think(const fs_conversation *c);
+/* What the model offers (chat_template.h): FS_THINK_NONE (its template has
+ * no thinking switch: set_think changes nothing), FS_THINK_ON or
+ * FS_THINK_OFF (a switch, and the model's default). */
+int fs_conversation_thinking(const fs_conversation *c);
 int fs_conversation_turns(const fs_conversation *c); /* replies kept so far */
 fs_seq *fs_conversation_seq(fs_conversation *c);
 

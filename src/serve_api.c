@@ -177,7 +177,7 @@ int fs_api_parse(fs_api_request *r, fs_api_kind kind, const char *body, size_t l
     memset(r, 0, sizeof *r);
     r->kind = kind;
     r->max_tokens = -1;
-    r->think = 1;
+    r->think = -1; /* the model's default (chat_template.h) */
     *param = NULL;
     if (fs_json_parse(&r->doc, body, len, e)) return fs_err_prefix(e, "the body is not valid JSON");
     const fs_json *root = r->doc.root;

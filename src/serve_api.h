@@ -18,7 +18,8 @@
  *   chat       messages (system, developer, user, assistant, tool; content a
  *              string, null, or a list of text parts), max_completion_tokens,
  *              logprobs + top_logprobs (0..20),
- *              chat_template_kwargs.enable_thinking (default true)
+ *              chat_template_kwargs.enable_thinking (default: the model's,
+ *              fs_chat_template_thinking)
  *   completion prompt (a string, a list of one string, or a list of token
  *              ids), logprobs (0..5: the top alternatives per token)
  * Refused with a 400 naming the field, because honouring them is not
@@ -55,7 +56,7 @@ typedef struct fs_api_request {
     size_t n_msgs;
     char **owned;             /* contents joined from text parts */
     size_t n_owned;
-    int think;                /* enable_thinking */
+    int think;                /* enable_thinking; -1: the model's default */
     /* completion: prompt text, or ids when the prompt is a token list */
     const char *prompt;
     size_t prompt_len;

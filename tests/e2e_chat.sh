@@ -2,7 +2,8 @@
 # e2e_chat.sh - `fs chat` driven through a pipe, on the shipped models/tiny:
 # KV cache reuse across turns (the prefilled count checked against
 # `fs template` + `fs tokenize` of the whole conversation), /reset,
-# /system, /no_think, /stats, greedy determinism, exit 0 at end of input,
+# /system, /no_think and /think (thinking off is the tiny model's default),
+# /stats, greedy determinism, exit 0 at end of input,
 # the context-full message, no escape codes when piped, """ blocks of
 # several lines as one turn, and exit 2 when stdout cannot be written.
 # A few seconds.
@@ -63,12 +64,16 @@ prefill_of() { sed -n 's/.*prefilled \([0-9]*\) new tokens (\([0-9]*\) reused).*
 cache_of() { sed -n 's/^cache: \([0-9]*\) of.*/\1/p' "$T/$1.out" | sed -n "${2}p"; }
 
 # ---- two turns: the second prefills only what is new ------------------------------
-printf 'Hello there\n' | chat one -n 12
+# These turns run with thinking on: Qwen3's template then renders an earlier
+# reply exactly as it was generated, so turn 2 reuses all of turn 1's cache.
+# (With thinking off it drops the earlier reply's empty think block, and
+# reuse stops where that block was.)
+printf 'Hello there\n' | chat one -n 12 --think
 check "one turn exits 0 ($(cat "$T/one.err"))" [ "$(rc one)" = 0 ]
 first_reply one > "$T/r1.txt"
 check "a reply was written" [ -s "$T/r1.txt" ]
 
-printf 'Hello there\n/stats\nWhat is your name?\n/stats\n' | chat two -n 12 -v
+printf 'Hello there\n/stats\nWhat is your name?\n/stats\n' | chat two -n 12 -v --think
 check "two turns exit 0" [ "$(rc two)" = 0 ]
 msgs "$T/m1.json" user "Hello there"
 msgs "$T/m2.json" user "Hello there" assistant "@$T/r1.txt" user "What is your name?"
@@ -89,7 +94,7 @@ check "/stats shows tok/s" grep -q 'prefill [0-9.]* tok/s; generated 12 tokens, 
 check "piped output has no escape codes" sh -c "! grep -q \"$(printf '\033')\" '$T/two.out'"
 
 # ---- greedy is deterministic; so is a seeded sampled session -----------------------------
-printf 'Hello there\n/stats\nWhat is your name?\n/stats\n' | chat two_b -n 12 -v
+printf 'Hello there\n/stats\nWhat is your name?\n/stats\n' | chat two_b -n 12 -v --think
 # /stats speeds differ from run to run; everything else must be identical
 sed '/tok\/s/d' "$T/two.out" > "$T/two.cmp"; sed '/tok\/s/d' "$T/two_b.out" > "$T/two_b.cmp"
 check "greedy: same output twice" cmp -s "$T/two.cmp" "$T/two_b.cmp"
@@ -100,7 +105,7 @@ check "seeded sampling: same seed, same session" cmp -s "$T/s1.out" "$T/s2.out"
 check "seeded sampling: another seed differs" sh -c "! cmp -s '$T/s1.out' '$T/s3.out'"
 
 # ---- /reset: back to an empty cache, same reply as a fresh session ------------------------
-printf 'Good morning\n/reset\n/stats\nHello there\n/stats\n' | chat reset -n 12
+printf 'Good morning\n/reset\n/stats\nHello there\n/stats\n' | chat reset -n 12 --think
 check "/reset exits 0" [ "$(rc reset)" = 0 ]
 check "/reset says so" grep -q '^conversation cleared' "$T/reset.out"
 check "/stats after /reset: no turns" grep -q '^turns: 0,' "$T/reset.out"
@@ -112,7 +117,7 @@ check "after /reset the reply equals a fresh session's" grep -qF -- "$(head -n 1
 # ---- /system ------------------------------------------------------------------------------
 printf '/system You are a poet.\nHello there\n/stats\n' | chat sys -n 8
 msgs "$T/ms.json" system "You are a poet." user "Hello there"
-NS=$(ntok "$T/ms.json")
+NS=$(ntok "$T/ms.json" --no-think) # models/tiny's default: thinking off
 set -- $(prefill_of sys)
 check "/system: the prompt is the template with the system message ($1 + $2 vs $NS)" [ $(($1 + $2)) = "$NS" ]
 check "/system says so" grep -q '^system prompt set' "$T/sys.out"
@@ -129,6 +134,18 @@ check "/no_think says so" grep -q '^thinking off' "$T/nothink.out"
 check "/no_think: no <think> in the reply" sh -c "! grep -q '<think>' '$T/nothink.out'"
 printf 'Hello there\n/stats\n' | chat nothink2 -n 16 --no-think
 check "--no-think equals /no_think" [ "$(prefill_of nothink2)" = "$(prefill_of nothink)" ]
+printf 'Hello there\n/stats\n' | chat nothink3 -n 16
+check "thinking off is the tiny model's default" [ "$(prefill_of nothink3)" = "$(prefill_of nothink)" ]
+
+# ---- /think: the template's own default (enable_thinking true: no think block) --------------
+printf '/think\nHello there\n/stats\n' | chat think -n 16
+NT=$(ntok "$T/m1.json" --think)
+set -- $(prefill_of think)
+check "/think: the prompt has no think block ($1 vs $NT)" [ "$1" = "$NT" -a "$NT" -lt "$NN" ]
+check "/think says so" grep -q '^thinking on' "$T/think.out"
+check "/stats after /think" grep -q '^turns: 1, thinking: on' "$T/think.out"
+printf 'Hello there\n/stats\n' | chat think2 -n 16 --think
+check "--think equals /think" [ "$(prefill_of think2)" = "$(prefill_of think)" ]
 
 # ---- end of input, empty input, commands ----------------------------------------------------------
 printf '' | chat empty
@@ -154,7 +171,7 @@ check "context fills during a reply: clear message, exit 0" sh -c "grep -q '^con
 # ---- a """ block is one turn of several lines ---------------------------------------
 printf '"""\nfirst line\n\nsecond line\n"""\n/stats\n"""one line"""\n/stats\n' | chat block -n 4 -v
 msgs "$T/mb.json" user "$(printf 'first line\n\nsecond line')"
-NB=$(ntok "$T/mb.json")
+NB=$(ntok "$T/mb.json" --no-think)
 check "a \"\"\" block is one turn ($(cat "$T/block.err"))" grep -q '^turns: 1,' "$T/block.out"
 set -- $(sed -n 's/.*prefilled \([0-9]*\) new tokens (\([0-9]*\) reused).*/\1 \2/p' "$T/block.err" | head -n 1)
 check "the block's lines are one message ($1 + $2 vs $NB)" [ $(($1 + $2)) = "$NB" ]

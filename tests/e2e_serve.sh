@@ -178,8 +178,13 @@ check(st == 200 and j.get("status") == "ok", f"/health: {st} {j}")
 st, j, _ = request(main_url, "GET", "/v1/models")
 check(st == 200 and j["object"] == "list" and j["data"][0]["id"] == "tiny", f"/v1/models: {j}")
 msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about the sea."}]
+# thinking on (the tiny model's default is off): Qwen3's template then renders
+# this reply in the next turn exactly as it was generated, so the whole
+# earlier prompt is a cached prefix (off, it drops the reply's empty think block)
+THINK = {"enable_thinking": True}
 st, j, _ = request(main_url, "POST", "/v1/chat/completions",
-                   {"messages": msgs, "max_tokens": 8, "temperature": 0, "logprobs": True, "top_logprobs": 3})
+                   {"messages": msgs, "max_tokens": 8, "temperature": 0, "logprobs": True, "top_logprobs": 3,
+                    "chat_template_kwargs": THINK})
 check(st == 200, f"chat: {st} {j}")
 if st == 200:
     ch = j["choices"][0]
@@ -193,9 +198,17 @@ if st == 200:
     check(u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"], f"usage: {u}")
     # the same conversation, one turn further: the prefix is in a slot's cache
     msgs2 = msgs + [{"role": "assistant", "content": ch["message"]["content"]}, {"role": "user", "content": "More."}]
-    st, j2, _ = request(main_url, "POST", "/v1/chat/completions", {"messages": msgs2, "max_tokens": 4})
+    st, j2, _ = request(main_url, "POST", "/v1/chat/completions",
+                        {"messages": msgs2, "max_tokens": 4, "chat_template_kwargs": THINK})
     cached = j2["usage"]["prompt_tokens_details"]["cached_tokens"] if st == 200 else -1
     check(cached >= u["prompt_tokens"] - 1, f"prefix cache: {cached} cached of the earlier {u['prompt_tokens']}")
+    # no chat_template_kwargs: the model's default thinking mode (models/tiny: off, the empty think block)
+    pt = {}
+    for name, extra in (("default", {}), ("off", {"chat_template_kwargs": {"enable_thinking": False}})):
+        st, jd, _ = request(main_url, "POST", "/v1/chat/completions", dict(messages=msgs, max_tokens=1, **extra))
+        pt[name] = jd["usage"]["prompt_tokens"] if st == 200 else -1
+    check(pt["default"] == pt["off"] and pt["off"] > u["prompt_tokens"],
+          f"default thinking mode: prompt {pt['default']} tokens, off {pt['off']}, on {u['prompt_tokens']}")
 st, j, _ = request(main_url, "POST", "/v1/completions", {"prompt": p2, "max_tokens": 5, "logprobs": 2, "temperature": 0})
 check(st == 200 and len(j["choices"][0]["logprobs"]["tokens"]) == 5, f"completion logprobs: {j}")
 st, j, _ = request(main_url, "POST", "/v1/completions", {"prompt": p2, "max_tokens": 40, "stop": [" the"], "temperature": 0})

@@ -7,9 +7,10 @@
 # top-2 logit margin. Here:
 #   - `fs tokenize` of each prompt must give exactly prompt_ids;
 #   - `fs generate --temp 0 --json -n 32` must give the same ids, token for
-#     token, up to and including the first step whose margin is < 1e-3
-#     (there two float orders may legitimately pick different tokens, and
-#     everything after depends on that pick). If the oracle's ids contain an
+#     token, up to the first step whose margin is < 1e-3, that step left
+#     out: there two float orders may legitimately pick different tokens
+#     (at an exact tie fs takes the lowest id, torch.topk its own order),
+#     and everything after depends on that pick. If the oracle's ids contain an
 #     eos, fs stops there: the comparison ends at it.
 # Needs python3 (standard library) to read JSON. A second or two.
 #
@@ -60,7 +61,7 @@ for case in ref["cases"]:
     n = len(want)
     for i, m in enumerate(margins):
         if m < 1e-3:
-            n = i + 1
+            n = i
             break
     for i in range(n):
         if want[i] in eos:

@@ -176,6 +176,12 @@ static void case_conversation(void) {
     fs_seq *q = new_seq(0);
     fs_conversation *c = NULL;
     CHECK(fs_conversation_new(&c, q, &e) == 0);
+    /* models/tiny's default (tokenizer_config.json "enable_thinking": false) */
+    CHECK_EQ_INT(fs_conversation_thinking(c), FS_THINK_OFF);
+    CHECK_EQ_INT(fs_conversation_think(c), 0);
+    /* thinking on: the template renders turn 1's reply as it was generated, so
+     * turn 2 can reuse all of it (off, it drops that reply's empty think block) */
+    fs_conversation_set_think(c, 1);
     fs_seq_gen go = {0};
     go.max_new_tokens = 10;
     fs_seq_stats st;
@@ -204,7 +210,8 @@ static void case_conversation(void) {
     CHECK_EQ_INT(fs_session_pos(fs_seq_session(q)), held);
     stop = 0;
 
-    fs_conversation_set_think(c, 0); /* /no_think: the generation prompt gains an empty think block */
+    /* /think or /no_think: the generation prompt gains or loses the empty think block */
+    fs_conversation_set_think(c, !fs_conversation_think(c));
     CHECK(fs_conversation_turn(c, "Go on.", &go, &st, &e) == 0);
     CHECK_EQ_INT(fs_conversation_turns(c), 3);
     CHECK(st.reused > after1);

@@ -5,7 +5,9 @@
  * 4116 bytes); each expected string was derived by reading the Jinja
  * template line by line. Then: loading (chat_template.jinja over
  * tokenizer_config.json, the named-list form, special tokens, errors that
- * name the file), tools, kwargs and the clock. The byte-exact comparison
+ * name the file), the thinking mode a model offers (its template and
+ * tokenizer_config.json's "enable_thinking"), tools, kwargs and the
+ * clock. The byte-exact comparison
  * with transformers over 242 conversations of three families is
  * tests/e2e_template.sh.
  *
@@ -276,6 +278,49 @@ static void test_loading(void) {
     CHECKF(strstr(e.msg, "no chat template") != NULL, "%s", e.msg);
 }
 
+/* fs_chat_template_thinking: what the model offers for thinking mode */
+static int thinking_of(const char *dir, const char *config, fs_err *e) {
+    put(dir, "tokenizer_config.json", config);
+    fs_chat_template *t = NULL;
+    if (fs_chat_template_load(&t, dir, e)) return -2;
+    int r = fs_chat_template_thinking(t);
+    fs_chat_template_free(t);
+    return r;
+}
+
+static void test_thinking_mode(void) {
+    fs_err e = {{0}};
+    /* models/tiny: Qwen3's template, and "enable_thinking": false in its tokenizer_config.json */
+    CHECK_EQ_INT(fs_chat_template_thinking(qwen3), FS_THINK_OFF);
+    char tmp[256], path[600];
+    const char *td = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/fs_test_think_XXXXXX", td && *td ? td : "/tmp");
+    if (!mkdtemp(tmp)) {
+        CHECK(0);
+        return;
+    }
+#define TMPL "\"chat_template\": \"{% if enable_thinking is defined and enable_thinking is false %}E{% endif %}\""
+    CHECK_EQ_INT(thinking_of(tmp, "{" TMPL "}", &e), FS_THINK_ON); /* Qwen3: thinks unless told not to */
+    CHECK_EQ_INT(thinking_of(tmp, "{" TMPL ", \"enable_thinking\": true}", &e), FS_THINK_ON);
+    CHECK_EQ_INT(thinking_of(tmp, "{" TMPL ", \"enable_thinking\": false}", &e), FS_THINK_OFF);
+    CHECK_EQ_INT(thinking_of(tmp, "{" TMPL ", \"enable_thinking\": \"no\"}", &e), -2);
+    CHECKF(strstr(e.msg, "tokenizer_config.json: \"enable_thinking\" (the model's default thinking mode) must be true "
+                         "or false") != NULL, "%s", e.msg);
+    CHECK_EQ_INT(thinking_of(tmp, "{" TMPL ", \"enable_thinking\": null}", &e), -2);
+    /* a template that never reads enable_thinking has no switch, whatever the config says */
+    CHECK_EQ_INT(thinking_of(tmp, "{\"chat_template\": \"{{ messages[0].content }}\"}", &e), FS_THINK_NONE);
+    CHECK_EQ_INT(thinking_of(tmp, "{\"chat_template\": \"x\", \"enable_thinking\": false}", &e), FS_THINK_NONE);
+#undef TMPL
+    fs_chat_template *t = NULL;
+    const char *src = "{{ enable_thinking }}";
+    CHECK(fs_chat_template_new(&t, src, strlen(src), NULL, NULL, &e) == 0);
+    if (t) CHECK_EQ_INT(fs_chat_template_thinking(t), FS_THINK_ON); /* no config: the template's own default */
+    fs_chat_template_free(t);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", tmp);
+    unlink(path);
+    rmdir(tmp);
+}
+
 /* tools, kwargs, enable_thinking left undefined, the clock, a raising template */
 static void test_variables(void) {
     fs_err e = {{0}};
@@ -376,6 +421,7 @@ int main(void) {
     test_tools();
     test_errors();
     test_loading();
+    test_thinking_mode();
     test_variables();
     test_message_fields();
     fs_chat_template_free(qwen3);
