@@ -5,7 +5,8 @@
  * tests/test_backend.c checks every op of every backend through backend.h.
  * This test knows the CPU backend's internals (src/cpu/cpu_backend.h):
  * each kernel set this machine has runs (the portable scalar fallback
- * always; AVX2 or NEON when present; AVX2 with and without AVX-VNNI) with
+ * always; AVX2 or NEON when present; AVX2 with and without AVX-VNNI,
+ * AVX-512...; NEON without sdot, with sdot, with smmla) with
  * 1, 2 and 3 threads, switched in place on backends reserved once, and is
  * compared with the reference ("cpu-ref") on shapes chosen to hit every
  * tail: K = 1..69 odd (not multiples of the 8- or 16-wide vector step),
@@ -833,6 +834,32 @@ static void test_exp8(void) {
     CHECKF(worst <= 3.0, "fs_exp8: %.2f ulp from exp", worst);
     CHECKF(bad_clamp == 0, "fs_exp8: %d clamped results not finite and positive", bad_clamp);
     printf("exp8: worst %.2f ulp\n", worst);
+}
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#include "cpu/exp_neon.h"
+/* fs_exp4 (NEON) against exp in double: the same grid and bounds as
+ * fs_exp8's on x86 (under qemu-aarch64: scripts/test_neon.sh). */
+static void test_exp8(void) {
+    double worst = 0;
+    int bad_clamp = 0;
+    for (int i = -1000000; i <= 1000000; i += 4) {
+        float xs[4], ys[4];
+        for (int k = 0; k < 4; k++) xs[k] = (float)(i + k) * 1e-4f * 0.9f;   /* -90 .. 90 */
+        vst1q_f32(ys, fs_exp4(vld1q_f32(xs)));
+        for (int k = 0; k < 4; k++) {
+            if (xs[k] < -87.3f || xs[k] > 88.0f) {
+                bad_clamp += !(isfinite(ys[k]) && ys[k] > 0);
+                continue;
+            }
+            double ex = exp((double)xs[k]), ulp = ldexp(1.0, ilogb(ex) - 23);
+            double d = fabs((double)ys[k] - ex) / ulp;
+            if (!(d <= worst)) worst = d;
+        }
+    }
+    CHECKF(worst <= 3.0, "fs_exp4: %.2f ulp from exp", worst);
+    CHECKF(bad_clamp == 0, "fs_exp4: %d clamped results not finite and positive", bad_clamp);
+    printf("exp4 (neon): worst %.2f ulp\n", worst);
 }
 #else
 static void test_exp8(void) {}

@@ -407,6 +407,16 @@ void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t s
 void fs_vwiden_f16(fs_isa isa, float *dst, const uint16_t *src, size_t stride, int rows, int n);
 void fs_vnarrow_f16(fs_isa isa, uint16_t *dst, const float *src, int n);
 
+/* ---- the small ops' NEON bodies (ops_neon.c; aarch64 only) ----
+ * rmsnorm_rows: fs_cpu_rmsnorm_rows for w bf16, f16 or f32; swiglu: o[i] =
+ * silu(g[i]) u[i] for i in [i0, i1) in steps of 4, returning where it
+ * stopped; vexp_sum: fs_vexp_sum; rope_head: one head's first pairs, 4 at a
+ * time, returning how many. */
+void fs_rmsnorm_rows_neon(const float *x, const void *w, fs_dtype wt, float *y, int rows, int n, float eps);
+size_t fs_swiglu_neon(const float *g, const float *u, float *o, size_t i0, size_t i1);
+float fs_vexp_sum_neon(float *s, float m, int n);
+int fs_rope_head_neon(float *head, const float *c, const float *s, int half);
+
 /* Keys decode attention takes per block (attention_cpu.c), and the most
  * (token, kv head, key range) chunks a split decode attention makes for
  * nth threads (its partial outputs: reserve sizes attn_part for them). */
