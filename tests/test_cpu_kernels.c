@@ -981,6 +981,17 @@ static void test_isa_env(void) {
     }
     CHECKF(bad == 0, "FS_ISA=scalar: %d quantized decode outputs are not the scalar kernels'", bad);
     b->destroy(b);
+    /* a name that is no level of this architecture is refused, clearly */
+    fs_err e;
+#if defined(__aarch64__)
+    setenv("FS_ISA", "avx2", 1);
+#else
+    setenv("FS_ISA", "neon", 1);
+#endif
+    fs_backend *bad_isa = fs_backend_open(&(fs_backend_opts){"cpu", 1, 0}, &e);
+    CHECKF(!bad_isa && strstr(e.msg, "FS_ISA=") && strstr(e.msg, "scalar"), "unknown FS_ISA: %s", bad_isa ? "opened" : e.msg);
+    if (bad_isa) bad_isa->destroy(bad_isa);
+    unsetenv("FS_ISA");
     /* each level caps the ones above it */
     fs_cpu_kernels all = fs_cpu_detect();
 #if defined(__aarch64__)

@@ -158,18 +158,31 @@ static int have_i8mm(void) {
  *   neon     NEON (every aarch64 CPU)
  *   dotprod  and the dot product extension (sdot)
  *   i8mm     and the int8 matrix multiply (smmla) (the default) */
+#if defined(__aarch64__)
+#define ISA_LEVELS "scalar, neon, dotprod, i8mm"
+static const char *const levels[] = {"scalar", "neon", "dotprod", "i8mm"};
+#else
+#define ISA_LEVELS "scalar, avx2, avx-vnni, avx512, amx"
+static const char *const levels[] = {"scalar", "avx2", "avx-vnni", "avx512", "amx"};
+#endif
+#define N_LEVELS ((int)(sizeof levels / sizeof levels[0]))
+
+/* The level FS_ISA names: 0 .. N_LEVELS - 1, N_LEVELS - 1 when unset, -1
+ * for a name that is no level of this architecture (FS_ISA=avx2 on
+ * aarch64, a typo): fs_backend_cpu_new refuses it rather than run
+ * something else than asked. */
+static int isa_cap(void) {
+    const char *force = getenv("FS_ISA");
+    if (!force || !*force) return N_LEVELS - 1;
+    for (int i = 0; i < N_LEVELS; i++)
+        if (!strcmp(force, levels[i])) return i;
+    return -1;
+}
+
 fs_cpu_kernels fs_cpu_detect(void) {
     fs_cpu_kernels k = {FS_ISA_SCALAR, 0, 0, 0, 0, 0, 0};
-    const char *force = getenv("FS_ISA");
-#if defined(__aarch64__)
-    static const char *const levels[] = {"scalar", "neon", "dotprod", "i8mm"};
-#else
-    static const char *const levels[] = {"scalar", "avx2", "avx-vnni", "avx512", "amx"};
-#endif
-    int n_levels = (int)(sizeof levels / sizeof levels[0]), cap = n_levels - 1;
-    if (force && *force)
-        for (int i = 0; i < n_levels; i++)
-            if (!strcmp(force, levels[i])) cap = i;
+    int cap = isa_cap();
+    if (cap < 0) cap = N_LEVELS - 1;
     if (cap == 0) return k;
 #if defined(__x86_64__) || defined(__i386__)
     if (!have_avx2()) return k;
@@ -564,6 +577,12 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     }
     b->ctx = f;
     b->destroy = cpu_destroy;
+    if (isa_cap() < 0) {
+        fs_errf(e, "cpu backend: FS_ISA=%s is not a kernel set of this architecture (one of " ISA_LEVELS ")",
+                getenv("FS_ISA"));
+        cpu_destroy(b);
+        return NULL;
+    }
     f->pool = fs_threadpool_new(n_threads, e);
     if (!f->pool) {
         cpu_destroy(b);
