@@ -118,7 +118,7 @@ static int have_amx(void) {
  * (ASIMDDP: AT_HWCAP bit 20; I8MM: AT_HWCAP2 bit 13), macOS's sysctl
  * hw.optional.arm.FEAT_*. A binary compiled for them (-march=...+dotprod)
  * runs only where they exist, so it has them. */
-static int arm_feature(int hwcap2, unsigned long bit, const char *sysctl_name) {
+__attribute__((unused)) static int arm_feature(int hwcap2, unsigned long bit, const char *sysctl_name) {
 #if defined(__linux__)
     (void)sysctl_name;
     return (getauxval(hwcap2 ? AT_HWCAP2 : AT_HWCAP) & bit) != 0;

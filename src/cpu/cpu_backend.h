@@ -415,6 +415,7 @@ void fs_vnarrow_f16(fs_isa isa, uint16_t *dst, const float *src, int n);
 void fs_rmsnorm_rows_neon(const float *x, const void *w, fs_dtype wt, float *y, int rows, int n, float eps);
 size_t fs_swiglu_neon(const float *g, const float *u, float *o, size_t i0, size_t i1);
 float fs_vexp_sum_neon(float *s, float m, int n);
+void fs_quantize_x_neon(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k);
 int fs_rope_head_neon(float *head, const float *c, const float *s, int half);
 
 /* Keys decode attention takes per block (attention_cpu.c), and the most

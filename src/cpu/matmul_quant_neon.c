@@ -26,7 +26,8 @@
  *     (vdupq_laneq_s32), vmull_s8 / vmull_high_s8 give 16 int16 products,
  *     vpaddq_s16 adds neighbours (2 products per int16: |sum| <= 2 * 128 *
  *     127 < 32767, as maddubs on x86) and vpadalq_s16 adds those pairs
- *     into the 4 int32 lanes: 5 instructions for sdot's one.
+ *     into the 4 int32 lanes: 4 instructions (and the broadcast, shared)
+ *     for sdot's one.
  *   smmla (FEAT_I8MM, Graviton 3, Apple M2 and later; prefill only):
  *     vmmlaq_s32(acc, a, b): a and b are 2 x 8 int8 matrices (two rows of
  *     8 bytes each) and acc += a b^T, a 2 x 2 int32 block: 32 products in
@@ -42,28 +43,33 @@
  *
  * Decode (T < FS_GEMM_MIN_T, fs_x8_neon): per pair of groups (16 rows,
  * stored side by side by repack.c) and block, x's 32 bytes are loaded once
- * (two vectors) and every weight vector meets them: Q4_0, per superblock
- * of 8 rows x 32 k (144 bytes), 8 loads, 8 and/shift, 16 sdot, then 2 int
- * -> f32 conversions, 2 f16 -> f32 scale widenings, 2 multiplies and 2 FMAs:
- * ~34 instructions (the 2 x loads, the -8 sum x and the prefetch shared by
- * the pair), 4.2 per block of 32 weights of one row; Q8_0 (272 bytes): 16
- * loads, 16 sdot, the same 8 to finish: ~40. Without sdot the 16 sdot
- * become ~16 x 4.5 (the broadcast is shared by both halves and both
- * groups): ~90 (Q4_0) / ~98 (Q8_0) per superblock. Accumulators are split
- * (low / high nibbles, even / odd quads) so that no chain of dependent
- * sdot is longer than 4 per block.
+ * (two vectors) and every weight vector meets them. Per superblock of 8
+ * rows x 32 k, counted from the source (the x loads, -8 sum x and the
+ * prefetch are shared by the pair and left out): Q4_0 (144 bytes) 8
+ * loads, 16 and / shift, 16 sdot, 2 adds of the split accumulators, then
+ * 1 load + 2 widenings of the f16 scales, 2 int -> f32 conversions, 2
+ * multiplies and 2 FMAs: ~51, 6.4 per block of 32 weights of one row
+ * (AVX2: ~4.6 with 256-bit registers, 8 rows each); Q8_0 (272 bytes) 16
+ * loads, 16 sdot and the same 11: ~43. Without sdot each sdot becomes 4
+ * (smull, smull2, addp, sadalp) plus a broadcast of x's quad shared by
+ * both halves and both groups: ~103 (Q4_0) / ~95 (Q8_0). Accumulators are
+ * split (low / high nibbles, even / odd quads) so that no chain of
+ * dependent sdot is longer than 4 (Q8_0) or 8 (Q4_0) per block.
  *
  * Prefill (T >= FS_GEMM_MIN_T, fs_qgemm_neon_chunk): as on x86, each 8-row
  * panel is unpacked once into the thread's f->qpack (Q4_0 nibbles to bytes
  * 0..15, the scales to f32: the layout of matmul_quant.c's pack) and then
  * meets every token, 4 at a time:
  *   sdot tile: 4 tokens x 8 rows = 8 int32 accumulators; per block 16
- *     weight loads, 8 x loads, 64 sdot, 8 conversions + 8 multiplies + 8
- *     FMAs to scale: ~115 instructions per 1,024 multiply-adds.
+ *     weight loads, 8 x loads, 64 sdot, 4 accumulator starts, 2 + 4 scale
+ *     loads, 8 conversions + 8 multiplies + 8 FMAs: ~120 instructions per
+ *     1,024 multiply-adds.
  *   smmla tile: 4 tokens (2 pairs) x 8 rows (4 pairs) = 8 2 x 2 blocks;
- *     per block 16 weight loads, 16 x half-loads (2 per token pair and 8 k),
- *     32 smmla, 8 + 8 + 8 to scale: ~90 per 1,024, half of them the
- *     multiplies themselves.
+ *     per block 16 weight loads, 16 x half-loads (2 per token pair and 8
+ *     k), 32 smmla, ~20 to start the accumulators and build the scale
+ *     vectors, 8 conversions + 8 multiplies + 8 FMAs: ~110 per 1,024 -
+ *     half sdot's multiply instructions, but the per-block scaling of
+ *     Q8_0 / Q4_0 keeps the total close.
  *   smull tile: the sdot tile with each sdot replaced as above: ~330.
  * (Counts from the source: qemu cannot time them, and no aarch64 machine
  * was at hand; docs/cpu.md.)
@@ -273,25 +279,6 @@ static void pack_rows(const void *W, fs_dtype dt, int K, int n, uint8_t *pq, flo
     }
 }
 
-/* The panel reordered for smmla, in place: block b's chunk c (k 8c ..
- * 8c+7) is 4 row pairs of 16 bytes, [row 2p k 8c..8c+7 | row 2p+1 ...]:
- * the 32-bit zip of quads 2c and 2c+1. */
-static void to_mmla(uint8_t *pq, int nb) {
-    for (int b = 0; b < nb; b++) {
-        uint8_t *p = pq + (size_t)b * 256;
-        int32x4_t q[16];
-        for (int i = 0; i < 16; i++) q[i] = vld1q_s32((const int32_t *)(const void *)(p + 16 * i));
-        for (int c = 0; c < 4; c++) {
-            /* quad 2c: q[4c] (rows 0-3), q[4c + 1] (rows 4-7); quad 2c+1: q[4c + 2], q[4c + 3] */
-            int32_t *o = (int32_t *)(void *)(p + 64 * c);
-            vst1q_s32(o, vzip1q_s32(q[4 * c], q[4 * c + 2]));
-            vst1q_s32(o + 4, vzip2q_s32(q[4 * c], q[4 * c + 2]));
-            vst1q_s32(o + 8, vzip1q_s32(q[4 * c + 1], q[4 * c + 3]));
-            vst1q_s32(o + 12, vzip2q_s32(q[4 * c + 1], q[4 * c + 3]));
-        }
-    }
-}
-
 /* The tile: nt (<= 4) tokens x 8 rows with 4-byte dot products. Token
  * i's blocks at x + i * xstride, its 8 outputs at y + i * ldy. Tokens past
  * nt read token 0's bytes (never stored) so that every register is set. */
@@ -378,6 +365,25 @@ PANEL_TOKENS(tokens_sdot, FS_DOTPROD_FN, tile_sdot)
 #endif
 
 #if FS_HAVE_I8MM_TARGET
+/* The panel reordered for smmla, in place: block b's chunk c (k 8c ..
+ * 8c+7) is 4 row pairs of 16 bytes, [row 2p k 8c..8c+7 | row 2p+1 ...]:
+ * the 32-bit zip of quads 2c and 2c+1. */
+static void to_mmla(uint8_t *pq, int nb) {
+    for (int b = 0; b < nb; b++) {
+        uint8_t *p = pq + (size_t)b * 256;
+        int32x4_t q[16];
+        for (int i = 0; i < 16; i++) q[i] = vld1q_s32((const int32_t *)(const void *)(p + 16 * i));
+        for (int c = 0; c < 4; c++) {
+            /* quad 2c: q[4c] (rows 0-3), q[4c + 1] (rows 4-7); quad 2c+1: q[4c + 2], q[4c + 3] */
+            int32_t *o = (int32_t *)(void *)(p + 64 * c);
+            vst1q_s32(o, vzip1q_s32(q[4 * c], q[4 * c + 2]));
+            vst1q_s32(o + 4, vzip2q_s32(q[4 * c], q[4 * c + 2]));
+            vst1q_s32(o + 8, vzip1q_s32(q[4 * c + 1], q[4 * c + 3]));
+            vst1q_s32(o + 12, vzip2q_s32(q[4 * c + 1], q[4 * c + 3]));
+        }
+    }
+}
+
 /* The smmla tile: nt (<= 4) tokens as 2 pairs (0, 1) and (2, 3), 8 rows
  * as 4 pairs; acc[p][r] = the 2 x 2 block [token 2p, 2p+1] x [row 2r,
  * 2r+1], lanes (t0 r0, t0 r1, t1 r0, t1 r1). Per block and chunk c of 8 k,

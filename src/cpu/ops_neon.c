@@ -13,6 +13,11 @@
  *             division (vdivq_f32): a few ulp of the reference's double.
  *   exp_sum   s[i] = e^(s[i] - m), their sum: attention's softmax
  *             numerators, fs_exp4.
+ *   quantize  x -> Q8_0 blocks and their sums (quant_cpu.c's
+ *             fs_cpu_quantize_x): the scalar quantizer's operations - max
+ *             |x|, d = max / 127 as f16, q = round-to-nearest-even(x * (1 /
+ *             d)) - so the same bytes; a NaN or an infinity, or a scale that
+ *             is 0 as an f16, gives the same constant block.
  *   rope      one head's pairs (a, b) -> (a c - b s, b c + a s): the
  *             reference's products and sums, unfused (the build does not
  *             contract a * b + c into an FMA under -std=c11), so bit for
@@ -22,7 +27,7 @@
  * elements over the pool; rope: tokens over the pool; rmsnorm and the exp
  * sum run on the thread that calls them).
  *
- * Docs: docs/cpu.md, docs/forward.md
+ * Docs: docs/cpu.md
  */
 #include "cpu_backend.h"
 
@@ -85,6 +90,44 @@ float fs_vexp_sum_neon(float *s, float m, int n) {
         sum += s[i];
     }
     return sum;
+}
+
+void fs_quantize_x_neon(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k) {
+    const float32x4_t inf = vdupq_n_f32(INFINITY);
+    for (int b = 0; b < k / FS_QK; b++) {
+        const float *xb = x + (size_t)b * FS_QK;
+        float32x4_t v[8], m = vdupq_n_f32(0);
+        uint32x4_t finite = vdupq_n_u32(~0u);
+        for (int i = 0; i < 8; i++) {
+            v[i] = vld1q_f32(xb + 4 * i);
+            float32x4_t a = vabsq_f32(v[i]);
+            finite = vandq_u32(finite, vcltq_f32(a, inf));   /* false for an infinity and a NaN */
+            m = vmaxq_f32(m, a);
+        }
+        uint16_t h = 0x7e00;   /* a NaN or an infinity: scale NaN, every q 0, as quant.c */
+        float d = 0.0f, dh = NAN;
+        if (vminvq_u32(finite)) {
+            d = vmaxvq_f32(m) / 127.0f;
+            h = fs_f32_to_f16(d);
+            dh = fs_f16_to_f32(h);
+        }
+        y[b].d = h;
+        if (dh == 0.0f || isnan(dh)) {   /* NaN, or a scale that is 0 as an f16: all q 0 */
+            vst1q_s8(y[b].qs, vdupq_n_s8(0));
+            vst1q_s8(y[b].qs + 16, vdupq_n_s8(0));
+            if (sums) sums[b].d = dh, sums[b].s = 0;
+            continue;
+        }
+        float id = 1.0f / d;
+        int16x8_t q[4];
+        for (int i = 0; i < 4; i++)   /* f32 products, rounded to nearest even: rintf */
+            q[i] = vcombine_s16(vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * i], id))),
+                                vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * i + 1], id))));
+        int8x16_t lo = vcombine_s8(vmovn_s16(q[0]), vmovn_s16(q[1])), hi = vcombine_s8(vmovn_s16(q[2]), vmovn_s16(q[3]));
+        vst1q_s8(y[b].qs, lo);
+        vst1q_s8(y[b].qs + 16, hi);
+        if (sums) sums[b].d = dh, sums[b].s = vaddlvq_s8(lo) + vaddlvq_s8(hi);
+    }
 }
 
 int fs_rope_head_neon(float *head, const float *c, const float *s, int half) {
