@@ -22,9 +22,11 @@
 #                scalar, neon, dotprod and the default (i8mm)
 #   cortex-a76   dotprod, no i8mm: test_cpu_kernels (sdot is the best set)
 #   cortex-a53   neither: test_cpu_kernels (smull is the best set)
-# and checks that each CPU's best set is the one it has.
+# and checks that each CPU's best set is the one it has. Then, where clang
+# can cross-link, test_cpu_kernels built by clang with the extensions on
+# for the whole build (as on Apple), under -cpu max.
 #
-# Takes about 4 minutes on 2 cores (build ~20 s; the tests under
+# Takes about 5 minutes on 2 cores (build ~20 s; the tests under
 # emulation).
 # Docs: docs/testing.md, docs/cpu.md
 set -e
@@ -86,4 +88,24 @@ for cpu in max cortex-a76 cortex-a53; do
         echo "test_neon: -cpu $cpu: expected \"$want\""; fail=1; }
     echo "$out" | tail -n 1
 done
+# The build Apple's compilers make: clang with the extensions on for the
+# whole program (-march=...+dotprod+i8mm; an M1's default CPU has dotprod),
+# where the kernels are compiled without target attributes. Runs when
+# clang can link an aarch64 program here; skipped (said so) otherwise.
+CLANG=${CLANG:-clang}
+tmpc=$(mktemp -d)
+echo 'int main(void) { return 0; }' > "$tmpc/t.c"
+if command -v "$CLANG" >/dev/null 2>&1 &&
+   "$CLANG" --target=aarch64-linux-gnu -o "$tmpc/t" "$tmpc/t.c" >/dev/null 2>&1; then
+    make -s -j2 BUILD="$BUILD-clang" CC="$CLANG --target=aarch64-linux-gnu -march=armv8.6-a+dotprod+i8mm" \
+        "$BUILD-clang/tests/test_cpu_kernels" || fail=1
+    out=$("$QEMU" -L "$SYSROOT" -cpu max "$BUILD-clang/tests/test_cpu_kernels" 2>&1) || fail=1
+    echo "$out" | grep "CHECK failed" || true
+    echo "test_neon: clang -march=armv8.6-a+dotprod+i8mm, -cpu max: $(echo "$out" | grep "^kernels tested:")"
+    echo "$out" | grep -q "neon+dotprod+i8mm$" || { echo "test_neon: clang build: i8mm kernels not selected"; fail=1; }
+    echo "$out" | tail -n 1
+else
+    echo "test_neon: clang build skipped ($CLANG cannot link an aarch64 program here)"
+fi
+rm -rf "$tmpc"
 exit $fail
