@@ -54,7 +54,7 @@
  * (smull, smull2, addp, sadalp) plus a broadcast of x's quad shared by
  * both halves and both groups: ~103 (Q4_0) / ~95 (Q8_0). Accumulators are
  * split (low / high nibbles, even / odd quads) so that no chain of
- * dependent sdot is longer than 4 (Q8_0) or 8 (Q4_0) per block.
+ * dependent sdot is longer than 4 per block.
  *
  * Prefill (T >= FS_GEMM_MIN_T, fs_qgemm_neon_chunk): as on x86, each 8-row
  * panel is unpacked once into the thread's f->qpack (Q4_0 nibbles to bytes
@@ -70,7 +70,9 @@
  *     vectors, 8 conversions + 8 multiplies + 8 FMAs: ~110 per 1,024 -
  *     half sdot's multiply instructions, but the per-block scaling of
  *     Q8_0 / Q4_0 keeps the total close.
- *   smull tile: the sdot tile with each sdot replaced as above: ~330.
+ *   smull tile: the sdot tile with each sdot replaced as above: ~340.
+ * (In the tiles each token's chain is 8 sdot per block, but 8 chains run
+ * side by side.)
  * (Counts from the source: qemu cannot time them, and no aarch64 machine
  * was at hand; docs/cpu.md.)
  *
@@ -104,7 +106,8 @@
 /* ---- the 4-row, 4-byte dot products ----
  * acc lane i += w[4i .. 4i+3] . x[4 lane .. 4 lane+3]; lane is a constant. */
 #define DOT_SDOT(acc, w, x, lane) vdotq_laneq_s32((acc), (w), (x), (lane))
-#define DOT_SMULL(acc, w, x, lane) dot_smull((acc), (w), vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(x), (lane))))
+#define DOT_SMULL(acc, w, x, lane) \
+    dot_smull((acc), (w), vreinterpretq_s8_s32(vdupq_laneq_s32(vreinterpretq_s32_s8(x), (lane))))
 INL int32x4_t dot_smull(int32x4_t acc, int8x16_t w, int8x16_t xq) {
     int16x8_t lo = vmull_s8(vget_low_s8(w), vget_low_s8(xq)), hi = vmull_high_s8(w, xq);
     return vpadalq_s16(acc, vpaddq_s16(lo, hi));

@@ -123,7 +123,8 @@ void fs_quantize_x_neon(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int
         for (int i = 0; i < 4; i++)   /* f32 products, rounded to nearest even: rintf */
             q[i] = vcombine_s16(vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * i], id))),
                                 vmovn_s32(vcvtnq_s32_f32(vmulq_n_f32(v[2 * i + 1], id))));
-        int8x16_t lo = vcombine_s8(vmovn_s16(q[0]), vmovn_s16(q[1])), hi = vcombine_s8(vmovn_s16(q[2]), vmovn_s16(q[3]));
+        int8x16_t lo = vcombine_s8(vmovn_s16(q[0]), vmovn_s16(q[1]));
+        int8x16_t hi = vcombine_s8(vmovn_s16(q[2]), vmovn_s16(q[3]));
         vst1q_s8(y[b].qs, lo);
         vst1q_s8(y[b].qs + 16, hi);
         if (sums) sums[b].d = dh, sums[b].s = vaddlvq_s8(lo) + vaddlvq_s8(hi);
