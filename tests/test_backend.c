@@ -5,8 +5,9 @@
  *
  * NAME is what fs_backend_open takes ("cpu", "cuda", ...); ":ISA" sets
  * FS_ISA before opening (the CPU backend's kernel choice). Without
- * arguments: "cpu" under FS_ISA=scalar, avx2, avx-vnni, avx512 and the
- * machine's own choice (with AMX where the CPU has it; a variant whose
+ * arguments: "cpu" under FS_ISA=scalar, avx2, avx-vnni, avx512 (x86),
+ * neon, dotprod (aarch64: the other architecture's names do not open) and
+ * the machine's own choice (with AMX where the CPU has it; a variant whose
  * describe() line repeats an earlier one is not run twice), then "cuda". A backend that does not open is reported as
  * "NAME: skipped (reason)" and does not fail the test. Nothing here knows
  * a backend's internals, so a new backend runs it unchanged.
@@ -715,7 +716,8 @@ static void test_names(void) {
 }
 
 int main(int argc, char **argv) {
-    static const char *const defaults[] = {"cpu:scalar", "cpu:avx2", "cpu:avx-vnni", "cpu:avx512", "cpu", "cuda"};
+    static const char *const defaults[] = {"cpu:scalar", "cpu:avx2", "cpu:avx-vnni", "cpu:avx512",
+                                           "cpu:neon",   "cpu:dotprod", "cpu",      "cuda"};
     const char *const *names = argc > 1 ? (const char *const *)argv + 1 : defaults;
     int n_names = argc > 1 ? argc - 1 : (int)(sizeof defaults / sizeof defaults[0]);
     char seen[8][256];

@@ -5,7 +5,8 @@
  * tests/test_backend.c checks every op of every backend through backend.h.
  * This test knows the CPU backend's internals (src/cpu/cpu_backend.h):
  * each kernel set this machine has runs (the portable scalar fallback
- * always; AVX2 or NEON when present; AVX2 with and without AVX-VNNI) with
+ * always; AVX2 or NEON when present; AVX2 with and without AVX-VNNI,
+ * AVX-512...; NEON without sdot, with sdot, with smmla) with
  * 1, 2 and 3 threads, switched in place on backends reserved once, and is
  * compared with the reference ("cpu-ref") on shapes chosen to hit every
  * tail: K = 1..69 odd (not multiples of the 8- or 16-wide vector step),
@@ -106,10 +107,10 @@ static void use_kernels(fs_backend *b, int s) {
 }
 static const char *kernels_name(int s) {
     static char buf[7][96];
-    static const char *const dk[] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
+    static const char *const dk[] = {"avx2", "avx-vnni", "avx512", "avx512-bf16", "neon", "dotprod"};
     char k[64];
     fs_cpu_kernels_name(isas[s].k, k, sizeof k);
-    if (isas[s].k.isa == FS_ISA_AVX2 && isas[s].decode >= 0) snprintf(buf[s], sizeof buf[s], "%s/%s", k, dk[isas[s].decode]);
+    if (isas[s].k.isa != FS_ISA_SCALAR && isas[s].decode >= 0) snprintf(buf[s], sizeof buf[s], "%s/%s", k, dk[isas[s].decode]);
     else snprintf(buf[s], sizeof buf[s], "%s", k);
     return buf[s];
 }
@@ -504,7 +505,7 @@ static void test_weight_arena(void) {
     fs_err e;
     enum { NW = 24, K = 256 };
     fs_backend *b = cpu[2];
-    if (cpu_ctx(b)->isa != FS_ISA_AVX2) return;   /* only AVX2 repacks */
+    if (cpu_ctx(b)->isa != FS_ISA_AVX2 && cpu_ctx(b)->isa != FS_ISA_NEON) return;   /* only these repack */
     float x[K];
     for (int k = 0; k < K; k++) x[k] = (float)urand();
     fs_buf *xb = act(b, x, K), *W[NW] = {0}, *yb = b->alloc(b, 8 * 200, &e);
@@ -834,6 +835,32 @@ static void test_exp8(void) {
     CHECKF(bad_clamp == 0, "fs_exp8: %d clamped results not finite and positive", bad_clamp);
     printf("exp8: worst %.2f ulp\n", worst);
 }
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#include "cpu/exp_neon.h"
+/* fs_exp4 (NEON) against exp in double: the same grid and bounds as
+ * fs_exp8's on x86 (under qemu-aarch64: scripts/test_neon.sh). */
+static void test_exp8(void) {
+    double worst = 0;
+    int bad_clamp = 0;
+    for (int i = -1000000; i <= 1000000; i += 4) {
+        float xs[4], ys[4];
+        for (int k = 0; k < 4; k++) xs[k] = (float)(i + k) * 1e-4f * 0.9f;   /* -90 .. 90 */
+        vst1q_f32(ys, fs_exp4(vld1q_f32(xs)));
+        for (int k = 0; k < 4; k++) {
+            if (xs[k] < -87.3f || xs[k] > 88.0f) {
+                bad_clamp += !(isfinite(ys[k]) && ys[k] > 0);
+                continue;
+            }
+            double ex = exp((double)xs[k]), ulp = ldexp(1.0, ilogb(ex) - 23);
+            double d = fabs((double)ys[k] - ex) / ulp;
+            if (!(d <= worst)) worst = d;
+        }
+    }
+    CHECKF(worst <= 3.0, "fs_exp4: %.2f ulp from exp", worst);
+    CHECKF(bad_clamp == 0, "fs_exp4: %d clamped results not finite and positive", bad_clamp);
+    printf("exp4 (neon): worst %.2f ulp\n", worst);
+}
 #else
 static void test_exp8(void) {}
 #endif
@@ -954,8 +981,35 @@ static void test_isa_env(void) {
     }
     CHECKF(bad == 0, "FS_ISA=scalar: %d quantized decode outputs are not the scalar kernels'", bad);
     b->destroy(b);
+    /* a name that is no level of this architecture is refused, clearly */
+    fs_err e;
+#if defined(__aarch64__)
+    setenv("FS_ISA", "avx2", 1);
+#else
+    setenv("FS_ISA", "neon", 1);
+#endif
+    fs_backend *bad_isa = fs_backend_open(&(fs_backend_opts){"cpu", 1, 0}, &e);
+    CHECKF(!bad_isa && strstr(e.msg, "FS_ISA=") && strstr(e.msg, "scalar"), "unknown FS_ISA: %s", bad_isa ? "opened" : e.msg);
+    if (bad_isa) bad_isa->destroy(bad_isa);
+    unsetenv("FS_ISA");
     /* each level caps the ones above it */
     fs_cpu_kernels all = fs_cpu_detect();
+#if defined(__aarch64__)
+    {
+        setenv("FS_ISA", "neon", 1);
+        fs_cpu_kernels a = fs_cpu_detect();
+        CHECK(a.isa == all.isa && !a.dotprod && !a.i8mm);
+        setenv("FS_ISA", "dotprod", 1);
+        a = fs_cpu_detect();
+        CHECK(a.isa == all.isa && a.dotprod == all.dotprod && !a.i8mm);
+        setenv("FS_ISA", "i8mm", 1);
+        a = fs_cpu_detect();
+        CHECK(!memcmp(&a, &all, sizeof a));
+        CHECK(all.i8mm <= all.dotprod);   /* the smmla kernels are built on the sdot ones' target */
+        unsetenv("FS_ISA");
+    }
+    return;
+#endif
     setenv("FS_ISA", "avx2", 1);
     fs_cpu_kernels k = fs_cpu_detect();
     CHECK(k.isa == all.isa && !k.vnni && !k.avx512 && !k.bf16 && !k.amx);
@@ -1051,7 +1105,7 @@ static void test_tune(void) {
     CHECK(fs_cpu_tune_load("cpu B | key", &got) == 0 && got.kernel == FS_DK_AVX2);
     CHECK(fs_cpu_tune_load("cpu B", &got) != 0);   /* a prefix is not the key */
 
-    if (cpu_ctx(cpu[1])->isa == FS_ISA_AVX2) {
+    if (cpu_ctx(cpu[1])->isa == FS_ISA_AVX2 || cpu_ctx(cpu[1])->isa == FS_ISA_NEON) {
         static const char *const modes[3] = {"1", NULL, "0"}, *const want[3] = {"(calibrated)", "(cached)", "(default)"};
         fs_tensor t;
         void *w = rand_weight(FS_DTYPE_Q4_0, (size_t)1024 * 1024, NULL, &t, 1024, 1024);
@@ -1279,13 +1333,19 @@ int main(void) {
         cpu[th] = open_reserved("cpu", th, 128);
         CHECK(cpu_ctx(cpu[th])->nth == th && !strcmp(cpu[th]->name, "cpu"));
     }
-    fs_cpu_kernels k = fs_cpu_get_kernels(cpu_ctx(cpu[1])), none = {FS_ISA_SCALAR, 0, 0, 0, 0};
+    fs_cpu_kernels k = fs_cpu_get_kernels(cpu_ctx(cpu[1])), none = {FS_ISA_SCALAR, 0, 0, 0, 0, 0, 0};
     isas[n_isas++] = (kernels){none, -1, FS_PF_T0};
     if (k.isa == FS_ISA_AVX2) {
-        if (k.vnni || k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 0, 0, 0, 0}, FS_DK_AVX2, FS_PF_NTA};
-        if (k.vnni && k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 1, 0, 0, 0}, FS_DK_VNNI, FS_PF_NONE};
-        if (k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 0, 0}, FS_DK_AVX512, FS_PF_NTA};
-        if (k.bf16) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 1, 0}, FS_DK_AVX512_BF16, FS_PF_T0};
+        if (k.vnni || k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 0, 0, 0, 0, 0, 0}, FS_DK_AVX2, FS_PF_NTA};
+        if (k.vnni && k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, 1, 0, 0, 0, 0, 0}, FS_DK_VNNI, FS_PF_NONE};
+        if (k.avx512) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 0, 0, 0, 0}, FS_DK_AVX512, FS_PF_NTA};
+        if (k.bf16) isas[n_isas++] = (kernels){{FS_ISA_AVX2, k.vnni, 1, 1, 0, 0, 0}, FS_DK_AVX512_BF16, FS_PF_T0};
+    }
+    /* NEON below what the CPU has: without sdot (the smull decode and GEMM
+     * tiles), with sdot but without smmla (the sdot GEMM tile) */
+    if (k.isa == FS_ISA_NEON) {
+        if (k.dotprod) isas[n_isas++] = (kernels){{FS_ISA_NEON, 0, 0, 0, 0, 0, 0}, FS_DK_NEON, FS_PF_NTA};
+        if (k.i8mm) isas[n_isas++] = (kernels){{FS_ISA_NEON, 0, 0, 0, 0, 1, 0}, FS_DK_DOTPROD, FS_PF_NONE};
     }
     isas[n_isas++] = (kernels){k, -1, cpu_ctx(cpu[1])->plan[FS_DTYPE_BF16].prefetch};
     printf("kernels tested:");

@@ -102,21 +102,87 @@ static int have_amx(void) {
 }
 #endif
 
+#if defined(__aarch64__)
+#if defined(__linux__)
+#include <sys/auxv.h>
+#ifndef AT_HWCAP2
+#define AT_HWCAP2 26   /* older C libraries' headers lack it */
+#endif
+#elif defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+/* The dot product (sdot) and int8 matrix multiply (smmla) extensions:
+ * optional in ARMv8.2 / v8.6 and not implied by the architecture level a
+ * core reports (Cortex-A55 has sdot, Apple M1 sdot but not smmla, M2 and
+ * Graviton 3 both), so they are asked of the OS: Linux's HWCAP bits
+ * (ASIMDDP: AT_HWCAP bit 20; I8MM: AT_HWCAP2 bit 13), macOS's sysctl
+ * hw.optional.arm.FEAT_*. A binary compiled for them (-march=...+dotprod)
+ * runs only where they exist, so it has them. */
+__attribute__((unused)) static int arm_feature(int hwcap2, unsigned long bit, const char *sysctl_name) {
+#if defined(__linux__)
+    (void)sysctl_name;
+    return (getauxval(hwcap2 ? AT_HWCAP2 : AT_HWCAP) & bit) != 0;
+#elif defined(__APPLE__)
+    (void)hwcap2, (void)bit;
+    int v = 0;
+    size_t n = sizeof v;
+    return sysctlbyname(sysctl_name, &v, &n, NULL, 0) == 0 && v;
+#else
+    (void)hwcap2, (void)bit, (void)sysctl_name;
+    return 0;
+#endif
+}
+static int have_dotprod(void) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return 1;
+#else
+    return arm_feature(0, 1ul << 20, "hw.optional.arm.FEAT_DotProd");
+#endif
+}
+static int have_i8mm(void) {
+#if defined(__ARM_FEATURE_MATMUL_INT8)
+    return 1;
+#else
+    return arm_feature(1, 1ul << 13, "hw.optional.arm.FEAT_I8MM");
+#endif
+}
+#endif
+
 /* FS_ISA caps the kernel set: each level includes the ones before it.
  *   scalar   the portable C kernels
  *   avx2     AVX2 + FMA + F16C
  *   avx-vnni and AVX-VNNI
  *   avx512   and AVX-512 (+ BF16 where the CPU has it)
- *   amx      and AMX (the default: everything the CPU has) */
-fs_cpu_kernels fs_cpu_detect(void) {
-    fs_cpu_kernels k = {FS_ISA_SCALAR, 0, 0, 0, 0};
+ *   amx      and AMX (the default: everything the CPU has)
+ * On aarch64:
+ *   neon     NEON (every aarch64 CPU)
+ *   dotprod  and the dot product extension (sdot)
+ *   i8mm     and the int8 matrix multiply (smmla) (the default) */
+#if defined(__aarch64__)
+#define ISA_LEVELS "scalar, neon, dotprod, i8mm"
+static const char *const levels[] = {"scalar", "neon", "dotprod", "i8mm"};
+#else
+#define ISA_LEVELS "scalar, avx2, avx-vnni, avx512, amx"
+static const char *const levels[] = {"scalar", "avx2", "avx-vnni", "avx512", "amx"};
+#endif
+#define N_LEVELS ((int)(sizeof levels / sizeof levels[0]))
+
+/* The level FS_ISA names: 0 .. N_LEVELS - 1, N_LEVELS - 1 when unset, -1
+ * for a name that is no level of this architecture (FS_ISA=avx2 on
+ * aarch64, a typo): fs_backend_cpu_new refuses it rather than run
+ * something else than asked. */
+static int isa_cap(void) {
     const char *force = getenv("FS_ISA");
-    int cap = 4;
-    if (force && *force) {
-        static const char *const levels[] = {"scalar", "avx2", "avx-vnni", "avx512", "amx"};
-        for (int i = 0; i < 5; i++)
-            if (!strcmp(force, levels[i])) cap = i;
-    }
+    if (!force || !*force) return N_LEVELS - 1;
+    for (int i = 0; i < N_LEVELS; i++)
+        if (!strcmp(force, levels[i])) return i;
+    return -1;
+}
+
+fs_cpu_kernels fs_cpu_detect(void) {
+    fs_cpu_kernels k = {FS_ISA_SCALAR, 0, 0, 0, 0, 0, 0};
+    int cap = isa_cap();
+    if (cap < 0) cap = N_LEVELS - 1;
     if (cap == 0) return k;
 #if defined(__x86_64__) || defined(__i386__)
     if (!have_avx2()) return k;
@@ -125,6 +191,10 @@ fs_cpu_kernels fs_cpu_detect(void) {
     k.avx512 = cap >= 3 && FS_HAVE_AVX512_TARGET && have_avx512();
     k.bf16 = k.avx512 && have_avx512_bf16();
     k.amx = cap >= 4 && k.avx512 && k.bf16 && have_amx();
+#elif defined(__ARM_NEON) && defined(__aarch64__)
+    k.isa = FS_ISA_NEON;
+    k.dotprod = cap >= 2 && FS_HAVE_DOTPROD_TARGET && have_dotprod();
+    k.i8mm = cap >= 3 && k.dotprod && FS_HAVE_I8MM_TARGET && have_i8mm();
 #elif defined(__ARM_NEON)
     k.isa = FS_ISA_NEON;
 #endif
@@ -133,8 +203,8 @@ fs_cpu_kernels fs_cpu_detect(void) {
 
 const char *fs_cpu_kernels_name(fs_cpu_kernels k, char *buf, size_t n) {
     const char *base = k.isa == FS_ISA_AVX2 ? "avx2" : k.isa == FS_ISA_NEON ? "neon" : "scalar";
-    snprintf(buf, n, "%s%s%s%s%s", base, k.vnni ? "+avx-vnni" : "", k.avx512 ? "+avx512" : "",
-             k.bf16 ? "+bf16" : "", k.amx ? "+amx" : "");
+    snprintf(buf, n, "%s%s%s%s%s%s%s", base, k.vnni ? "+avx-vnni" : "", k.avx512 ? "+avx512" : "",
+             k.bf16 ? "+bf16" : "", k.amx ? "+amx" : "", k.dotprod ? "+dotprod" : "", k.i8mm ? "+i8mm" : "");
     return buf;
 }
 
@@ -208,8 +278,8 @@ static void arena_free(fs_cpu *f, int arena) {
 /* Weights. The reference backend's weights are views into the mmap'd file,
  * which the kernel maps with 4 KiB pages. This backend moves every weight
  * that is file-backed into the huge-page arenas above:
- *   - Q8_0 / Q4_0 matrices, when the AVX2 kernels run, repacked into the
- *     x8 layout (repack.c) on the way - the same number of bytes;
+ *   - Q8_0 / Q4_0 matrices, when the AVX2 or NEON kernels run, repacked
+ *     into the x8 layout (repack.c) on the way - the same number of bytes;
  *   - everything else (bf16, f16, f32 matrices, quantized ones x8 cannot
  *     take, the 1-D norm weights) copied as it is, where the OS has
  *     transparent huge pages (Linux; elsewhere a copy would buy nothing,
@@ -253,7 +323,7 @@ static fs_buf *cpu_upload(fs_backend *b, const fs_tensor *t, fs_err *e) {
     int64_t N = t->ndim >= 1 ? t->shape[0] : 1, cols = t->ndim == 2 ? t->shape[1] : 0;
     size_t numel = 1;
     for (int i = 0; i < t->ndim; i++) numel *= (size_t)t->shape[i];
-    int x8 = f->isa == FS_ISA_AVX2 && fs_x8_ok(t);
+    int x8 = (f->isa == FS_ISA_AVX2 || f->isa == FS_ISA_NEON) && fs_x8_ok(t);
 #ifdef MADV_HUGEPAGE
     int copy = !x8 && t->file_backed && t->ndim >= 1 && t->ndim <= 2;   /* memory we own is not also in the file's pages */
 #else
@@ -426,7 +496,7 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
      * matmul's input width, so max_T * max_K holds them; a call with more
      * runs in slabs of tokens (matmul_cpu.c). */
     f->y_add_n = T * (size_t)rs->max_K > (size_t)rs->max_N ? T * (size_t)rs->max_K : (size_t)rs->max_N;
-    int q_gemm = f->isa == FS_ISA_AVX2 && rs->max_T >= FS_GEMM_MIN_T;
+    int q_gemm = (f->isa == FS_ISA_AVX2 || f->isa == FS_ISA_NEON) && rs->max_T >= FS_GEMM_MIN_T;
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
     int f16 = rs->kv_dtype == FS_DTYPE_F16;
     f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D, f16) : 0;
@@ -507,6 +577,12 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     }
     b->ctx = f;
     b->destroy = cpu_destroy;
+    if (isa_cap() < 0) {
+        fs_errf(e, "cpu backend: FS_ISA=%s is not a kernel set of this architecture (one of " ISA_LEVELS ")",
+                getenv("FS_ISA"));
+        cpu_destroy(b);
+        return NULL;
+    }
     f->pool = fs_threadpool_new(n_threads, e);
     if (!f->pool) {
         cpu_destroy(b);

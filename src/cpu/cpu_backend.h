@@ -22,10 +22,13 @@
  * present there) and portable scalar C. On top of AVX2 the matmuls have
  * kernel sets of their own where the CPU has the instructions: AVX-VNNI
  * (256-bit vpdpbusd), AVX-512 with VNNI (and BF16's vdpbf16ps) for decode,
- * AMX tiles for prefill (matmul_avx512.c, matmul_amx.c). FS_ISA in the
- * environment caps the choice: scalar, avx2, avx-vnni, avx512 or amx (the
- * default: everything the CPU has). The Makefile adds no -m flags: the
- * functions carry __attribute__((target(...))) instead.
+ * AMX tiles for prefill (matmul_avx512.c, matmul_amx.c). On top of NEON the
+ * quantized matmuls use the dot product extension (sdot) and the int8
+ * matrix multiply (i8mm's smmla) where the CPU has them (HWCAP,
+ * matmul_quant_neon.c). FS_ISA in the environment caps the choice: scalar,
+ * avx2, avx-vnni, avx512 or amx on x86; scalar, neon, dotprod or i8mm on
+ * aarch64 (the default: everything the CPU has). The Makefile adds no -m
+ * flags: the functions carry __attribute__((target(...))) instead.
  *
  * Tuning. Where the best choice differs between CPUs - which decode kernel,
  * which prefetch hint, how far ahead - it is measured, not written down:
@@ -53,6 +56,8 @@ typedef struct fs_cpu_kernels {
     int avx512;   /* AVX-512 F/BW/DQ/VL with AVX512_VNNI: the 512-bit decode kernels */
     int bf16;     /* AVX512_BF16 as well: vdpbf16ps (a bf16 decode kernel) */
     int amx;      /* AMX tiles (int8 and bf16), granted by the OS: the prefill GEMMs */
+    int dotprod;  /* aarch64 dot product (sdot): quantized decode and prefill */
+    int i8mm;     /* aarch64 int8 matrix multiply (smmla): the quantized prefill GEMM */
 } fs_cpu_kernels;
 
 /* Compilers that know the "avxvnni" target attribute (gcc 11, clang 12),
@@ -67,6 +72,39 @@ typedef struct fs_cpu_kernels {
 #else
 #define FS_HAVE_VNNI_TARGET 0
 #define FS_HAVE_AVX512_TARGET 0
+#endif
+
+/* The same for aarch64's dot product and int8 matrix extensions: gcc 10+
+ * and clang 16+ compile a function for them with a target attribute (the
+ * NEON intrinsics then exist in it); an older clang only when the whole
+ * build targets them (-march=...+dotprod+i8mm, or Apple's default CPU for
+ * dotprod). Where neither holds, the kernels are not built and detect
+ * never reports the extension. */
+#if defined(__aarch64__)
+#if defined(__ARM_FEATURE_DOTPROD)
+#define FS_DOTPROD_FN
+#define FS_HAVE_DOTPROD_TARGET 1
+#elif defined(__clang__) && __clang_major__ >= 16
+#define FS_DOTPROD_FN __attribute__((target("dotprod")))
+#define FS_HAVE_DOTPROD_TARGET 1
+#elif !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10
+#define FS_DOTPROD_FN __attribute__((target("arch=armv8.2-a+dotprod")))
+#define FS_HAVE_DOTPROD_TARGET 1
+#else
+#define FS_HAVE_DOTPROD_TARGET 0
+#endif
+#if defined(__ARM_FEATURE_MATMUL_INT8) && defined(__ARM_FEATURE_DOTPROD)
+#define FS_I8MM_FN
+#define FS_HAVE_I8MM_TARGET 1
+#elif defined(__clang__) && __clang_major__ >= 16
+#define FS_I8MM_FN __attribute__((target("dotprod,i8mm")))
+#define FS_HAVE_I8MM_TARGET 1
+#elif !defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 10
+#define FS_I8MM_FN __attribute__((target("arch=armv8.2-a+dotprod+i8mm")))
+#define FS_HAVE_I8MM_TARGET 1
+#else
+#define FS_HAVE_I8MM_TARGET 0
+#endif
 #endif
 
 /* GEMM register tile and weight-panel geometry (all ISAs share the packed
@@ -100,6 +138,8 @@ typedef enum {
     FS_DK_VNNI,         /* 256-bit vpdpbusd (quantized) */
     FS_DK_AVX512,       /* 512-bit: vpdpbusd (quantized), FMA on widened 16-bit (float) */
     FS_DK_AVX512_BF16,  /* 512-bit vdpbf16ps on the input split into bf16 parts (bf16) */
+    FS_DK_NEON,         /* aarch64 without sdot: smull + pairwise adds (quantized) */
+    FS_DK_DOTPROD,      /* aarch64 sdot, one instruction per 4 rows x 4 bytes (quantized) */
     FS_DK_COUNT
 } fs_decode_kernel;
 typedef struct fs_cpu_plan {
@@ -129,7 +169,7 @@ typedef struct fs_cpu {
     int nth;
     /* The kernel set (fs_cpu_kernels, flattened: the ops read f->isa). */
     fs_isa isa;
-    int vnni, avx512, bf16, amx;
+    int vnni, avx512, bf16, amx, dotprod, i8mm;
     /* How each weight dtype's decode runs (indexed by fs_dtype): the
      * calibrated or default plan (tune_cpu.c). */
     fs_cpu_plan plan[FS_CPU_NDTYPE];
@@ -174,16 +214,19 @@ typedef struct fs_cpu {
 static inline fs_cpu *cpu_ctx(fs_backend *b) { return (fs_cpu *)b->ctx; }
 
 /* The kernels this CPU can run, capped by the environment's FS_ISA
- * (scalar, avx2, avx-vnni, avx512, amx); AMX is only reported when the OS
- * granted the process its tile state (backend_cpu.c). */
+ * (scalar, avx2, avx-vnni, avx512, amx; aarch64: scalar, neon, dotprod,
+ * i8mm); AMX is only reported when the OS granted the process its tile
+ * state, dotprod and i8mm when the OS reports them (HWCAP; backend_cpu.c). */
 fs_cpu_kernels fs_cpu_detect(void);
-/* Its name for describe ("avx2+avx-vnni+avx512+bf16+amx"), into buf. */
+/* Its name for describe ("avx2+avx-vnni+avx512+bf16+amx",
+ * "neon+dotprod+i8mm"), into buf. */
 const char *fs_cpu_kernels_name(fs_cpu_kernels k, char *buf, size_t n);
 static inline fs_cpu_kernels fs_cpu_get_kernels(const fs_cpu *f) {
-    return (fs_cpu_kernels){f->isa, f->vnni, f->avx512, f->bf16, f->amx};
+    return (fs_cpu_kernels){f->isa, f->vnni, f->avx512, f->bf16, f->amx, f->dotprod, f->i8mm};
 }
 static inline void fs_cpu_set_kernels(fs_cpu *f, fs_cpu_kernels k) {
     f->isa = k.isa, f->vnni = k.vnni, f->avx512 = k.avx512, f->bf16 = k.bf16, f->amx = k.amx;
+    f->dotprod = k.dotprod, f->i8mm = k.i8mm;
 }
 
 /* ---- the ops (backend.h signatures) ---- */
@@ -364,6 +407,17 @@ void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t s
 void fs_vwiden_f16(fs_isa isa, float *dst, const uint16_t *src, size_t stride, int rows, int n);
 void fs_vnarrow_f16(fs_isa isa, uint16_t *dst, const float *src, int n);
 
+/* ---- the small ops' NEON bodies (ops_neon.c; aarch64 only) ----
+ * rmsnorm_rows: fs_cpu_rmsnorm_rows for w bf16, f16 or f32; swiglu: o[i] =
+ * silu(g[i]) u[i] for i in [i0, i1) in steps of 4, returning where it
+ * stopped; vexp_sum: fs_vexp_sum; rope_head: one head's first pairs, 4 at a
+ * time, returning how many. */
+void fs_rmsnorm_rows_neon(const float *x, const void *w, fs_dtype wt, float *y, int rows, int n, float eps);
+size_t fs_swiglu_neon(const float *g, const float *u, float *o, size_t i0, size_t i1);
+float fs_vexp_sum_neon(float *s, float m, int n);
+void fs_quantize_x_neon(const float *x, fs_block_q8_0 *y, fs_q8_0_sum *sums, int k);
+int fs_rope_head_neon(float *head, const float *c, const float *s, int half);
+
 /* Keys decode attention takes per block (attention_cpu.c), and the most
  * (token, kv head, key range) chunks a split decode attention makes for
  * nth threads (its partial outputs: reserve sizes attn_part for them). */
@@ -422,6 +476,15 @@ void fs_amx_gemm_q(fs_cpu *f, const void *W, fs_dtype dt, float *y, int T, int K
 /* Load the tile configuration, store it back (the test of the
  * configuration's bytes), release the tiles. */
 void fs_amx_config_roundtrip(uint8_t out[64]);
+
+/* ---- aarch64 quantized kernels (matmul_quant_neon.c) ----
+ * x8: the x8 decode (groups [g0, g1) of 8 rows, token t) with sdot
+ * (dotprod) or without (smull + pairwise adds), the plan's prefetch.
+ * gemm_chunk: a fs_quant_job's chunk as a packed integer GEMM (T >=
+ * FS_GEMM_MIN_T, N >= 8): smmla where f->i8mm, else sdot where
+ * f->dotprod, else smull; the N % 8 last rows row by row. */
+void fs_x8_neon(const fs_quant_job *j, int t, int g0, int g1, int dotprod);
+void fs_qgemm_neon_chunk(void *arg, int chunk, int tid);
 
 /* ---- decode plans and calibration (tune_cpu.c) ---- */
 

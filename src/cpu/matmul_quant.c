@@ -8,8 +8,8 @@
  * where S is exact integer arithmetic and only the block sum is f32.
  *
  * Decode (T < FS_GEMM_MIN_T): every weight byte is read once per token,
- * so the job is to stream W with little work per byte. With the AVX2
- * kernels the backend stored W interleaved by 8 rows at upload (x8,
+ * so the job is to stream W with little work per byte. With the AVX2 (or
+ * NEON) kernels the backend stored W interleaved by 8 rows at upload (x8,
  * repack.c) and x8_groups below computes 8 rows per step with the integer
  * tile of the prefill GEMM (one token) - with AVX2, AVX-VNNI or AVX-512
  * (matmul_avx512.c), whichever the decode plan says (tune_cpu.c), with its
@@ -48,6 +48,10 @@
  *
  * Per 32 multiply-adds of one row and token, the Q4_0 tile spends about 2
  * instructions (maddubs + add) where the row-by-row dot product spends 10.
+ *
+ * On aarch64 the same x8 layout and the same packed panels run on NEON,
+ * with sdot and smmla where the CPU has them (matmul_quant_neon.c); this
+ * file only picks those kernels.
  *
  * Docs: docs/quantization.md
  */
@@ -125,12 +129,16 @@ static void x8_chunk(void *arg, int chunk, int tid) {
     (void)tid;
     const fs_quant_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    int kernel = j->f->isa == FS_ISA_AVX2 ? fs_cpu_decode_kernel(j->f, j->dt) : -1;
+    int kernel = j->f->isa == FS_ISA_AVX2 || j->f->isa == FS_ISA_NEON ? fs_cpu_decode_kernel(j->f, j->dt) : -1;
     for (int t = 0; t < j->T; t++) {
         switch (kernel) {
         case FS_DK_AVX512: fs_x8_avx512(j, t, n0 / 8, n1 / 8); break;
         case FS_DK_VNNI: x8_groups_vnni(j, t, n0 / 8, n1 / 8); break;
         case FS_DK_AVX2: x8_groups(j, t, n0 / 8, n1 / 8); break;
+#if defined(__ARM_NEON) && defined(__aarch64__)
+        case FS_DK_NEON: fs_x8_neon(j, t, n0 / 8, n1 / 8, 0); break;
+        case FS_DK_DOTPROD: fs_x8_neon(j, t, n0 / 8, n1 / 8, 1); break;
+#endif
         default: x8_groups_scalar(j, t, n0 / 8, n1 / 8); break;
         }
     }
@@ -593,6 +601,12 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
     } else if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
         j->rows = fs_cpu_chunk_rows(N, f->nth, QP_ROWS, 8);
         fn = gemm_chunk;
+    } else
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (f->isa == FS_ISA_NEON && f->qpack && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
+        j->rows = fs_cpu_chunk_rows(N, f->nth, QP_ROWS, 8);   /* whole 8-row panels (matmul_quant_neon.c) */
+        fn = fs_qgemm_neon_chunk;
     } else
 #endif
     {

@@ -21,8 +21,10 @@
  * fs_f16_to_f32, but one instruction instead of a function call). The fs
  * Makefile builds for baseline x86-64, so the AVX2 code is compiled with a
  * target attribute and chosen at run time (the backend's cpuid check).
- * NEON: vdotq_s32 (4 int8 products per int32 lane) when the CPU has the dot
- * product extension, else vmull_s8 (int16 products) + vpadalq_s16.
+ * NEON: vdotq_s32 (4 int8 products per int32 lane) when the build targets
+ * the dot product extension, else vmull_s8 (int16 products) + vpadalq_s16
+ * (these row kernels only run for matrices x8 cannot take; the quantizer
+ * is ops_neon.c's, the x8 and GEMM kernels matmul_quant_neon.c's).
  *
  * Docs: docs/quantization.md
  */
@@ -229,6 +231,12 @@ void fs_cpu_quantize_x(fs_isa isa, const float *x, fs_block_q8_0 *y, fs_q8_0_sum
 #if defined(__x86_64__)
     if (isa == FS_ISA_AVX2) {
         quantize_row_q8_0_avx2(x, y, sums, k);
+        return;
+    }
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON) {
+        fs_quantize_x_neon(x, y, sums, k);   /* ops_neon.c */
         return;
     }
 #endif

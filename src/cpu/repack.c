@@ -35,7 +35,9 @@
  * memory - the bytes are only moved.
  *
  * The backend repacks at upload (once per session, in this file) only when
- * it runs AVX2 kernels: those are the ones that profit (matmul_quant.c).
+ * it runs AVX2 or NEON kernels: those are the ones that profit
+ * (matmul_quant.c, matmul_quant_neon.c: the layout fits NEON's sdot as
+ * well, whose 4-byte groups of x are picked by lane).
  * The file on disk never changes.
  *
  * Docs: docs/quantization.md

@@ -1,4 +1,4 @@
-/* rmsnorm_cpu.c - rmsnorm with AVX2, for the CPU backend.
+/* rmsnorm_cpu.c - rmsnorm with AVX2 (NEON's is in ops_neon.c), for the CPU backend.
  *
  *   y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w      x, y: [rows, n]   w: [n]
  *
@@ -11,8 +11,9 @@
  * rounding. A decode step runs it for every layer's two block norms (the
  * input of the matmul that follows, matmul_cpu.c), every head of q and k
  * (rope_kv_cpu.c) and the final norm, so the reference's element-by-element
- * loop would show (docs/bench.md). Other weight dtypes (f16) and other
- * ISAs use the reference's row (rmsnorm.c).
+ * loop would show (docs/bench.md). NEON runs ops_neon.c's version (bf16,
+ * f16, f32 weights); other weight dtypes (f16 on x86) and the scalar
+ * kernels use the reference's row (rmsnorm.c).
  *
  * Not threaded: one row is a few hundred nanoseconds, less than waking the
  * pool; a 512-token prefill spends well under 1% of its time here.
@@ -67,6 +68,12 @@ void fs_cpu_rmsnorm_rows(fs_isa isa, const float *x, const fs_buf *w, float *y, 
 #if defined(__x86_64__) || defined(__i386__)
     if (isa == FS_ISA_AVX2 && (w->dtype == FS_DTYPE_BF16 || w->dtype == FS_DTYPE_F32)) {
         rmsnorm_avx2(x, w->data, w->dtype, y, rows, n, eps);
+        return;
+    }
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON && (w->dtype == FS_DTYPE_BF16 || w->dtype == FS_DTYPE_F16 || w->dtype == FS_DTYPE_F32)) {
+        fs_rmsnorm_rows_neon(x, w->data, w->dtype, y, rows, n, eps);   /* ops_neon.c */
         return;
     }
 #endif

@@ -9,7 +9,7 @@
  * bit-identical to it (the q/k/v biases too: the same adds); the per-head rmsnorm is rmsnorm_cpu.c's (AVX2: the
  * sum of squares in another order, see there). Each chunk of the parallel
  * loop is one token: its q heads and k heads are normalised and rotated
- * (8 pairs at a time with AVX2: the loop runs over i inside a head,
+ * (8 pairs at a time with AVX2, 4 with NEON: the loop runs over i inside a head,
  * contiguous), then its K and V rows are copied to their position, while
  * they are in cache (converted to f16 with F16C / NEON for an f16 cache,
  * the same bits as the reference's fs_f32_to_f16). A decode step is one chunk, run by the calling thread.
@@ -54,6 +54,9 @@ static void heads(const rope_job *j, float *x, int heads, const fs_buf *w, const
         int i = 0;
 #if defined(__x86_64__) || defined(__i386__)
         if (j->f->isa == FS_ISA_AVX2) i = rope_head_avx2(head, c, s, half);
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+        if (j->f->isa == FS_ISA_NEON) i = fs_rope_head_neon(head, c, s, half);   /* ops_neon.c */
 #endif
         fs_ref_rope_pairs(head, c, s, i, half);
     }

@@ -5,7 +5,7 @@
  *
  * The reference (swiglu.c) evaluates exp in double; here in f32, in chunks
  * of 4096 elements shared by the threads: 8 at a time with AVX2
- * (exp_avx2.h), expf otherwise. A prefill of 512 tokens through Qwen3-0.6B
+ * (exp_avx2.h), 4 with NEON (ops_neon.c, exp_neon.h), expf otherwise. A prefill of 512 tokens through Qwen3-0.6B
  * needs exp 44 million times, so this is not free; a decode step's 3072
  * are one chunk, run by the calling thread alone.
  *
@@ -34,7 +34,7 @@ typedef struct {
     const float *g, *u;
     float *o;
     size_t n;
-    int avx2;
+    fs_isa isa;
 } swiglu_job;
 
 #define CHUNK 4096
@@ -44,11 +44,14 @@ static void swiglu_chunk(void *arg, int chunk, int tid) {
     const swiglu_job *j = arg;
     size_t i0 = (size_t)chunk * CHUNK, i1 = i0 + CHUNK < j->n ? i0 + CHUNK : j->n;
 #if defined(__x86_64__) || defined(__i386__)
-    if (j->avx2) {
+    if (j->isa == FS_ISA_AVX2) {
         size_t i8 = i0 + (i1 - i0) / 8 * 8;
         swiglu_avx2(j->g, j->u, j->o, i0, i8);
         i0 = i8;
     }
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (j->isa == FS_ISA_NEON) i0 = fs_swiglu_neon(j->g, j->u, j->o, i0, i1);   /* ops_neon.c */
 #endif
     for (size_t i = i0; i < i1; i++) {
         float g = j->g[i];
@@ -58,6 +61,6 @@ static void swiglu_chunk(void *arg, int chunk, int tid) {
 }
 
 void fs_cpu_swiglu(fs_cpu *f, const float *g, const float *u, float *o, size_t n) {
-    swiglu_job j = {g, u, o, n, f->isa == FS_ISA_AVX2};
+    swiglu_job j = {g, u, o, n, f->isa};
     fs_threadpool_for(f->pool, (int)((n + CHUNK - 1) / CHUNK), swiglu_chunk, &j);
 }

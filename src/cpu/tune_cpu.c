@@ -20,7 +20,8 @@
  *   1. the prefetch: none, or T0 / NTA at 4 to 32 KiB ahead, with the
  *      default kernel;
  *   2. the kernel: every decode kernel the CPU has for the dtype (AVX2,
- *      AVX-VNNI, AVX-512, AVX-512 BF16), with stage 1's prefetch.
+ *      AVX-VNNI, AVX-512, AVX-512 BF16; on aarch64 NEON with or without
+ *      sdot, quantized weights only), with stage 1's prefetch.
  * Samples of all candidates alternate, round after round (the order
  * rotated). On a shared machine the speed drifts with the neighbours'
  * load, within seconds, so a candidate is never compared with another's
@@ -80,12 +81,14 @@
  * runs. */
 #define TUNE_METHOD 2
 
-static const char *const kernel_names[FS_DK_COUNT] = {"avx2", "avx-vnni", "avx512", "avx512-bf16"};
+static const char *const kernel_names[FS_DK_COUNT] = {"avx2", "avx-vnni", "avx512", "avx512-bf16", "neon", "dotprod"};
 static const char *const prefetch_names[3] = {"none", "t0", "nta"};
 
 /* ---- which kernels exist ---- */
 
 static int kernel_ok(const fs_cpu *f, fs_dtype dt, int k) {
+    /* NEON: the quantized x8 decode, with or without sdot (matmul_quant_neon.c) */
+    if (f->isa == FS_ISA_NEON) return fs_dtype_is_quant(dt) && (k == FS_DK_NEON || (k == FS_DK_DOTPROD && f->dotprod));
     if (f->isa != FS_ISA_AVX2) return 0;
     int quant = fs_dtype_is_quant(dt);
     switch (k) {
@@ -102,8 +105,10 @@ static int kernel_ok(const fs_cpu *f, fs_dtype dt, int k) {
  * the 512-bit kernel measured 7-9% ahead of AVX2 / AVX-VNNI on the Xeon of
  * docs/bench.md), for float weights AVX2 (widening 16-bit weights to f32 is
  * cheap in any width; the AVX2 kernel measured 9-13% ahead of the 512-bit
- * one and 12-20% ahead of vdpbf16ps there). */
+ * one and 12-20% ahead of vdpbf16ps there). On aarch64: sdot where the
+ * CPU has it (a fifth of the instructions, matmul_quant_neon.c). */
 static int default_kernel(const fs_cpu *f, fs_dtype dt) {
+    if (f->isa == FS_ISA_NEON) return kernel_ok(f, dt, FS_DK_DOTPROD) ? FS_DK_DOTPROD : FS_DK_NEON;
     if (!fs_dtype_is_quant(dt)) return FS_DK_AVX2;
     if (kernel_ok(f, dt, FS_DK_AVX512)) return FS_DK_AVX512;
     if (kernel_ok(f, dt, FS_DK_VNNI)) return FS_DK_VNNI;
@@ -327,7 +332,7 @@ void fs_cpu_tune(fs_cpu *f) {
     verbose = env && !strcmp(env, "verbose");
     int force = env && (!strcmp(env, "1") || !strcmp(env, "force") || verbose), off = env && !strcmp(env, "0");
     const char *forced = getenv("FS_DECODE_PLAN");   /* to compare plans: "kernel=K prefetch=P ahead=N" */
-    if (f->isa != FS_ISA_AVX2) return;   /* only the AVX2 kernels have choices */
+    if (f->isa != FS_ISA_AVX2 && f->isa != FS_ISA_NEON) return;   /* only these kernels have choices */
     const fs_cpu_buf **w = malloc(((size_t)f->n_moved + 1) * sizeof *w);
     if (!w) return;
     char cpu[160], kernels[64];
@@ -338,6 +343,7 @@ void fs_cpu_tune(fs_cpu *f) {
     for (int dt = 0; dt < FS_CPU_NDTYPE; dt++) {
         int nw = 0;
         size_t total = 0;
+        if (f->isa == FS_ISA_NEON && !fs_dtype_is_quant((fs_dtype)dt)) continue;   /* one float kernel, no prefetch */
         for (int i = 0; i < f->n_moved; i++) {
             const fs_cpu_buf *W = f->moved[i].buf;
             if ((int)W->base.dtype == dt && W->base.cols > 0 && W->base.n / (size_t)W->base.cols >= 8) {

@@ -11,8 +11,8 @@
  * of per key), mix_rows keeps 32 floats of o in registers across the whole
  * block of values instead of loading and storing o once per key.
  *
- * One body per ISA (AVX2 chosen at run time, NEON at compile time, scalar
- * otherwise), any n (vector tails handled one element at a time). Without
+ * One body per ISA (AVX2 chosen at run time, NEON at compile time - the
+ * exp sum's in ops_neon.c - scalar otherwise), any n (vector tails handled one element at a time). Without
  * AVX2 the _rows forms are loops of vdot / vaxpy (f32 accumulation).
  *
  * Docs: docs/forward.md, docs/kv-cache.md
@@ -231,6 +231,9 @@ static void vaxpy(fs_isa isa, float *y, float a, const float *x, int n) {
 float fs_vexp_sum(fs_isa isa, float *s, float m, int n) {
 #if defined(__x86_64__) || defined(__i386__)
     if (isa == FS_ISA_AVX2) return vexp_sum_avx2(s, m, n);
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON) return fs_vexp_sum_neon(s, m, n);   /* ops_neon.c */
 #endif
     float sum = 0.0f;
     for (int i = 0; i < n; i++) {
