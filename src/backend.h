@@ -134,6 +134,9 @@ typedef struct fs_mm_in {
 struct fs_backend {
     const char *name;                 /* "cpu", "cpu-ref", "cuda" */
     void *ctx;                        /* backend-private state */
+    int queues;                       /* 1: ops return before their work is done (a GPU's
+                                         stream), so the host can queue ahead; 0: done
+                                         when they return (the CPU) */
 
     /* ---- memory ---- */
 

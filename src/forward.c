@@ -694,6 +694,8 @@ int fs_session_argmax(fs_session *s) {
 
 void fs_session_sync(fs_session *s) { s->f->be->sync(s->f->be); }
 
+int fs_session_queues(const fs_session *s) { return s->f->be->queues; }
+
 void fs_session_argmax_queue(fs_session *s, int slot) {
     fs_backend *be = s->f->be;
     own_logits(s);

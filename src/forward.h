@@ -87,7 +87,9 @@ int fs_session_eval(fs_session *s, const int *ids, int n, fs_err *e);
  * has not seen yet - as fs_session_eval would; fs_session_argmax_take(s,
  * slot) waits for the slot's answer and returns it (-1: a NaN logit).
  * Two slots (0, 1), so the host reads token i while step i + 1 runs. On
- * the CPU everything happens at once, with the same results. */
+ * the CPU everything happens at once, with the same results (and nothing
+ * to gain: generate.c queues only where fs_session_queues says so). */
+int fs_session_queues(const fs_session *s);   /* the backend queues its work (backend.h): worth it */
 void fs_session_argmax_queue(fs_session *s, int slot);
 int fs_session_eval_queued(fs_session *s, fs_err *e);
 int fs_session_argmax_take(fs_session *s, int slot);

@@ -173,7 +173,13 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
     fs_stop_reason why = FS_STOP_NONE;
     int text_state = FS_STOPPER_GO; /* MATCHED drops the held text, else flush it */
     int prefilled = 0;
-    int slot = 0, ahead = 0;   /* greedy: the argmax slot to read next; a step queued past the text */
+    /* Greedy on a backend that queues its work (a GPU): the argmax stays
+     * where the logits are, and the step for the token it picks is queued
+     * before the host has read the token - so the GPU goes on to the next
+     * step instead of waiting for the host's round trip. */
+    int queued = greedy && fs_session_queues(s);
+    int slot = 0, ahead = 0;   /* the argmax slot to read next; a step queued past the text */
+    int prev = prompt[n_prompt - 1];   /* the token at the cache's last position */
     double t0 = fs_now(), t1 = t0;
     int r = fs_prefill(s, prompt, n_prompt, o, e);
     t1 = fs_now();
@@ -189,18 +195,15 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
     }
     prefilled = 1;
 
-    /* Greedy: the argmax stays where the logits are, and the step for the
-     * token it picks is queued before the host has read the token - so a
-     * GPU goes on to the next step instead of waiting for the host's round
-     * trip. If that token ends the text, the step queued for it is undone
-     * (`ahead`: the cache holds one token more than the text). */
-    if (greedy) fs_session_argmax_queue(s, slot);
+    /* (queued) If a token ends the text, the step queued for it is undone
+     * at the end (`ahead`: the cache holds one token more than the text). */
+    if (queued) fs_session_argmax_queue(s, slot);
     while (why == FS_STOP_NONE) {
         if (st->generated_tokens >= o->max_new_tokens) { why = FS_STOP_MAX_TOKENS; break; }
         if (o->cancel && *o->cancel) { why = FS_STOP_CANCELLED; break; }
 
         int id;
-        if (greedy) {
+        if (queued) {
             if (st->generated_tokens + 1 < o->max_new_tokens && fs_session_pos(s) < n_ctx) {
                 if ((r = fs_session_eval_queued(s, e)) == FS_EVAL_CANCELLED) { why = FS_STOP_CANCELLED; break; }
                 if (r) {
@@ -212,6 +215,9 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
             }
             id = fs_session_argmax_take(s, slot);
             slot ^= 1;
+            if (id < 0) fs_errf(e, "a logit is NaN: the forward pass is broken");
+        } else if (greedy) {
+            id = fs_session_argmax(s);
             if (id < 0) fs_errf(e, "a logit is NaN: the forward pass is broken");
         } else {
             id = fs_sampler_sample(smp, fs_session_logits(s), e);
@@ -234,9 +240,10 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
         if (text_state == FS_STOPPER_MATCHED) why = FS_STOP_STRING;
         else if (text_state == FS_STOPPER_CANCELLED) why = FS_STOP_CANCELLED;
         else if (st->generated_tokens >= o->max_new_tokens) why = FS_STOP_MAX_TOKENS;
-        else if (greedy) {
+        else if (queued) {
             if (!ahead) why = FS_STOP_CTX_FULL;   /* (not queued: the context was full) */
             ahead = 0;   /* the text goes on: the step queued for id is its own */
+            prev = id;
         } else if (fs_session_pos(s) >= n_ctx) why = FS_STOP_CTX_FULL;
         else if ((r = fs_session_eval(s, &id, 1, e)) == FS_EVAL_CANCELLED) why = FS_STOP_CANCELLED;
         else if (r) {
@@ -257,8 +264,25 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
     st->stop = why;
 
 done:
-    if (ahead) fs_session_truncate(s, fs_session_pos(s) - 1);   /* the step queued past the end */
-    if (greedy && prefilled) fs_session_sync(s);
+    if (ahead) {
+        /* The step queued for the token that ended the text is undone, and
+         * the one before it evaluated again: the cache and the logits are
+         * then exactly what the unqueued loop leaves (one more step at the
+         * end of a reply; fs_session_truncate alone would keep the undone
+         * step's logits). */
+        if (st->stop == FS_STOP_ERROR) {
+            fs_session_truncate(s, fs_session_pos(s) - 1);
+        } else {
+            fs_session_truncate(s, fs_session_pos(s) - 2);
+            int r2 = fs_session_eval(s, &prev, 1, e);
+            if (r2 == FS_EVAL_CANCELLED) st->stop = FS_STOP_CANCELLED;   /* the cache is one token short: still true */
+            else if (r2) {
+                fs_err_prefix(e, "the last decode step");
+                st->stop = FS_STOP_ERROR;
+            }
+        }
+    }
+    if (queued && prefilled) fs_session_sync(s);
     if (prefilled) st->decode_s = fs_now() - t1;
     free(piece);
     fs_stopper_free(&stopper);

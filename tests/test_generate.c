@@ -280,13 +280,42 @@ static int gen(world *w, const int *prompt, int n_prompt, fs_gen_opts *o, sink *
     return fs_generate(w->sess, w->tok, w->smp, prompt, n_prompt, o, st, e);
 }
 
-static void test_loop(const char *dir) {
+/* The cache holds prompt + ids[0 .. n_ids - 1) and the session's logits
+ * are those of its last token: what a fresh prefill of them gives. */
+static void check_state(world *w, const int *prompt, int n_prompt, const int *ids, int n_ids, const char *what) {
+    fs_err e = {{0}};
+    int n = n_prompt + n_ids - 1, all[128];
+    CHECKF(fs_session_pos(w->sess) == n, "%s: pos %d, expected %d", what, fs_session_pos(w->sess), n);
+    if (n > 128 || fs_session_pos(w->sess) != n) return;
+    memcpy(all, prompt, (size_t)n_prompt * sizeof *all);
+    memcpy(all + n_prompt, ids, (size_t)(n_ids - 1) * sizeof *all);
+    int V = w->model.cfg.vocab;
+    float *got = malloc((size_t)V * sizeof *got);
+    memcpy(got, fs_session_logits(w->sess), (size_t)V * sizeof *got);
+    fs_session *fresh = NULL;
+    CHECK_EQ_INT(fs_session_new(&fresh, w->fwd, 64, &e), 0);
+    CHECK_EQ_INT(fs_session_eval(fresh, all, n, &e), 0);
+    const float *want = fs_session_logits(fresh);
+    double md = 0;
+    for (int i = 0; i < V; i++) md = fabs((double)got[i] - want[i]) > md ? fabs((double)got[i] - want[i]) : md;
+    CHECKF(md <= 1e-4, "%s: logits after generate vs a fresh prefill: %g", what, md);
+    fs_session_free(fresh);
+    free(got);
+}
+
+/* queued: run every check with the backend marked as queueing its work,
+ * so generate.c takes the path a GPU takes (the step for token i queued
+ * before token i is read, undone when it ends the text) - on the CPU,
+ * which implements the same queued argmax. */
+static void test_loop(const char *dir, int queued) {
     world w;
     memset(&w, 0, sizeof w);
     fs_sampler_params p;
     fs_sampler_params_default(&p, NULL);
     p.temperature = 0;
     if (setup(&w, dir, 64, &p)) { CHECK(0); return; }
+    fs_forward_backend(w.fwd)->queues = queued;
+    printf("generation loop, %s\n", queued ? "queued greedy steps" : "one step at a time");
     fs_err e = {{0}};
     int *prompt = NULL, n_prompt = 0;
     const char *text = "The quick brown fox";
@@ -304,6 +333,7 @@ static void test_loop(const char *dir) {
     CHECK_EQ_INT(st.generated_tokens, 12);
     CHECK_EQ_INT(st.prompt_tokens, n_prompt);
     CHECK_EQ_INT(fs_session_pos(w.sess), n_prompt + 11); /* the last token is not evaluated */
+    check_state(&w, prompt, n_prompt, ids, 12, "max tokens");
     CHECK(st.prefill_s > 0 && st.decode_s > 0);
     char *dec = NULL;
     size_t dlen = 0;
@@ -341,6 +371,7 @@ static void test_loop(const char *dir) {
     CHECK_EQ_INT(st.stop, FS_STOP_EOS);
     CHECK_EQ_INT(st.stop_id, stop_id);
     CHECK_EQ_INT(st.generated_tokens, first + 1);
+    check_state(&w, prompt, n_prompt, ids2, st.generated_tokens, "stopped by an id");
     o.stop_ids = NULL;
     o.n_stop_ids = 0;
 
@@ -366,6 +397,7 @@ static void test_loop(const char *dir) {
         CHECK_EQ_INT(st.stop, FS_STOP_STRING);
         CHECKF(k2.n == expect && memcmp(k2.buf, k.buf, expect) == 0, "stop \"%s\": got \"%s\"", stop, k2.buf);
         CHECK(st.generated_tokens <= 12);
+        check_state(&w, prompt, n_prompt, ids2, st.generated_tokens, "stopped by a string");
         o.stop_strings = NULL;
         o.n_stop_strings = 0;
     } else {
@@ -498,7 +530,10 @@ int main(void) {
     fs_err e = {{0}};
     int ok = fs_mkmodel(&mo, &e) == 0;
     CHECKF(ok, "mkmodel: %s", e.msg);
-    if (ok) test_loop(dir);
+    if (ok) {
+        test_loop(dir, 0);
+        test_loop(dir, 1);
+    }
     char cmd[256];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -786,6 +786,7 @@ fs_backend *fs_backend_cuda_new(const fs_backend_opts *o, fs_err *e) {
     b->attention = fs_cuda_attention;
     b->copy = fs_cuda_copy;
     b->prefetch = fs_cuda_prefetch;
+    b->queues = 1;
     b->argmax = fs_cuda_argmax;
     b->argmax_rows = fs_cuda_argmax_rows;
     b->argmax_queue = fs_cuda_argmax_queue;
