@@ -409,7 +409,7 @@ GEMM(q4_0, FS_CU_Q4_0)
 #define PBN 128
 #define PBK 64
 #define PLDS (PBK + 8)   /* 72 bf16 = 144 bytes a row: ldmatrix's 8 rows hit 8 different 16-byte bank groups */
-#define PSTAGES 4
+#define PSTAGES FS_CU_GEMM_STAGES
 #define PTHREADS 256
 
 /* How one weight tile (rows n0 .. n0+127, columns k0 .. k0+63) travels.

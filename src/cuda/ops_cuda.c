@@ -27,7 +27,7 @@
 #define PIPE_BN 128                /* PBK columns of K a step, PSTAGES steps in shared */
 #define PIPE_BK 64                 /* memory, rows of PLDS bf16, PTHREADS threads */
 #define PIPE_LDS 72
-#define PIPE_STAGES 4
+#define PIPE_STAGES FS_CU_GEMM_STAGES
 #define PIPE_THREADS 256
 #define ROPE_WARPS 4               /* rope_kv.cu */
 #define ATT_THREADS 128            /* attention.cu */
