@@ -233,13 +233,13 @@ __device__ __forceinline__ void mma_bf16(float c[4], const uint32_t a[4], const 
  * B rows (outputs) wn .. wn+31, columns kk .. kk+15 of the shared tiles
  * (rows of LD bf16). ldmatrix.x4 gives a 16x16 A fragment, or the B
  * fragments of two n8 tiles; then 2 x 4 mma. Both kernels use it. */
-template <int LD>
-__device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const __nv_bfloat16 (*A)[LD],
+template <int LD, int MT>
+__device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][4][4], const __nv_bfloat16 (*A)[LD],
                                              const __nv_bfloat16 (*B)[LD], int wm, int wn, int kk) {
     const int lane = threadIdx.x & 31;
-    uint32_t af[2][4], bf[4][2];
+    uint32_t af[MT][4], bf[4][2];
 #pragma unroll
-    for (int mi = 0; mi < 2; mi++) ldmatrix_x4(af[mi], &A[wm + mi * 16 + (lane & 15)][kk + (lane >> 4) * 8]);
+    for (int mi = 0; mi < MT; mi++) ldmatrix_x4(af[mi], &A[wm + mi * 16 + (lane & 15)][kk + (lane >> 4) * 8]);
 #pragma unroll
     for (int nj = 0; nj < 2; nj++) {
         uint32_t r[4];
@@ -250,7 +250,7 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const __nv_b
         bf[2 * nj + 1][1] = r[3];
     }
 #pragma unroll
-    for (int mi = 0; mi < 2; mi++)
+    for (int mi = 0; mi < MT; mi++)
 #pragma unroll
         for (int ni = 0; ni < 4; ni++) mma_bf16(acc[mi][ni], af[mi], bf[ni]);
 }
@@ -260,8 +260,8 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[2][4][4], const __nv_b
  * over K - into this slice's partial tile, the last slice of the tile to
  * arrive adding all of them. C fragment: c0, c1 at (row g, cols 2q, 2q+1),
  * c2, c3 at row g + 8. */
-template <int TM, int TN>
-__device__ __forceinline__ void store_tile(const fs_cu_mm &a, const fs_cu_linear &L, const float (&acc)[2][4][4], int wm,
+template <int TM, int TN, int MT>
+__device__ __forceinline__ void store_tile(const fs_cu_mm &a, const fs_cu_linear &L, const float (&acc)[MT][4][4], int wm,
                                            int wn, int m0, int n0) {
     const int lane = threadIdx.x & 31, g = lane >> 2, q = lane & 3, T = a.T;
     if (a.k_split > 1) {
@@ -272,7 +272,7 @@ __device__ __forceinline__ void store_tile(const fs_cu_mm &a, const fs_cu_linear
         float *part = (float *)a.part + (size_t)tile * a.k_split * TM * TN;
         float *mine = part + (size_t)blockIdx.z * TM * TN;
 #pragma unroll
-        for (int mi = 0; mi < 2; mi++)
+        for (int mi = 0; mi < MT; mi++)
 #pragma unroll
             for (int ni = 0; ni < 4; ni++)
 #pragma unroll
@@ -317,7 +317,7 @@ __device__ __forceinline__ void store_tile(const fs_cu_mm &a, const fs_cu_linear
      * keeps them aligned */
     const bool pairs = (L.N & 1) == 0 && (L.y & 7) == 0;
 #pragma unroll
-    for (int mi = 0; mi < 2; mi++)
+    for (int mi = 0; mi < MT; mi++)
 #pragma unroll
         for (int ni = 0; ni < 4; ni++)
 #pragma unroll
@@ -388,12 +388,12 @@ __device__ __forceinline__ void gemm(const fs_cu_mm &a) {
             asm volatile("cp.async.commit_group;\n" ::: "memory");
         }
 #pragma unroll
-        for (int kk = 0; kk < BK; kk += 16) warp_mma_k16<LDS>(acc, As[cur], Bs[cur], wm, wn, kk);
+        for (int kk = 0; kk < BK; kk += 16) warp_mma_k16<LDS, 2>(acc, As[cur], Bs[cur], wm, wn, kk);
         if (more) wt.store(Bs[nxt]);
         asm volatile("cp.async.wait_all;\n" ::: "memory");
         __syncthreads();
     }
-    store_tile<BM, BN>(a, L, acc, wm, wn, m0, n0);
+    store_tile<BM, BN, 2>(a, L, acc, wm, wn, m0, n0);
 }
 
 #define GEMM(name, DT) \
@@ -514,29 +514,30 @@ template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 
-template <int DT>
+template <int DT, int TM, int STAGES>
 __device__ __forceinline__ void gemm_pipe(const fs_cu_mm &a) {
     pdl_launch_dependents();
     pdl_wait();
     using W = wpipe<DT>;
     constexpr bool QUANT = W::RAW > 0;
     /* dynamic shared memory (ops_cuda.c's gemm_pipe_smem computes the same):
-     * As[PSTAGES] input tiles, Bs[PSTAGES] (bf16) or Bs[2] (decoded)
-     * weight tiles, then for quantized weights raw[PSTAGES] and the
-     * scales sc[PSTAGES][PTHREADS] */
-    typedef __nv_bfloat16 ATile[PBM][PLDS];
+     * As[STAGES] input tiles, Bs[STAGES] (bf16) or Bs[2] (decoded)
+     * weight tiles, then for quantized weights raw[STAGES] and the
+     * scales sc[STAGES][PTHREADS] */
+    typedef __nv_bfloat16 ATile[TM][PLDS];
     typedef __nv_bfloat16 BTile[PBN][PLDS];
     ATile *As = (ATile *)dyn_smem;
-    BTile *Bs = (BTile *)(As + PSTAGES);
-    uint4 *raw = (uint4 *)(Bs + (QUANT ? 2 : PSTAGES));
-    float *sc = (float *)(raw + PSTAGES * W::RAW * PTHREADS);
+    BTile *Bs = (BTile *)(As + STAGES);
+    uint4 *raw = (uint4 *)(Bs + (QUANT ? 2 : STAGES));
+    float *sc = (float *)(raw + STAGES * W::RAW * PTHREADS);
 
     const int tid = threadIdx.x, warp = tid >> 5;
-    const int wm = (warp >> 2) * 32, wn = (warp & 3) * 32;   /* the warp's 32x32 of the 64x128 tile */
+    constexpr int MT = TM / 32;                                   /* m16 tiles per warp */
+    const int wm = (warp >> 2) * (TM / 2), wn = (warp & 3) * 32;   /* the warp's TM/2 x 32 of the tile */
     int li = 0;
     while (li + 1 < a.n_out && (int)blockIdx.x >= a.out[li + 1].tile0) li++;
     const fs_cu_linear &L = a.out[li];
-    const int n0 = ((int)blockIdx.x - L.tile0) * PBN, m0 = blockIdx.y * PBM;
+    const int n0 = ((int)blockIdx.x - L.tile0) * PBN, m0 = blockIdx.y * TM;
     const int T = a.T, K = a.K, n_k_all = (K + PBK - 1) / PBK;
     const int kt0 = (int)blockIdx.z * n_k_all / a.k_split, n_k = ((int)blockIdx.z + 1) * n_k_all / a.k_split - kt0;
     const __nv_bfloat16 *xb = (const __nv_bfloat16 *)a.xb;
@@ -547,7 +548,7 @@ __device__ __forceinline__ void gemm_pipe(const fs_cu_mm &a) {
     auto load = [&](int kt, int s) {
         const int k0 = (kt0 + kt) * PBK;
 #pragma unroll
-        for (int i = 0; i < PBM * PBK / 8 / PTHREADS; i++) {
+        for (int i = 0; i < TM * PBK / 8 / PTHREADS; i++) {
             int idx = tid + i * PTHREADS, r = idx >> 3, k = k0 + (idx & 7) * 8;
             bool ok = m0 + r < T && k < K;
             cp_async16(&As[s][r][(idx & 7) * 8], xb + (ok ? (size_t)(m0 + r) * K + k : 0), ok);
@@ -555,10 +556,10 @@ __device__ __forceinline__ void gemm_pipe(const fs_cu_mm &a) {
         w.copy(L, K, n0, k0, Bs[s], raw + s * W::RAW * PTHREADS);
     };
 
-    float acc[2][4][4] = {};
-    /* prologue: steps 0 .. PSTAGES-2 in flight, one commit group each */
+    float acc[MT][4][4] = {};
+    /* prologue: steps 0 .. STAGES-2 in flight, one commit group each */
 #pragma unroll
-    for (int s = 0; s < PSTAGES - 1; s++) {
+    for (int s = 0; s < STAGES - 1; s++) {
         if (s < n_k) {
             load(s, s);
             if (QUANT) sc[s * PTHREADS + tid] = w.scale(L, K, n0, (kt0 + s) * PBK);
@@ -566,15 +567,15 @@ __device__ __forceinline__ void gemm_pipe(const fs_cu_mm &a) {
         cp_async_commit();
     }
     for (int kt = 0; kt < n_k; kt++) {
-        const int s = kt % PSTAGES;
-        /* groups committed so far: kt + PSTAGES - 1; at most PSTAGES - 2
+        const int s = kt % STAGES;
+        /* groups committed so far: kt + STAGES - 1; at most STAGES - 2
          * still in flight means step kt's (this thread's) have landed */
-        cp_async_wait<PSTAGES - 2>();
+        cp_async_wait<STAGES - 2>();
         if (QUANT) w.decode(raw + s * W::RAW * PTHREADS, sc[s * PTHREADS + tid], Bs[kt & 1]);
         /* every thread's step kt is in shared memory, and every warp is done
          * with step kt - 1: its slot may be refilled */
         __syncthreads();
-        const int nx = kt + PSTAGES - 1, ns = nx % PSTAGES;
+        const int nx = kt + STAGES - 1, ns = nx % STAGES;
         float d = 0.0f;
         if (nx < n_k) {
             load(nx, ns);
@@ -583,15 +584,25 @@ __device__ __forceinline__ void gemm_pipe(const fs_cu_mm &a) {
         cp_async_commit();
         const __nv_bfloat16(*B)[PLDS] = Bs[QUANT ? kt & 1 : s];
 #pragma unroll
-        for (int kk = 0; kk < PBK; kk += 16) warp_mma_k16<PLDS>(acc, As[s], B, wm, wn, kk);
+        for (int kk = 0; kk < PBK; kk += 16) warp_mma_k16<PLDS, MT>(acc, As[s], B, wm, wn, kk);
         /* the scale's load had the multiply to arrive; only this thread reads it */
         if (QUANT && nx < n_k) sc[ns * PTHREADS + tid] = d;
     }
-    store_tile<PBM, PBN>(a, L, acc, wm, wn, m0, n0);
+    store_tile<TM, PBN, MT>(a, L, acc, wm, wn, m0, n0);
 }
 
-#define GEMM_PIPE(name, DT)                                                                                      \
-    extern "C" __global__ void __launch_bounds__(PTHREADS, 2) gemm_pipe_##name(fs_cu_mm a) { gemm_pipe<DT>(a); }
+#define GEMM_PIPE(name, DT)                                                                    \
+    extern "C" __global__ void __launch_bounds__(PTHREADS, 2) gemm_pipe_##name(fs_cu_mm a) { \
+        gemm_pipe<DT, PBM, PSTAGES>(a);                                                          \
+    }
 GEMM_PIPE(bf16, FS_CU_BF16)
 GEMM_PIPE(q8_0, FS_CU_Q8_0)
 GEMM_PIPE(q4_0, FS_CU_Q4_0)
+
+/* 128x128 tiles (each warp 64x32), bf16 weights, 3 stages (the same
+ * 110.6 KB): fewer shared-memory reads per mma (6 ldmatrix per 16 mma,
+ * against 4 per 8), half as many blocks. Chosen by FS_CUDA_GEMM=pipe128
+ * (ops_cuda.c), for measuring. */
+extern "C" __global__ void __launch_bounds__(PTHREADS, 2) gemm_pipe128_bf16(fs_cu_mm a) {
+    gemm_pipe<FS_CU_BF16, 128, 3>(a);
+}

@@ -98,16 +98,17 @@ void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y,
  * decoded tiles plus PIPE_STAGES raw tiles (32 or 16 bytes a thread) and
  * their scales (a float a thread). 110,592 bytes for bf16 and q8_0: two
  * blocks fit an H100/H200 SM (228 KB). */
-static size_t gemm_pipe_smem(fs_dtype dt) {
-    size_t a = (size_t)PIPE_STAGES * PIPE_BM * PIPE_LDS * 2, b = (size_t)PIPE_BN * PIPE_LDS * 2;
-    if (dt == FS_DTYPE_BF16) return a + PIPE_STAGES * b;
+static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
+    size_t a = (size_t)stages * bm * PIPE_LDS * 2, b = (size_t)PIPE_BN * PIPE_LDS * 2;
+    if (dt == FS_DTYPE_BF16) return a + stages * b;
     size_t raw = dt == FS_DTYPE_Q8_0 ? 32 : 16;
-    return a + 2 * b + (size_t)PIPE_STAGES * PIPE_THREADS * (raw + sizeof(float));
+    return a + 2 * b + (size_t)stages * PIPE_THREADS * (raw + sizeof(float));
 }
 
-/* FS_CUDA_GEMM=old|pipe (default pipe): which GEMM kernel runs bf16 /
- * q8_0 / q4_0 weights, for A/B measurements (f16 and f32 weights always
- * take the first kernel). A GPU whose blocks cannot have the pipelined
+/* FS_CUDA_GEMM=old|pipe|pipe128 (default pipe): which GEMM kernel runs
+ * bf16 / q8_0 / q4_0 weights, for A/B measurements (f16 and f32 weights
+ * always take the first kernel; pipe128: 128x128 tiles for bf16 when T >
+ * 64). A GPU whose blocks cannot have the pipelined
  * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
  * first kernel. */
 int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
@@ -116,20 +117,28 @@ int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
         const char *name;
     } pipe[] = {{FS_DTYPE_BF16, "gemm_pipe_bf16"}, {FS_DTYPE_Q8_0, "gemm_pipe_q8_0"}, {FS_DTYPE_Q4_0, "gemm_pipe_q4_0"}};
     const char *env = getenv("FS_CUDA_GEMM");
-    if (env && *env && strcmp(env, "old") && strcmp(env, "pipe"))
-        return fs_errf(e, "cuda: FS_CUDA_GEMM=%s: expected old or pipe", env);
-    c->gemm_old = env && !strcmp(env, "old");
+    if (env && *env && strcmp(env, "old") && strcmp(env, "pipe") && strcmp(env, "pipe128"))
+        return fs_errf(e, "cuda: FS_CUDA_GEMM=%s: expected old, pipe or pipe128", env);
+    c->gemm_kind = !env ? 0 : !strcmp(env, "old") ? 1 : !strcmp(env, "pipe128") ? 2 : 0;
     int optin = 0;
     c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
     for (size_t i = 0; i < sizeof pipe / sizeof pipe[0]; i++) {
         CUfunction f;
         CUresult r = c->cu.ModuleGetFunction(&f, c->mod, pipe[i].name);
         if (r) return fs_errf(e, "cuda: kernel %s missing from the fatbin: %s", pipe[i].name, fs_cu_error(&c->cu, r));
-        int smem = (int)gemm_pipe_smem(pipe[i].dt);
+        int smem = (int)gemm_pipe_smem(pipe[i].dt, PIPE_BM, PIPE_STAGES);
         if (smem + 64 > optin || c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)) continue;
         /* all of the SM's L1/shared storage as shared memory: two blocks */
         c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
         c->k.gemm_pipe[pipe[i].dt] = f;
+    }
+    CUfunction f;
+    int smem = (int)gemm_pipe_smem(FS_DTYPE_BF16, 128, 3);
+    if (c->cu.ModuleGetFunction(&f, c->mod, "gemm_pipe128_bf16"))
+        return fs_errf(e, "cuda: kernel gemm_pipe128_bf16 missing from the fatbin");
+    if (smem + 64 <= optin && !c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)) {
+        c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+        c->k.gemm_pipe128 = f;
     }
     return 0;
 }
@@ -174,7 +183,10 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         /* prefill or a batched step: the tensor-core GEMM, pipelined for
          * bf16 / q8_0 / q4_0 weights; its column tiles are BN wide */
         int gemm = T > 1 && K % 8 == 0 && c->xb;
-        CUfunction pipe = gemm && !c->gemm_old ? c->k.gemm_pipe[dt] : 0;
+        CUfunction pipe = gemm && c->gemm_kind != 1 ? c->k.gemm_pipe[dt] : 0;
+        int bm = PIPE_BM, stages = PIPE_STAGES;
+        if (pipe && c->gemm_kind == 2 && dt == FS_DTYPE_BF16 && T > 64 && c->k.gemm_pipe128)
+            pipe = c->k.gemm_pipe128, bm = 128, stages = 3;
         int BN = pipe ? PIPE_BN : GEMM_TILE;
         int tiles = 0;
         for (int i = first; i < n; i++) {
@@ -199,10 +211,10 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             a.counter = c->gemm_counter;
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
             if (pipe) {
-                int rows = CEIL_DIV(T, PIPE_BM);
-                a.k_split = gemm_k_split(c, tiles * rows, K, PIPE_BK, 2, (long)PIPE_BM * PIPE_BN);
+                int rows = CEIL_DIV(T, bm);
+                a.k_split = gemm_k_split(c, tiles * rows, K, PIPE_BK, 2, (long)bm * PIPE_BN);
                 fs_cuda_launch3(c, pipe, (unsigned)tiles, (unsigned)rows, (unsigned)a.k_split, PIPE_THREADS,
-                                (unsigned)gemm_pipe_smem(dt), p, "matmul (gemm, pipelined)");
+                                (unsigned)gemm_pipe_smem(dt, bm, stages), p, "matmul (gemm, pipelined)");
             } else {
                 int rows = CEIL_DIV(T, GEMM_TILE);
                 a.k_split = gemm_k_split(c, tiles * rows, K, 32, 4, (long)GEMM_TILE * GEMM_TILE);
