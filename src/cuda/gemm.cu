@@ -255,6 +255,43 @@ __device__ __forceinline__ void warp_mma_k16(float (&acc)[MT][4][4], const __nv_
         for (int ni = 0; ni < 4; ni++) mma_bf16(acc[mi][ni], af[mi], bf[ni]);
 }
 
+/* The last slice of a tile to arrive: y (+)= the sum of the k_split
+ * partial tiles (TM x TN, row-major, one after another), in slice order.
+ * A turn takes NI groups of four outputs per thread (group ii at
+ * i0 + 4 ii blockDim.x: each load instruction reads consecutive 16 bytes
+ * across the warp), loading all NI x k_split (<= ZN) float4 first. */
+template <int TM, int TN, int ZN, int NI>
+__device__ __forceinline__ void add_slices(const fs_cu_mm &a, const fs_cu_linear &L, const float *part, int m0, int n0) {
+    for (int i0 = 4 * threadIdx.x; i0 < TM * TN; i0 += 4 * NI * blockDim.x) {
+        float4 p[NI][ZN];
+#pragma unroll
+        for (int ii = 0; ii < NI; ii++)
+#pragma unroll
+            for (int z = 0; z < ZN; z++) {
+                int i = i0 + 4 * ii * blockDim.x;
+                if (z < a.k_split && i < TM * TN) p[ii][z] = __ldcg((const float4 *)(part + (size_t)z * TM * TN + i));
+            }
+#pragma unroll
+        for (int ii = 0; ii < NI; ii++) {
+            int i = i0 + 4 * ii * blockDim.x;
+            if (i >= TM * TN) break;
+            float4 sum = p[ii][0];
+#pragma unroll
+            for (int z = 1; z < ZN; z++)
+                if (z < a.k_split) sum.x += p[ii][z].x, sum.y += p[ii][z].y, sum.z += p[ii][z].z, sum.w += p[ii][z].w;
+            const int t = m0 + i / TN;
+            const float s4[4] = {sum.x, sum.y, sum.z, sum.w};
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                int n = n0 + i % TN + e;
+                if (t >= a.T || n >= L.N) continue;
+                float *y = (float *)L.y + (size_t)t * L.N + n;
+                *y = L.add ? *y + s4[e] : s4[e];
+            }
+        }
+    }
+}
+
 /* The end of both kernels: the warp's 32x32 accumulators (rows wm.., cols
  * wn.. of the block's TM x TN tile at m0, n0 of layer L) into y, or - split
  * over K - into this slice's partial tile, the last slice of the tile to
@@ -287,29 +324,14 @@ __device__ __forceinline__ void store_tile(const fs_cu_mm &a, const fs_cu_linear
         __syncthreads();
         if (!is_last) return;
         __threadfence();
-        /* four outputs at a time, every slice's partials loaded before the
-         * first is added (a loop that adds each as it arrives waits one L2
-         * round trip per slice: with 16 slices that tail was most of a
-         * batched decode step's o_proj) */
-        for (int i = 4 * threadIdx.x; i < TM * TN; i += 4 * blockDim.x) {
-            float4 p[FS_CU_GEMM_SPLIT_MAX];
-#pragma unroll
-            for (int z = 0; z < FS_CU_GEMM_SPLIT_MAX; z++)
-                if (z < a.k_split) p[z] = __ldcg((const float4 *)(part + (size_t)z * TM * TN + i));
-            float4 sum = p[0];
-#pragma unroll
-            for (int z = 1; z < FS_CU_GEMM_SPLIT_MAX; z++)
-                if (z < a.k_split) sum.x += p[z].x, sum.y += p[z].y, sum.z += p[z].z, sum.w += p[z].w;
-            const int t = m0 + i / TN;
-            const float s4[4] = {sum.x, sum.y, sum.z, sum.w};
-#pragma unroll
-            for (int e = 0; e < 4; e++) {
-                int n = n0 + i % TN + e;
-                if (t >= T || n >= L.N) continue;
-                float *y = (float *)L.y + (size_t)t * L.N + n;
-                *y = L.add ? *y + s4[e] : s4[e];
-            }
-        }
+        /* every slice's partials loaded before the first is added (a loop
+         * that adds each as it arrives waits one L2 round trip per slice:
+         * with 16 slices that tail was most of a batched decode step's
+         * o_proj), and with fewer slices more outputs a turn: 16 loads of
+         * 16 bytes in flight per thread whatever the split */
+        if (a.k_split <= 4) add_slices<TM, TN, 4, 4>(a, L, part, m0, n0);
+        else if (a.k_split <= 8) add_slices<TM, TN, 8, 2>(a, L, part, m0, n0);
+        else add_slices<TM, TN, FS_CU_GEMM_SPLIT_MAX, 1>(a, L, part, m0, n0);
         if (threadIdx.x == 0) ((int *)a.counter)[tile] = 0;
         return;
     }
