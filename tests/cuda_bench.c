@@ -291,13 +291,18 @@ static size_t op_bytes(model *m, int op) {
     return 0;
 }
 
-/* `--bench profile`: one decode step and one prefill chunk, nothing else:
- * a short program for a profiler (ncu) to pick kernels from. */
+/* `--bench profile`: the matmuls of one layer of a batched step (T = 64),
+ * one decode step and one prefill chunk, nothing else: a short program
+ * for a profiler (ncu) to pick kernels from. */
 static void profile_once(void) {
     model *m = fs_xcalloc(1, sizeof *m);
     build(m, FS_DTYPE_BF16);
     int id = 1, *ids = fs_xmalloc(PP * sizeof(int));
     for (int i = 0; i < PP; i++) ids[i] = (i * 7919) % V;
+    set_seq_step(ids, 64, 0);
+    for (int op = 0; op < N_OPS; op++)
+        if (op != OP_ROPE && op != OP_ATT) layer_op(m, 0, op, 64);
+    B->sync(B);
     set_seq_step(&id, 1, 4096);
     fs_rec *step = record(decode_step, m);
     B->replay(B, step);

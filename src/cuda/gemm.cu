@@ -34,10 +34,11 @@
  * registers, one commit group per stage; cp.async.wait_group 2 says stage
  * kt has landed). Loading stage kt+3 begins right after the barrier that
  * says every warp is done with stage kt-1, whose slot it reuses. Thread
- * tid copies the input pieces tid and tid + 256 (16 bytes each) and the
- * weights of row tid / 2, columns 32 (tid % 2) .. + 31 - one Q8_0 / Q4_0
- * block. bf16 weights go straight into the stage's bf16 tile; quantized
- * blocks go to the stage as stored bytes, and the thread that copied a
+ * tid copies the input pieces tid and tid + 256 (16 bytes each: 8 threads
+ * a row) and, for bf16 weights, the pieces tid + 256 j of the weight tile
+ * (also 8 threads a row), straight into the stage's bf16 tile. For Q8_0 /
+ * Q4_0 it copies the block of row tid / 2, columns 32 (tid % 2) .. + 31;
+ * quantized blocks go to the stage as stored bytes, and the thread that copied a
  * block decodes it (d * q to bf16) into one of two bf16 tiles just before
  * the barrier of its step: its own cp.async group has completed, so no
  * extra barrier is needed. (Its scale is an ordinary load, issued with
@@ -447,15 +448,20 @@ GEMM(q4_0, FS_CU_Q4_0)
  * with a source size of 0 writes zeros; the scale is 0). */
 template <int DT> struct wpipe;
 
+/* bf16: nothing to decode, so no thread needs to own a block: piece
+ * p = tid + 256 j (j < 4) is row p / 8, columns 8 (p % 8) .. + 7, and
+ * each copy instruction of a warp reads 4 whole rows of 128 bytes: 4 cache
+ * lines (the quantized mapping below, thread pairs per row, touches 16
+ * lines per instruction, a part of each). */
 template <> struct wpipe<FS_CU_BF16> {
     static constexpr int RAW = 0;
     __device__ void copy(const fs_cu_linear &L, int K, int n0, int k0, __nv_bfloat16 (*B)[PLDS], uint4 *) {
-        const int r = threadIdx.x >> 1, c = (threadIdx.x & 1) * 32;
-        const __nv_bfloat16 *row = (const __nv_bfloat16 *)L.w + (size_t)(n0 + r) * K;
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            bool ok = n0 + r < L.N && k0 + c + 8 * j < K;
-            cp_async16(&B[r][c + 8 * j], ok ? row + k0 + c + 8 * j : (const __nv_bfloat16 *)L.w, ok);
+        for (int j = 0; j < PBN * PBK / 8 / PTHREADS; j++) {
+            const int p = threadIdx.x + j * PTHREADS, r = p >> 3, c = (p & 7) * 8;
+            bool ok = n0 + r < L.N && k0 + c < K;
+            const __nv_bfloat16 *src = (const __nv_bfloat16 *)L.w + (ok ? (size_t)(n0 + r) * K + k0 + c : 0);
+            cp_async16(&B[r][c], src, ok);
         }
     }
     __device__ float scale(const fs_cu_linear &, int, int, int) { return 0.0f; }
