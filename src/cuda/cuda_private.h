@@ -36,7 +36,7 @@ typedef struct cuda_kernels {
     CUfunction attention_decode_128[2], attention_decode_256[2], attention_prefill[2], attention_tc_64[2], attention_tc_128[2];
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
     CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
-    CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (FS_CUDA_GEMM=pipe128) */
+    CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (a prefill chunk: T > 64) */
 } cuda_kernels;
 
 typedef struct cuda_ctx {
@@ -62,7 +62,7 @@ typedef struct cuda_ctx {
 #define ATT_BATCH_TOKENS 64                /* tokens per decode attention launch of a step that mixes
                                               sequences (its partials' scratch; backend_cuda.c) */
     int gemm_split_tiles;                  /* tiles the split-K scratch holds */
-    int gemm_kind;                         /* FS_CUDA_GEMM: 0 pipe, 1 old (the first kernel only), 2 pipe128 */
+    int gemm_kind;                         /* FS_CUDA_GEMM: 0 pipe, 1 old (the first kernel only), 2 pipe64 */
     int max_T, max_seqs, max_K, n_ctx, Hq, Hkv, D, max_split;
     int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
     int *step_host;       /* [2 + 3 max_T], pinned: the step as set_step sends it */

@@ -628,9 +628,10 @@ GEMM_PIPE(q8_0, FS_CU_Q8_0)
 GEMM_PIPE(q4_0, FS_CU_Q4_0)
 
 /* 128x128 tiles (each warp 64x32), bf16 weights, 3 stages (the same
- * 110.6 KB): fewer shared-memory reads per mma (6 ldmatrix per 16 mma,
- * against 4 per 8), half as many blocks. Chosen by FS_CUDA_GEMM=pipe128
- * (ops_cuda.c), for measuring. */
+ * 110.6 KB): 512 bytes from L2 per step of k for 16,384 multiply-adds,
+ * against 384 for 8,192 (and 6 ldmatrix per 16 mma, against 4 per 8).
+ * ops_cuda.c takes it for bf16 weights when T > 64 (a prefill chunk):
+ * 147 against 110 TFLOP/s for qkv at T = 512 (src/cuda/NOTES.md). */
 extern "C" __global__ void __launch_bounds__(PTHREADS, 2) gemm_pipe128_bf16(fs_cu_mm a) {
     gemm_pipe<FS_CU_BF16, 128, 3>(a);
 }

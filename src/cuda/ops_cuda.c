@@ -105,10 +105,12 @@ static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
     return a + 2 * b + (size_t)stages * PIPE_THREADS * (raw + sizeof(float));
 }
 
-/* FS_CUDA_GEMM=old|pipe|pipe128 (default pipe): which GEMM kernel runs
- * bf16 / q8_0 / q4_0 weights, for A/B measurements (f16 and f32 weights
- * always take the first kernel; pipe128: 128x128 tiles for bf16 when T >
- * 64). A GPU whose blocks cannot have the pipelined
+/* FS_CUDA_GEMM=old|pipe64|pipe (default pipe): which GEMM kernel runs
+ * bf16 / q8_0 / q4_0 weights, for A/B measurements. pipe: the pipelined
+ * kernel, with 128x128 tiles for bf16 weights when T > 64 (a prefill
+ * chunk: 1.3x the 64x128 tiles' TFLOP/s, src/cuda/NOTES.md session 4);
+ * pipe64: 64x128 tiles only; old: the first kernel (which f16 and f32
+ * weights always take). A GPU whose blocks cannot have the pipelined
  * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
  * first kernel. */
 int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
@@ -117,9 +119,9 @@ int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
         const char *name;
     } pipe[] = {{FS_DTYPE_BF16, "gemm_pipe_bf16"}, {FS_DTYPE_Q8_0, "gemm_pipe_q8_0"}, {FS_DTYPE_Q4_0, "gemm_pipe_q4_0"}};
     const char *env = getenv("FS_CUDA_GEMM");
-    if (env && *env && strcmp(env, "old") && strcmp(env, "pipe") && strcmp(env, "pipe128"))
-        return fs_errf(e, "cuda: FS_CUDA_GEMM=%s: expected old, pipe or pipe128", env);
-    c->gemm_kind = !env ? 0 : !strcmp(env, "old") ? 1 : !strcmp(env, "pipe128") ? 2 : 0;
+    if (env && *env && strcmp(env, "old") && strcmp(env, "pipe64") && strcmp(env, "pipe"))
+        return fs_errf(e, "cuda: FS_CUDA_GEMM=%s: expected old, pipe64 or pipe", env);
+    c->gemm_kind = !env ? 0 : !strcmp(env, "old") ? 1 : !strcmp(env, "pipe64") ? 2 : 0;
     int optin = 0;
     c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
     for (size_t i = 0; i < sizeof pipe / sizeof pipe[0]; i++) {
@@ -150,7 +152,10 @@ int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
  * the last block of a tile adds the slices' partial tiles (gemm.cu). Each
  * slice keeps at least min_steps steps of bk along K, and the partial
  * tiles (tile_floats each) fit the scratch (GEMM_SPLIT x SMs tiles of
- * 64 x 64). */
+ * 64 x 64). The pipelined kernel keeps 4 steps of 64 a slice: a batched
+ * step's matmuls measured fastest there (qkv 4 slices, 20.3 us against
+ * 25.3 with 8; o_proj 8, 19.8 against 24.2 with 16), as each slice's
+ * partial tile costs a write and a read through L2 (src/cuda/NOTES.md). */
 static int gemm_k_split(const cuda_ctx *c, int tiles, int K, int bk, int min_steps, long tile_floats) {
     if (tiles >= c->sm_count || tiles > c->gemm_split_tiles) return 1;
     long room = (long)c->gemm_split_tiles * GEMM_SPLIT * 64 * 64 / tile_floats;
@@ -185,7 +190,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         int gemm = T > 1 && K % 8 == 0 && c->xb;
         CUfunction pipe = gemm && c->gemm_kind != 1 ? c->k.gemm_pipe[dt] : 0;
         int bm = PIPE_BM, stages = PIPE_STAGES;
-        if (pipe && c->gemm_kind == 2 && dt == FS_DTYPE_BF16 && T > 64 && c->k.gemm_pipe128)
+        if (pipe && c->gemm_kind == 0 && dt == FS_DTYPE_BF16 && T > 64 && c->k.gemm_pipe128)
             pipe = c->k.gemm_pipe128, bm = 128, stages = 3;
         int BN = pipe ? PIPE_BN : GEMM_TILE;
         int tiles = 0;
@@ -212,7 +217,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
             if (pipe) {
                 int rows = CEIL_DIV(T, bm);
-                a.k_split = gemm_k_split(c, tiles * rows, K, PIPE_BK, 2, (long)bm * PIPE_BN);
+                a.k_split = gemm_k_split(c, tiles * rows, K, PIPE_BK, 4, (long)bm * PIPE_BN);
                 fs_cuda_launch3(c, pipe, (unsigned)tiles, (unsigned)rows, (unsigned)a.k_split, PIPE_THREADS,
                                 (unsigned)gemm_pipe_smem(dt, bm, stages), p, "matmul (gemm, pipelined)");
             } else {
