@@ -43,12 +43,20 @@
  * the barrier of its step: its own cp.async group has completed, so no
  * extra barrier is needed. (Its scale is an ordinary load, issued with
  * the stage's copies and parked in shared memory after the multiply.)
- * Why: the first kernel (below) kept one step of 32 in flight and waited
- * one memory round trip per step; a batched decode step's GEMMs streamed
- * weights at 350-450 GB/s and prefill ran at 65-90 TFLOP/s. Here a block
- * has up to 3 x 16 KB of weights in flight, two blocks per SM (110.6 KB of
- * shared memory each). Rows are padded to 144 bytes, so ldmatrix's 8-row x
- * 16-byte reads hit 8 different bank groups.
+ * Why, and what was measured (H200; src/cuda/NOTES.md, session 4): the
+ * first kernel (below) kept one step of 32 in flight, so the depth was
+ * meant to hide DRAM latency (up to 3 x 16 KB of weights in flight a
+ * block, two blocks per SM: 110.6 KB of shared memory each). It bought
+ * nothing: built with 2, 3 or 4 stages the kernel ran at the same ~110
+ * TFLOP/s at T = 512 and the same ~25 us for a 64-token qkv. What bounds
+ * it is the bytes each tile pulls from L2 per multiply-add: a 64x128 tile
+ * reads 384 bytes per step of k for 8,192 multiply-adds (q4_0 weights: 200
+ * bytes, 133 TFLOP/s). So bf16 prefill (T > 64) takes 128x128 tiles
+ * (gemm_pipe128: warp w owns rows 64 (w / 4) .. + 63, 3 stages): 512
+ * bytes for 16,384, 1.3x faster (qkv 147 TFLOP/s; fs bench pp512 75.7k,
+ * against 70.3k with 64x128 and 66.9k with the first kernel). Rows are padded to
+ * 144 bytes, so ldmatrix's 8-row x 16-byte reads hit 8 different bank
+ * groups.
  *
  * The first kernel (gemm: f16 and f32 weights; all of them under
  * FS_CUDA_GEMM=old, for A/B measurements): a 64x64 tile, 4 warps each a
