@@ -48,13 +48,17 @@
  * meant to hide DRAM latency (up to 3 x 16 KB of weights in flight a
  * block, two blocks per SM: 110.6 KB of shared memory each). It bought
  * nothing: built with 2, 3 or 4 stages the kernel ran at the same ~110
- * TFLOP/s at T = 512 and the same ~25 us for a 64-token qkv. What bounds
- * it is the bytes each tile pulls from L2 per multiply-add: a 64x128 tile
- * reads 384 bytes per step of k for 8,192 multiply-adds (q4_0 weights: 200
- * bytes, 133 TFLOP/s). So bf16 prefill (T > 64) takes 128x128 tiles
- * (gemm_pipe128: warp w owns rows 64 (w / 4) .. + 63, 3 stages): 512
- * bytes for 16,384, 1.3x faster (qkv 147 TFLOP/s; fs bench pp512 75.7k,
- * against 70.3k with 64x128 and 66.9k with the first kernel). Rows are padded to
+ * TFLOP/s at T = 512 and the same ~25 us for a 64-token qkv. What bounded
+ * it was how it pulled bytes from L2: (1) per multiply-add - a 64x128
+ * tile reads 384 bytes per step of k for 8,192 multiply-adds (q4_0
+ * weights: 200 bytes, 133 TFLOP/s), so bf16 prefill takes 128x128 tiles
+ * where they fill the GPU (gemm_pipe128: warp w owns rows 64 (w / 4) ..
+ * + 63, 3 stages; 512 bytes for 16,384: qkv 110 -> 147 TFLOP/s); (2) per
+ * request - bf16 weight rows copied by thread pairs touched 16 cache lines
+ * per warp instruction; 8 threads a row (4 whole lines) made qkv 147 ->
+ * 162 TFLOP/s (128x128) and the 64-row lm_head 1.8 -> 2.35 TB/s. fs bench
+ * pp512 bf16: first kernel 66.9k, 64x128 70.3k, 128x128 75.7k, with
+ * whole-line copies 79.2k (128x128) / 80.5k (64x128). Rows are padded to
  * 144 bytes, so ldmatrix's 8-row x 16-byte reads hit 8 different bank
  * groups.
  *
@@ -638,8 +642,9 @@ GEMM_PIPE(q4_0, FS_CU_Q4_0)
 /* 128x128 tiles (each warp 64x32), bf16 weights, 3 stages (the same
  * 110.6 KB): 512 bytes from L2 per step of k for 16,384 multiply-adds,
  * against 384 for 8,192 (and 6 ldmatrix per 16 mma, against 4 per 8).
- * ops_cuda.c takes it for bf16 weights when T > 64 (a prefill chunk):
- * 147 against 110 TFLOP/s for qkv at T = 512 (src/cuda/NOTES.md). */
+ * ops_cuda.c takes it for bf16 weights when T > 64 and the grid needs no
+ * split over K (qkv, gate/up of a prefill chunk): qkv at T = 512 162
+ * against 147 TFLOP/s with 64x128 tiles (src/cuda/NOTES.md). */
 extern "C" __global__ void __launch_bounds__(PTHREADS, 2) gemm_pipe128_bf16(fs_cu_mm a) {
     gemm_pipe<FS_CU_BF16, 128, 3>(a);
 }

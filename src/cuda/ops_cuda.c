@@ -107,10 +107,10 @@ static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
 
 /* FS_CUDA_GEMM=old|pipe64|pipe (default pipe): which GEMM kernel runs
  * bf16 / q8_0 / q4_0 weights, for A/B measurements. pipe: the pipelined
- * kernel, with 128x128 tiles for bf16 weights when T > 64 (a prefill
- * chunk: 1.3x the 64x128 tiles' TFLOP/s, src/cuda/NOTES.md session 4);
- * pipe64: 64x128 tiles only; old: the first kernel (which f16 and f32
- * weights always take). A GPU whose blocks cannot have the pipelined
+ * kernel, with 128x128 tiles for bf16 weights when T > 64 and their grid
+ * needs no split over K (fs_cuda_matmul; qkv at T = 512: 162 against 147
+ * TFLOP/s, src/cuda/NOTES.md session 4); pipe64: 64x128 tiles only; old:
+ * the first kernel (which f16 and f32 weights always take). A GPU whose blocks cannot have the pipelined
  * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
  * first kernel. */
 int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
@@ -189,9 +189,6 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
          * bf16 / q8_0 / q4_0 weights; its column tiles are BN wide */
         int gemm = T > 1 && K % 8 == 0 && c->xb;
         CUfunction pipe = gemm && c->gemm_kind != 1 ? c->k.gemm_pipe[dt] : 0;
-        int bm = PIPE_BM, stages = PIPE_STAGES;
-        if (pipe && c->gemm_kind == 0 && dt == FS_DTYPE_BF16 && T > 64 && c->k.gemm_pipe128)
-            pipe = c->k.gemm_pipe128, bm = 128, stages = 3;
         int BN = pipe ? PIPE_BN : GEMM_TILE;
         int tiles = 0;
         for (int i = first; i < n; i++) {
@@ -216,6 +213,15 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             a.counter = c->gemm_counter;
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
             if (pipe) {
+                /* 128x128 tiles for bf16 weights and T > 64 where their grid
+                 * needs no split over K (qkv, gate/up of a prefill chunk);
+                 * where it would, 64x128 tiles split into fewer slices were
+                 * faster (o_proj 0.90 against 0.99 ms, down 1.09 against 1.24
+                 * over 28 layers at T = 512; src/cuda/NOTES.md, call 3) */
+                int bm = PIPE_BM, stages = PIPE_STAGES;
+                if (c->gemm_kind == 0 && dt == FS_DTYPE_BF16 && T > 64 && c->k.gemm_pipe128 &&
+                    gemm_k_split(c, tiles * CEIL_DIV(T, 128), K, PIPE_BK, 4, 128L * PIPE_BN) == 1)
+                    pipe = c->k.gemm_pipe128, bm = 128, stages = 3;
                 int rows = CEIL_DIV(T, bm);
                 a.k_split = gemm_k_split(c, tiles * rows, K, PIPE_BK, 4, (long)bm * PIPE_BN);
                 fs_cuda_launch3(c, pipe, (unsigned)tiles, (unsigned)rows, (unsigned)a.k_split, PIPE_THREADS,
