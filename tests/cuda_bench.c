@@ -13,6 +13,8 @@
  *   per op  each op recorded 28 times (one per layer, distinct weights, so
  *           nothing is served from L2) and replayed: time per call, and
  *           the bandwidth its weight bytes imply
+ * `--bench gemm [dtypes]` runs pp512 and the matmul lines only (the GEMM's
+ * A/B runs).
  * Weights are random but well-formed (finite bf16, valid Q8_0/Q4_0
  * scales); the KV cache is f32 and zero at the start.
  *
@@ -289,13 +291,18 @@ static size_t op_bytes(model *m, int op) {
     return 0;
 }
 
-/* `--bench profile`: one decode step and one prefill chunk, nothing else:
- * a short program for a profiler (ncu) to pick kernels from. */
+/* `--bench profile`: the matmuls of one layer of a batched step (T = 64),
+ * one decode step and one prefill chunk, nothing else: a short program
+ * for a profiler (ncu) to pick kernels from. */
 static void profile_once(void) {
     model *m = fs_xcalloc(1, sizeof *m);
     build(m, FS_DTYPE_BF16);
     int id = 1, *ids = fs_xmalloc(PP * sizeof(int));
     for (int i = 0; i < PP; i++) ids[i] = (i * 7919) % V;
+    set_seq_step(ids, 64, 0);
+    for (int op = 0; op < N_OPS; op++)
+        if (op != OP_ROPE && op != OP_ATT) layer_op(m, 0, op, 64);
+    B->sync(B);
     set_seq_step(&id, 1, 4096);
     fs_rec *step = record(decode_step, m);
     B->replay(B, step);
@@ -309,6 +316,8 @@ static void profile_once(void) {
     free(ids);
 }
 
+static int gemm_only;   /* `--bench gemm ...`: prefill and the batched step's matmuls only */
+
 static void bench_dtype(fs_dtype dt, const char *name) {
     model *m = fs_xcalloc(1, sizeof *m);
     double t_build = fs_now();
@@ -318,70 +327,72 @@ static void bench_dtype(fs_dtype dt, const char *name) {
            fs_now() - t_build);
 
     int id = 1;
-    set_seq_step(&id, 1, 0);
-    fs_rec *step = record(decode_step, m);
-    warm_up(step);
-    double tg0 = tg128(m, step, 0), tg4k = tg128(m, step, 4096);
-    set_seq_step(&id, 1, 0);
-    double gpu0 = replay_time(step, 50);
-    set_seq_step(&id, 1, 100);   /* a short context: more than one range of keys per head */
-    double gpu100 = replay_time(step, 50);
-    set_seq_step(&id, 1, 4096);
-    double gpu4k = replay_time(step, 50);
-    printf("decode tg128 depth 0:    %7.0f tok/s   (step on the GPU alone: %6.1f us = %4.0f GB/s of weights)\n", tg0,
-           gpu0 * 1e6, m->step_bytes / gpu0 / 1e9);
-    printf("                                (step on the GPU alone at position 100: %6.1f us)\n", gpu100 * 1e6);
-    printf("decode tg128 depth 4096: %7.0f tok/s   (step on the GPU alone: %6.1f us)\n", tg4k, gpu4k * 1e6);
-    /* where a token's time goes besides the GPU step */
-    double t0 = fs_now();
-    for (int i = 0; i < 128; i++) {
-        set_seq_step(&id, 1, i);
-        B->replay(B, step);
-        B->sync(B);
+    if (!gemm_only) {
+        set_seq_step(&id, 1, 0);
+        fs_rec *step = record(decode_step, m);
+        warm_up(step);
+        double tg0 = tg128(m, step, 0), tg4k = tg128(m, step, 4096);
+        set_seq_step(&id, 1, 0);
+        double gpu0 = replay_time(step, 50);
+        set_seq_step(&id, 1, 100);   /* a short context: more than one range of keys per head */
+        double gpu100 = replay_time(step, 50);
+        set_seq_step(&id, 1, 4096);
+        double gpu4k = replay_time(step, 50);
+        printf("decode tg128 depth 0:    %7.0f tok/s   (step on the GPU alone: %6.1f us = %4.0f GB/s of weights)\n", tg0,
+               gpu0 * 1e6, m->step_bytes / gpu0 / 1e9);
+        printf("                                (step on the GPU alone at position 100: %6.1f us)\n", gpu100 * 1e6);
+        printf("decode tg128 depth 4096: %7.0f tok/s   (step on the GPU alone: %6.1f us)\n", tg4k, gpu4k * 1e6);
+        /* where a token's time goes besides the GPU step */
+        double t0 = fs_now();
+        for (int i = 0; i < 128; i++) {
+            set_seq_step(&id, 1, i);
+            B->replay(B, step);
+            B->sync(B);
+        }
+        double t_step = (fs_now() - t0) / 128;
+        double t_submit = 0.0;
+        for (int i = 0; i < 32; i++) {   /* the host's part: submitting the recorded step */
+            set_seq_step(&id, 1, i);
+            double t1 = fs_now();
+            B->replay(B, step);
+            t_submit += fs_now() - t1;
+            B->sync(B);
+        }
+        printf("per token: replay() returns after %.1f us (host)\n", t_submit / 32 * 1e6);
+        /* the launch latency of a recorded step on an idle GPU: without
+         * set_step; two replays per wait; a graph of 28 tiny kernels */
+        t0 = fs_now();
+        for (int i = 0; i < 64; i++) {
+            B->replay(B, step);
+            B->sync(B);
+        }
+        double t_nostep = (fs_now() - t0) / 64;
+        t0 = fs_now();
+        for (int i = 0; i < 32; i++) {
+            B->replay(B, step);
+            B->replay(B, step);
+            B->sync(B);
+        }
+        double t_two = (fs_now() - t0) / 32;
+        m->n = N_OPS + 1;
+        fs_rec *tiny = record(one_op_all_layers, m);
+        t0 = fs_now();
+        for (int i = 0; i < 64; i++) {
+            B->replay(B, tiny);
+            B->sync(B);
+        }
+        double t_tiny = (fs_now() - t0) / 64;
+        double t_tiny_gpu = replay_time(tiny, 64);
+        B->rec_free(B, tiny);
+        printf("per token: replay + sync %.1f us; 2 replays + sync %.1f us; graph of 28 tiny kernels: replay + sync %.1f us, "
+               "back to back %.1f us\n", t_nostep * 1e6, t_two * 1e6, t_tiny * 1e6, t_tiny_gpu * 1e6);
+        t0 = fs_now();
+        for (int i = 0; i < 128; i++) B->argmax(B, m->logits, V);
+        double t_argmax = (fs_now() - t0) / 128;
+        printf("per token: set_step + replay + sync %.1f us, argmax (kernel + 4 bytes back) %.1f us\n", t_step * 1e6,
+               t_argmax * 1e6);
+        B->rec_free(B, step);
     }
-    double t_step = (fs_now() - t0) / 128;
-    double t_submit = 0.0;
-    for (int i = 0; i < 32; i++) {   /* the host's part: submitting the recorded step */
-        set_seq_step(&id, 1, i);
-        double t1 = fs_now();
-        B->replay(B, step);
-        t_submit += fs_now() - t1;
-        B->sync(B);
-    }
-    printf("per token: replay() returns after %.1f us (host)\n", t_submit / 32 * 1e6);
-    /* the launch latency of a recorded step on an idle GPU: without
-     * set_step; two replays per wait; a graph of 28 tiny kernels */
-    t0 = fs_now();
-    for (int i = 0; i < 64; i++) {
-        B->replay(B, step);
-        B->sync(B);
-    }
-    double t_nostep = (fs_now() - t0) / 64;
-    t0 = fs_now();
-    for (int i = 0; i < 32; i++) {
-        B->replay(B, step);
-        B->replay(B, step);
-        B->sync(B);
-    }
-    double t_two = (fs_now() - t0) / 32;
-    m->n = N_OPS + 1;
-    fs_rec *tiny = record(one_op_all_layers, m);
-    t0 = fs_now();
-    for (int i = 0; i < 64; i++) {
-        B->replay(B, tiny);
-        B->sync(B);
-    }
-    double t_tiny = (fs_now() - t0) / 64;
-    double t_tiny_gpu = replay_time(tiny, 64);
-    B->rec_free(B, tiny);
-    printf("per token: replay + sync %.1f us; 2 replays + sync %.1f us; graph of 28 tiny kernels: replay + sync %.1f us, "
-           "back to back %.1f us\n", t_nostep * 1e6, t_two * 1e6, t_tiny * 1e6, t_tiny_gpu * 1e6);
-    t0 = fs_now();
-    for (int i = 0; i < 128; i++) B->argmax(B, m->logits, V);
-    double t_argmax = (fs_now() - t0) / 128;
-    printf("per token: set_step + replay + sync %.1f us, argmax (kernel + 4 bytes back) %.1f us\n", t_step * 1e6,
-           t_argmax * 1e6);
-    B->rec_free(B, step);
 
     int *ids = fs_xmalloc(PP * sizeof(int));
     for (int i = 0; i < PP; i++) ids[i] = (i * 7919) % V;
@@ -444,8 +455,8 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     free(ids);
 
     /* decode parts: each op recorded over the 28 layers, replayed */
-    printf("decode per op (T=1, per call, in a graph):\n");
-    for (int op = 0; op <= N_OPS + 1; op++) {
+    if (!gemm_only) printf("decode per op (T=1, per call, in a graph):\n");
+    for (int op = 0; op <= N_OPS + 1 && !gemm_only; op++) {
         m->n = op;
         set_seq_step(&id, 1, 0);
         fs_rec *r = record(one_op_all_layers, m);
@@ -486,6 +497,7 @@ int bench_cuda(int argc, char **argv) {
         B->destroy(B);
         return 0;
     }
+    if (argc > 1 && !strcmp(argv[1], "gemm")) gemm_only = 1, argc--, argv++;
     const char *def[] = {"bf16", "q8_0", "q4_0"};
     int n = argc > 1 ? argc - 1 : 3;
     for (int i = 0; i < n; i++) {

@@ -6,6 +6,7 @@
  *                        replayed against the same ops run directly. One
  *                        table row per check: op, dtype, shape, error,
  *                        tolerance, pass/fail.
+ *   test_cuda --matmul   the matmul rows only
  *   test_cuda --bench    timings on a model with Qwen3-0.6B's shapes and
  *                        random weights (bench_cuda.c).
  *
@@ -334,6 +335,14 @@ static void check_matmul(void) {
         row("matmul qkv norm, prefetch hint", dt_name(dt), "T=7 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 7, 1024, qkv, qkv_add, 3, 1), 1e-2);
         hint_prefetch = 0;
         row("matmul qkv norm", dt_name(dt), "T=300 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 300, 1024, qkv, qkv_add, 3, 1), 1e-2);
+        /* the pipelined GEMM (gemm.cu): a batched decode step's o_proj (64
+         * tokens, one row of tiles, K cut into 16 slices); K = 352, 5.5
+         * steps of 64, in 2 slices (the last step half past K); a chunk of
+         * 5 row tiles, the last one token */
+        int n1024 = 1024, n200 = 200, n0 = 0, n1 = 1;
+        row("matmul plain (batched step)", dt_name(dt), "T=64 K=2048 N=1024", run_matmul(dt, dt, 64, 2048, &n1024, &n0, 1, 0), 1e-2);
+        row("matmul swiglu += (K tail, split)", dt_name(dt), "T=64 K=352 N=200", run_matmul(dt, dt, 64, 352, &n200, &n1, 1, 2), 1e-2);
+        row("matmul norm (5 row tiles)", dt_name(dt), "T=257 K=1024 N=1024", run_matmul(dt, dt, 257, 1024, &n1024, &n0, 1, 1), 1e-2);
         /* q, k, v: three layers in one call, tails in every N */
         int Ns[3] = {64, 32, 17}, adds[3] = {0, 1, 0};
         for (int T = 1; T <= 70; T += 69) {
@@ -718,6 +727,13 @@ int main(int argc, char **argv) {
     fs_rng_seed(&rng, 20261201);
     printf("%s\n", B->describe(B));
     if (argc > 1 && !strcmp(argv[1], "--bench")) return bench_cuda(argc - 1, argv + 1);
+    if (argc > 1 && !strcmp(argv[1], "--matmul")) {   /* the matmul rows alone (memcheck runs them sooner) */
+        printf("%-22s %-5s %-34s %10s %8s  %s\n", "op", "dtype", "shape", "error", "tol", "result");
+        reserve(16, 8, 128, 4200, 256, 1);
+        check_matmul();
+        B->destroy(B);
+        return TEST_SUMMARY();
+    }
     if (argc > 1) return 0;   /* --help: the binary runs (scripts/cuda_check.sh) */
 
     printf("%-22s %-5s %-34s %10s %8s  %s\n", "op", "dtype", "shape", "error", "tol", "result");

@@ -684,7 +684,7 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         snprintf(name, sizeof name, "gemm_%s", dt_names[d]);
         if (c->cu.ModuleGetFunction(&c->k.gemm[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
     }
-    return 0;
+    return fs_cuda_gemm_init(c, e);
 }
 
 static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {

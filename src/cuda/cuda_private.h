@@ -35,6 +35,8 @@ typedef struct cuda_kernels {
     /* attention, per KV cache type: [0] f32, [1] f16 */
     CUfunction attention_decode_128[2], attention_decode_256[2], attention_prefill[2], attention_tc_64[2], attention_tc_128[2];
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
+    CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
+    CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (a prefill chunk: T > 64) */
 } cuda_kernels;
 
 typedef struct cuda_ctx {
@@ -60,6 +62,7 @@ typedef struct cuda_ctx {
 #define ATT_BATCH_TOKENS 64                /* tokens per decode attention launch of a step that mixes
                                               sequences (its partials' scratch; backend_cuda.c) */
     int gemm_split_tiles;                  /* tiles the split-K scratch holds */
+    int gemm_kind;                         /* FS_CUDA_GEMM: 0 pipe, 1 old (the first kernel only), 2 pipe64 */
     int max_T, max_seqs, max_K, n_ctx, Hq, Hkv, D, max_split;
     int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
     int att_min_keys;     /* decode attention: keys per range at least (FS_CUDA_ATT_MIN_KEYS, default 64) */
@@ -130,6 +133,9 @@ size_t fs_cuda_prefill_smem(int D);
 size_t fs_cuda_tc_smem(int D);
 /* Shared memory of a GEMV block for inputs of K floats (gemv.cu's padding). */
 size_t fs_cuda_gemv_smem(int K);
+/* The pipelined GEMM's kernels (ops_cuda.c): looked up, given their shared
+ * memory; FS_CUDA_GEMM read. Called once the module is loaded. */
+int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e);
 
 /* The ops (ops_cuda.c), installed into struct fs_backend by backend_cuda.c. */
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);

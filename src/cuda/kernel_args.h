@@ -75,6 +75,12 @@ typedef struct fs_cu_step_args {
 #define FS_CU_MAX_SEQS 64
 /* A GEMM's K is cut into at most this many slices (gemm.cu, ops_cuda.c). */
 #define FS_CU_GEMM_SPLIT_MAX 16
+/* The pipelined GEMM's stages in shared memory (gemm.cu, gemm_pipe): 4;
+ * a build may set 2 or 3 (-DFS_CU_GEMM_STAGES=N in CFLAGS and NVCC_FLAGS)
+ * to measure what the depth buys. */
+#ifndef FS_CU_GEMM_STAGES
+#define FS_CU_GEMM_STAGES 4
+#endif
 
 typedef struct fs_cu_caches {
     fs_cu_ptr p[FS_CU_MAX_SEQS];

@@ -22,7 +22,13 @@
 
 /* Must match the kernels' constants. */
 #define GEMV_THREADS 128           /* gemv.cu: GEMV_WARPS * 32 */
-#define GEMM_TILE 64               /* gemm.cu: BM = BN */
+#define GEMM_TILE 64               /* gemm.cu, the first kernel: BM = BN */
+#define PIPE_BM 64                 /* gemm.cu, the pipelined kernel: PBM x PBN tiles, */
+#define PIPE_BN 128                /* PBK columns of K a step, PSTAGES steps in shared */
+#define PIPE_BK 64                 /* memory, rows of PLDS bf16, PTHREADS threads */
+#define PIPE_LDS 72
+#define PIPE_STAGES FS_CU_GEMM_STAGES
+#define PIPE_THREADS 256
 #define ROPE_WARPS 4               /* rope_kv.cu */
 #define ATT_THREADS 256            /* attention.cu: 8 warps */
 #define PF_ROWS 32                 /* attention_prefill.cu */
@@ -92,18 +98,75 @@ void fs_cuda_rmsnorm(fs_backend *b, const fs_buf *x, const fs_buf *w, fs_buf *y,
     fs_cuda_launch(c, c->k.rmsnorm, (unsigned)rows, 1, 256, 0, p, "rmsnorm");
 }
 
+/* The pipelined GEMM's shared memory (gemm.cu, gemm_pipe): PIPE_STAGES
+ * input tiles; PIPE_STAGES bf16 weight tiles, or for quantized weights 2
+ * decoded tiles plus PIPE_STAGES raw tiles (32 or 16 bytes a thread) and
+ * their scales (a float a thread). 110,592 bytes for bf16 and q8_0: two
+ * blocks fit an H100/H200 SM (228 KB). */
+static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
+    size_t a = (size_t)stages * bm * PIPE_LDS * 2, b = (size_t)PIPE_BN * PIPE_LDS * 2;
+    if (dt == FS_DTYPE_BF16) return a + stages * b;
+    size_t raw = dt == FS_DTYPE_Q8_0 ? 32 : 16;
+    return a + 2 * b + (size_t)stages * PIPE_THREADS * (raw + sizeof(float));
+}
+
+/* FS_CUDA_GEMM=old|pipe64|pipe (default pipe): which GEMM kernel runs
+ * bf16 / q8_0 / q4_0 weights, for A/B measurements. pipe: the pipelined
+ * kernel, with 128x128 tiles for bf16 weights when T > 64 and their grid
+ * needs no split over K (fs_cuda_matmul; qkv at T = 512: 162 against 147
+ * TFLOP/s, src/cuda/NOTES.md session 4); pipe64: 64x128 tiles only; old:
+ * the first kernel (which f16 and f32 weights always take). A GPU whose blocks cannot have the pipelined
+ * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
+ * first kernel. */
+int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
+    static const struct {
+        fs_dtype dt;
+        const char *name;
+    } pipe[] = {{FS_DTYPE_BF16, "gemm_pipe_bf16"}, {FS_DTYPE_Q8_0, "gemm_pipe_q8_0"}, {FS_DTYPE_Q4_0, "gemm_pipe_q4_0"}};
+    const char *env = getenv("FS_CUDA_GEMM");
+    if (env && *env && strcmp(env, "old") && strcmp(env, "pipe64") && strcmp(env, "pipe"))
+        return fs_errf(e, "cuda: FS_CUDA_GEMM=%s: expected old, pipe64 or pipe", env);
+    c->gemm_kind = !env ? 0 : !strcmp(env, "old") ? 1 : !strcmp(env, "pipe64") ? 2 : 0;
+    int optin = 0;
+    c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
+    for (size_t i = 0; i < sizeof pipe / sizeof pipe[0]; i++) {
+        CUfunction f;
+        CUresult r = c->cu.ModuleGetFunction(&f, c->mod, pipe[i].name);
+        if (r) return fs_errf(e, "cuda: kernel %s missing from the fatbin: %s", pipe[i].name, fs_cu_error(&c->cu, r));
+        int smem = (int)gemm_pipe_smem(pipe[i].dt, PIPE_BM, PIPE_STAGES);
+        if (smem + 64 > optin || c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)) continue;
+        /* all of the SM's L1/shared storage as shared memory: two blocks */
+        c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+        c->k.gemm_pipe[pipe[i].dt] = f;
+    }
+    CUfunction f;
+    int smem = (int)gemm_pipe_smem(FS_DTYPE_BF16, 128, 3);
+    if (c->cu.ModuleGetFunction(&f, c->mod, "gemm_pipe128_bf16"))
+        return fs_errf(e, "cuda: kernel gemm_pipe128_bf16 missing from the fatbin");
+    if (smem + 64 <= optin && !c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem)) {
+        c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+        c->k.gemm_pipe128 = f;
+    }
+    return 0;
+}
+
 /* Slices of K for a GEMM of `tiles` output tiles. A GEMM with fewer
  * tiles than SMs leaves most of the GPU idle - a batched decode step (64
- * tokens: one row of tiles) or o_proj/down_proj (N = 1024: 16 tiles a
- * row) - so K is cut into slices, one block each, until there are about
- * two blocks per SM; the last block of a tile adds the slices' partial
- * tiles (gemm.cu). Each slice keeps at least 4 steps of 32 along K, and
- * the partial tiles fit the scratch (GEMM_SPLIT x SMs tiles). */
-static int gemm_k_split(const cuda_ctx *c, int tiles, int K) {
+ * tokens: one row of tiles) or o_proj/down_proj (N = 1024) - so K is cut
+ * into slices, one block each, until there are about two blocks per SM;
+ * the last block of a tile adds the slices' partial tiles (gemm.cu). Each
+ * slice keeps at least min_steps steps of bk along K, and the partial
+ * tiles (tile_floats each) fit the scratch (GEMM_SPLIT x SMs tiles of
+ * 64 x 64). The pipelined kernel keeps 4 steps of 64 a slice: a batched
+ * step's matmuls measured fastest there (qkv 4 slices, 20.3 us against
+ * 25.3 with 8; o_proj 8, 19.8 against 24.2 with 16), as each slice's
+ * partial tile costs a write and a read through L2 (src/cuda/NOTES.md). */
+static int gemm_k_split(const cuda_ctx *c, int tiles, int K, int bk, int min_steps, long tile_floats) {
     if (tiles >= c->sm_count || tiles > c->gemm_split_tiles) return 1;
+    long room = (long)c->gemm_split_tiles * GEMM_SPLIT * 64 * 64 / tile_floats;
     int split = CEIL_DIV(2 * c->sm_count, tiles);
     if (split > c->gemm_split_max) split = c->gemm_split_max;
-    while (split > 1 && (K / 32 < 4 * split || (long)tiles * split > (long)c->gemm_split_tiles * GEMM_SPLIT)) split--;
+    while (split > 1 && (K / bk < min_steps * split || (long)tiles * split > room)) split--;
     return split;
 }
 
@@ -141,6 +204,11 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         a.k_split = 1;
         a.T = T;
         a.K = K;
+        /* prefill or a batched step: the tensor-core GEMM, pipelined for
+         * bf16 / q8_0 / q4_0 weights; its column tiles are BN wide */
+        int gemm = T > 1 && K % 8 == 0 && c->xb;
+        CUfunction pipe = gemm && c->gemm_kind != 1 ? c->k.gemm_pipe[dt] : 0;
+        int BN = pipe ? PIPE_BN : GEMM_TILE;
         int tiles = 0;
         for (int i = first; i < n; i++) {
             if (done[i] || out[i].W->dtype != dt) continue;
@@ -154,19 +222,36 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             L->row0 = a.N_total;
             L->tile0 = tiles;
             a.N_total += out[i].N;
-            tiles += CEIL_DIV(out[i].N, GEMM_TILE);
+            tiles += CEIL_DIV(out[i].N, BN);
         }
         void *p[] = {&a};
         if (T > 1) c->n_pf = 0;   /* a GEMM reads its weights many times over: no hint needed */
-        if (T > 1 && K % 8 == 0 && c->xb) {
-            /* prefill: the input once to bf16, then the tensor-core GEMM,
-             * split over K when its tiles would not cover the SMs */
-            a.k_split = gemm_k_split(c, tiles * CEIL_DIV(T, GEMM_TILE), K);
+        if (gemm) {
+            /* the input once to bf16, then the GEMM, split over K when its
+             * tiles would not cover the SMs */
             a.part = c->gemm_part;
             a.counter = c->gemm_counter;
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
-            fs_cuda_launch3(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)CEIL_DIV(T, GEMM_TILE), (unsigned)a.k_split, 128, 0,
-                            p, "matmul (gemm)");
+            if (pipe) {
+                /* 128x128 tiles for bf16 weights and T > 64 where their grid
+                 * needs no split over K (qkv, gate/up of a prefill chunk);
+                 * where it would, 64x128 tiles split into fewer slices were
+                 * faster (o_proj 0.90 against 0.99 ms, down 1.09 against 1.24
+                 * over 28 layers at T = 512; src/cuda/NOTES.md, call 3) */
+                int bm = PIPE_BM, stages = PIPE_STAGES;
+                if (c->gemm_kind == 0 && dt == FS_DTYPE_BF16 && T > 64 && c->k.gemm_pipe128 &&
+                    gemm_k_split(c, tiles * CEIL_DIV(T, 128), K, PIPE_BK, 4, 128L * PIPE_BN) == 1)
+                    pipe = c->k.gemm_pipe128, bm = 128, stages = 3;
+                int rows = CEIL_DIV(T, bm);
+                a.k_split = gemm_k_split(c, tiles * rows, K, PIPE_BK, 4, (long)bm * PIPE_BN);
+                fs_cuda_launch3(c, pipe, (unsigned)tiles, (unsigned)rows, (unsigned)a.k_split, PIPE_THREADS,
+                                (unsigned)gemm_pipe_smem(dt, bm, stages), p, "matmul (gemm, pipelined)");
+            } else {
+                int rows = CEIL_DIV(T, GEMM_TILE);
+                a.k_split = gemm_k_split(c, tiles * rows, K, 32, 4, (long)GEMM_TILE * GEMM_TILE);
+                fs_cuda_launch3(c, c->k.gemm[dt], (unsigned)tiles, (unsigned)rows, (unsigned)a.k_split, 128, 0, p,
+                                "matmul (gemm)");
+            }
         } else {
             /* decode (and any K that is not a whole number of vectors): f32
              * GEMV. A warp per R rows when that makes at least 2 blocks per
