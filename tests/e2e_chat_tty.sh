@@ -129,14 +129,12 @@ check "history has no cancelled line" sh -c "! grep -q 'never sent' '$TMP/home/c
 # ---- Ctrl-C during a long reply: that reply stops, the session goes on ----------------------
 # The tiny model is chat-tuned and ends its replies within a few dozen
 # tokens; random weights of the same shape (fs mkmodel, its tokenizer)
-# ramble until the context is full, which is what this part needs -
-# greedily (--temp 0): sampled, a reply to the second message, whose prompt
-# depends on where the first was cut, sometimes ended within 300 bytes.
+# ramble until the context is full, which is what this part needs.
 R=$TMP/rand
 "$FS_BIN" mkmodel --config "$M/config.json" --out "$R" --tokenizer "$M" --seed 1 >/dev/null 2>&1 ||
     bad "fs mkmodel (random weights for the long replies)"
 MODEL=$R
-start -n 100000 --temp 0
+start -n 100000
 wait_prompt "start (long)"
 type_reply "Tell me everything"
 $T send-keys C-c
@@ -148,10 +146,23 @@ wait_until log_has "^turns: 1" || bad "/stats after Ctrl-C: [$(grep '^turns' "$L
 check "the interrupted reply is kept as a turn" wait_until log_has "^turns: 1, thinking: off"
 check "the reply was cut short of the context" sh -c "! grep -q 'context full' '$LOG'"
 wait_prompt "after /stats (long)"
-type_reply "And then?"
-$T send-keys C-c
-wait_until sh -c "[ \$(grep -c 'interrupted' '$LOG') -ge 2 ]" || bad "second Ctrl-C did not stop the reply"
-wait_prompt "after the second interrupted reply"
+# The second reply's prompt holds the first reply up to where Ctrl-C cut
+# it, which depends on timing; from some of those prompts the random
+# weights end at once, or repeat a token that prints nothing (CI, 1 run in
+# 3). So: Ctrl-C once 300 bytes are on screen, and it must interrupt;
+# without them, Ctrl-C anyway, and the session must be back at the prompt.
+done_before=$(lines_done)
+type_line "And then?"
+wait_until sh -c "[ \$(grep -o '2004l' '$LOG' | wc -l) -gt $done_before ]" || bad "the message was not accepted"
+size=$(wc -c < "$LOG")
+if wait_until log_grows $((size + 300)); then
+    $T send-keys C-c
+    wait_until sh -c "[ \$(grep -c 'interrupted' '$LOG') -ge 2 ]" || bad "second Ctrl-C did not stop the reply"
+else
+    echo "e2e_chat_tty: note: the second reply printed under 300 bytes in 15 s; Ctrl-C sent without checking it cut the reply"
+    $T send-keys C-c
+fi
+wait_prompt "after the second reply"
 type_line "/stats"
 wait_until log_has "^turns: 2" || bad "no second /stats"
 check "second turn reused the cache" sh -c "grep 'prefilled' '$LOG' | tail -n 1 | grep -qv '(0 reused)'"
