@@ -571,7 +571,7 @@ static int eval_common(fs_session *s, const int *ids, int n, float *logits_all, 
     for (int t0 = 0; t0 < n && r == 0; t0 += s->f->max_batch) {
         int T = n - t0 < s->f->max_batch ? n - t0 : s->f->max_batch;
         dbg.t0 = t0;
-        r = forward_chunk(s, ids + t0, T, debug ? &dbg : NULL);
+        r = forward_chunk(s, ids ? ids + t0 : NULL, T, debug ? &dbg : NULL);   /* NULL: the queued argmax (n = 1) */
     }
     if (n > 1 || debug) s->f->be->sync(s->f->be);   /* a decode step is only queued (forward.h) */
     if (r == FS_EVAL_CANCELLED) fs_errf(e, "cancelled after %d of %d tokens", s->pos - pos_start, n);
