@@ -215,13 +215,12 @@ int fs_generate(fs_session *s, const fs_tokenizer *t, fs_sampler *smp, const int
             }
             id = fs_session_argmax_take(s, slot);
             slot ^= 1;
-            if (id < 0) fs_errf(e, "a logit is NaN: the forward pass is broken");
         } else if (greedy) {
             id = fs_session_argmax(s);
-            if (id < 0) fs_errf(e, "a logit is NaN: the forward pass is broken");
         } else {
             id = fs_sampler_sample(smp, fs_session_logits(s), e);
         }
+        if (greedy && id < 0) fs_errf(e, "a logit is NaN: the forward pass is broken");
         if (id < 0) {
             fs_err_prefix(e, "sampling token %d", st->generated_tokens + 1);
             goto done;
