@@ -8,6 +8,7 @@
 #   3. test_forward     sessions, chunking, cached == uncached, two sessions,
 #                       cancel, argmax - on "cuda"
 #   4. test_forward_golden  the golden cases against transformers (its cuda pass)
+#   4b. test_forward and test_forward_golden again with the staged GEMV on
 #   5. the tiny model: greedy continuations on cuda identical to the CPU's
 #      for the first 32 tokens of 6 prompts (as e2e_tiny compares the CPU
 #      with transformers; the prompt's prefill rounds to bf16, so a near tie
@@ -39,6 +40,10 @@ part test_cuda "$BUILD/tests/test_cuda"
 part test_backend "$BUILD/tests/test_backend" cuda
 part test_forward "$BUILD/tests/test_forward" cuda
 part test_forward_golden "$BUILD/tests/test_forward_golden"
+# the staged GEMV (gemv_stage.cu; off by default until measured): whole
+# forward passes with it on, against the same bounds
+part test_forward_staged env FS_CUDA_GEMV_STAGE=64 "$BUILD/tests/test_forward" cuda
+part test_forward_golden_staged env FS_CUDA_GEMV_STAGE=64 "$BUILD/tests/test_forward_golden"
 
 tiny() {
     python3 - "$FS" <<'PY'

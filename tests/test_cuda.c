@@ -328,6 +328,9 @@ static void check_matmul(void) {
         }
         /* Qwen3-0.6B's q/k/v and gate/up: enough rows for the unsplit GEMV */
         int qkv[3] = {2048, 1024, 1024}, qkv_add[3] = {0, 0, 1}, gu[2] = {3072, 3000}, gu_add[2] = {0, 0};
+        /* three layers whose rows begin and end inside a staged GEMV block (gemv_stage.cu) */
+        int odd[3] = {700, 333, 129}, odd_add[3] = {0, 1, 0};
+        row("matmul 3 layers plain", dt_name(dt), "T=1 K=512 N=700+333+129", run_matmul(dt, dt, 1, 512, odd, odd_add, 3, 0), 1e-4);
         row("matmul qkv norm", dt_name(dt), "T=1 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 1, 1024, qkv, qkv_add, 3, 1), 1e-4);
         row("matmul gate/up norm", dt_name(dt), "T=1 K=1024 N=3072+3000", run_matmul(dt, dt, 1, 1024, gu, gu_add, 2, 1), 1e-4);
         hint_prefetch = 1;
@@ -363,6 +366,24 @@ static void check_matmul(void) {
     int Nl = 151936, a0 = 0;
     row("matmul lm_head norm", "bf16", "T=1 K=1024 N=151936", run_matmul(FS_DTYPE_BF16, FS_DTYPE_BF16, 1, 1024, &Nl, &a0, 1, 1), 1e-4);
     row("matmul lm_head norm", "q4_0", "T=1 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 1, 1024, &Nl, &a0, 1, 1), 1e-4);
+}
+
+/* The decode matmuls (T = 1) again, for a backend opened with the staged
+ * GEMV on (gemv_stage.cu, FS_CUDA_GEMV_STAGE=KB): at 64 KB a block, and at
+ * 16 KB (blocks hold few rows, a call's layers begin and end inside
+ * blocks, and shapes that would need too many blocks fall back to
+ * gemv.cu). */
+static void check_decode_matmul(void) {
+    for (int d = 0; d < 5; d++) {
+        fs_dtype dt = all_dtypes[d];
+        int N = 1027, add1 = 1, add0 = 0;
+        row("matmul norm +=", dt_name(dt), "T=1 K=1024 N=1027", run_matmul(dt, dt, 1, 1024, &N, &add1, 1, 1), 1e-4);
+        row("matmul swiglu", dt_name(dt), "T=1 K=3072 N=1027", run_matmul(dt, dt, 1, 3072, &N, &add0, 1, 2), 1e-4);
+        int qkv[3] = {2048, 1024, 1024}, qkv_add[3] = {0, 0, 1};
+        row("matmul qkv norm", dt_name(dt), "T=1 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 1, 1024, qkv, qkv_add, 3, 1), 1e-4);
+        int Ns[3] = {700, 333, 129}, adds[3] = {0, 1, 0};
+        row("matmul 3 layers plain", dt_name(dt), "T=1 K=512 N=700+333+129", run_matmul(dt, dt, 1, 512, Ns, adds, 3, 0), 1e-4);
+    }
 }
 
 /* rope of one head, in place, as src/cpu/rope_kv.c */
@@ -784,5 +805,19 @@ int main(int argc, char **argv) {
     printf("bandwidth (device copy, read + write): %.0f GB/s\n", B->bandwidth(B, big, 64u << 20) / 1e9);
     B->free_buf(B, big);
     B->destroy(B);
+    /* the decode matmuls down the other paths (gemv_stage.cu) */
+    static const char *stage[] = {"64", "16"};
+    for (int i = 0; i < 2; i++) {
+        setenv("FS_CUDA_GEMV_STAGE", stage[i], 1);
+        B = fs_backend_cuda_new(&o, &e);
+        if (!B) {
+            CHECKF(0, "FS_CUDA_GEMV_STAGE=%s: %s", stage[i], e.msg);
+            break;
+        }
+        printf("-- FS_CUDA_GEMV_STAGE=%s\n", stage[i]);
+        reserve(16, 8, 128, 4200, 256, 1);
+        check_decode_matmul();
+        B->destroy(B);
+    }
     return TEST_SUMMARY();
 }

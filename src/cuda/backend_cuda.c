@@ -684,6 +684,24 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         snprintf(name, sizeof name, "gemm_%s", dt_names[d]);
         if (c->cu.ModuleGetFunction(&c->k.gemm[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
     }
+    /* The staged GEMV (gemv_stage.cu): Hopper's bulk copies, so sm_90 on.
+     * FS_CUDA_GEMV_STAGE=KB: its shared memory per block at most (64 is
+     * the planned budget); 0, the default until it has been measured on
+     * the GPU (written in a session without one: src/cuda/NOTES.md,
+     * session 8), leaves every decode matmul to gemv.cu. */
+    const char *st = getenv("FS_CUDA_GEMV_STAGE");
+    long kb = st && *st ? atol(st) : 0;
+    int optin = 0;
+    c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
+    if (kb < 0 || kb * 1024 > optin - 1024) return fs_errf(e, "cuda: FS_CUDA_GEMV_STAGE=%s: expected 0 .. %d (KB)", st, (optin - 1024) / 1024);
+    c->stage_bytes = c->cc_major >= 9 ? (size_t)kb * 1024 : 0;
+    for (int d = 0; d < 5 && c->stage_bytes; d++) {
+        char name[32];
+        snprintf(name, sizeof name, "gemv_stage_%s", dt_names[d]);
+        if (c->cu.ModuleGetFunction(&c->k.gemv_stage[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
+        if (c->cu.FuncSetAttribute(c->k.gemv_stage[d], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)c->stage_bytes))
+            return fs_errf(e, "cuda: the staged GEMV cannot have %zu bytes of shared memory", c->stage_bytes);
+    }
     return fs_cuda_gemm_init(c, e);
 }
 

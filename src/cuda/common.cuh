@@ -43,6 +43,47 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
+/* Hopper's copy engine and transaction barriers (sm_90; gemv_stage.cu).
+ * Nothing else compiles them: callers guard by __CUDA_ARCH__. */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+__device__ __forceinline__ unsigned smem_u32(const void *p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+/* An mbarrier (a 64-bit word in shared memory) that completes its phase
+ * when `count` threads have arrived and every byte announced with
+ * expect_tx has landed. */
+__device__ __forceinline__ void mbar_init(unsigned long long *b, unsigned count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(b)), "r"(count) : "memory");
+}
+/* Make the initialized barriers visible to the copy engine (the "async
+ * proxy"), which will count bytes on them. */
+__device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+/* Arrive once, announcing `bytes` more to land before the phase completes. */
+__device__ __forceinline__ void mbar_arrive_expect(unsigned long long *b, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)), "r"(bytes) : "memory");
+}
+/* Wait until the barrier's phase `parity` has completed. */
+__device__ __forceinline__ void mbar_wait(unsigned long long *b, unsigned parity) {
+    unsigned done;
+    do {
+        asm volatile(
+            "{\n\t.reg .pred p;\n\t"
+            "mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n\t"
+            "selp.u32 %0, 1, 0, p;\n\t}"
+            : "=r"(done)
+            : "r"(smem_u32(b)), "r"(parity)
+            : "memory");
+    } while (!done);
+}
+/* Copy `bytes` (a multiple of 16, both addresses 16-byte aligned) from
+ * global to shared memory with the copy engine; the bytes count on b. */
+__device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned bytes, unsigned long long *b) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                     smem_u32(dst)),
+                 "l"(src), "r"(bytes), "r"(smem_u32(b))
+                 : "memory");
+}
+#endif
+
 /* The step (kernel_args.h): T, and token t's id, position and sequence
  * (tok[FS_CU_TOK_ID], tok[FS_CU_TOK_POS], tok[FS_CU_TOK_SEQ]). */
 __device__ __forceinline__ int step_T(fs_cu_ptr step) { return ((const int *)step)[FS_CU_STEP_T]; }

@@ -35,6 +35,7 @@ typedef struct cuda_kernels {
     /* attention, per KV cache type: [0] f32, [1] f16 */
     CUfunction attention_decode_128[2], attention_decode_256[2], attention_prefill[2], attention_tc_64[2], attention_tc_128[2];
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
+    CUfunction gemv_stage[5];  /* the staged GEMV (sm_90; 0 elsewhere) */
     CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
     CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (a prefill chunk: T > 64) */
 } cuda_kernels;
@@ -100,6 +101,8 @@ typedef struct cuda_ctx {
     int n_pf;
     fs_cu_ptr pf[FS_CU_PF_MAX];
     unsigned long long pf_bytes[FS_CU_PF_MAX];
+    size_t stage_bytes;   /* the staged GEMV's shared memory per block at most (0: not used;
+                             FS_CUDA_GEMV_STAGE=KB) */
     int no_prefetch;      /* hints are ignored (the default; FS_CUDA_PREFETCH=1 acts on them) */
     int prefetch_late;    /* FS_CUDA_PREFETCH=late: GEMVs ask at their end, not their start */
 

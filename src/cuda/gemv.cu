@@ -198,8 +198,13 @@ __device__ __forceinline__ float4 weight4_at(fs_cu_ptr w, int dtype, int i) {   
     return make_float4(a.x, a.y, b.x, b.y);
 }
 
+/* norm_src: where the norm's weights are read (0: a.norm itself; the
+ * staged GEMV passes its copy in shared memory, gemv_stage.cu, and the
+ * barrier on which that copy lands, norm_bar, waited for just before the
+ * norm's weights are read). */
 template <int SLOTS>
-__device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red) {
+__device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red, fs_cu_ptr norm_src = 0,
+                                           unsigned long long *norm_bar = nullptr) {
     const float *x_row = (const float *)a.x + (size_t)t * a.K;
     const float *up_row = a.up ? (const float *)a.up + (size_t)t * a.K : nullptr;
     if (a.K % 4 != 0) {   /* rows not in whole float4s: one element at a time */
@@ -237,12 +242,15 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
     }
     if (a.norm) {   /* second pass over this thread's own elements, now scaled */
         float scale = rms_scale(block_sum(ss, red), a.K, a.eps);
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        if (norm_bar) mbar_wait(norm_bar, 0);
+#endif
         for (int base = threadIdx.x; base < K4; base += nt * SLOTS) {
             float4 w[SLOTS];
 #pragma unroll
             for (int j = 0; j < SLOTS; j++) {
                 int i = base + j * nt;
-                if (i < K4) w[j] = weight4_at(a.norm, a.norm_dtype, 4 * i);
+                if (i < K4) w[j] = weight4_at(norm_src ? norm_src : a.norm, a.norm_dtype, 4 * i);
             }
 #pragma unroll
             for (int j = 0; j < SLOTS; j++) {

@@ -128,6 +128,10 @@ typedef struct fs_cu_mm {
     int T, K;
     int N_total;         /* rows of all layers of the call */
     int k_split;         /* GEMM: slices of K, one block each (1: no split) */
+    /* the staged GEMV (gemv_stage.cu): rows per block, and where in the
+     * block's shared memory the norm's weights, the rows' weights and
+     * their scales begin (bytes; the input row is at 0) */
+    int stage_rows, stage_norm_off, stage_w_off, stage_s_off;
 } fs_cu_mm;
 
 /* rope_kv (backend.h): q/k/v biases, QK-norm, RoPE and the K/V store. */

@@ -12,6 +12,7 @@
 #include "embed.cu"
 #include "rmsnorm.cu"
 #include "gemv.cu"
+#include "gemv_stage.cu"
 #include "gemm.cu"
 #include "rope_kv.cu"
 #include "attention.cu"
