@@ -262,8 +262,62 @@ static void test_filters(void) {
     float *big = malloc((size_t)BV * sizeof *big);
     fill_logits(&r, big, BV, 1);
     check_dist(big, BV, params(0.6, 20, 0.95, 0, 11), 2000, "V=151936 Qwen3 defaults");
-    check_dist(big, BV, params(1.0, 0, 0.9, 0, 12), 40, "V=151936 top-p only (sorts V)");
+    check_dist(big, BV, params(1.0, 0, 0.9, 0, 12), 40, "V=151936 top-p only (the nucleus' bins)");
     free(big);
+}
+
+/* The shortcuts of a large vocabulary (sampler.c): blocks of 16 skipped by
+ * their largest logit, top-p by the nucleus' bins when top-k is off, min-p
+ * alone by a bound on the logit. V = 5003 leaves a partial last block;
+ * -inf tokens sit among the rest. */
+static void test_large_vocab(void) {
+    const int V = 5003;
+    float *l = malloc((size_t)V * sizeof *l);
+    fs_rng r;
+    fs_rng_seed(&r, 4242);
+    struct { double t; int k; double tp, mp; } cfg[] = {
+        {1.0, 0, 0.9, 0},      /* the nucleus path: top-p over all V */
+        {0.7, 0, 0.5, 0.01},   /* ... then min-p */
+        {1.0, 0, 1.0, 0.3},    /* min-p alone: the logit bound */
+        {0.5, 0, 1.0, 1.0},    /* min-p 1: the largest logits only */
+        {0.8, 40, 0.95, 0},    /* top-k: the k-th largest with blocks skipped */
+        {1.0, 0, 0.999, 0},    /* a nucleus of almost everything */
+    };
+    char what[128];
+    for (int kind = 0; kind < 4; kind++)
+        for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+            fill_logits(&r, l, V, kind);
+            for (int i = 7; i < V; i += 97) l[i] = -INFINITY;
+            fs_sampler_params p = params(cfg[c].t, cfg[c].k, cfg[c].tp, cfg[c].mp, 77 + c);
+            snprintf(what, sizeof what, "V=%d kind %d T %g k %d p %g minp %g", V, kind, cfg[c].t, cfg[c].k,
+                     cfg[c].tp, cfg[c].mp);
+            /* allowed sets of up to ~5,000 tokens: cells pooled; a nucleus of
+             * almost all of them is sorted each draw, so fewer draws there */
+            check_dist(l, V, p, cfg[c].tp > 0.99 ? 300 : 2000, what);
+        }
+    /* a peaked nucleus: one logit far above the rest, a few close to it */
+    for (int i = 0; i < V; i++) l[i] = (float)(fs_rng_uniform(&r) * 2);
+    l[4000] = 12, l[17] = 11.5f, l[5002] = 11;   /* the last one in the partial block */
+    check_dist(l, V, params(1.0, 0, 0.9, 0, 5), 20000, "V=5003 peaked nucleus");
+    check_dist(l, V, params(1.0, 0, 0.99, 0, 6), 20000, "V=5003 peaked nucleus, top-p 0.99");
+    /* greedy: the first of equal largest logits, across blocks */
+    fs_err e = {{0}};
+    l[4000] = 13, l[40] = 13;
+    fs_sampler *s = make(V, params(0, 0, 1, 0, 1));
+    CHECK_EQ_INT(fs_sampler_sample(s, l, &e), 40);
+    l[40] = 0;
+    CHECK_EQ_INT(fs_sampler_sample(s, l, &e), 4000);
+    l[5002] = 14;
+    CHECK_EQ_INT(fs_sampler_sample(s, l, &e), 5002);
+    /* bad logits found wherever they are, the first named */
+    l[5001] = NAN;
+    CHECK_EQ_INT(fs_sampler_sample(s, l, &e), -1);
+    CHECK(strstr(e.msg, "token 5001") != NULL);
+    l[100] = INFINITY;
+    CHECK_EQ_INT(fs_sampler_sample(s, l, &e), -1);
+    CHECK(strstr(e.msg, "+inf") && strstr(e.msg, "token 100"));
+    fs_sampler_free(s);
+    free(l);
 }
 
 static void test_penalties(void) {
@@ -377,6 +431,7 @@ int main(void) {
     test_greedy();
     test_seed();
     test_filters();
+    test_large_vocab();
     test_penalties();
     test_bad_logits();
     test_params();
