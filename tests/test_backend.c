@@ -563,7 +563,7 @@ static void step(kv_side *s, const fs_step *st, int Hq, int Hkv, int D, int norm
     free(q); free(k); free(v);
 }
 
-#define N_CTX 320
+#define N_CTX 1100
 
 /* Both backends' caches for n_seq sequences (sequence i's of n_ctx[i]
  * positions) and norm weights; Hq, Hkv and normed for case si. */
@@ -634,6 +634,34 @@ static void test_attention(int D) {
         }
         kv_close(s, 1, &qt, &kt);
     }
+}
+
+/* A long context: prompt chunks up to position 1040, then decode steps
+ * with more than 1,024 keys, where the CPU backend's decode attention
+ * takes every kv head of a token in one chunk and cuts the keys into
+ * ranges (attention_cpu.c), and a batched step of two sequences there. */
+static void test_attention_long(int D) {
+    int ids[MAX_T] = {0}, pos[MAX_T], seq[MAX_T] = {0}, n_ctx[2] = {N_CTX, N_CTX - 16};
+    int Hq = groups[(size_t)D % 5][0], Hkv = groups[(size_t)D % 5][1];
+    fs_tensor qt, kt;
+    kv_side s[2];
+    kv_open(s, 2, n_ctx, Hkv, D, &qt, &kt, 7);
+    for (int sq = 0; sq < 2; sq++)
+        for (int p = 0; p < 1040; p += MAX_T) {
+            for (int t = 0; t < MAX_T; t++) pos[t] = p + t, seq[t] = sq;
+            step(s, &(fs_step){MAX_T, ids, pos, seq, 2}, Hq, Hkv, D, 1, 0);
+        }
+    static const int decode[] = {1, 1, 3, 2};   /* tokens of each step, sequence 0 at 1040 .. */
+    int p = 1040;
+    for (size_t i = 0; i < sizeof decode / sizeof decode[0]; i++) {
+        for (int t = 0; t < decode[i]; t++) pos[t] = p + t, seq[t] = 0;
+        step(s, &(fs_step){decode[i], ids, pos, seq, 2}, Hq, Hkv, D, 1, 0);
+        p += decode[i];
+    }
+    /* one token of each sequence, at different positions */
+    pos[0] = p, seq[0] = 0, pos[1] = 1040, seq[1] = 1;
+    step(s, &(fs_step){2, ids, pos, seq, 2}, Hq, Hkv, D, 1, 0);
+    kv_close(s, 2, &qt, &kt);
 }
 
 /* Batched steps: each step is runs of tokens (a sequence, how many), the
@@ -758,6 +786,7 @@ int main(int argc, char **argv) {
                 test_copy_argmax();
             }
             test_attention(D);
+            test_attention_long(D);
             test_batched(D);
             be->destroy(be);
             ref->destroy(ref);
@@ -776,6 +805,7 @@ int main(int argc, char **argv) {
                 printf("%s: f16 KV cache refused (%s)\n", names[v], e.msg);
             } else {
                 test_attention(D);
+                test_attention_long(D);
                 test_batched(D);
             }
             be->destroy(be);

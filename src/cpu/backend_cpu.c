@@ -589,6 +589,10 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
         return NULL;
     }
     f->nth = fs_threadpool_size(f->pool);
+    /* FS_ATTN_ALL_HEADS=0: decode attention at long contexts keeps one kv
+     * head a chunk (attention_cpu.c), to measure what taking them all buys */
+    const char *ah = getenv("FS_ATTN_ALL_HEADS");
+    f->attn_all_heads = !ah || strcmp(ah, "0") != 0;
     fs_cpu_set_kernels(f, fs_cpu_detect());
     fs_cpu_plan_defaults(f);
     f->bw_sums = calloc((size_t)f->nth * 8, sizeof *f->bw_sums);

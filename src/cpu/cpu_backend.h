@@ -194,6 +194,8 @@ typedef struct fs_cpu {
     float *kv_wide;       /* [nth][2 * FS_ATTN_BLOCK * D] decode attention's block of K
                              and V widened from an f16 cache (NULL with f32 caches) */
     size_t kv_wide_stride;
+    int attn_all_heads;   /* decode attention at long contexts: every kv head of a token in one
+                             chunk (1, the default; FS_ATTN_ALL_HEADS=0: one kv head a chunk) */
     float *attn_part;     /* [FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP][D + 2] split decode attention's
                              partial outputs, maxima and sums (attention_cpu.c) */
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
@@ -426,6 +428,9 @@ int fs_rope_head_neon(float *head, const float *c, const float *s, int half);
 /* The most query heads per kv head the CPU's attention takes (more: the
  * reference's). */
 #define FS_ATTN_MAX_GROUP 16
+/* The most query heads decode attention's all-heads chunks take (more: one
+ * kv head a chunk). */
+#define FS_ATTN_MAX_HEADS 128
 
 /* Prefill attention's per-thread scratch for n_ctx positions of head dim
  * D, in floats (attention_cpu.c; reserve allocates nth of them); f16: the
