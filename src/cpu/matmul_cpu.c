@@ -72,6 +72,9 @@ static void slab(fs_cpu *f, const fs_mm_in *in, int t0, int T, int K, const fs_l
     }
     if (quant) fs_cpu_quantize_input(f, x, T, K);
     if (split) fs_cpu_split_input(f, x, T, K);
+    size_t bytes = 0;   /* the decode chunks' size: one for the pass (cpu_backend.h) */
+    for (int i = 0; i < n; i++) bytes += fs_dtype_row_bytes(out[i].W->dtype, K) * (size_t)out[i].N;
+    f->decode_chunk = fs_cpu_pass_chunk(bytes, f->nth);
     pass p = {.f = f, .n = n, .T = T};
     union {
         fs_float_job fl;
