@@ -510,8 +510,9 @@ void fs_qgemm_neon_chunk(void *arg, int chunk, int tid);
 
 /* ---- decode plans and calibration (tune_cpu.c) ---- */
 
-/* Every dtype's default plan: prefetcht0 16 KiB ahead, the default kernel
- * (quantized: the widest; float: AVX2; tune_cpu.c says why). */
+/* Every dtype's default plan: prefetcht0 1 KiB and prefetcht1 4 KiB
+ * ahead, the default kernel (quantized: the widest; float: AVX2;
+ * tune_cpu.c says why). */
 void fs_cpu_plan_defaults(fs_cpu *f);
 /* The decode kernel a dtype's matmul runs now: its plan's, if the kernel
  * set (which tests and FS_ISA may cap) has it, else the default. */

@@ -16,21 +16,25 @@
  * matmuls (T = 1, all threads, the real kernels and job split) over the
  * model's own weights, one sample of TUNE_SAMPLE bytes at a time, walking
  * through the matrices so that each sample reads memory the one before did
- * not - the way a decode step streams them. Two stages:
- *   1. the prefetch: none, or T0 / NTA at 4 to 32 KiB ahead, with the
- *      default kernel;
- *   2. the kernel: every decode kernel the CPU has for the dtype (AVX2,
+ * not - the way a decode step streams them. Three stages:
+ *   1. the near prefetch: none, or T0 at 512 B to 16 KiB ahead, or NTA at
+ *      1 to 16 KiB, each with the default far prefetch and kernel;
+ *   2. the far prefetch (a second one, into L2 only): none, or 4, 8 or 16
+ *      KiB ahead, with stage 1's near one (docs/cpu.md, "Two
+ *      prefetches": on the Xeon of docs/bench.md the pair read the
+ *      weights ~25% faster than either alone);
+ *   3. the kernel: every decode kernel the CPU has for the dtype (AVX2,
  *      AVX-VNNI, AVX-512, AVX-512 BF16; on aarch64 NEON with or without
- *      sdot, quantized weights only), with stage 1's prefetch.
+ *      sdot, quantized weights only), with stage 2's prefetches.
  * Samples of all candidates alternate, round after round (the order
  * rotated). On a shared machine the speed drifts with the neighbours'
  * load, within seconds, so a candidate is never compared with another's
  * sample from another moment: each round's times are divided by the
- * reference's in the same round (the default plan; in stage 2 the
- * default kernel), and a candidate scores the median of its ratios. It
+ * reference's in the same round (the default plan, far prefetch or
+ * kernel), and a candidate scores the median of its ratios. It
  * replaces the reference only if that median is at least 3% lower - among
  * candidates that are equal within the noise the default stays, rather
- * than whichever was lucky. About 0.1-0.5 s for Qwen3-0.6B.
+ * than whichever was lucky. About 0.2-0.5 s for Qwen3-0.6B.
  *
  * When. The first time a model's weights (dtype, count, size) run on a CPU
  * (its name, the kernel set, the thread count): the plan is then stored in
@@ -39,15 +43,16 @@
  * TUNE_METHOD, so plans an older method cached are measured again).
  * Weights under TUNE_MIN_BYTES are not measured (they fit in the caches,
  * where the prefetch hardly matters; the tests' models): they run the
- * defaults - prefetcht0 16 KiB ahead and the kernel below:
- * never far from the best where measured (docs/bench.md: within the noise
- * on the Xeon; NTA measured ~16% ahead on an AMD Zen 5, which a calibrated
- * plan finds).
+ * defaults - prefetcht0 1 KiB ahead, prefetcht1 4 KiB ahead, and the
+ * kernel below: the best plan measured on the Xeon of docs/bench.md (22%
+ * ahead of the older default, prefetcht0 16 KiB ahead, there); on an AMD
+ * Zen 5 NTA measured ~16% ahead of T0, which a calibrated plan finds.
  * FS_CALIBRATE=0 keeps the defaults, FS_CALIBRATE=1 measures again
  * (whatever the size) and replaces the cached line: `fs bench --calibrate`
  * (FS_CALIBRATE=verbose: the same, printing every candidate's score).
- * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=16384" (the cache's
- * syntax) imposes a plan on every dtype whose kernel the CPU has: a switch
+ * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=1024 far=4096" (the
+ * cache's syntax; without far=, no far prefetch) imposes a plan on every
+ * dtype whose kernel the CPU has: a switch
  * to compare plans with `fs bench`, as FS_ISA compares kernel sets.
  *
  * Docs: docs/cpu.md, docs/bench.md
@@ -76,7 +81,8 @@
 /* Part of the cache key: raised whenever the way plans are measured
  * changes, so a plan cached by an older method is measured again rather
  * than trusted. Method 1 took the minimum of samples; method 2 scores the
- * median of same-round ratios. A Q4_0 plan found cached on the Xeon of
+ * median of same-round ratios; method 3 adds the far prefetch and near
+ * distances under 4 KiB. A Q4_0 plan found cached on the Xeon of
  * docs/cpu.md named the AVX2 kernel (t0, 4 KiB ahead), which decoded
  * 8-10% slower there than the AVX-512 kernel at 16 KiB in alternating
  * runs. */
@@ -343,7 +349,7 @@ void fs_cpu_tune(fs_cpu *f) {
     const char *env = getenv("FS_CALIBRATE");
     verbose = env && !strcmp(env, "verbose");
     int force = env && (!strcmp(env, "1") || !strcmp(env, "force") || verbose), off = env && !strcmp(env, "0");
-    const char *forced = getenv("FS_DECODE_PLAN");   /* to compare plans: "kernel=K prefetch=P ahead=N" */
+    const char *forced = getenv("FS_DECODE_PLAN");   /* to compare plans: "kernel=K prefetch=P ahead=N far=N" */
     if (f->isa != FS_ISA_AVX2 && f->isa != FS_ISA_NEON) return;   /* only these kernels have choices */
     const fs_cpu_buf **w = malloc(((size_t)f->n_moved + 1) * sizeof *w);
     if (!w) return;
