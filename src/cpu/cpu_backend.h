@@ -290,7 +290,9 @@ typedef struct fs_quant_job {
     int T, K, N, rows;
     int x8;                    /* W is in the x8 layout (repack.c) */
 } fs_quant_job;
-void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K);
+/* dts: the quantized dtypes of the weights that read x, bit (1u << dtype)
+ * each (their decode kernels decide what is prepared). */
+void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K, unsigned dts);
 /* Bytes of one thread's packed panel for the quantized GEMM (reserve
  * allocates nth of them when the AVX2 kernels run prefills). */
 size_t fs_cpu_qpack_bytes(int K);

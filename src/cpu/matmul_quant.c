@@ -589,12 +589,20 @@ size_t fs_cpu_qpack_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_
 
 /* Quantize x [T, K] to Q8_0 (f->qx) with its per-block scales and sums
  * (f->qxs), once for all the quantized matmuls that read this x. */
-void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K) {
+void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K, unsigned dts) {
     size_t nb = (size_t)K / FS_QK;
     for (int t = 0; t < T; t++)
         fs_cpu_quantize_x(f->isa, x + (size_t)t * (size_t)K, f->qx + (size_t)t * nb, f->qxs + (size_t)t * nb, K);
-    /* the AVX-512 decode kernel reads x's quads laid out for it (matmul_avx512.c) */
-    if (f->isa == FS_ISA_AVX2 && f->avx512 && f->qxe && T < FS_GEMM_MIN_T)
+    /* The AVX-512 decode kernel reads x's quads laid out for it
+     * (matmul_avx512.c): 16 bytes for every byte of x (0.1-0.4 us for K =
+     * 1024-3072 on CPU A), written here and read by every thread. They
+     * are laid out only when a weight of the pass runs that kernel, not
+     * whenever the CPU has AVX-512: the plan may name the 256-bit one,
+     * which reads x as it is. */
+    int wide = 0;
+    for (int dt = 0; dt < FS_CPU_NDTYPE; dt++)
+        if (dts >> dt & 1u) wide |= fs_cpu_decode_kernel(f, (fs_dtype)dt) == FS_DK_AVX512;
+    if (f->isa == FS_ISA_AVX2 && f->avx512 && f->qxe && T < FS_GEMM_MIN_T && wide)
         for (int t = 0; t < T; t++) fs_expand_x_avx512(f->qx + (size_t)t * nb, f->qxe + (size_t)t * nb * 512, (int)nb);
 }
 

@@ -278,7 +278,7 @@ static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
     } arg;
     f->decode_chunk = fs_cpu_pass_chunk(weight_bytes(W), f->nth);
     if (fs_dtype_is_quant(W->base.dtype)) {
-        fs_cpu_quantize_input(f, x, 1, K);
+        fs_cpu_quantize_input(f, x, 1, K, 1u << W->base.dtype);
         fs_cpu_quant_job(f, &arg.q, &W->base, y, 1, K, N, &job);
     } else {
         if (fs_cpu_wants_split(f, W->base.dtype, 1)) fs_cpu_split_input(f, x, 1, K);
