@@ -1095,15 +1095,26 @@ static void test_tune(void) {
     char *saved = old_home ? strdup(old_home) : NULL;
     snprintf(path, sizeof path, "%s/sub", dir);
     setenv("FS_HOME", path, 1);   /* a directory that does not exist yet */
-    fs_cpu_plan a = {FS_DK_AVX512, FS_PF_NTA, 8192, 0, 0}, b = {FS_DK_AVX2, FS_PF_NONE, 0, 0, 0}, got;
+    fs_cpu_plan a = {FS_DK_AVX512, FS_PF_NTA, 1024, 0, 0, 8192}, b = {FS_DK_AVX2, FS_PF_NONE, 0, 0, 0, 0}, got;
     CHECK(fs_cpu_tune_load("cpu A | key", &got) != 0);
     CHECK(fs_cpu_tune_store("cpu A | key", &a) == 0 && fs_cpu_tune_store("cpu B | key", &b) == 0);
     CHECK(fs_cpu_tune_load("cpu A | key", &got) == 0 && got.kernel == a.kernel && got.prefetch == a.prefetch &&
-          got.ahead == a.ahead && got.how == FS_PLAN_CACHED);
+          got.ahead == a.ahead && got.far == a.far && got.how == FS_PLAN_CACHED);
     CHECK(fs_cpu_tune_store("cpu A | key", &b) == 0);
     CHECK(fs_cpu_tune_load("cpu A | key", &got) == 0 && got.kernel == FS_DK_AVX2 && got.prefetch == FS_PF_NONE);
     CHECK(fs_cpu_tune_load("cpu B | key", &got) == 0 && got.kernel == FS_DK_AVX2);
     CHECK(fs_cpu_tune_load("cpu B", &got) != 0);   /* a prefix is not the key */
+    {   /* a line without far= (written before the far prefetch existed) reads as far 0; a bad far is refused */
+        char file[1200];
+        FILE *fp = fs_cpu_tune_path(file, sizeof file) == 0 ? fopen(file, "a") : NULL;
+        CHECK(fp != NULL);
+        if (fp) {
+            fprintf(fp, "cpu C | key\tkernel=avx2 prefetch=t0 ahead=4096\ncpu D | key\tkernel=avx2 prefetch=t0 ahead=4096 far=-5\n");
+            fclose(fp);
+        }
+        CHECK(fs_cpu_tune_load("cpu C | key", &got) == 0 && got.ahead == 4096 && got.far == 0);
+        CHECK(fs_cpu_tune_load("cpu D | key", &got) != 0);
+    }
 
     if (cpu_ctx(cpu[1])->isa == FS_ISA_AVX2 || cpu_ctx(cpu[1])->isa == FS_ISA_NEON) {
         static const char *const modes[3] = {"1", NULL, "0"}, *const want[3] = {"(calibrated)", "(cached)", "(default)"};

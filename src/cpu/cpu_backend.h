@@ -131,7 +131,11 @@ typedef struct fs_cpu_kernels {
  * kernel keeps the memory system busy, and that depends on the CPU: the
  * same prefetch hint measured +12% on one chip and 2.5x slower on another
  * (docs/bench.md). A plan says, for one weight dtype, which decode kernel
- * runs, which software prefetch it issues and how many bytes ahead. */
+ * runs, which software prefetch it issues and how many bytes ahead, and
+ * whether a second prefetch, further ahead, asks for the lines into L2
+ * only (`far`: prefetcht1 on x86, pldl2keep on aarch64): the near one
+ * then finds them half-way there, and the two together keep more lines
+ * in flight than either alone (docs/cpu.md, "Two prefetches"). */
 typedef enum { FS_PF_NONE, FS_PF_T0, FS_PF_NTA } fs_prefetch;
 typedef enum {
     FS_DK_AVX2,         /* 256-bit: maddubs (quantized), FMA on widened 16-bit (float) */
@@ -148,6 +152,7 @@ typedef struct fs_cpu_plan {
     int ahead;      /* bytes ahead of the read position */
     int how;        /* FS_PLAN_DEFAULT, _CALIBRATED (now), _CACHED or _FORCED (FS_DECODE_PLAN) */
     int matrices;   /* how many of the backend's weights have this dtype (describe) */
+    int far;        /* bytes ahead of the second prefetch, into L2 (0: none) */
 } fs_cpu_plan;
 enum { FS_PLAN_DEFAULT, FS_PLAN_CALIBRATED, FS_PLAN_CACHED, FS_PLAN_FORCED };
 #define FS_CPU_NDTYPE 5   /* F32, F16, BF16, Q8_0, Q4_0 */
@@ -198,6 +203,7 @@ typedef struct fs_cpu {
                              chunk (1, the default; FS_ATTN_ALL_HEADS=0: one kv head a chunk) */
     float *attn_part;     /* [FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP][D + 2] split decode attention's
                              partial outputs, maxima and sums (attention_cpu.c) */
+    size_t decode_chunk;  /* bytes of a decode chunk in the current pass (fs_cpu_pass_chunk) */
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
     size_t y_add_n;
     size_t reserved;      /* bytes of the above (the fs_ref part counts its own) */
@@ -286,7 +292,9 @@ typedef struct fs_quant_job {
     int T, K, N, rows;
     int x8;                    /* W is in the x8 layout (repack.c) */
 } fs_quant_job;
-void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K);
+/* dts: the quantized dtypes of the weights that read x, bit (1u << dtype)
+ * each (their decode kernels decide what is prepared). */
+void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K, unsigned dts);
 /* Bytes of one thread's packed panel for the quantized GEMM (reserve
  * allocates nth of them when the AVX2 kernels run prefills). */
 size_t fs_cpu_qpack_bytes(int K);
@@ -301,17 +309,33 @@ static inline int fs_cpu_chunk_rows(int N, int nth, int align, int per_thread) {
     return (r + align - 1) / align * align;
 }
 
-/* Rows per chunk for decode: about FS_DECODE_CHUNK_BYTES of weights, and
- * at least two chunks per thread. Each thread streams its contiguous share
- * chunk after chunk (threadpool.h), so the size only sets how long the
- * barrier at the end of the matmul may wait: the last chunk, a few
- * microseconds of streaming. The lm_head of Qwen3-0.6B in Q4_0 (85 MB) is
- * ~330 chunks, a 1024 x 1024 matrix the minimum 4 (2 threads). */
+/* Decode chunks. Each thread streams its contiguous share of a pass's
+ * chunks chunk after chunk (threadpool.h), and the pass ends when the last
+ * thread is done, so the shares must hold the same bytes: the pool splits
+ * chunks by count, so the chunks of a pass - all its weights' - are cut to
+ * one size, fs_cpu_pass_chunk's, and their number is a multiple of the
+ * threads (q, k and v of Qwen3-0.6B in Q4_0, 1.2 + 0.6 + 0.6 MB: 6 + 3 + 3
+ * chunks of 197 KB, 6 a thread). Cut per weight instead (about 256 KiB
+ * each, at least two a thread: 5 + 4 + 4), one thread's share was a chunk
+ * longer than the other's, and the other waited for it at the end of every
+ * pass: with 2 threads 5-20% of a layer's matmul time (measured, docs/cpu.md).
+ * The size: at least two chunks a thread (a descheduled thread's second
+ * half can be stolen), at most about FS_DECODE_CHUNK_BYTES (the steal's
+ * granularity when one thread falls behind); smaller chunks cost a few
+ * percent (the calls, the restarts). total = the pass's weight bytes. */
 #define FS_DECODE_CHUNK_BYTES (256u << 10)
-static inline int fs_cpu_decode_rows(int N, size_t row_bytes, int nth, int align) {
-    size_t total = (size_t)N * row_bytes;
-    size_t chunks = (total + FS_DECODE_CHUNK_BYTES - 1) / FS_DECODE_CHUNK_BYTES;
-    if (chunks < 2 * (size_t)nth) chunks = 2 * (size_t)nth;
+static inline size_t fs_cpu_pass_chunk(size_t total, int nth) {
+    size_t per = (size_t)(nth > 0 ? nth : 1), m = (total + per * FS_DECODE_CHUNK_BYTES - 1) / (per * FS_DECODE_CHUNK_BYTES);
+    if (m < 2) m = 2;
+    return total / (per * m) > 0 ? (total + per * m - 1) / (per * m) : 1;
+}
+/* Rows per chunk of one weight of the pass: N rows of row_bytes in chunks
+ * of about chunk bytes (fs_cpu_pass_chunk), a multiple of align (the
+ * kernel's row block). */
+static inline int fs_cpu_decode_rows(int N, size_t row_bytes, size_t chunk, int align) {
+    if (!chunk) chunk = FS_DECODE_CHUNK_BYTES;
+    size_t total = (size_t)N * row_bytes, chunks = (total + chunk / 2) / chunk;
+    if (chunks < 1) chunks = 1;
     int r = (int)(((size_t)N + chunks - 1) / chunks);
     if (r < align) r = align;
     return (r + align - 1) / align * align;
@@ -493,8 +517,9 @@ void fs_qgemm_neon_chunk(void *arg, int chunk, int tid);
 
 /* ---- decode plans and calibration (tune_cpu.c) ---- */
 
-/* Every dtype's default plan: prefetcht0 16 KiB ahead, the default kernel
- * (quantized: the widest; float: AVX2; tune_cpu.c says why). */
+/* Every dtype's default plan: prefetcht0 1 KiB and prefetcht1 4 KiB
+ * ahead, the default kernel (quantized: the widest; float: AVX2;
+ * tune_cpu.c says why). */
 void fs_cpu_plan_defaults(fs_cpu *f);
 /* The decode kernel a dtype's matmul runs now: its plan's, if the kernel
  * set (which tests and FS_ISA may cap) has it, else the default. */

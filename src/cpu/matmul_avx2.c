@@ -74,7 +74,7 @@ INL void prefetch(const char *p, const int hint) {
  * Prefetching past the end of the thread's rows or of W is harmless: a
  * prefetch never faults. */
 INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1, const int hint,
-                  size_t ahead) {
+                  size_t ahead, size_t far) {
     size_t Ks = (size_t)K, es = dt == FS_DTYPE_F32 ? 4 : 2;
     for (int n = n0; n < n1; n++) {
         size_t r0 = (size_t)n * Ks;
@@ -84,6 +84,10 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
         for (; k + 32 <= K; k += 32) {
             prefetch(row + (size_t)k * es + ahead, hint);   /* 32 k = one line of bf16 */
             if (es == 4) prefetch(row + (size_t)k * es + ahead + 64, hint);
+            if (far) {   /* the plan's second prefetch, into L2 */
+                _mm_prefetch(row + (size_t)k * es + far, _MM_HINT_T1);
+                if (es == 4) _mm_prefetch(row + (size_t)k * es + far + 64, _MM_HINT_T1);
+            }
             a0 = _mm256_fmadd_ps(load8(W, dt, r0 + k), _mm256_loadu_ps(x + k), a0);
             a1 = _mm256_fmadd_ps(load8(W, dt, r0 + k + 8), _mm256_loadu_ps(x + k + 8), a1);
             a2 = _mm256_fmadd_ps(load8(W, dt, r0 + k + 16), _mm256_loadu_ps(x + k + 16), a2);
@@ -98,20 +102,20 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
 
 /* gemv1_dt with the hint a constant in each copy. */
 INL void gemv1_plan(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1, int hint,
-                    size_t ahead) {
+                    size_t ahead, size_t far) {
     switch (hint) {
-    case FS_PF_T0: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_T0, ahead); break;
-    case FS_PF_NTA: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_NTA, ahead); break;
-    default: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_NONE, ahead); break;
+    case FS_PF_T0: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_T0, ahead, far); break;
+    case FS_PF_NTA: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_NTA, ahead, far); break;
+    default: gemv1_dt(x, W, dt, y, K, n0, n1, FS_PF_NONE, ahead, far); break;
     }
 }
 
 INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
-                 int hint, size_t ahead) {
+                 int hint, size_t ahead, size_t far) {
     size_t Ks = (size_t)K;
     int n = n0;
     if (T == 1) {
-        gemv1_plan(x, W, dt, y, K, n0, n1, hint, ahead);
+        gemv1_plan(x, W, dt, y, K, n0, n1, hint, ahead, far);
         return;
     }
     for (; n + 4 <= n1; n += 4) {
@@ -178,11 +182,11 @@ INL void gemv_dt(const float *x, const void *W, fs_dtype dt, float *y, int T, in
 TGT void fs_gemv_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                       const fs_cpu_plan *plan) {
     int hint = plan->prefetch;
-    size_t ahead = (size_t)plan->ahead;
+    size_t ahead = (size_t)plan->ahead, far = (size_t)plan->far;
     switch (dt) {
-    case FS_DTYPE_BF16: gemv_dt(x, W, FS_DTYPE_BF16, y, T, K, N, n0, n1, hint, ahead); break;
-    case FS_DTYPE_F16: gemv_dt(x, W, FS_DTYPE_F16, y, T, K, N, n0, n1, hint, ahead); break;
-    default: gemv_dt(x, W, FS_DTYPE_F32, y, T, K, N, n0, n1, hint, ahead); break;
+    case FS_DTYPE_BF16: gemv_dt(x, W, FS_DTYPE_BF16, y, T, K, N, n0, n1, hint, ahead, far); break;
+    case FS_DTYPE_F16: gemv_dt(x, W, FS_DTYPE_F16, y, T, K, N, n0, n1, hint, ahead, far); break;
+    default: gemv_dt(x, W, FS_DTYPE_F32, y, T, K, N, n0, n1, hint, ahead, far); break;
     }
 }
 

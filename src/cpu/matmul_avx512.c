@@ -66,6 +66,14 @@
         else if ((hint) == FS_PF_NTA) _mm_prefetch((const char *)(p), _MM_HINT_NTA);                           \
     } while (0)
 
+/* The plan's two prefetches for the bytes at p: the near one (hint) at p
+ * + ahead, and the far one into L2 at p + far, where far is not 0. */
+#define PREFETCH_AT(p, hint, ahead, far)                                                                       \
+    do {                                                                                                       \
+        PREFETCH((const char *)(p) + (ahead), hint);                                                           \
+        if (far) _mm_prefetch((const char *)(p) + (far), _MM_HINT_T1);                                         \
+    } while (0)
+
 /* Run BODY with HINT the plan's prefetch as a constant. */
 #define WITH_HINT(plan, BODY)                                                                                  \
     switch ((plan)->prefetch) {                                                                                \
@@ -90,7 +98,7 @@ INL __m512 load16(const void *W, fs_dtype dt, size_t i, __mmask16 m) {
 }
 
 INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1, const int hint,
-                  size_t ahead) {
+                  size_t ahead, size_t far) {
     size_t Ks = (size_t)K, es = dt == FS_DTYPE_F32 ? 4 : 2;
     const __mmask16 all = 0xffff;
     for (int n = n0; n < n1; n++) {
@@ -99,7 +107,7 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int k = 0;
         for (; k + 64 <= K; k += 64) {   /* 64 k: 2 lines of 16-bit weights, 4 of f32 */
-            for (size_t o = 0; o < 64 * es; o += 64) PREFETCH(row + (size_t)k * es + ahead + o, hint);
+            for (size_t o = 0; o < 64 * es; o += 64) PREFETCH_AT(row + (size_t)k * es + o, hint, ahead, far);
             a0 = _mm512_fmadd_ps(load16(W, dt, r0 + k, all), _mm512_loadu_ps(x + k), a0);
             a1 = _mm512_fmadd_ps(load16(W, dt, r0 + k + 16, all), _mm512_loadu_ps(x + k + 16), a1);
             a2 = _mm512_fmadd_ps(load16(W, dt, r0 + k + 32, all), _mm512_loadu_ps(x + k + 32), a2);
@@ -115,11 +123,11 @@ INL void gemv1_dt(const float *x, const void *W, fs_dtype dt, float *y, int K, i
 
 TGT void fs_gemv1_avx512(const float *x, const void *W, fs_dtype dt, float *y, int K, int n0, int n1,
                          const fs_cpu_plan *plan) {
-    size_t ahead = (size_t)plan->ahead;
+    size_t ahead = (size_t)plan->ahead, far = (size_t)plan->far;
     switch (dt) {
-    case FS_DTYPE_BF16: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_BF16, y, K, n0, n1, HINT, ahead)) break;
-    case FS_DTYPE_F16: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_F16, y, K, n0, n1, HINT, ahead)) break;
-    default: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_F32, y, K, n0, n1, HINT, ahead)) break;
+    case FS_DTYPE_BF16: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_BF16, y, K, n0, n1, HINT, ahead, far)) break;
+    case FS_DTYPE_F16: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_F16, y, K, n0, n1, HINT, ahead, far)) break;
+    default: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_F32, y, K, n0, n1, HINT, ahead, far)) break;
     }
 }
 
@@ -171,15 +179,15 @@ INL_BF16 __m512 dpbf16(__m512 acc, __m512i w, const uint16_t *x) {
  * off (the next row's bytes), the parts are zero-padded to a multiple of
  * 32 (fs_cpu_split_input). */
 INL_BF16 void gemv1_bf16_hint(const uint16_t *xs, size_t stride, const uint16_t *W, float *y, int K, int n0, int n1,
-                              const int hint, size_t ahead) {
+                              const int hint, size_t ahead, size_t far) {
     const uint16_t *xh = xs, *xm = xs + stride, *xl = xs + 2 * stride;
     for (int n = n0; n < n1; n++) {
         const uint16_t *w = W + (size_t)n * (size_t)K;
         __m512 h0 = _mm512_setzero_ps(), m0 = h0, l0 = h0, h1 = h0, m1 = h0, l1 = h0;
         int k = 0;
         for (; k + 64 <= K; k += 64) {
-            PREFETCH((const char *)(w + k) + ahead, hint);
-            PREFETCH((const char *)(w + k) + ahead + 64, hint);
+            PREFETCH_AT(w + k, hint, ahead, far);
+            PREFETCH_AT(w + k + 32, hint, ahead, far);
             __m512i v0 = _mm512_loadu_si512((const void *)(w + k)), v1 = _mm512_loadu_si512((const void *)(w + k + 32));
             h0 = dpbf16(h0, v0, xh + k), m0 = dpbf16(m0, v0, xm + k), l0 = dpbf16(l0, v0, xl + k);
             h1 = dpbf16(h1, v1, xh + k + 32), m1 = dpbf16(m1, v1, xm + k + 32), l1 = dpbf16(l1, v1, xl + k + 32);
@@ -196,8 +204,8 @@ INL_BF16 void gemv1_bf16_hint(const uint16_t *xs, size_t stride, const uint16_t 
 
 TGT_BF16 void fs_gemv1_avx512_bf16(const uint16_t *xs, size_t xs_stride, const void *W, float *y, int K, int n0,
                                    int n1, const fs_cpu_plan *plan) {
-    size_t ahead = (size_t)plan->ahead;
-    WITH_HINT(plan, gemv1_bf16_hint(xs, xs_stride, W, y, K, n0, n1, HINT, ahead))
+    size_t ahead = (size_t)plan->ahead, far = (size_t)plan->far;
+    WITH_HINT(plan, gemv1_bf16_hint(xs, xs_stride, W, y, K, n0, n1, HINT, ahead, far))
 }
 
 /* ---- x8: Q8_0 / Q4_0 with 512-bit vpdpbusd ---- */
@@ -260,7 +268,8 @@ INL void store8(float *y, __m512 acc) {
 /* Groups [g0, g1) of 8 rows, token t. A pair of groups (repack.c) is one
  * stream: block b of both, then block b + 1; a group without its partner
  * in [g0, g1) runs alone. */
-INL void x8_hint(const fs_quant_job *j, int t, int g0, int g1, const int q4, const int hint, size_t ahead) {
+INL void x8_hint(const fs_quant_job *j, int t, int g0, int g1, const int q4, const int hint, size_t ahead,
+                 size_t far) {
     int nb = j->K / FS_QK;
     int64_t G = j->N / 8;
     size_t sbytes = fs_x8_super_bytes(j->dt);
@@ -273,7 +282,7 @@ INL void x8_hint(const fs_quant_job *j, int t, int g0, int g1, const int q4, con
         int pair = g % 2 == 0 && g + 1 < g1;
         size_t step = (fs_x8_index(G, nb, g, 1) - fs_x8_index(G, nb, g, 0)) * sbytes;
         for (int b = 0; b < nb; b++, sb += step) {
-            for (size_t o = 0; o < step; o += 64) PREFETCH(sb + ahead + o, hint);
+            for (size_t o = 0; o < step; o += 64) PREFETCH_AT(sb + o, hint, ahead, far);
             const int8_t *eb = e + (size_t)b * 512;
             acc = scale_add(acc, q4 ? sums_q4(sb, eb, xs[b].s) : sums_q8(sb, eb), sb, xs[b].d);
             if (pair) acc1 = scale_add(acc1, q4 ? sums_q4(sb + sbytes, eb, xs[b].s) : sums_q8(sb + sbytes, eb),
@@ -287,9 +296,9 @@ INL void x8_hint(const fs_quant_job *j, int t, int g0, int g1, const int q4, con
 
 TGT void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1) {
     const fs_cpu_plan *plan = &j->f->plan[j->dt];
-    size_t ahead = (size_t)plan->ahead;
-    if (j->dt == FS_DTYPE_Q4_0) WITH_HINT(plan, x8_hint(j, t, g0, g1, 1, HINT, ahead))
-    else WITH_HINT(plan, x8_hint(j, t, g0, g1, 0, HINT, ahead))
+    size_t ahead = (size_t)plan->ahead, far = (size_t)plan->far;
+    if (j->dt == FS_DTYPE_Q4_0) WITH_HINT(plan, x8_hint(j, t, g0, g1, 1, HINT, ahead, far))
+    else WITH_HINT(plan, x8_hint(j, t, g0, g1, 0, HINT, ahead, far))
 }
 
 /* ---- the f32 register tile, 512-bit ---- */

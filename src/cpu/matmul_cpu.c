@@ -65,13 +65,17 @@ static void slab(fs_cpu *f, const fs_mm_in *in, int t0, int T, int K, const fs_l
         fs_cpu_swiglu(f, x, buf_f32(in->up) + off, f->ref.x_in, (size_t)T * (size_t)K);
         x = f->ref.x_in;
     }
-    int quant = 0, split = 0;
+    int split = 0;
+    unsigned quant = 0;   /* the quantized dtypes, a bit each */
     for (int i = 0; i < n; i++) {
-        quant |= fs_dtype_is_quant(out[i].W->dtype);
+        if (fs_dtype_is_quant(out[i].W->dtype)) quant |= 1u << out[i].W->dtype;
         split |= fs_cpu_wants_split(f, out[i].W->dtype, T);
     }
-    if (quant) fs_cpu_quantize_input(f, x, T, K);
+    if (quant) fs_cpu_quantize_input(f, x, T, K, quant);
     if (split) fs_cpu_split_input(f, x, T, K);
+    size_t bytes = 0;   /* the decode chunks' size: one for the pass (cpu_backend.h) */
+    for (int i = 0; i < n; i++) bytes += fs_dtype_row_bytes(out[i].W->dtype, K) * (size_t)out[i].N;
+    f->decode_chunk = fs_cpu_pass_chunk(bytes, f->nth);
     pass p = {.f = f, .n = n, .T = T};
     union {
         fs_float_job fl;

@@ -227,6 +227,13 @@ static TGT void pack_panel_x8(const void *W, fs_dtype dt, int N, int K, int n, u
         if ((hint) == FS_PF_T0) _mm_prefetch((p), _MM_HINT_T0);                                                 \
         else if ((hint) == FS_PF_NTA) _mm_prefetch((p), _MM_HINT_NTA);                                          \
     } while (0)
+/* Both of the plan's prefetches for the bytes at p: the near one at p +
+ * ahead, the far one into L2 at p + far (where far is not 0). */
+#define PREFETCH_AT(p, hint, ahead, far)                                                                       \
+    do {                                                                                                       \
+        PREFETCH((p) + (ahead), hint);                                                                         \
+        if (far) _mm_prefetch((p) + (far), _MM_HINT_T1);                                                       \
+    } while (0)
 
 /* 4 bytes at p as one int32, broadcast to 8 lanes. */
 INL __m256i bcast4(const int8_t *p) {
@@ -319,7 +326,8 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
  * superblock kernels (sums_avx2 / sums2_avx2, sums_vnni / sums2_vnni). */
 #define X8_GROUPS(NAME, TARGET, SUMS, SUMS2)                                                                   \
     static inline __attribute__((always_inline)) TARGET void NAME##_hint(const fs_quant_job *j, int t, int g0,       \
-                                                                         int g1, const int hint, size_t ahead) {     \
+                                                                         int g1, const int hint, size_t ahead,       \
+                                                                         size_t far) {                               \
         int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;                                                    \
         int64_t G = j->N / 8;                                                                                  \
         size_t sbytes = fs_x8_super_bytes(j->dt);                                                              \
@@ -332,7 +340,7 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
             if (g % 2 == 0 && g + 1 < g1) { /* a pair */                                                       \
                 for (int b = 0; b < nb; b++, sb += 2 * sbytes) {                                               \
                     for (size_t o = 0; o < 2 * sbytes; o += 64)                                                \
-                        PREFETCH((const char *)sb + ahead + o, hint);                                          \
+                        PREFETCH_AT((const char *)sb + o, hint, ahead, far);                                           \
                     __m256i s, s1;                                                                             \
                     if (q4) SUMS2(1, sb, sb + sbytes, x[b].qs, xs[b].s, &s, &s1);                              \
                     else SUMS2(0, sb, sb + sbytes, x[b].qs, 0, &s, &s1);                                       \
@@ -352,7 +360,7 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
             int b = 0;                                                                                         \
             for (; b + 2 <= nb; b += 2, sb += 2 * step) { /* two blocks, two accumulators */                   \
                 for (size_t o = 0; o < 2 * step; o += 64)                                                      \
-                    PREFETCH((const char *)sb + ahead + o, hint);                                              \
+                    PREFETCH_AT((const char *)sb + o, hint, ahead, far);                                               \
                 __m256i s = q4 ? SUMS(1, sb, x[b].qs, xs[b].s) : SUMS(0, sb, x[b].qs, 0);                      \
                 __m256i s1 = q4 ? SUMS(1, sb + step, x[b + 1].qs, xs[b + 1].s) : SUMS(0, sb + step, x[b + 1].qs, 0); \
                 __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));                             \
@@ -362,7 +370,7 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
             }                                                                                                  \
             for (; b < nb; b++, sb += step) {                                                                  \
                 for (size_t o = 0; o < step; o += 64)                                                          \
-                    PREFETCH((const char *)sb + ahead + o, hint);                                              \
+                    PREFETCH_AT((const char *)sb + o, hint, ahead, far);                                               \
                 __m256i s = q4 ? SUMS(1, sb, x[b].qs, xs[b].s) : SUMS(0, sb, x[b].qs, 0);                      \
                 __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb));                             \
                 acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(xs[b].d)), acc); \
@@ -374,9 +382,9 @@ INL void sums2_avx2(int q4, const uint8_t *sa, const uint8_t *sb, const int8_t *
     static TARGET void NAME(const fs_quant_job *j, int t, int g0, int g1) {                                        \
         const fs_cpu_plan *p = &j->f->plan[j->dt];                                                             \
         switch (p->prefetch) {                                                                                 \
-        case FS_PF_T0: NAME##_hint(j, t, g0, g1, FS_PF_T0, (size_t)p->ahead); break;                           \
-        case FS_PF_NTA: NAME##_hint(j, t, g0, g1, FS_PF_NTA, (size_t)p->ahead); break;                         \
-        default: NAME##_hint(j, t, g0, g1, FS_PF_NONE, 0); break;                                              \
+        case FS_PF_T0: NAME##_hint(j, t, g0, g1, FS_PF_T0, (size_t)p->ahead, (size_t)p->far); break;           \
+        case FS_PF_NTA: NAME##_hint(j, t, g0, g1, FS_PF_NTA, (size_t)p->ahead, (size_t)p->far); break;         \
+        default: NAME##_hint(j, t, g0, g1, FS_PF_NONE, 0, (size_t)p->far); break;                              \
         }                                                                                                      \
     }
 
@@ -581,12 +589,20 @@ size_t fs_cpu_qpack_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_
 
 /* Quantize x [T, K] to Q8_0 (f->qx) with its per-block scales and sums
  * (f->qxs), once for all the quantized matmuls that read this x. */
-void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K) {
+void fs_cpu_quantize_input(fs_cpu *f, const float *x, int T, int K, unsigned dts) {
     size_t nb = (size_t)K / FS_QK;
     for (int t = 0; t < T; t++)
         fs_cpu_quantize_x(f->isa, x + (size_t)t * (size_t)K, f->qx + (size_t)t * nb, f->qxs + (size_t)t * nb, K);
-    /* the AVX-512 decode kernel reads x's quads laid out for it (matmul_avx512.c) */
-    if (f->isa == FS_ISA_AVX2 && f->avx512 && f->qxe && T < FS_GEMM_MIN_T)
+    /* The AVX-512 decode kernel reads x's quads laid out for it
+     * (matmul_avx512.c): 16 bytes for every byte of x (0.1-0.4 us for K =
+     * 1024-3072 on CPU A), written here and read by every thread. They
+     * are laid out only when a weight of the pass runs that kernel, not
+     * whenever the CPU has AVX-512: the plan may name the 256-bit one,
+     * which reads x as it is. */
+    int wide = 0;
+    for (int dt = 0; dt < FS_CPU_NDTYPE; dt++)
+        if (dts >> dt & 1u) wide |= fs_cpu_decode_kernel(f, (fs_dtype)dt) == FS_DK_AVX512;
+    if (f->isa == FS_ISA_AVX2 && f->avx512 && f->qxe && T < FS_GEMM_MIN_T && wide)
         for (int t = 0; t < T; t++) fs_expand_x_avx512(f->qx + (size_t)t * nb, f->qxe + (size_t)t * nb * 512, (int)nb);
 }
 
@@ -611,7 +627,7 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
 #endif
     {
         /* x8: whole pairs of groups per chunk (16 rows), so no pair is split */
-        j->rows = fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->nth, x8 ? 16 : 4);
+        j->rows = fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->decode_chunk, x8 ? 16 : 4);
         fn = x8 ? x8_chunk : rows_chunk;
     }
     *job = (fs_cpu_job){fn, j, j->rows, (N + j->rows - 1) / j->rows};

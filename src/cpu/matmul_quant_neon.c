@@ -102,6 +102,13 @@
         if ((hint) == FS_PF_T0) __builtin_prefetch((p), 0, 3);                                                 \
         else if ((hint) == FS_PF_NTA) __builtin_prefetch((p), 0, 0);                                           \
     } while (0)
+/* Both of the plan's prefetches for the bytes at p: the near one at p +
+ * ahead, the far one (pldl2keep, into L2) at p + far where far is not 0. */
+#define PREFETCH_AT(p, hint, ahead, far)                                                                       \
+    do {                                                                                                       \
+        PREFETCH((p) + (ahead), hint);                                                                         \
+        if (far) __builtin_prefetch((p) + (far), 0, 2);                                                        \
+    } while (0)
 
 /* ---- the 4-row, 4-byte dot products ----
  * acc lane i += w[4i .. 4i+3] . x[4 lane .. 4 lane+3]; lane is a constant. */
@@ -160,7 +167,8 @@ INL void widen_scales(const uint8_t *p, float32x4_t *lo, float32x4_t *hi) {
  * (the last one when N / 8 is odd) runs alone. The weights are prefetched
  * as the dtype's decode plan says (tune_cpu.c). */
 #define X8_DECODE(NAME, TARGET, SUMS)                                                                          \
-    INL TARGET void NAME##_hint(const fs_quant_job *j, int t, int g0, int g1, const int hint, size_t ahead) {     \
+    INL TARGET void NAME##_hint(const fs_quant_job *j, int t, int g0, int g1, const int hint, size_t ahead,       \
+                                size_t far) {                                                                  \
         int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0;                                                    \
         int64_t G = j->N / 8;                                                                                  \
         size_t sbytes = fs_x8_super_bytes(j->dt);                                                              \
@@ -174,7 +182,7 @@ INL void widen_scales(const uint8_t *p, float32x4_t *lo, float32x4_t *hi) {
             size_t step = (fs_x8_index(G, nb, g, 1) - fs_x8_index(G, nb, g, 0)) * sbytes;                      \
             float32x4_t f0 = vdupq_n_f32(0), f1 = f0, f2 = f0, f3 = f0;                                        \
             for (int b = 0; b < nb; b++, sb += step) {                                                         \
-                for (size_t o = 0; o < step; o += 64) PREFETCH((const char *)sb + ahead + o, hint);           \
+                for (size_t o = 0; o < step; o += 64) PREFETCH_AT((const char *)sb + o, hint, ahead, far);    \
                 int8x16_t x0 = vld1q_s8(x[b].qs), x1 = vld1q_s8(x[b].qs + 16);                                 \
                 float32x4_t dx = vdupq_n_f32(xs[b].d), d0, d1;                                                 \
                 int32x4_t s0, s1;                                                                              \
@@ -204,9 +212,9 @@ INL void widen_scales(const uint8_t *p, float32x4_t *lo, float32x4_t *hi) {
     static TARGET void NAME(const fs_quant_job *j, int t, int g0, int g1) {                                    \
         const fs_cpu_plan *p = &j->f->plan[j->dt];                                                             \
         switch (p->prefetch) {                                                                                 \
-        case FS_PF_T0: NAME##_hint(j, t, g0, g1, FS_PF_T0, (size_t)p->ahead); break;                           \
-        case FS_PF_NTA: NAME##_hint(j, t, g0, g1, FS_PF_NTA, (size_t)p->ahead); break;                         \
-        default: NAME##_hint(j, t, g0, g1, FS_PF_NONE, 0); break;                                              \
+        case FS_PF_T0: NAME##_hint(j, t, g0, g1, FS_PF_T0, (size_t)p->ahead, (size_t)p->far); break;           \
+        case FS_PF_NTA: NAME##_hint(j, t, g0, g1, FS_PF_NTA, (size_t)p->ahead, (size_t)p->far); break;         \
+        default: NAME##_hint(j, t, g0, g1, FS_PF_NONE, 0, (size_t)p->far); break;                              \
         }                                                                                                      \
     }
 

@@ -16,21 +16,25 @@
  * matmuls (T = 1, all threads, the real kernels and job split) over the
  * model's own weights, one sample of TUNE_SAMPLE bytes at a time, walking
  * through the matrices so that each sample reads memory the one before did
- * not - the way a decode step streams them. Two stages:
- *   1. the prefetch: none, or T0 / NTA at 4 to 32 KiB ahead, with the
- *      default kernel;
- *   2. the kernel: every decode kernel the CPU has for the dtype (AVX2,
+ * not - the way a decode step streams them. Three stages:
+ *   1. the near prefetch: none, or T0 at 512 B to 16 KiB ahead, or NTA at
+ *      1 to 16 KiB, each with the default far prefetch and kernel;
+ *   2. the far prefetch (a second one, into L2 only): none, or 4, 8 or 16
+ *      KiB ahead, with stage 1's near one (docs/cpu.md, "Two
+ *      prefetches": on the Xeon of docs/bench.md the pair read the
+ *      weights ~25% faster than either alone);
+ *   3. the kernel: every decode kernel the CPU has for the dtype (AVX2,
  *      AVX-VNNI, AVX-512, AVX-512 BF16; on aarch64 NEON with or without
- *      sdot, quantized weights only), with stage 1's prefetch.
+ *      sdot, quantized weights only), with stage 2's prefetches.
  * Samples of all candidates alternate, round after round (the order
  * rotated). On a shared machine the speed drifts with the neighbours'
  * load, within seconds, so a candidate is never compared with another's
  * sample from another moment: each round's times are divided by the
- * reference's in the same round (the default plan; in stage 2 the
- * default kernel), and a candidate scores the median of its ratios. It
+ * reference's in the same round (the default plan, far prefetch or
+ * kernel), and a candidate scores the median of its ratios. It
  * replaces the reference only if that median is at least 3% lower - among
  * candidates that are equal within the noise the default stays, rather
- * than whichever was lucky. About 0.1-0.5 s for Qwen3-0.6B.
+ * than whichever was lucky. About 0.2-0.5 s for Qwen3-0.6B.
  *
  * When. The first time a model's weights (dtype, count, size) run on a CPU
  * (its name, the kernel set, the thread count): the plan is then stored in
@@ -39,15 +43,16 @@
  * TUNE_METHOD, so plans an older method cached are measured again).
  * Weights under TUNE_MIN_BYTES are not measured (they fit in the caches,
  * where the prefetch hardly matters; the tests' models): they run the
- * defaults - prefetcht0 16 KiB ahead and the kernel below:
- * never far from the best where measured (docs/bench.md: within the noise
- * on the Xeon; NTA measured ~16% ahead on an AMD Zen 5, which a calibrated
- * plan finds).
+ * defaults - prefetcht0 1 KiB ahead, prefetcht1 4 KiB ahead, and the
+ * kernel below: the best plan measured on the Xeon of docs/bench.md (22%
+ * ahead of the older default, prefetcht0 16 KiB ahead, there); on an AMD
+ * Zen 5 NTA measured ~16% ahead of T0, which a calibrated plan finds.
  * FS_CALIBRATE=0 keeps the defaults, FS_CALIBRATE=1 measures again
  * (whatever the size) and replaces the cached line: `fs bench --calibrate`
  * (FS_CALIBRATE=verbose: the same, printing every candidate's score).
- * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=16384" (the cache's
- * syntax) imposes a plan on every dtype whose kernel the CPU has: a switch
+ * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=1024 far=4096" (the
+ * cache's syntax; without far=, no far prefetch) imposes a plan on every
+ * dtype whose kernel the CPU has: a switch
  * to compare plans with `fs bench`, as FS_ISA compares kernel sets.
  *
  * Docs: docs/cpu.md, docs/bench.md
@@ -70,16 +75,18 @@
 #define TUNE_ROUNDS 7
 #define TUNE_MAX_ROUNDS 15
 #define TUNE_MARGIN 0.03   /* a candidate replaces the reference only when 3% faster */
-#define DEFAULT_AHEAD 16384
+#define DEFAULT_AHEAD 1024
+#define DEFAULT_FAR 4096
 #define MAX_CAND 16
 /* Part of the cache key: raised whenever the way plans are measured
  * changes, so a plan cached by an older method is measured again rather
  * than trusted. Method 1 took the minimum of samples; method 2 scores the
- * median of same-round ratios. A Q4_0 plan found cached on the Xeon of
+ * median of same-round ratios; method 3 adds the far prefetch and near
+ * distances under 4 KiB. A Q4_0 plan found cached on the Xeon of
  * docs/cpu.md named the AVX2 kernel (t0, 4 KiB ahead), which decoded
  * 8-10% slower there than the AVX-512 kernel at 16 KiB in alternating
  * runs. */
-#define TUNE_METHOD 2
+#define TUNE_METHOD 3
 
 static const char *const kernel_names[FS_DK_COUNT] = {"avx2", "avx-vnni", "avx512", "avx512-bf16", "neon", "dotprod"};
 static const char *const prefetch_names[3] = {"none", "t0", "nta"};
@@ -122,7 +129,7 @@ int fs_cpu_decode_kernel(const fs_cpu *f, fs_dtype dt) {
 
 void fs_cpu_plan_defaults(fs_cpu *f) {
     for (int dt = 0; dt < FS_CPU_NDTYPE; dt++)
-        f->plan[dt] = (fs_cpu_plan){default_kernel(f, (fs_dtype)dt), FS_PF_T0, DEFAULT_AHEAD, FS_PLAN_DEFAULT, 0};
+        f->plan[dt] = (fs_cpu_plan){default_kernel(f, (fs_dtype)dt), FS_PF_T0, DEFAULT_AHEAD, FS_PLAN_DEFAULT, 0, DEFAULT_FAR};
     f->tune_s = 0;
 }
 
@@ -175,16 +182,15 @@ int fs_cpu_tune_path(char *buf, size_t n) {
 
 static int parse_plan(const char *v, fs_cpu_plan *p) {
     char kernel[32], pf[16];
-    int ahead;
-    if (sscanf(v, "kernel=%31s prefetch=%15s ahead=%d", kernel, pf, &ahead) != 3 || ahead < 0 || ahead > (1 << 20))
-        return -1;
+    int ahead, far = 0, got = sscanf(v, "kernel=%31s prefetch=%15s ahead=%d far=%d", kernel, pf, &ahead, &far);
+    if (got < 3 || ahead < 0 || ahead > (1 << 20) || far < 0 || far > (1 << 20)) return -1;
     int k = -1, h = -1;
     for (int i = 0; i < FS_DK_COUNT; i++)
         if (!strcmp(kernel, kernel_names[i])) k = i;
     for (int i = 0; i < 3; i++)
         if (!strcmp(pf, prefetch_names[i])) h = i;
     if (k < 0 || h < 0) return -1;
-    *p = (fs_cpu_plan){k, h, ahead, FS_PLAN_CACHED, 0};
+    *p = (fs_cpu_plan){k, h, ahead, FS_PLAN_CACHED, 0, far};
     return 0;
 }
 
@@ -233,8 +239,8 @@ int fs_cpu_tune_store(const char *key, const fs_cpu_plan *p) {
         lines++;
     }
     if (in) fclose(in);
-    fprintf(out, "%s\tkernel=%s prefetch=%s ahead=%d\n", key, kernel_names[p->kernel], prefetch_names[p->prefetch],
-            p->ahead);
+    fprintf(out, "%s\tkernel=%s prefetch=%s ahead=%d far=%d\n", key, kernel_names[p->kernel],
+            prefetch_names[p->prefetch], p->ahead, p->far);
     int bad = ferror(out);
     bad |= fclose(out);
     if (bad || rename(tmp, path)) {
@@ -255,6 +261,10 @@ typedef struct {
     fs_cpu_plan cand[MAX_CAND];
 } tune_run;
 
+static size_t weight_bytes(const fs_cpu_buf *W) {
+    return fs_dtype_row_bytes(W->base.dtype, W->base.cols) * (W->base.n / (size_t)W->base.cols);
+}
+
 /* One decode matmul (T = 1) with W, through the same job and input
  * preparation as matmul_cpu.c: x is the reserved input row. */
 static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
@@ -266,18 +276,15 @@ static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
         fs_float_job fl;
         fs_quant_job q;
     } arg;
+    f->decode_chunk = fs_cpu_pass_chunk(weight_bytes(W), f->nth);
     if (fs_dtype_is_quant(W->base.dtype)) {
-        fs_cpu_quantize_input(f, x, 1, K);
+        fs_cpu_quantize_input(f, x, 1, K, 1u << W->base.dtype);
         fs_cpu_quant_job(f, &arg.q, &W->base, y, 1, K, N, &job);
     } else {
         if (fs_cpu_wants_split(f, W->base.dtype, 1)) fs_cpu_split_input(f, x, 1, K);
         fs_cpu_float_job(f, &arg.fl, &W->base, x, y, 1, K, N, &job);
     }
     fs_threadpool_for(f->pool, job.chunks, job.fn, job.arg);
-}
-
-static size_t weight_bytes(const fs_cpu_buf *W) {
-    return fs_dtype_row_bytes(W->base.dtype, W->base.cols) * (W->base.n / (size_t)W->base.cols);
 }
 
 /* Seconds per byte of one sample with candidate c. */
@@ -298,30 +305,41 @@ static double run_candidate(void *arg, int c) {
 static void describe_cands(const tune_run *t, int n, const char *stage) {
     fprintf(stderr, "calibration, %s decode, %s:", fs_dtype_name(t->dt), stage);
     for (int c = 0; c < n; c++)
-        fprintf(stderr, " %d=%s/%s/%d", c, kernel_names[t->cand[c].kernel], prefetch_names[t->cand[c].prefetch],
-                t->cand[c].ahead);
+        fprintf(stderr, " %d=%s/%s/%d/far %d", c, kernel_names[t->cand[c].kernel],
+                prefetch_names[t->cand[c].prefetch], t->cand[c].ahead, t->cand[c].far);
     fprintf(stderr, "\n");
 }
 
-/* The two stages (see the top) for one dtype; the plan is left in f. */
+/* The three stages (see the top) for one dtype; the plan is left in f. */
 static void calibrate(tune_run *t) {
     fs_cpu *f = t->f;
     fs_dtype dt = t->dt;
     int k0 = default_kernel(f, dt), n = 0, ref = 0;
-    static const int aheads[] = {4096, 8192, 16384, 32768};
-    t->cand[n++] = (fs_cpu_plan){k0, FS_PF_NONE, 0, FS_PLAN_CALIBRATED, 0};
+    static const int aheads[] = {512, 1024, 2048, 4096, 16384}, fars[] = {0, 4096, 8192, 16384};
+    t->cand[n++] = (fs_cpu_plan){k0, FS_PF_NONE, 0, FS_PLAN_CALIBRATED, 0, DEFAULT_FAR};
     for (int h = FS_PF_T0; h <= FS_PF_NTA; h++)
         for (size_t a = 0; a < sizeof aheads / sizeof aheads[0]; a++) {
+            if (h == FS_PF_NTA && (aheads[a] == 512 || aheads[a] == 2048)) continue;
             if (h == FS_PF_T0 && aheads[a] == DEFAULT_AHEAD) ref = n;   /* the default plan */
-            t->cand[n++] = (fs_cpu_plan){k0, h, aheads[a], FS_PLAN_CALIBRATED, 0};
+            t->cand[n++] = (fs_cpu_plan){k0, h, aheads[a], FS_PLAN_CALIBRATED, 0, DEFAULT_FAR};
         }
     if (verbose) describe_cands(t, n, "prefetch");
     fs_cpu_plan pf = t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)];
     n = ref = 0;
+    for (size_t a = 0; a < sizeof fars / sizeof fars[0]; a++) {
+        if (fars[a] && fars[a] <= pf.ahead) continue;   /* a far prefetch nearer than the near one is none */
+        if (fars[a] == DEFAULT_FAR) ref = n;
+        t->cand[n] = pf;
+        t->cand[n++].far = fars[a];
+    }
+    if (verbose) describe_cands(t, n, "far prefetch");
+    pf = t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)];
+    n = ref = 0;
     for (int k = 0; k < FS_DK_COUNT; k++)
         if (kernel_ok(f, dt, k)) {
             if (k == k0) ref = n;
-            t->cand[n++] = (fs_cpu_plan){k, pf.prefetch, pf.ahead, FS_PLAN_CALIBRATED, 0};
+            t->cand[n] = pf;
+            t->cand[n++].kernel = k;
         }
     if (verbose && n > 1) describe_cands(t, n, "kernel");
     f->plan[dt] = n > 1 ? t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)] : pf;
@@ -331,7 +349,7 @@ void fs_cpu_tune(fs_cpu *f) {
     const char *env = getenv("FS_CALIBRATE");
     verbose = env && !strcmp(env, "verbose");
     int force = env && (!strcmp(env, "1") || !strcmp(env, "force") || verbose), off = env && !strcmp(env, "0");
-    const char *forced = getenv("FS_DECODE_PLAN");   /* to compare plans: "kernel=K prefetch=P ahead=N" */
+    const char *forced = getenv("FS_DECODE_PLAN");   /* to compare plans: "kernel=K prefetch=P ahead=N far=N" */
     if (f->isa != FS_ISA_AVX2 && f->isa != FS_ISA_NEON) return;   /* only these kernels have choices */
     const fs_cpu_buf **w = malloc(((size_t)f->n_moved + 1) * sizeof *w);
     if (!w) return;
@@ -397,7 +415,10 @@ void fs_cpu_describe(fs_cpu *f) {
         n += snprintf(line + n, sizeof line - (size_t)n, "; %s decode: %s, prefetch %s", fs_dtype_name((fs_dtype)dt),
                       kernel_names[p->kernel], prefetch_names[p->prefetch]);
         if (p->prefetch != FS_PF_NONE && n > 0 && (size_t)n < sizeof line)
-            n += snprintf(line + n, sizeof line - (size_t)n, " %d KiB ahead", p->ahead >> 10);
+            n += snprintf(line + n, sizeof line - (size_t)n, p->ahead % 1024 ? " %d B ahead" : " %d KiB ahead",
+                          p->ahead % 1024 ? p->ahead : p->ahead >> 10);
+        if (p->far && n > 0 && (size_t)n < sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, " + L2 %d KiB ahead", p->far >> 10);
         if (n > 0 && (size_t)n < sizeof line)
             n += snprintf(line + n, sizeof line - (size_t)n, "%s", p->how == FS_PLAN_CACHED ? " (cached)"
                                                                    : p->how == FS_PLAN_DEFAULT ? " (default)"
