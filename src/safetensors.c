@@ -226,9 +226,13 @@ static int parse(fs_safetensors *f, const void *buf, size_t len, size_t file_siz
         /* Overlap: sort by begin; every non-empty tensor must start at or
          * after the furthest end seen so far. */
         qsort(spans, (size_t)f->n_tensors, sizeof *spans, cmp_span);
-        uint64_t max_end = 0;
+        uint64_t max_end = 0, data_end = 0;
         int max_idx = -1;
         for (int i = 0; i < f->n_tensors; i++) {
+            /* the data section ends at the furthest offset any tensor names,
+             * an empty one's too: parse_entry holds every tensor's offsets
+             * to the data section, so a file of that length must parse */
+            if (spans[i].end > data_end) data_end = spans[i].end;
             if (spans[i].begin == spans[i].end) continue;
             if (max_idx >= 0 && spans[i].begin < max_end) {
                 rc = fs_errf(e, "%s: tensor %s: data_offsets [%llu, %llu] overlap tensor %s (ends at %llu)", f->name,
@@ -242,7 +246,7 @@ static int parse(fs_safetensors *f, const void *buf, size_t len, size_t file_siz
                 max_idx = spans[i].idx;
             }
         }
-        f->data_end = f->data_start + (size_t)max_end;
+        f->data_end = f->data_start + (size_t)data_end;
     }
     if (!rc) {
         /* Keep the table in data order: that is "file order" for fs inspect. */

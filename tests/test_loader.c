@@ -799,6 +799,25 @@ static void test_check_header(void) {
     buf[8 + 30] = '#';
     CHECK(fs_st_check_header(buf, 8 + padded, "x.safetensors", &need, &e) == -1);
     CHECKF(strncmp(e.msg, "x.safetensors: ", 15) == 0, "%s", e.msg);
+
+    /* An empty tensor whose offsets lie past every other tensor's: the size
+     * announced covers them, and a file of that size parses (a fuzzer
+     * found the header passing with 6 bytes announced where 10 were
+     * needed, and the file of 6 refused). */
+    const char *hdr2 = "{\"a\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[0,6]},"
+                       "\"b\":{\"dtype\":\"F16\",\"shape\":[1,0],\"data_offsets\":[10,10]}}";
+    hl = strlen(hdr2), padded = (hl + 7) / 8 * 8;
+    memset(buf, 0, sizeof buf);
+    for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    memcpy(buf + 8, hdr2, hl);
+    memset(buf + 8 + hl, ' ', padded - hl);
+    CHECKF(fs_st_check_header(buf, 8 + padded, "x.safetensors", &need, &e) == 0, "%s", e.msg);
+    CHECK_EQ_INT(need, 8 + padded + 10);
+    CHECKF(fs_st_parse(&f, buf, 8 + padded + 10, "x.safetensors", &e) == 0, "%s", e.msg);
+    CHECK(f.data_end == 8 + padded + 10);
+    fs_st_close(&f);
+    CHECK(fs_st_parse(&f, buf, 8 + padded + 6, "x.safetensors", &e) == -1);
+    CHECKF(strstr(e.msg, "out of range") != NULL, "%s", e.msg);
 }
 
 static void rm_rf(const char *path) {
