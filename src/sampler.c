@@ -124,10 +124,13 @@ void fs_sampler_free(fs_sampler *s) {
 
 int fs_sampler_n_vocab(const fs_sampler *s) { return s->V; }
 
-int fs_sampler_is_greedy(const fs_sampler *s) {
-    return s->p.temperature == 0 && s->p.repetition_penalty == 1 && s->p.presence_penalty == 0 &&
-           s->p.frequency_penalty == 0;
+/* Whether any penalty changes a logit (repetition 1, presence and
+ * frequency 0: none does). */
+static int penalized(const fs_sampler_params *p) {
+    return p->repetition_penalty != 1.0 || p->presence_penalty != 0.0 || p->frequency_penalty != 0.0;
 }
+
+int fs_sampler_is_greedy(const fs_sampler *s) { return s->p.temperature == 0 && !penalized(&s->p); }
 
 int fs_sampler_set_params(fs_sampler *s, const fs_sampler_params *p, fs_err *e) {
     if (fs_sampler_params_check(p, e)) return -1;
@@ -151,8 +154,8 @@ void fs_sampler_accept(fs_sampler *s, int id, int generated) {
 
 void fs_sampler_penalize(const fs_sampler *s, const float *logits, float *out) {
     if (out != logits) memcpy(out, logits, (size_t)s->V * sizeof *out);
+    if (!penalized(&s->p)) return;
     double r = s->p.repetition_penalty, pp = s->p.presence_penalty, fp = s->p.frequency_penalty;
-    if (r == 1.0 && pp == 0.0 && fp == 0.0) return;
     for (int i = 0; i < s->n_seen; i++) {
         int id = s->seen_ids[i];
         double l = out[id];
@@ -295,6 +298,11 @@ static int gather(fs_sampler *s, const float *w, float thr) {
  * are dropped now, and the rest sorted. (The cut-off bin is found with a
  * margin of 1e-9 z, so that summing in another order cannot move it.)
  * Returns the candidates left, sorted; *z_out is z. */
+/* The bin of logit l: 0 for the largest, maxl; the same arithmetic for
+ * the histogram and for the cut, so a token lands in the same bin both
+ * times. */
+static inline int nucleus_bin(float l, float maxl, double scale) { return (int)(((double)maxl - l) * scale); }
+
 static int nucleus(fs_sampler *s, int n, float maxl, double *z_out) {
     const double T = s->p.temperature;
     float minl = maxl;
@@ -305,7 +313,7 @@ static int nucleus(fs_sampler *s, int n, float maxl, double *z_out) {
     for (int i = 0; i < n; i++) {
         double p = exp(((double)s->cands[i].logit - maxl) / T);
         z += p;
-        s->hist[(int)(((double)maxl - s->cands[i].logit) * scale)] += p;
+        s->hist[nucleus_bin(s->cands[i].logit, maxl, scale)] += p;
     }
     double limit = s->p.top_p * z * (1.0 + 1e-9), before = 0;
     int last = NUCLEUS_BINS - 1;
@@ -318,7 +326,7 @@ static int nucleus(fs_sampler *s, int n, float maxl, double *z_out) {
     }
     int m = 0;
     for (int i = 0; i < n; i++)
-        if ((int)(((double)maxl - s->cands[i].logit) * scale) <= last) s->cands[m++] = s->cands[i];
+        if (nucleus_bin(s->cands[i].logit, maxl, scale) <= last) s->cands[m++] = s->cands[i];
     qsort(s->cands, (size_t)m, sizeof *s->cands, cand_cmp);
     *z_out = z;
     return m;
@@ -329,7 +337,7 @@ int fs_sampler_sample(fs_sampler *s, const float *logits, fs_err *e) {
     const fs_sampler_params *p = &s->p;
     /* the penalised logits: a copy only when a penalty changes some */
     const float *w = logits;
-    if (p->repetition_penalty != 1.0 || p->presence_penalty != 0.0 || p->frequency_penalty != 0.0) {
+    if (penalized(p)) {
         fs_sampler_penalize(s, logits, s->work);
         w = s->work;
     }

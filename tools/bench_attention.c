@@ -21,13 +21,8 @@
 #include <time.h>
 
 #include "backend.h"
+#include "util.h"
 #include "cpu/ref.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* CPU time of every thread of the process: on a machine shared with other
  * jobs, the work done, not the time slices lost to them */
@@ -70,9 +65,11 @@ int main(int argc, char **argv) {
         if (!(cache[l] = b->kv_alloc(b, n_ctx, Hkv, D, &e))) return fprintf(stderr, "bench_attention: %s\n", e.msg), 1;
         /* small values, every page written (an untouched page would read as the shared zero page) */
         size_t n = (size_t)2 * (size_t)n_ctx * cache[l]->kv_stride;
-        uint16_t *h = cache[l]->data;
-        for (size_t i = 0; i < n * esize / 2; i++) h[i] = (uint16_t)(0x3000 + (i * 2654435761u >> 22));
-        if (kv == FS_DTYPE_F32) for (size_t i = 0; i < n; i++) ((float *)cache[l]->data)[i] = (float)((i * 2654435761u) >> 22) * 1e-4f;
+        for (size_t i = 0; i < n; i++) {
+            unsigned u = (unsigned)(i * 2654435761u) >> 22;   /* 0 .. 1023 */
+            if (kv == FS_DTYPE_F16) ((uint16_t *)cache[l]->data)[i] = (uint16_t)(0x3000 + u);   /* 0.125 .. 0.25 */
+            else ((float *)cache[l]->data)[i] = (float)u * 1e-4f;
+        }
     }
     float *qh = malloc((size_t)Hq * D * sizeof *qh);
     for (int i = 0; i < Hq * D; i++) qh[i] = (float)((i * 7919) % 101) * 0.01f - 0.5f;
@@ -90,12 +87,12 @@ int main(int argc, char **argv) {
     for (int l = 0; l < layers; l++) b->attention(b, q, &cache[l], out, Hq, Hkv, D);   /* warm-up */
     b->sync(b);
     long calls = 0;
-    double t0 = now(), c0 = cpu_now(), t;
+    double t0 = fs_now(), c0 = cpu_now(), t;
     do {
         for (int l = 0; l < layers; l++) b->attention(b, q, &cache[l], out, Hq, Hkv, D);
         b->sync(b);
         calls += layers;
-    } while ((t = now() - t0) < 1.0);
+    } while ((t = fs_now() - t0) < 1.0);
     double bytes = 2.0 * (double)n_ctx * Hkv * D * (double)esize;   /* K and V read once */
     double cpu = cpu_now() - c0;
     printf("attention, depth %d, kv %s, %s: %.1f us per layer (%.1f us of CPU time), %.2f GB/s of cache (probe %.2f GB/s)\n",

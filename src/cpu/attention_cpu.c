@@ -100,7 +100,7 @@ typedef struct {
  * did not follow. A chunk of one token's every kv head over a range of
  * positions reads each block of positions whole, the heads one after the
  * other: tools/bench_attention at depth 4096 (2-vCPU Xeon, CPU time a
- * layer) went from 4.0 to 3.2 ms with an f32 cache, 3.8 to 2.4 with f16.
+ * layer) went from 4.3 to 3.5 ms with an f32 cache, 4.0 to 2.6 with f16.
  * FS_ATTN_ALL_HEADS=0 keeps one kv head a chunk. Below the threshold a
  * decode step has too few keys to cut into ranges for every thread, and
  * one kv head a chunk spreads the work better. */
@@ -218,14 +218,18 @@ static void attn_combine(const attn_job *j, int T) {
         }
 }
 
-/* How many ranges to cut each (token, kv head) into: enough for 2 chunks
- * a thread, each range at least 2 blocks, at most FS_ATTN_MAX_PARTS
- * chunks in all (the scratch reserve sized). */
-static int attn_splits(int chunks, int nth, int max_keys) {
+/* How many key ranges to cut each chunk's keys into: enough for 2 chunks
+ * a thread, each range at least min_blocks blocks, and the partial outputs
+ * (chunks x splits x `heads` slots of D + 2 floats) within the scratch
+ * reserve sized: FS_ATTN_MAX_PARTS(nth) x FS_ATTN_MAX_GROUP slots. One kv
+ * head a chunk counts FS_ATTN_MAX_GROUP slots a part; every kv head a
+ * chunk, all Hq of them. */
+static int attn_splits(int chunks, int heads, int nth, int max_keys, int min_blocks) {
     if (chunks >= 2 * nth) return 1;
     int splits = (2 * nth + chunks - 1) / chunks;
-    if (splits > max_keys / (2 * BLOCK)) splits = max_keys / (2 * BLOCK);
-    if (splits * chunks > FS_ATTN_MAX_PARTS(nth)) splits = FS_ATTN_MAX_PARTS(nth) / chunks;
+    if (splits > max_keys / (min_blocks * BLOCK)) splits = max_keys / (min_blocks * BLOCK);
+    long room = (long)FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP / ((long)chunks * heads);
+    if (splits > room) splits = (int)room;
     return splits < 2 ? 1 : splits;
 }
 
@@ -356,22 +360,15 @@ void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
     }
     int max_keys = 0;
     for (int t = 0; t < T; t++) max_keys = r->pos[t] + 1 > max_keys ? r->pos[t] + 1 : max_keys;
-    if (f->attn_all_heads && max_keys >= ALL_HEADS_MIN_KEYS && Hq <= MAX_HEADS && f->attn_part) {
-        /* a long context: each chunk one token, every kv head, one range of
-         * keys (about 2 chunks a thread, each range at least 4 blocks) */
-        int splits = (2 * f->nth + T - 1) / T;
-        if (splits > max_keys / (4 * BLOCK)) splits = max_keys / (4 * BLOCK);
-        while (splits > 1 && (size_t)T * (size_t)splits * (size_t)Hq > (size_t)FS_ATTN_MAX_PARTS(f->nth) * MAX_GROUP) splits--;
-        if (splits < 1) splits = 1;
-        attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D,
-                      f->kv_wide, f->kv_wide_stride, splits, f->attn_part};
-        fs_threadpool_for(f->pool, T * splits, attn_chunk_all_heads, &j);
-        if (splits > 1) attn_combine(&j, T);
-        return;
-    }
-    int splits = f->attn_part ? attn_splits(T * Hkv, f->nth, max_keys) : 1;
+    /* a long context: each chunk one token, every kv head, each range at
+     * least 4 blocks; else one kv head a chunk, ranges of 2 blocks or more */
+    int all = f->attn_all_heads && max_keys >= ALL_HEADS_MIN_KEYS && Hq <= MAX_HEADS && f->attn_part;
+    int chunks = all ? T : T * Hkv;
+    int splits = !f->attn_part ? 1
+                 : all         ? attn_splits(chunks, Hq, f->nth, max_keys, 4)
+                               : attn_splits(chunks, MAX_GROUP, f->nth, max_keys, 2);
     attn_job j = {f->isa, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D,
                   f->kv_wide, f->kv_wide_stride, splits, f->attn_part};
-    fs_threadpool_for(f->pool, T * Hkv * splits, attn_chunk, &j);
+    fs_threadpool_for(f->pool, chunks * splits, all ? attn_chunk_all_heads : attn_chunk, &j);
     if (splits > 1) attn_combine(&j, T);
 }

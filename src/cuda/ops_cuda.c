@@ -56,15 +56,16 @@ size_t fs_cuda_gemv_smem(int K) { return ((size_t)K + (size_t)K / 8 + 4) * sizeo
 #define ROUND16(n) (((n) + 15) / 16 * 16)
 
 /* The staged GEMV (gemv_stage.cu) for a one-token matmul, if it applies:
- * fills a's stage_* fields and returns the grid (0: use gemv.cu). Each
- * block copies R rows into shared memory; R is chosen so that a block's
- * shared memory stays within the budget (c->stage_bytes) and the blocks are
- * a multiple of the SMs - one each for o_proj, down_proj and qkv of
- * Qwen3-0.6B in bf16 at the default 64 KB, two for gate/up - so that the
- * staging of the next few kernels fits beside the running one. A matmul
- * that would need more than 4 blocks per SM (the lm_head: 311 MB) is
- * streamed by gemv.cu instead: it cannot sit in shared memory. */
-static unsigned stage_grid(const cuda_ctx *c, fs_cu_mm *a, fs_dtype dt, int K) {
+ * fills a's stage_* fields and *smem (the block's shared memory) and
+ * returns the grid (0: use gemv.cu). Each block copies R rows into shared
+ * memory; R is chosen so that a block's shared memory stays within the
+ * budget (c->stage_bytes) and the blocks are a multiple of the SMs - one
+ * each for o_proj, down_proj and qkv of Qwen3-0.6B in bf16 at the default
+ * 64 KB, two for gate/up - so that the staging of the next few kernels
+ * fits beside the running one. A matmul that would need more than 4 blocks
+ * per SM (the lm_head: 311 MB) is streamed by gemv.cu instead: it cannot
+ * sit in shared memory. */
+static unsigned stage_grid(const cuda_ctx *c, fs_cu_mm *a, fs_dtype dt, int K, unsigned *smem) {
     if (!c->stage_bytes || !c->k.gemv_stage[dt] || K % 256 != 0) return 0;
     size_t wrow = (size_t)K / (size_t)vec_elems(dt) * 16;
     size_t srow = dt == FS_DTYPE_Q8_0 || dt == FS_DTYPE_Q4_0 ? (size_t)K / 16 : 0;
@@ -72,24 +73,19 @@ static unsigned stage_grid(const cuda_ctx *c, fs_cu_mm *a, fs_dtype dt, int K) {
     if (a->norm % 16) return 0;
     for (int i = 0; i < a->n_out; i++)
         if (a->out[i].w % 16 || a->out[i].scales % 16) return 0;
-    size_t fixed = ROUND16(fs_cuda_gemv_smem(K)) + ROUND16(norm);
+    size_t xs = ROUND16(fs_cuda_gemv_smem(K)), fixed = xs + ROUND16(norm);
     for (long blocks = c->sm_count; blocks <= 4L * c->sm_count; blocks += c->sm_count) {
         long rows = CEIL_DIV(a->N_total, blocks);
         size_t bytes = fixed + (size_t)rows * (wrow + srow);
         if (bytes > c->stage_bytes) continue;
         a->stage_rows = (int)rows;
-        a->stage_norm_off = (int)ROUND16(fs_cuda_gemv_smem(K));
-        a->stage_w_off = a->stage_norm_off + (int)ROUND16(norm);
-        a->stage_s_off = a->stage_w_off + (int)(rows * wrow);
+        a->stage_norm_off = (int)xs;
+        a->stage_w_off = (int)fixed;
+        a->stage_s_off = (int)(fixed + (size_t)rows * wrow);
+        *smem = (unsigned)bytes;
         return (unsigned)CEIL_DIV(a->N_total, rows);
     }
     return 0;
-}
-
-/* Shared memory of a staged GEMV block (after stage_grid). */
-static unsigned stage_smem(const fs_cu_mm *a, fs_dtype dt) {
-    size_t srow = dt == FS_DTYPE_Q8_0 || dt == FS_DTYPE_Q4_0 ? (size_t)a->K / 16 : 0;
-    return (unsigned)(a->stage_s_off + (size_t)a->stage_rows * srow);
 }
 
 size_t fs_cuda_prefill_smem(int D) { return ((size_t)3 * PF_ROWS * (size_t)(D + 4) + 32 * 33) * sizeof(float); }
@@ -297,11 +293,10 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
              * GEMV. A warp per R rows when that makes at least 2 blocks per
              * SM; else ("split") 4 warps per R rows, each a quarter of K,
              * if K has a vector for every lane of the 4 warps. */
-            unsigned staged = T == 1 ? stage_grid(c, &a, dt, K) : 0;
+            unsigned smem = 0, staged = T == 1 ? stage_grid(c, &a, dt, K, &smem) : 0;
             if (staged) {
                 c->n_pf = 0;
-                fs_cuda_launch(c, c->k.gemv_stage[dt], staged, 1, STAGE_THREADS, stage_smem(&a, dt), p,
-                               "matmul (gemv, staged)");
+                fs_cuda_launch(c, c->k.gemv_stage[dt], staged, 1, STAGE_THREADS, smem, p, "matmul (gemv, staged)");
                 continue;
             }
             int vector = K % vec_elems(dt) == 0, R = gemv_rows_per_warp(dt);
