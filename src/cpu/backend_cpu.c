@@ -462,14 +462,12 @@ static void free_scratch(fs_cpu *f) {
     free(f->qxs);
     free(f->qpack);
     free(f->attn);
-    free(f->kv_wide);
     free(f->attn_part);
     free(f->y_add);
     free(f->xs);
     free(f->qxe);
     free(f->tpack);
-    f->pack = f->attn = f->kv_wide = f->attn_part = f->y_add = NULL;
-    f->kv_wide_stride = 0;
+    f->pack = f->attn = f->attn_part = f->y_add = NULL;
     f->qx = NULL;
     f->qxs = NULL;
     f->qpack = f->tpack = NULL;
@@ -500,7 +498,6 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
     int f16 = rs->kv_dtype == FS_DTYPE_F16;
     f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D, f16) : 0;
-    f->kv_wide_stride = f16 ? 2 * (size_t)FS_ATTN_BLOCK * (size_t)rs->D : 0;
     size_t *n = &f->reserved;
     if (!(f->pack = fs_ref_scratch(nth * 2 * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
         !(f->qx = fs_ref_scratch(Tq * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
@@ -512,7 +509,6 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
         (amx && !(f->tpack = fs_ref_scratch(nth * fs_amx_pack_bytes(rs->max_K), 1, n, "AMX weight tiles", e))) ||
         (q_gemm && !(f->qpack = fs_ref_scratch(nth * f->qpack_stride, 1, n, "quantized GEMM panels", e))) ||
         (f->attn_stride && !(f->attn = fs_ref_scratch(nth * f->attn_stride, sizeof(float), n, "prefill attention", e))) ||
-        (f16 && !(f->kv_wide = fs_ref_scratch(nth * f->kv_wide_stride, sizeof(float), n, "f16 KV widened", e))) ||
         !(f->attn_part = fs_ref_scratch((size_t)FS_ATTN_MAX_PARTS(f->nth) * FS_ATTN_MAX_GROUP * (size_t)(rs->D + 2),
                                         sizeof(float), n, "split attention", e)) ||
         !(f->y_add = fs_ref_scratch(f->y_add_n, sizeof(float), n, "matmul outputs before the residual add", e))) {
@@ -593,6 +589,20 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
      * head a chunk (attention_cpu.c), to measure what taking them all buys */
     const char *ah = getenv("FS_ATTN_ALL_HEADS");
     f->attn_all_heads = !ah || strcmp(ah, "0") != 0;
+    /* FS_ATTN_AHEAD=BYTES: decode attention's L2 prefetch distance
+     * (attention_cpu.c; 0 turns it off) */
+    const char *aa = getenv("FS_ATTN_AHEAD");
+    f->attn_ahead = FS_ATTN_AHEAD;
+    if (aa) {
+        char *end;
+        long v = strtol(aa, &end, 10);
+        if (end == aa || *end || v < 0 || v > (1 << 20)) {
+            cpu_destroy(b);
+            fs_errf(e, "FS_ATTN_AHEAD=%s: want a byte count from 0 to 1048576", aa);
+            return NULL;
+        }
+        f->attn_ahead = (int)v;
+    }
     fs_cpu_set_kernels(f, fs_cpu_detect());
     fs_cpu_plan_defaults(f);
     f->bw_sums = calloc((size_t)f->nth * 8, sizeof *f->bw_sums);

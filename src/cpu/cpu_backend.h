@@ -196,11 +196,10 @@ typedef struct fs_cpu {
     float *attn;          /* [nth][attn_stride] prefill attention's packed K and scores
                              (and, with an f16 cache, V widened to f32) */
     size_t attn_stride;
-    float *kv_wide;       /* [nth][2 * FS_ATTN_BLOCK * D] decode attention's block of K
-                             and V widened from an f16 cache (NULL with f32 caches) */
-    size_t kv_wide_stride;
     int attn_all_heads;   /* decode attention at long contexts: every kv head of a token in one
                              chunk (1, the default; FS_ATTN_ALL_HEADS=0: one kv head a chunk) */
+    int attn_ahead;       /* decode attention's L2 prefetch, bytes ahead of its reads
+                             (FS_ATTN_AHEAD; 0: none) */
     float *attn_part;     /* [FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP][D + 2] split decode attention's
                              partial outputs, maxima and sums (attention_cpu.c) */
     size_t decode_chunk;  /* bytes of a decode chunk in the current pass (fs_cpu_pass_chunk) */
@@ -424,9 +423,16 @@ static inline size_t fs_x8_index(int64_t G, int nb, int64_t g, int b) {
 void fs_vscale(fs_isa isa, float *y, float a, int n);
 /* s[i] = e^(s[i] - m) for i < n; returns the sum of the new s[i]. */
 float fs_vexp_sum(fs_isa isa, float *s, float m, int n);
-/* s[b] = q . k[b * stride ..], b < nb;   o += sum_b p[b] * v[b * stride ..] */
-void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s);
-void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n);
+/* Decode attention's two products over nb positions of a cache, every
+ * query head h < Hkv * group at once (kv head h / group), K and V f32 or
+ * (f16 = 1) f16 widened as they are read; position b's row starts at
+ * b * stride elements, kv head g's D values at g * D within it:
+ *   dot_heads  s[h * lds + b] = q[h * D ..] . k[b, h / group]
+ *   mix_heads  o[h][i] += sum_b p[h * ldp + b] * v[b, h / group][i] */
+void fs_vdot_heads(fs_isa isa, size_t ahead, const float *q, const void *k, int f16, size_t stride, int nb, int Hkv,
+                   int group, int D, float *s, int lds);
+void fs_vmix_heads(fs_isa isa, size_t ahead, float *const *o, const float *p, int ldp, const void *v, int f16,
+                   size_t stride, int nb, int Hkv, int group, int D);
 /* f16 <-> f32 for an f16 KV cache: rows rows of n elements, the f16 side
  * strided by stride elements, the f32 side contiguous (widen: exact;
  * narrow: to nearest even, as fs_f32_to_f16; F16C / NEON or scalar). */
@@ -448,6 +454,9 @@ int fs_rope_head_neon(float *head, const float *c, const float *s, int half);
  * (token, kv head, key range) chunks a split decode attention makes for
  * nth threads (its partial outputs: reserve sizes attn_part for them). */
 #define FS_ATTN_BLOCK 64
+/* How far ahead of its reads decode attention asks for the cache's lines
+ * into L2, in bytes (attention_cpu.c; FS_ATTN_AHEAD overrides). */
+#define FS_ATTN_AHEAD 8192
 #define FS_ATTN_MAX_PARTS(nth) (4 * (nth))
 /* The most query heads per kv head the CPU's attention takes (more: the
  * reference's). */

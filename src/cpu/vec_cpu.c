@@ -2,24 +2,40 @@
  *
  *   fs_vscale: y[i] *= a
  *   fs_vexp_sum: s[i] = e^(s[i] - m), returning the sum   (softmax numerators)
- *   fs_vdot_rows: s[b] = sum_i q[i] * k[b * stride + i]        b < nb (scores of a key block)
- *   fs_vmix_rows: o[i] += sum_b p[b] * v[b * stride + i]       (probabilities times values)
+ *   fs_vdot_heads: s[h][b] = q[h] . k[b, h / group]        (every head's scores of nb positions)
+ *   fs_vmix_heads: o[h] += sum_b p[h][b] v[b, h / group]   (probabilities times values)
  *   fs_vwiden_f16 / fs_vnarrow_f16: rows of an f16 KV cache to f32 and back
  *
- * The _rows forms exist for attention's inner loops: dot_rows does 4 keys
- * at once (q loaded once per 4 keys, one horizontal sum per 4 keys instead
- * of per key), mix_rows keeps 32 floats of o in registers across the whole
- * block of values instead of loading and storing o once per key.
+ * The _heads forms are decode attention's inner loops (attention_cpu.c).
+ * They walk the cache position by position, each position's kv heads in
+ * order - the order of the bytes in memory, which is what the hardware
+ * prefetchers follow best - and take f32 or f16 caches, widening f16
+ * values in registers as they load them (exact). dot_heads computes the
+ * query heads of a kv head two at a time, so each key is loaded (and
+ * widened) once for both; mix_heads takes 4 positions a pass, so each
+ * 8 floats of o are loaded and stored once per 4 values. Both ask for
+ * the cache's lines `ahead` bytes further on into L2 (pf_ahead).
  *
  * One body per ISA (AVX2 chosen at run time, NEON at compile time - the
- * exp sum's in ops_neon.c - scalar otherwise), any n (vector tails handled one element at a time). Without
- * AVX2 the _rows forms are loops of vdot / vaxpy (f32 accumulation).
+ * exp sum's in ops_neon.c - scalar otherwise). The _heads bodies need D a
+ * multiple of 16 (AVX2) or 8 (NEON) for dot, 8 or 4 for mix; any other D
+ * takes the scalar loops (f32 accumulation). 512-bit (AVX-512) bodies
+ * were written and measured: no faster from memory (f32 within 5%, f16
+ * slower), so there are none.
  *
  * Docs: docs/forward.md, docs/kv-cache.md
  */
 #include <math.h>
 
 #include "cpu_backend.h"
+
+/* Ask for kv head chunk i's D values `ahead` bytes further on into L2
+ * (prefetcht1 on x86, pldl2keep on aarch64): attention reads the cache in
+ * address order, so these are the bytes it reads a little later. */
+static inline void pf_ahead(const void *p, size_t i, int f16, int D, size_t ahead) {
+    const char *c = (const char *)p + i * (f16 ? 2 : 4) + ahead;
+    for (int o = 0; o < D * (f16 ? 2 : 4); o += 64) __builtin_prefetch(c + o, 0, 2);
+}
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -44,107 +60,137 @@ static TGT float vexp_sum_avx2(float *s, float m, int n) {
     return sum;
 }
 
-static TGT float vdot_avx2(const float *a, const float *b, int n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0;
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    s0 = _mm256_add_ps(s0, s1);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s0), _mm256_extractf128_ps(s0, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float r = _mm_cvtss_f32(s);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-
-static TGT float hsum8(__m256 v) {
+static inline TGT float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-static TGT void vdot_rows_avx2(const float *q, const float *k, size_t stride, int nb, int n, float *s) {
-    int b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const float *k0 = k + (size_t)b * stride, *k1 = k0 + stride, *k2 = k1 + stride, *k3 = k2 + stride;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        int i = 0;
-        for (; i + 16 <= n; i += 16) {   /* 8 chains */
-            __m256 qv = _mm256_loadu_ps(q + i), qw = _mm256_loadu_ps(q + i + 8);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
-            b0 = _mm256_fmadd_ps(qw, _mm256_loadu_ps(k0 + i + 8), b0);
-            b1 = _mm256_fmadd_ps(qw, _mm256_loadu_ps(k1 + i + 8), b1);
-            b2 = _mm256_fmadd_ps(qw, _mm256_loadu_ps(k2 + i + 8), b2);
-            b3 = _mm256_fmadd_ps(qw, _mm256_loadu_ps(k3 + i + 8), b3);
-        }
-        a0 = _mm256_add_ps(a0, b0), a1 = _mm256_add_ps(a1, b1), a2 = _mm256_add_ps(a2, b2), a3 = _mm256_add_ps(a3, b3);
-        for (; i + 8 <= n; i += 8) {
-            __m256 qv = _mm256_loadu_ps(q + i);
-            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
-            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
-            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
-            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
-        }
-        float r0 = hsum8(a0), r1 = hsum8(a1), r2 = hsum8(a2), r3 = hsum8(a3);
-        for (; i < n; i++) r0 += q[i] * k0[i], r1 += q[i] * k1[i], r2 += q[i] * k2[i], r3 += q[i] * k3[i];
-        s[b] = r0, s[b + 1] = r1, s[b + 2] = r2, s[b + 3] = r3;
-    }
-    for (; b < nb; b++) s[b] = vdot_avx2(q, k + (size_t)b * stride, n);
+/* A row of 8 keys or values, from f32 or f16 (widened exactly). */
+#define TGTH __attribute__((target("avx2,fma,f16c")))
+static inline __attribute__((always_inline)) TGTH __m256 kv8(const void *p, size_t i, int f16) {
+    if (f16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    return _mm256_loadu_ps((const float *)p + i);
 }
 
-static TGT void vmix_rows_avx2(float *o, const float *p, const float *v, size_t stride, int nb, int n) {
-    int i = 0;
-    /* 64 floats of o = 8 independent FMA chains (enough to cover the FMA
-     * latency; 4 chains run at half speed) */
-    for (; i + 64 <= n; i += 64) {
-        __m256 a[8];
-        for (int c = 0; c < 8; c++) a[c] = _mm256_loadu_ps(o + i + 8 * c);
-        for (int b = 0; b < nb; b++) {
-            const float *vb = v + (size_t)b * stride + i;
-            __m256 pb = _mm256_set1_ps(p[b]);
-            a[0] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb), a[0]);
-            a[1] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 8), a[1]);
-            a[2] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 16), a[2]);
-            a[3] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 24), a[3]);
-            a[4] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 32), a[4]);
-            a[5] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 40), a[5]);
-            a[6] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 48), a[6]);
-            a[7] = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 56), a[7]);
+/* dot_heads, D a multiple of 16: per position and kv head, the group's
+ * query heads two at a time share each load of the key (and its f16
+ * widening); 2 chains a head. */
+static inline __attribute__((always_inline)) TGTH void dot_heads_avx2(size_t ahead, const float *q, const void *k,
+                                                                     int f16, size_t stride, int nb, int Hkv,
+                                                                     int group, int D, float *s, int lds) {
+    for (int b = 0; b < nb; b++)
+        for (int g = 0; g < Hkv; g++) {
+            size_t kr = (size_t)b * stride + (size_t)g * (size_t)D;
+            if (ahead) pf_ahead(k, kr, f16, D, ahead);
+            int hh = 0;
+            for (; hh + 2 <= group; hh += 2) {
+                int h = g * group + hh;
+                const float *q0 = q + (size_t)h * (size_t)D, *q1 = q0 + D;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0, c0 = a0, c1 = a0;
+                for (int i = 0; i < D; i += 16) {
+                    __m256 k0 = kv8(k, kr + (size_t)i, f16), k1 = kv8(k, kr + (size_t)i + 8, f16);
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i), k0, a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i + 8), k1, a1);
+                    c0 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + i), k0, c0);
+                    c1 = _mm256_fmadd_ps(_mm256_loadu_ps(q1 + i + 8), k1, c1);
+                }
+                s[(size_t)h * (size_t)lds + (size_t)b] = hsum8(_mm256_add_ps(a0, a1));
+                s[(size_t)(h + 1) * (size_t)lds + (size_t)b] = hsum8(_mm256_add_ps(c0, c1));
+            }
+            for (; hh < group; hh++) {
+                int h = g * group + hh;
+                const float *q0 = q + (size_t)h * (size_t)D;
+                __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+                for (int i = 0; i < D; i += 16) {
+                    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i), kv8(k, kr + (size_t)i, f16), a0);
+                    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q0 + i + 8), kv8(k, kr + (size_t)i + 8, f16), a1);
+                }
+                s[(size_t)h * (size_t)lds + (size_t)b] = hsum8(_mm256_add_ps(a0, a1));
+            }
         }
-        for (int c = 0; c < 8; c++) _mm256_storeu_ps(o + i + 8 * c, a[c]);
-    }
-    for (; i + 32 <= n; i += 32) {
-        __m256 a0 = _mm256_loadu_ps(o + i), a1 = _mm256_loadu_ps(o + i + 8);
-        __m256 a2 = _mm256_loadu_ps(o + i + 16), a3 = _mm256_loadu_ps(o + i + 24);
-        for (int b = 0; b < nb; b++) {
-            const float *vb = v + (size_t)b * stride + i;
-            __m256 pb = _mm256_set1_ps(p[b]);
-            a0 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb), a0);
-            a1 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 8), a1);
-            a2 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 16), a2);
-            a3 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 24), a3);
-        }
-        _mm256_storeu_ps(o + i, a0);
-        _mm256_storeu_ps(o + i + 8, a1);
-        _mm256_storeu_ps(o + i + 16, a2);
-        _mm256_storeu_ps(o + i + 24, a3);
-    }
-    for (; i + 8 <= n; i += 8) {
-        __m256 a0 = _mm256_loadu_ps(o + i);
-        for (int b = 0; b < nb; b++) a0 = _mm256_fmadd_ps(_mm256_set1_ps(p[b]), _mm256_loadu_ps(v + (size_t)b * stride + i), a0);
-        _mm256_storeu_ps(o + i, a0);
-    }
-    for (; i < n; i++)
-        for (int b = 0; b < nb; b++) o[i] += p[b] * v[(size_t)b * stride + i];
 }
+
+/* mix_heads, D a multiple of 8: 4 positions a pass (o loaded and stored
+ * once per 4 values), the group's heads two at a time sharing each load
+ * of the values; a last 1-3 positions one at a time. */
+static inline __attribute__((always_inline)) TGTH void mix_heads_avx2(size_t ahead, float *const *o, const float *p,
+                                                                     int ldp, const void *v, int f16, size_t stride,
+                                                                     int nb, int Hkv, int group, int D) {
+    int b = 0;
+    for (; b + 4 <= nb; b += 4)
+        for (int g = 0; g < Hkv; g++) {
+            size_t r0 = (size_t)b * stride + (size_t)g * (size_t)D, r1 = r0 + stride, r2 = r1 + stride, r3 = r2 + stride;
+            if (ahead)
+                for (int r = 0; r < 4; r++) pf_ahead(v, r0 + (size_t)r * stride, f16, D, ahead);
+            int hh = 0;
+            for (; hh + 2 <= group; hh += 2) {
+                int h = g * group + hh;
+                const float *p0 = p + (size_t)h * (size_t)ldp + b, *p1 = p0 + ldp;
+                __m256 x0 = _mm256_set1_ps(p0[0]), x1 = _mm256_set1_ps(p0[1]), x2 = _mm256_set1_ps(p0[2]),
+                       x3 = _mm256_set1_ps(p0[3]);
+                __m256 y0 = _mm256_set1_ps(p1[0]), y1 = _mm256_set1_ps(p1[1]), y2 = _mm256_set1_ps(p1[2]),
+                       y3 = _mm256_set1_ps(p1[3]);
+                float *o0 = o[h], *o1 = o[h + 1];
+                for (int i = 0; i < D; i += 8) {
+                    __m256 v0 = kv8(v, r0 + (size_t)i, f16), v1 = kv8(v, r1 + (size_t)i, f16);
+                    __m256 v2 = kv8(v, r2 + (size_t)i, f16), v3 = kv8(v, r3 + (size_t)i, f16);
+                    __m256 a = _mm256_loadu_ps(o0 + i), c = _mm256_loadu_ps(o1 + i);
+                    a = _mm256_fmadd_ps(x0, v0, a), c = _mm256_fmadd_ps(y0, v0, c);
+                    a = _mm256_fmadd_ps(x1, v1, a), c = _mm256_fmadd_ps(y1, v1, c);
+                    a = _mm256_fmadd_ps(x2, v2, a), c = _mm256_fmadd_ps(y2, v2, c);
+                    a = _mm256_fmadd_ps(x3, v3, a), c = _mm256_fmadd_ps(y3, v3, c);
+                    _mm256_storeu_ps(o0 + i, a);
+                    _mm256_storeu_ps(o1 + i, c);
+                }
+            }
+            for (; hh < group; hh++) {
+                int h = g * group + hh;
+                const float *p0 = p + (size_t)h * (size_t)ldp + b;
+                __m256 x0 = _mm256_set1_ps(p0[0]), x1 = _mm256_set1_ps(p0[1]), x2 = _mm256_set1_ps(p0[2]),
+                       x3 = _mm256_set1_ps(p0[3]);
+                float *o0 = o[h];
+                for (int i = 0; i < D; i += 8) {
+                    __m256 a = _mm256_loadu_ps(o0 + i);
+                    a = _mm256_fmadd_ps(x0, kv8(v, r0 + (size_t)i, f16), a);
+                    a = _mm256_fmadd_ps(x1, kv8(v, r1 + (size_t)i, f16), a);
+                    a = _mm256_fmadd_ps(x2, kv8(v, r2 + (size_t)i, f16), a);
+                    a = _mm256_fmadd_ps(x3, kv8(v, r3 + (size_t)i, f16), a);
+                    _mm256_storeu_ps(o0 + i, a);
+                }
+            }
+        }
+    for (; b < nb; b++)
+        for (int g = 0; g < Hkv; g++) {
+            size_t r0 = (size_t)b * stride + (size_t)g * (size_t)D;
+            for (int hh = 0; hh < group; hh++) {
+                int h = g * group + hh;
+                __m256 x0 = _mm256_set1_ps(p[(size_t)h * (size_t)ldp + (size_t)b]);
+                float *o0 = o[h];
+                for (int i = 0; i < D; i += 8)
+                    _mm256_storeu_ps(o0 + i, _mm256_fmadd_ps(x0, kv8(v, r0 + (size_t)i, f16), _mm256_loadu_ps(o0 + i)));
+            }
+        }
+}
+
+static TGTH void dot_heads_f32_avx2(size_t ahead, const float *q, const void *k, size_t stride, int nb, int Hkv,
+                                    int group, int D, float *s, int lds) {
+    dot_heads_avx2(ahead, q, k, 0, stride, nb, Hkv, group, D, s, lds);
+}
+static TGTH void dot_heads_f16_avx2(size_t ahead, const float *q, const void *k, size_t stride, int nb, int Hkv,
+                                    int group, int D, float *s, int lds) {
+    dot_heads_avx2(ahead, q, k, 1, stride, nb, Hkv, group, D, s, lds);
+}
+static TGTH void mix_heads_f32_avx2(size_t ahead, float *const *o, const float *p, int ldp, const void *v,
+                                    size_t stride, int nb, int Hkv, int group, int D) {
+    mix_heads_avx2(ahead, o, p, ldp, v, 0, stride, nb, Hkv, group, D);
+}
+static TGTH void mix_heads_f16_avx2(size_t ahead, float *const *o, const float *p, int ldp, const void *v,
+                                    size_t stride, int nb, int Hkv, int group, int D) {
+    mix_heads_avx2(ahead, o, p, ldp, v, 1, stride, nb, Hkv, group, D);
+}
+
 
 static __attribute__((target("avx2,f16c"))) void widen_f16c(float *dst, const uint16_t *src, int n) {
     int i = 0;
@@ -170,22 +216,75 @@ static TGT void vscale_avx2(float *y, float a, int n) {
 #if defined(__ARM_NEON) && defined(__aarch64__)
 #include <arm_neon.h>
 
-static float vdot_neon(const float *a, const float *b, int n) {
-    float32x4_t s0 = vdupq_n_f32(0), s1 = s0;
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        s0 = vfmaq_f32(s0, vld1q_f32(a + i), vld1q_f32(b + i));
-        s1 = vfmaq_f32(s1, vld1q_f32(a + i + 4), vld1q_f32(b + i + 4));
-    }
-    float r = vaddvq_f32(vaddq_f32(s0, s1));
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
+static inline float32x4_t kv4(const void *p, size_t i, int f16) {
+    if (f16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p + i)));
+    return vld1q_f32((const float *)p + i);
 }
 
-static void vaxpy_neon(float *y, float a, const float *x, int n) {
-    int i = 0;
-    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), a));
-    for (; i < n; i++) y[i] += a * x[i];
+/* dot_heads / mix_heads, D a multiple of 8: the AVX2 bodies' order, 4
+ * lanes at a time (the query heads of a group share each key load). */
+static void dot_heads_neon(size_t ahead, const float *q, const void *k, int f16, size_t stride, int nb, int Hkv,
+                           int group, int D, float *s, int lds) {
+    for (int b = 0; b < nb; b++)
+        for (int g = 0; g < Hkv; g++) {
+            size_t kr = (size_t)b * stride + (size_t)g * (size_t)D;
+            if (ahead) pf_ahead(k, kr, f16, D, ahead);
+            int hh = 0;
+            for (; hh + 2 <= group; hh += 2) {
+                int h = g * group + hh;
+                const float *q0 = q + (size_t)h * (size_t)D, *q1 = q0 + D;
+                float32x4_t a0 = vdupq_n_f32(0), a1 = a0, c0 = a0, c1 = a0;
+                for (int i = 0; i < D; i += 8) {
+                    float32x4_t k0 = kv4(k, kr + (size_t)i, f16), k1 = kv4(k, kr + (size_t)i + 4, f16);
+                    a0 = vfmaq_f32(a0, vld1q_f32(q0 + i), k0);
+                    a1 = vfmaq_f32(a1, vld1q_f32(q0 + i + 4), k1);
+                    c0 = vfmaq_f32(c0, vld1q_f32(q1 + i), k0);
+                    c1 = vfmaq_f32(c1, vld1q_f32(q1 + i + 4), k1);
+                }
+                s[(size_t)h * (size_t)lds + (size_t)b] = vaddvq_f32(vaddq_f32(a0, a1));
+                s[(size_t)(h + 1) * (size_t)lds + (size_t)b] = vaddvq_f32(vaddq_f32(c0, c1));
+            }
+            for (; hh < group; hh++) {
+                int h = g * group + hh;
+                const float *q0 = q + (size_t)h * (size_t)D;
+                float32x4_t a0 = vdupq_n_f32(0), a1 = a0;
+                for (int i = 0; i < D; i += 8) {
+                    a0 = vfmaq_f32(a0, vld1q_f32(q0 + i), kv4(k, kr + (size_t)i, f16));
+                    a1 = vfmaq_f32(a1, vld1q_f32(q0 + i + 4), kv4(k, kr + (size_t)i + 4, f16));
+                }
+                s[(size_t)h * (size_t)lds + (size_t)b] = vaddvq_f32(vaddq_f32(a0, a1));
+            }
+        }
+}
+
+static void mix_heads_neon(size_t ahead, float *const *o, const float *p, int ldp, const void *v, int f16,
+                           size_t stride, int nb, int Hkv, int group, int D) {
+    int b = 0;
+    for (; b + 2 <= nb; b += 2)   /* 2 positions a pass */
+        for (int g = 0; g < Hkv; g++) {
+            size_t r0 = (size_t)b * stride + (size_t)g * (size_t)D, r1 = r0 + stride;
+            if (ahead) pf_ahead(v, r0, f16, D, ahead), pf_ahead(v, r1, f16, D, ahead);
+            for (int hh = 0; hh < group; hh++) {
+                int h = g * group + hh;
+                float x0 = p[(size_t)h * (size_t)ldp + (size_t)b], x1 = p[(size_t)h * (size_t)ldp + (size_t)b + 1];
+                float *o0 = o[h];
+                for (int i = 0; i < D; i += 4) {
+                    float32x4_t a = vld1q_f32(o0 + i);
+                    a = vfmaq_n_f32(a, kv4(v, r0 + (size_t)i, f16), x0);
+                    a = vfmaq_n_f32(a, kv4(v, r1 + (size_t)i, f16), x1);
+                    vst1q_f32(o0 + i, a);
+                }
+            }
+        }
+    for (; b < nb; b++)
+        for (int g = 0; g < Hkv; g++) {
+            size_t r0 = (size_t)b * stride + (size_t)g * (size_t)D;
+            for (int hh = 0; hh < group; hh++) {
+                int h = g * group + hh;
+                float x0 = p[(size_t)h * (size_t)ldp + (size_t)b], *o0 = o[h];
+                for (int i = 0; i < D; i += 4) vst1q_f32(o0 + i, vfmaq_n_f32(vld1q_f32(o0 + i), kv4(v, r0 + (size_t)i, f16), x0));
+            }
+        }
 }
 
 static void widen_neon(float *dst, const uint16_t *src, int n) {
@@ -207,25 +306,8 @@ static void vscale_neon(float *y, float a, int n) {
 }
 #endif
 
-static float vdot(fs_isa isa, const float *a, const float *b, int n) {
-#if defined(__ARM_NEON) && defined(__aarch64__)
-    if (isa == FS_ISA_NEON) return vdot_neon(a, b, n);
-#endif
-    (void)isa;
-    float s[4] = {0, 0, 0, 0};   /* 4 chains, like the vector versions */
-    int i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int j = 0; j < 4; j++) s[j] += a[i + j] * b[i + j];
-    for (; i < n; i++) s[0] += a[i] * b[i];
-    return (s[0] + s[1]) + (s[2] + s[3]);
-}
-
-static void vaxpy(fs_isa isa, float *y, float a, const float *x, int n) {
-#if defined(__ARM_NEON) && defined(__aarch64__)
-    if (isa == FS_ISA_NEON) { vaxpy_neon(y, a, x, n); return; }
-#endif
-    (void)isa;
-    for (int i = 0; i < n; i++) y[i] += a * x[i];
+static inline float kv1(const void *p, size_t i, int f16) {
+    return f16 ? fs_f16_to_f32(((const uint16_t *)p)[i]) : ((const float *)p)[i];
 }
 
 float fs_vexp_sum(fs_isa isa, float *s, float m, int n) {
@@ -253,18 +335,51 @@ void fs_vscale(fs_isa isa, float *y, float a, int n) {
     for (int i = 0; i < n; i++) y[i] *= a;
 }
 
-void fs_vdot_rows(fs_isa isa, const float *q, const float *k, size_t stride, int nb, int n, float *s) {
+void fs_vdot_heads(fs_isa isa, size_t ahead, const float *q, const void *k, int f16, size_t stride, int nb, int Hkv,
+                   int group, int D, float *s, int lds) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (isa == FS_ISA_AVX2) { vdot_rows_avx2(q, k, stride, nb, n, s); return; }
+    if (isa == FS_ISA_AVX2 && D % 16 == 0) {
+        if (f16) dot_heads_f16_avx2(ahead, q, k, stride, nb, Hkv, group, D, s, lds);
+        else dot_heads_f32_avx2(ahead, q, k, stride, nb, Hkv, group, D, s, lds);
+        return;
+    }
 #endif
-    for (int b = 0; b < nb; b++) s[b] = vdot(isa, q, k + (size_t)b * stride, n);
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON && D % 8 == 0) { dot_heads_neon(ahead, q, k, f16, stride, nb, Hkv, group, D, s, lds); return; }
+#endif
+    (void)ahead;
+    for (int b = 0; b < nb; b++)
+        for (int h = 0; h < Hkv * group; h++) {
+            const float *qh = q + (size_t)h * (size_t)D;
+            size_t kr = (size_t)b * stride + (size_t)(h / group) * (size_t)D;
+            float a[4] = {0, 0, 0, 0};   /* 4 chains */
+            int i = 0;
+            for (; i + 4 <= D; i += 4)
+                for (int c = 0; c < 4; c++) a[c] += qh[i + c] * kv1(k, kr + (size_t)(i + c), f16);
+            for (; i < D; i++) a[0] += qh[i] * kv1(k, kr + (size_t)i, f16);
+            s[(size_t)h * (size_t)lds + (size_t)b] = (a[0] + a[1]) + (a[2] + a[3]);
+        }
 }
 
-void fs_vmix_rows(fs_isa isa, float *o, const float *p, const float *v, size_t stride, int nb, int n) {
+void fs_vmix_heads(fs_isa isa, size_t ahead, float *const *o, const float *p, int ldp, const void *v, int f16,
+                   size_t stride, int nb, int Hkv, int group, int D) {
 #if defined(__x86_64__) || defined(__i386__)
-    if (isa == FS_ISA_AVX2) { vmix_rows_avx2(o, p, v, stride, nb, n); return; }
+    if (isa == FS_ISA_AVX2 && D % 8 == 0) {
+        if (f16) mix_heads_f16_avx2(ahead, o, p, ldp, v, stride, nb, Hkv, group, D);
+        else mix_heads_f32_avx2(ahead, o, p, ldp, v, stride, nb, Hkv, group, D);
+        return;
+    }
 #endif
-    for (int b = 0; b < nb; b++) vaxpy(isa, o, p[b], v + (size_t)b * stride, n);
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON && D % 4 == 0) { mix_heads_neon(ahead, o, p, ldp, v, f16, stride, nb, Hkv, group, D); return; }
+#endif
+    (void)ahead;
+    for (int b = 0; b < nb; b++)
+        for (int h = 0; h < Hkv * group; h++) {
+            float pb = p[(size_t)h * (size_t)ldp + (size_t)b];
+            size_t vr = (size_t)b * stride + (size_t)(h / group) * (size_t)D;
+            for (int i = 0; i < D; i++) o[h][i] += pb * kv1(v, vr + (size_t)i, f16);
+        }
 }
 
 void fs_vwiden_f16(fs_isa isa, float *dst, const uint16_t *src, size_t stride, int rows, int n) {
