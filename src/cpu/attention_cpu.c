@@ -77,43 +77,39 @@ typedef struct {
     const int *pos, *seq;    /* the step: token t is at pos[t] of caches[seq[t]] */
     float *out;
     int Hq, Hkv, D;
+    int n_hr;                /* kv head ranges per token (1: every kv head a chunk) */
     int splits;              /* key ranges per (token, kv head); 1: no split */
     float *part;             /* splits > 1: [T * Hkv * splits * group][D + 2] each range's
                                 unnormalised output, then its running max and sum */
 } attn_job;
 
-/* One chunk = one token, one kv head g and one range of its keys:
- * it = (t * Hkv + g) * splits + s. The group's query heads (Hq / Hkv of
- * them, 2 for Qwen3-0.6B) walk the keys together, one block at a time, so
- * each block of K and V is read from memory once and reused from cache by
- * the other heads of the group.
+/* One chunk = one token, a range of its kv heads and a range of its keys:
+ * it = (t * n_hr + hr) * splits + sp. Each kv head's query heads (Hq /
+ * Hkv of them, 2 for Qwen3-0.6B) walk the keys together, so each key and
+ * value is read from memory once for all of them.
  *
- * Splitting the keys. A decode step has T * Hkv chunks (8 for Qwen3-0.6B),
- * fewer than 16 threads, and at a long context each chunk streams
- * megabytes of cache: one core's read rate, not the machine's. So when
- * there are fewer than 2 chunks a thread and many keys, each (token, kv
- * head) is cut into `splits` ranges of whole blocks; a range leaves its
- * output unnormalised with its running max m_s and sum l_s, and the caller
- * combines them: out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s with
- * M = max_s m_s - the online softmax's own rescaling, done once more.
+ * Reading in address order. The cache is position-major (ref.h):
+ * position p's kv heads sit side by side, 4 KB for Qwen3-0.6B. A chunk of
+ * one kv head would read rows of 512 bytes 4 KB apart - a stride the
+ * hardware prefetchers of the Xeon it was measured on did not follow. So
+ * a chunk takes every kv head of its token (n_hr = 1) and reads each
+ * position's row whole, then the next: the cache in address order
+ * (tools/bench_attention at depth 4096, 2-vCPU Xeon, wall time a layer,
+ * 2 threads: one kv head a chunk ~2.4 (f32) / ~1.6 (f16) ms, every kv
+ * head 1.40 / 0.86 ms). FS_ATTN_ALL_HEADS=0 keeps one kv head a chunk
+ * (n_hr = Hkv), for the comparison.
  *
- * Every kv head in one chunk, at a long context (ALL_HEADS_MIN_KEYS keys
- * or more). The cache is position-major (ref.h): position p's heads sit
- * side by side, 4 KB for Qwen3-0.6B, so one kv head's keys are rows of
- * 512 bytes 4 KB apart, and a chunk of one kv head reads memory in that
- * stride - which the hardware prefetchers of the Xeon it was measured on
- * did not follow. A chunk of one token's every kv head over a range of
- * positions reads each position's row whole, then the next: the cache in
- * address order. tools/bench_attention at depth 4096 (2-vCPU Xeon, wall
- * time a layer, 2 threads): one kv head a chunk 2.1 (f32) / 2.0 (f16) ms,
- * every kv head 1.67 / 1.32 ms with one kernel call per kv head and
- * block, 1.40 / 0.86 ms with the position-order kernels above.
- * FS_ATTN_ALL_HEADS=0 keeps one kv head a chunk. Below the threshold a
- * decode step has too few keys to cut into ranges for every thread, and
- * one kv head a chunk spreads the work better. */
+ * Enough chunks for the threads. A decode step of one token is one such
+ * chunk; the pool wants 2 a thread. With many keys, each token's keys are
+ * cut into `splits` ranges of whole blocks, each at least 4 blocks; a
+ * range leaves its output unnormalised with its running max m_s and sum
+ * l_s, and the caller combines them: out = sum_s e^(m_s - M) o_s / sum_s
+ * e^(m_s - M) l_s with M = max_s m_s - the online softmax's own
+ * rescaling, done once more. With few keys (a short context), the kv
+ * heads are cut into n_hr ranges instead: each position's row is then
+ * read in n_hr contiguous pieces. */
 #define MAX_GROUP FS_ATTN_MAX_GROUP
 #define MAX_HEADS FS_ATTN_MAX_HEADS
-#define ALL_HEADS_MIN_KEYS 1024
 
 /* Token t's query heads of kv heads g_lo .. g_hi - 1 over key range sp of
  * j->splits: the online softmax above, one block of keys at a time, each
@@ -177,20 +173,11 @@ static void attn_part(const attn_job *j, int t, int sp, int g_lo, int g_hi) {
     }
 }
 
-/* One chunk = one token, one kv head g and one range of its keys:
- * it = (t * Hkv + g) * splits + sp. */
+/* One chunk: it = (t * n_hr + hr) * splits + sp (above). */
 static void attn_chunk(void *arg, int it, int tid) {
     const attn_job *j = arg;
-    int sp = it % j->splits, c = it / j->splits;   /* the range, the (token, kv head) */
-    int t = c / j->Hkv, g = c % j->Hkv;
-    attn_part(j, t, sp, g, g + 1);
-}
-
-/* One chunk = one token, every kv head, one range of its keys:
- * it = t * splits + sp (a long context: see fs_cpu_attention). */
-static void attn_chunk_all_heads(void *arg, int it, int tid) {
-    const attn_job *j = arg;
-    attn_part(j, it / j->splits, it % j->splits, 0, j->Hkv);
+    int sp = it % j->splits, c = it / j->splits, hr = c % j->n_hr, t = c / j->n_hr;
+    attn_part(j, t, sp, hr * j->Hkv / j->n_hr, (hr + 1) * j->Hkv / j->n_hr);
 }
 
 /* out[t, h] from the ranges' partial outputs (attn_chunk, splits > 1). */
@@ -221,8 +208,9 @@ static void attn_combine(const attn_job *j, int T) {
  * a thread, each range at least min_blocks blocks, and the partial outputs
  * (chunks x splits x `heads` slots of D + 2 floats) within the scratch
  * reserve sized: FS_ATTN_MAX_PARTS(nth) x FS_ATTN_MAX_GROUP slots. One kv
- * head a chunk counts FS_ATTN_MAX_GROUP slots a part; every kv head a
- * chunk, all Hq of them. */
+ * head a chunk counts FS_ATTN_MAX_GROUP slots a part; every kv head of a
+ * token a chunk, all Hq of them (cutting the kv heads into ranges after
+ * that does not change the count). */
 static int attn_splits(int chunks, int heads, int nth, int max_keys, int min_blocks) {
     if (chunks >= 2 * nth) return 1;
     int splits = (2 * nth + chunks - 1) / chunks;
@@ -359,15 +347,23 @@ void fs_cpu_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_
     }
     int max_keys = 0;
     for (int t = 0; t < T; t++) max_keys = r->pos[t] + 1 > max_keys ? r->pos[t] + 1 : max_keys;
-    /* a long context: each chunk one token, every kv head, each range at
-     * least 4 blocks; else one kv head a chunk, ranges of 2 blocks or more */
-    int all = f->attn_all_heads && max_keys >= ALL_HEADS_MIN_KEYS && Hq <= MAX_HEADS && f->attn_part;
-    int chunks = all ? T : T * Hkv;
-    int splits = !f->attn_part ? 1
-                 : all         ? attn_splits(chunks, Hq, f->nth, max_keys, 4)
-                               : attn_splits(chunks, MAX_GROUP, f->nth, max_keys, 2);
+    /* every kv head of a token a chunk, its keys cut into ranges of 4
+     * blocks or more, then its kv heads into ranges if there are still
+     * fewer than 2 chunks a thread (and at most MAX_HEADS query heads a
+     * chunk); FS_ATTN_ALL_HEADS=0: one kv head a chunk, ranges of 2 blocks */
+    int group = Hq / Hkv, n_hr, splits = 1;
+    if (!f->attn_all_heads) {
+        n_hr = Hkv;
+        if (f->attn_part) splits = attn_splits(T * Hkv, MAX_GROUP, f->nth, max_keys, 2);
+    } else {
+        if (f->attn_part) splits = attn_splits(T, Hq, f->nth, max_keys, 4);
+        int have = T * splits, want = 2 * f->nth, per = MAX_HEADS / group;   /* kv heads a chunk, at most */
+        n_hr = have >= want ? 1 : (want + have - 1) / have;
+        if (n_hr < (Hkv + per - 1) / per) n_hr = (Hkv + per - 1) / per;
+        if (n_hr > Hkv) n_hr = Hkv;
+    }
     attn_job j = {f->isa, (size_t)f->attn_ahead, buf_f32(q), caches, r->pos, r->seq, buf_f32_mut(out), Hq, Hkv, D,
-                  splits, f->attn_part};
-    fs_threadpool_for(f->pool, chunks * splits, all ? attn_chunk_all_heads : attn_chunk, &j);
+                  n_hr, splits, f->attn_part};
+    fs_threadpool_for(f->pool, T * n_hr * splits, attn_chunk, &j);
     if (splits > 1) attn_combine(&j, T);
 }

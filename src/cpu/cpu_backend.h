@@ -461,8 +461,8 @@ int fs_rope_head_neon(float *head, const float *c, const float *s, int half);
 /* The most query heads per kv head the CPU's attention takes (more: the
  * reference's). */
 #define FS_ATTN_MAX_GROUP 16
-/* The most query heads decode attention's all-heads chunks take (more: one
- * kv head a chunk). */
+/* The most query heads one chunk of decode attention takes (more: its kv
+ * heads are cut into ranges, attention_cpu.c). */
 #define FS_ATTN_MAX_HEADS 128
 
 /* Prefill attention's per-thread scratch for n_ctx positions of head dim
