@@ -8,13 +8,15 @@
 #   3. test_forward     sessions, chunking, cached == uncached, two sessions,
 #                       cancel, argmax - on "cuda"
 #   4. test_forward_golden  the golden cases against transformers (its cuda pass)
-#   4b. test_forward and test_forward_golden again with the staged GEMV on
+#   4b. test_forward_golden again with the staged GEMV on
 #   5. the tiny model: greedy continuations on cuda identical to the CPU's
 #      for the first 32 tokens of 6 prompts (as e2e_tiny compares the CPU
 #      with transformers; the prompt's prefill rounds to bf16, so a near tie
 #      further on may go the other way: how far they agree, of 64, is
-#      printed), perplexity within 0.1% of the CPU's
-# Prints one line per part and "gpu: N passed, M failed".
+#      printed), perplexity within 0.1% of the CPU's; then again with the
+#      staged GEMV on (it stages every matmul of the tiny model)
+# Each part runs under `timeout 300`. Prints one line per part and
+# "gpu: N passed, M failed".
 #
 # Docs: docs/gpu.md, docs/testing.md
 BUILD=${1:-build}
@@ -36,17 +38,21 @@ part() {   # part NAME COMMAND...: run it, log under $BUILD/gpu-logs
         echo "gpu: $name: FAILED (log: $BUILD/gpu-logs/$name.log)"; tail -15 "$BUILD/gpu-logs/$name.log"
     fi
 }
-part test_cuda "$BUILD/tests/test_cuda"
-part test_backend "$BUILD/tests/test_backend" cuda
-part test_forward "$BUILD/tests/test_forward" cuda
-part test_forward_golden "$BUILD/tests/test_forward_golden"
+# each part bounded in time, so that a hang (a kernel that never ends)
+# costs its part, not the rest of the run
+part test_cuda timeout 300 "$BUILD/tests/test_cuda"
+part test_backend timeout 300 "$BUILD/tests/test_backend" cuda
+part test_forward timeout 300 "$BUILD/tests/test_forward" cuda
+part test_forward_golden timeout 300 "$BUILD/tests/test_forward_golden"
 # the staged GEMV (gemv_stage.cu; off by default until measured): whole
-# forward passes with it on, against the same bounds
-part test_forward_staged env FS_CUDA_GEMV_STAGE=64 "$BUILD/tests/test_forward" cuda
-part test_forward_golden_staged env FS_CUDA_GEMV_STAGE=64 "$BUILD/tests/test_forward_golden"
+# forward passes with it on, against the same bounds. test_forward's
+# models have no K a multiple of 256, so they stage nothing; the golden
+# models stage o_proj and down_proj, and the tiny model (below) every
+# matmul, the norm-fused ones included.
+part test_forward_golden_staged timeout 300 env FS_CUDA_GEMV_STAGE=64 "$BUILD/tests/test_forward_golden"
 
-tiny() {
-    python3 - "$FS" <<'PY'
+tiny() {   # bounded like the parts above (a shell function cannot run under timeout itself)
+    timeout 300 python3 - "$FS" <<'PY'
 import json, subprocess, sys
 fs = sys.argv[1]
 prompts = ["In the beginning God created", "The jury said that", "And it came to pass, when",
@@ -82,5 +88,8 @@ sys.exit(1 if bad else 0)
 PY
 }
 part tiny tiny
+FS_CUDA_GEMV_STAGE=64; export FS_CUDA_GEMV_STAGE   # reaches fs through python's subprocesses
+part tiny_staged tiny
+unset FS_CUDA_GEMV_STAGE
 echo "gpu: $pass passed, $fail failed${failed:+ (failed:$failed)}"
 [ "$fail" -eq 0 ]

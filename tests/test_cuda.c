@@ -368,12 +368,47 @@ static void check_matmul(void) {
     row("matmul lm_head norm", "q4_0", "T=1 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 1, 1024, &Nl, &a0, 1, 1), 1e-4);
 }
 
+/* Two decode matmuls back to back, nothing from the host between them:
+ * y1 = x W1, then y2 += rmsnorm(y1) W2. In a decode step (T = 1) the
+ * second is a programmatic launch that starts while the first runs, so
+ * its input and its += output come from the kernel just before it - what
+ * the staged GEMV must not read before its griddepcontrol.wait. */
+static double run_chain(fs_dtype dt) {
+    int K = 1024, N1 = 1024, N2 = 1027;
+    weight w1, w2, norm;
+    make_weight(&w1, dt, N1, K, 0.05f);
+    make_weight(&w2, dt, N2, K, 0.05f);
+    make_weight(&norm, FS_DTYPE_BF16, 1, K, 1.0f);
+    float *x = fs_xmalloc((size_t)K * sizeof(float)), *y2 = fs_xmalloc((size_t)N2 * sizeof(float));
+    fill(x, (size_t)K, 2.0f);
+    fill(y2, (size_t)N2, 1.0f);
+    fs_buf *xb = dev_f32(x, (size_t)K), *y1b = dev_f32(NULL, (size_t)N1), *y2b = dev_f32(y2, (size_t)N2);
+    fs_linear l1 = {w1.buf, y1b, N1, 0}, l2 = {w2.buf, y2b, N2, 1};
+    fs_mm_in in1 = {xb, NULL, 1e-6f, NULL}, in2 = {y1b, norm.buf, 1e-6f, NULL};
+    B->matmul(B, &in1, 1, K, &l1, 1);
+    B->matmul(B, &in2, 1, K, &l2, 1);
+    float *got1 = get(y1b, (size_t)N1), *got2 = get(y2b, (size_t)N2);
+    float *want1 = fs_xmalloc((size_t)N1 * sizeof(float)), *in = fs_xmalloc((size_t)K * sizeof(float));
+    ref_matmul(x, w1.deq, want1, 1, K, N1, 0);
+    double e1 = rel_err(got1, want1, (size_t)N1);
+    ref_mm_input(got1, norm.deq, NULL, 1e-6f, 1, K, in);   /* from what the first call wrote */
+    ref_matmul(in, w2.deq, y2, 1, K, N2, 1);
+    double e2 = rel_err(got2, y2, (size_t)N2);
+    free(got1), free(got2), free(want1), free(in), free(x), free(y2);
+    B->free_buf(B, xb), B->free_buf(B, y1b), B->free_buf(B, y2b);
+    free_weight(&w1), free_weight(&w2), free_weight(&norm);
+    return e1 > e2 ? e1 : e2;
+}
+
 /* The decode matmuls (T = 1) again, for a backend opened with the staged
  * GEMV on (gemv_stage.cu, FS_CUDA_GEMV_STAGE=KB): at 64 KB a block, and at
  * 16 KB (blocks hold few rows, a call's layers begin and end inside
  * blocks, and shapes that would need too many blocks fall back to
- * gemv.cu). */
+ * gemv.cu). The backend is in a one-token step, so launches are
+ * programmatic as in a decode step. */
 static void check_decode_matmul(void) {
+    int id0 = 0;
+    set_seq_step(&id0, 1, 0);
     for (int d = 0; d < 5; d++) {
         fs_dtype dt = all_dtypes[d];
         int N = 1027, add1 = 1, add0 = 0;
@@ -383,6 +418,7 @@ static void check_decode_matmul(void) {
         row("matmul qkv norm", dt_name(dt), "T=1 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 1, 1024, qkv, qkv_add, 3, 1), 1e-4);
         int Ns[3] = {700, 333, 129}, adds[3] = {0, 1, 0};
         row("matmul 3 layers plain", dt_name(dt), "T=1 K=512 N=700+333+129", run_matmul(dt, dt, 1, 512, Ns, adds, 3, 0), 1e-4);
+        row("matmul chain: plain, then norm +=", dt_name(dt), "T=1 K=1024 N=1024, 1027", run_chain(dt), 1e-4);
     }
 }
 
@@ -816,7 +852,12 @@ int main(int argc, char **argv) {
         }
         printf("-- FS_CUDA_GEMV_STAGE=%s\n", stage[i]);
         reserve(16, 8, 128, 4200, 256, 1);
+        long before = fs_cuda_staged_launches;
         check_decode_matmul();
+        /* the rows above passing on gemv.cu would prove nothing: some ran staged */
+        long staged = fs_cuda_staged_launches - before;
+        CHECKF(staged > 0, "FS_CUDA_GEMV_STAGE=%s: no matmul took the staged GEMV", stage[i]);
+        printf("FS_CUDA_GEMV_STAGE=%s: %ld staged launches\n", stage[i], staged);
         B->destroy(B);
     }
     return TEST_SUMMARY();

@@ -691,16 +691,23 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
      * session 8), leaves every decode matmul to gemv.cu. */
     const char *st = getenv("FS_CUDA_GEMV_STAGE");
     long kb = st && *st ? atol(st) : 0;
-    int optin = 0;
-    c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
-    if (kb < 0 || kb * 1024 > optin - 1024) return fs_errf(e, "cuda: FS_CUDA_GEMV_STAGE=%s: expected 0 .. %d (KB)", st, (optin - 1024) / 1024);
-    c->stage_bytes = c->cc_major >= 9 ? (size_t)kb * 1024 : 0;
+    c->stage_bytes = 0;
+    if (c->cc_major >= 9) {   /* elsewhere the setting does nothing, so it is not checked */
+        int optin = 0;
+        c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
+        if (kb < 0 || kb * 1024 > optin - 1024)
+            return fs_errf(e, "cuda: FS_CUDA_GEMV_STAGE=%s: expected 0 .. %d (KB)", st, (optin - 1024) / 1024);
+        c->stage_bytes = (size_t)kb * 1024;
+    }
     for (int d = 0; d < 5 && c->stage_bytes; d++) {
         char name[32];
         snprintf(name, sizeof name, "gemv_stage_%s", dt_names[d]);
         if (c->cu.ModuleGetFunction(&c->k.gemv_stage[d], c->mod, name)) return fs_errf(e, "cuda: kernel %s missing from the fatbin", name);
         if (c->cu.FuncSetAttribute(c->k.gemv_stage[d], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)c->stage_bytes))
             return fs_errf(e, "cuda: the staged GEMV cannot have %zu bytes of shared memory", c->stage_bytes);
+        /* as much of each SM as shared memory as it allows (a hint): the
+         * next kernels' blocks must fit beside the running ones */
+        c->cu.FuncSetAttribute(c->k.gemv_stage[d], FS_CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
     }
     return fs_cuda_gemm_init(c, e);
 }

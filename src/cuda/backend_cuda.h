@@ -13,4 +13,8 @@
  * memory than o->need_bytes. */
 fs_backend *fs_backend_cuda_new(const fs_backend_opts *o, fs_err *e);
 
+/* How many matmuls have taken the staged GEMV (gemv_stage.cu) in this
+ * process: tests/test_cuda.c checks that its staged passes stage some. */
+extern long fs_cuda_staged_launches;
+
 #endif

@@ -61,9 +61,14 @@ __device__ __forceinline__ void mbar_init_fence() { asm volatile("fence.mbarrier
 __device__ __forceinline__ void mbar_arrive_expect(unsigned long long *b, unsigned bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(b)), "r"(bytes) : "memory");
 }
-/* Wait until the barrier's phase `parity` has completed. */
+/* Wait until the barrier's phase `parity` has completed. The waits are
+ * for a block's own copies, microseconds; bytes that never land (an
+ * expect count that disagrees with the copies) would spin forever, so
+ * after 2 s the kernel traps: a launch error the host reports, not a
+ * hang that eats the rest of a test run. */
 __device__ __forceinline__ void mbar_wait(unsigned long long *b, unsigned parity) {
     unsigned done;
+    unsigned long long t0 = 0;
     do {
         asm volatile(
             "{\n\t.reg .pred p;\n\t"
@@ -72,6 +77,12 @@ __device__ __forceinline__ void mbar_wait(unsigned long long *b, unsigned parity
             : "=r"(done)
             : "r"(smem_u32(b)), "r"(parity)
             : "memory");
+        if (!done) {
+            unsigned long long now;
+            asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(now));
+            if (!t0) t0 = now;
+            else if (now - t0 > 2000000000ull) __trap();
+        }
     } while (!done);
 }
 /* Copy `bytes` (a multiple of 16, both addresses 16-byte aligned) from

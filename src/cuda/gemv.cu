@@ -208,6 +208,10 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
     const float *x_row = (const float *)a.x + (size_t)t * a.K;
     const float *up_row = a.up ? (const float *)a.up + (size_t)t * a.K : nullptr;
     if (a.K % 4 != 0) {   /* rows not in whole float4s: one element at a time */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        if (norm_bar) mbar_wait(norm_bar, 0);   /* never leave a bulk copy in flight (the staged
+                                                   kernel's K % 256 keeps it out of here) */
+#endif
         float scale = mm_input_scale(a, x_row, red);
         for (int k = threadIdx.x; k < a.K; k += blockDim.x) xs[xpad(k)] = mm_input_at(a, x_row, up_row, k, scale);
         __syncthreads();

@@ -30,7 +30,9 @@
  * Eight warps take the rows in turn; lane l of a warp takes the 16-byte
  * vectors l, l + 32, ... of its row - 512 contiguous bytes of shared
  * memory per instruction, no bank conflicts - in the same order as gemv.cu
- * does, so the sums are the same, bit for bit, as its unsplit kernel's.
+ * does, so the dot products are its unsplit kernel's; not the outputs bit
+ * for bit, though: a fused norm's sum of squares is reduced over 8 warps
+ * here, and gemv.cu takes its split kernel for o_proj and down_proj.
  *
  * sm_90 only (the bulk copy and mbarrier transaction counts are Hopper's);
  * the host uses gemv.cu's kernels elsewhere, for the lm_head (311 MB: it

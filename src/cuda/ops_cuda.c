@@ -58,15 +58,19 @@ size_t fs_cuda_gemv_smem(int K) { return ((size_t)K + (size_t)K / 8 + 4) * sizeo
 /* The staged GEMV (gemv_stage.cu) for a one-token matmul, if it applies:
  * fills a's stage_* fields and *smem (the block's shared memory) and
  * returns the grid (0: use gemv.cu). Each block copies R rows into shared
- * memory; R is chosen so that a block's shared memory stays within the
- * budget (c->stage_bytes) and the blocks are a multiple of the SMs - one
- * each for o_proj, down_proj and qkv of Qwen3-0.6B in bf16 at the default
- * 64 KB, two for gate/up - so that the staging of the next few kernels
- * fits beside the running one. A matmul that would need more than 4 blocks
- * per SM (the lm_head: 311 MB) is streamed by gemv.cu instead: it cannot
- * sit in shared memory. */
+ * memory; R is the fewest rows for which a block's shared memory stays
+ * within the budget (c->stage_bytes) with 1, 2, 3 or 4 blocks' worth of
+ * SMs: for Qwen3-0.6B in bf16 at 64 KB, qkv is 256 blocks of 16 rows
+ * (38.5 KB), o_proj and down 128 of 8 (41 / 61.5 KB), gate/up 256 of 24
+ * (54.5 KB) - about two matmuls of look-ahead in an SM's 228 KB. A matmul
+ * that would need more than 4 blocks per SM (the lm_head: 311 MB) is
+ * streamed by gemv.cu instead: it cannot sit in shared memory. (Budgets
+ * of 169 KB or more would stage the q4_0 lm_head in several waves of one
+ * block an SM, with no overlap: not a setting to use.) */
+long fs_cuda_staged_launches;
+
 static unsigned stage_grid(const cuda_ctx *c, fs_cu_mm *a, fs_dtype dt, int K, unsigned *smem) {
-    if (!c->stage_bytes || !c->k.gemv_stage[dt] || K % 256 != 0) return 0;
+    if (!c->stage_bytes || !c->k.gemv_stage[dt] || K % 256 != 0 || a->N_total <= 0) return 0;
     size_t wrow = (size_t)K / (size_t)vec_elems(dt) * 16;
     size_t srow = dt == FS_DTYPE_Q8_0 || dt == FS_DTYPE_Q4_0 ? (size_t)K / 16 : 0;
     size_t norm = a->norm ? (size_t)K * (a->norm_dtype == FS_DTYPE_F32 ? 4 : 2) : 0;
@@ -295,6 +299,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
              * if K has a vector for every lane of the 4 warps. */
             unsigned smem = 0, staged = T == 1 ? stage_grid(c, &a, dt, K, &smem) : 0;
             if (staged) {
+                fs_cuda_staged_launches++;
                 c->n_pf = 0;
                 fs_cuda_launch(c, c->k.gemv_stage[dt], staged, 1, STAGE_THREADS, smem, p, "matmul (gemv, staged)");
                 continue;
