@@ -1391,6 +1391,54 @@ def fig_kv_aliasing():
     return s.render()
 
 
+def fig_attn_order():
+    m = read_json(os.path.join(DATA, "measurements.json"))["attn_order"]
+    W, H = 800, 420
+    s = SVG(W, H, "Decode attention reading the KV cache: one kv head at a time, or in address order",
+            "The cache is position-major: a position's 8 kv heads of 512 bytes sit side by side in a 4 KiB row. "
+            "Reading one kv head down the positions jumps 4 KiB at every key; reading each row whole, then the "
+            "next, walks memory in order.")
+    s.text(20, 24, "A layer's K cache, position-major: a row per position, its 8 kv heads side by side", size=14,
+           weight="bold")
+    cw, ch, rows = 36, 16, 6
+    for k, (title, col) in enumerate((("before: one kv head at a time - 512 B, jump 4 KiB, 512 B ...", RED),
+                                      ("now: every kv head of a position, then the next position", GREEN))):
+        x0, y0 = 20 + k * 390, 56
+        s.text(x0, y0, title, size=11, weight="bold", fill=col)
+        for r in range(rows):
+            s.text(x0, y0 + 24 + r * ch + 11, f"p{r}", size=9.5, fill=MUTED, mono=True)
+            for g in range(8):
+                s.rect(x0 + 24 + g * cw, y0 + 24 + r * ch, cw - 2, ch - 2, fill=PANEL, stroke=LINE, sw=0.5)
+        if k == 0:   # one kv head's column, top to bottom
+            for r in range(rows):
+                s.rect(x0 + 24, y0 + 24 + r * ch, cw - 2, ch - 2, fill=col, opacity="0.55")
+                if r < rows - 1:
+                    s.line(x0 + 24 + cw / 2, y0 + 24 + r * ch + ch - 4, x0 + 24 + cw / 2, y0 + 24 + (r + 1) * ch + 2,
+                           stroke=col, arrow=True)
+            s.text(x0, y0 + 24 + rows * ch + 18, "then kv head 1's column, and so on", size=10.5, fill=MUTED)
+        else:        # row by row
+            for r in range(2):
+                for g in range(8):
+                    s.rect(x0 + 24 + g * cw, y0 + 24 + r * ch, cw - 2, ch - 2, fill=col, opacity="0.55")
+                s.line(x0 + 24, y0 + 24 + r * ch + ch / 2 - 1, x0 + 24 + 8 * cw - 6, y0 + 24 + r * ch + ch / 2 - 1,
+                       stroke=col, arrow=True)
+            s.text(x0, y0 + 24 + rows * ch + 18, "then p2's row, p3's ... (f16 widened in registers)", size=10.5,
+                   fill=MUTED)
+    y = 250
+    s.text(20, y, "Measured (one token's attention, a layer, 2 threads; before -> now):", size=11.5, weight="bold")
+    for k, r in enumerate(m["rows"]):
+        b, a = r["before_us"], r["after_us"]
+        s.text(40, y + 20 + 18 * k, f'depth {r["depth"]:>4}, {r["kv"]} cache: {b[0]:g}-{b[1]:g} us -> '
+                                    f'{a[0]:g}-{a[1]:g} us ({sum(b) / sum(a):.2f}x)', size=11.5, mono=True)
+    g = m["stream_gb_s"]
+    s.text(20, y + 110, f'One core streaming memory: {g["plain"]:g} GB/s plain, {g["prefetch_256b_1k"]:g} with a '
+                        f'software prefetch 256 B-1 KiB ahead, {g["prefetch_4k_plus"]:g} with one 4 KiB+ ahead', size=11)
+    s.text(20, H - 24, "Sources: build/tools/bench_attention -t 2 on a 2-vCPU Xeon (family 6 model 167), 2026-12-05, "
+                       "builds alternating (docs/cpu.md);", size=9.5, fill=MUTED)
+    s.text(20, H - 10, m["stream_source"] + "; drawn by tools/docs_figures.py", size=9.5, fill=MUTED)
+    return s.render()
+
+
 def fig_ubsan():
     W, H = 800, 300
     s = SVG(W, H, "What a NaN weight became in Q4_0, and why UBSan objects",
@@ -1717,6 +1765,7 @@ FIGURES = {
     "img/nta-prefetch.svg": fig_nta,
     "img/amx-tiles.svg": fig_amx,
     "img/kv-aliasing.svg": fig_kv_aliasing,
+    "img/attn-order.svg": fig_attn_order,
     "img/ubsan.svg": fig_ubsan,
     "img/gpu-memory.svg": fig_gpu_memory,
     "img/gpu-decode.svg": fig_gpu_decode,
