@@ -18,7 +18,9 @@
 #    on the prefix (fs_session_eval, not the debug path perplexity uses),
 #    computes -log softmax in double and compares the loss and every
 #    window's loss.
-# 4. Bad flags -> exit 1; bad input -> exit 2; one "fs CMD:" line.
+# 4. Bad flags -> exit 1; bad input -> exit 2; one "fs CMD:" line; a bad
+#    FS_ATTN_AHEAD -> exit 2 naming it, FS_ATTN_AHEAD=0 shown in the
+#    backend line.
 # Docs: docs/bench.md
 FS_BIN=${FS_BIN:-build/fs}
 FS_TOKENIZER_DIR=${FS_TOKENIZER_DIR:-models/qwen3-tokenizer}
@@ -250,6 +252,14 @@ expect() { # expect CODE ARGS...: exit status CODE and one "fs CMD:" line on std
     [ "$(wc -l <"$TMP/err")" -eq 1 ] && grep -q '^fs[ :]' "$TMP/err" || die "'$*': stderr is not one fs line: $(cat "$TMP/err")"
 }
 expect 1 bench -m "$M" --pp abc
+# a bad FS_ATTN_AHEAD (decode attention's prefetch distance) is refused, with its name
+for v in abc -1 2000000 8k; do
+    FS_ATTN_AHEAD=$v "$FS_BIN" bench -m "$M" --backend cpu --pp 0 --tg 4 -r 1 --bw-mib 0 >/dev/null 2>"$TMP/err"; got=$?
+    [ "$got" -eq 2 ] && grep -q "^fs bench: FS_ATTN_AHEAD=$v: want a byte count" "$TMP/err" ||
+        die "FS_ATTN_AHEAD=$v: exit $got, $(cat "$TMP/err")"
+done
+FS_ATTN_AHEAD=0 "$FS_BIN" bench -m "$M" --backend cpu --pp 0 --tg 4 -r 1 --bw-mib 0 >"$TMP/out" 2>"$TMP/err" &&
+    grep -q "attention: no prefetch (FS_ATTN_AHEAD)" "$TMP/out" || die "FS_ATTN_AHEAD=0: $(cat "$TMP/err" "$TMP/out")"
 expect 1 bench -m "$M" --pp 8,
 expect 1 bench -m "$M" --tg -4
 expect 1 bench -m "$M" -r 0

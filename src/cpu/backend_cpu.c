@@ -593,7 +593,7 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
      * (attention_cpu.c; 0 turns it off) */
     const char *aa = getenv("FS_ATTN_AHEAD");
     f->attn_ahead = FS_ATTN_AHEAD;
-    if (aa) {
+    if (aa && *aa) {   /* set and not empty */
         char *end;
         long v = strtol(aa, &end, 10);
         if (end == aa || *end || v < 0 || v > (1 << 20)) {

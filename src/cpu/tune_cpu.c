@@ -425,6 +425,13 @@ void fs_cpu_describe(fs_cpu *f) {
                                                                    : p->how == FS_PLAN_FORCED  ? " (FS_DECODE_PLAN)"
                                                                                                : " (calibrated)");
     }
+    /* decode attention's prefetch (attention_cpu.c) */
+    const char *set = f->attn_ahead == FS_ATTN_AHEAD ? "" : " (FS_ATTN_AHEAD)";
+    if (n > 0 && (size_t)n < sizeof line)
+        n += !f->attn_ahead          ? snprintf(line + n, sizeof line - (size_t)n, "; attention: no prefetch%s", set)
+             : f->attn_ahead % 1024 ? snprintf(line + n, sizeof line - (size_t)n, "; attention: L2 %d B ahead%s", f->attn_ahead, set)
+                                    : snprintf(line + n, sizeof line - (size_t)n, "; attention: L2 %d KiB ahead%s",
+                                               f->attn_ahead >> 10, set);
     if (f->tune_s > 0 && n > 0 && (size_t)n < sizeof line)
         snprintf(line + n, sizeof line - (size_t)n, "; calibration %.2f s", f->tune_s);
     fs_ref_set_describe(&f->ref, line);
