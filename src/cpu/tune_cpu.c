@@ -405,6 +405,14 @@ void fs_cpu_tune(fs_cpu *f) {
 
 /* ---- describe ---- */
 
+/* Appends pre, a distance in bytes ("N B", or "N KiB" when whole KiB),
+ * then post to line[n..]; returns the new length (unchanged once full). */
+static int put_bytes(char *line, size_t size, int n, const char *pre, int bytes, const char *post) {
+    if (n <= 0 || (size_t)n >= size) return n;
+    return n + snprintf(line + n, size - (size_t)n, bytes % 1024 ? "%s%d B%s" : "%s%d KiB%s", pre,
+                        bytes % 1024 ? bytes : bytes >> 10, post);
+}
+
 void fs_cpu_describe(fs_cpu *f) {
     char kernels[64], line[256];
     int n = snprintf(line, sizeof line, "%s kernels, %d thread%s", fs_cpu_kernels_name(fs_cpu_get_kernels(f), kernels, sizeof kernels),
@@ -414,24 +422,20 @@ void fs_cpu_describe(fs_cpu *f) {
         if (!p->matrices) continue;
         n += snprintf(line + n, sizeof line - (size_t)n, "; %s decode: %s, prefetch %s", fs_dtype_name((fs_dtype)dt),
                       kernel_names[p->kernel], prefetch_names[p->prefetch]);
-        if (p->prefetch != FS_PF_NONE && n > 0 && (size_t)n < sizeof line)
-            n += snprintf(line + n, sizeof line - (size_t)n, p->ahead % 1024 ? " %d B ahead" : " %d KiB ahead",
-                          p->ahead % 1024 ? p->ahead : p->ahead >> 10);
-        if (p->far && n > 0 && (size_t)n < sizeof line)
-            n += snprintf(line + n, sizeof line - (size_t)n, " + L2 %d KiB ahead", p->far >> 10);
+        if (p->prefetch != FS_PF_NONE) n = put_bytes(line, sizeof line, n, " ", p->ahead, " ahead");
+        if (p->far) n = put_bytes(line, sizeof line, n, " + L2 ", p->far, " ahead");
         if (n > 0 && (size_t)n < sizeof line)
             n += snprintf(line + n, sizeof line - (size_t)n, "%s", p->how == FS_PLAN_CACHED ? " (cached)"
                                                                    : p->how == FS_PLAN_DEFAULT ? " (default)"
                                                                    : p->how == FS_PLAN_FORCED  ? " (FS_DECODE_PLAN)"
                                                                                                : " (calibrated)");
     }
-    /* decode attention's prefetch (attention_cpu.c) */
-    const char *set = f->attn_ahead == FS_ATTN_AHEAD ? "" : " (FS_ATTN_AHEAD)";
-    if (n > 0 && (size_t)n < sizeof line)
-        n += !f->attn_ahead          ? snprintf(line + n, sizeof line - (size_t)n, "; attention: no prefetch%s", set)
-             : f->attn_ahead % 1024 ? snprintf(line + n, sizeof line - (size_t)n, "; attention: L2 %d B ahead%s", f->attn_ahead, set)
-                                    : snprintf(line + n, sizeof line - (size_t)n, "; attention: L2 %d KiB ahead%s",
-                                               f->attn_ahead >> 10, set);
+    /* decode attention's prefetch (attention_cpu.c; none only when FS_ATTN_AHEAD=0 says so) */
+    if (f->attn_ahead)
+        n = put_bytes(line, sizeof line, n, "; attention: L2 ", f->attn_ahead,
+                      f->attn_ahead == FS_ATTN_AHEAD ? " ahead" : " ahead (FS_ATTN_AHEAD)");
+    else if (n > 0 && (size_t)n < sizeof line)
+        n += snprintf(line + n, sizeof line - (size_t)n, "; attention: no prefetch (FS_ATTN_AHEAD)");
     if (f->tune_s > 0 && n > 0 && (size_t)n < sizeof line)
         snprintf(line + n, sizeof line - (size_t)n, "; calibration %.2f s", f->tune_s);
     fs_ref_set_describe(&f->ref, line);
