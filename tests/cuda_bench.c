@@ -429,29 +429,31 @@ static void bench_dtype(fs_dtype dt, const char *name) {
      * the GEMM path with one row of tiles), run directly over 28 layers;
      * lm_head over 64 rows once. Weight bytes per call / time: how close
      * a batched step comes to streaming each weight once. */
-    printf("batched decode matmuls (T=64, per call):");
-    set_seq_step(ids, 64, 0);
-    for (int op = 0; op <= N_OPS; op++) {
-        if (op == OP_ROPE || op == OP_ATT) continue;
-        double best_t = 1e9;
-        for (int rep = 0; rep < 3; rep++) {
-            B->sync(B);
-            double t0 = fs_now();
-            if (op == N_OPS) {
-                fs_mm_in in = {m->x, m->norm, 1e-6f, NULL};
-                fs_linear out = {m->embed, m->logits, V, 0};
-                B->matmul(B, &in, 64, H, &out, 1);
-            } else {
-                for (int li = 0; li < L; li++) layer_op(m, li, op, 64);
+    for (int bt = 8; bt <= 64; bt *= 8) {   /* 8 and 64 sequences */
+        printf("batched decode matmuls (T=%d, per call):", bt);
+        set_seq_step(ids, bt, 0);
+        for (int op = 0; op <= N_OPS; op++) {
+            if (op == OP_ROPE || op == OP_ATT) continue;
+            double best_t = 1e9;
+            for (int rep = 0; rep < 3; rep++) {
+                B->sync(B);
+                double t0 = fs_now();
+                if (op == N_OPS) {
+                    fs_mm_in in = {m->x, m->norm, 1e-6f, NULL};
+                    fs_linear out = {m->embed, m->logits, V, 0};
+                    B->matmul(B, &in, bt, H, &out, 1);
+                } else {
+                    for (int li = 0; li < L; li++) layer_op(m, li, op, bt);
+                }
+                B->sync(B);
+                double t = (fs_now() - t0) / (op == N_OPS ? 1 : L);
+                if (t < best_t) best_t = t;
             }
-            B->sync(B);
-            double t = (fs_now() - t0) / (op == N_OPS ? 1 : L);
-            if (t < best_t) best_t = t;
+            printf(" %s %.1f us (%.0f GB/s);", op == N_OPS ? "lm_head" : op_names[op], best_t * 1e6,
+                   op_bytes(m, op) / best_t / 1e9);
         }
-        printf(" %s %.1f us (%.0f GB/s);", op == N_OPS ? "lm_head" : op_names[op], best_t * 1e6,
-               op_bytes(m, op) / best_t / 1e9);
+        printf("\n");
     }
-    printf("\n");
     free(ids);
 
     /* decode parts: each op recorded over the 28 layers, replayed */

@@ -368,6 +368,36 @@ static void check_matmul(void) {
     row("matmul lm_head norm", "q4_0", "T=1 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 1, 1024, &Nl, &a0, 1, 1), 1e-4);
 }
 
+/* The few-token tensor-core matmul (gemm_skinny.cu) on the shapes of a
+ * batched decode step: every token tile (T up to 8, 16, 32, 64), K cut
+ * across blocks (o_proj / down_proj: 8 blocks of 128 rows) and not,
+ * layers whose rows begin and end inside a block, the lm_head's grid.
+ * Held to the T > 1 bound (bf16 inputs). check_matmul's T = 2, 7, 9 and
+ * 64 rows take it too, K tails included (K = 352: 5.5 windows of q8_0). */
+static void check_skinny_matmul(void) {
+    char shape[64];
+    long before = fs_cuda_skinny_launches;
+    for (int d = 0; d < 5; d++) {
+        fs_dtype dt = all_dtypes[d];
+        int qkv[3] = {2048, 1024, 1024}, qkv_add[3] = {0, 0, 1}, N = 1027, n1024 = 1024, add1 = 1, add0 = 0;
+        int odd[3] = {700, 333, 129}, odd_add[3] = {0, 1, 0};
+        row("matmul qkv norm (skinny)", dt_name(dt), "T=64 K=1024 N=2048+1024+1024", run_matmul(dt, dt, 64, 1024, qkv, qkv_add, 3, 1), 1e-2);
+        row("matmul swiglu += (skinny)", dt_name(dt), "T=17 K=3072 N=1027", run_matmul(dt, dt, 17, 3072, &N, &add1, 1, 2), 1e-2);
+        row("matmul plain (skinny)", dt_name(dt), "T=8 K=2048 N=1024", run_matmul(dt, dt, 8, 2048, &n1024, &add0, 1, 0), 1e-2);
+        for (int T = 16; T <= 33; T += 17) {
+            snprintf(shape, sizeof shape, "T=%d K=512 N=700+333+129", T);
+            row("matmul 3 layers plain (skinny)", dt_name(dt), shape, run_matmul(dt, dt, T, 512, odd, odd_add, 3, 0), 1e-2);
+        }
+    }
+    int Nl = 151936, a0 = 0;
+    row("matmul lm_head norm (skinny)", "bf16", "T=5 K=1024 N=151936", run_matmul(FS_DTYPE_BF16, FS_DTYPE_BF16, 5, 1024, &Nl, &a0, 1, 1), 1e-2);
+    row("matmul lm_head norm (skinny)", "q4_0", "T=5 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 5, 1024, &Nl, &a0, 1, 1), 1e-2);
+    /* the rows above passing on gemm.cu would prove nothing */
+    long n = fs_cuda_skinny_launches - before;
+    CHECKF(n >= 4 * 5 * 2, "only %ld matmuls took gemm_skinny.cu", n);
+    printf("gemm_skinny.cu: %ld launches\n", n);
+}
+
 /* Two decode matmuls back to back, nothing from the host between them:
  * y1 = x W1, then y2 += rmsnorm(y1) W2. In a decode step (T = 1) the
  * second is a programmatic launch that starts while the first runs, so
@@ -788,6 +818,7 @@ int main(int argc, char **argv) {
         printf("%-22s %-5s %-34s %10s %8s  %s\n", "op", "dtype", "shape", "error", "tol", "result");
         reserve(16, 8, 128, 4200, 256, 1);
         check_matmul();
+        check_skinny_matmul();
         B->destroy(B);
         return TEST_SUMMARY();
     }
@@ -798,6 +829,7 @@ int main(int argc, char **argv) {
     check_embed();
     check_rmsnorm();
     check_matmul();
+    check_skinny_matmul();
     check_rope_kv(16, 8, 128, 1, 0, 1);
     check_rope_kv(16, 8, 128, 1, 4095, 1);
     check_rope_kv(16, 8, 128, 7, 100, 1);
@@ -841,6 +873,25 @@ int main(int argc, char **argv) {
     printf("bandwidth (device copy, read + write): %.0f GB/s\n", B->bandwidth(B, big, 64u << 20) / 1e9);
     B->free_buf(B, big);
     B->destroy(B);
+    /* a batched step's matmuls on the GEMM, as before gemm_skinny.cu (the
+     * FS_CUDA_SKINNY=0 of A/B runs) */
+    setenv("FS_CUDA_SKINNY", "0", 1);
+    B = fs_backend_cuda_new(&o, &e);
+    CHECKF(B != NULL, "FS_CUDA_SKINNY=0: %s", e.msg);
+    if (B) {
+        printf("-- FS_CUDA_SKINNY=0\n");
+        reserve(16, 8, 128, 4200, 256, 1);
+        long before = fs_cuda_skinny_launches;
+        for (int d = 0; d < 5; d++) {
+            int N = 1027, add1 = 1, n1024 = 1024, add0 = 0;
+            fs_dtype dt = all_dtypes[d];
+            row("matmul swiglu += (gemm)", dt_name(dt), "T=17 K=3072 N=1027", run_matmul(dt, dt, 17, 3072, &N, &add1, 1, 2), 1e-2);
+            row("matmul plain (gemm)", dt_name(dt), "T=64 K=2048 N=1024", run_matmul(dt, dt, 64, 2048, &n1024, &add0, 1, 0), 1e-2);
+        }
+        CHECKF(fs_cuda_skinny_launches == before, "FS_CUDA_SKINNY=0 still took gemm_skinny.cu");
+        B->destroy(B);
+    }
+    unsetenv("FS_CUDA_SKINNY");
     /* the decode matmuls down the other paths (gemv_stage.cu) */
     static const char *stage[] = {"64", "16"};
     for (int i = 0; i < 2; i++) {

@@ -16,5 +16,8 @@ fs_backend *fs_backend_cuda_new(const fs_backend_opts *o, fs_err *e);
 /* How many matmuls have taken the staged GEMV (gemv_stage.cu) in this
  * process: tests/test_cuda.c checks that its staged passes stage some. */
 extern long fs_cuda_staged_launches;
+/* ... and the few-token tensor-core matmul (gemm_skinny.cu): the tests
+ * check that their batched-step rows ran on it. */
+extern long fs_cuda_skinny_launches;
 
 #endif

@@ -38,6 +38,7 @@ typedef struct cuda_kernels {
     CUfunction gemv_stage[5];  /* the staged GEMV (sm_90; 0 elsewhere) */
     CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
     CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (a prefill chunk: T > 64) */
+    CUfunction gemm_skinny[5][4];   /* a few tokens (gemm_skinny.cu): bf16, f16, q8_0, q4_0; up to 8, 16, 32, 64 */
 } cuda_kernels;
 
 typedef struct cuda_ctx {
@@ -64,6 +65,7 @@ typedef struct cuda_ctx {
                                               sequences (its partials' scratch; backend_cuda.c) */
     int gemm_split_tiles;                  /* tiles the split-K scratch holds */
     int gemm_kind;                         /* FS_CUDA_GEMM: 0 pipe, 1 old (the first kernel only), 2 pipe64 */
+    int no_skinny;                         /* FS_CUDA_SKINNY=0: 2 <= T <= 64 on the GEMM too (A/B runs) */
     int max_T, max_seqs, max_K, n_ctx, Hq, Hkv, D, max_split;
     int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
     int att_min_keys;     /* decode attention: keys per range at least (FS_CUDA_ATT_MIN_KEYS, default 64) */

@@ -14,6 +14,7 @@
 #include "gemv.cu"
 #include "gemv_stage.cu"
 #include "gemm.cu"
+#include "gemm_skinny.cu"
 #include "rope_kv.cu"
 #include "attention.cu"
 #include "attention_prefill.cu"

@@ -36,6 +36,10 @@
 #define TC_KEYS 32                 /* attention_tc.cu: keys per tile */
 #define TC_WARPS 4                 /* attention_tc.cu: warps per block, each its own K/V tiles */
 #define ARGMAX_BLOCKS 128          /* argmax.cu */
+#define SKINNY_THREADS 256         /* gemm_skinny.cu: SK_THREADS, SK_ROWS rows a block, */
+#define SKINNY_ROWS 128            /* SK_CHUNK_BYTES of input in shared memory */
+#define SKINNY_CHUNK_BYTES 65536
+#define SKINNY_MAX_T 64
 
 /* gemv.cu: weights per 16-byte vector, and rows per warp */
 static int vec_elems(fs_dtype t) {
@@ -158,7 +162,35 @@ static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
  * the first kernel (which f16 and f32 weights always take). A GPU whose blocks cannot have the pipelined
  * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
  * first kernel. */
+/* gemm_skinny.cu: the kernel for T tokens (token tiles of 8, 16, 32 or
+ * 64), and its shared memory: TP rows of the input chunk, padded. */
+static int skinny_nt(int T) { return T <= 8 ? 0 : T <= 16 ? 1 : T <= 32 ? 2 : 3; }
+static unsigned skinny_smem(fs_dtype dt, int nt) {
+    int tp = 8 << nt, ck = SKINNY_CHUNK_BYTES / 2 / tp, ld = ck + (vec_elems(dt) == 16 ? 8 : 32);
+    return (unsigned)tp * (unsigned)ld * 2;
+}
+
+long fs_cuda_skinny_launches;
+
 int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
+    /* FS_CUDA_SKINNY=0: batched steps (2 <= T <= 64) on the GEMM as before
+     * gemm_skinny.cu, to measure what it buys */
+    const char *sk = getenv("FS_CUDA_SKINNY");
+    if (sk && *sk && strcmp(sk, "0") && strcmp(sk, "1"))
+        return fs_errf(e, "cuda: FS_CUDA_SKINNY=%s: expected 0 or 1", sk);
+    c->no_skinny = sk && !strcmp(sk, "0");
+    static const char *sk_dt[5] = {NULL, "f16", "bf16", "q8_0", "q4_0"};   /* fs_dtype order; no f32 kernel */
+    for (int d = 0; d < 5; d++)
+        for (int nt = 0; sk_dt[d] && nt < 4; nt++) {
+            char name[48];
+            snprintf(name, sizeof name, "gemm_skinny_%s_%d", sk_dt[d], 8 << nt);
+            CUfunction f;
+            CUresult r = c->cu.ModuleGetFunction(&f, c->mod, name);
+            if (r) return fs_errf(e, "cuda: kernel %s missing from the fatbin: %s", name, fs_cu_error(&c->cu, r));
+            if (c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)skinny_smem((fs_dtype)d, nt)))
+                continue;   /* a GPU with less shared memory: the GEMM takes these */
+            c->k.gemm_skinny[d][nt] = f;
+        }
     static const struct {
         fs_dtype dt;
         const char *name;
@@ -207,6 +239,19 @@ static int gemm_k_split(const cuda_ctx *c, int tiles, int K, int bk, int min_ste
     int split = CEIL_DIV(2 * c->sm_count, tiles);
     if (split > c->gemm_split_max) split = c->gemm_split_max;
     while (split > 1 && (K / bk < min_steps * split || (long)tiles * split > room)) split--;
+    return split;
+}
+
+/* Slices of K across blocks for gemm_skinny.cu: none where the call's
+ * blocks (128 rows each) cover the SMs; else enough for about one block
+ * per SM (o_proj, down_proj: 8 blocks, 16 slices), each slice at least 2
+ * windows of 4 vectors, and the partial tiles within the split-K scratch. */
+static int skinny_split(const cuda_ctx *c, int blocks, int K, fs_dtype dt, int nt) {
+    if (blocks >= c->sm_count || blocks > c->gemm_split_tiles) return 1;
+    int split = CEIL_DIV(c->sm_count, blocks), windows = K / vec_elems(dt) / 4;
+    long room = (long)c->gemm_split_tiles * GEMM_SPLIT * 64 * 64, tile = (long)SKINNY_ROWS * (8 << nt);
+    if (split > c->gemm_split_max) split = c->gemm_split_max;
+    while (split > 1 && (windows < 2 * split || (long)blocks * split * tile > room)) split--;
     return split;
 }
 
@@ -266,6 +311,19 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         }
         void *p[] = {&a};
         if (T > 1) c->n_pf = 0;   /* a GEMM reads its weights many times over: no hint needed */
+        /* a few tokens (a batched decode step): the tensor-core GEMV */
+        CUfunction skinny = gemm && T <= SKINNY_MAX_T && !c->no_skinny && K % vec_elems(dt) == 0
+                                ? c->k.gemm_skinny[dt][skinny_nt(T)] : 0;
+        if (skinny) {
+            a.part = c->gemm_part;
+            a.counter = c->gemm_counter;
+            int nt = skinny_nt(T), blocks = CEIL_DIV(a.N_total, SKINNY_ROWS), split = skinny_split(c, blocks, K, dt, nt);
+            fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
+            fs_cuda_launch(c, skinny, (unsigned)blocks, (unsigned)split, SKINNY_THREADS, skinny_smem(dt, nt), p,
+                           "matmul (skinny)");
+            fs_cuda_skinny_launches++;
+            continue;
+        }
         if (gemm) {
             /* the input once to bf16, then the GEMM, split over K when its
              * tiles would not cover the SMs */
