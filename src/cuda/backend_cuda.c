@@ -86,7 +86,7 @@ void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsign
     if (gx == 0 || gy == 0 || gz == 0) return;
     if (c->step_pending) flush_step(c);
     if (!c->capturing) c->replayed_x = 0;   /* the last replay's argmax may be stale now */
-    if (c->programmatic && c->T == 1) {
+    if (c->programmatic && c->T <= c->pdl_max_T) {
         fs_cu_launch_attr attr = {0};
         attr.id = FS_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
         attr.v.value = 1;
@@ -755,6 +755,17 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
                        fs_cu_error(&c->cu, r));
     if (get_kernels(c, e)) return -1;
     c->programmatic = c->cc_major >= 9 && c->cu.LaunchKernelEx && !getenv("FS_CUDA_NO_PDL");
+    /* FS_CUDA_PDL_T=N: programmatic launches for steps of up to N tokens
+     * (1 .. 4096; default 1: decode only) - a batched step's kernels are
+     * small too; whether they gain is measured (src/cuda/NOTES.md) */
+    const char *pt = getenv("FS_CUDA_PDL_T");
+    c->pdl_max_T = 1;
+    if (pt && *pt) {
+        char *end;
+        long v = strtol(pt, &end, 10);
+        if (*end || v < 1 || v > 4096) return fs_errf(e, "cuda: FS_CUDA_PDL_T=%s: expected 1 .. 4096", pt);
+        c->pdl_max_T = (int)v;
+    }
     /* FS_CUDA_PREFETCH=1 (at a GEMV's start) or =late (at its end): act on
      * forward.c's prefetch hints. Off by default: measured on the H200
      * (NOTES.md, session 4) it moved tg128 by -3% (bf16), 0 (q8_0), +2%

@@ -51,6 +51,7 @@ typedef struct cuda_ctx {
     cuda_kernels k;
     int sm_count, cc_major, cc_minor, driver_version;
     int programmatic;     /* kernels launched with programmatic dependencies (fs_cuda_launch) */
+    int pdl_max_T;        /* ... in steps of up to this many tokens (1; FS_CUDA_PDL_T for A/B runs) */
     size_t total_mem;
     char name[256], desc[512];
 
