@@ -1743,6 +1743,61 @@ def fig_amx():
     return s.render()
 
 
+# ---- the few-token matmul: one lane's 16 bytes as two mma steps -----------------------
+
+def fig_skinny_mma():
+    W, H = 820, 470
+    s = SVG(W, H, "gemm_skinny: how a lane's 16-byte load of a bf16 weight row becomes two mma.sync steps",
+            "k is renamed: lane q loads weights 8q..8q+7 of a 32-wide window; step s takes 8q+4s..8q+4s+3, the first "
+            "pair as mma columns 2q, 2q+1 and the second as 2q+8, 2q+9. The input is read with the same renaming.")
+    s.text(20, 24, "One warp, 16 weight rows × a window of 32 k (bf16): loads go straight into mma's A registers",
+           size=14, weight="bold")
+    lanes = [BLUE, ACCENT, GREEN, PURPLE]
+    cw = 22
+    # the row in memory
+    x0, y0 = 30, 62
+    s.text(x0, y0 - 10, "weight row g in memory: 64 contiguous bytes; lane (g, q) loads 16 of them (8 weights)",
+           size=11.5, weight="bold")
+    for k in range(32):
+        q, e = k // 8, k % 8
+        step = e // 4
+        s.rect(x0 + k * cw, y0, cw, 24, fill=lanes[q], stroke=BG, opacity="1" if step == 0 else "0.55")
+        s.text(x0 + k * cw + cw / 2, y0 + 16, str(k), size=9.5, anchor="middle", fill="#fff", mono=True)
+    for q in range(4):
+        s.text(x0 + q * 8 * cw + 4 * cw, y0 + 40, f"lane q={q}: one 16-byte load", size=10.5, anchor="middle",
+               fill=lanes[q], weight="bold")
+    s.text(x0, y0 + 58, "solid: used by step 0    faded: used by step 1", size=10.5, fill=MUTED)
+    # the A fragment row for each step
+    for st in range(2):
+        y = 160 + st * 92
+        s.text(x0, y - 10, f"mma step {st}: A's row g, columns 0..15 (the k the instruction sums over) hold weights",
+               size=11.5, weight="bold")
+        for c in range(16):
+            hi, pos = c // 8, c % 8
+            q, j = pos // 2, pos % 2
+            k = 8 * q + 4 * st + 2 * hi + j
+            s.rect(x0 + c * 2 * cw, y, 2 * cw, 24, fill=lanes[q], stroke=BG, opacity="1" if st == 0 else "0.55")
+            s.text(x0 + c * 2 * cw + cw, y + 16, f"k{k}", size=10, anchor="middle", fill="#fff", mono=True)
+            s.text(x0 + c * 2 * cw + cw, y + 36, str(c), size=9, anchor="middle", fill=MUTED, mono=True)
+        s.text(x0 + 32 * 2 * cw / 2 + 370, y + 16, "", size=10)
+    s.text(x0, 160 + 2 * 92 - 6, "column c of lane q: 2q, 2q+1 (register 0) and 2q+8, 2q+9 (register 2); "
+                                 "row g+8 likewise in registers 1, 3", size=10.5, fill=MUTED)
+    # B
+    by = 370
+    s.text(x0, by - 10, "B (the tokens): lane (g, q) needs token g's input at the same k - for step s, k = 8q+4s .. "
+                        "8q+4s+3:", size=11.5, weight="bold")
+    s.text(x0, by + 12, "8 contiguous bytes of the bf16 input row in shared memory (16 bytes: both steps)", size=11,
+           mono=True)
+    s.text(x0, by + 36, "A dot product does not care in which order its k are summed: renaming k the same way in A "
+                        "and B", size=10.5, fill=MUTED)
+    s.text(x0, by + 52, "costs nothing, and the weights need no shuffle and no trip through shared memory.",
+           size=10.5, fill=MUTED)
+    s.text(x0, by + 68, "q8_0 (16 weights a load) and q4_0 (32) decode to bf16 pairs in registers and feed 4 and 8 "
+                        "steps.", size=10.5, fill=MUTED)
+    s.text(20, H - 12, "From src/cuda/gemm_skinny.cu; drawn by tools/docs_figures.py", size=10.5, fill=MUTED)
+    return s.render()
+
+
 FIGURES = {
     "img/roofline.svg": fig_roofline,
     "img/kv-growth.svg": fig_kv_growth,
@@ -1770,6 +1825,7 @@ FIGURES = {
     "img/gpu-memory.svg": fig_gpu_memory,
     "img/gpu-decode.svg": fig_gpu_decode,
     "img/spine.svg": fig_spine,
+    "img/skinny-mma.svg": fig_skinny_mma,
     "js/fsdata-next-token.js": js_next_token,
 }
 
