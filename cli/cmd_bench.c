@@ -262,7 +262,8 @@ int fs_cmd_bench(int argc, char **argv) {
     if ((rc = cli_opts_seq(&o, g, &q)) != 0) goto out;
     rc = FS_EXIT_INPUT;
     fs_session *sess = fs_seq_session(q);
-    size_t kv_elem = o.kv && !strcmp(o.kv, "f16") ? 2 : 4;   /* bytes of a cached K or V element */
+    /* bytes of a cached K or V element (--kv auto: the backend chose) */
+    size_t kv_elem = fs_forward_kv_dtype(fs_engine_forward(g)) == FS_DTYPE_F16 ? 2 : 4;
     const fs_model *model = fs_engine_model(g);
     be = fs_forward_backend(fs_engine_forward(g));
     int V = model->cfg.vocab;

@@ -35,7 +35,7 @@ static const flag_spec flags[] = {
     {CLI_RUNTIME, F_THREADS, "-t", "--threads", "N", "CPU threads (default: the backend's choice)"},
     {CLI_RUNTIME, F_CTX, "-c", "--ctx", "N", "context length in tokens (default 4096, capped by the model)"},
     {CLI_RUNTIME, F_WEIGHTS, "--weights", NULL, "W", "convert the weights at load: bf16, f16, f32, q8_0, q4_0"},
-    {CLI_RUNTIME, F_KV, "--kv", NULL, "T", "KV cache elements: f32 (default) or f16 (half the bytes every step reads at long context)"},
+    {CLI_RUNTIME, F_KV, "--kv", NULL, "T", "KV cache elements: auto (default: f16 on the cpu backend, f32 on cpu-ref and cuda), f32, or f16 (half the bytes every step reads at long context)"},
     {CLI_PROMPT, F_PROMPT, "-p", "--prompt", "TEXT", "the prompt"},
     {CLI_PROMPT, F_FILE, "-f", "--file", "FILE", "read the prompt from FILE (- : stdin)"},
     {CLI_SAMPLING, F_MAX_TOKENS, "-n", "--max-tokens", "N", "tokens to generate at most (default %ld)"},
@@ -125,7 +125,8 @@ int cli_opts_parse(cli_opts *o, int argc, char **argv, int *i) {
     }
     case F_KV: {
         fs_dtype kv;
-        if (fs_engine_kv_dtype(v, &kv)) return cli_fail(cmd, FS_EXIT_USAGE, "--kv: expected f32 or f16, got '%s'", v), -1;
+        if (strcmp(v, "auto") && fs_engine_kv_dtype(v, &kv))
+            return cli_fail(cmd, FS_EXIT_USAGE, "--kv: expected auto, f32 or f16, got '%s'", v), -1;
         o->kv = v;
         break;
     }
@@ -203,9 +204,9 @@ void cli_opts_describe(const cli_opts *o, fs_engine *g, fs_seq *q) {
     fprintf(stderr, "backend: %s (%s)\n", b->name, b->describe ? b->describe(b) : "");
     if (q) {
         const double MiB = 1048576.0;
-        fprintf(stderr, "context: %d tokens  weights %.2f MiB  KV cache %.2f MiB  scratch %.2f MiB\n",
+        fprintf(stderr, "context: %d tokens  weights %.2f MiB  KV cache %.2f MiB (%s)  scratch %.2f MiB\n",
                 fs_seq_n_ctx(q), fs_forward_weight_bytes(f) / MiB, fs_session_kv_bytes(fs_seq_session(q)) / MiB,
-                fs_forward_scratch_bytes(f) / MiB);
+                fs_forward_kv_dtype(f) == FS_DTYPE_F16 ? "f16" : "f32", fs_forward_scratch_bytes(f) / MiB);
         const fs_sampler_params *sp = fs_seq_sampler_params(q);
         fprintf(stderr,
                 "sampling: temp %g  top-k %d  top-p %g  min-p %g  repeat-penalty %g  presence-penalty %g  seed %llu\n",

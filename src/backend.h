@@ -137,6 +137,11 @@ struct fs_backend {
     int queues;                       /* 1: ops return before their work is done (a GPU's
                                          stream), so the host can queue ahead; 0: done
                                          when they return (the CPU) */
+    fs_dtype kv_default;              /* the KV cache's elements when the user names none
+                                         (`--kv auto`): F16 on "cpu" (measured faster at
+                                         depth on every CPU tried, half the bytes), F32
+                                         elsewhere (the reference stays exact; on the GPU
+                                         f16 was not faster; docs/kv-cache.md) */
 
     /* ---- memory ---- */
 

@@ -95,8 +95,9 @@ int fs_engine_open(fs_engine **out, const char *dir, const fs_engine_opts *o, fs
         goto fail;
     }
     fs_forward_opts fo = {.backend = o->backend, .n_threads = o->n_threads, .n_ctx = o->n_ctx, .max_seqs = o->max_seqs};
-    if (o->kv && fs_engine_kv_dtype(o->kv, &fo.kv_dtype)) {
-        fs_errf(e, "KV cache type '%s': expected f32 or f16", o->kv);
+    if (!o->kv || !strcmp(o->kv, "auto")) fo.kv_auto = 1;   /* the backend's choice */
+    else if (fs_engine_kv_dtype(o->kv, &fo.kv_dtype)) {
+        fs_errf(e, "KV cache type '%s': expected auto, f32 or f16", o->kv);
         goto fail;
     }
     if (fs_forward_new(&g->fwd, &g->model, &fo, e)) goto fail;

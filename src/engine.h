@@ -74,8 +74,9 @@ typedef struct fs_engine_opts {
     int tokenizer;        /* FS_ENGINE_TOKENIZER* */
     int max_seqs;         /* sequences one fs_engine_step may advance together
                              (0: 1; a server: its slots, at most FS_MAX_SEQS) */
-    const char *kv;       /* the KV cache's elements: NULL or "f32" (the default),
-                             "f16" (half the bytes; docs/kv-cache.md) */
+    const char *kv;       /* the KV cache's elements: NULL or "auto" (the backend's
+                             choice: f16 on the cpu backend, f32 on cpu-ref and cuda),
+                             "f32", "f16" (half the bytes; docs/kv-cache.md) */
 } fs_engine_opts;
 
 /* Load dir's config and weights (converting them if o->weights says so),

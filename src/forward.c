@@ -82,6 +82,7 @@ struct fs_forward {
     int n_ctx;        /* the longest context a session may have */
     int max_batch;    /* largest chunk one forward call processes */
     int max_seqs;     /* most sessions one forward call carries */
+    fs_dtype kv_dtype; /* the KV caches' elements (reserve's) */
 
     /* the step of the current call (backend.h): each token's id, position
      * and session, [max_batch] each; caches: this layer's KV cache of each
@@ -289,7 +290,9 @@ int fs_forward_new(fs_forward **out, const fs_model *m, const fs_forward_opts *o
     float *inv_freq = fs_xmalloc((size_t)(D / 2) * sizeof *inv_freq);
     fs_rope_inv_freq(c->rope_theta, D, &c->rope_scaling, inv_freq);   /* arch.c: plain or Llama 3-scaled */
     fs_reserve r = {.max_T = max_batch, .max_seqs = max_seqs, .max_K = max_K, .max_N = max_N, .n_ctx = n_ctx,
-                    .Hq = Hq, .Hkv = Hkv, .D = D, .rope_inv_freq = inv_freq, .kv_dtype = o->kv_dtype};
+                    .Hq = Hq, .Hkv = Hkv, .D = D, .rope_inv_freq = inv_freq,
+                    .kv_dtype = o->kv_auto ? be->kv_default : o->kv_dtype};
+    f->kv_dtype = r.kv_dtype;
     int rc = be->reserve(be, &r, e);
     free(inv_freq);
     if (rc) {
@@ -336,6 +339,7 @@ fs_backend *fs_forward_backend(fs_forward *f) { return f->be; }
 int fs_forward_n_ctx(const fs_forward *f) { return f->n_ctx; }
 size_t fs_forward_weight_bytes(const fs_forward *f) { return f->weight_bytes; }
 size_t fs_forward_scratch_bytes(const fs_forward *f) { return f->scratch_bytes; }
+fs_dtype fs_forward_kv_dtype(const fs_forward *f) { return f->kv_dtype; }
 int fs_forward_max_batch(const fs_forward *f) { return f->max_batch; }
 int fs_forward_max_seqs(const fs_forward *f) { return f->max_seqs; }
 

@@ -41,6 +41,8 @@ typedef struct fs_forward_opts {
     int max_seqs;         /* sessions one fs_forward_batch call may advance; 0 = 1 */
     fs_dtype kv_dtype;    /* the KV cache's elements: F32 (0, the default) or F16
                              (half the bytes, each K and V rounded to f16; backend.h) */
+    int kv_auto;          /* 1: the backend's kv_default instead ("auto", fs's CLI
+                             default: f16 on the cpu backend, f32 on the others) */
 } fs_forward_opts;
 
 #define FS_MAX_SEQS 64    /* the most sessions one batched step can carry */
@@ -56,6 +58,7 @@ fs_backend *fs_forward_backend(fs_forward *f);
 int fs_forward_n_ctx(const fs_forward *f);      /* the longest context a session can have */
 size_t fs_forward_weight_bytes(const fs_forward *f);  /* the backend's copy of the weights */
 size_t fs_forward_scratch_bytes(const fs_forward *f); /* activations + the backend's scratch */
+fs_dtype fs_forward_kv_dtype(const fs_forward *f);    /* the KV caches' elements: F32 or F16 */
 
 /* A sequence on f with room for n_ctx tokens (0: fs_forward_n_ctx(f),
  * the most it may ask for). Its KV cache is allocated here. */

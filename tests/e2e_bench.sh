@@ -48,6 +48,8 @@ M="$TMP/m"; M2="$TMP/m2"
     || die "bench without bandwidth: $(cat "$TMP/err")"
 "$FS_BIN" bench -m "$M" --pp 0 --tg 3 -r 1 --bw-mib 0 --weights q8_0 --csv >"$TMP/q8" 2>"$TMP/err" \
     || die "bench --weights q8_0: $(cat "$TMP/err")"
+"$FS_BIN" bench -m "$M" --pp 0 --tg 3 -r 1 --bw-mib 0 --kv f32 --csv >"$TMP/kvf32" 2>"$TMP/err" \
+    || die "bench --kv f32: $(cat "$TMP/err")"
 python3 - "$TMP" "$M" <<'EOF' || fail=1
 import json, re, struct, sys
 tmp, mdir = sys.argv[1], sys.argv[2]
@@ -67,8 +69,16 @@ emb = nbytes["model.embed_tokens.weight"]
 weights = sum(v for k, v in nbytes.items() if k != "model.embed_tokens.weight")
 if cfg["tie_word_embeddings"] and "lm_head.weight" not in nbytes:
     weights += emb  # lm_head reads the whole (tied) table
-def expect_bytes(n_gen, depth, q8=False):
-    kv = 2 * cfg["num_hidden_layers"] * (depth + (n_gen + 1) / 2) * cfg["num_key_value_heads"] * cfg["head_dim"] * 4
+# the KV cache's element, as the backend line names it (--kv auto: f16 on
+# the cpu backend, f32 on cpu-ref and cuda)
+kvm = re.search(r"^backend: (\S+) \(.*; KV cache (f16|f32)\)$", open(tmp + "/table").read(), re.M)
+if not kvm:
+    bad("backend line without the KV cache's type")
+kv_elem = 2 if kvm and kvm.group(2) == "f16" else 4
+if kvm and kvm.group(1) == "cpu" and kv_elem != 2:
+    bad("--kv auto on the cpu backend: expected an f16 cache, got %s" % kvm.group(2))
+def expect_bytes(n_gen, depth, q8=False, elem=None):
+    kv = 2 * cfg["num_hidden_layers"] * (depth + (n_gen + 1) / 2) * cfg["num_key_value_heads"] * cfg["head_dim"] * (elem or kv_elem)
     if not q8:
         return weights + emb // cfg["vocab_size"] + int(kv)
     # Q8_0: every matrix [N, K] becomes N * K/32 blocks of 34 bytes; norms stay bf16
@@ -145,6 +155,9 @@ for b in body:
             bad("csv paired fractions: %r" % b)
     elif b["bytes_per_token"] != "" or int(b["n_prompt"]) != 8:
         bad("csv pp row: %r" % b)
+f32 = [dict(zip(head, l.split(","))) for l in open(tmp + "/kvf32").read().splitlines()[1:]]
+if len(f32) != 1 or int(f32[0]["bytes_per_token"]) != expect_bytes(3, 0, elem=4):
+    bad("--kv f32: %r, expected %d bytes/token (4-byte K and V)" % (f32, expect_bytes(3, 0, elem=4)))
 q8 = [dict(zip(head, l.split(","))) for l in open(tmp + "/q8").read().splitlines()[1:]]
 if len(q8) != 1 or q8[0]["weights"] != "q8_0" or int(q8[0]["bytes_per_token"]) != expect_bytes(3, 0, True):
     bad("--weights q8_0: %r, expected q8_0 and %d bytes/token" % (q8, expect_bytes(3, 0, True)))

@@ -613,6 +613,7 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     }
     fs_cpu_describe(f);
     b->name = "cpu";
+    b->kv_default = FS_DTYPE_F16;
     b->alloc = cpu_alloc;
     b->upload = cpu_upload;
     b->kv_alloc = cpu_kv_alloc;
