@@ -760,10 +760,12 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
     if (get_kernels(c, e)) return -1;
     c->programmatic = c->cc_major >= 9 && c->cu.LaunchKernelEx && !getenv("FS_CUDA_NO_PDL");
     /* FS_CUDA_PDL_T=N: programmatic launches for steps of up to N tokens
-     * (1 .. 4096; default 1: decode only) - a batched step's kernels are
-     * small too; whether they gain is measured (src/cuda/NOTES.md) */
+     * (1 .. 4096; default 64: decode, and a server's batched steps, whose
+     * kernels are small too - bench_batch bf16 at 64 streams 9,945 ->
+     * 10,661 tok/s, at 8 streams 1,945 -> 2,136; src/cuda/NOTES.md,
+     * session 10. A prefill chunk of 512 lost 13% by it: not those.) */
     const char *pt = getenv("FS_CUDA_PDL_T");
-    c->pdl_max_T = 1;
+    c->pdl_max_T = 64;
     if (pt && *pt) {
         char *end;
         long v = strtol(pt, &end, 10);

@@ -41,7 +41,8 @@ typedef struct cuda_kernels {
     CUfunction gemv_stage[5];  /* the staged GEMV (sm_90; 0 elsewhere) */
     CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
     CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (a prefill chunk: T > 64) */
-    CUfunction gemm_skinny[5][4];   /* a few tokens (gemm_skinny.cu): bf16, f16, q8_0, q4_0; up to 8, 16, 32, 64 */
+    CUfunction gemm_skinny[5][4][3];   /* a few tokens (gemm_skinny.cu): bf16, f16, q8_0, q4_0; up to 8, 16,
+                                          32, 64 tokens; 8, 2 or 1 row groups a block */
 } cuda_kernels;
 
 typedef struct cuda_ctx {
@@ -54,7 +55,7 @@ typedef struct cuda_ctx {
     cuda_kernels k;
     int sm_count, cc_major, cc_minor, driver_version;
     int programmatic;     /* kernels launched with programmatic dependencies (fs_cuda_launch) */
-    int pdl_max_T;        /* ... in steps of up to this many tokens (1; FS_CUDA_PDL_T for A/B runs) */
+    int pdl_max_T;        /* ... in steps of up to this many tokens (64; FS_CUDA_PDL_T for A/B runs) */
     size_t total_mem;
     char name[256], desc[512];
 

@@ -68,7 +68,6 @@
 
 #define SK_WARPS 8
 #define SK_THREADS (SK_WARPS * 32)
-#define SK_ROWS (SK_WARPS * 16)         /* rows per block */
 #define SK_CHUNK_BYTES 65536            /* the input chunk in shared memory */
 #define SK_SPLIT_MAX FS_CU_GEMM_SPLIT_MAX
 
@@ -121,13 +120,23 @@ template <> struct skv<FS_CU_Q4_0> {   /* a whole block: byte j is weight j (low
     }
 };
 
-/* Shared-memory geometry per dtype and token tiles: chunk CK (weights of
- * a row per chunk), row stride LD (bf16, padded; see the header). */
-template <int E, int NT> struct skgeo {
+/* Shared-memory geometry per dtype, token tiles and warps: a block's 8
+ * warps are RW row groups of 16 rows x KW = 8 / RW k groups. A chunk of
+ * the input holds CW windows (W weights of a row each): as many as
+ * SK_CHUNK_BYTES allow, and at least one group of U windows for every k
+ * group. LD: the bf16 row stride, padded (see the header). */
+template <int E, int NT, int U, int RW> struct skgeo {
     enum {
         TP = 8 * NT,
-        CK = SK_CHUNK_BYTES / 2 / TP,
+        W = 4 * E,
+        KW = SK_WARPS / RW,
+        CWB = SK_CHUNK_BYTES / 2 / TP / W,
+        CW = CWB > KW * U ? CWB : KW * U,
+        CK = CW * W,
         LD = CK + (E == 16 ? 8 : 32),
+        BR = 16 * RW,                               /* rows per block */
+        NO = TP * BR / SK_THREADS > 0 ? TP * BR / SK_THREADS : 1,   /* outputs per thread at the end */
+        ZMAX = 64 / NO < SK_SPLIT_MAX ? 64 / NO : SK_SPLIT_MAX,     /* K slices the last block adds (ops_cuda.c) */
     };
 };
 
@@ -141,21 +150,21 @@ __device__ __forceinline__ uint4 ld_stream(const uint4 *p) {
     return v;
 }
 
-template <int DT, int NT, int U>
+template <int DT, int NT, int U, int RW>
 __device__ __forceinline__ void gemm_skinny(const fs_cu_mm &a) {
     using V = skv<DT>;
-    using G = skgeo<V::E, NT>;
-    constexpr int E = V::E, W = 4 * E;          /* weights of a row per window (a quad's 4 vectors) */
-    constexpr int TP = G::TP, CK = G::CK, LD = G::LD;
-    constexpr int CW = CK / W;                  /* windows per chunk */
+    using G = skgeo<V::E, NT, U, RW>;
+    constexpr int E = V::E, W = G::W;           /* weights of a row per window (a quad's 4 vectors) */
+    constexpr int TP = G::TP, CW = G::CW, LD = G::LD, KW = G::KW, BR = G::BR, NO = G::NO;
     static_assert(CW % U == 0, "a chunk holds whole groups of windows");
     constexpr int STEPS = E / 4;                /* mma k-steps per window */
     __nv_bfloat16 *xs = (__nv_bfloat16 *)dyn_smem;   /* [TP][LD] */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, g = lane >> 2, q = lane & 3;
+    const int rg = warp % RW, kg = warp / RW;   /* the warp's row group and k group */
     const int T = a.T, K = a.K, n_vec = K / E, n_win = (n_vec + 3) / 4;
     /* this block's slice of K, in windows */
     const int w_lo = (int)blockIdx.y * n_win / (int)gridDim.y, w_hi = ((int)blockIdx.y + 1) * n_win / (int)gridDim.y;
-    const int row_base = (int)blockIdx.x * SK_ROWS + warp * 16;   /* the warp's 16 rows */
+    const int row0 = (int)blockIdx.x * BR, row_base = row0 + rg * 16;   /* the block's and the warp's rows */
 
     /* rows g and g + 8 of the warp */
     const uint4 *wr[2];
@@ -175,11 +184,12 @@ __device__ __forceinline__ void gemm_skinny(const fs_cu_mm &a) {
 
     uint4 wv[U][2];
     float sc[U][2];
-    /* group j of chunk c: windows w_lo + c CW + j U .. + U - 1, lane q's vector of each */
-    auto load = [&](int c, int j) {
+    /* group gi of chunk c: windows w_lo + c CW + gi U .. + U - 1, lane q's
+     * vector of each (past the slice: zeros) */
+    auto load = [&](int c, int gi) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int wi = w_lo + c * CW + j * U + u, v = 4 * wi + q;
+            int wi = w_lo + c * CW + gi * U + u, v = 4 * wi + q;
 #pragma unroll
             for (int h = 0; h < 2; h++) {
                 bool ok = wr[h] && wi < w_hi && v < n_vec;
@@ -194,20 +204,20 @@ __device__ __forceinline__ void gemm_skinny(const fs_cu_mm &a) {
     for (int i = 0; i < NT; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
 
     const int n_chunk = (w_hi - w_lo + CW - 1) / CW;
-    load(0, 0);   /* weights depend on no earlier kernel */
+    load(0, kg);   /* weights depend on no earlier kernel */
     pdl_launch_dependents();
     pdl_wait();
     for (int c = 0; c < n_chunk; c++) {
-        /* the chunk's input: TP rows x CK bf16, 16 bytes a piece (rows past
-         * T and k past K are zeros: 0 x 0 where the weights are zeros too) */
         const int k0 = (w_lo + c * CW) * W;
-        /* the groups of this chunk the slice has (the loop below stops at
-         * the first group past w_hi): the columns it will read */
+        /* the groups of this chunk the slice has: k group kg takes groups
+         * kg, kg + KW, ...; the columns they read */
         const int groups = (min(w_hi - (w_lo + c * CW), CW) + U - 1) / U, cols = groups * U * W / 8;
         if (c > 0) {
-            load(c, 0);
+            load(c, kg);
             __syncthreads();   /* every warp is done with the last chunk */
         }
+        /* the chunk's input: TP rows x cols pieces of 16 bytes (rows past T
+         * and k past K are zeros: 0 x 0 where the weights are zeros too) */
         for (int p = threadIdx.x; p < TP * cols; p += SK_THREADS) {
             int t = p / cols, k = k0 + (p % cols) * 8;
             bool ok = t < T && k < K;
@@ -215,14 +225,14 @@ __device__ __forceinline__ void gemm_skinny(const fs_cu_mm &a) {
         }
         asm volatile("cp.async.commit_group;\ncp.async.wait_all;\n" ::: "memory");
         __syncthreads();
-        for (int j = 0; j < groups; j++) {
-            if (j > 0) load(c, j);
+        for (int gi = kg; gi < groups; gi += KW) {
+            if (gi != kg) load(c, gi);
 #pragma unroll
             for (int u = 0; u < U; u++) {
                 uint32_t A0[E / 2], A1[E / 2];   /* rows g, g + 8 */
                 V::decode(wv[u][0], sc[u][0], A0);
                 V::decode(wv[u][1], sc[u][1], A1);
-                const __nv_bfloat16 *xw = xs + (j * U + u) * W + q * E;   /* this lane's k of the window */
+                const __nv_bfloat16 *xw = xs + (gi * U + u) * W + q * E;   /* this lane's k of the window */
 #pragma unroll
                 for (int nt = 0; nt < NT; nt++) {
                     const __nv_bfloat16 *xt = xw + (nt * 8 + g) * LD;
@@ -241,76 +251,93 @@ __device__ __forceinline__ void gemm_skinny(const fs_cu_mm &a) {
         }
     }
 
-    /* The 8 warps' 16 x TP tiles through shared memory, red[tok][row]
-     * (row fastest): C fragment c0, c1 at (row g, tokens 2q, 2q + 1), c2,
-     * c3 at row g + 8. */
+    /* The warps' 16 x TP tiles through shared memory, red[kg][tok][BR rows]
+     * (C fragment: c0, c1 at (row g, tokens 2q, 2q + 1), c2, c3 at row
+     * g + 8); then each output is the sum over the k groups in order. */
     __syncthreads();
     float *red = (float *)dyn_smem;
 #pragma unroll
     for (int nt = 0; nt < NT; nt++)
 #pragma unroll
         for (int hh = 0; hh < 2; hh++) {
-            int tok = nt * 8 + 2 * q, row = warp * 16 + g + 8 * hh;
-            red[tok * SK_ROWS + row] = acc[nt][2 * hh];
-            red[(tok + 1) * SK_ROWS + row] = acc[nt][2 * hh + 1];
+            int tok = nt * 8 + 2 * q, row = rg * 16 + g + 8 * hh;
+            red[(kg * TP + tok) * BR + row] = acc[nt][2 * hh];
+            red[(kg * TP + tok + 1) * BR + row] = acc[nt][2 * hh + 1];
         }
     __syncthreads();
-    const int row0 = (int)blockIdx.x * SK_ROWS;
-    if (gridDim.y == 1) {
-        for (int i = threadIdx.x; i < TP * SK_ROWS; i += SK_THREADS) {
-            int tok = i / SK_ROWS, row = row0 + i % SK_ROWS;
-            if (tok >= T || row >= a.N_total) continue;
-            const fs_cu_linear &L = a.out[layer_of(a, row)];
-            float *y = (float *)L.y + (size_t)tok * L.N + (row - L.row0);
-            *y = L.add ? *y + red[i] : red[i];
-        }
-        return;
+    /* Thread tid ends row r = tid % BR of the block, tokens t0 + k TS
+     * (consecutive threads: consecutive rows, one layer lookup). Every
+     * load a thread needs is issued before the first result is used: the
+     * partial tiles, then y where the layer adds to it. */
+    constexpr int TS = SK_THREADS / BR > 0 ? SK_THREADS / BR : 1;
+    const int r = threadIdx.x % BR, t0 = threadIdx.x / BR, row = row0 + r;
+    float val[NO];
+#pragma unroll
+    for (int k = 0; k < NO; k++) {
+        int tok = t0 + k * TS;
+        float s = 0.0f;
+#pragma unroll
+        for (int z = 0; z < KW; z++) s += tok < TP ? red[(z * TP + tok) * BR + r] : 0.0f;
+        val[k] = s;
     }
-    /* Split over K: park this slice's tile (TP x 128, as red), and the last
-     * slice of the block's rows to arrive adds all of them in slice order
-     * and resets the count for the next call. */
-    float *part = (float *)a.part + (size_t)blockIdx.x * gridDim.y * TP * SK_ROWS;
-    float *mine = part + (size_t)blockIdx.y * TP * SK_ROWS;
-    for (int i = 4 * threadIdx.x; i < TP * SK_ROWS; i += 4 * SK_THREADS) *(float4 *)(mine + i) = *(const float4 *)(red + i);
-    __shared__ int is_last;
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) is_last = atomicAdd((int *)a.counter + blockIdx.x, 1) == (int)gridDim.y - 1;
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
-    for (int i = 4 * threadIdx.x; i < TP * SK_ROWS; i += 4 * SK_THREADS) {
-        float4 p[SK_SPLIT_MAX];
+    if (gridDim.y > 1) {
+        /* Split over K: park this slice's tile ([TP][BR], as red), and the
+         * last slice of the block's rows to arrive adds all of them in
+         * slice order and resets the count for the next call. */
+        float *part = (float *)a.part + (size_t)blockIdx.x * gridDim.y * TP * BR;
+        float *mine = part + (size_t)blockIdx.y * TP * BR;
 #pragma unroll
-        for (int z = 0; z < SK_SPLIT_MAX; z++)
-            if (z < (int)gridDim.y) p[z] = __ldcg((const float4 *)(part + (size_t)z * TP * SK_ROWS + i));
-        float4 s = p[0];
+        for (int k = 0; k < NO; k++)
+            if (t0 + k * TS < TP) mine[(t0 + k * TS) * BR + r] = val[k];
+        __shared__ int is_last;
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) is_last = atomicAdd((int *)a.counter + blockIdx.x, 1) == (int)gridDim.y - 1;
+        __syncthreads();
+        if (!is_last) return;
+        __threadfence();
+        float p[G::ZMAX][NO];
 #pragma unroll
-        for (int z = 1; z < SK_SPLIT_MAX; z++)
-            if (z < (int)gridDim.y) s.x += p[z].x, s.y += p[z].y, s.z += p[z].z, s.w += p[z].w;
-        const float s4[4] = {s.x, s.y, s.z, s.w};
-        const int tok = i / SK_ROWS;
-        if (tok >= T) continue;
+        for (int z = 0; z < G::ZMAX; z++)
 #pragma unroll
-        for (int e = 0; e < 4; e++) {
-            int row = row0 + i % SK_ROWS + e;
-            if (row >= a.N_total) break;
-            const fs_cu_linear &L = a.out[layer_of(a, row)];
-            float *y = (float *)L.y + (size_t)tok * L.N + (row - L.row0);
-            *y = L.add ? *y + s4[e] : s4[e];
+            for (int k = 0; k < NO; k++)
+                if (z < (int)gridDim.y && t0 + k * TS < TP) p[z][k] = __ldcg(part + ((size_t)z * TP + t0 + k * TS) * BR + r);
+#pragma unroll
+        for (int k = 0; k < NO; k++) {
+            float s = p[0][k];
+#pragma unroll
+            for (int z = 1; z < G::ZMAX; z++)
+                if (z < (int)gridDim.y) s += p[z][k];
+            val[k] = s;
         }
+        if (threadIdx.x == 0) ((int *)a.counter)[blockIdx.x] = 0;
     }
-    if (threadIdx.x == 0) ((int *)a.counter)[blockIdx.x] = 0;
+    if (row >= a.N_total) return;
+    const fs_cu_linear &L = a.out[layer_of(a, row)];
+    float *y = (float *)L.y + (row - L.row0);
+    float old[NO];
+#pragma unroll
+    for (int k = 0; k < NO; k++) {
+        int tok = t0 + k * TS;
+        old[k] = L.add && tok < T ? y[(size_t)tok * L.N] : 0.0f;
+    }
+#pragma unroll
+    for (int k = 0; k < NO; k++) {
+        int tok = t0 + k * TS;
+        if (tok < T) y[(size_t)tok * L.N] = old[k] + val[k];
+    }
 }
 
-/* One kernel per weight format and token tiles (NT x 8 >= T: 1, 2, 4 or 8);
- * U windows per load group: 2 vectors x U a lane in flight. */
-#define GEMM_SKINNY(name, DT, U)                                                                                              \
-    extern "C" __global__ void __launch_bounds__(SK_THREADS) gemm_skinny_##name##_8(fs_cu_mm a) { gemm_skinny<DT, 1, U>(a); }  \
-    extern "C" __global__ void __launch_bounds__(SK_THREADS) gemm_skinny_##name##_16(fs_cu_mm a) { gemm_skinny<DT, 2, U>(a); } \
-    extern "C" __global__ void __launch_bounds__(SK_THREADS) gemm_skinny_##name##_32(fs_cu_mm a) { gemm_skinny<DT, 4, U>(a); } \
-    extern "C" __global__ void __launch_bounds__(SK_THREADS) gemm_skinny_##name##_64(fs_cu_mm a) { gemm_skinny<DT, 8, U>(a); }
-GEMM_SKINNY(bf16, FS_CU_BF16, 4)
-GEMM_SKINNY(f16, FS_CU_F16, 4)
-GEMM_SKINNY(q8_0, FS_CU_Q8_0, 2)
-GEMM_SKINNY(q4_0, FS_CU_Q4_0, 2)
+/* One kernel per weight format, token tiles (NT x 8 >= T: 8, 16, 32 or
+ * 64) and row groups (RW: 8, 2 or 1 of 16 rows a block; ops_cuda.c takes
+ * the most that still give every SM a block); U windows per load group:
+ * 2 vectors x U a lane in flight. */
+#define SK_KERNEL(name, DT, U, T, NT, RW) \
+    extern "C" __global__ void __launch_bounds__(SK_THREADS) gemm_skinny_##name##_##T##_r##RW(fs_cu_mm a) { gemm_skinny<DT, NT, U, RW>(a); }
+#define SK_ROWS_T(name, DT, U, T, NT) SK_KERNEL(name, DT, U, T, NT, 8) SK_KERNEL(name, DT, U, T, NT, 2) SK_KERNEL(name, DT, U, T, NT, 1)
+#define GEMM_SKINNY(name, DT, U) \
+    SK_ROWS_T(name, DT, U, 8, 1) SK_ROWS_T(name, DT, U, 16, 2) SK_ROWS_T(name, DT, U, 32, 4) SK_ROWS_T(name, DT, U, 64, 8)
+GEMM_SKINNY(bf16, FS_CU_BF16, 2)
+GEMM_SKINNY(f16, FS_CU_F16, 2)
+GEMM_SKINNY(q8_0, FS_CU_Q8_0, 1)
+GEMM_SKINNY(q4_0, FS_CU_Q4_0, 1)

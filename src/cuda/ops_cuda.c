@@ -36,9 +36,8 @@
 #define TC_KEYS 32                 /* attention_tc.cu: keys per tile */
 #define TC_WARPS 4                 /* attention_tc.cu: warps per block, each its own K/V tiles */
 #define ARGMAX_BLOCKS 128          /* argmax.cu */
-#define SKINNY_THREADS 256         /* gemm_skinny.cu: SK_THREADS, SK_ROWS rows a block, */
-#define SKINNY_ROWS 128            /* SK_CHUNK_BYTES of input in shared memory */
-#define SKINNY_CHUNK_BYTES 65536
+#define SKINNY_THREADS 256         /* gemm_skinny.cu: SK_THREADS, */
+#define SKINNY_CHUNK_BYTES 65536   /* SK_CHUNK_BYTES of input in shared memory */
 #define SKINNY_MAX_T 64
 
 /* gemv.cu: weights per 16-byte vector, and rows per warp */
@@ -163,10 +162,15 @@ static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
  * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
  * first kernel. */
 /* gemm_skinny.cu: the kernel for T tokens (token tiles of 8, 16, 32 or
- * 64), and its shared memory: TP rows of the input chunk, padded. */
+ * 64), its row groups (8, 2 or 1 of 16 rows a block; the rest of the 8
+ * warps split K), and its shared memory: TP rows of the input chunk,
+ * padded - skgeo's arithmetic. */
+static const int skinny_rw[3] = {8, 2, 1};
 static int skinny_nt(int T) { return T <= 8 ? 0 : T <= 16 ? 1 : T <= 32 ? 2 : 3; }
-static unsigned skinny_smem(fs_dtype dt, int nt) {
-    int tp = 8 << nt, ck = SKINNY_CHUNK_BYTES / 2 / tp, ld = ck + (vec_elems(dt) == 16 ? 8 : 32);
+static int skinny_u(fs_dtype dt) { return dt == FS_DTYPE_BF16 || dt == FS_DTYPE_F16 ? 2 : 1; }
+static unsigned skinny_smem(fs_dtype dt, int nt, int rw) {
+    int tp = 8 << nt, e = vec_elems(dt), w = 4 * e, kw = 8 / rw, u = skinny_u(dt);
+    int cwb = SKINNY_CHUNK_BYTES / 2 / tp / w, cw = cwb > kw * u ? cwb : kw * u, ld = cw * w + (e == 16 ? 8 : 32);
     return (unsigned)tp * (unsigned)ld * 2;
 }
 
@@ -181,16 +185,18 @@ int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
     c->no_skinny = sk && !strcmp(sk, "0");
     static const char *sk_dt[5] = {NULL, "f16", "bf16", "q8_0", "q4_0"};   /* fs_dtype order; no f32 kernel */
     for (int d = 0; d < 5; d++)
-        for (int nt = 0; sk_dt[d] && nt < 4; nt++) {
-            char name[48];
-            snprintf(name, sizeof name, "gemm_skinny_%s_%d", sk_dt[d], 8 << nt);
-            CUfunction f;
-            CUresult r = c->cu.ModuleGetFunction(&f, c->mod, name);
-            if (r) return fs_errf(e, "cuda: kernel %s missing from the fatbin: %s", name, fs_cu_error(&c->cu, r));
-            if (c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)skinny_smem((fs_dtype)d, nt)))
-                continue;   /* a GPU with less shared memory: the GEMM takes these */
-            c->k.gemm_skinny[d][nt] = f;
-        }
+        for (int nt = 0; sk_dt[d] && nt < 4; nt++)
+            for (int ri = 0; ri < 3; ri++) {
+                char name[48];
+                snprintf(name, sizeof name, "gemm_skinny_%s_%d_r%d", sk_dt[d], 8 << nt, skinny_rw[ri]);
+                CUfunction f;
+                CUresult r = c->cu.ModuleGetFunction(&f, c->mod, name);
+                if (r) return fs_errf(e, "cuda: kernel %s missing from the fatbin: %s", name, fs_cu_error(&c->cu, r));
+                if (c->cu.FuncSetAttribute(f, FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                                           (int)skinny_smem((fs_dtype)d, nt, skinny_rw[ri])))
+                    continue;   /* a GPU with less shared memory: the GEMM takes these */
+                c->k.gemm_skinny[d][nt][ri] = f;
+            }
     static const struct {
         fs_dtype dt;
         const char *name;
@@ -243,14 +249,18 @@ static int gemm_k_split(const cuda_ctx *c, int tiles, int K, int bk, int min_ste
 }
 
 /* Slices of K across blocks for gemm_skinny.cu: none where the call's
- * blocks (128 rows each) cover the SMs; else enough for about one block
- * per SM (o_proj, down_proj: 8 blocks, 16 slices), each slice at least 2
- * windows of 4 vectors, and the partial tiles within the split-K scratch. */
-static int skinny_split(const cuda_ctx *c, int blocks, int K, fs_dtype dt, int nt) {
-    if (blocks >= c->sm_count || blocks > c->gemm_split_tiles) return 1;
+ * blocks cover three quarters of the SMs or more; else enough for about one block per SM, each
+ * slice at least 2 windows of 4 vectors, within the split-K scratch, and
+ * few enough that the last block adds at most 64 partial values a thread
+ * (skgeo's ZMAX: o_proj and down_proj at 64 tokens, 64 blocks of 16 rows,
+ * take 2 slices). */
+static int skinny_split(const cuda_ctx *c, int blocks, int K, fs_dtype dt, int nt, int rw) {
+    if (blocks >= c->sm_count * 3 / 4 || blocks > c->gemm_split_tiles) return 1;
     int split = CEIL_DIV(c->sm_count, blocks), windows = K / vec_elems(dt) / 4;
-    long room = (long)c->gemm_split_tiles * GEMM_SPLIT * 64 * 64, tile = (long)SKINNY_ROWS * (8 << nt);
+    long tile = 16L * rw * (8 << nt), room = (long)c->gemm_split_tiles * GEMM_SPLIT * 64 * 64;
+    long no = tile / SKINNY_THREADS > 0 ? tile / SKINNY_THREADS : 1, zmax = 64 / no < 16 ? 64 / no : 16;
     if (split > c->gemm_split_max) split = c->gemm_split_max;
+    if (split > zmax) split = (int)zmax;
     while (split > 1 && (windows < 2 * split || (long)blocks * split * tile > room)) split--;
     return split;
 }
@@ -312,14 +322,22 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         void *p[] = {&a};
         if (T > 1) c->n_pf = 0;   /* a GEMM reads its weights many times over: no hint needed */
         /* a few tokens (a batched decode step): the tensor-core GEMV */
-        CUfunction skinny = gemm && T <= SKINNY_MAX_T && !c->no_skinny && K % vec_elems(dt) == 0
-                                ? c->k.gemm_skinny[dt][skinny_nt(T)] : 0;
+        int skinny = gemm && T <= SKINNY_MAX_T && !c->no_skinny && K % vec_elems(dt) == 0 &&
+                     c->k.gemm_skinny[dt][skinny_nt(T)][2];
         if (skinny) {
             a.part = c->gemm_part;
             a.counter = c->gemm_counter;
-            int nt = skinny_nt(T), blocks = CEIL_DIV(a.N_total, SKINNY_ROWS), split = skinny_split(c, blocks, K, dt, nt);
+            /* the most rows a block that still give three quarters of the
+             * SMs a block (on 132 SMs: qkv and gate/up at 2 row groups, 128
+             * and 192 blocks; o_proj and down_proj at 1, 64 blocks, K in 3
+             * slices; the lm_head at 8) - the input chunk is read once per
+             * block, so fewer rows a block cost L2 traffic */
+            int nt = skinny_nt(T), ri = 0;
+            while (ri < 2 && CEIL_DIV(a.N_total, 16 * skinny_rw[ri]) < c->sm_count * 3 / 4) ri++;
+            int rw = skinny_rw[ri], blocks = CEIL_DIV(a.N_total, 16 * rw), split = skinny_split(c, blocks, K, dt, nt, rw);
+            CUfunction f = c->k.gemm_skinny[dt][nt][ri];
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
-            fs_cuda_launch(c, skinny, (unsigned)blocks, (unsigned)split, SKINNY_THREADS, skinny_smem(dt, nt), p,
+            fs_cuda_launch(c, f, (unsigned)blocks, (unsigned)split, SKINNY_THREADS, skinny_smem(dt, nt, rw), p,
                            "matmul (skinny)");
             fs_cuda_skinny_launches++;
             continue;
