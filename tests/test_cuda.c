@@ -874,16 +874,13 @@ int main(int argc, char **argv) {
     printf("bandwidth (device copy, read + write): %.0f GB/s\n", B->bandwidth(B, big, 64u << 20) / 1e9);
     B->free_buf(B, big);
     B->destroy(B);
-    /* a batched step's matmuls on the GEMM, as before gemm_skinny.cu, and
-     * decode attention loading from memory in each phase, as before its
-     * staged kernels (the FS_CUDA_SKINNY=0 FS_CUDA_ATT_STAGE=0 of A/B runs;
-     * the plain attention kernels also serve ranges too long to stage) */
+    /* a batched step's matmuls on the GEMM, as before gemm_skinny.cu (the
+     * FS_CUDA_SKINNY=0 of A/B runs) */
     setenv("FS_CUDA_SKINNY", "0", 1);
-    setenv("FS_CUDA_ATT_STAGE", "0", 1);
     B = fs_backend_cuda_new(&o, &e);
     CHECKF(B != NULL, "FS_CUDA_SKINNY=0: %s", e.msg);
     if (B) {
-        printf("-- FS_CUDA_SKINNY=0 FS_CUDA_ATT_STAGE=0\n");
+        printf("-- FS_CUDA_SKINNY=0\n");
         reserve(16, 8, 128, 4200, 256, 1);
         long before = fs_cuda_skinny_launches;
         for (int d = 0; d < 5; d++) {
@@ -893,16 +890,9 @@ int main(int argc, char **argv) {
             row("matmul plain (gemm)", dt_name(dt), "T=64 K=2048 N=1024", run_matmul(dt, dt, 64, 2048, &n1024, &add0, 1, 0), 1e-2);
         }
         CHECKF(fs_cuda_skinny_launches == before, "FS_CUDA_SKINNY=0 still took gemm_skinny.cu");
-        check_attention(16, 8, 128, 4096, 1, 4095);
-        check_attention(16, 8, 128, 4096, 1, 200);
-        check_attention(16, 8, 128, 4096, 37, 0);
-        kv_dtype = FS_DTYPE_F16;
-        check_attention(16, 8, 128, 4096, 1, 4095);
-        kv_dtype = FS_DTYPE_F32;
         B->destroy(B);
     }
     unsetenv("FS_CUDA_SKINNY");
-    unsetenv("FS_CUDA_ATT_STAGE");
     /* the decode matmuls down the other paths (gemv_stage.cu) */
     static const char *stage[] = {"64", "16"};
     for (int i = 0; i < 2; i++) {

@@ -56,20 +56,7 @@
 #define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
 #define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
 
-/* cp.async of 8 bytes (an f16 row of D = 4 mod 8 is not whole 16-byte
- * pieces); L1-allocating, the only form that takes 8 */
-__device__ __forceinline__ void cp_async8(void *dst, const void *src) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src));
-}
-
-/* STAGED: the range's keys and values are copied into shared memory
- * (cp.async, all at once) and the three phases read them from there: one
- * wait on memory for the whole range instead of one per phase, and for a
- * decode step the copies of the keys cached by earlier steps are issued
- * before the kernel waits for its predecessor. (Where the range's rows do
- * not fit the SM - long caches of few splits - the plain kernel loads
- * from memory in each phase.) */
-template <int DV, int F16, int STAGED>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
+template <int DV, int F16>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
 __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     float *sm = (float *)dyn_smem;
     __shared__ float m_s[GMAX], l_s[GMAX], w_s[GMAX][MAX_SPLIT], den_s[GMAX];
@@ -87,10 +74,10 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     const int chunk = min(a.chunk, max(a.min_keys, (n_keys + a.n_split - 1) / a.n_split));
     const int S = (n_keys + chunk - 1) / chunk;   /* ranges that hold keys; the rest of the grid leaves */
     if (s >= S) return;
+    pdl_wait();
     const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range, >= 1 */
     const int stride = a.n_split;                                  /* of the partials in scratch */
-    /* shared: q [group][D], scores [group][a.chunk], the warps' o [ATT_WARPS][2][D];
-     * STAGED: then (16-byte aligned) the range's keys and values, [a.chunk][D] each */
+    /* shared: q [group][D], scores [group][a.chunk], the warps' o [ATT_WARPS][2][D] */
     const int sc_stride = a.chunk;   /* the scores' row stride */
     float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * sc_stride;
     const size_t n_ctx = (size_t)a.caches.n_ctx[sq];
@@ -98,35 +85,6 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     const void *cache = (const void *)a.caches.p[sq];
     constexpr int f16 = F16;   /* a compile-time choice: the f32 kernel is the one it was */
     const size_t K = (size_t)g * n_ctx * D, V = ((size_t)a.Hkv + g) * n_ctx * D;
-    constexpr int ES = F16 ? 2 : 4;   /* bytes per cached element */
-    char *k_s = (char *)(((uintptr_t)(o_red + 16 * D) + 15) & ~(uintptr_t)15), *v_s = k_s + (size_t)a.chunk * D * ES;
-    if (STAGED) {
-        /* rows r0 .. r1 - 1 of the range, keys and values, in pieces of
-         * 16 bytes (8 where an f16 row is not whole 16-byte pieces) */
-        const int row_bytes = D * ES, piece = row_bytes % 16 ? 8 : 16, per_row = row_bytes / piece;
-        auto copy = [&](int r0, int r1) {
-            for (int i = tid; i < 2 * (r1 - r0) * per_row; i += ATT_THREADS) {
-                int kv = i / ((r1 - r0) * per_row), r = r0 + i % ((r1 - r0) * per_row) / per_row, off = i % per_row * piece;
-                const char *src = (const char *)cache + ((kv ? V : K) + (size_t)(j0 + r) * D) * ES + off;
-                char *dst = (kv ? v_s : k_s) + (size_t)r * row_bytes + off;
-                if (piece == 16) cp_async16(dst, src, true);
-                else cp_async8(dst, src);
-            }
-            asm volatile("cp.async.commit_group;\n" ::: "memory");
-        };
-        /* A decode step's keys before its own position were written by
-         * earlier steps, all finished: the step's first kernel (set_step,
-         * step.cu) never lets its successors start early. Only the token's
-         * own key and value come from rope_kv, the kernel before this one.
-         * A step of several tokens may write several positions of one
-         * sequence: everything after the wait. */
-        const int before = step_T(a.step) == 1 ? min(max(n_keys - 1 - j0, 0), n) : 0;
-        copy(0, before);
-        pdl_wait();
-        copy(before, n);
-    } else {
-        pdl_wait();
-    }
     /* the group's first query head: row0 in q and out, prow0 in the partials (by the token's place in the launch) */
     const size_t row0 = (size_t)(a.t0 + z) * a.Hq + (size_t)g * group, prow0 = (size_t)z * a.Hq + (size_t)g * group;
     float *part_o = (float *)a.part_o, *part_ml = (float *)a.part_ml;
@@ -135,7 +93,6 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     {
 #pragma unroll 4
         for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = ((const float *)a.q)[row0 * D + i];
-        if (STAGED) asm volatile("cp.async.wait_all;\n" ::: "memory");
         __syncthreads();
         const float scale = (float)(1.0 / sqrt((double)D));
         const int sub = lane & 7;
@@ -148,11 +105,11 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
 #pragma unroll
             for (int ks = 0; ks < KEY_SLOTS; ks++) {
                 int j = jw + ks * 4 + (lane >> 3);
-                const size_t kj = STAGED ? (size_t)j * D : K + (size_t)(j0 + j) * D;
+                const size_t kj = K + (size_t)(j0 + j) * D;
 #pragma unroll
                 for (int i = 0; i < DV; i++) {
                     int d = sub * 4 + 32 * i;
-                    kv[ks][i] = j < n && d < D ? kv_load4(STAGED ? (const void *)k_s : cache, kj + d, f16) : make_float4(0, 0, 0, 0);
+                    kv[ks][i] = j < n && d < D ? kv_load4(cache, kj + d, f16) : make_float4(0, 0, 0, 0);
                 }
             }
 #pragma unroll
@@ -206,12 +163,12 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
 #pragma unroll 8
             for (int j = warp; j < n; j += ATT_WARPS) {
                 float p0 = sc[h0 * sc_stride + j], p1 = two ? sc[(h0 + 1) * sc_stride + j] : 0.0f;
-                const size_t vj = STAGED ? (size_t)j * D : V + (size_t)(j0 + j) * D;
+                const size_t vj = V + (size_t)(j0 + j) * D;
 #pragma unroll
                 for (int cs = 0; cs < 2; cs++) {
                     int d = 4 * (lane + 32 * cs);
                     if (d >= D) break;
-                    float4 v = kv_load4(STAGED ? (const void *)v_s : cache, vj + d, f16);
+                    float4 v = kv_load4(cache, vj + d, f16);
                     o[0][cs].x = fmaf(p0, v.x, o[0][cs].x), o[0][cs].y = fmaf(p0, v.y, o[0][cs].y);
                     o[0][cs].z = fmaf(p0, v.z, o[0][cs].z), o[0][cs].w = fmaf(p0, v.w, o[0][cs].w);
                     o[1][cs].x = fmaf(p1, v.x, o[1][cs].x), o[1][cs].y = fmaf(p1, v.y, o[1][cs].y);
@@ -294,12 +251,8 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     if (tid == 0) *counter = 0;
 }
 
-/* one kernel per head-dim bound, cache type and staging (ops_cuda.c picks
- * by a.caches.f16 and whether the range's rows fit shared memory) */
-#define ATT_DECODE(name, DV, F16)                                                                                     \
-    extern "C" __global__ void __launch_bounds__(ATT_THREADS) name(fs_cu_attn a) { attention_decode<DV, F16, 0>(a); } \
-    extern "C" __global__ void __launch_bounds__(ATT_THREADS) name##_staged(fs_cu_attn a) { attention_decode<DV, F16, 1>(a); }
-ATT_DECODE(attention_decode_128, 4, 0)
-ATT_DECODE(attention_decode_256, 8, 0)
-ATT_DECODE(attention_decode_128_f16, 4, 1)
-ATT_DECODE(attention_decode_256_f16, 8, 1)
+/* one kernel per head-dim bound and cache type (ops_cuda.c picks by a.caches.f16) */
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4, 0>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256(fs_cu_attn a) { attention_decode<8, 0>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128_f16(fs_cu_attn a) { attention_decode<4, 1>(a); }
+extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256_f16(fs_cu_attn a) { attention_decode<8, 1>(a); }

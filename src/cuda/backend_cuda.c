@@ -664,10 +664,6 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         {&c->k.attention_tc_128[0], "attention_tc_128"},
         {&c->k.attention_decode_128[1], "attention_decode_128_f16"},
         {&c->k.attention_decode_256[1], "attention_decode_256_f16"},
-        {&c->k.attention_decode_128_staged[0], "attention_decode_128_staged"},
-        {&c->k.attention_decode_256_staged[0], "attention_decode_256_staged"},
-        {&c->k.attention_decode_128_staged[1], "attention_decode_128_f16_staged"},
-        {&c->k.attention_decode_256_staged[1], "attention_decode_256_f16_staged"},
         {&c->k.attention_prefill[1], "attention_prefill_f16"},
         {&c->k.attention_tc_64[1], "attention_tc_64_f16"},
         {&c->k.attention_tc_128[1], "attention_tc_128_f16"},
@@ -780,17 +776,6 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
      * keys (16 .. 4096; default 64: up to 64 keys one block, no combining) */
     const char *mk = getenv("FS_CUDA_ATT_MIN_KEYS");
     c->att_min_keys = mk && atoi(mk) >= 16 && atoi(mk) <= 4096 ? atoi(mk) : 64;
-    /* decode attention stages its range in shared memory where it fits
-     * (attention.cu); FS_CUDA_ATT_STAGE=0 never (A/B runs) */
-    const char *as = getenv("FS_CUDA_ATT_STAGE");
-    if (as && *as && strcmp(as, "0") && strcmp(as, "1")) return fs_errf(e, "cuda: FS_CUDA_ATT_STAGE=%s: expected 0 or 1", as);
-    int optin = 0;
-    c->cu.DeviceGetAttribute(&optin, FS_CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, c->dev);
-    c->att_stage_bytes = as && !strcmp(as, "0") ? 0 : optin;
-    for (int f16 = 0; f16 < 2 && c->att_stage_bytes; f16++)
-        if (c->cu.FuncSetAttribute(c->k.attention_decode_128_staged[f16], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, optin) ||
-            c->cu.FuncSetAttribute(c->k.attention_decode_256_staged[f16], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, optin))
-            c->att_stage_bytes = 0;
     const char *pf = getenv("FS_CUDA_PREFETCH");
     c->no_prefetch = !pf || !*pf || !strcmp(pf, "0");
     c->prefetch_late = pf && !strcmp(pf, "late");

@@ -34,9 +34,6 @@ typedef struct cuda_kernels {
     CUfunction embed, set_step, set_step_ring, rmsnorm, rope_kv, argmax;
     /* attention, per KV cache type: [0] f32, [1] f16 */
     CUfunction attention_decode_128[2], attention_decode_256[2], attention_prefill[2], attention_tc_64[2], attention_tc_128[2];
-    /* decode attention with the range's keys and values staged in shared
-     * memory (attention.cu, STAGED), per cache type */
-    CUfunction attention_decode_128_staged[2], attention_decode_256_staged[2];
     CUfunction gemv[5], gemv_split[5], gemv_any, gemm[5], mm_input_bf16;
     CUfunction gemv_stage[5];  /* the staged GEMV (sm_90; 0 elsewhere) */
     CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
@@ -74,7 +71,6 @@ typedef struct cuda_ctx {
     int max_T, max_seqs, max_K, n_ctx, Hq, Hkv, D, max_split;
     int att_tokens;       /* tokens one decode attention launch takes (its scratch's size) */
     int att_min_keys;     /* decode attention: keys per range at least (FS_CUDA_ATT_MIN_KEYS, default 64) */
-    int att_stage_bytes;  /* ... staged where its shared memory fits this (0: never; FS_CUDA_ATT_STAGE=0) */
     int *step_host;       /* [2 + 3 max_T], pinned: the step as set_step sends it */
     CUevent step_sent;    /* recorded after the copy of step_host */
     int *result_host;     /* pinned: argmax's answer (argmax_rows: max_seqs of them) */

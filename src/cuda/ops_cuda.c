@@ -479,17 +479,10 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
             abort();
         }
         unsigned smem = (unsigned)fs_cuda_attn_smem(a.chunk, 1, group, D);   /* scores for a.chunk keys */
-        /* staged: then (16-byte aligned) the range's keys and values */
-        size_t staged = ROUND16((size_t)smem) + 2 * (size_t)a.chunk * (size_t)D * (f16 ? 2 : 4);
-        CUfunction f = D <= 128 ? c->k.attention_decode_128[f16] : c->k.attention_decode_256[f16];
-        if (staged <= (size_t)c->att_stage_bytes) {
-            f = D <= 128 ? c->k.attention_decode_128_staged[f16] : c->k.attention_decode_256_staged[f16];
-            smem = (unsigned)staged;
-        }
         for (a.t0 = 0; a.t0 < c->T; a.t0 += c->att_tokens) {   /* as many tokens at a time as the scratch holds */
             int tokens = c->T - a.t0 < c->att_tokens ? c->T - a.t0 : c->att_tokens;
-            fs_cuda_launch3(c, f, (unsigned)a.n_split, (unsigned)Hkv, (unsigned)tokens, ATT_THREADS, smem, p,
-                            "attention (decode)");
+            fs_cuda_launch3(c, D <= 128 ? c->k.attention_decode_128[f16] : c->k.attention_decode_256[f16], (unsigned)a.n_split,
+                            (unsigned)Hkv, (unsigned)tokens, ATT_THREADS, smem, p, "attention (decode)");
         }
     } else if (D == 64 || D == 128) {   /* tensor cores */
         int BQ = TC_ROWS / group;
