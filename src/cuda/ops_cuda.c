@@ -39,6 +39,11 @@
 #define SKINNY_THREADS 256         /* gemm_skinny.cu: SK_THREADS, */
 #define SKINNY_CHUNK_BYTES 65536   /* SK_CHUNK_BYTES of input in shared memory */
 #define SKINNY_MAX_T 64
+/* ... for a layer's rows, not the vocabulary's: the lm_head (151,936 rows)
+ * measured faster on the GEMM at 64 tokens (bf16 131 against 168 us, q4_0
+ * 124 against 222; H200, src/cuda/NOTES.md session 10), where its 1,187
+ * blocks each wait twice for an input chunk */
+#define SKINNY_MAX_N 32768
 
 /* gemv.cu: weights per 16-byte vector, and rows per warp */
 static int vec_elems(fs_dtype t) {
@@ -322,8 +327,8 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         void *p[] = {&a};
         if (T > 1) c->n_pf = 0;   /* a GEMM reads its weights many times over: no hint needed */
         /* a few tokens (a batched decode step): the tensor-core GEMV */
-        int skinny = gemm && T <= SKINNY_MAX_T && !c->no_skinny && K % vec_elems(dt) == 0 &&
-                     c->k.gemm_skinny[dt][skinny_nt(T)][2];
+        int skinny = gemm && T <= SKINNY_MAX_T && a.N_total <= SKINNY_MAX_N && !c->no_skinny &&
+                     K % vec_elems(dt) == 0 && c->k.gemm_skinny[dt][skinny_nt(T)][2];
         if (skinny) {
             a.part = c->gemm_part;
             a.counter = c->gemm_counter;
