@@ -12,7 +12,8 @@
 # one format, the tied embedding included, as fs quantize does). Then,
 # ROUNDS times (default 2), for each format: `fs bench --pp 512 --tg 128 -r 3`
 # then `llama-bench -p 512 -n 128 -r 3`; then tg128 at depth 0 and 4096
-# for q4_0 and bf16 (fs with f32 and f16 KV caches). Every output goes to
+# for q4_0 and bf16 (fs with f32 and f16 KV caches, each named: the cpu
+# backend's default is f16). Every output goes to
 # OUT_DIR/*.txt with the time it started in OUT_DIR/log.
 # Docs: docs/cpu.md, docs/bench.md
 set -eu
@@ -46,7 +47,7 @@ while [ "$r" -le "$ROUNDS" ]; do
 done
 for d in q4_0 bf16; do
     stamp "depth $d"
-    "$FS" bench -m "$M/$d" --backend cpu --pp 0 --tg 128 --depth 0,4096 -r 3 -t "$T" > "$O/fs_depth_${d}_f32.txt" 2>&1
+    "$FS" bench -m "$M/$d" --backend cpu --pp 0 --tg 128 --depth 0,4096 -r 3 -t "$T" --kv f32 > "$O/fs_depth_${d}_f32.txt" 2>&1
     "$L/llama-bench" -m "$M/$d.gguf" -p 0 -n 128 -d 0,4096 -r 3 -t "$T" > "$O/ll_depth_$d.txt" 2>&1
     "$FS" bench -m "$M/$d" --backend cpu --pp 0 --tg 128 --depth 0,4096 -r 3 -t "$T" --kv f16 > "$O/fs_depth_${d}_f16.txt" 2>&1
 done
