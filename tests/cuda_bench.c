@@ -425,9 +425,9 @@ static void bench_dtype(fs_dtype dt, const char *name) {
     }
     printf("\n");
 
-    /* the matmuls of a batched decode step (64 sequences, one token each:
-     * the GEMM path with one row of tiles), run directly over 28 layers;
-     * lm_head over 64 rows once. Weight bytes per call / time: how close
+    /* the matmuls of a batched decode step (8 or 64 sequences, one token
+     * each: gemm_skinny.cu, or the GEMM under FS_CUDA_SKINNY=0), run
+     * directly over 28 layers; lm_head over the rows once. Weight bytes per call / time: how close
      * a batched step comes to streaming each weight once. */
     for (int bt = 8; bt <= 64; bt *= 8) {   /* 8 and 64 sequences */
         printf("batched decode matmuls (T=%d, per call):", bt);

@@ -369,9 +369,10 @@ static void check_matmul(void) {
 }
 
 /* The few-token tensor-core matmul (gemm_skinny.cu) on the shapes of a
- * batched decode step: every token tile (T up to 8, 16, 32, 64), K cut
- * across blocks (o_proj / down_proj: 8 blocks of 128 rows) and not,
- * layers whose rows begin and end inside a block.
+ * batched decode step: every token tile (T up to 8, 16, 32, 64), every
+ * row grouping on 132 SMs (qkv: 2 row groups a block; N = 1024 and 1027:
+ * 1, K cut across blocks, a partial last block; Llama 3.2 1B's gate/up,
+ * 16,384 rows: 8), layers whose rows begin and end inside a block.
  * Held to the T > 1 bound (bf16 inputs). check_matmul's T = 2, 7, 9 and
  * 64 rows take it too, K tails included (K = 352: 5.5 windows of q8_0). */
 static void check_skinny_matmul(void) {
@@ -389,6 +390,8 @@ static void check_skinny_matmul(void) {
             snprintf(shape, sizeof shape, "T=%d K=512 N=700+333+129", T);
             row("matmul 3 layers plain (skinny)", dt_name(dt), shape, run_matmul(dt, dt, T, 512, odd, odd_add, 3, 0), 1e-2);
         }
+        int gu[2] = {8192, 8192}, gu_add[2] = {0, 0};
+        row("matmul gate/up norm (skinny)", dt_name(dt), "T=64 K=2048 N=8192+8192", run_matmul(dt, dt, 64, 2048, gu, gu_add, 2, 1), 1e-2);
     }
     /* the lm_head's 151,936 rows stay on the GEMM (ops_cuda.c, SKINNY_MAX_N) */
     int Nl = 151936, a0 = 0;
@@ -396,7 +399,7 @@ static void check_skinny_matmul(void) {
     row("matmul lm_head norm (gemm)", "q4_0", "T=5 K=1024 N=151936", run_matmul(FS_DTYPE_Q4_0, FS_DTYPE_Q4_0, 5, 1024, &Nl, &a0, 1, 1), 1e-2);
     /* the rows above passing on gemm.cu would prove nothing */
     long n = fs_cuda_skinny_launches - before;
-    CHECKF(n == 4 * 5, "%ld matmuls took gemm_skinny.cu, expected 20 (every row but f32's and the lm_head's)", n);
+    CHECKF(n == 4 * 6, "%ld matmuls took gemm_skinny.cu, expected 24 (every row but f32's and the lm_head's)", n);
     printf("gemm_skinny.cu: %ld launches\n", n);
 }
 

@@ -19,7 +19,7 @@
  * weight rows; its lanes load the weights straight from memory into the
  * registers where mma.sync wants them - no shared memory on the way, 16
  * bytes per load, as the GEMV does. Only the input, T rows of bf16, sits
- * in shared memory, shared by the block's 8 warps (128 rows).
+ * in shared memory, shared by the block's 8 warps.
  *
  * The one trick: which k goes where. mma.m16n8k16 gives lane (g, q) =
  * (lane / 4, lane % 4) the A elements of rows g and g + 8 at columns 2q,
@@ -41,19 +41,22 @@
  * GEMM's (bf16 inputs and weights, f32 accumulation: the T > 1
  * tolerance, gemm.cu's header).
  *
- * Mapping. Block = 8 warps, rows 128 b .. 128 b + 127 of all the call's
- * layers concatenated (q, k, v in one pass). K is walked in chunks of CK
- * (the input chunk, TP x CK bf16, fills 64 KB of shared memory: CK = 512
- * at 64 tokens, 4096 at 8); within a chunk each warp loads U windows of
- * its 16 rows (2 U vectors a lane in flight), multiplies, and goes on. The
- * first weights of a chunk are loaded before the block waits for its
- * input. Where the call has fewer blocks than SMs (o_proj and down_proj,
- * N = 1024: 8 blocks), K is also cut into slices across blocks
- * (blockIdx.y, ops_cuda.c chooses how many); each slice parks its 128 x
- * TP partial tile and the last to arrive adds them in slice order, so the
- * result does not depend on timing. The 8 warps' accumulators go through
- * shared memory at the end so that each output is written by one thread
- * (consecutive threads: consecutive rows).
+ * Mapping. Block = 8 warps: RW row groups of 16 rows (rows of all the
+ * call's layers concatenated: q, k, v in one pass) x 8 / RW k groups
+ * (skgeo; ops_cuda.c picks RW = 8, 2 or 1). K is walked in chunks of CW
+ * windows (the input chunk, TP rows of bf16, ~64 KB of shared memory);
+ * within a chunk k group kg takes the groups of U windows kg, kg + KW,
+ * ..., loads them for its 16 rows (2 U vectors a lane in flight),
+ * multiplies, and goes on. The first weights of a chunk are loaded before
+ * the block waits for its input. Where the call has too few blocks for
+ * the SMs (o_proj and down_proj at 64 tokens: 64 blocks of 16 rows), K is
+ * also cut into slices across blocks (blockIdx.y, ops_cuda.c chooses how
+ * many); each slice parks its TP x 16 RW partial tile and the last to
+ * arrive adds them in slice order, so the result does not depend on
+ * timing. The warps' accumulators go through shared memory at the end:
+ * the k groups' sums are added in order, and each output is written by
+ * one thread (consecutive threads: consecutive rows), every load it needs
+ * (partials, y) issued before its first store.
  *
  * Shared rows are padded so that a quarter warp's 16-byte reads (2 tokens
  * x 4 lanes) fall on distinct banks for 8- and 16-weight vectors; q4_0's

@@ -158,14 +158,6 @@ static size_t gemm_pipe_smem(fs_dtype dt, int bm, int stages) {
     return a + 2 * b + (size_t)stages * PIPE_THREADS * (raw + sizeof(float));
 }
 
-/* FS_CUDA_GEMM=old|pipe64|pipe (default pipe): which GEMM kernel runs
- * bf16 / q8_0 / q4_0 weights, for A/B measurements. pipe: the pipelined
- * kernel, with 128x128 tiles for bf16 weights when T > 64 and their grid
- * needs no split over K (fs_cuda_matmul; qkv at T = 512: 162 against 147
- * TFLOP/s, src/cuda/NOTES.md session 4); pipe64: 64x128 tiles only; old:
- * the first kernel (which f16 and f32 weights always take). A GPU whose blocks cannot have the pipelined
- * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
- * first kernel. */
 /* gemm_skinny.cu: the kernel for T tokens (token tiles of 8, 16, 32 or
  * 64), its row groups (8, 2 or 1 of 16 rows a block; the rest of the 8
  * warps split K), and its shared memory: TP rows of the input chunk,
@@ -181,6 +173,14 @@ static unsigned skinny_smem(fs_dtype dt, int nt, int rw) {
 
 long fs_cuda_skinny_launches;
 
+/* FS_CUDA_GEMM=old|pipe64|pipe (default pipe): which GEMM kernel runs
+ * bf16 / q8_0 / q4_0 weights, for A/B measurements. pipe: the pipelined
+ * kernel, with 128x128 tiles for bf16 weights when T > 64 and their grid
+ * needs no split over K (fs_cuda_matmul; qkv at T = 512: 162 against 147
+ * TFLOP/s, src/cuda/NOTES.md session 4); pipe64: 64x128 tiles only; old:
+ * the first kernel (which f16 and f32 weights always take). A GPU whose blocks cannot have the pipelined
+ * kernel's shared memory (under 110 KB: some consumer GPUs) keeps the
+ * first kernel. */
 int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e) {
     /* FS_CUDA_SKINNY=0: batched steps (2 <= T <= 64) on the GEMM as before
      * gemm_skinny.cu, to measure what it buys */
@@ -257,8 +257,8 @@ static int gemm_k_split(const cuda_ctx *c, int tiles, int K, int bk, int min_ste
  * blocks cover three quarters of the SMs or more; else enough for about one block per SM, each
  * slice at least 2 windows of 4 vectors, within the split-K scratch, and
  * few enough that the last block adds at most 64 partial values a thread
- * (skgeo's ZMAX: o_proj and down_proj at 64 tokens, 64 blocks of 16 rows,
- * take 2 slices). */
+ * (skgeo's ZMAX; o_proj and down_proj at 64 tokens, 64 blocks of 16 rows
+ * on 132 SMs, take 3 slices). */
 static int skinny_split(const cuda_ctx *c, int blocks, int K, fs_dtype dt, int nt, int rw) {
     if (blocks >= c->sm_count * 3 / 4 || blocks > c->gemm_split_tiles) return 1;
     int split = CEIL_DIV(c->sm_count, blocks), windows = K / vec_elems(dt) / 4;
@@ -326,34 +326,29 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
         }
         void *p[] = {&a};
         if (T > 1) c->n_pf = 0;   /* a GEMM reads its weights many times over: no hint needed */
-        /* a few tokens (a batched decode step): the tensor-core GEMV */
+        /* a few tokens of a layer (a batched decode step): the tensor-core GEMV */
         int skinny = gemm && T <= SKINNY_MAX_T && a.N_total <= SKINNY_MAX_N && !c->no_skinny &&
                      K % vec_elems(dt) == 0 && c->k.gemm_skinny[dt][skinny_nt(T)][2];
-        if (skinny) {
-            a.part = c->gemm_part;
-            a.counter = c->gemm_counter;
-            /* the most rows a block that still give three quarters of the
-             * SMs a block (on 132 SMs: qkv and gate/up at 2 row groups, 128
-             * and 192 blocks; o_proj and down_proj at 1, 64 blocks, K in 3
-             * slices; the lm_head at 8) - the input chunk is read once per
-             * block, so fewer rows a block cost L2 traffic */
-            int nt = skinny_nt(T), ri = 0;
-            while (ri < 2 && CEIL_DIV(a.N_total, 16 * skinny_rw[ri]) < c->sm_count * 3 / 4) ri++;
-            int rw = skinny_rw[ri], blocks = CEIL_DIV(a.N_total, 16 * rw), split = skinny_split(c, blocks, K, dt, nt, rw);
-            CUfunction f = c->k.gemm_skinny[dt][nt][ri];
-            fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
-            fs_cuda_launch(c, f, (unsigned)blocks, (unsigned)split, SKINNY_THREADS, skinny_smem(dt, nt, rw), p,
-                           "matmul (skinny)");
-            fs_cuda_skinny_launches++;
-            continue;
-        }
         if (gemm) {
-            /* the input once to bf16, then the GEMM, split over K when its
-             * tiles would not cover the SMs */
+            /* the input once to bf16, then the GEMM (or the skinny kernel),
+             * split over K when its blocks would not cover the SMs */
             a.part = c->gemm_part;
             a.counter = c->gemm_counter;
             fs_cuda_launch(c, c->k.mm_input_bf16, (unsigned)T, 1, 128, (unsigned)fs_cuda_gemv_smem(K), p, "matmul input");
-            if (pipe) {
+            if (skinny) {
+                /* the most rows a block that still give three quarters of
+                 * the SMs a block (on 132 SMs: qkv and gate/up at 2 row
+                 * groups, 128 and 192 blocks; o_proj and down_proj at 1, 64
+                 * blocks, K in 3 slices) - the input chunk is read once per
+                 * block, so fewer rows a block cost L2 traffic */
+                int nt = skinny_nt(T), ri = 0;
+                while (ri < 2 && CEIL_DIV(a.N_total, 16 * skinny_rw[ri]) < c->sm_count * 3 / 4) ri++;
+                int rw = skinny_rw[ri], blocks = CEIL_DIV(a.N_total, 16 * rw);
+                fs_cuda_launch(c, c->k.gemm_skinny[dt][nt][ri], (unsigned)blocks,
+                               (unsigned)skinny_split(c, blocks, K, dt, nt, rw), SKINNY_THREADS, skinny_smem(dt, nt, rw),
+                               p, "matmul (skinny)");
+                fs_cuda_skinny_launches++;
+            } else if (pipe) {
                 /* 128x128 tiles for bf16 weights and T > 64 where their grid
                  * needs no split over K (qkv, gate/up of a prefill chunk);
                  * where it would, 64x128 tiles split into fewer slices were
