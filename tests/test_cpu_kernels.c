@@ -1338,6 +1338,55 @@ static void test_threadpool(void) {
     CHECK(fs_default_threads() >= 1);
 }
 
+/* fs_cpu_pass_rows: a decode pass's chunks, one row count for all its
+ * weights. For the Qwen3-0.6B passes in each weight format and several
+ * thread counts: whole pairs of x8 groups, at least two chunks a thread,
+ * about FS_DECODE_CHUNK_BYTES, and shares split by count that hold the
+ * same rows wherever the sizes allow it (the q/k/v pass of Q4_0 once got
+ * 9 chunks for 2 threads). */
+static void test_pass_rows(void) {
+    static const struct { int n, N[3]; size_t rb; int gap; } passes[] = {
+        {3, {2048, 1024, 1024}, 576, 0},   /* q/k/v, Q4_0, K 1024 */
+        {1, {1024}, 1152, 0},              /* o, Q4_0, K 2048 */
+        {2, {3072, 3072}, 576, 0},         /* gate/up, Q4_0 */
+        {1, {1024}, 1728, 0},              /* down, Q4_0, K 3072 */
+        {3, {2048, 1024, 1024}, 1088, 0},  /* q/k/v, Q8_0 */
+        {1, {1024}, 3264, 0},              /* down, Q8_0 */
+        {3, {2048, 1024, 1024}, 2048, 0},  /* q/k/v, bf16 */
+        {1, {1024}, 6144, 0},              /* down, bf16 */
+        {1, {151936}, 576, -1},            /* lm_head, Q4_0 (-1: within one chunk) */
+        {1, {151936}, 2048, -1},           /* lm_head, bf16 */
+        {1, {40}, 64, -1},                 /* a small one: fewer rows than two chunks a thread */
+    };
+    for (size_t c = 0; c < sizeof passes / sizeof passes[0]; c++)
+        for (int nth = 1; nth <= 16; nth *= 2) {
+            int n = passes[c].n, R = fs_cpu_pass_rows(passes[c].N, n, passes[c].rb, nth), chunks = 0;
+            long rows = 0, lo = -1, hi = 0;
+            CHECKF(R > 0 && R % FS_DECODE_ALIGN == 0, "pass %zu, %d threads: %d rows", c, nth, R);
+            if (R <= 0) continue;
+            for (int i = 0; i < n; i++) chunks += (passes[c].N[i] + R - 1) / R, rows += passes[c].N[i];
+            for (int t = 0; t < nth; t++) {   /* the pool's split by count, in rows */
+                int a, b;
+                long r = 0;
+                fs_split_range(chunks, 1, t, nth, &a, &b);
+                for (int i = 0, first = 0; i < n; i++) {
+                    for (int k = first; k < first + (passes[c].N[i] + R - 1) / R; k++)
+                        if (k >= a && k < b) r += (k - first + 1) * R <= passes[c].N[i] ? R : passes[c].N[i] - (k - first) * R;
+                    first += (passes[c].N[i] + R - 1) / R;
+                }
+                if (lo < 0 || r < lo) lo = r;
+                if (r > hi) hi = r;
+            }
+            long gap = passes[c].gap >= 0 ? passes[c].gap : R;
+            if (rows >= 2L * nth * FS_DECODE_ALIGN) {
+                CHECKF(chunks >= 2 * nth, "pass %zu, %d threads: %d chunks of %d rows", c, nth, chunks, R);
+                if (nth <= 4) CHECKF(hi - lo <= gap, "pass %zu, %d threads: shares %ld .. %ld rows (R %d)", c, nth, lo, hi, R);
+            }
+            CHECKF((size_t)R * passes[c].rb <= 2 * FS_DECODE_CHUNK_BYTES || R == FS_DECODE_ALIGN,
+                   "pass %zu: chunks of %zu bytes", c, (size_t)R * passes[c].rb);
+        }
+}
+
 int main(void) {
     ref = open_reserved("cpu-ref", 0, 128);
     for (int th = 1; th <= 3; th++) {
@@ -1363,6 +1412,7 @@ int main(void) {
     for (int s = 0; s < n_isas; s++) printf(" %s", kernels_name(s));
     printf("\n");
     test_threadpool();
+    test_pass_rows();
     test_matmul();
     test_matmul_quant();
     test_fused();

@@ -125,6 +125,8 @@ typedef struct fs_cpu_kernels {
  * spread them over the sets (1.6% more cache memory; measured,
  * docs/bench.md). */
 #define FS_KV_PAD 16
+/* Pass shapes whose decode chunk rows are remembered (fs_cpu.pass_shapes). */
+#define FS_PASS_SHAPES 8
 
 /* ---- decode plans (tune_cpu.c) ----
  * A decode step streams every weight once, so its speed is how well the
@@ -202,7 +204,9 @@ typedef struct fs_cpu {
                              (FS_ATTN_AHEAD; 0: none) */
     float *attn_part;     /* [FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP][D + 2] split decode attention's
                              partial outputs, maxima and sums (attention_cpu.c) */
-    size_t decode_chunk;  /* bytes of a decode chunk in the current pass (fs_cpu_pass_chunk) */
+    int decode_rows;      /* rows of a decode chunk in the current pass (fs_cpu_pass_rows) */
+    struct fs_pass_shape { int n, N[FS_MATMUL_MAX], rows; size_t row_bytes; } pass_shapes[FS_PASS_SHAPES];
+    int n_pass_shapes;    /* the passes' decode rows, remembered by shape (matmul_cpu.c) */
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
     size_t y_add_n;
     size_t reserved;      /* bytes of the above (the fs_ref part counts its own) */
@@ -311,34 +315,27 @@ static inline int fs_cpu_chunk_rows(int N, int nth, int align, int per_thread) {
 /* Decode chunks. Each thread streams its contiguous share of a pass's
  * chunks chunk after chunk (threadpool.h), and the pass ends when the last
  * thread is done, so the shares must hold the same bytes: the pool splits
- * chunks by count, so the chunks of a pass - all its weights' - are cut to
- * one size, fs_cpu_pass_chunk's, and their number is a multiple of the
- * threads (q, k and v of Qwen3-0.6B in Q4_0, 1.2 + 0.6 + 0.6 MB: 6 + 3 + 3
- * chunks of 197 KB, 6 a thread). Cut per weight instead (about 256 KiB
- * each, at least two a thread: 5 + 4 + 4), one thread's share was a chunk
- * longer than the other's, and the other waited for it at the end of every
- * pass: with 2 threads 5-20% of a layer's matmul time (measured, docs/cpu.md).
+ * chunks by count, so the chunks of a pass - all its weights' - are cut
+ * with one row count R, chosen so that the shares come out even (q, k and
+ * v of Qwen3-0.6B in Q4_0, 2048 + 1024 + 1024 rows of 576 bytes: R = 512,
+ * 4 + 2 + 2 chunks of 295 KB, 4 a thread). Cut per weight instead (about
+ * 256 KiB each, at least two a thread: 5 + 4 + 4), one thread's share was
+ * a chunk longer than the other's, and the other waited for it at the end
+ * of every pass: with 2 threads 5-20% of a layer's matmul time (measured,
+ * docs/cpu.md). A rounding that made each weight's count its own (5 + 2 +
+ * 2 rows of 416 / 512 / 512: 9 chunks, 4 / 5 a thread) cost the q/k/v
+ * pass ~18 us of ~110 a layer, found with `fs bench --profile`.
  * The size: at least two chunks a thread (a descheduled thread's second
- * half can be stolen), at most about FS_DECODE_CHUNK_BYTES (the steal's
+ * half can be stolen), about FS_DECODE_CHUNK_BYTES (the steal's
  * granularity when one thread falls behind); smaller chunks cost a few
- * percent (the calls, the restarts). total = the pass's weight bytes. */
+ * percent (the calls, the restarts). */
 #define FS_DECODE_CHUNK_BYTES (256u << 10)
-static inline size_t fs_cpu_pass_chunk(size_t total, int nth) {
-    size_t per = (size_t)(nth > 0 ? nth : 1), m = (total + per * FS_DECODE_CHUNK_BYTES - 1) / (per * FS_DECODE_CHUNK_BYTES);
-    if (m < 2) m = 2;
-    return total / (per * m) > 0 ? (total + per * m - 1) / (per * m) : 1;
-}
-/* Rows per chunk of one weight of the pass: N rows of row_bytes in chunks
- * of about chunk bytes (fs_cpu_pass_chunk), a multiple of align (the
- * kernel's row block). */
-static inline int fs_cpu_decode_rows(int N, size_t row_bytes, size_t chunk, int align) {
-    if (!chunk) chunk = FS_DECODE_CHUNK_BYTES;
-    size_t total = (size_t)N * row_bytes, chunks = (total + chunk / 2) / chunk;
-    if (chunks < 1) chunks = 1;
-    int r = (int)(((size_t)N + chunks - 1) / chunks);
-    if (r < align) r = align;
-    return (r + align - 1) / align * align;
-}
+/* Rows per decode chunk for a pass of n weights of N[i] rows of row_bytes
+ * each, nth threads: a multiple of FS_DECODE_ALIGN (whole pairs of x8
+ * groups) near FS_DECODE_CHUNK_BYTES whose split by count gives the
+ * threads' shares the fewest rows apart (matmul_cpu.c). */
+#define FS_DECODE_ALIGN 16
+int fs_cpu_pass_rows(const int *N, int n, size_t row_bytes, int nth);
 
 /* ---- f32 / f16 / bf16 kernels ---- */
 

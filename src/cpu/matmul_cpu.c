@@ -28,6 +28,8 @@
  *
  * Docs: docs/forward.md
  */
+#include <string.h>
+
 #include "cpu_backend.h"
 
 typedef struct {
@@ -54,6 +56,78 @@ static void pass_chunk(void *arg, int c, int tid) {
     }
 }
 
+/* The rows of thread t's share when chunks of R rows of weights N[0 ..
+ * n) (in that order) are split by count among nth threads. */
+static long share_rows(const int *N, int n, long R, int nth, int t) {
+    int chunks = 0;
+    for (int i = 0; i < n; i++) chunks += (int)((N[i] + R - 1) / R);
+    int lo, hi;
+    fs_split_range(chunks, 1, t, nth, &lo, &hi);
+    long rows = 0;
+    for (int i = 0, first = 0; i < n; i++) {   /* weight i's chunks are [first, first + c) */
+        int c = (int)((N[i] + R - 1) / R), a = lo > first ? lo : first, b = hi < first + c ? hi : first + c;
+        if (a < b) rows += ((long)(b - first) * R < N[i] ? (long)(b - first) * R : N[i]) - (long)(a - first) * R;
+        first += c;
+    }
+    return rows;
+}
+
+/* The choice: every multiple of FS_DECODE_ALIGN from half the row count
+ * that makes chunks of FS_DECODE_CHUNK_BYTES or less (a multiple of the
+ * threads, at least two a thread) up to that count, scored in bytes:
+ * half the gap between the fullest and the emptiest share (one thread
+ * waits for the other that long, counted in what it could have read),
+ * plus FS_DECODE_RESTART for each chunk a thread runs (the call and the
+ * kernel's restart; a guess that keeps the long lm_head pass from being
+ * cut twice as fine to even out its last quarter chunk). */
+#define FS_DECODE_RESTART 2048
+int fs_cpu_pass_rows(const int *N, int n, size_t row_bytes, int nth) {
+    long total = 0;
+    for (int i = 0; i < n; i++) total += N[i];
+    if (nth < 1) nth = 1;
+    if (row_bytes < 1) row_bytes = 1;
+    long per = nth, m = ((long)(total * (long)row_bytes) + per * FS_DECODE_CHUNK_BYTES - 1) / (per * FS_DECODE_CHUNK_BYTES);
+    if (m < 2) m = 2;
+    long target = (total + per * m - 1) / (per * m), A = FS_DECODE_ALIGN, best = -1;
+    double best_cost = 0;
+    for (long R = (target / 2 + A - 1) / A * A; R <= (target + A - 1) / A * A; R += A) {
+        if (R < A) continue;
+        long lo = -1, hi = 0, chunks = 0;
+        for (int i = 0; i < n; i++) chunks += (N[i] + R - 1) / R;
+        if (chunks < 2 * per && R > A) continue;   /* too few to steal from */
+        for (int t = 0; t < nth; t++) {
+            long r = share_rows(N, n, R, nth, t);
+            if (lo < 0 || r < lo) lo = r;
+            if (r > hi) hi = r;
+        }
+        double cost = 0.5 * (double)(hi - lo) * (double)row_bytes + (double)((chunks + per - 1) / per) * FS_DECODE_RESTART;
+        if (best < 0 || cost < best_cost) best = R, best_cost = cost;
+    }
+    return best > 0 ? (int)best : (int)A;
+}
+
+/* The decode chunks' rows for this pass's weights (one count for the
+ * pass, cpu_backend.h), remembered per shape: a model has a handful of
+ * passes, each run once a layer. */
+static int pass_rows(fs_cpu *f, int K, const fs_linear *out, int n) {
+    int N[FS_MATMUL_MAX] = {0};
+    size_t row_bytes = 0;
+    for (int i = 0; i < n; i++) {
+        N[i] = out[i].N;
+        size_t rb = fs_dtype_row_bytes(out[i].W->dtype, K);
+        if (rb > row_bytes) row_bytes = rb;
+    }
+    for (int c = 0; c < FS_PASS_SHAPES && f->pass_shapes[c].rows; c++) {
+        const struct fs_pass_shape *p = &f->pass_shapes[c];
+        if (p->n == n && p->row_bytes == row_bytes && !memcmp(p->N, N, sizeof N)) return p->rows;
+    }
+    int rows = fs_cpu_pass_rows(N, n, row_bytes, f->nth);
+    struct fs_pass_shape *p = &f->pass_shapes[f->n_pass_shapes++ % FS_PASS_SHAPES];   /* the oldest goes */
+    p->n = n, p->row_bytes = row_bytes, p->rows = rows;
+    memcpy(p->N, N, sizeof N);
+    return rows;
+}
+
 /* Tokens [t0, t0 + T) of the call. */
 static void slab(fs_cpu *f, const fs_mm_in *in, int t0, int T, int K, const fs_linear *out, int n) {
     size_t off = (size_t)t0 * (size_t)K;
@@ -73,9 +147,7 @@ static void slab(fs_cpu *f, const fs_mm_in *in, int t0, int T, int K, const fs_l
     }
     if (quant) fs_cpu_quantize_input(f, x, T, K, quant);
     if (split) fs_cpu_split_input(f, x, T, K);
-    size_t bytes = 0;   /* the decode chunks' size: one for the pass (cpu_backend.h) */
-    for (int i = 0; i < n; i++) bytes += fs_dtype_row_bytes(out[i].W->dtype, K) * (size_t)out[i].N;
-    f->decode_chunk = fs_cpu_pass_chunk(bytes, f->nth);
+    f->decode_rows = T < FS_GEMM_MIN_T ? pass_rows(f, K, out, n) : 0;
     pass p = {.f = f, .n = n, .T = T};
     union {
         fs_float_job fl;

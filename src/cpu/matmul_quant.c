@@ -626,8 +626,8 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
     } else
 #endif
     {
-        /* x8: whole pairs of groups per chunk (16 rows), so no pair is split */
-        j->rows = fs_cpu_decode_rows(N, fs_dtype_row_bytes(W->dtype, K), f->decode_chunk, x8 ? 16 : 4);
+        /* the pass's chunk rows: whole pairs of x8 groups (16 rows), so no pair is split */
+        j->rows = f->decode_rows > 0 ? f->decode_rows : fs_cpu_pass_rows(&N, 1, fs_dtype_row_bytes(W->dtype, K), f->nth);
         fn = x8 ? x8_chunk : rows_chunk;
     }
     *job = (fs_cpu_job){fn, j, j->rows, (N + j->rows - 1) / j->rows};

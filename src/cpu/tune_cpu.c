@@ -276,7 +276,7 @@ static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
         fs_float_job fl;
         fs_quant_job q;
     } arg;
-    f->decode_chunk = fs_cpu_pass_chunk(weight_bytes(W), f->nth);
+    f->decode_rows = fs_cpu_pass_rows(&N, 1, fs_dtype_row_bytes(W->base.dtype, K), f->nth);
     if (fs_dtype_is_quant(W->base.dtype)) {
         fs_cpu_quantize_input(f, x, 1, K, 1u << W->base.dtype);
         fs_cpu_quant_job(f, &arg.q, &W->base, y, 1, K, N, &job);
