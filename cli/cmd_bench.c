@@ -69,6 +69,8 @@ static void usage(FILE *f) {
             "                               (default 1024; 0 = skip it and the paired runs)\n"
             "  --seed N                     seed of the random token ids (default 1)\n"
             "  --csv                        one CSV row per test instead of the table\n"
+            "  --profile                    one more run of each test with every op timed alone:\n"
+            "                               where a token's time goes (not with --csv)\n"
             "  --calibrate                  measure the CPU's decode plans again (kernel, prefetch),\n"
             "                               replacing the cached ones (FS_CALIBRATE=1)\n"
             "  (-c defaults to the largest depth + test.)\n"
@@ -114,7 +116,39 @@ typedef struct {
     double med, min, max; /* tokens/s */
     int paired;           /* tg with a bandwidth probe: the fractions below */
     double pf_med, pf_min, pf_max;
+    double prof_sec;      /* --profile: the profiled run's wall time (its ops in profs[i]) */
 } result;
+
+/* --profile: test R's profiled run, op by op (forward.h's fs_profile):
+ * time a token, share of the run, and what each op moved - weights (or,
+ * for attention, the KV cache) in GB/s and the matmuls' GFLOP/s. What
+ * the ops do not account for is "the rest": the host between ops, the
+ * caller's loop, a GPU's launches. */
+static void print_profile(const result *R, const fs_profile *p) {
+    double n = R->n, ops = 0;
+    printf("  %-15s %.3f ms a token (%.2f tok/s, ops timed alone)\n", R->name, 1e3 * R->prof_sec / n,
+           n / R->prof_sec);
+    printf("    %-10s %11s %10s %7s %12s %9s %9s\n", "op", "calls/token", "us/token", "share", "MB/token",
+           "GB/s", "GFLOP/s");
+    for (int op = 0; op < FS_PROF_OPS; op++) {
+        /* attention's bytes: the keys and values each token attends over -
+         * what a decode step reads; a prefill reads each once per tile */
+        double sec = p->sec[op], bytes = op != FS_PROF_ATTENTION ? p->weight_bytes[op] : R->is_tg ? p->kv_bytes : 0;
+        ops += sec;
+        if (!p->calls[op]) continue;
+        printf("    %-10s %11.1f %10.1f %6.1f%%", fs_profile_op_name(op), p->calls[op] / n, 1e6 * sec / n,
+               100 * sec / R->prof_sec);
+        if (bytes > 0 && sec > 0)
+            printf(" %12.2f %9.2f", bytes / n / 1e6, bytes / sec / 1e9);
+        else
+            printf(" %12s %9s", "", "");
+        if (p->flops[op] > 0 && sec > 0) printf(" %9.1f", p->flops[op] / sec / 1e9);
+        printf("%s\n", op == FS_PROF_ATTENTION && bytes > 0 ? "   (KV cache)" : "");
+    }
+    double rest = R->prof_sec - ops;
+    printf("    %-10s %11s %10.1f %6.1f%%   (host between ops, the loop, launches)\n", "the rest", "",
+           1e6 * (rest > 0 ? rest : 0) / n, 100 * (rest > 0 ? rest : 0) / R->prof_sec);
+}
 
 /* The dtype of the weight matrices, lower case ("bf16"), or "mixed". */
 static const char *weights_label(const fs_model *m, char *buf, size_t cap) {
@@ -183,7 +217,7 @@ int fs_cmd_bench(int argc, char **argv) {
     cli_opts_init(&o, CMD, GROUPS, 0);
     int pp[MAX_LIST] = {128, 512}, n_pp = 2, tg[MAX_LIST] = {128}, n_tg = 1, dp[MAX_LIST] = {0}, n_dp = 1;
     long reps = 3, warmup = 1, bw_mib = 1024, seed = 1;
-    int csv = 0;
+    int csv = 0, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         if (cli_is_help(a)) {
@@ -194,6 +228,8 @@ int fs_cmd_bench(int argc, char **argv) {
         if (r == 0) {
             if (!strcmp(a, "--csv")) {
                 csv = r = 1;
+            } else if (!strcmp(a, "--profile")) {
+                profile = r = 1;
             } else if (!strcmp(a, "--calibrate")) {
                 /* the CPU backend measures its decode plans when it is reserved
                  * (src/cpu/tune_cpu.c); this makes it measure even if cached */
@@ -218,6 +254,8 @@ int fs_cmd_bench(int argc, char **argv) {
         if (r < 0) return FS_EXIT_USAGE;
         if (r == 0) return cli_fail(CMD, FS_EXIT_USAGE, "unknown argument '%s' (see --help)", a);
     }
+    if (profile && csv)
+        return cli_fail(CMD, FS_EXIT_USAGE, "--profile prints tables; it does not combine with --csv");
     if (bw_mib > 0 && bw_mib < 64)
         return cli_fail(CMD, FS_EXIT_USAGE, "--bw-mib: the buffer must be at least 64 MiB (or 0: none), got %ld", bw_mib);
     /* a lone 0 means "no such tests"; drop zeros from the lists */
@@ -250,6 +288,7 @@ int fs_cmd_bench(int argc, char **argv) {
     result res[3 * MAX_LIST * MAX_LIST];
     int n_res = 0;
     double *times = fs_xmalloc((size_t)reps * sizeof *times);
+    fs_profile *profs = profile ? fs_xcalloc(3 * MAX_LIST * MAX_LIST, sizeof *profs) : NULL;
 
     double t_load = fs_now();
     if ((rc = cli_opts_open(&o, model_dir, FS_ENGINE_NO_TOKENIZER, &g)) != 0) goto out;
@@ -334,6 +373,17 @@ int fs_cmd_bench(int argc, char **argv) {
                     printf("%-16s %-7s %-8s %-7s %-15s %.2f [%.2f .. %.2f]\n", mname, wname, backend_name, tbuf,
                            R->name, R->med, R->min, R->max);
                     fflush(stdout);
+                }
+                if (profs) {   /* one more run, its ops timed one by one (not counted above) */
+                    cli_status("%s: profiled run", name);
+                    fs_forward_profile(fs_engine_forward(g), &profs[n_res - 1]);
+                    R->prof_sec = run_once(sess, depth, is_tg, run_ids, n, &e);
+                    fs_forward_profile(fs_engine_forward(g), NULL);
+                    cli_status_clear();
+                    if (R->prof_sec < 0) {
+                        cli_fail(CMD, FS_EXIT_INPUT, "%s", e.msg);
+                        goto out;
+                    }
                 }
             }
         }
@@ -436,12 +486,17 @@ int fs_cmd_bench(int argc, char **argv) {
                "peak RSS %.1f MiB\n",
                w_bytes / MiB, kv_bytes / MiB, scratch_bytes / MiB, be->name, rss / MiB);
     }
+    if (profs) {
+        printf("\nprofile: one more run of each test, each op waited for and timed alone (--profile)\n");
+        for (int i = 0; i < n_res; i++) print_profile(&res[i], &profs[i]);
+    }
     rc = cli_out_close(CMD);
 
 out:
     cli_status_clear();
     if (bw_buf) be->free_buf(be, bw_buf);
     free(times);
+    free(profs);
     free(ids);
     fs_seq_free(q);
     fs_engine_free(g);

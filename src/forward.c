@@ -112,6 +112,7 @@ struct fs_forward {
                                               (cleared by the next forward call) */
 
     size_t weight_bytes, scratch_bytes;
+    fs_profile *prof;   /* fs_forward_profile's, or NULL (off) */
 };
 
 struct fs_session {
@@ -414,6 +415,53 @@ static void save_checkpoint(fs_forward *f, const debug_out *dbg, int c, const fs
     f->be->read(f->be, src, 0, dst, (size_t)T * H);
 }
 
+/* ---- the profile (fs_forward_profile) ----
+ * Each op is timed alone: the backend is made to finish what was queued
+ * before it (sync) and the op itself before the clock stops. On the CPU,
+ * whose ops run as they are called, that changes nothing but adds two
+ * clock reads an op; on a GPU it undoes what queuing buys (the ops
+ * overlap nothing and every launch is paid), and profiled steps are not
+ * replayed from a record: the times are those of the ops one by one. */
+static double prof_begin(fs_forward *f) {
+    if (!f->prof) return 0;
+    f->be->sync(f->be);
+    return fs_now();
+}
+
+/* Op `op` took the time since t0; it read `wbytes` of weights (the
+ * backend's copy) and did `flops` (matmuls: 2 x weights x rows). */
+static void prof_end(fs_forward *f, int op, double t0, size_t wbytes, double flops) {
+    if (!f->prof) return;
+    f->be->sync(f->be);
+    f->prof->sec[op] += fs_now() - t0;
+    f->prof->calls[op]++;
+    f->prof->weight_bytes[op] += (double)wbytes;
+    f->prof->flops[op] += flops;
+}
+
+/* Bytes of the weights a, b, c (the model's tensors, as stored: what a
+ * matmul reads; absent ones are NULL). */
+static size_t wbytes(const fs_tensor *a, const fs_tensor *b, const fs_tensor *c) {
+    return (a ? a->nbytes : 0) + (b ? b->nbytes : 0) + (c ? c->nbytes : 0);
+}
+
+/* The keys and values the step's attention reads: token t attends over
+ * positions 0 .. pos[t], Hkv x D keys and as many values each. */
+static double attn_kv_bytes(const fs_forward *f) {
+    const fs_config *c = &f->m->cfg;
+    double per = 2.0 * c->n_kv_heads * c->head_dim * (f->kv_dtype == FS_DTYPE_F16 ? 2 : 4), n = 0;
+    for (int t = 0; t < f->step.T; t++) n += (double)(f->step.pos[t] + 1) * per;
+    return n;
+}
+
+const char *fs_profile_op_name(int op) {
+    static const char *names[FS_PROF_OPS] = {"embed",   "qkv",     "rope_kv", "attention",
+                                             "o",       "gate/up", "down",    "lm_head"};
+    return op >= 0 && op < FS_PROF_OPS ? names[op] : "?";
+}
+
+void fs_forward_profile(fs_forward *f, fs_profile *p) { f->prof = p; }
+
 /* The prefetch hint (backend.h), where the backend takes one. */
 static void hint(fs_backend *be, const fs_buf *a, const fs_buf *b, const fs_buf *c) {
     if (!be->prefetch) return;
@@ -433,12 +481,15 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
     int T = f->step.T;
     float eps = (float)c->rms_eps;
 
+    double t0 = prof_begin(f), W = (double)T;   /* W: rows through each layer matmul */
     be->embed(be, f->embed_tokens, H, f->x);
+    prof_end(f, FS_PROF_EMBED, t0, 0, 0);
     save_checkpoint(f, dbg, 0, f->x, T);
 
     for (int l = 0; l < c->n_layers; l++) {
         if (stoppable && s[0]->cancel && *s[0]->cancel) return FS_EVAL_CANCELLED;
         layer_weights *w = &f->layers[l];
+        const fs_layer *mw = &f->m->layers[l];   /* its tensors, for the profile's byte counts */
         for (int i = 0; i < n_seq; i++) f->caches[i] = s[i]->kv[l];   /* this layer's cache of each session */
 
         /* Each matmul is preceded by a hint (backend.h's prefetch) naming
@@ -448,23 +499,40 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         fs_mm_in attn_in = {f->x, w->input_layernorm, eps, NULL};
         fs_linear qkv[3] = {{w->q_proj, f->q, Hq * D, 0}, {w->k_proj, f->k, Hkv * D, 0}, {w->v_proj, f->v, Hkv * D, 0}};
         hint(be, w->o_proj, NULL, NULL);
+        t0 = prof_begin(f);
         be->matmul(be, &attn_in, T, H, qkv, 3);
+        if (f->prof)
+            prof_end(f, FS_PROF_QKV, t0, wbytes(&mw->q_proj, &mw->k_proj, &mw->v_proj),
+                     2 * W * H * ((double)Hq * D + 2.0 * Hkv * D));
+        t0 = prof_begin(f);
         be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, f->caches, Hq, Hkv, D, w->qkv_bias);
+        prof_end(f, FS_PROF_ROPE_KV, t0, 0, 0);
+        t0 = prof_begin(f);
         be->attention(be, f->q, f->caches, f->attn_out, Hq, Hkv, D);
+        if (f->prof) {
+            prof_end(f, FS_PROF_ATTENTION, t0, 0, 0);
+            f->prof->kv_bytes += attn_kv_bytes(f);
+        }
         fs_mm_in o_in = {f->attn_out, NULL, 0, NULL};
         fs_linear o = {w->o_proj, f->x, H, 1};
         hint(be, w->gate_proj, w->up_proj, NULL);
+        t0 = prof_begin(f);
         be->matmul(be, &o_in, T, Hq * D, &o, 1);
+        if (f->prof) prof_end(f, FS_PROF_O, t0, wbytes(&mw->o_proj, NULL, NULL), 2 * W * H * ((double)Hq * D));
 
         /* MLP block: x += (silu(g) * u) W_down, g, u = rmsnorm(x) W_gate, W_up */
         fs_mm_in mlp_in = {f->x, w->post_attention_layernorm, eps, NULL};
         fs_linear gate_up[2] = {{w->gate_proj, f->ffn_gate, I, 0}, {w->up_proj, f->ffn_up, I, 0}};
         hint(be, w->down_proj, NULL, NULL);
+        t0 = prof_begin(f);
         be->matmul(be, &mlp_in, T, H, gate_up, 2);
+        if (f->prof) prof_end(f, FS_PROF_GATE_UP, t0, wbytes(&mw->gate_proj, &mw->up_proj, NULL), 2 * W * H * 2.0 * I);
         fs_mm_in down_in = {f->ffn_gate, NULL, 0, f->ffn_up};
         fs_linear down = {w->down_proj, f->x, H, 1};
         if (l + 1 < c->n_layers) hint(be, f->layers[l + 1].q_proj, f->layers[l + 1].k_proj, f->layers[l + 1].v_proj);
+        t0 = prof_begin(f);
         be->matmul(be, &down_in, T, I, &down, 1);
+        if (f->prof) prof_end(f, FS_PROF_DOWN, t0, wbytes(&mw->down_proj, NULL, NULL), 2 * W * H * (double)I);
 
         save_checkpoint(f, dbg, 1 + l, f->x, T);
     }
@@ -472,6 +540,8 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
     /* lm_head on the rows someone reads: each session's last one normally
      * (the final norm folded into the matmul), every one for the debug
      * entry point (which also wants the final norm's output of every row). */
+    t0 = prof_begin(f);
+    size_t head_bytes = wbytes(&f->m->lm_head, NULL, NULL);
     if (!dbg && n_seq == 1) {
         fs_linear head = {f->lm_head, s[0]->logits_buf, V, 0};
         const fs_buf *row = f->x;
@@ -481,6 +551,7 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         }
         fs_mm_in head_in = {row, f->norm, eps, NULL};
         be->matmul(be, &head_in, 1, H, &head, 1);
+        prof_end(f, FS_PROF_LM_HEAD, t0, head_bytes, 2.0 * V * H);
         return 0;
     }
     if (!dbg) {   /* a batch: the last rows side by side, one matmul, a row to each session */
@@ -491,6 +562,7 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         fs_mm_in head_in = {f->last, f->norm, eps, NULL};
         fs_linear head = {f->lm_head, f->logits, V, 0};
         be->matmul(be, &head_in, n_seq, H, &head, 1);
+        prof_end(f, FS_PROF_LM_HEAD, t0, head_bytes, 2.0 * n_seq * V * H);
         return 0;   /* each session's row stays in f->logits until used (logits_row) */
     }
     fs_linear head = {f->lm_head, s[0]->logits_buf, V, 0};
@@ -504,6 +576,7 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         if (dbg->logits_all)
             be->read(be, s[0]->logits_buf, 0, dbg->logits_all + ((size_t)dbg->t0 + (size_t)t) * (size_t)V, (size_t)V);
     }
+    prof_end(f, FS_PROF_LM_HEAD, t0, head_bytes * (size_t)(T - first), 2.0 * (T - first) * V * H);
     return 0;
 }
 
@@ -525,7 +598,8 @@ static void decode_ops(void *ctx) {
 static int forward_step(fs_forward *f, fs_session *const *s, int n_seq, const debug_out *dbg, int stoppable) {
     fs_backend *be = f->be;
     be->set_step(be, &f->step);
-    if (f->step.T == 1 && !dbg && be->record && !s[0]->no_record) {
+    if (f->prof) f->prof->tokens += f->step.T;
+    if (f->step.T == 1 && !dbg && be->record && !s[0]->no_record && !f->prof) {
         if (!s[0]->decode_rec) {
             fs_err ignored;   /* a backend that cannot record still runs the ops */
             s[0]->decode_rec = be->record(be, decode_ops, s[0], &ignored);

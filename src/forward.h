@@ -47,6 +47,35 @@ typedef struct fs_forward_opts {
 
 #define FS_MAX_SEQS 64    /* the most sessions one batched step can carry */
 
+/* ---- profile: where the time of forward calls goes, op by op ----
+ * fs_forward_profile(f, p) adds every later forward call of f into p
+ * (NULL: stop): the wall time of each op of the pass, timed alone (the
+ * backend is synced before and after each: on a GPU the ops then run one
+ * by one, not queued nor replayed from a record), how many calls, and
+ * what they read and computed. The results are the same as without it.
+ * fs bench --profile prints it (docs/bench.md). */
+enum {
+    FS_PROF_EMBED,      /* the token's embedding row */
+    FS_PROF_QKV,        /* rmsnorm + q, k, v projections (one matmul call) */
+    FS_PROF_ROPE_KV,    /* biases, QK-norm, RoPE, the K and V store */
+    FS_PROF_ATTENTION,
+    FS_PROF_O,          /* o_proj + the residual add */
+    FS_PROF_GATE_UP,    /* rmsnorm + gate and up projections */
+    FS_PROF_DOWN,       /* SwiGLU + down_proj + the residual add */
+    FS_PROF_LM_HEAD,    /* final norm + lm_head, on the rows read */
+    FS_PROF_OPS
+};
+typedef struct fs_profile {
+    double sec[FS_PROF_OPS];           /* seconds inside each op */
+    long calls[FS_PROF_OPS];
+    double weight_bytes[FS_PROF_OPS];  /* bytes of weights read (the backend's copy) */
+    double flops[FS_PROF_OPS];         /* matmuls: 2 x weights x rows */
+    double kv_bytes;                   /* keys and values attention read */
+    long tokens;                       /* tokens the profiled calls carried */
+} fs_profile;
+void fs_forward_profile(fs_forward *f, fs_profile *p);
+const char *fs_profile_op_name(int op);   /* "qkv", "attention", ... */
+
 /* Upload the model's weights to the backend and reserve everything a
  * session's forward pass needs. The model must outlive the fs_forward
  * (the reference backend reads weights in place). */

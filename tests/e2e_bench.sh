@@ -18,6 +18,9 @@
 #    on the prefix (fs_session_eval, not the debug path perplexity uses),
 #    computes -log softmax in double and compares the loss and every
 #    window's loss.
+#    --profile: a table per test, every op with its calls per token, the
+#    shares adding up to 100%, the q/k/v bytes per decoded token as the
+#    safetensors header counts them.
 # 4. Bad flags -> exit 1; bad input -> exit 2; one "fs CMD:" line; a bad
 #    FS_ATTN_AHEAD -> exit 2 naming it, FS_ATTN_AHEAD=0 shown in the
 #    backend line.
@@ -50,6 +53,50 @@ M="$TMP/m"; M2="$TMP/m2"
     || die "bench --weights q8_0: $(cat "$TMP/err")"
 "$FS_BIN" bench -m "$M" --pp 0 --tg 3 -r 1 --bw-mib 0 --kv f32 --csv >"$TMP/kvf32" 2>"$TMP/err" \
     || die "bench --kv f32: $(cat "$TMP/err")"
+"$FS_BIN" bench -m "$M" --pp 8 --tg 4 -r 1 --bw-mib 0 --profile >"$TMP/prof" 2>"$TMP/err" \
+    || die "bench --profile: $(cat "$TMP/err")"
+# --profile: a table per test; every op of the pass with its calls per
+# token (L for the layer ops), shares that add up to 100% with "the rest",
+# and the q/k/v weights read per decoded token as the header counts them
+python3 - "$TMP" "$M" <<'EOF' || fail=1
+import json, re, struct, sys
+tmp, mdir = sys.argv[1], sys.argv[2]
+text = open(tmp + "/prof").read()
+cfg = json.load(open(mdir + "/config.json"))
+L = cfg["num_hidden_layers"]
+with open(mdir + "/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    hdr = json.loads(f.read(n))
+qkv = sum(v["data_offsets"][1] - v["data_offsets"][0] for k, v in hdr.items()
+          if re.search(r"\.(q|k|v)_proj\.weight$", k))
+ok = True
+if "\nprofile: one more run of each test" not in text:
+    print("FAIL: no profile section:\n" + text); sys.exit(1)
+blocks = re.split(r"^  ((?:pp|tg)\d+) +[\d.]+ ms a token \([\d.]+ tok/s, ops timed alone\)$",
+                  text.split("\nprofile:")[1], flags=re.M)
+names = blocks[1::2]
+if names != ["pp8", "tg4"]:
+    print("FAIL: profile tests %r\n%s" % (names, text)); sys.exit(1)
+for name, body in zip(names, blocks[2::2]):
+    rows = dict((m.group(1), m.groups()[1:]) for m in re.finditer(
+        r"^    (\S+) +([\d.]+) +([\d.]+) +([\d.]+)%(?: +([\d.]+) +([\d.]+))?", body, re.M))
+    want = ["embed", "qkv", "rope_kv", "attention", "o", "gate/up", "down", "lm_head"]
+    if list(rows) != want:
+        ok = False; print("FAIL: %s: ops %r\n%s" % (name, list(rows), body)); continue
+    rest = re.search(r"^    the rest +([\d.]+) +([\d.]+)%", body, re.M)
+    share = sum(float(r[2]) for r in rows.values()) + (float(rest.group(2)) if rest else 1e9)
+    if abs(share - 100) > 0.05 * 9 + 0.01:   # nine shares, each rounded to 0.1
+        ok = False; print("FAIL: %s: shares add up to %.2f%%\n%s" % (name, share, body))
+    tokens = 8 if name == "pp8" else 4
+    per_call = 1.0 / tokens if name == "pp8" else 1.0   # one call of 8 tokens, or one call a token
+    for op in want:
+        expect = per_call * (L if op not in ("embed", "lm_head") else 1)
+        if abs(float(rows[op][0]) - expect) > 0.051:
+            ok = False; print("FAIL: %s: %s %s calls a token, expected %.2f" % (name, op, rows[op][0], expect))
+    if name == "tg4" and (rows["qkv"][3] is None or abs(float(rows["qkv"][3]) - qkv / 1e6) > 0.0051):
+        ok = False; print("FAIL: tg4: qkv reads %s MB a token, the header says %.4f" % (rows["qkv"][3], qkv / 1e6))
+sys.exit(0 if ok else 1)
+EOF
 python3 - "$TMP" "$M" <<'EOF' || fail=1
 import json, re, struct, sys
 tmp, mdir = sys.argv[1], sys.argv[2]
@@ -291,6 +338,7 @@ expect 1 perplexity -m "$M" -f "$TMP/text.txt" --kl-base-weights q3
 expect 1 bench -m "$M" --weights int8
 expect 1 bench -m "$M" --bw-mib 32
 expect 1 bench -m "$M" --seed " 5"
+expect 1 bench -m "$M" --profile --csv
 expect 2 perplexity -m "$M" -f "$TMP/no-such-file.txt"
 : >"$TMP/empty.txt"
 expect 2 perplexity -m "$M" -f "$TMP/empty.txt"

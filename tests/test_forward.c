@@ -776,6 +776,68 @@ static void test_kv_f16_refused(const fs_model *m) {
     }
 }
 
+/* fs_forward_profile: the same logits with it on, and counts that follow
+ * from the shapes - calls per op, weight bytes, FLOPs, the KV read. The
+ * times are only checked to be sane (>= 0, within the wall time). */
+static void test_profile(const fs_model *m) {
+    const fs_config *c = &m->cfg;
+    int V = c->vocab, L = c->n_layers, H = c->hidden, Hq = c->n_heads, Hkv = c->n_kv_heads, D = c->head_dim;
+    int I = c->ffn, ids[8] = {3, 1, 4, 1, 5, 9, 2, 6};
+    fs_session *plain = new_session(m, 16), *s = new_session(m, 16);
+    fs_forward *f = fs_session_forward(s);
+    fs_profile p, before;
+    memset(&p, 0, sizeof p);
+    fs_err e;
+    double t0 = fs_now();
+    fs_forward_profile(f, &p);
+    CHECK(fs_session_eval(s, ids, 5, &e) == 0);   /* one call of 5 tokens, then 3 of one */
+    CHECK(fs_session_eval(plain, ids, 5, &e) == 0);
+    double worst = max_rel_diff(fs_session_logits(s), fs_session_logits(plain), V);
+    for (int t = 5; t < 8; t++) {
+        CHECK(fs_session_eval(s, ids + t, 1, &e) == 0);
+        CHECK(fs_session_eval(plain, ids + t, 1, &e) == 0);
+        double d = max_rel_diff(fs_session_logits(s), fs_session_logits(plain), V);
+        if (!(d <= worst)) worst = d;
+    }
+    double wall = fs_now() - t0;
+    fs_forward_profile(f, NULL);
+    printf("profile: logits with it vs without: max rel diff %.3g\n", worst);
+    if (strcmp(backend, "cuda")) CHECKF(worst == 0, "profiled logits differ: %g", worst);
+    else CHECKF(worst <= tol_cache, "profiled logits differ: %g", worst);   /* ops one by one, not replayed */
+    CHECK_EQ_INT((int)p.tokens, 8);
+    CHECK_EQ_INT((int)p.calls[FS_PROF_EMBED], 4);
+    CHECK_EQ_INT((int)p.calls[FS_PROF_LM_HEAD], 4);
+    for (int op = FS_PROF_QKV; op <= FS_PROF_DOWN; op++) CHECK_EQ_INT((int)p.calls[op], 4 * L);
+    double qkv = 0, o = 0, gu = 0, down = 0, sum = 0;
+    for (int l = 0; l < L; l++) {
+        const fs_layer *w = &m->layers[l];
+        qkv += (double)(w->q_proj.nbytes + w->k_proj.nbytes + w->v_proj.nbytes);
+        o += (double)w->o_proj.nbytes;
+        gu += (double)(w->gate_proj.nbytes + w->up_proj.nbytes);
+        down += (double)w->down_proj.nbytes;
+    }
+    CHECK(p.weight_bytes[FS_PROF_QKV] == 4 * qkv && p.weight_bytes[FS_PROF_O] == 4 * o);
+    CHECK(p.weight_bytes[FS_PROF_GATE_UP] == 4 * gu && p.weight_bytes[FS_PROF_DOWN] == 4 * down);
+    CHECK(p.weight_bytes[FS_PROF_LM_HEAD] == 4.0 * (double)m->lm_head.nbytes);
+    CHECK(p.flops[FS_PROF_QKV] == 2.0 * 8 * H * (Hq * D + 2 * Hkv * D) * L);
+    CHECK(p.flops[FS_PROF_DOWN] == 2.0 * 8 * H * I * L);
+    CHECK(p.flops[FS_PROF_LM_HEAD] == 2.0 * 4 * V * H);   /* the last row of each call */
+    /* token t attends over t + 1 positions: 1 + 2 + ... + 8 = 36, f32 */
+    CHECK(p.kv_bytes == 36.0 * 2 * Hkv * D * 4 * L);
+    for (int op = 0; op < FS_PROF_OPS; op++) {
+        CHECK(p.sec[op] >= 0);
+        sum += p.sec[op];
+        CHECK(strcmp(fs_profile_op_name(op), "?") != 0);
+    }
+    CHECKF(sum <= wall, "ops %.6f s > the wall time %.6f s", sum, wall);
+    before = p;   /* off: nothing more is added */
+    CHECK(fs_session_eval(s, ids, 1, &e) == 0);
+    CHECK(memcmp(&before, &p, sizeof p) == 0);
+    CHECK(!strcmp(fs_profile_op_name(FS_PROF_OPS), "?"));
+    free_session(plain);
+    free_session(s);
+}
+
 int main(int argc, char **argv) {
     const char *env = getenv("FS_TEST_BACKEND");
     if (argc > 1) backend = argv[1];
@@ -812,6 +874,7 @@ int main(int argc, char **argv) {
     test_cancel(&m);
     test_batch(&m);
     test_batch_errors(&m);
+    test_profile(&m);
     if (strcmp(backend, "cuda")) {
         test_kv_f16(&m, "cpu-ref");
         test_kv_f16(&m, "cpu");
