@@ -119,37 +119,6 @@ typedef struct {
     double prof_sec;      /* --profile: the profiled run's wall time (its ops in profs[i]) */
 } result;
 
-/* --profile: test R's profiled run, op by op (forward.h's fs_profile):
- * time a token, share of the run, and what each op moved - weights (or,
- * for attention, the KV cache) in GB/s and the matmuls' GFLOP/s. What
- * the ops do not account for is "the rest": the host between ops, the
- * caller's loop, a GPU's launches. */
-static void print_profile(const result *R, const fs_profile *p) {
-    double n = R->n, ops = 0;
-    printf("  %-15s %.3f ms a token (%.2f tok/s, ops timed alone)\n", R->name, 1e3 * R->prof_sec / n,
-           n / R->prof_sec);
-    printf("    %-10s %11s %10s %7s %12s %9s %9s\n", "op", "calls/token", "us/token", "share", "MB/token",
-           "GB/s", "GFLOP/s");
-    for (int op = 0; op < FS_PROF_OPS; op++) {
-        /* attention's bytes: the keys and values each token attends over -
-         * what a decode step reads; a prefill reads each once per tile */
-        double sec = p->sec[op], bytes = op != FS_PROF_ATTENTION ? p->weight_bytes[op] : R->is_tg ? p->kv_bytes : 0;
-        ops += sec;
-        if (!p->calls[op]) continue;
-        printf("    %-10s %11.1f %10.1f %6.1f%%", fs_profile_op_name(op), p->calls[op] / n, 1e6 * sec / n,
-               100 * sec / R->prof_sec);
-        if (bytes > 0 && sec > 0)
-            printf(" %12.2f %9.2f", bytes / n / 1e6, bytes / sec / 1e9);
-        else
-            printf(" %12s %9s", "", "");
-        if (p->flops[op] > 0 && sec > 0) printf(" %9.1f", p->flops[op] / sec / 1e9);
-        printf("%s\n", op == FS_PROF_ATTENTION && bytes > 0 ? "   (KV cache)" : "");
-    }
-    double rest = R->prof_sec - ops;
-    printf("    %-10s %11s %10.1f %6.1f%%   (host between ops, the loop, launches)\n", "the rest", "",
-           1e6 * (rest > 0 ? rest : 0) / n, 100 * (rest > 0 ? rest : 0) / R->prof_sec);
-}
-
 /* The dtype of the weight matrices, lower case ("bf16"), or "mixed". */
 static const char *weights_label(const fs_model *m, char *buf, size_t cap) {
     fs_dtype d = m->lm_head.dtype;
@@ -488,7 +457,7 @@ int fs_cmd_bench(int argc, char **argv) {
     }
     if (profs) {
         printf("\nprofile: one more run of each test, each op waited for and timed alone (--profile)\n");
-        for (int i = 0; i < n_res; i++) print_profile(&res[i], &profs[i]);
+        for (int i = 0; i < n_res; i++) fs_bench_print_profile(res[i].name, res[i].n, res[i].prof_sec, res[i].is_tg, &profs[i]);
     }
     rc = cli_out_close(CMD);
 

@@ -87,3 +87,26 @@ void fs_bench_cpu_name(char *buf, size_t n) {
     else if (name[0]) snprintf(buf, n, "%s, %ld CPUs online", name, cpus);
     else snprintf(buf, n, "%ld CPUs online", cpus);
 }
+
+void fs_bench_print_profile(const char *name, double tokens, double sec, int decode, const fs_profile *p) {
+    double n = tokens > 0 ? tokens : 1, ops = 0;
+    if (!(sec > 0)) sec = 1e-9;
+    printf("  %-15s %.3f ms a token (%.2f tok/s, ops timed alone)\n", name, 1e3 * sec / n, n / sec);
+    printf("    %-10s %11s %10s %7s %12s %9s %9s\n", "op", "calls/token", "us/token", "share", "MB/token", "GB/s",
+           "GFLOP/s");
+    for (int op = 0; op < FS_PROF_OPS; op++) {
+        /* attention's bytes: the keys and values each token attends over -
+         * what a decode step reads; a prefill reads each once per tile */
+        double t = p->sec[op], bytes = op != FS_PROF_ATTENTION ? p->weight_bytes[op] : decode ? p->kv_bytes : 0;
+        ops += t;
+        if (!p->calls[op]) continue;
+        printf("    %-10s %11.1f %10.1f %6.1f%%", fs_profile_op_name(op), p->calls[op] / n, 1e6 * t / n, 100 * t / sec);
+        if (bytes > 0 && t > 0) printf(" %12.2f %9.2f", bytes / n / 1e6, bytes / t / 1e9);
+        else printf(" %12s %9s", "", "");
+        if (p->flops[op] > 0 && t > 0) printf(" %9.1f", p->flops[op] / t / 1e9);
+        printf("%s\n", op == FS_PROF_ATTENTION && bytes > 0 ? "   (KV cache)" : "");
+    }
+    double rest = sec - ops > 0 ? sec - ops : 0;
+    printf("    %-10s %11s %10.1f %6.1f%%   (host between ops, the loop, launches)\n", "the rest", "", 1e6 * rest / n,
+           100 * rest / sec);
+}

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "forward.h"
 #include "model.h"
 #include "util.h"
 
@@ -50,5 +51,13 @@ size_t fs_bench_peak_rss(void);
 
 /* Number of online CPUs (at least 1). */
 int fs_bench_n_cpus(void);
+
+/* A profiled run's table (fs_forward_profile), to stdout: `tokens` tokens
+ * in `sec` seconds; per op its calls, us and share a token, what it moved
+ * - weights, or for decode steps (decode = 1) attention's keys and values
+ * - in MB a token and GB/s, the matmuls' GFLOP/s, and "the rest": what
+ * the ops do not account for (the host between ops, the caller's loop, a
+ * GPU's launches). */
+void fs_bench_print_profile(const char *name, double tokens, double sec, int decode, const fs_profile *p);
 
 #endif

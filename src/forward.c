@@ -428,8 +428,8 @@ static double prof_begin(fs_forward *f) {
     return fs_now();
 }
 
-/* Op `op` took the time since t0; it read `wbytes` of weights (the
- * backend's copy) and did `flops` (matmuls: 2 x weights x rows). */
+/* Op `op` took the time since t0; it read `wbytes` of weights (as the
+ * model stores them) and did `flops` (matmuls: 2 x weights x rows). */
 static void prof_end(fs_forward *f, int op, double t0, size_t wbytes, double flops) {
     if (!f->prof) return;
     f->be->sync(f->be);

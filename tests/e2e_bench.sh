@@ -20,7 +20,9 @@
 #    window's loss.
 #    --profile: a table per test, every op with its calls per token, the
 #    shares adding up to 100%, the q/k/v bytes per decoded token as the
-#    safetensors header counts them.
+#    safetensors header counts them; build/tools/bench_batch --profile's
+#    table for 2 sessions a step (L / 2 layer calls a token, the weights
+#    read once for both).
 # 4. Bad flags -> exit 1; bad input -> exit 2; one "fs CMD:" line; a bad
 #    FS_ATTN_AHEAD -> exit 2 naming it, FS_ATTN_AHEAD=0 shown in the
 #    backend line.
@@ -55,6 +57,9 @@ M="$TMP/m"; M2="$TMP/m2"
     || die "bench --kv f32: $(cat "$TMP/err")"
 "$FS_BIN" bench -m "$M" --pp 8 --tg 4 -r 1 --bw-mib 0 --profile >"$TMP/prof" 2>"$TMP/err" \
     || die "bench --profile: $(cat "$TMP/err")"
+BATCH="$(dirname "$FS_BIN")/tools/bench_batch"
+"$BATCH" -m "$M" -n 2 --steps 3 --depth 4 -r 1 --profile >"$TMP/bprof" 2>"$TMP/err" \
+    || die "bench_batch --profile: $(cat "$TMP/err")"
 # --profile: a table per test; every op of the pass with its calls per
 # token (L for the layer ops), shares that add up to 100% with "the rest",
 # and the q/k/v weights read per decoded token as the header counts them
@@ -95,6 +100,20 @@ for name, body in zip(names, blocks[2::2]):
             ok = False; print("FAIL: %s: %s %s calls a token, expected %.2f" % (name, op, rows[op][0], expect))
     if name == "tg4" and (rows["qkv"][3] is None or abs(float(rows["qkv"][3]) - qkv / 1e6) > 0.0051):
         ok = False; print("FAIL: tg4: qkv reads %s MB a token, the header says %.4f" % (rows["qkv"][3], qkv / 1e6))
+# bench_batch --profile: 2 sessions a step, so a layer op is L / 2 calls a
+# token, lm_head (one call a step for both rows) 1 / 2, and q/k/v's
+# weights are read once for the two tokens
+btext = open(tmp + "/bprof").read()
+m = re.search(r"^  N 2 batched +[\d.]+ ms a token.*\n((?:    .*\n?)+)", btext, re.M)
+if not m:
+    print("FAIL: bench_batch --profile: no table\n" + btext); sys.exit(1)
+rows = dict((r.group(1), r.groups()[1:]) for r in re.finditer(
+    r"^    (\S+) +([\d.]+) +([\d.]+) +([\d.]+)%(?: +([\d.]+) +([\d.]+))?", m.group(1), re.M))
+for op, want in (("qkv", L / 2), ("attention", L / 2), ("down", L / 2), ("lm_head", 0.5), ("embed", 0.5)):
+    if op not in rows or abs(float(rows[op][0]) - want) > 0.051:
+        ok = False; print("FAIL: bench_batch: %s calls a token %s, expected %.2f" % (op, rows.get(op, ["?"])[0], want))
+if "qkv" in rows and (rows["qkv"][3] is None or abs(float(rows["qkv"][3]) - qkv / 2e6) > 0.0051):
+    ok = False; print("FAIL: bench_batch: qkv %s MB a token, expected %.4f (read once for 2)" % (rows["qkv"][3], qkv / 2e6))
 sys.exit(0 if ok else 1)
 EOF
 python3 - "$TMP" "$M" <<'EOF' || fail=1

@@ -252,8 +252,10 @@ static void test_matmul(void) {
         check_matmul(130, 70, 35, dts[d]);
         check_matmul(6, 3072, 16, dts[d]);
         check_matmul(1, 1024, 520, dts[d]);   /* >= 1 MiB: copied into a huge-page arena (Linux) */
-        /* AMX (bf16, T >= 16): 32-token blocks, one of 16 or fewer, 32-row
-         * chunks with a partial last tile, odd K (the pairs padded) */
+        /* AMX (bf16, T >= 4): 32-token blocks, one of 16 or fewer, 32-row
+         * chunks with a partial last tile, odd K (the pairs padded); the
+         * smallest step that takes the tiles (a batched decode of 4) */
+        check_matmul(4, 96, 40, dts[d]);
         check_matmul(16, 64, 32, dts[d]);
         check_matmul(33, 1024, 70, dts[d]);
         check_matmul(48, 33, 17, dts[d]);
@@ -332,9 +334,12 @@ static void test_matmul_quant(void) {
         check_matmul_quant(7, 256, 21, dts[d]);
         check_matmul_quant(37, 1024, 64, dts[d]);
         check_matmul_quant(9, 3072, 40, dts[d]);
-        /* AMX (T >= 16, x8 weights): 16-token blocks and a partial one,
-         * 16-row tiles and a last group of 8 alone (N / 8 odd), one block
-         * of K and many */
+        /* AMX (x8 weights; T >= 4 for Q8_0, 5 for Q4_0 - below, the
+         * packed GEMM): 16-token blocks and a partial one, 16-row tiles
+         * and a last group of 8 alone (N / 8 odd), one block of K and
+         * many; the smallest steps on either side of Q4_0's threshold */
+        check_matmul_quant(5, 64, 24, dts[d]);
+        check_matmul_quant(8, 1024, 48, dts[d]);
         check_matmul_quant(16, 32, 16, dts[d]);
         check_matmul_quant(17, 96, 40, dts[d]);
         check_matmul_quant(33, 1024, 24, dts[d]);

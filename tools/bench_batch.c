@@ -4,6 +4,7 @@
  *
  *   build/tools/bench_batch -m MODEL [-t THREADS] [--backend NAME]
  *                           [-n 1,2,4,8] [--steps 32] [--depth 64] [-r 3]
+ *                           [--profile]
  *
  * For each N: N sessions on one forward pass (max_seqs = the largest N)
  * each hold a prompt of `depth` tokens (prefilled once, not timed); then
@@ -20,12 +21,18 @@
  * cache stay per session. The ids are fixed, not sampled: both ways
  * compute the same tokens.
  *
+ * --profile: for each N, one more batched run with every op timed alone
+ * (fs bench --profile's table, src/bench.h): where a batched step's time
+ * goes - the weights read once for all N tokens, attention once per
+ * session.
+ *
  * Docs: docs/forward.md
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench.h"
 #include "forward.h"
 #include "model.h"
 #include "util.h"
@@ -39,7 +46,7 @@ static int cmp_double(const void *a, const void *b) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench_batch -m MODEL [-t THREADS] [--backend NAME] [-n 1,2,4,8] [--steps 32] "
-                    "[--depth 64] [-r 3]\n");
+                    "[--depth 64] [-r 3] [--profile]\n");
     exit(1);
 }
 
@@ -78,9 +85,13 @@ static double run(fs_forward *f, fs_session **s, int n, int steps, int depth, in
 
 int main(int argc, char **argv) {
     const char *dir = NULL, *backend = "cpu", *ns = "1,2,4,8";
-    int threads = 0, steps = 32, depth = 64, rounds = 3;
+    int threads = 0, steps = 32, depth = 64, rounds = 3, profile = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--profile")) {
+            profile = 1;
+            continue;
+        }
         if (!v) usage();
         if (!strcmp(a, "-m")) dir = v;
         else if (!strcmp(a, "-t")) threads = atoi(v);
@@ -149,6 +160,18 @@ int main(int argc, char **argv) {
         double sep = n * steps / t_sep[rounds / 2], bat = n * steps / t_bat[rounds / 2];
         printf("%4d %14.1f %14.1f %7.2fx\n", n, sep, bat, bat / sep);
         fflush(stdout);
+    }
+    for (int li = 0; profile && li < n_list; li++) {
+        int n = list[li];
+        fs_profile p;
+        char name[32];
+        memset(&p, 0, sizeof p);
+        fs_forward_profile(f, &p);
+        double t = run(f, s, n, steps, depth, 1, V);
+        fs_forward_profile(f, NULL);
+        snprintf(name, sizeof name, "N %d batched", n);
+        if (li == 0) printf("\nprofile: one more batched run of each N, each op timed alone (per token of all N)\n");
+        fs_bench_print_profile(name, (double)n * steps, t, 1, &p);
     }
     free(t_sep);
     free(t_bat);

@@ -504,7 +504,15 @@ void fs_split_rows_avx512(const float *x, size_t ldx, int rows, int K, uint16_t 
  * Rows [n0, n1) of y[T, N] for all T tokens, n0 a multiple of 32 (bf16)
  * or 16 (Q8_0 / Q4_0 in the x8 layout), on thread tid's f->tpack. bf16
  * reads the split input (f->xs), the quantized ones f->qx / f->qxs. */
-#define FS_AMX_MIN_T 16
+/* The fewest tokens a matmul takes to the tiles: with fewer the AVX2 GEMM
+ * (or the decode kernels) run. Measured with tools/bench_batch (N streams
+ * a step, 2 threads, CPU A, docs/bench.md): from 4 tokens the tiles beat
+ * the AVX2 GEMM for bf16 and Q8_0 (+8% / +10% at 4, +20% / +41% at 8);
+ * Q4_0, whose nibbles are unpacked at every call, from 5 (-6% at 4, +10%
+ * at 5, +24% at 8). It was 16, the tiles' height, before that was
+ * measured. FS_AMX_MIN_T is the smallest, what reserve sizes for. */
+#define FS_AMX_MIN_T 4
+static inline int fs_amx_min_t(fs_dtype dt) { return dt == FS_DTYPE_Q4_0 ? 5 : FS_AMX_MIN_T; }
 size_t fs_amx_pack_bytes(int K);
 void fs_amx_gemm_bf16(fs_cpu *f, const void *W, float *y, int T, int K, int N, int n0, int n1, int tid);
 void fs_amx_gemm_q(fs_cpu *f, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1, int tid);

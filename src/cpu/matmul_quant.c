@@ -18,7 +18,7 @@
  * with each token.
  *
  * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles (and with
- * AMX, for T >= FS_AMX_MIN_T, on the matrix unit's tiles: matmul_amx.c). The idea is
+ * AMX, for T >= fs_amx_min_t(dtype), on the matrix unit's tiles: matmul_amx.c). The idea is
  * the one of the f32 GEMM (matmul_float.c) - unpack a panel of weights once,
  * reuse it for every token - with int8 products instead of f32 FMAs:
  *
@@ -611,7 +611,7 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
     *j = (fs_quant_job){f, W->data, W->dtype, y, T, K, N, 0, x8};
     fs_task_fn fn;
 #ifdef HAVE_QGEMM
-    if (f->isa == FS_ISA_AVX2 && f->amx && f->tpack && T >= FS_AMX_MIN_T && x8) {
+    if (f->isa == FS_ISA_AVX2 && f->amx && f->tpack && T >= fs_amx_min_t(W->dtype) && x8) {
         j->rows = fs_cpu_chunk_rows(N, f->nth, 16, 4);   /* whole pairs of x8 groups: B tiles */
         fn = amx_chunk;
     } else if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
