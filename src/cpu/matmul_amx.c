@@ -272,6 +272,39 @@ static TGT void pack_q(const uint8_t *W, fs_dtype dt, int N, int K, int n, uint8
         TILE_STORE_BLOCK(C, tmp + (C) * 256);                                                                  \
     } while (0)
 
+/* One 16-row part of a panel for tokens t0 .. t0 + rows - 1 (rows <= R,
+ * R a constant at each call: 4, 8, 12 or 16): the tile unit runs block
+ * b + 1 while this thread scales block b into f32 accumulators, one per
+ * token - only the R rows that can hold tokens (with 8 streams a step,
+ * half the tile's rows are empty, and scaling them was half the work). */
+static inline __attribute__((always_inline)) TGT void part_q(const fs_block_q8_0 *x, const fs_q8_0_sum *xs,
+                                                            const uint8_t *pq, int32_t *tmp, float *yr, size_t N,
+                                                            int t0, int rows, int cols, int nb, const int R) {
+    size_t nbs = (size_t)nb, lda = nbs * sizeof(fs_block_q8_0);
+    __mmask16 cm = (__mmask16)((1u << cols) - 1);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
+    BLOCK_TILES(0, 2, 4, 0);
+    for (int b = 0; b < nb; b++) {
+        if (b + 1 < nb) {
+            if ((b + 1) & 1) BLOCK_TILES(1, 3, 5, b + 1);
+            else BLOCK_TILES(0, 2, 4, b + 1);
+        }
+        const int32_t *S = tmp + (b & 1) * 256;
+        __m512 dw = _mm512_loadu_ps((const float *)(pq + (size_t)b * 576 + 512));
+        const fs_q8_0_sum *xb = xs + (size_t)t0 * nbs + (size_t)b;
+#define ROW(i)                                                                                                 \
+    if ((i) < R)                                                                                               \
+        a##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(S + 16 * (i)))),           \
+                               _mm512_mul_ps(dw, _mm512_set1_ps(xb[(size_t)(i) * nbs].d)), a##i);
+        ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
+        ROW(8) ROW(9) ROW(10) ROW(11) ROW(12) ROW(13) ROW(14) ROW(15)
+#undef ROW
+    }
+    __m512 acc[16] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15};
+    for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(yr + (size_t)i * N, cm, acc[i]);
+}
+
 /* Panels of ROWS_Q rows (4 pairs of x8 groups) are packed once; every 16
  * tokens then run against each 16-row part, so the tokens' A tiles come
  * from the cache after the first part. */
@@ -281,10 +314,8 @@ TGT void fs_amx_gemm_q(fs_cpu *f, const void *W, fs_dtype dt, float *y, int T, i
                        int tid) {
     uint8_t *pk = f->tpack + (size_t)tid * f->tpack_stride;
     int nb = K / FS_QK;
-    size_t nbs = (size_t)nb, lda = nbs * sizeof(fs_block_q8_0), part_bytes = nbs * 576;
+    size_t part_bytes = (size_t)nb * 576;
     int32_t *tmp = (int32_t *)(pk + part_bytes * (ROWS_Q / 16));
-    const fs_block_q8_0 *x = f->qx;
-    const fs_q8_0_sum *xs = f->qxs;
     tile_config(&cfg_int8);
     for (int n = n0; n < n1; n += ROWS_Q) {
         int nr = n1 - n < ROWS_Q ? n1 - n : ROWS_Q;
@@ -295,29 +326,11 @@ TGT void fs_amx_gemm_q(fs_cpu *f, const void *W, fs_dtype dt, float *y, int T, i
             for (int r = 0; r < nr; r += 16) {
                 const uint8_t *pq = pk + (size_t)(r / 16) * part_bytes;
                 int cols = N - (n + r) < 16 ? N - (n + r) : 16;
-                __mmask16 cm = (__mmask16)((1u << cols) - 1);
-                __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-                __m512 a8 = a0, a9 = a0, a10 = a0, a11 = a0, a12 = a0, a13 = a0, a14 = a0, a15 = a0;
-                BLOCK_TILES(0, 2, 4, 0);
-                for (int b = 0; b < nb; b++) {
-                    /* the tile unit starts block b + 1 while this thread scales block b */
-                    if (b + 1 < nb) {
-                        if ((b + 1) & 1) BLOCK_TILES(1, 3, 5, b + 1);
-                        else BLOCK_TILES(0, 2, 4, b + 1);
-                    }
-                    const int32_t *S = tmp + (b & 1) * 256;
-                    __m512 dw = _mm512_loadu_ps((const float *)(pq + (size_t)b * 576 + 512));
-                    const fs_q8_0_sum *xb = xs + (size_t)t0 * nbs + (size_t)b;
-#define ROW(i)                                                                                                 \
-    a##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)(S + 16 * (i)))),               \
-                           _mm512_mul_ps(dw, _mm512_set1_ps(xb[(size_t)(i) * nbs].d)), a##i);
-                    ROW(0) ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7)
-                    ROW(8) ROW(9) ROW(10) ROW(11) ROW(12) ROW(13) ROW(14) ROW(15)
-#undef ROW
-                }
-                __m512 acc[16] = {a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15};
                 float *yr = y + (size_t)t0 * (size_t)N + (size_t)(n + r);
-                for (int i = 0; i < rows; i++) _mm512_mask_storeu_ps(yr + (size_t)i * (size_t)N, cm, acc[i]);
+                if (rows <= 4) part_q(f->qx, f->qxs, pq, tmp, yr, (size_t)N, t0, rows, cols, nb, 4);
+                else if (rows <= 8) part_q(f->qx, f->qxs, pq, tmp, yr, (size_t)N, t0, rows, cols, nb, 8);
+                else if (rows <= 12) part_q(f->qx, f->qxs, pq, tmp, yr, (size_t)N, t0, rows, cols, nb, 12);
+                else part_q(f->qx, f->qxs, pq, tmp, yr, (size_t)N, t0, rows, cols, nb, 16);
             }
         }
     }
