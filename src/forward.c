@@ -501,9 +501,8 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         hint(be, w->o_proj, NULL, NULL);
         t0 = prof_begin(f);
         be->matmul(be, &attn_in, T, H, qkv, 3);
-        if (f->prof)
-            prof_end(f, FS_PROF_QKV, t0, wbytes(&mw->q_proj, &mw->k_proj, &mw->v_proj),
-                     2 * W * H * ((double)Hq * D + 2.0 * Hkv * D));
+        prof_end(f, FS_PROF_QKV, t0, wbytes(&mw->q_proj, &mw->k_proj, &mw->v_proj),
+                 2 * W * H * ((double)Hq * D + 2.0 * Hkv * D));
         t0 = prof_begin(f);
         be->rope_kv(be, f->q, f->k, f->v, w->q_norm, w->k_norm, eps, f->caches, Hq, Hkv, D, w->qkv_bias);
         prof_end(f, FS_PROF_ROPE_KV, t0, 0, 0);
@@ -518,7 +517,7 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         hint(be, w->gate_proj, w->up_proj, NULL);
         t0 = prof_begin(f);
         be->matmul(be, &o_in, T, Hq * D, &o, 1);
-        if (f->prof) prof_end(f, FS_PROF_O, t0, wbytes(&mw->o_proj, NULL, NULL), 2 * W * H * ((double)Hq * D));
+        prof_end(f, FS_PROF_O, t0, wbytes(&mw->o_proj, NULL, NULL), 2 * W * H * ((double)Hq * D));
 
         /* MLP block: x += (silu(g) * u) W_down, g, u = rmsnorm(x) W_gate, W_up */
         fs_mm_in mlp_in = {f->x, w->post_attention_layernorm, eps, NULL};
@@ -526,13 +525,13 @@ static int forward_ops(fs_forward *f, fs_session *const *s, int n_seq, const deb
         hint(be, w->down_proj, NULL, NULL);
         t0 = prof_begin(f);
         be->matmul(be, &mlp_in, T, H, gate_up, 2);
-        if (f->prof) prof_end(f, FS_PROF_GATE_UP, t0, wbytes(&mw->gate_proj, &mw->up_proj, NULL), 2 * W * H * 2.0 * I);
+        prof_end(f, FS_PROF_GATE_UP, t0, wbytes(&mw->gate_proj, &mw->up_proj, NULL), 2 * W * H * 2.0 * I);
         fs_mm_in down_in = {f->ffn_gate, NULL, 0, f->ffn_up};
         fs_linear down = {w->down_proj, f->x, H, 1};
         if (l + 1 < c->n_layers) hint(be, f->layers[l + 1].q_proj, f->layers[l + 1].k_proj, f->layers[l + 1].v_proj);
         t0 = prof_begin(f);
         be->matmul(be, &down_in, T, I, &down, 1);
-        if (f->prof) prof_end(f, FS_PROF_DOWN, t0, wbytes(&mw->down_proj, NULL, NULL), 2 * W * H * (double)I);
+        prof_end(f, FS_PROF_DOWN, t0, wbytes(&mw->down_proj, NULL, NULL), 2 * W * H * (double)I);
 
         save_checkpoint(f, dbg, 1 + l, f->x, T);
     }

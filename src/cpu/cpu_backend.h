@@ -204,7 +204,8 @@ typedef struct fs_cpu {
                              (FS_ATTN_AHEAD; 0: none) */
     float *attn_part;     /* [FS_ATTN_MAX_PARTS(nth) * FS_ATTN_MAX_GROUP][D + 2] split decode attention's
                              partial outputs, maxima and sums (attention_cpu.c) */
-    int decode_rows;      /* rows of a decode chunk in the current pass (fs_cpu_pass_rows) */
+    int decode_rows;      /* rows of a decode chunk in the current pass (fs_cpu_pass_rows), set
+                             before its jobs are built (matmul_cpu.c; tune_cpu.c) */
     struct fs_pass_shape { int n, N[FS_MATMUL_MAX], rows; size_t row_bytes; } pass_shapes[FS_PASS_SHAPES];
     int n_pass_shapes;    /* the passes' decode rows, remembered by shape (matmul_cpu.c) */
     float *y_add;         /* [y_add_n] outputs computed before they are added (fs_linear.add) */
@@ -317,23 +318,25 @@ static inline int fs_cpu_chunk_rows(int N, int nth, int align, int per_thread) {
  * thread is done, so the shares must hold the same bytes: the pool splits
  * chunks by count, so the chunks of a pass - all its weights' - are cut
  * with one row count R, chosen so that the shares come out even (q, k and
- * v of Qwen3-0.6B in Q4_0, 2048 + 1024 + 1024 rows of 576 bytes: R = 512,
- * 4 + 2 + 2 chunks of 295 KB, 4 a thread). Cut per weight instead (about
- * 256 KiB each, at least two a thread: 5 + 4 + 4), one thread's share was
- * a chunk longer than the other's, and the other waited for it at the end
- * of every pass: with 2 threads 5-20% of a layer's matmul time (measured,
- * docs/cpu.md). A rounding that made each weight's count its own (5 + 2 +
- * 2 rows of 416 / 512 / 512: 9 chunks, 4 / 5 a thread) cost the q/k/v
- * pass ~18 us of ~110 a layer, found with `fs bench --profile`.
+ * v of Qwen3-0.6B in Q4_0, 2048 + 1024 + 1024 rows of 576 bytes: R = 352,
+ * 6 + 3 + 3 chunks of 198 KB, 2048 rows a thread). Cut per weight instead
+ * (about 256 KiB each, at least two a thread: 5 + 4 + 4), one thread's
+ * share was a chunk longer than the other's, and the other waited for it
+ * at the end of every pass: with 2 threads 5-20% of a layer's matmul time
+ * (measured, docs/cpu.md). A later rounding that gave each weight its own
+ * count (5 + 2 + 2 chunks of 416 / 512 / 512 rows: 4 / 5 a thread) was
+ * found with `fs bench --profile`; evening it out measured no faster on
+ * CPU A (docs/bench.md), but the shares now are what this says.
  * The size: at least two chunks a thread (a descheduled thread's second
- * half can be stolen), about FS_DECODE_CHUNK_BYTES (the steal's
+ * half can be stolen), at most about FS_DECODE_CHUNK_BYTES (the steal's
  * granularity when one thread falls behind); smaller chunks cost a few
  * percent (the calls, the restarts). */
 #define FS_DECODE_CHUNK_BYTES (256u << 10)
 /* Rows per decode chunk for a pass of n weights of N[i] rows of row_bytes
  * each, nth threads: a multiple of FS_DECODE_ALIGN (whole pairs of x8
- * groups) near FS_DECODE_CHUNK_BYTES whose split by count gives the
- * threads' shares the fewest rows apart (matmul_cpu.c). */
+ * groups) between half and all of the row count of FS_DECODE_CHUNK_BYTES,
+ * the one whose split by count leaves the threads' shares the fewest
+ * bytes apart, counting each chunk's restart (matmul_cpu.c). */
 #define FS_DECODE_ALIGN 16
 int fs_cpu_pass_rows(const int *N, int n, size_t row_bytes, int nth);
 

@@ -56,11 +56,10 @@ static void pass_chunk(void *arg, int c, int tid) {
     }
 }
 
-/* The rows of thread t's share when chunks of R rows of weights N[0 ..
- * n) (in that order) are split by count among nth threads. */
-static long share_rows(const int *N, int n, long R, int nth, int t) {
-    int chunks = 0;
-    for (int i = 0; i < n; i++) chunks += (int)((N[i] + R - 1) / R);
+/* The rows of thread t's share when the chunks of R rows of weights N[0
+ * .. n) (in that order, `chunks` of them) are split by count among nth
+ * threads. */
+static long share_rows(const int *N, int n, long R, int chunks, int nth, int t) {
     int lo, hi;
     fs_split_range(chunks, 1, t, nth, &lo, &hi);
     long rows = 0;
@@ -86,7 +85,8 @@ int fs_cpu_pass_rows(const int *N, int n, size_t row_bytes, int nth) {
     for (int i = 0; i < n; i++) total += N[i];
     if (nth < 1) nth = 1;
     if (row_bytes < 1) row_bytes = 1;
-    long per = nth, m = ((long)(total * (long)row_bytes) + per * FS_DECODE_CHUNK_BYTES - 1) / (per * FS_DECODE_CHUNK_BYTES);
+    long per = nth, bytes = total * (long)row_bytes, cap = per * FS_DECODE_CHUNK_BYTES;
+    long m = (bytes + cap - 1) / cap;   /* chunks a thread at FS_DECODE_CHUNK_BYTES or less */
     if (m < 2) m = 2;
     long target = (total + per * m - 1) / (per * m), A = FS_DECODE_ALIGN, best = -1;
     double best_cost = 0;
@@ -96,11 +96,12 @@ int fs_cpu_pass_rows(const int *N, int n, size_t row_bytes, int nth) {
         for (int i = 0; i < n; i++) chunks += (N[i] + R - 1) / R;
         if (chunks < 2 * per && R > A) continue;   /* too few to steal from */
         for (int t = 0; t < nth; t++) {
-            long r = share_rows(N, n, R, nth, t);
+            long r = share_rows(N, n, R, (int)chunks, nth, t);
             if (lo < 0 || r < lo) lo = r;
             if (r > hi) hi = r;
         }
-        double cost = 0.5 * (double)(hi - lo) * (double)row_bytes + (double)((chunks + per - 1) / per) * FS_DECODE_RESTART;
+        double cost = 0.5 * (double)(hi - lo) * (double)row_bytes +
+                      (double)((chunks + per - 1) / per) * FS_DECODE_RESTART;
         if (best < 0 || cost < best_cost) best = R, best_cost = cost;
     }
     return best > 0 ? (int)best : (int)A;
@@ -147,7 +148,7 @@ static void slab(fs_cpu *f, const fs_mm_in *in, int t0, int T, int K, const fs_l
     }
     if (quant) fs_cpu_quantize_input(f, x, T, K, quant);
     if (split) fs_cpu_split_input(f, x, T, K);
-    f->decode_rows = T < FS_GEMM_MIN_T ? pass_rows(f, K, out, n) : 0;
+    f->decode_rows = pass_rows(f, K, out, n);   /* for the jobs that cut rows like a decode */
     pass p = {.f = f, .n = n, .T = T};
     union {
         fs_float_job fl;

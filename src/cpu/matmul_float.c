@@ -146,8 +146,7 @@ void fs_cpu_float_job(fs_cpu *f, fs_float_job *j, const fs_buf *W, const float *
     int gemm = T >= FS_GEMM_MIN_T, amx = fs_cpu_wants_split(f, W->dtype, T) && T > 1;
     int rows = amx ? fs_cpu_chunk_rows(N, f->nth, 32, 4)
              : gemm ? (f->isa == FS_ISA_AVX2 && f->avx512 ? 2 * FS_PANEL_N : FS_PANEL_N)
-             : f->decode_rows > 0 ? f->decode_rows
-                                  : fs_cpu_pass_rows(&N, 1, fs_dtype_row_bytes(W->dtype, K), f->nth);
+                    : f->decode_rows;
     *j = (fs_float_job){f, x, W->data, W->dtype, y, T, K, N, rows, gemm, amx};
     *job = (fs_cpu_job){float_chunk, j, rows, (N + rows - 1) / rows};
 }

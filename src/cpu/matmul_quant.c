@@ -627,7 +627,7 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
 #endif
     {
         /* the pass's chunk rows: whole pairs of x8 groups (16 rows), so no pair is split */
-        j->rows = f->decode_rows > 0 ? f->decode_rows : fs_cpu_pass_rows(&N, 1, fs_dtype_row_bytes(W->dtype, K), f->nth);
+        j->rows = f->decode_rows;
         fn = x8 ? x8_chunk : rows_chunk;
     }
     *job = (fs_cpu_job){fn, j, j->rows, (N + j->rows - 1) / j->rows};
