@@ -56,13 +56,32 @@
 #define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
 #define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
 
-template <int DV, int F16>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
-__device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
-    float *sm = (float *)dyn_smem;
-    __shared__ float m_s[GMAX], l_s[GMAX], w_s[GMAX][MAX_SPLIT], den_s[GMAX];
-    __shared__ int is_last;
-    pdl_launch_dependents();
-    const int s = blockIdx.x, g = blockIdx.y, z = blockIdx.z, tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+/* The barrier among a block's ATT_THREADS threads: __syncthreads in the
+ * kernels below; the persistent decode step (persist.cu), whose blocks
+ * have one more warp that never joins, passes its named barrier. */
+struct block_sync {
+    __device__ void operator()() const { __syncthreads(); }
+};
+
+/* Range s of kv head g of the launch's token z, by threads 0 ..
+ * ATT_THREADS - 1 of a block; sm: its shared memory
+ * (fs_cuda_attn_smem). */
+/* The block's fixed shared memory: per head the range's max and sum, the
+ * combining weights of the ranges and their sum; whether this block
+ * combines. (Passed in, so a kernel that instantiates the function more
+ * than once holds one copy.) */
+struct att_shared {
+    float m_s[GMAX], l_s[GMAX], w_s[GMAX][MAX_SPLIT], den_s[GMAX];
+    int is_last;
+};
+
+template <int DV, int F16, class Sync>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
+__device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int g, int z, float *sm, att_shared &sh,
+                                                 Sync sync) {
+    float *m_s = sh.m_s, *l_s = sh.l_s, *den_s = sh.den_s;
+    float(*w_s)[MAX_SPLIT] = sh.w_s;
+    int &is_last = sh.is_last;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int D = a.D, group = a.Hq / a.Hkv;
     /* the step is not written by the previous kernel: read it before waiting */
     const int *tok = step_token(a.step, a.t0 + z);
@@ -92,8 +111,8 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
 
     {
 #pragma unroll 4
-        for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = ((const float *)a.q)[row0 * D + i];
-        __syncthreads();
+        for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = __ldcg((const float *)a.q + row0 * D + i);
+        sync();
         const float scale = (float)(1.0 / sqrt((double)D));
         const int sub = lane & 7;
         /* 1. scores: 8 lanes per key, lane sub holding d = sub*4 + 32 i;
@@ -133,7 +152,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
                 }
             }
         }
-        __syncthreads();
+        sync();
         /* 2. max and sum of exponentials per head (a warp per head) */
         for (int h = warp; h < group; h += ATT_WARPS) {
             float *sh = sc + h * sc_stride;
@@ -152,7 +171,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
                 l_s[h] = l;
             }
         }
-        __syncthreads();
+        sync();
         /* 3. o[h] = sum_j e_j V[j], two heads at a time: warp w takes keys
          * j = w, w + 4, ..., lane the float4 columns lane and lane + 32 of
          * each value row (512 contiguous bytes per warp load); then the 4
@@ -182,7 +201,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
                     int d = 4 * (lane + 32 * cs);
                     if (d < D) *(float4 *)(o_red + (warp * 2 + hp) * D + d) = o[hp][cs];
                 }
-            __syncthreads();
+            sync();
             for (int i = tid; i < (two ? 2 : 1) * D; i += ATT_THREADS) {
                 int hp = i / D, d = i % D;
                 float sum = 0.0f;
@@ -193,7 +212,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
                 else
                     part_o[((prow0 + h0 + hp) * stride + s) * D + d] = sum;
             }
-            __syncthreads();
+            sync();
         }
     }
     if (S == 1) return;
@@ -207,9 +226,9 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
      * block's partials visible before its count is; the reads below bypass
      * L1 (__ldcg), which may hold stale lines. */
     __threadfence();
-    __syncthreads();
+    sync();
     if (tid == 0) is_last = atomicAdd(counter, 1) == S - 1;
-    __syncthreads();
+    sync();
     if (!is_last) return;
     __threadfence();
     /* every head at once: warp h the weights e^(m_s - M) of head h's
@@ -236,7 +255,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
         den = warp_sum(den);
         if (lane == 0) den_s[h] = den;
     }
-    __syncthreads();
+    sync();
     for (int i = tid; i < group * D; i += ATT_THREADS) {
         const int h = i / D, d = i - h * D;
         const float *o = part_o + (prow0 + h) * stride * D;
@@ -251,8 +270,15 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a) {
     if (tid == 0) *counter = 0;
 }
 
-/* one kernel per head-dim bound and cache type (ops_cuda.c picks by a.caches.f16) */
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128(fs_cu_attn a) { attention_decode<4, 0>(a); }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256(fs_cu_attn a) { attention_decode<8, 0>(a); }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_128_f16(fs_cu_attn a) { attention_decode<4, 1>(a); }
-extern "C" __global__ void __launch_bounds__(ATT_THREADS) attention_decode_256_f16(fs_cu_attn a) { attention_decode<8, 1>(a); }
+/* one kernel per head-dim bound and cache type (ops_cuda.c picks by a.caches.f16): block (x, y, z) is
+ * range x of kv head y of token t0 + z */
+#define ATT_KERNEL(name, DV, F16)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(ATT_THREADS) name(fs_cu_attn a) {                                 \
+        __shared__ att_shared sh;                                                                                  \
+        pdl_launch_dependents();                                                                                   \
+        attention_decode<DV, F16>(a, blockIdx.x, blockIdx.y, blockIdx.z, (float *)dyn_smem, sh, block_sync());    \
+    }
+ATT_KERNEL(attention_decode_128, 4, 0)
+ATT_KERNEL(attention_decode_256, 8, 0)
+ATT_KERNEL(attention_decode_128_f16, 4, 1)
+ATT_KERNEL(attention_decode_256_f16, 8, 1)

@@ -84,6 +84,7 @@ static void flush_step(cuda_ctx *c);
 void fs_cuda_launch3(cuda_ctx *c, CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned threads, unsigned smem,
                      void **params, const char *what) {
     if (gx == 0 || gy == 0 || gz == 0) return;
+    if (c->n_prog > c->prog_sent) fs_cuda_persist_flush(c);   /* the program recorded so far runs first */
     if (c->step_pending) flush_step(c);
     if (!c->capturing) c->replayed_x = 0;   /* the last replay's argmax may be stale now */
     if (c->programmatic && c->T <= c->pdl_max_T) {
@@ -393,6 +394,7 @@ static int cu_reserve(fs_backend *b, const fs_reserve *r, fs_err *e) {
             c->cu.FuncSetAttribute(c->k.attention_tc_128[f16], FS_CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)fs_cuda_tc_smem(128)))
             return fs_errf(e, "cuda: the GPU has too little shared memory for the tensor-core attention");
     }
+    fs_cuda_persist_init(c);
     fs_cuda_check(c, c->cu.StreamSynchronize(c->stream), "reserve");
     return 0;
 }
@@ -523,13 +525,18 @@ struct fs_rec {
     CUgraph graph;
     CUgraphExec exec;
     fs_cu_ptr argmax_x;   /* the logits its closing argmax reads (0: it has none) */
+    CUdeviceptr prog;     /* its persistent program (persist.c), or 0 */
+    int prog_n;           /* ... its instructions */
+    int *prof_info;       /* FS_CUDA_PERSIST_PROF: what each instruction is, for the report */
 };
 
 static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_err *e) {
     cuda_ctx *c = cuda_of(b);
     c->cu.CtxSetCurrent(c->ctx);
+    fs_cuda_persist_begin(c);   /* outside the capture: the program's memory */
     CUresult r = c->cu.StreamBeginCapture(c->stream, FS_CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
     if (r) {
+        fs_cuda_persist_end(c, 0, NULL, NULL);
         fs_errf(e, "cuda: cannot record a step: %s", fs_cu_error(&c->cu, r));
         return NULL;
     }
@@ -539,12 +546,14 @@ static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_er
     c->capture_err = 0;
     c->cap_argmax_x = 0;
     ops(ctx);
+    fs_cuda_persist_flush(c);   /* the program's last instructions, if nothing launched after them */
     c->capturing = 0;
     c->step_pending = pending;   /* nothing ran: the step is still to be sent (replay, or the ops run directly) */
     CUgraph g = NULL;
     r = c->cu.StreamEndCapture(c->stream, &g);
     if (r || c->capture_err) {
         if (g) c->cu.GraphDestroy(g);
+        fs_cuda_persist_end(c, 0, NULL, NULL);
         fs_errf(e, "cuda: recording a step failed at %s: %s", c->capture_err ? c->capture_what : "the end of capture",
                 fs_cu_error(&c->cu, c->capture_err ? c->capture_err : r));
         return NULL;
@@ -553,10 +562,12 @@ static fs_rec *cu_record(fs_backend *b, void (*ops)(void *ctx), void *ctx, fs_er
     r = c->cu.GraphInstantiate(&x, g, 0);
     if (r) {
         c->cu.GraphDestroy(g);
+        fs_cuda_persist_end(c, 0, NULL, NULL);
         fs_errf(e, "cuda: cannot instantiate the recorded step: %s", fs_cu_error(&c->cu, r));
         return NULL;
     }
     fs_rec *rec = fs_xcalloc(1, sizeof *rec);
+    rec->prog = fs_cuda_persist_end(c, 1, &rec->prof_info, &rec->prog_n);
     rec->graph = g;
     rec->exec = x;
     rec->argmax_x = c->cap_argmax_x;
@@ -593,6 +604,11 @@ static void cu_rec_free(fs_backend *b, fs_rec *r) {
     if (!r) return;
     c->cu.GraphExecDestroy(r->exec);
     c->cu.GraphDestroy(r->graph);
+    if (r->prog) {
+        c->cu.StreamSynchronize(c->stream);   /* a replay in flight may still read it */
+        if (r->prof_info) fs_cuda_persist_report(c, r->prog, r->prog_n, r->prof_info);
+        c->cu.MemFree(r->prog);
+    }
     free(r);
 }
 
@@ -640,6 +656,7 @@ static void cu_destroy(fs_backend *b) {
     if (c->stream) c->cu.StreamDestroy(c->stream);
     if (c->mod) c->cu.ModuleUnload(c->mod);
     if (c->ctx) c->cu.DevicePrimaryCtxRelease(c->dev);
+    free(c->prog);
     free(c);
     free(b);
 }
@@ -668,6 +685,7 @@ static int get_kernels(cuda_ctx *c, fs_err *e) {
         {&c->k.attention_tc_64[1], "attention_tc_64_f16"},
         {&c->k.attention_tc_128[1], "attention_tc_128_f16"},
         {&c->k.argmax, "argmax"},
+        {&c->k.decode_persist, "decode_persist"},
         {&c->k.gemv_any, "gemv_any"},
         {&c->k.mm_input_bf16, "mm_input_bf16"},
     };
@@ -776,6 +794,15 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
      * keys (16 .. 4096; default 64: up to 64 keys one block, no combining) */
     const char *mk = getenv("FS_CUDA_ATT_MIN_KEYS");
     c->att_min_keys = mk && atoi(mk) >= 16 && atoi(mk) <= 4096 ? atoi(mk) : 64;
+    /* FS_CUDA_PERSIST=1: a recorded decode step is one launch of the
+     * persistent kernel (persist.cu; 2: with light barriers); 0, the
+     * default until it measures faster (src/cuda/NOTES.md, session 12):
+     * every op its own launch */
+    const char *ps = getenv("FS_CUDA_PERSIST");
+    if (ps && *ps && strcmp(ps, "0") && strcmp(ps, "1") && strcmp(ps, "2"))
+        return fs_errf(e, "cuda: FS_CUDA_PERSIST=%s: expected 0, 1 or 2 (light barriers)", ps);
+    c->persist = ps && *ps ? atoi(ps) : 0;
+    c->ps_prof = getenv("FS_CUDA_PERSIST_PROF") && atoi(getenv("FS_CUDA_PERSIST_PROF")) > 0;
     const char *pf = getenv("FS_CUDA_PREFETCH");
     c->no_prefetch = !pf || !*pf || !strcmp(pf, "0");
     c->prefetch_late = pf && !strcmp(pf, "late");

@@ -38,6 +38,7 @@ typedef struct cuda_kernels {
     CUfunction gemv_stage[5];  /* the staged GEMV (sm_90; 0 elsewhere) */
     CUfunction gemm_pipe[5];   /* the pipelined GEMM: bf16, q8_0, q4_0 (0 elsewhere, or where it does not fit) */
     CUfunction gemm_pipe128;   /* its 128x128 tiles, bf16 (a prefill chunk: T > 64) */
+    CUfunction decode_persist; /* a recorded decode step as one launch (persist.cu) */
     CUfunction gemm_skinny[5][4][3];   /* a few tokens (gemm_skinny.cu): bf16, f16, q8_0, q4_0; up to 8, 16,
                                           32, 64 tokens; 8, 2 or 1 row groups a block */
 } cuda_kernels;
@@ -110,6 +111,19 @@ typedef struct cuda_ctx {
     int no_prefetch;      /* hints are ignored (the default; FS_CUDA_PREFETCH=1 acts on them) */
     int prefetch_late;    /* FS_CUDA_PREFETCH=late: GEMVs ask at their end, not their start */
 
+    /* The persistent decode step (persist.c, persist.cu): while a step is
+     * recorded, its matmuls, rope_kv and attention become a program, sent
+     * as one launch of decode_persist. */
+    int persist;          /* FS_CUDA_PERSIST=1 (sm_90): record programs (2: light barriers; 0, the default: not) */
+    int ps_prof;          /* FS_CUDA_PERSIST_PROF=1: time each instruction; report when the record is freed */
+    int ps_slots;         /* its blocks' weight slots (0: the GPU cannot run it) */
+    int ps_region;        /* bytes of shared memory after them: input row, attention */
+    fs_cu_instr *prog;    /* host: the program of the step being recorded */
+    int n_prog, prog_cap; /* its instructions; room in prog and prog_dev */
+    int prog_sent;        /* instructions already launched (a launch of another op ends a program) */
+    int prog_full;        /* this record ran out of room: the next gets twice as much */
+    CUdeviceptr prog_dev; /* the record's copy: two counters, then the instructions */
+
     int capturing;        /* inside record: errors are remembered, not fatal */
     CUresult capture_err;
     const char *capture_what;
@@ -143,6 +157,26 @@ size_t fs_cuda_gemv_smem(int K);
 /* The pipelined GEMM's kernels (ops_cuda.c): looked up, given their shared
  * memory; FS_CUDA_GEMM read. Called once the module is loaded. */
 int fs_cuda_gemm_init(cuda_ctx *c, fs_err *e);
+
+/* The persistent decode step (persist.c). init: after reserve, its
+ * shared memory (0, or ps_slots = 0 where it cannot run). begin / end
+ * bracket a record (end: after the capture; uploads the program and
+ * returns its device memory, which the record frees, or 0). The take_*
+ * calls add an op to the program being recorded and return 1, or 0 when
+ * the op must be launched as usual (not recording, or a shape the kernel
+ * does not take). flush launches the instructions not yet sent. */
+void fs_cuda_persist_init(cuda_ctx *c);
+void fs_cuda_persist_begin(cuda_ctx *c);
+CUdeviceptr fs_cuda_persist_end(cuda_ctx *c, int ok, int **prof_info, int *n);
+/* With FS_CUDA_PERSIST_PROF=1: the last replay's timings of the program
+ * in prog (n instructions, info: op, rows and K of each), summed by kind
+ * of instruction, to stderr; frees info. */
+void fs_cuda_persist_report(cuda_ctx *c, CUdeviceptr prog, int n, int *info);
+int fs_cuda_persist_mm(cuda_ctx *c, const fs_cu_mm *a);
+int fs_cuda_persist_rope(cuda_ctx *c, const fs_cu_rope *a);
+int fs_cuda_persist_attn(cuda_ctx *c, const fs_cu_attn *a, size_t smem);
+void fs_cuda_persist_flush(cuda_ctx *c);
+extern long fs_cuda_persist_launches;   /* programs launched (test_cuda, test_forward count them) */
 
 /* The ops (ops_cuda.c), installed into struct fs_backend by backend_cuda.c. */
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);

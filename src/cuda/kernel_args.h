@@ -163,4 +163,41 @@ typedef struct fs_cu_attn {
     int min_keys;   /* keys per range at least (attention.cu) */
 } fs_cu_attn;
 
+/* The persistent decode step (persist.cu): the ops of a recorded
+ * one-token step, as a program that one launch runs from start to end.
+ * An instruction is one op call, with the arguments its own kernel would
+ * have had. */
+enum { FS_CU_OP_MM = 1, FS_CU_OP_ROPE = 2, FS_CU_OP_ATTN = 3 };
+typedef struct fs_cu_instr {
+    int op;     /* FS_CU_OP_* */
+    int pad;
+    union {
+        fs_cu_mm mm;       /* a one-token matmul (T = 1) */
+        fs_cu_rope rope;   /* rope_kv of the step's token */
+        fs_cu_attn attn;   /* decode attention: n_split ranges of each kv head */
+    } u;
+} fs_cu_instr;
+
+/* Shared memory a persistent block streams weights through: slots of
+ * FS_CU_PS_SLOT bytes (each one chunk of whole weight rows). */
+#define FS_CU_PS_SLOT 16384
+#define FS_CU_PS_MAX_SLOTS 16
+/* A persistent block: 8 warps run the ops, one more copies the weights. */
+#define FS_CU_PS_WARPS 8
+#define FS_CU_PS_THREADS (FS_CU_PS_WARPS * 32 + 32)
+
+typedef struct fs_cu_persist {
+    fs_cu_ptr prog;    /* fs_cu_instr[n] */
+    fs_cu_ptr sync;    /* two unsigned: barrier arrivals, blocks finished (both 0 between launches) */
+    int n;             /* instructions */
+    int n_slot;        /* weight slots in shared memory (<= FS_CU_PS_MAX_SLOTS) */
+    int region;        /* bytes after the slots: the matmul input row, or attention's scores */
+    int flags;         /* FS_CU_PS_* */
+    fs_cu_ptr prof;    /* 0, or timestamps (FS_CUDA_PERSIST_PROF): [n][blocks][3] ns, each
+                          instruction's start, input ready, end, per block */
+} fs_cu_persist;
+/* flags: the barrier as a release add and acquire loads, without the two
+ * full fences (an A/B switch: FS_CUDA_PERSIST=2) */
+#define FS_CU_PS_LIGHT_BARRIER 1
+
 #endif

@@ -20,3 +20,4 @@
 #include "attention_prefill.cu"
 #include "attention_tc.cu"
 #include "argmax.cu"
+#include "persist.cu"

@@ -373,6 +373,10 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
              * GEMV. A warp per R rows when that makes at least 2 blocks per
              * SM; else ("split") 4 warps per R rows, each a quarter of K,
              * if K has a vector for every lane of the 4 warps. */
+            if (T == 1 && fs_cuda_persist_mm(c, &a)) {   /* an instruction of the recorded step's program */
+                c->n_pf = 0;
+                continue;
+            }
             unsigned smem = 0, staged = T == 1 ? stage_grid(c, &a, dt, K, &smem) : 0;
             if (staged) {
                 fs_cuda_staged_launches++;
@@ -440,6 +444,7 @@ void fs_cuda_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_bu
     a.Hq = Hq;
     a.Hkv = Hkv;
     a.D = D;
+    if (c->T == 1 && fs_cuda_persist_rope(c, &a)) return;
     void *p[] = {&a};
     int warps = c->T * (Hq + 2 * Hkv);
     fs_cuda_launch(c, c->k.rope_kv, (unsigned)CEIL_DIV(warps, ROPE_WARPS), 1, ROPE_WARPS * 32, 0, p, "rope_kv");
@@ -479,6 +484,7 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
             abort();
         }
         unsigned smem = (unsigned)fs_cuda_attn_smem(a.chunk, 1, group, D);   /* scores for a.chunk keys */
+        if (c->T == 1 && fs_cuda_persist_attn(c, &a, smem)) return;
         for (a.t0 = 0; a.t0 < c->T; a.t0 += c->att_tokens) {   /* as many tokens at a time as the scratch holds */
             int tokens = c->T - a.t0 < c->att_tokens ? c->T - a.t0 : c->att_tokens;
             fs_cuda_launch3(c, D <= 128 ? c->k.attention_decode_128[f16] : c->k.attention_decode_256[f16], (unsigned)a.n_split,
@@ -497,6 +503,7 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
 
 void fs_cuda_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n) {
     cuda_ctx *c = cuda_of(b);
+    if (c->n_prog > c->prog_sent) fs_cuda_persist_flush(c);   /* after the ops recorded before it */
     fs_cuda_check(c,
                   c->cu.MemcpyDtoDAsync(dst->p + dst_off * sizeof(float), src->p + src_off * sizeof(float),
                                         n * sizeof(float), c->stream),

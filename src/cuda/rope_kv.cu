@@ -18,6 +18,10 @@
  * into that sequence's cache (a batched step's tokens go to different
  * caches; fs_cu_caches).
  *
+ * q, k and v are read through L2 (__ldcg), never a stale L1 line: in the
+ * persistent decode step the same buffers are rewritten by other blocks
+ * between two layers of one launch.
+ *
  * Angles follow the reference (src/cpu/rope_kv.c) step by step: the angle is
  * one f32 product p * inv_freq[i] (inv_freq is forward.c's f32 table), and
  * its cos and sin are computed in double and rounded once - the GPU's
@@ -30,14 +34,12 @@
 
 #define ROPE_WARPS 4
 
-extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope a) {
-    /* The step was written before this recorded step began, not by the
-     * previous kernel: it, the angles and the norm weights can be read
-     * before waiting for q, k, v (programmatic launch, common.cuh). */
-    pdl_launch_dependents();
+/* The work of warp gw (of T * (Hq + 2 Hkv)): one head of one token. The
+ * kernel below maps its warps onto it; so does the persistent decode step
+ * (persist.cu), which runs this op as one of its phases. */
+__device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw) {
     const int lane = threadIdx.x & 31;
     const int heads = a.Hq + 2 * a.Hkv;
-    const int gw = blockIdx.x * ROPE_WARPS + (threadIdx.x >> 5);
     if (gw >= step_T(a.step) * heads) return;
     const int t = gw / heads, hh = gw % heads, D = a.D, half = D / 2;
     const int *tok = step_token(a.step, t);
@@ -55,13 +57,13 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
         pdl_wait();
         if (a.v_bias) {
             for (int i = lane; i < D; i += 32) {
-                float x = __fadd_rn(v[i], weight_at(a.v_bias, a.v_bias_dtype, (size_t)g * D + i));
+                float x = __fadd_rn(__ldcg(v + i), weight_at(a.v_bias, a.v_bias_dtype, (size_t)g * D + i));
                 v[i] = x;
                 kv_store(cache, dst + i, x, f16);
             }
             return;
         }
-        for (int i = lane; i < D; i += 32) kv_store(cache, dst + i, v[i], f16);
+        for (int i = lane; i < D; i += 32) kv_store(cache, dst + i, __ldcg(v + i), f16);
         return;
     }
     const bool is_q = hh < a.Hq;
@@ -95,8 +97,8 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
 #pragma unroll
     for (int m = 0; m < 4; m++) {
         int i = lane + 32 * m;
-        lo[m] = i < half ? __fadd_rn(x[i], b_lo[m]) : 0.0f;   /* + 0 where there is no bias: exact */
-        hi[m] = i < half ? __fadd_rn(x[i + half], b_hi[m]) : 0.0f;
+        lo[m] = i < half ? __fadd_rn(__ldcg(x + i), b_lo[m]) : 0.0f;   /* + 0 where there is no bias: exact */
+        hi[m] = i < half ? __fadd_rn(__ldcg(x + i + half), b_hi[m]) : 0.0f;
         ss = fmaf(lo[m], lo[m], ss);
         ss = fmaf(hi[m], hi[m], ss);
     }
@@ -122,4 +124,12 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
             kv_store(cache, k_dst + i + half, r_hi, f16);
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope a) {
+    /* The step was written before this recorded step began, not by the
+     * previous kernel: it, the angles and the norm weights can be read
+     * before waiting for q, k, v (programmatic launch, common.cuh). */
+    pdl_launch_dependents();
+    rope_kv_warp(a, blockIdx.x * ROPE_WARPS + (threadIdx.x >> 5));
 }
