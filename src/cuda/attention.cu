@@ -75,9 +75,14 @@ struct att_shared {
     int is_last;
 };
 
+/* rp (the persistent step, one token, rope_kv folded in): the query
+ * heads are rotated here, from q as the matmul left it, into shared
+ * memory; the block of the range holding the token's own position also
+ * rotates its key and stores key and value into the cache before reading
+ * them. NULL: q is rope_kv's output, the cache already holds the token. */
 template <int DV, int F16, class Sync>   /* float4s of a key per lane: D <= 32 * DV; F16: the cache's elements */
 __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int g, int z, float *sm, att_shared &sh,
-                                                 Sync sync) {
+                                                 Sync sync, const fs_cu_rope *rp = nullptr) {
     float *m_s = sh.m_s, *l_s = sh.l_s, *den_s = sh.den_s;
     float(*w_s)[MAX_SPLIT] = sh.w_s;
     int &is_last = sh.is_last;
@@ -110,8 +115,17 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
     int *counter = (int *)a.counter + (size_t)z * a.Hkv + g;
 
     {
+        if (rp) {   /* warp w rotates query head g * group + w; the last range's block stores k and v */
+            const int heads = rp->Hq + 2 * rp->Hkv;
+            for (int w = warp; w < group + 2; w += ATT_WARPS) {
+                if (w < group) rope_kv_warp(*rp, z * heads + g * group + w, q_s + w * D);
+                else if (s == S - 1) rope_kv_warp(*rp, z * heads + rp->Hq + (w - group) * rp->Hkv + g);
+            }
+            __threadfence_block();
+        } else {
 #pragma unroll 4
-        for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = __ldcg((const float *)a.q + row0 * D + i);
+            for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = __ldcg((const float *)a.q + row0 * D + i);
+        }
         sync();
         const float scale = (float)(1.0 / sqrt((double)D));
         const int sub = lane & 7;

@@ -795,12 +795,13 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
     const char *mk = getenv("FS_CUDA_ATT_MIN_KEYS");
     c->att_min_keys = mk && atoi(mk) >= 16 && atoi(mk) <= 4096 ? atoi(mk) : 64;
     /* FS_CUDA_PERSIST=1: a recorded decode step is one launch of the
-     * persistent kernel (persist.cu; 2: with light barriers); 0, the
+     * persistent kernel (persist.cu; 2: with light barriers; 3: and
+     * rope_kv folded into attention); 0, the
      * default until it measures faster (src/cuda/NOTES.md, session 12):
      * every op its own launch */
     const char *ps = getenv("FS_CUDA_PERSIST");
-    if (ps && *ps && strcmp(ps, "0") && strcmp(ps, "1") && strcmp(ps, "2"))
-        return fs_errf(e, "cuda: FS_CUDA_PERSIST=%s: expected 0, 1 or 2 (light barriers)", ps);
+    if (ps && *ps && strcmp(ps, "0") && strcmp(ps, "1") && strcmp(ps, "2") && strcmp(ps, "3"))
+        return fs_errf(e, "cuda: FS_CUDA_PERSIST=%s: expected 0, 1, 2 (light barriers) or 3 (and rope_kv in attention)", ps);
     c->persist = ps && *ps ? atoi(ps) : 0;
     c->ps_prof = getenv("FS_CUDA_PERSIST_PROF") && atoi(getenv("FS_CUDA_PERSIST_PROF")) > 0;
     const char *pf = getenv("FS_CUDA_PREFETCH");

@@ -199,5 +199,7 @@ typedef struct fs_cu_persist {
 /* flags: the barrier as a release add and acquire loads, without the two
  * full fences (an A/B switch: FS_CUDA_PERSIST=2) */
 #define FS_CU_PS_LIGHT_BARRIER 1
+/* ... and rope_kv folded into the attention after it (FS_CUDA_PERSIST=3) */
+#define FS_CU_PS_FUSE_ROPE 2
 
 #endif

@@ -145,7 +145,7 @@ void fs_cuda_persist_flush(cuda_ctx *c) {
     p.n = n;
     p.n_slot = c->ps_slots;
     p.region = c->ps_region;
-    p.flags = c->persist == 2 ? FS_CU_PS_LIGHT_BARRIER : 0;
+    p.flags = (c->persist >= 2 ? FS_CU_PS_LIGHT_BARRIER : 0) | (c->persist >= 3 ? FS_CU_PS_FUSE_ROPE : 0);
     p.prof = c->ps_prof ? prof_at(c, c->prog_dev, c->prog_cap, c->prog_sent) : 0;
     c->prog_sent = c->n_prog;   /* first: the launch below must not flush again */
     void *params[] = {&p};

@@ -323,6 +323,11 @@ extern "C" __global__ void __launch_bounds__(FS_CU_PS_THREADS, 1) decode_persist
     };
     fetch(0);
     ps_sync();
+    /* FS_CU_PS_FUSE_ROPE: a rope_kv followed by attention runs inside the
+     * attention (attention.cu, rp): no barrier between them, and no pass
+     * of its own */
+    const int fuse = p.flags & FS_CU_PS_FUSE_ROPE;
+    int fused_prev = 0;   /* instruction i - 1 was a rope_kv left to this attention */
     for (int i = 0; i < p.n; i++) {
         const fs_cu_instr &in = ibuf[i & 1];   /* fetched during instruction i - 1 */
         if (i > 0) {
@@ -330,13 +335,16 @@ extern "C" __global__ void __launch_bounds__(FS_CU_PS_THREADS, 1) decode_persist
                 ps_sync();
                 stamp(i - 1, 2);
             }
-            ps_grid_sync(arrivals, ++barriers * gridDim.x, light);
+            if (fused_prev) ps_sync();   /* no barrier; instruction i's copy is complete */
+            else ps_grid_sync(arrivals, ++barriers * gridDim.x, light);
         }
         /* past the barrier every thread is done with instruction i - 1,
-         * whose buffer takes i + 1 now (seen by all after the next barrier) */
-        if (i + 1 < p.n) fetch(i + 1);
+         * whose buffer takes i + 1 now (seen by all after the next barrier);
+         * after a fused rope_kv, whose arguments attention still reads, later */
+        if (i + 1 < p.n && !fused_prev) fetch(i + 1);
         if (prof) stamp(i, 0);
         const int op = in.op;
+        const int fuse_now = fuse && op == FS_CU_OP_ROPE && i + 1 < p.n && __ldg(&prog[i + 1].op) == FS_CU_OP_ATTN;
         if (op != FS_CU_OP_MM && prof) stamp(i, 1);
         if (op == FS_CU_OP_MM) {
             const fs_cu_mm &a = in.u.mm;
@@ -350,7 +358,7 @@ extern "C" __global__ void __launch_bounds__(FS_CU_PS_THREADS, 1) decode_persist
             case FS_CU_Q8_0: ps_matmul<FS_CU_Q8_0>(a, g, region, ring, full, empty, q, p.n_slot); break;
             default: ps_matmul<FS_CU_Q4_0>(a, g, region, ring, full, empty, q, p.n_slot); break;
             }
-        } else if (op == FS_CU_OP_ROPE) {
+        } else if (op == FS_CU_OP_ROPE && !fuse_now) {
             const fs_cu_rope &a = in.u.rope;
             const int warps = a.Hq + 2 * a.Hkv;   /* one token */
             for (int gw = blockIdx.x * PS_WARPS + warp; gw < warps; gw += gridDim.x * PS_WARPS) rope_kv_warp(a, gw);
@@ -358,14 +366,20 @@ extern "C" __global__ void __launch_bounds__(FS_CU_PS_THREADS, 1) decode_persist
             /* ranges s of kv heads g, the low ranges (which hold keys at
              * any context) spread over the blocks first */
             const fs_cu_attn &a = in.u.attn;
+            const fs_cu_rope *rp = fused_prev ? &ibuf[(i - 1) & 1].u.rope : nullptr;
             const int items = a.n_split * a.Hkv;
             for (int it = blockIdx.x; it < items; it += gridDim.x) {
                 const int s = it / a.Hkv, g = it % a.Hkv;
-                if (a.caches.f16) attention_decode<4, 1>(a, s, g, 0, region, att, ps_block_sync());
-                else attention_decode<4, 0>(a, s, g, 0, region, att, ps_block_sync());
+                if (a.caches.f16) attention_decode<4, 1>(a, s, g, 0, region, att, ps_block_sync(), rp);
+                else attention_decode<4, 0>(a, s, g, 0, region, att, ps_block_sync(), rp);
                 ps_sync();   /* the next range reuses the shared memory */
             }
+            if (fused_prev) {   /* the rope_kv's buffer is free now */
+                ps_sync();
+                if (i + 1 < p.n) fetch(i + 1);
+            }
         }
+        fused_prev = fuse_now;
     }
     /* the last block out resets the counts (every block has passed every
      * barrier by then) */

@@ -36,8 +36,11 @@
 
 /* The work of warp gw (of T * (Hq + 2 Hkv)): one head of one token. The
  * kernel below maps its warps onto it; so does the persistent decode step
- * (persist.cu), which runs this op as one of its phases. */
-__device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw) {
+ * (persist.cu), which runs this op as one of its phases - or, folded into
+ * attention, has each attention block rotate the query heads it needs
+ * into its own shared memory: q_out non-NULL (a query head only) takes
+ * the result instead of q, which is then left as it was. */
+__device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float *q_out = nullptr) {
     const int lane = threadIdx.x & 31;
     const int heads = a.Hq + 2 * a.Hkv;
     if (gw >= step_T(a.step) * heads) return;
@@ -117,8 +120,9 @@ __device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw) {
         if (i >= half) break;
         float r_lo = __fsub_rn(__fmul_rn(lo[m], c[m]), __fmul_rn(hi[m], s[m]));
         float r_hi = __fadd_rn(__fmul_rn(hi[m], c[m]), __fmul_rn(lo[m], s[m]));
-        x[i] = r_lo;
-        x[i + half] = r_hi;
+        float *dst = q_out && is_q ? q_out : x;
+        dst[i] = r_lo;
+        dst[i + half] = r_hi;
         if (!is_q) {
             kv_store(cache, k_dst + i, r_lo, f16);
             kv_store(cache, k_dst + i + half, r_hi, f16);
