@@ -1798,6 +1798,55 @@ def fig_skinny_mma():
     return s.render()
 
 
+def fig_gpu_persist():
+    d = read_json(os.path.join(DATA, "measurements.json"))["gpu_persist_bf16"]
+    W, H = 780, 300
+    s = SVG(W, H, "One layer of the persistent decode step on the H200 (bf16)",
+            "A bar of one layer's time in the persistent step: for each instruction its input, its work and the "
+            "grid barrier after it; beside it, one layer of the op-by-op step of the same session.")
+    layer = sum(i["work"] + i["wait"] for i in d["instructions"])
+    op_layer = (1e6 / d["op_by_op_tok_s"] - d["lm_head_us"]) / d["layers"]
+    s.text(20, 26, f"A layer in one launch: {layer:.0f} µs, where separate kernels take ~{op_layer:.0f}", size=14,
+           weight="bold")
+    x0, x1, tmax = 150, 740, 45.0
+    X = lambda us: x0 + us / tmax * (x1 - x0)
+    for t in range(0, 46, 5):
+        s.line(X(t), 46, X(t), 196, stroke=LINE)
+        s.text(X(t), 210, f"{t}", size=10.5, anchor="middle", fill=MUTED)
+    s.text((x0 + x1) / 2, 226, "µs per layer (mean of 28, tg128)", size=11.5, anchor="middle")
+    y = 70
+    s.text(x0 - 10, y + 15, "persistent step", size=11.5, anchor="end", weight="bold")
+    s.text(x0 - 10, y + 29, f'{d["tok_s"]:,.0f} tok/s', size=10, anchor="end", fill=MUTED)
+    cols = [BLUE, PURPLE, GREEN, ACCENT, "#2b8a8a", GOLD]
+    t = 0.0
+    for k, ins in enumerate(d["instructions"]):
+        col = cols[k % len(cols)]
+        if ins["input"]:
+            s.rect(X(t), y, X(t + ins["input"]) - X(t), 22, fill=col, opacity="0.45", stroke=BG, sw=0.6)
+        s.rect(X(t + ins["input"]), y, X(t + ins["work"]) - X(t + ins["input"]), 22, fill=col, stroke=BG, sw=0.6)
+        mid = X(t + ins["work"] / 2)
+        s.text(mid, y - 6, ins["name"], size=10, anchor="middle", fill=col, weight="bold")
+        t += ins["work"]
+        s.rect(X(t), y, X(t + ins["wait"]) - X(t), 22, fill=RED, opacity="0.55", stroke=BG, sw=0.6)
+        t += ins["wait"]
+    s.text(X(t) + 6, y + 15, f"{t:.1f} µs", size=11)
+    y = 140
+    s.text(x0 - 10, y + 15, "separate kernels", size=11.5, anchor="end", weight="bold")
+    s.text(x0 - 10, y + 29, f'{d["op_by_op_tok_s"]:,.0f} tok/s, same run', size=10, anchor="end", fill=MUTED)
+    s.rect(X(0), y, X(op_layer) - X(0), 22, fill=GREY)
+    s.text(X(op_layer) + 6, y + 15, f"~{op_layer:.0f} µs (graph + programmatic launches)", size=11)
+    ly = 250
+    s.rect(20, ly - 10, 12, 12, fill=BLUE, opacity="0.45")
+    s.text(38, ly, "input row ready (x through L2, normalized)", size=10.5)
+    s.rect(300, ly - 10, 12, 12, fill=BLUE)
+    s.text(318, ly, "the op (matmul rows from shared memory, ...)", size=10.5)
+    s.rect(590, ly - 10, 12, 12, fill=RED, opacity="0.55")
+    s.text(608, ly, "grid barrier", size=10.5)
+    s.text(20, H - 12, "Data: docs/data/measurements.json (gpu_persist_bf16: src/cuda/NOTES.md, session 12); drawn by "
+                       "tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
 FIGURES = {
     "img/roofline.svg": fig_roofline,
     "img/kv-growth.svg": fig_kv_growth,
@@ -1826,6 +1875,7 @@ FIGURES = {
     "img/gpu-decode.svg": fig_gpu_decode,
     "img/spine.svg": fig_spine,
     "img/skinny-mma.svg": fig_skinny_mma,
+    "img/gpu-persist.svg": fig_gpu_persist,
     "js/fsdata-next-token.js": js_next_token,
 }
 
