@@ -631,6 +631,9 @@ static void test_attention(void) {
         /* the tiled prefill path (AVX2, T >= 4, D % 16 == 0): partial key
          * panels, partial 6-query tiles, several 64-token slabs, pos0 > 0 */
         {4, 0, 2, 1, 16, 0}, {71, 0, 16, 8, 128, 0}, {130, 37, 4, 2, 64, 0}, {9, 500, 6, 3, 32, 0},
+        /* ... on AMX tiles where D % 32 == 0 (attention_amx.c): 16-row
+         * query tiles with a tail, 3 steps of 32 dims, a group of 4 */
+        {40, 21, 4, 2, 96, 0}, {33, 0, 8, 2, 128, 0},
         /* a step of two sequences (mixed): token t is of sequence t % 2,
          * at position pos0 + t / 2 of its own cache - the per-token path,
          * also where a prompt of that size would be tiled */

@@ -253,6 +253,24 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
     float scale = (float)(1.0 / sqrt((double)D));
     int nk = j->pos0 + t1, npan = (nk + 15) / 16;
 
+    /* On AMX: both products on tiles, 16 query rows at a time (attention_amx.c) */
+    if (j->f->amx && j->f->amx_attn && D % 32 == 0) {
+        uint8_t *sc = (uint8_t *)pk;
+        size_t go = (size_t)g * (size_t)D;
+        const void *kp = f16 ? (const void *)(kv_keys16(j->cache) + go) : (const void *)(kv_keys(j->cache) + go);
+        const void *vp = f16 ? (const void *)(kv_values16(j->cache) + go) : (const void *)(kv_values(j->cache) + go);
+        fs_amx_attn_pack(kp, vp, f16, kv_row, nk, D, sc);
+        for (int hh = 0; hh < group; hh++) {
+            size_t h = (size_t)(g * group + hh) * (size_t)D;
+            for (int t = t0; t < t1; t += 16) {
+                int nt = t1 - t < 16 ? t1 - t : 16;
+                fs_amx_attn_rows(j->f->isa, j->q + (size_t)t * q_row + h, q_row, nt, j->pos0 + t + 1, nk, D, scale,
+                                 j->out + (size_t)t * q_row + h, q_row, sc);
+            }
+        }
+        return;
+    }
+
     /* An f16 cache: the keys are widened to f32 (into pv) before packing,
      * then V is widened there, and the O = P V tile reads that copy. */
     if (f16) {

@@ -498,6 +498,14 @@ static int cpu_reserve(fs_backend *b, const fs_reserve *rs, fs_err *e) {
     f->qpack_stride = q_gemm ? (fs_cpu_qpack_bytes(rs->max_K) + 63) / 64 * 64 : 0;
     int f16 = rs->kv_dtype == FS_DTYPE_F16;
     f->attn_stride = fs_cpu_attn_tiled(f->isa, rs->max_T, rs->D) ? fs_cpu_attn_stride(rs->n_ctx, rs->D, f16) : 0;
+    /* with AMX, the products on tiles: their packs (12 bytes a key and
+     * dimension) where they stay within FS_AMX_ATTN_MAX_BYTES a thread */
+    f->amx_attn = f->attn_stride && avx2 && f->amx && rs->D % 32 == 0 && !f->no_amx_attn &&
+                  fs_amx_attn_bytes(rs->n_ctx, rs->D) <= FS_AMX_ATTN_MAX_BYTES;
+    if (f->amx_attn) {
+        size_t need = (fs_amx_attn_bytes(rs->n_ctx, rs->D) + 63) / 64 * 16;   /* floats, 64-byte rows */
+        if (need > f->attn_stride) f->attn_stride = need;
+    }
     size_t *n = &f->reserved;
     if (!(f->pack = fs_ref_scratch(nth * 2 * FS_PANEL_K * FS_PANEL_N, sizeof(float), n, "GEMM panels", e)) ||
         !(f->qx = fs_ref_scratch(Tq * nb, sizeof *f->qx, n, "the quantized matmul input", e)) ||
@@ -589,6 +597,10 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
      * head a chunk (attention_cpu.c), to measure what taking them all buys */
     const char *ah = getenv("FS_ATTN_ALL_HEADS");
     f->attn_all_heads = !ah || strcmp(ah, "0") != 0;
+    /* FS_AMX_ATTN=0: prefill attention stays on AVX-512 where AMX could
+     * take its products (attention_amx.c), to measure what the tiles buy */
+    const char *ax = getenv("FS_AMX_ATTN");
+    f->no_amx_attn = ax && !strcmp(ax, "0");
     /* FS_ATTN_AHEAD=BYTES: decode attention's L2 prefetch distance
      * (attention_cpu.c; 0 turns it off) */
     const char *aa = getenv("FS_ATTN_AHEAD");

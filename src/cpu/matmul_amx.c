@@ -76,42 +76,12 @@ size_t fs_amx_pack_bytes(int K) {
 #if defined(__x86_64__) && defined(__linux__) && FS_HAVE_AVX512_TARGET
 #include <immintrin.h>
 
-#define TGT __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c,avx2")))
+#include "amx_tiles.h"
 
-/* ---- the tile instructions ---- */
-
-typedef struct {
-    uint8_t b[64];
-} tilecfg;
-/* byte 0: palette 1; bytes 16 + 2i: tile i's bytes per row (u16);
- * byte 48 + i: tile i's rows. */
-#define ROWS(i, bytes, rows) [16 + 2 * (i)] = (bytes), [48 + (i)] = (rows)
-/* bf16: C tmm0-3, A tmm4-5, B tmm6-7, all 16 x 64 bytes */
-static const tilecfg cfg_bf16 __attribute__((aligned(64))) = {{
-    [0] = 1, ROWS(0, 64, 16), ROWS(1, 64, 16), ROWS(2, 64, 16), ROWS(3, 64, 16),
-    ROWS(4, 64, 16), ROWS(5, 64, 16), ROWS(6, 64, 16), ROWS(7, 64, 16)}};
 /* int8: C tmm0-1 (16 x 16 i32), A tmm2-3 (16 tokens x 32 i8), B tmm4-5
  * (8 quads x 16 rows x 4 i8) */
 static const tilecfg cfg_int8 __attribute__((aligned(64))) = {{
     [0] = 1, ROWS(0, 64, 16), ROWS(1, 64, 16), ROWS(2, 32, 16), ROWS(3, 32, 16), ROWS(4, 64, 8), ROWS(5, 64, 8)}};
-
-/* The instructions as inline assembly. Tile loads read memory the
- * compiler does not see (16 rows at a stride): the loops put a compiler
- * barrier (FENCE) after writing what the tiles will load, rather than a
- * "memory" clobber on every load, which would make the compiler keep the
- * epilogue's accumulators in memory. A store to a 16 x 64-byte block
- * names that block as its output; a store to y clobbers memory. */
-static inline void tile_config(const tilecfg *c) { __asm__ volatile("ldtilecfg %0" : : "m"(*c)); }
-static inline void tile_release(void) { __asm__ volatile("tilerelease" ::: "memory"); }
-#define FENCE() __asm__ volatile("" ::: "memory")
-#define TILE_LOAD(T, base, stride) __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #T : : "r"(base), "r"((size_t)(stride)))
-#define TILE_STORE_BLOCK(T, block) \
-    __asm__ volatile("tilestored %%tmm" #T ", (%1,%2,1)" : "=m"(*(uint8_t(*)[1024])(block)) : "r"(block), "r"((size_t)64))
-#define TILE_STORE(T, base, stride) \
-    __asm__ volatile("tilestored %%tmm" #T ", (%0,%1,1)" : : "r"(base), "r"((size_t)(stride)) : "memory")
-#define TILE_ZERO(T) __asm__ volatile("tilezero %%tmm" #T ::)
-#define TDPBF16PS(C, A, B) __asm__ volatile("tdpbf16ps %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::)
-#define TDPBSSD(C, A, B) __asm__ volatile("tdpbssd %%tmm" #B ", %%tmm" #A ", %%tmm" #C ::)
 
 void fs_amx_config_roundtrip(uint8_t out[64]) {
     tile_config(&cfg_int8);
