@@ -14,7 +14,9 @@
  * products of parts meet in the f32 accumulator: every bf16 product is
  * exact in f32, so S and O are f32 dot products like the AVX-512 path's,
  * their sums in another order - nine tile instructions where bf16 data
- * would need one, still 16 x 16 x 32 products each.
+ * would need one, still 16 x 16 x 32 products each. An f16 cache's keys
+ * and values have 11 significant bits: two parts hold them exactly (the
+ * third is zero), so there it is six.
  *
  * Layouts. A tiles are the parts' rows as they are (16 rows of 32 bf16 at
  * a row stride). B tiles are "pair-interleaved": row r holds, for each of
@@ -93,6 +95,7 @@ TGT void fs_amx_attn_pack(const void *k, const void *v, int f16, size_t row, int
     amx_attn_layout L = layout(nk, D);
     int steps = D / 32, dgs = D / 16;
     uint16_t *parts = (uint16_t *)(sc + L.stage + al64((size_t)32 * D * 4));
+    int n_parts = f16 ? 2 : 3;   /* an f16 value's lo part is zero: not packed, not multiplied */
     /* K^T: per 16 keys and 32 dims, tile row r = dim pair r of each key */
     const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i rowoff = _mm512_mullo_epi32(lane, _mm512_set1_epi32(D / 2));
@@ -100,7 +103,7 @@ TGT void fs_amx_attn_pack(const void *k, const void *v, int f16, size_t row, int
         int rows = nk - kb * 16 < 16 ? nk - kb * 16 : 16;
         split_rows(k, f16, row, kb * 16, rows, D, sc + L.stage, parts);
         for (int s = 0; s < steps; s++)
-            for (int p = 0; p < 3; p++) {
+            for (int p = 0; p < n_parts; p++) {
                 uint8_t *tile = sc + L.kpack + ((size_t)(kb * steps + s) * 3 + (size_t)p) * 1024;
                 const int *base = (const int *)(parts + (size_t)p * 32 * D);
                 for (int r = 0; r < 16; r++) {
@@ -116,7 +119,7 @@ TGT void fs_amx_attn_pack(const void *k, const void *v, int f16, size_t row, int
         int rows = nk - kb * 32 < 32 ? nk - kb * 32 : 32;
         split_rows(v, f16, row, kb * 32, rows, D, sc + L.stage, parts);
         for (int dg = 0; dg < dgs; dg++)
-            for (int p = 0; p < 3; p++) {
+            for (int p = 0; p < n_parts; p++) {
                 uint8_t *tile = sc + L.vpack + ((size_t)(kb * dgs + dg) * 3 + (size_t)p) * 1024;
                 const uint16_t *pp = parts + (size_t)p * 32 * D + (size_t)dg * 16;
                 for (int r = 0; r < 16; r++) {
@@ -145,21 +148,37 @@ TGT void fs_amx_attn_pack(const void *k, const void *v, int f16, size_t row, int
         TDPBF16PS(0, 3, 6);                                                                                  \
     } while (0)
 
+/* ... and the six of a B with two parts (an f16 cache's keys and values:
+ * 11 significant bits, so hi + mid hold them exactly and lo is zero) */
+#define SIX()                                                                                                \
+    do {                                                                                                     \
+        TDPBF16PS(0, 1, 4);                                                                                  \
+        TDPBF16PS(0, 1, 5);                                                                                  \
+        TDPBF16PS(0, 2, 4);                                                                                  \
+        TDPBF16PS(0, 2, 5);                                                                                  \
+        TDPBF16PS(0, 3, 4);                                                                                  \
+        TDPBF16PS(0, 3, 5);                                                                                  \
+    } while (0)
+
 /* One step of 32 along the contraction: A's three parts (a0, a1, a2, lda
- * bytes a row) and B's (three tiles from b), then the nine products. */
-#define STEP(a0, a1, a2, lda, b)                                                                            \
+ * bytes a row) and B's (tiles from b: three, or two), then the products. */
+#define STEP(a0, a1, a2, lda, b, b_parts)                                                                   \
     do {                                                                                                     \
         TILE_LOAD(1, (a0), (lda));                                                                           \
         TILE_LOAD(2, (a1), (lda));                                                                           \
         TILE_LOAD(3, (a2), (lda));                                                                           \
         TILE_LOAD(4, (b), 64);                                                                               \
         TILE_LOAD(5, (b) + 1024, 64);                                                                        \
-        TILE_LOAD(6, (b) + 2048, 64);                                                                        \
-        NINE();                                                                                              \
+        if ((b_parts) == 3) {                                                                                \
+            TILE_LOAD(6, (b) + 2048, 64);                                                                    \
+            NINE();                                                                                          \
+        } else {                                                                                             \
+            SIX();                                                                                           \
+        }                                                                                                    \
     } while (0)
 
 TGT void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int n_first, int nk, int D, float scale,
-                          float *out, size_t out_row, uint8_t *sc) {
+                          int kv_parts, float *out, size_t out_row, uint8_t *sc) {
     amx_attn_layout L = layout(nk, D);
     int steps = D / 32, dgs = D / 16;
     int nkb = n_first + nt - 1, nkb32 = CEIL(nkb, 32) * 32;   /* keys of the tile's last row */
@@ -175,7 +194,7 @@ TGT void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int 
         TILE_ZERO(0);
         for (int s = 0; s < steps; s++) {
             const uint8_t *b = sc + L.kpack + (size_t)(kg * steps + s) * 3 * 1024;
-            STEP(qp + 32 * s, qp + qpart + 32 * s, qp + 2 * qpart + 32 * s, D * 2, b);
+            STEP(qp + 32 * s, qp + qpart + 32 * s, qp + 2 * qpart + 32 * s, D * 2, b, kv_parts);
         }
         TILE_STORE(0, S + 16 * kg, (size_t)L.ldS * 4);
     }
@@ -206,7 +225,7 @@ TGT void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int 
         TILE_ZERO(0);
         for (int s = 0; s < nkb32 / 32; s++) {
             const uint8_t *b = sc + L.vpack + (size_t)(s * dgs + dg) * 3 * 1024;
-            STEP(pp + 32 * s, pp + ppart + 32 * s, pp + 2 * ppart + 32 * s, nkb32 * 2, b);
+            STEP(pp + 32 * s, pp + ppart + 32 * s, pp + 2 * ppart + 32 * s, nkb32 * 2, b, kv_parts);
         }
         TILE_STORE_BLOCK(0, ctmp);
         for (int i = 0; i < nt; i++)
@@ -222,9 +241,9 @@ void fs_amx_attn_pack(const void *k, const void *v, int f16, size_t row, int nk,
     (void)k, (void)v, (void)f16, (void)row, (void)nk, (void)D, (void)sc;
 }
 void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int n_first, int nk, int D, float scale,
-                      float *out, size_t out_row, uint8_t *sc) {
-    (void)isa, (void)q, (void)q_row, (void)nt, (void)n_first, (void)nk, (void)D, (void)scale, (void)out, (void)out_row,
-        (void)sc;
+                      int kv_parts, float *out, size_t out_row, uint8_t *sc) {
+    (void)isa, (void)q, (void)q_row, (void)nt, (void)n_first, (void)nk, (void)D, (void)scale, (void)kv_parts, (void)out,
+        (void)out_row, (void)sc;
 }
 
 #endif

@@ -265,7 +265,7 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
             for (int t = t0; t < t1; t += 16) {
                 int nt = t1 - t < 16 ? t1 - t : 16;
                 fs_amx_attn_rows(j->f->isa, j->q + (size_t)t * q_row + h, q_row, nt, j->pos0 + t + 1, nk, D, scale,
-                                 j->out + (size_t)t * q_row + h, q_row, sc);
+                                 f16 ? 2 : 3, j->out + (size_t)t * q_row + h, q_row, sc);
             }
         }
         return;

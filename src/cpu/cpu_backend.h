@@ -529,14 +529,15 @@ void fs_amx_config_roundtrip(uint8_t out[64]);
 /* ---- prefill attention's products on AMX tiles (attention_amx.c) ----
  * bytes: a thread's scratch for n_ctx keys of head dim D (a multiple of
  * 32). pack: keys and values 0 .. nk - 1 of one kv head (f32 or f16 rows
- * `row` elements apart) split and packed into sc. rows: query rows 0 ..
- * nt - 1 (nt <= 16; row i sees keys 0 .. n_first + i - 1 of the pack) into
- * out, normalized - as tiled_chunk computes them on AVX-512. */
+ * `row` elements apart) split and packed into sc (an f16 cache: two
+ * parts, f32: three). rows: query rows 0 .. nt - 1 (nt <= 16; row i sees
+ * keys 0 .. n_first + i - 1 of the pack) into out, normalized - as
+ * tiled_chunk computes them on AVX-512; kv_parts: what pack packed. */
 #define FS_AMX_ATTN_MAX_BYTES ((size_t)32 << 20)   /* a thread's packs at most; past it, AVX-512 */
 size_t fs_amx_attn_bytes(int n_ctx, int D);
 void fs_amx_attn_pack(const void *k, const void *v, int f16, size_t row, int nk, int D, uint8_t *sc);
 void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int n_first, int nk, int D, float scale,
-                      float *out, size_t out_row, uint8_t *sc);
+                      int kv_parts, float *out, size_t out_row, uint8_t *sc);
 
 /* ---- aarch64 quantized kernels (matmul_quant_neon.c) ----
  * x8: the x8 decode (groups [g0, g1) of 8 rows, token t) with sdot
