@@ -777,6 +777,31 @@ static void test_rmsnorm(void) {
         }
 }
 
+/* fs_vscale_max (prefill attention's row scale and max): the same f32
+ * products as the scalar loop, bit for bit, and its max - NaNs skipped as
+ * `if (y > m)` skips them; for lengths around the vector widths. */
+static void test_vscale_max(void) {
+    for (int n = 0; n <= 41; n++)
+        for (int nan_at = -1; nan_at < (n < 3 ? n : 3); nan_at++)
+            for (int s = 0; s < n_isas; s++) {
+                float a[41], b[41], m = -INFINITY;
+                for (int i = 0; i < n; i++) a[i] = b[i] = (float)(urand() * 50);
+                if (nan_at >= 0) a[nan_at * (n - 1) / 2] = b[nan_at * (n - 1) / 2] = NAN;
+                for (int i = 0; i < n; i++) {
+                    a[i] *= 0.088388f;
+                    if (a[i] > m) m = a[i];
+                }
+                fs_cpu *f = cpu_ctx(cpu[1]);
+                use_kernels(cpu[1], s);
+                float got = fs_vscale_max(f->isa, b, 0.088388f, n);
+                use_kernels(cpu[1], n_isas - 1);
+                int same = memcmp(a, b, sizeof(float) * (size_t)n) == 0 || n == 0;
+                for (int i = 0; same && i < n; i++) same = (isnan(a[i]) && isnan(b[i])) || a[i] == b[i];
+                CHECKF(same && (got == m || (isinf(m) && isinf(got))), "vscale_max n %d nan %d %s: max %g vs %g", n,
+                       nan_at, kernels_name(s), got, m);
+            }
+}
+
 /* SwiGLU (the down_proj's input): f32 exp vs double exp, a few ulp of the
  * result; add (the residual): the same f32 additions, bit-identical; for
  * lengths around the vector widths and the threading chunk. */
@@ -1427,6 +1452,7 @@ int main(void) {
     test_add_slabs();
     test_weight_arena();
     test_attention();
+    test_vscale_max();
     test_rope_kv();
     test_exp8();
     test_rmsnorm();

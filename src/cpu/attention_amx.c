@@ -210,7 +210,7 @@ TGT void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int 
             __mmask16 k = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
             __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, r + c), vs);
             _mm512_mask_storeu_ps(r + c, k, v);
-            vm = _mm512_mask_max_ps(vm, k, vm, v);
+            vm = _mm512_mask_max_ps(vm, k, v, vm);   /* max(v, vm): a NaN v leaves vm, as `r[c] > m` */
         }
         float m = _mm512_reduce_max_ps(vm);
         float l = fs_vexp_sum(isa, r, m, n);   /* r[c] = e^(r[c] - m) */

@@ -315,11 +315,7 @@ static void tiled_chunk(void *arg, int chunk, int tid) {
             for (int i = 0; i < nt; i++) {
                 float *row = S + (size_t)i * (size_t)ldS;
                 int n = j->pos0 + t + i + 1;   /* causal: keys 0 .. pos0 + t + i */
-                float m = -INFINITY;
-                for (int c = 0; c < n; c++) {
-                    row[c] *= scale;
-                    if (row[c] > m) m = row[c];
-                }
+                float m = fs_vscale_max(j->f->isa, row, scale, n);
                 float l = fs_vexp_sum(j->f->isa, row, m, n);   /* row[c] = e^(row[c] - m) */
                 for (int c = n; c < nkb; c++) row[c] = 0.0f;
                 inv_l[i] = 1.0f / l;

@@ -424,6 +424,9 @@ static inline size_t fs_x8_index(int64_t G, int nb, int64_t g, int b) {
 /* ---- small vector helpers with per-ISA bodies (vec_cpu.c, for attention) ----
  * scale: y[i] *= a. */
 void fs_vscale(fs_isa isa, float *y, float a, int n);
+/* scale_max: y[i] *= a for i < n; returns the largest new y[i] (-inf for
+ * none; NaNs skipped, as `if (y[i] > m)` does). */
+float fs_vscale_max(fs_isa isa, float *y, float a, int n);
 /* s[i] = e^(s[i] - m) for i < n; returns the sum of the new s[i]. */
 float fs_vexp_sum(fs_isa isa, float *s, float m, int n);
 /* Decode attention's two products over nb positions of a cache, every

@@ -211,10 +211,47 @@ static TGT void vscale_avx2(float *y, float a, int n) {
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
     for (; i < n; i++) y[i] *= a;
 }
+
+/* max(v, m) keeps m where v is NaN, as the scalar loop's v > m does */
+static TGT float vscale_max_avx2(float *y, float a, int n) {
+    __m256 av = _mm256_set1_ps(a), mv = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(y + i), av);
+        _mm256_storeu_ps(y + i, v);
+        mv = _mm256_max_ps(v, mv);
+    }
+    float t[8], m = -INFINITY;
+    _mm256_storeu_ps(t, mv);
+    for (int k = 0; k < 8; k++)
+        if (t[k] > m) m = t[k];
+    for (; i < n; i++) {
+        y[i] *= a;
+        if (y[i] > m) m = y[i];
+    }
+    return m;
+}
 #endif
 
 #if defined(__ARM_NEON) && defined(__aarch64__)
 #include <arm_neon.h>
+
+/* vmaxnm keeps the number where the other is NaN, as the scalar loop */
+static float vscale_max_neon(float *y, float a, int n) {
+    float32x4_t mv = vdupq_n_f32(-INFINITY);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float32x4_t v = vmulq_n_f32(vld1q_f32(y + i), a);
+        vst1q_f32(y + i, v);
+        mv = vmaxnmq_f32(mv, v);
+    }
+    float m = vmaxnmvq_f32(mv);
+    for (; i < n; i++) {
+        y[i] *= a;
+        if (y[i] > m) m = y[i];
+    }
+    return m;
+}
 
 static inline float32x4_t kv4(const void *p, size_t i, int f16) {
     if (f16) return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16((const uint16_t *)p + i)));
@@ -333,6 +370,21 @@ void fs_vscale(fs_isa isa, float *y, float a, int n) {
     if (isa == FS_ISA_NEON) { vscale_neon(y, a, n); return; }
 #endif
     for (int i = 0; i < n; i++) y[i] *= a;
+}
+
+float fs_vscale_max(fs_isa isa, float *y, float a, int n) {
+#if defined(__x86_64__) || defined(__i386__)
+    if (isa == FS_ISA_AVX2) return vscale_max_avx2(y, a, n);
+#endif
+#if defined(__ARM_NEON) && defined(__aarch64__)
+    if (isa == FS_ISA_NEON) return vscale_max_neon(y, a, n);
+#endif
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        y[i] *= a;
+        if (y[i] > m) m = y[i];
+    }
+    return m;
 }
 
 void fs_vdot_heads(fs_isa isa, size_t ahead, const float *q, const void *k, int f16, size_t stride, int nb, int Hkv,
