@@ -32,7 +32,6 @@
  *
  * Docs: docs/cpu.md
  */
-#include <math.h>
 #include <string.h>
 
 #include "cpu_backend.h"
@@ -203,16 +202,7 @@ TGT void fs_amx_attn_rows(fs_isa isa, const float *q, size_t q_row, int nt, int 
     for (int i = 0; i < nt; i++) {
         float *r = S + (size_t)i * L.ldS;
         int n = n_first + i;   /* causal: this row's keys */
-        /* r[c] *= scale and its max, 16 at a time (the same products; a
-         * max is a max in any order) */
-        __m512 vs = _mm512_set1_ps(scale), vm = _mm512_set1_ps(-INFINITY);
-        for (int c = 0; c < n; c += 16) {
-            __mmask16 k = n - c >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - c)) - 1);
-            __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, r + c), vs);
-            _mm512_mask_storeu_ps(r + c, k, v);
-            vm = _mm512_mask_max_ps(vm, k, v, vm);   /* max(v, vm): a NaN v leaves vm, as `r[c] > m` */
-        }
-        float m = _mm512_reduce_max_ps(vm);
+        float m = fs_vscale_max(isa, r, scale, n);   /* r[c] *= scale; the largest */
         float l = fs_vexp_sum(isa, r, m, n);   /* r[c] = e^(r[c] - m) */
         for (int c = n; c < nkb; c++) r[c] = 0.0f;
         inv_l[i] = 1.0f / l;
