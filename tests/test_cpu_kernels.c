@@ -252,6 +252,12 @@ static void test_matmul(void) {
         check_matmul(130, 70, 35, dts[d]);
         check_matmul(6, 3072, 16, dts[d]);
         check_matmul(1, 1024, 520, dts[d]);   /* >= 1 MiB: copied into a huge-page arena (Linux) */
+        /* a batched decode step (2-12 tokens; with AVX-512 the rows read as
+         * stored, fs_gemvT_avx512): 8 and 12 tokens with odd rows and a K
+         * tail; 13 takes the GEMM again */
+        check_matmul(8, 1000, 67, dts[d]);
+        check_matmul(12, 3072, 40, dts[d]);
+        check_matmul(13, 100, 33, dts[d]);
         /* AMX (bf16, T >= 4): 32-token blocks, one of 16 or fewer, 32-row
          * chunks with a partial last tile, odd K (the pairs padded); the
          * smallest step that takes the tiles (a batched decode of 4) */
@@ -273,7 +279,8 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
     fs_err e;
     size_t nx = (size_t)T * K, nw = (size_t)N * K, ny = (size_t)T * N;
     float *x = malloc(sizeof(float) * nx), *deq = malloc(sizeof(float) * nw);
-    float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny);
+    float *yr = malloc(sizeof(float) * ny), *yf = malloc(sizeof(float) * ny), *y256 = malloc(sizeof(float) * ny);
+    int have256 = 0;
     for (size_t i = 0; i < nx; i++) x[i] = (float)urand();
     fs_tensor t;
     void *wq = rand_weight(dt, nw, deq, &t, N, K);
@@ -316,8 +323,18 @@ static void check_matmul_quant(int T, int K, int N, fs_dtype dt) {
             }
         CHECKF(bad == 0, "matmul %s T %d K %d N %d %s threads %d: %d outside tolerance (worst %.2f x tol)",
                fs_dtype_name(dt), T, K, N, kernels_name(s), th, bad, worst);
+        /* Without AMX every x86 GEMM (T >= FS_GEMM_MIN_T) - the 256-bit
+         * one and AVX-512's 16-row vpdpbusd panels - sums each block
+         * exactly in int32 and adds the blocks in the same order: the
+         * same bits, a stricter check than the tolerance above (which a
+         * wrong sum-of-x correction can pass). */
+        if (T >= FS_GEMM_MIN_T && isas[s].k.isa == FS_ISA_AVX2 && !isas[s].k.amx) {
+            if (!have256) memcpy(y256, yf, sizeof(float) * ny), have256 = 1;
+            else CHECKF(!memcmp(y256, yf, sizeof(float) * ny), "matmul %s T %d K %d N %d %s threads %d: not the avx2 GEMM's bits",
+                        fs_dtype_name(dt), T, K, N, kernels_name(s), th);
+        }
       }
-    free(x); free(deq); free(yr); free(yf); free(wq);
+    free(x); free(deq); free(yr); free(yf); free(y256); free(wq);
 }
 
 static void test_matmul_quant(void) {

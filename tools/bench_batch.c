@@ -126,7 +126,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_batch: %s\n", e.msg);
         return 1;
     }
-    fs_forward_opts fo = {.backend = backend, .n_threads = threads, .n_ctx = depth + steps, .max_seqs = max_n};
+    /* the backend's own KV cache type, as fs serve and fs generate take it (--kv auto) */
+    fs_forward_opts fo = {.backend = backend, .n_threads = threads, .n_ctx = depth + steps, .max_seqs = max_n,
+                          .kv_auto = 1};
     if (fs_forward_new(&f, &m, &fo, &e)) {
         fprintf(stderr, "bench_batch: %s\n", e.msg);
         return 1;
@@ -146,8 +148,8 @@ int main(int argc, char **argv) {
         }
     }
     fs_backend *be = fs_forward_backend(f);
-    printf("%s (%s weights), backend %s: %s\n", dir, fs_dtype_name(m.layers[0].q_proj.dtype), be->name,
-           be->describe(be));
+    printf("%s (%s weights), backend %s: %s; KV cache %s\n", dir, fs_dtype_name(m.layers[0].q_proj.dtype), be->name,
+           be->describe(be), fs_dtype_name(fs_forward_kv_dtype(f)));
     printf("%d decode steps from depth %d, median of %d alternating rounds\n", steps, depth, rounds);
     printf("%4s %14s %14s %8s\n", "N", "separate tok/s", "batched tok/s", "gain");
     double *t_sep = fs_xmalloc((size_t)rounds * sizeof(double)), *t_bat = fs_xmalloc((size_t)rounds * sizeof(double));

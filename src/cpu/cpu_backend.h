@@ -501,6 +501,16 @@ void fs_gemv1_avx512(const float *x, const void *W, fs_dtype dt, float *y, int K
 void fs_gemv1_avx512_bf16(const uint16_t *xs, size_t xs_stride, const void *W, float *y, int K, int n0, int n1,
                           const fs_cpu_plan *plan);
 void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1);
+/* y = x W^T for a few tokens (a batched decode step: matmul_float.c sends
+ * 2 .. FS_TILE_T512), f32 / f16 / bf16 weights read as stored, rows
+ * [n0, n1), FS_GEMVT_T tokens a pass. */
+#define FS_GEMVT_T 6
+void fs_gemvT_avx512(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+/* The quantized GEMM without AMX: rows n .. n+15 (an x8 pair) for all
+ * j->T tokens, FS_QTILE_T512 at a time; pq / pd: the thread's panel
+ * (fs_cpu_qpack_bytes); more: rows n + 16 .. n + 31 exist (prefetched). */
+#define FS_QTILE_T512 12
+void fs_qgemm16_avx512(const fs_quant_job *j, int n, uint8_t *pq, float *pd, int more);
 /* fs_tile_avx2 with 512-bit vectors: up to FS_TILE_T512 tokens x 32
  * columns, columns 0-15 from the panel pw0 and 16-31 from pw1 (same ldw). */
 #define FS_TILE_T512 12

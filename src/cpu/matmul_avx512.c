@@ -24,6 +24,8 @@
  *               is an f32 dot product like the others.
  *   x8          Q8_0 / Q4_0 weights in the x8 layout (repack.c), with
  *               512-bit vpdpbusd (AVX512_VNNI).
+ * and, for prefill where there is no AMX, the quantized GEMM on 16-row
+ * panels with vpdpbusd (qgemm16, below) and the f32 register tile.
  *
  * The x8 kernel. A superblock holds 8 rows x 32 weights as 8 "quads" of 32
  * bytes (quad j: 4 consecutive k of each of the 8 rows). One 64-byte load
@@ -128,6 +130,94 @@ TGT void fs_gemv1_avx512(const float *x, const void *W, fs_dtype dt, float *y, i
     case FS_DTYPE_BF16: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_BF16, y, K, n0, n1, HINT, ahead, far)) break;
     case FS_DTYPE_F16: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_F16, y, K, n0, n1, HINT, ahead, far)) break;
     default: WITH_HINT(plan, gemv1_dt(x, W, FS_DTYPE_F32, y, K, n0, n1, HINT, ahead, far)) break;
+    }
+}
+
+/* ---- gemvT: a few tokens (a batched decode step) straight from the rows ---- */
+
+/* y[t, n + r] for t < nt (<= 6) tokens and r < nr (1 or 4) rows, f32 /
+ * f16 / bf16 weights read where they are stored. A server's batched
+ * decode step multiplies each weight by only a few tokens: the GEMM's
+ * panel (fs_gemm_avx2: widen 32 rows x 256 k to f32, store, reload) then
+ * costs as much as the products, while here each 16 weights are widened
+ * once in a register and used for every token - per 16 k, 4 weight
+ * vectors and per token one load of x and 4 FMAs into 4 x 6 accumulators,
+ * so each input vector (from L2 once the tokens' rows outgrow L1) serves
+ * four rows. Each sum is reduced across its lanes once, at the end. The
+ * next rows are prefetched a slice per k step (next, next_bytes). */
+INL void gemvT_rows(const int nt, const int nr, const float *x, const void *W, fs_dtype dt, float *y, int K, int N,
+                    int n, const char *next, size_t next_bytes) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0;
+    __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0, b5 = a0, c0 = a0, c1 = a0, c2 = a0, c3 = a0, c4 = a0,
+           c5 = a0, d0 = a0, d1 = a0, d2 = a0, d3 = a0, d4 = a0, d5 = a0;
+    const size_t Ks = (size_t)K, r0 = (size_t)n * Ks;
+    const size_t steps = (size_t)(K + 15) / 16, step = (next_bytes + steps - 1) / steps;   /* bytes of next a k step */
+    const char *pf = next;
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 m = K - k >= 16 ? 0xffff : (__mmask16)((1u << (K - k)) - 1);
+        if (pf) {
+            for (size_t o = 0; o < step; o += 64) _mm_prefetch(pf + o, _MM_HINT_T0);
+            pf += step;
+        }
+        __m512 w0 = load16(W, dt, r0 + (size_t)k, m), w1 = w0, w2 = w0, w3 = w0, xv;
+        if (nr > 1) {
+            w1 = load16(W, dt, r0 + Ks + (size_t)k, m);
+            w2 = load16(W, dt, r0 + 2 * Ks + (size_t)k, m);
+            w3 = load16(W, dt, r0 + 3 * Ks + (size_t)k, m);
+        }
+#define TOK(i)                                                                                                 \
+    if (nt > i) {                                                                                              \
+        xv = _mm512_maskz_loadu_ps(m, x + (size_t)(i) * Ks + (size_t)k);                                        \
+        a##i = _mm512_fmadd_ps(w0, xv, a##i);                                                                  \
+        if (nr > 1) {                                                                                          \
+            b##i = _mm512_fmadd_ps(w1, xv, b##i);                                                              \
+            c##i = _mm512_fmadd_ps(w2, xv, c##i), d##i = _mm512_fmadd_ps(w3, xv, d##i);                        \
+        }                                                                                                      \
+    }
+        TOK(0) TOK(1) TOK(2) TOK(3) TOK(4) TOK(5)
+#undef TOK
+    }
+    __m512 acc[4][6] = {{a0, a1, a2, a3, a4, a5}, {b0, b1, b2, b3, b4, b5}, {c0, c1, c2, c3, c4, c5},
+                        {d0, d1, d2, d3, d4, d5}};
+    for (int i = 0; i < nt; i++)
+        for (int r = 0; r < nr; r++) y[(size_t)i * (size_t)N + (size_t)n + (size_t)r] = _mm512_reduce_add_ps(acc[r][i]);
+}
+
+/* Rows [n0, n1) for nt tokens: four rows at a time, then the last N % 4. */
+INL void gemvT_dt(const int nt, const float *x, const void *W, fs_dtype dt, float *y, int K, int N, int n0, int n1) {
+    const size_t rb = (size_t)K * (dt == FS_DTYPE_F32 ? 4 : 2);   /* bytes of a row */
+    int n = n0;
+    for (; n + 4 <= n1; n += 4) {
+        const char *next = n + 8 <= N ? (const char *)W + (size_t)(n + 4) * rb : NULL;   /* past the chunk too */
+        gemvT_rows(nt, 4, x, W, dt, y, K, N, n, next, 4 * rb);
+    }
+    for (; n < n1; n++) gemvT_rows(nt, 1, x, W, dt, y, K, N, n, NULL, 0);
+}
+
+/* T tokens in passes of at most FS_GEMVT_T, as even as possible (8 = 4 + 4:
+ * a pass of 2 would read the rows again for little work). */
+TGT void fs_gemvT_avx512(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
+    int passes = (T + FS_GEMVT_T - 1) / FS_GEMVT_T, per = (T + passes - 1) / passes;
+    for (int t = 0; t < T; t += per) {
+        int nt = T - t < per ? T - t : per;
+        const float *xt = x + (size_t)t * (size_t)K;
+        float *yt = y + (size_t)t * (size_t)N;
+        /* nt and the dtype constants in each copy */
+#define DT(k)                                                                                                  \
+    switch (dt) {                                                                                              \
+    case FS_DTYPE_BF16: gemvT_dt(k, xt, W, FS_DTYPE_BF16, yt, K, N, n0, n1); break;                            \
+    case FS_DTYPE_F16: gemvT_dt(k, xt, W, FS_DTYPE_F16, yt, K, N, n0, n1); break;                              \
+    default: gemvT_dt(k, xt, W, FS_DTYPE_F32, yt, K, N, n0, n1); break;                                        \
+    }
+        switch (nt) {
+        case 6: DT(6) break;
+        case 5: DT(5) break;
+        case 4: DT(4) break;
+        case 3: DT(3) break;
+        case 2: DT(2) break;
+        default: DT(1) break;
+        }
+#undef DT
     }
 }
 
@@ -301,6 +391,159 @@ TGT void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1) {
     else WITH_HINT(plan, x8_hint(j, t, g0, g1, 0, HINT, ahead, far))
 }
 
+/* ---- the quantized GEMM: 16 rows x up to 12 tokens with vpdpbusd ---- */
+
+/* Prefill and batched steps (T >= FS_GEMM_MIN_T) with Q8_0 / Q4_0 x8
+ * weights where the CPU has AVX-512 VNNI but no AMX. The 256-bit GEMM of
+ * matmul_quant.c spends maddubs + add (+ a madd per block) per 32
+ * products of 8 rows; one 512-bit vpdpbusd does 64 products of 16 rows
+ * into int32 lanes - a quarter of the instructions.
+ *
+ *   pack   rows n .. n+15 are the two groups of an x8 pair; per block b
+ *          quad j (4 consecutive k) of all 16 rows is one 64-byte vector,
+ *          group g's 8 rows in bytes 0-31, group g+1's in 32-63:
+ *             pq[b][j] = g: row0 k4j..4j+3 | .. | row7 || g+1: row0 .. row7
+ *          and the 16 rows' scales as f32, pd[b][0..15]. The weights go
+ *          in as vpdpbusd's unsigned operand: Q4_0 nibbles q = w + 8
+ *          (0..15), Q8_0 bytes w ^ 0x80 = w + 128 (0..255).
+ *   tile   per token t and block b the int32 accumulator starts at
+ *          -c sum x (c = 8 or 128, sum x from the input's quantization:
+ *          sum (w + c) x - c sum x = sum w x), then for j = 0..7
+ *             s[t] += vpdpbusd(pq[b][j], x[t] quad j broadcast)
+ *          and f[t] += float(s[t]) * d_w[0..15] * d_x[t, b]. Each weight
+ *          vector is loaded once for the tile's tokens.
+ * A block's int32 sum is exact (at most 32 x 255 x 127 < 2^31), so the
+ * result is the 256-bit GEMM's up to the order of the f32 sums. */
+TGT void fs_qpack16_avx512(const void *W, fs_dtype dt, int N, int K, int n, uint8_t *pq, float *pd) {
+    int nb = K / FS_QK;
+    size_t sbytes = fs_x8_super_bytes(dt);
+    const __m512i low4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
+    for (int b = 0; b < nb; b++) {
+        const uint8_t *sa = (const uint8_t *)W + fs_x8_index(N / 8, nb, n / 8, b) * sbytes;
+        const uint8_t *sb = (const uint8_t *)W + fs_x8_index(N / 8, nb, n / 8 + 1, b) * sbytes;
+        _mm256_storeu_ps(pd + (size_t)b * 16, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sa)));
+        _mm256_storeu_ps(pd + (size_t)b * 16 + 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb)));
+        uint8_t *p = pq + (size_t)b * 512;
+        if (dt == FS_DTYPE_Q4_0) {
+            for (int j = 0; j < 4; j++) {   /* low nibbles: quads 0-3, high: 4-7 (pack_panel_x8) */
+                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
+                                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+                _mm512_storeu_si512((void *)(p + 64 * j), _mm512_and_si512(v, low4));
+                _mm512_storeu_si512((void *)(p + 64 * (j + 4)), _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+            }
+        } else {
+            for (int j = 0; j < 8; j++) {
+                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
+                                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+                _mm512_storeu_si512((void *)(p + 64 * j), _mm512_xor_si512(v, flip));
+            }
+        }
+    }
+}
+
+/* nt (<= FS_QTILE_T512) tokens x 16 rows; x, xs: token i's blocks at + i *
+ * xstride; y: token i's 16 outputs at y + i * ldy. The weight vectors come
+ * from the packed panel pq / pd, or (direct, a single token tile: a
+ * batched decode step) straight from the x8 pair at src, made in
+ * registers exactly as fs_qpack16_avx512 stores them - a pack would cost
+ * as much as the products of so few tokens. next: the next pair's
+ * superblocks, prefetched into L2 a block per block (NULL: none). */
+INL void qtile16(const int nt, const int c, const int direct, const uint8_t *pq, const float *pd, const uint8_t *src,
+                 size_t sbytes, int nb, const fs_block_q8_0 *x, size_t xstride, const fs_q8_0_sum *xs, float *y,
+                 size_t ldy, const uint8_t *next) {
+    const __m512i low4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
+    const size_t pstep = 2 * sbytes;   /* a block of the pair: both groups' superblocks */
+    __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0, f8 = f0,
+           f9 = f0, f10 = f0, f11 = f0;
+    for (int b = 0; b < nb; b++) {
+        __m512i s0, s1, s2, s3, s4, s5, s6, s7, s8, s9, s10, s11, w;
+        if (next)
+            for (size_t o = 0; o < pstep; o += 64) _mm_prefetch((const char *)next + (size_t)b * pstep + o, _MM_HINT_T1);
+#define TOK(i) \
+    if (nt > i) s##i = _mm512_set1_epi32(-c * xs[(size_t)(i) * xstride + (size_t)b].s);
+        TOK(0) TOK(1) TOK(2) TOK(3) TOK(4) TOK(5) TOK(6) TOK(7) TOK(8) TOK(9) TOK(10) TOK(11)
+#undef TOK
+        /* every token's sums += w times its quad jj of block b */
+#define TOK(i, jj)                                                                            \
+    if (nt > i) {                                                                             \
+        int32_t q;                                                                            \
+        memcpy(&q, x[(size_t)(i) * xstride + (size_t)b].qs + 4 * (jj), 4);                   \
+        s##i = _mm512_dpbusd_epi32(s##i, w, _mm512_set1_epi32(q));                            \
+    }
+#define DOT(jj) TOK(0, jj) TOK(1, jj) TOK(2, jj) TOK(3, jj) TOK(4, jj) TOK(5, jj) TOK(6, jj) TOK(7, jj) \
+                TOK(8, jj) TOK(9, jj) TOK(10, jj) TOK(11, jj)
+        __m512 dw;
+        if (!direct) {
+            const uint8_t *pb = pq + (size_t)b * 512;
+            for (int j = 0; j < 8; j++) {
+                w = _mm512_loadu_si512((const void *)(pb + 64 * j));
+                DOT(j)
+            }
+            dw = _mm512_loadu_ps(pd + (size_t)b * 16);
+        } else {
+            const uint8_t *sa = src + (size_t)b * pstep, *sb = sa + sbytes;
+            for (int j = 0; j < (c == 8 ? 4 : 8); j++) {
+                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
+                                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+                if (c == 8) {   /* Q4_0: low nibbles quad j, high quad j + 4 */
+                    w = _mm512_and_si512(v, low4);
+                    DOT(j)
+                    w = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+                    DOT(j + 4)
+                } else {
+                    w = _mm512_xor_si512(v, flip);
+                    DOT(j)
+                }
+            }
+            dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sa))),
+                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb)), 1);
+        }
+#undef DOT
+#undef TOK
+#define TOK(i)                                                                                                \
+    if (nt > i)                                                                                               \
+        f##i = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s##i),                                                      \
+                               _mm512_mul_ps(dw, _mm512_set1_ps(xs[(size_t)(i) * xstride + (size_t)b].d)), f##i);
+        TOK(0) TOK(1) TOK(2) TOK(3) TOK(4) TOK(5) TOK(6) TOK(7) TOK(8) TOK(9) TOK(10) TOK(11)
+#undef TOK
+    }
+    __m512 f[12] = {f0, f1, f2, f3, f4, f5, f6, f7, f8, f9, f10, f11};
+    for (int i = 0; i < nt; i++) _mm512_storeu_ps(y + (size_t)i * ldy, f[i]);
+}
+
+/* Rows n .. n+15 (an x8 pair) for all T tokens. Up to FS_QTILE_T512
+ * tokens (a batched decode step): one direct tile. More (a prompt): the
+ * pair packed once into the thread's pq / pd, then FS_QTILE_T512 tokens
+ * at a time. Either way the first token tile prefetches the next pair
+ * (more = 1: rows n + 16 .. n + 31 exist), so that the
+ * weights stream while the products are computed. */
+TGT void fs_qgemm16_avx512(const fs_quant_job *j, int n, uint8_t *pq, float *pd, int more) {
+    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0, direct = j->T <= FS_QTILE_T512;
+    size_t xstride = (size_t)nb, ldy = (size_t)j->N, sbytes = fs_x8_super_bytes(j->dt);
+    const uint8_t *src = (const uint8_t *)j->W + fs_x8_index(j->N / 8, nb, n / 8, 0) * sbytes;
+    const uint8_t *next = more ? (const uint8_t *)j->W + fs_x8_index(j->N / 8, nb, n / 8 + 2, 0) * sbytes : NULL;
+    if (!direct) fs_qpack16_avx512(j->W, j->dt, j->N, j->K, n, pq, pd);
+    for (int t = 0; t < j->T; t += FS_QTILE_T512, next = NULL) {
+        const fs_block_q8_0 *x = j->f->qx + (size_t)t * xstride;
+        const fs_q8_0_sum *xs = j->f->qxs + (size_t)t * xstride;
+        float *y = j->y + (size_t)t * ldy + (size_t)n;
+        int nt = j->T - t < FS_QTILE_T512 ? j->T - t : FS_QTILE_T512;
+        /* nt, the format and direct constants in each call: each its own loop */
+#define CALL(k, c, d) qtile16(k, c, d, pq, pd, src, sbytes, nb, x, xstride, xs, y, ldy, next)
+#define CASE(k)                                                                                              \
+    case k:                                                                                                  \
+        if (direct) q4 ? CALL(k, 8, 1) : CALL(k, 128, 1);                                                    \
+        else q4 ? CALL(k, 8, 0) : CALL(k, 128, 0);                                                           \
+        break;
+        switch (nt) {
+        CASE(12) CASE(11) CASE(10) CASE(9) CASE(8) CASE(7) CASE(6) CASE(5) CASE(4) CASE(3) CASE(2)
+        default: CASE(1)
+        }
+#undef CASE
+#undef CALL
+    }
+}
+
 /* ---- the f32 register tile, 512-bit ---- */
 
 /* y[i * ldy + r] (+)= sum_{k < kc} x[i * ldx + k] * w_k[r], for i < nt
@@ -373,6 +616,12 @@ void fs_split_rows_avx512(const float *x, size_t ldx, int rows, int K, uint16_t 
     (void)x, (void)ldx, (void)rows, (void)K, (void)xs, (void)part, (void)ldk;
 }
 void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1) { (void)j, (void)t, (void)g0, (void)g1; }
+void fs_gemvT_avx512(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1) {
+    fs_gemv_scalar(x, W, dt, y, T, K, N, n0, n1);
+}
+void fs_qgemm16_avx512(const fs_quant_job *j, int n, uint8_t *pq, float *pd, int more) {
+    (void)j, (void)n, (void)pq, (void)pd, (void)more;
+}
 void fs_expand_x_avx512(const fs_block_q8_0 *x, int8_t *qxe, int nb) { (void)x, (void)qxe, (void)nb; }
 
 #endif

@@ -105,8 +105,9 @@ void fs_gemm_scalar(const float *x, const void *W, fs_dtype dt, float *y, int T,
 /* One chunk: rows [n0, n1) of y, all T tokens. Chunks are contiguous row
  * ranges, so each thread streams a contiguous slice of W. With AVX2 the
  * kernel depends on the call: AMX tiles for a bf16 prefill where the CPU
- * has them (matmul_amx.c), the AVX2 GEMM for other prefills, and for one
- * token the decode plan's kernel (tune_cpu.c: 256- or 512-bit, and for
+ * has them (matmul_amx.c), with AVX-512 for 2-12 tokens (a batched
+ * decode step) the rows read as stored (fs_gemvT_avx512), the AVX2 GEMM for
+ * other prefills, and for one token the decode plan's kernel (tune_cpu.c: 256- or 512-bit, and for
  * bf16 vdpbf16ps on the split input). */
 static void float_chunk(void *arg, int chunk, int tid) {
     const fs_float_job *j = arg;
@@ -117,6 +118,8 @@ static void float_chunk(void *arg, int chunk, int tid) {
     case FS_ISA_AVX2: {
         const fs_cpu_plan *plan = &f->plan[j->dt];
         if (j->amx) fs_amx_gemm_bf16(j->f, j->W, j->y, j->T, j->K, j->N, n0, n1, tid);
+        else if (f->avx512 && j->T > 1 && j->T <= FS_TILE_T512)
+            fs_gemvT_avx512(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1);
         else if (j->gemm) fs_gemm_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, pack, f->avx512);
         else if (j->T > 1) fs_gemv_avx2(j->x, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, plan);
         else switch (fs_cpu_decode_kernel(f, j->dt)) {

@@ -557,6 +557,24 @@ static TGT void panel_tokens(const fs_quant_job *j, const uint8_t *pq, const flo
     }
 }
 
+/* With AVX-512 VNNI (and x8 weights): the pairs of x8 groups as 16-row
+ * panels on 512-bit vpdpbusd (matmul_avx512.c), a last group alone (N / 8
+ * odd) as an 8-row panel here. */
+static void gemm512_chunk(void *arg, int chunk, int tid) {
+    const fs_quant_job *j = arg;
+    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    uint8_t *pq = (uint8_t *)j->f->qpack + (size_t)tid * j->f->qpack_stride;
+    float *pd = (float *)(pq + (size_t)j->K * 2 * QP_ROWS);
+    int n = n0;
+    /* the next pair is prefetched even past the chunk: chunks are small
+     * (8 a thread) and a thread takes its next one after this one */
+    for (; n + 2 * QP_ROWS <= n1; n += 2 * QP_ROWS) fs_qgemm16_avx512(j, n, pq, pd, n + 4 * QP_ROWS <= j->N);
+    if (n + QP_ROWS <= n1) {
+        pack_panel_x8(j->W, j->dt, j->N, j->K, n, pq, pd);
+        panel_tokens(j, pq, pd, n);
+    }
+}
+
 static void gemm_chunk(void *arg, int chunk, int tid) {
     const fs_quant_job *j = arg;
     int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
@@ -585,7 +603,8 @@ static void x8_groups_vnni(const fs_quant_job *j, int t, int g0, int g1) { x8_gr
 
 /* ---- the job ---- */
 
-size_t fs_cpu_qpack_bytes(int K) { return (size_t)K * QP_ROWS + (size_t)(K / FS_QK) * QP_ROWS * sizeof(float); }
+/* 16 rows: the 512-bit GEMM's panels (the 8-row ones use the first half) */
+size_t fs_cpu_qpack_bytes(int K) { return (size_t)K * 2 * QP_ROWS + (size_t)(K / FS_QK) * 2 * QP_ROWS * sizeof(float); }
 
 /* Quantize x [T, K] to Q8_0 (f->qx) with its per-block scales and sums
  * (f->qxs), once for all the quantized matmuls that read this x. */
@@ -614,6 +633,9 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
     if (f->isa == FS_ISA_AVX2 && f->amx && f->tpack && T >= fs_amx_min_t(W->dtype) && x8) {
         j->rows = fs_cpu_chunk_rows(N, f->nth, 16, 4);   /* whole pairs of x8 groups: B tiles */
         fn = amx_chunk;
+    } else if (f->isa == FS_ISA_AVX2 && f->avx512 && x8 && T >= FS_GEMM_MIN_T) {
+        j->rows = fs_cpu_chunk_rows(N, f->nth, 2 * QP_ROWS, 8);   /* whole x8 pairs: 16-row panels */
+        fn = gemm512_chunk;
     } else if (f->isa == FS_ISA_AVX2 && T >= FS_GEMM_MIN_T && N >= QP_ROWS) {
         j->rows = fs_cpu_chunk_rows(N, f->nth, QP_ROWS, 8);
         fn = gemm_chunk;
