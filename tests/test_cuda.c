@@ -854,6 +854,12 @@ int main(int argc, char **argv) {
     check_attention(12, 4, 64, 1000, 40, 3);
     check_attention(8, 8, 32, 300, 64, 0);
     check_attention(16, 1, 64, 200, 9, 5);
+    /* the combine's shapes: 16 heads a kv head (one thread a column of
+     * every range), D 256 with 8 (more columns than threads), 3 with an
+     * odd cache (odd ranges: the scores' rows are padded) */
+    check_attention(16, 1, 64, 2000, 1, 1999);
+    check_attention(16, 2, 256, 3001, 1, 3000);
+    check_attention(12, 4, 64, 1001, 1, 1000);
     /* --kv f16: the same kernels on an f16 cache (stores rounded, loads
      * widened); the reference reads the rounded values, so the bounds stay */
     kv_dtype = FS_DTYPE_F16;
@@ -863,6 +869,7 @@ int main(int argc, char **argv) {
     check_attention(12, 4, 64, 1000, 1, 777);
     check_attention(16, 8, 128, 4096, 100, 150);
     check_attention(8, 8, 32, 300, 64, 0);
+    check_attention(16, 2, 256, 3001, 1, 3000);
     kv_dtype = FS_DTYPE_F32;
     check_batched(16, 8, 128, 4, 4, 0);     /* a batched decode step: one token of each of 4 sequences */
     check_batched(16, 8, 128, 2, 1, 0);     /* one token of sequence 1 of 2, at 900 (T = 1: programmatic launches) */

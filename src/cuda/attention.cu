@@ -39,10 +39,12 @@
  * the next call) combines the ranges:
  *   M = max m_s,  out = sum_s e^(m_s - M) o_s / sum_s e^(m_s - M) l_s.
  * This costs no extra launch. The weights e^(m_s - M) are computed once
- * per head into shared memory, so the loop over splits only loads the
- * partial outputs of non-empty ranges, all independent: no round trip to
- * memory waits on another (at depth 0, 31 of 32 ranges are empty). The result differs from the reference only
- * in rounding (f32 sums in another order).
+ * per head into shared memory; then every thread issues all of its loads
+ * of the partial outputs before its first sum (a float4 column of a
+ * slice of the ranges; the slices added in shared memory): one trip to
+ * L2, where a loop over the ranges waited for 8 of them at 64 ranges.
+ * The result differs from the reference only in rounding (f32 sums in
+ * another order).
  *
  * Docs: docs/gpu.md, docs/kv-cache.md
  */
@@ -75,6 +77,36 @@ struct att_shared {
     int is_last;
 };
 
+/* Before waiting for the kernels in front of it, a block asks the L2
+ * cache for its range's keys and values (a.pf: bit 0 keys, bit 1 values;
+ * FS_CUDA_ATT_PF): one `cp.async.bulk.prefetch.L2` per 4 KB piece (the
+ * bulk copy engine, sm_90), a piece a thread, fire and forget. Only the
+ * newest key is written by the kernel before (rope_kv), and L2 is where
+ * every write lands, so a line fetched early is never stale; the point is
+ * that the range's bytes are on their way while rope_kv and the matmul
+ * before it finish, and the loads after the wait find them in L2.
+ * Measured (H100, with the one-trip combine below): tg128 +3.5-6% at
+ * depth 0, -2-5% at depth 4096, where 512 blocks keep the memory busy
+ * anyway and each range is then requested twice - which of the two
+ * changes gave which is still to be separated (src/cuda/NOTES.md). */
+__device__ __forceinline__ void prefetch_range(const fs_cu_attn &a, int sq, int g, int j0, int n, int f16) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const size_t esz = f16 ? 2 : 4, n_ctx = (size_t)a.caches.n_ctx[sq];
+    const char *base = (const char *)a.caches.p[sq];
+    const size_t row = (size_t)a.D * esz, bytes = (size_t)n * row & ~(size_t)15;
+    const int pieces = (int)((bytes + 4095) / 4096);
+    for (int i = threadIdx.x; i < 2 * pieces; i += ATT_THREADS) {
+        const int kv = i / pieces;   /* 0: keys, 1: values */
+        if (!(a.pf >> kv & 1)) continue;
+        const size_t off = (size_t)(i % pieces) * 4096, len = bytes - off < 4096 ? bytes - off : 4096;
+        const char *p = base + (((size_t)kv * a.Hkv + g) * n_ctx + (size_t)j0) * row + off;
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((unsigned)len) : "memory");
+    }
+#else
+    (void)a, (void)sq, (void)g, (void)j0, (void)n, (void)f16;
+#endif
+}
+
 /* rp (the persistent step, one token, rope_kv folded in): the query
  * heads are rotated here, from q as the matmul left it, into shared
  * memory; the block of the range holding the token's own position also
@@ -98,11 +130,12 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
     const int chunk = min(a.chunk, max(a.min_keys, (n_keys + a.n_split - 1) / a.n_split));
     const int S = (n_keys + chunk - 1) / chunk;   /* ranges that hold keys; the rest of the grid leaves */
     if (s >= S) return;
-    pdl_wait();
     const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range, >= 1 */
+    prefetch_range(a, sq, g, j0, n, F16);
+    pdl_wait();
     const int stride = a.n_split;                                  /* of the partials in scratch */
     /* shared: q [group][D], scores [group][a.chunk], the warps' o [ATT_WARPS][2][D] */
-    const int sc_stride = a.chunk;   /* the scores' row stride */
+    const int sc_stride = (a.chunk + 3) & ~3;   /* the scores' row stride: o_red stays 16-byte aligned */
     float *q_s = sm, *sc = q_s + group * D, *o_red = sc + group * sc_stride;
     const size_t n_ctx = (size_t)a.caches.n_ctx[sq];
     /* element offsets of this kv head's keys and values in the cache (kv_load4: f32 or f16) */
@@ -270,16 +303,52 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
         if (lane == 0) den_s[h] = den;
     }
     sync();
-    for (int i = tid; i < group * D; i += ATT_THREADS) {
-        const int h = i / D, d = i - h * D;
-        const float *o = part_o + (prow0 + h) * stride * D;
-        float num = 0.0f;
-#pragma unroll 8
-        for (int r = 0; r < S; r++) {
-            float w = w_s[h][r];
-            if (w != 0.0f) num = fmaf(w, __ldcg(o + (size_t)r * D + d), num);
+    /* then the partial outputs, every load issued before the first sum: P
+     * = group x D/4 float4 columns, Q slices of the ranges a column (Q x P
+     * threads, so a column's 64 ranges at 4,096 positions are 16 loads of
+     * each of 4 threads, one trip to L2), the slices added in shared memory
+     * (o_red: 16 D floats, Q x P float4s at most) */
+    const int nc = D / 4, P = group * nc, Q = P >= ATT_THREADS ? 1 : min(ATT_THREADS / P, 16 / group);
+    float4 *red = (float4 *)o_red;
+    for (int i = tid; i < P * Q; i += ATT_THREADS) {
+        const int p = i % P, q = i / P, h = p / nc, c = p - h * nc;
+        const float4 *o = (const float4 *)(part_o + (prow0 + h) * stride * D) + c;
+        float4 num = make_float4(0, 0, 0, 0);
+        for (int r0 = q; r0 < S; r0 += 16 * Q) {
+            float4 v[16];
+#pragma unroll
+            for (int k = 0; k < 16; k++) {
+                const int r = r0 + k * Q;
+                v[k] = r < S ? __ldcg(o + (size_t)r * nc) : make_float4(0, 0, 0, 0);
+            }
+#pragma unroll
+            for (int k = 0; k < 16; k++) {
+                const int r = r0 + k * Q;
+                const float w = r < S ? w_s[h][r] : 0.0f;
+                if (w != 0.0f)
+                    num.x = fmaf(w, v[k].x, num.x), num.y = fmaf(w, v[k].y, num.y), num.z = fmaf(w, v[k].z, num.z),
+                    num.w = fmaf(w, v[k].w, num.w);
+            }
         }
-        ((float *)a.out)[(row0 + h) * D + d] = num / den_s[h];
+        if (Q == 1) {
+            const float inv = 1.0f / den_s[h];
+            ((float4 *)a.out)[((row0 + h) * D) / 4 + c] = make_float4(num.x * inv, num.y * inv, num.z * inv, num.w * inv);
+        } else {
+            red[i] = num;
+        }
+    }
+    if (Q > 1) {
+        sync();
+        for (int p = tid; p < P; p += ATT_THREADS) {
+            const int h = p / nc, c = p - h * nc;
+            float4 sum = red[p];
+            for (int q = 1; q < Q; q++) {
+                const float4 v = red[q * P + p];
+                sum.x += v.x, sum.y += v.y, sum.z += v.z, sum.w += v.w;
+            }
+            const float inv = 1.0f / den_s[h];
+            ((float4 *)a.out)[((row0 + h) * D) / 4 + c] = make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);
+        }
     }
     if (tid == 0) *counter = 0;
 }

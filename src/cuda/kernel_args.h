@@ -161,6 +161,7 @@ typedef struct fs_cu_attn {
     int n_split, chunk;
     int t0;
     int min_keys;   /* keys per range at least (attention.cu) */
+    int pf;         /* what a block asks L2 for before it waits: bit 0 its keys, bit 1 its values */
 } fs_cu_attn;
 
 /* The persistent decode step (persist.cu): the ops of a recorded

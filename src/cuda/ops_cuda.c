@@ -126,10 +126,23 @@ int fs_cuda_attn_splits(int n_ctx, int group, int D) {
     return S;
 }
 
-/* attention.cu's shared memory: q [group][D], scores [group][chunk], the
- * warps' partial outputs [8][2][D] */
+/* What decode attention's blocks prefetch into L2 before they wait
+ * (attention.cu, prefetch_range): 3, keys and values (measured on an H100:
+ * tg128 +3.5-6% at depth 0, -2-5% at depth 4096, src/cuda/NOTES.md
+ * session 13); FS_CUDA_ATT_PF=0 none, 1 keys, 2 values, for A/B runs. */
+static int attn_prefetch(void) {
+    static int pf = -1;
+    if (pf < 0) {
+        const char *v = getenv("FS_CUDA_ATT_PF");
+        pf = v && v[0] >= '0' && v[0] <= '3' && !v[1] ? v[0] - '0' : 3;
+    }
+    return pf;
+}
+
+/* attention.cu's shared memory: q [group][D], scores [group][chunk] (rows
+ * padded to 4 floats), the warps' partial outputs [8][2][D] */
 size_t fs_cuda_attn_smem(int n_ctx, int S, int group, int D) {
-    return ((size_t)group * (size_t)(D + CEIL_DIV(n_ctx, S)) + 16 * (size_t)D) * sizeof(float);
+    return ((size_t)group * (size_t)(D + (CEIL_DIV(n_ctx, S) + 3) / 4 * 4) + 16 * (size_t)D) * sizeof(float);
 }
 
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
@@ -467,6 +480,7 @@ void fs_cuda_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs
     a.part_ml = c->part_ml;
     a.counter = c->att_counter;
     a.min_keys = c->att_min_keys;
+    a.pf = attn_prefetch();
     a.Hq = Hq;
     a.Hkv = Hkv;
     a.D = D;
