@@ -414,6 +414,14 @@ TGT void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1) {
  *          vector is loaded once for the tile's tokens.
  * A block's int32 sum is exact (at most 32 x 255 x 127 < 2^31), so the
  * result is the 256-bit GEMM's up to the order of the f32 sums. */
+/* The 32 bytes of vector j of superblock sa (group g) and of sb (group g
+ * + 1, the same block) as one 512-bit vector: a quad of each of the 16
+ * rows (Q4_0: quads j and j + 4, in the low and high nibbles). */
+INL __m512i pair_vec(const uint8_t *sa, const uint8_t *sb, int j) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
+                              _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+}
+
 TGT void fs_qpack16_avx512(const void *W, fs_dtype dt, int N, int K, int n, uint8_t *pq, float *pd) {
     int nb = K / FS_QK;
     size_t sbytes = fs_x8_super_bytes(dt);
@@ -426,15 +434,13 @@ TGT void fs_qpack16_avx512(const void *W, fs_dtype dt, int N, int K, int n, uint
         uint8_t *p = pq + (size_t)b * 512;
         if (dt == FS_DTYPE_Q4_0) {
             for (int j = 0; j < 4; j++) {   /* low nibbles: quads 0-3, high: 4-7 (pack_panel_x8) */
-                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
-                                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+                __m512i v = pair_vec(sa, sb, j);
                 _mm512_storeu_si512((void *)(p + 64 * j), _mm512_and_si512(v, low4));
                 _mm512_storeu_si512((void *)(p + 64 * (j + 4)), _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
             }
         } else {
             for (int j = 0; j < 8; j++) {
-                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
-                                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+                __m512i v = pair_vec(sa, sb, j);
                 _mm512_storeu_si512((void *)(p + 64 * j), _mm512_xor_si512(v, flip));
             }
         }
@@ -483,8 +489,7 @@ INL void qtile16(const int nt, const int c, const int direct, const uint8_t *pq,
         } else {
             const uint8_t *sa = src + (size_t)b * pstep, *sb = sa + sbytes;
             for (int j = 0; j < (c == 8 ? 4 : 8); j++) {
-                __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(sa + 16 + 32 * j))),
-                                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
+                __m512i v = pair_vec(sa, sb, j);
                 if (c == 8) {   /* Q4_0: low nibbles quad j, high quad j + 4 */
                     w = _mm512_and_si512(v, low4);
                     DOT(j)

@@ -18,7 +18,9 @@
  * with each token.
  *
  * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles (and with
- * AMX, for T >= fs_amx_min_t(dtype), on the matrix unit's tiles: matmul_amx.c). The idea is
+ * AMX, for T >= fs_amx_min_t(dtype), on the matrix unit's tiles: matmul_amx.c;
+ * with AVX-512 VNNI, 16-row panels on 512-bit vpdpbusd: matmul_avx512.c;
+ * what follows is the 256-bit form of the same idea). The idea is
  * the one of the f32 GEMM (matmul_float.c) - unpack a panel of weights once,
  * reuse it for every token - with int8 products instead of f32 FMAs:
  *
