@@ -422,28 +422,36 @@ INL __m512i pair_vec(const uint8_t *sa, const uint8_t *sb, int j) {
                               _mm256_loadu_si256((const __m256i *)(sb + 16 + 32 * j)), 1);
 }
 
+/* vpdpbusd's unsigned operand from a pair vector v: Q4_0's low nibbles
+ * (high = 0: quad j) or high ones (quad j + 4), Q8_0's bytes w + 128. */
+INL __m512i pair_weights(__m512i v, int q4, int high) {
+    if (q4) return _mm512_and_si512(high ? _mm512_srli_epi16(v, 4) : v, _mm512_set1_epi8(15));
+    return _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+}
+
+/* The 16 rows' scales of the block (f16, each superblock's first 16
+ * bytes) as f32: group g's in lanes 0-7, g + 1's in 8-15. */
+INL __m512 pair_scales(const uint8_t *sa, const uint8_t *sb) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sa))),
+                              _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb)), 1);
+}
+
 TGT void fs_qpack16_avx512(const void *W, fs_dtype dt, int N, int K, int n, uint8_t *pq, float *pd) {
-    int nb = K / FS_QK;
+    int nb = K / FS_QK, q4 = dt == FS_DTYPE_Q4_0;
     size_t sbytes = fs_x8_super_bytes(dt);
-    const __m512i low4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
     for (int b = 0; b < nb; b++) {
         const uint8_t *sa = (const uint8_t *)W + fs_x8_index(N / 8, nb, n / 8, b) * sbytes;
         const uint8_t *sb = (const uint8_t *)W + fs_x8_index(N / 8, nb, n / 8 + 1, b) * sbytes;
-        _mm256_storeu_ps(pd + (size_t)b * 16, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sa)));
-        _mm256_storeu_ps(pd + (size_t)b * 16 + 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb)));
+        _mm512_storeu_ps(pd + (size_t)b * 16, pair_scales(sa, sb));
         uint8_t *p = pq + (size_t)b * 512;
-        if (dt == FS_DTYPE_Q4_0) {
+        if (q4)
             for (int j = 0; j < 4; j++) {   /* low nibbles: quads 0-3, high: 4-7 (pack_panel_x8) */
                 __m512i v = pair_vec(sa, sb, j);
-                _mm512_storeu_si512((void *)(p + 64 * j), _mm512_and_si512(v, low4));
-                _mm512_storeu_si512((void *)(p + 64 * (j + 4)), _mm512_and_si512(_mm512_srli_epi16(v, 4), low4));
+                _mm512_storeu_si512((void *)(p + 64 * j), pair_weights(v, 1, 0));
+                _mm512_storeu_si512((void *)(p + 64 * (j + 4)), pair_weights(v, 1, 1));
             }
-        } else {
-            for (int j = 0; j < 8; j++) {
-                __m512i v = pair_vec(sa, sb, j);
-                _mm512_storeu_si512((void *)(p + 64 * j), _mm512_xor_si512(v, flip));
-            }
-        }
+        else
+            for (int j = 0; j < 8; j++) _mm512_storeu_si512((void *)(p + 64 * j), pair_weights(pair_vec(sa, sb, j), 0, 0));
     }
 }
 
@@ -457,7 +465,6 @@ TGT void fs_qpack16_avx512(const void *W, fs_dtype dt, int N, int K, int n, uint
 INL void qtile16(const int nt, const int c, const int direct, const uint8_t *pq, const float *pd, const uint8_t *src,
                  size_t sbytes, int nb, const fs_block_q8_0 *x, size_t xstride, const fs_q8_0_sum *xs, float *y,
                  size_t ldy, const uint8_t *next) {
-    const __m512i low4 = _mm512_set1_epi8(15), flip = _mm512_set1_epi8((char)0x80);
     const size_t pstep = 2 * sbytes;   /* a block of the pair: both groups' superblocks */
     __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0, f8 = f0,
            f9 = f0, f10 = f0, f11 = f0;
@@ -488,20 +495,16 @@ INL void qtile16(const int nt, const int c, const int direct, const uint8_t *pq,
             dw = _mm512_loadu_ps(pd + (size_t)b * 16);
         } else {
             const uint8_t *sa = src + (size_t)b * pstep, *sb = sa + sbytes;
-            for (int j = 0; j < (c == 8 ? 4 : 8); j++) {
+            for (int j = 0; j < (c == 8 ? 4 : 8); j++) {   /* as fs_qpack16_avx512 stores them */
                 __m512i v = pair_vec(sa, sb, j);
-                if (c == 8) {   /* Q4_0: low nibbles quad j, high quad j + 4 */
-                    w = _mm512_and_si512(v, low4);
-                    DOT(j)
-                    w = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+                w = pair_weights(v, c == 8, 0);
+                DOT(j)
+                if (c == 8) {
+                    w = pair_weights(v, 1, 1);
                     DOT(j + 4)
-                } else {
-                    w = _mm512_xor_si512(v, flip);
-                    DOT(j)
                 }
             }
-            dw = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sa))),
-                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)sb)), 1);
+            dw = pair_scales(sa, sb);
         }
 #undef DOT
 #undef TOK
