@@ -57,6 +57,10 @@
 #define GMAX 16        /* query heads per kv head at most (reserve checks) */
 #define MAX_SPLIT 128  /* context splits at most (fs_cuda_attn_splits) */
 #define KEY_SLOTS 2    /* keys per 8-lane group per step: loads in flight */
+#define CMB_LOADS 8    /* the combine's partial-output loads in flight a thread: 32
+                          registers; 16 took the kernel past 64 registers, 3 blocks
+                          an SM instead of 4, and depth 4096's 512 blocks into two
+                          waves (src/cuda/NOTES.md, session 14) */
 
 /* The barrier among a block's ATT_THREADS threads: __syncthreads in the
  * kernels below; the persistent decode step (persist.cu), whose blocks
@@ -85,10 +89,10 @@ struct att_shared {
  * every write lands, so a line fetched early is never stale; the point is
  * that the range's bytes are on their way while rope_kv and the matmul
  * before it finish, and the loads after the wait find them in L2.
- * Measured (H100, with the one-trip combine below): tg128 +3.5-6% at
- * depth 0, -2-5% at depth 4096, where 512 blocks keep the memory busy
- * anyway and each range is then requested twice - which of the two
- * changes gave which is still to be separated (src/cuda/NOTES.md). */
+ * Measured alone (H100, FS_CUDA_ATT_PF 0 / 2 / 3, bf16 tg128): f16 cache
+ * 927.8 / 953.3 / 968.2 tok/s at depth 0, 667.9 / 692.3 / 692.4 at 4096;
+ * f32 940.1 / 973.7 / 981.0 and 648.5 / 658.3 / 660.2 - it pays
+ * everywhere (src/cuda/NOTES.md, session 14). */
 __device__ __forceinline__ void prefetch_range(const fs_cu_attn &a, int sq, int g, int j0, int n, int f16) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     const size_t esz = f16 ? 2 : 4, n_ctx = (size_t)a.caches.n_ctx[sq];
@@ -314,15 +318,15 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
         const int p = i % P, q = i / P, h = p / nc, c = p - h * nc;
         const float4 *o = (const float4 *)(part_o + (prow0 + h) * stride * D) + c;
         float4 num = make_float4(0, 0, 0, 0);
-        for (int r0 = q; r0 < S; r0 += 16 * Q) {
-            float4 v[16];
+        for (int r0 = q; r0 < S; r0 += CMB_LOADS * Q) {
+            float4 v[CMB_LOADS];
 #pragma unroll
-            for (int k = 0; k < 16; k++) {
+            for (int k = 0; k < CMB_LOADS; k++) {
                 const int r = r0 + k * Q;
                 v[k] = r < S ? __ldcg(o + (size_t)r * nc) : make_float4(0, 0, 0, 0);
             }
 #pragma unroll
-            for (int k = 0; k < 16; k++) {
+            for (int k = 0; k < CMB_LOADS; k++) {
                 const int r = r0 + k * Q;
                 const float w = r < S ? w_s[h][r] : 0.0f;
                 if (w != 0.0f)
@@ -354,14 +358,19 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
 }
 
 /* one kernel per head-dim bound and cache type (ops_cuda.c picks by a.caches.f16): block (x, y, z) is
- * range x of kv head y of token t0 + z */
-#define ATT_KERNEL(name, DV, F16)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(ATT_THREADS) name(fs_cu_attn a) {                                 \
+ * range x of kv head y of token t0 + z. MINB: blocks an SM the compiler
+ * must leave room for. At depth 4096 a token has 8 x 65 blocks, and 4 an
+ * SM (64 registers a thread) run them in one wave on 132 SMs; at 80
+ * registers (3 an SM) the last 124 waited for a second wave: tg128 at
+ * depth 4096 bf16 with an f16 cache 692 -> 778 tok/s when bounded (H100,
+ * session 14). D 256 keeps its registers (bounded, it spills). */
+#define ATT_KERNEL(name, DV, F16, MINB)                                                                            \
+    extern "C" __global__ void __launch_bounds__(ATT_THREADS, MINB) name(fs_cu_attn a) {                           \
         __shared__ att_shared sh;                                                                                  \
         pdl_launch_dependents();                                                                                   \
         attention_decode<DV, F16>(a, blockIdx.x, blockIdx.y, blockIdx.z, (float *)dyn_smem, sh, block_sync());    \
     }
-ATT_KERNEL(attention_decode_128, 4, 0)
-ATT_KERNEL(attention_decode_256, 8, 0)
-ATT_KERNEL(attention_decode_128_f16, 4, 1)
-ATT_KERNEL(attention_decode_256_f16, 8, 1)
+ATT_KERNEL(attention_decode_128, 4, 0, 4)
+ATT_KERNEL(attention_decode_256, 8, 0, 1)
+ATT_KERNEL(attention_decode_128_f16, 4, 1, 4)
+ATT_KERNEL(attention_decode_256_f16, 8, 1, 1)

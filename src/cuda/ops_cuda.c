@@ -127,9 +127,10 @@ int fs_cuda_attn_splits(int n_ctx, int group, int D) {
 }
 
 /* What decode attention's blocks prefetch into L2 before they wait
- * (attention.cu, prefetch_range): 3, keys and values (measured on an H100:
- * tg128 +3.5-6% at depth 0, -2-5% at depth 4096, src/cuda/NOTES.md
- * session 13); FS_CUDA_ATT_PF=0 none, 1 keys, 2 values, for A/B runs. */
+ * (attention.cu, prefetch_range): 3, keys and values (measured on an H100,
+ * src/cuda/NOTES.md session 14: bf16 tg128 +4.4% at depth 0 and +3.7% at
+ * depth 4096 with an f16 cache against none); FS_CUDA_ATT_PF=0 none, 1
+ * keys, 2 values, for A/B runs. */
 static int attn_prefetch(void) {
     static int pf = -1;
     if (pf < 0) {

@@ -34,13 +34,22 @@
 
 #define ROPE_WARPS 4
 
+/* cos and sin of position p's angle i, the reference's way (above) */
+__device__ __forceinline__ float2 rope_angle(int p, fs_cu_ptr inv_freq, int i) {
+    const float angle = __fmul_rn((float)p, ((const float *)inv_freq)[i]);
+    double sn, cs;
+    sincos((double)angle, &sn, &cs);
+    return make_float2((float)cs, (float)sn);
+}
+
 /* The work of warp gw (of T * (Hq + 2 Hkv)): one head of one token. The
  * kernel below maps its warps onto it; so does the persistent decode step
  * (persist.cu), which runs this op as one of its phases - or, folded into
  * attention, has each attention block rotate the query heads it needs
  * into its own shared memory: q_out non-NULL (a query head only) takes
  * the result instead of q, which is then left as it was. */
-__device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float *q_out = nullptr) {
+__device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float *q_out = nullptr,
+                                             const float2 *tab = nullptr, int tab_t0 = 0) {
     const int lane = threadIdx.x & 31;
     const int heads = a.Hq + 2 * a.Hkv;
     if (gw >= step_T(a.step) * heads) return;
@@ -83,9 +92,15 @@ __device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float 
         int i = lane + 32 * m;
         c[m] = s[m] = w_lo[m] = w_hi[m] = b_lo[m] = b_hi[m] = 0.0f;
         if (i < half) {
-            float angle = __fmul_rn((float)p, ((const float *)a.inv_freq)[i]);
-            c[m] = (float)cos((double)angle);
-            s[m] = (float)sin((double)angle);
+            if (tab) {   /* the block's table (rope_kv below) */
+                const float2 cs = tab[(size_t)(t - tab_t0) * half + i];
+                c[m] = cs.x;
+                s[m] = cs.y;
+            } else {
+                const float2 cs = rope_angle(p, a.inv_freq, i);
+                c[m] = cs.x;
+                s[m] = cs.y;
+            }
             if (w) w_lo[m] = weight_at(w, w_dtype, i), w_hi[m] = weight_at(w, w_dtype, i + half);
             if (bias) {
                 b_lo[m] = weight_at(bias, b_dtype, (size_t)h * D + i);
@@ -130,10 +145,27 @@ __device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float 
     }
 }
 
+/* The kernel: warp w of block b is head gw = b * ROPE_WARPS + w. The
+ * heads of a token share their angles, so the block computes them once
+ * for its tokens (one or two: ROPE_WARPS consecutive heads), a thread
+ * per angle, into shared memory: where every warp computed its own, a
+ * prefill chunk of 512 tokens evaluated each cos and sin 32 times over
+ * (Qwen3-0.6B: 16 + 8 + 8 heads a token) in double precision - most of
+ * the kernel's instructions (src/cuda/NOTES.md, session 14). */
+#define ROPE_MAX_HALF 128   /* D <= 256 (fs_cuda_reserve checks) */
 extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope a) {
     /* The step was written before this recorded step began, not by the
      * previous kernel: it, the angles and the norm weights can be read
      * before waiting for q, k, v (programmatic launch, common.cuh). */
     pdl_launch_dependents();
-    rope_kv_warp(a, blockIdx.x * ROPE_WARPS + (threadIdx.x >> 5));
+    __shared__ float2 tab[ROPE_WARPS * ROPE_MAX_HALF];
+    const int heads = a.Hq + 2 * a.Hkv, half = a.D / 2, T = step_T(a.step);
+    const int gw0 = blockIdx.x * ROPE_WARPS, t0 = gw0 / heads;
+    const int t1 = min((gw0 + ROPE_WARPS - 1) / heads, T - 1);   /* the block's last token */
+    for (int e = threadIdx.x; e < (t1 - t0 + 1) * half; e += blockDim.x) {
+        const int t = t0 + e / half;
+        tab[e] = rope_angle(step_token(a.step, t)[FS_CU_TOK_POS], a.inv_freq, e % half);
+    }
+    __syncthreads();
+    rope_kv_warp(a, gw0 + (threadIdx.x >> 5), nullptr, tab, t0);
 }
