@@ -84,7 +84,7 @@ struct att_shared {
 /* Before waiting for the kernels in front of it, a block asks the L2
  * cache for its range's keys and values (a.pf: bit 0 keys, bit 1 values;
  * FS_CUDA_ATT_PF): one `cp.async.bulk.prefetch.L2` per 4 KB piece (the
- * bulk copy engine, sm_90), a piece a thread, fire and forget. Only the
+ * bulk copy engine, sm_90; common.cuh), a piece a thread, fire and forget. Only the
  * newest key is written by the kernel before (rope_kv), and L2 is where
  * every write lands, so a line fetched early is never stale; the point is
  * that the range's bytes are on their way while rope_kv and the matmul
@@ -94,21 +94,13 @@ struct att_shared {
  * f32 940.1 / 973.7 / 981.0 and 648.5 / 658.3 / 660.2 - it pays
  * everywhere (src/cuda/NOTES.md, session 14). */
 __device__ __forceinline__ void prefetch_range(const fs_cu_attn &a, int sq, int g, int j0, int n, int f16) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     const size_t esz = f16 ? 2 : 4, n_ctx = (size_t)a.caches.n_ctx[sq];
     const char *base = (const char *)a.caches.p[sq];
-    const size_t row = (size_t)a.D * esz, bytes = (size_t)n * row & ~(size_t)15;
-    const int pieces = (int)((bytes + 4095) / 4096);
-    for (int i = threadIdx.x; i < 2 * pieces; i += ATT_THREADS) {
-        const int kv = i / pieces;   /* 0: keys, 1: values */
-        if (!(a.pf >> kv & 1)) continue;
-        const size_t off = (size_t)(i % pieces) * 4096, len = bytes - off < 4096 ? bytes - off : 4096;
-        const char *p = base + (((size_t)kv * a.Hkv + g) * n_ctx + (size_t)j0) * row + off;
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"((unsigned)len) : "memory");
-    }
-#else
-    (void)a, (void)sq, (void)g, (void)j0, (void)n, (void)f16;
-#endif
+    const size_t row = (size_t)a.D * esz;
+    const int kv = threadIdx.x / (ATT_THREADS / 2);   /* 0: keys, 1: values - half the threads each */
+    if (a.pf >> kv & 1)
+        prefetch_l2_range(base + (((size_t)kv * a.Hkv + g) * n_ctx + (size_t)j0) * row, (size_t)n * row,
+                          threadIdx.x % (ATT_THREADS / 2), ATT_THREADS / 2);
 }
 
 /* rp (the persistent step, one token, rope_kv folded in): the query

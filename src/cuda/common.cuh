@@ -95,6 +95,30 @@ __device__ __forceinline__ void bulk_copy(void *dst, const void *src, unsigned b
 }
 #endif
 
+/* Ask L2 for `bytes` from p (both multiples of 16; a piece of at most a
+ * few KB): Hopper's bulk prefetch, `cp.async.bulk.prefetch.L2`, one
+ * instruction for the whole piece, fire and forget - nothing waits for
+ * it, and a later load of those bytes finds them in L2 or on their way.
+ * The GEMV's weight hint (gemv.cu) and decode attention's range
+ * (attention.cu) use it.
+ * Does nothing before sm_90. */
+#define PF_PIECE 4096
+__device__ __forceinline__ void prefetch_l2_bulk(const void *p, unsigned bytes) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes) : "memory");
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+/* The same for a whole range, cut into PF_PIECE pieces shared out among
+ * `n` threads (this one is number i of them). */
+__device__ __forceinline__ void prefetch_l2_range(const void *p, size_t bytes, int i, int n) {
+    bytes &= ~(size_t)15;
+    for (size_t off = (size_t)i * PF_PIECE; off < bytes; off += (size_t)n * PF_PIECE)
+        prefetch_l2_bulk((const char *)p + off, (unsigned)(bytes - off < PF_PIECE ? bytes - off : PF_PIECE));
+}
+
 /* The step (kernel_args.h): T, and token t's id, position and sequence
  * (tok[FS_CU_TOK_ID], tok[FS_CU_TOK_POS], tok[FS_CU_TOK_SEQ]). */
 __device__ __forceinline__ int step_T(fs_cu_ptr step) { return ((const int *)step)[FS_CU_STEP_T]; }

@@ -154,9 +154,7 @@ template <> struct vec<FS_CU_Q4_0> {
  * one of its threads - so every SM's copy engine takes a share. Issued
  * before the kernel waits for its predecessor: the memory system streams
  * the next weights while the chain of dependent kernels runs. */
-#define PF_PIECE 4096
 __device__ __forceinline__ void prefetch_l2(const fs_cu_mm &a) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     if (blockIdx.y != 0) return;
     unsigned long long j0 = 0;   /* pieces of the ranges before range i */
     for (int i = 0; i < a.n_pf; i++) {
@@ -166,13 +164,10 @@ __device__ __forceinline__ void prefetch_l2(const fs_cu_mm &a) {
         for (unsigned long long k = first + (unsigned long long)threadIdx.x * gridDim.x; k < pieces;
              k += (unsigned long long)blockDim.x * gridDim.x) {
             unsigned long long off = k * PF_PIECE, n = bytes - off < PF_PIECE ? bytes - off : PF_PIECE;
-            asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a.pf[i] + off), "r"((unsigned)n) : "memory");
+            prefetch_l2_bulk((const void *)(a.pf[i] + off), (unsigned)n);
         }
         j0 += pieces;
     }
-#else
-    (void)a;
-#endif
 }
 
 /* The layer of the call that concatenated row r belongs to. */

@@ -128,9 +128,9 @@ int fs_cuda_attn_splits(int n_ctx, int group, int D) {
 
 /* What decode attention's blocks prefetch into L2 before they wait
  * (attention.cu, prefetch_range): 3, keys and values (measured on an H100,
- * src/cuda/NOTES.md session 14: bf16 tg128 +4.4% at depth 0 and +3.7% at
- * depth 4096 with an f16 cache against none); FS_CUDA_ATT_PF=0 none, 1
- * keys, 2 values, for A/B runs. */
+ * src/cuda/NOTES.md session 14: bf16 tg128 +4.4% at depth 0 against none;
+ * at depth 4096 within -2% .. +4% over three calls); FS_CUDA_ATT_PF=0
+ * none, 1 keys, 2 values, for A/B runs. */
 static int attn_prefetch(void) {
     static int pf = -1;
     if (pf < 0) {
