@@ -378,11 +378,23 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
  * weights of a row per chunk, and at least 2 loads per lane in flight.
  * The _split versions give each row 4 warps, each a quarter of K: for
  * layers with few rows (o_proj, down_proj: 1024), which would otherwise
- * leave most of the GPU without loads to issue. */
-#define GEMV(name, DT, R, U)                                                                                        \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##name(fs_cu_mm a) { gemv<DT, R, U, 1>(a); } \
-    extern "C" __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_##name##_split(fs_cu_mm a) { gemv<DT, R, U, 4>(a); }
-GEMV(bf16, FS_CU_BF16, 2, 4)
+ * leave most of the GPU without loads to issue.
+ * GEMV_BOUNDED also names the blocks an SM the compiler must leave
+ * registers for (plain B, split BS). Measured per format on an H100
+ * (src/cuda/NOTES.md, session 14): bf16 at 8 / 5 (64 / 96 registers, was
+ * 80 / 108) gained 1-2% (tg128 997 -> 1,008, depth 4096 795 -> 810); the
+ * same bounds cost q8_0 3% and q4_0 28% (its plain kernel spills 248
+ * bytes at 64), so those keep their registers; f16 and f32 are not
+ * measured. (A bound of 1 block is not "no bound": it lets the compiler
+ * take up to 255 registers, and it took 205 for q4_0.) */
+#define GEMV_BOUNDS(name, DT, R, U, LB, LBS)                                                           \
+    extern "C" __global__ void LB gemv_##name(fs_cu_mm a) { gemv<DT, R, U, 1>(a); }                     \
+    extern "C" __global__ void LBS gemv_##name##_split(fs_cu_mm a) { gemv<DT, R, U, 4>(a); }
+#define GEMV(name, DT, R, U) \
+    GEMV_BOUNDS(name, DT, R, U, __launch_bounds__(GEMV_WARPS * 32), __launch_bounds__(GEMV_WARPS * 32))
+#define GEMV_BOUNDED(name, DT, R, U, B, BS) \
+    GEMV_BOUNDS(name, DT, R, U, __launch_bounds__(GEMV_WARPS * 32, B), __launch_bounds__(GEMV_WARPS * 32, BS))
+GEMV_BOUNDED(bf16, FS_CU_BF16, 2, 4, 8, 5)
 GEMV(f16, FS_CU_F16, 2, 4)
 GEMV(f32, FS_CU_F32, 2, 4)
 GEMV(q8_0, FS_CU_Q8_0, 2, 2)
