@@ -13,7 +13,8 @@ tools/docs_check.py's rebuild catches a stale one. Inputs:
   docs/data/prefetch-hint.csv     T0 vs NTA prefetch   -> img/nta-prefetch.svg
   (no data)                       AMX tiles            -> img/amx-tiles.svg
   docs/data/measurements.json     small measured sets with their sources
-                                  (huge pages, KV padding)
+                                  (huge pages, KV padding, the GPU's persistent
+                                  step and attention waves)
   docs/data/next-token-*.json     real next-token logits of models/tiny (made
                                   by tools/docs_data_logits.py)
                                   -> img/sampling.svg, js/fsdata-next-token.js
@@ -1847,6 +1848,55 @@ def fig_gpu_persist():
     return s.render()
 
 
+def fig_gpu_waves():
+    """decode attention's blocks on the SMs at 80 and at 64 registers a thread"""
+    d = read_json(os.path.join(DATA, "measurements.json"))["gpu_attention_waves"]
+    n_sm, blocks = d["sms"], d["kv_heads"] * d["ranges"]
+    W, H = 780, 330
+    s = SVG(W, H, "Decode attention's blocks on the GPU's SMs at 80 and at 64 registers a thread",
+            "Two grids of the SMs' block slots: at 80 registers a thread only three blocks fit an SM, so the last "
+            "blocks of a token at depth 4096 wait for a second wave; at 64 registers four fit and every block runs "
+            "in the first wave.")
+    s.text(20, 26, f"A token at depth 4,096: {blocks} blocks of {d['threads_per_block']} threads on {n_sm} SMs",
+           size=14, weight="bold")
+    cw, ch, x0 = 3.8, 13, 120
+    y = 52
+    for regs, tok in ((d["registers_before"], d["tok_s_before"]), (d["registers_after"], d["tok_s_after"])):
+        per_sm = d["registers_per_sm"] // (regs * d["threads_per_block"])
+        slots = per_sm * n_sm
+        first = min(blocks, slots)
+        s.text(x0 - 10, y + 14, f"{regs} registers", size=12, anchor="end", weight="bold")
+        s.text(x0 - 10, y + 29, f"{per_sm} blocks an SM", size=10.5, anchor="end", fill=MUTED)
+        s.text(x0 - 10, y + 43, f"{tok:,.0f} tok/s", size=10.5, anchor="end", fill=MUTED)
+        for r in range(4):   # slot rows; block i goes to SM i mod n_sm, row i // n_sm
+            for c in range(n_sm):
+                i = r * n_sm + c
+                yy = y + (3 - r) * ch
+                if r < per_sm and i < first:
+                    s.rect(x0 + c * cw, yy, cw - 0.8, ch - 2, fill=BLUE)
+                elif r < per_sm:
+                    s.rect(x0 + c * cw, yy, cw - 0.8, ch - 2, fill="none", stroke=GREY, sw=0.5)
+        if per_sm < 4:
+            need = (per_sm + 1) * d["threads_per_block"] * regs
+            s.text(x0 + n_sm * cw + 8, y + 9, f"{per_sm + 1} x {d['threads_per_block']} x {regs} = {need:,}",
+                   size=10, fill=RED)
+            s.text(x0 + n_sm * cw + 8, y + 22, f"> {d['registers_per_sm']:,}: no 4th block", size=10, fill=RED)
+        s.text(x0 + n_sm * cw + 8, y + 4 * ch - 8, f"wave 1: {first} blocks", size=10.5, fill=BLUE)
+        left = blocks - first
+        if left:
+            yy = y + 4 * ch + 10
+            for c in range(left):
+                s.rect(x0 + c * cw, yy, cw - 0.8, ch - 2, fill=ACCENT)
+            s.text(x0 + left * cw + 8, yy + 10, f"wave 2: {left} more blocks", size=10.5,
+                   fill=ACCENT)
+        y += 4 * ch + (30 if left else 0) + 36
+    s.text(x0, y - 8, f"one column = one SM ({n_sm}); one cell = one block ({d['kv_heads']} kv heads x {d['ranges']} ranges)",
+           size=10.5, fill=MUTED)
+    s.text(20, H - 12, "Data: docs/data/measurements.json (gpu_attention_waves: src/cuda/NOTES.md, session 14, "
+                       "H100, bf16, --kv f16); drawn by tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
 FIGURES = {
     "img/roofline.svg": fig_roofline,
     "img/kv-growth.svg": fig_kv_growth,
@@ -1876,6 +1926,7 @@ FIGURES = {
     "img/spine.svg": fig_spine,
     "img/skinny-mma.svg": fig_skinny_mma,
     "img/gpu-persist.svg": fig_gpu_persist,
+    "img/gpu-waves.svg": fig_gpu_waves,
     "js/fsdata-next-token.js": js_next_token,
 }
 
