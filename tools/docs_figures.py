@@ -272,8 +272,11 @@ def fig_roofline():
            size=14, weight="bold")
     ax.frame("bytes read per decoded token (MB, log scale)", "decode tokens/s (log scale)")
     marks = {"bf16": "circle", "q8_0": "square", "q4_0": "triangle"}
+    n_gpu = 0   # GPU series sit close together: every other one labels to the left
     for k, se in enumerate(series):
         col = SERIES[k % len(SERIES)]
+        flip = any(r["backend"] == "cuda" for r in se["rows"]) and n_gpu % 2 == 1
+        n_gpu += any(r["backend"] == "cuda" for r in se["rows"])
         lo, hi = se["bw"]
         pts = [(ax.X(xlo), ax.Y(min(yhi, lo * 1e3 / xlo))), (ax.X(xhi), ax.Y(max(ylo, lo * 1e3 / xhi))),
                (ax.X(xhi), ax.Y(max(ylo, hi * 1e3 / xhi))), (ax.X(xlo), ax.Y(min(yhi, hi * 1e3 / xlo)))]
@@ -307,8 +310,13 @@ def fig_roofline():
             at = r["test"].partition("@")[2].strip()   # "tg128 @ d4096": a filled cache, its depth
             label = f'{r["weights"]}{" @" + at if at else ""} {float(r["tok_s_median"]):.4g}'
             if at:   # points of one series at depth sit close together: labels go below, stacked
-                s.text(x - 4, y + 16 + 13 * n_at, label, size=10.5, fill=col)
+                if flip:
+                    s.text(x - 8, y + 16 + 13 * n_at, label, size=10.5, fill=col, anchor="end")
+                else:
+                    s.text(x - 4, y + 16 + 13 * n_at, label, size=10.5, fill=col)
                 n_at += 1
+            elif flip:
+                s.text(x - 8, y - 8, label, size=10.5, fill=col, anchor="end")
             else:
                 s.text(x + 8, y + 4, label, size=10.5, fill=col)
     # legend
