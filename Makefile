@@ -51,9 +51,23 @@ DEPS       += $(CUDA_C:%.c=$(BUILD)/%.d)
 NVCC_FLAGS ?= -O3 -std=c++17 --threads 0 -Xfatbin -compress-all \
               -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
               -gencode arch=compute_90,code=compute_90
+# Measurement builds, each in its own directory (a flag change also
+# rebuilds what it touches: the stamp below):
+#   CUDA_TIMELINE=1  kernels with the timeline's marks (src/cuda/timeline.c):
+#                    make BUILD=build-tl CUDA_TIMELINE=1
+#   GEMV_WARPS=N     decode GEMV blocks of N warps, host and kernels alike
+#                    (kernel_args.h): make BUILD=build-w16 GEMV_WARPS=16
+#   NVCC_EXTRA=...   more nvcc flags (a -D for an A/B of the kernels alone)
+NVCC_FLAGS += $(if $(CUDA_TIMELINE),-DFS_CU_TIMELINE) $(if $(GEMV_WARPS),-DFS_CU_GEMV_WARPS=$(GEMV_WARPS)) $(NVCC_EXTRA)
+override CFLAGS += $(if $(GEMV_WARPS),-DFS_CU_GEMV_WARPS=$(GEMV_WARPS))
+CUDA_STAMP := $(BUILD)/cuda/flags
+$(CUDA_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(NVCC_FLAGS) | $(CFLAGS)' | cmp -s - $@ || echo '$(NVCC_FLAGS) | $(CFLAGS)' > $@
+$(BUILD)/src/cuda/ops_cuda.o: $(CUDA_STAMP)
 
 ifneq ($(NVCC),)
-$(BUILD)/cuda/kernels.fatbin: $(CUDA_DEPS)
+$(BUILD)/cuda/kernels.fatbin: $(CUDA_DEPS) $(CUDA_STAMP)
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -Isrc -fatbin -o $@ src/cuda/kernels.cu
 $(BUILD)/cuda/fatbin.c: $(BUILD)/cuda/kernels.fatbin scripts/cuda_embed.sh

@@ -1905,8 +1905,66 @@ def fig_gpu_waves():
     return s.render()
 
 
+def fig_gpu_timeline():
+    """one decode layer on the GPU, kernel by kernel, from the in-kernel timeline"""
+    d = read_json(os.path.join(DATA, "measurements.json"))["gpu_layer_timeline"]
+    calls = d["calls"]
+    W, H = 780, 315
+    s = SVG(W, H, "One bf16 decode layer on an H100, kernel by kernel, measured inside the kernels",
+            "A horizontal bar of six kernels in chain order, each split into its input, its own work and the hand-over "
+            "to the next kernel, against a short bar for the layer's weights at the memory's copy speed.")
+    s.text(20, 26, "One decode layer (bf16, H100): what each kernel adds to the chain", size=14, weight="bold")
+    # segments: each call's work after its wait (input, the rest; attention: q, ranges, combine),
+    # then the hand-over to the next call (the next call's "wait")
+    segs = []
+    for i, c in enumerate(calls):
+        nxt = calls[(i + 1) % len(calls)]
+        if "mid" in c:
+            segs += [(c["name"], "input", c["input"]), (c["name"], "work", c["mid"] - c["input"]),
+                     (c["name"], "combine", c["work"] - c["mid"])]
+        elif "input" in c:
+            segs += [(c["name"], "input", c["input"]), (c["name"], "work", c["work"] - c["input"])]
+        else:
+            segs += [(c["name"], "work", c["work"])]
+        segs.append((c["name"], "handover", nxt["wait"]))
+    total = sum(v for _, _, v in segs)
+    x0, x1 = 40, W - 40
+    sc = (x1 - x0) / total
+    colors = {"input": GOLD, "work": BLUE, "combine": PURPLE, "handover": GREY}
+    y = 70
+    s.text(x0, y - 10, f"the chain: {total:.1f} us a layer (timeline build)", size=11.5, fill=MUTED)
+    x = x0
+    span = {}   # call: [its first x, its microseconds]
+    for name, kind, v in segs:
+        s.rect(x, y, v * sc - 0.8, 34, fill=colors[kind])
+        span.setdefault(name, [x, 0.0])[1] += v
+        x += v * sc
+    for n, (a, us) in span.items():
+        s.text(a + us * sc / 2, y + 52, n, size=11.5, anchor="middle", weight="bold")
+        s.text(a + us * sc / 2, y + 67, f"{us:.1f} us", size=10.5, anchor="middle", fill=MUTED)
+    y2 = y + 100
+    wb = d["weights_us_at_copy_speed"]
+    s.rect(x0, y2, wb * sc, 22, fill=GREEN)
+    s.text(x0 + wb * sc + 8, y2 + 15, f"the layer's 31.5 MB of weights at the memory's copy speed: {wb} us",
+           size=11, fill=FG)
+    ly = y2 + 52
+    lx = x0
+    for kind, label in (("input", "input ready (x read from L2 and normalized; attention: q)"),
+                        ("work", "the kernel's own work (its weights already arrived)"),
+                        ("combine", "attention's combine of its ranges"),
+                        ("handover", "to the next kernel's wait: ~1.1 us, more after a GEMV's tail")):
+        s.rect(lx, ly - 10, 14, 12, fill=colors[kind])
+        s.text(lx + 20, ly, label, size=10.5)
+        ly += 18
+    s.text(20, H - 12, f"Data: measurements.json gpu_layer_timeline (src/cuda/NOTES.md session 15; the marks slow a "
+                       f"step ~20%: {d['tok_s_timeline_build']:.0f} against {d['tok_s_plain_build']:.0f} tok/s); "
+                       "drawn by tools/docs_figures.py", size=9.5, fill=MUTED)
+    return s.render()
+
+
 FIGURES = {
     "img/roofline.svg": fig_roofline,
+    "img/gpu-timeline.svg": fig_gpu_timeline,
     "img/kv-growth.svg": fig_kv_growth,
     "img/q8_0.svg": fig_q8_0,
     "img/q4_0.svg": fig_q4_0,

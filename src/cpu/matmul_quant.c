@@ -83,10 +83,17 @@ static void rows_dot(const fs_quant_job *j, int n0, int n1) {
     }
 }
 
+/* The rows n0 .. n1 - 1 of chunk `chunk` (j->rows each, the last cut at N). */
+static void chunk_rows(const fs_quant_job *j, int chunk, int *n0, int *n1) {
+    *n0 = chunk * j->rows;
+    *n1 = *n0 + j->rows < j->N ? *n0 + j->rows : j->N;
+}
+
 static void rows_chunk(void *arg, int chunk, int tid) {
     (void)tid;
     const fs_quant_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    int n0, n1;
+    chunk_rows(j, chunk, &n0, &n1);
     rows_dot(j, n0, n1);
 }
 
@@ -130,7 +137,8 @@ static void x8_groups_vnni(const fs_quant_job *j, int t, int g0, int g1);
 static void x8_chunk(void *arg, int chunk, int tid) {
     (void)tid;
     const fs_quant_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    int n0, n1;
+    chunk_rows(j, chunk, &n0, &n1);
     int kernel = j->f->isa == FS_ISA_AVX2 || j->f->isa == FS_ISA_NEON ? fs_cpu_decode_kernel(j->f, j->dt) : -1;
     for (int t = 0; t < j->T; t++) {
         switch (kernel) {
@@ -559,14 +567,23 @@ static TGT void panel_tokens(const fs_quant_job *j, const uint8_t *pq, const flo
     }
 }
 
+/* Thread tid's panel buffer for panels of `rows` rows: the packed quants,
+ * and after them (*pd) the scales. */
+static uint8_t *chunk_panel(const fs_quant_job *j, int tid, int rows, float **pd) {
+    uint8_t *pq = (uint8_t *)j->f->qpack + (size_t)tid * j->f->qpack_stride;
+    *pd = (float *)(pq + (size_t)j->K * rows);
+    return pq;
+}
+
 /* With AVX-512 VNNI (and x8 weights): the pairs of x8 groups as 16-row
  * panels on 512-bit vpdpbusd (matmul_avx512.c), a last group alone (N / 8
  * odd) as an 8-row panel here. */
 static void gemm512_chunk(void *arg, int chunk, int tid) {
     const fs_quant_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    uint8_t *pq = (uint8_t *)j->f->qpack + (size_t)tid * j->f->qpack_stride;
-    float *pd = (float *)(pq + (size_t)j->K * 2 * QP_ROWS);
+    int n0, n1;
+    chunk_rows(j, chunk, &n0, &n1);
+    float *pd;
+    uint8_t *pq = chunk_panel(j, tid, 2 * QP_ROWS, &pd);
     int n = n0;
     /* the next pair is prefetched even past the chunk: chunks are small
      * (8 a thread) and a thread takes its next one after this one */
@@ -579,9 +596,10 @@ static void gemm512_chunk(void *arg, int chunk, int tid) {
 
 static void gemm_chunk(void *arg, int chunk, int tid) {
     const fs_quant_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
-    uint8_t *pq = (uint8_t *)j->f->qpack + (size_t)tid * j->f->qpack_stride;
-    float *pd = (float *)(pq + (size_t)j->K * QP_ROWS);
+    int n0, n1;
+    chunk_rows(j, chunk, &n0, &n1);
+    float *pd;
+    uint8_t *pq = chunk_panel(j, tid, QP_ROWS, &pd);
     int n = n0;
     for (; n + QP_ROWS <= n1; n += QP_ROWS) {
         if (j->x8) pack_panel_x8(j->W, j->dt, j->N, j->K, n, pq, pd);
@@ -595,7 +613,8 @@ static void gemm_chunk(void *arg, int chunk, int tid) {
 /* Prefill on AMX tiles (matmul_amx.c). */
 static void amx_chunk(void *arg, int chunk, int tid) {
     const fs_quant_job *j = arg;
-    int n0 = chunk * j->rows, n1 = n0 + j->rows < j->N ? n0 + j->rows : j->N;
+    int n0, n1;
+    chunk_rows(j, chunk, &n0, &n1);
     fs_amx_gemm_q(j->f, j->W, j->dt, j->y, j->T, j->K, j->N, n0, n1, tid);
 }
 #else

@@ -60,7 +60,9 @@ __device__ __forceinline__ cand block_best(cand c, cand *red) {
 extern "C" __global__ void __launch_bounds__(ARGMAX_THREADS) argmax(fs_cu_ptr x, int n, fs_cu_ptr part, fs_cu_ptr counter,
                                                                   fs_cu_ptr result, fs_cu_ptr ring, fs_cu_ptr ring_count) {
     pdl_launch_dependents();
+    tl_mark(TL_ARGMAX, TL_START, 0);
     pdl_wait();
+    tl_mark(TL_ARGMAX, TL_WAITED, 0);
     __shared__ cand red[32];
     __shared__ int is_last;
     const int row = blockIdx.y;

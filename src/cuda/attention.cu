@@ -129,6 +129,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
     const int j0 = s * chunk, n = min(j0 + chunk, n_keys) - j0;   /* keys of this range, >= 1 */
     prefetch_range(a, sq, g, j0, n, F16);
     pdl_wait();
+    tl_mark(TL_ATTN, TL_WAITED, a.caches.p[0]);
     const int stride = a.n_split;                                  /* of the partials in scratch */
     /* shared: q [group][D], scores [group][a.chunk], the warps' o [ATT_WARPS][2][D] */
     const int sc_stride = (a.chunk + 3) & ~3;   /* the scores' row stride: o_red stays 16-byte aligned */
@@ -156,6 +157,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
             for (int i = tid; i < group * D; i += ATT_THREADS) q_s[i] = __ldcg((const float *)a.q + row0 * D + i);
         }
         sync();
+        tl_mark(TL_ATTN, TL_INPUT, a.caches.p[0]);
         const float scale = (float)(1.0 / sqrt((double)D));
         const int sub = lane & 7;
         /* 1. scores: 8 lanes per key, lane sub holding d = sub*4 + 32 i;
@@ -258,6 +260,7 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
             sync();
         }
     }
+    tl_mark(TL_ATTN, TL_MID, a.caches.p[0]);
     if (S == 1) return;
     if (tid < group) {
         float *ml = part_ml + ((prow0 + tid) * stride + s) * 2;
@@ -360,7 +363,9 @@ __device__ __forceinline__ void attention_decode(const fs_cu_attn &a, int s, int
     extern "C" __global__ void __launch_bounds__(ATT_THREADS, MINB) name(fs_cu_attn a) {                           \
         __shared__ att_shared sh;                                                                                  \
         pdl_launch_dependents();                                                                                   \
+        tl_mark(TL_ATTN, TL_START, a.caches.p[0]);                                                                 \
         attention_decode<DV, F16>(a, blockIdx.x, blockIdx.y, blockIdx.z, (float *)dyn_smem, sh, block_sync());    \
+        tl_mark(TL_ATTN, TL_END, a.caches.p[0]);                                                                   \
     }
 ATT_KERNEL(attention_decode_128, 4, 0, 4)
 ATT_KERNEL(attention_decode_256, 8, 0, 1)

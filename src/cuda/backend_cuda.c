@@ -652,6 +652,7 @@ static void cu_destroy(fs_backend *b) {
     cuda_ctx *c = cuda_of(b);
     c->cu.CtxSetCurrent(c->ctx);
     c->cu.StreamSynchronize(c->stream);
+    fs_cuda_timeline_close(c);
     free_scratch(c);
     if (c->stream) c->cu.StreamDestroy(c->stream);
     if (c->mod) c->cu.ModuleUnload(c->mod);
@@ -813,6 +814,7 @@ static int open_device(cuda_ctx *c, const fs_backend_opts *o, fs_err *e) {
     c->gemm_split_max = split && atoi(split) >= 1 && atoi(split) <= FS_CU_GEMM_SPLIT_MAX ? atoi(split) : FS_CU_GEMM_SPLIT_MAX;
     if ((r = c->cu.StreamCreate(&c->stream, FS_CU_STREAM_NON_BLOCKING)))
         return fs_errf(e, "cuda: cannot create a stream: %s", fs_cu_error(&c->cu, r));
+    if (fs_cuda_timeline_open(c, e)) return -1;
     snprintf(c->desc, sizeof c->desc, "%s, %.1f GiB, sm_%d%d, %d SMs, CUDA driver %d.%d%s", c->name,
              c->total_mem / 1073741824.0, c->cc_major, c->cc_minor, c->sm_count, c->driver_version / 1000,
              c->driver_version % 1000 / 10, c->programmatic ? ", programmatic launches" : "");

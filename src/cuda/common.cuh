@@ -43,6 +43,44 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
+/* The timeline (timeline.c): in a build with it (`make BUILD=build-tl
+ * CUDA_TIMELINE=1`: the kernels compiled with FS_CU_TIMELINE) and
+ * FS_CUDA_TIMELINE=file set, thread 0 of a decode kernel's first and last
+ * block writes marks - the kernel's kind (TL_*), the phase (TL_START: its
+ * loads issued; TL_WAITED: its predecessor finished, the wait returned;
+ * TL_INPUT: its input ready (a GEMV's row in shared memory, attention's
+ * queries); TL_MID: attention's range done, before the combine; TL_END;
+ * TL_LOADED: a GEMV's first weights arrived - the marking thread waits for
+ * them before its wait, which only this build does),
+ * which SM, a tag naming the call (a weight or cache address) and the GPU's
+ * nanosecond clock. tools/gpu_timeline.py turns them into where a decode
+ * step's time goes, kernel by kernel. Not built in by default: even off,
+ * the marks cost a decode step ~19% (measured, src/cuda/NOTES.md session
+ * 15) - a constant-cache miss at the start of every block. */
+enum { TL_STEP = 1, TL_EMBED, TL_GEMV, TL_GEMV_SPLIT, TL_ROPE, TL_ATTN, TL_ARGMAX };
+enum { TL_START = 0, TL_WAITED = 1, TL_END = 2, TL_INPUT = 3, TL_MID = 4, TL_LOADED = 5 };
+#ifdef FS_CU_TIMELINE
+__constant__ fs_cu_tl_event *tl_events;   /* set by the host, or 0 */
+__constant__ unsigned tl_cap;
+__device__ unsigned tl_count;
+__device__ __forceinline__ void tl_mark(unsigned kind, unsigned phase, unsigned long long tag) {
+    fs_cu_tl_event *ev = tl_events;
+    if (!ev || threadIdx.x || threadIdx.y || threadIdx.z) return;
+    const unsigned long long b = blockIdx.x + (unsigned long long)gridDim.x * (blockIdx.y + (unsigned long long)gridDim.y * blockIdx.z);
+    const unsigned long long last = (unsigned long long)gridDim.x * gridDim.y * gridDim.z - 1;
+    if (b != 0 && b != last) return;
+    unsigned long long t;
+    unsigned sm;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+    if (*(volatile unsigned *)&tl_count >= tl_cap) return;   /* full: stop counting (no wrap-around) */
+    unsigned i = atomicAdd(&tl_count, 1u);
+    if (i < tl_cap) ev[i] = {t, kind | phase << 8 | (b == last && last ? 1u << 12 : 0u) | sm << 16, (unsigned)(tag >> 8)};
+}
+#else
+__device__ __forceinline__ void tl_mark(unsigned, unsigned, unsigned long long) {}
+#endif
+
 /* Hopper's copy engine and transaction barriers (sm_90; gemv_stage.cu).
  * Nothing else compiles them: callers guard by __CUDA_ARCH__. */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

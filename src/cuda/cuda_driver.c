@@ -54,6 +54,7 @@ static const entry entries[] = {
     E(ModuleLoadData, "cuModuleLoadData"),
     E(ModuleUnload, "cuModuleUnload"),
     E(ModuleGetFunction, "cuModuleGetFunction"),
+    E(ModuleGetGlobal, "cuModuleGetGlobal_v2"),
     E(FuncSetAttribute, "cuFuncSetAttribute"),
     E(LaunchKernel, "cuLaunchKernel"),
     { offsetof(fs_cu_api, LaunchKernelEx), "cuLaunchKernelEx", NULL, 1 },

@@ -95,6 +95,7 @@ typedef struct fs_cu_api {
     CUresult (*ModuleLoadData)(CUmodule *m, const void *image);
     CUresult (*ModuleUnload)(CUmodule m);
     CUresult (*ModuleGetFunction)(CUfunction *f, CUmodule m, const char *name);
+    CUresult (*ModuleGetGlobal)(CUdeviceptr *p, size_t *bytes, CUmodule m, const char *name);
     CUresult (*FuncSetAttribute)(CUfunction f, int attr, int value);
     CUresult (*LaunchKernel)(CUfunction f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                              unsigned bz, unsigned smem, CUstream s, void **params, void **extra);

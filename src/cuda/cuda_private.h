@@ -7,6 +7,8 @@
 #ifndef FS_CUDA_PRIVATE_H
 #define FS_CUDA_PRIVATE_H
 
+#include <stdio.h>
+
 #include "backend.h"
 #include "cuda/backend_cuda.h"
 #include "cuda_driver.h"
@@ -124,6 +126,11 @@ typedef struct cuda_ctx {
     int prog_full;        /* this record ran out of room: the next gets twice as much */
     CUdeviceptr prog_dev; /* the record's copy: two counters, then the instructions */
 
+    /* FS_CUDA_TIMELINE (timeline.c): the kernels' event buffer, 0 if off */
+    CUdeviceptr tl_buf, tl_count;
+    const char *tl_path;
+    FILE *tl_file;        /* opened by open, written and closed by close */
+
     int capturing;        /* inside record: errors are remembered, not fatal */
     CUresult capture_err;
     const char *capture_what;
@@ -177,6 +184,11 @@ int fs_cuda_persist_rope(cuda_ctx *c, const fs_cu_rope *a);
 int fs_cuda_persist_attn(cuda_ctx *c, const fs_cu_attn *a, size_t smem);
 void fs_cuda_persist_flush(cuda_ctx *c);
 extern long fs_cuda_persist_launches;   /* programs launched (test_cuda, test_forward count them) */
+
+/* FS_CUDA_TIMELINE=file (timeline.c): open after the module is loaded (0,
+ * or -1 with why), close before the module is unloaded (writes the file). */
+int fs_cuda_timeline_open(cuda_ctx *c, fs_err *e);
+void fs_cuda_timeline_close(cuda_ctx *c);
 
 /* The ops (ops_cuda.c), installed into struct fs_backend by backend_cuda.c. */
 void fs_cuda_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out);

@@ -16,7 +16,9 @@
 extern "C" __global__ void __launch_bounds__(256) embed(fs_cu_ptr table, fs_cu_ptr scales, int dtype, int H, fs_cu_ptr step,
                                                       fs_cu_ptr out) {
     pdl_launch_dependents();
+    tl_mark(TL_EMBED, TL_START, 0);
     pdl_wait();
+    tl_mark(TL_EMBED, TL_WAITED, 0);
     const int t = blockIdx.x;
     if (t >= step_T(step)) return;
     const size_t id = (size_t)step_token(step, t)[FS_CU_TOK_ID];

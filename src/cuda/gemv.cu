@@ -11,11 +11,12 @@
  * block recomputes the norm of the row, which is in L2 - cheaper than a
  * separate kernel and its launch) or SwiGLU'd.
  *
- * Mapping. A block is 4 warps. A warp owns R consecutive weight rows at a
- * time (rows of all the layers of the call, concatenated: q, k and v are
- * one pass) and the block moves on by the grid's stride until all rows are
- * done. (For layers with few rows, the "split" kernels give each row 4
- * warps, each a quarter of K, and add the four parts in shared memory.)
+ * Mapping. A block is GEMV_WARPS warps (8: kernel_args.h says why). A
+ * warp owns R consecutive weight rows at a time (rows of all the layers of
+ * the call, concatenated: q, k and v are one pass) and the block moves on
+ * by the grid's stride until all rows are done. (For layers with few
+ * rows, the "split" kernels give each row 4 warps, each a quarter of K,
+ * and add the four parts in shared memory.)
  * Lane l reads 16-byte vectors l, l + 32, l + 64, ... of each of its rows,
  * so a warp reads 512 contiguous bytes per row per load instruction
  * (coalesced), U vectors per row per lane in flight at once; the R rows
@@ -41,7 +42,7 @@
  */
 #include "common.cuh"
 
-#define GEMV_WARPS 4
+#define GEMV_WARPS FS_CU_GEMV_WARPS
 
 /* Where element k of x sits in shared memory (4 floats of padding after
  * every 32). A vector's E <= 32 elements stay contiguous. */
@@ -181,25 +182,31 @@ __device__ __forceinline__ int layer_of(const fs_cu_mm &a, int r) {
  * Every load a thread needs is issued before the first is used (a loop
  * that waits for each load in turn costs one L2 round trip per element it
  * handles - 24 of them for down_proj's K = 3072, most of that kernel's
- * time in run 2). SLOTS float4 per thread per pass: 2 covers K = 1024 in
- * one pass of 128 threads, 6 covers 3072; each costs registers, and the
+ * time in run 2). SLOTS float4 per thread per pass: 2 covers K = 2048 in
+ * one pass of the GEMV's 256 threads, 6 covers K = 3072 with 128 threads
+ * (the GEMM's, gemm.cu); each costs registers, and the
  * GEMVs over K = 1024 need few to keep all their blocks resident. */
 
-__device__ __forceinline__ float4 weight4_at(fs_cu_ptr w, int dtype, int i) {   /* elements i .. i+3 */
-    if (dtype == FS_CU_F32) return *(const float4 *)((const float *)w + i);
-    uint2 h = *(const uint2 *)((const uint16_t *)w + i);
+/* four 16-bit weights (bf16 or f16) as floats */
+__device__ __forceinline__ float4 weight4_of(uint2 h, int dtype) {
     if (dtype == FS_CU_BF16) return make_float4(bf16_lo(h.x), bf16_hi(h.x), bf16_lo(h.y), bf16_hi(h.y));
     float2 a = __half22float2(*(const __half2 *)&h.x), b = __half22float2(*(const __half2 *)&h.y);
     return make_float4(a.x, a.y, b.x, b.y);
 }
 
+__device__ __forceinline__ float4 weight4_at(fs_cu_ptr w, int dtype, int i) {   /* elements i .. i+3 */
+    if (dtype == FS_CU_F32) return *(const float4 *)((const float *)w + i);
+    return weight4_of(*(const uint2 *)((const uint16_t *)w + i), dtype);
+}
+
 /* norm_src: where the norm's weights are read (0: a.norm itself; the
  * staged GEMV passes its copy in shared memory, gemv_stage.cu, and the
  * barrier on which that copy lands, norm_bar, waited for just before the
- * norm's weights are read). */
+ * norm's weights are read). pre: the thread's norm weights are already in
+ * nw, as stored (norm_early). */
 template <int SLOTS>
-__device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red, fs_cu_ptr norm_src = 0,
-                                           unsigned long long *norm_bar = nullptr) {
+__device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red, fs_cu_ptr norm_src,
+                                           unsigned long long *norm_bar, bool pre, const uint2 (&nw)[SLOTS]) {
     const float *x_row = (const float *)a.x + (size_t)t * a.K;
     const float *up_row = a.up ? (const float *)a.up + (size_t)t * a.K : nullptr;
     if (a.K % 4 != 0) {   /* rows not in whole float4s: one element at a time */
@@ -249,7 +256,7 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
 #pragma unroll
             for (int j = 0; j < SLOTS; j++) {
                 int i = base + j * nt;
-                if (i < K4) w[j] = weight4_at(norm_src ? norm_src : a.norm, a.norm_dtype, 4 * i);
+                if (i < K4) w[j] = pre ? weight4_of(nw[j], a.norm_dtype) : weight4_at(norm_src ? norm_src : a.norm, a.norm_dtype, 4 * i);
             }
 #pragma unroll
             for (int j = 0; j < SLOTS; j++) {
@@ -263,8 +270,49 @@ __device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, 
     }
     __syncthreads();
 }
+template <int SLOTS>
+__device__ __forceinline__ void load_input(const fs_cu_mm &a, int t, float *xs, float *red, fs_cu_ptr norm_src = 0,
+                                           unsigned long long *norm_bar = nullptr) {
+    const uint2 none[SLOTS] = {};
+    load_input<SLOTS>(a, t, xs, red, norm_src, norm_bar, false, none);
+}
 
-template <int DT, int R, int U, int KS>
+/* The norm's weights of this thread, loaded before the wait (they depend on
+ * no kernel): where the input is normalized by 16-bit weights and one pass
+ * of load_input covers the row, the weights are in registers, as stored
+ * (8 bytes per 4: the bf16 GEMV has no registers to spare), when the input
+ * arrives - one round trip to memory fewer on the chain after the wait.
+ * Returns whether it loaded them. */
+template <int SLOTS>
+__device__ __forceinline__ bool norm_early(const fs_cu_mm &a, uint2 (&w)[SLOTS]) {
+    const int K4 = a.K / 4;
+    if (!a.norm || a.norm_dtype == FS_CU_F32 || a.K % 4 != 0 || K4 > (int)blockDim.x * SLOTS) return false;
+#pragma unroll
+    for (int j = 0; j < SLOTS; j++) {
+        int i = threadIdx.x + j * blockDim.x;
+        if (i < K4) w[j] = *(const uint2 *)((const uint16_t *)a.norm + 4 * i);
+    }
+    return true;
+}
+
+/* The timeline build's TL_LOADED mark (common.cuh): when the weights in w
+ * have arrived - the thread waits for them, which only that build does. */
+template <int R, int U>
+__device__ __forceinline__ void tl_arrived(const uint4 (&w)[R][U], unsigned kind, fs_cu_ptr tag) {
+#ifdef FS_CU_TIMELINE
+    unsigned dep = 0;
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int u = 0; u < U; u++) dep |= w[r][u].x;
+    asm volatile("" ::"r"(dep));
+    tl_mark(kind, TL_LOADED, tag);
+#else
+    (void)w, (void)kind, (void)tag;
+#endif
+}
+
+template <int DT, int R, int U, int KS, bool NE>
 __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
     float *xs = (float *)dyn_smem;
     __shared__ float red[32];
@@ -273,6 +321,7 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
     constexpr bool QUANT = DT == FS_CU_Q8_0 || DT == FS_CU_Q4_0;
     constexpr int ROWS = GEMV_WARPS / KS * R;   /* rows per block per step */
     constexpr int CHUNK = 32 * KS * U;          /* vectors of a row per chunk */
+    constexpr unsigned TLK = KS > 1 ? TL_GEMV_SPLIT : TL_GEMV;   /* its kind in the timeline build */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int kg = warp % KS, slot = warp / KS;  /* the warp's share of K, and of the rows */
     const int t = blockIdx.y;
@@ -322,8 +371,15 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
     load(0);
     if (!a.pf_late) prefetch_l2(a);
     pdl_launch_dependents();
+    constexpr int SLOTS = KS == 1 ? 2 : 6;
+    uint2 nw[SLOTS] = {};
+    const bool pre = KS == 1 && NE && norm_early<SLOTS>(a, nw);
+    tl_mark(TLK, TL_START, a.out[0].w);
+    tl_arrived<R, U>(w, TLK, a.out[0].w);
     pdl_wait();
-    load_input<KS == 1 ? 2 : 6>(a, t, xs, red);
+    tl_mark(TLK, TL_WAITED, a.out[0].w);
+    load_input<SLOTS>(a, t, xs, red, 0, nullptr, pre, nw);
+    tl_mark(TLK, TL_INPUT, a.out[0].w);
 
     bool loaded = true;
     for (; base < a.N_total; base += gridDim.x * ROWS) {   /* the same steps for the whole block */
@@ -372,6 +428,7 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
         }
     }
     if (a.pf_late) prefetch_l2(a);
+    tl_mark(TLK, TL_END, a.out[0].w);
 }
 
 /* Rows per warp R and vectors per row per lane U, per dtype: about 1024
@@ -379,26 +436,35 @@ __device__ __forceinline__ void gemv(const fs_cu_mm &a) {
  * The _split versions give each row 4 warps, each a quarter of K: for
  * layers with few rows (o_proj, down_proj: 1024), which would otherwise
  * leave most of the GPU without loads to issue.
- * GEMV_BOUNDED also names the blocks an SM the compiler must leave
- * registers for (plain B, split BS). Measured per format on an H100
- * (src/cuda/NOTES.md, session 14): bf16 at 8 / 5 (64 / 96 registers, was
- * 80 / 108) gained 1-2% (tg128 997 -> 1,008, depth 4096 795 -> 810); the
- * same bounds cost q8_0 3% and q4_0 28% (its plain kernel spills 248
- * bytes at 64), so those keep their registers; f16 and f32 are not
+ * GEMV_BOUNDED also names the blocks of 4 warps an SM the compiler must
+ * leave registers for (plain B, split BS; scaled to GEMV_WARPS by integer
+ * division, so with 8 warps 4 / 2 blocks: 64 / 128 registers - the split
+ * kernel's 5 blocks of 4 warps become 2 of 8, 512 threads an SM where
+ * there were 640; it takes 114 registers). Measured per format on an H100
+ * (src/cuda/NOTES.md, session 14, blocks of 4 warps): bf16 at 8 / 5 (64 /
+ * 96 registers, was 80 / 108) gained 1-2% (tg128 997 -> 1,008, depth
+ * 4096 795 -> 810); the same bounds cost q8_0 3% and q4_0 28% (its plain
+ * kernel spills 248 bytes at 64), so those keep their registers; f16 and f32 are not
  * measured. (A bound of 1 block is not "no bound": it lets the compiler
- * take up to 255 registers, and it took 205 for q4_0.) */
-#define GEMV_BOUNDS(name, DT, R, U, LB, LBS)                                                           \
-    extern "C" __global__ void LB gemv_##name(fs_cu_mm a) { gemv<DT, R, U, 1>(a); }                     \
-    extern "C" __global__ void LBS gemv_##name##_split(fs_cu_mm a) { gemv<DT, R, U, 4>(a); }
-#define GEMV(name, DT, R, U) \
-    GEMV_BOUNDS(name, DT, R, U, __launch_bounds__(GEMV_WARPS * 32), __launch_bounds__(GEMV_WARPS * 32))
+ * take up to 255 registers, and it took 205 for q4_0.)
+ * NE: the norm's weights loaded before the wait (norm_early). Measured
+ * (H100, NOTES.md session 15): q4_0 tg128 +4% (1,040-1,042 -> 1,081,
+ * depth 4096 835-837 -> 865); q8_0 +2% at depth 0 but -2% at 4096 (910
+ * -> 892-899), so not there; in the bounded bf16 kernel its registers
+ * spill (76 bytes) and it cost 2% (depth 4096 -4%). Only q4_0 has it;
+ * f16 and f32 are not measured. */
+#define GEMV_BOUNDS(name, DT, R, U, LB, LBS, NE)                                                       \
+    extern "C" __global__ void LB gemv_##name(fs_cu_mm a) { gemv<DT, R, U, 1, NE>(a); }                 \
+    extern "C" __global__ void LBS gemv_##name##_split(fs_cu_mm a) { gemv<DT, R, U, 4, NE>(a); }
+#define GEMV(name, DT, R, U, NE) \
+    GEMV_BOUNDS(name, DT, R, U, __launch_bounds__(GEMV_WARPS * 32), __launch_bounds__(GEMV_WARPS * 32), NE)
 #define GEMV_BOUNDED(name, DT, R, U, B, BS) \
-    GEMV_BOUNDS(name, DT, R, U, __launch_bounds__(GEMV_WARPS * 32, B), __launch_bounds__(GEMV_WARPS * 32, BS))
-GEMV_BOUNDED(bf16, FS_CU_BF16, 2, 4, 8, 5)
-GEMV(f16, FS_CU_F16, 2, 4)
-GEMV(f32, FS_CU_F32, 2, 4)
-GEMV(q8_0, FS_CU_Q8_0, 2, 2)
-GEMV(q4_0, FS_CU_Q4_0, 4, 1)
+    GEMV_BOUNDS(name, DT, R, U, __launch_bounds__(GEMV_WARPS * 32, B), __launch_bounds__(GEMV_WARPS * 32, BS), false)
+GEMV_BOUNDED(bf16, FS_CU_BF16, 2, 4, 8 * 4 / GEMV_WARPS, 5 * 4 / GEMV_WARPS)
+GEMV(f16, FS_CU_F16, 2, 4, false)
+GEMV(f32, FS_CU_F32, 2, 4, false)
+GEMV(q8_0, FS_CU_Q8_0, 2, 2, false)
+GEMV(q4_0, FS_CU_Q4_0, 4, 1, true)
 
 /* Any K, float weights, one element at a time: the path for a row length
  * that is not a whole number of 16-byte vectors (never Qwen3's; kept so

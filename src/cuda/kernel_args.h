@@ -102,6 +102,25 @@ typedef struct fs_cu_linear {
     int tile0;   /* GEMM: first column tile of this layer */
 } fs_cu_linear;
 
+/* Warps of a decode GEMV block (gemv.cu, ops_cuda.c): 8. Every block
+ * reads and prepares the whole input row, so half as many blocks read it
+ * half as often: tg128 on an H100 +3.5% bf16, +4.6% q8_0, +3.7% q4_0
+ * over 4 warps (src/cuda/NOTES.md, session 15, call 7). A build may set another, for the
+ * host and the kernels at once: make BUILD=build-w16 GEMV_WARPS=16. */
+#ifndef FS_CU_GEMV_WARPS
+#define FS_CU_GEMV_WARPS 8
+#endif
+#if FS_CU_GEMV_WARPS % 4 != 0 || FS_CU_GEMV_WARPS < 4 || FS_CU_GEMV_WARPS > 32
+#error "FS_CU_GEMV_WARPS: a multiple of 4 from 4 to 32 (the split GEMV gives each row 4 warps)"
+#endif
+
+/* One event of the timeline build (common.cuh tl_mark, timeline.c). */
+typedef struct fs_cu_tl_event {
+    unsigned long long t;   /* %globaltimer, ns */
+    unsigned what;          /* kind | phase << 8 | last block << 12 | SM << 16 */
+    unsigned tag;           /* the call's weight or cache address >> 8 */
+} fs_cu_tl_event;
+
 #define FS_CU_MM_MAX 4
 #define FS_CU_PF_MAX 4
 

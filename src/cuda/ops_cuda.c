@@ -21,7 +21,7 @@
 #define CEIL_DIV(a, b) (((a) + (b) - 1) / (b))
 
 /* Must match the kernels' constants. */
-#define GEMV_THREADS 128           /* gemv.cu: GEMV_WARPS * 32 */
+#define GEMV_THREADS (FS_CU_GEMV_WARPS * 32)   /* gemv.cu: GEMV_WARPS * 32 */
 #define GEMM_TILE 64               /* gemm.cu, the first kernel: BM = BN */
 #define PIPE_BM 64                 /* gemm.cu, the pipelined kernel: PBM x PBN tiles, */
 #define PIPE_BN 128                /* PBK columns of K a step, PSTAGES steps in shared */
@@ -384,8 +384,8 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             }
         } else {
             /* decode (and any K that is not a whole number of vectors): f32
-             * GEMV. A warp per R rows when that makes at least 2 blocks per
-             * SM; else ("split") 4 warps per R rows, each a quarter of K,
+             * GEMV. A warp per R rows when that makes at least 8 such warps
+             * an SM; else ("split") 4 warps per R rows, each a quarter of K,
              * if K has a vector for every lane of the 4 warps. */
             if (T == 1 && fs_cuda_persist_mm(c, &a)) {   /* an instruction of the recorded step's program */
                 c->n_pf = 0;
@@ -400,10 +400,11 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             }
             int vector = K % vec_elems(dt) == 0, R = gemv_rows_per_warp(dt);
             CUfunction f = vector ? c->k.gemv[dt] : c->k.gemv_any;
-            long rows_per_block = vector ? 4 * R : 4;
-            if (vector && CEIL_DIV(a.N_total, rows_per_block) < 2L * c->sm_count && K / vec_elems(dt) >= 4 * 32) {
+            long rows_per_block = vector ? FS_CU_GEMV_WARPS * R : FS_CU_GEMV_WARPS;
+            /* (at 4 warps a block: fewer than 2 blocks an SM) */
+            if (vector && CEIL_DIV(a.N_total, R) < 8L * c->sm_count && K / vec_elems(dt) >= 4 * 32) {
                 f = c->k.gemv_split[dt];
-                rows_per_block = R;
+                rows_per_block = FS_CU_GEMV_WARPS / 4 * R;
             }
             for (int i = 0; i < c->n_pf; i++) {
                 a.pf[i] = c->pf[i];
@@ -413,7 +414,7 @@ void fs_cuda_matmul(fs_backend *b, const fs_mm_in *in, int T, int K, const fs_li
             a.pf_late = c->prefetch_late;
             c->n_pf = 0;
             long blocks = CEIL_DIV(a.N_total, rows_per_block);
-            long max_blocks = 8L * c->sm_count;   /* beyond this, blocks loop over rows */
+            long max_blocks = 32L / FS_CU_GEMV_WARPS * c->sm_count;   /* beyond this, blocks loop over rows */
             if (blocks > max_blocks) blocks = max_blocks;
             fs_cuda_launch(c, f, (unsigned)blocks, (unsigned)T, GEMV_THREADS, (unsigned)fs_cuda_gemv_smem(K), p,
                            "matmul (gemv)");

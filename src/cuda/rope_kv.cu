@@ -92,15 +92,10 @@ __device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float 
         int i = lane + 32 * m;
         c[m] = s[m] = w_lo[m] = w_hi[m] = b_lo[m] = b_hi[m] = 0.0f;
         if (i < half) {
-            if (tab) {   /* the block's table (rope_kv below) */
-                const float2 cs = tab[(size_t)(t - tab_t0) * half + i];
-                c[m] = cs.x;
-                s[m] = cs.y;
-            } else {
-                const float2 cs = rope_angle(p, a.inv_freq, i);
-                c[m] = cs.x;
-                s[m] = cs.y;
-            }
+            /* the block's table (rope_kv below), or computed here */
+            const float2 cs = tab ? tab[(size_t)(t - tab_t0) * half + i] : rope_angle(p, a.inv_freq, i);
+            c[m] = cs.x;
+            s[m] = cs.y;
             if (w) w_lo[m] = weight_at(w, w_dtype, i), w_hi[m] = weight_at(w, w_dtype, i + half);
             if (bias) {
                 b_lo[m] = weight_at(bias, b_dtype, (size_t)h * D + i);
@@ -109,6 +104,7 @@ __device__ __forceinline__ void rope_kv_warp(const fs_cu_rope &a, int gw, float 
         }
     }
     pdl_wait();
+    tl_mark(TL_ROPE, TL_WAITED, a.caches.p[0]);
 
     float lo[4], hi[4];
     float ss = 0.0f;
@@ -169,5 +165,7 @@ extern "C" __global__ void __launch_bounds__(ROPE_WARPS * 32) rope_kv(fs_cu_rope
         tab[e] = rope_angle(step_token(a.step, t)[FS_CU_TOK_POS], a.inv_freq, e % half);
     }
     __syncthreads();
+    tl_mark(TL_ROPE, TL_START, a.caches.p[0]);
     rope_kv_warp(a, gw0 + (threadIdx.x >> 5), nullptr, tab, t0);
+    tl_mark(TL_ROPE, TL_END, a.caches.p[0]);
 }

@@ -40,7 +40,9 @@ extern "C" __global__ void __launch_bounds__(256) set_step(fs_cu_step_args a) {
  * so, like set_step, it never lets them start early. */
 extern "C" __global__ void __launch_bounds__(32) set_step_ring(fs_cu_ptr ring, fs_cu_ptr count, fs_cu_ptr consumed,
                                                                fs_cu_ptr step, fs_cu_ptr argmax_result) {
+    tl_mark(TL_STEP, TL_START, 0);
     pdl_wait();
+    tl_mark(TL_STEP, TL_WAITED, 0);
     if (threadIdx.x != 0) return;
     unsigned k = *(const unsigned *)count;
     const volatile int *e = (const volatile int *)ring + (k % FS_CU_RING) * FS_CU_RING_INTS;
