@@ -1126,6 +1126,16 @@ static double fake_run(void *ctx, int c) {
     return ms[c] * 1e-3 * (++fake_calls % 3 == 0 ? 2.0 : 1.0);
 }
 
+/* Stage 4's question, made up: the tiles win from T = fake_tiles_from on;
+ * which T were asked is kept (a bit per index in {4, 8, 16, 32, 64}). */
+static int fake_tiles_from, fake_tiles_asked;
+static int fake_tiles_win(void *ctx, int T) {
+    (void)ctx;
+    for (int k = 0; k < 5; k++)
+        if (T == 4 << k) fake_tiles_asked |= 1 << k;
+    return T >= fake_tiles_from;
+}
+
 /* The pick is the faster of candidates whose speeds are made to differ,
  * whichever comes first; plans round-trip through the cache file (in a
  * temporary FS_HOME, other keys kept, a key replaced); a backend opened
@@ -1137,6 +1147,23 @@ static void test_tune(void) {
     CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 5, 2, 0.03) == 0);
     CHECK(fs_cpu_tune_pick(3, fake_run, fast_slow, 5, 0, 0.03) == 0);   /* the reference is the fastest */
     CHECK(fs_cpu_tune_pick(2, fake_run, close, 5, 0, 0.03) == 0);       /* 1% is within the margin: the reference stays */
+    {   /* stage 4: the tiles made to win from T = from on; asked from the largest down, stopping at the first loss */
+        static const int Ts[5] = {4, 8, 16, 32, 64};
+        int froms[5] = {1, 8, 32, 64, 1000}, want[5] = {4, 8, 32, 64, 65};
+        for (int i = 0; i < 5; i++) {
+            fake_tiles_from = froms[i];
+            fake_tiles_asked = 0;
+            int got = fs_cpu_tune_tiles(5, Ts, fake_tiles_win, NULL);
+            CHECKF(got == want[i], "tiles winning from %d: the plan says from %d, want %d", froms[i], got, want[i]);
+            /* every T from the largest down to the first loss, none below it */
+            int asked = 0;
+            for (int k = 4; k >= 0; k--) {
+                asked |= 1 << k;
+                if (Ts[k] < froms[i]) break;
+            }
+            CHECKF(fake_tiles_asked == asked, "tiles winning from %d: asked %#x, want %#x", froms[i], fake_tiles_asked, asked);
+        }
+    }
 
     char dir[] = "/tmp/fs_tune_XXXXXX", path[1100];
     if (!mkdtemp(dir)) { CHECK(0); return; }
@@ -1144,11 +1171,11 @@ static void test_tune(void) {
     char *saved = old_home ? strdup(old_home) : NULL;
     snprintf(path, sizeof path, "%s/sub", dir);
     setenv("FS_HOME", path, 1);   /* a directory that does not exist yet */
-    fs_cpu_plan a = {FS_DK_AVX512, FS_PF_NTA, 1024, 0, 0, 8192}, b = {FS_DK_AVX2, FS_PF_NONE, 0, 0, 0, 0}, got;
+    fs_cpu_plan a = {FS_DK_AVX512, FS_PF_NTA, 1024, 0, 0, 8192, 32}, b = {FS_DK_AVX2, FS_PF_NONE, 0, 0, 0, 0, 0}, got;
     CHECK(fs_cpu_tune_load("cpu A | key", &got) != 0);
     CHECK(fs_cpu_tune_store("cpu A | key", &a) == 0 && fs_cpu_tune_store("cpu B | key", &b) == 0);
     CHECK(fs_cpu_tune_load("cpu A | key", &got) == 0 && got.kernel == a.kernel && got.prefetch == a.prefetch &&
-          got.ahead == a.ahead && got.far == a.far && got.how == FS_PLAN_CACHED);
+          got.ahead == a.ahead && got.far == a.far && got.tiles == a.tiles && got.how == FS_PLAN_CACHED);
     CHECK(fs_cpu_tune_store("cpu A | key", &b) == 0);
     CHECK(fs_cpu_tune_load("cpu A | key", &got) == 0 && got.kernel == FS_DK_AVX2 && got.prefetch == FS_PF_NONE);
     CHECK(fs_cpu_tune_load("cpu B | key", &got) == 0 && got.kernel == FS_DK_AVX2);
@@ -1158,15 +1185,21 @@ static void test_tune(void) {
         FILE *fp = fs_cpu_tune_path(file, sizeof file) == 0 ? fopen(file, "a") : NULL;
         CHECK(fp != NULL);
         if (fp) {
-            fprintf(fp, "cpu C | key\tkernel=avx2 prefetch=t0 ahead=4096\ncpu D | key\tkernel=avx2 prefetch=t0 ahead=4096 far=-5\n");
+            fprintf(fp, "cpu C | key\tkernel=avx2 prefetch=t0 ahead=4096\ncpu D | key\tkernel=avx2 prefetch=t0 ahead=4096 far=-5\n"
+                        "cpu E | key\tkernel=avx2 prefetch=t0 ahead=4096 far=0 tiles=2\n"
+                        "cpu F | key\tkernel=avx2 prefetch=t0 ahead=4096 far=4096\n");
             fclose(fp);
         }
-        CHECK(fs_cpu_tune_load("cpu C | key", &got) == 0 && got.ahead == 4096 && got.far == 0);
+        CHECK(fs_cpu_tune_load("cpu C | key", &got) == 0 && got.ahead == 4096 && got.far == 0 && got.tiles == 0);
         CHECK(fs_cpu_tune_load("cpu D | key", &got) != 0);
+        CHECK(fs_cpu_tune_load("cpu E | key", &got) != 0);   /* tiles below FS_AMX_MIN_T: refused */
+        /* a line without tiles= (written before stage 4) reads as not measured */
+        CHECK(fs_cpu_tune_load("cpu F | key", &got) == 0 && got.far == 4096 && got.tiles == 0);
     }
 
     if (cpu_ctx(cpu[1])->isa == FS_ISA_AVX2 || cpu_ctx(cpu[1])->isa == FS_ISA_NEON) {
         static const char *const modes[3] = {"1", NULL, "0"}, *const want[3] = {"(calibrated)", "(cached)", "(default)"};
+        int tiles_measured = 0;
         fs_tensor t;
         void *w = rand_weight(FS_DTYPE_Q4_0, (size_t)1024 * 1024, NULL, &t, 1024, 1024);
         for (int m = 0; m < 3; m++) {
@@ -1176,11 +1209,22 @@ static void test_tune(void) {
             fs_backend *be = fs_backend_open(&(fs_backend_opts){"cpu", 2, 0}, &e);
             fs_buf *wb = be ? be->upload(be, &t, &e) : NULL;
             float inv[64] = {0};
-            fs_reserve r = {.max_T = 4, .max_seqs = 1, .max_K = 1024, .max_N = 1024, .n_ctx = 16, .Hq = 2, .Hkv = 1, .D = 128, .rope_inv_freq = inv};
+            /* 64 tokens: enough for stage 4 where the CPU has AMX tiles */
+            fs_reserve r = {.max_T = 64, .max_seqs = 1, .max_K = 1024, .max_N = 1024, .n_ctx = 16, .Hq = 2, .Hkv = 1, .D = 128, .rope_inv_freq = inv};
             CHECK(wb && be->reserve(be, &r, &e) == 0);
             const char *d = be ? be->describe(be) : "";
             CHECKF(strstr(d, "Q4_0 decode") && strstr(d, want[m]), "FS_CALIBRATE=%s: %s", modes[m] ? modes[m] : "(unset)", d);
             if (m == 0) printf("calibrated: %s\n", strstr(d, "Q4_0 decode"));
+            if (wb && cpu_ctx(be)->amx && cpu_ctx(be)->tpack) {   /* stage 4 measured, cached, or the default */
+                int from = cpu_ctx(be)->plan[FS_DTYPE_Q4_0].tiles, amx_t = fs_amx_min_t(cpu_ctx(be), FS_DTYPE_Q4_0);
+                char said[64];
+                snprintf(said, sizeof said, "AMX tiles from %d tokens", amx_t);
+                CHECKF(strstr(d, said), "FS_CALIBRATE=%s: describe does not say '%s': %s", modes[m] ? modes[m] : "(unset)", said, d);
+                if (m == 0) tiles_measured = from;
+                if (m == 0) CHECKF(from == 5 || from == 8 || from == 16 || from == 32 || from == 64 || from == 65, "stage 4 said %d", from);
+                if (m == 1) CHECKF(from == tiles_measured, "cached tiles %d, measured %d", from, tiles_measured);
+                if (m == 2) CHECKF(from == 0 && amx_t == 5, "FS_CALIBRATE=0: tiles %d, from %d", from, amx_t);
+            }
             if (wb) be->free_buf(be, wb);
             if (be) be->destroy(be);
         }

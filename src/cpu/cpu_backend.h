@@ -155,6 +155,8 @@ typedef struct fs_cpu_plan {
     int how;        /* FS_PLAN_DEFAULT, _CALIBRATED (now), _CACHED or _FORCED (FS_DECODE_PLAN) */
     int matrices;   /* how many of the backend's weights have this dtype (describe) */
     int far;        /* bytes ahead of the second prefetch, into L2 (0: none) */
+    int tiles;      /* the fewest tokens a matmul takes to the AMX tiles (0: not measured,
+                     * fs_amx_default_t; tune_cpu.c's fourth stage measures it) */
 } fs_cpu_plan;
 enum { FS_PLAN_DEFAULT, FS_PLAN_CALIBRATED, FS_PLAN_CACHED, FS_PLAN_FORCED };
 #define FS_CPU_NDTYPE 5   /* F32, F16, BF16, Q8_0, Q4_0 */
@@ -523,15 +525,23 @@ void fs_split_rows_avx512(const float *x, size_t ldx, int rows, int K, uint16_t 
  * Rows [n0, n1) of y[T, N] for all T tokens, n0 a multiple of 32 (bf16)
  * or 16 (Q8_0 / Q4_0 in the x8 layout), on thread tid's f->tpack. bf16
  * reads the split input (f->xs), the quantized ones f->qx / f->qxs. */
-/* The fewest tokens a matmul takes to the tiles: with fewer the AVX2 GEMM
- * (or the decode kernels) run. Measured with tools/bench_batch (N streams
- * a step, 2 threads, CPU A, docs/bench.md): from 4 tokens the tiles beat
- * the AVX2 GEMM for bf16 and Q8_0 (+8% / +10% at 4, +20% / +41% at 8);
- * Q4_0, whose nibbles are unpacked at every call, from 5 (-6% at 4, +10%
- * at 5, +24% at 8). It was 16, the tiles' height, before that was
- * measured. FS_AMX_MIN_T is the smallest, what reserve sizes for. */
+/* The fewest tokens a matmul takes to the tiles: with fewer the 512-bit
+ * or AVX2 GEMM (or the decode kernels) run. Where it lies differs between
+ * CPUs, so the calibration measures it (tune_cpu.c, the plan's `tiles`):
+ * on CPU D (Emerald Rapids, 2 threads, docs/bench.md) the 512-bit paths
+ * beat the tiles up to 8 tokens (bf16) and 16 (Q8_0 / Q4_0) - Q4_0 at 8
+ * streams 513 tok/s against 269 - while on CPU A the tiles had beaten the
+ * AVX2 GEMM from 4 tokens (the 512-bit paths did not exist yet). Where
+ * nothing was measured (weights too small to calibrate, FS_CALIBRATE=0)
+ * the old default stands, fs_amx_default_t: 4, Q4_0 5 (its nibbles are
+ * unpacked at every call). FS_AMX_MIN_T is the smallest any plan may
+ * name, what reserve sizes for. */
 #define FS_AMX_MIN_T 4
-static inline int fs_amx_min_t(fs_dtype dt) { return dt == FS_DTYPE_Q4_0 ? 5 : FS_AMX_MIN_T; }
+static inline int fs_amx_default_t(fs_dtype dt) { return dt == FS_DTYPE_Q4_0 ? 5 : FS_AMX_MIN_T; }
+static inline int fs_amx_min_t(const fs_cpu *f, fs_dtype dt) {
+    int t = f->plan[dt].tiles;
+    return t >= FS_AMX_MIN_T ? t : fs_amx_default_t(dt);
+}
 size_t fs_amx_pack_bytes(int K);
 void fs_amx_gemm_bf16(fs_cpu *f, const void *W, float *y, int T, int K, int N, int n0, int n1, int tid);
 void fs_amx_gemm_q(fs_cpu *f, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1, int tid);
@@ -581,6 +591,11 @@ void fs_cpu_describe(fs_cpu *f);
  * candidate scores the median of its ratios. The lowest score wins if it
  * is below 1 - margin, else ref. */
 int fs_cpu_tune_pick(int n, double (*run)(void *ctx, int c), void *ctx, int rounds, int ref, double margin);
+/* Stage 4's answer from n token counts Ts[] (ascending): tiles_win(ctx, T)
+ * is asked from the largest T down until it says no; the smallest T from
+ * which the tiles won at every T asked (Ts[n - 1] + 1 when they lost at
+ * the largest). */
+int fs_cpu_tune_tiles(int n, const int *Ts, int (*tiles_win)(void *ctx, int T), void *ctx);
 /* The cache: ${FS_HOME:-$HOME/.cache/fs}/cpu-tune.txt, lines "KEY<tab>PLAN".
  * 0 or -1 (no such key, no home, unreadable / unwritable). */
 int fs_cpu_tune_path(char *buf, size_t n);

@@ -159,7 +159,7 @@ void fs_cpu_float_job(fs_cpu *f, fs_float_job *j, const fs_buf *W, const float *
 int fs_cpu_wants_split(const fs_cpu *f, fs_dtype dt, int T) {
     if (f->isa != FS_ISA_AVX2 || dt != FS_DTYPE_BF16 || !f->xs) return 0;
     if (T == 1) return fs_cpu_decode_kernel(f, dt) == FS_DK_AVX512_BF16;
-    return f->amx && T >= fs_amx_min_t(dt);
+    return f->amx && T >= fs_amx_min_t(f, dt);
 }
 
 typedef struct {

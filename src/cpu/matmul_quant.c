@@ -18,7 +18,7 @@
  * with each token.
  *
  * Prefill (T >= FS_GEMM_MIN_T, AVX2): a GEMM on integer tiles (and with
- * AMX, for T >= fs_amx_min_t(dtype), on the matrix unit's tiles: matmul_amx.c;
+ * AMX, for T >= fs_amx_min_t(f, dtype), on the matrix unit's tiles: matmul_amx.c;
  * with AVX-512 VNNI, 16-row panels on 512-bit vpdpbusd: matmul_avx512.c;
  * what follows is the 256-bit form of the same idea). The idea is
  * the one of the f32 GEMM (matmul_float.c) - unpack a panel of weights once,
@@ -651,7 +651,7 @@ void fs_cpu_quant_job(fs_cpu *f, fs_quant_job *j, const fs_buf *W, float *y, int
     *j = (fs_quant_job){f, W->data, W->dtype, y, T, K, N, 0, x8};
     fs_task_fn fn;
 #ifdef HAVE_QGEMM
-    if (f->isa == FS_ISA_AVX2 && f->amx && f->tpack && T >= fs_amx_min_t(W->dtype) && x8) {
+    if (f->isa == FS_ISA_AVX2 && f->amx && f->tpack && T >= fs_amx_min_t(f, W->dtype) && x8) {
         j->rows = fs_cpu_chunk_rows(N, f->nth, 16, 4);   /* whole pairs of x8 groups: B tiles */
         fn = amx_chunk;
     } else if (f->isa == FS_ISA_AVX2 && f->avx512 && x8 && T >= FS_GEMM_MIN_T) {

@@ -96,7 +96,7 @@ typedef struct fs_ref {
     float *w_rows;    /* [FS_REF_ROWS, max_K] the reference matmul's weight rows as f32 */
     fs_dtype kv_dtype;  /* what kv_alloc makes: reserve's kv_dtype (F32 before reserve) */
     size_t reserved;  /* bytes of all of the above */
-    char describe[256];
+    char describe[512];
 } fs_ref;
 
 /* Weight rows the reference matmul computes together (matmul.c). */

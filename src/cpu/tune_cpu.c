@@ -25,7 +25,19 @@
  *      weights ~25% faster than either alone);
  *   3. the kernel: every decode kernel the CPU has for the dtype (AVX2,
  *      AVX-VNNI, AVX-512, AVX-512 BF16; on aarch64 NEON with or without
- *      sdot, quantized weights only), with stage 2's prefetches.
+ *      sdot, quantized weights only), with stage 2's prefetches;
+ *   4. where the CPU has AMX tiles (bf16, Q8_0, Q4_0): from how many
+ *      tokens a matmul runs on them rather than on the 512-bit GEMM. Not
+ *      a decode question but a batched step's (continuous batching runs
+ *      4-64 tokens a step) and as much a per-CPU one: the tiles lost to
+ *      the 512-bit paths up to 16 tokens on one Xeon (Q4_0 at 8 tokens
+ *      269 against 513 tok/s) and had beaten the AVX2 GEMM from 4 on
+ *      another. Matmuls of T = 64, 32, 16, 8 and the smallest (4; Q4_0
+ *      5) tokens, tiles against no tiles, from the largest down: the
+ *      plan's `tiles` is the smallest T from which the tiles won at every
+ *      T measured (fs_cpu_tune_tiles). It needs a reserve of 64 tokens
+ *      or more (any prompt's); a plan cached without it (tiles=0) gets
+ *      this stage alone the next time one is there.
  * Samples of all candidates alternate, round after round (the order
  * rotated). On a shared machine the speed drifts with the neighbours'
  * load, within seconds, so a candidate is never compared with another's
@@ -34,7 +46,8 @@
  * kernel), and a candidate scores the median of its ratios. It
  * replaces the reference only if that median is at least 3% lower - among
  * candidates that are equal within the noise the default stays, rather
- * than whichever was lucky. About 0.2-0.5 s for Qwen3-0.6B.
+ * than whichever was lucky. About 0.2-0.5 s for Qwen3-0.6B (stage 4:
+ * ~0.1 s more a dtype).
  *
  * When. The first time a model's weights (dtype, count, size) run on a CPU
  * (its name, the kernel set, the thread count): the plan is then stored in
@@ -50,8 +63,9 @@
  * FS_CALIBRATE=0 keeps the defaults, FS_CALIBRATE=1 measures again
  * (whatever the size) and replaces the cached line: `fs bench --calibrate`
  * (FS_CALIBRATE=verbose: the same, printing every candidate's score).
- * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=1024 far=4096" (the
- * cache's syntax; without far=, no far prefetch) imposes a plan on every
+ * FS_DECODE_PLAN="kernel=avx512 prefetch=t0 ahead=1024 far=4096 tiles=32"
+ * (the cache's syntax; without far=, no far prefetch; without tiles=, the
+ * default) imposes a plan on every
  * dtype whose kernel the CPU has: a switch
  * to compare plans with `fs bench`, as FS_ISA compares kernel sets.
  *
@@ -129,7 +143,7 @@ int fs_cpu_decode_kernel(const fs_cpu *f, fs_dtype dt) {
 
 void fs_cpu_plan_defaults(fs_cpu *f) {
     for (int dt = 0; dt < FS_CPU_NDTYPE; dt++)
-        f->plan[dt] = (fs_cpu_plan){default_kernel(f, (fs_dtype)dt), FS_PF_T0, DEFAULT_AHEAD, FS_PLAN_DEFAULT, 0, DEFAULT_FAR};
+        f->plan[dt] = (fs_cpu_plan){default_kernel(f, (fs_dtype)dt), FS_PF_T0, DEFAULT_AHEAD, FS_PLAN_DEFAULT, 0, DEFAULT_FAR, 0};
     f->tune_s = 0;
 }
 
@@ -182,15 +196,17 @@ int fs_cpu_tune_path(char *buf, size_t n) {
 
 static int parse_plan(const char *v, fs_cpu_plan *p) {
     char kernel[32], pf[16];
-    int ahead, far = 0, got = sscanf(v, "kernel=%31s prefetch=%15s ahead=%d far=%d", kernel, pf, &ahead, &far);
+    int ahead, far = 0, tiles = 0,
+               got = sscanf(v, "kernel=%31s prefetch=%15s ahead=%d far=%d tiles=%d", kernel, pf, &ahead, &far, &tiles);
     if (got < 3 || ahead < 0 || ahead > (1 << 20) || far < 0 || far > (1 << 20)) return -1;
+    if (tiles != 0 && (tiles < FS_AMX_MIN_T || tiles > (1 << 20))) return -1;
     int k = -1, h = -1;
     for (int i = 0; i < FS_DK_COUNT; i++)
         if (!strcmp(kernel, kernel_names[i])) k = i;
     for (int i = 0; i < 3; i++)
         if (!strcmp(pf, prefetch_names[i])) h = i;
     if (k < 0 || h < 0) return -1;
-    *p = (fs_cpu_plan){k, h, ahead, FS_PLAN_CACHED, 0, far};
+    *p = (fs_cpu_plan){k, h, ahead, FS_PLAN_CACHED, 0, far, tiles};
     return 0;
 }
 
@@ -239,8 +255,8 @@ int fs_cpu_tune_store(const char *key, const fs_cpu_plan *p) {
         lines++;
     }
     if (in) fclose(in);
-    fprintf(out, "%s\tkernel=%s prefetch=%s ahead=%d far=%d\n", key, kernel_names[p->kernel],
-            prefetch_names[p->prefetch], p->ahead, p->far);
+    fprintf(out, "%s\tkernel=%s prefetch=%s ahead=%d far=%d tiles=%d\n", key, kernel_names[p->kernel],
+            prefetch_names[p->prefetch], p->ahead, p->far, p->tiles);
     int bad = ferror(out);
     bad |= fclose(out);
     if (bad || rename(tmp, path)) {
@@ -265,9 +281,10 @@ static size_t weight_bytes(const fs_cpu_buf *W) {
     return fs_dtype_row_bytes(W->base.dtype, W->base.cols) * (W->base.n / (size_t)W->base.cols);
 }
 
-/* One decode matmul (T = 1) with W, through the same job and input
- * preparation as matmul_cpu.c: x is the reserved input row. */
-static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
+/* One matmul of T tokens with W (T = 1: a decode's), through the same job
+ * and input preparation as matmul_cpu.c: x is the reserved input,
+ * f->ref.x_in [T, K], and y the reserved f->y_add. */
+static void matmul_once(fs_cpu *f, const fs_cpu_buf *W, int T) {
     int K = W->base.cols, N = (int)(W->base.n / (size_t)K);
     const float *x = f->ref.x_in;
     float *y = f->y_add;
@@ -278,11 +295,11 @@ static void decode_once(fs_cpu *f, const fs_cpu_buf *W) {
     } arg;
     f->decode_rows = fs_cpu_pass_rows(&N, 1, fs_dtype_row_bytes(W->base.dtype, K), f->nth);
     if (fs_dtype_is_quant(W->base.dtype)) {
-        fs_cpu_quantize_input(f, x, 1, K, 1u << W->base.dtype);
-        fs_cpu_quant_job(f, &arg.q, &W->base, y, 1, K, N, &job);
+        fs_cpu_quantize_input(f, x, T, K, 1u << W->base.dtype);
+        fs_cpu_quant_job(f, &arg.q, &W->base, y, T, K, N, &job);
     } else {
-        if (fs_cpu_wants_split(f, W->base.dtype, 1)) fs_cpu_split_input(f, x, 1, K);
-        fs_cpu_float_job(f, &arg.fl, &W->base, x, y, 1, K, N, &job);
+        if (fs_cpu_wants_split(f, W->base.dtype, T)) fs_cpu_split_input(f, x, T, K);
+        fs_cpu_float_job(f, &arg.fl, &W->base, x, y, T, K, N, &job);
     }
     fs_threadpool_for(f->pool, job.chunks, job.fn, job.arg);
 }
@@ -296,7 +313,7 @@ static double run_candidate(void *arg, int c) {
     while (done < t->sample) {
         const fs_cpu_buf *W = t->w[t->cur];
         t->cur = (t->cur + 1) % t->nw;
-        decode_once(t->f, W);
+        matmul_once(t->f, W, 1);
         done += weight_bytes(W);
     }
     return (fs_now() - t0) / (double)done;
@@ -316,12 +333,12 @@ static void calibrate(tune_run *t) {
     fs_dtype dt = t->dt;
     int k0 = default_kernel(f, dt), n = 0, ref = 0;
     static const int aheads[] = {512, 1024, 2048, 4096, 16384}, fars[] = {0, 4096, 8192, 16384};
-    t->cand[n++] = (fs_cpu_plan){k0, FS_PF_NONE, 0, FS_PLAN_CALIBRATED, 0, DEFAULT_FAR};
+    t->cand[n++] = (fs_cpu_plan){k0, FS_PF_NONE, 0, FS_PLAN_CALIBRATED, 0, DEFAULT_FAR, 0};
     for (int h = FS_PF_T0; h <= FS_PF_NTA; h++)
         for (size_t a = 0; a < sizeof aheads / sizeof aheads[0]; a++) {
             if (h == FS_PF_NTA && (aheads[a] == 512 || aheads[a] == 2048)) continue;
             if (h == FS_PF_T0 && aheads[a] == DEFAULT_AHEAD) ref = n;   /* the default plan */
-            t->cand[n++] = (fs_cpu_plan){k0, h, aheads[a], FS_PLAN_CALIBRATED, 0, DEFAULT_FAR};
+            t->cand[n++] = (fs_cpu_plan){k0, h, aheads[a], FS_PLAN_CALIBRATED, 0, DEFAULT_FAR, 0};
         }
     if (verbose) describe_cands(t, n, "prefetch");
     fs_cpu_plan pf = t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)];
@@ -343,6 +360,77 @@ static void calibrate(tune_run *t) {
         }
     if (verbose && n > 1) describe_cands(t, n, "kernel");
     f->plan[dt] = n > 1 ? t->cand[fs_cpu_tune_pick(n, run_candidate, t, TUNE_ROUNDS, ref, TUNE_MARGIN)] : pf;
+}
+
+/* ---- stage 4: from how many tokens on the AMX tiles ---- */
+
+#define TILES_MAX_T 64   /* the largest T measured; a smaller reserve skips the stage */
+
+int fs_cpu_tune_tiles(int n, const int *Ts, int (*tiles_win)(void *ctx, int T), void *ctx) {
+    int from = Ts[n - 1] + 1;
+    for (int i = n - 1; i >= 0 && tiles_win(ctx, Ts[i]); i--) from = Ts[i];
+    return from;
+}
+
+/* Whether the dtype's matmuls have a tile path here (matmul_float.c's
+ * bf16, matmul_quant.c's Q8_0 / Q4_0) and its scratch was reserved. */
+static int has_tiles(const fs_cpu *f, int dt) {
+    return f->isa == FS_ISA_AVX2 && f->amx && f->tpack &&
+           (dt == FS_DTYPE_BF16 || dt == FS_DTYPE_Q8_0 || dt == FS_DTYPE_Q4_0);
+}
+
+typedef struct {
+    tune_run *t;
+    int T;
+} tiles_ctx;
+
+/* Seconds per byte of one sample of T-token matmuls: candidate 0 on the
+ * tiles, 1 not (the plan's threshold just above T). */
+static double run_tiles(void *arg, int c) {
+    tiles_ctx *tc = arg;
+    tune_run *t = tc->t;
+    t->f->plan[t->dt].tiles = c == 0 ? tc->T : tc->T + 1;
+    size_t done = 0;
+    double t0 = fs_now();
+    while (done < t->sample) {
+        const fs_cpu_buf *W = t->w[t->cur];
+        t->cur = (t->cur + 1) % t->nw;
+        matmul_once(t->f, W, tc->T);
+        done += weight_bytes(W);
+    }
+    return (fs_now() - t0) / (double)done;
+}
+
+/* The tiles win at T unless not using them is 3% faster (the tiles are
+ * the reference: the default before this was measured). */
+static int tiles_win(void *arg, int T) {
+    tiles_ctx *tc = arg;
+    tc->T = T;
+    int pick = fs_cpu_tune_pick(2, run_tiles, tc, TUNE_ROUNDS, 0, TUNE_MARGIN);
+    if (verbose) fprintf(stderr, "calibration, %s matmuls of %d tokens: %s\n", fs_dtype_name(tc->t->dt), T, pick ? "not on tiles" : "tiles");
+    return pick == 0;
+}
+
+/* Stage 4 for one dtype over its matrices whose output of TILES_MAX_T
+ * tokens fits the reserved f->y_add (the tied embedding's 151,936 rows do
+ * not); the answer is left in the plan. */
+static void calibrate_tiles(const tune_run *d) {
+    fs_cpu *f = d->f;
+    const fs_cpu_buf **w = malloc((size_t)d->nw * sizeof *w);
+    int nw = 0;
+    size_t total = 0;
+    for (int i = 0; w && i < d->nw; i++)
+        if ((size_t)TILES_MAX_T * (d->w[i]->base.n / (size_t)d->w[i]->base.cols) <= f->y_add_n) {
+            w[nw++] = d->w[i];
+            total += weight_bytes(d->w[i]);
+        }
+    if (nw) {
+        tune_run t = {f, d->dt, w, nw, 0, total < TUNE_SAMPLE ? total : TUNE_SAMPLE, {{0}}};
+        tiles_ctx tc = {&t, 0};
+        int Ts[5] = {fs_amx_default_t(d->dt), 8, 16, 32, TILES_MAX_T};
+        f->plan[d->dt].tiles = fs_cpu_tune_tiles(5, Ts, tiles_win, &tc);
+    }
+    free(w);
 }
 
 void fs_cpu_tune(fs_cpu *f) {
@@ -382,20 +470,26 @@ void fs_cpu_tune(fs_cpu *f) {
             continue;
         }
         if (off) continue;
-        if (!force && fs_cpu_tune_load(key, &p) == 0 && kernel_ok(f, (fs_dtype)dt, p.kernel)) {
+        int cached = !force && fs_cpu_tune_load(key, &p) == 0 && kernel_ok(f, (fs_dtype)dt, p.kernel);
+        if (cached) {
             p.matrices = nw;
             f->plan[dt] = p;
-            continue;
         }
+        /* stage 4 where it applies and this reserve can run it: always when
+         * forced, else for a plan cached without it */
+        int tiles = has_tiles(f, dt) && f->ref.max_T >= TILES_MAX_T && (force || !f->plan[dt].tiles);
+        if (cached && !tiles) continue;
         if (!force && total < TUNE_MIN_BYTES) continue;
-        if (!measured) {   /* the input row the samples read: any values but zeros */
-            int K = 0;
+        if (!measured) {   /* the input rows the samples read: any values but zeros */
+            int K = 0, rows = f->ref.max_T < TILES_MAX_T ? f->ref.max_T : TILES_MAX_T;
             for (int i = 0; i < f->n_moved; i++) K = f->moved[i].buf->base.cols > K ? f->moved[i].buf->base.cols : K;
-            for (int i = 0; i < K; i++) f->ref.x_in[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+            for (int i = 0; i < rows * K; i++) f->ref.x_in[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
         }
         tune_run t = {f, (fs_dtype)dt, w, nw, 0, total < TUNE_SAMPLE ? total : TUNE_SAMPLE, {{0}}};
-        calibrate(&t);
+        if (!cached) calibrate(&t);
+        if (tiles) calibrate_tiles(&t);
         f->plan[dt].matrices = nw;
+        f->plan[dt].how = FS_PLAN_CALIBRATED;
         measured = 1;
         fs_cpu_tune_store(key, &f->plan[dt]);   /* best effort: a read-only home only costs the next run */
     }
@@ -414,7 +508,7 @@ static int put_bytes(char *line, size_t size, int n, const char *pre, int bytes,
 }
 
 void fs_cpu_describe(fs_cpu *f) {
-    char kernels[64], line[256];
+    char kernels[64], line[448];
     int n = snprintf(line, sizeof line, "%s kernels, %d thread%s", fs_cpu_kernels_name(fs_cpu_get_kernels(f), kernels, sizeof kernels),
                      f->nth, f->nth == 1 ? "" : "s");
     for (int dt = 0; dt < FS_CPU_NDTYPE && n > 0 && (size_t)n < sizeof line; dt++) {
@@ -424,6 +518,8 @@ void fs_cpu_describe(fs_cpu *f) {
                       kernel_names[p->kernel], prefetch_names[p->prefetch]);
         if (p->prefetch != FS_PF_NONE) n = put_bytes(line, sizeof line, n, " ", p->ahead, " ahead");
         if (p->far) n = put_bytes(line, sizeof line, n, " + L2 ", p->far, " ahead");
+        if (has_tiles(f, dt) && n > 0 && (size_t)n < sizeof line)
+            n += snprintf(line + n, sizeof line - (size_t)n, ", AMX tiles from %d tokens", fs_amx_min_t(f, (fs_dtype)dt));
         if (n > 0 && (size_t)n < sizeof line)
             n += snprintf(line + n, sizeof line - (size_t)n, "%s", p->how == FS_PLAN_CACHED ? " (cached)"
                                                                    : p->how == FS_PLAN_DEFAULT ? " (default)"
