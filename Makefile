@@ -88,9 +88,13 @@ $(BUILD)/tests/test_cuda: tests/test_cuda.c tests/cuda_bench.c tests/test_cuda.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ tests/test_cuda.c tests/cuda_bench.c $(CUDA_TEST_OBJ) $(LDLIBS)
 
-.PHONY: test-cuda
+.PHONY: test-cuda print-nvcc
 test-cuda: $(BUILD)/fs $(TEST_BIN) $(TOOL_BIN)
 	sh tests/gpu.sh $(BUILD)
+# The nvcc found above (empty: none), for the test that compiles kernels
+# itself (tests/e2e_cuda_regs.sh): one lookup, the build's.
+print-nvcc:
+	@echo '$(NVCC)'
 # ---- end of the CUDA backend block -----------------------------------------
 
 # tokenizers: see below
@@ -174,7 +178,7 @@ test: $(BUILD)/fs $(TEST_BIN) $(TOOL_BIN)
 	  echo "make test: the Qwen3 tokenizer could not be fetched; the tests that need it will be skipped"
 	@sh scripts/fetch_tokenizers.sh || \
 	  echo "make test: the other families' tokenizers could not be fetched; e2e_tokenizers will skip them"
-	sh tests/run.sh $(BUILD)
+	NVCC='$(NVCC)' sh tests/run.sh $(BUILD)
 
 # ---- fuzzing and sanitizers (issue 18) -------------------------------------
 # libFuzzer targets (clang): `make fuzz` builds build/fuzz/fuzz_*, and

@@ -18,7 +18,8 @@
 # have a budget as well: today's, plus 8.
 #
 # Docs: docs/gpu.md, docs/learnings/occupancy.md
-NVCC=${NVCC:-$(command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })}
+# the build's nvcc: `make test` passes it (empty: none); run alone, ask make
+NVCC=${NVCC-$(make -s --no-print-directory print-nvcc 2>/dev/null)}
 if [ -z "$NVCC" ]; then
     echo "e2e_cuda_regs: skipped (no nvcc: the CUDA kernels are not built here)"
     exit 77
