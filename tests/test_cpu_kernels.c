@@ -351,6 +351,10 @@ static void test_matmul_quant(void) {
         check_matmul_quant(7, 256, 21, dts[d]);
         check_matmul_quant(37, 1024, 64, dts[d]);
         check_matmul_quant(9, 3072, 40, dts[d]);
+        /* the 512-bit direct tiles' last step (48 tokens, 4 tiles of 12)
+         * and the first that packs (49) */
+        check_matmul_quant(48, 3072, 32, dts[d]);
+        check_matmul_quant(49, 96, 48, dts[d]);
         /* AMX (x8 weights; T >= 4 for Q8_0, 5 for Q4_0 - below, the
          * packed GEMM): 16-token blocks and a partial one, 16-row tiles
          * and a last group of 8 alone (N / 8 odd), one block of K and

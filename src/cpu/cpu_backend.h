@@ -508,10 +508,25 @@ void fs_x8_avx512(const fs_quant_job *j, int t, int g0, int g1);
  * [n0, n1), FS_GEMVT_T tokens a pass. */
 #define FS_GEMVT_T 6
 void fs_gemvT_avx512(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1);
+/* How many tokens the next register tile takes when `left` remain and a
+ * tile holds at most `max`: the fewest tiles, as equal as can be. 16
+ * tokens in tiles of 12 are 8 + 8, not 12 + 4, whose 4-token tile loads
+ * each weight for a third of the products (matmul_avx512.c, matmul_avx2.c). */
+static inline int fs_tile_next(int left, int max) {
+    int tiles = (left + max - 1) / max;
+    return (left + tiles - 1) / tiles;
+}
 /* The quantized GEMM without AMX: rows n .. n+15 (an x8 pair) for all
  * j->T tokens, FS_QTILE_T512 at a time; pq / pd: the thread's panel
  * (fs_cpu_qpack_bytes); more: rows n + 16 .. n + 31 exist (prefetched). */
 #define FS_QTILE_T512 12
+/* Up to this many tokens the tiles read the x8 pair as stored, each tile
+ * again (from cache), rather than packing it first: CPU D (Emerald
+ * Rapids, 2 threads, bench_batch with FS_ISA=avx512, two alternating
+ * rounds) Q4_0 16 tokens 440-456 -> 528-536 tok/s, 32 468-493 -> 549-569,
+ * 48 450-476 -> 478-532 (Q8_0: no difference beyond the noise). It was
+ * FS_QTILE_T512, one tile, before. */
+#define FS_QDIRECT_T (4 * FS_QTILE_T512)
 void fs_qgemm16_avx512(const fs_quant_job *j, int n, uint8_t *pq, float *pd, int more);
 /* fs_tile_avx2 with 512-bit vectors: up to FS_TILE_T512 tokens x 32
  * columns, columns 0-15 from the panel pw0 and 16-31 from pw1 (same ldw). */

@@ -284,7 +284,7 @@ static TGT void pack_panel_avx2(const void *W, fs_dtype dt, int K, int n, int ro
 
 TGT void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int T, int K, int N, int n0, int n1,
                       float *pack, int wide) {
-    if (wide) {   /* AVX-512: two panels (32 rows), 12 tokens per tile (matmul_avx512.c) */
+    if (wide) {   /* AVX-512: two panels (32 rows), up to 12 tokens a tile, as equal as can be (matmul_avx512.c) */
         float *pack1 = pack + FS_PANEL_K * FS_PANEL_N;
         for (int n = n0; n < n1; n += 2 * FS_PANEL_N) {
             int rows = n1 - n < 2 * FS_PANEL_N ? n1 - n : 2 * FS_PANEL_N;
@@ -292,8 +292,8 @@ TGT void fs_gemm_avx2(const float *x, const void *W, fs_dtype dt, float *y, int 
                 int kc = K - k0 < FS_PANEL_K ? K - k0 : FS_PANEL_K;
                 pack_panel_avx2(W, dt, K, n, rows < 16 ? rows : 16, k0, kc, pack);
                 if (rows > 16) pack_panel_avx2(W, dt, K, n + 16, rows - 16, k0, kc, pack1);
-                for (int t = 0; t < T; t += FS_TILE_T512)
-                    fs_tile_avx512(T - t < FS_TILE_T512 ? T - t : FS_TILE_T512, x + (size_t)t * (size_t)K + (size_t)k0,
+                for (int t = 0, nt; t < T; t += nt)
+                    fs_tile_avx512(nt = fs_tile_next(T - t, FS_TILE_T512), x + (size_t)t * (size_t)K + (size_t)k0,
                                    (size_t)K, pack, rows > 16 ? pack1 : pack, 16, kc,
                                    y + (size_t)t * (size_t)N + (size_t)n, (size_t)N, k0 > 0, rows);
             }

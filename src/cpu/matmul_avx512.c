@@ -519,23 +519,25 @@ INL void qtile16(const int nt, const int c, const int direct, const uint8_t *pq,
     for (int i = 0; i < nt; i++) _mm512_storeu_ps(y + (size_t)i * ldy, f[i]);
 }
 
-/* Rows n .. n+15 (an x8 pair) for all T tokens. Up to FS_QTILE_T512
- * tokens (a batched decode step): one direct tile. More (a prompt): the
- * pair packed once into the thread's pq / pd, then FS_QTILE_T512 tokens
- * at a time. Either way the first token tile prefetches the next pair
- * (more = 1: rows n + 16 .. n + 31 exist), so that the
- * weights stream while the products are computed. */
+/* Rows n .. n+15 (an x8 pair) for all T tokens, up to FS_QTILE_T512 a
+ * tile, the tiles as equal as can be (fs_tile_next). Up to FS_QDIRECT_T
+ * tokens (a batched decode step): the tiles read the pair as it is
+ * stored, the second and later ones from L1 / L2. More (a prompt): the
+ * pair packed once into the thread's pq / pd first. Either
+ * way the first token tile prefetches the next pair (more = 1: rows n +
+ * 16 .. n + 31 exist), so that the weights stream while the products are
+ * computed. */
 TGT void fs_qgemm16_avx512(const fs_quant_job *j, int n, uint8_t *pq, float *pd, int more) {
-    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0, direct = j->T <= FS_QTILE_T512;
+    int nb = j->K / FS_QK, q4 = j->dt == FS_DTYPE_Q4_0, direct = j->T <= FS_QDIRECT_T;
     size_t xstride = (size_t)nb, ldy = (size_t)j->N, sbytes = fs_x8_super_bytes(j->dt);
     const uint8_t *src = (const uint8_t *)j->W + fs_x8_index(j->N / 8, nb, n / 8, 0) * sbytes;
     const uint8_t *next = more ? (const uint8_t *)j->W + fs_x8_index(j->N / 8, nb, n / 8 + 2, 0) * sbytes : NULL;
     if (!direct) fs_qpack16_avx512(j->W, j->dt, j->N, j->K, n, pq, pd);
-    for (int t = 0; t < j->T; t += FS_QTILE_T512, next = NULL) {
+    for (int t = 0, nt; t < j->T; t += nt, next = NULL) {
         const fs_block_q8_0 *x = j->f->qx + (size_t)t * xstride;
         const fs_q8_0_sum *xs = j->f->qxs + (size_t)t * xstride;
         float *y = j->y + (size_t)t * ldy + (size_t)n;
-        int nt = j->T - t < FS_QTILE_T512 ? j->T - t : FS_QTILE_T512;
+        nt = fs_tile_next(j->T - t, FS_QTILE_T512);
         /* nt, the format and direct constants in each call: each its own loop */
 #define CALL(k, c, d) qtile16(k, c, d, pq, pd, src, sbytes, nb, x, xstride, xs, y, ldy, next)
 #define CASE(k)                                                                                              \
