@@ -12,6 +12,7 @@ tools/docs_check.py's rebuild catches a stale one. Inputs:
                                   is new rows: the axes follow the data.
   docs/data/prefetch-hint.csv     T0 vs NTA prefetch   -> img/nta-prefetch.svg
   (no data)                       AMX tiles            -> img/amx-tiles.svg
+  docs/data/amx-threshold.csv     tiles vs 512-bit by step size -> img/amx-threshold.svg
   docs/data/measurements.json     small measured sets with their sources
                                   (huge pages, KV padding, the GPU's persistent
                                   step and attention waves)
@@ -1361,6 +1362,57 @@ def fig_nta():
     return s.render()
 
 
+def fig_amx_threshold():
+    rows = read_csv("amx-threshold.csv")
+    fmts = []
+    for r in rows:
+        if r["weights"] not in fmts:
+            fmts.append(r["weights"])
+    W, H = 800, 345
+    s = SVG(W, H, "The matrix unit against the 512-bit kernels, by step size",
+            "Batched decode throughput of N streams on AMX tiles and on the 512-bit kernels, per weight format, on one "
+            "Xeon; the tiles lose for small steps and win for large ones.")
+    s.text(20, 24, "AMX tiles (blue) against the 512-bit kernels (orange): tokens/s of N streams in one step",
+           size=14, weight="bold")
+    pw, gap, x0, y0, y1 = 210, 50, 55, 60, 250
+    Ns = sorted({int(r["N"]) for r in rows})
+    for k, f in enumerate(fmts):
+        fr = [r for r in rows if r["weights"] == f]
+        top = max(max(float(r["tiles"]), float(r["avx512"])) for r in fr) * 1.1
+        left = x0 + k * (pw + gap)
+        right = left + pw
+        X = lambda n: left + (math.log2(n) - math.log2(Ns[0])) / (math.log2(Ns[-1]) - math.log2(Ns[0])) * (right - left)
+        Y = lambda v: y1 - v / top * (y1 - y0)
+        s.rect(left, y0, right - left, y1 - y0, stroke=MUTED)
+        for n in Ns:
+            s.line(X(n), y0, X(n), y1, stroke=LINE)
+            s.text(X(n), y1 + 15, str(n), size=11, anchor="middle", fill=MUTED)
+        for v in (top / 2, top):
+            s.text(left - 4, Y(v) + 4, f"{v:.0f}", size=10, anchor="end", fill=MUTED)
+        s.text((left + right) / 2, y0 - 8, f, size=12.5, anchor="middle", weight="bold")
+        # the first N from which the tiles win at every N measured: stage 4's answer
+        win = None
+        for r in reversed(fr):
+            if float(r["tiles"]) > float(r["avx512"]):
+                win = int(r["N"])
+            else:
+                break
+        if win is not None:
+            s.rect(X(win), y0, right - X(win), y1 - y0, fill=BLUE, opacity="0.07")
+            s.text(right - 4, y1 - 8, f"tiles from {win}", size=10.5, anchor="end", fill=BLUE, weight="bold")
+        for key, col in (("tiles", BLUE), ("avx512", ACCENT)):
+            pts = [(X(int(r["N"])), Y(float(r[key]))) for r in fr]
+            s.path("M" + " L".join(f"{num(x)} {num(y)}" for x, y in pts), stroke=col, sw=2)
+            for x, y in pts:
+                s.circle(x, y, 3, fill=col)
+    s.text(W / 2, y1 + 33, "N: tokens in the step (streams decoding together), 2 threads", size=12, anchor="middle")
+    s.text(20, H - 38, f"{rows[0]['machine']}, {rows[0]['date']}.", size=10, fill=MUTED)
+    s.text(20, H - 24, "build/tools/bench_batch: the tiles from 4-5 tokens (the old default) against FS_ISA=avx512 "
+                       "(no tiles); shaded: the calibration's choice.", size=10, fill=MUTED)
+    s.text(20, H - 10, "Data: docs/data/amx-threshold.csv, drawn by tools/docs_figures.py", size=10, fill=MUTED)
+    return s.render()
+
+
 def fig_kv_aliasing():
     m = read_json(os.path.join(DATA, "measurements.json"))["kv_padding"]
     W, H = 800, 380
@@ -1984,6 +2036,7 @@ FIGURES = {
     "img/huge-pages.svg": fig_huge_pages,
     "img/nta-prefetch.svg": fig_nta,
     "img/amx-tiles.svg": fig_amx,
+    "img/amx-threshold.svg": fig_amx_threshold,
     "img/kv-aliasing.svg": fig_kv_aliasing,
     "img/attn-order.svg": fig_attn_order,
     "img/ubsan.svg": fig_ubsan,

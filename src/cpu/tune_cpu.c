@@ -69,7 +69,7 @@
  * dtype whose kernel the CPU has: a switch
  * to compare plans with `fs bench`, as FS_ISA compares kernel sets.
  *
- * Docs: docs/cpu.md, docs/bench.md
+ * Docs: docs/cpu.md, docs/bench.md, docs/learnings/amx-threshold.md
  */
 #if !defined(__APPLE__)
 #define _DEFAULT_SOURCE   /* mkdir, getpid with -std=c11 */
