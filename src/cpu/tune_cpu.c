@@ -407,7 +407,9 @@ static int tiles_win(void *arg, int T) {
     tiles_ctx *tc = arg;
     tc->T = T;
     int pick = fs_cpu_tune_pick(2, run_tiles, tc, TUNE_ROUNDS, 0, TUNE_MARGIN);
-    if (verbose) fprintf(stderr, "calibration, %s matmuls of %d tokens: %s\n", fs_dtype_name(tc->t->dt), T, pick ? "not on tiles" : "tiles");
+    if (verbose)
+        fprintf(stderr, "calibration, %s matmuls of %d tokens: %s\n", fs_dtype_name(tc->t->dt), T,
+                pick ? "not on tiles" : "tiles");
     return pick == 0;
 }
 
