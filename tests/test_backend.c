@@ -461,6 +461,32 @@ static void test_copy_argmax(void) {
     fs_buf *tb = put(be, ties, 6);
     CHECK_EQ_INT(be->argmax(be, tb, 6), 1);
     be->free_buf(be, tb);
+    /* vector kernels keep a maximum per lane and chain (the cpu backend:
+     * 4 x 8 lanes, then a scalar tail): every length up to 100, the
+     * maximum first, last, in the middle, tied in two lanes, tied with a
+     * later element of its own lane, -0 before +0 (equal: the first
+     * wins), all -inf, a NaN last */
+    for (int len = 1; len <= 100; len++) {
+        float x[100];
+        for (int c = 0; c < 8; c++) {
+            int want = 0;
+            for (int i = 0; i < len; i++) x[i] = (float)(-1 - (i * 37) % 11);
+            switch (c) {
+            case 0: x[0] = 7; want = 0; break;
+            case 1: x[len - 1] = 7; want = len - 1; break;
+            case 2: x[len / 2] = 7; want = len / 2; break;
+            case 3: x[len / 3] = x[len - 1 - len / 5] = 7; want = len / 3 < len - 1 - len / 5 ? len / 3 : len - 1 - len / 5; break;
+            case 4: x[len / 4] = 7; if (len / 4 + 32 < len) x[len / 4 + 32] = 7; want = len / 4; break;
+            case 5: x[len / 3] = -0.0f; x[len - 1] = 0.0f; want = len / 3; break;
+            case 6: for (int i = 0; i < len; i++) x[i] = -INFINITY; want = 0; break;
+            case 7: x[len / 2] = 7; x[len - 1] = NAN; want = -1; break;
+            }
+            fs_buf *xb = put(be, x, (size_t)len);
+            int got = be->argmax(be, xb, len);
+            CHECKF(got == want, "%s: argmax of %d values, case %d: %d, not %d", be->name, len, c, got, want);
+            be->free_buf(be, xb);
+        }
+    }
 
     /* argmax_rows: each of MAX_SEQS rows as argmax finds it alone - one
      * row with a NaN (-1), one with ties, one whose maximum is its last */

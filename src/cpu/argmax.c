@@ -4,9 +4,11 @@
  *
  * Lowest on ties, so every backend picks the same token from the same
  * logits; a NaN anywhere means the forward pass went wrong, and the caller
- * is told instead of being handed an arbitrary token. Both CPU backends use
- * this loop: one pass over V floats (151936 for Qwen3) is a few tens of
- * microseconds, next to milliseconds for the step that made them.
+ * is told instead of being handed an arbitrary token. The reference uses
+ * this loop. It is one chain - compare with the best so far, branch - at
+ * ~3 ns an element: 0.4 ms for Qwen3's 151,936 logits on CPU D, 6% of a
+ * Q4_0 token there, so the cpu backend runs the same rule on vectors
+ * (fs_vargmax, vec_cpu.c), and a batch's rows on its threads.
  *
  * Docs: docs/forward.md
  */

@@ -555,6 +555,39 @@ static void cpu_embed(fs_backend *b, const fs_buf *table, int H, fs_buf *out) {
                           buf_f32_mut(out) + (size_t)t * (size_t)H);
 }
 
+/* argmax: argmax.c's rule on vectors (vec_cpu.c); a batch's rows a
+ * chunk each of the pool's loop (8 rows of 151,936 logits are a
+ * millisecond on one core with the scalar loop). */
+static int cpu_argmax(fs_backend *b, const fs_buf *x, int n) {
+    return fs_vargmax(cpu_ctx(b)->isa, buf_f32(x), n);
+}
+
+typedef struct {
+    fs_isa isa;
+    const float *x;
+    int n, *out;
+} argmax_job;
+
+static void argmax_chunk(void *arg, int r, int tid) {
+    (void)tid;
+    const argmax_job *j = arg;
+    j->out[r] = fs_vargmax(j->isa, j->x + (size_t)r * (size_t)j->n, j->n);
+}
+
+static void cpu_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out) {
+    fs_cpu *f = cpu_ctx(b);
+    argmax_job j = {f->isa, buf_f32(x), n, out};
+    if (rows == 1) argmax_chunk(&j, 0, 0);
+    else fs_threadpool_for(f->pool, rows, argmax_chunk, &j);
+}
+
+/* Queued (backend.h): known at once on the CPU, kept as the reference
+ * keeps it (argmax.c) for the next set_step with no ids and argmax_take. */
+static void cpu_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot) {
+    fs_cpu *f = cpu_ctx(b);
+    f->ref.argmax_slot[slot & 1] = f->ref.argmax_last = fs_vargmax(f->isa, buf_f32(x), n);
+}
+
 static void cpu_destroy(fs_backend *b) {
     fs_cpu *f = cpu_ctx(b);
     if (f) {
@@ -641,9 +674,9 @@ fs_backend *fs_backend_cpu_new(int n_threads, fs_err *e) {
     b->rope_kv = fs_cpu_rope_kv;
     b->attention = fs_cpu_attention;
     b->copy = fs_ref_copy;
-    b->argmax = fs_ref_argmax;
-    b->argmax_rows = fs_ref_argmax_rows;
-    b->argmax_queue = fs_ref_argmax_queue;
+    b->argmax = cpu_argmax;
+    b->argmax_rows = cpu_argmax_rows;
+    b->argmax_queue = cpu_argmax_queue;
     b->argmax_take = fs_ref_argmax_take;
     b->sync = fs_ref_sync;
     b->describe = fs_ref_describe;

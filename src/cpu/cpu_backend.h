@@ -426,6 +426,9 @@ static inline size_t fs_x8_index(int64_t G, int nb, int64_t g, int b) {
 /* ---- small vector helpers with per-ISA bodies (vec_cpu.c, for attention) ----
  * scale: y[i] *= a. */
 void fs_vscale(fs_isa isa, float *y, float a, int n);
+/* argmax: the lowest i < n with x[i] = max x; -1 if any x[i] is NaN or
+ * n < 1 - argmax.c's rule, exactly (the CPU backend's argmax ops). */
+int fs_vargmax(fs_isa isa, const float *x, int n);
 /* scale_max: y[i] *= a for i < n; returns the largest new y[i] (-inf for
  * none; NaNs skipped, as `if (y[i] > m)` does). */
 float fs_vscale_max(fs_isa isa, float *y, float a, int n);
