@@ -14,7 +14,7 @@
  */
 #include "ref.h"
 
-static int argmax_of(const float *v, int n) {
+int fs_ref_argmax_of(const float *v, int n) {
     int best = 0;
     for (int i = 0; i < n; i++) {
         if (v[i] != v[i]) return -1;   /* NaN */
@@ -25,21 +25,21 @@ static int argmax_of(const float *v, int n) {
 
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n) {
     (void)b;
-    return argmax_of(buf_f32(x), n);
+    return fs_ref_argmax_of(buf_f32(x), n);
 }
 
 /* Each of a batch's rows in turn: on the CPU a row is no cheaper in a
  * batch (there is nothing to wait for). */
 void fs_ref_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out) {
     (void)b;
-    for (int r = 0; r < rows; r++) out[r] = argmax_of(buf_f32(x) + (size_t)r * (size_t)n, n);
+    for (int r = 0; r < rows; r++) out[r] = fs_ref_argmax_of(buf_f32(x) + (size_t)r * (size_t)n, n);
 }
 
 /* Queued argmax (backend.h): on the CPU the answer is known at once; it
  * is kept for the next set_step with no ids and for argmax_take. */
 void fs_ref_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot) {
     fs_ref *r = ref_ctx(b);
-    r->argmax_slot[slot & 1] = r->argmax_last = argmax_of(buf_f32(x), n);
+    r->argmax_slot[slot & 1] = r->argmax_last = fs_ref_argmax_of(buf_f32(x), n);
 }
 
 int fs_ref_argmax_take(fs_backend *b, int slot) { return ref_ctx(b)->argmax_slot[slot & 1]; }

@@ -127,6 +127,9 @@ void fs_ref_rope_kv(fs_backend *b, fs_buf *q, fs_buf *k, fs_buf *v, const fs_buf
                     float eps, fs_buf *const *caches, int Hq, int Hkv, int D, const fs_qkv_bias *bias);
 void fs_ref_attention(fs_backend *b, const fs_buf *q, fs_buf *const *caches, fs_buf *out, int Hq, int Hkv, int D);
 void fs_ref_copy(fs_backend *b, const fs_buf *src, size_t src_off, fs_buf *dst, size_t dst_off, size_t n);
+/* The lowest i < n with v[i] = max v; -1 if any v[i] is NaN or n < 1
+ * (argmax.c: the rule every backend's argmax follows, and its loop). */
+int fs_ref_argmax_of(const float *v, int n);
 int fs_ref_argmax(fs_backend *b, const fs_buf *x, int n);
 void fs_ref_argmax_rows(fs_backend *b, const fs_buf *x, int rows, int n, int *out);
 void fs_ref_argmax_queue(fs_backend *b, const fs_buf *x, int n, int slot);

@@ -485,7 +485,7 @@ void fs_cpu_tune(fs_cpu *f) {
         if (!measured) {   /* the input rows the samples read: any values but zeros */
             int K = 0, rows = f->ref.max_T < TILES_MAX_T ? f->ref.max_T : TILES_MAX_T;
             for (int i = 0; i < f->n_moved; i++) K = f->moved[i].buf->base.cols > K ? f->moved[i].buf->base.cols : K;
-            for (int i = 0; i < rows * K; i++) f->ref.x_in[i] = (float)((i * 7919) % 2001 - 1000) / 1000.0f;
+            for (int i = 0; i < rows * K; i++) f->ref.x_in[i] = (float)((long)i * 7919 % 2001 - 1000) / 1000.0f;
         }
         tune_run t = {f, (fs_dtype)dt, w, nw, 0, total < TUNE_SAMPLE ? total : TUNE_SAMPLE, {{0}}};
         if (!cached) calibrate(&t);

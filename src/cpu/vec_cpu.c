@@ -444,13 +444,7 @@ int fs_vargmax(fs_isa isa, const float *x, int n) {
 #if defined(__ARM_NEON) && defined(__aarch64__)
     if (isa == FS_ISA_NEON) r = vargmax_neon(x, n);
 #endif
-    if (r != -2) return r;
-    int best = 0;   /* argmax.c's loop */
-    for (int i = 0; i < n; i++) {
-        if (x[i] != x[i]) return -1;
-        if (x[i] > x[best]) best = i;
-    }
-    return n > 0 ? best : -1;
+    return r != -2 ? r : fs_ref_argmax_of(x, n);
 }
 
 float fs_vexp_sum(fs_isa isa, float *s, float m, int n) {
